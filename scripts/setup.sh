@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Install what Tessera needs to build, test or benchmark, and only what is missing.
+#
+#   scripts/setup.sh            Rust wasm32-wasip2 target, the Dash front end (npm ci in admin-ui)
+#   scripts/setup.sh --test     ... plus Chromium (Debian package) and checks for node and python3
+#   scripts/setup.sh --bench    ... plus wrk and curl (Debian packages)
+#
+# Safe to run again: every step first checks whether its work is already done.
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+want_test=0
+want_bench=0
+for arg in "$@"; do
+    case "$arg" in
+        --test) want_test=1 ;;
+        --bench) want_bench=1 ;;
+        -h | --help)
+            sed -n '2,8p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+            exit 0
+            ;;
+        *)
+            echo "setup.sh: unknown option '$arg' (expected --test and/or --bench)" >&2
+            exit 2
+            ;;
+    esac
+done
+
+say() { printf 'setup: %s\n' "$*"; }
+fail() {
+    printf 'setup: ERROR: %s\n' "$*" >&2
+    exit 1
+}
+
+# --- Rust ------------------------------------------------------------------------------------
+command -v cargo >/dev/null || fail "cargo not found; install Rust with rustup (https://rustup.rs)"
+command -v rustup >/dev/null || fail "rustup not found; the wasm32-wasip2 target is added with rustup"
+# rust-toolchain.toml pins the toolchain; asking from the repo root makes rustup use that one.
+if (cd "$repo" && rustup target list --installed) | grep -qx wasm32-wasip2; then
+    say "rust target wasm32-wasip2: present"
+else
+    say "rust target wasm32-wasip2: adding"
+    (cd "$repo" && rustup target add wasm32-wasip2) ||
+        fail "'rustup target add wasm32-wasip2' failed (is the toolchain in rust-toolchain.toml installed?)"
+fi
+
+# --- Node.js and the Dash front end ----------------------------------------------------------
+command -v node >/dev/null || fail "node not found; Node.js 18 or newer is needed (Debian: apt-get install nodejs npm)"
+command -v npm >/dev/null || fail "npm not found; it ships with Node.js"
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+[ "$node_major" -ge 18 ] || fail "Node.js $(node --version) is too old; 18 or newer is needed"
+
+ui="$repo/admin-ui"
+# npm ci writes node_modules/.package-lock.json; it is the marker of a finished install.
+marker="$ui/node_modules/.package-lock.json"
+if [ -f "$marker" ] && ! [ "$ui/package-lock.json" -nt "$marker" ]; then
+    say "admin-ui/node_modules: up to date"
+else
+    say "admin-ui/node_modules: npm ci"
+    (cd "$ui" && npm ci --no-audit --no-fund --loglevel=error) ||
+        fail "'npm ci' in admin-ui failed; check the network access to the npm registry and admin-ui/package-lock.json"
+fi
+
+# --- Debian packages (one apt transaction for everything missing) -----------------------------
+apt_missing=()
+if [ "$want_test" = 1 ] && [ ! -x /usr/bin/chromium ]; then
+    apt_missing+=(chromium)
+fi
+if [ "$want_bench" = 1 ] && ! command -v wrk >/dev/null; then
+    apt_missing+=(wrk)
+fi
+if [ "$want_bench" = 1 ] && ! command -v curl >/dev/null; then
+    apt_missing+=(curl)
+fi
+if [ "${#apt_missing[@]}" -gt 0 ]; then
+    command -v apt-get >/dev/null ||
+        fail "missing ${apt_missing[*]} and no apt-get here; install them with your package manager"
+    sudo=()
+    if [ "$(id -u)" != 0 ]; then
+        command -v sudo >/dev/null || fail "installing ${apt_missing[*]} needs root (or sudo)"
+        sudo=(sudo)
+    fi
+    say "apt: installing ${apt_missing[*]}"
+    "${sudo[@]}" apt-get update -qq || fail "'apt-get update' failed"
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        "${apt_missing[@]}" >/dev/null || fail "'apt-get install ${apt_missing[*]}' failed"
+fi
+
+if [ "$want_test" = 1 ]; then
+    [ -x /usr/bin/chromium ] || fail "/usr/bin/chromium is still missing after the install"
+    say "chromium: $(/usr/bin/chromium --version 2>/dev/null | head -n1)"
+    command -v python3 >/dev/null || fail "python3 not found (Debian: apt-get install python3)"
+    say "python3: $(python3 --version 2>&1)"
+    [ -f "$ui/node_modules/playwright-core/package.json" ] ||
+        fail "admin-ui/node_modules/playwright-core is missing; delete admin-ui/node_modules and run setup again"
+fi
+if [ "$want_bench" = 1 ]; then
+    command -v wrk >/dev/null || fail "wrk is still missing after the install"
+    say "wrk: present"
+fi
+say "done"
