@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Run Tessera with the two example dashboards deployed as public apps.
+#
+#   scripts/demo.sh [tessera serve options...]      e.g. scripts/demo.sh --listen 127.0.0.1:9000
+#
+# Installs what is missing (scripts/setup.sh), builds the example components and the server
+# (release profile), then replaces itself with `tessera serve --demo`. TESSERA_LISTEN,
+# TESSERA_DATA_DIR and the other TESSERA_* variables are passed through. Stop it with Ctrl-C.
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo"
+
+scripts/setup.sh
+scripts/build-guests.sh hello sales-explorer
+
+# The server looks for the example components in <target dir>/wasm32-wasip2/guest; follow a
+# relocated cargo target directory.
+if [ -n "${CARGO_TARGET_DIR:-}" ] && [ -z "${TESSERA_DEMO_DIR:-}" ]; then
+    export TESSERA_DEMO_DIR="$CARGO_TARGET_DIR/wasm32-wasip2/guest"
+fi
+
+# Work out the address to print: --listen ADDR / --listen=ADDR wins over TESSERA_LISTEN.
+listen=${TESSERA_LISTEN:-127.0.0.1:8080}
+prev=
+for arg in "$@"; do
+    case "$arg" in
+        --listen=*) listen=${arg#--listen=} ;;
+        *) [ "$prev" = --listen ] && listen=$arg ;;
+    esac
+    prev=$arg
+done
+
+cat <<EOF
+
+  Tessera demo
+    sales explorer: http://$listen/apps/demo/sales-explorer/
+    hello:          http://$listen/apps/demo/hello/
+
+EOF
+
+exec cargo run --release -p platform --bin tessera -- serve --demo "$@"
