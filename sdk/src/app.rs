@@ -1,0 +1,633 @@
+//! The dashboard as a whole: title, layout and callbacks, and the four entry points the
+//! platform calls.
+//!
+//! [`App`] is plain Rust with no wasm in it: the component export forwards to
+//! [`App::info`], [`App::layout_json`], [`App::dependencies_json`] and
+//! [`App::run_callback`], and native tests and benchmarks call the same methods directly.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::callback::{Context, Dependencies, Input, Output, Request, Slot, State, is_no_update};
+use crate::component::Component;
+use crate::error::{CallbackError, Error, Result};
+use crate::html;
+
+/// The boxed form of a handler: JSON in through the context, one JSON value out.
+type Handler = Box<dyn Fn(&Context<'_>) -> Result<Value> + Send + Sync>;
+
+/// A callback: outputs computed from inputs (and state) by a handler.
+///
+/// [`App::callback`] covers the usual case; build a `Callback` and pass it to
+/// [`App::register`] to set options such as [`Callback::prevent_initial_call`].
+pub struct Callback {
+    outputs: Vec<Output>,
+    inputs: Vec<Input>,
+    state: Vec<State>,
+    multi: bool,
+    prevent_initial_call: bool,
+    handler: Handler,
+}
+
+impl std::fmt::Debug for Callback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Callback")
+            .field("id", &self.id())
+            .field("inputs", &self.inputs)
+            .field("state", &self.state)
+            .field("prevent_initial_call", &self.prevent_initial_call)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Callback {
+    /// A callback writing `outputs` from `inputs` and `state` through `handler`.
+    ///
+    /// With a single [`Output`] the handler returns the value itself; with a `Vec` or
+    /// array of outputs it returns a list (a `Vec`, an array or a tuple), one value per
+    /// output, or [`no_update`](crate::no_update) to leave them all. Anything
+    /// `serde::Serialize` will do, including a [`Figure`](crate::Figure).
+    pub fn new<T, F>(
+        outputs: impl Dependencies<Output>,
+        inputs: impl Dependencies<Input>,
+        state: impl Dependencies<State>,
+        handler: F,
+    ) -> Self
+    where
+        T: Serialize,
+        F: Fn(&Context<'_>) -> Result<T> + Send + Sync + 'static,
+    {
+        let multi = !outputs.is_single();
+        Callback {
+            outputs: outputs.into_list(),
+            inputs: inputs.into_list(),
+            state: state.into_list(),
+            multi,
+            prevent_initial_call: false,
+            handler: Box::new(move |ctx| {
+                let value = handler(ctx)?;
+                serde_json::to_value(value).map_err(|error| {
+                    Error::Failed(format!(
+                        "callback `{}` returned a value that is not JSON: {error}",
+                        ctx.callback_id()
+                    ))
+                })
+            }),
+        }
+    }
+
+    /// Do not run the callback when the page loads, only when an input changes.
+    pub fn prevent_initial_call(mut self, prevent: bool) -> Self {
+        self.prevent_initial_call = prevent;
+        self
+    }
+
+    /// The callback's id: its dependency `output` string, as Dash builds it.
+    ///
+    /// One output gives `id.prop`; several give `..a.prop...b.prop..`. Dots inside a
+    /// component id are escaped with a backslash so the two forms cannot be confused.
+    pub fn id(&self) -> String {
+        let part =
+            |output: &Output| format!("{}.{}", output.id().replace('.', "\\."), output.property());
+        if self.multi {
+            let parts: Vec<String> = self.outputs.iter().map(part).collect();
+            format!("..{}..", parts.join("..."))
+        } else {
+            self.outputs.iter().map(part).collect()
+        }
+    }
+
+    /// The `_dash-dependencies` entry for this callback, in Dash 4.4.1's key order.
+    fn dependency(&self) -> Value {
+        let list = |items: Vec<Value>| Value::Array(items);
+        let mut entry = Map::with_capacity(12);
+        entry.insert("output".into(), Value::String(self.id()));
+        entry.insert(
+            "inputs".into(),
+            list(self.inputs.iter().map(Input::to_value).collect()),
+        );
+        entry.insert(
+            "state".into(),
+            list(self.state.iter().map(State::to_value).collect()),
+        );
+        entry.insert("clientside_function".into(), Value::Null);
+        entry.insert(
+            "prevent_initial_call".into(),
+            Value::Bool(self.prevent_initial_call),
+        );
+        entry.insert("background".into(), Value::Null);
+        entry.insert("dynamic_creator".into(), Value::Bool(false));
+        entry.insert("no_output".into(), Value::Bool(false));
+        entry.insert("optional".into(), Value::Bool(false));
+        entry.insert("hidden".into(), Value::Null);
+        entry.insert("websocket".into(), Value::Bool(false));
+        entry.insert("persistent".into(), Value::Bool(false));
+        Value::Object(entry)
+    }
+
+    /// Check that the request's inputs and state are this callback's, in order.
+    fn check_request(&self, id: &str, request: &Request) -> std::result::Result<(), String> {
+        fn check<'d>(
+            kind: &str,
+            id: &str,
+            declared: impl ExactSizeIterator<Item = (&'d str, &'d str)>,
+            sent: &[Slot],
+        ) -> std::result::Result<(), String> {
+            if declared.len() != sent.len() {
+                return Err(format!(
+                    "callback `{id}` takes {} {kind} values but the request carries {}",
+                    declared.len(),
+                    sent.len()
+                ));
+            }
+            for (position, ((dep_id, property), slot)) in declared.zip(sent).enumerate() {
+                if !slot.is(dep_id, property) {
+                    return Err(format!(
+                        "callback `{id}` expects `{dep_id}.{property}` as {kind} {position}, \
+                         the request sent `{}`",
+                        slot.prop_id()
+                    ));
+                }
+            }
+            Ok(())
+        }
+        let inputs = self.inputs.iter().map(|i| (i.id(), i.property()));
+        check("input", id, inputs, &request.inputs)?;
+        let state = self.state.iter().map(|s| (s.id(), s.property()));
+        check("state", id, state, &request.state)
+    }
+
+    /// Turn the handler's value into one value per output.
+    fn outputs(&self, id: &str, value: Value) -> std::result::Result<Vec<Value>, String> {
+        if !self.multi {
+            return Ok(vec![value]);
+        }
+        let count = self.outputs.len();
+        if is_no_update(&value) {
+            // Dash accepts a bare `no_update` for a multi-output callback: all unchanged.
+            return Ok(vec![value; count]);
+        }
+        match value {
+            Value::Array(values) if values.len() == count => Ok(values),
+            Value::Array(values) => Err(format!(
+                "callback `{id}` has {count} outputs but returned {} values",
+                values.len()
+            )),
+            other => Err(format!(
+                "callback `{id}` has {count} outputs and must return a list of {count} values, \
+                 not {}",
+                describe(&other)
+            )),
+        }
+    }
+}
+
+/// A short description of a JSON value for error messages.
+fn describe(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// What a callback run produced; mirrors the WIT world's `outcome`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// A JSON array with one value per output, in order.
+    Outputs(String),
+    /// Dash's `PreventUpdate`: nothing changes in the browser.
+    PreventUpdate,
+}
+
+/// Facts about an app that do not change while it runs; mirrors the WIT world's `info`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Info {
+    /// The page title.
+    pub title: String,
+    /// The version of this SDK.
+    pub sdk_version: String,
+}
+
+/// A dashboard: a title, a layout and callbacks.
+///
+/// Build one in a function `fn app() -> App` and export it with
+/// [`export_app!`](crate::export_app). Registering two callbacks that write the same
+/// output panics while the app is built, as Dash refuses duplicate outputs.
+pub struct App {
+    title: String,
+    layout: Component,
+    callbacks: Vec<Callback>,
+    /// Callback id → position in `callbacks`. Ordered, so error messages that list the
+    /// callbacks read the same on every run.
+    by_id: BTreeMap<String, usize>,
+    /// Every `id.prop` written by some callback, to refuse duplicates.
+    outputs: BTreeSet<String>,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("title", &self.title)
+            .field("layout", &self.layout)
+            .field("callbacks", &self.callbacks)
+            .finish_non_exhaustive()
+    }
+}
+
+impl App {
+    /// An app titled `title` with an empty layout and no callbacks.
+    pub fn new(title: impl Into<String>) -> Self {
+        App {
+            title: title.into(),
+            layout: html::div(),
+            callbacks: Vec::new(),
+            by_id: BTreeMap::new(),
+            outputs: BTreeSet::new(),
+        }
+    }
+
+    /// Set the layout: the root component of the page.
+    pub fn layout(mut self, root: impl Into<Component>) -> Self {
+        self.layout = root.into();
+        self
+    }
+
+    /// Register a callback; see [`Callback::new`] for the arguments.
+    ///
+    /// # Panics
+    ///
+    /// If an output is already written by another callback, or twice by this one.
+    pub fn callback<T, F>(
+        self,
+        outputs: impl Dependencies<Output>,
+        inputs: impl Dependencies<Input>,
+        state: impl Dependencies<State>,
+        handler: F,
+    ) -> Self
+    where
+        T: Serialize,
+        F: Fn(&Context<'_>) -> Result<T> + Send + Sync + 'static,
+    {
+        self.register(Callback::new(outputs, inputs, state, handler))
+    }
+
+    /// Register a callback built with [`Callback::new`].
+    ///
+    /// # Panics
+    ///
+    /// If an output is already written by another callback, or twice by this one, or the
+    /// callback has no output at all.
+    pub fn register(mut self, callback: Callback) -> Self {
+        let id = callback.id();
+        assert!(
+            !callback.outputs.is_empty(),
+            "a callback needs at least one Output (inputs: {:?})",
+            callback.inputs
+        );
+        for output in &callback.outputs {
+            let prop_id = output.prop_id();
+            assert!(
+                self.outputs.insert(prop_id.clone()),
+                "Duplicate callback output `{prop_id}` (in callback `{id}`): another callback \
+                 of app `{}` already writes it, and Dash allows one callback per output",
+                self.title
+            );
+        }
+        self.by_id.insert(id, self.callbacks.len());
+        self.callbacks.push(callback);
+        self
+    }
+
+    /// Title and SDK version.
+    pub fn info(&self) -> Info {
+        Info {
+            title: self.title.clone(),
+            sdk_version: crate::SDK_VERSION.to_owned(),
+        }
+    }
+
+    /// The root component.
+    pub fn root(&self) -> &Component {
+        &self.layout
+    }
+
+    /// The layout as Dash's `_dash-layout` body.
+    pub fn layout_json(&self) -> String {
+        serialize(&self.layout)
+    }
+
+    /// The callbacks as Dash's `_dash-dependencies` body.
+    pub fn dependencies_json(&self) -> String {
+        let entries: Vec<Value> = self.callbacks.iter().map(Callback::dependency).collect();
+        serialize(&entries)
+    }
+
+    /// Run the callback whose id (dependency `output` string) is `id` on a request
+    /// `{"outputs", "inputs", "state", "changed_prop_ids"}`.
+    ///
+    /// # Errors
+    ///
+    /// [`CallbackError::InvalidInput`] for an unknown callback, a malformed request or an
+    /// input of the wrong type; [`CallbackError::Failed`] when the handler fails or
+    /// returns the wrong number of values.
+    pub fn run_callback(
+        &self,
+        id: &str,
+        request: &str,
+    ) -> std::result::Result<Outcome, CallbackError> {
+        let Some(callback) = self.by_id.get(id).map(|&index| &self.callbacks[index]) else {
+            let known: Vec<&str> = self.by_id.keys().map(String::as_str).collect();
+            return Err(CallbackError::InvalidInput(format!(
+                "app `{}` has no callback `{id}` (it has: {})",
+                self.title,
+                if known.is_empty() {
+                    "none".to_owned()
+                } else {
+                    known.join(", ")
+                }
+            )));
+        };
+        let request: Request = serde_json::from_str(request).map_err(|error| {
+            CallbackError::InvalidInput(format!("malformed request for callback `{id}`: {error}"))
+        })?;
+        callback
+            .check_request(id, &request)
+            .map_err(CallbackError::InvalidInput)?;
+        let value = match (callback.handler)(&Context::new(id, &request)) {
+            Ok(value) => value,
+            Err(Error::PreventUpdate) => return Ok(Outcome::PreventUpdate),
+            Err(Error::InvalidInput(message)) => return Err(CallbackError::InvalidInput(message)),
+            Err(Error::Failed(message)) => return Err(CallbackError::Failed(message)),
+        };
+        let outputs = callback.outputs(id, value).map_err(CallbackError::Failed)?;
+        Ok(Outcome::Outputs(serialize(&outputs)))
+    }
+}
+
+/// JSON text of a value built from JSON values only.
+fn serialize(value: &impl Serialize) -> String {
+    serde_json::to_string(value).expect(
+        "serialising JSON values and components cannot fail: every map key is a string and \
+         no Serialize impl involved returns an error",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{PreventUpdate, dcc, no_update};
+    use serde_json::json;
+
+    fn demo() -> App {
+        App::new("Demo")
+            .layout(html::div().children((
+                dcc::input().id("name").value("world"),
+                html::div().id("greeting"),
+            )))
+            .callback(
+                Output::new("greeting", "children"),
+                Input::new("name", "value"),
+                (),
+                |ctx| {
+                    let name: String = ctx.input(0)?;
+                    if name.is_empty() {
+                        Err(PreventUpdate)?;
+                    }
+                    if name == "boom" {
+                        return Err("the name must not be boom".into());
+                    }
+                    Ok(format!("Hello, {name}!"))
+                },
+            )
+            .callback(
+                [Output::new("a.b", "children"), Output::new("c", "value")],
+                [Input::new("name", "value"), Input::new("x", "n_clicks")],
+                [State::new("s", "data")],
+                |ctx| {
+                    let clicks: Option<u32> = ctx.input("x")?;
+                    match clicks {
+                        None => Ok(json!(no_update())),
+                        Some(1) => Ok(json!([no_update(), 1])),
+                        Some(2) => Ok(json!([1])),
+                        Some(n) => Ok(json!([n, ctx.state::<Value>(0)?])),
+                    }
+                },
+            )
+    }
+
+    fn name_request(name: &str) -> String {
+        json!({
+            "outputs": {"id": "greeting", "property": "children"},
+            "inputs": [{"id": "name", "property": "value", "value": name}],
+            "changed_prop_ids": ["name.value"],
+        })
+        .to_string()
+    }
+
+    fn multi_request(clicks: Option<u32>) -> String {
+        let mut x = json!({"id": "x", "property": "n_clicks"});
+        if let Some(clicks) = clicks {
+            x["value"] = json!(clicks);
+        }
+        json!({
+            "outputs": [{"id": "a.b", "property": "children"}, {"id": "c", "property": "value"}],
+            "inputs": [{"id": "name", "property": "value", "value": "n"}, x],
+            "state": [{"id": "s", "property": "data", "value": {"k": 1}}],
+            "changed_prop_ids": [],
+        })
+        .to_string()
+    }
+
+    #[test]
+    fn info_reports_title_and_sdk_version() {
+        let info = demo().info();
+        assert_eq!(info.title, "Demo");
+        assert_eq!(info.sdk_version, env!("CARGO_PKG_VERSION"));
+    }
+
+    #[test]
+    fn layout_json_is_dash_shaped() {
+        assert_eq!(
+            demo().layout_json(),
+            r#"{"props":{"children":[{"props":{"id":"name","value":"world"},"type":"Input","namespace":"dash_core_components"},{"props":{"id":"greeting"},"type":"Div","namespace":"dash_html_components"}]},"type":"Div","namespace":"dash_html_components"}"#
+        );
+    }
+
+    #[test]
+    fn dependency_entries_have_dash_keys_in_dash_order() {
+        let deps: Value =
+            serde_json::from_str(&demo().dependencies_json()).expect("dependencies are JSON");
+        let first = deps[0].as_object().expect("an entry is an object");
+        let keys: Vec<&str> = first.keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            [
+                "output",
+                "inputs",
+                "state",
+                "clientside_function",
+                "prevent_initial_call",
+                "background",
+                "dynamic_creator",
+                "no_output",
+                "optional",
+                "hidden",
+                "websocket",
+                "persistent"
+            ]
+        );
+        assert_eq!(
+            deps[0],
+            json!({
+                "output": "greeting.children",
+                "inputs": [{"id": "name", "property": "value"}],
+                "state": [],
+                "clientside_function": null,
+                "prevent_initial_call": false,
+                "background": null,
+                "dynamic_creator": false,
+                "no_output": false,
+                "optional": false,
+                "hidden": null,
+                "websocket": false,
+                "persistent": false,
+            })
+        );
+    }
+
+    #[test]
+    fn multi_output_id_uses_dash_form_and_escapes_dots() {
+        let deps: Value =
+            serde_json::from_str(&demo().dependencies_json()).expect("dependencies are JSON");
+        assert_eq!(deps[1]["output"], json!("..a\\.b.children...c.value.."));
+        assert_eq!(deps[1]["state"], json!([{"id": "s", "property": "data"}]));
+    }
+
+    #[test]
+    fn prevent_initial_call_is_carried_into_the_dependency() {
+        let app = App::new("P").register(
+            Callback::new(
+                Output::new("o", "children"),
+                Input::new("i", "value"),
+                (),
+                |_| Ok("x"),
+            )
+            .prevent_initial_call(true),
+        );
+        let deps: Value = serde_json::from_str(&app.dependencies_json()).expect("JSON");
+        assert_eq!(deps[0]["prevent_initial_call"], json!(true));
+    }
+
+    #[test]
+    fn single_output_callback_returns_one_element_array() {
+        assert_eq!(
+            demo().run_callback("greeting.children", &name_request("Ada")),
+            Ok(Outcome::Outputs(r#"["Hello, Ada!"]"#.into()))
+        );
+    }
+
+    #[test]
+    fn prevent_update_and_author_error_are_told_apart() {
+        let app = demo();
+        assert_eq!(
+            app.run_callback("greeting.children", &name_request("")),
+            Ok(Outcome::PreventUpdate)
+        );
+        assert_eq!(
+            app.run_callback("greeting.children", &name_request("boom")),
+            Err(CallbackError::Failed("the name must not be boom".into()))
+        );
+    }
+
+    #[test]
+    fn wrong_input_type_is_invalid_input_naming_the_input() {
+        let request = json!({
+            "inputs": [{"id": "name", "property": "value", "value": 42}],
+        })
+        .to_string();
+        assert_eq!(
+            demo().run_callback("greeting.children", &request),
+            Err(CallbackError::InvalidInput(
+                "callback `greeting.children`: input `name.value` has the wrong type: \
+                 invalid type: integer `42`, expected a string"
+                    .into()
+            ))
+        );
+    }
+
+    #[test]
+    fn multi_output_no_update_is_encoded_per_output() {
+        let app = demo();
+        let id = "..a\\.b.children...c.value..";
+        let marker = r#"{"_dash_no_update":"_dash_no_update"}"#;
+        assert_eq!(
+            app.run_callback(id, &multi_request(None)),
+            Ok(Outcome::Outputs(format!("[{marker},{marker}]")))
+        );
+        assert_eq!(
+            app.run_callback(id, &multi_request(Some(1))),
+            Ok(Outcome::Outputs(format!("[{marker},1]")))
+        );
+        assert_eq!(
+            app.run_callback(id, &multi_request(Some(5))),
+            Ok(Outcome::Outputs(r#"[5,{"k":1}]"#.into()))
+        );
+    }
+
+    #[test]
+    fn multi_output_with_wrong_count_is_the_authors_failure() {
+        assert_eq!(
+            demo().run_callback("..a\\.b.children...c.value..", &multi_request(Some(2))),
+            Err(CallbackError::Failed(
+                "callback `..a\\.b.children...c.value..` has 2 outputs but returned 1 values"
+                    .into()
+            ))
+        );
+    }
+
+    #[test]
+    fn unknown_callback_and_malformed_request_are_invalid_input() {
+        let app = demo();
+        assert!(matches!(
+            app.run_callback("nope.children", "{}"),
+            Err(CallbackError::InvalidInput(message)) if message.contains("no callback `nope.children`")
+        ));
+        assert!(matches!(
+            app.run_callback("greeting.children", "not json"),
+            Err(CallbackError::InvalidInput(message)) if message.starts_with("malformed request")
+        ));
+    }
+
+    #[test]
+    fn request_with_other_inputs_than_declared_is_invalid_input() {
+        let request = json!({
+            "inputs": [{"id": "other", "property": "value", "value": "x"}],
+        })
+        .to_string();
+        assert_eq!(
+            demo().run_callback("greeting.children", &request),
+            Err(CallbackError::InvalidInput(
+                "callback `greeting.children` expects `name.value` as input 0, \
+                 the request sent `other.value`"
+                    .into()
+            ))
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "Duplicate callback output `greeting.children`")]
+    fn duplicate_output_panics_while_building() {
+        let _ = demo().callback(
+            Output::new("greeting", "children"),
+            Input::new("other", "value"),
+            (),
+            |_| Ok("again"),
+        );
+    }
+}

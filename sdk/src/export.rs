@@ -1,0 +1,67 @@
+//! The component side: WIT bindings and the glue behind [`export_app!`](crate::export_app).
+//!
+//! This is the only module that generates bindings from `wit/`. It exists on `wasm32`
+//! only; everything else in the crate is plain Rust that also builds natively. It must not
+//! hold app logic: each function converts between WIT types and [`App`] calls.
+
+use crate::app::{App, Outcome};
+use crate::error::CallbackError;
+use crate::log::Level;
+
+/// Bindings for the `tessera:dashboard` world, generated from the WIT at the repo root.
+#[expect(
+    missing_docs,
+    reason = "generated code; the WIT file documents the contract, not every generated item"
+)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "../wit/dashboard@0.1.0",
+        world: "tessera:dashboard/dashboard@0.1.0",
+        // The export macro is invoked from the author's crate through `export_app!`.
+        pub_export_macro: true,
+        default_bindings_module: "sdk::__private::bindings",
+    });
+}
+
+use bindings::exports::tessera::dashboard::app;
+use bindings::tessera::dashboard::host;
+
+pub use app::{
+    AppInfo as WitInfo, CallbackError as WitCallbackError, Guest, Outcome as WitOutcome,
+};
+
+/// `info` for the WIT export.
+pub fn info(app: &App) -> WitInfo {
+    let info = app.info();
+    WitInfo {
+        title: info.title,
+        sdk_version: info.sdk_version,
+    }
+}
+
+/// `run-callback` for the WIT export.
+pub fn run_callback(app: &App, id: &str, request: &str) -> Result<WitOutcome, WitCallbackError> {
+    match app.run_callback(id, request) {
+        Ok(Outcome::Outputs(json)) => Ok(WitOutcome::Outputs(json)),
+        Ok(Outcome::PreventUpdate) => Ok(WitOutcome::PreventUpdate),
+        Err(CallbackError::InvalidInput(message)) => Err(WitCallbackError::InvalidInput(message)),
+        Err(CallbackError::Failed(message)) => Err(WitCallbackError::Failed(message)),
+    }
+}
+
+/// Send a log line to the host.
+pub(crate) fn log(level: Level, message: &str) {
+    let level = match level {
+        Level::Trace => host::Level::Trace,
+        Level::Debug => host::Level::Debug,
+        Level::Info => host::Level::Info,
+        Level::Warn => host::Level::Warn,
+        Level::Error => host::Level::Error,
+    };
+    host::log(level, message);
+}
+
+/// Ask the host for a data file.
+pub(crate) fn read_data(path: &str) -> Result<Vec<u8>, String> {
+    host::read_data(path)
+}
