@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# Tessera's benchmarks: the sandbox spine in-process, then the HTTP server under load.
+#
+#   scripts/bench.sh
+#
+# 1. `cargo bench -p tests --bench spine`: compile, instantiate and per-call times of the
+#    sales explorer component in wasmtime, against the same callback run natively.
+# 2. `tessera serve --demo` on a free port with a fresh data dir, loaded with wrk
+#    (-t2 -c16 -d10s --latency) on GET /healthz (the baseline), then on the real Dash
+#    request bodies of the summary and chart callbacks. A table gives req/s, p50 and p99 and
+#    each callback's throughput as a share of the baseline.
+# Environment: BENCH_DURATION (default 10s), BENCH_CONNECTIONS (16), BENCH_THREADS (2),
+# BENCH_SKIP_SPINE=1 to run only the HTTP part.
+# wrk and the server share the machine's cores; compare figures from the same run only.
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo"
+
+duration=${BENCH_DURATION:-10s}
+connections=${BENCH_CONNECTIONS:-16}
+threads=${BENCH_THREADS:-2}
+target_dir=${CARGO_TARGET_DIR:-$repo/target}
+
+scripts/setup.sh --bench
+scripts/build-guests.sh hello sales-explorer
+cargo build --release -p platform --bin tessera
+
+if [ "${BENCH_SKIP_SPINE:-0}" != 1 ]; then
+    printf '\n==> spine (cargo bench -p tests --bench spine)\n'
+    cargo bench -p tests --bench spine
+fi
+
+# --- HTTP ------------------------------------------------------------------------------------
+printf '\n==> HTTP: tessera serve --demo under wrk\n'
+port=$(node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
+listen=127.0.0.1:$port
+base=http://$listen
+run_dir=$(mktemp -d "${TMPDIR:-/tmp}/tessera-bench.XXXXXX")
+server_pid=
+stop_server() {
+    if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
+        kill -TERM "$server_pid" 2>/dev/null || true
+        wait "$server_pid" 2>/dev/null || true
+    fi
+    rm -rf "$run_dir"
+}
+trap stop_server EXIT
+
+# The benchmark runs the built binary itself, so that no cargo process sits in between.
+export TESSERA_DEMO_DIR=${TESSERA_DEMO_DIR:-$target_dir/wasm32-wasip2/guest}
+RUST_LOG=${RUST_LOG:-warn} "$target_dir/release/tessera" serve --demo --listen "$listen" \
+    --data-dir "$run_dir/data" >"$run_dir/server.log" 2>&1 &
+server_pid=$!
+for _ in $(seq 300); do
+    curl -fsS -o /dev/null "$base/healthz" 2>/dev/null && break
+    kill -0 "$server_pid" 2>/dev/null || {
+        cat "$run_dir/server.log" >&2
+        echo "bench: tessera exited before answering /healthz" >&2
+        exit 1
+    }
+    sleep 0.1
+done
+curl -fsS -o /dev/null "$base/healthz" || {
+    cat "$run_dir/server.log" >&2
+    echo "bench: tessera does not answer $base/healthz after 30 s" >&2
+    exit 1
+}
+
+lua=$repo/tests/benches/wrk/dash.lua
+update=$base/apps/demo/sales-explorer/_dash-update-component
+
+# Check once that each body gets a real answer before measuring how fast it comes.
+check() {
+    local what=$1 body=$2 expect=$3 out
+    out=$(curl -fsS -H 'Content-Type: application/json' --data "$body" "$update") || {
+        echo "bench: the $what callback request failed" >&2
+        exit 1
+    }
+    grep -q -- "$expect" <<<"$out" || {
+        echo "bench: the $what callback answered without '$expect': ${out:0:300}" >&2
+        exit 1
+    }
+}
+check summary '{"output":"summary.children","outputs":{"id":"summary","property":"children"},"inputs":[{"id":"region","property":"value","value":"West"}],"changedPropIds":["region.value"],"parsedChangedPropsIds":["region.value"]}' 'West: '
+check chart '{"output":"revenue-chart.figure","outputs":{"id":"revenue-chart","property":"figure"},"inputs":[{"id":"region","property":"value","value":"West"},{"id":"year","property":"value","value":[2015,2024]}],"changedPropIds":["region.value"],"parsedChangedPropsIds":["region.value"]}' 'Revenue by product, West 2015-2024'
+
+declare -A rps p50 p99
+for mode in healthz summary chart; do
+    printf -- '--- wrk -t%s -c%s -d%s --latency: %s\n' "$threads" "$connections" "$duration" "$mode"
+    out=$(TESSERA_WRK_MODE=$mode wrk -t"$threads" -c"$connections" -d"$duration" --latency -s "$lua" "$base")
+    echo "$out"
+    line=$(grep '^RESULT ' <<<"$out") || {
+        echo "bench: wrk printed no RESULT line for $mode" >&2
+        exit 1
+    }
+    errors=$(sed -E 's/.* errors=([0-9]+).*/\1/' <<<"$line")
+    if [ "$errors" != 0 ]; then
+        echo "bench: $errors failed requests in the $mode run; server log:" >&2
+        tail -n 40 "$run_dir/server.log" >&2
+        exit 1
+    fi
+    rps[$mode]=$(sed -E 's/.* rps=([0-9.]+).*/\1/' <<<"$line")
+    p50[$mode]=$(sed -E 's/.* p50_us=([0-9]+).*/\1/' <<<"$line")
+    p99[$mode]=$(sed -E 's/.* p99_us=([0-9]+).*/\1/' <<<"$line")
+done
+
+printf '\n==> HTTP results (%s connections, %s threads, %s each, one run; server and wrk share %s cores)\n' \
+    "$connections" "$threads" "$duration" "$(nproc)"
+printf '  %-40s %10s %10s %10s %14s\n' "endpoint" "req/s" "p50 ms" "p99 ms" "req/s vs /healthz"
+for mode in healthz summary chart; do
+    case $mode in
+        healthz) label="GET /healthz (baseline)" ;;
+        summary) label="POST summary.children callback" ;;
+        chart) label="POST revenue-chart.figure callback" ;;
+    esac
+    awk -v l="$label" -v r="${rps[$mode]}" -v a="${p50[$mode]}" -v b="${p99[$mode]}" -v base="${rps[healthz]}" \
+        'BEGIN { printf "  %-40s %10.0f %10.2f %10.2f %13.1f%%\n", l, r, a / 1000, b / 1000, 100 * r / base }'
+done
