@@ -1,0 +1,205 @@
+// Shared plumbing for the browser end-to-end tests: start Tessera the way README's first
+// command does (scripts/demo.sh) on a free port with a fresh data directory, and drive
+// Debian's Chromium through playwright-core.
+//
+// Nothing here skips: a missing Chromium, a missing playwright-core or a server that does
+// not come up is a test failure with a message saying how to fix it.
+
+import { spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const artifacts = path.join(repo, 'tests', 'artifacts');
+export const chromiumPath = process.env.TESSERA_E2E_CHROMIUM ?? '/usr/bin/chromium';
+
+// The flags this machine kind needs: root (no sandbox), no GPU, and no background
+// connections to Google, which the closed network refuses.
+const chromiumArgs = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--disable-dev-shm-usage',
+];
+
+/** Seconds to wait for /healthz. Generous because demo.sh may still compile on a cold tree. */
+const startTimeoutMs = Number(process.env.TESSERA_E2E_START_TIMEOUT ?? 180) * 1000;
+
+function loadPlaywright() {
+  // playwright-core is a devDependency of admin-ui; resolve it from there.
+  const require = createRequire(path.join(repo, 'admin-ui', 'package.json'));
+  try {
+    return require('playwright-core');
+  } catch (err) {
+    throw new Error(
+      `playwright-core is not installed in admin-ui/node_modules (${err.message}); run scripts/setup.sh --test`,
+    );
+  }
+}
+
+/** Asks the kernel for a free TCP port on loopback. */
+export async function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Starts `scripts/demo.sh` in its own process group with TESSERA_LISTEN on a free port and
+ * TESSERA_DATA_DIR in a fresh temp dir, and waits until GET /healthz answers 200.
+ * Returns { baseUrl, stop(), exited, log() }.
+ */
+export async function startTessera({ name = 'tessera' } = {}) {
+  const port = await freePort();
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-e2e-data-'));
+  fs.mkdirSync(artifacts, { recursive: true });
+  const logPath = path.join(artifacts, `${name}-server.log`);
+  const logFile = fs.openSync(logPath, 'w');
+  const listen = `127.0.0.1:${port}`;
+  const child = spawn(path.join(repo, 'scripts', 'demo.sh'), [], {
+    cwd: repo,
+    detached: true, // own process group, so stop() reaches cargo and tessera alike
+    stdio: ['ignore', logFile, logFile],
+    env: { ...process.env, TESSERA_LISTEN: listen, TESSERA_DATA_DIR: dataDir },
+  });
+  fs.closeSync(logFile);
+
+  let exitInfo = null;
+  const exited = new Promise((resolve) => {
+    child.on('exit', (code, signal) => {
+      exitInfo = { code, signal };
+      resolve(exitInfo);
+    });
+  });
+  const killGroup = (sig) => {
+    try {
+      process.kill(-child.pid, sig);
+    } catch {
+      // The group is already gone.
+    }
+  };
+  // If the test process dies first, do not leave a server behind.
+  const onExit = () => killGroup('SIGKILL');
+  process.on('exit', onExit);
+
+  const log = () => fs.readFileSync(logPath, 'utf8');
+  const tail = () => log().split('\n').slice(-40).join('\n');
+
+  const baseUrl = `http://${listen}`;
+  const deadline = Date.now() + startTimeoutMs;
+  for (;;) {
+    if (exitInfo) {
+      throw new Error(
+        `scripts/demo.sh exited (${JSON.stringify(exitInfo)}) before ${baseUrl}/healthz answered; log ${logPath}:\n${tail()}`,
+      );
+    }
+    try {
+      const res = await fetch(`${baseUrl}/healthz`, { signal: AbortSignal.timeout(2000) });
+      if (res.status === 200) break;
+    } catch {
+      // Not listening yet.
+    }
+    if (Date.now() > deadline) {
+      killGroup('SIGKILL');
+      throw new Error(
+        `Tessera did not answer ${baseUrl}/healthz within ${startTimeoutMs / 1000} s; log ${logPath}:\n${tail()}`,
+      );
+    }
+    await sleep(250);
+  }
+
+  /** SIGTERM to the group; SIGKILL after `graceMs`. Resolves to how the server ended. */
+  async function stop(graceMs = 15000) {
+    if (!exitInfo) killGroup('SIGTERM');
+    const timer = sleep(graceMs).then(() => 'timeout');
+    const result = await Promise.race([exited, timer]);
+    process.off('exit', onExit);
+    if (result === 'timeout') {
+      killGroup('SIGKILL');
+      await exited;
+    }
+    // Stragglers in the group (there should be none).
+    killGroup('SIGKILL');
+    fs.rmSync(dataDir, { recursive: true, force: true });
+    return result === 'timeout' ? { timedOut: true, ...exitInfo } : { timedOut: false, ...result };
+  }
+
+  return { baseUrl, dataDir, stop, log, logPath };
+}
+
+/** Launches headless Chromium with a fresh profile. Returns { context, close() }. */
+export async function launchBrowser() {
+  if (!fs.existsSync(chromiumPath)) {
+    throw new Error(`Chromium not found at ${chromiumPath}; run scripts/setup.sh --test`);
+  }
+  const { chromium } = loadPlaywright();
+  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-e2e-chromium-'));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: chromiumPath,
+    headless: true,
+    args: chromiumArgs,
+    viewport: { width: 1280, height: 900 },
+  });
+  return {
+    context,
+    async close() {
+      await context.close();
+      fs.rmSync(profile, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * Opens a page and records what the Dash front end did: page errors, console errors and
+ * every `_dash-update-component` exchange (request body, status, failure).
+ */
+export async function openTracedPage(context) {
+  const page = await context.newPage();
+  const trace = { pageErrors: [], consoleErrors: [], updates: [], failedUpdates: [] };
+  page.on('pageerror', (err) => trace.pageErrors.push(String(err?.stack ?? err)));
+  page.on('console', (msg) => {
+    if (msg.type() === 'error') trace.consoleErrors.push(msg.text());
+  });
+  page.on('requestfailed', (req) => {
+    if (req.url().includes('_dash-update-component')) {
+      trace.failedUpdates.push(`${req.url()}: ${req.failure()?.errorText}`);
+    }
+  });
+  page.on('response', (res) => {
+    const req = res.request();
+    if (!req.url().includes('_dash-update-component')) return;
+    let body = null;
+    try {
+      body = req.postDataJSON();
+    } catch {
+      body = req.postData();
+    }
+    trace.updates.push({ status: res.status(), body });
+    if (res.status() >= 400) trace.failedUpdates.push(`${req.url()}: HTTP ${res.status()}`);
+  });
+  return { page, trace };
+}
+
+/** Saves a screenshot under tests/artifacts and returns its path. */
+export async function screenshot(page, file) {
+  fs.mkdirSync(artifacts, { recursive: true });
+  const p = path.join(artifacts, file);
+  await page.screenshot({ path: p, fullPage: true });
+  return p;
+}
