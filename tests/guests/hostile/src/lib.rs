@@ -1,1 +1,199 @@
-//! placeholder
+//! A deliberately misbehaving dashboard component for the sandbox tests.
+//!
+//! Each callback id provokes one failure the host must contain: an endless loop, unbounded
+//! allocation, a huge result, a panic, a flood of output, attempts to read outside `/data`,
+//! a sleep longer than any deadline. A few well-behaved callbacks (`ok`, `count`, `echo`,
+//! `fail`, `invalid`, `prevent`) let the tests check that the host recovers afterwards.
+//!
+//! It talks to the host through bindings generated straight from the WIT world rather than
+//! through the SDK, so that these fixtures do not move when the SDK does.
+
+wit_bindgen::generate!({
+    path: "../../../wit/dashboard@0.1.0",
+    world: "tessera:dashboard/dashboard",
+});
+
+use exports::tessera::dashboard::app::{AppInfo, CallbackError, Guest, Outcome};
+use std::hint::black_box;
+use std::io::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use tessera::dashboard::host::{self, Level};
+
+/// Calls answered by this instance so far; lets tests see whether an instance was reused.
+static CALLS: AtomicU64 = AtomicU64::new(0);
+
+struct Hostile;
+
+impl Guest for Hostile {
+    fn info() -> AppInfo {
+        AppInfo {
+            title: "hostile".to_string(),
+            sdk_version: "guest-hostile".to_string(),
+        }
+    }
+
+    fn layout() -> String {
+        r#"{"type":"Div","namespace":"dash_html_components","props":{"id":"root","children":"hostile"}}"#
+            .to_string()
+    }
+
+    fn dependencies() -> String {
+        "[]".to_string()
+    }
+
+    fn run_callback(id: String, request: String) -> Result<Outcome, CallbackError> {
+        let calls = CALLS.fetch_add(1, Ordering::Relaxed) + 1;
+        match id.as_str() {
+            "ok.children" => Ok(Outcome::Outputs(r#"["ok"]"#.to_string())),
+            "count.children" => Ok(Outcome::Outputs(format!("[{calls}]"))),
+            "echo.children" => Ok(Outcome::Outputs(request)),
+            "prevent.children" => Ok(Outcome::PreventUpdate),
+            "fail.children" => Err(CallbackError::Failed(
+                "the hostile guest refuses politely".to_string(),
+            )),
+            "invalid.children" => Err(CallbackError::InvalidInput(
+                "the hostile guest wanted a number".to_string(),
+            )),
+            "log.children" => {
+                host::log(Level::Info, "hello from host.log");
+                println!("hello from stdout");
+                eprintln!("hello from stderr");
+                Ok(Outcome::Outputs(r#"["logged"]"#.to_string()))
+            }
+            "spin.children" => spin(),
+            "hog.children" => hog(),
+            "flood.children" => Ok(Outcome::Outputs(flood())),
+            "panic.children" => panic!("the hostile guest panics on purpose"),
+            "chatty.children" => {
+                chatty();
+                Ok(Outcome::Outputs(r#"["chatty done"]"#.to_string()))
+            }
+            "read.children" => Ok(Outcome::Outputs(read_attempts())),
+            "sleep.children" => {
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+                Ok(Outcome::Outputs(r#"["woke up"]"#.to_string()))
+            }
+            "nap.children" => {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                Ok(Outcome::Outputs(r#"["nap"]"#.to_string()))
+            }
+            "exit.children" => std::process::exit(3),
+            "recurse.children" => Ok(Outcome::Outputs(format!("[{}]", recurse(1)))),
+            other => Err(CallbackError::Failed(format!("unknown callback {other}"))),
+        }
+    }
+}
+
+/// Loops forever doing work the optimiser cannot remove.
+fn spin() -> ! {
+    let mut x: u64 = 1;
+    loop {
+        x = black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+    }
+}
+
+/// Allocates 1 MiB blocks forever and writes to every page so the memory is really used.
+fn hog() -> ! {
+    let mut blocks: Vec<Vec<u8>> = Vec::new();
+    loop {
+        let mut block = vec![0u8; 1 << 20];
+        for page in block.chunks_mut(4096) {
+            page[0] = 1;
+        }
+        blocks.push(black_box(block));
+    }
+}
+
+/// A 20 MiB JSON array holding one string.
+fn flood() -> String {
+    let mut out = String::with_capacity((20 << 20) + 8);
+    out.push_str("[\"");
+    out.extend(std::iter::repeat_n('x', 20 << 20));
+    out.push_str("\"]");
+    out
+}
+
+/// Writes 1 MiB to stdout in 64-byte lines.
+fn chatty() {
+    let line = format!("{}\n", "c".repeat(63));
+    let mut stdout = std::io::stdout().lock();
+    for _ in 0..(1 << 20) / 64 {
+        // A host that refuses output must not make the guest fail, so errors are ignored
+        // here exactly as `println!` would not be allowed to ignore them.
+        let _ = stdout.write_all(line.as_bytes());
+    }
+    let _ = stdout.flush();
+}
+
+/// Recursion with a frame the optimiser cannot fold, to exhaust the wasm stack.
+#[expect(unconditional_recursion, reason = "overflowing the stack is the point")]
+fn recurse(depth: u64) -> u64 {
+    let frame = black_box([depth; 64]);
+    recurse(depth + 1) + frame[black_box(3)]
+}
+
+/// Reads data files through both routes and tries to escape `/data` through both.
+///
+/// Returns a JSON object mapping each attempt to `{"ok": "<contents>"}` or
+/// `{"err": "<message>"}` so the test can assert on every route separately.
+fn read_attempts() -> String {
+    let host_paths = [
+        "hello.txt",
+        "sub/nested.txt",
+        "../secret.txt",
+        "sub/../../secret.txt",
+        "/etc/hostname",
+        "escape-link",
+        "",
+    ];
+    let fs_paths = [
+        "/data/hello.txt",
+        "/data/sub/nested.txt",
+        "/data/../secret.txt",
+        "/data/escape-link",
+        "/etc/hostname",
+    ];
+    let mut fields = Vec::new();
+    for path in host_paths {
+        let result =
+            host::read_data(path).map(|bytes| String::from_utf8_lossy(&bytes).into_owned());
+        fields.push(entry(&format!("host:{path}"), result));
+    }
+    for path in fs_paths {
+        let result = std::fs::read_to_string(path).map_err(|e| e.to_string());
+        fields.push(entry(&format!("fs:{path}"), result));
+    }
+    let written =
+        std::fs::write("/data/new.txt", "should not be written").map_err(|e| e.to_string());
+    fields.push(entry(
+        "fs-write:/data/new.txt",
+        written.map(|()| String::new()),
+    ));
+    format!("{{{}}}", fields.join(","))
+}
+
+fn entry(key: &str, result: Result<String, String>) -> String {
+    let value = match result {
+        Ok(text) => format!("{{\"ok\":{}}}", json_string(&text)),
+        Err(message) => format!("{{\"err\":{}}}", json_string(&message)),
+    };
+    format!("{}:{}", json_string(key), value)
+}
+
+/// A minimal JSON string encoder, to keep this fixture free of dependencies.
+fn json_string(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+export!(Hostile);
