@@ -1,0 +1,487 @@
+//! A loaded [`Component`]: its static facts, its pool of warm instances and
+//! [`Component::call`], which runs one callback under the component's limits.
+//!
+//! This module owns the instance lifecycle described in the crate documentation and the
+//! mapping of traps to [`Error`] variants. It never shares an instance between two
+//! components, and never returns an instance that failed to the pool.
+
+use crate::bindings::{self, Dashboard};
+use crate::capture::LogLine;
+use crate::config::{Limits, LoadOptions, MAX_REQUEST_BYTES};
+use crate::error::CallFailure;
+use crate::sandbox::{Compiled, SandboxInner};
+use crate::state::State;
+use crate::{Error, Result};
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+use wasmtime::{PoolConcurrencyLimitError, Store, Trap};
+use wasmtime_wasi::I32Exit;
+
+/// Where the compiled code of a component came from when it was loaded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ArtifactSource {
+    /// Compiled from the component bytes by this load.
+    Compiled,
+    /// Read from the on-disk cache of compiled artifacts.
+    DiskCache,
+    /// Shared with an identical component already loaded in this sandbox.
+    Memory,
+}
+
+/// Facts about an app that do not change while it runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppInfo {
+    /// The page title (Dash's `app.title`).
+    pub title: String,
+    /// Version of the SDK or toolchain that built the component.
+    pub sdk_version: String,
+}
+
+/// What a successful callback produced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// A JSON array with one value per requested output.
+    Outputs(String),
+    /// Dash's `PreventUpdate`: nothing changes in the browser.
+    PreventUpdate,
+}
+
+/// A successful call.
+#[derive(Debug)]
+pub struct CallOutput {
+    /// What the callback produced.
+    pub outcome: Outcome,
+    /// Lines the guest logged during the call, at most [`Limits::log_bytes`] in total.
+    pub logs: Vec<LogLine>,
+    /// Wall time of the call, instantiation included when it needed a fresh instance.
+    pub duration: Duration,
+}
+
+/// A loaded dashboard component: one app version under one set of limits.
+///
+/// Cheap to clone (an `Arc` inside), `Send` and `Sync`: any number of threads may call it
+/// at once, each call on its own instance.
+#[derive(Clone)]
+pub struct Component {
+    inner: Arc<ComponentInner>,
+}
+
+struct ComponentInner {
+    /// Keeps the engine and its epoch ticker alive for as long as the component can be
+    /// called, even if every `Sandbox` handle has been dropped.
+    sandbox: Arc<SandboxInner>,
+    compiled: Arc<Compiled>,
+    sha256: String,
+    source: ArtifactSource,
+    info: AppInfo,
+    layout: String,
+    dependencies: String,
+    limits: Limits,
+    data_dir: Option<Arc<Path>>,
+    /// Epoch ticks in one deadline.
+    ticks: u64,
+    idle: Mutex<Vec<Instance>>,
+}
+
+/// One instance of the component in its own store.
+struct Instance {
+    store: Store<State>,
+    dashboard: Dashboard,
+    calls: u64,
+}
+
+/// Loads a compiled component: instantiates it once and reads its static facts.
+pub(crate) fn load(
+    sandbox: Arc<SandboxInner>,
+    compiled: Arc<Compiled>,
+    sha256: String,
+    source: ArtifactSource,
+    options: LoadOptions,
+) -> Result<Component> {
+    let LoadOptions { limits, data_dir } = options;
+    let data_dir = match data_dir {
+        Some(dir) => Some(canonical_dir(&dir)?),
+        None => None,
+    };
+    let ticks = deadline_ticks(limits.deadline, sandbox.config.epoch_tick);
+    let inner = ComponentInner {
+        sandbox,
+        compiled,
+        sha256,
+        source,
+        info: AppInfo {
+            title: String::new(),
+            sdk_version: String::new(),
+        },
+        layout: String::new(),
+        dependencies: String::new(),
+        limits,
+        data_dir,
+        ticks,
+        idle: Mutex::new(Vec::new()),
+    };
+    let mut inner = inner;
+    let mut instance = inner.instantiate()?;
+    (inner.info, inner.layout, inner.dependencies) = inner.read_statics(&mut instance)?;
+    // The instance is healthy; keep it for the first call.
+    inner.release(instance);
+    Ok(Component {
+        inner: Arc::new(inner),
+    })
+}
+
+impl Component {
+    /// Hex SHA-256 of the component bytes.
+    pub fn sha256(&self) -> &str {
+        &self.inner.sha256
+    }
+
+    /// The app's title and build facts.
+    pub fn info(&self) -> &AppInfo {
+        &self.inner.info
+    }
+
+    /// The layout, a JSON component tree (checked to be JSON at load).
+    pub fn layout_json(&self) -> &str {
+        &self.inner.layout
+    }
+
+    /// The callback dependencies, a JSON array (checked at load).
+    pub fn dependencies_json(&self) -> &str {
+        &self.inner.dependencies
+    }
+
+    /// Where this component's compiled code came from.
+    pub fn artifact_source(&self) -> ArtifactSource {
+        self.inner.source
+    }
+
+    /// The limits every call of this component runs under.
+    pub fn limits(&self) -> &Limits {
+        &self.inner.limits
+    }
+
+    /// Number of idle (warm) instances this component holds right now.
+    pub fn idle_instances(&self) -> usize {
+        self.inner.idle().len()
+    }
+
+    /// Runs the callback `callback_id` on `request_json`. Blocking.
+    ///
+    /// Takes an idle instance of this component, or instantiates a fresh one, and calls
+    /// `run-callback` under the component's [`Limits`]. On success, and when the guest
+    /// itself returns an error, the instance goes back to the idle pool (within the pool's
+    /// bounds); after any other failure it is dropped.
+    pub fn call(&self, callback_id: &str, request_json: &str) -> Result<CallOutput, CallFailure> {
+        let started = Instant::now();
+        let inner = &*self.inner;
+        let size = callback_id.len() + request_json.len();
+        if size > MAX_REQUEST_BYTES {
+            return Err(CallFailure::without_logs(Error::InputTooLarge {
+                size,
+                limit: MAX_REQUEST_BYTES,
+            }));
+        }
+        let mut instance = match inner.take_idle() {
+            Some(instance) => instance,
+            None => inner.instantiate().map_err(CallFailure::without_logs)?,
+        };
+        inner.begin(&mut instance);
+        let result = instance
+            .dashboard
+            .tessera_dashboard_app()
+            .call_run_callback(&mut instance.store, callback_id, request_json);
+        instance.calls += 1;
+        let logs = instance.store.data().logs.take();
+        let limit = inner.limits.output_bytes;
+        // A guest whose sleep was cut short at the deadline has overrun it, whatever it
+        // managed to return afterwards.
+        let result = match result {
+            Ok(_) if instance.store.data().slept_past_deadline() => {
+                Err(wasmtime::Error::from(Trap::Interrupt))
+            }
+            result => result,
+        };
+        let too_large =
+            |size: usize| (size > limit).then_some(Error::OutputTooLarge { size, limit });
+        let result = match result {
+            Ok(Ok(bindings::Outcome::Outputs(json))) => match too_large(json.len()) {
+                Some(error) => Err(error),
+                None => Ok(Outcome::Outputs(json)),
+            },
+            Ok(Ok(bindings::Outcome::PreventUpdate)) => Ok(Outcome::PreventUpdate),
+            Ok(Err(bindings::CallbackError::Failed(message))) => {
+                Err(too_large(message.len()).unwrap_or(Error::Callback { message }))
+            }
+            Ok(Err(bindings::CallbackError::InvalidInput(message))) => {
+                Err(too_large(message.len()).unwrap_or(Error::InvalidInput { message }))
+            }
+            Err(trap) => Err(inner.classify(&trap, instance.store.data())),
+        };
+        match result {
+            Ok(outcome) => {
+                inner.release(instance);
+                Ok(CallOutput {
+                    outcome,
+                    logs,
+                    duration: started.elapsed(),
+                })
+            }
+            Err(error) => {
+                // The guest's own error is an answer, not a failure of the instance.
+                if matches!(error, Error::Callback { .. } | Error::InvalidInput { .. }) {
+                    inner.release(instance);
+                } else {
+                    tracing::debug!(sha256 = %inner.sha256, %error, "dropping failed instance");
+                    drop(instance);
+                }
+                Err(CallFailure { error, logs })
+            }
+        }
+    }
+}
+
+impl ComponentInner {
+    fn idle(&self) -> MutexGuard<'_, Vec<Instance>> {
+        // The lock only guards push and pop; a panic elsewhere cannot leave it inconsistent.
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A fresh instance in a fresh store.
+    fn instantiate(&self) -> Result<Instance> {
+        let state = State::new(&self.limits, self.data_dir.as_ref())?;
+        let mut store = Store::new(&self.sandbox.engine, state);
+        store.limiter(|state| &mut state.limiter);
+        store.epoch_deadline_trap();
+        // Instantiation runs guest code (start functions), so it gets a deadline too.
+        store.set_epoch_deadline(self.ticks);
+        store
+            .data_mut()
+            .set_deadline(Instant::now() + self.limits.deadline);
+        match self.compiled.pre.instantiate(&mut store) {
+            Ok(dashboard) => Ok(Instance {
+                store,
+                dashboard,
+                calls: 0,
+            }),
+            Err(error) => Err(self.classify(&error, store.data())),
+        }
+    }
+
+    /// Prepares an instance for one call: a new deadline, log budget and memory flag.
+    fn begin(&self, instance: &mut Instance) {
+        instance.store.set_epoch_deadline(self.ticks);
+        let state = instance.store.data_mut();
+        state.set_deadline(Instant::now() + self.limits.deadline);
+        state.limiter.clear();
+        state.logs.reset(self.limits.log_bytes);
+    }
+
+    /// Calls `info`, `layout` and `dependencies` (under one deadline) and checks them.
+    fn read_statics(&self, instance: &mut Instance) -> Result<(AppInfo, String, String)> {
+        self.begin(instance);
+        let app = instance.dashboard.tessera_dashboard_app();
+        let store = &mut instance.store;
+        let result = app.call_info(&mut *store).and_then(|info| {
+            let layout = app.call_layout(&mut *store)?;
+            let dependencies = app.call_dependencies(&mut *store)?;
+            Ok((info, layout, dependencies))
+        });
+        let result = match result {
+            Ok(_) if store.data().slept_past_deadline() => {
+                Err(wasmtime::Error::from(Trap::Interrupt))
+            }
+            result => result,
+        };
+        for line in store.data().logs.take() {
+            tracing::debug!(sha256 = %self.sha256, stream = ?line.stream, message = %line.message, "guest log while loading");
+        }
+        let (info, layout, dependencies) = result.map_err(|e| self.classify(&e, store.data()))?;
+
+        let limit = self.limits.output_bytes;
+        for size in [
+            info.title.len() + info.sdk_version.len(),
+            layout.len(),
+            dependencies.len(),
+        ] {
+            if size > limit {
+                return Err(Error::OutputTooLarge { size, limit });
+            }
+        }
+        if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(&layout) {
+            return Err(Error::InvalidComponent {
+                reason: format!("its layout is not JSON: {e}"),
+            });
+        }
+        match serde_json::from_str::<serde_json::Value>(&dependencies) {
+            Ok(serde_json::Value::Array(_)) => {}
+            Ok(_) => {
+                return Err(Error::InvalidComponent {
+                    reason: "its dependencies are not a JSON array".to_string(),
+                });
+            }
+            Err(e) => {
+                return Err(Error::InvalidComponent {
+                    reason: format!("its dependencies are not JSON: {e}"),
+                });
+            }
+        }
+        let info = AppInfo {
+            title: info.title,
+            sdk_version: info.sdk_version,
+        };
+        Ok((info, layout, dependencies))
+    }
+
+    /// An idle instance, most recently used first (its memory is most likely still hot).
+    fn take_idle(&self) -> Option<Instance> {
+        let instance = self.idle().pop()?;
+        self.sandbox.idle_total.fetch_sub(1, Ordering::Relaxed);
+        Some(instance)
+    }
+
+    /// Returns a healthy instance to the idle pool, or drops it if it has served its
+    /// calls or the pool (this component's or the sandbox's) is full.
+    fn release(&self, instance: Instance) {
+        if instance.calls >= self.sandbox.config.max_calls_per_instance {
+            return;
+        }
+        let mut idle = self.idle();
+        if idle.len() >= self.sandbox.config.idle_instances_per_component {
+            return;
+        }
+        let total = &self.sandbox.idle_total;
+        if total.fetch_add(1, Ordering::Relaxed) >= self.sandbox.idle_cap {
+            total.fetch_sub(1, Ordering::Relaxed);
+            return;
+        }
+        idle.push(instance);
+    }
+
+    /// Turns a wasmtime failure into the error the author should see.
+    fn classify(&self, error: &wasmtime::Error, state: &State) -> Error {
+        if state.limiter.memory_exceeded() {
+            return Error::Memory {
+                limit: self.limits.memory_bytes,
+            };
+        }
+        if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) || state.slept_past_deadline() {
+            return Error::Deadline {
+                limit: self.limits.deadline,
+            };
+        }
+        if let Some(message) = panic_message(&state.logs.stderr_tail()) {
+            return Error::Panic { message };
+        }
+        if let Some(exit) = error.downcast_ref::<I32Exit>() {
+            return Error::Trap {
+                message: format!("the guest exited with status {}", exit.0),
+            };
+        }
+        if error.downcast_ref::<PoolConcurrencyLimitError>().is_some() {
+            return Error::Capacity {
+                message: format!("{error:#}"),
+            };
+        }
+        let message = match error.downcast_ref::<Trap>() {
+            Some(trap) => trap.to_string(),
+            None => format!("{error:#}"),
+        };
+        Error::Trap { message }
+    }
+}
+
+impl Drop for ComponentInner {
+    fn drop(&mut self) {
+        let idle = self.idle.get_mut().unwrap_or_else(PoisonError::into_inner);
+        self.sandbox
+            .idle_total
+            .fetch_sub(idle.len(), Ordering::Relaxed);
+    }
+}
+
+/// The canonical path of an app's data folder, which must exist and be a directory.
+fn canonical_dir(dir: &Path) -> Result<Arc<Path>> {
+    let context = || format!("app data folder {}", dir.display());
+    let canonical = dir.canonicalize().map_err(|source| Error::Io {
+        context: context(),
+        source,
+    })?;
+    if !canonical.is_dir() {
+        return Err(Error::Io {
+            context: context(),
+            source: std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory"),
+        });
+    }
+    Ok(Arc::from(canonical))
+}
+
+/// Epoch ticks for a deadline: rounded up, plus one because the first tick may come at
+/// any moment after the deadline is set. The guest thus gets at least its deadline and at
+/// most one tick more.
+fn deadline_ticks(deadline: Duration, tick: Duration) -> u64 {
+    let ticks = deadline.as_nanos().div_ceil(tick.as_nanos().max(1));
+    u64::try_from(ticks).unwrap_or(u64::MAX - 1) + 1
+}
+
+/// The message of the last Rust panic printed on stderr, with its location.
+///
+/// Rust prints `thread '…' panicked at src/lib.rs:1:2:` followed by the message on the
+/// next lines and then a `note: run with RUST_BACKTRACE=1` line (before Rust 1.73 the
+/// message came first, on the same line, in quotes).
+fn panic_message(stderr: &str) -> Option<String> {
+    const MARKER: &str = "panicked at ";
+    let start = stderr.rfind(MARKER)? + MARKER.len();
+    let mut lines = stderr[start..].lines();
+    let head = lines.next()?.trim();
+    let Some(location) = head.strip_suffix(':') else {
+        return Some(head.to_string());
+    };
+    let message = lines
+        .take_while(|line| !line.starts_with("note: "))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let message = message.trim();
+    if message.is_empty() {
+        Some(format!("panic at {location}"))
+    } else {
+        Some(format!("{message} (at {location})"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn panic_message_is_recovered_from_stderr() {
+        let stderr = "noise\nthread '<unnamed>' panicked at src/lib.rs:63:40:\nboom: it broke\nnote: run with `RUST_BACKTRACE=1` environment variable to display a backtrace\n";
+        assert_eq!(
+            panic_message(stderr).as_deref(),
+            Some("boom: it broke (at src/lib.rs:63:40)")
+        );
+        let old = "thread 'main' panicked at 'boom', src/main.rs:2:5\n";
+        assert_eq!(
+            panic_message(old).as_deref(),
+            Some("'boom', src/main.rs:2:5")
+        );
+        assert_eq!(panic_message("all fine\n"), None);
+    }
+
+    #[test]
+    fn deadline_ticks_round_up_and_add_one() {
+        let tick = Duration::from_millis(10);
+        assert_eq!(deadline_ticks(Duration::from_millis(300), tick), 31);
+        assert_eq!(deadline_ticks(Duration::from_millis(301), tick), 32);
+        assert_eq!(deadline_ticks(Duration::from_millis(1), tick), 2);
+    }
+
+    #[test]
+    fn component_is_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Component>();
+        assert_send_sync::<crate::Sandbox>();
+    }
+}

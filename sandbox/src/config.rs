@@ -1,0 +1,92 @@
+//! Configuration: one [`SandboxConfig`] per process, one [`LoadOptions`] (with its
+//! [`Limits`]) per loaded component.
+//!
+//! Plain data only; the values are checked where they are used.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Largest component the sandbox will look at. Bigger input is refused before any parsing,
+/// because compilation cost grows with size and compilation is outside wasmtime's
+/// denial-of-service guarantees. A CPython component with plotly is about 33 MiB.
+pub const MAX_COMPONENT_BYTES: usize = 64 << 20;
+
+/// Largest request (callback id plus request JSON) passed to a guest. The host copies the
+/// request into guest memory, and host-side copies are not counted by the memory limit.
+pub const MAX_REQUEST_BYTES: usize = 16 << 20;
+
+/// Largest file that `read-data` returns in one piece (it is further capped by
+/// [`Limits::memory_bytes`], since the guest could not hold more). Bigger files can still
+/// be streamed through WASI at `/data`, where the guest reads into its own memory.
+pub const MAX_DATA_READ_BYTES: usize = 32 << 20;
+
+/// Process-wide settings of a [`Sandbox`](crate::Sandbox).
+#[derive(Clone, Debug)]
+pub struct SandboxConfig {
+    /// Directory for compiled artifacts, keyed by component hash, wasmtime version and
+    /// engine configuration. `None` keeps compiled code in memory only.
+    pub cache_dir: Option<PathBuf>,
+    /// Instance slots of the pooling allocator: the most component instances (warm or in a
+    /// call) that can exist at once. Each slot reserves address space (not memory) for a
+    /// linear memory of [`SandboxConfig::max_memory_bytes`] plus guard regions.
+    pub max_instances: u32,
+    /// Ceiling of one linear memory in the pool. Every [`Limits::memory_bytes`] must be at
+    /// most this.
+    pub max_memory_bytes: usize,
+    /// Idle (warm) instances kept per component.
+    pub idle_instances_per_component: usize,
+    /// Calls after which a warm instance is retired and replaced by a fresh one.
+    pub max_calls_per_instance: u64,
+    /// Period of the epoch ticker, the granularity of every deadline.
+    pub epoch_tick: Duration,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        SandboxConfig {
+            cache_dir: None,
+            max_instances: 1000,
+            max_memory_bytes: 1 << 30,
+            idle_instances_per_component: 4,
+            max_calls_per_instance: 10_000,
+            epoch_tick: Duration::from_millis(10),
+        }
+    }
+}
+
+/// Hard limits on one component's calls.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Wall-clock budget of one call (and of each call made while loading). The guest is
+    /// stopped between this and one epoch tick later.
+    pub deadline: Duration,
+    /// Cap on the sum of the instance's linear memories.
+    pub memory_bytes: usize,
+    /// Cap on each string the component returns: callback outputs, error messages, the
+    /// layout and the dependency list.
+    pub output_bytes: usize,
+    /// Cap on captured stdout, stderr and `host.log` text per call, in total. Output past
+    /// the cap is dropped silently (a final log line says so); it never fails the call.
+    pub log_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            deadline: Duration::from_secs(5),
+            memory_bytes: 128 << 20,
+            output_bytes: 8 << 20,
+            log_bytes: 64 << 10,
+        }
+    }
+}
+
+/// How to load one component.
+#[derive(Clone, Debug, Default)]
+pub struct LoadOptions {
+    /// Limits for every call on the component.
+    pub limits: Limits,
+    /// The app's data folder, visible read-only at `/data` and through `read-data`.
+    /// `None` grants no files at all.
+    pub data_dir: Option<PathBuf>,
+}

@@ -1,0 +1,25 @@
+//! The `tessera:dashboard/host` interface: what the platform grants a dashboard beyond
+//! WASI. Both functions are cheap and bounded; neither can block for long, because
+//! epoch interruption cannot stop a guest while it is inside a host call.
+
+use crate::bindings::host;
+use crate::capture::Level;
+use crate::data;
+use crate::state::State;
+
+impl host::Host for State {
+    fn log(&mut self, level: host::Level, message: String) {
+        let level = match level {
+            host::Level::Trace => Level::Trace,
+            host::Level::Debug => Level::Debug,
+            host::Level::Info => Level::Info,
+            host::Level::Warn => Level::Warn,
+            host::Level::Error => Level::Error,
+        };
+        self.logs.host(level, message);
+    }
+
+    fn read_data(&mut self, path: String) -> Result<Vec<u8>, String> {
+        data::read(self.data_dir.as_deref(), &path, self.read_cap)
+    }
+}

@@ -1,0 +1,140 @@
+//! What a dashboard component may import: the allowlist checked at load time, and the
+//! linker that defines exactly those interfaces and nothing else.
+//!
+//! The two must agree. The allowlist gives a clear [`Error::ForbiddenImport`] naming the
+//! import; the linker is the second wall: an interface it does not define (sockets, HTTP)
+//! cannot be instantiated even if the allowlist were wrong.
+
+use crate::bindings::Dashboard;
+use crate::clock::DeadlineClock;
+use crate::state::State;
+use crate::{Error, Result};
+use wasmtime::Engine;
+use wasmtime::component::{Component, HasData, HasSelf, Linker, ResourceTable};
+use wasmtime_wasi::WasiView;
+use wasmtime_wasi::cli::{WasiCli, WasiCliView};
+use wasmtime_wasi::clocks::{WasiClocks, WasiClocksView};
+use wasmtime_wasi::filesystem::{WasiFilesystem, WasiFilesystemView};
+use wasmtime_wasi::random::WasiRandom;
+
+/// The export every dashboard must provide.
+pub(crate) const APP_EXPORT: &str = "tessera:dashboard/app@0.1.0";
+
+/// Interfaces a component may import, without their `@version`. These are Tessera's own
+/// host interface and the WASI interfaces that standard libraries (Rust std, CPython)
+/// link against even when the app never uses them. Networking is absent on purpose.
+const ALLOWED_IMPORTS: &[&str] = &[
+    "tessera:dashboard/host",
+    "wasi:cli/environment",
+    "wasi:cli/exit",
+    "wasi:cli/stdin",
+    "wasi:cli/stdout",
+    "wasi:cli/stderr",
+    "wasi:cli/terminal-input",
+    "wasi:cli/terminal-output",
+    "wasi:cli/terminal-stdin",
+    "wasi:cli/terminal-stdout",
+    "wasi:cli/terminal-stderr",
+    "wasi:io/error",
+    "wasi:io/poll",
+    "wasi:io/streams",
+    "wasi:clocks/monotonic-clock",
+    "wasi:clocks/wall-clock",
+    "wasi:random/random",
+    "wasi:random/insecure",
+    "wasi:random/insecure-seed",
+    "wasi:filesystem/types",
+    "wasi:filesystem/preopens",
+];
+
+/// Refuses a component that imports anything outside the allowlist, naming the first such
+/// import, or that does not export the dashboard `app` interface.
+pub(crate) fn check(engine: &Engine, component: &Component) -> Result<()> {
+    let ty = component.component_type();
+    for (name, _) in ty.imports(engine) {
+        let interface = name
+            .split_once('@')
+            .map_or(name, |(interface, _)| interface);
+        if !ALLOWED_IMPORTS.contains(&interface) {
+            return Err(Error::ForbiddenImport {
+                import: name.to_string(),
+            });
+        }
+    }
+    if !ty.exports(engine).any(|(name, _)| name == APP_EXPORT) {
+        let exports: Vec<&str> = ty.exports(engine).map(|(name, _)| name).collect();
+        return Err(Error::InvalidComponent {
+            reason: format!(
+                "it does not export `{APP_EXPORT}` (its exports: {})",
+                if exports.is_empty() {
+                    "none".to_string()
+                } else {
+                    exports.join(", ")
+                }
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// [`HasData`] for the `wasi:io` interfaces, which only need the resource table.
+struct Io;
+
+impl HasData for Io {
+    type Data<'a> = &'a mut ResourceTable;
+}
+
+/// The one linker of a sandbox: the allowed WASI interfaces (synchronous flavour, so no
+/// async support is needed in the engine) and Tessera's host interface.
+pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<State>> {
+    use wasmtime_wasi::p2::bindings::{cli, clocks, filesystem, random, sync};
+
+    let mut linker = Linker::<State>::new(engine);
+    let l = &mut linker;
+
+    sync::io::error::add_to_linker::<State, Io>(l, State::table)?;
+    sync::io::poll::add_to_linker::<State, Io>(l, State::table)?;
+    sync::io::streams::add_to_linker::<State, Io>(l, State::table)?;
+
+    clocks::wall_clock::add_to_linker::<State, WasiClocks>(l, State::clocks)?;
+    // Tessera's own monotonic clock, whose sleeps end at the call's deadline.
+    clocks::monotonic_clock::add_to_linker::<State, DeadlineClock>(l, State::clock)?;
+
+    random::random::add_to_linker::<State, WasiRandom>(l, |s| s.ctx().ctx.random())?;
+    random::insecure::add_to_linker::<State, WasiRandom>(l, |s| s.ctx().ctx.random())?;
+    random::insecure_seed::add_to_linker::<State, WasiRandom>(l, |s| s.ctx().ctx.random())?;
+
+    cli::exit::add_to_linker::<State, WasiCli>(l, State::cli)?;
+    cli::environment::add_to_linker::<State, WasiCli>(l, State::cli)?;
+    cli::stdin::add_to_linker::<State, WasiCli>(l, State::cli)?;
+    cli::stdout::add_to_linker::<State, WasiCli>(l, State::cli)?;
+    cli::stderr::add_to_linker::<State, WasiCli>(l, State::cli)?;
+    cli::terminal_input::add_to_linker::<State, WasiCli>(l, State::cli)?;
+    cli::terminal_output::add_to_linker::<State, WasiCli>(l, State::cli)?;
+    cli::terminal_stdin::add_to_linker::<State, WasiCli>(l, State::cli)?;
+    cli::terminal_stdout::add_to_linker::<State, WasiCli>(l, State::cli)?;
+    cli::terminal_stderr::add_to_linker::<State, WasiCli>(l, State::cli)?;
+
+    filesystem::preopens::add_to_linker::<State, WasiFilesystem>(l, State::filesystem)?;
+    sync::filesystem::types::add_to_linker::<State, WasiFilesystem>(l, State::filesystem)?;
+
+    Dashboard::add_to_linker::<State, HasSelf<State>>(l, |state| state)?;
+    Ok(linker)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ALLOWED_IMPORTS;
+
+    #[test]
+    fn allowlist_grants_no_network() {
+        for name in ALLOWED_IMPORTS {
+            assert!(!name.starts_with("wasi:sockets"), "{name}");
+            assert!(!name.starts_with("wasi:http"), "{name}");
+            assert!(
+                !name.contains('@'),
+                "allowlist entries are unversioned: {name}"
+            );
+        }
+    }
+}

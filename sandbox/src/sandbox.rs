@@ -1,0 +1,335 @@
+//! The [`Sandbox`]: one wasmtime engine, one linker, the epoch ticker and the caches of
+//! compiled components, shared by every component loaded through it.
+//!
+//! This module decides how code gets compiled and reused; what happens inside a call is
+//! `component`'s business.
+
+use crate::bindings::DashboardPre;
+use crate::cache::DiskCache;
+use crate::component::{self, ArtifactSource, Component};
+use crate::config::{LoadOptions, MAX_COMPONENT_BYTES, SandboxConfig};
+use crate::imports;
+use crate::state::State;
+use crate::{Error, Result};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::atomic::AtomicUsize;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::thread::JoinHandle;
+use std::time::Instant;
+use wasmtime::component::Linker;
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// The entry point: compiles and loads dashboard components.
+///
+/// Cheap to clone (an `Arc` inside); all clones share one engine, one epoch ticker and one
+/// cache of compiled code. The ticker thread stops when the last clone, and the last
+/// [`Component`] loaded through it, are dropped.
+#[derive(Clone)]
+pub struct Sandbox {
+    inner: Arc<SandboxInner>,
+}
+
+/// What every component of a sandbox shares.
+pub(crate) struct SandboxInner {
+    pub(crate) engine: Engine,
+    linker: Linker<State>,
+    pub(crate) config: SandboxConfig,
+    disk: Option<DiskCache>,
+    /// Compiled components by SHA-256 of their bytes. Weak, so that code nobody uses any
+    /// more is freed: the cache only shares code between live `Component`s.
+    compiled: Mutex<HashMap<String, Weak<Compiled>>>,
+    /// Idle instances over all components, and the most there may be.
+    pub(crate) idle_total: AtomicUsize,
+    pub(crate) idle_cap: usize,
+    /// Kept for its `Drop`, which stops the ticker thread.
+    _ticker: Ticker,
+}
+
+/// A compiled component, linked and type-checked, ready to instantiate.
+pub(crate) struct Compiled {
+    pub(crate) pre: DashboardPre<State>,
+}
+
+impl Sandbox {
+    /// Creates the engine (pooling allocator, epoch interruption, copy-on-write memory
+    /// images), the linker and the epoch ticker.
+    pub fn new(config: SandboxConfig) -> Result<Sandbox> {
+        if config.max_instances == 0 {
+            return Err(Error::InvalidLimits {
+                reason: "max_instances must be at least 1".to_string(),
+            });
+        }
+        if config.epoch_tick.is_zero() {
+            return Err(Error::InvalidLimits {
+                reason: "epoch_tick must be longer than zero".to_string(),
+            });
+        }
+        if config.max_memory_bytes < 1 << 16 {
+            return Err(Error::InvalidLimits {
+                reason: "max_memory_bytes must be at least one wasm page (64 KiB)".to_string(),
+            });
+        }
+        let engine = engine(&config)?;
+        let linker = imports::linker(&engine).map_err(|e| Error::engine(&e))?;
+        let disk = match &config.cache_dir {
+            Some(dir) => {
+                std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+                    context: format!("cannot create cache directory {}", dir.display()),
+                    source,
+                })?;
+                Some(DiskCache::new(dir.clone(), &engine))
+            }
+            None => None,
+        };
+        let ticker = Ticker::start(engine.clone(), config.epoch_tick)?;
+        let idle_cap = (config.max_instances as usize / 2).max(1);
+        Ok(Sandbox {
+            inner: Arc::new(SandboxInner {
+                engine,
+                linker,
+                config,
+                disk,
+                compiled: Mutex::new(HashMap::new()),
+                idle_total: AtomicUsize::new(0),
+                idle_cap,
+                _ticker: ticker,
+            }),
+        })
+    }
+
+    /// Loads a dashboard component.
+    ///
+    /// Refuses input that is not a component or is larger than [`MAX_COMPONENT_BYTES`];
+    /// compiles it once (or reuses the compiled code of an identical component loaded
+    /// earlier, from memory or from the disk cache); refuses it if it imports anything not
+    /// granted ([`Error::ForbiddenImport`]) or lacks the dashboard exports; then
+    /// instantiates it once under `options.limits` to read its info, layout and
+    /// dependencies, which must be JSON (an object-or-value and an array respectively).
+    pub fn load(&self, wasm: &[u8], options: LoadOptions) -> Result<Component> {
+        check_limits(&self.inner.config, &options)?;
+        check_header(wasm)?;
+        let sha256 = hex::encode(Sha256::digest(wasm));
+        let (compiled, source) = self.compiled(wasm, &sha256)?;
+        component::load(self.inner.clone(), compiled, sha256, source, options)
+    }
+
+    /// The compiled form of `wasm`: from memory, from disk, or freshly compiled.
+    fn compiled(&self, wasm: &[u8], sha256: &str) -> Result<(Arc<Compiled>, ArtifactSource)> {
+        let inner = &self.inner;
+        let existing = inner
+            .compiled
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(sha256)
+            .and_then(Weak::upgrade);
+        if let Some(compiled) = existing {
+            return Ok((compiled, ArtifactSource::Memory));
+        }
+
+        // Two concurrent loads of the same new bytes may both compile; the result is the
+        // same and the second simply wins the map entry. Not worth a lock held across a
+        // compilation that can take seconds.
+        let started = Instant::now();
+        let cached = inner
+            .disk
+            .as_ref()
+            .and_then(|disk| disk.load(&inner.engine, sha256));
+        let (component, source) =
+            match cached {
+                Some(component) => (component, ArtifactSource::DiskCache),
+                None => {
+                    let component = wasmtime::component::Component::new(&inner.engine, wasm)
+                        .map_err(|e| Error::InvalidComponent {
+                            reason: format!("{e:#}"),
+                        })?;
+                    (component, ArtifactSource::Compiled)
+                }
+            };
+        // The import check runs on cached artifacts too: the allowlist may have changed
+        // since the artifact was written.
+        imports::check(&inner.engine, &component)?;
+        if source == ArtifactSource::Compiled
+            && let Some(disk) = &inner.disk
+        {
+            disk.store(sha256, &component);
+        }
+        let pre =
+            inner
+                .linker
+                .instantiate_pre(&component)
+                .map_err(|e| Error::InvalidComponent {
+                    reason: format!("{e:#}"),
+                })?;
+        let pre = DashboardPre::new(pre).map_err(|e| Error::InvalidComponent {
+            reason: format!("{e:#}"),
+        })?;
+        tracing::debug!(sha256, ?source, elapsed = ?started.elapsed(), "component ready");
+
+        let compiled = Arc::new(Compiled { pre });
+        let mut map = inner
+            .compiled
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        map.retain(|_, weak| weak.strong_count() > 0);
+        map.insert(sha256.to_string(), Arc::downgrade(&compiled));
+        Ok((compiled, source))
+    }
+}
+
+/// Refuses limits the engine cannot honour.
+fn check_limits(config: &SandboxConfig, options: &LoadOptions) -> Result<()> {
+    let limits = &options.limits;
+    if limits.memory_bytes > config.max_memory_bytes {
+        return Err(Error::InvalidLimits {
+            reason: format!(
+                "memory_bytes ({}) is above the sandbox's max_memory_bytes ({})",
+                limits.memory_bytes, config.max_memory_bytes
+            ),
+        });
+    }
+    if limits.deadline.is_zero() {
+        return Err(Error::InvalidLimits {
+            reason: "the deadline must be longer than zero".to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// Refuses oversized input and anything that is not a binary WebAssembly component,
+/// cheaply and before the compiler sees it.
+fn check_header(wasm: &[u8]) -> Result<()> {
+    if wasm.len() > MAX_COMPONENT_BYTES {
+        return Err(Error::InvalidComponent {
+            reason: format!(
+                "it is {} bytes, over the limit of {MAX_COMPONENT_BYTES} bytes",
+                wasm.len()
+            ),
+        });
+    }
+    // A binary component starts with the wasm magic, a 16-bit version and a 16-bit layer
+    // that is 1 for components (0 for core modules).
+    match wasm.get(..8) {
+        Some([0, b'a', b's', b'm', _, _, 1, 0]) => Ok(()),
+        Some([0, b'a', b's', b'm', _, _, 0, 0]) => Err(Error::InvalidComponent {
+            reason: "it is a core WebAssembly module, not a component (build for wasm32-wasip2)"
+                .to_string(),
+        }),
+        _ => Err(Error::InvalidComponent {
+            reason: "it is not a WebAssembly binary".to_string(),
+        }),
+    }
+}
+
+/// Builds the one engine of a sandbox.
+fn engine(config: &SandboxConfig) -> Result<Engine> {
+    let mut wasm_config = Config::new();
+    wasm_config
+        .wasm_component_model(true)
+        .epoch_interruption(true)
+        .memory_init_cow(true)
+        // Async component-model support costs every call (about 3 µs instead of 1.8 µs for
+        // a trivial warm call) and dashboards do not need it.
+        .concurrency_support(false);
+
+    let n = config.max_instances;
+    let mut pool = PoolingAllocationConfig::new();
+    pool.total_component_instances(n)
+        // A Rust component has a few core instances and tables, CPython dozens; the pool
+        // is sized for the average, the per-component caps below for the worst case.
+        .total_core_instances(n.saturating_mul(10))
+        .total_tables(n.saturating_mul(10))
+        .total_memories(n.saturating_mul(2))
+        .max_core_instances_per_component(crate::limiter::MAX_CORE_INSTANCES as u32)
+        .max_tables_per_component(crate::limiter::MAX_TABLES as u32)
+        .max_memories_per_component(crate::limiter::MAX_MEMORIES as u32)
+        .table_elements(crate::limiter::MAX_TABLE_ELEMENTS)
+        .max_memory_size(config.max_memory_bytes);
+    wasm_config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+
+    match Engine::new(&wasm_config) {
+        Ok(engine) => Ok(engine),
+        Err(pooling_error) => {
+            // The pool reserves address space up front (slots × (memory size + guards));
+            // a host with little virtual address space (ulimit -v, 32-bit) cannot give it.
+            // Limits are enforced the same way without the pool, only instantiation is
+            // slower, so fall back rather than refuse to start.
+            tracing::warn!(
+                error = %format!("{pooling_error:#}"),
+                max_instances = n,
+                "pooling allocator unavailable, falling back to on-demand allocation"
+            );
+            wasm_config.allocation_strategy(InstanceAllocationStrategy::OnDemand);
+            Engine::new(&wasm_config).map_err(|e| Error::engine(&e))
+        }
+    }
+}
+
+/// The thread that advances the engine's epoch, which is what makes deadlines fire.
+struct Ticker {
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Ticker {
+    fn start(engine: Engine, tick: std::time::Duration) -> Result<Ticker> {
+        let (stop, stopped) = mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("sandbox-epoch".to_string())
+            .spawn(move || {
+                // The sender is dropped (never used to send) when the sandbox goes away,
+                // which ends the wait with `Disconnected`.
+                while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(tick) {
+                    engine.increment_epoch();
+                }
+            })
+            .map_err(|source| Error::Io {
+                context: "cannot start the epoch ticker thread".to_string(),
+                source,
+            })?;
+        Ok(Ticker {
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            // The thread exits within one tick; a panic in it has nothing left to report.
+            let _ = thread.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_check_refuses_modules_and_junk() {
+        let module = [0, b'a', b's', b'm', 1, 0, 0, 0];
+        let component = [0, b'a', b's', b'm', 0x0d, 0, 1, 0];
+        assert!(check_header(&component).is_ok());
+        let err = check_header(&module).expect_err("core module");
+        assert!(err.to_string().contains("core WebAssembly module"), "{err}");
+        assert!(check_header(b"hello world").is_err());
+        assert!(check_header(b"").is_err());
+        let huge = vec![0u8; MAX_COMPONENT_BYTES + 1];
+        let err = check_header(&huge).expect_err("too large");
+        assert!(err.to_string().contains("over the limit"), "{err}");
+    }
+
+    #[test]
+    fn ticker_thread_stops_when_dropped() {
+        let engine = Engine::default();
+        let ticker =
+            Ticker::start(engine, std::time::Duration::from_millis(1)).expect("ticker starts");
+        let started = Instant::now();
+        drop(ticker);
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    }
+}

@@ -1,0 +1,114 @@
+//! The data of one instance's `Store`: its deny-by-default WASI context, resource table,
+//! limiter, log sink and the deadline of the call in progress.
+//!
+//! One `State` lives exactly as long as one instance; nothing in it is shared with another
+//! instance except the (read-only) path of the app's data folder.
+
+use crate::capture::{LogSink, Pipe};
+use crate::clock::ClockView;
+use crate::config::{Limits, MAX_DATA_READ_BYTES};
+use crate::limiter::Limiter;
+use crate::{Error, Result};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
+
+/// Where the app's data folder appears inside the guest.
+pub(crate) const DATA_GUEST_PATH: &str = "/data";
+
+/// Most live resources (streams, pollables, open files) one instance may hold at once.
+const MAX_RESOURCES: usize = 16_384;
+
+/// Per-instance store data.
+pub(crate) struct State {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub(crate) limiter: Limiter,
+    pub(crate) logs: LogSink,
+    /// Canonical path of the data folder, if the app has one.
+    pub(crate) data_dir: Option<Arc<Path>>,
+    /// Largest file `read-data` returns.
+    pub(crate) read_cap: usize,
+    /// Time origin of the guest's monotonic clock.
+    origin: Instant,
+    /// When the call in progress must end.
+    deadline: Option<Instant>,
+    /// Raised by the clock when it cut a sleep short at the deadline.
+    sleep_cut_short: Arc<AtomicBool>,
+}
+
+impl State {
+    /// Fresh state for a new instance: nothing granted but the data folder, read-only.
+    pub(crate) fn new(limits: &Limits, data_dir: Option<&Arc<Path>>) -> Result<State> {
+        let logs = LogSink::new(limits.log_bytes);
+        let mut wasi = WasiCtx::builder();
+        // No env, args or stdin are set, so the guest sees none. Networking is not even
+        // linked; refusing it here as well keeps a future linker change from granting it.
+        wasi.stdout(logs.stream(Pipe::Stdout))
+            .stderr(logs.stream(Pipe::Stderr))
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            // Calls already block their thread, so file reads may too, which avoids a hop
+            // through a tokio blocking thread for every read.
+            .allow_blocking_current_thread(true);
+        if let Some(dir) = data_dir {
+            wasi.preopened_dir(dir, DATA_GUEST_PATH, FsPerms::ReadOnly)
+                .map_err(|e| Error::Io {
+                    context: "cannot open the app's data folder".to_string(),
+                    source: std::io::Error::other(format!("{e:#}")),
+                })?;
+        }
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(MAX_RESOURCES);
+        Ok(State {
+            wasi: wasi.build(),
+            table,
+            limiter: Limiter::new(limits.memory_bytes),
+            logs,
+            data_dir: data_dir.cloned(),
+            read_cap: MAX_DATA_READ_BYTES.min(limits.memory_bytes),
+            origin: Instant::now(),
+            deadline: None,
+            sleep_cut_short: Arc::default(),
+        })
+    }
+
+    /// The view the deadline-aware monotonic clock works on.
+    pub(crate) fn clock(&mut self) -> ClockView<'_> {
+        ClockView {
+            table: &mut self.table,
+            origin: self.origin,
+            deadline: self.deadline,
+            cut_short: &self.sleep_cut_short,
+        }
+    }
+
+    /// Starts a call that must end by `deadline`.
+    pub(crate) fn set_deadline(&mut self, deadline: Instant) {
+        self.deadline = Some(deadline);
+        self.sleep_cut_short.store(false, Ordering::Relaxed);
+    }
+
+    /// Whether the guest slept into its deadline during this call.
+    pub(crate) fn slept_past_deadline(&self) -> bool {
+        self.sleep_cut_short.load(Ordering::Relaxed)
+    }
+
+    /// The resource table, for the `wasi:io` interfaces.
+    pub(crate) fn table(&mut self) -> &mut ResourceTable {
+        &mut self.table
+    }
+}
+
+impl WasiView for State {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
