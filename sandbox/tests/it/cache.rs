@@ -1,0 +1,103 @@
+//! Compiled code is reused: within a sandbox from memory, across sandboxes (and processes)
+//! from the cache directory; a damaged cache entry is compiled again, never trusted.
+
+use crate::support::{assert_ok_call, hostile_wasm, limits, sandbox, test_config};
+use sandbox::{ArtifactSource, LoadOptions, Sandbox, SandboxConfig};
+use std::path::{Path, PathBuf};
+
+fn cached_sandbox(dir: &Path) -> Sandbox {
+    Sandbox::new(SandboxConfig {
+        cache_dir: Some(dir.to_path_buf()),
+        ..test_config()
+    })
+    .expect("sandbox")
+}
+
+fn load(sandbox: &Sandbox) -> sandbox::Component {
+    sandbox
+        .load(
+            hostile_wasm(),
+            LoadOptions {
+                limits: limits(),
+                data_dir: None,
+            },
+        )
+        .expect("loads")
+}
+
+/// The compiled artifacts in the cache directory.
+fn artifacts(dir: &Path) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("cache dir")
+        .map(|entry| entry.expect("entry").path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "cwasm"))
+        .collect();
+    found.sort();
+    found
+}
+
+#[test]
+fn same_bytes_loaded_twice_share_compiled_code() {
+    let sandbox = sandbox();
+    let first = load(&sandbox);
+    let second = load(&sandbox);
+    assert_eq!(first.artifact_source(), ArtifactSource::Compiled);
+    assert_eq!(second.artifact_source(), ArtifactSource::Memory);
+    assert_eq!(first.sha256(), second.sha256());
+    assert_ok_call(&second);
+}
+
+#[test]
+fn compiled_cache_round_trip_loads_from_disk() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let first = load(&cached_sandbox(dir.path()));
+    assert_eq!(first.artifact_source(), ArtifactSource::Compiled);
+    let written = artifacts(dir.path());
+    assert_eq!(written.len(), 1, "{written:?}");
+    let name = written[0]
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("");
+    assert!(name.starts_with(first.sha256()), "{name}");
+
+    // A second sandbox (as after a restart) finds the artifact instead of compiling.
+    let second = load(&cached_sandbox(dir.path()));
+    assert_eq!(second.artifact_source(), ArtifactSource::DiskCache);
+    assert_ok_call(&second);
+    assert_eq!(second.info().title, "hostile");
+}
+
+#[test]
+fn corrupted_cache_file_is_recompiled() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    load(&cached_sandbox(dir.path()));
+    let artifact = artifacts(dir.path()).remove(0);
+    let original = std::fs::read(&artifact).expect("artifact");
+
+    // Flip bytes in the middle of the file, where the machine code is: wasmtime itself
+    // would not notice this, so the cache must.
+    let mut damaged = original.clone();
+    let middle = damaged.len() / 2;
+    for byte in &mut damaged[middle..middle + 64] {
+        *byte ^= 0xff;
+    }
+    std::fs::write(&artifact, &damaged).expect("damage");
+    let reloaded = load(&cached_sandbox(dir.path()));
+    assert_eq!(reloaded.artifact_source(), ArtifactSource::Compiled);
+    assert_ok_call(&reloaded);
+    assert_eq!(
+        std::fs::read(&artifact).expect("rewritten"),
+        original,
+        "the entry was rewritten"
+    );
+
+    // A truncated file is refused as well.
+    std::fs::write(&artifact, &original[..original.len() / 3]).expect("truncate");
+    let reloaded = load(&cached_sandbox(dir.path()));
+    assert_eq!(reloaded.artifact_source(), ArtifactSource::Compiled);
+    assert_ok_call(&reloaded);
+
+    // And the rewritten entry is used again.
+    let again = load(&cached_sandbox(dir.path()));
+    assert_eq!(again.artifact_source(), ArtifactSource::DiskCache);
+}

@@ -1,0 +1,12 @@
+//! Integration tests of the sandbox: real guest components, built for wasm32-wasip2, run
+//! against the real engine, and every limit is made to fire.
+//!
+//! The guests are built separately (`scripts/build-guests.sh guest-hostile guest-sockets`);
+//! a test fails, never skips, when they are missing.
+
+mod cache;
+mod grants;
+mod instances;
+mod limits;
+mod measure;
+mod support;
