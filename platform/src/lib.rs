@@ -1,1 +1,19 @@
-//! placeholder
+//! Tessera's platform: the HTTP server, the Dash protocol, the app store and the CLI.
+//!
+//! `main.rs` only parses the command line; everything else lives here so tests can build
+//! the router with [`http::router`] and drive it without a socket.
+
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod dash;
+pub mod demo;
+pub mod deploy;
+pub mod error;
+pub mod frontend;
+pub mod http;
+pub mod ids;
+pub mod runtime;
+pub mod state;
+pub mod store;
+pub mod telemetry;

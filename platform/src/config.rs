@@ -1,0 +1,314 @@
+//! One typed configuration, loaded once: command-line flags and `TESSERA_*` environment
+//! variables first, then the TOML file given by `--config`, then defaults.
+//!
+//! | flag | variable | TOML key | default |
+//! |---|---|---|---|
+//! | `--config` | `TESSERA_CONFIG` | – | none |
+//! | `--listen` | `TESSERA_LISTEN` | `listen` | `127.0.0.1:8080` |
+//! | `--data-dir` | `TESSERA_DATA_DIR` | `data_dir` | `./data` |
+//! | `--database-url` | `TESSERA_DATABASE_URL` | `database_url` | `sqlite://{data_dir}/tessera.db` |
+//! | `--demo-dir` | `TESSERA_DEMO_DIR` | `demo_dir` | `target/wasm32-wasip2/guest` of this checkout |
+//! | `--frontend-dir` | `TESSERA_FRONTEND_DIR` | `frontend_dir` | `admin-ui/node_modules` of this checkout |
+//! | – | – | `[limits] deadline_ms` | 5000 |
+//! | – | – | `[limits] memory_mb` | 128 |
+//! | – | – | `[limits] output_mb` | 8 |
+//! | – | – | `max_component_mb` | 64 |
+//!
+//! The database URL may carry a password, so [`Config`]'s `Debug` redacts it.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use serde::Deserialize;
+
+/// The command line of the `tessera` binary.
+#[derive(Debug, Parser)]
+#[command(
+    name = "tessera",
+    version,
+    about = "Multi-tenant Dash dashboards in WebAssembly"
+)]
+pub struct Cli {
+    /// TOML configuration file.
+    #[arg(long, env = "TESSERA_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// Directory for the SQLite database and the compiled-component cache.
+    #[arg(long, env = "TESSERA_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// Database URL (`sqlite://…` or `postgres://…`).
+    #[arg(
+        long,
+        env = "TESSERA_DATABASE_URL",
+        global = true,
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP server.
+    Serve(ServeArgs),
+    /// Deploy a dashboard component (`.wasm`) as the new live version of an app.
+    Deploy(DeployArgs),
+}
+
+/// Flags of `tessera serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "TESSERA_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Create the `demo` tenant and deploy the example dashboards (idempotent).
+    #[arg(long)]
+    pub demo: bool,
+    /// Where the built example components are (`hello.wasm`, `sales_explorer.wasm`).
+    #[arg(long, env = "TESSERA_DEMO_DIR")]
+    pub demo_dir: Option<PathBuf>,
+    /// Where the Dash front-end npm packages are installed.
+    #[arg(long, env = "TESSERA_FRONTEND_DIR")]
+    pub frontend_dir: Option<PathBuf>,
+}
+
+/// Arguments of `tessera deploy`.
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// `tenant/app`, for example `demo/sales-explorer`.
+    pub target: String,
+    /// The component file.
+    pub component: PathBuf,
+}
+
+/// The `[limits]` table: per-callback sandbox limits.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Wall-clock deadline of one callback, in milliseconds.
+    pub deadline_ms: u64,
+    /// Linear-memory cap of one instance, in MiB.
+    pub memory_mb: usize,
+    /// Cap on a callback's JSON output, in MiB.
+    pub output_mb: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            deadline_ms: 5_000,
+            memory_mb: 128,
+            output_mb: 8,
+        }
+    }
+}
+
+impl LimitsConfig {
+    /// The sandbox's view of these limits.
+    pub fn to_sandbox(&self) -> sandbox::Limits {
+        sandbox::Limits {
+            deadline: Duration::from_millis(self.deadline_ms),
+            memory_bytes: self.memory_mb << 20,
+            output_bytes: self.output_mb << 20,
+            ..sandbox::Limits::default()
+        }
+    }
+}
+
+/// The TOML file's shape; every key is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    demo_dir: Option<PathBuf>,
+    frontend_dir: Option<PathBuf>,
+    max_component_mb: Option<usize>,
+    limits: Option<LimitsConfig>,
+}
+
+/// The resolved configuration.
+#[derive(Clone)]
+pub struct Config {
+    /// Address of the HTTP server.
+    pub listen: SocketAddr,
+    /// Data directory (SQLite file, compiled-component cache).
+    pub data_dir: PathBuf,
+    /// Database URL.
+    pub database_url: String,
+    /// Built example components for `--demo`.
+    pub demo_dir: PathBuf,
+    /// Installed Dash front-end packages.
+    pub frontend_dir: PathBuf,
+    /// Largest component accepted by a deploy, in bytes.
+    pub max_component_bytes: usize,
+    /// Per-callback limits.
+    pub limits: LimitsConfig,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("database_url", &redact_url(&self.database_url))
+            .field("demo_dir", &self.demo_dir)
+            .field("frontend_dir", &self.frontend_dir)
+            .field("max_component_bytes", &self.max_component_bytes)
+            .field("limits", &self.limits)
+            .finish()
+    }
+}
+
+/// Hide the password of `scheme://user:password@host/…`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    match rest.split_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:***@{host}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+/// The checkout this binary was built from; defaults for development paths hang off it.
+fn checkout_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+impl Config {
+    /// Resolve the configuration from the command line, the environment and the file.
+    pub fn load(cli: &Cli) -> anyhow::Result<Self> {
+        let file = match &cli.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading config file {}", path.display()))?;
+                toml::from_str::<FileConfig>(&text)
+                    .with_context(|| format!("parsing config file {}", path.display()))?
+            }
+            None => FileConfig::default(),
+        };
+        let serve = match &cli.command {
+            Command::Serve(args) => Some(args),
+            Command::Deploy(_) => None,
+        };
+        let data_dir = cli
+            .data_dir
+            .clone()
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("data"));
+        let database_url = cli
+            .database_url
+            .clone()
+            .or(file.database_url)
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("tessera.db").display()));
+        let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| checkout_dir().join("target"));
+        Ok(Self {
+            listen: serve
+                .and_then(|s| s.listen)
+                .or(file.listen)
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            demo_dir: serve
+                .and_then(|s| s.demo_dir.clone())
+                .or(file.demo_dir)
+                .unwrap_or_else(|| target_dir.join("wasm32-wasip2").join("guest")),
+            frontend_dir: serve
+                .and_then(|s| s.frontend_dir.clone())
+                .or(file.frontend_dir)
+                .unwrap_or_else(|| checkout_dir().join("admin-ui").join("node_modules")),
+            max_component_bytes: file.max_component_mb.unwrap_or(64) << 20,
+            limits: file.limits.unwrap_or_default(),
+            data_dir,
+            database_url,
+        })
+    }
+
+    /// Where compiled components are cached.
+    pub fn cache_dir(&self) -> PathBuf {
+        self.data_dir.join("component-cache")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redact_url_hides_only_the_password() {
+        assert_eq!(
+            redact_url("postgres://tessera:s3cret@db:5432/t"),
+            "postgres://tessera:***@db:5432/t"
+        );
+        assert_eq!(redact_url("sqlite://data/t.db"), "sqlite://data/t.db");
+    }
+
+    #[test]
+    fn file_values_apply_when_no_flag_is_given() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("tessera.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9999\"\n[limits]\ndeadline_ms = 250\n",
+        )
+        .expect("write config");
+        let cli = Cli::parse_from([
+            "tessera",
+            "--config",
+            path.to_str().expect("utf-8 path"),
+            "serve",
+        ]);
+        let config = Config::load(&cli).expect("config loads");
+        assert_eq!(config.listen.port(), 9999);
+        assert_eq!(config.limits.deadline_ms, 250);
+        assert_eq!(config.limits.memory_mb, 128);
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("tessera.toml");
+        std::fs::write(&path, "listen = \"127.0.0.1:9999\"\n").expect("write config");
+        let cli = Cli::parse_from([
+            "tessera",
+            "--config",
+            path.to_str().expect("utf-8 path"),
+            "serve",
+            "--listen",
+            "127.0.0.1:7777",
+        ]);
+        assert_eq!(
+            Config::load(&cli).expect("config loads").listen.port(),
+            7777
+        );
+    }
+
+    #[test]
+    fn unknown_file_keys_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("tessera.toml");
+        std::fs::write(&path, "lisen = \"127.0.0.1:9999\"\n").expect("write config");
+        let cli = Cli::parse_from([
+            "tessera",
+            "--config",
+            path.to_str().expect("utf-8 path"),
+            "serve",
+        ]);
+        let err = Config::load(&cli).expect_err("typo must be refused");
+        assert!(format!("{err:#}").contains("lisen"), "{err:#}");
+    }
+}

@@ -1,0 +1,95 @@
+//! The index page of an app: Dash's HTML skeleton with `_dash-config` and the scripts.
+
+use askama::Template;
+use serde_json::json;
+
+use crate::frontend::{DASH_VERSION, Frontend};
+
+/// The props of components that may hold other components, per namespace, as Dash 4.4.1
+/// registers them (`ComponentRegistry.children_props`); the renderer needs them to walk
+/// layouts.
+const CHILDREN_PROPS: &str = include_str!("children_props.json");
+
+/// A small inline icon, so browsers do not ask for `/favicon.ico`.
+const FAVICON: &str = "data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 16 16'%3E%3Crect x='1' y='1' width='6' height='6' fill='%23119dff'/%3E%3Crect x='9' y='1' width='6' height='6' fill='%23555'/%3E%3Crect x='1' y='9' width='6' height='6' fill='%23555'/%3E%3Crect x='9' y='9' width='6' height='6' fill='%23119dff'/%3E%3C/svg%3E";
+
+#[derive(Template)]
+#[template(path = "dash_index.html")]
+struct IndexPage<'a> {
+    title: &'a str,
+    favicon: &'a str,
+    config_json: String,
+    scripts: Vec<String>,
+}
+
+/// Render the index page of the app served under `prefix` (`/apps/{tenant}/{app}/`).
+///
+/// `end_id` is the per-page token the renderer echoes on every callback request.
+pub fn render(frontend: &Frontend, prefix: &str, title: &str, end_id: &str) -> String {
+    let children_props: serde_json::Value =
+        serde_json::from_str(CHILDREN_PROPS).unwrap_or_else(|_| json!({}));
+    let config = json!({
+        "url_base_pathname": null,
+        "requests_pathname_prefix": prefix,
+        "ui": false,
+        "props_check": false,
+        "disable_version_check": true,
+        "show_undo_redo": false,
+        "suppress_callback_exceptions": false,
+        "update_title": "Updating...",
+        "children_props": children_props,
+        "serve_locally": true,
+        "dash_version": DASH_VERSION,
+        "ddk_version": null,
+        "plotly_version": null,
+        "validate_callbacks": false,
+        "csrf_token_name": "_csrf_token",
+        "csrf_header_name": "X-CSRFToken",
+        "end_id": end_id,
+        "plotly_cloud_installed": false,
+    });
+    let scripts = frontend
+        .prelude_scripts()
+        .into_iter()
+        .chain(frontend.component_scripts())
+        .map(|src| format!("{prefix}{src}"))
+        .collect();
+    let page = IndexPage {
+        title,
+        favicon: FAVICON,
+        config_json: script_safe_json(&config),
+        scripts,
+    };
+    page.render()
+        .unwrap_or_else(|e| format!("template error: {e}"))
+}
+
+/// JSON that cannot close the `<script>` element it sits in: `<`, `>` and `&` only occur
+/// inside JSON strings, where their `\u` escapes mean the same.
+fn script_safe_json(value: &serde_json::Value) -> String {
+    value
+        .to_string()
+        .replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn script_safe_json_cannot_close_the_script_element() {
+        let json = script_safe_json(&json!({"title": "</script><script>alert(1)</script>"}));
+        assert!(!json.contains("</script>"));
+        let back: serde_json::Value = serde_json::from_str(&json).expect("still JSON");
+        assert_eq!(back["title"], "</script><script>alert(1)</script>");
+    }
+
+    #[test]
+    fn children_props_are_valid_json_with_the_core_namespaces() {
+        let value: serde_json::Value = serde_json::from_str(CHILDREN_PROPS).expect("json");
+        assert_eq!(value["dash_core_components"]["Tab"], json!(["label"]));
+        assert!(value["dash_html_components"]["Div"].is_array());
+    }
+}

@@ -1,0 +1,40 @@
+//! `tessera serve --demo`: the `demo` tenant with the example dashboards, deployed as
+//! public apps. Idempotent: an example whose component is already live is left alone.
+
+use anyhow::Context;
+
+use crate::deploy::Deployed;
+use crate::ids::Slug;
+use crate::state::AppState;
+
+/// App name and component file of each example, relative to the demo directory.
+pub const EXAMPLES: &[(&str, &str)] = &[
+    ("hello", "hello.wasm"),
+    ("sales-explorer", "sales_explorer.wasm"),
+];
+
+/// The demo tenant's slug.
+pub const TENANT: &str = "demo";
+
+/// Deploy every example that is not live yet; return what is live afterwards.
+pub async fn install(state: &AppState) -> anyhow::Result<Vec<(String, Deployed)>> {
+    let tenant = Slug::parse(TENANT)?;
+    let mut deployed = Vec::new();
+    for (name, file) in EXAMPLES {
+        let path = state.config.demo_dir.join(file);
+        let bytes = tokio::fs::read(&path).await.with_context(|| {
+            format!(
+                "the demo needs {} (build the examples with scripts/build-guests.sh hello sales-explorer, or set TESSERA_DEMO_DIR)",
+                path.display()
+            )
+        })?;
+        let app = Slug::parse(name)?;
+        let result = state
+            .deployer()
+            .deploy(&tenant, &app, bytes, "demo", state.clock.now_millis(), true)
+            .await
+            .with_context(|| format!("deploying the demo app {name}"))?;
+        deployed.push(((*name).to_owned(), result));
+    }
+    Ok(deployed)
+}

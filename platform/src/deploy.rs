@@ -1,0 +1,137 @@
+//! Deploying a component: check it, store it as a new immutable version, make it live.
+//!
+//! Nothing becomes live unless every check passed; the switch itself is one transaction
+//! in the store. No HTTP types here: the CLI, the demo and (later) `git push` share it.
+
+use sandbox::{LoadOptions, Sandbox};
+use sha2::{Digest, Sha256};
+
+use crate::dash::dependencies::{Dependencies, InvalidDependencies};
+use crate::ids::Slug;
+use crate::store::{self, NewVersion, Store};
+
+/// Why a deploy was refused. The live version is untouched in every case.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The file is larger than the configured maximum.
+    #[error("the component is {size} bytes, more than the {limit}-byte maximum")]
+    TooLarge {
+        /// Its size.
+        size: usize,
+        /// The maximum.
+        limit: usize,
+    },
+    /// The sandbox refused the component (not a component, forbidden import, trap at load…).
+    #[error("the component was refused: {0}")]
+    Refused(#[from] sandbox::Error),
+    /// Its callback list is unusable.
+    #[error(transparent)]
+    Dependencies(#[from] InvalidDependencies),
+    /// Storing it failed.
+    #[error(transparent)]
+    Store(#[from] store::Error),
+    /// The blocking validation task died.
+    #[error("validation task failed: {0}")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+/// What a successful deploy produced.
+#[derive(Debug, Clone)]
+pub struct Deployed {
+    /// The version number within the app.
+    pub number: i64,
+    /// Hex sha256 of the component.
+    pub sha256: String,
+    /// The app's title.
+    pub title: String,
+    /// How many callbacks it declares.
+    pub callbacks: usize,
+    /// Whether a new version was created (false when the live one was identical).
+    pub created: bool,
+}
+
+/// The deploy pipeline's inputs that do not change between deploys.
+pub struct Deployer<'a> {
+    /// Where versions are stored.
+    pub store: &'a Store,
+    /// Used to validate components.
+    pub sandbox: &'a Sandbox,
+    /// Limits the validation instance runs under.
+    pub limits: sandbox::Limits,
+    /// Largest accepted component.
+    pub max_component_bytes: usize,
+}
+
+impl Deployer<'_> {
+    /// Validate `component` and make it the live version of `tenant/app`.
+    ///
+    /// With `skip_if_live`, a component identical to the live one creates no version.
+    pub async fn deploy(
+        &self,
+        tenant: &Slug,
+        app: &Slug,
+        component: Vec<u8>,
+        source: &str,
+        now: i64,
+        skip_if_live: bool,
+    ) -> Result<Deployed, Error> {
+        if component.len() > self.max_component_bytes {
+            return Err(Error::TooLarge {
+                size: component.len(),
+                limit: self.max_component_bytes,
+            });
+        }
+        let sha256 = hex::encode(Sha256::digest(&component));
+        let live = match skip_if_live {
+            true => self.store.live_version(tenant, app).await?,
+            false => None,
+        };
+        if let Some(live) = live.filter(|live| live.sha256 == sha256) {
+            // Validate again anyway: it proves the live version still loads on this build.
+            let (title, callbacks) = self.validate(component).await?;
+            return Ok(Deployed {
+                number: live.number,
+                sha256,
+                title,
+                callbacks,
+                created: false,
+            });
+        }
+        let (title, callbacks) = self.validate(component.clone()).await?;
+        let published = self
+            .store
+            .publish_version(
+                tenant,
+                app,
+                NewVersion {
+                    sha256: &sha256,
+                    component: &component,
+                    title: &title,
+                    source,
+                },
+                now,
+            )
+            .await?;
+        Ok(Deployed {
+            number: published.number,
+            sha256,
+            title,
+            callbacks,
+            created: true,
+        })
+    }
+
+    /// Load the component in the sandbox (import allowlist, compile, one instance reading
+    /// info, layout and dependencies) and check its callback list.
+    async fn validate(&self, component: Vec<u8>) -> Result<(String, usize), Error> {
+        let sandbox = self.sandbox.clone();
+        let options = LoadOptions {
+            limits: self.limits.clone(),
+            ..LoadOptions::default()
+        };
+        let loaded =
+            tokio::task::spawn_blocking(move || sandbox.load(&component, options)).await??;
+        let dependencies = Dependencies::parse(loaded.dependencies_json())?;
+        Ok((loaded.info().title.clone(), dependencies.len()))
+    }
+}

@@ -1,0 +1,77 @@
+//! The one error type at the HTTP edge: a status, a stable code and a message, rendered
+//! as `{"error": {"code", "message"}}`. Internal details are logged, never sent.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::dash::ProtocolError;
+
+/// An error answered to a client.
+#[derive(Debug)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Stable machine-readable code.
+    pub code: &'static str,
+    /// What went wrong, for people.
+    pub message: String,
+}
+
+impl ApiError {
+    /// A new error.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// No such app (also what a viewer without access will get, so it leaks nothing).
+    pub fn app_not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "app_not_found", "no such app")
+    }
+
+    /// Anything the client cannot act on: logged with its cause, answered generically.
+    pub fn internal(context: &str, cause: &dyn std::fmt::Display) -> Self {
+        tracing::error!(%cause, "{context}");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("{context}; the server log has the details"),
+        )
+    }
+
+    /// A callback that did not produce outputs, mapped from the sandbox's verdict.
+    pub fn from_callback(error: &sandbox::Error) -> Self {
+        use sandbox::Error as E;
+        let (status, code) = match error {
+            E::InvalidInput { .. } => (StatusCode::BAD_REQUEST, "invalid_input"),
+            E::Deadline { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "callback_deadline"),
+            E::Memory { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "callback_memory"),
+            E::OutputTooLarge { .. } => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "callback_output_too_large",
+            ),
+            E::Panic { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "callback_panicked"),
+            E::Callback { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "callback_failed"),
+            E::Trap { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "callback_trapped"),
+            other => return Self::internal("the sandbox failed", other),
+        };
+        Self::new(status, code, error.to_string())
+    }
+}
+
+impl From<ProtocolError> for ApiError {
+    fn from(error: ProtocolError) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, error.code(), error.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": {"code": self.code, "message": self.message}});
+        (self.status, axum::Json(body)).into_response()
+    }
+}

@@ -1,0 +1,139 @@
+//! Live apps: which component version serves each app right now.
+//!
+//! The database says which version is live; this cache keeps the loaded
+//! [`sandbox::Component`] of that version and re-checks the database at most once per
+//! [`Runtime::REFRESH`], so a deploy from another process (or replica) goes live within
+//! that time. A request holds an `Arc<LiveApp>` for its whole life, so callbacks in flight
+//! finish on the version they started on while new requests get the new one.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use sandbox::{LoadOptions, Sandbox};
+
+use crate::dash::dependencies::{Dependencies, InvalidDependencies};
+use crate::ids::Slug;
+use crate::store::{self, LiveVersion, Store};
+
+/// A version that is serving.
+pub struct LiveApp {
+    /// Which version this is.
+    pub version: LiveVersion,
+    /// The loaded component.
+    pub component: sandbox::Component,
+    /// Its callbacks, parsed once.
+    pub dependencies: Dependencies,
+}
+
+/// Why a live app cannot be served.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] store::Error),
+    /// The stored component no longer loads (e.g. a newer platform refuses it).
+    #[error("the live component does not load: {0}")]
+    Load(#[from] sandbox::Error),
+    /// The stored component's dependency list does not parse.
+    #[error(transparent)]
+    Dependencies(#[from] InvalidDependencies),
+    /// The blocking load task died.
+    #[error("loading task failed: {0}")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+struct Cached {
+    checked: Instant,
+    app: Arc<LiveApp>,
+}
+
+/// The live-app cache.
+pub struct Runtime {
+    sandbox: Sandbox,
+    store: Store,
+    load_options: LoadOptions,
+    apps: Mutex<HashMap<(Slug, Slug), Cached>>,
+}
+
+impl Runtime {
+    /// How long a cached answer to "which version is live?" is trusted.
+    pub const REFRESH: Duration = Duration::from_secs(1);
+
+    /// A runtime loading components into `sandbox` with `limits`.
+    pub fn new(sandbox: Sandbox, store: Store, limits: sandbox::Limits) -> Self {
+        Self {
+            sandbox,
+            store,
+            load_options: LoadOptions {
+                limits,
+                ..LoadOptions::default()
+            },
+            apps: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The sandbox components are loaded into.
+    pub fn sandbox(&self) -> &Sandbox {
+        &self.sandbox
+    }
+
+    /// The limits every call runs under.
+    pub fn limits(&self) -> &sandbox::Limits {
+        &self.load_options.limits
+    }
+
+    /// The live version of `tenant/app`, loading it if needed; `None` when the app does
+    /// not exist or has no live version.
+    pub async fn live(&self, tenant: &Slug, app: &Slug) -> Result<Option<Arc<LiveApp>>, Error> {
+        let key = (tenant.clone(), app.clone());
+        let cached = {
+            let apps = self.apps.lock().unwrap_or_else(|e| e.into_inner());
+            apps.get(&key).map(|c| (c.checked, c.app.clone()))
+        };
+        if let Some((checked, app)) = &cached
+            && checked.elapsed() < Self::REFRESH
+        {
+            return Ok(Some(app.clone()));
+        }
+        let Some(version) = self.store.live_version(tenant, app).await? else {
+            self.lock().remove(&key);
+            return Ok(None);
+        };
+        let app = match cached {
+            Some((_, app)) if app.version == version => app,
+            _ => Arc::new(self.load(version).await?),
+        };
+        self.lock().insert(
+            key,
+            Cached {
+                checked: Instant::now(),
+                app: app.clone(),
+            },
+        );
+        Ok(Some(app))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(Slug, Slug), Cached>> {
+        // A poisoned lock only means another request panicked mid-insert; the map itself
+        // is still a valid cache.
+        self.apps.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    async fn load(&self, version: LiveVersion) -> Result<LiveApp, Error> {
+        let bytes = self
+            .store
+            .version_component(version.app_id, version.version_id)
+            .await?;
+        let sandbox = self.sandbox.clone();
+        let options = self.load_options.clone();
+        let component =
+            tokio::task::spawn_blocking(move || sandbox.load(&bytes, options)).await??;
+        let dependencies = Dependencies::parse(component.dependencies_json())?;
+        Ok(LiveApp {
+            version,
+            component,
+            dependencies,
+        })
+    }
+}

@@ -1,0 +1,86 @@
+//! The shared state every handler gets: `AppState(Arc<App>)`.
+
+use std::ops::Deref;
+use std::sync::Arc;
+
+use anyhow::Context;
+use sandbox::{Sandbox, SandboxConfig};
+
+use crate::clock::{SharedClock, SystemClock};
+use crate::config::Config;
+use crate::deploy::Deployer;
+use crate::frontend::Frontend;
+use crate::runtime::Runtime;
+use crate::store::Store;
+
+/// Everything the platform holds while it runs.
+pub struct App {
+    /// The resolved configuration.
+    pub config: Config,
+    /// The database.
+    pub store: Store,
+    /// Live apps and the sandbox they run in.
+    pub runtime: Runtime,
+    /// The Dash front end's files.
+    pub frontend: Frontend,
+    /// Wall-clock time.
+    pub clock: SharedClock,
+}
+
+/// Cheap to clone; what axum hands to handlers.
+#[derive(Clone)]
+pub struct AppState(pub Arc<App>);
+
+impl Deref for AppState {
+    type Target = App;
+
+    fn deref(&self) -> &App {
+        &self.0
+    }
+}
+
+impl App {
+    /// Connect to the database, start the sandbox and check the front end.
+    pub async fn start(config: Config) -> anyhow::Result<AppState> {
+        let frontend = Frontend::open(&config.frontend_dir)?;
+        let store = Store::connect(&config.database_url)
+            .await
+            .with_context(|| {
+                format!(
+                    "opening {}",
+                    crate::config::redact_url(&config.database_url)
+                )
+            })?;
+        let sandbox = open_sandbox(&config)?;
+        let runtime = Runtime::new(sandbox, store.clone(), config.limits.to_sandbox());
+        Ok(AppState(Arc::new(App {
+            config,
+            store,
+            runtime,
+            frontend,
+            clock: Arc::new(SystemClock),
+        })))
+    }
+
+    /// The deploy pipeline bound to this app's store, sandbox and limits.
+    pub fn deployer(&self) -> Deployer<'_> {
+        Deployer {
+            store: &self.store,
+            sandbox: self.runtime.sandbox(),
+            limits: self.runtime.limits().clone(),
+            max_component_bytes: self.config.max_component_bytes,
+        }
+    }
+}
+
+/// The sandbox with its compiled-component cache in the data directory.
+pub fn open_sandbox(config: &Config) -> anyhow::Result<Sandbox> {
+    let cache_dir = config.cache_dir();
+    std::fs::create_dir_all(&cache_dir)
+        .with_context(|| format!("creating {}", cache_dir.display()))?;
+    let sandbox = Sandbox::new(SandboxConfig {
+        cache_dir: Some(cache_dir),
+        ..SandboxConfig::default()
+    })?;
+    Ok(sandbox)
+}

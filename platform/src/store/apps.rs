@@ -1,0 +1,314 @@
+//! Tenants, apps and app versions.
+
+use sqlx::Row;
+
+use super::{Result, Store};
+use crate::ids::{AppId, Slug, TenantId, VersionId};
+
+/// The live version of an app, without its component bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LiveVersion {
+    /// The app.
+    pub app_id: AppId,
+    /// The version.
+    pub version_id: VersionId,
+    /// Its number within the app (1, 2, …).
+    pub number: i64,
+    /// Hex sha256 of the component.
+    pub sha256: String,
+}
+
+/// A version about to be stored.
+#[derive(Debug)]
+pub struct NewVersion<'a> {
+    /// Hex sha256 of `component`.
+    pub sha256: &'a str,
+    /// The component bytes.
+    pub component: &'a [u8],
+    /// The app's title, as the component reported it.
+    pub title: &'a str,
+    /// Who made it: `cli`, `demo`, …
+    pub source: &'a str,
+}
+
+/// What [`Store::publish_version`] stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PublishedVersion {
+    /// The tenant (created if it was missing).
+    pub tenant_id: TenantId,
+    /// The app (created if it was missing).
+    pub app_id: AppId,
+    /// The new version.
+    pub version_id: VersionId,
+    /// Its number within the app.
+    pub number: i64,
+}
+
+/// One live app, for listings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppSummary {
+    /// Tenant slug.
+    pub tenant: String,
+    /// App name.
+    pub name: String,
+    /// Title of the live version.
+    pub title: String,
+    /// Number of the live version.
+    pub version: i64,
+}
+
+impl Store {
+    /// Every app that has a live version, ordered by tenant and name.
+    pub async fn list_live_apps(&self) -> Result<Vec<AppSummary>> {
+        let rows = sqlx::query(
+            "select t.slug, a.name, v.title, v.number \
+             from apps a \
+             join tenants t on t.id = a.tenant_id \
+             join app_versions v on v.id = a.live_version_id \
+             order by t.slug, a.name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|row| {
+                Ok(AppSummary {
+                    tenant: row.try_get(0)?,
+                    name: row.try_get(1)?,
+                    title: row.try_get(2)?,
+                    version: row.try_get(3)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Create the tenant if it does not exist; return its id.
+    pub async fn ensure_tenant(&self, slug: &Slug, now: i64) -> Result<TenantId> {
+        sqlx::query(
+            "insert into tenants (slug, created_at) values ($1, $2) on conflict (slug) do nothing",
+        )
+        .bind(slug.as_str())
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        let row = sqlx::query("select id from tenants where slug = $1")
+            .bind(slug.as_str())
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(TenantId(row.try_get(0)?))
+    }
+
+    /// The live version of `tenant/app`, if the app exists and has one.
+    pub async fn live_version(&self, tenant: &Slug, app: &Slug) -> Result<Option<LiveVersion>> {
+        let row = sqlx::query(
+            "select a.id, v.id, v.number, v.sha256 \
+             from apps a \
+             join tenants t on t.id = a.tenant_id \
+             join app_versions v on v.id = a.live_version_id \
+             where t.slug = $1 and a.name = $2",
+        )
+        .bind(tenant.as_str())
+        .bind(app.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| {
+            Ok(LiveVersion {
+                app_id: AppId(row.try_get(0)?),
+                version_id: VersionId(row.try_get(1)?),
+                number: row.try_get(2)?,
+                sha256: row.try_get(3)?,
+            })
+        })
+        .transpose()
+    }
+
+    /// The component bytes of a version of `app`.
+    ///
+    /// Taking the app id as well keeps a version id from one app from ever reading
+    /// another app's component.
+    pub async fn version_component(&self, app: AppId, version: VersionId) -> Result<Vec<u8>> {
+        let row = sqlx::query("select component from app_versions where id = $1 and app_id = $2")
+            .bind(version.0)
+            .bind(app.0)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get(0)?)
+    }
+
+    /// Store a new version of `tenant/app` and make it live, in one transaction: the tenant
+    /// and the app are created if missing, the version gets the next number, and the
+    /// switch of `live_version_id` is atomic for readers.
+    pub async fn publish_version(
+        &self,
+        tenant: &Slug,
+        app: &Slug,
+        version: NewVersion<'_>,
+        now: i64,
+    ) -> Result<PublishedVersion> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "insert into tenants (slug, created_at) values ($1, $2) on conflict (slug) do nothing",
+        )
+        .bind(tenant.as_str())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let tenant_id: i64 = sqlx::query("select id from tenants where slug = $1")
+            .bind(tenant.as_str())
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
+        sqlx::query(
+            "insert into apps (tenant_id, name, visibility, created_at) values ($1, $2, 'public', $3) \
+             on conflict (tenant_id, name) do nothing",
+        )
+        .bind(tenant_id)
+        .bind(app.as_str())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let app_id: i64 = sqlx::query("select id from apps where tenant_id = $1 and name = $2")
+            .bind(tenant_id)
+            .bind(app.as_str())
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
+        let number: i64 =
+            sqlx::query("select coalesce(max(number), 0) + 1 from app_versions where app_id = $1")
+                .bind(app_id)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get(0)?;
+        let size = i64::try_from(version.component.len()).unwrap_or(i64::MAX);
+        let version_id: i64 = sqlx::query(
+            "insert into app_versions \
+             (app_id, number, sha256, component, size_bytes, title, source, created_at) \
+             values ($1, $2, $3, $4, $5, $6, $7, $8) returning id",
+        )
+        .bind(app_id)
+        .bind(number)
+        .bind(version.sha256)
+        .bind(version.component)
+        .bind(size)
+        .bind(version.title)
+        .bind(version.source)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get(0)?;
+        sqlx::query("update apps set live_version_id = $1 where id = $2")
+            .bind(version_id)
+            .bind(app_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(PublishedVersion {
+            tenant_id: TenantId(tenant_id),
+            app_id: AppId(app_id),
+            version_id: VersionId(version_id),
+            number,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn sqlite_store(dir: &tempfile::TempDir) -> Store {
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        Store::connect(&url).await.expect("sqlite store")
+    }
+
+    fn slug(s: &str) -> Slug {
+        Slug::parse(s).expect("valid slug")
+    }
+
+    #[tokio::test]
+    async fn publishing_numbers_versions_and_moves_the_live_pointer() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = sqlite_store(&dir).await;
+        let (t, a) = (slug("demo"), slug("hello"));
+        assert_eq!(store.live_version(&t, &a).await.expect("query"), None);
+        let v1 = NewVersion {
+            sha256: "aa",
+            component: b"one",
+            title: "Hello",
+            source: "cli",
+        };
+        let first = store
+            .publish_version(&t, &a, v1, 1)
+            .await
+            .expect("publish 1");
+        let v2 = NewVersion {
+            sha256: "bb",
+            component: b"two",
+            title: "Hello",
+            source: "cli",
+        };
+        let second = store
+            .publish_version(&t, &a, v2, 2)
+            .await
+            .expect("publish 2");
+        assert_eq!((first.number, second.number), (1, 2));
+        assert_eq!(first.app_id, second.app_id);
+        let live = store
+            .live_version(&t, &a)
+            .await
+            .expect("query")
+            .expect("live");
+        assert_eq!(live.version_id, second.version_id);
+        assert_eq!(live.sha256, "bb");
+        let bytes = store
+            .version_component(live.app_id, first.version_id)
+            .await
+            .expect("old version kept");
+        assert_eq!(bytes, b"one");
+    }
+
+    #[tokio::test]
+    async fn a_version_id_of_another_app_is_not_readable() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = sqlite_store(&dir).await;
+        let v = |c: &'static [u8]| NewVersion {
+            sha256: "x",
+            component: c,
+            title: "t",
+            source: "cli",
+        };
+        let a = store
+            .publish_version(&slug("one"), &slug("app"), v(b"a"), 1)
+            .await
+            .expect("a");
+        let b = store
+            .publish_version(&slug("two"), &slug("app"), v(b"b"), 1)
+            .await
+            .expect("b");
+        assert!(
+            store
+                .version_component(a.app_id, b.version_id)
+                .await
+                .is_err()
+        );
+        assert_ne!(a.tenant_id, b.tenant_id);
+    }
+
+    #[tokio::test]
+    async fn ensure_tenant_is_idempotent() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = sqlite_store(&dir).await;
+        let first = store.ensure_tenant(&slug("demo"), 1).await.expect("first");
+        let again = store.ensure_tenant(&slug("demo"), 2).await.expect("again");
+        assert_eq!(first, again);
+    }
+
+    #[tokio::test]
+    async fn unsupported_urls_are_refused_clearly() {
+        let err = Store::connect("mysql://x:pw@db/t")
+            .await
+            .err()
+            .expect("refused");
+        let text = err.to_string();
+        assert!(text.contains("unsupported database URL"), "{text}");
+        assert!(!text.contains("pw"), "password leaked: {text}");
+    }
+}

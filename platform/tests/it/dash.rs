@@ -1,0 +1,343 @@
+//! The Dash endpoints: shapes the front end relies on, bad input, failing callbacks.
+
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+
+use crate::support::TestApp;
+
+const SALES: &str = "/apps/demo/sales-explorer/";
+
+async fn sales_app() -> TestApp {
+    let app = TestApp::new().await;
+    app.deploy("demo", "sales-explorer", "sales_explorer.wasm")
+        .await;
+    app
+}
+
+fn summary_request(region: Value) -> String {
+    json!({
+        "output": "summary.children",
+        "outputs": {"id": "summary", "property": "children"},
+        "inputs": [{"id": "region", "property": "value", "value": region}],
+        "changedPropIds": ["region.value"],
+        "parsedChangedPropsIds": ["region.value"]
+    })
+    .to_string()
+}
+
+fn chart_request(region: &str, years: Value) -> String {
+    json!({
+        "output": "revenue-chart.figure",
+        "outputs": {"id": "revenue-chart", "property": "figure"},
+        "inputs": [
+            {"id": "region", "property": "value", "value": region},
+            {"id": "year", "property": "value", "value": years}
+        ],
+        "changedPropIds": []
+    })
+    .to_string()
+}
+
+#[tokio::test]
+async fn index_page_carries_the_config_and_the_pinned_scripts() {
+    let app = sales_app().await;
+    let reply = app.get(SALES).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let html = reply.text();
+    assert!(html.contains("<title>Sales explorer</title>"), "{html}");
+    assert!(html.contains(r#"<div id="react-entry-point">"#));
+    let config_start = html
+        .find(r#"<script id="_dash-config" type="application/json">"#)
+        .expect("config");
+    let config_json = &html[config_start..];
+    let config_json = &config_json
+        [config_json.find('>').expect(">") + 1..config_json.find("</script>").expect("end")];
+    let config: Value = serde_json::from_str(config_json).expect("config is JSON");
+    assert_eq!(config["requests_pathname_prefix"], SALES);
+    assert_eq!(config["serve_locally"], true);
+    assert!(config["end_id"].as_str().is_some_and(|s| s.len() >= 16));
+    // Script order as Dash writes it: React before the renderer, the renderer before the
+    // component suites, and the renderer instantiated last.
+    let position = |needle: &str| {
+        html.find(needle)
+            .unwrap_or_else(|| panic!("{needle} missing"))
+    };
+    assert!(position("react@18") < position("react-dom@18"));
+    assert!(position("react-dom@18") < position("dash_renderer"));
+    assert!(position("dash_renderer") < position("dash_core_components."));
+    assert!(position("dash_core_components.") < position("new DashRenderer()"));
+}
+
+#[tokio::test]
+async fn index_script_urls_are_served_with_long_caching() {
+    let app = sales_app().await;
+    let html = app.get(SALES).await.text();
+    let scripts: Vec<&str> = html
+        .split(r#"<script src=""#)
+        .skip(1)
+        .map(|s| &s[..s.find('"').expect("closing quote")])
+        .collect();
+    assert_eq!(scripts.len(), 9, "{scripts:?}");
+    for src in scripts {
+        let reply = app.get(src).await;
+        assert_eq!(reply.status, StatusCode::OK, "{src}");
+        assert_eq!(
+            reply.content_type.as_deref(),
+            Some("application/javascript"),
+            "{src}"
+        );
+        assert_eq!(
+            reply
+                .headers
+                .get("cache-control")
+                .and_then(|v| v.to_str().ok()),
+            Some("public, max-age=31536000, immutable"),
+            "{src}"
+        );
+        assert!(reply.body.len() > 1000, "{src} is suspiciously small");
+    }
+    // The chunks dcc loads on demand, and plotly.js where dcc's Graph looks for it.
+    for lazy in [
+        "dash/dcc/async-graph.js",
+        "dash/dcc/async-dropdown.js",
+        "plotly/package_data/plotly.min.js",
+    ] {
+        let reply = app
+            .get(&format!("{SALES}_dash-component-suites/{lazy}"))
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{lazy}");
+    }
+    let escape = app
+        .get(&format!(
+            "{SALES}_dash-component-suites/dash/dcc/..%2F..%2Fpackage.json"
+        ))
+        .await;
+    assert_eq!(escape.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn layout_has_dashs_component_shape() {
+    let app = sales_app().await;
+    let reply = app.get(&format!("{SALES}_dash-layout")).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.content_type.as_deref(), Some("application/json"));
+    let text = reply.text();
+    // Dash serialises props, type, namespace in that order.
+    assert!(text.starts_with(r#"{"props":"#), "{text}");
+    let layout = reply.json();
+    assert_eq!(layout["type"], "Div");
+    assert_eq!(layout["namespace"], "dash_html_components");
+    let children = layout["props"]["children"].as_array().expect("children");
+    let find = |id: &str| {
+        children
+            .iter()
+            .find(|c| c["props"]["id"] == id)
+            .unwrap_or_else(|| panic!("no component {id}"))
+    };
+    assert_eq!(find("region")["type"], "Dropdown");
+    assert_eq!(find("region")["namespace"], "dash_core_components");
+    assert_eq!(find("region")["props"]["value"], "North");
+    assert_eq!(find("year")["type"], "RangeSlider");
+    assert_eq!(find("year")["props"]["value"], json!([2015, 2024]));
+    assert_eq!(find("revenue-chart")["type"], "Graph");
+    assert_eq!(find("summary")["type"], "Div");
+}
+
+#[tokio::test]
+async fn dependencies_have_dashs_shape() {
+    let app = sales_app().await;
+    let reply = app.get(&format!("{SALES}_dash-dependencies")).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let deps = reply.json();
+    let deps = deps.as_array().expect("array");
+    assert_eq!(deps.len(), 2);
+    let chart = deps
+        .iter()
+        .find(|d| d["output"] == "revenue-chart.figure")
+        .expect("chart callback");
+    assert_eq!(
+        chart["inputs"],
+        json!([{"id": "region", "property": "value"}, {"id": "year", "property": "value"}])
+    );
+    assert_eq!(chart["state"], json!([]));
+    let keys: Vec<&str> = chart
+        .as_object()
+        .expect("object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "output",
+            "inputs",
+            "state",
+            "clientside_function",
+            "prevent_initial_call",
+            "background",
+            "dynamic_creator",
+            "no_output",
+            "optional",
+            "hidden",
+            "websocket",
+            "persistent"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn update_component_answers_in_dashs_multi_shape() {
+    let app = sales_app().await;
+    let reply = app
+        .post_json(
+            &format!("{SALES}_dash-update-component"),
+            summary_request(json!("West")),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    assert_eq!(reply.content_type.as_deref(), Some("application/json"));
+    let body = reply.json();
+    assert_eq!(body["multi"], true);
+    let text = body["response"]["summary"]["children"]
+        .as_str()
+        .expect("summary text");
+    assert!(
+        text.starts_with("West: ") && text.ends_with(" rows"),
+        "{text}"
+    );
+    assert_eq!(
+        body.as_object().expect("object").len(),
+        2,
+        "only multi and response: {body}"
+    );
+
+    let reply = app
+        .post_json(
+            &format!("{SALES}_dash-update-component"),
+            chart_request("Pacific", json!([2019, 2021])),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    let figure = &reply.json()["response"]["revenue-chart"]["figure"];
+    assert_eq!(figure["data"].as_array().map(Vec::len), Some(12));
+    assert_eq!(figure["layout"]["barmode"], "stack");
+    let title = figure["layout"]["title"]["text"]
+        .as_str()
+        .or(figure["layout"]["title"].as_str());
+    assert!(
+        title.is_some_and(|t| t.starts_with("Revenue by product, Pacific 2019-2021 (")),
+        "{figure}"
+    );
+}
+
+#[tokio::test]
+async fn bad_update_bodies_are_4xx_with_a_json_reason() {
+    let app = sales_app().await;
+    let url = format!("{SALES}_dash-update-component");
+    let cases: Vec<(String, StatusCode, &str)> = vec![
+        ("{not json".into(), StatusCode::BAD_REQUEST, "malformed_request"),
+        (r#"{"inputs": []}"#.into(), StatusCode::BAD_REQUEST, "malformed_request"),
+        (
+            json!({"output": "nope.children", "inputs": []}).to_string(),
+            StatusCode::BAD_REQUEST,
+            "unknown_callback",
+        ),
+        (
+            json!({"output": "summary.children", "inputs": [{"id": "year", "property": "value", "value": 1}]})
+                .to_string(),
+            StatusCode::BAD_REQUEST,
+            "request_mismatch",
+        ),
+        // Wrong input type: the component itself names the problem.
+        (chart_request("North", json!("not a year range")), StatusCode::BAD_REQUEST, "invalid_input"),
+    ];
+    for (body, status, code) in cases {
+        let reply = app.post_json(&url, body.clone()).await;
+        assert_eq!(reply.status, status, "{body}: {}", reply.text());
+        assert_eq!(reply.error_code(), code, "{body}: {}", reply.text());
+        let message = reply.json()["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(!message.is_empty(), "{body}: empty message");
+    }
+}
+
+#[tokio::test]
+async fn unknown_apps_and_tenants_are_404_json() {
+    let app = sales_app().await;
+    for uri in [
+        "/apps/demo/missing/",
+        "/apps/other/sales-explorer/_dash-layout",
+        "/apps/demo/missing/_dash-dependencies",
+        "/apps/Bad..Name/x/",
+    ] {
+        let reply = app.get(uri).await;
+        assert_eq!(reply.status, StatusCode::NOT_FOUND, "{uri}");
+        assert_eq!(reply.error_code(), "app_not_found", "{uri}");
+    }
+    let reply = app
+        .post_json(
+            "/apps/demo/missing/_dash-update-component",
+            summary_request(json!("North")),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_trapping_callback_fails_only_its_own_request() {
+    let app = TestApp::with_limits(platform::config::LimitsConfig {
+        deadline_ms: 300,
+        memory_mb: 32,
+        output_mb: 1,
+    })
+    .await;
+    app.deploy("demo", "sales-explorer", "sales_explorer.wasm")
+        .await;
+    app.deploy("evil", "hostile", "guest_hostile.wasm").await;
+    let hostile = |callback: &str| {
+        json!({
+            "output": format!("{callback}.children"),
+            "outputs": {"id": callback, "property": "children"},
+            "inputs": [{"id": "go", "property": "n_clicks", "value": 1}],
+            "changedPropIds": ["go.n_clicks"]
+        })
+        .to_string()
+    };
+    for (callback, code) in [
+        ("spin", "callback_deadline"),
+        ("hog", "callback_memory"),
+        ("flood", "callback_output_too_large"),
+        ("panic", "callback_panicked"),
+    ] {
+        let reply = app
+            .post_json(
+                "/apps/evil/hostile/_dash-update-component",
+                hostile(callback),
+            )
+            .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "{callback}: {}",
+            reply.text()
+        );
+        assert_eq!(reply.error_code(), code, "{callback}: {}", reply.text());
+        let ok = app
+            .post_json(
+                &format!("{SALES}_dash-update-component"),
+                summary_request(json!("North")),
+            )
+            .await;
+        assert_eq!(ok.status, StatusCode::OK, "after {callback}: {}", ok.text());
+    }
+}
+
+#[tokio::test]
+async fn health_answers_ok() {
+    let app = TestApp::new().await;
+    let reply = app.get("/healthz").await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.json()["status"], "ok");
+}

@@ -1,0 +1,9 @@
+//! Platform integration tests: the real router, a real SQLite file, real components
+//! compiled from `examples/` and `tests/guests/`, no socket (`tower::ServiceExt::oneshot`).
+//!
+//! The components must be built first (`scripts/build-guests.sh`); a missing one fails
+//! the test with that instruction rather than skipping it.
+
+mod dash;
+mod deploy;
+mod support;

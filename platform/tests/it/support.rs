@@ -1,0 +1,145 @@
+//! `TestApp`: a platform on a temporary data directory.
+
+use std::path::PathBuf;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use http_body_util::BodyExt;
+use platform::config::{Config, LimitsConfig};
+use platform::ids::Slug;
+use platform::state::{App, AppState};
+use serde_json::Value;
+use tower::ServiceExt;
+
+/// The checkout root.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A built guest component, or a panic saying how to build it.
+pub fn guest_wasm(file: &str) -> Vec<u8> {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target"));
+    let path = target.join("wasm32-wasip2/guest").join(file);
+    std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "{} is missing ({e}); build the guests first with scripts/build-guests.sh",
+            path.display()
+        )
+    })
+}
+
+pub struct TestApp {
+    pub state: AppState,
+    _dir: tempfile::TempDir,
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub content_type: Option<String>,
+    pub headers: axum::http::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "body is not JSON ({e}): {}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The `{"error": {"code"}}` of an error reply.
+    pub fn error_code(&self) -> String {
+        self.json()["error"]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+}
+
+impl TestApp {
+    pub async fn new() -> Self {
+        Self::with_limits(LimitsConfig::default()).await
+    }
+
+    pub async fn with_limits(limits: LimitsConfig) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let frontend_dir = repo_root().join("admin-ui/node_modules");
+        assert!(
+            frontend_dir.join("dash-renderer").is_dir(),
+            "the Dash front end is not installed in {}: run `npm ci` in admin-ui",
+            frontend_dir.display()
+        );
+        let config = Config {
+            listen: "127.0.0.1:0".parse().expect("address"),
+            data_dir: dir.path().to_path_buf(),
+            database_url: format!("sqlite://{}", dir.path().join("tessera.db").display()),
+            demo_dir: dir.path().join("no-demo"),
+            frontend_dir,
+            max_component_bytes: 64 << 20,
+            limits,
+        };
+        let state = App::start(config).await.expect("platform starts");
+        Self { state, _dir: dir }
+    }
+
+    /// Deploy a built guest as `tenant/app`.
+    pub async fn deploy(&self, tenant: &str, app: &str, file: &str) {
+        let tenant = Slug::parse(tenant).expect("tenant");
+        let app = Slug::parse(app).expect("app");
+        self.state
+            .deployer()
+            .deploy(&tenant, &app, guest_wasm(file), "test", 1, false)
+            .await
+            .expect("deploy succeeds");
+    }
+
+    pub async fn request(&self, request: Request<Body>) -> Reply {
+        let response = platform::http::router(self.state.clone())
+            .oneshot(request)
+            .await
+            .expect("router answers");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let content_type = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes()
+            .to_vec();
+        Reply {
+            status,
+            content_type,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&self, uri: &str) -> Reply {
+        self.request(Request::get(uri).body(Body::empty()).expect("request"))
+            .await
+    }
+
+    pub async fn post_json(&self, uri: &str, body: impl Into<String>) -> Reply {
+        self.request(
+            Request::post(uri)
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(body.into()))
+                .expect("request"),
+        )
+        .await
+    }
+}
