@@ -4,6 +4,7 @@
 //! The components must be built first (`scripts/build-guests.sh`); a missing one fails
 //! the test with that instruction rather than skipping it.
 
+mod cli;
 mod dash;
 mod deploy;
 mod support;
