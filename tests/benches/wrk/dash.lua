@@ -4,7 +4,8 @@
 --
 -- MODE (an environment variable, because wrk's done() runs in a Lua state that never sees
 -- init()'s arguments) is one of
---   healthz  GET /healthz (the baseline: routing and HTTP only)
+--   healthz  GET /healthz (the baseline; the handler pings the database with `select 1`)
+--   layout   GET the sales explorer's _dash-layout (app lookup and HTTP, no callback)
 --   summary  POST the Dash renderer's body for the sales explorer's summary.children callback
 --   chart    POST the Dash renderer's body for its revenue-chart.figure callback
 -- The region rotates through all eight so the server cannot answer from one cached result.
@@ -42,8 +43,10 @@ function init(args)
       prepared[i] = wrk.format("POST", prefix .. "_dash-update-component", headers, chart_body(region))
     elseif mode == "healthz" then
       prepared[i] = wrk.format("GET", "/healthz")
+    elseif mode == "layout" then
+      prepared[i] = wrk.format("GET", prefix .. "_dash-layout")
     else
-      error("unknown mode " .. mode .. " (expected healthz, summary or chart)")
+      error("unknown mode " .. mode .. " (expected healthz, layout, summary or chart)")
     end
   end
 end
