@@ -25,10 +25,17 @@ pub const MAX_DATA_READ_BYTES: usize = 32 << 20;
 pub struct SandboxConfig {
     /// Directory for compiled artifacts, keyed by component hash, wasmtime version and
     /// engine configuration. `None` keeps compiled code in memory only.
+    ///
+    /// Artifacts are machine code that the sandbox maps and runs: the directory must be
+    /// writable only by the platform. Damaged entries are detected (each has a digest
+    /// beside it) and recompiled, but a deliberately forged entry with a matching digest
+    /// would run unchecked.
     pub cache_dir: Option<PathBuf>,
     /// Instance slots of the pooling allocator: the most component instances (warm or in a
-    /// call) that can exist at once. Each slot reserves address space (not memory) for a
-    /// linear memory of [`SandboxConfig::max_memory_bytes`] plus guard regions.
+    /// call) that can exist at once. Each slot reserves address space, not memory: two
+    /// linear-memory slots of 4 GiB plus guards, so about 8 TiB for the default 1000
+    /// (x86-64 user space has 128 TiB). Should the reservation fail, the sandbox falls back
+    /// to allocating instances on demand, with the same limits.
     pub max_instances: u32,
     /// Ceiling of one linear memory in the pool. Every [`Limits::memory_bytes`] must be at
     /// most this.
@@ -58,7 +65,7 @@ impl Default for SandboxConfig {
 #[derive(Clone, Debug)]
 pub struct Limits {
     /// Wall-clock budget of one call (and of each call made while loading). The guest is
-    /// stopped between this and one epoch tick later.
+    /// stopped between this and one epoch tick later. At most one day.
     pub deadline: Duration,
     /// Cap on the sum of the instance's linear memories.
     pub memory_bytes: usize,

@@ -17,7 +17,7 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use wasmtime::component::Linker;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
@@ -178,6 +178,9 @@ impl Sandbox {
     }
 }
 
+/// Longest deadline accepted in [`Limits`](crate::Limits).
+const MAX_DEADLINE: Duration = Duration::from_secs(24 * 60 * 60);
+
 /// Refuses limits the engine cannot honour.
 fn check_limits(config: &SandboxConfig, options: &LoadOptions) -> Result<()> {
     let limits = &options.limits;
@@ -189,9 +192,11 @@ fn check_limits(config: &SandboxConfig, options: &LoadOptions) -> Result<()> {
             ),
         });
     }
-    if limits.deadline.is_zero() {
+    // An upper bound keeps deadline arithmetic (instants, epoch ticks) far from overflow;
+    // a dashboard callback has no business running for a day anyway.
+    if limits.deadline.is_zero() || limits.deadline > MAX_DEADLINE {
         return Err(Error::InvalidLimits {
-            reason: "the deadline must be longer than zero".to_string(),
+            reason: "the deadline must be longer than zero and at most one day".to_string(),
         });
     }
     Ok(())

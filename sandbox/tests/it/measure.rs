@@ -5,6 +5,18 @@ use crate::support::{REQUEST, hostile_wasm, limits, test_config};
 use sandbox::{LoadOptions, Sandbox, SandboxConfig};
 use std::time::{Duration, Instant};
 
+/// The process's virtual memory size in bytes (Linux only; 0 elsewhere).
+fn virtual_memory() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|line| line.starts_with("VmSize:"))?;
+            let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+            Some(kib << 10)
+        })
+        .unwrap_or(0)
+}
+
 fn median(mut samples: Vec<Duration>) -> Duration {
     samples.sort();
     samples[samples.len() / 2]
@@ -23,9 +35,19 @@ fn measure_load_and_call_latency() {
         data_dir: None,
     };
 
+    let before = virtual_memory();
+    let started = Instant::now();
+    let default_sandbox = Sandbox::new(SandboxConfig::default()).expect("sandbox");
+    println!(
+        "Sandbox::new with the default config: {:?}, address space reserved: {} GiB",
+        started.elapsed(),
+        (virtual_memory() - before) >> 30
+    );
+    drop(default_sandbox);
+
     let started = Instant::now();
     let sandbox = Sandbox::new(config.clone()).expect("sandbox");
-    println!("Sandbox::new: {:?}", started.elapsed());
+    println!("Sandbox::new (16 instances): {:?}", started.elapsed());
 
     let started = Instant::now();
     let compiled = sandbox.load(hostile_wasm(), options()).expect("load");
