@@ -22,6 +22,12 @@ use tessera::dashboard::host::{self, Level};
 /// Calls answered by this instance so far; lets tests see whether an instance was reused.
 static CALLS: AtomicU64 = AtomicU64::new(0);
 
+/// The callbacks this guest answers, by output component id.
+const CALLBACKS: &[&str] = &[
+    "ok", "count", "echo", "prevent", "fail", "invalid", "log", "spin", "hog", "flood", "panic",
+    "chatty", "read", "sleep", "nap", "exit", "recurse",
+];
+
 struct Hostile;
 
 impl Guest for Hostile {
@@ -37,8 +43,18 @@ impl Guest for Hostile {
             .to_string()
     }
 
+    /// Every callback is declared, each fired by the `go` button, so the platform's
+    /// tests can reach them through `_dash-update-component` too.
     fn dependencies() -> String {
-        "[]".to_string()
+        let entries: Vec<String> = CALLBACKS
+            .iter()
+            .map(|name| {
+                format!(
+                    r#"{{"output":"{name}.children","inputs":[{{"id":"go","property":"n_clicks"}}],"state":[],"clientside_function":null,"prevent_initial_call":true,"background":null,"dynamic_creator":false,"no_output":false,"optional":false,"hidden":null,"websocket":false,"persistent":false}}"#
+                )
+            })
+            .collect();
+        format!("[{}]", entries.join(","))
     }
 
     fn run_callback(id: String, request: String) -> Result<Outcome, CallbackError> {
