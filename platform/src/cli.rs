@@ -48,11 +48,15 @@ async fn serve(config: Config, args: &ServeArgs) -> anyhow::Result<()> {
             );
         }
     }
+    // Install the handlers before announcing the address: a SIGTERM sent right after the
+    // "listening" line must already mean a graceful stop, not the default kill.
+    let terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot listen for SIGTERM")?;
     tracing::info!("listening on http://{address}");
     println!("Tessera is listening on http://{address}/");
     let store = state.store.clone();
     axum::serve(listener, crate::http::router(state))
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(shutdown_signal(terminate))
         .await?;
     store.close().await;
     tracing::info!("stopped");
@@ -60,27 +64,16 @@ async fn serve(config: Config, args: &ServeArgs) -> anyhow::Result<()> {
 }
 
 /// Resolves on SIGTERM or Ctrl-C; in-flight requests then finish before exit.
-async fn shutdown_signal() {
+async fn shutdown_signal(mut terminate: tokio::signal::unix::Signal) {
     let ctrl_c = async {
         if let Err(e) = tokio::signal::ctrl_c().await {
             tracing::error!(error = %e, "cannot listen for Ctrl-C");
             std::future::pending::<()>().await;
         }
     };
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
     tokio::select! {
         () = ctrl_c => {},
-        () = terminate => {},
+        _ = terminate.recv() => {},
     }
     tracing::info!("shutting down: finishing in-flight requests");
 }
