@@ -4,7 +4,9 @@
 //! The components must be built first (`scripts/build-guests.sh`); a missing one fails
 //! the test with that instruction rather than skipping it.
 
+mod access;
 mod cli;
 mod dash;
 mod deploy;
+mod store;
 mod support;
