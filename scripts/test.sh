@@ -3,8 +3,9 @@
 #
 #   scripts/test.sh
 #
-# Steps: install what is missing (scripts/setup.sh --test), make sure PostgreSQL and Redis
-# answer on loopback (started in a temp dir only when absent), rustfmt check, build every
+# Steps: install what is missing (scripts/setup.sh --test), make sure PostgreSQL (required:
+# the store suite runs on it as well as on SQLite) and Redis answer on loopback (started in a
+# temp dir only when absent), rustfmt check, build every
 # guest component, `cargo test --release --workspace`, clippy with warnings denied, build the
 # server, then the browser end-to-end tests (`node --test tests/e2e/`) in headless Chromium.
 # A failing step does not stop the independent ones after it; the exit status is non-zero if
@@ -59,9 +60,12 @@ summary() {
 }
 
 # --- services --------------------------------------------------------------------------------
-# No test needs PostgreSQL or Redis yet; this step only checks that they answer (on the
-# rust-svc machine kind they always run) and exports their URLs for the store tests to come.
-# When one is absent a throwaway server is started in a temp dir and stopped on exit.
+# The store and HTTP suites run on SQLite and on PostgreSQL: PostgreSQL must answer (on the
+# rust-svc machine kind it always runs; otherwise a throwaway server is started in a temp
+# dir and stopped on exit). TESSERA_REQUIRE_POSTGRES=1 makes every test that would run on
+# PostgreSQL fail, rather than quietly run on SQLite only, if the URL is missing. Redis is
+# only checked (no test needs it yet).
+export TESSERA_REQUIRE_POSTGRES=1
 services_dir=
 # shellcheck disable=SC2317 # reached through the EXIT trap
 cleanup() {
@@ -73,15 +77,21 @@ cleanup() {
 }
 trap cleanup EXIT
 
-ensure_services() {
-    services_dir=$(mktemp -d "${TMPDIR:-/tmp}/tessera-test-services.XXXXXX")
-    chmod 755 "$services_dir" # the postgres user must reach a throwaway cluster in it
+services_dir=$(mktemp -d "${TMPDIR:-/tmp}/tessera-test-services.XXXXXX")
+chmod 755 "$services_dir" # the postgres user must reach a throwaway cluster in it
+
+ensure_postgres() {
     local out
     out=$(scripts/services/ensure-postgres.sh "$services_dir/postgres") || return 1
     eval "$out"
+    export TESSERA_TEST_POSTGRES_URL
+}
+
+ensure_redis() {
+    local out
     out=$(scripts/services/ensure-redis.sh "$services_dir/redis") || return 1
     eval "$out"
-    export TESSERA_TEST_POSTGRES_URL TESSERA_TEST_REDIS_URL
+    export TESSERA_TEST_REDIS_URL
 }
 
 # --- the suite -------------------------------------------------------------------------------
@@ -90,13 +100,15 @@ if ! step "setup --test" scripts/setup.sh --test; then
     exit 1
 fi
 
-printf '\n==> postgres + redis answer\n'
-services_start=$SECONDS
-if ensure_services; then
-    record "postgres + redis answer" pass $((SECONDS - services_start))
+step "postgres answers" ensure_postgres || true
+
+printf '\n==> redis answers\n'
+redis_start=$SECONDS
+if ensure_redis; then
+    record "redis answers" pass $((SECONDS - redis_start))
 else
-    echo "test.sh: PostgreSQL or Redis is not available; no test needs them yet, so going on" >&2
-    record "postgres + redis answer" "warn: absent (not needed yet)" $((SECONDS - services_start))
+    echo "test.sh: Redis is not available; no test needs it yet, so going on" >&2
+    record "redis answers" "warn: absent (not needed yet)" $((SECONDS - redis_start))
 fi
 
 step "cargo fmt --check" cargo fmt --all -- --check || true

@@ -1,4 +1,4 @@
-//! The subcommands: `serve` and `deploy`.
+//! The subcommands: `serve`, `deploy` and `admin`.
 
 use std::sync::Arc;
 
@@ -6,11 +6,11 @@ use anyhow::{Context, bail};
 use tokio::net::TcpListener;
 
 use crate::clock::{Clock, SystemClock};
-use crate::config::{Cli, Command, Config, DeployArgs, ServeArgs};
+use crate::config::{AdminCommand, Cli, Command, Config, DeployArgs, ServeArgs, TokenCommand};
 use crate::deploy::Deployer;
 use crate::ids::Slug;
 use crate::state::{App, open_sandbox};
-use crate::store::Store;
+use crate::store::{Change, Store};
 
 /// Run the command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -18,6 +18,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match &cli.command {
         Command::Serve(args) => serve(config, args).await,
         Command::Deploy(args) => deploy(config, args).await,
+        Command::Admin(args) => admin(config, &args.command).await,
     }
 }
 
@@ -29,6 +30,21 @@ async fn serve(config: Config, args: &ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let address = listener.local_addr()?;
+    let first_start = Change {
+        actor: "system",
+        remote_addr: None,
+        at: state.clock.now_millis(),
+    };
+    if let Some((user, password)) =
+        crate::admin::ensure_first_superadmin(&state.store, &state.config.admin_email, &first_start)
+            .await
+            .context("creating the first superadmin")?
+    {
+        // Shown once: only its argon2id hash is stored.
+        println!("First start: created the superadmin {}", user.email);
+        println!("  one-time password: {password}");
+        println!("  (shown only now; it must be changed at the first sign-in)");
+    }
     if args.demo {
         for (name, deployed) in crate::demo::install(&state).await? {
             let verb = if deployed.created {
@@ -85,7 +101,7 @@ async fn deploy(config: Config, args: &DeployArgs) -> anyhow::Result<()> {
             args.target
         );
     };
-    let tenant = Slug::parse(tenant)?;
+    let tenant = crate::tenancy::tenant_slug(tenant)?;
     let app = Slug::parse(app)?;
     let bytes = std::fs::read(&args.component)
         .with_context(|| format!("cannot read {}", args.component.display()))?;
@@ -120,4 +136,121 @@ async fn deploy(config: Config, args: &DeployArgs) -> anyhow::Result<()> {
         deployed.title
     );
     Ok(())
+}
+
+/// Who the audit log names for a command run by the operator.
+fn operator() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".to_owned());
+    format!("cli:{user}")
+}
+
+/// `tessera admin …`: results on stdout (a created token alone), notes on stderr.
+async fn admin(config: Config, command: &AdminCommand) -> anyhow::Result<()> {
+    use crate::admin as a;
+    let store = Store::connect(&config.database_url)
+        .await
+        .with_context(|| {
+            format!(
+                "opening {}",
+                crate::config::redact_url(&config.database_url)
+            )
+        })?;
+    let actor = operator();
+    let clock = SystemClock;
+    let change = Change {
+        actor: &actor,
+        remote_addr: None,
+        at: clock.now_millis(),
+    };
+    let result = match command {
+        AdminCommand::CreateTenant { slug, name, owner } => {
+            a::create_tenant(&store, slug, name.as_deref(), owner.as_deref(), &change)
+                .await
+                .map(|t| match owner {
+                    Some(owner) => {
+                        println!("created tenant {} ({}) owned by {owner}", t.slug, t.name)
+                    }
+                    None => println!("created tenant {} ({})", t.slug, t.name),
+                })
+        }
+        AdminCommand::CreateUser {
+            email,
+            password_stdin,
+            superadmin,
+        } => {
+            let password = if *password_stdin {
+                Some(read_password_line()?)
+            } else {
+                None
+            };
+            a::create_user(&store, email, password.as_deref(), *superadmin, &change)
+                .await
+                .map(|u| {
+                    let kind = if u.superadmin { "superadmin" } else { "user" };
+                    println!("created {kind} {}", u.email);
+                })
+        }
+        AdminCommand::Grant {
+            email,
+            tenant,
+            role,
+        } => a::grant(&store, email, tenant, role, &change)
+            .await
+            .map(|previous| match previous {
+                Some(previous) => println!("{email} is now {role} in {tenant} (was {previous})"),
+                None => println!("{email} is now {role} in {tenant}"),
+            }),
+        AdminCommand::SetVisibility { target, visibility } => {
+            a::set_visibility(&store, target, visibility, &change)
+                .await
+                .map(|_| println!("{target} is now {visibility}"))
+        }
+        AdminCommand::Token {
+            command:
+                TokenCommand::Create {
+                    email,
+                    tenant,
+                    role,
+                    expires_in_days,
+                },
+        } => a::create_token(
+            &store,
+            email,
+            tenant,
+            role.as_deref(),
+            *expires_in_days,
+            &change,
+        )
+        .await
+        .map(|issued| {
+            eprintln!(
+                "created token {} for {email} in {tenant}, expiring in {expires_in_days} days; \
+                 it is shown only now",
+                issued.public_id
+            );
+            println!("{}", issued.token);
+        }),
+        AdminCommand::Token {
+            command: TokenCommand::Revoke { id },
+        } => a::revoke_token(&store, id, &change).await.map(|newly| {
+            if newly {
+                println!("revoked token {id}");
+            } else {
+                println!("token {id} was already revoked");
+            }
+        }),
+    };
+    store.close().await;
+    Ok(result?)
+}
+
+/// One line of standard input, without its line ending.
+fn read_password_line() -> anyhow::Result<String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("reading the password from standard input")?;
+    Ok(line.trim_end_matches(['\n', '\r']).to_owned())
 }

@@ -9,6 +9,7 @@
 //! | `--database-url` | `TESSERA_DATABASE_URL` | `database_url` | `sqlite://{data_dir}/tessera.db` |
 //! | `--demo-dir` | `TESSERA_DEMO_DIR` | `demo_dir` | `target/wasm32-wasip2/guest` of this checkout |
 //! | `--frontend-dir` | `TESSERA_FRONTEND_DIR` | `frontend_dir` | `admin-ui/node_modules` of this checkout |
+//! | `--admin-email` | `TESSERA_ADMIN_EMAIL` | `admin_email` | `admin@localhost` (the superadmin created on first start) |
 //! | – | – | `[limits] deadline_ms` | 5000 |
 //! | – | – | `[limits] memory_mb` | 128 |
 //! | – | – | `[limits] output_mb` | 8 |
@@ -59,6 +60,89 @@ pub enum Command {
     Serve(ServeArgs),
     /// Deploy a dashboard component (`.wasm`) as the new live version of an app.
     Deploy(DeployArgs),
+    /// Operator commands: tenants, users, roles and API tokens.
+    Admin(AdminArgs),
+}
+
+/// `tessera admin …`.
+#[derive(Debug, Args)]
+pub struct AdminArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: AdminCommand,
+}
+
+/// The operator commands. Their spellings are a stable interface for scripts.
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create a tenant, optionally with an existing user as its owner (one transaction).
+    CreateTenant {
+        /// The tenant's slug: its URL segment (lowercase letters, digits, '-').
+        slug: String,
+        /// Display name (defaults to the slug).
+        #[arg(long)]
+        name: Option<String>,
+        /// Email of an existing user who becomes the tenant's owner.
+        #[arg(long)]
+        owner: Option<String>,
+    },
+    /// Create a user (without a password unless --password-stdin: for sign-in providers).
+    CreateUser {
+        /// The user's email address.
+        email: String,
+        /// Read the password from standard input (one line).
+        #[arg(long)]
+        password_stdin: bool,
+        /// Make the user a platform superadmin.
+        #[arg(long)]
+        superadmin: bool,
+    },
+    /// Give a user a role (owner, admin, author, viewer) in a tenant.
+    Grant {
+        /// The user's email address.
+        email: String,
+        /// The tenant's slug.
+        tenant: String,
+        /// owner, admin, author or viewer.
+        role: String,
+    },
+    /// Change who may open an app: public, tenant or restricted.
+    SetVisibility {
+        /// `tenant/app`.
+        target: String,
+        /// public, tenant or restricted.
+        visibility: String,
+    },
+    /// API tokens.
+    Token {
+        /// What to do.
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+/// `tessera admin token …`.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create an API token for a user in one tenant; prints only the token on stdout.
+    Create {
+        /// The user's email address.
+        email: String,
+        /// The tenant the token works in (and no other).
+        #[arg(long)]
+        tenant: String,
+        /// The token's role (default: the user's role in the tenant; never more).
+        #[arg(long)]
+        role: Option<String>,
+        /// Days until the token expires.
+        #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u32).range(1..=3650))]
+        expires_in_days: u32,
+    },
+    /// Revoke a token by its id (the 12 characters after `tsr_`).
+    Revoke {
+        /// The token's id.
+        id: String,
+    },
 }
 
 /// Flags of `tessera serve`.
@@ -76,6 +160,9 @@ pub struct ServeArgs {
     /// Where the Dash front-end npm packages are installed.
     #[arg(long, env = "TESSERA_FRONTEND_DIR")]
     pub frontend_dir: Option<PathBuf>,
+    /// Email of the superadmin created on first start (when there are no users yet).
+    #[arg(long, env = "TESSERA_ADMIN_EMAIL")]
+    pub admin_email: Option<String>,
 }
 
 /// Arguments of `tessera deploy`.
@@ -130,6 +217,7 @@ struct FileConfig {
     database_url: Option<String>,
     demo_dir: Option<PathBuf>,
     frontend_dir: Option<PathBuf>,
+    admin_email: Option<String>,
     max_component_mb: Option<usize>,
     limits: Option<LimitsConfig>,
 }
@@ -147,6 +235,8 @@ pub struct Config {
     pub demo_dir: PathBuf,
     /// Installed Dash front-end packages.
     pub frontend_dir: PathBuf,
+    /// The superadmin created on first start.
+    pub admin_email: String,
     /// Largest component accepted by a deploy, in bytes.
     pub max_component_bytes: usize,
     /// Per-callback limits.
@@ -161,6 +251,7 @@ impl fmt::Debug for Config {
             .field("database_url", &redact_url(&self.database_url))
             .field("demo_dir", &self.demo_dir)
             .field("frontend_dir", &self.frontend_dir)
+            .field("admin_email", &self.admin_email)
             .field("max_component_bytes", &self.max_component_bytes)
             .field("limits", &self.limits)
             .finish()
@@ -203,7 +294,7 @@ impl Config {
         };
         let serve = match &cli.command {
             Command::Serve(args) => Some(args),
-            Command::Deploy(_) => None,
+            Command::Deploy(_) | Command::Admin(_) => None,
         };
         let data_dir = cli
             .data_dir
@@ -231,6 +322,10 @@ impl Config {
                 .and_then(|s| s.frontend_dir.clone())
                 .or(file.frontend_dir)
                 .unwrap_or_else(|| checkout_dir().join("admin-ui").join("node_modules")),
+            admin_email: serve
+                .and_then(|s| s.admin_email.clone())
+                .or(file.admin_email)
+                .unwrap_or_else(|| "admin@localhost".to_owned()),
             max_component_bytes: file.max_component_mb.unwrap_or(64) << 20,
             limits: file.limits.unwrap_or_default(),
             data_dir,

@@ -31,6 +31,19 @@ id_newtype!(
     VersionId
 );
 
+id_newtype!(
+    /// Primary key of a user.
+    UserId
+);
+id_newtype!(
+    /// Primary key of a team.
+    TeamId
+);
+id_newtype!(
+    /// Primary key of an API token (its public id is the short text inside the token).
+    TokenId
+);
+
 /// A tenant slug or app name: the path segments of `/apps/{tenant}/{app}/`.
 ///
 /// Lowercase ASCII letters, digits and `-`, 1 to 63 characters, starting with a letter or

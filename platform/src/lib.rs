@@ -3,6 +3,8 @@
 //! `main.rs` only parses the command line; everything else lives here so tests can build
 //! the router with [`http::router`] and drive it without a socket.
 
+pub mod admin;
+pub mod auth;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -13,7 +15,9 @@ pub mod error;
 pub mod frontend;
 pub mod http;
 pub mod ids;
+pub mod policy;
 pub mod runtime;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+pub mod tenancy;

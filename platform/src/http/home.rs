@@ -9,8 +9,9 @@ use axum::routing::get;
 use serde_json::json;
 
 use crate::error::ApiError;
+use crate::policy::{self, Action, Principal, Resource};
 use crate::state::AppState;
-use crate::store::AppSummary;
+use crate::store::{AppAccess, AppSummary};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -24,12 +25,30 @@ struct HomePage {
     apps: Vec<AppSummary>,
 }
 
-async fn list_apps(State(state): State<AppState>) -> Result<Html<String>, ApiError> {
+/// The live apps the principal may open. Restricted apps are judged without loading each
+/// one's grants, so a grantee who is not an admin does not see them listed (the app itself
+/// still opens for them).
+async fn list_apps(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<Html<String>, ApiError> {
     let apps = state
         .store
         .list_live_apps()
         .await
-        .map_err(|e| ApiError::internal("listing apps failed", &e))?;
+        .map_err(|e| ApiError::internal("listing apps failed", &e))?
+        .into_iter()
+        .filter(|app| {
+            let access = AppAccess {
+                tenant_id: app.tenant_id,
+                app_id: app.app_id,
+                visibility: app.visibility,
+                collaborator: false,
+                granted: false,
+            };
+            policy::authorize(&principal, Action::ViewApp, &Resource::App(access)).is_ok()
+        })
+        .collect();
     HomePage { apps }
         .render()
         .map(Html)

@@ -1,5 +1,6 @@
 //! The HTTP surface: one router per area, merged here.
 
+mod access;
 pub mod dash;
 mod home;
 
@@ -16,7 +17,14 @@ pub const MAX_BODY_BYTES: usize = 8 << 20;
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(home::router())
-        .merge(dash::router())
+        .merge(
+            // Every route under /apps/{tenant}/{app}/ passes the access check first: a
+            // principal who may not view the app gets the same 404 as for a missing app.
+            dash::router().route_layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                access::require_app_access,
+            )),
+        )
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TraceLayer::new_for_http())
         .with_state(state)

@@ -2,8 +2,10 @@
 
 use sqlx::Row;
 
+use super::audit::{self, Change};
 use super::{Result, Store};
 use crate::ids::{AppId, Slug, TenantId, VersionId};
+use crate::tenancy::Visibility;
 
 /// The live version of an app, without its component bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -55,13 +57,19 @@ pub struct AppSummary {
     pub title: String,
     /// Number of the live version.
     pub version: i64,
+    /// The tenant's id.
+    pub tenant_id: TenantId,
+    /// The app's id.
+    pub app_id: AppId,
+    /// Who may open it.
+    pub visibility: Visibility,
 }
 
 impl Store {
     /// Every app that has a live version, ordered by tenant and name.
     pub async fn list_live_apps(&self) -> Result<Vec<AppSummary>> {
         let rows = sqlx::query(
-            "select t.slug, a.name, v.title, v.number \
+            "select t.slug, a.name, v.title, v.number, a.tenant_id, a.id, a.visibility \
              from apps a \
              join tenants t on t.id = a.tenant_id \
              join app_versions v on v.id = a.live_version_id \
@@ -76,6 +84,9 @@ impl Store {
                     name: row.try_get(1)?,
                     title: row.try_get(2)?,
                     version: row.try_get(3)?,
+                    tenant_id: TenantId(row.try_get(4)?),
+                    app_id: AppId(row.try_get(5)?),
+                    visibility: super::parse_stored(&row.try_get::<String, _>(6)?)?,
                 })
             })
             .collect()
@@ -84,7 +95,8 @@ impl Store {
     /// Create the tenant if it does not exist; return its id.
     pub async fn ensure_tenant(&self, slug: &Slug, now: i64) -> Result<TenantId> {
         sqlx::query(
-            "insert into tenants (slug, created_at) values ($1, $2) on conflict (slug) do nothing",
+            "insert into tenants (slug, name, created_at) values ($1, $1, $2) \
+             on conflict (slug) do nothing",
         )
         .bind(slug.as_str())
         .bind(now)
@@ -146,7 +158,8 @@ impl Store {
     ) -> Result<PublishedVersion> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
-            "insert into tenants (slug, created_at) values ($1, $2) on conflict (slug) do nothing",
+            "insert into tenants (slug, name, created_at) values ($1, $1, $2) \
+             on conflict (slug) do nothing",
         )
         .bind(tenant.as_str())
         .bind(now)
@@ -200,6 +213,20 @@ impl Store {
             .bind(app_id)
             .execute(&mut *tx)
             .await?;
+        let change = Change {
+            actor: version.source,
+            remote_addr: None,
+            at: now,
+        };
+        audit::record(
+            &mut tx,
+            &change,
+            Some(TenantId(tenant_id)),
+            "app.deploy",
+            &format!("app:{tenant}/{app}"),
+            serde_json::json!({"version": number, "sha256": version.sha256}),
+        )
+        .await?;
         tx.commit().await?;
         Ok(PublishedVersion {
             tenant_id: TenantId(tenant_id),
@@ -214,9 +241,17 @@ impl Store {
 mod tests {
     use super::*;
 
-    async fn sqlite_store(dir: &tempfile::TempDir) -> Store {
-        let url = format!("sqlite://{}", dir.path().join("t.db").display());
-        Store::connect(&url).await.expect("sqlite store")
+    use crate::store::testing::TestDatabase;
+
+    /// A fresh store on every configured backend (SQLite, and PostgreSQL when set).
+    async fn stores() -> Vec<(TestDatabase, Store)> {
+        let mut out = Vec::new();
+        for db in TestDatabase::all().await.expect("test databases") {
+            eprintln!("backend: {:?}", db.backend);
+            let store = db.store().await.expect("store connects");
+            out.push((db, store));
+        }
+        out
     }
 
     fn slug(s: &str) -> Slug {
@@ -225,80 +260,80 @@ mod tests {
 
     #[tokio::test]
     async fn publishing_numbers_versions_and_moves_the_live_pointer() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = sqlite_store(&dir).await;
-        let (t, a) = (slug("demo"), slug("hello"));
-        assert_eq!(store.live_version(&t, &a).await.expect("query"), None);
-        let v1 = NewVersion {
-            sha256: "aa",
-            component: b"one",
-            title: "Hello",
-            source: "cli",
-        };
-        let first = store
-            .publish_version(&t, &a, v1, 1)
-            .await
-            .expect("publish 1");
-        let v2 = NewVersion {
-            sha256: "bb",
-            component: b"two",
-            title: "Hello",
-            source: "cli",
-        };
-        let second = store
-            .publish_version(&t, &a, v2, 2)
-            .await
-            .expect("publish 2");
-        assert_eq!((first.number, second.number), (1, 2));
-        assert_eq!(first.app_id, second.app_id);
-        let live = store
-            .live_version(&t, &a)
-            .await
-            .expect("query")
-            .expect("live");
-        assert_eq!(live.version_id, second.version_id);
-        assert_eq!(live.sha256, "bb");
-        let bytes = store
-            .version_component(live.app_id, first.version_id)
-            .await
-            .expect("old version kept");
-        assert_eq!(bytes, b"one");
+        for (_db, store) in stores().await {
+            let (t, a) = (slug("demo"), slug("hello"));
+            assert_eq!(store.live_version(&t, &a).await.expect("query"), None);
+            let v1 = NewVersion {
+                sha256: "aa",
+                component: b"one",
+                title: "Hello",
+                source: "cli",
+            };
+            let first = store
+                .publish_version(&t, &a, v1, 1)
+                .await
+                .expect("publish 1");
+            let v2 = NewVersion {
+                sha256: "bb",
+                component: b"two",
+                title: "Hello",
+                source: "cli",
+            };
+            let second = store
+                .publish_version(&t, &a, v2, 2)
+                .await
+                .expect("publish 2");
+            assert_eq!((first.number, second.number), (1, 2));
+            assert_eq!(first.app_id, second.app_id);
+            let live = store
+                .live_version(&t, &a)
+                .await
+                .expect("query")
+                .expect("live");
+            assert_eq!(live.version_id, second.version_id);
+            assert_eq!(live.sha256, "bb");
+            let bytes = store
+                .version_component(live.app_id, first.version_id)
+                .await
+                .expect("old version kept");
+            assert_eq!(bytes, b"one");
+        }
     }
 
     #[tokio::test]
     async fn a_version_id_of_another_app_is_not_readable() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = sqlite_store(&dir).await;
-        let v = |c: &'static [u8]| NewVersion {
-            sha256: "x",
-            component: c,
-            title: "t",
-            source: "cli",
-        };
-        let a = store
-            .publish_version(&slug("one"), &slug("app"), v(b"a"), 1)
-            .await
-            .expect("a");
-        let b = store
-            .publish_version(&slug("two"), &slug("app"), v(b"b"), 1)
-            .await
-            .expect("b");
-        assert!(
-            store
-                .version_component(a.app_id, b.version_id)
+        for (_db, store) in stores().await {
+            let v = |c: &'static [u8]| NewVersion {
+                sha256: "x",
+                component: c,
+                title: "t",
+                source: "cli",
+            };
+            let a = store
+                .publish_version(&slug("one"), &slug("app"), v(b"a"), 1)
                 .await
-                .is_err()
-        );
-        assert_ne!(a.tenant_id, b.tenant_id);
+                .expect("a");
+            let b = store
+                .publish_version(&slug("two"), &slug("app"), v(b"b"), 1)
+                .await
+                .expect("b");
+            assert!(
+                store
+                    .version_component(a.app_id, b.version_id)
+                    .await
+                    .is_err()
+            );
+            assert_ne!(a.tenant_id, b.tenant_id);
+        }
     }
 
     #[tokio::test]
     async fn ensure_tenant_is_idempotent() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = sqlite_store(&dir).await;
-        let first = store.ensure_tenant(&slug("demo"), 1).await.expect("first");
-        let again = store.ensure_tenant(&slug("demo"), 2).await.expect("again");
-        assert_eq!(first, again);
+        for (_db, store) in stores().await {
+            let first = store.ensure_tenant(&slug("demo"), 1).await.expect("first");
+            let again = store.ensure_tenant(&slug("demo"), 2).await.expect("again");
+            assert_eq!(first, again);
+        }
     }
 
     #[tokio::test]

@@ -3,10 +3,26 @@
 //!
 //! Invariants: queries are lowercase and use `$n` placeholders; timestamps are Unix
 //! milliseconds handed in by the caller (from [`crate::clock`]), never `now()` in SQL.
+//! Every query on tenant-owned rows is filtered by the tenant's id (functions on such rows
+//! take the [`TenantId`](crate::ids::TenantId) first); a change of several rows is one
+//! transaction, and every change writes its audit row inside that same transaction.
+//! Values arrive validated ([`crate::tenancy`]); the store does not judge names.
 
+mod access;
 mod apps;
+mod audit;
+mod memberships;
+mod tenants;
+pub mod testing;
+mod tokens;
+mod users;
 
+pub use access::AppAccess;
 pub use apps::{AppSummary, LiveVersion, NewVersion, PublishedVersion};
+pub use audit::{AuditEntry, Change};
+pub use tenants::{Quotas, Tenant};
+pub use tokens::{NewToken, TokenRecord};
+pub use users::{NewUser, User};
 
 use std::path::Path;
 use std::str::FromStr;
@@ -26,6 +42,25 @@ pub enum Error {
     /// The URL names a database this build does not support.
     #[error("unsupported database URL {0:?}: use sqlite://… or postgres://…")]
     UnsupportedUrl(String),
+    /// A row with this unique name already exists.
+    #[error("{what} {value:?} already exists")]
+    Conflict {
+        /// What kind of thing (`tenant`, `user`, `team`).
+        what: &'static str,
+        /// The name that is taken.
+        value: String,
+    },
+    /// A row the change depends on does not exist.
+    #[error("no {what} {value:?}")]
+    NotFound {
+        /// What kind of thing.
+        what: &'static str,
+        /// The name or id that was looked for.
+        value: String,
+    },
+    /// A value read back from the database is not one this build knows (e.g. a role).
+    #[error("unexpected value in the database: {0}")]
+    Corrupt(String),
     /// Creating the SQLite file's directory failed.
     #[error("cannot create the database directory {path}: {source}")]
     CreateDir {
@@ -114,6 +149,32 @@ impl Store {
     /// Close the pool, waiting for connections to finish.
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+/// Turn a unique-constraint violation into [`Error::Conflict`]; other errors pass through.
+fn conflict_on_unique(what: &'static str, value: &str) -> impl FnOnce(sqlx::Error) -> Error {
+    move |error| match error.as_database_error() {
+        Some(db) if db.is_unique_violation() => Error::Conflict {
+            what,
+            value: value.to_owned(),
+        },
+        _ => Error::Database(error),
+    }
+}
+
+/// Parse a stored enum spelling (role, visibility), reporting an unknown one as corrupt.
+fn parse_stored<T: std::str::FromStr>(raw: &str) -> Result<T> {
+    raw.parse()
+        .map_err(|_| Error::Corrupt(format!("unknown value {raw:?}")))
+}
+
+/// A computed boolean column: PostgreSQL answers `bool`, SQLite an integer.
+fn flag(row: &sqlx::any::AnyRow, index: usize) -> Result<bool> {
+    use sqlx::Row;
+    match row.try_get::<bool, _>(index) {
+        Ok(value) => Ok(value),
+        Err(_) => Ok(row.try_get::<i64, _>(index)? != 0),
     }
 }
 

@@ -120,3 +120,394 @@ fn serve_stops_cleanly_on_sigterm() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Run `tessera` with `args` (and `stdin`), returning (success, stdout, stderr).
+fn run(data_dir: &std::path::Path, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+    use std::io::Write;
+    let mut child = tessera(data_dir)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start tessera");
+    let mut input = child.stdin.take().expect("stdin");
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).expect("write stdin");
+    }
+    drop(input);
+    let out = child.wait_with_output().expect("wait");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Run and require success; returns stdout.
+fn ok(data_dir: &std::path::Path, args: &[&str]) -> String {
+    let (success, stdout, stderr) = run(data_dir, args, None);
+    assert!(success, "tessera {args:?} failed:\n{stdout}{stderr}");
+    stdout
+}
+
+/// A running `tessera serve` on an ephemeral port: (process, address, stdout before the
+/// listening line).
+fn serve(data_dir: &std::path::Path) -> (std::process::Child, String, String) {
+    let mut child = tessera(data_dir)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start tessera");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let mut before = String::new();
+    let address = loop {
+        let line = lines
+            .next()
+            .expect("tessera exited before listening")
+            .expect("read line");
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            break rest.trim_end_matches('/').to_owned();
+        }
+        before.push_str(&line);
+        before.push('\n');
+    };
+    (child, address, before)
+}
+
+/// The status of `GET path` over a real socket, with an optional bearer token.
+fn http_status(address: &str, path: &str, token: Option<&str>) -> u16 {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).expect("connect");
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\n{auth}Connection: close\r\n\r\n"
+    )
+    .expect("write request");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read response");
+    response
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {response:?}"))
+}
+
+fn stop(mut child: std::process::Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+}
+
+#[test]
+fn admin_commands_use_the_documented_spellings_and_refuse_bad_input_clearly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let (success, stdout, stderr) = run(
+        d,
+        &[
+            "admin",
+            "create-user",
+            "Alice@Example.org",
+            "--password-stdin",
+            "--superadmin",
+        ],
+        Some("a long enough password\n"),
+    );
+    assert!(success, "{stdout}{stderr}");
+    assert_eq!(stdout, "created superadmin alice@example.org\n");
+    let (success, _, stderr) = run(
+        d,
+        &[
+            "admin",
+            "create-user",
+            "bob@example.org",
+            "--password-stdin",
+        ],
+        Some("short\n"),
+    );
+    assert!(
+        !success && stderr.contains("12 to 1024 characters"),
+        "{stderr}"
+    );
+    ok(d, &["admin", "create-user", "bob@example.org"]);
+    let (success, _, stderr) = run(d, &["admin", "create-user", "BOB@example.org"], None);
+    assert!(
+        !success && stderr.contains("user \"bob@example.org\" already exists"),
+        "{stderr}"
+    );
+
+    assert_eq!(
+        ok(
+            d,
+            &["admin", "create-tenant", "acme", "--name", "Acme Corp"]
+        ),
+        "created tenant acme (Acme Corp)\n"
+    );
+    let (success, stdout, stderr) = run(d, &["admin", "create-tenant", "acme"], None);
+    assert!(!success && stdout.is_empty(), "{stdout}");
+    assert!(
+        stderr.contains("tenant \"acme\" already exists"),
+        "{stderr}"
+    );
+    for (slug, why) in [
+        ("admin", "reserved"),
+        ("Acme", "not a valid slug"),
+        ("a_b", "not a valid slug"),
+    ] {
+        let (success, _, stderr) = run(d, &["admin", "create-tenant", slug], None);
+        assert!(!success && stderr.contains(why), "{slug}: {stderr}");
+    }
+
+    assert_eq!(
+        ok(d, &["admin", "grant", "bob@example.org", "acme", "author"]),
+        "bob@example.org is now author in acme\n"
+    );
+    assert!(
+        ok(d, &["admin", "grant", "bob@example.org", "acme", "viewer"]).contains("(was author)")
+    );
+    let (success, _, stderr) = run(
+        d,
+        &["admin", "grant", "bob@example.org", "acme", "boss"],
+        None,
+    );
+    assert!(!success && stderr.contains("not a role"), "{stderr}");
+    let (success, _, stderr) = run(
+        d,
+        &["admin", "grant", "nobody@example.org", "acme", "viewer"],
+        None,
+    );
+    assert!(
+        !success && stderr.contains("no user nobody@example.org"),
+        "{stderr}"
+    );
+
+    // The token alone on stdout; a viewer cannot get an admin token.
+    let (success, stdout, stderr) = run(
+        d,
+        &[
+            "admin",
+            "token",
+            "create",
+            "bob@example.org",
+            "--tenant",
+            "acme",
+        ],
+        None,
+    );
+    assert!(success, "{stderr}");
+    let token = stdout.strip_suffix('\n').expect("one line");
+    assert!(
+        !token.contains('\n') && token.starts_with("tsr_") && token.len() == 57,
+        "{stdout:?}"
+    );
+    assert!(stderr.contains("created token"), "{stderr}");
+    let (success, stdout, stderr) = run(
+        d,
+        &[
+            "admin",
+            "token",
+            "create",
+            "bob@example.org",
+            "--tenant",
+            "acme",
+            "--role",
+            "admin",
+            "--expires-in-days",
+            "7",
+        ],
+        None,
+    );
+    assert!(
+        !success && stdout.is_empty() && stderr.contains("cannot be admin"),
+        "{stderr}"
+    );
+    let (success, _, stderr) = run(
+        d,
+        &[
+            "admin",
+            "token",
+            "create",
+            "bob@example.org",
+            "--tenant",
+            "acme",
+            "--expires-in-days",
+            "0",
+        ],
+        None,
+    );
+    assert!(!success && stderr.contains("expires-in-days"), "{stderr}");
+
+    let id = &token[4..16];
+    assert_eq!(
+        ok(d, &["admin", "token", "revoke", id]),
+        format!("revoked token {id}\n")
+    );
+    assert!(ok(d, &["admin", "token", "revoke", id]).contains("already revoked"));
+    let (success, _, stderr) = run(d, &["admin", "token", "revoke", "nosuchtoken0"], None);
+    assert!(!success && stderr.contains("no token"), "{stderr}");
+}
+
+#[tokio::test]
+async fn every_admin_change_is_audited_and_a_failed_create_tenant_leaves_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let (success, _, stderr) = run(
+        d,
+        &[
+            "admin",
+            "create-tenant",
+            "acme",
+            "--owner",
+            "ghost@example.org",
+        ],
+        None,
+    );
+    assert!(
+        !success && stderr.contains("no user ghost@example.org"),
+        "{stderr}"
+    );
+    ok(d, &["admin", "create-user", "carol@example.org"]);
+    ok(
+        d,
+        &[
+            "admin",
+            "create-tenant",
+            "acme",
+            "--owner",
+            "carol@example.org",
+        ],
+    );
+    ok(
+        d,
+        &[
+            "admin",
+            "token",
+            "create",
+            "carol@example.org",
+            "--tenant",
+            "acme",
+        ],
+    );
+
+    let url = format!("sqlite://{}", d.join("tessera.db").display());
+    let store = platform::store::Store::connect(&url).await.expect("store");
+    let actions: Vec<_> = store
+        .platform_audit_entries(None, 50)
+        .await
+        .expect("audit")
+        .into_iter()
+        .map(|e| {
+            assert!(e.actor.starts_with("cli:"), "{e:?}");
+            e.action
+        })
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "token.create",
+            "membership.grant",
+            "tenant.create",
+            "user.create"
+        ]
+    );
+    let acme = platform::ids::Slug::parse("acme").expect("slug");
+    let tenant = store.tenant_by_slug(&acme).await.expect("q").expect("acme");
+    assert_eq!(tenant.name, "acme");
+}
+
+#[test]
+fn tokens_work_only_in_their_tenant_and_stop_when_revoked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let hello = d.join("hello.wasm");
+    std::fs::write(&hello, guest_wasm("hello.wasm")).expect("write component");
+    for tenant in ["a", "b"] {
+        ok(d, &["admin", "create-tenant", tenant]);
+        ok(
+            d,
+            &[
+                "deploy",
+                &format!("{tenant}/hello"),
+                hello.to_str().expect("utf-8"),
+            ],
+        );
+    }
+    ok(d, &["admin", "set-visibility", "b/hello", "restricted"]);
+    ok(d, &["admin", "create-user", "ann@example.org"]);
+    ok(d, &["admin", "grant", "ann@example.org", "a", "owner"]);
+    ok(d, &["admin", "create-user", "ben@example.org"]);
+    ok(d, &["admin", "grant", "ben@example.org", "b", "admin"]);
+    let for_a = ok(
+        d,
+        &[
+            "admin",
+            "token",
+            "create",
+            "ann@example.org",
+            "--tenant",
+            "a",
+        ],
+    );
+    let for_b = ok(
+        d,
+        &[
+            "admin",
+            "token",
+            "create",
+            "ben@example.org",
+            "--tenant",
+            "b",
+        ],
+    );
+    let (for_a, for_b) = (for_a.trim(), for_b.trim());
+
+    let (server, address, first_output) = serve(d);
+    // Users existed already, so no first-start superadmin was made.
+    assert!(
+        !first_output.contains("one-time password"),
+        "{first_output}"
+    );
+    assert_eq!(http_status(&address, "/apps/a/hello/", None), 200);
+    assert_eq!(http_status(&address, "/apps/b/hello/", None), 404);
+    assert_eq!(http_status(&address, "/apps/b/hello/", Some(for_a)), 404);
+    assert_eq!(
+        http_status(&address, "/apps/b/hello/_dash-layout", Some(for_a)),
+        404
+    );
+    assert_eq!(http_status(&address, "/apps/b/hello/", Some(for_b)), 200);
+    ok(d, &["admin", "token", "revoke", &for_b[4..16]]);
+    assert_eq!(http_status(&address, "/apps/b/hello/", Some(for_b)), 401);
+    stop(server);
+}
+
+#[test]
+fn first_start_creates_one_superadmin_and_shows_its_password_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (server, _, output) = serve(dir.path());
+    stop(server);
+    assert!(
+        output.contains("created the superadmin admin@localhost"),
+        "{output}"
+    );
+    let password = output
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("one-time password: "))
+        .expect("password line");
+    assert_eq!(password.len(), 24);
+    let (server, _, again) = serve(dir.path());
+    stop(server);
+    assert!(!again.contains("one-time password"), "{again}");
+    let (success, _, stderr) = run(
+        dir.path(),
+        &["admin", "create-user", "admin@LOCALHOST"],
+        None,
+    );
+    assert!(!success && stderr.contains("already exists"), "{stderr}");
+}

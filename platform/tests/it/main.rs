@@ -4,8 +4,10 @@
 //! The components must be built first (`scripts/build-guests.sh`); a missing one fails
 //! the test with that instruction rather than skipping it.
 
+mod access;
 mod cli;
 mod config;
 mod dash;
 mod deploy;
+mod store;
 mod support;

@@ -8,6 +8,7 @@ use http_body_util::BodyExt;
 use platform::config::{Config, LimitsConfig};
 use platform::ids::Slug;
 use platform::state::{App, AppState};
+use platform::store::testing::TestDatabase;
 use serde_json::Value;
 use tower::ServiceExt;
 
@@ -33,6 +34,7 @@ pub fn guest_wasm(file: &str) -> Vec<u8> {
 pub struct TestApp {
     pub state: AppState,
     _dir: tempfile::TempDir,
+    _db: Option<TestDatabase>,
 }
 
 pub struct Reply {
@@ -71,6 +73,15 @@ impl TestApp {
     }
 
     pub async fn with_limits(limits: LimitsConfig) -> Self {
+        Self::build(limits, None).await
+    }
+
+    /// A platform on `db` (SQLite or PostgreSQL), which it keeps alive.
+    pub async fn on(db: TestDatabase) -> Self {
+        Self::build(LimitsConfig::default(), Some(db)).await
+    }
+
+    async fn build(limits: LimitsConfig, db: Option<TestDatabase>) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let frontend_dir = repo_root().join("admin-ui/node_modules");
         assert!(
@@ -78,17 +89,26 @@ impl TestApp {
             "the Dash front end is not installed in {}: run `npm ci` in admin-ui",
             frontend_dir.display()
         );
+        let database_url = match &db {
+            Some(db) => db.url.clone(),
+            None => format!("sqlite://{}", dir.path().join("tessera.db").display()),
+        };
         let config = Config {
             listen: "127.0.0.1:0".parse().expect("address"),
             data_dir: dir.path().to_path_buf(),
-            database_url: format!("sqlite://{}", dir.path().join("tessera.db").display()),
+            database_url,
             demo_dir: dir.path().join("no-demo"),
             frontend_dir,
+            admin_email: "admin@localhost".to_owned(),
             max_component_bytes: 64 << 20,
             limits,
         };
         let state = App::start(config).await.expect("platform starts");
-        Self { state, _dir: dir }
+        Self {
+            state,
+            _dir: dir,
+            _db: db,
+        }
     }
 
     /// Deploy a built guest as `tenant/app`.
@@ -131,6 +151,17 @@ impl TestApp {
     pub async fn get(&self, uri: &str) -> Reply {
         self.request(Request::get(uri).body(Body::empty()).expect("request"))
             .await
+    }
+
+    /// GET with `Authorization: Bearer <token>`.
+    pub async fn get_with_token(&self, uri: &str, token: &str) -> Reply {
+        self.request(
+            Request::get(uri)
+                .header(header::AUTHORIZATION, format!("Bearer {token}"))
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await
     }
 
     pub async fn post_json(&self, uri: &str, body: impl Into<String>) -> Reply {

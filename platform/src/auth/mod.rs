@@ -1,0 +1,23 @@
+//! Who is asking: password hashing and API tokens, turned into a [`crate::policy::Principal`].
+//!
+//! No axum types here (the HTTP extractor is in `http::principal`); sessions and sign-in
+//! providers come later in this module.
+
+pub mod password;
+pub mod token;
+
+/// Why authentication failed or could not be performed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The presented credential is not valid (unknown, wrong, expired, revoked, or its
+    /// user is disabled or no longer a member). Deliberately one variant: the client is
+    /// not told which.
+    #[error("invalid or expired credentials")]
+    InvalidCredentials,
+    /// Hashing failed (bad parameters; not a wrong password).
+    #[error("password hashing failed: {0}")]
+    Hash(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] crate::store::Error),
+}

@@ -1,0 +1,185 @@
+//! Tenants and their quotas.
+
+use serde_json::json;
+use sqlx::Row;
+
+use super::audit::{self, Change};
+use super::{Result, Store, conflict_on_unique};
+use crate::ids::{Slug, TenantId, UserId};
+use crate::tenancy::Role;
+
+/// Per-tenant limits (stored with the tenant; the defaults are in the migration).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Quotas {
+    /// Number of apps.
+    pub max_apps: i64,
+    /// Callbacks running at once across the tenant's apps.
+    pub max_concurrent_callbacks: i64,
+    /// Linear-memory cap of one callback instance, in MiB.
+    pub callback_memory_mb: i64,
+    /// Deadline of one callback, in milliseconds.
+    pub callback_deadline_ms: i64,
+    /// Bytes of stored app versions.
+    pub max_version_storage_bytes: i64,
+}
+
+/// A tenant.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tenant {
+    /// Its id.
+    pub id: TenantId,
+    /// Its slug (the URL segment).
+    pub slug: String,
+    /// Its display name.
+    pub name: String,
+    /// When it was created.
+    pub created_at: i64,
+    /// Its quotas.
+    pub quotas: Quotas,
+}
+
+const COLUMNS: &str = "id, slug, name, created_at, max_apps, max_concurrent_callbacks, \
+                       callback_memory_mb, callback_deadline_ms, max_version_storage_bytes";
+
+fn tenant(row: &sqlx::any::AnyRow) -> Result<Tenant> {
+    Ok(Tenant {
+        id: TenantId(row.try_get(0)?),
+        slug: row.try_get(1)?,
+        name: row.try_get(2)?,
+        created_at: row.try_get(3)?,
+        quotas: Quotas {
+            max_apps: row.try_get(4)?,
+            max_concurrent_callbacks: row.try_get(5)?,
+            callback_memory_mb: row.try_get(6)?,
+            callback_deadline_ms: row.try_get(7)?,
+            max_version_storage_bytes: row.try_get(8)?,
+        },
+    })
+}
+
+impl Store {
+    /// Create a tenant and, when given, make `owner` its owner — one transaction, so a
+    /// failure at any step (taken slug, unknown user) leaves nothing behind.
+    pub async fn create_tenant(
+        &self,
+        slug: &Slug,
+        name: &str,
+        owner: Option<UserId>,
+        change: &Change<'_>,
+    ) -> Result<Tenant> {
+        let mut tx = self.pool.begin().await?;
+        let id: i64 = sqlx::query(
+            "insert into tenants (slug, name, created_at) values ($1, $2, $3) returning id",
+        )
+        .bind(slug.as_str())
+        .bind(name)
+        .bind(change.at)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(conflict_on_unique("tenant", slug.as_str()))?
+        .try_get(0)?;
+        let id = TenantId(id);
+        audit::record(
+            &mut tx,
+            change,
+            Some(id),
+            "tenant.create",
+            &format!("tenant:{slug}"),
+            json!({"name": name}),
+        )
+        .await?;
+        if let Some(owner) = owner {
+            sqlx::query(
+                "insert into memberships (tenant_id, user_id, role, created_at) \
+                 values ($1, $2, $3, $4)",
+            )
+            .bind(id.0)
+            .bind(owner.0)
+            .bind(Role::Owner.as_str())
+            .bind(change.at)
+            .execute(&mut *tx)
+            .await?;
+            audit::record(
+                &mut tx,
+                change,
+                Some(id),
+                "membership.grant",
+                &format!("user:{owner}"),
+                json!({"role": Role::Owner.as_str()}),
+            )
+            .await?;
+        }
+        let row = sqlx::query(&format!("select {COLUMNS} from tenants where id = $1"))
+            .bind(id.0)
+            .fetch_one(&mut *tx)
+            .await?;
+        let created = tenant(&row)?;
+        tx.commit().await?;
+        Ok(created)
+    }
+
+    /// The tenant with this slug.
+    pub async fn tenant_by_slug(&self, slug: &Slug) -> Result<Option<Tenant>> {
+        let row = sqlx::query(&format!("select {COLUMNS} from tenants where slug = $1"))
+            .bind(slug.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(tenant).transpose()
+    }
+
+    /// The tenant with this id.
+    pub async fn tenant(&self, id: TenantId) -> Result<Option<Tenant>> {
+        let row = sqlx::query(&format!("select {COLUMNS} from tenants where id = $1"))
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(tenant).transpose()
+    }
+
+    /// Replace a tenant's quotas.
+    pub async fn set_quotas(
+        &self,
+        tenant: TenantId,
+        quotas: &Quotas,
+        change: &Change<'_>,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let updated = sqlx::query(
+            "update tenants set max_apps = $2, max_concurrent_callbacks = $3, \
+             callback_memory_mb = $4, callback_deadline_ms = $5, max_version_storage_bytes = $6 \
+             where id = $1",
+        )
+        .bind(tenant.0)
+        .bind(quotas.max_apps)
+        .bind(quotas.max_concurrent_callbacks)
+        .bind(quotas.callback_memory_mb)
+        .bind(quotas.callback_deadline_ms)
+        .bind(quotas.max_version_storage_bytes)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if updated == 0 {
+            return Err(super::Error::NotFound {
+                what: "tenant",
+                value: tenant.to_string(),
+            });
+        }
+        audit::record(
+            &mut tx,
+            change,
+            Some(tenant),
+            "tenant.set_quotas",
+            &format!("tenant:{tenant}"),
+            json!({
+                "max_apps": quotas.max_apps,
+                "max_concurrent_callbacks": quotas.max_concurrent_callbacks,
+                "callback_memory_mb": quotas.callback_memory_mb,
+                "callback_deadline_ms": quotas.callback_deadline_ms,
+                "max_version_storage_bytes": quotas.max_version_storage_bytes,
+            }),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,603 @@
+//! The store's tenancy suite, run on SQLite always and on PostgreSQL when
+//! `TESSERA_TEST_POSTGRES_URL` is set (each test on fresh databases of its own).
+
+use platform::auth::{self, token};
+use platform::ids::{Slug, UserId};
+use platform::store::testing::TestDatabase;
+use platform::store::{Change, Error, NewUser, NewVersion, Store};
+use platform::tenancy::{Email, Role, Visibility};
+
+const CLI: Change<'static> = Change {
+    actor: "test",
+    remote_addr: Some("127.0.0.1"),
+    at: 1_000,
+};
+
+/// Every configured backend, each with a fresh migrated store.
+async fn stores() -> Vec<(TestDatabase, Store)> {
+    let mut out = Vec::new();
+    for db in TestDatabase::all().await.expect("test databases") {
+        let store = db.store().await.expect("store connects");
+        eprintln!("backend: {:?}", db.backend);
+        out.push((db, store));
+    }
+    out
+}
+
+fn slug(s: &str) -> Slug {
+    Slug::parse(s).expect("slug")
+}
+
+fn email(s: &str) -> Email {
+    Email::parse(s).expect("email")
+}
+
+async fn user(store: &Store, address: &str) -> UserId {
+    store
+        .create_user(
+            &NewUser {
+                email: &email(address),
+                password_hash: None,
+                password_must_change: false,
+                superadmin: false,
+            },
+            &CLI,
+        )
+        .await
+        .expect("user created")
+        .id
+}
+
+async fn publish(store: &Store, tenant: &str, app: &str) {
+    store
+        .publish_version(
+            &slug(tenant),
+            &slug(app),
+            NewVersion {
+                sha256: "00",
+                component: b"c",
+                title: "T",
+                source: "test",
+            },
+            1,
+        )
+        .await
+        .expect("published");
+}
+
+#[tokio::test]
+async fn create_tenant_with_owner_makes_the_membership_and_audits_both() {
+    for (_db, store) in stores().await {
+        let alice = user(&store, "alice@example.org").await;
+        let tenant = store
+            .create_tenant(&slug("acme"), "Acme", Some(alice), &CLI)
+            .await
+            .expect("tenant");
+        assert_eq!(
+            (tenant.slug.as_str(), tenant.name.as_str()),
+            ("acme", "Acme")
+        );
+        assert_eq!(tenant.quotas.max_apps, 100);
+        assert_eq!(tenant.quotas.callback_deadline_ms, 5_000);
+        assert_eq!(
+            store.membership(tenant.id, alice).await.expect("query"),
+            Some(Role::Owner)
+        );
+        let audit = store
+            .audit_entries(tenant.id, None, 50)
+            .await
+            .expect("audit");
+        let actions: Vec<_> = audit.iter().map(|e| e.action.as_str()).collect();
+        assert_eq!(actions, ["membership.grant", "tenant.create"]);
+        assert_eq!(audit[1].actor, "test");
+        assert_eq!(audit[1].remote_addr.as_deref(), Some("127.0.0.1"));
+        assert_eq!(audit[1].target, "tenant:acme");
+        assert_eq!(audit[1].detail["name"], "Acme");
+    }
+}
+
+#[tokio::test]
+async fn duplicate_tenant_slug_is_a_conflict_and_changes_nothing() {
+    for (_db, store) in stores().await {
+        let first = store
+            .create_tenant(&slug("acme"), "Acme", None, &CLI)
+            .await
+            .expect("first");
+        let err = store
+            .create_tenant(&slug("acme"), "Other", None, &CLI)
+            .await
+            .expect_err("duplicate refused");
+        assert!(
+            matches!(&err, Error::Conflict { what: "tenant", value } if value == "acme"),
+            "{err:?}"
+        );
+        assert_eq!(err.to_string(), "tenant \"acme\" already exists");
+        let still = store
+            .tenant_by_slug(&slug("acme"))
+            .await
+            .expect("query")
+            .expect("kept");
+        assert_eq!((still.id, still.name.as_str()), (first.id, "Acme"));
+        let audit = store
+            .audit_entries(first.id, None, 50)
+            .await
+            .expect("audit");
+        assert_eq!(audit.len(), 1, "the refused create left no audit row");
+    }
+}
+
+#[tokio::test]
+async fn a_failed_owner_step_leaves_no_tenant_behind() {
+    for (_db, store) in stores().await {
+        // The owner does not exist: the membership insert fails after the tenant insert.
+        let err = store
+            .create_tenant(&slug("acme"), "Acme", Some(UserId(999_999)), &CLI)
+            .await
+            .expect_err("unknown owner refused");
+        assert!(matches!(err, Error::Database(_)), "{err:?}");
+        assert_eq!(
+            store.tenant_by_slug(&slug("acme")).await.expect("query"),
+            None
+        );
+        assert!(
+            store
+                .platform_audit_entries(None, 50)
+                .await
+                .expect("audit")
+                .is_empty(),
+            "no audit row of the rolled-back change"
+        );
+        // The slug is still free.
+        store
+            .create_tenant(&slug("acme"), "Acme", None, &CLI)
+            .await
+            .expect("slug still free");
+    }
+}
+
+#[tokio::test]
+async fn emails_are_unique_whatever_their_case() {
+    for (_db, store) in stores().await {
+        user(&store, "Alice@Example.org").await;
+        let err = store
+            .create_user(
+                &NewUser {
+                    email: &email("ALICE@example.ORG"),
+                    password_hash: Some("x"),
+                    password_must_change: false,
+                    superadmin: true,
+                },
+                &CLI,
+            )
+            .await
+            .expect_err("duplicate refused");
+        assert!(
+            matches!(err, Error::Conflict { what: "user", .. }),
+            "{err:?}"
+        );
+        let found = store
+            .user_by_email(&email("alice@EXAMPLE.org"))
+            .await
+            .expect("query")
+            .expect("found");
+        assert_eq!(found.email, "alice@example.org");
+        assert!(!found.superadmin && !found.has_password);
+        assert_eq!(store.user_count().await.expect("count"), 1);
+    }
+}
+
+#[tokio::test]
+async fn only_the_very_first_user_is_created_by_create_first_user() {
+    for (_db, store) in stores().await {
+        let admin = email("admin@localhost");
+        let new = NewUser {
+            email: &admin,
+            password_hash: Some("$argon2id$stub"),
+            password_must_change: true,
+            superadmin: true,
+        };
+        let first = store
+            .create_first_user(&new, &CLI)
+            .await
+            .expect("query")
+            .expect("created");
+        assert!(first.superadmin && first.password_must_change && first.has_password);
+        let other = email("other@localhost");
+        let again = NewUser {
+            email: &other,
+            ..new
+        };
+        assert_eq!(
+            store.create_first_user(&again, &CLI).await.expect("query"),
+            None
+        );
+        assert_eq!(store.user_count().await.expect("count"), 1);
+    }
+}
+
+#[tokio::test]
+async fn grant_role_replaces_the_role_and_reports_the_previous_one() {
+    for (_db, store) in stores().await {
+        let bob = user(&store, "bob@example.org").await;
+        let a = store
+            .create_tenant(&slug("a"), "A", None, &CLI)
+            .await
+            .expect("a");
+        let b = store
+            .create_tenant(&slug("b"), "B", None, &CLI)
+            .await
+            .expect("b");
+        assert_eq!(
+            store
+                .grant_role(a.id, bob, Role::Viewer, &CLI)
+                .await
+                .expect("grant"),
+            None
+        );
+        assert_eq!(
+            store
+                .grant_role(a.id, bob, Role::Admin, &CLI)
+                .await
+                .expect("grant"),
+            Some(Role::Viewer)
+        );
+        store
+            .grant_role(b.id, bob, Role::Author, &CLI)
+            .await
+            .expect("grant");
+        assert_eq!(
+            store.memberships_of(bob).await.expect("query"),
+            vec![(a.id, Role::Admin), (b.id, Role::Author)]
+        );
+        let a_audit = store.audit_entries(a.id, None, 50).await.expect("audit");
+        assert!(
+            a_audit.iter().all(|e| e.tenant_id == Some(a.id)),
+            "{a_audit:?}"
+        );
+        assert_eq!(a_audit[0].detail["previous"], "viewer");
+    }
+}
+
+#[tokio::test]
+async fn teams_hold_only_members_of_their_own_tenant() {
+    for (_db, store) in stores().await {
+        let carol = user(&store, "carol@example.org").await;
+        let dave = user(&store, "dave@example.org").await;
+        let a = store
+            .create_tenant(&slug("a"), "A", None, &CLI)
+            .await
+            .expect("a");
+        let b = store
+            .create_tenant(&slug("b"), "B", None, &CLI)
+            .await
+            .expect("b");
+        store
+            .grant_role(a.id, carol, Role::Viewer, &CLI)
+            .await
+            .expect("grant");
+        store
+            .grant_role(b.id, dave, Role::Viewer, &CLI)
+            .await
+            .expect("grant");
+        let analysts = store
+            .create_team(a.id, "Analysts", &CLI)
+            .await
+            .expect("team");
+        let err = store
+            .create_team(a.id, "Analysts", &CLI)
+            .await
+            .expect_err("dup");
+        assert!(
+            matches!(err, Error::Conflict { what: "team", .. }),
+            "{err:?}"
+        );
+        // The same name in another tenant is fine.
+        let b_team = store
+            .create_team(b.id, "Analysts", &CLI)
+            .await
+            .expect("team in b");
+        assert_eq!(
+            store.team_by_name(a.id, "Analysts").await.expect("q"),
+            Some(analysts)
+        );
+        store
+            .add_team_member(a.id, analysts, carol, &CLI)
+            .await
+            .expect("member added");
+        let not_member = store.add_team_member(a.id, analysts, dave, &CLI).await;
+        assert!(
+            matches!(not_member, Err(Error::NotFound { .. })),
+            "{not_member:?}"
+        );
+        let foreign_team = store.add_team_member(a.id, b_team, carol, &CLI).await;
+        assert!(
+            matches!(foreign_team, Err(Error::NotFound { .. })),
+            "{foreign_team:?}"
+        );
+        assert_eq!(
+            store.teams_of(a.id, carol).await.expect("q"),
+            vec![analysts]
+        );
+        assert!(store.teams_of(b.id, carol).await.expect("q").is_empty());
+    }
+}
+
+#[tokio::test]
+async fn app_access_reports_grants_collaborators_and_teams_per_tenant() {
+    for (_db, store) in stores().await {
+        let (erin, frank, gina) = (
+            user(&store, "erin@example.org").await,
+            user(&store, "frank@example.org").await,
+            user(&store, "gina@example.org").await,
+        );
+        publish(&store, "a", "report").await;
+        publish(&store, "b", "report").await;
+        let a = store
+            .tenant_by_slug(&slug("a"))
+            .await
+            .expect("q")
+            .expect("a");
+        let b = store
+            .tenant_by_slug(&slug("b"))
+            .await
+            .expect("q")
+            .expect("b");
+        for u in [erin, frank, gina] {
+            store
+                .grant_role(a.id, u, Role::Viewer, &CLI)
+                .await
+                .expect("grant");
+        }
+        let app = store
+            .app_id(a.id, &slug("report"))
+            .await
+            .expect("q")
+            .expect("app");
+        let b_app = store
+            .app_id(b.id, &slug("report"))
+            .await
+            .expect("q")
+            .expect("b app");
+        // A's app id does not exist under B.
+        let wrong = store
+            .set_app_visibility(b.id, app, Visibility::Restricted, &CLI)
+            .await;
+        assert!(matches!(wrong, Err(Error::NotFound { .. })), "{wrong:?}");
+        store
+            .set_app_visibility(a.id, app, Visibility::Restricted, &CLI)
+            .await
+            .expect("visibility");
+        let team = store.create_team(a.id, "Ops", &CLI).await.expect("team");
+        store
+            .add_team_member(a.id, team, gina, &CLI)
+            .await
+            .expect("member");
+        store
+            .grant_app_to_user(a.id, app, erin, &CLI)
+            .await
+            .expect("grant");
+        store
+            .add_collaborator(a.id, app, frank, &CLI)
+            .await
+            .expect("collab");
+        store
+            .grant_app_to_team(a.id, app, team, &CLI)
+            .await
+            .expect("team grant");
+        let facts = |u: Option<UserId>| {
+            let store = store.clone();
+            async move {
+                store
+                    .app_access(&slug("a"), &slug("report"), u)
+                    .await
+                    .expect("query")
+                    .expect("app")
+            }
+        };
+        let e = facts(Some(erin)).await;
+        assert_eq!(
+            (e.visibility, e.granted, e.collaborator),
+            (Visibility::Restricted, true, false)
+        );
+        let f = facts(Some(frank)).await;
+        assert_eq!((f.granted, f.collaborator), (false, true));
+        let g = facts(Some(gina)).await;
+        assert_eq!((g.granted, g.collaborator), (true, false));
+        let nobody = facts(None).await;
+        assert_eq!((nobody.granted, nobody.collaborator), (false, false));
+        assert_eq!((nobody.tenant_id, nobody.app_id), (a.id, app));
+        // Nothing granted in A carries over to B's app of the same name.
+        let in_b = store
+            .app_access(&slug("b"), &slug("report"), Some(erin))
+            .await
+            .expect("q")
+            .expect("b app");
+        assert_eq!(
+            (in_b.app_id, in_b.granted, in_b.collaborator),
+            (b_app, false, false)
+        );
+        assert_eq!(in_b.visibility, Visibility::Public);
+        // Grants need a member of the app's tenant.
+        let outsider = user(&store, "outsider@example.org").await;
+        let refused = store.grant_app_to_user(a.id, app, outsider, &CLI).await;
+        assert!(
+            matches!(refused, Err(Error::NotFound { .. })),
+            "{refused:?}"
+        );
+        let refused = store.grant_app_to_user(b.id, app, erin, &CLI).await;
+        assert!(
+            matches!(refused, Err(Error::NotFound { .. })),
+            "{refused:?}"
+        );
+        assert_eq!(
+            store
+                .app_access(&slug("a"), &slug("missing"), None)
+                .await
+                .expect("q"),
+            None
+        );
+    }
+}
+
+#[tokio::test]
+async fn tokens_authenticate_only_while_valid_and_only_as_much_as_their_user() {
+    for (_db, store) in stores().await {
+        let hana = user(&store, "hana@example.org").await;
+        let a = store
+            .create_tenant(&slug("a"), "A", None, &CLI)
+            .await
+            .expect("a");
+        store
+            .grant_role(a.id, hana, Role::Admin, &CLI)
+            .await
+            .expect("grant");
+        let issued = token::issue(&store, a.id, hana, Role::Admin, Some(10_000), &CLI)
+            .await
+            .expect("issued");
+        assert!(
+            issued
+                .token
+                .starts_with(&format!("tsr_{}_", issued.public_id))
+        );
+        let principal = token::authenticate(&store, &issued.token, 2_000)
+            .await
+            .expect("valid");
+        assert_eq!(
+            (principal.tenant_id, principal.role, principal.user_id),
+            (a.id, Role::Admin, hana)
+        );
+        let record = store
+            .token_by_public_id(&issued.public_id)
+            .await
+            .expect("q")
+            .expect("stored");
+        assert_eq!(record.last_used_at, Some(2_000));
+        assert!(
+            !record.secret_sha256.contains(&issued.token[17..]),
+            "only a hash is stored"
+        );
+        // Used again within the minute: no new write.
+        token::authenticate(&store, &issued.token, 3_000)
+            .await
+            .expect("valid");
+        let record = store
+            .token_by_public_id(&issued.public_id)
+            .await
+            .expect("q")
+            .expect("t");
+        assert_eq!(record.last_used_at, Some(2_000));
+
+        // Demoting the user demotes the token.
+        store
+            .grant_role(a.id, hana, Role::Viewer, &CLI)
+            .await
+            .expect("demote");
+        let demoted = token::authenticate(&store, &issued.token, 4_000)
+            .await
+            .expect("valid");
+        assert_eq!(demoted.role, Role::Viewer);
+
+        // A wrong secret with the right public id, expiry and revocation are all refused.
+        let mut forged = issued.token.clone();
+        let last = forged.pop().expect("char");
+        forged.push(if last == 'a' { 'b' } else { 'a' });
+        for (presented, at) in [
+            (forged.as_str(), 4_000),
+            (issued.token.as_str(), 10_000),
+            ("tsr_nonsense", 4_000),
+        ] {
+            let err = token::authenticate(&store, presented, at)
+                .await
+                .expect_err("refused");
+            assert!(matches!(err, auth::Error::InvalidCredentials), "{err:?}");
+        }
+        assert!(
+            store
+                .revoke_token(&issued.public_id, &CLI)
+                .await
+                .expect("revoke")
+        );
+        assert!(
+            !store
+                .revoke_token(&issued.public_id, &CLI)
+                .await
+                .expect("again")
+        );
+        let err = token::authenticate(&store, &issued.token, 5_000)
+            .await
+            .expect_err("revoked");
+        assert!(matches!(err, auth::Error::InvalidCredentials), "{err:?}");
+        let missing = store.revoke_token("nosuchtoken0", &CLI).await;
+        assert!(
+            matches!(missing, Err(Error::NotFound { what: "token", .. })),
+            "{missing:?}"
+        );
+        let actions: Vec<_> = store
+            .audit_entries(a.id, None, 50)
+            .await
+            .expect("audit")
+            .into_iter()
+            .map(|e| e.action)
+            .collect();
+        assert!(
+            actions.contains(&"token.create".to_owned())
+                && actions.contains(&"token.revoke".to_owned())
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_token_of_a_user_who_left_the_tenant_is_refused() {
+    for (_db, store) in stores().await {
+        let ivan = user(&store, "ivan@example.org").await;
+        let a = store
+            .create_tenant(&slug("a"), "A", None, &CLI)
+            .await
+            .expect("a");
+        // Issued without a membership (the CLI refuses this; the check at use still holds).
+        let issued = token::issue(&store, a.id, ivan, Role::Viewer, None, &CLI)
+            .await
+            .expect("issued");
+        let err = token::authenticate(&store, &issued.token, 2_000)
+            .await
+            .expect_err("refused");
+        assert!(matches!(err, auth::Error::InvalidCredentials), "{err:?}");
+    }
+}
+
+#[tokio::test]
+async fn audit_entries_are_per_tenant_and_paginate_newest_first() {
+    for (_db, store) in stores().await {
+        let a = store
+            .create_tenant(&slug("a"), "A", None, &CLI)
+            .await
+            .expect("a");
+        let b = store
+            .create_tenant(&slug("b"), "B", None, &CLI)
+            .await
+            .expect("b");
+        for name in ["t1", "t2", "t3"] {
+            store.create_team(a.id, name, &CLI).await.expect("team");
+        }
+        let page = store.audit_entries(a.id, None, 2).await.expect("page");
+        assert_eq!(page.len(), 2);
+        assert_eq!(page[0].detail["name"], "t3");
+        let rest = store
+            .audit_entries(a.id, Some(page[1].id), 10)
+            .await
+            .expect("rest");
+        let rest: Vec<_> = rest.iter().map(|e| e.action.as_str()).collect();
+        assert_eq!(rest, ["team.create", "tenant.create"]);
+        let b_entries = store.audit_entries(b.id, None, 50).await.expect("b");
+        assert_eq!(b_entries.len(), 1);
+        assert_eq!(b_entries[0].target, "tenant:b");
+        assert_eq!(
+            store
+                .platform_audit_entries(None, 50)
+                .await
+                .expect("all")
+                .len(),
+            5
+        );
+    }
+}
