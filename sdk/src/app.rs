@@ -139,10 +139,12 @@ impl Callback {
             Value::Bool(self.prevent_initial_call),
         );
         entry.insert("background".into(), Value::Null);
-        entry.insert("dynamic_creator".into(), Value::Bool(false));
+        // What Dash 4.4.1 writes for `app.callback` and `dash.callback` alike (checked by the
+        // differential test against the real package).
+        entry.insert("dynamic_creator".into(), Value::Null);
         entry.insert("no_output".into(), Value::Bool(self.outputs.is_empty()));
         entry.insert("optional".into(), Value::Bool(false));
-        entry.insert("hidden".into(), Value::Null);
+        entry.insert("hidden".into(), Value::Bool(false));
         entry.insert("websocket".into(), Value::Bool(false));
         entry.insert("persistent".into(), Value::Bool(false));
         Value::Object(entry)
@@ -451,7 +453,13 @@ impl App {
         callback
             .check_request(id, &request)
             .map_err(CallbackError::InvalidInput)?;
-        let context = Context::declared(id, &request, &callback.inputs, &callback.state);
+        let context = Context::declared(
+            id,
+            &request,
+            &callback.inputs,
+            &callback.state,
+            callback.multi,
+        );
         let value = match (callback.handler)(&context) {
             Ok(value) => value,
             Err(Error::PreventUpdate) => return Ok(Outcome::PreventUpdate),
@@ -586,10 +594,10 @@ mod tests {
                 "clientside_function": null,
                 "prevent_initial_call": false,
                 "background": null,
-                "dynamic_creator": false,
+                "dynamic_creator": null,
                 "no_output": false,
                 "optional": false,
-                "hidden": null,
+                "hidden": false,
                 "websocket": false,
                 "persistent": false,
             })

@@ -200,7 +200,7 @@ impl Request {
         let entries = |values: &[Value]| {
             values
                 .iter()
-                .map(|value| Entry::deserialize(value))
+                .map(Entry::deserialize)
                 .collect::<std::result::Result<Vec<_>, _>>()
         };
         Ok(Request {
@@ -324,6 +324,8 @@ pub struct Context<'a> {
     /// as the request's single entries name them).
     input_names: Vec<(String, String)>,
     state_names: Vec<(String, String)>,
+    /// Whether the callback was declared with a list of outputs.
+    multi: bool,
 }
 
 #[cfg(test)]
@@ -345,6 +347,10 @@ impl<'a> Context<'a> {
             request,
             input_names: names_from_entries(&request.inputs),
             state_names: names_from_entries(&request.state),
+            multi: request
+                .outputs
+                .as_ref()
+                .is_some_and(|outputs| outputs.len() != 1),
         }
     }
 
@@ -354,6 +360,7 @@ impl<'a> Context<'a> {
         request: &'a Request,
         inputs: &[Input],
         state: &[State],
+        multi: bool,
     ) -> Self {
         Context {
             callback,
@@ -366,6 +373,7 @@ impl<'a> Context<'a> {
                 .iter()
                 .map(|state| (state.id(), state.property.clone()))
                 .collect(),
+            multi,
         }
     }
 
@@ -461,11 +469,19 @@ impl<'a> Context<'a> {
     /// The concrete outputs of this call, one entry per declared output: an
     /// `{"id", "property"}` object, or a list of them for an `ALL` output (its length is
     /// how many values that output takes). Empty when the request did not say.
-    ///
-    /// Dash's `ctx.outputs_list` is this list for a multi-output callback and its only
-    /// entry for a single-output one.
-    pub fn outputs_list(&self) -> &'a [Value] {
+    pub fn outputs(&self) -> &'a [Value] {
         self.request.outputs.as_deref().unwrap_or_default()
+    }
+
+    /// Dash's `ctx.outputs_list`: [`Context::outputs`] as a list for a multi-output
+    /// callback, its only entry for a single-output one (`null` when the request did not
+    /// name its outputs).
+    pub fn outputs_list(&self) -> Value {
+        match (self.multi, self.outputs()) {
+            (true, entries) => Value::Array(entries.to_vec()),
+            (false, [only]) => only.clone(),
+            (false, _) => Value::Null,
+        }
     }
 
     fn typed<T: DeserializeOwned>(
@@ -619,7 +635,7 @@ mod tests {
             json!({"type": "g", "index": crate::MATCH}),
             "data",
         )];
-        let ctx = Context::declared("summary.children", &request, &inputs, &state);
+        let ctx = Context::declared("summary.children", &request, &inputs, &state, false);
         assert_eq!(
             ctx.input::<Vec<Option<String>>>(0),
             Ok(vec![Some("a".to_owned()), None])
@@ -646,8 +662,12 @@ mod tests {
         );
         assert_eq!(ctx.states_list().len(), 1);
         assert_eq!(
-            ctx.outputs_list(),
+            ctx.outputs(),
             [json!({"id": "summary", "property": "children"})]
+        );
+        assert_eq!(
+            ctx.outputs_list(),
+            json!({"id": "summary", "property": "children"})
         );
     }
 
