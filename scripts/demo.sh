@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run Tessera with the two example dashboards deployed as public apps.
+# Run Tessera with the example dashboards deployed as public apps.
 #
 #   scripts/demo.sh [tessera serve options...]      e.g. scripts/demo.sh --listen 127.0.0.1:9000
 #
@@ -12,7 +12,7 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
 
 scripts/setup.sh
-scripts/build-guests.sh hello sales-explorer
+scripts/build-guests.sh hello sales-explorer dynamic-filters
 
 # The server looks for the example components in <target dir>/wasm32-wasip2/guest; follow a
 # relocated cargo target directory.
@@ -35,6 +35,7 @@ cat <<EOF
 
   Tessera demo
     sales explorer: http://$listen/apps/demo/sales-explorer/
+    dynamic filters: http://$listen/apps/demo/dynamic-filters/
     hello:          http://$listen/apps/demo/hello/
 
 EOF

@@ -2,7 +2,8 @@
 # Install what Tessera needs to build, test or benchmark, and only what is missing.
 #
 #   scripts/setup.sh            Rust wasm32-wasip2 target, the Dash front end (npm ci in admin-ui)
-#   scripts/setup.sh --test     ... plus Chromium (Debian package) and checks for node and python3
+#   scripts/setup.sh --test     ... plus Chromium (Debian package), checks for node and python3, and
+#                               the dash==4.4.1 venv of the differential tests (target/dash-venv)
 #   scripts/setup.sh --bench    ... plus wrk and curl (Debian packages)
 #
 # Safe to run again: every step first checks whether its work is already done.
@@ -16,7 +17,7 @@ for arg in "$@"; do
         --test) want_test=1 ;;
         --bench) want_bench=1 ;;
         -h | --help)
-            sed -n '2,8p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+            sed -n '2,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
             exit 0
             ;;
         *)
@@ -93,6 +94,10 @@ if [ "$want_test" = 1 ]; then
     say "python3: $(python3 --version 2>&1)"
     [ -f "$ui/node_modules/playwright-core/package.json" ] ||
         fail "admin-ui/node_modules/playwright-core is missing; delete admin-ui/node_modules and run setup again"
+    # The differential tests compare against the real Python dash (target/dash-venv).
+    venv_python=$("$repo/scripts/differential-venv.sh") ||
+        fail "scripts/differential-venv.sh could not install dash==4.4.1 from PyPI into target/dash-venv"
+    say "dash venv: $venv_python"
 fi
 if [ "$want_bench" = 1 ]; then
     command -v wrk >/dev/null || fail "wrk is still missing after the install"

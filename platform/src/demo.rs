@@ -11,6 +11,7 @@ use crate::state::AppState;
 pub const EXAMPLES: &[(&str, &str)] = &[
     ("hello", "hello.wasm"),
     ("sales-explorer", "sales_explorer.wasm"),
+    ("dynamic-filters", "dynamic_filters.wasm"),
 ];
 
 /// The demo tenant's slug.
@@ -24,7 +25,7 @@ pub async fn install(state: &AppState) -> anyhow::Result<Vec<(String, Deployed)>
         let path = state.config.demo_dir.join(file);
         let bytes = tokio::fs::read(&path).await.with_context(|| {
             format!(
-                "the demo needs {} (build the examples with scripts/build-guests.sh hello sales-explorer, or set TESSERA_DEMO_DIR)",
+                "the demo needs {} (build the examples with scripts/build-guests.sh hello sales-explorer dynamic-filters, or set TESSERA_DEMO_DIR)",
                 path.display()
             )
         })?;

@@ -7,6 +7,7 @@ use sandbox::{LoadOptions, Sandbox};
 use sha2::{Digest, Sha256};
 
 use crate::dash::dependencies::{Dependencies, InvalidDependencies};
+use crate::dash::graph::{self, GraphError};
 use crate::ids::Slug;
 use crate::store::{self, NewVersion, Store};
 
@@ -27,6 +28,9 @@ pub enum Error {
     /// Its callback list is unusable.
     #[error(transparent)]
     Dependencies(#[from] InvalidDependencies),
+    /// Its callbacks write one output twice or depend on each other in a circle.
+    #[error("the app's callbacks cannot be served: {0}")]
+    Graph(#[from] GraphError),
     /// Storing it failed.
     #[error(transparent)]
     Store(#[from] store::Error),
@@ -122,7 +126,7 @@ impl Deployer<'_> {
     }
 
     /// Load the component in the sandbox (import allowlist, compile, one instance reading
-    /// info, layout and dependencies) and check its callback list.
+    /// info, layout and dependencies) and check its callback list and graph.
     async fn validate(&self, component: Vec<u8>) -> Result<(String, usize), Error> {
         let sandbox = self.sandbox.clone();
         let options = LoadOptions {
@@ -132,6 +136,7 @@ impl Deployer<'_> {
         let loaded =
             tokio::task::spawn_blocking(move || sandbox.load(&component, options)).await??;
         let dependencies = Dependencies::parse(loaded.dependencies_json())?;
+        graph::check(&dependencies)?;
         Ok((loaded.info().title.clone(), dependencies.len()))
     }
 }

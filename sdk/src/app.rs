@@ -10,10 +10,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::callback::{Context, Dependencies, Input, Output, Request, Slot, State, is_no_update};
+use sha2::{Digest, Sha256};
+
+use crate::callback::{
+    Context, Dependencies, Entry, Input, Output, Request, Slot, State, is_no_update,
+};
 use crate::component::Component;
 use crate::error::{CallbackError, Error, Result};
 use crate::html;
+use crate::id::Id;
 
 /// The boxed form of a handler: JSON in through the context, one JSON value out.
 type Handler = Box<dyn Fn(&Context<'_>) -> Result<Value> + Send + Sync>;
@@ -84,13 +89,29 @@ impl Callback {
         self
     }
 
-    /// The callback's id: its dependency `output` string, as Dash builds it.
+    /// The callback's id: its dependency `output` string, as Dash's `create_callback_id`
+    /// builds it.
     ///
     /// One output gives `id.prop`; several give `..a.prop...b.prop..`. Dots inside a
-    /// component id are escaped with a backslash so the two forms cannot be confused.
+    /// component id are escaped with a backslash so the two forms cannot be confused. An
+    /// output with [`Output::allow_duplicate`] carries `@` and the sha256 of the inputs
+    /// after its prop; a callback without outputs is named by that hash alone.
     pub fn id(&self) -> String {
-        let part =
-            |output: &Output| format!("{}.{}", output.id().replace('.', "\\."), output.property());
+        let hashed_inputs = || {
+            let joined: Vec<String> = self.inputs.iter().map(Input::prop_id).collect();
+            hex(&Sha256::digest(joined.join(".").as_bytes()))
+        };
+        if self.outputs.is_empty() {
+            return hashed_inputs();
+        }
+        let part = |output: &Output| {
+            let mut part = format!("{}.{}", output.id().replace('.', "\\."), output.property());
+            if output.allows_duplicate() {
+                part.push('@');
+                part.push_str(&hashed_inputs());
+            }
+            part
+        };
         if self.multi {
             let parts: Vec<String> = self.outputs.iter().map(part).collect();
             format!("..{}..", parts.join("..."))
@@ -118,22 +139,26 @@ impl Callback {
             Value::Bool(self.prevent_initial_call),
         );
         entry.insert("background".into(), Value::Null);
-        entry.insert("dynamic_creator".into(), Value::Bool(false));
-        entry.insert("no_output".into(), Value::Bool(false));
+        // What Dash 4.4.1 writes for `app.callback` and `dash.callback` alike (checked by the
+        // differential test against the real package).
+        entry.insert("dynamic_creator".into(), Value::Null);
+        entry.insert("no_output".into(), Value::Bool(self.outputs.is_empty()));
         entry.insert("optional".into(), Value::Bool(false));
-        entry.insert("hidden".into(), Value::Null);
+        entry.insert("hidden".into(), Value::Bool(false));
         entry.insert("websocket".into(), Value::Bool(false));
         entry.insert("persistent".into(), Value::Bool(false));
         Value::Object(entry)
     }
 
-    /// Check that the request's inputs and state are this callback's, in order.
+    /// Check that the request's inputs and state are this callback's, in order: a plain
+    /// or `MATCH` dependency gets one prop whose id fits it, an `ALL` or `ALLSMALLER` one a
+    /// list of them.
     fn check_request(&self, id: &str, request: &Request) -> std::result::Result<(), String> {
         fn check<'d>(
             kind: &str,
             id: &str,
-            declared: impl ExactSizeIterator<Item = (&'d str, &'d str)>,
-            sent: &[Slot],
+            declared: impl ExactSizeIterator<Item = (&'d Id, &'d str)>,
+            sent: &[Entry],
         ) -> std::result::Result<(), String> {
             if declared.len() != sent.len() {
                 return Err(format!(
@@ -142,46 +167,100 @@ impl Callback {
                     sent.len()
                 ));
             }
-            for (position, ((dep_id, property), slot)) in declared.zip(sent).enumerate() {
-                if !slot.is(dep_id, property) {
+            for (position, ((dep_id, property), entry)) in declared.zip(sent).enumerate() {
+                let fits = |slot: &Slot| dep_id.matches(&slot.id) && slot.property == property;
+                let ok = match entry {
+                    Entry::One(slot) => !dep_id.is_list() && fits(slot),
+                    Entry::Many(slots) => dep_id.is_list() && slots.iter().all(fits),
+                };
+                if !ok {
                     return Err(format!(
-                        "callback `{id}` expects `{dep_id}.{property}` as {kind} {position}, \
+                        "callback `{id}` expects `{}.{property}` as {kind} {position}, \
                          the request sent `{}`",
-                        slot.prop_id()
+                        dep_id.to_dash_string(),
+                        entry.describe()
                     ));
                 }
             }
             Ok(())
         }
-        let inputs = self.inputs.iter().map(|i| (i.id(), i.property()));
+        let inputs = self.inputs.iter().map(|i| (i.component_id(), i.property()));
         check("input", id, inputs, &request.inputs)?;
-        let state = self.state.iter().map(|s| (s.id(), s.property()));
+        let state = self.state.iter().map(|s| (s.component_id(), s.property()));
         check("state", id, state, &request.state)
     }
 
-    /// Turn the handler's value into one value per output.
-    fn outputs(&self, id: &str, value: Value) -> std::result::Result<Vec<Value>, String> {
-        if !self.multi {
-            return Ok(vec![value]);
+    /// Turn the handler's value into one value per output. An `ALL` output takes a list
+    /// as long as the request's list of concrete outputs for it.
+    fn outputs(
+        &self,
+        id: &str,
+        value: Value,
+        concrete: Option<&[Value]>,
+    ) -> std::result::Result<Vec<Value>, String> {
+        if self.outputs.is_empty() {
+            return Ok(Vec::new());
         }
-        let count = self.outputs.len();
-        if is_no_update(&value) {
-            // Dash accepts a bare `no_update` for a multi-output callback: all unchanged.
-            return Ok(vec![value; count]);
+        let values = if !self.multi {
+            vec![value]
+        } else {
+            let count = self.outputs.len();
+            if is_no_update(&value) {
+                // Dash accepts a bare `no_update` for a multi-output callback: all unchanged.
+                return Ok(vec![value; count]);
+            }
+            match value {
+                Value::Array(values) if values.len() == count => values,
+                Value::Array(values) => {
+                    return Err(format!(
+                        "callback `{id}` has {count} outputs but returned {} values",
+                        values.len()
+                    ));
+                }
+                other => {
+                    return Err(format!(
+                        "callback `{id}` has {count} outputs and must return a list of \
+                         {count} values, not {}",
+                        describe(&other)
+                    ));
+                }
+            }
+        };
+        for (position, (output, value)) in self.outputs.iter().zip(&values).enumerate() {
+            if !output.component_id().is_list() || is_no_update(value) {
+                continue;
+            }
+            let want = concrete
+                .and_then(|entries| entries.get(position))
+                .and_then(Value::as_array)
+                .map(Vec::len);
+            match (value, want) {
+                (Value::Array(items), Some(want)) if items.len() != want => {
+                    return Err(format!(
+                        "callback `{id}`: output `{}` matches {want} components but the \
+                         callback returned {} values for it",
+                        output.prop_id(),
+                        items.len()
+                    ));
+                }
+                (Value::Array(_), _) => {}
+                (other, _) => {
+                    return Err(format!(
+                        "callback `{id}`: output `{}` is a pattern with ALL and takes a \
+                         list, not {}",
+                        output.prop_id(),
+                        describe(other)
+                    ));
+                }
+            }
         }
-        match value {
-            Value::Array(values) if values.len() == count => Ok(values),
-            Value::Array(values) => Err(format!(
-                "callback `{id}` has {count} outputs but returned {} values",
-                values.len()
-            )),
-            other => Err(format!(
-                "callback `{id}` has {count} outputs and must return a list of {count} values, \
-                 not {}",
-                describe(&other)
-            )),
-        }
+        Ok(values)
     }
+}
+
+/// Lowercase hex of a digest.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 /// A short description of a JSON value for error messages.
@@ -281,17 +360,27 @@ impl App {
     ///
     /// # Panics
     ///
-    /// If an output is already written by another callback, or twice by this one, or the
-    /// callback has no output at all.
+    /// If an output is already written by another callback (and neither says
+    /// [`Output::allow_duplicate`]), or twice by this one; if an output allows duplicates
+    /// but the callback runs on page load (Dash requires `prevent_initial_call`); if a
+    /// callback has neither outputs nor inputs; or if another callback has the same id.
     pub fn register(mut self, callback: Callback) -> Self {
         let id = callback.id();
         assert!(
-            !callback.outputs.is_empty(),
-            "a callback needs at least one Output (inputs: {:?})",
-            callback.inputs
+            !(callback.outputs.is_empty() && callback.inputs.is_empty()),
+            "a callback needs an Output or an Input (state: {:?})",
+            callback.state
         );
         for output in &callback.outputs {
             let prop_id = output.prop_id();
+            if output.allows_duplicate() {
+                assert!(
+                    callback.prevent_initial_call,
+                    "Output `{prop_id}` allows duplicates, which Dash only accepts with \
+                     prevent_initial_call (in callback `{id}`)"
+                );
+                continue;
+            }
             assert!(
                 self.outputs.insert(prop_id.clone()),
                 "Duplicate callback output `{prop_id}` (in callback `{id}`): another callback \
@@ -299,7 +388,12 @@ impl App {
                 self.title
             );
         }
-        self.by_id.insert(id, self.callbacks.len());
+        let previous = self.by_id.insert(id.clone(), self.callbacks.len());
+        assert!(
+            previous.is_none(),
+            "Duplicate callback `{id}` in app `{}`",
+            self.title
+        );
         self.callbacks.push(callback);
         self
     }
@@ -353,19 +447,28 @@ impl App {
                 }
             )));
         };
-        let request: Request = serde_json::from_str(request).map_err(|error| {
+        let request = Request::parse(request).map_err(|error| {
             CallbackError::InvalidInput(format!("malformed request for callback `{id}`: {error}"))
         })?;
         callback
             .check_request(id, &request)
             .map_err(CallbackError::InvalidInput)?;
-        let value = match (callback.handler)(&Context::new(id, &request)) {
+        let context = Context::declared(
+            id,
+            &request,
+            &callback.inputs,
+            &callback.state,
+            callback.multi,
+        );
+        let value = match (callback.handler)(&context) {
             Ok(value) => value,
             Err(Error::PreventUpdate) => return Ok(Outcome::PreventUpdate),
             Err(Error::InvalidInput(message)) => return Err(CallbackError::InvalidInput(message)),
             Err(Error::Failed(message)) => return Err(CallbackError::Failed(message)),
         };
-        let outputs = callback.outputs(id, value).map_err(CallbackError::Failed)?;
+        let outputs = callback
+            .outputs(id, value, request.outputs.as_deref())
+            .map_err(CallbackError::Failed)?;
         Ok(Outcome::Outputs(serialize(&outputs)))
     }
 }
@@ -491,10 +594,10 @@ mod tests {
                 "clientside_function": null,
                 "prevent_initial_call": false,
                 "background": null,
-                "dynamic_creator": false,
+                "dynamic_creator": null,
                 "no_output": false,
                 "optional": false,
-                "hidden": null,
+                "hidden": false,
                 "websocket": false,
                 "persistent": false,
             })
@@ -629,5 +732,102 @@ mod tests {
             (),
             |_| Ok("again"),
         );
+    }
+
+    #[test]
+    fn allow_duplicate_and_no_output_ids_are_dashs_hashes() {
+        // Expected ids printed by Dash 4.4.1's create_callback_id for the same callbacks.
+        let app = App::new("Ids")
+            .register(
+                Callback::new(
+                    Output::new("a", "children").allow_duplicate(),
+                    [
+                        Input::new(json!({"type": "f", "index": crate::ALL}), "value"),
+                        Input::new("b", "n_clicks"),
+                    ],
+                    (),
+                    |_| Ok(1),
+                )
+                .prevent_initial_call(true),
+            )
+            .callback(
+                (),
+                Input::new("b", "n_clicks"),
+                State::new("c", "value"),
+                |_| Ok(()),
+            );
+        let deps: Value = serde_json::from_str(&app.dependencies_json()).expect("JSON");
+        assert_eq!(
+            deps[0]["output"],
+            json!("a.children@c4f037b11496d550502512ff1df6999bc669addef738c278063cdaf2ab6c692b")
+        );
+        assert_eq!(
+            deps[0]["inputs"][0],
+            json!({"id": r#"{"index":["ALL"],"type":"f"}"#, "property": "value"})
+        );
+        let no_output = "5b2e8bd50e92d71d4864130afe574ff58273b3c193f9c93b946617ae6a1237f9";
+        assert_eq!(deps[1]["output"], json!(no_output));
+        assert_eq!(deps[1]["no_output"], json!(true));
+        let request = json!({
+            "inputs": [{"id": "b", "property": "n_clicks", "value": 1}],
+            "state": [{"id": "c", "property": "value"}],
+        });
+        assert_eq!(
+            app.run_callback(no_output, &request.to_string()),
+            Ok(Outcome::Outputs("[]".into()))
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "only accepts with prevent_initial_call")]
+    fn allow_duplicate_without_prevent_initial_call_panics() {
+        let _ = demo().callback(
+            Output::new("greeting", "children").allow_duplicate(),
+            Input::new("other", "value"),
+            (),
+            |_| Ok("again"),
+        );
+    }
+
+    #[test]
+    fn all_outputs_take_one_value_per_matching_component() {
+        let app = App::new("All").callback(
+            Output::new(json!({"type": "label", "index": crate::ALL}), "children"),
+            Input::new(json!({"type": "f", "index": crate::ALL}), "value"),
+            (),
+            |ctx| {
+                let values: Vec<Option<String>> = ctx.input(0)?;
+                Ok(values
+                    .into_iter()
+                    .map(|value| value.unwrap_or_default())
+                    .collect::<Vec<_>>())
+            },
+        );
+        let id = r#"{"index":["ALL"],"type":"label"}.children"#;
+        let request = |inputs: Value, outputs: Value| {
+            json!({"outputs": [outputs], "inputs": [inputs]}).to_string()
+        };
+        let two_inputs = json!([
+            {"id": {"index": 1, "type": "f"}, "property": "value", "value": "x"},
+            {"id": {"index": 2, "type": "f"}, "property": "value"}
+        ]);
+        let two_outputs = json!([
+            {"id": {"index": 1, "type": "label"}, "property": "children"},
+            {"id": {"index": 2, "type": "label"}, "property": "children"}
+        ]);
+        assert_eq!(
+            app.run_callback(id, &request(two_inputs.clone(), two_outputs)),
+            Ok(Outcome::Outputs(r#"[["x",""]]"#.into()))
+        );
+        let one_output = json!([{"id": {"index": 1, "type": "label"}, "property": "children"}]);
+        assert!(matches!(
+            app.run_callback(id, &request(two_inputs, one_output)),
+            Err(CallbackError::Failed(message)) if message.contains("matches 1 components")
+        ));
+        let wrong_pattern = json!([{"id": {"index": 1, "type": "g"}, "property": "value"}]);
+        assert!(matches!(
+            app.run_callback(id, &request(wrong_pattern, json!([]))),
+            Err(CallbackError::InvalidInput(message)) if message.contains("expects")
+        ));
     }
 }

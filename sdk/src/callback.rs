@@ -1,15 +1,17 @@
 //! Callback dependencies and what a running callback sees.
 //!
-//! [`Output`], [`Input`] and [`State`] name a component prop; [`Context`] hands a handler
-//! the values the browser sent, typed through serde, and says which props triggered the
-//! call. The wire form of a request is parsed here too. This module does not decide which
-//! callback runs; [`App`](crate::App) does.
+//! [`Output`], [`Input`] and [`State`] name a component prop (the id may be a pattern with
+//! wildcards, see [`crate::id`]); [`Context`] hands a handler the values the browser sent,
+//! typed through serde, says which props triggered the call, and exposes Dash's callback
+//! context lists. The wire form of a request is parsed here too. This module does not
+//! decide which callback runs; [`App`](crate::App) does.
 
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
+use crate::id::{Id, stringify};
 
 /// `{"_dash_no_update": "_dash_no_update"}`: return it for an output to leave it unchanged.
 pub fn no_update() -> Value {
@@ -32,23 +34,31 @@ pub(crate) fn is_no_update(value: &Value) -> bool {
 macro_rules! dependency {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+        #[derive(Debug, Clone, PartialEq, Eq)]
         pub struct $name {
-            id: String,
+            id: Id,
             property: String,
+            allow_duplicate: bool,
         }
 
         impl $name {
-            /// The prop `property` of the component whose id is `id`.
-            pub fn new(id: impl Into<String>, property: impl Into<String>) -> Self {
+            /// The prop `property` of the component whose id is `id`: a string, or a
+            /// dictionary (`json!({"type": "card", "index": MATCH})`) for pattern matching.
+            pub fn new(id: impl Into<Id>, property: impl Into<String>) -> Self {
                 $name {
                     id: id.into(),
                     property: property.into(),
+                    allow_duplicate: false,
                 }
             }
 
-            /// The component id.
-            pub fn id(&self) -> &str {
+            /// The component id, as Dash prints it (compact sorted JSON for dictionaries).
+            pub fn id(&self) -> String {
+                self.id.to_dash_string()
+            }
+
+            /// The component id as given.
+            pub fn component_id(&self) -> &Id {
                 &self.id
             }
 
@@ -57,15 +67,16 @@ macro_rules! dependency {
                 &self.property
             }
 
-            /// `id.property`, the form Dash uses in `changedPropIds`.
+            /// `id.property`, the form Dash uses in `changedPropIds` and callback ids.
             pub fn prop_id(&self) -> String {
-                format!("{}.{}", self.id, self.property)
+                format!("{}.{}", self.id(), self.property)
             }
 
-            /// `{"id": ..., "property": ...}`, the form of `_dash-dependencies`.
+            /// `{"id": ..., "property": ...}`, the form of `_dash-dependencies` (a
+            /// dictionary id is written as its string, as Dash does).
             pub fn to_value(&self) -> Value {
                 let mut entry = Map::with_capacity(2);
-                entry.insert("id".into(), Value::String(self.id.clone()));
+                entry.insert("id".into(), Value::String(self.id()));
                 entry.insert("property".into(), Value::String(self.property.clone()));
                 Value::Object(entry)
             }
@@ -86,13 +97,28 @@ dependency!(
     State
 );
 
+impl Output {
+    /// Let this output also be written by other callbacks (Dash's `allow_duplicate=True`).
+    /// Dash requires such a callback to set
+    /// [`prevent_initial_call`](crate::Callback::prevent_initial_call).
+    pub fn allow_duplicate(mut self) -> Self {
+        self.allow_duplicate = true;
+        self
+    }
+
+    /// Whether [`Output::allow_duplicate`] was set.
+    pub fn allows_duplicate(&self) -> bool {
+        self.allow_duplicate
+    }
+}
+
 /// One or several [`Output`]s, [`Input`]s or [`State`]s: a single one, a `Vec` or an array
 /// of them, or `()` for none.
 ///
 /// A single `Output` makes a single-output callback: the handler returns the value itself.
 /// A `Vec` or array of outputs (even of one) makes a multi-output callback, as a list does
 /// in Dash: the handler returns a list (a `Vec`, an array or a tuple) with one value per
-/// output.
+/// output. `()` as outputs makes a callback without outputs (Dash's `no_output`).
 pub trait Dependencies<T> {
     /// The dependencies in order.
     fn into_list(self) -> Vec<T>;
@@ -136,18 +162,95 @@ macro_rules! dependencies {
 }
 dependencies!(Output, Input, State);
 
-/// The body of a `run-callback` request.
-#[derive(Debug, Deserialize)]
+/// The body of a `run-callback` request, as the platform sends it.
+#[derive(Debug, Default)]
 pub(crate) struct Request {
-    #[serde(default)]
-    pub(crate) inputs: Vec<Slot>,
-    #[serde(default)]
-    pub(crate) state: Vec<Slot>,
-    #[serde(default)]
+    /// The concrete outputs, one entry per declared output (a list for `ALL` outputs);
+    /// `None` when the request did not say.
+    pub(crate) outputs: Option<Vec<Value>>,
+    /// The inputs as sent: Dash's `inputs_list`.
+    pub(crate) inputs_list: Vec<Value>,
+    /// The state as sent: Dash's `states_list`.
+    pub(crate) states_list: Vec<Value>,
+    pub(crate) inputs: Vec<Entry>,
+    pub(crate) state: Vec<Entry>,
     pub(crate) changed_prop_ids: Vec<String>,
 }
 
-/// One input or state entry of a request.
+#[derive(Deserialize)]
+struct RawRequest {
+    #[serde(default)]
+    outputs: Option<Value>,
+    #[serde(default)]
+    inputs: Vec<Value>,
+    #[serde(default)]
+    state: Vec<Value>,
+    #[serde(default)]
+    changed_prop_ids: Vec<String>,
+}
+
+impl Request {
+    /// Parse the JSON text of a request.
+    pub(crate) fn parse(text: &str) -> std::result::Result<Request, serde_json::Error> {
+        let raw: RawRequest = serde_json::from_str(text)?;
+        Request::from_raw(raw)
+    }
+
+    fn from_raw(raw: RawRequest) -> std::result::Result<Request, serde_json::Error> {
+        let entries = |values: &[Value]| {
+            values
+                .iter()
+                .map(Entry::deserialize)
+                .collect::<std::result::Result<Vec<_>, _>>()
+        };
+        Ok(Request {
+            outputs: raw.outputs.map(|outputs| match outputs {
+                Value::Array(entries) => entries,
+                single => vec![single],
+            }),
+            inputs: entries(&raw.inputs)?,
+            state: entries(&raw.state)?,
+            inputs_list: raw.inputs,
+            states_list: raw.state,
+            changed_prop_ids: raw.changed_prop_ids,
+        })
+    }
+}
+
+/// One input or state entry of a request: one prop, or a list of them for an `ALL` or
+/// `ALLSMALLER` pattern.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum Entry {
+    One(Slot),
+    Many(Vec<Slot>),
+}
+
+impl Entry {
+    /// The value(s) as one JSON value: a list for a pattern entry.
+    fn value(&self) -> Value {
+        match self {
+            Entry::One(slot) => slot.value.clone(),
+            Entry::Many(slots) => slots.iter().map(|slot| slot.value.clone()).collect(),
+        }
+    }
+
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            Entry::One(slot) => slot.prop_id(),
+            Entry::Many(slots) => format!(
+                "[{}]",
+                slots
+                    .iter()
+                    .map(Slot::prop_id)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+    }
+}
+
+/// One input or state prop of a request.
 #[derive(Debug, Deserialize)]
 pub(crate) struct Slot {
     /// A string, or an object for pattern-matching ids.
@@ -159,22 +262,15 @@ pub(crate) struct Slot {
 }
 
 impl Slot {
-    /// `id.property`, with a non-string id in compact JSON.
+    /// `id.property`, with a dictionary id printed as Dash prints it.
     pub(crate) fn prop_id(&self) -> String {
-        match &self.id {
-            Value::String(id) => format!("{id}.{}", self.property),
-            other => format!("{other}.{}", self.property),
-        }
-    }
-
-    /// Whether this slot is the dependency `id`.`property`.
-    pub(crate) fn is(&self, id: &str, property: &str) -> bool {
-        self.id.as_str() == Some(id) && self.property == property
+        format!("{}.{}", stringify(&self.id), self.property)
     }
 }
 
 /// Which input or state value to read: a position in the callback's list, or an id
-/// (`"region"`, or `"region.value"` when one component feeds several props).
+/// (`"region"`, or `"region.value"` when one component feeds several props; a pattern id
+/// by its Dash string, e.g. `{"index":["ALL"],"type":"filter"}`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Key<'a> {
     /// The n-th input (or state), counting from 0 in the order they were declared.
@@ -196,14 +292,16 @@ impl<'a> From<&'a str> for Key<'a> {
 }
 
 impl Key<'_> {
-    fn find<'s>(&self, slots: &'s [Slot]) -> Option<&'s Slot> {
+    /// The position this key names among dependencies named `(id, property)`.
+    fn position(&self, names: &[(String, String)]) -> Option<usize> {
         match *self {
-            Key::Position(position) => slots.get(position),
-            Key::Id(key) => slots.iter().find(|slot| {
-                slot.id.as_str() == Some(key)
+            Key::Position(position) => (position < names.len()).then_some(position),
+            Key::Id(key) => names.iter().position(|(id, property)| {
+                id == key
                     || key
-                        .rsplit_once('.')
-                        .is_some_and(|(id, property)| slot.is(id, property))
+                        .strip_prefix(id.as_str())
+                        .and_then(|rest| rest.strip_prefix('.'))
+                        == Some(property.as_str())
             }),
         }
     }
@@ -216,22 +314,66 @@ impl Key<'_> {
     }
 }
 
-/// What a running callback sees: its input and state values and what triggered it.
+/// What a running callback sees: its input and state values, what triggered it, and
+/// Dash's callback-context lists.
 #[derive(Debug)]
 pub struct Context<'a> {
     callback: &'a str,
-    inputs: &'a [Slot],
-    state: &'a [Slot],
-    triggered: &'a [String],
+    request: &'a Request,
+    /// `(id, property)` of each input and state, as declared (or, without a declaration,
+    /// as the request's single entries name them).
+    input_names: Vec<(String, String)>,
+    state_names: Vec<(String, String)>,
+    /// Whether the callback was declared with a list of outputs.
+    multi: bool,
+}
+
+#[cfg(test)]
+fn names_from_entries(entries: &[Entry]) -> Vec<(String, String)> {
+    entries
+        .iter()
+        .map(|entry| match entry {
+            Entry::One(slot) => (stringify(&slot.id), slot.property.clone()),
+            Entry::Many(_) => (String::new(), String::new()),
+        })
+        .collect()
 }
 
 impl<'a> Context<'a> {
+    #[cfg(test)]
     pub(crate) fn new(callback: &'a str, request: &'a Request) -> Self {
         Context {
             callback,
-            inputs: &request.inputs,
-            state: &request.state,
-            triggered: &request.changed_prop_ids,
+            request,
+            input_names: names_from_entries(&request.inputs),
+            state_names: names_from_entries(&request.state),
+            multi: request
+                .outputs
+                .as_ref()
+                .is_some_and(|outputs| outputs.len() != 1),
+        }
+    }
+
+    /// A context whose id keys resolve through the declared inputs and state.
+    pub(crate) fn declared(
+        callback: &'a str,
+        request: &'a Request,
+        inputs: &[Input],
+        state: &[State],
+        multi: bool,
+    ) -> Self {
+        Context {
+            callback,
+            request,
+            input_names: inputs
+                .iter()
+                .map(|input| (input.id(), input.property.clone()))
+                .collect(),
+            state_names: state
+                .iter()
+                .map(|state| (state.id(), state.property.clone()))
+                .collect(),
+            multi,
         }
     }
 
@@ -240,7 +382,8 @@ impl<'a> Context<'a> {
         self.callback
     }
 
-    /// An input value, deserialised into `T`.
+    /// An input value, deserialised into `T`. For an `ALL` or `ALLSMALLER` pattern the
+    /// value is the list of the matching components' values, so ask for a `Vec`.
     ///
     /// A prop the browser has not set reads as `null`, so ask for an `Option<T>` where
     /// that can happen.
@@ -250,7 +393,7 @@ impl<'a> Context<'a> {
     /// [`Error::InvalidInput`] naming the input if there is no such input or its value
     /// does not deserialise into `T`.
     pub fn input<T: DeserializeOwned>(&self, key: impl Into<Key<'a>>) -> Result<T> {
-        self.typed("input", self.inputs, key.into())
+        self.typed("input", &self.request.inputs, &self.input_names, key.into())
     }
 
     /// A state value, deserialised into `T`; see [`Context::input`].
@@ -260,36 +403,51 @@ impl<'a> Context<'a> {
     /// [`Error::InvalidInput`] naming the state if there is no such state or its value
     /// does not deserialise into `T`.
     pub fn state<T: DeserializeOwned>(&self, key: impl Into<Key<'a>>) -> Result<T> {
-        self.typed("state", self.state, key.into())
+        self.typed("state", &self.request.state, &self.state_names, key.into())
     }
 
-    /// An input value as raw JSON (`null` if the browser has not set it), or `None` if
-    /// the callback has no such input.
-    pub fn input_value(&self, key: impl Into<Key<'a>>) -> Option<&'a Value> {
-        key.into().find(self.inputs).map(|slot| &slot.value)
+    /// An input value as raw JSON (`null` if the browser has not set it, a list for a
+    /// pattern), or `None` if the callback has no such input.
+    pub fn input_value(&self, key: impl Into<Key<'a>>) -> Option<Value> {
+        let position = key.into().position(&self.input_names)?;
+        self.request.inputs.get(position).map(Entry::value)
     }
 
     /// A state value as raw JSON; see [`Context::input_value`].
-    pub fn state_value(&self, key: impl Into<Key<'a>>) -> Option<&'a Value> {
-        key.into().find(self.state).map(|slot| &slot.value)
+    pub fn state_value(&self, key: impl Into<Key<'a>>) -> Option<Value> {
+        let position = key.into().position(&self.state_names)?;
+        self.request.state.get(position).map(Entry::value)
     }
 
     /// The `id.property` of every input whose change triggered this call; empty on the
-    /// initial call when the page loads.
+    /// initial call when the page loads. Pattern ids are in Dash's string form.
     pub fn triggered(&self) -> &'a [String] {
-        self.triggered
+        &self.request.changed_prop_ids
     }
 
-    /// The component id of the first triggering input (Dash's `ctx.triggered_id`).
-    pub fn triggered_id(&self) -> Option<&'a str> {
-        let first = self.triggered.first()?;
-        Some(first.rsplit_once('.').map_or(first.as_str(), |(id, _)| id))
+    /// Dash's `ctx.triggered_prop_ids`: each triggering `id.property` with its component
+    /// id (a string, or the dictionary of a pattern-matching id), in order.
+    pub fn triggered_prop_ids(&self) -> Vec<(&'a str, Value)> {
+        self.request
+            .changed_prop_ids
+            .iter()
+            .map(|prop_id| (prop_id.as_str(), component_of(prop_id)))
+            .collect()
+    }
+
+    /// The component id of the first triggering input (Dash's `ctx.triggered_id`): a
+    /// string, or a dictionary for a pattern-matching id; `None` on the initial call.
+    pub fn triggered_id(&self) -> Option<Value> {
+        self.request
+            .changed_prop_ids
+            .first()
+            .map(|prop_id| component_of(prop_id))
     }
 
     /// Whether the prop `prop_id` (`"id.property"`) or any prop of the component `prop_id`
     /// (`"id"`) triggered this call.
     pub fn is_triggered(&self, prop_id: &str) -> bool {
-        self.triggered.iter().any(|triggered| {
+        self.request.changed_prop_ids.iter().any(|triggered| {
             triggered == prop_id
                 || triggered
                     .rsplit_once('.')
@@ -297,32 +455,81 @@ impl<'a> Context<'a> {
         })
     }
 
-    fn typed<T: DeserializeOwned>(&self, kind: &str, slots: &'a [Slot], key: Key<'_>) -> Result<T> {
-        let Some(slot) = key.find(slots) else {
+    /// Dash's `ctx.inputs_list`: the inputs exactly as the request carried them, one
+    /// `{"id", "property", "value"}` object per input, or a list of them for a pattern.
+    pub fn inputs_list(&self) -> &'a [Value] {
+        &self.request.inputs_list
+    }
+
+    /// Dash's `ctx.states_list`, shaped like [`Context::inputs_list`].
+    pub fn states_list(&self) -> &'a [Value] {
+        &self.request.states_list
+    }
+
+    /// The concrete outputs of this call, one entry per declared output: an
+    /// `{"id", "property"}` object, or a list of them for an `ALL` output (its length is
+    /// how many values that output takes). Empty when the request did not say.
+    pub fn outputs(&self) -> &'a [Value] {
+        self.request.outputs.as_deref().unwrap_or_default()
+    }
+
+    /// Dash's `ctx.outputs_list`: [`Context::outputs`] as a list for a multi-output
+    /// callback, its only entry for a single-output one (`null` when the request did not
+    /// name its outputs).
+    pub fn outputs_list(&self) -> Value {
+        match (self.multi, self.outputs()) {
+            (true, entries) => Value::Array(entries.to_vec()),
+            (false, [only]) => only.clone(),
+            (false, _) => Value::Null,
+        }
+    }
+
+    fn typed<T: DeserializeOwned>(
+        &self,
+        kind: &str,
+        entries: &[Entry],
+        names: &[(String, String)],
+        key: Key<'_>,
+    ) -> Result<T> {
+        let Some(entry) = key
+            .position(names)
+            .and_then(|position| entries.get(position))
+        else {
             return Err(Error::InvalidInput(format!(
                 "callback `{}` has no {kind} {} (it has {})",
                 self.callback,
                 key.describe(),
-                describe_slots(slots),
+                describe_entries(entries),
             )));
         };
-        T::deserialize(&slot.value).map_err(|error| {
+        T::deserialize(entry.value()).map_err(|error| {
             Error::InvalidInput(format!(
                 "callback `{}`: {kind} `{}` has the wrong type: {error}",
                 self.callback,
-                slot.prop_id(),
+                entry.describe(),
             ))
         })
     }
 }
 
-fn describe_slots(slots: &[Slot]) -> String {
-    if slots.is_empty() {
+/// The component id of `id.property`: a dictionary when the id is JSON, else the string.
+fn component_of(prop_id: &str) -> Value {
+    let id = prop_id.rsplit_once('.').map_or(prop_id, |(id, _)| id);
+    if id.starts_with('{')
+        && let Ok(parsed @ Value::Object(_)) = serde_json::from_str::<Value>(id)
+    {
+        return parsed;
+    }
+    Value::String(id.to_owned())
+}
+
+fn describe_entries(entries: &[Entry]) -> String {
+    if entries.is_empty() {
         return "none".into();
     }
-    slots
+    entries
         .iter()
-        .map(|slot| format!("`{}`", slot.prop_id()))
+        .map(|entry| format!("`{}`", entry.describe()))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -333,7 +540,7 @@ mod tests {
     use serde_json::json;
 
     fn request(body: Value) -> Request {
-        serde_json::from_value(body).expect("test requests are well formed")
+        Request::parse(&body.to_string()).expect("test requests are well formed")
     }
 
     #[test]
@@ -357,9 +564,9 @@ mod tests {
         assert_eq!(ctx.input::<String>(0), Ok("West".to_owned()));
         assert_eq!(ctx.input::<Vec<i32>>("year"), Ok(vec![2016, 2018]));
         assert_eq!(ctx.input::<Vec<i32>>("year.value"), Ok(vec![2016, 2018]));
-        assert_eq!(ctx.input_value("region"), Some(&json!("West")));
+        assert_eq!(ctx.input_value("region"), Some(json!("West")));
         assert_eq!(ctx.input_value("nope"), None);
-        assert_eq!(ctx.triggered_id(), Some("year"));
+        assert_eq!(ctx.triggered_id(), Some(json!("year")));
         assert!(ctx.is_triggered("year"));
         assert!(ctx.is_triggered("year.value"));
         assert!(!ctx.is_triggered("region"));
@@ -372,7 +579,7 @@ mod tests {
         }));
         let ctx = Context::new("out.children", &request);
         assert_eq!(ctx.input::<Option<u32>>(0), Ok(None));
-        assert_eq!(ctx.input_value(0), Some(&Value::Null));
+        assert_eq!(ctx.input_value(0), Some(Value::Null));
     }
 
     #[test]
@@ -408,6 +615,72 @@ mod tests {
             Err(Error::InvalidInput(
                 "callback `summary.children` has no input `year` (it has `region.value`)".into()
             ))
+        );
+    }
+
+    #[test]
+    fn pattern_entries_read_as_lists_and_triggered_ids_as_dictionaries() {
+        let request = request(json!({
+            "outputs": [{"id": "summary", "property": "children"}],
+            "inputs": [[{"id": {"index": 1, "type": "f"}, "property": "value", "value": "a"},
+                        {"id": {"index": 2, "type": "f"}, "property": "value"}]],
+            "state": [{"id": {"index": 2, "type": "g"}, "property": "data", "value": 7}],
+            "changed_prop_ids": [r#"{"index":2,"type":"f"}.value"#],
+        }));
+        let inputs = [Input::new(
+            json!({"type": "f", "index": crate::ALL}),
+            "value",
+        )];
+        let state = [State::new(
+            json!({"type": "g", "index": crate::MATCH}),
+            "data",
+        )];
+        let ctx = Context::declared("summary.children", &request, &inputs, &state, false);
+        assert_eq!(
+            ctx.input::<Vec<Option<String>>>(0),
+            Ok(vec![Some("a".to_owned()), None])
+        );
+        assert_eq!(
+            ctx.input::<Vec<Option<String>>>(r#"{"index":["ALL"],"type":"f"}"#),
+            Ok(vec![Some("a".to_owned()), None])
+        );
+        assert_eq!(
+            ctx.state::<u32>(r#"{"index":["MATCH"],"type":"g"}.data"#),
+            Ok(7)
+        );
+        assert_eq!(ctx.triggered_id(), Some(json!({"index": 2, "type": "f"})));
+        assert_eq!(
+            ctx.triggered_prop_ids(),
+            vec![(
+                r#"{"index":2,"type":"f"}.value"#,
+                json!({"index": 2, "type": "f"})
+            )]
+        );
+        assert_eq!(
+            ctx.inputs_list()[0][1],
+            json!({"id": {"index": 2, "type": "f"}, "property": "value"})
+        );
+        assert_eq!(ctx.states_list().len(), 1);
+        assert_eq!(
+            ctx.outputs(),
+            [json!({"id": "summary", "property": "children"})]
+        );
+        assert_eq!(
+            ctx.outputs_list(),
+            json!({"id": "summary", "property": "children"})
+        );
+    }
+
+    #[test]
+    fn pattern_dependencies_are_written_with_string_ids() {
+        let input = Input::new(json!({"type": "f", "index": crate::ALLSMALLER}), "value");
+        assert_eq!(
+            input.to_value(),
+            json!({"id": r#"{"index":["ALLSMALLER"],"type":"f"}"#, "property": "value"})
+        );
+        assert_eq!(
+            input.prop_id(),
+            r#"{"index":["ALLSMALLER"],"type":"f"}.value"#
         );
     }
 }

@@ -49,8 +49,8 @@ impl Component {
     }
 
     /// Set the `id` callbacks use to address this component.
-    pub fn id(self, id: impl Into<String>) -> Self {
-        self.prop("id", id.into())
+    pub fn id(self, id: impl Into<crate::Id>) -> Self {
+        self.prop("id", Value::from(id.into()))
     }
 
     /// Set `children`: a string, a component, a list of either, or a tuple of mixed ones.

@@ -121,7 +121,7 @@ macro_rules! dcc_component {
 
         impl $name {
             /// Set the `id` callbacks use to address this component.
-            pub fn id(self, id: impl Into<String>) -> Self {
+            pub fn id(self, id: impl Into<crate::Id>) -> Self {
                 $name(self.0.id(id))
             }
 

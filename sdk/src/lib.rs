@@ -53,6 +53,7 @@ mod error;
 mod export;
 pub mod figure;
 pub mod html;
+pub mod id;
 pub mod log;
 
 pub use app::{App, Callback, Info, Outcome};
@@ -60,6 +61,7 @@ pub use callback::{Context, Dependencies, Input, Key, Output, State, no_update};
 pub use component::{Component, IntoChildren, component};
 pub use error::{CallbackError, Error, PreventUpdate, Result};
 pub use figure::Figure;
+pub use id::{ALL, ALLSMALLER, Id, MATCH, Wildcard};
 
 /// The version of this crate, reported to the platform through [`App::info`].
 pub const SDK_VERSION: &str = env!("CARGO_PKG_VERSION");

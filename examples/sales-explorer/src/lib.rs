@@ -42,7 +42,7 @@ pub fn app() -> App {
             (),
             |ctx| {
                 let region: Option<String> = ctx.input("region")?;
-                let years = report::Years::from_input(ctx.input_value("year"))?;
+                let years = report::Years::from_input(ctx.input_value("year").as_ref())?;
                 let report = report::revenue(data::sales(), region.as_deref(), years);
                 Ok(Figure::from(report.figure()))
             },

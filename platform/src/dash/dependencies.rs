@@ -1,9 +1,14 @@
 //! The callback graph an app declares, parsed from its `_dash-dependencies` JSON.
+//!
+//! Dictionary (pattern-matching) ids arrive as strings, as Dash writes them, and are
+//! parsed into objects here so every later step compares JSON values.
 
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use super::pattern;
 
 /// One `{id, property}` pair of a dependency.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -19,8 +24,15 @@ pub struct PropRef {
 pub struct Callback {
     /// Dash's callback id: the `output` string of the dependency.
     pub output: String,
-    /// The outputs, parsed from `output`.
+    /// The outputs, parsed from `output`; empty for a callback without outputs.
     pub outputs: Vec<PropRef>,
+    /// For each output, whether it carries Dash's `allow_duplicate` (`@hash`) suffix.
+    pub allow_duplicate: Vec<bool>,
+    /// Whether `output` is the multi-output form `..a.p...b.q..` (the handler returns a
+    /// list with one entry per output).
+    pub multi: bool,
+    /// Whether the callback has no outputs (Dash's `no_output`).
+    pub no_output: bool,
     /// The inputs, in order.
     pub inputs: Vec<PropRef>,
     /// The state, in order.
@@ -45,6 +57,8 @@ struct RawDependency {
     inputs: Vec<PropRef>,
     #[serde(default)]
     state: Vec<PropRef>,
+    #[serde(default)]
+    no_output: bool,
 }
 
 impl Dependencies {
@@ -54,13 +68,30 @@ impl Dependencies {
             serde_json::from_str(json).map_err(|e| InvalidDependencies(e.to_string()))?;
         let mut by_output = HashMap::with_capacity(raw.len());
         for dep in raw {
-            let outputs = parse_output_id(&dep.output)
-                .ok_or_else(|| InvalidDependencies(format!("bad output id {:?}", dep.output)))?;
+            let (outputs, allow_duplicate) = if dep.no_output {
+                (Vec::new(), Vec::new())
+            } else {
+                parse_output_id(&dep.output)
+                    .ok_or_else(|| InvalidDependencies(format!("bad output id {:?}", dep.output)))?
+                    .into_iter()
+                    .unzip()
+            };
+            let declared = |refs: Vec<PropRef>| -> Vec<PropRef> {
+                refs.into_iter()
+                    .map(|r| PropRef {
+                        id: pattern::parse_declared(r.id),
+                        property: r.property,
+                    })
+                    .collect()
+            };
             let callback = Callback {
+                multi: is_multi(&dep.output),
+                no_output: dep.no_output,
                 output: dep.output.clone(),
                 outputs,
-                inputs: dep.inputs,
-                state: dep.state,
+                allow_duplicate,
+                inputs: declared(dep.inputs),
+                state: declared(dep.state),
             };
             if by_output.insert(dep.output.clone(), callback).is_some() {
                 return Err(InvalidDependencies(format!(
@@ -77,6 +108,11 @@ impl Dependencies {
         self.by_output.get(output)
     }
 
+    /// Every callback, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = &Callback> {
+        self.by_output.values()
+    }
+
     /// Number of callbacks.
     pub fn len(&self) -> usize {
         self.by_output.len()
@@ -88,10 +124,15 @@ impl Dependencies {
     }
 }
 
-/// Split Dash's output id: `id.prop` for one output, `..a.p...b.q..` for several. The
-/// property follows the last dot, so dictionary ids (which contain dots only inside JSON
-/// strings) still split correctly as long as property names have none.
-pub fn parse_output_id(output: &str) -> Option<Vec<PropRef>> {
+/// Whether a callback id is the multi-output form `..a.p...b.q..`.
+fn is_multi(output: &str) -> bool {
+    output.len() > 4 && output.starts_with("..") && output.ends_with("..")
+}
+
+/// Split Dash's output id: `id.prop` for one output, `..a.p...b.q..` for several, each
+/// with whether it carries the `@hash` suffix of `allow_duplicate`. The property follows
+/// the last dot; dots inside ids are escaped as `\.`.
+pub fn parse_output_id(output: &str) -> Option<Vec<(PropRef, bool)>> {
     let parts: Vec<&str> = match output.strip_prefix("..").and_then(|s| s.strip_suffix("..")) {
         Some(inner) => inner.split("...").collect(),
         None => vec![output],
@@ -103,14 +144,21 @@ pub fn parse_output_id(output: &str) -> Option<Vec<PropRef>> {
             if id.is_empty() || property.is_empty() {
                 return None;
             }
+            let id = id.replace("\\.", ".");
             let id = if id.starts_with('{') {
-                serde_json::from_str(id).ok()?
+                serde_json::from_str(&id).ok()?
             } else {
-                Value::String(id.to_owned())
+                Value::String(id)
             };
             // Drop the `@hash` suffix Dash adds for allow_duplicate outputs.
-            let property = property.split('@').next().unwrap_or(property).to_owned();
-            Some(PropRef { id, property })
+            let (property, duplicate) = match property.split_once('@') {
+                Some((property, _hash)) => (property.to_owned(), true),
+                None => (property.to_owned(), false),
+            };
+            if property.is_empty() {
+                return None;
+            }
+            Some((PropRef { id, property }, duplicate))
         })
         .collect()
 }
@@ -124,27 +172,34 @@ mod tests {
     fn single_and_multi_output_ids_split_like_dash() {
         assert_eq!(
             parse_output_id("summary.children"),
-            Some(vec![PropRef {
-                id: json!("summary"),
-                property: "children".into()
-            }])
+            Some(vec![(
+                PropRef {
+                    id: json!("summary"),
+                    property: "children".into()
+                },
+                false
+            )])
         );
+        let duplicate = parse_output_id("a\\.b.children@ab12").expect("duplicate");
+        assert_eq!(duplicate[0].0.id, json!("a.b"));
+        assert_eq!(duplicate[0].0.property, "children");
+        assert!(duplicate[0].1);
         let multi = parse_output_id("..a.children...b-c.value..").expect("multi");
         assert_eq!(multi.len(), 2);
         assert_eq!(
-            multi[1],
+            multi[1].0,
             PropRef {
                 id: json!("b-c"),
                 property: "value".into()
             }
         );
         let dict = parse_output_id(r#"{"index":["MATCH"],"type":"line"}.children"#).expect("dict");
-        assert_eq!(dict[0].id, json!({"index": ["MATCH"], "type": "line"}));
+        assert_eq!(dict[0].0.id, json!({"index": ["MATCH"], "type": "line"}));
     }
 
     #[test]
     fn malformed_output_ids_are_refused() {
-        for bad in ["nodot", ".children", "summary.", "..a.b...c.."] {
+        for bad in ["nodot", ".children", "summary.", "..a.b...c..", "a.@x"] {
             assert_eq!(parse_output_id(bad), None, "{bad}");
         }
     }
@@ -154,5 +209,22 @@ mod tests {
         let json =
             r#"[{"output":"a.b","inputs":[],"state":[]},{"output":"a.b","inputs":[],"state":[]}]"#;
         assert!(Dependencies::parse(json).is_err());
+    }
+
+    #[test]
+    fn string_dictionary_ids_and_no_output_callbacks_parse() {
+        let json = json!([
+            {"output": "abc123", "inputs": [{"id": "b", "property": "n_clicks"}], "state": [], "no_output": true},
+            {"output": "..x.children...y.value@ff..",
+             "inputs": [{"id": "{\"index\":[\"ALL\"],\"type\":\"f\"}", "property": "value"}],
+             "state": []}
+        ]);
+        let deps = Dependencies::parse(&json.to_string()).expect("valid");
+        let none = deps.get("abc123").expect("no-output callback");
+        assert!(none.no_output && none.outputs.is_empty());
+        let multi = deps.get("..x.children...y.value@ff..").expect("multi");
+        assert!(multi.multi);
+        assert_eq!(multi.allow_duplicate, [false, true]);
+        assert_eq!(multi.inputs[0].id, json!({"index": ["ALL"], "type": "f"}));
     }
 }

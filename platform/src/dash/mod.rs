@@ -5,7 +5,9 @@
 //! Nothing here touches axum, the database or wasmtime; [`crate::http::dash`] wires it up.
 
 pub mod dependencies;
+pub mod graph;
 pub mod index;
+pub mod pattern;
 pub mod update;
 
 /// A request that does not fit the app: always the client's fault (4xx).

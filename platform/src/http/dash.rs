@@ -136,9 +136,14 @@ async fn update_component(
         Ok(output) => {
             write_app_log(&tenant, &app, version, &output.logs);
             match output.outcome {
+                // Dash answers a callback without outputs as it answers PreventUpdate
+                // (nothing to send back; `set_props` side updates do not exist yet).
                 sandbox::Outcome::PreventUpdate => Ok(StatusCode::NO_CONTENT.into_response()),
+                sandbox::Outcome::Outputs(_) if checked.callback.no_output => {
+                    Ok(StatusCode::NO_CONTENT.into_response())
+                }
                 sandbox::Outcome::Outputs(answer) => {
-                    let body = update::response_body(&checked.callback.outputs, &answer).map_err(|e| {
+                    let body = update::response_body(&checked.outputs, &answer).map_err(|e| {
                         tracing::warn!(%tenant, %app, version, callback = %callback_id, error = %e, "callback answer refused");
                         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "callback_bad_answer", e.to_string())
                     })?;

@@ -341,3 +341,80 @@ async fn health_answers_ok() {
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.json()["status"], "ok");
 }
+
+const FILTERS: &str = "/apps/demo/dynamic-filters/_dash-update-component";
+
+fn dropdown(index: u64, value: Option<&str>) -> Value {
+    let mut prop = json!({"id": {"type": "filter-dropdown", "index": index}, "property": "value"});
+    if let Some(value) = value {
+        prop["value"] = json!(value);
+    }
+    prop
+}
+
+#[tokio::test]
+async fn pattern_matching_requests_run_in_the_sandbox_keyed_by_concrete_ids() {
+    let app = TestApp::new().await;
+    app.deploy("demo", "dynamic-filters", "dynamic_filters.wasm")
+        .await;
+    let label = json!({
+        "output": r#"{"index":["MATCH"],"type":"filter-label"}.children"#,
+        "outputs": {"id": {"index": 4, "type": "filter-label"}, "property": "children"},
+        "inputs": [dropdown(4, Some("North"))],
+        "changedPropIds": [r#"{"index":4,"type":"filter-dropdown"}.value"#]
+    });
+    let reply = app.post_json(FILTERS, label.to_string()).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    let text = reply.json()["response"][r#"{"index":4,"type":"filter-label"}"#]["children"].clone();
+    assert!(
+        text.as_str()
+            .is_some_and(|t| t.starts_with("Filter 4: North (")),
+        "{text}"
+    );
+    let summary = json!({
+        "output": "summary.children",
+        "outputs": {"id": "summary", "property": "children"},
+        "inputs": [[dropdown(1, Some("West")), dropdown(2, None)]],
+        "changedPropIds": []
+    });
+    let reply = app.post_json(FILTERS, summary.to_string()).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    let text = reply.json()["response"]["summary"]["children"].clone();
+    assert!(
+        text.as_str()
+            .is_some_and(|t| t.starts_with("2 filter(s) on West: ")),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn pattern_requests_that_do_not_fit_the_wildcards_are_400() {
+    let app = TestApp::new().await;
+    app.deploy("demo", "dynamic-filters", "dynamic_filters.wasm")
+        .await;
+    let bodies = [
+        // MATCH output for card 4, MATCH input of card 5.
+        json!({
+            "output": r#"{"index":["MATCH"],"type":"filter-label"}.children"#,
+            "outputs": {"id": {"index": 4, "type": "filter-label"}, "property": "children"},
+            "inputs": [dropdown(5, Some("North"))]
+        }),
+        // One prop where ALL takes a list.
+        json!({
+            "output": "summary.children",
+            "outputs": {"id": "summary", "property": "children"},
+            "inputs": [dropdown(1, Some("West"))]
+        }),
+        // A concrete id of another type in the ALL list.
+        json!({
+            "output": "summary.children",
+            "outputs": {"id": "summary", "property": "children"},
+            "inputs": [[{"id": {"type": "other", "index": 1}, "property": "value"}]]
+        }),
+    ];
+    for body in bodies {
+        let reply = app.post_json(FILTERS, body.to_string()).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(reply.error_code(), "request_mismatch", "{body}");
+    }
+}

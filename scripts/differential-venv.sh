@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Create (once) the Python virtual environment the differential tests compare against:
+# the real `dash` package, pinned to the release whose front end Tessera serves.
+#
+#   scripts/differential-venv.sh          prints the venv's python path when it is ready
+#
+# The venv lives in <target dir>/dash-venv. Safe and fast to run again: when the pinned
+# dash is already installed, nothing is downloaded.
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+target=${CARGO_TARGET_DIR:-$repo/target}
+venv="$target/dash-venv"
+dash_version=4.4.1
+marker="$venv/.tessera-dash-$dash_version"
+
+if [ -f "$marker" ] && [ -x "$venv/bin/python" ]; then
+    echo "$venv/bin/python"
+    exit 0
+fi
+
+command -v python3 >/dev/null || {
+    echo "differential-venv: python3 not found (Debian: apt-get install python3 python3-venv)" >&2
+    exit 1
+}
+mkdir -p "$target"
+rm -rf "$venv"
+python3 -m venv "$venv" >&2 || {
+    echo "differential-venv: 'python3 -m venv' failed (Debian: apt-get install python3-venv)" >&2
+    exit 1
+}
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check "dash==$dash_version" >&2 || {
+    echo "differential-venv: installing dash==$dash_version from PyPI failed" >&2
+    exit 1
+}
+touch "$marker"
+echo "$venv/bin/python"

@@ -1,0 +1,553 @@
+//! The differential test: every app of this crate and its Python twin (real `dash` 4.4.1
+//! from PyPI, in `target/dash-venv`) get the same `_dash-update-component` bodies, shaped
+//! as the Dash renderer sends them; their `_dash-dependencies` and their answers (status
+//! and JSON body) must be equal once key order and number formatting are normalised.
+//!
+//! The Tessera side runs through the platform's own protocol code (dependency parsing,
+//! graph check, `update::check`, the guest request JSON, `update::response_body`) around
+//! the app's native `run_callback`. That is exactly what the HTTP handler does around the
+//! sandbox, which only carries the same JSON strings across the wasm boundary (and is
+//! covered by `platform/tests/it` and the browser tests); staying native keeps this suite
+//! fast and independent of guest builds.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use platform::dash::dependencies::Dependencies;
+use platform::dash::{graph, update};
+use sdk::{App, CallbackError, Outcome};
+use serde_json::{Value, json};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// `{id, property}` or `{id, property, value}`; no `value` key when the browser has none.
+fn prop(id: impl Into<Value>, property: &str, value: Option<Value>) -> Value {
+    let mut prop = json!({"id": id.into(), "property": property});
+    if let Some(value) = value {
+        prop["value"] = value;
+    }
+    prop
+}
+
+fn out(id: impl Into<Value>, property: &str) -> Value {
+    prop(id, property, None)
+}
+
+/// A body in the renderer's key order; `state` only when the callback has state.
+fn body(
+    output: &str,
+    outputs: Value,
+    inputs: Value,
+    state: Option<Value>,
+    changed: &[&str],
+) -> Value {
+    let mut body = json!({
+        "output": output,
+        "outputs": outputs,
+        "inputs": inputs,
+        "changedPropIds": changed,
+        "parsedChangedPropsIds": changed,
+    });
+    if let Some(state) = state {
+        body["state"] = state;
+    }
+    body
+}
+
+fn f(index: u64, value: Option<Value>) -> Value {
+    prop(json!({"type": "f", "index": index}), "value", value)
+}
+
+fn btn(index: u64, clicks: Option<u64>) -> Value {
+    prop(
+        json!({"type": "btn", "index": index}),
+        "n_clicks",
+        clicks.map(Value::from),
+    )
+}
+
+/// The id Tessera gives the `n`-th callback of `app` (hash-named callbacks).
+fn callback_id(app: &App, n: usize) -> String {
+    let deps: Value = serde_json::from_str(&app.dependencies_json()).expect("JSON");
+    deps[n]["output"].as_str().expect("a string id").to_owned()
+}
+
+fn requests(name: &str, app: &App) -> Vec<Value> {
+    match name {
+        "multi_state" => {
+            let multi = "..total.children...half.value..";
+            let outputs = json!([out("total", "children"), out("half", "value")]);
+            let state = Some(json!([prop("label", "value", Some(json!("sum")))]));
+            vec![
+                body(
+                    multi,
+                    outputs.clone(),
+                    json!([
+                        prop("a", "value", Some(json!(1))),
+                        prop("b", "value", Some(json!(2)))
+                    ]),
+                    state.clone(),
+                    &[],
+                ),
+                body(
+                    multi,
+                    outputs,
+                    json!([
+                        prop("a", "value", Some(json!(2.5))),
+                        prop("b", "value", Some(json!(2)))
+                    ]),
+                    state,
+                    &["a.value"],
+                ),
+                body(
+                    "greeting.children",
+                    out("greeting", "children"),
+                    json!([prop("go", "n_clicks", None)]),
+                    Some(json!([prop("name", "value", Some(json!("Ada")))])),
+                    &[],
+                ),
+                body(
+                    "greeting.children",
+                    out("greeting", "children"),
+                    json!([prop("go", "n_clicks", Some(json!(3)))]),
+                    Some(json!([prop("name", "value", Some(json!("Bo")))])),
+                    &["go.n_clicks"],
+                ),
+            ]
+        }
+        "chained" => vec![
+            body(
+                "city.options",
+                out("city", "options"),
+                json!([prop("country", "value", Some(json!("France")))]),
+                None,
+                &[],
+            ),
+            body(
+                "city.value",
+                out("city", "value"),
+                json!([prop("city", "options", Some(json!(["Paris", "Lyon"])))]),
+                None,
+                &["city.options"],
+            ),
+            body(
+                "city.value",
+                out("city", "value"),
+                json!([prop("city", "options", Some(json!([])))]),
+                None,
+                &["city.options"],
+            ),
+            body(
+                "display.children",
+                out("display", "children"),
+                json!([
+                    prop("country", "value", Some(json!("Japan"))),
+                    prop("city", "value", Some(json!("Tokyo")))
+                ]),
+                None,
+                &["city.value"],
+            ),
+            body(
+                "display.children",
+                out("display", "children"),
+                json!([
+                    prop("country", "value", Some(json!("France"))),
+                    prop("city", "value", None)
+                ]),
+                None,
+                &["country.value"],
+            ),
+        ],
+        "prevent" => {
+            let clicks = |n: Option<u64>| json!([prop("btn", "n_clicks", n.map(Value::from))]);
+            let xy = "..x.children...y.children..";
+            let xy_outputs = json!([out("x", "children"), out("y", "children")]);
+            let reset_id = callback_id(app, 2);
+            let reset_property = format!("children{}", &reset_id["out.children".len()..]);
+            let mut reset = body(
+                &reset_id,
+                out("out", &reset_property),
+                json!([prop("reset", "n_clicks", Some(json!(1)))]),
+                None,
+                &["reset.n_clicks"],
+            );
+            reset["outputs"]["property"] = json!(reset_property);
+            let mut side_effect = body(
+                &callback_id(app, 3),
+                Value::Null,
+                json!([prop("reset", "n_clicks", Some(json!(1)))]),
+                Some(json!([prop("out", "children", Some(json!("x")))])),
+                &["reset.n_clicks"],
+            );
+            // A callback without outputs is posted without `outputs`.
+            side_effect
+                .as_object_mut()
+                .map(|body| body.remove("outputs"));
+            vec![
+                body(
+                    "out.children",
+                    out("out", "children"),
+                    clicks(None),
+                    None,
+                    &[],
+                ),
+                body(
+                    "out.children",
+                    out("out", "children"),
+                    clicks(Some(3)),
+                    None,
+                    &["btn.n_clicks"],
+                ),
+                body(
+                    "out.children",
+                    out("out", "children"),
+                    clicks(Some(4)),
+                    None,
+                    &["btn.n_clicks"],
+                ),
+                body(
+                    xy,
+                    xy_outputs.clone(),
+                    clicks(Some(5)),
+                    None,
+                    &["btn.n_clicks"],
+                ),
+                body(
+                    xy,
+                    xy_outputs.clone(),
+                    clicks(Some(2)),
+                    None,
+                    &["btn.n_clicks"],
+                ),
+                body(
+                    xy,
+                    xy_outputs.clone(),
+                    clicks(Some(1)),
+                    None,
+                    &["btn.n_clicks"],
+                ),
+                body(xy, xy_outputs, clicks(None), None, &[]),
+                reset,
+                side_effect,
+            ]
+        }
+        "patterns" => {
+            let label = r#"{"index":["MATCH"],"type":"label"}.children"#;
+            let label_out = |i: u64| out(json!({"index": i, "type": "label"}), "children");
+            let id_state = |i: u64| {
+                json!([prop(
+                    json!({"type": "f", "index": i}),
+                    "id",
+                    Some(json!({"type": "f", "index": i}))
+                )])
+            };
+            let changed = |i: u64| format!(r#"{{"index":{i},"type":"f"}}.value"#);
+            let scaled = r#"{"index":["ALL"],"type":"scaled"}.children"#;
+            let scaled_outputs = json!([
+                out(json!({"type": "scaled", "index": 0}), "children"),
+                out(json!({"type": "scaled", "index": 1}), "children"),
+                out(json!({"type": "scaled", "index": 2}), "children"),
+            ]);
+            let running = r#"{"index":["MATCH"],"type":"running"}.children"#;
+            vec![
+                body(
+                    label,
+                    label_out(1),
+                    json!([f(1, Some(json!(2)))]),
+                    Some(id_state(1)),
+                    &[&changed(1)],
+                ),
+                body(
+                    label,
+                    label_out(0),
+                    json!([f(0, Some(json!(2.5)))]),
+                    Some(id_state(0)),
+                    &[],
+                ),
+                body(
+                    label,
+                    label_out(2),
+                    json!([f(2, None)]),
+                    Some(id_state(2)),
+                    &[],
+                ),
+                body(
+                    "summary.children",
+                    out("summary", "children"),
+                    json!([[f(0, Some(json!(1))), f(1, Some(json!(2))), f(2, None)]]),
+                    None,
+                    &[&changed(1)],
+                ),
+                body(
+                    "summary.children",
+                    out("summary", "children"),
+                    json!([[]]),
+                    None,
+                    &[],
+                ),
+                body(
+                    scaled,
+                    scaled_outputs,
+                    json!([prop("scale", "value", Some(json!(0.5)))]),
+                    Some(json!([[
+                        f(0, Some(json!(1))),
+                        f(1, Some(json!(3))),
+                        f(2, None)
+                    ]])),
+                    &["scale.value"],
+                ),
+                body(
+                    scaled,
+                    json!([]),
+                    json!([prop("scale", "value", Some(json!(2)))]),
+                    Some(json!([[]])),
+                    &[],
+                ),
+                body(
+                    running,
+                    out(json!({"type": "running", "index": 2}), "children"),
+                    json!([
+                        f(2, Some(json!(3))),
+                        [f(0, Some(json!(1))), f(1, Some(json!(2)))]
+                    ]),
+                    None,
+                    &[&changed(2)],
+                ),
+                body(
+                    running,
+                    out(json!({"type": "running", "index": 0}), "children"),
+                    json!([f(0, None), []]),
+                    None,
+                    &[],
+                ),
+            ]
+        }
+        "context" => {
+            let single = "ctx.data";
+            let multi = "..ctx-multi.data...other.data..";
+            let state = Some(json!([prop("s", "value", Some(json!("state")))]));
+            let btn2 = r#"{"index":2,"type":"btn"}.n_clicks"#;
+            let btn1 = r#"{"index":1,"type":"btn"}.n_clicks"#;
+            vec![
+                body(
+                    single,
+                    out("ctx", "data"),
+                    json!([prop("b1", "n_clicks", None), [btn(1, None), btn(2, None)]]),
+                    state.clone(),
+                    &[],
+                ),
+                body(
+                    single,
+                    out("ctx", "data"),
+                    json!([
+                        prop("b1", "n_clicks", None),
+                        [btn(1, None), btn(2, Some(1))]
+                    ]),
+                    state.clone(),
+                    &[btn2],
+                ),
+                body(
+                    single,
+                    out("ctx", "data"),
+                    json!([
+                        prop("b1", "n_clicks", Some(json!(4))),
+                        [btn(1, None), btn(2, Some(1))]
+                    ]),
+                    state,
+                    &["b1.n_clicks"],
+                ),
+                body(
+                    multi,
+                    json!([out("ctx-multi", "data"), out("other", "data")]),
+                    json!([[btn(1, Some(1)), btn(2, Some(1))]]),
+                    None,
+                    &[btn2, btn1],
+                ),
+            ]
+        }
+        other => panic!("no requests for app {other}"),
+    }
+}
+
+/// What one side answered: a status and the JSON body (`None` when empty).
+#[derive(Debug, Clone, PartialEq)]
+struct Answer {
+    status: u16,
+    body: Option<Value>,
+}
+
+/// Tessera's answer, through the platform's protocol code around the native app.
+fn tessera(app: &App, dependencies: &Dependencies, body: &Value) -> Answer {
+    let checked = match update::check(dependencies, body.to_string().as_bytes()) {
+        Ok(checked) => checked,
+        Err(error) => {
+            return Answer {
+                status: 400,
+                body: Some(json!({"error": error.to_string()})),
+            };
+        }
+    };
+    match app.run_callback(&checked.callback.output, &checked.guest_request_json()) {
+        Ok(Outcome::PreventUpdate) => Answer {
+            status: 204,
+            body: None,
+        },
+        Ok(Outcome::Outputs(_)) if checked.callback.no_output => Answer {
+            status: 204,
+            body: None,
+        },
+        Ok(Outcome::Outputs(answer)) => match update::response_body(&checked.outputs, &answer) {
+            Ok(text) => Answer {
+                status: 200,
+                body: Some(serde_json::from_str(&text).expect("the response is JSON")),
+            },
+            Err(error) => Answer {
+                status: 500,
+                body: Some(json!({"error": error.to_string()})),
+            },
+        },
+        Err(CallbackError::InvalidInput(message)) => Answer {
+            status: 400,
+            body: Some(json!({"error": message})),
+        },
+        Err(CallbackError::Failed(message)) => Answer {
+            status: 500,
+            body: Some(json!({"error": message})),
+        },
+    }
+}
+
+/// The Python twins' dependencies and answers, from `python/run.py` in the dash venv.
+fn python(cases: &BTreeMap<&str, Vec<Value>>) -> Value {
+    let venv = Command::new(repo().join("scripts/differential-venv.sh"))
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("scripts/differential-venv.sh runs");
+    assert!(
+        venv.status.success(),
+        "scripts/differential-venv.sh failed; it installs dash==4.4.1 from PyPI into target/dash-venv"
+    );
+    let python = String::from_utf8(venv.stdout)
+        .expect("a path")
+        .trim()
+        .to_owned();
+    // -B: no __pycache__ in the source tree.
+    let mut child = Command::new(&python)
+        .args(["-B", "run.py"])
+        .current_dir(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("python"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the venv's python starts");
+    child
+        .stdin
+        .take()
+        .expect("stdin is piped")
+        .write_all(serde_json::to_string(cases).expect("JSON").as_bytes())
+        .expect("python reads the cases");
+    let output = child.wait_with_output().expect("python finishes");
+    assert!(
+        output.status.success(),
+        "python/run.py failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("python/run.py prints JSON")
+}
+
+/// Key order and number formatting normalised: objects sorted by key, numbers as f64.
+fn canonical(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => {
+            let sorted: BTreeMap<&String, Value> = map
+                .iter()
+                .map(|(key, value)| (key, canonical(value)))
+                .collect();
+            Value::Object(sorted.into_iter().map(|(k, v)| (k.clone(), v)).collect())
+        }
+        Value::Array(items) => Value::Array(items.iter().map(canonical).collect()),
+        Value::Number(number) => number
+            .as_f64()
+            .and_then(serde_json::Number::from_f64)
+            .map_or(Value::Null, Value::Number),
+        other => other.clone(),
+    }
+}
+
+/// `_dash-dependencies` sorted by callback id (Dash keeps registration order; the order
+/// carries no meaning for the renderer).
+fn sorted_dependencies(list: &Value) -> Value {
+    let mut entries: Vec<Value> = list.as_array().cloned().unwrap_or_default();
+    entries.sort_by_key(|entry| entry["output"].as_str().unwrap_or_default().to_owned());
+    canonical(&Value::Array(entries))
+}
+
+#[test]
+fn tessera_answers_like_python_dash() {
+    let apps = differential::apps();
+    let cases: BTreeMap<&str, Vec<Value>> = apps
+        .iter()
+        .map(|(name, app)| (*name, requests(name, app)))
+        .collect();
+    let reference = python(&cases);
+
+    let mut mismatches = Vec::new();
+    let mut compared = 0;
+    for (name, app) in &apps {
+        let dependencies_json = app.dependencies_json();
+        let dependencies = Dependencies::parse(&dependencies_json)
+            .unwrap_or_else(|error| panic!("{name}: {error}"));
+        graph::check(&dependencies).unwrap_or_else(|error| panic!("{name}: {error}"));
+        let ours: Value = serde_json::from_str(&dependencies_json).expect("JSON");
+        let theirs = &reference[name]["dependencies"];
+        if sorted_dependencies(&ours) != sorted_dependencies(theirs) {
+            mismatches.push(format!(
+                "{name}: _dash-dependencies differ\n  tessera: {ours}\n  dash:    {theirs}"
+            ));
+        }
+        for (position, body) in cases[name].iter().enumerate() {
+            let ours = tessera(app, &dependencies, body);
+            let theirs = &reference[name]["responses"][position];
+            let theirs = Answer {
+                status: theirs["status"]
+                    .as_u64()
+                    .and_then(|s| u16::try_from(s).ok())
+                    .unwrap_or(0),
+                body: Some(theirs["body"].clone()).filter(|body| !body.is_null()),
+            };
+            compared += 1;
+            let same = ours.status == theirs.status
+                && ours.body.as_ref().map(canonical) == theirs.body.as_ref().map(canonical);
+            if !same {
+                mismatches.push(format!(
+                    "{name} request {position}: {body}\n  tessera: {} {}\n  dash:    {} {}",
+                    ours.status,
+                    ours.body.unwrap_or(Value::Null),
+                    theirs.status,
+                    theirs.body.unwrap_or(Value::Null),
+                ));
+            }
+        }
+    }
+    assert!(compared >= 25, "only {compared} requests compared");
+    assert!(
+        mismatches.is_empty(),
+        "{} difference(s) between Tessera and dash 4.4.1:\n\n{}",
+        mismatches.len(),
+        mismatches.join("\n\n")
+    );
+}
+
+#[test]
+fn canonical_form_ignores_key_order_and_integer_floats_only() {
+    assert_eq!(
+        canonical(&json!({"b": 1, "a": [2.0]})),
+        canonical(&json!({"a": [2], "b": 1.0}))
+    );
+    assert_ne!(canonical(&json!({"a": 1})), canonical(&json!({"a": 1.5})));
+    assert_ne!(canonical(&json!({"a": "1"})), canonical(&json!({"a": 1})));
+}
