@@ -105,6 +105,11 @@ async fn deploy(config: Config, args: &DeployArgs) -> anyhow::Result<()> {
     let app = Slug::parse(app)?;
     let bytes = std::fs::read(&args.component)
         .with_context(|| format!("cannot read {}", args.component.display()))?;
+    let assets = match &args.assets {
+        Some(dir) => crate::assets::read_dir(dir)
+            .with_context(|| format!("assets in {} refused", dir.display()))?,
+        None => Vec::new(),
+    };
     let store = Store::connect(&config.database_url)
         .await
         .with_context(|| {
@@ -122,7 +127,15 @@ async fn deploy(config: Config, args: &DeployArgs) -> anyhow::Result<()> {
     };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let deployed = deployer
-        .deploy(&tenant, &app, bytes, "cli", clock.now_millis(), false)
+        .deploy_with_assets(
+            &tenant,
+            &app,
+            bytes,
+            assets,
+            "cli",
+            clock.now_millis(),
+            false,
+        )
         .await
         .with_context(|| {
             format!("deploy of {tenant}/{app} refused; the live version is unchanged")

@@ -172,6 +172,9 @@ pub struct DeployArgs {
     pub target: String,
     /// The component file.
     pub component: PathBuf,
+    /// The app's `assets/` folder (CSS, JS, images, favicon.ico), deployed with it.
+    #[arg(long, value_name = "DIR")]
+    pub assets: Option<PathBuf>,
 }
 
 /// The `[limits]` table: per-callback sandbox limits.

@@ -12,7 +12,14 @@ pub const EXAMPLES: &[(&str, &str)] = &[
     ("hello", "hello.wasm"),
     ("sales-explorer", "sales_explorer.wasm"),
     ("dynamic-filters", "dynamic_filters.wasm"),
+    ("multi-page", "multi_page.wasm"),
 ];
+
+/// The examples' sources in the checkout this binary was built from; an example's
+/// `assets/` folder there, when it has one, is deployed with it.
+fn examples_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples")
+}
 
 /// The demo tenant's slug.
 pub const TENANT: &str = "demo";
@@ -25,14 +32,29 @@ pub async fn install(state: &AppState) -> anyhow::Result<Vec<(String, Deployed)>
         let path = state.config.demo_dir.join(file);
         let bytes = tokio::fs::read(&path).await.with_context(|| {
             format!(
-                "the demo needs {} (build the examples with scripts/build-guests.sh hello sales-explorer dynamic-filters, or set TESSERA_DEMO_DIR)",
+                "the demo needs {} (build the examples with scripts/build-guests.sh hello sales-explorer dynamic-filters multi-page, or set TESSERA_DEMO_DIR)",
                 path.display()
             )
         })?;
         let app = Slug::parse(name)?;
+        let assets_dir = examples_dir().join(name).join("assets");
+        let assets = if assets_dir.is_dir() {
+            crate::assets::read_dir(&assets_dir)
+                .with_context(|| format!("the assets of the demo app {name}"))?
+        } else {
+            Vec::new()
+        };
         let result = state
             .deployer()
-            .deploy(&tenant, &app, bytes, "demo", state.clock.now_millis(), true)
+            .deploy_with_assets(
+                &tenant,
+                &app,
+                bytes,
+                assets,
+                "demo",
+                state.clock.now_millis(),
+                true,
+            )
             .await
             .with_context(|| format!("deploying the demo app {name}"))?;
         deployed.push(((*name).to_owned(), result));

@@ -6,6 +6,7 @@
 use sandbox::{LoadOptions, Sandbox};
 use sha2::{Digest, Sha256};
 
+use crate::assets::AssetFile;
 use crate::dash::dependencies::{Dependencies, InvalidDependencies};
 use crate::dash::graph::{self, GraphError};
 use crate::ids::Slug;
@@ -31,6 +32,9 @@ pub enum Error {
     /// Its callbacks write one output twice or depend on each other in a circle.
     #[error("the app's callbacks cannot be served: {0}")]
     Graph(#[from] GraphError),
+    /// Its assets break a rule (path, extension, size).
+    #[error("the assets were refused: {0}")]
+    Assets(#[from] crate::assets::Error),
     /// Storing it failed.
     #[error(transparent)]
     Store(#[from] store::Error),
@@ -79,6 +83,36 @@ impl Deployer<'_> {
         now: i64,
         skip_if_live: bool,
     ) -> Result<Deployed, Error> {
+        self.deploy_with_assets(
+            tenant,
+            app,
+            component,
+            Vec::new(),
+            source,
+            now,
+            skip_if_live,
+        )
+        .await
+    }
+
+    /// [`Deployer::deploy`] with the files of the app's `assets/` folder, checked
+    /// ([`crate::assets::check`]) and stored with the version. With `skip_if_live`, the
+    /// live version is kept only if its component and its assets are both identical.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the deploy inputs; a struct would only rename them"
+    )]
+    pub async fn deploy_with_assets(
+        &self,
+        tenant: &Slug,
+        app: &Slug,
+        component: Vec<u8>,
+        assets: Vec<AssetFile>,
+        source: &str,
+        now: i64,
+        skip_if_live: bool,
+    ) -> Result<Deployed, Error> {
+        crate::assets::check(&assets)?;
         if component.len() > self.max_component_bytes {
             return Err(Error::TooLarge {
                 size: component.len(),
@@ -90,7 +124,22 @@ impl Deployer<'_> {
             true => self.store.live_version(tenant, app).await?,
             false => None,
         };
-        if let Some(live) = live.filter(|live| live.sha256 == sha256) {
+        let live = match live.filter(|live| live.sha256 == sha256) {
+            Some(live) => {
+                let stored = self
+                    .store
+                    .version_assets(live.app_id, live.version_id)
+                    .await?;
+                let same = stored.len() == assets.len()
+                    && stored.iter().zip(&assets).all(|(stored, new)| {
+                        stored.path == new.path
+                            && stored.sha256 == crate::assets::sha256(&new.bytes)
+                    });
+                same.then_some(live)
+            }
+            None => None,
+        };
+        if let Some(live) = live {
             // Validate again anyway: it proves the live version still loads on this build.
             let (title, callbacks) = self.validate(component).await?;
             return Ok(Deployed {
@@ -104,7 +153,7 @@ impl Deployer<'_> {
         let (title, callbacks) = self.validate(component.clone()).await?;
         let published = self
             .store
-            .publish_version(
+            .publish_version_with_assets(
                 tenant,
                 app,
                 NewVersion {
@@ -113,6 +162,7 @@ impl Deployer<'_> {
                     title: &title,
                     source,
                 },
+                &assets,
                 now,
             )
             .await?;

@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 use sandbox::{LoadOptions, Sandbox};
 
+use crate::assets::AssetMeta;
+use crate::dash::clientside;
 use crate::dash::dependencies::{Dependencies, InvalidDependencies};
 use crate::ids::Slug;
 use crate::store::{self, LiveVersion, Store};
@@ -24,6 +26,12 @@ pub struct LiveApp {
     pub component: sandbox::Component,
     /// Its callbacks, parsed once.
     pub dependencies: Dependencies,
+    /// The `_dash-dependencies` body (inline clientside sources taken out).
+    pub dependencies_json: String,
+    /// Inline clientside functions, as scripts for the index page.
+    pub inline_scripts: Vec<String>,
+    /// The files of its `assets/` folder (without their bytes).
+    pub assets: Vec<AssetMeta>,
 }
 
 /// Why a live app cannot be served.
@@ -130,10 +138,18 @@ impl Runtime {
         let component =
             tokio::task::spawn_blocking(move || sandbox.load(&bytes, options)).await??;
         let dependencies = Dependencies::parse(component.dependencies_json())?;
+        let split = clientside::split(component.dependencies_json())?;
+        let assets = self
+            .store
+            .version_assets(version.app_id, version.version_id)
+            .await?;
         Ok(LiveApp {
             version,
             component,
             dependencies,
+            dependencies_json: split.served_json,
+            inline_scripts: split.inline_scripts,
+            assets,
         })
     }
 }

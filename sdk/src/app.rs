@@ -15,10 +15,16 @@ use sha2::{Digest, Sha256};
 use crate::callback::{
     Context, Dependencies, Entry, Input, Output, Request, Slot, State, is_no_update,
 };
+use crate::clientside::ClientsideFunction;
 use crate::component::Component;
 use crate::error::{CallbackError, Error, Result};
 use crate::html;
 use crate::id::Id;
+use crate::pages::Pages;
+
+/// The dependency key that carries an inline clientside function's source from the
+/// component to the platform (which removes it before serving `_dash-dependencies`).
+pub const INLINE_SOURCE_KEY: &str = "tessera_inline_source";
 
 /// The boxed form of a handler: JSON in through the context, one JSON value out.
 type Handler = Box<dyn Fn(&Context<'_>) -> Result<Value> + Send + Sync>;
@@ -33,6 +39,10 @@ pub struct Callback {
     state: Vec<State>,
     multi: bool,
     prevent_initial_call: bool,
+    /// Hidden from Dash's dev tools callback graph (Dash's `hidden=True`).
+    hidden: bool,
+    /// Set for a callback the browser runs; its handler is then never called.
+    clientside: Option<ClientsideFunction>,
     handler: Handler,
 }
 
@@ -71,6 +81,8 @@ impl Callback {
             state: state.into_list(),
             multi,
             prevent_initial_call: false,
+            hidden: false,
+            clientside: None,
             handler: Box::new(move |ctx| {
                 let value = handler(ctx)?;
                 serde_json::to_value(value).map_err(|error| {
@@ -81,6 +93,40 @@ impl Callback {
                 })
             }),
         }
+    }
+
+    /// A clientside callback: the browser runs `function` (Dash's `clientside_callback`)
+    /// and the platform refuses to run it on the server.
+    ///
+    /// With a single [`Output`] the function returns the value itself; with a list it
+    /// returns an array. `window.dash_clientside.no_update` and
+    /// `window.dash_clientside.PreventUpdate` work as in Dash.
+    pub fn clientside(
+        outputs: impl Dependencies<Output>,
+        inputs: impl Dependencies<Input>,
+        state: impl Dependencies<State>,
+        function: ClientsideFunction,
+    ) -> Self {
+        let mut callback = Callback::new(outputs, inputs, state, |ctx| -> Result<Value> {
+            Err(Error::InvalidInput(format!(
+                "callback `{}` is a clientside callback: the browser runs it, not the server",
+                ctx.callback_id()
+            )))
+        });
+        callback.clientside = Some(function);
+        callback
+    }
+
+    /// Hide the callback from Dash's dev tools callback graph, as Dash does for its own
+    /// page-routing callbacks.
+    pub fn hidden(mut self, hidden: bool) -> Self {
+        self.hidden = hidden;
+        self
+    }
+
+    /// The JavaScript function, for a clientside callback.
+    pub fn clientside_function(&self) -> Option<&ClientsideFunction> {
+        self.clientside.as_ref()
     }
 
     /// Do not run the callback when the page loads, only when an input changes.
@@ -133,7 +179,12 @@ impl Callback {
             "state".into(),
             list(self.state.iter().map(State::to_value).collect()),
         );
-        entry.insert("clientside_function".into(), Value::Null);
+        entry.insert(
+            "clientside_function".into(),
+            self.clientside
+                .as_ref()
+                .map_or(Value::Null, ClientsideFunction::to_value),
+        );
         entry.insert(
             "prevent_initial_call".into(),
             Value::Bool(self.prevent_initial_call),
@@ -144,9 +195,18 @@ impl Callback {
         entry.insert("dynamic_creator".into(), Value::Null);
         entry.insert("no_output".into(), Value::Bool(self.outputs.is_empty()));
         entry.insert("optional".into(), Value::Bool(false));
-        entry.insert("hidden".into(), Value::Bool(false));
+        entry.insert("hidden".into(), Value::Bool(self.hidden));
         entry.insert("websocket".into(), Value::Bool(false));
         entry.insert("persistent".into(), Value::Bool(false));
+        // Not a Dash key: the platform takes the inline source out of the dependency, writes
+        // it into the index page and serves `_dash-dependencies` without it.
+        if let Some(source) = self
+            .clientside
+            .as_ref()
+            .and_then(ClientsideFunction::source)
+        {
+            entry.insert(INLINE_SOURCE_KEY.into(), Value::String(source.into()));
+        }
         Value::Object(entry)
     }
 
@@ -356,6 +416,34 @@ impl App {
         self.register(Callback::new(outputs, inputs, state, handler))
     }
 
+    /// Register a clientside callback: `function` runs in the browser; see
+    /// [`Callback::clientside`].
+    ///
+    /// # Panics
+    ///
+    /// As [`App::register`].
+    pub fn clientside_callback(
+        self,
+        outputs: impl Dependencies<Output>,
+        inputs: impl Dependencies<Input>,
+        state: impl Dependencies<State>,
+        function: ClientsideFunction,
+    ) -> Self {
+        self.register(Callback::clientside(outputs, inputs, state, function))
+    }
+
+    /// Make this a multi-page app: register the routing callback that fills
+    /// [`pages::container`](crate::pages::container) (its navigation bar, the page for the
+    /// browser's path and the page title) whenever the path changes, as Dash's `use_pages`.
+    ///
+    /// # Panics
+    ///
+    /// If the app already has pages (their ids would be written twice).
+    pub fn pages(self, pages: Pages) -> Self {
+        let (router, title) = pages.into_callbacks();
+        self.register(router).register(title)
+    }
+
     /// Register a callback built with [`Callback::new`].
     ///
     /// # Panics
@@ -545,6 +633,42 @@ mod tests {
             "changed_prop_ids": [],
         })
         .to_string()
+    }
+
+    #[test]
+    fn clientside_callbacks_carry_their_function_and_never_run_natively() {
+        let app = App::new("C")
+            .clientside_callback(
+                Output::new("out", "children"),
+                Input::new("in", "value"),
+                (),
+                crate::ClientsideFunction::inline("function(v) { return v; }"),
+            )
+            .clientside_callback(
+                Output::new("b", "children"),
+                Input::new("in", "n_clicks"),
+                (),
+                crate::ClientsideFunction::named("ui", "count"),
+            );
+        let deps: Value = serde_json::from_str(&app.dependencies_json()).expect("json");
+        assert_eq!(
+            deps[0]["clientside_function"]["namespace"],
+            json!("_dashprivate_clientside_funcs")
+        );
+        assert_eq!(
+            deps[0][INLINE_SOURCE_KEY],
+            json!("function(v) { return v; }")
+        );
+        assert_eq!(
+            deps[1]["clientside_function"],
+            json!({"namespace": "ui", "function_name": "count"})
+        );
+        assert!(deps[1].get(INLINE_SOURCE_KEY).is_none());
+        let request = json!({"inputs": [{"id": "in", "property": "value", "value": 1}]});
+        assert!(matches!(
+            app.run_callback("out.children", &request.to_string()),
+            Err(CallbackError::InvalidInput(message)) if message.contains("clientside")
+        ));
     }
 
     #[test]

@@ -175,6 +175,8 @@ pub(crate) struct Request {
     pub(crate) inputs: Vec<Entry>,
     pub(crate) state: Vec<Entry>,
     pub(crate) changed_prop_ids: Vec<String>,
+    /// Where the platform serves the app (`/apps/{tenant}/{app}/`), when it said.
+    pub(crate) pathname_prefix: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -187,6 +189,8 @@ struct RawRequest {
     state: Vec<Value>,
     #[serde(default)]
     changed_prop_ids: Vec<String>,
+    #[serde(default)]
+    pathname_prefix: Option<String>,
 }
 
 impl Request {
@@ -213,6 +217,7 @@ impl Request {
             inputs_list: raw.inputs,
             states_list: raw.state,
             changed_prop_ids: raw.changed_prop_ids,
+            pathname_prefix: raw.pathname_prefix,
         })
     }
 }
@@ -375,6 +380,13 @@ impl<'a> Context<'a> {
                 .collect(),
             multi,
         }
+    }
+
+    /// The URL path the platform serves the app under, with its trailing slash (Dash's
+    /// `requests_pathname_prefix`, e.g. `/apps/acme/sales/`); `/` when the request did
+    /// not say (native tests).
+    pub fn pathname_prefix(&self) -> &str {
+        self.request.pathname_prefix.as_deref().unwrap_or("/")
     }
 
     /// The id of the running callback (its dependency `output` string).

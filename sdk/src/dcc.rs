@@ -287,7 +287,17 @@ dcc_component!(
 with_value!(Dropdown, Slider, Input, Checklist, RadioItems, Tabs, Tab);
 with_options!(Dropdown, Checklist, RadioItems);
 with_range!(Slider, RangeSlider);
-with_children!(Markdown, Tabs, Tab);
+dcc_component!(
+    /// `dcc.Location`: the browser's URL as props (`pathname`, `search`, `hash`, `href`);
+    /// callbacks read it and may set it to navigate.
+    Location, location, "Location"
+);
+dcc_component!(
+    /// `dcc.Link`: a link that changes the URL without reloading the page.
+    Link, link, "Link"
+);
+
+with_children!(Markdown, Tabs, Tab, Link);
 
 impl Graph {
     /// Set the `figure`: a `plotly::Plot`, a [`Figure`] or a JSON value.
@@ -399,6 +409,27 @@ impl Interval {
     /// Pause or resume the timer.
     pub fn disabled(self, disabled: bool) -> Self {
         self.prop("disabled", disabled)
+    }
+}
+
+impl Location {
+    /// How a change of the URL is applied: `true` reloads the page, `false` only updates
+    /// the props, `"callback-nav"` (what multi-page apps use) updates them and notifies
+    /// other `Location`s.
+    pub fn refresh(self, refresh: impl Into<Value>) -> Self {
+        self.prop("refresh", refresh)
+    }
+
+    /// Set the path (navigates when changed by a callback).
+    pub fn pathname(self, pathname: impl Into<String>) -> Self {
+        self.prop("pathname", pathname.into())
+    }
+}
+
+impl Link {
+    /// The target URL.
+    pub fn href(self, href: impl Into<String>) -> Self {
+        self.prop("href", href.into())
     }
 }
 

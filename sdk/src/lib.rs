@@ -45,6 +45,7 @@
 
 mod app;
 mod callback;
+pub mod clientside;
 mod component;
 pub mod data;
 pub mod dcc;
@@ -55,9 +56,11 @@ pub mod figure;
 pub mod html;
 pub mod id;
 pub mod log;
+pub mod pages;
 
 pub use app::{App, Callback, Info, Outcome};
 pub use callback::{Context, Dependencies, Input, Key, Output, State, no_update};
+pub use clientside::ClientsideFunction;
 pub use component::{Component, IntoChildren, component};
 pub use error::{CallbackError, Error, PreventUpdate, Result};
 pub use figure::Figure;

@@ -37,6 +37,8 @@ pub struct Callback {
     pub inputs: Vec<PropRef>,
     /// The state, in order.
     pub state: Vec<PropRef>,
+    /// Whether the browser runs it (a non-null `clientside_function`).
+    pub clientside: bool,
 }
 
 /// All callbacks of an app version, by callback id.
@@ -59,6 +61,8 @@ struct RawDependency {
     state: Vec<PropRef>,
     #[serde(default)]
     no_output: bool,
+    #[serde(default)]
+    clientside_function: Option<Value>,
 }
 
 impl Dependencies {
@@ -92,6 +96,7 @@ impl Dependencies {
                 allow_duplicate,
                 inputs: declared(dep.inputs),
                 state: declared(dep.state),
+                clientside: dep.clientside_function.is_some_and(|f| !f.is_null()),
             };
             if by_output.insert(dep.output.clone(), callback).is_some() {
                 return Err(InvalidDependencies(format!(

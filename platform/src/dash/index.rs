@@ -18,14 +18,43 @@ const FAVICON: &str = "data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/s
 struct IndexPage<'a> {
     title: &'a str,
     favicon: &'a str,
+    css: &'a [String],
     config_json: String,
     scripts: Vec<String>,
+    inline_scripts: &'a [String],
+}
+
+/// What an app adds to its index page: its assets and its inline clientside functions.
+#[derive(Debug, Clone, Default)]
+pub struct AppExtras<'a> {
+    /// Stylesheet URLs, in Dash's order, for the head.
+    pub css: Vec<String>,
+    /// Asset script URLs, in Dash's order, loaded after React and before the renderer.
+    pub scripts: Vec<String>,
+    /// The favicon URL (the app's `assets/favicon.ico`), if it has one.
+    pub favicon: Option<String>,
+    /// Inline clientside functions, already made safe for a `<script>` element
+    /// ([`super::clientside::inline_script`]).
+    pub inline_scripts: &'a [String],
 }
 
 /// Render the index page of the app served under `prefix` (`/apps/{tenant}/{app}/`).
 ///
 /// `end_id` is the per-page token the renderer echoes on every callback request.
 pub fn render(frontend: &Frontend, prefix: &str, title: &str, end_id: &str) -> String {
+    render_with(frontend, prefix, title, end_id, &AppExtras::default())
+}
+
+/// [`render`] with the app's assets and inline clientside functions, placed where Dash
+/// places them: stylesheets in the head, asset scripts between React and the renderer,
+/// inline functions after the component bundles and before `new DashRenderer()`.
+pub fn render_with(
+    frontend: &Frontend,
+    prefix: &str,
+    title: &str,
+    end_id: &str,
+    extras: &AppExtras<'_>,
+) -> String {
     let children_props: serde_json::Value =
         serde_json::from_str(CHILDREN_PROPS).unwrap_or_else(|_| json!({}));
     let config = json!({
@@ -48,17 +77,21 @@ pub fn render(frontend: &Frontend, prefix: &str, title: &str, end_id: &str) -> S
         "end_id": end_id,
         "plotly_cloud_installed": false,
     });
+    let bundle = |src: String| format!("{prefix}{src}");
     let scripts = frontend
         .prelude_scripts()
         .into_iter()
-        .chain(frontend.component_scripts())
-        .map(|src| format!("{prefix}{src}"))
+        .map(bundle)
+        .chain(extras.scripts.iter().cloned())
+        .chain(frontend.component_scripts().into_iter().map(bundle))
         .collect();
     let page = IndexPage {
         title,
-        favicon: FAVICON,
+        favicon: extras.favicon.as_deref().unwrap_or(FAVICON),
+        css: &extras.css,
         config_json: script_safe_json(&config),
         scripts,
+        inline_scripts: extras.inline_scripts,
     };
     page.render()
         .unwrap_or_else(|e| format!("template error: {e}"))

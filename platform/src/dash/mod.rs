@@ -4,6 +4,7 @@
 //!
 //! Nothing here touches axum, the database or wasmtime; [`crate::http::dash`] wires it up.
 
+pub mod clientside;
 pub mod dependencies;
 pub mod graph;
 pub mod index;
@@ -22,6 +23,9 @@ pub enum ProtocolError {
     /// Inputs, state or outputs differ from the callback's declaration.
     #[error("{0}")]
     Mismatch(String),
+    /// The callback runs in the browser; the server never runs it.
+    #[error("callback {0:?} is a clientside callback: the browser runs it, not the server")]
+    Clientside(String),
 }
 
 impl ProtocolError {
@@ -31,6 +35,7 @@ impl ProtocolError {
             Self::Malformed(_) => "malformed_request",
             Self::UnknownCallback(_) => "unknown_callback",
             Self::Mismatch(_) => "request_mismatch",
+            Self::Clientside(_) => "clientside_callback",
         }
     }
 }

@@ -75,6 +75,9 @@ pub struct GuestRequest<'a> {
     pub state: &'a [Value],
     /// Which inputs changed.
     pub changed_prop_ids: &'a [String],
+    /// Where the app is served (`/apps/{tenant}/{app}/`), so page routing can strip it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pathname_prefix: Option<&'a str>,
 }
 
 /// A request that has been checked against its callback.
@@ -91,11 +94,21 @@ pub struct CheckedUpdate<'d> {
 impl CheckedUpdate<'_> {
     /// The JSON handed to the component.
     pub fn guest_request_json(&self) -> String {
+        self.guest_request(None)
+    }
+
+    /// The JSON handed to the component of an app served under `prefix`.
+    pub fn guest_request_json_at(&self, prefix: &str) -> String {
+        self.guest_request(Some(prefix))
+    }
+
+    fn guest_request(&self, pathname_prefix: Option<&str>) -> String {
         let request = GuestRequest {
             outputs: &self.outputs,
             inputs: &self.request.inputs,
             state: &self.request.state,
             changed_prop_ids: &self.request.changed_prop_ids,
+            pathname_prefix,
         };
         // Serialising plain structs of JSON values cannot fail.
         serde_json::to_string(&request).unwrap_or_else(|_| "{}".to_owned())
@@ -113,6 +126,9 @@ pub fn check<'d>(
     let callback = dependencies
         .get(&request.output)
         .ok_or_else(|| ProtocolError::UnknownCallback(request.output.clone()))?;
+    if callback.clientside {
+        return Err(ProtocolError::Clientside(request.output.clone()));
+    }
     let mut wildcards = Wildcards::default();
     check_entries(
         "input",

@@ -3,11 +3,12 @@
 //! Every handler resolves the live version first, so an unknown tenant or app is a 404
 //! before anything else happens, and a request keeps one version for its whole life.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -38,6 +39,9 @@ pub fn router() -> Router<AppState> {
             post(update_component),
         )
         .route("/apps/{tenant}/{app}/assets/{*path}", get(app_asset))
+        // Any other path under the app is a page of a multi-page app: the index page, so
+        // deep links and reloads work (the page-routing callback picks the page).
+        .route("/apps/{tenant}/{app}/{*page}", get(page_path))
         .merge(suites)
 }
 
@@ -74,6 +78,23 @@ async fn add_trailing_slash(Path((tenant, app)): Path<(String, String)>) -> Resp
     }
 }
 
+/// A path under the app that is not one of Dash's own: the index page. Paths whose first
+/// segment starts with `_` (Dash's reserved `_dash-…`, `_reload-hash`, …) are not pages.
+async fn page_path(
+    State(state): State<AppState>,
+    Path((tenant, app, page)): Path<(String, String, String)>,
+) -> Result<Response, ApiError> {
+    if page.starts_with('_') {
+        live_app(&state, &tenant, &app).await?;
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{page:?} is reserved for Dash's own endpoints"),
+        ));
+    }
+    index_page(State(state), Path((tenant, app))).await
+}
+
 async fn index_page(
     State(state): State<AppState>,
     Path((tenant, app)): Path<(String, String)>,
@@ -85,11 +106,19 @@ async fn index_page(
         .take(24)
         .map(char::from)
         .collect();
-    let html = index::render(
+    let assets = crate::assets::index_assets(&live.assets);
+    let extras = index::AppExtras {
+        css: assets.css.iter().map(|a| a.url(&prefix)).collect(),
+        scripts: assets.js.iter().map(|a| a.url(&prefix)).collect(),
+        favicon: assets.favicon.map(|a| a.url(&prefix)),
+        inline_scripts: &live.inline_scripts,
+    };
+    let html = index::render_with(
         &state.frontend,
         &prefix,
         &live.component.info().title,
         &end_id,
+        &extras,
     );
     Ok((
         [(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"))],
@@ -111,7 +140,7 @@ async fn dependencies(
     Path((tenant, app)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let live = live_app(&state, &tenant, &app).await?;
-    Ok(json_response(live.component.dependencies_json().to_owned()))
+    Ok(json_response(live.dependencies_json.clone()))
 }
 
 /// Run one callback: check the body against the declared callback, call the component
@@ -124,7 +153,7 @@ async fn update_component(
 ) -> Result<Response, ApiError> {
     let live = live_app(&state, &tenant, &app).await?;
     let checked = update::check(&live.dependencies, &body)?;
-    let request_json = checked.guest_request_json();
+    let request_json = checked.guest_request_json_at(&format!("/apps/{tenant}/{app}/"));
     let callback_id = checked.callback.output.clone();
     let component = live.component.clone();
     let id_for_call = callback_id.clone();
@@ -166,18 +195,57 @@ fn write_app_log(tenant: &str, app: &str, version: i64, lines: &[sandbox::LogLin
     }
 }
 
-/// The app's own `assets/` folder. Components deployed with `tessera deploy` carry no
-/// assets yet, so after checking the app exists every path is a 404.
+/// A file of the live version's `assets/` folder. With the current fingerprint in `?m=`
+/// it may be cached for good; without it (or with an old one), for a short while only.
 async fn app_asset(
     State(state): State<AppState>,
     Path((tenant, app, path)): Path<(String, String, String)>,
+    Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    live_app(&state, &tenant, &app).await?;
-    Err(ApiError::new(
-        StatusCode::NOT_FOUND,
-        "asset_not_found",
-        format!("the app has no asset {path:?}"),
-    ))
+    let live = live_app(&state, &tenant, &app).await?;
+    let not_found = || {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "asset_not_found",
+            format!("the app has no asset {path:?}"),
+        )
+    };
+    if let Err(e) = crate::assets::check_path(&path) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_asset_path",
+            e.to_string(),
+        ));
+    }
+    let meta = live
+        .assets
+        .iter()
+        .find(|a| a.path == path)
+        .ok_or_else(not_found)?;
+    let content_type = crate::assets::content_type(&path).ok_or_else(not_found)?;
+    let bytes = state
+        .store
+        .version_asset(live.version.app_id, live.version.version_id, &path)
+        .await
+        .map_err(|e| ApiError::internal("reading an asset failed", &e))?
+        .ok_or_else(not_found)?;
+    let cache = if query.get("m").map(String::as_str) == Some(meta.fingerprint()) {
+        "public, max-age=31536000, immutable"
+    } else {
+        "no-cache"
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+            (header::CACHE_CONTROL, HeaderValue::from_static(cache)),
+            (
+                header::HeaderName::from_static("x-content-type-options"),
+                HeaderValue::from_static("nosniff"),
+            ),
+        ],
+        Body::from(bytes),
+    )
+        .into_response())
 }
 
 async fn component_suite(

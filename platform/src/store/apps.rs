@@ -4,6 +4,7 @@ use sqlx::Row;
 
 use super::audit::{self, Change};
 use super::{Result, Store};
+use crate::assets::AssetFile;
 use crate::ids::{AppId, Slug, TenantId, VersionId};
 use crate::tenancy::Visibility;
 
@@ -156,6 +157,21 @@ impl Store {
         version: NewVersion<'_>,
         now: i64,
     ) -> Result<PublishedVersion> {
+        self.publish_version_with_assets(tenant, app, version, &[], now)
+            .await
+    }
+
+    /// [`Store::publish_version`] with the files of the app's `assets/` folder, stored
+    /// with the version in the same transaction. The paths must have been checked
+    /// ([`crate::assets::check`]).
+    pub async fn publish_version_with_assets(
+        &self,
+        tenant: &Slug,
+        app: &Slug,
+        version: NewVersion<'_>,
+        assets: &[AssetFile],
+        now: i64,
+    ) -> Result<PublishedVersion> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "insert into tenants (slug, name, created_at) values ($1, $1, $2) \
@@ -208,6 +224,9 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?
         .try_get(0)?;
+        for asset in assets {
+            super::assets::insert(&mut tx, VersionId(version_id), asset).await?;
+        }
         sqlx::query("update apps set live_version_id = $1 where id = $2")
             .bind(version_id)
             .bind(app_id)
@@ -224,7 +243,7 @@ impl Store {
             Some(TenantId(tenant_id)),
             "app.deploy",
             &format!("app:{tenant}/{app}"),
-            serde_json::json!({"version": number, "sha256": version.sha256}),
+            serde_json::json!({"version": number, "sha256": version.sha256, "assets": assets.len()}),
         )
         .await?;
         tx.commit().await?;

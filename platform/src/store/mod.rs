@@ -10,6 +10,7 @@
 
 mod access;
 mod apps;
+mod assets;
 mod audit;
 mod memberships;
 mod tenants;

@@ -9,5 +9,6 @@ mod cli;
 mod config;
 mod dash;
 mod deploy;
+mod pages;
 mod store;
 mod support;

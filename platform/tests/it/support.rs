@@ -122,6 +122,22 @@ impl TestApp {
             .expect("deploy succeeds");
     }
 
+    /// Deploy a built guest as `tenant/app` with asset files.
+    pub async fn deploy_with_assets(
+        &self,
+        tenant: &str,
+        app: &str,
+        file: &str,
+        assets: Vec<platform::assets::AssetFile>,
+    ) -> Result<platform::deploy::Deployed, platform::deploy::Error> {
+        let tenant = Slug::parse(tenant).expect("tenant");
+        let app = Slug::parse(app).expect("app");
+        self.state
+            .deployer()
+            .deploy_with_assets(&tenant, &app, guest_wasm(file), assets, "test", 1, false)
+            .await
+    }
+
     pub async fn request(&self, request: Request<Body>) -> Reply {
         let response = platform::http::router(self.state.clone())
             .oneshot(request)
