@@ -12,7 +12,7 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
 
 scripts/setup.sh
-scripts/build-guests.sh hello sales-explorer dynamic-filters
+scripts/build-guests.sh hello sales-explorer dynamic-filters report-builder
 
 # The server looks for the example components in <target dir>/wasm32-wasip2/guest; follow a
 # relocated cargo target directory.
@@ -37,6 +37,7 @@ cat <<EOF
     sales explorer: http://$listen/apps/demo/sales-explorer/
     dynamic filters: http://$listen/apps/demo/dynamic-filters/
     hello:          http://$listen/apps/demo/hello/
+    report builder: http://$listen/apps/demo/report-builder/
 
 EOF
 

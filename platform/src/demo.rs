@@ -12,6 +12,7 @@ pub const EXAMPLES: &[(&str, &str)] = &[
     ("hello", "hello.wasm"),
     ("sales-explorer", "sales_explorer.wasm"),
     ("dynamic-filters", "dynamic_filters.wasm"),
+    ("report-builder", "report_builder.wasm"),
 ];
 
 /// The demo tenant's slug.
@@ -25,7 +26,7 @@ pub async fn install(state: &AppState) -> anyhow::Result<Vec<(String, Deployed)>
         let path = state.config.demo_dir.join(file);
         let bytes = tokio::fs::read(&path).await.with_context(|| {
             format!(
-                "the demo needs {} (build the examples with scripts/build-guests.sh hello sales-explorer dynamic-filters, or set TESSERA_DEMO_DIR)",
+                "the demo needs {} (build the examples with scripts/build-guests.sh hello sales-explorer dynamic-filters report-builder, or set TESSERA_DEMO_DIR)",
                 path.display()
             )
         })?;

@@ -24,6 +24,8 @@ pub struct LiveApp {
     pub component: sandbox::Component,
     /// Its callbacks, parsed once.
     pub dependencies: Dependencies,
+    /// The `_dash-dependencies` body: the component's list without Tessera's private keys.
+    pub served_dependencies: String,
 }
 
 /// Why a live app cannot be served.
@@ -130,7 +132,10 @@ impl Runtime {
         let component =
             tokio::task::spawn_blocking(move || sandbox.load(&bytes, options)).await??;
         let dependencies = Dependencies::parse(component.dependencies_json())?;
+        let served_dependencies =
+            crate::dash::dependencies::public_json(component.dependencies_json());
         Ok(LiveApp {
+            served_dependencies,
             version,
             component,
             dependencies,

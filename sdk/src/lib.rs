@@ -55,6 +55,7 @@ pub mod figure;
 pub mod html;
 pub mod id;
 pub mod log;
+mod progress;
 
 pub use app::{App, Callback, Info, Outcome};
 pub use callback::{Context, Dependencies, Input, Key, Output, State, no_update};

@@ -4,6 +4,7 @@
 //!
 //! Nothing here touches axum, the database or wasmtime; [`crate::http::dash`] wires it up.
 
+pub mod background;
 pub mod dependencies;
 pub mod graph;
 pub mod index;

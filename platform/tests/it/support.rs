@@ -102,6 +102,8 @@ impl TestApp {
             admin_email: "admin@localhost".to_owned(),
             max_component_bytes: 64 << 20,
             limits,
+            redis_url: None,
+            jobs: platform::config::JobsConfig::default(),
         };
         let state = App::start(config).await.expect("platform starts");
         Self {
