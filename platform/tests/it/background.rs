@@ -235,3 +235,67 @@ async fn served_dependencies_are_dash_shaped() {
     );
     assert!(deps[0].get("tessera_background").is_none(), "{}", deps[0]);
 }
+
+/// Two platforms (replicas) sharing one Redis: a job started on one is polled, and
+/// cancelled, through the other.
+#[tokio::test]
+async fn job_started_on_one_replica_is_polled_and_cancelled_on_another_through_redis() {
+    let one = TestApp::with_redis().await;
+    let two = TestApp::with_redis().await;
+    for app in [&one, &two] {
+        app.deploy("demo", "report-builder", "report_builder.wasm")
+            .await;
+    }
+    let end_id = format!("redis-{}", std::process::id());
+    let (job, _) = start(&one, &end_id, 0).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut progressed = false;
+    let answer = loop {
+        assert!(Instant::now() < deadline, "the job never finished");
+        let reply = poll(&two, &end_id, &job).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+        let body = reply.json();
+        progressed |= body["progress"]["bar.value"].is_string();
+        if body.get("response").is_some() {
+            break body;
+        }
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    };
+    assert!(progressed, "replica two saw replica one's progress");
+    assert_eq!(
+        answer["response"]["status"]["children"],
+        "Report 1 is ready: 12 sections."
+    );
+    // Cancel through replica two; replica one stops the job.
+    let (job, _) = start(&one, &end_id, 0).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let cancel = json!({
+        "output": "cancel.id",
+        "outputs": {"id": "cancel", "property": "id"},
+        "inputs": [{"id": "cancel", "property": "n_clicks", "value": 1}],
+        "changedPropIds": ["cancel.n_clicks"]
+    });
+    let reply = two
+        .post_json(
+            &format!("{REPORT}?endId={end_id}&cancelJob={job}"),
+            cancel.to_string(),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let cancelled_at = Instant::now();
+    loop {
+        let reply = poll(&one, &end_id, &job).await;
+        if reply.status == StatusCode::NO_CONTENT {
+            break;
+        }
+        assert!(
+            reply.json().get("response").is_none(),
+            "a cancelled job answered"
+        );
+        assert!(
+            cancelled_at.elapsed() < Duration::from_secs(2),
+            "not stopped in 2 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
