@@ -14,6 +14,9 @@
 //! | – | – | `[limits] memory_mb` | 128 |
 //! | – | – | `[limits] output_mb` | 8 |
 //! | – | – | `max_component_mb` | 64 |
+//! | `--redis-url` | `TESSERA_REDIS_URL` | `redis_url` | none: background jobs stay in this process |
+//! | – | – | `[jobs] deadline_secs` | 600 (a background callback's deadline) |
+//! | – | – | `[jobs] workers` | 4 (background jobs running at once per replica) |
 //!
 //! The database URL may carry a password, so [`Config`]'s `Debug` redacts it.
 
@@ -48,6 +51,9 @@ pub struct Cli {
         hide_env_values = true
     )]
     pub database_url: Option<String>,
+    /// Redis URL for the background-callback job queue shared by replicas.
+    #[arg(long, env = "TESSERA_REDIS_URL", global = true, hide_env_values = true)]
+    pub redis_url: Option<String>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -211,6 +217,25 @@ impl LimitsConfig {
     }
 }
 
+/// The `[jobs]` table: the background-callback queue.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct JobsConfig {
+    /// Wall-clock deadline of one background job, in seconds.
+    pub deadline_secs: u64,
+    /// Background jobs running at once on one replica; more wait in the queue.
+    pub workers: usize,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        Self {
+            deadline_secs: 600,
+            workers: 4,
+        }
+    }
+}
+
 /// The TOML file's shape; every key is optional.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -223,6 +248,8 @@ struct FileConfig {
     admin_email: Option<String>,
     max_component_mb: Option<usize>,
     limits: Option<LimitsConfig>,
+    redis_url: Option<String>,
+    jobs: Option<JobsConfig>,
 }
 
 /// The resolved configuration.
@@ -244,6 +271,10 @@ pub struct Config {
     pub max_component_bytes: usize,
     /// Per-callback limits.
     pub limits: LimitsConfig,
+    /// Redis for the job queue; `None` keeps jobs in this process.
+    pub redis_url: Option<String>,
+    /// The background-callback queue.
+    pub jobs: JobsConfig,
 }
 
 impl fmt::Debug for Config {
@@ -257,6 +288,8 @@ impl fmt::Debug for Config {
             .field("admin_email", &self.admin_email)
             .field("max_component_bytes", &self.max_component_bytes)
             .field("limits", &self.limits)
+            .field("redis_url", &self.redis_url.as_deref().map(redact_url))
+            .field("jobs", &self.jobs)
             .finish()
     }
 }
@@ -331,6 +364,8 @@ impl Config {
                 .unwrap_or_else(|| "admin@localhost".to_owned()),
             max_component_bytes: file.max_component_mb.unwrap_or(64) << 20,
             limits: file.limits.unwrap_or_default(),
+            redis_url: cli.redis_url.clone().or(file.redis_url),
+            jobs: file.jobs.unwrap_or_default(),
             data_dir,
             database_url,
         })

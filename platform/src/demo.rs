@@ -13,6 +13,7 @@ pub const EXAMPLES: &[(&str, &str)] = &[
     ("sales-explorer", "sales_explorer.wasm"),
     ("dynamic-filters", "dynamic_filters.wasm"),
     ("multi-page", "multi_page.wasm"),
+    ("report-builder", "report_builder.wasm"),
 ];
 
 /// The examples' sources in the checkout this binary was built from; an example's
@@ -32,7 +33,7 @@ pub async fn install(state: &AppState) -> anyhow::Result<Vec<(String, Deployed)>
         let path = state.config.demo_dir.join(file);
         let bytes = tokio::fs::read(&path).await.with_context(|| {
             format!(
-                "the demo needs {} (build the examples with scripts/build-guests.sh hello sales-explorer dynamic-filters multi-page, or set TESSERA_DEMO_DIR)",
+                "the demo needs {} (build the examples with scripts/build-guests.sh hello sales-explorer dynamic-filters multi-page report-builder, or set TESSERA_DEMO_DIR)",
                 path.display()
             )
         })?;

@@ -16,6 +16,7 @@ pub mod error;
 pub mod frontend;
 pub mod http;
 pub mod ids;
+pub mod jobs;
 pub mod policy;
 pub mod runtime;
 pub mod state;

@@ -26,7 +26,7 @@ pub struct LiveApp {
     pub component: sandbox::Component,
     /// Its callbacks, parsed once.
     pub dependencies: Dependencies,
-    /// The `_dash-dependencies` body (inline clientside sources taken out).
+    /// The `_dash-dependencies` body (inline clientside sources and Tessera's private keys taken out).
     pub dependencies_json: String,
     /// Inline clientside functions, as scripts for the index page.
     pub inline_scripts: Vec<String>,
@@ -147,7 +147,7 @@ impl Runtime {
             version,
             component,
             dependencies,
-            dependencies_json: split.served_json,
+            dependencies_json: crate::dash::dependencies::public_json(&split.served_json),
             inline_scripts: split.inline_scripts,
             assets,
         })

@@ -10,6 +10,7 @@ use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
 use crate::deploy::Deployer;
 use crate::frontend::Frontend;
+use crate::jobs::{JobStore, Jobs, MemoryJobs, RedisJobs};
 use crate::runtime::Runtime;
 use crate::store::Store;
 
@@ -25,6 +26,8 @@ pub struct App {
     pub frontend: Frontend,
     /// Wall-clock time.
     pub clock: SharedClock,
+    /// The background-callback job queue.
+    pub jobs: Jobs,
 }
 
 /// Cheap to clone; what axum hands to handlers.
@@ -53,7 +56,19 @@ impl App {
             })?;
         let sandbox = open_sandbox(&config)?;
         let runtime = Runtime::new(sandbox, store.clone(), config.limits.to_sandbox());
+        let job_store = match &config.redis_url {
+            Some(url) => JobStore::Redis(RedisJobs::connect(url).await.with_context(|| {
+                format!("connecting to Redis at {}", crate::config::redact_url(url))
+            })?),
+            None => JobStore::Memory(Arc::new(MemoryJobs::default())),
+        };
+        let jobs = Jobs::new(
+            job_store,
+            std::time::Duration::from_secs(config.jobs.deadline_secs),
+            config.jobs.workers,
+        );
         Ok(AppState(Arc::new(App {
+            jobs,
             config,
             store,
             runtime,

@@ -29,6 +29,8 @@ pub(crate) struct ClockView<'a> {
     pub(crate) deadline: Option<Instant>,
     /// Set when a sleep was cut short by the deadline.
     pub(crate) cut_short: &'a Arc<AtomicBool>,
+    /// The call's cancellation flag: a sleep also ends soon after it is raised.
+    pub(crate) cancel: Option<&'a Arc<AtomicBool>>,
 }
 
 impl ClockView<'_> {
@@ -46,6 +48,8 @@ impl ClockView<'_> {
         let sleep = Sleep {
             until: until.map(tokio::time::Instant::from_std),
             cut_short: cut.then(|| self.cut_short.clone()),
+            cancel: self.cancel.cloned(),
+            woken: self.cut_short.clone(),
         };
         let resource = self.table.push(sleep)?;
         subscribe(self.table, resource)
@@ -83,11 +87,32 @@ struct Sleep {
     until: Option<tokio::time::Instant>,
     /// The flag to raise when this sleep ends, if it was shortened to the deadline.
     cut_short: Option<Arc<AtomicBool>>,
+    /// The call's cancellation flag, checked every [`CANCEL_CHECK`] while sleeping.
+    cancel: Option<Arc<AtomicBool>>,
+    /// Raised when a cancellation ended the sleep early (the call then fails).
+    woken: Arc<AtomicBool>,
 }
+
+/// How often a sleeping cancellable call looks at its cancellation flag.
+const CANCEL_CHECK: Duration = Duration::from_millis(50);
 
 #[wasmtime_wasi::async_trait]
 impl Pollable for Sleep {
     async fn ready(&mut self) {
+        if let Some(cancel) = &self.cancel {
+            // A cancellable call sleeps in short steps so that a cancel wakes it soon.
+            loop {
+                if cancel.load(Ordering::Relaxed) {
+                    self.woken.store(true, Ordering::Relaxed);
+                    return;
+                }
+                let step = tokio::time::Instant::now() + CANCEL_CHECK;
+                match self.until {
+                    Some(until) if until <= step => break,
+                    _ => tokio::time::sleep_until(step).await,
+                }
+            }
+        }
         match self.until {
             Some(until) => tokio::time::sleep_until(until).await,
             None => std::future::pending().await,

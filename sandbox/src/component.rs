@@ -10,13 +10,13 @@ use crate::capture::LogLine;
 use crate::config::{Limits, LoadOptions, MAX_REQUEST_BYTES};
 use crate::error::CallFailure;
 use crate::sandbox::{Compiled, SandboxInner};
-use crate::state::State;
+use crate::state::{ProgressSink, State};
 use crate::{Error, Result};
 use std::path::Path;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
-use wasmtime::{PoolConcurrencyLimitError, Store, Trap};
+use wasmtime::{PoolConcurrencyLimitError, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::I32Exit;
 
 /// Where the compiled code of a component came from when it was loaded.
@@ -57,6 +57,31 @@ pub struct CallOutput {
     pub logs: Vec<LogLine>,
     /// Wall time of the call, instantiation included when it needed a fresh instance.
     pub duration: Duration,
+}
+
+/// Per-call options beyond the component's [`Limits`]: what a background job needs.
+#[derive(Clone, Default)]
+pub struct CallOptions {
+    /// A deadline for this call instead of [`Limits::deadline`] (a background job's is
+    /// longer). At most one day.
+    pub deadline: Option<Duration>,
+    /// Raise this flag (from any thread) to stop the call: a running guest is interrupted
+    /// at the next epoch tick and a sleeping one within 50 ms; the call then fails with
+    /// [`Error::Cancelled`] and its instance is dropped.
+    pub cancel: Option<Arc<AtomicBool>>,
+    /// Receives the guest's `report-progress` JSON, on the calling thread, while the call
+    /// runs. Without a sink, reports are dropped.
+    pub progress: Option<ProgressSink>,
+}
+
+impl std::fmt::Debug for CallOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallOptions")
+            .field("deadline", &self.deadline)
+            .field("cancel", &self.cancel)
+            .field("progress", &self.progress.is_some())
+            .finish()
+    }
 }
 
 /// A loaded dashboard component: one app version under one set of limits.
@@ -175,6 +200,17 @@ impl Component {
     /// itself returns an error, the instance goes back to the idle pool (within the pool's
     /// bounds); after any other failure it is dropped.
     pub fn call(&self, callback_id: &str, request_json: &str) -> Result<CallOutput, CallFailure> {
+        self.call_with(callback_id, request_json, CallOptions::default())
+    }
+
+    /// [`Component::call`] with a deadline of its own, a cancellation flag and a progress
+    /// sink; see [`CallOptions`]. Blocking.
+    pub fn call_with(
+        &self,
+        callback_id: &str,
+        request_json: &str,
+        options: CallOptions,
+    ) -> Result<CallOutput, CallFailure> {
         let started = Instant::now();
         let inner = &*self.inner;
         let size = callback_id.len() + request_json.len();
@@ -188,18 +224,26 @@ impl Component {
             Some(instance) => instance,
             None => inner.instantiate().map_err(CallFailure::without_logs)?,
         };
-        inner.begin(&mut instance);
+        if let Err(error) = inner.begin_with(&mut instance, options) {
+            return Err(CallFailure::without_logs(error));
+        }
         let result = instance
             .dashboard
             .tessera_dashboard_app()
             .call_run_callback(&mut instance.store, callback_id, request_json);
         instance.calls += 1;
+        let cancelled = instance.store.data().cancelled();
+        {
+            let state = instance.store.data_mut();
+            state.cancel = None;
+            state.progress = None;
+        }
         let logs = instance.store.data().logs.take();
         let limit = inner.limits.output_bytes;
         // A guest whose sleep was cut short at the deadline has overrun it, whatever it
         // managed to return afterwards.
         let result = match result {
-            Ok(_) if instance.store.data().slept_past_deadline() => {
+            Ok(_) if instance.store.data().slept_past_deadline() || cancelled => {
                 Err(wasmtime::Error::from(Trap::Interrupt))
             }
             result => result,
@@ -218,6 +262,7 @@ impl Component {
             Ok(Err(bindings::CallbackError::InvalidInput(message))) => {
                 Err(too_large(message.len()).unwrap_or(Error::InvalidInput { message }))
             }
+            Err(_) if cancelled => Err(Error::Cancelled),
             Err(trap) => Err(inner.classify(&trap, instance.store.data())),
         };
         match result {
@@ -272,11 +317,52 @@ impl ComponentInner {
 
     /// Prepares an instance for one call: a new deadline, log budget and memory flag.
     fn begin(&self, instance: &mut Instance) {
+        // A previous cancellable call may have installed a callback; go back to the trap.
+        instance.store.epoch_deadline_trap();
         instance.store.set_epoch_deadline(self.ticks);
         let state = instance.store.data_mut();
         state.set_deadline(Instant::now() + self.limits.deadline);
         state.limiter.clear();
         state.logs.reset(self.limits.log_bytes);
+    }
+
+    /// Prepares an instance for one call with [`CallOptions`]. A cancellable call or one
+    /// with its own deadline is watched by an epoch callback that looks at the flag and
+    /// the clock on every tick; an ordinary call keeps the plain epoch trap.
+    fn begin_with(&self, instance: &mut Instance, options: CallOptions) -> Result<()> {
+        self.begin(instance);
+        let CallOptions {
+            deadline,
+            cancel,
+            progress,
+        } = options;
+        if let Some(deadline) = deadline {
+            if deadline > Duration::from_secs(24 * 3600) {
+                return Err(Error::InvalidLimits {
+                    reason: "a call deadline must be at most one day".to_string(),
+                });
+            }
+            instance
+                .store
+                .data_mut()
+                .set_deadline(Instant::now() + deadline);
+        }
+        let watched = deadline.is_some() || cancel.is_some();
+        let state = instance.store.data_mut();
+        state.cancel = cancel;
+        state.progress = progress;
+        if watched {
+            instance.store.set_epoch_deadline(1);
+            instance.store.epoch_deadline_callback(|context| {
+                let state = context.data();
+                let expired = state.deadline().is_some_and(|d| Instant::now() >= d);
+                if state.cancelled() || expired {
+                    return Err(wasmtime::Error::from(Trap::Interrupt));
+                }
+                Ok(UpdateDeadline::Continue(1))
+            });
+        }
+        Ok(())
     }
 
     /// Calls `info`, `layout` and `dependencies` (under one deadline) and checks them.

@@ -67,6 +67,10 @@ pub enum Error {
         /// The guest's message.
         message: String,
     },
+    /// The call was cancelled through [`CallOptions::cancel`](crate::CallOptions::cancel)
+    /// and stopped; its instance was dropped.
+    #[error("callback was cancelled")]
+    Cancelled,
     /// Any other trap: an `unreachable`, a stack overflow, a call to `exit`, ….
     #[error("callback trapped: {message}")]
     Trap {

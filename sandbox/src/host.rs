@@ -1,6 +1,8 @@
 //! The `tessera:dashboard/host` interface: what the platform grants a dashboard beyond
-//! WASI. Both functions are cheap and bounded; neither can block for long, because
+//! WASI. Every function is cheap and bounded; neither can block for long, because
 //! epoch interruption cannot stop a guest while it is inside a host call.
+//! `report-progress` hands the report to the sink the caller supplied for this call
+//! ([`crate::CallOptions::progress`]) and returns at once.
 
 use crate::bindings::host;
 use crate::capture::Level;
@@ -17,6 +19,10 @@ impl host::Host for State {
             host::Level::Error => Level::Error,
         };
         self.logs.host(level, message);
+    }
+
+    fn report_progress(&mut self, json: String) {
+        self.report_progress(json);
     }
 
     fn read_data(&mut self, path: String) -> Result<Vec<u8>, String> {

@@ -86,12 +86,13 @@ mod sandbox;
 mod state;
 
 pub use capture::{Level, LogLine, LogStream};
-pub use component::{AppInfo, ArtifactSource, CallOutput, Component, Outcome};
+pub use component::{AppInfo, ArtifactSource, CallOptions, CallOutput, Component, Outcome};
 pub use config::{
     Limits, LoadOptions, MAX_COMPONENT_BYTES, MAX_DATA_READ_BYTES, MAX_REQUEST_BYTES, SandboxConfig,
 };
 pub use error::{CallFailure, Error};
 pub use sandbox::Sandbox;
+pub use state::ProgressSink;
 
 /// The result type of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -38,7 +38,16 @@ pub(crate) struct State {
     deadline: Option<Instant>,
     /// Raised by the clock when it cut a sleep short at the deadline.
     sleep_cut_short: Arc<AtomicBool>,
+    /// The cancellation flag of the call in progress, if it can be cancelled.
+    pub(crate) cancel: Option<Arc<AtomicBool>>,
+    /// Where progress reports of the call in progress go, if anywhere.
+    pub(crate) progress: Option<ProgressSink>,
+    /// Largest progress report passed on (the output cap).
+    progress_cap: usize,
 }
+
+/// Receives the progress reports of one call, as the JSON text the guest sent.
+pub type ProgressSink = Arc<dyn Fn(String) + Send + Sync>;
 
 impl State {
     /// Fresh state for a new instance: nothing granted but the data folder, read-only.
@@ -74,6 +83,9 @@ impl State {
             origin: Instant::now(),
             deadline: None,
             sleep_cut_short: Arc::default(),
+            cancel: None,
+            progress: None,
+            progress_cap: limits.output_bytes,
         })
     }
 
@@ -84,6 +96,7 @@ impl State {
             origin: self.origin,
             deadline: self.deadline,
             cut_short: &self.sleep_cut_short,
+            cancel: self.cancel.as_ref(),
         }
     }
 
@@ -96,6 +109,37 @@ impl State {
     /// Whether the guest slept into its deadline during this call.
     pub(crate) fn slept_past_deadline(&self) -> bool {
         self.sleep_cut_short.load(Ordering::Relaxed)
+    }
+
+    /// Whether the call in progress has been cancelled.
+    pub(crate) fn cancelled(&self) -> bool {
+        self.cancel
+            .as_ref()
+            .is_some_and(|flag| flag.load(Ordering::Relaxed))
+    }
+
+    /// The deadline of the call in progress.
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// Passes a progress report to the call's sink, if it has one and the report is
+    /// within the output cap; anything else is dropped with a log line.
+    pub(crate) fn report_progress(&mut self, json: String) {
+        let Some(sink) = &self.progress else {
+            return;
+        };
+        if json.len() > self.progress_cap {
+            self.logs.host(
+                crate::capture::Level::Warn,
+                format!(
+                    "progress report of {} bytes dropped (over the output cap)",
+                    json.len()
+                ),
+            );
+            return;
+        }
+        sink(json);
     }
 
     /// The resource table, for the `wasi:io` interfaces.

@@ -43,8 +43,26 @@ pub struct Callback {
     hidden: bool,
     /// Set for a callback the browser runs; its handler is then never called.
     clientside: Option<ClientsideFunction>,
+    background: Option<Background>,
     handler: Handler,
 }
+
+/// What makes a callback a background callback (Dash's `background=True`): it runs as a
+/// job on the platform while the renderer polls every `interval_ms`.
+#[derive(Clone, Debug, Default)]
+struct Background {
+    interval_ms: u64,
+    /// `(output, value while running, value afterwards)`.
+    running: Vec<(Output, Value, Value)>,
+    progress: Vec<Output>,
+    progress_default: Option<Vec<Value>>,
+    cancel: Vec<Input>,
+}
+
+/// The Tessera-only key of a dependency entry that tells the platform a background
+/// callback's progress outputs and cancel inputs. The platform removes it before serving
+/// `_dash-dependencies`, which then reads exactly as Dash's.
+pub const BACKGROUND_KEY: &str = "tessera_background";
 
 impl std::fmt::Debug for Callback {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -83,6 +101,7 @@ impl Callback {
             prevent_initial_call: false,
             hidden: false,
             clientside: None,
+            background: None,
             handler: Box::new(move |ctx| {
                 let value = handler(ctx)?;
                 serde_json::to_value(value).map_err(|error| {
@@ -133,6 +152,53 @@ impl Callback {
     pub fn prevent_initial_call(mut self, prevent: bool) -> Self {
         self.prevent_initial_call = prevent;
         self
+    }
+
+    /// Make this a background callback (Dash's `background=True`): the platform runs it
+    /// as a job with its own, longer deadline, and the browser polls for the result every
+    /// `interval_ms` (Dash's default is 1000).
+    pub fn background(mut self, interval_ms: u64) -> Self {
+        self.background
+            .get_or_insert_with(Background::default)
+            .interval_ms = interval_ms;
+        self
+    }
+
+    /// While the callback runs, set `output` to `on`; set it to `off` when it ends
+    /// (Dash's `running=[(Output, on, off)]`). Call once per output.
+    pub fn running(mut self, output: Output, on: impl Serialize, off: impl Serialize) -> Self {
+        // Values that are not JSON (a map with non-string keys) become null, as a `None`.
+        let on = serde_json::to_value(on).unwrap_or(Value::Null);
+        let off = serde_json::to_value(off).unwrap_or(Value::Null);
+        self.background_spec().running.push((output, on, off));
+        self
+    }
+
+    /// Outputs the callback updates while it runs through
+    /// [`Context::set_progress`] (Dash's `progress=`).
+    pub fn progress(mut self, outputs: impl Dependencies<Output>) -> Self {
+        self.background_spec().progress = outputs.into_list();
+        self
+    }
+
+    /// Values of the progress outputs when the callback is not running (Dash's
+    /// `progress_default=`), one per progress output.
+    pub fn progress_default(mut self, values: Vec<Value>) -> Self {
+        self.background_spec().progress_default = Some(values);
+        self
+    }
+
+    /// Inputs whose change cancels the running job (Dash's `cancel=`).
+    pub fn cancel(mut self, inputs: impl Dependencies<Input>) -> Self {
+        self.background_spec().cancel = inputs.into_list();
+        self
+    }
+
+    fn background_spec(&mut self) -> &mut Background {
+        self.background.get_or_insert_with(|| Background {
+            interval_ms: 1000,
+            ..Background::default()
+        })
     }
 
     /// The callback's id: its dependency `output` string, as Dash's `create_callback_id`
@@ -189,7 +255,13 @@ impl Callback {
             "prevent_initial_call".into(),
             Value::Bool(self.prevent_initial_call),
         );
-        entry.insert("background".into(), Value::Null);
+        entry.insert(
+            "background".into(),
+            match &self.background {
+                Some(background) => serde_json::json!({"interval": background.interval_ms}),
+                None => Value::Null,
+            },
+        );
         // What Dash 4.4.1 writes for `app.callback` and `dash.callback` alike (checked by the
         // differential test against the real package).
         entry.insert("dynamic_creator".into(), Value::Null);
@@ -206,6 +278,37 @@ impl Callback {
             .and_then(ClientsideFunction::source)
         {
             entry.insert(INLINE_SOURCE_KEY.into(), Value::String(source.into()));
+        }
+        if let Some(background) = &self.background {
+            if !background.running.is_empty() {
+                let mut on = Map::new();
+                let mut off = Map::new();
+                for (output, when_on, when_off) in &background.running {
+                    on.insert(output.prop_id(), when_on.clone());
+                    off.insert(output.prop_id(), when_off.clone());
+                }
+                entry.insert(
+                    "running".into(),
+                    serde_json::json!({"running": on, "runningOff": off}),
+                );
+            }
+            let mut private = Map::new();
+            private.insert(
+                "progress".into(),
+                background
+                    .progress
+                    .iter()
+                    .map(|output| Value::String(output.prop_id()))
+                    .collect(),
+            );
+            if let Some(defaults) = &background.progress_default {
+                private.insert("progressDefault".into(), Value::Array(defaults.clone()));
+            }
+            private.insert(
+                "cancel".into(),
+                background.cancel.iter().map(Input::to_value).collect(),
+            );
+            entry.insert(BACKGROUND_KEY.into(), Value::Object(private));
         }
         Value::Object(entry)
     }
@@ -482,7 +585,26 @@ impl App {
             "Duplicate callback `{id}` in app `{}`",
             self.title
         );
+        let cancels: Vec<Input> = callback
+            .background
+            .as_ref()
+            .map(|background| background.cancel.clone())
+            .unwrap_or_default();
         self.callbacks.push(callback);
+        for input in cancels {
+            // Dash registers one callback per cancel input, writing the input's own `id`
+            // and answering no_update; the renderer attaches `cancelJob` to its request.
+            let canceller = Callback::new(
+                Output::new(input.component_id().clone(), "id"),
+                input,
+                (),
+                |_| Ok(crate::no_update()),
+            )
+            .prevent_initial_call(true);
+            if !self.by_id.contains_key(&canceller.id()) {
+                self = self.register(canceller);
+            }
+        }
         self
     }
 
@@ -541,13 +663,17 @@ impl App {
         callback
             .check_request(id, &request)
             .map_err(CallbackError::InvalidInput)?;
-        let context = Context::declared(
+        let mut context = Context::declared(
             id,
             &request,
             &callback.inputs,
             &callback.state,
             callback.multi,
         );
+        context.progress_outputs = callback
+            .background
+            .as_ref()
+            .map_or(0, |background| background.progress.len());
         let value = match (callback.handler)(&context) {
             Ok(value) => value,
             Err(Error::PreventUpdate) => return Ok(Outcome::PreventUpdate),
@@ -953,5 +1079,71 @@ mod tests {
             app.run_callback(id, &request(wrong_pattern, json!([]))),
             Err(CallbackError::InvalidInput(message)) if message.contains("expects")
         ));
+    }
+}
+
+#[cfg(test)]
+mod background_tests {
+    use super::*;
+    use serde_json::json;
+
+    fn report_app() -> App {
+        App::new("Report").register(
+            Callback::new(
+                Output::new("result", "children"),
+                Input::new("run", "n_clicks"),
+                (),
+                |ctx| {
+                    ctx.set_progress(json!(["3", "10"]))?;
+                    Ok("done")
+                },
+            )
+            .background(500)
+            .running(Output::new("run", "disabled"), true, false)
+            .progress([Output::new("bar", "value"), Output::new("bar", "max")])
+            .progress_default(vec![json!("0"), json!("10")])
+            .cancel(Input::new("stop", "n_clicks"))
+            .prevent_initial_call(true),
+        )
+    }
+
+    #[test]
+    fn background_dependency_carries_dash_keys_and_the_private_spec() {
+        let deps: Value = serde_json::from_str(&report_app().dependencies_json()).expect("JSON");
+        let entry = &deps[0];
+        assert_eq!(entry["background"], json!({"interval": 500}));
+        assert_eq!(
+            entry["running"],
+            json!({"running": {"run.disabled": true}, "runningOff": {"run.disabled": false}})
+        );
+        assert_eq!(
+            entry[BACKGROUND_KEY],
+            json!({"progress": ["bar.value", "bar.max"], "progressDefault": ["0", "10"],
+                   "cancel": [{"id": "stop", "property": "n_clicks"}]})
+        );
+        // The cancel input gets Dash's no-op callback writing its own id.
+        assert_eq!(deps[1]["output"], "stop.id");
+        assert_eq!(deps[1]["prevent_initial_call"], true);
+        assert_eq!(deps[1]["background"], Value::Null);
+    }
+
+    #[test]
+    fn set_progress_reports_one_value_per_progress_output() {
+        let outcome = report_app().run_callback(
+            "result.children",
+            r#"{"inputs": [{"id": "run", "property": "n_clicks", "value": 1}]}"#,
+        );
+        assert_eq!(outcome, Ok(Outcome::Outputs(r#"["done"]"#.into())));
+        assert_eq!(crate::progress::last().as_deref(), Some(r#"["3","10"]"#));
+        let cancel = report_app().run_callback(
+            "stop.id",
+            r#"{"inputs": [{"id": "stop", "property": "n_clicks", "value": 1}]}"#,
+        );
+        assert_eq!(
+            cancel,
+            Ok(Outcome::Outputs(
+                r#"[{"_dash_no_update":"_dash_no_update"}]"#.into()
+            ))
+        );
     }
 }

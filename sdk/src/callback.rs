@@ -6,8 +6,8 @@
 //! context lists. The wire form of a request is parsed here too. This module does not
 //! decide which callback runs; [`App`](crate::App) does.
 
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
@@ -331,6 +331,8 @@ pub struct Context<'a> {
     state_names: Vec<(String, String)>,
     /// Whether the callback was declared with a list of outputs.
     multi: bool,
+    /// How many progress outputs a background callback declared.
+    pub(crate) progress_outputs: usize,
 }
 
 #[cfg(test)]
@@ -356,6 +358,7 @@ impl<'a> Context<'a> {
                 .outputs
                 .as_ref()
                 .is_some_and(|outputs| outputs.len() != 1),
+            progress_outputs: 0,
         }
     }
 
@@ -379,6 +382,7 @@ impl<'a> Context<'a> {
                 .map(|state| (state.id(), state.property.clone()))
                 .collect(),
             multi,
+            progress_outputs: 0,
         }
     }
 
@@ -387,6 +391,37 @@ impl<'a> Context<'a> {
     /// not say (native tests).
     pub fn pathname_prefix(&self) -> &str {
         self.request.pathname_prefix.as_deref().unwrap_or("/")
+    }
+
+    /// Report progress from a background callback (Dash's `set_progress`): with one
+    /// progress output the value itself, with several a list of one value per output.
+    /// The browser shows the latest report at its next poll.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Failed`] if the callback declared no progress outputs, or `value` is not
+    /// JSON or (for several outputs) not a list of the right length.
+    pub fn set_progress(&self, value: impl Serialize) -> Result<()> {
+        let value = serde_json::to_value(value)
+            .map_err(|e| Error::Failed(format!("progress is not JSON: {e}")))?;
+        let values = match (self.progress_outputs, value) {
+            (0, _) => {
+                return Err(Error::Failed(format!(
+                    "callback `{}` declared no progress outputs",
+                    self.callback
+                )));
+            }
+            (1, value) => vec![value],
+            (n, Value::Array(values)) if values.len() == n => values,
+            (n, _) => {
+                return Err(Error::Failed(format!(
+                    "callback `{}` has {n} progress outputs; report a list of {n} values",
+                    self.callback
+                )));
+            }
+        };
+        crate::progress::report(&Value::Array(values).to_string());
+        Ok(())
     }
 
     /// The id of the running callback (its dependency `output` string).

@@ -65,3 +65,8 @@ pub(crate) fn log(level: Level, message: &str) {
 pub(crate) fn read_data(path: &str) -> Result<Vec<u8>, String> {
     host::read_data(path)
 }
+
+/// Send a background callback's progress report to the host.
+pub(crate) fn report_progress(json: &str) {
+    host::report_progress(json);
+}

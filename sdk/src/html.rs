@@ -70,6 +70,7 @@ elements! {
     details => "Details",
     summary => "Summary",
     iframe => "Iframe",
+    progress => "Progress",
 }
 
 #[cfg(test)]

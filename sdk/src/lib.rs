@@ -57,6 +57,7 @@ pub mod html;
 pub mod id;
 pub mod log;
 pub mod pages;
+mod progress;
 
 pub use app::{App, Callback, Info, Outcome};
 pub use callback::{Context, Dependencies, Input, Key, Output, State, no_update};

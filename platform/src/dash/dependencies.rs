@@ -39,6 +39,42 @@ pub struct Callback {
     pub state: Vec<PropRef>,
     /// Whether the browser runs it (a non-null `clientside_function`).
     pub clientside: bool,
+    /// Set for a background callback (Dash's `background=True`).
+    pub background: Option<Background>,
+}
+
+/// A background callback's polling interval and what the platform needs to run it as a job.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub struct Background {
+    /// Poll period the renderer uses, from Dash's `background.interval`.
+    #[serde(skip)]
+    pub interval_ms: u64,
+    /// The progress outputs, `id.prop` as Dash's `str(Output)` writes them.
+    #[serde(default)]
+    pub progress: Vec<String>,
+    /// The progress outputs' values when no job runs.
+    #[serde(default, rename = "progressDefault")]
+    pub progress_default: Option<Vec<Value>>,
+    /// The inputs that cancel a running job, as `{id, property}`.
+    #[serde(default)]
+    pub cancel: Vec<Value>,
+}
+
+/// The dependency key the SDK uses for a background callback's progress outputs and
+/// cancel inputs; not part of Dash's `_dash-dependencies`, so it is removed before serving.
+pub const BACKGROUND_KEY: &str = "tessera_background";
+
+/// The dependency list as Dash serves it: `json` without Tessera's private keys.
+pub fn public_json(json: &str) -> String {
+    match serde_json::from_str::<Vec<serde_json::Map<String, Value>>>(json) {
+        Ok(mut entries) if entries.iter().any(|e| e.contains_key(BACKGROUND_KEY)) => {
+            for entry in &mut entries {
+                entry.remove(BACKGROUND_KEY);
+            }
+            serde_json::to_string(&entries).unwrap_or_else(|_| json.to_owned())
+        }
+        _ => json.to_owned(),
+    }
 }
 
 /// All callbacks of an app version, by callback id.
@@ -63,6 +99,9 @@ struct RawDependency {
     no_output: bool,
     #[serde(default)]
     clientside_function: Option<Value>,
+    background: Option<Value>,
+    #[serde(default, rename = "tessera_background")]
+    background_spec: Option<Background>,
 }
 
 impl Dependencies {
@@ -88,7 +127,22 @@ impl Dependencies {
                     })
                     .collect()
             };
+            let background = match dep.background {
+                Some(Value::Object(spec)) => {
+                    let interval_ms = spec.get("interval").and_then(Value::as_u64).unwrap_or(1000);
+                    let mut background = dep.background_spec.unwrap_or(Background {
+                        interval_ms,
+                        progress: Vec::new(),
+                        progress_default: None,
+                        cancel: Vec::new(),
+                    });
+                    background.interval_ms = interval_ms;
+                    Some(background)
+                }
+                _ => None,
+            };
             let callback = Callback {
+                background,
                 multi: is_multi(&dep.output),
                 no_output: dep.no_output,
                 output: dep.output.clone(),

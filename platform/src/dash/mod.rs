@@ -5,6 +5,7 @@
 //! Nothing here touches axum, the database or wasmtime; [`crate::http::dash`] wires it up.
 
 pub mod clientside;
+pub mod background;
 pub mod dependencies;
 pub mod graph;
 pub mod index;

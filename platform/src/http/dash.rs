@@ -15,9 +15,12 @@ use axum::routing::{get, post};
 use rand::Rng;
 use tower_http::compression::CompressionLayer;
 
+use crate::dash::background::{self, BackgroundQuery};
+use crate::dash::dependencies::Background;
 use crate::dash::{index, update};
 use crate::error::ApiError;
 use crate::ids::Slug;
+use crate::jobs::{self, JobState, Owner, Work};
 use crate::runtime::LiveApp;
 use crate::state::AppState;
 
@@ -149,10 +152,50 @@ async fn dependencies(
 async fn update_component(
     State(state): State<AppState>,
     Path((tenant, app)): Path<(String, String)>,
+    Query(query): Query<Vec<(String, String)>>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let live = live_app(&state, &tenant, &app).await?;
     let checked = update::check(&live.dependencies, &body)?;
+    let query = BackgroundQuery::from_pairs(query);
+    let owner = query.end_id.as_ref().map(|end_id| Owner {
+        tenant: tenant.clone(),
+        app: app.clone(),
+        end_id: end_id.clone(),
+    });
+    // Cancel requests ride on any callback's request (Dash's cancel callbacks).
+    if let Some(owner) = &owner {
+        for job in query.cancel_jobs.iter().chain(&query.old_jobs) {
+            state
+                .jobs
+                .cancel(owner, job)
+                .await
+                .map_err(|e| ApiError::internal("cancelling a job failed", &e))?;
+        }
+    }
+    if let Some(spec) = &checked.callback.background {
+        let owner = owner.ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "missing_end_id",
+                "a background callback needs the page's endId query parameter",
+            )
+        })?;
+        return match &query.job {
+            Some(job) => poll_job(&state, &owner, job, &checked, spec).await,
+            None => start_job(&state, &live, owner, &checked, spec).await,
+        };
+    }
+    if query.job.is_some() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "not_background",
+            format!(
+                "callback {:?} is not a background callback and has no jobs",
+                checked.callback.output
+            ),
+        ));
+    }
     let request_json = checked.guest_request_json_at(&format!("/apps/{tenant}/{app}/"));
     let callback_id = checked.callback.output.clone();
     let component = live.component.clone();
@@ -185,6 +228,108 @@ async fn update_component(
             tracing::warn!(%tenant, %app, version, callback = %callback_id, error = %failure.error, "callback failed");
             Err(ApiError::from_callback(&failure.error))
         }
+    }
+}
+
+/// Accept a background callback's run as a job and answer with its handles.
+async fn start_job(
+    state: &AppState,
+    live: &LiveApp,
+    owner: Owner,
+    checked: &update::CheckedUpdate<'_>,
+    spec: &Background,
+) -> Result<Response, ApiError> {
+    let work = Work {
+        component: live.component.clone(),
+        request_json: checked
+            .guest_request_json_at(&format!("/apps/{}/{}/", owner.tenant, owner.app)),
+    };
+    let job = state
+        .jobs
+        .start(
+            owner,
+            live.version.number,
+            checked.callback.output.clone(),
+            work,
+        )
+        .await
+        .map_err(|e| ApiError::internal("starting a background job failed", &e))?;
+    Ok(json_response(background::started_body(&job, spec)))
+}
+
+/// Answer the renderer's poll for `job`: progress while it runs, the outputs (or 204, or
+/// its error) once it ended. A job of another app or page load does not exist.
+async fn poll_job(
+    state: &AppState,
+    owner: &Owner,
+    id: &str,
+    checked: &update::CheckedUpdate<'_>,
+    spec: &Background,
+) -> Result<Response, ApiError> {
+    let internal = |e: jobs::Error| ApiError::internal("reading a background job failed", &e);
+    let job = state
+        .jobs
+        .find(owner, id)
+        .await
+        .map_err(internal)?
+        .filter(|job| job.callback == checked.callback.output)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "job_not_found",
+                format!("no background job {id:?} for this callback and page"),
+            )
+        })?;
+    let progress = state
+        .jobs
+        .store()
+        .progress(id)
+        .await
+        .map_err(internal)?
+        .and_then(|report| background::progress_object(spec, &report));
+    if !job.state.is_final() {
+        return Ok(json_response(background::pending_body(progress)));
+    }
+    // The answer is delivered once, as Dash's managers drop a result once read.
+    state.jobs.store().remove(id).await.map_err(internal)?;
+    match job.state {
+        JobState::Done {
+            outputs: Some(answer),
+        } if !checked.callback.no_output => {
+            let body = update::response_body(&checked.outputs, &answer).map_err(|e| {
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "callback_bad_answer",
+                    e.to_string(),
+                )
+            })?;
+            Ok(json_response(with_progress(&body, progress)))
+        }
+        JobState::Failed {
+            status,
+            code,
+            message,
+        } => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let body = serde_json::json!({"error": {"code": code, "message": message}});
+            Ok((status, axum::Json(body)).into_response())
+        }
+        // Cancelled, PreventUpdate or no outputs: nothing to change, as Dash answers.
+        _ => Ok(StatusCode::NO_CONTENT.into_response()),
+    }
+}
+
+/// Add the last progress to a final answer, as Dash does.
+fn with_progress(body: &str, progress: Option<serde_json::Value>) -> String {
+    let Some(progress) = progress else {
+        return body.to_owned();
+    };
+    match serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(body) {
+        Ok(mut map) => {
+            map.insert("progress".into(), progress);
+            serde_json::Value::Object(map).to_string()
+        }
+        Err(_) => body.to_owned(),
     }
 }
 

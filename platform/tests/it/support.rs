@@ -81,7 +81,24 @@ impl TestApp {
         Self::build(LimitsConfig::default(), Some(db)).await
     }
 
+    /// A platform whose job queue lives in the test Redis (`TESSERA_TEST_REDIS_URL`,
+    /// which `scripts/test.sh` sets); fails loudly without it.
+    pub async fn with_redis() -> Self {
+        let url = std::env::var("TESSERA_TEST_REDIS_URL").expect(
+            "TESSERA_TEST_REDIS_URL is not set: start Redis and export it (scripts/test.sh does)",
+        );
+        Self::build_with(LimitsConfig::default(), None, Some(url)).await
+    }
+
     async fn build(limits: LimitsConfig, db: Option<TestDatabase>) -> Self {
+        Self::build_with(limits, db, None).await
+    }
+
+    async fn build_with(
+        limits: LimitsConfig,
+        db: Option<TestDatabase>,
+        redis_url: Option<String>,
+    ) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let frontend_dir = repo_root().join("admin-ui/node_modules");
         assert!(
@@ -102,6 +119,8 @@ impl TestApp {
             admin_email: "admin@localhost".to_owned(),
             max_component_bytes: 64 << 20,
             limits,
+            redis_url,
+            jobs: platform::config::JobsConfig::default(),
         };
         let state = App::start(config).await.expect("platform starts");
         Self {

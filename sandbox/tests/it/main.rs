@@ -5,6 +5,7 @@
 //! a test fails, never skips, when they are missing.
 
 mod cache;
+mod cancel;
 mod grants;
 mod instances;
 mod limits;

@@ -141,5 +141,6 @@ pub fn variant(error: &Error) -> &'static str {
         Error::Capacity { .. } => "Capacity",
         Error::Io { .. } => "Io",
         Error::Engine { .. } => "Engine",
+        Error::Cancelled => "Cancelled",
     }
 }
