@@ -17,11 +17,12 @@ pub mod testing;
 mod tokens;
 mod users;
 
-pub use access::AppAccess;
-pub use apps::{AppSummary, LiveVersion, NewVersion, PublishedVersion};
-pub use audit::{AuditEntry, Change};
+pub use access::{AppAccess, AppAccessLists};
+pub use apps::{AppRecord, AppSummary, LiveVersion, NewVersion, PublishedVersion, VersionRecord};
+pub use audit::{AuditEntry, AuditFilter, Change};
+pub use memberships::{Member, Team};
 pub use tenants::{Quotas, Tenant};
-pub use tokens::{NewToken, TokenRecord};
+pub use tokens::{NewToken, TokenRecord, TokenSummary};
 pub use users::{NewUser, User};
 
 use std::path::Path;
@@ -58,6 +59,12 @@ pub enum Error {
         /// The name or id that was looked for.
         value: String,
     },
+    /// The change would leave a tenant without an owner.
+    #[error("a tenant must keep at least one owner")]
+    LastOwner,
+    /// A tenant quota would be exceeded.
+    #[error("{0}")]
+    QuotaExceeded(String),
     /// A value read back from the database is not one this build knows (e.g. a role).
     #[error("unexpected value in the database: {0}")]
     Corrupt(String),

@@ -5,6 +5,7 @@
 //! the test with that instruction rather than skipping it.
 
 mod access;
+mod api;
 mod cli;
 mod config;
 mod dash;
