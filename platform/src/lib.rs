@@ -16,6 +16,7 @@ pub mod frontend;
 pub mod http;
 pub mod ids;
 pub mod policy;
+pub mod quota;
 pub mod runtime;
 pub mod state;
 pub mod store;

@@ -19,6 +19,22 @@ pub struct LiveVersion {
     pub number: i64,
     /// Hex sha256 of the component.
     pub sha256: String,
+    /// The app's tenant.
+    pub tenant_id: TenantId,
+    /// The tenant's callback quotas, read with the version so a change reaches running
+    /// servers within the runtime's refresh interval.
+    pub callback_quotas: CallbackQuotas,
+}
+
+/// The quotas that govern running callbacks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CallbackQuotas {
+    /// Callbacks running at once across the tenant's apps.
+    pub max_concurrent: i64,
+    /// Memory cap of one callback, MiB.
+    pub memory_mb: i64,
+    /// Deadline of one callback, ms.
+    pub deadline_ms: i64,
 }
 
 /// A version about to be stored.
@@ -113,7 +129,8 @@ impl Store {
     /// The live version of `tenant/app`, if the app exists and has one.
     pub async fn live_version(&self, tenant: &Slug, app: &Slug) -> Result<Option<LiveVersion>> {
         let row = sqlx::query(
-            "select a.id, v.id, v.number, v.sha256 \
+            "select a.id, v.id, v.number, v.sha256, t.id, \
+                    t.max_concurrent_callbacks, t.callback_memory_mb, t.callback_deadline_ms \
              from apps a \
              join tenants t on t.id = a.tenant_id \
              join app_versions v on v.id = a.live_version_id \
@@ -129,6 +146,12 @@ impl Store {
                 version_id: VersionId(row.try_get(1)?),
                 number: row.try_get(2)?,
                 sha256: row.try_get(3)?,
+                tenant_id: TenantId(row.try_get(4)?),
+                callback_quotas: CallbackQuotas {
+                    max_concurrent: row.try_get(5)?,
+                    memory_mb: row.try_get(6)?,
+                    deadline_ms: row.try_get(7)?,
+                },
             })
         })
         .transpose()

@@ -18,7 +18,9 @@ mod tokens;
 mod users;
 
 pub use access::{AppAccess, AppAccessLists};
-pub use apps::{AppRecord, AppSummary, LiveVersion, NewVersion, PublishedVersion, VersionRecord};
+pub use apps::{
+    AppRecord, AppSummary, CallbackQuotas, LiveVersion, NewVersion, PublishedVersion, VersionRecord,
+};
 pub use audit::{AuditEntry, AuditFilter, Change};
 pub use memberships::{Member, Team};
 pub use tenants::{Quotas, Tenant};

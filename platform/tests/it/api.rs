@@ -256,14 +256,24 @@ fn expectations() -> BTreeMap<(&'static str, &'static str), (Needs, u16)> {
         ),
         ("GET", format!("{t}/apps"), Needs::Role(Viewer), 200),
         ("GET", format!("{t}/apps/{{app}}"), Needs::Role(Viewer), 200),
-        ("PATCH", format!("{t}/apps/{{app}}"), Needs::Role(Admin), 200),
+        (
+            "PATCH",
+            format!("{t}/apps/{{app}}"),
+            Needs::Role(Admin),
+            200,
+        ),
         (
             "GET",
             format!("{t}/apps/{{app}}/versions"),
             Needs::Role(Viewer),
             200,
         ),
-        ("GET", format!("{t}/apps/{{app}}/access"), Needs::Role(Admin), 200),
+        (
+            "GET",
+            format!("{t}/apps/{{app}}/access"),
+            Needs::Role(Admin),
+            200,
+        ),
         (
             "PUT",
             format!("{t}/apps/{{app}}/collaborators/{{user_id}}"),

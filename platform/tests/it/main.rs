@@ -10,5 +10,6 @@ mod cli;
 mod config;
 mod dash;
 mod deploy;
+mod quota;
 mod store;
 mod support;
