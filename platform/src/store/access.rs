@@ -84,7 +84,7 @@ impl Store {
         visibility: Visibility,
         change: &Change<'_>,
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let updated =
             sqlx::query("update apps set visibility = $3 where tenant_id = $1 and id = $2")
                 .bind(tenant.0)
@@ -155,7 +155,7 @@ impl Store {
         team: TeamId,
         change: &Change<'_>,
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         require_app(&mut tx, tenant, app).await?;
         require_team(&mut tx, tenant, team).await?;
         sqlx::query(
@@ -190,7 +190,7 @@ impl Store {
         action: &str,
         change: &Change<'_>,
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         require_app(&mut tx, tenant, app).await?;
         require_member(&mut tx, tenant, user).await?;
         sqlx::query(&format!(
@@ -344,7 +344,7 @@ impl Store {
         action: &str,
         change: &Change<'_>,
     ) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         require_app(&mut tx, tenant, app).await?;
         let removed = sqlx::query(&format!(
             "delete from {table} where tenant_id = $1 and app_id = $2 and {column} = $3"

@@ -180,7 +180,7 @@ impl Store {
         version: NewVersion<'_>,
         now: i64,
     ) -> Result<PublishedVersion> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         sqlx::query(
             "insert into tenants (slug, name, created_at) values ($1, $1, $2) \
              on conflict (slug) do nothing",

@@ -18,7 +18,7 @@ impl Store {
         role: Role,
         change: &Change<'_>,
     ) -> Result<Option<Role>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let previous: Option<String> =
             sqlx::query("select role from memberships where tenant_id = $1 and user_id = $2")
                 .bind(tenant.0)
@@ -86,7 +86,7 @@ impl Store {
         name: &str,
         change: &Change<'_>,
     ) -> Result<TeamId> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let id: i64 = sqlx::query(
             "insert into teams (tenant_id, name, created_at) values ($1, $2, $3) returning id",
         )
@@ -129,7 +129,7 @@ impl Store {
         user: UserId,
         change: &Change<'_>,
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         require_team(&mut tx, tenant, team).await?;
         require_member(&mut tx, tenant, user).await?;
         sqlx::query(
@@ -262,7 +262,7 @@ impl Store {
         role: Role,
         change: &Change<'_>,
     ) -> Result<Role> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let previous = current_role(&mut tx, tenant, user)
             .await?
             .ok_or(Error::NotFound {
@@ -300,7 +300,7 @@ impl Store {
         user: UserId,
         change: &Change<'_>,
     ) -> Result<Option<Role>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let Some(previous) = current_role(&mut tx, tenant, user).await? else {
             return Ok(None);
         };
@@ -375,7 +375,7 @@ impl Store {
         user: UserId,
         change: &Change<'_>,
     ) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         require_team(&mut tx, tenant, team).await?;
         let removed = sqlx::query(
             "delete from team_members where tenant_id = $1 and team_id = $2 and user_id = $3",

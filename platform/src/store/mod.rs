@@ -149,6 +149,16 @@ impl Store {
         self.backend
     }
 
+    /// Start a transaction. On SQLite it takes the write lock at once (`begin immediate`):
+    /// a deferred transaction that reads and then writes fails with "database is locked"
+    /// (without waiting for the busy timeout) when another writer got in between.
+    async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("begin immediate").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
+    }
+
     /// Cheap liveness probe for `/healthz`.
     pub async fn ping(&self) -> Result<()> {
         sqlx::query("select 1").execute(&self.pool).await?;

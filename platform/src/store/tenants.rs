@@ -67,7 +67,7 @@ impl Store {
         owner: Option<UserId>,
         change: &Change<'_>,
     ) -> Result<Tenant> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let id: i64 = sqlx::query(
             "insert into tenants (slug, name, created_at) values ($1, $2, $3) returning id",
         )
@@ -143,7 +143,7 @@ impl Store {
         quotas: &Quotas,
         change: &Change<'_>,
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         write_quotas(&mut tx, tenant, quotas, change).await?;
         tx.commit().await?;
         Ok(())
@@ -198,7 +198,7 @@ impl Store {
         quotas: Option<&Quotas>,
         change: &Change<'_>,
     ) -> Result<Tenant> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         if let Some(name) = name {
             sqlx::query("update tenants set name = $2 where id = $1")
                 .bind(tenant.0)

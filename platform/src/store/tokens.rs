@@ -62,7 +62,7 @@ impl Store {
         new: &NewToken<'_>,
         change: &Change<'_>,
     ) -> Result<TokenId> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let id: i64 = sqlx::query(
             "insert into api_tokens \
              (public_id, tenant_id, user_id, role, secret_sha256, created_at, expires_at) \
@@ -153,7 +153,7 @@ impl Store {
         public_id: &str,
         change: &Change<'_>,
     ) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let row = sqlx::query(
             "select tenant_id, revoked_at from api_tokens where public_id = $1 \
              and ($2 = 0 or tenant_id = $2)",
