@@ -41,13 +41,18 @@ t admin grant owner@example.org acme owner >/dev/null
 t admin create-user viewer@example.org >/dev/null
 t admin grant viewer@example.org acme viewer >/dev/null
 t deploy acme/hello "$target/wasm32-wasip2/guest/hello.wasm" >/dev/null
-token=$(t admin token create owner@example.org --tenant acme)
+token=$(t admin token create owner@example.org --tenant acme 2>"$work/token.err") || {
+    cat "$work/token.err" >&2
+    exit 1
+}
 
+# Create the log first: the background shell opens it only when it gets to run.
+: >"$work/serve.log"
 t serve --listen 127.0.0.1:0 >"$work/serve.log" 2>&1 &
 server=$!
 address=
 for _ in $(seq 1 100); do
-    address=$(sed -n 's|^Tessera is listening on \(http://[^/]*\)/$|\1|p' "$work/serve.log")
+    address=$(sed -n 's|^Tessera is listening on \(http://[^/]*\)/$|\1|p' "$work/serve.log" || true)
     [ -n "$address" ] && break
     sleep 0.1
 done
