@@ -4,6 +4,7 @@
 #   scripts/setup.sh            Rust wasm32-wasip2 target, the Dash front end (npm ci in admin-ui)
 #   scripts/setup.sh --test     ... plus Chromium (Debian package), checks for node and python3, and
 #                               the dash==4.4.1 venv of the differential tests (target/dash-venv)
+#                               and the Schemathesis venv (target/schemathesis-venv)
 #   scripts/setup.sh --bench    ... plus wrk and curl (Debian packages)
 #
 # Safe to run again: every step first checks whether its work is already done.
@@ -17,7 +18,7 @@ for arg in "$@"; do
         --test) want_test=1 ;;
         --bench) want_bench=1 ;;
         -h | --help)
-            sed -n '2,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+            sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
             exit 0
             ;;
         *)
@@ -98,6 +99,10 @@ if [ "$want_test" = 1 ]; then
     venv_python=$("$repo/scripts/differential-venv.sh") ||
         fail "scripts/differential-venv.sh could not install dash==4.4.1 from PyPI into target/dash-venv"
     say "dash venv: $venv_python"
+    # The REST API is fuzzed against its OpenAPI document (target/schemathesis-venv).
+    schemathesis=$("$repo/scripts/schemathesis-venv.sh") ||
+        fail "scripts/schemathesis-venv.sh could not install schemathesis from PyPI into target/schemathesis-venv"
+    say "schemathesis: $schemathesis"
 fi
 if [ "$want_bench" = 1 ]; then
     command -v wrk >/dev/null || fail "wrk is still missing after the install"

@@ -71,9 +71,12 @@ async fn serve(config: Config, args: &ServeArgs) -> anyhow::Result<()> {
     tracing::info!("listening on http://{address}");
     println!("Tessera is listening on http://{address}/");
     let store = state.store.clone();
-    axum::serve(listener, crate::http::router(state))
-        .with_graceful_shutdown(shutdown_signal(terminate))
-        .await?;
+    axum::serve(
+        listener,
+        crate::http::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal(terminate))
+    .await?;
     store.close().await;
     tracing::info!("stopped");
     Ok(())

@@ -33,6 +33,20 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, "app_not_found", "no such app")
     }
 
+    /// No such `what` (also what a principal who may not see it gets).
+    pub fn not_found(what: &str, name: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no {what} {name:?}"),
+        )
+    }
+
+    /// A value in the request is invalid.
+    pub fn validation(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "validation_failed", message)
+    }
+
     /// Anything the client cannot act on: logged with its cause, answered generically.
     pub fn internal(context: &str, cause: &dyn std::fmt::Display) -> Self {
         tracing::error!(%cause, "{context}");

@@ -18,6 +18,7 @@ pub mod http;
 pub mod ids;
 pub mod jobs;
 pub mod policy;
+pub mod quota;
 pub mod runtime;
 pub mod state;
 pub mod store;

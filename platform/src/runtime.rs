@@ -16,6 +16,7 @@ use crate::assets::AssetMeta;
 use crate::dash::clientside;
 use crate::dash::dependencies::{Dependencies, InvalidDependencies};
 use crate::ids::Slug;
+use crate::quota::{CallbackSlots, tenant_limits};
 use crate::store::{self, LiveVersion, Store};
 
 /// A version that is serving.
@@ -61,6 +62,7 @@ pub struct Runtime {
     sandbox: Sandbox,
     store: Store,
     load_options: LoadOptions,
+    callback_slots: CallbackSlots,
     apps: Mutex<HashMap<(Slug, Slug), Cached>>,
 }
 
@@ -77,6 +79,7 @@ impl Runtime {
                 limits,
                 ..LoadOptions::default()
             },
+            callback_slots: CallbackSlots::default(),
             apps: Mutex::new(HashMap::new()),
         }
     }
@@ -89,6 +92,11 @@ impl Runtime {
     /// The limits every call runs under.
     pub fn limits(&self) -> &sandbox::Limits {
         &self.load_options.limits
+    }
+
+    /// The per-tenant count of callbacks in flight.
+    pub fn callback_slots(&self) -> &CallbackSlots {
+        &self.callback_slots
     }
 
     /// The live version of `tenant/app`, loading it if needed; `None` when the app does
@@ -134,7 +142,12 @@ impl Runtime {
             .version_component(version.app_id, version.version_id)
             .await?;
         let sandbox = self.sandbox.clone();
-        let options = self.load_options.clone();
+        // The tenant's memory and deadline quotas, capped by the platform's limits. A
+        // change of quotas changes `LiveVersion`, so the app is loaded again with them.
+        let options = LoadOptions {
+            limits: tenant_limits(&self.load_options.limits, &version.callback_quotas),
+            ..self.load_options.clone()
+        };
         let component =
             tokio::task::spawn_blocking(move || sandbox.load(&bytes, options)).await??;
         let dependencies = Dependencies::parse(component.dependencies_json())?;

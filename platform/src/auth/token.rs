@@ -57,14 +57,18 @@ pub async fn issue(
     expires_at: Option<i64>,
     change: &Change<'_>,
 ) -> Result<Issued, Error> {
-    let mut rng = rand::rng();
-    let public_id: String = (0..PUBLIC_ID_LEN)
-        .map(|_| {
-            let alphabet = b"abcdefghijklmnopqrstuvwxyz0123456789";
-            char::from(alphabet[rng.random_range(0..alphabet.len())])
-        })
-        .collect();
-    let secret = Alphanumeric.sample_string(&mut rng, SECRET_LEN);
+    // The thread-local generator is not `Send`: drop it before the first await so the
+    // future can run on any worker (HTTP handlers need that).
+    let (public_id, secret) = {
+        let mut rng = rand::rng();
+        let public_id: String = (0..PUBLIC_ID_LEN)
+            .map(|_| {
+                let alphabet = b"abcdefghijklmnopqrstuvwxyz0123456789";
+                char::from(alphabet[rng.random_range(0..alphabet.len())])
+            })
+            .collect();
+        (public_id, Alphanumeric.sample_string(&mut rng, SECRET_LEN))
+    };
     let token = format!("{PREFIX}{public_id}_{secret}");
     store
         .create_token(

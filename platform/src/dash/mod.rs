@@ -4,8 +4,8 @@
 //!
 //! Nothing here touches axum, the database or wasmtime; [`crate::http::dash`] wires it up.
 
-pub mod clientside;
 pub mod background;
+pub mod clientside;
 pub mod dependencies;
 pub mod graph;
 pub mod index;

@@ -24,6 +24,11 @@ impl FromRequestParts<AppState> for Principal {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        // A layer that authenticated the request another way (sessions, issue 5) leaves
+        // the principal in the extensions; a client cannot put anything there.
+        if let Some(principal) = parts.extensions.get::<Principal>() {
+            return Ok(principal.clone());
+        }
         let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
             return Ok(Principal::Anonymous);
         };
@@ -45,7 +50,7 @@ impl FromRequestParts<AppState> for Principal {
     }
 }
 
-fn unauthorized(message: &str) -> Response {
+pub(crate) fn unauthorized(message: &str) -> Response {
     let mut response =
         ApiError::new(StatusCode::UNAUTHORIZED, "invalid_token", message).into_response();
     response.headers_mut().insert(

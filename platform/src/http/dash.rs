@@ -156,6 +156,21 @@ async fn update_component(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let live = live_app(&state, &tenant, &app).await?;
+    // Held until the answer is built: the tenant's concurrent-callback quota.
+    let _slot = state
+        .runtime
+        .callback_slots()
+        .try_acquire(
+            live.version.tenant_id,
+            live.version.callback_quotas.max_concurrent,
+        )
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "quota_exceeded",
+                e.to_string(),
+            )
+        })?;
     let checked = update::check(&live.dependencies, &body)?;
     let query = BackgroundQuery::from_pairs(query);
     let owner = query.end_id.as_ref().map(|end_id| Owner {

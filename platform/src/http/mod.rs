@@ -1,6 +1,7 @@
 //! The HTTP surface: one router per area, merged here.
 
 mod access;
+pub mod api;
 pub mod dash;
 mod home;
 
@@ -17,6 +18,7 @@ pub const MAX_BODY_BYTES: usize = 8 << 20;
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(home::router())
+        .merge(api::router())
         .merge(
             // Every route under /apps/{tenant}/{app}/ passes the access check first: a
             // principal who may not view the app gets the same 404 as for a missing app.

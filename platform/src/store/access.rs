@@ -84,7 +84,7 @@ impl Store {
         visibility: Visibility,
         change: &Change<'_>,
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let updated =
             sqlx::query("update apps set visibility = $3 where tenant_id = $1 and id = $2")
                 .bind(tenant.0)
@@ -155,7 +155,7 @@ impl Store {
         team: TeamId,
         change: &Change<'_>,
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         require_app(&mut tx, tenant, app).await?;
         require_team(&mut tx, tenant, team).await?;
         sqlx::query(
@@ -190,7 +190,7 @@ impl Store {
         action: &str,
         change: &Change<'_>,
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         require_app(&mut tx, tenant, app).await?;
         require_member(&mut tx, tenant, user).await?;
         sqlx::query(&format!(
@@ -231,4 +231,144 @@ async fn require_app(conn: &mut sqlx::AnyConnection, tenant: TenantId, app: AppI
         .fetch_optional(conn)
         .await?;
     found.map(|_| ()).ok_or_else(|| app_not_found(app))
+}
+
+/// Who is on an app's lists: collaborators and the users and teams granted it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AppAccessLists {
+    /// Users who may deploy it.
+    pub collaborators: Vec<UserId>,
+    /// Users granted the (restricted) app.
+    pub user_grants: Vec<UserId>,
+    /// Teams granted the (restricted) app.
+    pub team_grants: Vec<TeamId>,
+}
+
+impl Store {
+    /// The access lists of `tenant`'s app.
+    pub async fn app_access_lists(&self, tenant: TenantId, app: AppId) -> Result<AppAccessLists> {
+        let ids = |table: &'static str, column: &'static str| {
+            let pool = self.pool.clone();
+            async move {
+                let rows = sqlx::query(&format!(
+                    "select {column} from {table} where tenant_id = $1 and app_id = $2 \
+                     order by {column}"
+                ))
+                .bind(tenant.0)
+                .bind(app.0)
+                .fetch_all(&pool)
+                .await?;
+                rows.iter()
+                    .map(|row| Ok(row.try_get::<i64, _>(0)?))
+                    .collect::<Result<Vec<i64>>>()
+            }
+        };
+        Ok(AppAccessLists {
+            collaborators: ids("app_collaborators", "user_id")
+                .await?
+                .into_iter()
+                .map(UserId)
+                .collect(),
+            user_grants: ids("app_user_grants", "user_id")
+                .await?
+                .into_iter()
+                .map(UserId)
+                .collect(),
+            team_grants: ids("app_team_grants", "team_id")
+                .await?
+                .into_iter()
+                .map(TeamId)
+                .collect(),
+        })
+    }
+
+    /// Take `user`'s grant of the app away; `Ok(false)` when there was none.
+    pub async fn revoke_app_from_user(
+        &self,
+        tenant: TenantId,
+        app: AppId,
+        user: UserId,
+        change: &Change<'_>,
+    ) -> Result<bool> {
+        self.unlink(
+            tenant,
+            app,
+            ("app_user_grants", "user_id", user.0),
+            "app.revoke_user",
+            change,
+        )
+        .await
+    }
+
+    /// Stop `user` being a collaborator of the app; `Ok(false)` when they were not one.
+    pub async fn remove_collaborator(
+        &self,
+        tenant: TenantId,
+        app: AppId,
+        user: UserId,
+        change: &Change<'_>,
+    ) -> Result<bool> {
+        self.unlink(
+            tenant,
+            app,
+            ("app_collaborators", "user_id", user.0),
+            "app.remove_collaborator",
+            change,
+        )
+        .await
+    }
+
+    /// Take `team`'s grant of the app away; `Ok(false)` when there was none.
+    pub async fn revoke_app_from_team(
+        &self,
+        tenant: TenantId,
+        app: AppId,
+        team: TeamId,
+        change: &Change<'_>,
+    ) -> Result<bool> {
+        self.unlink(
+            tenant,
+            app,
+            ("app_team_grants", "team_id", team.0),
+            "app.revoke_team",
+            change,
+        )
+        .await
+    }
+
+    async fn unlink(
+        &self,
+        tenant: TenantId,
+        app: AppId,
+        (table, column, id): (&'static str, &'static str, i64),
+        action: &str,
+        change: &Change<'_>,
+    ) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        require_app(&mut tx, tenant, app).await?;
+        let removed = sqlx::query(&format!(
+            "delete from {table} where tenant_id = $1 and app_id = $2 and {column} = $3"
+        ))
+        .bind(tenant.0)
+        .bind(app.0)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if removed == 0 {
+            return Ok(false);
+        }
+        let key = column.trim_end_matches("_id");
+        audit::record(
+            &mut tx,
+            change,
+            Some(tenant),
+            action,
+            &format!("app:{app}"),
+            json!({ key: id }),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
 }

@@ -2,10 +2,11 @@
 
 use sqlx::Row;
 
+use super::AppAccess;
 use super::audit::{self, Change};
 use super::{Result, Store};
 use crate::assets::AssetFile;
-use crate::ids::{AppId, Slug, TenantId, VersionId};
+use crate::ids::{AppId, Slug, TenantId, UserId, VersionId};
 use crate::tenancy::Visibility;
 
 /// The live version of an app, without its component bytes.
@@ -19,6 +20,22 @@ pub struct LiveVersion {
     pub number: i64,
     /// Hex sha256 of the component.
     pub sha256: String,
+    /// The app's tenant.
+    pub tenant_id: TenantId,
+    /// The tenant's callback quotas, read with the version so a change reaches running
+    /// servers within the runtime's refresh interval.
+    pub callback_quotas: CallbackQuotas,
+}
+
+/// The quotas that govern running callbacks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CallbackQuotas {
+    /// Callbacks running at once across the tenant's apps.
+    pub max_concurrent: i64,
+    /// Memory cap of one callback, MiB.
+    pub memory_mb: i64,
+    /// Deadline of one callback, ms.
+    pub deadline_ms: i64,
 }
 
 /// A version about to be stored.
@@ -113,7 +130,8 @@ impl Store {
     /// The live version of `tenant/app`, if the app exists and has one.
     pub async fn live_version(&self, tenant: &Slug, app: &Slug) -> Result<Option<LiveVersion>> {
         let row = sqlx::query(
-            "select a.id, v.id, v.number, v.sha256 \
+            "select a.id, v.id, v.number, v.sha256, t.id, \
+                    t.max_concurrent_callbacks, t.callback_memory_mb, t.callback_deadline_ms \
              from apps a \
              join tenants t on t.id = a.tenant_id \
              join app_versions v on v.id = a.live_version_id \
@@ -129,6 +147,12 @@ impl Store {
                 version_id: VersionId(row.try_get(1)?),
                 number: row.try_get(2)?,
                 sha256: row.try_get(3)?,
+                tenant_id: TenantId(row.try_get(4)?),
+                callback_quotas: CallbackQuotas {
+                    max_concurrent: row.try_get(5)?,
+                    memory_mb: row.try_get(6)?,
+                    deadline_ms: row.try_get(7)?,
+                },
             })
         })
         .transpose()
@@ -172,7 +196,7 @@ impl Store {
         assets: &[AssetFile],
         now: i64,
     ) -> Result<PublishedVersion> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         sqlx::query(
             "insert into tenants (slug, name, created_at) values ($1, $1, $2) \
              on conflict (slug) do nothing",
@@ -186,6 +210,7 @@ impl Store {
             .fetch_one(&mut *tx)
             .await?
             .try_get(0)?;
+        check_quotas(&mut tx, tenant_id, app, version.component.len()).await?;
         sqlx::query(
             "insert into apps (tenant_id, name, visibility, created_at) values ($1, $2, 'public', $3) \
              on conflict (tenant_id, name) do nothing",
@@ -254,6 +279,52 @@ impl Store {
             number,
         })
     }
+}
+
+/// Refuse a version that would take the tenant over its number of apps (when `app` is
+/// new) or its storage for versions. Runs inside the publishing transaction; on
+/// PostgreSQL the tenant row is locked first so two deploys cannot both pass the check.
+async fn check_quotas(
+    conn: &mut sqlx::AnyConnection,
+    tenant_id: i64,
+    app: &Slug,
+    size: usize,
+) -> Result<()> {
+    let lock = match conn.backend_name() {
+        "PostgreSQL" => " for update",
+        _ => "",
+    };
+    let row = sqlx::query(&format!(
+        "select max_apps, max_version_storage_bytes from tenants where id = $1{lock}"
+    ))
+    .bind(tenant_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    let (max_apps, max_storage): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
+    let row = sqlx::query(
+        "select (select count(*) from apps where tenant_id = $1), \
+                (select count(*) from apps where tenant_id = $1 and name = $2), \
+                (select cast(coalesce(sum(v.size_bytes), 0) as bigint) from app_versions v \
+                 join apps a on a.id = v.app_id where a.tenant_id = $1)",
+    )
+    .bind(tenant_id)
+    .bind(app.as_str())
+    .fetch_one(&mut *conn)
+    .await?;
+    let (apps, exists, used): (i64, i64, i64) = (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+    if exists == 0 && apps >= max_apps {
+        return Err(super::Error::QuotaExceeded(format!(
+            "the tenant has {apps} apps, its quota allows {max_apps}: delete an app or ask an operator to raise max_apps"
+        )));
+    }
+    let size = i64::try_from(size).unwrap_or(i64::MAX);
+    if used.saturating_add(size) > max_storage {
+        return Err(super::Error::QuotaExceeded(format!(
+            "storing this {size}-byte version would bring the tenant's app versions to {} bytes, over its quota of {max_storage} bytes",
+            used.saturating_add(size)
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -364,5 +435,140 @@ mod tests {
         let text = err.to_string();
         assert!(text.contains("unsupported database URL"), "{text}");
         assert!(!text.contains("pw"), "password leaked: {text}");
+    }
+}
+
+/// An app of a tenant, for the API.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppRecord {
+    /// Its id.
+    pub id: AppId,
+    /// Its name (the URL segment).
+    pub name: String,
+    /// Who may open it.
+    pub visibility: Visibility,
+    /// When it was created.
+    pub created_at: i64,
+    /// The live version's number, if any.
+    pub live_version: Option<i64>,
+    /// The live version's title, if any.
+    pub title: Option<String>,
+}
+
+/// One stored version of an app, without its bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VersionRecord {
+    /// Its number within the app.
+    pub number: i64,
+    /// Hex sha256 of the component.
+    pub sha256: String,
+    /// Component size in bytes.
+    pub size_bytes: i64,
+    /// The title it reported.
+    pub title: String,
+    /// Who deployed it.
+    pub source: String,
+    /// When.
+    pub created_at: i64,
+    /// Whether it is the live version.
+    pub live: bool,
+}
+
+const APP_COLUMNS: &str = "a.id, a.name, a.visibility, a.created_at, v.number, v.title";
+
+fn app_record(row: &sqlx::any::AnyRow) -> Result<AppRecord> {
+    Ok(AppRecord {
+        id: AppId(row.try_get(0)?),
+        name: row.try_get(1)?,
+        visibility: super::parse_stored(&row.try_get::<String, _>(2)?)?,
+        created_at: row.try_get(3)?,
+        live_version: row.try_get(4)?,
+        title: row.try_get(5)?,
+    })
+}
+
+impl Store {
+    /// `tenant`'s apps ordered by name, after the cursor `after` (a name), each with how
+    /// `user` relates to it (for the policy to filter the page).
+    pub async fn list_apps(
+        &self,
+        tenant: TenantId,
+        user: Option<UserId>,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<(AppRecord, AppAccess)>> {
+        let rows = sqlx::query(&format!(
+            "select {APP_COLUMNS}, \
+               exists (select 1 from app_collaborators c \
+                       where c.app_id = a.id and c.tenant_id = a.tenant_id and c.user_id = $4), \
+               exists (select 1 from app_user_grants g \
+                       where g.app_id = a.id and g.tenant_id = a.tenant_id and g.user_id = $4) \
+               or exists (select 1 from app_team_grants tg \
+                          join team_members tm on tm.team_id = tg.team_id and tm.tenant_id = tg.tenant_id \
+                          where tg.app_id = a.id and tg.tenant_id = a.tenant_id and tm.user_id = $4) \
+             from apps a \
+             left join app_versions v on v.id = a.live_version_id \
+             where a.tenant_id = $1 and a.name > $2 order by a.name limit $3"
+        ))
+        .bind(tenant.0)
+        .bind(after.unwrap_or(""))
+        .bind(limit)
+        .bind(user.map(|u| u.0))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let record = app_record(row)?;
+                let access = AppAccess {
+                    tenant_id: tenant,
+                    app_id: record.id,
+                    visibility: record.visibility,
+                    collaborator: super::flag(row, 6)?,
+                    granted: super::flag(row, 7)?,
+                };
+                Ok((record, access))
+            })
+            .collect()
+    }
+
+    /// `tenant`'s app with this id.
+    pub async fn app_record(&self, tenant: TenantId, app: AppId) -> Result<Option<AppRecord>> {
+        let row = sqlx::query(&format!(
+            "select {APP_COLUMNS} from apps a \
+             left join app_versions v on v.id = a.live_version_id \
+             where a.tenant_id = $1 and a.id = $2"
+        ))
+        .bind(tenant.0)
+        .bind(app.0)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(app_record).transpose()
+    }
+
+    /// The versions of `tenant`'s app, newest first.
+    pub async fn list_versions(&self, tenant: TenantId, app: AppId) -> Result<Vec<VersionRecord>> {
+        let rows = sqlx::query(
+            "select v.number, v.sha256, v.size_bytes, v.title, v.source, v.created_at, \
+                    a.live_version_id = v.id \
+             from app_versions v join apps a on a.id = v.app_id \
+             where a.tenant_id = $1 and a.id = $2 order by v.number desc",
+        )
+        .bind(tenant.0)
+        .bind(app.0)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(VersionRecord {
+                    number: row.try_get(0)?,
+                    sha256: row.try_get(1)?,
+                    size_bytes: row.try_get(2)?,
+                    title: row.try_get(3)?,
+                    source: row.try_get(4)?,
+                    created_at: row.try_get(5)?,
+                    live: super::flag(row, 6).unwrap_or(false),
+                })
+            })
+            .collect()
     }
 }

@@ -18,7 +18,7 @@ impl Store {
         role: Role,
         change: &Change<'_>,
     ) -> Result<Option<Role>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let previous: Option<String> =
             sqlx::query("select role from memberships where tenant_id = $1 and user_id = $2")
                 .bind(tenant.0)
@@ -86,7 +86,7 @@ impl Store {
         name: &str,
         change: &Change<'_>,
     ) -> Result<TeamId> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let id: i64 = sqlx::query(
             "insert into teams (tenant_id, name, created_at) values ($1, $2, $3) returning id",
         )
@@ -129,7 +129,7 @@ impl Store {
         user: UserId,
         change: &Change<'_>,
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         require_team(&mut tx, tenant, team).await?;
         require_member(&mut tx, tenant, user).await?;
         sqlx::query(
@@ -201,4 +201,238 @@ pub(super) async fn require_member(
         what: "member of this tenant",
         value: format!("user {user}"),
     })
+}
+
+/// A member of a tenant.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    /// The user.
+    pub user_id: UserId,
+    /// Their address.
+    pub email: String,
+    /// Their role in the tenant.
+    pub role: Role,
+}
+
+/// A team and its members.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Team {
+    /// Its id.
+    pub id: TeamId,
+    /// Its name.
+    pub name: String,
+    /// Its members' ids.
+    pub members: Vec<UserId>,
+}
+
+impl Store {
+    /// `tenant`'s members ordered by user id, after the cursor `after` (a user id).
+    pub async fn list_members(
+        &self,
+        tenant: TenantId,
+        after: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<Member>> {
+        let rows = sqlx::query(
+            "select m.user_id, u.email, m.role from memberships m join users u on u.id = m.user_id \
+             where m.tenant_id = $1 and m.user_id > $2 order by m.user_id limit $3",
+        )
+        .bind(tenant.0)
+        .bind(after.unwrap_or(0))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(Member {
+                    user_id: UserId(row.try_get(0)?),
+                    email: row.try_get(1)?,
+                    role: parse_stored(&row.try_get::<String, _>(2)?)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Change the role of a member of `tenant`. [`Error::NotFound`] if they are not one;
+    /// [`Error::LastOwner`] if they are its only owner and would stop being one.
+    pub async fn change_role(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        role: Role,
+        change: &Change<'_>,
+    ) -> Result<Role> {
+        let mut tx = self.begin().await?;
+        let previous = current_role(&mut tx, tenant, user)
+            .await?
+            .ok_or(Error::NotFound {
+                what: "member of this tenant",
+                value: format!("user {user}"),
+            })?;
+        if previous == Role::Owner && role != Role::Owner {
+            require_other_owner(&mut tx, tenant, user).await?;
+        }
+        sqlx::query("update memberships set role = $3 where tenant_id = $1 and user_id = $2")
+            .bind(tenant.0)
+            .bind(user.0)
+            .bind(role.as_str())
+            .execute(&mut *tx)
+            .await?;
+        audit::record(
+            &mut tx,
+            change,
+            Some(tenant),
+            "membership.grant",
+            &format!("user:{user}"),
+            json!({"role": role.as_str(), "previous": previous.as_str()}),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(previous)
+    }
+
+    /// Take `user` out of `tenant` with their team memberships, grants and collaborations
+    /// (one transaction). `Ok(None)` when they were not a member;
+    /// [`Error::LastOwner`] for the tenant's only owner.
+    pub async fn remove_member(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        change: &Change<'_>,
+    ) -> Result<Option<Role>> {
+        let mut tx = self.begin().await?;
+        let Some(previous) = current_role(&mut tx, tenant, user).await? else {
+            return Ok(None);
+        };
+        if previous == Role::Owner {
+            require_other_owner(&mut tx, tenant, user).await?;
+        }
+        for table in [
+            "team_members",
+            "app_user_grants",
+            "app_collaborators",
+            "memberships",
+        ] {
+            sqlx::query(&format!(
+                "delete from {table} where tenant_id = $1 and user_id = $2"
+            ))
+            .bind(tenant.0)
+            .bind(user.0)
+            .execute(&mut *tx)
+            .await?;
+        }
+        audit::record(
+            &mut tx,
+            change,
+            Some(tenant),
+            "membership.remove",
+            &format!("user:{user}"),
+            json!({"previous": previous.as_str()}),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Some(previous))
+    }
+
+    /// `tenant`'s teams with their members, ordered by id.
+    pub async fn list_teams(&self, tenant: TenantId) -> Result<Vec<Team>> {
+        let rows = sqlx::query("select id, name from teams where tenant_id = $1 order by id")
+            .bind(tenant.0)
+            .fetch_all(&self.pool)
+            .await?;
+        let members = sqlx::query(
+            "select team_id, user_id from team_members where tenant_id = $1 \
+             order by team_id, user_id",
+        )
+        .bind(tenant.0)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut teams = rows
+            .iter()
+            .map(|row| {
+                Ok(Team {
+                    id: TeamId(row.try_get(0)?),
+                    name: row.try_get(1)?,
+                    members: Vec::new(),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        for row in &members {
+            let team = TeamId(row.try_get(0)?);
+            let user = UserId(row.try_get(1)?);
+            if let Some(t) = teams.iter_mut().find(|t| t.id == team) {
+                t.members.push(user);
+            }
+        }
+        Ok(teams)
+    }
+
+    /// Take `user` out of `team` of `tenant`; `Ok(false)` when they were not in it.
+    pub async fn remove_team_member(
+        &self,
+        tenant: TenantId,
+        team: TeamId,
+        user: UserId,
+        change: &Change<'_>,
+    ) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        require_team(&mut tx, tenant, team).await?;
+        let removed = sqlx::query(
+            "delete from team_members where tenant_id = $1 and team_id = $2 and user_id = $3",
+        )
+        .bind(tenant.0)
+        .bind(team.0)
+        .bind(user.0)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if removed == 0 {
+            return Ok(false);
+        }
+        audit::record(
+            &mut tx,
+            change,
+            Some(tenant),
+            "team.remove_member",
+            &format!("team:{team}"),
+            json!({"user": user.0}),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+}
+
+async fn current_role(
+    conn: &mut sqlx::AnyConnection,
+    tenant: TenantId,
+    user: UserId,
+) -> Result<Option<Role>> {
+    let row = sqlx::query("select role from memberships where tenant_id = $1 and user_id = $2")
+        .bind(tenant.0)
+        .bind(user.0)
+        .fetch_optional(conn)
+        .await?;
+    row.map(|row| parse_stored(&row.try_get::<String, _>(0)?))
+        .transpose()
+}
+
+/// Fail with [`Error::LastOwner`] unless `tenant` has an owner besides `user`.
+async fn require_other_owner(
+    conn: &mut sqlx::AnyConnection,
+    tenant: TenantId,
+    user: UserId,
+) -> Result<()> {
+    let others: i64 = sqlx::query(
+        "select count(*) from memberships where tenant_id = $1 and role = 'owner' and user_id <> $2",
+    )
+    .bind(tenant.0)
+    .bind(user.0)
+    .fetch_one(conn)
+    .await?
+    .try_get(0)?;
+    if others == 0 {
+        return Err(Error::LastOwner);
+    }
+    Ok(())
 }

@@ -18,11 +18,14 @@ pub mod testing;
 mod tokens;
 mod users;
 
-pub use access::AppAccess;
-pub use apps::{AppSummary, LiveVersion, NewVersion, PublishedVersion};
-pub use audit::{AuditEntry, Change};
+pub use access::{AppAccess, AppAccessLists};
+pub use apps::{
+    AppRecord, AppSummary, CallbackQuotas, LiveVersion, NewVersion, PublishedVersion, VersionRecord,
+};
+pub use audit::{AuditEntry, AuditFilter, Change};
+pub use memberships::{Member, Team};
 pub use tenants::{Quotas, Tenant};
-pub use tokens::{NewToken, TokenRecord};
+pub use tokens::{NewToken, TokenRecord, TokenSummary};
 pub use users::{NewUser, User};
 
 use std::path::Path;
@@ -59,6 +62,12 @@ pub enum Error {
         /// The name or id that was looked for.
         value: String,
     },
+    /// The change would leave a tenant without an owner.
+    #[error("a tenant must keep at least one owner")]
+    LastOwner,
+    /// A tenant quota would be exceeded.
+    #[error("{0}")]
+    QuotaExceeded(String),
     /// A value read back from the database is not one this build knows (e.g. a role).
     #[error("unexpected value in the database: {0}")]
     Corrupt(String),
@@ -139,6 +148,16 @@ impl Store {
     /// The dialect in use.
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// Start a transaction. On SQLite it takes the write lock at once (`begin immediate`):
+    /// a deferred transaction that reads and then writes fails with "database is locked"
+    /// (without waiting for the busy timeout) when another writer got in between.
+    async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("begin immediate").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
     }
 
     /// Cheap liveness probe for `/healthz`.

@@ -67,7 +67,7 @@ impl Store {
         owner: Option<UserId>,
         change: &Change<'_>,
     ) -> Result<Tenant> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let id: i64 = sqlx::query(
             "insert into tenants (slug, name, created_at) values ($1, $2, $3) returning id",
         )
@@ -143,43 +143,135 @@ impl Store {
         quotas: &Quotas,
         change: &Change<'_>,
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
-        let updated = sqlx::query(
-            "update tenants set max_apps = $2, max_concurrent_callbacks = $3, \
-             callback_memory_mb = $4, callback_deadline_ms = $5, max_version_storage_bytes = $6 \
-             where id = $1",
-        )
-        .bind(tenant.0)
-        .bind(quotas.max_apps)
-        .bind(quotas.max_concurrent_callbacks)
-        .bind(quotas.callback_memory_mb)
-        .bind(quotas.callback_deadline_ms)
-        .bind(quotas.max_version_storage_bytes)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if updated == 0 {
-            return Err(super::Error::NotFound {
-                what: "tenant",
-                value: tenant.to_string(),
-            });
-        }
-        audit::record(
-            &mut tx,
-            change,
-            Some(tenant),
-            "tenant.set_quotas",
-            &format!("tenant:{tenant}"),
-            json!({
-                "max_apps": quotas.max_apps,
-                "max_concurrent_callbacks": quotas.max_concurrent_callbacks,
-                "callback_memory_mb": quotas.callback_memory_mb,
-                "callback_deadline_ms": quotas.callback_deadline_ms,
-                "max_version_storage_bytes": quotas.max_version_storage_bytes,
-            }),
-        )
-        .await?;
+        let mut tx = self.begin().await?;
+        write_quotas(&mut tx, tenant, quotas, change).await?;
         tx.commit().await?;
         Ok(())
     }
+}
+
+impl Store {
+    /// Tenants ordered by slug, after the cursor `after` (a slug); only those `member`
+    /// belongs to when given.
+    pub async fn list_tenants(
+        &self,
+        member: Option<UserId>,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<Tenant>> {
+        let columns = COLUMNS
+            .split(", ")
+            .map(|c| format!("t.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let rows = match member {
+            Some(user) => {
+                sqlx::query(&format!(
+                    "select {columns} from tenants t \
+                     join memberships m on m.tenant_id = t.id and m.user_id = $1 \
+                     where t.slug > $2 order by t.slug limit $3"
+                ))
+                .bind(user.0)
+                .bind(after.unwrap_or(""))
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?
+            }
+            None => {
+                sqlx::query(&format!(
+                    "select {columns} from tenants t where t.slug > $1 order by t.slug limit $2"
+                ))
+                .bind(after.unwrap_or(""))
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?
+            }
+        };
+        rows.iter().map(tenant).collect()
+    }
+
+    /// Change a tenant's display name and/or quotas, in one transaction.
+    pub async fn update_tenant(
+        &self,
+        tenant: TenantId,
+        name: Option<&str>,
+        quotas: Option<&Quotas>,
+        change: &Change<'_>,
+    ) -> Result<Tenant> {
+        let mut tx = self.begin().await?;
+        if let Some(name) = name {
+            sqlx::query("update tenants set name = $2 where id = $1")
+                .bind(tenant.0)
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
+            audit::record(
+                &mut tx,
+                change,
+                Some(tenant),
+                "tenant.rename",
+                &format!("tenant:{tenant}"),
+                json!({"name": name}),
+            )
+            .await?;
+        }
+        if let Some(quotas) = quotas {
+            write_quotas(&mut tx, tenant, quotas, change).await?;
+        }
+        let row = sqlx::query(&format!("select {COLUMNS} from tenants where id = $1"))
+            .bind(tenant.0)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| super::Error::NotFound {
+                what: "tenant",
+                value: tenant.to_string(),
+            })?;
+        let updated = self::tenant(&row)?;
+        tx.commit().await?;
+        Ok(updated)
+    }
+}
+
+async fn write_quotas(
+    conn: &mut sqlx::AnyConnection,
+    tenant: TenantId,
+    quotas: &Quotas,
+    change: &Change<'_>,
+) -> Result<()> {
+    let updated = sqlx::query(
+        "update tenants set max_apps = $2, max_concurrent_callbacks = $3, \
+             callback_memory_mb = $4, callback_deadline_ms = $5, max_version_storage_bytes = $6 \
+             where id = $1",
+    )
+    .bind(tenant.0)
+    .bind(quotas.max_apps)
+    .bind(quotas.max_concurrent_callbacks)
+    .bind(quotas.callback_memory_mb)
+    .bind(quotas.callback_deadline_ms)
+    .bind(quotas.max_version_storage_bytes)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if updated == 0 {
+        return Err(super::Error::NotFound {
+            what: "tenant",
+            value: tenant.to_string(),
+        });
+    }
+    audit::record(
+        conn,
+        change,
+        Some(tenant),
+        "tenant.set_quotas",
+        &format!("tenant:{tenant}"),
+        json!({
+            "max_apps": quotas.max_apps,
+            "max_concurrent_callbacks": quotas.max_concurrent_callbacks,
+            "callback_memory_mb": quotas.callback_memory_mb,
+            "callback_deadline_ms": quotas.callback_deadline_ms,
+            "max_version_storage_bytes": quotas.max_version_storage_bytes,
+        }),
+    )
+    .await?;
+    Ok(())
 }

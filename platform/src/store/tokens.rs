@@ -62,7 +62,7 @@ impl Store {
         new: &NewToken<'_>,
         change: &Change<'_>,
     ) -> Result<TokenId> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let id: i64 = sqlx::query(
             "insert into api_tokens \
              (public_id, tenant_id, user_id, role, secret_sha256, created_at, expires_at) \
@@ -142,15 +142,30 @@ impl Store {
     /// Revoke the token with this public id. `Ok(false)` when it already was;
     /// [`Error::NotFound`] when there is no such token.
     pub async fn revoke_token(&self, public_id: &str, change: &Change<'_>) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
-        let row = sqlx::query("select tenant_id, revoked_at from api_tokens where public_id = $1")
-            .bind(public_id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| Error::NotFound {
-                what: "token",
-                value: public_id.to_owned(),
-            })?;
+        self.revoke_token_in(None, public_id, change).await
+    }
+
+    /// [`Store::revoke_token`] limited to `tenant`'s tokens when given: a token of another
+    /// tenant is [`Error::NotFound`].
+    pub async fn revoke_token_in(
+        &self,
+        only: Option<TenantId>,
+        public_id: &str,
+        change: &Change<'_>,
+    ) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        let row = sqlx::query(
+            "select tenant_id, revoked_at from api_tokens where public_id = $1 \
+             and ($2 = 0 or tenant_id = $2)",
+        )
+        .bind(public_id)
+        .bind(only.map_or(0, |t| t.0))
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| Error::NotFound {
+            what: "token",
+            value: public_id.to_owned(),
+        })?;
         let tenant = TenantId(row.try_get(0)?);
         if row.try_get::<Option<i64>, _>(1)?.is_some() {
             return Ok(false);
@@ -174,5 +189,69 @@ impl Store {
         .await?;
         tx.commit().await?;
         Ok(true)
+    }
+}
+
+/// A token as listed: never its secret or hash.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenSummary {
+    /// Its public id.
+    pub public_id: String,
+    /// Its user.
+    pub user_id: UserId,
+    /// The role it was created with.
+    pub role: Role,
+    /// When it was created.
+    pub created_at: i64,
+    /// Expiry.
+    pub expires_at: Option<i64>,
+    /// Revocation time.
+    pub revoked_at: Option<i64>,
+    /// Last use.
+    pub last_used_at: Option<i64>,
+}
+
+impl Store {
+    /// `tenant`'s tokens, newest first; only `user`'s when given.
+    pub async fn list_tokens(
+        &self,
+        tenant: TenantId,
+        user: Option<UserId>,
+    ) -> Result<Vec<TokenSummary>> {
+        let rows = sqlx::query(
+            "select public_id, user_id, role, created_at, expires_at, revoked_at, last_used_at \
+             from api_tokens where tenant_id = $1 and ($2 = 0 or user_id = $2) \
+             order by id desc limit 1000",
+        )
+        .bind(tenant.0)
+        .bind(user.map_or(0, |u| u.0))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(TokenSummary {
+                    public_id: row.try_get(0)?,
+                    user_id: UserId(row.try_get(1)?),
+                    role: parse_stored(&row.try_get::<String, _>(2)?)?,
+                    created_at: row.try_get(3)?,
+                    expires_at: row.try_get(4)?,
+                    revoked_at: row.try_get(5)?,
+                    last_used_at: row.try_get(6)?,
+                })
+            })
+            .collect()
+    }
+
+    /// `tenant`'s token with this public id.
+    pub async fn tenant_token(
+        &self,
+        tenant: TenantId,
+        public_id: &str,
+    ) -> Result<Option<TokenSummary>> {
+        Ok(self
+            .list_tokens(tenant, None)
+            .await?
+            .into_iter()
+            .find(|t| t.public_id == public_id))
     }
 }

@@ -88,7 +88,7 @@ async fn insert(
 impl Store {
     /// Create a user; a taken email (in any spelling) is [`super::Error::Conflict`].
     pub async fn create_user(&self, new: &NewUser<'_>, change: &Change<'_>) -> Result<User> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let created = insert(&mut tx, new, change).await?;
         tx.commit().await?;
         Ok(created)
@@ -101,7 +101,7 @@ impl Store {
         new: &NewUser<'_>,
         change: &Change<'_>,
     ) -> Result<Option<User>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let count: i64 = sqlx::query("select count(*) from users")
             .fetch_one(&mut *tx)
             .await?

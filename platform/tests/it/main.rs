@@ -5,11 +5,13 @@
 //! the test with that instruction rather than skipping it.
 
 mod access;
+mod api;
 mod background;
 mod cli;
 mod config;
 mod dash;
 mod deploy;
 mod pages;
+mod quota;
 mod store;
 mod support;

@@ -1,0 +1,355 @@
+//! `/api/v1/tenants/{tenant}/apps`: apps, their versions, visibility and access lists.
+
+use axum::Json;
+use axum::extract::State;
+use axum::response::Response;
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use super::schema::{AppAccessBody, AppBody, AppPage, Errors, PageQuery, VersionBody};
+use super::{ApiJson, ApiPath, ApiQuery, RemoteAddr, scope};
+use crate::error::ApiError;
+use crate::ids::{TeamId, UserId};
+use crate::policy::{self, Action, Principal, Resource};
+use crate::state::AppState;
+use crate::store::AppAccess;
+use crate::tenancy::Visibility;
+
+/// The tenant's apps the principal may open, by name.
+#[utoipa::path(
+    get, path = "/api/v1/tenants/{tenant}/apps", tag = "apps",
+    params(("tenant" = String, Path, description = "Tenant slug"), PageQuery),
+    security(("bearer" = [])),
+    responses((status = 200, body = AppPage), Errors)
+)]
+pub async fn list_apps(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(slug): ApiPath<String>,
+    ApiQuery(query): ApiQuery<PageQuery>,
+) -> Result<Json<AppPage>, ApiError> {
+    let tenant = scope::tenant(&state, &principal, &slug).await?;
+    let limit = scope::limit(&query)?;
+    let page = state
+        .store
+        .list_apps(
+            tenant.id,
+            principal.user_id(),
+            query.cursor.as_deref(),
+            limit,
+        )
+        .await?;
+    let next_cursor = (page.len() as i64 == limit)
+        .then(|| page.last().map(|(a, _)| a.name.clone()))
+        .flatten();
+    let items = page
+        .into_iter()
+        .filter(|(_, access)| {
+            policy::authorize(&principal, Action::ViewApp, &Resource::App(*access)).is_ok()
+        })
+        .map(|(app, _)| AppBody::from(app))
+        .collect();
+    Ok(Json(AppPage { items, next_cursor }))
+}
+
+async fn app_body(state: &AppState, access: &AppAccess) -> Result<AppBody, ApiError> {
+    state
+        .store
+        .app_record(access.tenant_id, access.app_id)
+        .await?
+        .map(AppBody::from)
+        .ok_or_else(|| ApiError::not_found("app", &access.app_id.to_string()))
+}
+
+/// One app.
+#[utoipa::path(
+    get, path = "/api/v1/tenants/{tenant}/apps/{app}", tag = "apps",
+    params(
+        ("tenant" = String, Path, description = "Tenant slug"),
+        ("app" = String, Path, description = "App name")
+    ),
+    security(("bearer" = [])),
+    responses((status = 200, body = AppBody), Errors)
+)]
+pub async fn get_app(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath((slug, name)): ApiPath<(String, String)>,
+) -> Result<Json<AppBody>, ApiError> {
+    let tenant = scope::tenant(&state, &principal, &slug).await?;
+    let access = scope::app(&state, &principal, &tenant, &name).await?;
+    Ok(Json(app_body(&state, &access).await?))
+}
+
+/// A change of an app.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateApp {
+    /// `public`, `tenant` or `restricted`.
+    pub visibility: String,
+}
+
+/// Change who may open an app (admins, and authors who collaborate on it).
+#[utoipa::path(
+    patch, path = "/api/v1/tenants/{tenant}/apps/{app}", tag = "apps",
+    params(
+        ("tenant" = String, Path, description = "Tenant slug"),
+        ("app" = String, Path, description = "App name")
+    ),
+    request_body = UpdateApp,
+    security(("bearer" = [])),
+    responses((status = 200, body = AppBody), Errors)
+)]
+pub async fn update_app(
+    State(state): State<AppState>,
+    principal: Principal,
+    RemoteAddr(remote): RemoteAddr,
+    ApiPath((slug, name)): ApiPath<(String, String)>,
+    ApiJson(body): ApiJson<UpdateApp>,
+) -> Result<Json<AppBody>, ApiError> {
+    let tenant = scope::tenant(&state, &principal, &slug).await?;
+    let access = scope::app(&state, &principal, &tenant, &name).await?;
+    scope::allow(&principal, Action::ManageApp, &Resource::App(access))?;
+    let visibility: Visibility = body.visibility.parse()?;
+    let actor = principal.audit_actor();
+    let change = scope::change(&state, &actor, &remote);
+    state
+        .store
+        .set_app_visibility(tenant.id, access.app_id, visibility, &change)
+        .await?;
+    Ok(Json(app_body(&state, &access).await?))
+}
+
+/// The app's versions, newest first.
+#[utoipa::path(
+    get, path = "/api/v1/tenants/{tenant}/apps/{app}/versions", tag = "apps",
+    params(
+        ("tenant" = String, Path, description = "Tenant slug"),
+        ("app" = String, Path, description = "App name")
+    ),
+    security(("bearer" = [])),
+    responses((status = 200, body = Vec<VersionBody>), Errors)
+)]
+pub async fn list_versions(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath((slug, name)): ApiPath<(String, String)>,
+) -> Result<Json<Vec<VersionBody>>, ApiError> {
+    let tenant = scope::tenant(&state, &principal, &slug).await?;
+    let access = scope::app(&state, &principal, &tenant, &name).await?;
+    let versions = state.store.list_versions(tenant.id, access.app_id).await?;
+    Ok(Json(
+        versions
+            .into_iter()
+            .map(|v| VersionBody {
+                number: v.number,
+                sha256: v.sha256,
+                size_bytes: v.size_bytes,
+                title: v.title,
+                source: v.source,
+                created_at: v.created_at,
+                live: v.live,
+            })
+            .collect(),
+    ))
+}
+
+/// The app's collaborators and grants (whoever may manage it).
+#[utoipa::path(
+    get, path = "/api/v1/tenants/{tenant}/apps/{app}/access", tag = "apps",
+    params(
+        ("tenant" = String, Path, description = "Tenant slug"),
+        ("app" = String, Path, description = "App name")
+    ),
+    security(("bearer" = [])),
+    responses((status = 200, body = AppAccessBody), Errors)
+)]
+pub async fn get_app_access(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath((slug, name)): ApiPath<(String, String)>,
+) -> Result<Json<AppAccessBody>, ApiError> {
+    let tenant = scope::tenant(&state, &principal, &slug).await?;
+    let access = scope::app(&state, &principal, &tenant, &name).await?;
+    scope::allow(&principal, Action::ManageApp, &Resource::App(access))?;
+    let lists = state
+        .store
+        .app_access_lists(tenant.id, access.app_id)
+        .await?;
+    Ok(Json(AppAccessBody {
+        collaborators: lists.collaborators.into_iter().map(|u| u.0).collect(),
+        user_grants: lists.user_grants.into_iter().map(|u| u.0).collect(),
+        team_grants: lists.team_grants.into_iter().map(|t| t.0).collect(),
+    }))
+}
+
+/// Which access list a PUT or DELETE changes.
+#[derive(Clone, Copy)]
+enum List {
+    Collaborators,
+    UserGrants,
+    TeamGrants,
+}
+
+async fn change_list(
+    state: &AppState,
+    principal: &Principal,
+    remote: &Option<String>,
+    (slug, name, id): (String, String, i64),
+    list: List,
+    add: bool,
+) -> Result<Response, ApiError> {
+    let tenant = scope::tenant(state, principal, &slug).await?;
+    let access = scope::app(state, principal, &tenant, &name).await?;
+    scope::allow(principal, Action::ManageApp, &Resource::App(access))?;
+    let actor = principal.audit_actor();
+    let change = scope::change(state, &actor, remote);
+    let (store, t, a) = (&state.store, tenant.id, access.app_id);
+    match (list, add) {
+        (List::Collaborators, true) => store.add_collaborator(t, a, UserId(id), &change).await?,
+        (List::UserGrants, true) => store.grant_app_to_user(t, a, UserId(id), &change).await?,
+        (List::TeamGrants, true) => store.grant_app_to_team(t, a, TeamId(id), &change).await?,
+        (List::Collaborators, false) => {
+            store.remove_collaborator(t, a, UserId(id), &change).await?;
+        }
+        (List::UserGrants, false) => {
+            store
+                .revoke_app_from_user(t, a, UserId(id), &change)
+                .await?;
+        }
+        (List::TeamGrants, false) => {
+            store
+                .revoke_app_from_team(t, a, TeamId(id), &change)
+                .await?;
+        }
+    }
+    Ok(scope::no_content())
+}
+
+/// Let a member of the tenant deploy the app.
+#[utoipa::path(
+    put, path = "/api/v1/tenants/{tenant}/apps/{app}/collaborators/{user_id}", tag = "apps",
+    params(
+        ("tenant" = String, Path, description = "Tenant slug"),
+        ("app" = String, Path, description = "App name"),
+        ("user_id" = i64, Path, description = "User id of a member of the tenant")
+    ),
+    security(("bearer" = [])),
+    responses((status = 204, description = "The user is a collaborator"), Errors)
+)]
+pub async fn add_collaborator(
+    State(state): State<AppState>,
+    principal: Principal,
+    RemoteAddr(remote): RemoteAddr,
+    ApiPath(path): ApiPath<(String, String, i64)>,
+) -> Result<Response, ApiError> {
+    change_list(&state, &principal, &remote, path, List::Collaborators, true).await
+}
+
+/// Stop a user collaborating on the app (a no-op when they do not).
+#[utoipa::path(
+    delete, path = "/api/v1/tenants/{tenant}/apps/{app}/collaborators/{user_id}", tag = "apps",
+    params(
+        ("tenant" = String, Path, description = "Tenant slug"),
+        ("app" = String, Path, description = "App name"),
+        ("user_id" = i64, Path, description = "User id")
+    ),
+    security(("bearer" = [])),
+    responses((status = 204, description = "The user is not a collaborator"), Errors)
+)]
+pub async fn remove_collaborator(
+    State(state): State<AppState>,
+    principal: Principal,
+    RemoteAddr(remote): RemoteAddr,
+    ApiPath(path): ApiPath<(String, String, i64)>,
+) -> Result<Response, ApiError> {
+    change_list(
+        &state,
+        &principal,
+        &remote,
+        path,
+        List::Collaborators,
+        false,
+    )
+    .await
+}
+
+/// Let a member of the tenant open the (restricted) app.
+#[utoipa::path(
+    put, path = "/api/v1/tenants/{tenant}/apps/{app}/grants/users/{user_id}", tag = "apps",
+    params(
+        ("tenant" = String, Path, description = "Tenant slug"),
+        ("app" = String, Path, description = "App name"),
+        ("user_id" = i64, Path, description = "User id of a member of the tenant")
+    ),
+    security(("bearer" = [])),
+    responses((status = 204, description = "The user is granted the app"), Errors)
+)]
+pub async fn grant_app_to_user(
+    State(state): State<AppState>,
+    principal: Principal,
+    RemoteAddr(remote): RemoteAddr,
+    ApiPath(path): ApiPath<(String, String, i64)>,
+) -> Result<Response, ApiError> {
+    change_list(&state, &principal, &remote, path, List::UserGrants, true).await
+}
+
+/// Take a user's grant of the app away (a no-op when there is none).
+#[utoipa::path(
+    delete, path = "/api/v1/tenants/{tenant}/apps/{app}/grants/users/{user_id}", tag = "apps",
+    params(
+        ("tenant" = String, Path, description = "Tenant slug"),
+        ("app" = String, Path, description = "App name"),
+        ("user_id" = i64, Path, description = "User id")
+    ),
+    security(("bearer" = [])),
+    responses((status = 204, description = "The user is not granted the app"), Errors)
+)]
+pub async fn revoke_app_from_user(
+    State(state): State<AppState>,
+    principal: Principal,
+    RemoteAddr(remote): RemoteAddr,
+    ApiPath(path): ApiPath<(String, String, i64)>,
+) -> Result<Response, ApiError> {
+    change_list(&state, &principal, &remote, path, List::UserGrants, false).await
+}
+
+/// Let every member of a team of the tenant open the (restricted) app.
+#[utoipa::path(
+    put, path = "/api/v1/tenants/{tenant}/apps/{app}/grants/teams/{team_id}", tag = "apps",
+    params(
+        ("tenant" = String, Path, description = "Tenant slug"),
+        ("app" = String, Path, description = "App name"),
+        ("team_id" = i64, Path, description = "Team id")
+    ),
+    security(("bearer" = [])),
+    responses((status = 204, description = "The team is granted the app"), Errors)
+)]
+pub async fn grant_app_to_team(
+    State(state): State<AppState>,
+    principal: Principal,
+    RemoteAddr(remote): RemoteAddr,
+    ApiPath(path): ApiPath<(String, String, i64)>,
+) -> Result<Response, ApiError> {
+    change_list(&state, &principal, &remote, path, List::TeamGrants, true).await
+}
+
+/// Take a team's grant of the app away (a no-op when there is none).
+#[utoipa::path(
+    delete, path = "/api/v1/tenants/{tenant}/apps/{app}/grants/teams/{team_id}", tag = "apps",
+    params(
+        ("tenant" = String, Path, description = "Tenant slug"),
+        ("app" = String, Path, description = "App name"),
+        ("team_id" = i64, Path, description = "Team id")
+    ),
+    security(("bearer" = [])),
+    responses((status = 204, description = "The team is not granted the app"), Errors)
+)]
+pub async fn revoke_app_from_team(
+    State(state): State<AppState>,
+    principal: Principal,
+    RemoteAddr(remote): RemoteAddr,
+    ApiPath(path): ApiPath<(String, String, i64)>,
+) -> Result<Response, ApiError> {
+    change_list(&state, &principal, &remote, path, List::TeamGrants, false).await
+}
