@@ -13,5 +13,6 @@ mod dash;
 mod deploy;
 mod pages;
 mod quota;
+mod replicas;
 mod store;
 mod support;

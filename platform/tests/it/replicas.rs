@@ -1,0 +1,210 @@
+//! Two real `tessera serve` processes behind no load balancer, sharing one database and one
+//! Redis: what one replica starts, the other can answer. This is the production shape
+//! (several replicas, shared PostgreSQL/SQLite and Redis), with real processes and sockets.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::support::{guest_wasm, repo_root};
+
+const REPORT: &str = "/apps/demo/report-builder/_dash-update-component";
+
+/// A running `tessera serve`, killed on drop.
+struct Replica {
+    child: Child,
+    address: String,
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn redis_url() -> String {
+    std::env::var("TESSERA_TEST_REDIS_URL").unwrap_or_else(|_| {
+        panic!(
+            "TESSERA_TEST_REDIS_URL is not set: run scripts/test.sh, which starts or finds Redis"
+        )
+    })
+}
+
+fn tessera(data_dir: &std::path::Path, database_url: &str) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tessera"));
+    command
+        .env_remove("TESSERA_CONFIG")
+        .env("TESSERA_DATA_DIR", data_dir)
+        .env("TESSERA_DATABASE_URL", database_url)
+        .env("TESSERA_REDIS_URL", redis_url())
+        .env(
+            "TESSERA_FRONTEND_DIR",
+            repo_root().join("admin-ui/node_modules"),
+        )
+        .env("RUST_LOG", "warn");
+    command
+}
+
+fn start_replica(data_dir: &std::path::Path, database_url: &str) -> Replica {
+    let mut child = tessera(data_dir, database_url)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start tessera");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let address = loop {
+        let line = lines
+            .next()
+            .expect("tessera exited before listening")
+            .expect("read line");
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            break rest.trim_end_matches('/').to_owned();
+        }
+    };
+    // Keep draining stdout so the replica never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Replica { child, address }
+}
+
+/// One HTTP/1.1 POST over a fresh connection; returns the status and the body.
+fn post(replica: &Replica, path: &str, body: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(&replica.address).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        replica.address,
+        body.len()
+    )
+    .expect("send");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {response:?}"));
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+fn build_body() -> String {
+    json!({
+        "output": "status.children",
+        "outputs": {"id": "status", "property": "children"},
+        "inputs": [{"id": "build", "property": "n_clicks", "value": 1}],
+        "changedPropIds": ["build.n_clicks"],
+        "state": [{"id": "fail-at", "property": "value", "value": 0}]
+    })
+    .to_string()
+}
+
+fn poll_body() -> String {
+    json!({
+        "output": "status.children",
+        "outputs": {"id": "status", "property": "children"},
+        "inputs": [{"id": "build", "property": "n_clicks", "value": null}],
+        "changedPropIds": ["build.n_clicks"],
+        "state": [{"id": "fail-at", "property": "value", "value": null}]
+    })
+    .to_string()
+}
+
+#[test]
+fn a_job_started_on_one_replica_process_finishes_and_cancels_through_the_other() {
+    let shared = tempfile::tempdir().expect("tempdir");
+    let database_url = format!("sqlite://{}", shared.path().join("tessera.db").display());
+    let component = shared.path().join("report_builder.wasm");
+    std::fs::write(&component, guest_wasm("report_builder.wasm")).expect("write component");
+    let deployed = tessera(&shared.path().join("cli"), &database_url)
+        .args(["deploy", "demo/report-builder"])
+        .arg(&component)
+        .output()
+        .expect("run tessera deploy");
+    assert!(
+        deployed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&deployed.stderr)
+    );
+    // Started one after the other: the first creates the superadmin, the second finds it.
+    let one = start_replica(&shared.path().join("one"), &database_url);
+    let two = start_replica(&shared.path().join("two"), &database_url);
+    let end_id = format!("replicas-{}", std::process::id());
+
+    let (status, started) = post(&one, &format!("{REPORT}?endId={end_id}"), &build_body());
+    assert_eq!(status, 200, "{started}");
+    let started: Value = serde_json::from_str(&started).expect("json");
+    let job = started["job"].as_str().expect("job handle").to_owned();
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut progressed = false;
+    let answer = loop {
+        assert!(Instant::now() < deadline, "the job never finished");
+        let (status, body) = post(
+            &two,
+            &format!("{REPORT}?endId={end_id}&cacheKey={job}&job={job}"),
+            &poll_body(),
+        );
+        assert_eq!(status, 200, "{body}");
+        let body: Value = serde_json::from_str(&body).expect("json");
+        progressed |= body["progress"]["bar.value"].is_string();
+        if body.get("response").is_some() {
+            break body;
+        }
+        std::thread::sleep(Duration::from_millis(150));
+    };
+    assert!(progressed, "replica two relayed replica one's progress");
+    assert_eq!(
+        answer["response"]["status"]["children"],
+        "Report 1 is ready: 12 sections."
+    );
+
+    // A second job on replica one, cancelled through replica two.
+    let (_, started) = post(&one, &format!("{REPORT}?endId={end_id}"), &build_body());
+    let started: Value = serde_json::from_str(&started).expect("json");
+    let job = started["job"].as_str().expect("job handle").to_owned();
+    std::thread::sleep(Duration::from_millis(500));
+    let cancel = json!({
+        "output": "cancel.id",
+        "outputs": {"id": "cancel", "property": "id"},
+        "inputs": [{"id": "cancel", "property": "n_clicks", "value": 1}],
+        "changedPropIds": ["cancel.n_clicks"]
+    });
+    let (status, body) = post(
+        &two,
+        &format!("{REPORT}?endId={end_id}&cancelJob={job}"),
+        &cancel.to_string(),
+    );
+    assert_eq!(status, 200, "{body}");
+    let cancelled_at = Instant::now();
+    loop {
+        let (status, body) = post(
+            &one,
+            &format!("{REPORT}?endId={end_id}&cacheKey={job}&job={job}"),
+            &poll_body(),
+        );
+        if status == 204 {
+            break;
+        }
+        assert!(
+            !body.contains("\"response\""),
+            "a cancelled job answered: {body}"
+        );
+        assert!(
+            cancelled_at.elapsed() < Duration::from_secs(3),
+            "replica one did not stop the job within 3 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
