@@ -12,7 +12,7 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
 
 scripts/setup.sh
-scripts/build-guests.sh hello sales-explorer dynamic-filters multi-page report-builder
+scripts/build-guests.sh hello sales-explorer dynamic-filters multi-page report-builder big-table
 
 # The server looks for the example components in <target dir>/wasm32-wasip2/guest; follow a
 # relocated cargo target directory.
@@ -39,6 +39,7 @@ cat <<EOF
     multi-page:     http://$listen/apps/demo/multi-page/
     hello:          http://$listen/apps/demo/hello/
     report builder: http://$listen/apps/demo/report-builder/
+    big table:      http://$listen/apps/demo/big-table/
 
 EOF
 

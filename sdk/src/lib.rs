@@ -47,6 +47,7 @@ mod app;
 mod callback;
 pub mod clientside;
 mod component;
+pub mod dash_table;
 pub mod data;
 pub mod dcc;
 mod error;
@@ -58,6 +59,7 @@ pub mod id;
 pub mod log;
 pub mod pages;
 mod progress;
+pub mod table;
 
 pub use app::{App, Callback, Info, Outcome};
 pub use callback::{Context, Dependencies, Input, Key, Output, State, no_update};
