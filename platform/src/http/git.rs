@@ -657,6 +657,16 @@ async fn deploy_commit(
         ),
     )
     .await;
+    // Outside the publish transaction: at worst a version without its commit (the source
+    // text names it too).
+    if let Err(e) = push
+        .state
+        .store
+        .set_version_commit(tenant, app, deployed.number, commit)
+        .await
+    {
+        tracing::warn!(%e, "recording the version's commit failed");
+    }
     if let Some(user) = push.creator {
         // The author who created the app by pushing may keep deploying it.
         let change = crate::store::Change {

@@ -168,6 +168,17 @@ async fn push_deploys_prebuilt_components_and_rejects_bad_pushes() {
     let log = stderr(&ok(&home, &work, &["push", &url(&alice), "main"]).await);
     assert!(log.contains("remote: tessera: deployed version 2"), "{log}");
     assert_eq!(live_number(&app).await, Some((2, sha(&sales))));
+    let head = ok(&home, &work, &["rev-parse", "HEAD"]).await;
+    let head = String::from_utf8_lossy(&head.stdout).trim().to_owned();
+    let recorded = store
+        .version_commit(
+            &Slug::parse("acme").expect("slug"),
+            &Slug::parse("sales").expect("slug"),
+            2,
+        )
+        .await
+        .expect("query");
+    assert_eq!(recorded.as_deref(), Some(head.as_str()));
     let page = app.get("/apps/acme/sales/_dash-layout").await;
     assert_eq!(page.status, StatusCode::OK);
 
