@@ -3,6 +3,7 @@
 mod access;
 pub mod api;
 pub mod dash;
+pub mod git;
 mod home;
 
 use axum::Router;
@@ -19,6 +20,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(home::router())
         .merge(api::router())
+        .merge(git::router())
         .merge(
             // Every route under /apps/{tenant}/{app}/ passes the access check first: a
             // principal who may not view the app gets the same 404 as for a missing app.

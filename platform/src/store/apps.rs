@@ -185,6 +185,51 @@ impl Store {
             .await
     }
 
+    /// Record the git commit version `number` of `tenant/app` was built from.
+    pub async fn set_version_commit(
+        &self,
+        tenant: &Slug,
+        app: &Slug,
+        number: i64,
+        commit_sha: &str,
+    ) -> Result<()> {
+        sqlx::query(
+            "update app_versions set commit_sha = $1 where number = $2 and app_id = \
+             (select a.id from apps a join tenants t on t.id = a.tenant_id \
+              where t.slug = $3 and a.name = $4)",
+        )
+        .bind(commit_sha)
+        .bind(number)
+        .bind(tenant.as_str())
+        .bind(app.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The git commit version `number` of `tenant/app` was built from, if any.
+    pub async fn version_commit(
+        &self,
+        tenant: &Slug,
+        app: &Slug,
+        number: i64,
+    ) -> Result<Option<String>> {
+        let row = sqlx::query(
+            "select v.commit_sha from app_versions v join apps a on a.id = v.app_id \
+             join tenants t on t.id = a.tenant_id \
+             where t.slug = $1 and a.name = $2 and v.number = $3",
+        )
+        .bind(tenant.as_str())
+        .bind(app.as_str())
+        .bind(number)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(match row {
+            Some(row) => row.try_get(0)?,
+            None => None,
+        })
+    }
+
     /// [`Store::publish_version`] with the files of the app's `assets/` folder, stored
     /// with the version in the same transaction. The paths must have been checked
     /// ([`crate::assets::check`]).

@@ -11,6 +11,7 @@ mod cli;
 mod config;
 mod dash;
 mod deploy;
+mod git;
 mod pages;
 mod quota;
 mod replicas;
