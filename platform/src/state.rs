@@ -28,6 +28,8 @@ pub struct App {
     pub clock: SharedClock,
     /// The background-callback job queue.
     pub jobs: Jobs,
+    /// Sign-in throttling (in memory, per replica).
+    pub throttle: crate::auth::session::Throttle,
 }
 
 /// Cheap to clone; what axum hands to handlers.
@@ -74,6 +76,7 @@ impl App {
             runtime,
             frontend,
             clock: Arc::new(SystemClock),
+            throttle: Default::default(),
         })))
     }
 

@@ -13,5 +13,6 @@ mod dash;
 mod deploy;
 mod pages;
 mod quota;
+mod sessions;
 mod store;
 mod support;

@@ -121,6 +121,7 @@ impl TestApp {
             limits,
             redis_url,
             jobs: platform::config::JobsConfig::default(),
+            sessions: platform::config::SessionsConfig::default(),
         };
         let state = App::start(config).await.expect("platform starts");
         Self {
