@@ -212,3 +212,107 @@ pub fn change<'a>(actor: &'a str, remote: Option<&'a str>, at: i64) -> Change<'a
         at,
     }
 }
+
+/// Sessions in Redis (when `TESSERA_REDIS_URL` is set): one key per session with the
+/// session's expiry as the key's TTL, so every replica sharing the Redis serves it.
+#[derive(Clone)]
+pub struct RedisSessionStore {
+    connection: redis::aio::ConnectionManager,
+    clock: crate::clock::SharedClock,
+}
+
+impl std::fmt::Debug for RedisSessionStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RedisSessionStore")
+    }
+}
+
+impl RedisSessionStore {
+    /// Connect to the Redis at `url`.
+    pub async fn connect(url: &str, clock: crate::clock::SharedClock) -> redis::RedisResult<Self> {
+        let client = redis::Client::open(url)?;
+        let connection = redis::aio::ConnectionManager::new(client).await?;
+        Ok(Self { connection, clock })
+    }
+}
+
+fn redis_key(id: &Id) -> String {
+    format!("tessera:session:{id}")
+}
+
+#[async_trait::async_trait]
+impl session_store::SessionStore for RedisSessionStore {
+    async fn save(&self, record: &Record) -> session_store::Result<()> {
+        let data = serde_json::to_string(record)
+            .map_err(|e| session_store::Error::Encode(e.to_string()))?;
+        let expiry = i64::try_from(record.expiry_date.unix_timestamp_nanos() / 1_000_000)
+            .unwrap_or(i64::MAX);
+        let ttl = u64::try_from(expiry - self.clock.now_millis())
+            .unwrap_or(0)
+            .max(1);
+        let mut connection = self.connection.clone();
+        redis::cmd("SET")
+            .arg(redis_key(&record.id))
+            .arg(data)
+            .arg("PX")
+            .arg(ttl)
+            .query_async::<()>(&mut connection)
+            .await
+            .map_err(backend)
+    }
+
+    async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
+        let mut connection = self.connection.clone();
+        let data: Option<String> = redis::cmd("GET")
+            .arg(redis_key(id))
+            .query_async(&mut connection)
+            .await
+            .map_err(backend)?;
+        data.map(|d| {
+            serde_json::from_str(&d).map_err(|e| session_store::Error::Decode(e.to_string()))
+        })
+        .transpose()
+    }
+
+    async fn delete(&self, id: &Id) -> session_store::Result<()> {
+        let mut connection = self.connection.clone();
+        redis::cmd("DEL")
+            .arg(redis_key(id))
+            .query_async::<()>(&mut connection)
+            .await
+            .map_err(backend)
+    }
+}
+
+/// Where sessions live: Redis when configured, else the database.
+#[derive(Clone, Debug)]
+pub enum SessionBackend {
+    /// The `sessions` table.
+    Database(DbSessionStore),
+    /// Redis.
+    Redis(RedisSessionStore),
+}
+
+#[async_trait::async_trait]
+impl session_store::SessionStore for SessionBackend {
+    async fn save(&self, record: &Record) -> session_store::Result<()> {
+        match self {
+            Self::Database(s) => s.save(record).await,
+            Self::Redis(s) => s.save(record).await,
+        }
+    }
+
+    async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
+        match self {
+            Self::Database(s) => s.load(id).await,
+            Self::Redis(s) => s.load(id).await,
+        }
+    }
+
+    async fn delete(&self, id: &Id) -> session_store::Result<()> {
+        match self {
+            Self::Database(s) => s.delete(id).await,
+            Self::Redis(s) => s.delete(id).await,
+        }
+    }
+}

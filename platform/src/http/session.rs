@@ -19,7 +19,7 @@ use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, Session, SessionManagerLayer};
 
 use crate::auth::session::{
-    self as sessions, CSRF_KEY, DbSessionStore, SIGNED_IN_KEY, SignedIn, Throttle,
+    self as sessions, CSRF_KEY, SIGNED_IN_KEY, SessionBackend, SignedIn, Throttle,
 };
 use crate::auth::{self, password};
 use crate::error::ApiError;
@@ -34,20 +34,17 @@ pub const COOKIE: &str = "tessera_session";
 #[derive(Clone, Debug)]
 pub struct ClientAddr(pub Option<String>);
 
-/// The session layer over the database store.
-pub fn layer(state: &AppState) -> SessionManagerLayer<DbSessionStore> {
+/// The session layer over the configured store.
+pub fn layer(state: &AppState) -> SessionManagerLayer<SessionBackend> {
     let config = &state.config.sessions;
     let idle = i64::try_from(config.idle_minutes).unwrap_or(i64::MAX / 60_000);
-    SessionManagerLayer::new(DbSessionStore::new(
-        state.store.clone(),
-        state.clock.clone(),
-    ))
-    .with_name(COOKIE)
-    .with_http_only(true)
-    .with_same_site(SameSite::Lax)
-    .with_secure(config.secure_cookies)
-    .with_path("/")
-    .with_expiry(Expiry::OnInactivity(time::Duration::minutes(idle)))
+    SessionManagerLayer::new(state.sessions.clone())
+        .with_name(COOKIE)
+        .with_http_only(true)
+        .with_same_site(SameSite::Lax)
+        .with_secure(config.secure_cookies)
+        .with_path("/")
+        .with_expiry(Expiry::OnInactivity(time::Duration::minutes(idle)))
 }
 
 /// The sign-in routes.

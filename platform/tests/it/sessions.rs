@@ -563,3 +563,47 @@ async fn the_cookie_is_secure_only_behind_a_trusted_proxy_that_says_https() {
         );
     }
 }
+
+#[tokio::test]
+async fn two_replicas_sharing_redis_share_sessions_and_sign_out() {
+    let first = TestApp::with_redis().await;
+    let second = TestApp::replica_of(&first).await;
+    admin::create_user(
+        &first.state.store,
+        "bob@example.org",
+        Some(PASSWORD),
+        false,
+        &op(),
+    )
+    .await
+    .expect("user");
+    let mut on_first = Browser::new(&first);
+    assert_eq!(
+        on_first
+            .sign_in("bob@example.org", PASSWORD, "/account/password")
+            .await
+            .status,
+        StatusCode::SEE_OTHER
+    );
+    let mut on_second = Browser::new(&second);
+    on_second.cookie = on_first.cookie.clone();
+    let page = on_second.get("/account/password").await;
+    assert_eq!(
+        page.status,
+        StatusCode::OK,
+        "the session works on the other replica"
+    );
+    let csrf = csrf_of(&page.text());
+    assert_eq!(
+        on_second
+            .post_form("/logout", &[("csrf", &csrf)])
+            .await
+            .status,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        on_first.get("/account/password").await.status,
+        StatusCode::SEE_OTHER,
+        "signed out on both"
+    );
+}
