@@ -54,6 +54,7 @@ async fn run(db: TestDatabase) -> BenchResult {
         max_component_bytes: 64 << 20,
         limits: LimitsConfig::default(),
         jobs: platform::config::JobsConfig::default(),
+        sessions: platform::config::SessionsConfig::default(),
         redis_url: None,
     };
     let state = App::start(config).await?;

@@ -17,6 +17,10 @@
 //! | `--redis-url` | `TESSERA_REDIS_URL` | `redis_url` | none: background jobs stay in this process |
 //! | – | – | `[jobs] deadline_secs` | 600 (a background callback's deadline) |
 //! | – | – | `[jobs] workers` | 4 (background jobs running at once per replica) |
+//! | – | – | `[sessions] idle_minutes` | 120 (a session unused this long ends) |
+//! | – | – | `[sessions] absolute_hours` | 12 (a session ends this long after sign-in) |
+//! | – | – | `[sessions] secure_cookies` | false (true: always mark the cookie Secure, for TLS) |
+//! | – | – | `[sessions] trusted_proxies` | [] (peers whose `X-Forwarded-Proto: https` makes the cookie Secure) |
 //!
 //! The database URL may carry a password, so [`Config`]'s `Debug` redacts it.
 
@@ -236,6 +240,32 @@ impl Default for JobsConfig {
     }
 }
 
+/// The `[sessions]` table: browser sessions (issue 5).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SessionsConfig {
+    /// A session not used for this many minutes ends.
+    pub idle_minutes: u64,
+    /// A session ends this many hours after sign-in, however busy.
+    pub absolute_hours: u64,
+    /// Always mark the session cookie `Secure` (Tessera behind TLS).
+    pub secure_cookies: bool,
+    /// Reverse proxies whose `X-Forwarded-Proto: https` is believed (then the cookie is
+    /// `Secure`); the header from anyone else is ignored.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+}
+
+impl Default for SessionsConfig {
+    fn default() -> Self {
+        Self {
+            idle_minutes: 120,
+            absolute_hours: 12,
+            secure_cookies: false,
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
 /// The TOML file's shape; every key is optional.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -250,6 +280,7 @@ struct FileConfig {
     limits: Option<LimitsConfig>,
     redis_url: Option<String>,
     jobs: Option<JobsConfig>,
+    sessions: Option<SessionsConfig>,
 }
 
 /// The resolved configuration.
@@ -275,6 +306,8 @@ pub struct Config {
     pub redis_url: Option<String>,
     /// The background-callback queue.
     pub jobs: JobsConfig,
+    /// Browser sessions.
+    pub sessions: SessionsConfig,
 }
 
 impl fmt::Debug for Config {
@@ -290,6 +323,7 @@ impl fmt::Debug for Config {
             .field("limits", &self.limits)
             .field("redis_url", &self.redis_url.as_deref().map(redact_url))
             .field("jobs", &self.jobs)
+            .field("sessions", &self.sessions)
             .finish()
     }
 }
@@ -366,6 +400,7 @@ impl Config {
             limits: file.limits.unwrap_or_default(),
             redis_url: cli.redis_url.clone().or(file.redis_url),
             jobs: file.jobs.unwrap_or_default(),
+            sessions: file.sessions.unwrap_or_default(),
             data_dir,
             database_url,
         })

@@ -28,6 +28,10 @@ pub struct App {
     pub clock: SharedClock,
     /// The background-callback job queue.
     pub jobs: Jobs,
+    /// Sign-in throttling (in memory, per replica).
+    pub throttle: crate::auth::session::Throttle,
+    /// Where browser sessions are kept (Redis if configured, else the database).
+    pub sessions: crate::auth::session::SessionBackend,
 }
 
 /// Cheap to clone; what axum hands to handlers.
@@ -67,13 +71,28 @@ impl App {
             std::time::Duration::from_secs(config.jobs.deadline_secs),
             config.jobs.workers,
         );
+        let clock: crate::clock::SharedClock = Arc::new(SystemClock);
+        let sessions = match &config.redis_url {
+            Some(url) => crate::auth::session::SessionBackend::Redis(
+                crate::auth::session::RedisSessionStore::connect(url, clock.clone())
+                    .await
+                    .with_context(|| {
+                        format!("connecting to Redis at {}", crate::config::redact_url(url))
+                    })?,
+            ),
+            None => crate::auth::session::SessionBackend::Database(
+                crate::auth::session::DbSessionStore::new(store.clone(), clock.clone()),
+            ),
+        };
         Ok(AppState(Arc::new(App {
+            sessions,
             jobs,
             config,
             store,
             runtime,
             frontend,
-            clock: Arc::new(SystemClock),
+            clock,
+            throttle: Default::default(),
         })))
     }
 

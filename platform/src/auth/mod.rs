@@ -4,6 +4,7 @@
 //! providers come later in this module.
 
 pub mod password;
+pub mod session;
 pub mod token;
 
 /// Why authentication failed or could not be performed.

@@ -86,8 +86,32 @@ pub async fn require_app_access(
         Err(e) => return ApiError::internal("checking app access failed", &e).into_response(),
     };
     if let Err(denied) = policy::authorize(&principal, Action::ViewApp, &Resource::App(access)) {
+        // A person who is not signed in and opens the app's page is sent to sign in and
+        // back; Dash's XHR endpoints keep answering 404.
+        let index = format!("/apps/{tenant}/{app}/");
+        if matches!(principal, Principal::Anonymous) && request.uri().path() == index {
+            let next = request
+                .uri()
+                .path_and_query()
+                .map_or(index.as_str(), |p| p.as_str());
+            return axum::response::Redirect::to(&format!("/login?next={}", encode_query(next)))
+                .into_response();
+        }
         tracing::debug!(%tenant, %app, principal = %principal.audit_actor(), %denied, "app hidden");
         return ApiError::app_not_found().into_response();
     }
     next.run(request).await
+}
+
+/// Percent-encode `value` for a query string (everything but unreserved characters and `/`).
+fn encode_query(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

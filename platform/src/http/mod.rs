@@ -5,6 +5,7 @@ pub mod api;
 pub mod dash;
 pub mod git;
 mod home;
+pub mod session;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -21,6 +22,7 @@ pub fn router(state: AppState) -> Router {
         .merge(home::router())
         .merge(api::router())
         .merge(git::router())
+        .merge(session::router())
         .merge(
             // Every route under /apps/{tenant}/{app}/ passes the access check first: a
             // principal who may not view the app gets the same 404 as for a missing app.
@@ -29,6 +31,17 @@ pub fn router(state: AppState) -> Router {
                 access::require_app_access,
             )),
         )
+        // Sessions: the middleware that reads them runs inside the layer that loads them,
+        // and the proxy-aware Secure flag outside both.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            session::authenticate,
+        ))
+        .layer(session::layer(&state))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            session::secure_behind_proxy,
+        ))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TraceLayer::new_for_http())
         .with_state(state)

@@ -13,6 +13,7 @@ mod apps;
 mod assets;
 mod audit;
 mod memberships;
+mod sessions;
 mod tenants;
 pub mod testing;
 mod tokens;

@@ -100,10 +100,17 @@ async fn restricted_apps_open_only_for_granted_members_and_admins_of_their_tenan
                 }
             }
         }
-        // Anonymous: the restricted app is a 404, the public one opens.
+        // Anonymous: the restricted app's page sends them to sign in (issue 5), its Dash
+        // endpoints stay a 404; the public one opens.
         let anonymous = app.get("/apps/b/hello/").await;
+        assert_eq!(anonymous.status, StatusCode::SEE_OTHER);
         assert_eq!(
-            (anonymous.status, anonymous.body.clone()),
+            anonymous.headers[header::LOCATION],
+            "/login?next=/apps/b/hello/"
+        );
+        let layout = app.get("/apps/b/hello/_dash-layout").await;
+        assert_eq!(
+            (layout.status, layout.body.clone()),
             (StatusCode::NOT_FOUND, missing.body.clone())
         );
         assert_eq!(app.get("/apps/a/hello/").await.status, StatusCode::OK);
@@ -127,6 +134,10 @@ async fn tenant_visibility_opens_for_members_only_and_the_home_page_hides_it() {
             .expect("visibility");
         assert_eq!(
             app.get("/apps/a/hello/").await.status,
+            StatusCode::SEE_OTHER
+        );
+        assert_eq!(
+            app.get("/apps/a/hello/_dash-layout").await.status,
             StatusCode::NOT_FOUND
         );
         let alice = token(&app, "alice@example.org", "a").await;

@@ -475,7 +475,12 @@ fn tokens_work_only_in_their_tenant_and_stop_when_revoked() {
         "{first_output}"
     );
     assert_eq!(http_status(&address, "/apps/a/hello/", None), 200);
-    assert_eq!(http_status(&address, "/apps/b/hello/", None), 404);
+    // Anonymous: sent to sign in (issue 5); the Dash endpoints stay a 404.
+    assert_eq!(http_status(&address, "/apps/b/hello/", None), 303);
+    assert_eq!(
+        http_status(&address, "/apps/b/hello/_dash-layout", None),
+        404
+    );
     assert_eq!(http_status(&address, "/apps/b/hello/", Some(for_a)), 404);
     assert_eq!(
         http_status(&address, "/apps/b/hello/_dash-layout", Some(for_a)),

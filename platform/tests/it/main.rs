@@ -15,5 +15,6 @@ mod git;
 mod pages;
 mod quota;
 mod replicas;
+mod sessions;
 mod store;
 mod support;

@@ -90,6 +90,18 @@ impl TestApp {
         Self::build_with(LimitsConfig::default(), None, Some(url)).await
     }
 
+    /// A second replica of `app`: the same configuration, database and Redis.
+    pub async fn replica_of(app: &TestApp) -> Self {
+        let state = App::start(app.state.config.clone())
+            .await
+            .expect("replica starts");
+        Self {
+            state,
+            _dir: tempfile::tempdir().expect("tempdir"),
+            _db: None,
+        }
+    }
+
     async fn build(limits: LimitsConfig, db: Option<TestDatabase>) -> Self {
         Self::build_with(limits, db, None).await
     }
@@ -121,6 +133,7 @@ impl TestApp {
             limits,
             redis_url,
             jobs: platform::config::JobsConfig::default(),
+            sessions: platform::config::SessionsConfig::default(),
         };
         let state = App::start(config).await.expect("platform starts");
         Self {

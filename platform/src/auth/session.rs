@@ -1,0 +1,318 @@
+//! Browser sessions: the database-backed `tower_sessions` store, what a signed-in session
+//! holds, local sign-in, and the in-memory throttle in front of it.
+//!
+//! No axum types here; `http::session` wires these into the router.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use tower_sessions::session::{Id, Record};
+use tower_sessions::session_store;
+
+use super::{Error, password};
+use crate::ids::UserId;
+use crate::store::{Change, Store};
+use crate::tenancy::Email;
+
+/// The session key under which [`SignedIn`] is kept.
+pub const SIGNED_IN_KEY: &str = "signed_in";
+/// The session key of the CSRF synchronizer token.
+pub const CSRF_KEY: &str = "csrf";
+
+/// What a signed-in session remembers.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SignedIn {
+    /// Who.
+    pub user: i64,
+    /// The user's session epoch at sign-in; a higher epoch in the database ends the session.
+    pub epoch: i64,
+    /// When they signed in (Unix ms), for the absolute timeout.
+    pub at: i64,
+}
+
+/// A fresh CSRF token: 32 random bytes, hex.
+pub fn new_csrf_token() -> String {
+    let bytes: [u8; 32] = rand::rng().random();
+    hex::encode(bytes)
+}
+
+/// Constant-time comparison of a presented CSRF token with the session's.
+pub fn csrf_matches(presented: &str, expected: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    !expected.is_empty() && bool::from(presented.as_bytes().ct_eq(expected.as_bytes()))
+}
+
+/// Sessions in the database, so any replica serves any session.
+#[derive(Clone)]
+pub struct DbSessionStore {
+    store: Store,
+    clock: crate::clock::SharedClock,
+}
+
+impl std::fmt::Debug for DbSessionStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DbSessionStore")
+    }
+}
+
+impl DbSessionStore {
+    /// A store over `store`'s `sessions` table.
+    pub fn new(store: Store, clock: crate::clock::SharedClock) -> Self {
+        Self { store, clock }
+    }
+}
+
+fn backend(e: impl std::fmt::Display) -> session_store::Error {
+    session_store::Error::Backend(e.to_string())
+}
+
+#[async_trait::async_trait]
+impl session_store::SessionStore for DbSessionStore {
+    async fn save(&self, record: &Record) -> session_store::Result<()> {
+        let data = serde_json::to_string(record)
+            .map_err(|e| session_store::Error::Encode(e.to_string()))?;
+        let expiry = i64::try_from(record.expiry_date.unix_timestamp_nanos() / 1_000_000)
+            .unwrap_or(i64::MAX);
+        self.store
+            .session_save(&record.id.to_string(), &data, expiry)
+            .await
+            .map_err(backend)
+    }
+
+    async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
+        let data = self
+            .store
+            .session_load(&id.to_string(), self.clock.now_millis())
+            .await
+            .map_err(backend)?;
+        data.map(|d| {
+            serde_json::from_str(&d).map_err(|e| session_store::Error::Decode(e.to_string()))
+        })
+        .transpose()
+    }
+
+    async fn delete(&self, id: &Id) -> session_store::Result<()> {
+        self.store
+            .session_delete(&id.to_string(), self.clock.now_millis())
+            .await
+            .map_err(backend)
+    }
+}
+
+/// Failures before an account or address is slowed down.
+const ACCOUNT_FREE_FAILURES: u32 = 5;
+const ADDRESS_FREE_FAILURES: u32 = 20;
+/// Longest wait imposed, in milliseconds (15 minutes).
+const MAX_BACKOFF_MS: i64 = 15 * 60 * 1000;
+
+/// Per-account and per-address sign-in throttling with exponential back-off.
+///
+/// In memory, per replica: an attacker spreading attempts over N replicas gets N times
+/// the budget. Moving it to Redis/the database is left for later (see issue 5).
+#[derive(Debug, Default)]
+pub struct Throttle {
+    failures: Mutex<HashMap<String, (u32, i64)>>,
+}
+
+impl Throttle {
+    /// Milliseconds the caller must still wait before trying `keys`, if any.
+    pub fn wait_ms(&self, keys: &[String], now: i64) -> Option<i64> {
+        let map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        keys.iter()
+            .filter_map(|k| map.get(k).map(|&(_, until)| until - now))
+            .filter(|&w| w > 0)
+            .max()
+    }
+
+    /// Count a failure for the account key and the address key.
+    pub fn fail(&self, account: &str, address: &str, now: i64) {
+        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        for (key, free) in [
+            (account, ACCOUNT_FREE_FAILURES),
+            (address, ADDRESS_FREE_FAILURES),
+        ] {
+            let entry = map.entry(key.to_owned()).or_insert((0, 0));
+            entry.0 += 1;
+            if entry.0 >= free {
+                let doublings = (entry.0 - free).min(20);
+                entry.1 = now + (1000_i64 << doublings).min(MAX_BACKOFF_MS);
+            }
+        }
+    }
+
+    /// Forget the account's failures after a success.
+    pub fn succeed(&self, account: &str) {
+        self.failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(account);
+    }
+}
+
+/// The throttle keys of an account and an address.
+pub fn throttle_keys(email: &str, address: &str) -> (String, String) {
+    (
+        format!("account:{}", email.to_lowercase()),
+        format!("address:{address}"),
+    )
+}
+
+/// A successful local sign-in.
+#[derive(Debug)]
+pub struct LocalSignIn {
+    /// Who.
+    pub user: UserId,
+    /// Their session epoch now.
+    pub epoch: i64,
+    /// They must change their password before anything else.
+    pub must_change: bool,
+}
+
+/// Check a local password. Unknown users and users without a password cost a hash too, so
+/// timing does not reveal which emails exist.
+pub async fn sign_in_local(store: &Store, email: &str, pass: &str) -> Result<LocalSignIn, Error> {
+    let user = match Email::parse(email) {
+        Ok(email) => store.user_by_email(&email).await?,
+        Err(_) => None,
+    };
+    let hash = match &user {
+        Some(u) => store.password_hash(u.id).await?,
+        None => None,
+    };
+    let ok = match &hash {
+        Some(h) => password::verify(pass, h),
+        None => {
+            // Spend the same time as a real verify.
+            let _ = password::verify(pass, DUMMY_HASH);
+            false
+        }
+    };
+    let user = user.filter(|_| ok).ok_or(Error::InvalidCredentials)?;
+    let epoch = store
+        .session_epoch(user.id)
+        .await?
+        .ok_or(Error::InvalidCredentials)?;
+    Ok(LocalSignIn {
+        user: user.id,
+        epoch,
+        must_change: user.password_must_change,
+    })
+}
+
+/// An argon2id hash of a random password, with our parameters.
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$1N7lp1yJ2m5Qd8sWnG0Qn3oV6m0Hq3Xn3b9l9wq6t1A";
+
+/// The audit actor/target and remote address for a sign-in attempt.
+pub fn change<'a>(actor: &'a str, remote: Option<&'a str>, at: i64) -> Change<'a> {
+    Change {
+        actor,
+        remote_addr: remote,
+        at,
+    }
+}
+
+/// Sessions in Redis (when `TESSERA_REDIS_URL` is set): one key per session with the
+/// session's expiry as the key's TTL, so every replica sharing the Redis serves it.
+#[derive(Clone)]
+pub struct RedisSessionStore {
+    connection: redis::aio::ConnectionManager,
+    clock: crate::clock::SharedClock,
+}
+
+impl std::fmt::Debug for RedisSessionStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RedisSessionStore")
+    }
+}
+
+impl RedisSessionStore {
+    /// Connect to the Redis at `url`.
+    pub async fn connect(url: &str, clock: crate::clock::SharedClock) -> redis::RedisResult<Self> {
+        let client = redis::Client::open(url)?;
+        let connection = redis::aio::ConnectionManager::new(client).await?;
+        Ok(Self { connection, clock })
+    }
+}
+
+fn redis_key(id: &Id) -> String {
+    format!("tessera:session:{id}")
+}
+
+#[async_trait::async_trait]
+impl session_store::SessionStore for RedisSessionStore {
+    async fn save(&self, record: &Record) -> session_store::Result<()> {
+        let data = serde_json::to_string(record)
+            .map_err(|e| session_store::Error::Encode(e.to_string()))?;
+        let expiry = i64::try_from(record.expiry_date.unix_timestamp_nanos() / 1_000_000)
+            .unwrap_or(i64::MAX);
+        let ttl = u64::try_from(expiry - self.clock.now_millis())
+            .unwrap_or(0)
+            .max(1);
+        let mut connection = self.connection.clone();
+        redis::cmd("SET")
+            .arg(redis_key(&record.id))
+            .arg(data)
+            .arg("PX")
+            .arg(ttl)
+            .query_async::<()>(&mut connection)
+            .await
+            .map_err(backend)
+    }
+
+    async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
+        let mut connection = self.connection.clone();
+        let data: Option<String> = redis::cmd("GET")
+            .arg(redis_key(id))
+            .query_async(&mut connection)
+            .await
+            .map_err(backend)?;
+        data.map(|d| {
+            serde_json::from_str(&d).map_err(|e| session_store::Error::Decode(e.to_string()))
+        })
+        .transpose()
+    }
+
+    async fn delete(&self, id: &Id) -> session_store::Result<()> {
+        let mut connection = self.connection.clone();
+        redis::cmd("DEL")
+            .arg(redis_key(id))
+            .query_async::<()>(&mut connection)
+            .await
+            .map_err(backend)
+    }
+}
+
+/// Where sessions live: Redis when configured, else the database.
+#[derive(Clone, Debug)]
+pub enum SessionBackend {
+    /// The `sessions` table.
+    Database(DbSessionStore),
+    /// Redis.
+    Redis(RedisSessionStore),
+}
+
+#[async_trait::async_trait]
+impl session_store::SessionStore for SessionBackend {
+    async fn save(&self, record: &Record) -> session_store::Result<()> {
+        match self {
+            Self::Database(s) => s.save(record).await,
+            Self::Redis(s) => s.save(record).await,
+        }
+    }
+
+    async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
+        match self {
+            Self::Database(s) => s.load(id).await,
+            Self::Redis(s) => s.load(id).await,
+        }
+    }
+
+    async fn delete(&self, id: &Id) -> session_store::Result<()> {
+        match self {
+            Self::Database(s) => s.delete(id).await,
+            Self::Redis(s) => s.delete(id).await,
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! Browser sessions kept in the database (when no Redis is configured), the per-user
+//! session epoch behind "sign out everywhere", and audit rows for sign-in attempts.
+
+use sqlx::Row;
+
+use super::{Change, Result, Store, audit};
+use crate::ids::UserId;
+
+impl Store {
+    /// The JSON record of session `id`, unless it has expired by `now`.
+    pub async fn session_load(&self, id: &str, now: i64) -> Result<Option<String>> {
+        let row = sqlx::query("select data from sessions where id = $1 and expiry_date > $2")
+            .bind(id)
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?)
+    }
+
+    /// Create or replace session `id`.
+    pub async fn session_save(&self, id: &str, data: &str, expiry_date: i64) -> Result<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "insert into sessions (id, data, expiry_date) values ($1, $2, $3) \
+             on conflict (id) do update set data = excluded.data, expiry_date = excluded.expiry_date",
+        )
+        .bind(id)
+        .bind(data)
+        .bind(expiry_date)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Forget session `id` (and, while at it, every session expired by `now`).
+    pub async fn session_delete(&self, id: &str, now: i64) -> Result<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query("delete from sessions where id = $1 or expiry_date <= $2")
+            .bind(id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A user's session epoch, or `None` if the user does not exist or is disabled.
+    pub async fn session_epoch(&self, user: UserId) -> Result<Option<i64>> {
+        let row =
+            sqlx::query("select session_epoch from users where id = $1 and disabled_at is null")
+                .bind(user.0)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?)
+    }
+
+    /// Raise a user's epoch so every session signed in before now ends ("sign out
+    /// everywhere"); returns the new epoch.
+    pub async fn bump_session_epoch(&self, user: UserId, change: &Change<'_>) -> Result<i64> {
+        let mut tx = self.begin().await?;
+        let row = sqlx::query(
+            "update users set session_epoch = session_epoch + 1 where id = $1 returning session_epoch",
+        )
+        .bind(user.0)
+        .fetch_one(&mut *tx)
+        .await?;
+        let epoch: i64 = row.try_get(0)?;
+        audit::record(
+            &mut tx,
+            change,
+            None,
+            "user.sign_out_everywhere",
+            &format!("user:{}", user.0),
+            serde_json::json!({}),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(epoch)
+    }
+
+    /// Replace a user's password hash and clear the forced-change flag.
+    pub async fn set_password(&self, user: UserId, hash: &str, change: &Change<'_>) -> Result<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query("update users set password_hash = $1, password_must_change = 0 where id = $2")
+            .bind(hash)
+            .bind(user.0)
+            .execute(&mut *tx)
+            .await?;
+        audit::record(
+            &mut tx,
+            change,
+            None,
+            "user.password_change",
+            &format!("user:{}", user.0),
+            serde_json::json!({}),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Record a sign-in attempt (`auth.sign_in` or `auth.sign_in_failed`) on its own.
+    pub async fn audit_sign_in(
+        &self,
+        change: &Change<'_>,
+        action: &str,
+        target: &str,
+        detail: serde_json::Value,
+    ) -> Result<()> {
+        let mut tx = self.begin().await?;
+        audit::record(&mut tx, change, None, action, target, detail).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Set a user's forced-password-change flag (tests; the CLI flag comes later).
+    #[doc(hidden)]
+    pub async fn set_password_must_change_for_tests(&self, email: &str) {
+        let _ = sqlx::query("update users set password_must_change = 1 where email = $1")
+            .bind(email)
+            .execute(&self.pool)
+            .await;
+    }
+}

@@ -1,0 +1,609 @@
+//! Local sign-in and sessions: cookie flags, id rotation, failures that leave no session,
+//! throttling, open redirects, CSRF, sign-out and sign-out-everywhere, forced password change.
+
+use std::net::SocketAddr;
+
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{Request, StatusCode, header};
+use platform::admin;
+use platform::store::testing::TestDatabase;
+use platform::store::{AuditFilter, Change};
+
+use crate::support::{Reply, TestApp};
+
+const PASSWORD: &str = "correct horse battery";
+
+fn op() -> Change<'static> {
+    use platform::clock::Clock;
+    Change {
+        actor: "test",
+        remote_addr: None,
+        at: platform::clock::SystemClock.now_millis(),
+    }
+}
+
+/// Tenant `b` with a restricted `hello` granted to bob; carl is a member without the grant.
+async fn setup(db: Option<TestDatabase>) -> TestApp {
+    let app = match db {
+        Some(db) => TestApp::on(db).await,
+        None => TestApp::new().await,
+    };
+    app.deploy("b", "hello", "hello.wasm").await;
+    let store = &app.state.store;
+    for email in ["bob@example.org", "carl@example.org"] {
+        admin::create_user(store, email, Some(PASSWORD), false, &op())
+            .await
+            .expect("user");
+        admin::grant(store, email, "b", "viewer", &op())
+            .await
+            .expect("grant");
+    }
+    admin::set_visibility(store, "b/hello", "restricted", &op())
+        .await
+        .expect("restricted");
+    let b = store
+        .tenant_by_slug(&platform::ids::Slug::parse("b").expect("slug"))
+        .await
+        .expect("q")
+        .expect("b");
+    let hello = store
+        .app_id(b.id, &platform::ids::Slug::parse("hello").expect("slug"))
+        .await
+        .expect("q")
+        .expect("app");
+    let bob = store
+        .user_by_email(&platform::tenancy::Email::parse("bob@example.org").expect("e"))
+        .await
+        .expect("q")
+        .expect("bob");
+    store
+        .grant_app_to_user(b.id, hello, bob.id, &op())
+        .await
+        .expect("grant app");
+    app
+}
+
+/// One browser: the session cookie it holds and the address it comes from.
+struct Browser<'a> {
+    app: &'a TestApp,
+    cookie: Option<String>,
+    peer: SocketAddr,
+}
+
+fn set_cookie(reply: &Reply) -> Option<String> {
+    reply
+        .headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().expect("ascii").to_owned())
+        .find(|c| c.starts_with("tessera_session="))
+}
+
+fn csrf_of(html: &str) -> String {
+    let at = html.find("name=\"csrf\" value=\"").expect("csrf field") + 19;
+    html[at..at + 64].to_owned()
+}
+
+impl<'a> Browser<'a> {
+    fn new(app: &'a TestApp) -> Self {
+        Self {
+            app,
+            cookie: None,
+            peer: "192.0.2.10:5000".parse().expect("addr"),
+        }
+    }
+
+    async fn send(&mut self, mut builder: axum::http::request::Builder, body: Body) -> Reply {
+        if let Some(c) = &self.cookie {
+            builder = builder.header(header::COOKIE, c.split(';').next().expect("pair"));
+        }
+        let mut request = builder.body(body).expect("request");
+        request.extensions_mut().insert(ConnectInfo(self.peer));
+        let reply = self.app.request(request).await;
+        if let Some(c) = set_cookie(&reply) {
+            // An expired cookie is the server ending the session.
+            self.cookie = if c.contains("Max-Age=0") {
+                None
+            } else {
+                Some(c)
+            };
+        }
+        reply
+    }
+
+    async fn get(&mut self, uri: &str) -> Reply {
+        self.send(Request::get(uri), Body::empty()).await
+    }
+
+    async fn post_form(&mut self, uri: &str, form: &[(&str, &str)]) -> Reply {
+        let body: String = form
+            .iter()
+            .map(|(k, v)| format!("{k}={}", enc(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        self.send(
+            Request::post(uri).header(header::CONTENT_TYPE, "application/x-www-form-urlencoded"),
+            Body::from(body),
+        )
+        .await
+    }
+
+    /// GET /login, then POST it; returns the POST's reply.
+    async fn sign_in(&mut self, email: &str, password: &str, next: &str) -> Reply {
+        let form = self.get("/login").await;
+        assert_eq!(form.status, StatusCode::OK);
+        let csrf = csrf_of(&form.text());
+        self.post_form(
+            "/login",
+            &[
+                ("csrf", &csrf),
+                ("email", email),
+                ("password", password),
+                ("next", next),
+            ],
+        )
+        .await
+    }
+
+    async fn csrf(&mut self) -> String {
+        csrf_of(&self.get("/login").await.text())
+    }
+}
+
+fn enc(v: &str) -> String {
+    v.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+async fn failures(app: &TestApp) -> usize {
+    app.state
+        .store
+        .filtered_audit_entries(
+            None,
+            &AuditFilter {
+                action: Some("auth.sign_in_failed"),
+                actor: None,
+            },
+            None,
+            100,
+        )
+        .await
+        .expect("audit")
+        .len()
+}
+
+#[tokio::test]
+async fn sign_in_sets_a_rotated_http_only_lax_cookie_and_opens_the_granted_app() {
+    for db in TestDatabase::all().await.expect("databases") {
+        let app = setup(Some(db)).await;
+        let mut bob = Browser::new(&app);
+        let first = bob.get("/apps/b/hello/").await;
+        assert_eq!(first.status, StatusCode::SEE_OTHER);
+        assert_eq!(
+            first.headers[header::LOCATION],
+            "/login?next=/apps/b/hello/"
+        );
+        bob.get("/login?next=/apps/b/hello/").await;
+        let before = bob
+            .cookie
+            .clone()
+            .expect("a pre-sign-in session for the CSRF token");
+        assert!(
+            before.contains("HttpOnly")
+                && before.contains("SameSite=Lax")
+                && !before.contains("Secure"),
+            "{before}"
+        );
+        let csrf = bob.csrf().await;
+        let signed = bob
+            .post_form(
+                "/login",
+                &[
+                    ("csrf", &csrf),
+                    ("email", "bob@example.org"),
+                    ("password", PASSWORD),
+                    ("next", "/apps/b/hello/"),
+                ],
+            )
+            .await;
+        assert_eq!(signed.status, StatusCode::SEE_OTHER, "{}", signed.text());
+        assert_eq!(signed.headers[header::LOCATION], "/apps/b/hello/");
+        let after = set_cookie(&signed).expect("a new cookie at sign-in");
+        assert_ne!(
+            after.split(';').next(),
+            before.split(';').next(),
+            "the id is rotated"
+        );
+        assert!(
+            after.contains("HttpOnly") && after.contains("SameSite=Lax"),
+            "{after}"
+        );
+        assert_eq!(bob.get("/apps/b/hello/").await.status, StatusCode::OK);
+        assert_eq!(
+            bob.get("/apps/b/hello/_dash-layout").await.status,
+            StatusCode::OK
+        );
+        let entries = app
+            .state
+            .store
+            .filtered_audit_entries(
+                None,
+                &AuditFilter {
+                    action: Some("auth.sign_in"),
+                    actor: None,
+                },
+                None,
+                10,
+            )
+            .await
+            .expect("audit");
+        assert_eq!(entries.len(), 1);
+
+        let mut carl = Browser::new(&app);
+        assert_eq!(
+            carl.sign_in("carl@example.org", PASSWORD, "/apps/b/hello/")
+                .await
+                .status,
+            StatusCode::SEE_OTHER
+        );
+        assert_eq!(
+            carl.get("/apps/b/hello/").await.status,
+            StatusCode::NOT_FOUND
+        );
+    }
+}
+
+#[tokio::test]
+async fn wrong_password_or_unknown_user_shows_an_error_sets_no_session_and_is_audited() {
+    let app = setup(None).await;
+    for (email, password) in [
+        ("bob@example.org", "wrong password"),
+        ("nobody@example.org", PASSWORD),
+        ("not an email", "x"),
+    ] {
+        let mut browser = Browser::new(&app);
+        let csrf = browser.csrf().await;
+        let reply = browser
+            .post_form(
+                "/login",
+                &[("csrf", &csrf), ("email", email), ("password", password)],
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{email}");
+        assert!(reply.text().contains("Wrong email or password."), "{email}");
+        assert!(
+            set_cookie(&reply).is_none(),
+            "{email}: no Set-Cookie on failure"
+        );
+        assert_eq!(
+            browser.get("/apps/b/hello/").await.status,
+            StatusCode::SEE_OTHER,
+            "still signed out"
+        );
+    }
+    assert_eq!(failures(&app).await, 3);
+}
+
+#[tokio::test]
+async fn repeated_failures_throttle_the_account_even_with_the_right_password() {
+    let app = setup(None).await;
+    let mut browser = Browser::new(&app);
+    for _ in 0..5 {
+        let reply = browser
+            .sign_in("bob@example.org", "wrong password", "/")
+            .await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    }
+    let reply = browser.sign_in("bob@example.org", PASSWORD, "/").await;
+    assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(
+        reply.text().contains("Too many failed attempts"),
+        "{}",
+        reply.text()
+    );
+    assert_eq!(failures(&app).await, 6);
+    // Another account from another address is not affected.
+    let mut other = Browser::new(&app);
+    other.peer = "192.0.2.99:1".parse().expect("addr");
+    assert_eq!(
+        other
+            .sign_in("carl@example.org", PASSWORD, "/")
+            .await
+            .status,
+        StatusCode::SEE_OTHER
+    );
+}
+
+#[tokio::test]
+async fn next_never_redirects_off_site() {
+    let app = setup(None).await;
+    for bad in [
+        "//evil.example/",
+        "https://evil.example/",
+        "/\\evil.example",
+        "\\\\evil.example",
+        "javascript:alert(1)",
+    ] {
+        let mut browser = Browser::new(&app);
+        let reply = browser.sign_in("bob@example.org", PASSWORD, bad).await;
+        assert_eq!(reply.status, StatusCode::SEE_OTHER);
+        assert_eq!(reply.headers[header::LOCATION], "/", "{bad}");
+    }
+}
+
+#[tokio::test]
+async fn missing_or_wrong_csrf_tokens_are_forbidden() {
+    let app = setup(None).await;
+    let mut browser = Browser::new(&app);
+    browser.get("/login").await;
+    for token in [
+        "",
+        "0000000000000000000000000000000000000000000000000000000000000000",
+    ] {
+        let reply = browser
+            .post_form(
+                "/login",
+                &[
+                    ("csrf", token),
+                    ("email", "bob@example.org"),
+                    ("password", PASSWORD),
+                ],
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::FORBIDDEN);
+        assert!(set_cookie(&reply).is_none());
+    }
+    assert_eq!(
+        browser
+            .sign_in("bob@example.org", PASSWORD, "/")
+            .await
+            .status,
+        StatusCode::SEE_OTHER
+    );
+    let logout = browser.post_form("/logout", &[]).await;
+    assert_eq!(logout.status, StatusCode::FORBIDDEN);
+    // A cookie-authenticated API write needs X-CSRF-Token; with it the request gets through.
+    let api = browser
+        .send(
+            Request::post("/api/v1/tenants").header(header::CONTENT_TYPE, "application/json"),
+            Body::from("{}"),
+        )
+        .await;
+    assert_eq!(
+        (api.status, api.error_code().as_str()),
+        (StatusCode::FORBIDDEN, "csrf")
+    );
+    let csrf = csrf_of(&browser.get("/account/password").await.text());
+    let api = browser
+        .send(
+            Request::post("/api/v1/tenants")
+                .header(header::CONTENT_TYPE, "application/json")
+                .header("x-csrf-token", &csrf),
+            Body::from("{}"),
+        )
+        .await;
+    assert_ne!(api.status, StatusCode::FORBIDDEN, "{}", api.text());
+    // Bearer calls carry no cookie authority and need no CSRF token: an invalid token is a 401.
+    let bearer = app
+        .request(
+            Request::post("/api/v1/tenants")
+                .header(header::AUTHORIZATION, "Bearer tsr_nope")
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from("{}"))
+                .expect("r"),
+        )
+        .await;
+    assert_eq!(bearer.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn sign_out_ends_the_session_and_sign_out_everywhere_ends_the_others() {
+    let app = setup(None).await;
+    let mut laptop = Browser::new(&app);
+    let mut phone = Browser::new(&app);
+    let mut tablet = Browser::new(&app);
+    for b in [&mut laptop, &mut phone, &mut tablet] {
+        assert_eq!(
+            b.sign_in("bob@example.org", PASSWORD, "/").await.status,
+            StatusCode::SEE_OTHER
+        );
+        assert_eq!(b.get("/apps/b/hello/").await.status, StatusCode::OK);
+    }
+    let stolen = laptop.cookie.clone();
+    let csrf = csrf_of(&laptop.get("/account/password").await.text());
+    assert_eq!(
+        laptop.post_form("/logout", &[("csrf", &csrf)]).await.status,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        laptop.get("/apps/b/hello/").await.status,
+        StatusCode::SEE_OTHER
+    );
+    // The old cookie replayed is worthless: the session is gone from the store.
+    laptop.cookie = stolen;
+    assert_eq!(
+        laptop.get("/apps/b/hello/").await.status,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(phone.get("/apps/b/hello/").await.status, StatusCode::OK);
+
+    let csrf = csrf_of(&phone.get("/account/password").await.text());
+    assert_eq!(
+        phone
+            .post_form("/logout/everywhere", &[("csrf", &csrf)])
+            .await
+            .status,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        phone.get("/apps/b/hello/").await.status,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        tablet.get("/apps/b/hello/").await.status,
+        StatusCode::SEE_OTHER,
+        "the other session ended too"
+    );
+    assert_eq!(
+        tablet
+            .sign_in("bob@example.org", PASSWORD, "/")
+            .await
+            .status,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        tablet.get("/apps/b/hello/").await.status,
+        StatusCode::OK,
+        "signing in again works"
+    );
+}
+
+#[tokio::test]
+async fn a_forced_reset_sends_the_user_to_change_their_password_first() {
+    let app = setup(None).await;
+    admin::create_user(
+        &app.state.store,
+        "eve@example.org",
+        Some(PASSWORD),
+        false,
+        &op(),
+    )
+    .await
+    .expect("user");
+    app.state
+        .store
+        .set_password_must_change_for_tests("eve@example.org")
+        .await;
+    let mut eve = Browser::new(&app);
+    let reply = eve
+        .sign_in("eve@example.org", PASSWORD, "/apps/b/hello/")
+        .await;
+    assert_eq!(reply.headers[header::LOCATION], "/account/password");
+    assert_eq!(
+        eve.get("/").await.headers[header::LOCATION],
+        "/account/password"
+    );
+    let csrf = csrf_of(&eve.get("/account/password").await.text());
+    let wrong = eve
+        .post_form(
+            "/account/password",
+            &[
+                ("csrf", &csrf),
+                ("current", "nope"),
+                ("new", "a much longer password"),
+            ],
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    let short = eve
+        .post_form(
+            "/account/password",
+            &[("csrf", &csrf), ("current", PASSWORD), ("new", "short")],
+        )
+        .await;
+    assert_eq!(short.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let done = eve
+        .post_form(
+            "/account/password",
+            &[
+                ("csrf", &csrf),
+                ("current", PASSWORD),
+                ("new", "a much longer password"),
+            ],
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.text());
+    assert_eq!(eve.get("/").await.status, StatusCode::OK);
+    let mut again = Browser::new(&app);
+    assert_eq!(
+        again
+            .sign_in("eve@example.org", "a much longer password", "/")
+            .await
+            .status,
+        StatusCode::SEE_OTHER
+    );
+}
+
+#[tokio::test]
+async fn the_cookie_is_secure_only_behind_a_trusted_proxy_that_says_https() {
+    let mut config_app = setup(None).await;
+    let proxy: SocketAddr = "10.0.0.1:443".parse().expect("addr");
+    std::sync::Arc::get_mut(&mut config_app.state.0)
+        .expect("sole owner")
+        .config
+        .sessions
+        .trusted_proxies = vec![proxy.ip()];
+    let app = config_app;
+    for (peer, proto, secure) in [
+        (proxy, "https", true),
+        (proxy, "http", false),
+        ("192.0.2.1:1".parse().expect("addr"), "https", false),
+    ] {
+        let mut browser = Browser::new(&app);
+        browser.peer = peer;
+        let reply = browser
+            .send(
+                Request::get("/login").header("x-forwarded-proto", proto),
+                Body::empty(),
+            )
+            .await;
+        let cookie = set_cookie(&reply).expect("cookie");
+        assert_eq!(
+            cookie.contains("Secure"),
+            secure,
+            "{peer} {proto}: {cookie}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn two_replicas_sharing_redis_share_sessions_and_sign_out() {
+    let first = TestApp::with_redis().await;
+    let second = TestApp::replica_of(&first).await;
+    admin::create_user(
+        &first.state.store,
+        "bob@example.org",
+        Some(PASSWORD),
+        false,
+        &op(),
+    )
+    .await
+    .expect("user");
+    let mut on_first = Browser::new(&first);
+    assert_eq!(
+        on_first
+            .sign_in("bob@example.org", PASSWORD, "/account/password")
+            .await
+            .status,
+        StatusCode::SEE_OTHER
+    );
+    let mut on_second = Browser::new(&second);
+    on_second.cookie = on_first.cookie.clone();
+    let page = on_second.get("/account/password").await;
+    assert_eq!(
+        page.status,
+        StatusCode::OK,
+        "the session works on the other replica"
+    );
+    let csrf = csrf_of(&page.text());
+    assert_eq!(
+        on_second
+            .post_form("/logout", &[("csrf", &csrf)])
+            .await
+            .status,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        on_first.get("/account/password").await.status,
+        StatusCode::SEE_OTHER,
+        "signed out on both"
+    );
+}
