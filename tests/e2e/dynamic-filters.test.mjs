@@ -9,7 +9,15 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { launchBrowser, openTracedPage, screenshot, startTessera } from './harness.mjs';
+import {
+  chooseDropdownOption,
+  launchBrowser,
+  openTracedPage,
+  screenshot,
+  startTessera,
+  text,
+  waitForText,
+} from './harness.mjs';
 
 const WAIT = { timeout: 30_000 };
 
@@ -29,36 +37,6 @@ after(async () => {
 /** The CSS selector of a component whose id is a dictionary (Dash puts its sorted JSON in the DOM). */
 function byId(type, index) {
   return `[id='{"index":${index},"type":"${type}"}']`;
-}
-
-async function text(page, selector) {
-  const el = await page.$(selector);
-  return el ? ((await el.textContent()) ?? '').trim() : null;
-}
-
-async function waitForText(page, selector, re, what) {
-  try {
-    await page.waitForFunction(
-      ([sel, src, flags]) => new RegExp(src, flags).test(document.querySelector(sel)?.textContent?.trim() ?? ''),
-      [selector, re.source, re.flags],
-      WAIT,
-    );
-  } catch (err) {
-    throw new Error(`${what}: ${selector} never matched ${re}; it reads ${JSON.stringify(await text(page, selector))}`, {
-      cause: err,
-    });
-  }
-  return text(page, selector);
-}
-
-/** Opens the dcc.Dropdown at `selector` (a Radix popover in dcc 4.x) and picks `label`. */
-async function chooseDropdownOption(page, selector, label) {
-  await page.click(selector);
-  await page.waitForSelector(`${selector}[aria-expanded="true"]`, WAIT);
-  const popup = await page.getAttribute(selector, 'aria-controls');
-  assert.ok(popup, `${selector} opened no popup (no aria-controls)`);
-  await page.locator(`[id="${popup}"]`).getByRole('option', { name: label, exact: true }).click(WAIT);
-  await page.waitForSelector(`${selector}[aria-expanded="false"]`, WAIT);
 }
 
 test('filter cards are added, filtered and removed with MATCH and ALL callbacks', { timeout: 180_000 }, async () => {

@@ -203,3 +203,42 @@ export async function screenshot(page, file) {
   await page.screenshot({ path: p, fullPage: true });
   return p;
 }
+
+/** How long the page helpers below wait for the browser. */
+export const PAGE_WAIT = { timeout: 30_000 };
+
+/** Text of an element, trimmed, or null when it is not on the page. */
+export async function text(page, selector) {
+  const el = await page.$(selector);
+  return el ? ((await el.textContent()) ?? '').trim() : null;
+}
+
+/** Waits until `selector`'s text matches `re`; the error says what the text was instead. */
+export async function waitForText(page, selector, re, what) {
+  try {
+    await page.waitForFunction(
+      ([sel, src, flags]) => new RegExp(src, flags).test(document.querySelector(sel)?.textContent?.trim() ?? ''),
+      [selector, re.source, re.flags],
+      PAGE_WAIT,
+    );
+  } catch (err) {
+    throw new Error(`${what}: ${selector} never matched ${re}; it reads ${JSON.stringify(await text(page, selector))}`, {
+      cause: err,
+    });
+  }
+  return text(page, selector);
+}
+
+/**
+ * Opens the dcc.Dropdown at `selector` and clicks the option labelled `label`. dcc 4.x renders
+ * the dropdown as a <button aria-haspopup=listbox>; clicking it opens a Radix popover (the
+ * element named by aria-controls) holding role=option labels.
+ */
+export async function chooseDropdownOption(page, selector, label) {
+  await page.click(selector);
+  await page.waitForSelector(`${selector}[aria-expanded="true"]`, PAGE_WAIT);
+  const popup = await page.getAttribute(selector, 'aria-controls');
+  if (!popup) throw new Error(`${selector} opened no popup (no aria-controls)`);
+  await page.locator(`[id="${popup}"]`).getByRole('option', { name: label, exact: true }).click(PAGE_WAIT);
+  await page.waitForSelector(`${selector}[aria-expanded="false"]`, PAGE_WAIT);
+}

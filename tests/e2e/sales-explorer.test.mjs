@@ -8,7 +8,15 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { launchBrowser, openTracedPage, screenshot, startTessera } from './harness.mjs';
+import {
+  chooseDropdownOption,
+  launchBrowser,
+  openTracedPage,
+  screenshot,
+  startTessera,
+  text,
+  waitForText,
+} from './harness.mjs';
 
 const WAIT = { timeout: 30_000 };
 
@@ -25,40 +33,6 @@ after(async () => {
   // Normally the last test has stopped the server already; this is the safety net.
   await server?.stop(5000);
 });
-
-/** Text of an element, trimmed, or null when it is not on the page. */
-async function text(page, selector) {
-  const el = await page.$(selector);
-  return el ? ((await el.textContent()) ?? '').trim() : null;
-}
-
-/** Waits until `selector`'s text matches `re`; the error says what the text was instead. */
-async function waitForText(page, selector, re, what) {
-  try {
-    await page.waitForFunction(
-      ([sel, src, flags]) => new RegExp(src, flags).test(document.querySelector(sel)?.textContent?.trim() ?? ''),
-      [selector, re.source, re.flags],
-      WAIT,
-    );
-  } catch (err) {
-    throw new Error(`${what}: ${selector} never matched ${re}; it reads ${JSON.stringify(await text(page, selector))}`, {
-      cause: err,
-    });
-  }
-  return text(page, selector);
-}
-
-/** Opens the Radix-based dcc.Dropdown `id` and clicks the option labelled `label`. */
-async function chooseDropdownOption(page, id, label) {
-  // dcc 4.x renders the dropdown as <button id=ID aria-haspopup=listbox>; clicking it opens a
-  // Radix popover (the element named by aria-controls) holding role=option labels.
-  await page.click(`#${id}`);
-  await page.waitForSelector(`#${id}[aria-expanded="true"]`, WAIT);
-  const popup = await page.getAttribute(`#${id}`, 'aria-controls');
-  assert.ok(popup, `#${id} opened no popup (no aria-controls)`);
-  await page.locator(`[id="${popup}"]`).getByRole('option', { name: label, exact: true }).click(WAIT);
-  await page.waitForSelector(`#${id}[aria-expanded="false"]`, WAIT);
-}
 
 function assertCleanTrace(trace, what) {
   assert.deepEqual(trace.pageErrors, [], `${what}: page errors`);
@@ -79,7 +53,7 @@ test('sales explorer draws the chart and follows the region dropdown', { timeout
     assert.ok(n > 0, `North has no rows: ${summary}`);
     await screenshot(page, 'sales-explorer-north.png');
 
-    await chooseDropdownOption(page, 'region', 'Pacific');
+    await chooseDropdownOption(page, '#region', 'Pacific');
 
     const pacificTitle = await waitForText(page, '#revenue-chart .gtitle', /Pacific/, 'chart title after choosing Pacific');
     assert.match(pacificTitle, /^Revenue by product, Pacific 2015-2024 \(\d+ rows\)$/);
