@@ -3,6 +3,7 @@
 //! No axum types here (the HTTP extractor is in `http::principal`); sessions and sign-in
 //! providers come later in this module.
 
+pub mod ldap;
 pub mod password;
 pub mod session;
 pub mod token;
