@@ -108,6 +108,20 @@ pub async fn create_tenant(
     Ok(store.create_tenant(&slug, &name, owner, change).await?)
 }
 
+/// The password policy's length rule (NIST SP 800-63B: length, not composition).
+fn check_password_length(password: &str) -> Result<()> {
+    let got = password.chars().count();
+    if (MIN_PASSWORD_CHARS..=MAX_PASSWORD_CHARS).contains(&got) {
+        Ok(())
+    } else {
+        Err(Error::Password {
+            min: MIN_PASSWORD_CHARS,
+            max: MAX_PASSWORD_CHARS,
+            got,
+        })
+    }
+}
+
 /// `create-user`: with an argon2id hash of `password` when given.
 pub async fn create_user(
     store: &Store,
@@ -119,14 +133,7 @@ pub async fn create_user(
     let email = Email::parse(email)?;
     let hash = match password {
         Some(password) => {
-            let got = password.chars().count();
-            if !(MIN_PASSWORD_CHARS..=MAX_PASSWORD_CHARS).contains(&got) {
-                return Err(Error::Password {
-                    min: MIN_PASSWORD_CHARS,
-                    max: MAX_PASSWORD_CHARS,
-                    got,
-                });
-            }
+            check_password_length(password)?;
             Some(hash_blocking(password.to_owned()).await?)
         }
         None => None,
@@ -229,6 +236,32 @@ pub async fn create_token(
 /// `token revoke`: `false` when it was already revoked.
 pub async fn revoke_token(store: &Store, public_id: &str, change: &Change<'_>) -> Result<bool> {
     Ok(store.revoke_token(public_id.trim(), change).await?)
+}
+
+/// `reset-password`: give `email` a new password that must be changed at the next sign-in
+/// and end all of the user's sessions. The password is `chosen`, or a random one that is
+/// returned to be shown once.
+pub async fn reset_password(
+    store: &Store,
+    email: &str,
+    chosen: Option<&str>,
+    change: &Change<'_>,
+) -> Result<String> {
+    let email = Email::parse(email)?;
+    let user = store
+        .user_by_email(&email)
+        .await?
+        .ok_or_else(|| Error::UnknownUser(email.to_string()))?;
+    let password = match chosen {
+        Some(p) => {
+            check_password_length(p)?;
+            p.to_owned()
+        }
+        None => password::generate(),
+    };
+    let hash = hash_blocking(password.clone()).await?;
+    store.force_password_reset(user.id, &hash, change).await?;
+    Ok(password)
 }
 
 /// On first start (no users at all), create the superadmin `email` with a random password

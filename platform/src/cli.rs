@@ -71,6 +71,7 @@ async fn serve(config: Config, args: &ServeArgs) -> anyhow::Result<()> {
     tracing::info!("listening on http://{address}");
     println!("Tessera is listening on http://{address}/");
     let store = state.store.clone();
+    tokio::spawn(sweep_expired_sessions(store.clone(), state.clock.clone()));
     axum::serve(
         listener,
         crate::http::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
@@ -80,6 +81,20 @@ async fn serve(config: Config, args: &ServeArgs) -> anyhow::Result<()> {
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Sessions kept in the database expire by their timestamp (a load never returns an
+/// expired one); this removes their rows every ten minutes so the table stays small.
+async fn sweep_expired_sessions(store: Store, clock: crate::clock::SharedClock) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(600));
+    loop {
+        every.tick().await;
+        match store.sweep_expired_sessions(clock.now_millis()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(sessions = n, "swept expired sessions"),
+            Err(e) => tracing::warn!(error = %e, "sweeping expired sessions failed"),
+        }
+    }
 }
 
 /// Resolves on SIGTERM or Ctrl-C; in-flight requests then finish before exit.
@@ -206,6 +221,27 @@ async fn admin(config: Config, command: &AdminCommand) -> anyhow::Result<()> {
                 .map(|u| {
                     let kind = if u.superadmin { "superadmin" } else { "user" };
                     println!("created {kind} {}", u.email);
+                })
+        }
+        AdminCommand::ResetPassword {
+            email,
+            password_stdin,
+        } => {
+            let chosen = if *password_stdin {
+                Some(read_password_line()?)
+            } else {
+                None
+            };
+            a::reset_password(&store, email, chosen.as_deref(), &change)
+                .await
+                .map(|password| {
+                    eprintln!(
+                        "reset the password of {email}: it must be changed at the next sign-in, \
+                         and every session of the user has ended"
+                    );
+                    if chosen.is_none() {
+                        println!("{password}");
+                    }
                 })
         }
         AdminCommand::Grant {

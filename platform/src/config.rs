@@ -107,6 +107,16 @@ pub enum AdminCommand {
         #[arg(long)]
         superadmin: bool,
     },
+    /// Force a password reset: a new one-time password (printed alone on stdout, or read
+    /// with --password-stdin) that must be changed at the next sign-in; every session of
+    /// the user ends.
+    ResetPassword {
+        /// The user's email address.
+        email: String,
+        /// Read the new one-time password from standard input (one line).
+        #[arg(long)]
+        password_stdin: bool,
+    },
     /// Give a user a role (owner, admin, author, viewer) in a tenant.
     Grant {
         /// The user's email address.

@@ -45,6 +45,15 @@ impl Store {
         Ok(())
     }
 
+    /// Delete every session expired by `now` (the periodic sweep); returns how many.
+    pub async fn sweep_expired_sessions(&self, now: i64) -> Result<u64> {
+        let done = sqlx::query("delete from sessions where expiry_date <= $1")
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
     /// A user's session epoch, or `None` if the user does not exist or is disabled.
     pub async fn session_epoch(&self, user: UserId) -> Result<Option<i64>> {
         let row =
@@ -100,6 +109,37 @@ impl Store {
         Ok(())
     }
 
+    /// An operator's forced reset: a new (one-time) password hash that must be changed at
+    /// the next sign-in, and every existing session of the user ends (epoch raised), in one
+    /// transaction.
+    pub async fn force_password_reset(
+        &self,
+        user: UserId,
+        hash: &str,
+        change: &Change<'_>,
+    ) -> Result<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "update users set password_hash = $1, password_must_change = 1, \
+             session_epoch = session_epoch + 1 where id = $2",
+        )
+        .bind(hash)
+        .bind(user.0)
+        .execute(&mut *tx)
+        .await?;
+        audit::record(
+            &mut tx,
+            change,
+            None,
+            "user.password_reset",
+            &format!("user:{}", user.0),
+            serde_json::json!({}),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Record a sign-in attempt (`auth.sign_in` or `auth.sign_in_failed`) on its own.
     pub async fn audit_sign_in(
         &self,
@@ -112,16 +152,5 @@ impl Store {
         audit::record(&mut tx, change, None, action, target, detail).await?;
         tx.commit().await?;
         Ok(())
-    }
-}
-
-impl Store {
-    /// Set a user's forced-password-change flag (tests; the CLI flag comes later).
-    #[doc(hidden)]
-    pub async fn set_password_must_change_for_tests(&self, email: &str) {
-        let _ = sqlx::query("update users set password_must_change = 1 where email = $1")
-            .bind(email)
-            .execute(&self.pool)
-            .await;
     }
 }

@@ -237,6 +237,31 @@ fn admin_commands_use_the_documented_spellings_and_refuse_bad_input_clearly() {
         "{stderr}"
     );
     ok(d, &["admin", "create-user", "bob@example.org"]);
+    let one_time = ok(d, &["admin", "reset-password", "bob@example.org"]);
+    assert_eq!(
+        one_time.trim().len(),
+        24,
+        "only the password on stdout: {one_time:?}"
+    );
+    let (success, stdout, stderr) = run(
+        d,
+        &[
+            "admin",
+            "reset-password",
+            "bob@example.org",
+            "--password-stdin",
+        ],
+        Some("short\n"),
+    );
+    assert!(
+        !success && stdout.is_empty() && stderr.contains("12 to 1024 characters"),
+        "{stdout}{stderr}"
+    );
+    let (success, _, stderr) = run(d, &["admin", "reset-password", "nobody@example.org"], None);
+    assert!(
+        !success && stderr.contains("no user nobody@example.org"),
+        "{stderr}"
+    );
     let (success, _, stderr) = run(d, &["admin", "create-user", "BOB@example.org"], None);
     assert!(
         !success && stderr.contains("user \"bob@example.org\" already exists"),

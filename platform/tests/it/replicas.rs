@@ -1,6 +1,7 @@
 //! Two real `tessera serve` processes behind no load balancer, sharing one database and one
 //! Redis: what one replica starts, the other can answer. This is the production shape
-//! (several replicas, shared PostgreSQL/SQLite and Redis), with real processes and sockets.
+//! (several replicas, shared PostgreSQL/SQLite and Redis), with real processes and sockets:
+//! background jobs and browser sessions cross from one process to the other.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -206,5 +207,121 @@ fn a_job_started_on_one_replica_process_finishes_and_cancels_through_the_other()
             "replica one did not stop the job within 3 s"
         );
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// One HTTP/1.1 request over a fresh connection: status, `Set-Cookie` values, body.
+fn request(
+    replica: &Replica,
+    method: &str,
+    path: &str,
+    cookie: Option<&str>,
+    form: Option<&str>,
+) -> (u16, Vec<String>, String) {
+    let mut stream = TcpStream::connect(&replica.address).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
+        replica.address
+    );
+    if let Some(cookie) = cookie {
+        head.push_str(&format!("Cookie: {cookie}\r\n"));
+    }
+    let body = form.unwrap_or_default();
+    if form.is_some() {
+        head.push_str(&format!(
+            "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
+    }
+    write!(stream, "{head}\r\n{body}").expect("send");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {response:?}"));
+    let cookies = head
+        .lines()
+        .filter_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("set-cookie").then(|| {
+                value
+                    .trim()
+                    .split(';')
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+        })
+        .collect();
+    (status, cookies, body.to_owned())
+}
+
+fn csrf_in(html: &str) -> String {
+    let after = html
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no CSRF field in {html}"));
+    after.split('"').next().expect("value").to_owned()
+}
+
+#[test]
+fn a_session_signed_in_on_one_replica_process_works_and_ends_on_the_other() {
+    const PASSWORD: &str = "correct horse battery";
+    let shared = tempfile::tempdir().expect("tempdir");
+    let database_url = format!("sqlite://{}", shared.path().join("tessera.db").display());
+    let mut created = tessera(&shared.path().join("cli"), &database_url)
+        .args([
+            "admin",
+            "create-user",
+            "bob@example.org",
+            "--password-stdin",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run tessera admin");
+    writeln!(created.stdin.take().expect("stdin"), "{PASSWORD}").expect("password");
+    let created = created.wait_with_output().expect("wait");
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let one = start_replica(&shared.path().join("one"), &database_url);
+    let two = start_replica(&shared.path().join("two"), &database_url);
+
+    let (status, cookies, page) = request(&one, "GET", "/login", None, None);
+    assert_eq!(status, 200);
+    let anonymous = cookies.first().expect("a session cookie").clone();
+    let form = format!(
+        "csrf={}&email=bob%40example.org&password={}&next=%2Faccount%2Fpassword",
+        csrf_in(&page),
+        PASSWORD.replace(' ', "+")
+    );
+    let (status, cookies, body) = request(&one, "POST", "/login", Some(&anonymous), Some(&form));
+    assert_eq!(status, 303, "{body}");
+    let signed_in = cookies.first().expect("a rotated session cookie").clone();
+    assert_ne!(signed_in, anonymous, "the id is rotated at sign-in");
+
+    let (status, _, page) = request(&two, "GET", "/account/password", Some(&signed_in), None);
+    assert_eq!(status, 200, "the session works on the other process");
+    let (status, _, _) = request(
+        &two,
+        "POST",
+        "/logout",
+        Some(&signed_in),
+        Some(&format!("csrf={}", csrf_in(&page))),
+    );
+    assert_eq!(status, 303);
+    for replica in [&one, &two] {
+        let (status, _, _) = request(replica, "GET", "/account/password", Some(&signed_in), None);
+        assert_eq!(status, 303, "signed out on both processes");
     }
 }

@@ -478,13 +478,31 @@ async fn a_forced_reset_sends_the_user_to_change_their_password_first() {
     )
     .await
     .expect("user");
-    app.state
-        .store
-        .set_password_must_change_for_tests("eve@example.org")
+    // Eve is signed in when the operator resets her password: that session ends.
+    let mut earlier = Browser::new(&app);
+    earlier
+        .sign_in("eve@example.org", PASSWORD, "/account/password")
         .await;
+    assert_eq!(
+        earlier.get("/account/password").await.status,
+        StatusCode::OK
+    );
+    let one_time = admin::reset_password(&app.state.store, "eve@example.org", None, &op())
+        .await
+        .expect("reset");
+    assert_eq!(
+        earlier.get("/account/password").await.status,
+        StatusCode::SEE_OTHER,
+        "a forced reset ends the user's sessions"
+    );
     let mut eve = Browser::new(&app);
+    assert_eq!(
+        eve.sign_in("eve@example.org", PASSWORD, "/").await.status,
+        StatusCode::UNAUTHORIZED,
+        "the old password no longer works"
+    );
     let reply = eve
-        .sign_in("eve@example.org", PASSWORD, "/apps/b/hello/")
+        .sign_in("eve@example.org", &one_time, "/apps/b/hello/")
         .await;
     assert_eq!(reply.headers[header::LOCATION], "/account/password");
     assert_eq!(
@@ -506,7 +524,7 @@ async fn a_forced_reset_sends_the_user_to_change_their_password_first() {
     let short = eve
         .post_form(
             "/account/password",
-            &[("csrf", &csrf), ("current", PASSWORD), ("new", "short")],
+            &[("csrf", &csrf), ("current", &one_time), ("new", "short")],
         )
         .await;
     assert_eq!(short.status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -515,7 +533,7 @@ async fn a_forced_reset_sends_the_user_to_change_their_password_first() {
             "/account/password",
             &[
                 ("csrf", &csrf),
-                ("current", PASSWORD),
+                ("current", &one_time),
                 ("new", "a much longer password"),
             ],
         )
@@ -606,4 +624,28 @@ async fn two_replicas_sharing_redis_share_sessions_and_sign_out() {
         StatusCode::SEE_OTHER,
         "signed out on both"
     );
+}
+
+#[tokio::test]
+async fn the_sweep_removes_expired_database_sessions_only() {
+    let app = TestApp::new().await;
+    let store = &app.state.store;
+    let now = 1_000_000;
+    store
+        .session_save("expired", "{}", now - 1)
+        .await
+        .expect("save");
+    store
+        .session_save("live", "{}", now + 60_000)
+        .await
+        .expect("save");
+    assert_eq!(store.sweep_expired_sessions(now).await.expect("sweep"), 1);
+    assert!(
+        store
+            .session_load("live", now)
+            .await
+            .expect("load")
+            .is_some()
+    );
+    assert_eq!(store.sweep_expired_sessions(now).await.expect("sweep"), 0);
 }
