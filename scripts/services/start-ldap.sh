@@ -65,6 +65,15 @@ stop_dir() {
             }
         fi
     fi
+    # A watchdog left waiting (after a stop by hand) has nothing more to do. When the
+    # watchdog itself runs this (it execs us), its PID is ours: leave it.
+    if [ -f "$dir/watchdog.pid" ]; then
+        pid=$(cat "$dir/watchdog.pid")
+        if [ "$pid" != $$ ] && [ -r "/proc/$pid/cmdline" ] &&
+            tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$dir"; then
+            kill "$pid" 2>/dev/null || true
+        fi
+    fi
     rm -rf "$dir"
     say "stopped the directory in $dir"
 }
