@@ -141,7 +141,15 @@ pub async fn authenticate(
     let user_filter = settings.user_filter_for(username)?;
 
     let mut service = Connection::open(&plan).await?;
-    let outcome = sign_in(&plan, settings, &mut service, &user_filter, username, password).await;
+    let outcome = sign_in(
+        &plan,
+        settings,
+        &mut service,
+        &user_filter,
+        username,
+        password,
+    )
+    .await;
     service.close(plan.timeout).await;
     outcome
 }
@@ -240,13 +248,12 @@ async fn sign_in(
     let group_attribute = settings.group_name_attribute.as_str();
     let found = service
         .op(plan.timeout, "group search", |ldap| {
-            ldap.with_search_options(SearchOptions::new())
-                .search(
-                    &settings.group_base,
-                    Scope::Subtree,
-                    &group_filter,
-                    vec![group_attribute],
-                )
+            ldap.with_search_options(SearchOptions::new()).search(
+                &settings.group_base,
+                Scope::Subtree,
+                &group_filter,
+                vec![group_attribute],
+            )
         })
         .await?;
     let ldap3::SearchResult(group_entries, result) = found;
@@ -841,7 +848,10 @@ mod tests {
         assert_eq!(ok("ldap://h"), Some((false, "h:389".to_owned())));
         assert_eq!(ok("ldaps://h/"), Some((true, "h:636".to_owned())));
         assert_eq!(ok("ldap://h:3389/"), Some((false, "h:3389".to_owned())));
-        assert_eq!(ok("ldaps://[::1]:6636"), Some((true, "[::1]:6636".to_owned())));
+        assert_eq!(
+            ok("ldaps://[::1]:6636"),
+            Some((true, "[::1]:6636".to_owned()))
+        );
         for bad in [
             "",
             "ldap://",
@@ -897,7 +907,10 @@ mod tests {
             group_name_from_dn("cn=x,ou=elsewhere,dc=example,dc=org", "cn", base),
             None
         );
-        assert_eq!(group_name_from_dn("ou=groups,dc=example,dc=org", "cn", base), None);
+        assert_eq!(
+            group_name_from_dn("ou=groups,dc=example,dc=org", "cn", base),
+            None
+        );
         assert_eq!(
             group_name_from_dn("cn=x+ou=y,ou=groups,dc=example,dc=org", "cn", base),
             None

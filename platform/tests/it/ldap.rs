@@ -270,7 +270,11 @@ async fn injection_attempts_match_no_entry_even_in_a_compound_filter() {
     let mut dangerous = 0;
     for name in INJECTIONS.iter().chain(&["*)(uid=alice", "*)(uid=bob"]) {
         let naive = s.user_filter.replace("{username}", name);
-        if service.uids(&naive).await.is_some_and(|uids| !uids.is_empty()) {
+        if service
+            .uids(&naive)
+            .await
+            .is_some_and(|uids| !uids.is_empty())
+        {
             dangerous += 1;
         }
         let escaped = s.user_filter_for(name).expect("filter");
@@ -285,10 +289,7 @@ async fn injection_attempts_match_no_entry_even_in_a_compound_filter() {
         }
     }
     // The list must hold names that do match when not escaped, or it proves nothing.
-    assert!(
-        dangerous >= 10,
-        "only {dangerous} names match unescaped"
-    );
+    assert!(dangerous >= 10, "only {dangerous} names match unescaped");
     service.close().await;
 }
 
@@ -297,13 +298,21 @@ async fn a_name_with_special_characters_signs_in_exactly() {
     for transport in TRANSPORTS {
         let eve = sign_in(&settings(transport), EVE, "eve-pw").await;
         assert_eq!(eve.username, EVE);
-        assert_eq!(eve.dn, r"uid=eve*(ops)\5Cnight\2Cshift,ou=people,dc=example,dc=org");
+        assert_eq!(
+            eve.dn,
+            r"uid=eve*(ops)\5Cnight\2Cshift,ou=people,dc=example,dc=org"
+        );
         // The group search matched the escaped DN, and memberOf agreed.
         assert_eq!(eve.groups, ["night shift (24*7)"]);
         assert_eq!(eve.email.as_deref(), Some("eve@example.org"));
     }
     let s = settings(Transport::Plain);
-    for near in ["eve", r"eve*(ops)\night", r"eve*(ops)\night,shift*", r"eve?(ops)\night,shift"] {
+    for near in [
+        "eve",
+        r"eve*(ops)\night",
+        r"eve*(ops)\night,shift*",
+        r"eve?(ops)\night,shift",
+    ] {
         let e = refused(&s, near, "eve-pw").await;
         assert!(is_invalid(&e), "{near:?}: {e}");
     }
@@ -371,7 +380,11 @@ async fn a_directory_that_never_answers_is_unavailable_within_the_timeout() {
         let mut s = settings(transport);
         s.url = format!(
             "{}://127.0.0.1:{port}",
-            if matches!(transport, Transport::Ldaps) { "ldaps" } else { "ldap" }
+            if matches!(transport, Transport::Ldaps) {
+                "ldaps"
+            } else {
+                "ldap"
+            }
         );
         s.timeout_seconds = 1;
         let started = Instant::now();
@@ -461,8 +474,8 @@ impl Rng {
 fn random_name(rng: &mut Rng) -> String {
     const PIECES: &[&str] = &[
         "*", "(", ")", "\\", "\0", "=", "&", "|", "!", "~", ">", "<", ",", "+", "#", " ", "\"",
-        ";", "a", "l", "i", "c", "e", "b", "o", "r", "v", "A", "2a", "28", "29", "5c", "00",
-        "uid", "alice", "bob", "carol", "eve", "é", "\\2a", "\\61",
+        ";", "a", "l", "i", "c", "e", "b", "o", "r", "v", "A", "2a", "28", "29", "5c", "00", "uid",
+        "alice", "bob", "carol", "eve", "é", "\\2a", "\\61",
     ];
     const WIDENERS: &[&str] = &[
         ")(uid=*",
@@ -565,7 +578,9 @@ async fn escaped_names_never_match_more_than_the_exact_uid() {
             }
         }
     }
-    eprintln!("property: 400 names, {exact} exact matches, {dangerous} would match others unescaped");
+    eprintln!(
+        "property: 400 names, {exact} exact matches, {dangerous} would match others unescaped"
+    );
     // The property means something only if the names include dangerous ones and real ones.
     assert!(
         dangerous >= 50,
