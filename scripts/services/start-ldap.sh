@@ -18,6 +18,7 @@
 # (groupOfNames in ou=groups; the memberof overlay keeps `memberOf` on each person):
 #   alice [alice-pw] analysts | bob [bob-pw] admins | carol [carol-pw] none
 #   eve*(ops)\night,shift [eve-pw] night shift (24*7)   (LDAP filter and DN special characters)
+# plus cn=auditors, a groupOfUniqueNames with bob as uniqueMember (no memberOf for it).
 # The service account cn=tessera,ou=services,dc=example,dc=org [tessera-pw] searches; like any
 # bound identity it may read everything but passwords, which serve for binds only. Anonymous
 # clients see the root DSE and the schema, nothing else.
@@ -251,6 +252,9 @@ person() { # UID RDN-VALUE PASSWORD GIVEN-NAME MAIL-LOCAL-PART
     printf 'dn: cn=analysts,ou=groups,%s\nobjectClass: groupOfNames\ncn: analysts\nmember: uid=alice,ou=people,%s\n\n' "$suffix" "$suffix"
     printf 'dn: cn=admins,ou=groups,%s\nobjectClass: groupOfNames\ncn: admins\nmember: uid=bob,ou=people,%s\n\n' "$suffix" "$suffix"
     printf 'dn: cn=night shift (24*7),ou=groups,%s\nobjectClass: groupOfNames\ncn: night shift (24*7)\nmember: uid=eve*(ops)\\5Cnight\\2Cshift,ou=people,%s\n\n' "$suffix" "$suffix"
+    # Not a groupOfNames, so the overlay gives bob no memberOf for it: only a group_filter on
+    # groupOfUniqueNames finds it.
+    printf 'dn: cn=auditors,ou=groups,%s\nobjectClass: groupOfUniqueNames\ncn: auditors\nuniqueMember: uid=bob,ou=people,%s\n\n' "$suffix" "$suffix"
 } >"$dir/entries.ldif"
 ldapadd -x -H "ldap://127.0.0.1:$port" -D "$admin_dn" -w "$admin_pw" -f "$dir/entries.ldif" >"$dir/ldapadd.log" 2>&1 ||
     fail "ldapadd failed: $(tail -n 3 "$dir/ldapadd.log")"

@@ -172,14 +172,32 @@ async fn bob_is_in_admins_and_carol_in_no_group() {
 }
 
 #[tokio::test]
-async fn groups_come_from_the_group_search_alone_too() {
-    // memberOf is not asked for by name here: a filter on another attribute still finds the
-    // groups through group_filter (directories without the memberof overlay).
+async fn groups_come_from_the_group_search_and_from_member_of() {
+    // cn=auditors is a groupOfUniqueNames: the memberof overlay does not list it in bob's
+    // memberOf, so with this filter the search finds it and memberOf brings admins.
     let mut s = settings(Transport::Plain);
-    s.group_name_attribute = "cn".to_owned();
+    s.group_filter = "(&(objectClass=groupOfUniqueNames)(uniqueMember={dn}))".to_owned();
+    assert_eq!(
+        sign_in(&s, "bob", "bob-pw").await.groups,
+        ["admins", "auditors"]
+    );
+    // A filter that finds nothing leaves memberOf alone.
+    s.group_filter = "(&(objectClass=groupOfNames)(member={dn})(cn=nothing))".to_owned();
+    assert_eq!(sign_in(&s, "bob", "bob-pw").await.groups, ["admins"]);
+    // A group base above the groups finds them too (the search is a subtree search).
+    let mut s = settings(Transport::Plain);
     s.group_base = "dc=example,dc=org".to_owned();
-    let bob = sign_in(&s, "bob", "bob-pw").await;
-    assert_eq!(bob.groups, ["admins"]);
+    assert_eq!(sign_in(&s, "alice", "alice-pw").await.groups, ["analysts"]);
+}
+
+#[tokio::test]
+async fn a_filter_that_finds_several_entries_signs_nobody_in() {
+    // Every person has sn=Tester: the right password is not enough when the entry is not
+    // the only one found.
+    let mut s = settings(Transport::Plain);
+    s.user_filter = "(|(uid={username})(sn=Tester))".to_owned();
+    let e = refused(&s, "alice", "alice-pw").await;
+    assert!(is_invalid(&e), "{e}");
 }
 
 #[tokio::test]
