@@ -2,7 +2,8 @@
 # Install what Tessera needs to build, test or benchmark, and only what is missing.
 #
 #   scripts/setup.sh            Rust wasm32-wasip2 target, the Dash front end (npm ci in admin-ui)
-#   scripts/setup.sh --test     ... plus Chromium (Debian package), checks for node and python3, and
+#   scripts/setup.sh --test     ... plus Chromium, slapd and ldap-utils (Debian packages; the LDAP
+#                               tests start their own throwaway slapd), checks for node and python3, and
 #                               the dash==4.4.1 venv of the differential tests (target/dash-venv)
 #                               and the Schemathesis venv (target/schemathesis-venv)
 #   scripts/setup.sh --bench    ... plus wrk and curl (Debian packages)
@@ -18,7 +19,7 @@ for arg in "$@"; do
         --test) want_test=1 ;;
         --bench) want_bench=1 ;;
         -h | --help)
-            sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+            sed -n '2,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
             exit 0
             ;;
         *)
@@ -68,6 +69,12 @@ apt_missing=()
 if [ "$want_test" = 1 ] && [ ! -x /usr/bin/chromium ]; then
     apt_missing+=(chromium)
 fi
+if [ "$want_test" = 1 ] && [ ! -x /usr/sbin/slapd ]; then
+    apt_missing+=(slapd)
+fi
+if [ "$want_test" = 1 ] && ! command -v ldapadd >/dev/null; then
+    apt_missing+=(ldap-utils)
+fi
 if [ "$want_bench" = 1 ] && ! command -v wrk >/dev/null; then
     apt_missing+=(wrk)
 fi
@@ -91,6 +98,9 @@ fi
 if [ "$want_test" = 1 ]; then
     [ -x /usr/bin/chromium ] || fail "/usr/bin/chromium is still missing after the install"
     say "chromium: $(/usr/bin/chromium --version 2>/dev/null | head -n1)"
+    [ -x /usr/sbin/slapd ] && command -v ldapadd >/dev/null ||
+        fail "slapd or ldap-utils is still missing after the install"
+    say "slapd: $(/usr/sbin/slapd -VV 2>&1 | head -n1 | sed 's/^@(#) \$OpenLDAP: //; s/ (.*//')"
     command -v python3 >/dev/null || fail "python3 not found (Debian: apt-get install python3)"
     say "python3: $(python3 --version 2>&1)"
     [ -f "$ui/node_modules/playwright-core/package.json" ] ||

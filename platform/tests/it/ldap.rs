@@ -1,0 +1,674 @@
+//! LDAP sign-in against a real OpenLDAP `slapd` (scripts/services/start-ldap.sh with TLS):
+//! plain, StartTLS and LDAPS; groups; wrong passwords; injection attempts in user names; a
+//! wrong CA; a directory that is down or never answers; a wrong service password.
+//!
+//! One directory serves the whole test binary run: the first test to need it starts it on
+//! free ports, and the script's watchdog (`LDAP_WATCH_PID` = this process) stops it and
+//! deletes its files when the run ends. When slapd cannot start, every test here fails with
+//! the script's output.
+
+use std::collections::HashMap;
+use std::net::TcpListener as StdListener;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use ldap3::{LdapConnAsync, Scope, SearchEntry};
+use platform::auth::ldap::{DirectoryUser, LdapError, LdapSettings, authenticate};
+
+use crate::support::repo_root;
+
+/// The running test directory: the script's KEY=VALUE output.
+struct Directory {
+    env: HashMap<String, String>,
+}
+
+impl Directory {
+    fn get(&self, key: &str) -> &str {
+        self.env
+            .get(key)
+            .unwrap_or_else(|| panic!("start-ldap.sh printed no {key}: {:?}", self.env))
+    }
+}
+
+static DIRECTORY: OnceLock<Directory> = OnceLock::new();
+
+fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free loopback port")
+        .port()
+}
+
+fn directory() -> &'static Directory {
+    DIRECTORY.get_or_init(|| {
+        let script = repo_root().join("scripts/services/start-ldap.sh");
+        let mut last_error = String::new();
+        // A port picked here could be taken by someone else before slapd binds it; the script
+        // then refuses, and we try other ports.
+        for _ in 0..3 {
+            let run_dir: PathBuf = std::env::temp_dir().join(format!(
+                "tessera-ldap-it-{}-{}",
+                std::process::id(),
+                free_port()
+            ));
+            let started = Instant::now();
+            let output = Command::new("bash")
+                .arg(&script)
+                .arg(&run_dir)
+                .env("LDAP_PORT", free_port().to_string())
+                .env("LDAP_TLS_PORT", free_port().to_string())
+                .env("LDAP_TLS", "1")
+                .env("LDAP_WATCH_PID", std::process::id().to_string())
+                .output()
+                .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+            if output.status.success() {
+                let env = String::from_utf8_lossy(&output.stdout)
+                    .lines()
+                    .filter_map(|line| line.split_once('='))
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .collect();
+                eprintln!(
+                    "ldap tests: slapd with TLS started in {:.0} ms",
+                    started.elapsed().as_secs_f64() * 1000.0
+                );
+                return Directory { env };
+            }
+            last_error = format!(
+                "{}\n{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        panic!(
+            "the test directory (slapd) did not start; install slapd and ldap-utils \
+             (scripts/setup.sh --test). Output of start-ldap.sh:\n{last_error}"
+        )
+    })
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Transport {
+    Plain,
+    StartTls,
+    Ldaps,
+}
+
+const TRANSPORTS: [Transport; 3] = [Transport::Plain, Transport::StartTls, Transport::Ldaps];
+
+fn settings(transport: Transport) -> LdapSettings {
+    let d = directory();
+    let (url, starttls, ca) = match transport {
+        Transport::Plain => (d.get("LDAP_URL"), false, None),
+        Transport::StartTls => (d.get("LDAP_URL"), true, Some(d.get("LDAP_CA_CERT"))),
+        Transport::Ldaps => (d.get("LDAP_LDAPS_URL"), false, Some(d.get("LDAP_CA_CERT"))),
+    };
+    let toml = format!(
+        "url = {url:?}\nstarttls = {starttls}\nbind_dn = {:?}\nbind_password = {:?}\n\
+         user_base = {:?}\ngroup_base = {:?}\ntimeout_seconds = 5\n",
+        d.get("LDAP_BIND_DN"),
+        d.get("LDAP_BIND_PASSWORD"),
+        d.get("LDAP_USER_BASE"),
+        d.get("LDAP_GROUP_BASE"),
+    );
+    // Through serde, as a provider file would be: the defaults (filters, attributes) apply.
+    let mut settings: LdapSettings = toml::from_str(&toml).expect("settings parse");
+    settings.ca_cert_file = ca.map(str::to_owned);
+    settings
+}
+
+async fn sign_in(settings: &LdapSettings, user: &str, password: &str) -> DirectoryUser {
+    authenticate(settings, user, password)
+        .await
+        .unwrap_or_else(|e| panic!("{user} should sign in over {}: {e}", settings.url))
+}
+
+async fn refused(settings: &LdapSettings, user: &str, password: &str) -> LdapError {
+    match authenticate(settings, user, password).await {
+        Ok(who) => panic!("{user:?} signed in as {who:?}; expected a refusal"),
+        Err(e) => e,
+    }
+}
+
+fn is_invalid(e: &LdapError) -> bool {
+    matches!(e, LdapError::InvalidCredentials)
+}
+
+const PEOPLE: [(&str, &str); 4] = [
+    ("alice", "alice-pw"),
+    ("bob", "bob-pw"),
+    ("carol", "carol-pw"),
+    (EVE, "eve-pw"),
+];
+/// The directory's user whose name holds filter and DN special characters.
+const EVE: &str = r"eve*(ops)\night,shift";
+
+#[tokio::test]
+async fn alice_signs_in_over_plain_starttls_and_ldaps() {
+    for transport in TRANSPORTS {
+        let alice = sign_in(&settings(transport), "alice", "alice-pw").await;
+        assert_eq!(
+            alice,
+            DirectoryUser {
+                dn: "uid=alice,ou=people,dc=example,dc=org".to_owned(),
+                username: "alice".to_owned(),
+                email: Some("alice@example.org".to_owned()),
+                name: Some("Alice Tester".to_owned()),
+                groups: vec!["analysts".to_owned()],
+            },
+            "over {transport:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn bob_is_in_admins_and_carol_in_no_group() {
+    let s = settings(Transport::StartTls);
+    assert_eq!(sign_in(&s, "bob", "bob-pw").await.groups, ["admins"]);
+    let carol = sign_in(&s, "carol", "carol-pw").await;
+    assert_eq!(carol.groups, Vec::<String>::new());
+    assert_eq!(carol.dn, "uid=carol,ou=people,dc=example,dc=org");
+}
+
+#[tokio::test]
+async fn groups_come_from_the_group_search_and_from_member_of() {
+    // cn=auditors is a groupOfUniqueNames: the memberof overlay does not list it in bob's
+    // memberOf, so with this filter the search finds it and memberOf brings admins.
+    let mut s = settings(Transport::Plain);
+    s.group_filter = "(&(objectClass=groupOfUniqueNames)(uniqueMember={dn}))".to_owned();
+    assert_eq!(
+        sign_in(&s, "bob", "bob-pw").await.groups,
+        ["admins", "auditors"]
+    );
+    // A filter that finds nothing leaves memberOf alone.
+    s.group_filter = "(&(objectClass=groupOfNames)(member={dn})(cn=nothing))".to_owned();
+    assert_eq!(sign_in(&s, "bob", "bob-pw").await.groups, ["admins"]);
+    // A group base above the groups finds them too (the search is a subtree search).
+    let mut s = settings(Transport::Plain);
+    s.group_base = "dc=example,dc=org".to_owned();
+    assert_eq!(sign_in(&s, "alice", "alice-pw").await.groups, ["analysts"]);
+}
+
+#[tokio::test]
+async fn a_filter_that_finds_several_entries_signs_nobody_in() {
+    // Every person has sn=Tester: the right password is not enough when the entry is not
+    // the only one found.
+    let mut s = settings(Transport::Plain);
+    s.user_filter = "(|(uid={username})(sn=Tester))".to_owned();
+    let e = refused(&s, "alice", "alice-pw").await;
+    assert!(is_invalid(&e), "{e}");
+}
+
+#[tokio::test]
+async fn the_name_comes_back_as_the_directory_spells_it() {
+    let s = settings(Transport::Plain);
+    let alice = sign_in(&s, "ALICE", "alice-pw").await;
+    assert_eq!(alice.username, "alice");
+    assert_eq!(alice.dn, "uid=alice,ou=people,dc=example,dc=org");
+}
+
+#[tokio::test]
+async fn wrong_password_unknown_user_and_empty_password_are_refused() {
+    let s = settings(Transport::Ldaps);
+    for (user, password) in [
+        ("alice", "bob-pw"),
+        ("alice", "alice-pw "),
+        ("alice", "ALICE-PW"),
+        ("nobody", "alice-pw"),
+        ("alice", ""),
+        ("", "alice-pw"),
+        ("   ", "alice-pw"),
+    ] {
+        let e = refused(&s, user, password).await;
+        assert!(is_invalid(&e), "{user:?}/{password:?}: {e}");
+    }
+}
+
+#[tokio::test]
+async fn an_empty_password_is_refused_before_any_traffic() {
+    // A port where nothing listens: a refusal that needed the network would be Unavailable.
+    let mut s = settings(Transport::Plain);
+    s.url = format!("ldap://127.0.0.1:{}", free_port());
+    let e = refused(&s, "alice", "").await;
+    assert!(is_invalid(&e), "{e}");
+    let e = refused(&s, "al\0ice", "alice-pw").await;
+    assert!(is_invalid(&e), "{e}");
+    let e = refused(&s, &"a".repeat(300), "alice-pw").await;
+    assert!(is_invalid(&e), "{e}");
+}
+
+/// User names that try to widen the filter. Each is tried with every person's password.
+const INJECTIONS: &[&str] = &[
+    "*",
+    "**",
+    "a*",
+    "al*",
+    "*ice",
+    "*)(uid=*",
+    "a*)(uid=*",
+    "alice)(|(uid=*",
+    "alice)(uid=*",
+    "*)(|(uid=*))",
+    "alice)(&",
+    "*)(objectClass=*",
+    r"\2a",
+    r"al\2a",
+    r"ali\63e",
+    r"\61lice",
+    "alice\0",
+    "alice\0)(uid=*",
+    "(uid=alice)",
+    "alice))(|(uid=bob",
+    "eve*",
+    "eve*(ops)*",
+    r"eve\2a(ops)\5cnight,shift",
+    "carol)(!(uid=nobody",
+    "*)(mail=*@example.org",
+];
+
+#[tokio::test]
+async fn injection_attempts_never_sign_anyone_in() {
+    let s = settings(Transport::Plain);
+    for name in INJECTIONS {
+        for (_, password) in PEOPLE {
+            let e = refused(&s, name, password).await;
+            assert!(is_invalid(&e), "{name:?}: {e}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn injection_attempts_match_no_entry_even_in_a_compound_filter() {
+    // With `(&(objectClass=inetOrgPerson)(uid={username}))`, the name `*)(uid=alice` pasted
+    // in unescaped would give `(&(objectClass=inetOrgPerson)(uid=*)(uid=alice))`: alice.
+    let mut s = settings(Transport::Plain);
+    s.user_filter = "(&(objectClass=inetOrgPerson)(uid={username}))".to_owned();
+    let mut service = Service::bind().await;
+    let mut dangerous = 0;
+    for name in INJECTIONS.iter().chain(&["*)(uid=alice", "*)(uid=bob"]) {
+        let naive = s.user_filter.replace("{username}", name);
+        if service
+            .uids(&naive)
+            .await
+            .is_some_and(|uids| !uids.is_empty())
+        {
+            dangerous += 1;
+        }
+        let escaped = s.user_filter_for(name).expect("filter");
+        assert_eq!(
+            service.uids(&escaped).await.unwrap_or_default(),
+            Vec::<String>::new(),
+            "{name:?} matched entries through {escaped}"
+        );
+        for (_, password) in PEOPLE {
+            let e = refused(&s, name, password).await;
+            assert!(is_invalid(&e), "{name:?}: {e}");
+        }
+    }
+    // The list must hold names that do match when not escaped, or it proves nothing.
+    assert!(dangerous >= 10, "only {dangerous} names match unescaped");
+    service.close().await;
+}
+
+#[tokio::test]
+async fn a_name_with_special_characters_signs_in_exactly() {
+    for transport in TRANSPORTS {
+        let eve = sign_in(&settings(transport), EVE, "eve-pw").await;
+        assert_eq!(eve.username, EVE);
+        assert_eq!(
+            eve.dn,
+            r"uid=eve*(ops)\5Cnight\2Cshift,ou=people,dc=example,dc=org"
+        );
+        // The group search matched the escaped DN, and memberOf agreed.
+        assert_eq!(eve.groups, ["night shift (24*7)"]);
+        assert_eq!(eve.email.as_deref(), Some("eve@example.org"));
+    }
+    let s = settings(Transport::Plain);
+    for near in [
+        "eve",
+        r"eve*(ops)\night",
+        r"eve*(ops)\night,shift*",
+        r"eve?(ops)\night,shift",
+    ] {
+        let e = refused(&s, near, "eve-pw").await;
+        assert!(is_invalid(&e), "{near:?}: {e}");
+    }
+}
+
+#[tokio::test]
+async fn a_certificate_from_another_ca_is_refused() {
+    let other_ca = directory().get("LDAP_OTHER_CA_CERT").to_owned();
+    for transport in [Transport::StartTls, Transport::Ldaps] {
+        let mut s = settings(transport);
+        s.ca_cert_file = Some(other_ca.clone());
+        let e = refused(&s, "alice", "alice-pw").await;
+        assert!(
+            matches!(&e, LdapError::Unavailable(m) if m.contains("certificate")),
+            "{transport:?}: {e}"
+        );
+        // The system roots do not know the test CA either.
+        s.ca_cert_file = None;
+        let e = refused(&s, "alice", "alice-pw").await;
+        assert!(
+            matches!(&e, LdapError::Unavailable(m) if m.contains("certificate")),
+            "{transport:?} with the system roots: {e}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_certificate_is_checked_for_a_host_name_too() {
+    // The server certificate names both 127.0.0.1 (used above) and localhost.
+    for transport in [Transport::StartTls, Transport::Ldaps] {
+        let mut s = settings(transport);
+        s.url = s.url.replace("127.0.0.1", "localhost");
+        assert_eq!(sign_in(&s, "alice", "alice-pw").await.groups, ["analysts"]);
+    }
+}
+
+#[tokio::test]
+async fn a_directory_that_is_down_is_unavailable_at_once() {
+    let mut s = settings(Transport::Plain);
+    s.url = format!("ldap://127.0.0.1:{}", free_port());
+    let started = Instant::now();
+    let e = refused(&s, "alice", "alice-pw").await;
+    assert!(matches!(e, LdapError::Unavailable(_)), "{e}");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_directory_that_never_answers_is_unavailable_within_the_timeout() {
+    // A real TCP listener that accepts and then says nothing: what a hung server looks like.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("listener");
+    let port = listener.local_addr().expect("address").port();
+    let holder = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    for transport in TRANSPORTS {
+        let mut s = settings(transport);
+        s.url = format!(
+            "{}://127.0.0.1:{port}",
+            if matches!(transport, Transport::Ldaps) {
+                "ldaps"
+            } else {
+                "ldap"
+            }
+        );
+        s.timeout_seconds = 1;
+        let started = Instant::now();
+        let e = refused(&s, "alice", "alice-pw").await;
+        let elapsed = started.elapsed();
+        assert!(
+            matches!(&e, LdapError::Unavailable(m) if m.contains("timed out")),
+            "{transport:?}: {e}"
+        );
+        assert!(
+            elapsed >= Duration::from_millis(900) && elapsed < Duration::from_millis(1800),
+            "{transport:?}: gave up after {elapsed:?} with timeout_seconds = 1"
+        );
+    }
+    holder.abort();
+}
+
+#[tokio::test]
+async fn a_wrong_service_password_is_unavailable_and_not_repeated() {
+    let mut s = settings(Transport::StartTls);
+    s.bind_password = "wrong-service-secret-1234".to_owned();
+    let e = refused(&s, "alice", "alice-pw").await;
+    let message = e.to_string();
+    assert!(matches!(e, LdapError::Unavailable(_)), "{message}");
+    assert!(message.contains("service bind"), "{message}");
+    assert!(!message.contains("wrong-service-secret-1234"), "{message}");
+    assert!(!message.contains("alice-pw"), "{message}");
+}
+
+#[tokio::test]
+async fn unusable_settings_are_misconfigured() {
+    let base = settings(Transport::Ldaps);
+    let mut cases = Vec::new();
+    let mut s = base.clone();
+    s.ca_cert_file = Some("/nonexistent/ca.pem".to_owned());
+    cases.push(("unreadable CA file", s));
+    let mut s = base.clone();
+    let not_pem = tempfile::NamedTempFile::new().expect("temp file");
+    std::fs::write(not_pem.path(), "not a certificate").expect("write");
+    s.ca_cert_file = Some(not_pem.path().display().to_string());
+    cases.push(("CA file without a certificate", s));
+    let mut s = base.clone();
+    s.url = "http://127.0.0.1:389".to_owned();
+    cases.push(("http URL", s));
+    let mut s = base.clone();
+    s.url = "ldapi://%2Frun%2Fslapd%2Fldapi".to_owned();
+    cases.push(("local socket URL", s));
+    let mut s = base.clone();
+    s.starttls = true;
+    cases.push(("StartTLS on ldaps", s));
+    let mut s = settings(Transport::Plain);
+    s.user_filter = "(uid=alice)".to_owned();
+    cases.push(("filter without {username}", s));
+    let mut s = settings(Transport::Plain);
+    s.user_filter = "(uid={username}".to_owned();
+    cases.push(("unbalanced filter", s));
+    let mut s = settings(Transport::Plain);
+    s.user_base = "ou=nowhere,dc=example,dc=org".to_owned();
+    cases.push(("missing user base", s));
+    let mut s = settings(Transport::Plain);
+    s.timeout_seconds = 0;
+    cases.push(("zero timeout", s));
+    for (what, s) in cases {
+        let e = refused(&s, "alice", "alice-pw").await;
+        assert!(matches!(e, LdapError::Misconfigured(_)), "{what}: {e}");
+    }
+}
+
+/// A deterministic generator (xorshift64*), so a failure can be replayed from its seed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// Names built from the real ones and from the characters that mean something in filters
+/// and DNs: some equal a real name (up to case and spaces), some carry wildcards or filter
+/// fragments that would widen an unescaped filter, some are noise.
+fn random_name(rng: &mut Rng) -> String {
+    const PIECES: &[&str] = &[
+        "*", "(", ")", "\\", "\0", "=", "&", "|", "!", "~", ">", "<", ",", "+", "#", " ", "\"",
+        ";", "a", "l", "i", "c", "e", "b", "o", "r", "v", "A", "2a", "28", "29", "5c", "00", "uid",
+        "alice", "bob", "carol", "eve", "é", "\\2a", "\\61",
+    ];
+    const WIDENERS: &[&str] = &[
+        ")(uid=*",
+        "*)(uid=*",
+        ")(|(uid=*",
+        "*)(objectClass=*",
+        ")(!(uid=x",
+        ")(mail=*",
+    ];
+    let seeds = ["alice", "bob", "carol", EVE];
+    let seed = seeds[rng.below(seeds.len())];
+    let mut name: Vec<char> = seed.chars().collect();
+    match rng.below(4) {
+        // The real name, in another case or with spaces around it.
+        0 => {
+            for c in &mut name {
+                if rng.below(2) == 0 {
+                    *c = c.to_ascii_uppercase();
+                }
+            }
+            if rng.below(2) == 0 {
+                name.insert(0, ' ');
+            }
+        }
+        // A wildcard in place of, or among, the letters.
+        1 => {
+            for _ in 0..1 + rng.below(2) {
+                let at = rng.below(name.len() + 1);
+                if rng.below(2) == 0 && at < name.len() {
+                    name.truncate(at);
+                }
+                name.insert(at.min(name.len()), '*');
+            }
+        }
+        // A filter fragment that closes the assertion and opens another.
+        2 => {
+            let cut = rng.below(name.len() + 1);
+            name.truncate(cut);
+            name.extend(WIDENERS[rng.below(WIDENERS.len())].chars());
+        }
+        // Noise.
+        _ => {
+            for _ in 0..1 + rng.below(4) {
+                let piece: Vec<char> = PIECES[rng.below(PIECES.len())].chars().collect();
+                let at = rng.below(name.len() + 1);
+                if rng.below(3) == 0 && at < name.len() {
+                    name.splice(at..at + 1, piece);
+                } else {
+                    name.splice(at..at, piece);
+                }
+            }
+        }
+    }
+    name.into_iter().collect()
+}
+
+/// LDAP's caseIgnoreMatch, near enough: case, and leading, trailing and repeated spaces, do
+/// not count.
+fn normalized(name: &str) -> String {
+    name.split(' ')
+        .filter(|word| !word.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
+}
+
+#[tokio::test]
+async fn escaped_names_never_match_more_than_the_exact_uid() {
+    let s = settings(Transport::Plain);
+    let mut service = Service::bind().await;
+    let seed = 0x7e55_e7a5_1d00_0001_u64;
+    let mut rng = Rng(seed);
+    let (mut dangerous, mut exact) = (0, 0);
+    for round in 0..400 {
+        let name = random_name(&mut rng);
+        let escaped = s.user_filter_for(&name).expect("filter");
+        let uids = service.uids(&escaped).await.unwrap_or_default();
+        for uid in &uids {
+            assert_eq!(
+                normalized(uid),
+                normalized(&name),
+                "seed {seed:#x} round {round}: {name:?} ({escaped}) matched {uid:?}"
+            );
+        }
+        exact += uids.len();
+        // The same name pasted in unescaped: how often it would have matched someone else.
+        let naive = s.user_filter.replace("{username}", &name);
+        if let Some(uids) = service.uids(&naive).await
+            && uids.iter().any(|uid| normalized(uid) != normalized(&name))
+        {
+            dangerous += 1;
+        }
+        // Every tenth name goes through the whole sign-in with alice's password.
+        if round % 10 == 0 {
+            let outcome = authenticate(&s, &name, "alice-pw").await;
+            let should = normalized(&name) == "alice" && !name.chars().any(char::is_control);
+            match outcome {
+                Ok(who) => assert!(should && who.username == "alice", "{name:?} → {who:?}"),
+                Err(e) => assert!(!should && is_invalid(&e), "{name:?}: {e}"),
+            }
+        }
+    }
+    eprintln!(
+        "property: 400 names, {exact} exact matches, {dangerous} would match others unescaped"
+    );
+    // The property means something only if the names include dangerous ones and real ones.
+    assert!(
+        dangerous >= 50,
+        "the generator must produce names that are dangerous unescaped (got {dangerous})"
+    );
+    assert!(exact >= 40, "too few names matched exactly ({exact})");
+    service.close().await;
+}
+
+#[tokio::test]
+async fn sign_in_cost_over_each_transport() {
+    // Figures for the README: a whole sign-in (connect, service bind, search, user bind on a
+    // second connection, group search, unbind) against the local slapd.
+    for transport in TRANSPORTS {
+        let s = settings(transport);
+        let mut times = Vec::new();
+        for _ in 0..30 {
+            let started = Instant::now();
+            sign_in(&s, "alice", "alice-pw").await;
+            times.push(started.elapsed());
+        }
+        times.sort();
+        let p50 = times[times.len() / 2];
+        let max = times[times.len() - 1];
+        eprintln!("sign-in over {transport:?}: p50 {p50:?}, max {max:?} (30 runs)");
+        assert!(p50 < Duration::from_secs(1), "{transport:?}: p50 {p50:?}");
+    }
+}
+
+/// A service-bound connection for looking at what a filter matches.
+struct Service {
+    ldap: ldap3::Ldap,
+}
+
+impl Service {
+    async fn bind() -> Self {
+        let d = directory();
+        let (conn, mut ldap) = LdapConnAsync::new(d.get("LDAP_URL"))
+            .await
+            .expect("connect to the test directory");
+        ldap3::drive!(conn);
+        ldap.simple_bind(d.get("LDAP_BIND_DN"), d.get("LDAP_BIND_PASSWORD"))
+            .await
+            .and_then(|r| r.success())
+            .expect("service bind");
+        Self { ldap }
+    }
+
+    /// The uids `filter` matches under ou=people; `None` when the filter is not valid or
+    /// the server refuses it.
+    async fn uids(&mut self, filter: &str) -> Option<Vec<String>> {
+        let base = directory().get("LDAP_USER_BASE").to_owned();
+        let result = self
+            .ldap
+            .search(&base, Scope::Subtree, filter, vec!["uid"])
+            .await
+            .ok()?;
+        let (entries, _) = result.success().ok()?;
+        Some(
+            entries
+                .into_iter()
+                .flat_map(|e| {
+                    let mut entry = SearchEntry::construct(e);
+                    entry.attrs.remove("uid").unwrap_or_default()
+                })
+                .collect(),
+        )
+    }
+
+    async fn close(mut self) {
+        let _ = self.ldap.unbind().await;
+    }
+}
