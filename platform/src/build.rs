@@ -374,7 +374,8 @@ impl Builds {
         let status = status?;
         if !status.success() {
             return Err(format!(
-                "the build failed ({status}); the compiler's messages are above"
+                "the build failed ({status}); the compiler's messages are above (each build process may use {} MiB of address space, [builds] memory_mb)",
+                self.config.memory_mb
             ));
         }
         say(
