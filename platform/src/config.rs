@@ -21,6 +21,12 @@
 //! | – | – | `[sessions] absolute_hours` | 12 (a session ends this long after sign-in) |
 //! | – | – | `[sessions] secure_cookies` | false (true: always mark the cookie Secure, for TLS) |
 //! | – | – | `[sessions] trusted_proxies` | [] (peers whose `X-Forwarded-Proto: https` makes the cookie Secure) |
+//! | – | `TESSERA_BUILDS_SDK_DIR` | `[builds] sdk_dir` | `sdk` of this checkout (the SDK pushed Rust crates build against) |
+//! | – | – | `[builds] target_dir` | `{data_dir}/builds/target` (one cargo target dir per app below it) |
+//! | – | – | `[builds] time_limit_secs` | 600 (a build running longer is killed, process group and all) |
+//! | – | – | `[builds] memory_mb` | 4096 (address-space limit of every build process) |
+//! | – | – | `[builds] max_wasm_mb` | 32 (largest component a build may produce) |
+//! | – | – | `[builds] max_parallel` | 2 (builds running at once in one server process) |
 //!
 //! The database URL may carry a password, so [`Config`]'s `Debug` redacts it.
 
@@ -276,6 +282,39 @@ impl Default for SessionsConfig {
     }
 }
 
+/// The `[builds]` table: building what `git push` sends (issue 6).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct BuildsConfig {
+    /// The `sdk` crate pushed Rust crates are built against (patched in for their
+    /// `sdk` dependency); it must sit in a Tessera source tree (it inherits the
+    /// workspace's settings and reads `../wit`).
+    pub sdk_dir: Option<PathBuf>,
+    /// Where the per-app cargo target directories live; `None`: `{data_dir}/builds/target`.
+    pub target_dir: Option<PathBuf>,
+    /// Wall-clock limit of one build, in seconds.
+    pub time_limit_secs: u64,
+    /// Address-space limit (`RLIMIT_AS`) of every build process, in MiB.
+    pub memory_mb: u64,
+    /// Largest component a build may produce, in MiB.
+    pub max_wasm_mb: u64,
+    /// Builds running at once in one server process; more wait for a slot.
+    pub max_parallel: usize,
+}
+
+impl Default for BuildsConfig {
+    fn default() -> Self {
+        Self {
+            sdk_dir: None,
+            target_dir: None,
+            time_limit_secs: 600,
+            memory_mb: 4096,
+            max_wasm_mb: 32,
+            max_parallel: 2,
+        }
+    }
+}
+
 /// The TOML file's shape; every key is optional.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -291,6 +330,7 @@ struct FileConfig {
     redis_url: Option<String>,
     jobs: Option<JobsConfig>,
     sessions: Option<SessionsConfig>,
+    builds: Option<BuildsConfig>,
 }
 
 /// The resolved configuration.
@@ -318,6 +358,8 @@ pub struct Config {
     pub jobs: JobsConfig,
     /// Browser sessions.
     pub sessions: SessionsConfig,
+    /// Builds on `git push`.
+    pub builds: BuildsConfig,
 }
 
 impl fmt::Debug for Config {
@@ -334,6 +376,7 @@ impl fmt::Debug for Config {
             .field("redis_url", &self.redis_url.as_deref().map(redact_url))
             .field("jobs", &self.jobs)
             .field("sessions", &self.sessions)
+            .field("builds", &self.builds)
             .finish()
     }
 }
@@ -411,9 +454,24 @@ impl Config {
             redis_url: cli.redis_url.clone().or(file.redis_url),
             jobs: file.jobs.unwrap_or_default(),
             sessions: file.sessions.unwrap_or_default(),
+            builds: {
+                let mut builds = file.builds.unwrap_or_default();
+                if let Some(dir) = std::env::var_os("TESSERA_BUILDS_SDK_DIR") {
+                    builds.sdk_dir = Some(PathBuf::from(dir));
+                }
+                builds
+            },
             data_dir,
             database_url,
         })
+    }
+
+    /// The SDK pushed Rust crates build against.
+    pub fn sdk_dir(&self) -> PathBuf {
+        self.builds
+            .sdk_dir
+            .clone()
+            .unwrap_or_else(|| checkout_dir().join("sdk"))
     }
 
     /// Where compiled components are cached.

@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod assets;
 pub mod auth;
+pub mod build;
 pub mod cli;
 pub mod clock;
 pub mod config;

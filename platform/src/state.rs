@@ -32,6 +32,8 @@ pub struct App {
     pub throttle: crate::auth::session::Throttle,
     /// Where browser sessions are kept (Redis if configured, else the database).
     pub sessions: crate::auth::session::SessionBackend,
+    /// Builds on `git push`: the per-app locks and the build slots.
+    pub builds: crate::build::Builds,
 }
 
 /// Cheap to clone; what axum hands to handlers.
@@ -84,7 +86,15 @@ impl App {
                 crate::auth::session::DbSessionStore::new(store.clone(), clock.clone()),
             ),
         };
+        let builds = crate::build::Builds::new(&config);
+        let stale = builds
+            .recover()
+            .context("cleaning up builds of a stopped server")?;
+        if stale > 0 {
+            tracing::warn!(stale, "removed what a stopped server's builds left behind");
+        }
         Ok(AppState(Arc::new(App {
+            builds,
             sessions,
             jobs,
             config,

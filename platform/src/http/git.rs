@@ -11,12 +11,15 @@
 //! socket in a private temporary directory (0700) and hands its path to the hook through
 //! the CGI environment. The hook posts the ref updates there with `curl` and relays the
 //! streamed build log, which git shows as `remote:` lines. A push to the deploy branch
-//! (`main`) is checked out into that directory, built as `tessera.toml` says and deployed
-//! through the [`crate::deploy::Deployer`]; any failure rejects the push and leaves the
-//! live version untouched.
+//! (`main`) waits for the app's push lock, is checked out into a fresh working directory,
+//! built by [`crate::build::Builds`] as `tessera.toml` says and deployed through the
+//! [`crate::deploy::Deployer`]; any failure rejects the push and leaves the live version
+//! untouched. The app's lock is held until git has updated the ref, and a push that
+//! waited behind another one is refused if the branch moved meanwhile, so the branch and
+//! the live version never disagree.
 
 use std::convert::Infallible;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
 
@@ -28,13 +31,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, post};
 use base64::Engine;
 use futures_util::TryStreamExt;
-use serde::Deserialize;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::Command;
 use tokio::sync::mpsc;
 use tokio_util::io::{ReaderStream, StreamReader};
 
 use crate::auth;
+use crate::build::say;
 use crate::ids::Slug;
 use crate::policy::{self, Action, Principal, Resource};
 use crate::state::AppState;
@@ -356,12 +359,21 @@ async fn run_cgi(
 struct Hook {
     socket: PathBuf,
     server: tokio::task::JoinHandle<()>,
+    app_lock: AppLock,
     _dir: tempfile::TempDir,
 }
+
+/// The app's push lock, once the build took it; released when the hook goes, after git
+/// updated (or refused) the ref.
+type AppLock = Arc<std::sync::Mutex<Option<tokio::sync::OwnedMutexGuard<()>>>>;
 
 impl Drop for Hook {
     fn drop(&mut self) {
         self.server.abort();
+        self.app_lock
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
     }
 }
 
@@ -373,7 +385,7 @@ struct Push {
     actor: String,
     /// The pusher, made a collaborator of the app its push creates.
     creator: Option<crate::ids::UserId>,
-    work: PathBuf,
+    app_lock: AppLock,
 }
 
 impl Hook {
@@ -389,6 +401,7 @@ impl Hook {
         let dir = tempfile::Builder::new().prefix("tessera-push-").tempdir()?;
         let socket = dir.path().join("hook.sock");
         let listener = tokio::net::UnixListener::bind(&socket)?;
+        let app_lock = AppLock::default();
         let push = Arc::new(Push {
             state: state.clone(),
             tenant: tenant.clone(),
@@ -396,7 +409,7 @@ impl Hook {
             repo: repo.to_owned(),
             actor: principal.audit_actor(),
             creator: principal.user_id().filter(|_| new_app),
-            work: dir.path().join("src"),
+            app_lock: app_lock.clone(),
         });
         let routes = Router::new()
             .route("/build", post(hook_build))
@@ -409,6 +422,7 @@ impl Hook {
         Ok(Hook {
             socket,
             server,
+            app_lock,
             _dir: dir,
         })
     }
@@ -464,34 +478,24 @@ async fn hook_build(
     Body::from_stream(stream).into_response()
 }
 
-async fn say(log: &mpsc::Sender<String>, line: &str) {
-    // The hook may be gone (client hung up); the build's outcome does not depend on it.
-    let _ = log.send(format!("{line}\n")).await;
+/// The commit `refname` points at in `repo`, or all zeros when it does not exist (as git
+/// writes a missing old value in the hook's input).
+async fn ref_value(repo: &Path, refname: &str) -> Result<String, String> {
+    let output = git()
+        .arg("--git-dir")
+        .arg(repo)
+        .args(["rev-parse", "--verify", "--quiet"])
+        .arg(format!("{refname}^{{commit}}"))
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .map_err(|e| format!("reading {refname} failed: {e}"))?;
+    let value = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    Ok(match output.status.success() && !value.is_empty() {
+        true => value,
+        false => "0".repeat(40),
+    })
 }
-
-/// `tessera.toml` at the root of the pushed tree.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Manifest {
-    /// The app's name; when given, it must be the repository's app.
-    name: Option<String>,
-    /// Shown in messages only: the title served is the component's own.
-    #[serde(default)]
-    #[expect(
-        dead_code,
-        reason = "accepted for documentation; the component names its title"
-    )]
-    title: Option<String>,
-    /// The build kind: `wasm` (a prebuilt component).
-    kind: String,
-    /// For `wasm`: the component's path in the repository.
-    component: Option<String>,
-    /// The folder of static assets, if any.
-    assets: Option<String>,
-}
-
-const MANIFEST_HELP: &str = "tessera.toml at the root of the repository names the build, e.g.\n  \
-                             kind = \"wasm\"\n  component = \"app.wasm\"";
 
 async fn build(
     push: &Push,
@@ -502,7 +506,7 @@ async fn build(
     let deploy_ref = format!("refs/heads/{DEPLOY_BRANCH}");
     for line in updates.lines() {
         let fields: Vec<&str> = line.split_whitespace().collect();
-        let [_old, new, refname] = fields[..] else {
+        let [old, new, refname] = fields[..] else {
             continue;
         };
         if refname != deploy_ref {
@@ -518,50 +522,42 @@ async fn build(
                 "the deploy branch {DEPLOY_BRANCH} cannot be deleted"
             ));
         }
-        deploy_commit(push, new, objects, log).await?;
+        deploy_commit(push, old, new, objects, log).await?;
     }
     Ok(())
 }
 
-/// `relative` inside `root`, refusing absolute paths, `..` and symlinks leading out.
-fn inside(root: &Path, relative: &str) -> Result<PathBuf, String> {
-    let path = Path::new(relative);
-    if !path
-        .components()
-        .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
-    {
-        return Err(format!(
-            "{relative:?} in tessera.toml must be a path inside the repository"
-        ));
-    }
-    let full = root
-        .join(path)
-        .canonicalize()
-        .map_err(|e| format!("{relative} (named in tessera.toml): {e}"))?;
-    let root = root.canonicalize().map_err(|e| e.to_string())?;
-    if !full.starts_with(&root) {
-        return Err(format!(
-            "{relative} (named in tessera.toml) leads outside the repository"
-        ));
-    }
-    Ok(full)
-}
-
 async fn deploy_commit(
     push: &Push,
+    old: &str,
     commit: &str,
     objects: &Objects,
     log: &mpsc::Sender<String>,
 ) -> Result<(), String> {
     let (tenant, app) = (&push.tenant, &push.app);
+    let builds = &push.state.builds;
+    // One push per app at a time; the lock is held until git has updated the ref (it
+    // goes with the hook, dropped when git http-backend exits).
+    let guard = builds.lock_app(tenant, app, log).await;
+    *push.app_lock.lock().unwrap_or_else(|e| e.into_inner()) = Some(guard);
+    // A push that waited may be stale: git would refuse its ref update after the deploy.
+    let current = ref_value(&push.repo, &format!("refs/heads/{DEPLOY_BRANCH}")).await?;
+    if current != old {
+        return Err(format!(
+            "{DEPLOY_BRANCH} moved while this push waited (another push was deployed); fetch, merge and push again"
+        ));
+    }
     let short = commit.get(..12).unwrap_or(commit);
     say(
         log,
         &format!("tessera: building {short} for {tenant}/{app}"),
     )
     .await;
-    let src = &push.work;
-    tokio::fs::create_dir_all(src)
+    let work = builds
+        .work_dir(tenant, app)
+        .map_err(|e| format!("cannot create the build directory: {e}"))?;
+    let src = work.path().join("src");
+    tokio::fs::create_dir_all(&src)
         .await
         .map_err(|e| format!("cannot create the build directory: {e}"))?;
     let mut checkout = git();
@@ -569,9 +565,9 @@ async fn deploy_commit(
         .arg("--git-dir")
         .arg(&push.repo)
         .arg("--work-tree")
-        .arg(src)
+        .arg(&src)
         .args(["read-tree", "--reset", "-u", commit])
-        .env("GIT_INDEX_FILE", src.with_file_name("index"));
+        .env("GIT_INDEX_FILE", work.path().join("index"));
     if !objects.directory.is_empty() {
         checkout.env("GIT_OBJECT_DIRECTORY", &objects.directory);
     }
@@ -582,57 +578,9 @@ async fn deploy_commit(
         .await
         .map_err(|e| format!("checking out {short} failed: {e}"))?;
 
-    let text = match tokio::fs::read_to_string(src.join("tessera.toml")).await {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(format!("tessera.toml is missing.\n{MANIFEST_HELP}"));
-        }
-        Err(e) => return Err(format!("cannot read tessera.toml: {e}")),
-    };
-    let manifest: Manifest =
-        toml::from_str(&text).map_err(|e| format!("tessera.toml is invalid: {e}"))?;
-    if let Some(name) = &manifest.name
-        && name != app.as_str()
-    {
-        return Err(format!(
-            "tessera.toml names the app {name:?}, but this repository deploys {tenant}/{app}"
-        ));
-    }
-    if manifest.kind != "wasm" {
-        return Err(format!(
-            "unknown build kind {:?} in tessera.toml; known kinds: \"wasm\" (a prebuilt component)",
-            manifest.kind
-        ));
-    }
-    let Some(component) = &manifest.component else {
-        return Err(format!(
-            "kind = \"wasm\" needs a component path.\n{MANIFEST_HELP}"
-        ));
-    };
-    let path = inside(src, component)?;
-    let max = push.state.config.max_component_bytes;
-    let size = tokio::fs::metadata(&path)
-        .await
-        .map_err(|e| format!("{component}: {e}"))?
-        .len();
-    if usize::try_from(size).map_or(true, |size| size > max) {
-        return Err(format!(
-            "{component} is {size} bytes, more than the {max}-byte maximum"
-        ));
-    }
-    let bytes = tokio::fs::read(&path)
-        .await
-        .map_err(|e| format!("{component}: {e}"))?;
-    let assets = match &manifest.assets {
-        Some(dir) => {
-            let dir = inside(src, dir)?;
-            tokio::task::spawn_blocking(move || crate::assets::read_dir(&dir))
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| format!("the assets were refused: {e}"))?
-        }
-        None => Vec::new(),
-    };
+    let built = builds.build(tenant, app, &src, log).await?;
+    let (bytes, assets, component) = (built.component, built.assets, built.label);
+    let size = bytes.len();
     say(
         log,
         &format!(

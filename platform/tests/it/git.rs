@@ -23,7 +23,7 @@ fn op() -> Change<'static> {
 }
 
 /// Run `git` in `dir` with a throwaway HOME and no system config, never prompting.
-async fn git(home: &Path, dir: &Path, args: &[&str]) -> Output {
+pub async fn git(home: &Path, dir: &Path, args: &[&str]) -> Output {
     tokio::process::Command::new("git")
         .args(args)
         .current_dir(dir)
@@ -40,11 +40,11 @@ async fn git(home: &Path, dir: &Path, args: &[&str]) -> Output {
         .expect("git runs")
 }
 
-fn stderr(output: &Output) -> String {
+pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-async fn ok(home: &Path, dir: &Path, args: &[&str]) -> Output {
+pub async fn ok(home: &Path, dir: &Path, args: &[&str]) -> Output {
     let output = git(home, dir, args).await;
     assert!(
         output.status.success(),

@@ -7,6 +7,7 @@
 mod access;
 mod api;
 mod background;
+mod build;
 mod cli;
 mod config;
 mod dash;

@@ -102,6 +102,11 @@ impl TestApp {
         }
     }
 
+    /// A platform whose `git push` builds run under `builds`.
+    pub async fn with_builds(builds: platform::config::BuildsConfig) -> Self {
+        Self::build_full(LimitsConfig::default(), None, None, builds).await
+    }
+
     async fn build(limits: LimitsConfig, db: Option<TestDatabase>) -> Self {
         Self::build_with(limits, db, None).await
     }
@@ -110,6 +115,15 @@ impl TestApp {
         limits: LimitsConfig,
         db: Option<TestDatabase>,
         redis_url: Option<String>,
+    ) -> Self {
+        Self::build_full(limits, db, redis_url, Default::default()).await
+    }
+
+    async fn build_full(
+        limits: LimitsConfig,
+        db: Option<TestDatabase>,
+        redis_url: Option<String>,
+        builds: platform::config::BuildsConfig,
     ) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let frontend_dir = repo_root().join("admin-ui/node_modules");
@@ -134,6 +148,7 @@ impl TestApp {
             redis_url,
             jobs: platform::config::JobsConfig::default(),
             sessions: platform::config::SessionsConfig::default(),
+            builds,
         };
         let state = App::start(config).await.expect("platform starts");
         Self {

@@ -1,0 +1,631 @@
+//! Building what `git push` sends: the repository's `tessera.toml` names the kind, the
+//! build turns the checked-out tree into a component (and its assets) for the
+//! [`crate::deploy::Deployer`].
+//!
+//! Kinds: `wasm` (a prebuilt component in the repository) and `rust` (a crate built with
+//! `cargo build --release --target wasm32-wasip2`). A Rust build runs in its own process
+//! group with an empty environment plus an allowlist (no server secrets), an address-space
+//! limit (`prlimit --as`), a time limit (the whole group is killed) and a size limit on the
+//! produced `.wasm`; cargo's output streams to the pusher line by line as it comes.
+//!
+//! Queueing: pushes to one app hold that app's lock from the build until git has updated
+//! the ref, so they run one after the other; Rust builds of different apps run in parallel
+//! up to `[builds] max_parallel`. Both are per server process.
+//!
+//! Crash safety: working directories live under `{data_dir}/builds/work` and the process
+//! group of every running build is recorded under `{data_dir}/builds/running`;
+//! [`Builds::recover`] (at start) kills groups left by a killed server and empties the
+//! working directories. A build publishes nothing until the deployer's one transaction, so
+//! a crash before it leaves the live version as it was.
+
+use std::collections::HashMap;
+use std::path::{Component, Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::sync::{OwnedMutexGuard, OwnedSemaphorePermit, Semaphore, mpsc};
+
+use crate::assets::AssetFile;
+use crate::config::{BuildsConfig, Config};
+use crate::ids::Slug;
+
+/// Where a build's lines go: the pusher's terminal (as `remote:` lines).
+pub type Log = mpsc::Sender<String>;
+
+/// Send one line to the pusher. The client may have hung up; the build goes on.
+pub async fn say(log: &Log, line: &str) {
+    let _ = log.send(format!("{line}\n")).await;
+}
+
+/// `tessera.toml` at the root of the pushed tree.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// The app's name; when given, it must be the repository's app.
+    pub name: Option<String>,
+    /// Shown in messages only: the title served is the component's own.
+    #[serde(default)]
+    pub title: Option<String>,
+    /// The build kind: `wasm` (a prebuilt component) or `rust` (a crate using the SDK).
+    pub kind: String,
+    /// For `wasm`: the component's path in the repository.
+    pub component: Option<String>,
+    /// For `rust`: the package to build when the repository is a workspace.
+    pub package: Option<String>,
+    /// The folder of static assets, if any.
+    pub assets: Option<String>,
+}
+
+const MANIFEST_HELP: &str = "tessera.toml at the root of the repository names the build, e.g.\n  \
+                             kind = \"wasm\"\n  component = \"app.wasm\"\nor\n  kind = \"rust\"";
+
+/// What a build produced, ready for the deployer.
+pub struct Built {
+    /// The component's bytes.
+    pub component: Vec<u8>,
+    /// The files of the assets folder.
+    pub assets: Vec<AssetFile>,
+    /// What to call the component in messages.
+    pub label: String,
+}
+
+/// The build queue and settings of one server process.
+pub struct Builds {
+    config: BuildsConfig,
+    sdk_dir: PathBuf,
+    root: PathBuf,
+    max_component_bytes: usize,
+    apps: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    slots: Arc<Semaphore>,
+    running: Arc<AtomicUsize>,
+}
+
+/// A Rust build's slot; frees it on drop.
+pub struct Slot {
+    _permit: OwnedSemaphorePermit,
+    running: Arc<AtomicUsize>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.running.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Builds {
+    /// The queue for `config` (its `[builds]` table and data directory).
+    pub fn new(config: &Config) -> Builds {
+        Builds {
+            sdk_dir: std::path::absolute(config.sdk_dir()).unwrap_or_else(|_| config.sdk_dir()),
+            root: config.data_dir.join("builds"),
+            max_component_bytes: config.max_component_bytes,
+            slots: Arc::new(Semaphore::new(config.builds.max_parallel.max(1))),
+            running: Arc::new(AtomicUsize::new(0)),
+            apps: Mutex::default(),
+            config: config.builds.clone(),
+        }
+    }
+
+    /// This process's working directories: `{data_dir}/builds/work/{pid}`.
+    fn work_root(&self) -> PathBuf {
+        self.root.join("work").join(std::process::id().to_string())
+    }
+
+    /// This process's running builds: `{data_dir}/builds/running/{pid}/{process group}`.
+    fn running_root(&self) -> PathBuf {
+        self.root
+            .join("running")
+            .join(std::process::id().to_string())
+    }
+
+    /// The cargo target directory of one app: kept between builds (a warm cache).
+    fn target_dir(&self, tenant: &Slug, app: &Slug) -> PathBuf {
+        self.config
+            .target_dir
+            .clone()
+            .unwrap_or_else(|| self.root.join("target"))
+            .join(tenant.as_str())
+            .join(app.as_str())
+    }
+
+    /// At start: for every server process that is gone (killed in the middle of a build,
+    /// say), kill the build process groups it left running and remove its working
+    /// directories. Directories of live processes (replicas sharing the data directory)
+    /// are left alone. Returns how many stale directories were removed.
+    pub fn recover(&self) -> std::io::Result<usize> {
+        let mut removed = 0;
+        for kind in ["running", "work"] {
+            let Ok(entries) = std::fs::read_dir(self.root.join(kind)) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let Some(pid) = entry
+                    .file_name()
+                    .to_str()
+                    .and_then(|s| s.parse::<u32>().ok())
+                else {
+                    continue;
+                };
+                if server_alive(pid) {
+                    continue;
+                }
+                if kind == "running" {
+                    for group in std::fs::read_dir(entry.path())
+                        .into_iter()
+                        .flatten()
+                        .flatten()
+                    {
+                        if let Some(group) = group.file_name().to_str().and_then(|s| s.parse().ok())
+                        {
+                            let killed = kill_stale_group(group);
+                            if killed > 0 {
+                                tracing::warn!(
+                                    group,
+                                    killed,
+                                    "killed a build left by a stopped server"
+                                );
+                            }
+                        }
+                    }
+                }
+                std::fs::remove_dir_all(entry.path())?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// A fresh working directory for one push (removed on drop, or at the next start).
+    pub fn work_dir(&self, tenant: &Slug, app: &Slug) -> std::io::Result<tempfile::TempDir> {
+        std::fs::create_dir_all(self.work_root())?;
+        tempfile::Builder::new()
+            .prefix(&format!("{tenant}.{app}."))
+            .tempdir_in(self.work_root())
+    }
+
+    /// Wait for the app's lock: one push per app at a time. Says so when it waits.
+    pub async fn lock_app(&self, tenant: &Slug, app: &Slug, log: &Log) -> OwnedMutexGuard<()> {
+        let lock = {
+            let mut apps = self.apps.lock().unwrap_or_else(|e| e.into_inner());
+            apps.entry(format!("{tenant}/{app}")).or_default().clone()
+        };
+        match lock.clone().try_lock_owned() {
+            Ok(guard) => guard,
+            Err(_) => {
+                say(
+                    log,
+                    "tessera: queued behind another push to this app; waiting for it to finish",
+                )
+                .await;
+                lock.lock_owned().await
+            }
+        }
+    }
+
+    /// Wait for a build slot (`[builds] max_parallel`). Says so when it waits.
+    pub async fn slot(&self, log: &Log) -> Slot {
+        let permit = match self.slots.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                let running = self.running.load(Ordering::SeqCst);
+                say(
+                    log,
+                    &format!(
+                        "tessera: queued: {running} builds running (at most {} at once)",
+                        self.config.max_parallel.max(1)
+                    ),
+                )
+                .await;
+                self.slots
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .unwrap_or_else(|_| unreachable!("the build semaphore is never closed"))
+            }
+        };
+        self.running.fetch_add(1, Ordering::SeqCst);
+        Slot {
+            _permit: permit,
+            running: self.running.clone(),
+        }
+    }
+
+    /// Build the checked-out tree `src` as its `tessera.toml` says.
+    pub async fn build(
+        &self,
+        tenant: &Slug,
+        app: &Slug,
+        src: &Path,
+        log: &Log,
+    ) -> Result<Built, String> {
+        let manifest = read_manifest(src, app, tenant).await?;
+        let (component, label) = match manifest.kind.as_str() {
+            "wasm" => {
+                let Some(component) = &manifest.component else {
+                    return Err(format!(
+                        "kind = \"wasm\" needs a component path.\n{MANIFEST_HELP}"
+                    ));
+                };
+                let path = inside(src, component)?;
+                (
+                    read_limited(&path, component, self.max_component_bytes).await?,
+                    component.clone(),
+                )
+            }
+            "rust" => {
+                let _slot = self.slot(log).await;
+                let path = self.cargo_build(tenant, app, src, &manifest, log).await?;
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let limit = usize::try_from(self.config.max_wasm_mb << 20).unwrap_or(usize::MAX);
+                let bytes = read_limited(&path, &name, limit).await.map_err(|e| {
+                    format!(
+                        "{e} (the build size limit, [builds] max_wasm_mb = {})",
+                        self.config.max_wasm_mb
+                    )
+                })?;
+                (bytes, name)
+            }
+            other => {
+                return Err(format!(
+                    "unknown build kind {other:?} in tessera.toml; known kinds: \"wasm\" (a prebuilt component), \"rust\" (a crate using the Tessera SDK)"
+                ));
+            }
+        };
+        let assets = match &manifest.assets {
+            Some(dir) => {
+                let dir = inside(src, dir)?;
+                tokio::task::spawn_blocking(move || crate::assets::read_dir(&dir))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| format!("the assets were refused: {e}"))?
+            }
+            None => Vec::new(),
+        };
+        Ok(Built {
+            component,
+            assets,
+            label,
+        })
+    }
+
+    /// `cargo build --release --target wasm32-wasip2` in `src`, under the limits; the path
+    /// of the component it produced.
+    async fn cargo_build(
+        &self,
+        tenant: &Slug,
+        app: &Slug,
+        src: &Path,
+        manifest: &Manifest,
+        log: &Log,
+    ) -> Result<PathBuf, String> {
+        if !src.join("Cargo.toml").is_file() {
+            return Err("kind = \"rust\" needs a Cargo.toml at the root of the repository".into());
+        }
+        let target_dir = self.target_dir(tenant, app);
+        std::fs::create_dir_all(&target_dir)
+            .map_err(|e| format!("cannot create the build's target directory: {e}"))?;
+        let limit = self.config.time_limit_secs;
+        say(
+            log,
+            &format!(
+                "tessera: cargo build --release --target wasm32-wasip2 (limits: {limit} s, {} MiB, {} MiB of wasm)",
+                self.config.memory_mb, self.config.max_wasm_mb
+            ),
+        )
+        .await;
+        let mut command = self.cargo_command(src, &target_dir, manifest);
+        let started = Instant::now();
+        let mut child = command
+            .spawn()
+            .map_err(|e| format!("cannot start the build (prlimit, cargo): {e}"))?;
+        let group = child.id().unwrap_or_default();
+        let record = self.running_root().join(group.to_string());
+        let _ = std::fs::create_dir_all(self.running_root());
+        let _ = std::fs::write(&record, b"");
+        let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
+            return Err("the build has no output pipes".into());
+        };
+        // stderr: cargo's progress and the rendered compiler messages, relayed as they come.
+        let relay = {
+            let log = log.clone();
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(stderr).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    say(&log, &line).await;
+                }
+            })
+        };
+        // stdout: cargo's JSON messages, where the produced files are named.
+        let artifacts = tokio::spawn(async move {
+            let mut found = Vec::new();
+            let mut lines = BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(path) = component_artifact(&line) {
+                    found.push(path);
+                }
+            }
+            found
+        });
+        let waited = tokio::time::timeout(Duration::from_secs(limit), child.wait()).await;
+        let status = match waited {
+            Ok(status) => status.map_err(|e| format!("waiting for the build failed: {e}")),
+            Err(_) => {
+                kill_group(group);
+                let _ = child.wait().await;
+                let _ = relay.await;
+                let _ = std::fs::remove_file(&record);
+                return Err(format!(
+                    "the build ran over its time limit of {limit} s ([builds] time_limit_secs) and was killed with all its processes"
+                ));
+            }
+        };
+        // A build script may have left processes behind in the group.
+        kill_group(group);
+        let _ = std::fs::remove_file(&record);
+        let _ = relay.await;
+        let found = artifacts.await.unwrap_or_default();
+        let status = status?;
+        if !status.success() {
+            return Err(format!(
+                "the build failed ({status}); the compiler's messages are above (each build process may use {} MiB of address space, [builds] memory_mb)",
+                self.config.memory_mb
+            ));
+        }
+        say(
+            log,
+            &format!("tessera: built in {:.1} s", started.elapsed().as_secs_f64()),
+        )
+        .await;
+        let mut found = found;
+        found.sort();
+        found.dedup();
+        match &found[..] {
+            [one] => Ok(one.clone()),
+            [] => Err("the build produced no component: the crate needs `crate-type = [\"cdylib\"]` under [lib]".into()),
+            _ => Err(format!(
+                "the build produced {} components; name one with `package = \"…\"` in tessera.toml",
+                found.len()
+            )),
+        }
+    }
+
+    fn cargo_command(
+        &self,
+        src: &Path,
+        target_dir: &Path,
+        manifest: &Manifest,
+    ) -> tokio::process::Command {
+        let home = std::env::var_os("HOME").map(PathBuf::from);
+        let cargo_home = std::env::var_os("CARGO_HOME")
+            .map(PathBuf::from)
+            .or_else(|| home.as_ref().map(|h| h.join(".cargo")));
+        let rustup_home = std::env::var_os("RUSTUP_HOME")
+            .map(PathBuf::from)
+            .or_else(|| home.as_ref().map(|h| h.join(".rustup")));
+        let mut command = tokio::process::Command::new("prlimit");
+        command
+            .arg(format!("--as={}", self.config.memory_mb << 20))
+            .arg("--")
+            .arg("cargo")
+            .args([
+                "build",
+                "--release",
+                "--target",
+                "wasm32-wasip2",
+                "--message-format=json-render-diagnostics",
+                "--color=never",
+            ])
+            .arg("--config")
+            .arg(format!(
+                "patch.crates-io.sdk.path={}",
+                toml_string(&self.sdk_dir.to_string_lossy())
+            ));
+        if let Some(package) = &manifest.package {
+            command.args(["--package", package]);
+        }
+        // Nothing of the server's environment (database URL, Redis password, …) reaches
+        // the build: only what cargo and rustup need.
+        command.env_clear();
+        for name in ["PATH", "HOME", "RUSTUP_TOOLCHAIN", "LANG"] {
+            if let Some(value) = std::env::var_os(name) {
+                command.env(name, value);
+            }
+        }
+        if let Some(dir) = cargo_home {
+            command.env("CARGO_HOME", dir);
+        }
+        if let Some(dir) = rustup_home {
+            command.env("RUSTUP_HOME", dir);
+        }
+        command
+            .env("CARGO_TARGET_DIR", target_dir)
+            .env("CARGO_TERM_PROGRESS_WHEN", "never")
+            .env("TERM", "dumb")
+            .current_dir(src)
+            .process_group(0)
+            .kill_on_drop(true)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        command
+    }
+}
+
+/// The `.wasm` of a `cdylib` in one line of cargo's JSON messages, if it names one.
+fn component_artifact(line: &str) -> Option<PathBuf> {
+    let message: serde_json::Value = serde_json::from_str(line).ok()?;
+    if message["reason"] != "compiler-artifact" {
+        return None;
+    }
+    let kinds = message["target"]["kind"].as_array()?;
+    if !kinds.iter().any(|k| k == "cdylib") {
+        return None;
+    }
+    message["filenames"]
+        .as_array()?
+        .iter()
+        .filter_map(|f| f.as_str())
+        .find(|f| f.ends_with(".wasm"))
+        .map(PathBuf::from)
+}
+
+/// A TOML basic string (for `--config key=value`).
+fn toml_string(text: &str) -> String {
+    let mut out = String::from("\"");
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// SIGKILL every process of the group `group`.
+fn kill_group(group: u32) {
+    if group == 0 {
+        return;
+    }
+    // The `kill` utility, so no unsafe code: a negative id is a process group.
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", "--", &format!("-{group}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// Whether the process `pid` still runs (this one, or a replica sharing the data
+/// directory). A reused pid only delays the cleanup to a later start.
+fn server_alive(pid: u32) -> bool {
+    pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Kill the group `group` if a build of ours still runs in it (a process of that group
+/// runs cargo, rustc or a build script); how many such processes there were.
+fn kill_stale_group(group: u32) -> usize {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    let mut members = 0;
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // `pid (comm) state ppid pgrp …`: comm may hold spaces, so split after the ')'.
+        let pgrp = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(2))
+            .and_then(|s| s.parse::<u32>().ok());
+        if pgrp != Some(group) {
+            continue;
+        }
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline);
+        if ["cargo", "rustc", "build-script", "prlimit"]
+            .iter()
+            .any(|n| cmdline.contains(n))
+            || cmdline.contains("/builds/target/")
+        {
+            members += 1;
+        }
+    }
+    if members > 0 {
+        kill_group(group);
+    }
+    members
+}
+
+async fn read_manifest(src: &Path, app: &Slug, tenant: &Slug) -> Result<Manifest, String> {
+    let text = match tokio::fs::read_to_string(src.join("tessera.toml")).await {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(format!("tessera.toml is missing.\n{MANIFEST_HELP}"));
+        }
+        Err(e) => return Err(format!("cannot read tessera.toml: {e}")),
+    };
+    let manifest: Manifest =
+        toml::from_str(&text).map_err(|e| format!("tessera.toml is invalid: {e}"))?;
+    if let Some(name) = &manifest.name
+        && name != app.as_str()
+    {
+        return Err(format!(
+            "tessera.toml names the app {name:?}, but this repository deploys {tenant}/{app}"
+        ));
+    }
+    Ok(manifest)
+}
+
+/// The file at `path`, refused when over `limit` bytes.
+async fn read_limited(path: &Path, name: &str, limit: usize) -> Result<Vec<u8>, String> {
+    let size = tokio::fs::metadata(path)
+        .await
+        .map_err(|e| format!("{name}: {e}"))?
+        .len();
+    if usize::try_from(size).map_or(true, |size| size > limit) {
+        return Err(format!(
+            "{name} is {size} bytes, more than the {limit}-byte maximum"
+        ));
+    }
+    tokio::fs::read(path)
+        .await
+        .map_err(|e| format!("{name}: {e}"))
+}
+
+/// `relative` inside `root`, refusing absolute paths, `..` and symlinks leading out.
+fn inside(root: &Path, relative: &str) -> Result<PathBuf, String> {
+    let path = Path::new(relative);
+    if !path
+        .components()
+        .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+    {
+        return Err(format!(
+            "{relative:?} in tessera.toml must be a path inside the repository"
+        ));
+    }
+    let full = root
+        .join(path)
+        .canonicalize()
+        .map_err(|e| format!("{relative} (named in tessera.toml): {e}"))?;
+    let root = root.canonicalize().map_err(|e| e.to_string())?;
+    if !full.starts_with(&root) {
+        return Err(format!(
+            "{relative} (named in tessera.toml) leads outside the repository"
+        ));
+    }
+    Ok(full)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_cdylib_wasm_in_cargo_messages() {
+        let line = r#"{"reason":"compiler-artifact","target":{"kind":["cdylib","rlib"]},"filenames":["/t/x.rlib","/t/x.wasm"]}"#;
+        assert_eq!(component_artifact(line), Some(PathBuf::from("/t/x.wasm")));
+        let dep = r#"{"reason":"compiler-artifact","target":{"kind":["lib"]},"filenames":["/t/libserde.rlib"]}"#;
+        assert_eq!(component_artifact(dep), None);
+        assert_eq!(component_artifact("not json"), None);
+    }
+
+    #[test]
+    fn toml_strings_are_escaped() {
+        assert_eq!(toml_string(r#"/a "b"\c"#), r#""/a \"b\"\\c""#);
+    }
+}

@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Push-to-live times of `git push` deploys, measured against a real `tessera serve` on a
+# throwaway data directory: from the start of `git push` until the new version's layout
+# is served.
+#
+#   1. a prebuilt component (kind = "wasm", examples' hello.wasm)
+#   2. a Rust crate (kind = "rust", the sales explorer's source), cold: empty target dir
+#   3. the same crate after a one-line change, warm: the app's target dir from step 2
+#
+#   scripts/bench-push.sh            # prints a table; needs git, curl, cargo, the guests
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+root=$(pwd)
+target=${CARGO_TARGET_DIR:-$root/target}
+
+cargo build --release -p platform --bin tessera
+[[ -f $target/wasm32-wasip2/guest/hello.wasm ]] || scripts/build-guests.sh hello
+
+scratch=$(mktemp -d)
+server=""
+cleanup() {
+    [[ -n $server ]] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null
+    rm -rf "$scratch"
+}
+trap cleanup EXIT
+
+export TESSERA_DATA_DIR=$scratch/data
+export TESSERA_FRONTEND_DIR=$root/admin-ui/node_modules
+unset TESSERA_DATABASE_URL TESSERA_REDIS_URL TESSERA_CONFIG
+tessera=$target/release/tessera
+"$tessera" admin create-user bench@example.org >/dev/null
+"$tessera" admin create-tenant bench --owner bench@example.org >/dev/null
+token=$("$tessera" admin token create bench@example.org --tenant bench)
+
+"$tessera" serve --listen 127.0.0.1:0 >"$scratch/server.out" 2>"$scratch/server.err" &
+server=$!
+for _ in $(seq 100); do
+    address=$(sed -n 's|.*listening on http://\([^/]*\)/.*|\1|p' "$scratch/server.out")
+    [[ -n $address ]] && break
+    sleep 0.1
+done
+[[ -n $address ]] || { echo "tessera did not start" >&2; cat "$scratch/server.err" >&2; exit 1; }
+
+export HOME=$scratch/home GIT_CONFIG_NOSYSTEM=1 GIT_TERMINAL_PROMPT=0
+mkdir -p "$HOME"
+git config --global user.name bench
+git config --global user.email bench@example.org
+git config --global init.defaultBranch main
+
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+
+# push DIR APP TEXT: push DIR to APP, wait until its layout contains TEXT; prints ms.
+push() {
+    local dir=$1 app=$2 text=$3 start
+    start=$(now_ms)
+    git -C "$dir" push --quiet "http://git:$token@$address/git/bench/$app.git" main \
+        >"$scratch/push.log" 2>&1 || { cat "$scratch/push.log" >&2; exit 1; }
+    until curl -fsS "http://$address/apps/bench/$app/_dash-layout" 2>/dev/null | grep -q "$text"; do
+        sleep 0.05
+    done
+    echo $(($(now_ms) - start))
+}
+
+# 1. Prebuilt component.
+mkdir "$scratch/wasm"
+cp "$target/wasm32-wasip2/guest/hello.wasm" "$scratch/wasm/app.wasm"
+printf 'kind = "wasm"\ncomponent = "app.wasm"\n' >"$scratch/wasm/tessera.toml"
+git -C "$scratch/wasm" init --quiet
+git -C "$scratch/wasm" add -A
+git -C "$scratch/wasm" commit --quiet -m hello
+prebuilt=$(push "$scratch/wasm" hello Hello)
+
+# 2. Rust crate, cold.
+crate=$scratch/rust
+mkdir -p "$crate/src"
+cp examples/sales-explorer/src/*.rs "$crate/src/"
+cp Cargo.lock "$crate/"
+cat >"$crate/Cargo.toml" <<'EOF'
+[package]
+name = "sales-explorer"
+version = "0.1.0"
+edition = "2024"
+
+[lib]
+crate-type = ["cdylib"]
+
+[dependencies]
+sdk = "0.1"
+serde_json = { version = "1.0.145", features = ["preserve_order"] }
+plotly = { version = "=0.14.1", default-features = false }
+EOF
+printf 'kind = "rust"\n' >"$crate/tessera.toml"
+git -C "$crate" init --quiet
+git -C "$crate" add -A
+git -C "$crate" commit --quiet -m sales
+cold=$(push "$crate" sales "Sales explorer")
+
+# 3. Warm: a one-line change.
+sed -i 's/html::h2().children("Sales explorer")/html::h2().children("Sales explorer, warm")/' "$crate/src/lib.rs"
+git -C "$crate" commit --quiet -am retitle
+warm=$(push "$crate" sales "Sales explorer, warm")
+
+cores=$(nproc)
+echo
+echo "push-to-live on $(date -u +%F), $cores cores, $(uname -m):"
+echo "| push | ms |"
+echo "|---|---|"
+echo "| prebuilt component (hello.wasm) | $prebuilt |"
+echo "| Rust crate, cold (empty target dir) | $cold |"
+echo "| Rust crate, warm (one-line change) | $warm |"
