@@ -55,6 +55,7 @@ async fn run(db: TestDatabase) -> BenchResult {
         limits: LimitsConfig::default(),
         jobs: platform::config::JobsConfig::default(),
         sessions: platform::config::SessionsConfig::default(),
+        deploy: platform::config::DeployConfig::default(),
         redis_url: None,
     };
     let state = App::start(config).await?;

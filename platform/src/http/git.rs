@@ -373,6 +373,8 @@ struct Push {
     actor: String,
     /// The pusher, made a collaborator of the app its push creates.
     creator: Option<crate::ids::UserId>,
+    /// The pusher's user, named as the author of the versions the push makes.
+    pusher: Option<crate::ids::UserId>,
     work: PathBuf,
 }
 
@@ -396,6 +398,7 @@ impl Hook {
             repo: repo.to_owned(),
             actor: principal.audit_actor(),
             creator: principal.user_id().filter(|_| new_app),
+            pusher: principal.user_id(),
             work: dir.path().join("src"),
         });
         let routes = Router::new()
@@ -438,7 +441,7 @@ async fn hook_build(
         alternates: get("x-git-alternate-object-directories"),
     };
     let (log, lines) = mpsc::channel::<String>(64);
-    tokio::spawn(async move {
+    tokio::spawn(TRANSCRIPT.scope(std::sync::Mutex::default(), async move {
         let verdict = match build(&push, &updates, &objects, &log).await {
             Ok(()) => "TESSERA-ACCEPT",
             Err(message) => {
@@ -454,7 +457,7 @@ async fn hook_build(
             }
         };
         say(&log, verdict).await;
-    });
+    }));
     let stream = futures_util::stream::unfold(lines, |mut lines| async move {
         lines
             .recv()
@@ -464,9 +467,38 @@ async fn hook_build(
     Body::from_stream(stream).into_response()
 }
 
+tokio::task_local! {
+    /// What this push's build said so far: stored as the new version's build log.
+    static TRANSCRIPT: std::sync::Mutex<String>;
+}
+
+/// Longest build log stored with a version; the rest is cut (the pusher saw it all).
+const MAX_BUILD_LOG: usize = 64 << 10;
+
 async fn say(log: &mpsc::Sender<String>, line: &str) {
+    let _ = TRANSCRIPT.try_with(|transcript| {
+        let mut transcript = transcript.lock().unwrap_or_else(|e| e.into_inner());
+        if transcript.len() < MAX_BUILD_LOG {
+            transcript.push_str(line);
+            transcript.push('\n');
+        }
+    });
     // The hook may be gone (client hung up); the build's outcome does not depend on it.
     let _ = log.send(format!("{line}\n")).await;
+}
+
+/// The build log so far, cut at [`MAX_BUILD_LOG`] bytes on a character boundary.
+fn transcript() -> String {
+    TRANSCRIPT
+        .try_with(|transcript| {
+            let text = transcript.lock().unwrap_or_else(|e| e.into_inner());
+            let mut end = text.len().min(MAX_BUILD_LOG);
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            text[..end].to_owned()
+        })
+        .unwrap_or_default()
 }
 
 /// `tessera.toml` at the root of the pushed tree.
@@ -502,7 +534,7 @@ async fn build(
     let deploy_ref = format!("refs/heads/{DEPLOY_BRANCH}");
     for line in updates.lines() {
         let fields: Vec<&str> = line.split_whitespace().collect();
-        let [_old, new, refname] = fields[..] else {
+        let [old, new, refname] = fields[..] else {
             continue;
         };
         if refname != deploy_ref {
@@ -518,9 +550,47 @@ async fn build(
                 "the deploy branch {DEPLOY_BRANCH} cannot be deleted"
             ));
         }
+        if !old.bytes().all(|b| b == b'0') && !related(push, old, new, objects).await? {
+            return Err(format!(
+                "{new:.12} shares no history with the deployed {DEPLOY_BRANCH} ({old:.12}): \
+                 a force-push of unrelated history is refused.\n\
+                 Fetch {DEPLOY_BRANCH} and build on it (an amended or rebased commit is fine), \
+                 or push to a new app."
+            ));
+        }
         deploy_commit(push, new, objects, log).await?;
     }
     Ok(())
+}
+
+/// Whether commits `old` and `new` have a common ancestor (`git merge-base`; the pushed
+/// objects are still in quarantine, so git is pointed at them).
+async fn related(push: &Push, old: &str, new: &str, objects: &Objects) -> Result<bool, String> {
+    let mut command = git();
+    command
+        .arg("--git-dir")
+        .arg(&push.repo)
+        .args(["merge-base", old, new]);
+    if !objects.directory.is_empty() {
+        command.env("GIT_OBJECT_DIRECTORY", &objects.directory);
+    }
+    if !objects.alternates.is_empty() {
+        command.env("GIT_ALTERNATE_OBJECT_DIRECTORIES", &objects.alternates);
+    }
+    let output = command
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .map_err(|e| format!("comparing the history failed: {e}"))?;
+    match output.status.code() {
+        Some(0) => Ok(true),
+        // merge-base exits 1 when there is no common ancestor.
+        Some(1) if output.stderr.is_empty() => Ok(false),
+        _ => Err(format!(
+            "comparing the history of {old:.12} and {new:.12} failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        )),
+    }
 }
 
 /// `relative` inside `root`, refusing absolute paths, `..` and symlinks leading out.
@@ -657,15 +727,28 @@ async fn deploy_commit(
         ),
     )
     .await;
-    // Outside the publish transaction: at worst a version without its commit (the source
-    // text names it too).
+    // Outside the publish transaction: at worst a version without its commit, pusher and
+    // log (the source text names the commit and the pusher too).
+    let log_text = transcript();
+    let author = match push.pusher {
+        Some(user) => match push.state.store.user(user).await {
+            Ok(Some(user)) => format!("{} ({})", user.email, push.actor),
+            _ => push.actor.clone(),
+        },
+        None => push.actor.clone(),
+    };
+    let details = crate::store::VersionDetails {
+        commit,
+        author: &author,
+        build_log: &log_text,
+    };
     if let Err(e) = push
         .state
         .store
-        .set_version_commit(tenant, app, deployed.number, commit)
+        .set_version_details(tenant, app, deployed.number, details)
         .await
     {
-        tracing::warn!(%e, "recording the version's commit failed");
+        tracing::warn!(%e, "recording the version's commit and build log failed");
     }
     if let Some(user) = push.creator {
         // The author who created the app by pushing may keep deploying it.

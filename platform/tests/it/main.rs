@@ -18,3 +18,4 @@ mod replicas;
 mod sessions;
 mod store;
 mod support;
+mod versions;

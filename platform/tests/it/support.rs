@@ -102,6 +102,19 @@ impl TestApp {
         }
     }
 
+    /// A platform (SQLite) that keeps `keep` versions per app.
+    pub async fn keeping_versions(keep: u32) -> Self {
+        Self::build_full(
+            LimitsConfig::default(),
+            None,
+            None,
+            platform::config::DeployConfig {
+                keep_versions: keep,
+            },
+        )
+        .await
+    }
+
     async fn build(limits: LimitsConfig, db: Option<TestDatabase>) -> Self {
         Self::build_with(limits, db, None).await
     }
@@ -110,6 +123,15 @@ impl TestApp {
         limits: LimitsConfig,
         db: Option<TestDatabase>,
         redis_url: Option<String>,
+    ) -> Self {
+        Self::build_full(limits, db, redis_url, Default::default()).await
+    }
+
+    async fn build_full(
+        limits: LimitsConfig,
+        db: Option<TestDatabase>,
+        redis_url: Option<String>,
+        deploy: platform::config::DeployConfig,
     ) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let frontend_dir = repo_root().join("admin-ui/node_modules");
@@ -134,6 +156,7 @@ impl TestApp {
             redis_url,
             jobs: platform::config::JobsConfig::default(),
             sessions: platform::config::SessionsConfig::default(),
+            deploy,
         };
         let state = App::start(config).await.expect("platform starts");
         Self {
