@@ -312,9 +312,7 @@ pub struct DeployConfig {
 
 impl Default for DeployConfig {
     fn default() -> Self {
-        Self {
-            keep_versions: 10,
-        }
+        Self { keep_versions: 10 }
     }
 }
 

@@ -547,7 +547,12 @@ mod tests {
                 .collect();
             assert_eq!(numbers, [7, 6, 5]);
             // The pruned versions' components and assets are gone, the kept ones remain.
-            assert!(store.version_component(last.app_id, ids[3].version_id).await.is_err());
+            assert!(
+                store
+                    .version_component(last.app_id, ids[3].version_id)
+                    .await
+                    .is_err()
+            );
             assert!(
                 store
                     .version_assets(last.app_id, ids[3].version_id)
@@ -583,7 +588,10 @@ mod tests {
                 .await
                 .expect_err("pruned");
             let text = err.to_string();
-            assert!(matches!(err, super::super::Error::VersionNotKept(_)), "{err:?}");
+            assert!(
+                matches!(err, super::super::Error::VersionNotKept(_)),
+                "{err:?}"
+            );
             assert!(
                 text.contains("version 2 of acme/sales is not kept")
                     && text.contains("pruned")
@@ -614,17 +622,28 @@ mod tests {
                     title: "Sales",
                     source: "cli",
                 };
-                last = Some(store.publish_version(&t, &a, version, 1).await.expect("publish"));
+                last = Some(
+                    store
+                        .publish_version(&t, &a, version, 1)
+                        .await
+                        .expect("publish"),
+                );
             }
             let last = last.expect("published");
             let (tenant, app) = (last.tenant_id, last.app_id);
             let live = || async { store.live_version(&t, &a).await.expect("q").expect("live") };
 
             // Default: the version before the live one, then the one before that.
-            let done = store.rollback(tenant, app, None, &change()).await.expect("back");
+            let done = store
+                .rollback(tenant, app, None, &change())
+                .await
+                .expect("back");
             assert_eq!((done.from, done.to, done.changed), (3, 2, true));
             assert_eq!(live().await.number, 2);
-            let done = store.rollback(tenant, app, None, &change()).await.expect("back");
+            let done = store
+                .rollback(tenant, app, None, &change())
+                .await
+                .expect("back");
             assert_eq!((done.from, done.to), (2, 1));
             let err = store
                 .rollback(tenant, app, None, &change())
@@ -635,9 +654,15 @@ mod tests {
             assert_eq!(live().await.number, 1);
 
             // Forward again to an explicit version; the live one again changes nothing.
-            let done = store.rollback(tenant, app, Some(3), &change()).await.expect("fwd");
+            let done = store
+                .rollback(tenant, app, Some(3), &change())
+                .await
+                .expect("fwd");
             assert_eq!((done.from, done.to, done.changed), (1, 3, true));
-            let done = store.rollback(tenant, app, Some(3), &change()).await.expect("same");
+            let done = store
+                .rollback(tenant, app, Some(3), &change())
+                .await
+                .expect("same");
             assert!(!done.changed);
             assert_eq!(live().await.sha256, "ab");
             assert_eq!(live().await.number, 3);
@@ -673,8 +698,14 @@ mod tests {
                 title: "Sales",
                 source: "cli",
             };
-            store.rollback(tenant, app, Some(1), &change()).await.expect("back");
-            let fourth = store.publish_version(&t, &a, version, 2).await.expect("publish");
+            store
+                .rollback(tenant, app, Some(1), &change())
+                .await
+                .expect("back");
+            let fourth = store
+                .publish_version(&t, &a, version, 2)
+                .await
+                .expect("publish");
             assert_eq!(fourth.number, 4);
             assert_eq!(live().await.number, 4);
         }
@@ -690,7 +721,10 @@ mod tests {
                 title: "Sales",
                 source: "git 0123 pushed by token:x",
             };
-            let published = store.publish_version(&t, &a, version, 1).await.expect("publish");
+            let published = store
+                .publish_version(&t, &a, version, 1)
+                .await
+                .expect("publish");
             let details = VersionDetails {
                 commit: "0123456789abcdef",
                 author: "alice@example.org (token:x)",
@@ -705,7 +739,10 @@ mod tests {
                 .await
                 .expect("list");
             assert_eq!(versions[0].commit.as_deref(), Some("0123456789abcdef"));
-            assert_eq!(versions[0].author.as_deref(), Some("alice@example.org (token:x)"));
+            assert_eq!(
+                versions[0].author.as_deref(),
+                Some("alice@example.org (token:x)")
+            );
             assert_eq!(
                 versions[0].build_log.as_deref(),
                 Some("tessera: building\ntessera: deployed\n")
@@ -989,12 +1026,11 @@ impl Store {
             .fetch_optional(&mut *tx)
             .await?;
         let Some(found) = found else {
-            let kept = sqlx::query(
-                "select min(number), max(number) from app_versions where app_id = $1",
-            )
-            .bind(app.0)
-            .fetch_one(&mut *tx)
-            .await?;
+            let kept =
+                sqlx::query("select min(number), max(number) from app_versions where app_id = $1")
+                    .bind(app.0)
+                    .fetch_one(&mut *tx)
+                    .await?;
             let (oldest, newest): (Option<i64>, Option<i64>) = (kept.try_get(0)?, kept.try_get(1)?);
             let why = match newest {
                 Some(newest) if target > 0 && target < newest => format!(

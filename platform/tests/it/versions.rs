@@ -123,7 +123,10 @@ async fn api(app: &TestApp, method: &str, uri: &str, token: Option<&str>, body: 
 /// viewer (victor); their tokens, in that order.
 async fn people(app: &TestApp) -> [String; 3] {
     let store = &app.state.store;
-    store.ensure_tenant(&slug("acme"), op().at).await.expect("tenant");
+    store
+        .ensure_tenant(&slug("acme"), op().at)
+        .await
+        .expect("tenant");
     let mut tokens = Vec::new();
     for (email, role) in [
         ("alice@example.org", "admin"),
@@ -185,7 +188,10 @@ async fn rollback_through_the_api_switches_the_served_version_and_is_audited() {
     let done = api(&app, "POST", rollback, Some(&alice), "{}").await;
     assert_eq!(done.status, StatusCode::OK, "{}", done.text());
     let body = done.json();
-    assert_eq!((body["number"].as_i64(), body["live"].as_bool()), (Some(1), Some(true)));
+    assert_eq!(
+        (body["number"].as_i64(), body["live"].as_bool()),
+        (Some(1), Some(true))
+    );
     // The callback in flight finishes on its version; new requests get the old one back
     // once the runtime's one-second cache has expired.
     assert_eq!(call_greeting(&held, "y"), "Howdy, y!");
@@ -199,9 +205,20 @@ async fn rollback_through_the_api_switches_the_served_version_and_is_audited() {
     let forward = api(&app, "POST", rollback, Some(&alice), r#"{"version": 2}"#).await;
     assert_eq!(forward.status, StatusCode::OK, "{}", forward.text());
     let again = api(&app, "POST", rollback, Some(&alice), r#"{"version": 2}"#).await;
-    assert_eq!(again.status, StatusCode::OK, "the live version again is a no-op");
+    assert_eq!(
+        again.status,
+        StatusCode::OK,
+        "the live version again is a no-op"
+    );
 
-    let versions = api(&app, "GET", "/api/v1/tenants/acme/apps/sales/versions", Some(&victor), "").await;
+    let versions = api(
+        &app,
+        "GET",
+        "/api/v1/tenants/acme/apps/sales/versions",
+        Some(&victor),
+        "",
+    )
+    .await;
     let versions = versions.json();
     let live: Vec<i64> = versions
         .as_array()
@@ -212,19 +229,33 @@ async fn rollback_through_the_api_switches_the_served_version_and_is_audited() {
         .collect();
     assert_eq!(live, [2]);
 
-    let audit = api(&app, "GET", "/api/v1/tenants/acme/audit?action=app.rollback", Some(&alice), "").await;
+    let audit = api(
+        &app,
+        "GET",
+        "/api/v1/tenants/acme/audit?action=app.rollback",
+        Some(&alice),
+        "",
+    )
+    .await;
     let entries = audit.json()["items"].as_array().expect("items").clone();
     let moves: Vec<(i64, i64)> = entries
         .iter()
         .map(|e| {
-            assert!(e["actor"].as_str().expect("actor").starts_with("token:"), "{e}");
+            assert!(
+                e["actor"].as_str().expect("actor").starts_with("token:"),
+                "{e}"
+            );
             (
                 e["detail"]["from"].as_i64().expect("from"),
                 e["detail"]["to"].as_i64().expect("to"),
             )
         })
         .collect();
-    assert_eq!(moves, [(1, 2), (2, 1)], "one audit row per switch, none for no-ops");
+    assert_eq!(
+        moves,
+        [(1, 2), (2, 1)],
+        "one audit row per switch, none for no-ops"
+    );
 }
 
 #[tokio::test]
@@ -241,10 +272,25 @@ async fn keep_versions_prunes_old_versions_even_one_a_callback_still_holds() {
         .expect("live")
         .expect("an app");
     for expected in 2..=5 {
-        let bytes = if expected % 2 == 0 { howdy() } else { hello.clone() };
+        let bytes = if expected % 2 == 0 {
+            howdy()
+        } else {
+            hello.clone()
+        };
         assert_eq!(deploy_bytes(&app, bytes).await, expected);
-        let versions = api(&app, "GET", "/api/v1/tenants/acme/apps/sales/versions", Some(&alice), "").await;
-        assert_eq!(versions.json().as_array().expect("list").len(), 2, "after {expected}");
+        let versions = api(
+            &app,
+            "GET",
+            "/api/v1/tenants/acme/apps/sales/versions",
+            Some(&alice),
+            "",
+        )
+        .await;
+        assert_eq!(
+            versions.json().as_array().expect("list").len(),
+            2,
+            "after {expected}"
+        );
     }
     // Version 1 is gone from the database, yet a callback that started on it finishes.
     assert_eq!(held.version.number, 1);
@@ -267,7 +313,14 @@ async fn keep_versions_prunes_old_versions_even_one_a_callback_still_holds() {
     // The next publish prunes version 4 although it was live a moment ago: only the new,
     // live version and the newest before it are kept.
     assert_eq!(deploy_bytes(&app, hello.clone()).await, 6);
-    let versions = api(&app, "GET", "/api/v1/tenants/acme/apps/sales/versions", Some(&alice), "").await;
+    let versions = api(
+        &app,
+        "GET",
+        "/api/v1/tenants/acme/apps/sales/versions",
+        Some(&alice),
+        "",
+    )
+    .await;
     let numbers: Vec<i64> = versions
         .json()
         .as_array()
@@ -324,7 +377,12 @@ impl Repo {
         let work = scratch.path().join("work");
         std::fs::create_dir_all(&home).expect("home");
         std::fs::create_dir_all(&work).expect("work");
-        git_ok(&home, &work, &["init", "--quiet", "--initial-branch", "main"]).await;
+        git_ok(
+            &home,
+            &work,
+            &["init", "--quiet", "--initial-branch", "main"],
+        )
+        .await;
         std::fs::write(
             work.join("tessera.toml"),
             "kind = \"wasm\"\ncomponent = \"app.wasm\"\n",
@@ -391,13 +449,18 @@ async fn a_force_push_of_unrelated_history_is_refused_and_an_amend_is_not() {
     };
 
     let repo = Repo::new(&guest_wasm("hello.wasm")).await;
+    std::fs::write(repo.work.join("README"), "sales\n").expect("readme");
+    repo.ok(&["add", "README"]).await;
+    repo.ok(&["commit", "--quiet", "-m", "readme"]).await;
     let log = repo.ok(&["push", &url, "main"]).await;
     assert!(log.contains("deployed version 1 of acme/sales"), "{log}");
     let first = repo.head().await;
 
-    // Related history rewritten: the last commit amended, force-pushed. Accepted.
+    // Related history rewritten: the last commit amended, force-pushed. Accepted. (Amending
+    // a repository's only commit would make a new root, which is unrelated history.)
     std::fs::write(repo.work.join("app.wasm"), howdy()).expect("component");
-    repo.ok(&["commit", "--quiet", "--amend", "-am", "howdy instead"]).await;
+    repo.ok(&["commit", "--quiet", "--amend", "-am", "howdy instead"])
+        .await;
     let amended = repo.head().await;
     let log = repo.ok(&["push", "--force", &url, "main"]).await;
     assert!(log.contains("deployed version 2 of acme/sales"), "{log}");
@@ -405,13 +468,16 @@ async fn a_force_push_of_unrelated_history_is_refused_and_an_amend_is_not() {
     assert_eq!(live().await, Some(2));
 
     // A fresh history with no common ancestor: refused, and the ref and live version stay.
-    repo.ok(&["checkout", "--quiet", "--orphan", "unrelated"]).await;
-    repo.ok(&["commit", "--quiet", "-m", "a different project"]).await;
+    repo.ok(&["checkout", "--quiet", "--orphan", "unrelated"])
+        .await;
+    repo.ok(&["commit", "--quiet", "-m", "a different project"])
+        .await;
     let refused = repo.run(&["push", "--force", &url, "unrelated:main"]).await;
     let log = String::from_utf8_lossy(&refused.stderr).into_owned();
     assert!(!refused.status.success(), "{log}");
     assert!(
-        log.contains("remote: tessera:") && log.contains("shares no history with the deployed main"),
+        log.contains("remote: tessera:")
+            && log.contains("shares no history with the deployed main"),
         "{log}"
     );
     assert!(log.contains("live version is unchanged"), "{log}");
@@ -420,7 +486,14 @@ async fn a_force_push_of_unrelated_history_is_refused_and_an_amend_is_not() {
     assert!(remote.starts_with(&amended), "{remote}");
 
     // Version details: commit, author (the pusher), time, build log, content hash.
-    let versions = api(&app, "GET", "/api/v1/tenants/acme/apps/sales/versions", Some(&alice), "").await;
+    let versions = api(
+        &app,
+        "GET",
+        "/api/v1/tenants/acme/apps/sales/versions",
+        Some(&alice),
+        "",
+    )
+    .await;
     let versions = versions.json();
     let newest = &versions[0];
     assert_eq!(newest["number"], json!(2));
@@ -435,7 +508,10 @@ async fn a_force_push_of_unrelated_history_is_refused_and_an_amend_is_not() {
         "{build_log}"
     );
     use sha2::Digest;
-    assert_eq!(newest["sha256"], json!(hex::encode(sha2::Sha256::digest(howdy()))));
+    assert_eq!(
+        newest["sha256"],
+        json!(hex::encode(sha2::Sha256::digest(howdy())))
+    );
     assert!(newest["created_at"].as_i64().expect("time") > 0);
 }
 
@@ -542,9 +618,12 @@ fn load(
                         Ok(response) => {
                             let status = response.status().as_u16();
                             let text = response.text().await.unwrap_or_default();
-                            let greeting = serde_json::from_str::<Value>(&text)
-                                .ok()
-                                .and_then(|v| v["response"]["greeting"]["children"].as_str().map(str::to_owned));
+                            let greeting =
+                                serde_json::from_str::<Value>(&text).ok().and_then(|v| {
+                                    v["response"]["greeting"]["children"]
+                                        .as_str()
+                                        .map(str::to_owned)
+                                });
                             (Ok(status), greeting)
                         }
                         Err(e) => (Err(e.to_string()), None),
@@ -589,9 +668,16 @@ fn check_switch(
     for s in samples {
         let greeting = s.greeting.as_deref().unwrap_or_default();
         if s.sent + s.took < switch_started {
-            assert!(greeting.starts_with(before), "before the switch: {greeting}");
+            assert!(
+                greeting.starts_with(before),
+                "before the switch: {greeting}"
+            );
         } else if s.sent > settled {
-            assert!(greeting.starts_with(after), "at {:?}, after the switch: {greeting}", s.sent);
+            assert!(
+                greeting.starts_with(after),
+                "at {:?}, after the switch: {greeting}",
+                s.sent
+            );
         } else {
             assert!(
                 greeting.starts_with(before) || greeting.starts_with(after),
@@ -600,7 +686,10 @@ fn check_switch(
         }
     }
     let after_settled = samples.iter().filter(|s| s.sent > settled).count();
-    assert!(after_settled > 10, "too few requests after the switch: {after_settled}");
+    assert!(
+        after_settled > 10,
+        "too few requests after the switch: {after_settled}"
+    );
     let last_old = samples
         .iter()
         .filter(|s| s.greeting.as_deref().is_some_and(|g| g.starts_with(before)))
@@ -634,9 +723,15 @@ async fn collect(tasks: Vec<tokio::task::JoinHandle<Vec<Sample>>>) -> Vec<Sample
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn pushes_and_rollbacks_under_load_fail_no_request() {
     let server = start_server();
-    let url = format!("sqlite://{}", server.data_dir.path().join("tessera.db").display());
+    let url = format!(
+        "sqlite://{}",
+        server.data_dir.path().join("tessera.db").display()
+    );
     let store = platform::store::Store::connect(&url).await.expect("store");
-    store.ensure_tenant(&slug("acme"), op().at).await.expect("tenant");
+    store
+        .ensure_tenant(&slug("acme"), op().at)
+        .await
+        .expect("tenant");
     admin::create_user(&store, "alice@example.org", None, false, &op())
         .await
         .expect("user");
@@ -704,11 +799,18 @@ async fn pushes_and_rollbacks_under_load_fail_no_request() {
         .output()
         .expect("run tessera");
     let text = String::from_utf8_lossy(&versions.stdout);
-    assert!(versions.status.success(), "{text}{}", String::from_utf8_lossy(&versions.stderr));
+    assert!(
+        versions.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&versions.stderr)
+    );
     let head = repo.head().await;
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 3, "{text}");
-    assert!(lines[1].trim_start().starts_with("2 ") && lines[1].contains(&head[..12]), "{text}");
+    assert!(
+        lines[1].trim_start().starts_with("2 ") && lines[1].contains(&head[..12]),
+        "{text}"
+    );
     assert!(lines[1].contains("alice@example.org"), "{text}");
     assert!(lines[2].trim_start().starts_with("1  *"), "{text}");
     store.close().await;
