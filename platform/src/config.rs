@@ -531,6 +531,38 @@ mod tests {
     }
 
     #[test]
+    fn keep_versions_comes_from_the_flag_then_the_file_and_is_bounded() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("tessera.toml");
+        let path_text = path.to_str().expect("utf-8 path").to_owned();
+        let load = |file: &str, flag: Option<&str>| {
+            std::fs::write(&path, file).expect("write config");
+            let mut args = vec!["tessera", "--config", &path_text];
+            if let Some(flag) = flag {
+                args.extend(["--keep-versions", flag]);
+            }
+            args.extend(["apps", "versions", "acme/sales"]);
+            Config::load(&Cli::try_parse_from(args).expect("arguments parse"))
+        };
+        assert_eq!(load("", None).expect("loads").deploy.keep_versions, 10);
+        let file = "[deploy]\nkeep_versions = 3\n";
+        assert_eq!(load(file, None).expect("loads").deploy.keep_versions, 3);
+        assert_eq!(
+            load(file, Some("5")).expect("loads").deploy.keep_versions,
+            5
+        );
+        let err = load("[deploy]\nkeep_versions = 0\n", None).expect_err("0 is refused");
+        assert!(
+            format!("{err:#}").contains("keep_versions must be 1 to 10000"),
+            "{err:#}"
+        );
+        assert!(
+            Cli::try_parse_from(["tessera", "--keep-versions", "0", "apps", "versions", "a/b"])
+                .is_err()
+        );
+    }
+
+    #[test]
     fn unknown_file_keys_are_refused() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("tessera.toml");
