@@ -56,6 +56,7 @@ async fn run(db: TestDatabase) -> BenchResult {
         jobs: platform::config::JobsConfig::default(),
         sessions: platform::config::SessionsConfig::default(),
         builds: platform::config::BuildsConfig::default(),
+        deploy: platform::config::DeployConfig::default(),
         redis_url: None,
     };
     let state = App::start(config).await?;

@@ -91,6 +91,7 @@ async fn config(dir: &std::path::Path, redis_url: Option<String>) -> Config {
         jobs: platform::config::JobsConfig::default(),
         sessions: platform::config::SessionsConfig::default(),
         builds: platform::config::BuildsConfig::default(),
+        deploy: platform::config::DeployConfig::default(),
         redis_url,
     }
 }

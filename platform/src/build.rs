@@ -33,12 +33,50 @@ use crate::assets::AssetFile;
 use crate::config::{BuildsConfig, Config};
 use crate::ids::Slug;
 
-/// Where a build's lines go: the pusher's terminal (as `remote:` lines).
-pub type Log = mpsc::Sender<String>;
+/// Longest build log stored with a version; the rest is cut (the pusher saw it all).
+const MAX_BUILD_LOG: usize = 64 << 10;
 
-/// Send one line to the pusher. The client may have hung up; the build goes on.
+/// Where a build's lines go: the pusher's terminal (as `remote:` lines), and a transcript
+/// kept as the new version's build log. Clones share both.
+#[derive(Clone)]
+pub struct Log {
+    lines: mpsc::Sender<String>,
+    transcript: Arc<Mutex<String>>,
+}
+
+impl Log {
+    /// A log whose lines the receiver relays to the pusher.
+    pub fn new(capacity: usize) -> (Log, mpsc::Receiver<String>) {
+        let (lines, receiver) = mpsc::channel(capacity);
+        let log = Log {
+            lines,
+            transcript: Arc::default(),
+        };
+        (log, receiver)
+    }
+
+    /// What was said so far, cut at [`MAX_BUILD_LOG`] bytes on a character boundary.
+    pub fn transcript(&self) -> String {
+        let text = self.transcript.lock().unwrap_or_else(|e| e.into_inner());
+        let mut end = text.len().min(MAX_BUILD_LOG);
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text[..end].to_owned()
+    }
+}
+
+/// Send one line to the pusher and the transcript. The client may have hung up; the build
+/// goes on.
 pub async fn say(log: &Log, line: &str) {
-    let _ = log.send(format!("{line}\n")).await;
+    {
+        let mut transcript = log.transcript.lock().unwrap_or_else(|e| e.into_inner());
+        if transcript.len() < MAX_BUILD_LOG {
+            transcript.push_str(line);
+            transcript.push('\n');
+        }
+    }
+    let _ = log.lines.send(format!("{line}\n")).await;
 }
 
 /// `tessera.toml` at the root of the pushed tree.

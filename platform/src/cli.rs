@@ -6,7 +6,9 @@ use anyhow::{Context, bail};
 use tokio::net::TcpListener;
 
 use crate::clock::{Clock, SystemClock};
-use crate::config::{AdminCommand, Cli, Command, Config, DeployArgs, ServeArgs, TokenCommand};
+use crate::config::{
+    AdminCommand, AppsCommand, Cli, Command, Config, DeployArgs, ServeArgs, TokenCommand,
+};
 use crate::deploy::Deployer;
 use crate::ids::Slug;
 use crate::state::{App, open_sandbox};
@@ -19,6 +21,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => serve(config, args).await,
         Command::Deploy(args) => deploy(config, args).await,
         Command::Admin(args) => admin(config, &args.command).await,
+        Command::Apps(args) => apps(config, &args.command).await,
     }
 }
 
@@ -136,6 +139,7 @@ async fn deploy(config: Config, args: &DeployArgs) -> anyhow::Result<()> {
                 crate::config::redact_url(&config.database_url)
             )
         })?;
+    let store = store.with_keep_versions(config.deploy.keep_versions);
     let sandbox = open_sandbox(&config)?;
     let deployer = Deployer {
         store: &store,
@@ -296,6 +300,101 @@ async fn admin(config: Config, command: &AdminCommand) -> anyhow::Result<()> {
     };
     store.close().await;
     Ok(result?)
+}
+
+/// `tessera apps …`: an app's versions and rollback, by the operator on the database
+/// directly (like `tessera admin`; a rollback is audited under `cli:<os user>`).
+async fn apps(config: Config, command: &AppsCommand) -> anyhow::Result<()> {
+    let store = Store::connect(&config.database_url)
+        .await
+        .with_context(|| {
+            format!(
+                "opening {}",
+                crate::config::redact_url(&config.database_url)
+            )
+        })?
+        .with_keep_versions(config.deploy.keep_versions);
+    let result = apps_command(&store, command).await;
+    store.close().await;
+    result
+}
+
+async fn apps_command(store: &Store, command: &AppsCommand) -> anyhow::Result<()> {
+    let (AppsCommand::Versions { target, .. } | AppsCommand::Rollback { target, .. }) = command;
+    let Some((tenant, app)) = target.split_once('/') else {
+        bail!("expected tenant/app, for example demo/sales-explorer (got {target:?})");
+    };
+    let (tenant, app) = (Slug::parse(tenant)?, Slug::parse(app)?);
+    let Some(access) = store.app_access(&tenant, &app, None).await? else {
+        bail!("no app {tenant}/{app}");
+    };
+    match command {
+        AppsCommand::Versions { logs, .. } => {
+            let versions = store.list_versions(access.tenant_id, access.app_id).await?;
+            println!(
+                "{:>7}  {:<4}  {:<20}  {:<12}  {:<12}  author / source",
+                "version", "live", "created (UTC)", "sha256", "commit"
+            );
+            for v in &versions {
+                println!(
+                    "{:>7}  {:<4}  {:<20}  {:<12}  {:<12}  {}",
+                    v.number,
+                    if v.live { "*" } else { "" },
+                    utc(v.created_at),
+                    v.sha256.get(..12).unwrap_or(&v.sha256),
+                    v.commit
+                        .as_deref()
+                        .map_or("-", |c| c.get(..12).unwrap_or(c)),
+                    v.author.as_deref().unwrap_or(&v.source),
+                );
+                if *logs && let Some(log) = &v.build_log {
+                    for line in log.lines() {
+                        println!("         | {line}");
+                    }
+                }
+            }
+            Ok(())
+        }
+        AppsCommand::Rollback { to, .. } => {
+            let actor = operator();
+            let change = Change {
+                actor: &actor,
+                remote_addr: None,
+                at: SystemClock.now_millis(),
+            };
+            let done = store
+                .rollback(access.tenant_id, access.app_id, *to, &change)
+                .await
+                .with_context(|| {
+                    format!("rollback of {tenant}/{app} refused; the live version is unchanged")
+                })?;
+            if done.changed {
+                println!(
+                    "{tenant}/{app}: version {} is live (was {}); running servers switch within a second",
+                    done.to, done.from
+                );
+            } else {
+                println!("{tenant}/{app}: version {} is already live", done.to);
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Unix milliseconds as `YYYY-MM-DD HH:MM:SS` in UTC.
+fn utc(millis: i64) -> String {
+    match time::OffsetDateTime::from_unix_timestamp(millis.div_euclid(1000)) {
+        Ok(t) => format!(
+            "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        ),
+        Err(_) => millis.to_string(),
+    }
 }
 
 /// One line of standard input, without its line ending.

@@ -17,6 +17,7 @@
 //! | `--redis-url` | `TESSERA_REDIS_URL` | `redis_url` | none: background jobs stay in this process |
 //! | – | – | `[jobs] deadline_secs` | 600 (a background callback's deadline) |
 //! | – | – | `[jobs] workers` | 4 (background jobs running at once per replica) |
+//! | `--keep-versions` | `TESSERA_KEEP_VERSIONS` | `[deploy] keep_versions` | 10 (versions kept per app; older ones are pruned after each publish) |
 //! | – | – | `[sessions] idle_minutes` | 120 (a session unused this long ends) |
 //! | – | – | `[sessions] absolute_hours` | 12 (a session ends this long after sign-in) |
 //! | – | – | `[sessions] secure_cookies` | false (true: always mark the cookie Secure, for TLS) |
@@ -64,6 +65,10 @@ pub struct Cli {
     /// Redis URL for the background-callback job queue shared by replicas.
     #[arg(long, env = "TESSERA_REDIS_URL", global = true, hide_env_values = true)]
     pub redis_url: Option<String>,
+    /// Versions kept per app; after each publish older ones are pruned (never the live one).
+    #[arg(long, env = "TESSERA_KEEP_VERSIONS", global = true,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub keep_versions: Option<u32>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -78,6 +83,37 @@ pub enum Command {
     Deploy(DeployArgs),
     /// Operator commands: tenants, users, roles and API tokens.
     Admin(AdminArgs),
+    /// An app's versions: list them, roll back to one.
+    Apps(AppsArgs),
+}
+
+/// `tessera apps …`.
+#[derive(Debug, Args)]
+pub struct AppsArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: AppsCommand,
+}
+
+/// The app commands (run by the operator, on the database directly; audited).
+#[derive(Debug, Subcommand)]
+pub enum AppsCommand {
+    /// List an app's kept versions, newest first, with commit, author, time and hash.
+    Versions {
+        /// `tenant/app`.
+        target: String,
+        /// Also print each version's build log.
+        #[arg(long)]
+        logs: bool,
+    },
+    /// Make a kept version live again (default: the newest version older than the live one).
+    Rollback {
+        /// `tenant/app`.
+        target: String,
+        /// The version number to make live.
+        #[arg(long, value_name = "VERSION")]
+        to: Option<i64>,
+    },
 }
 
 /// `tessera admin …`.
@@ -315,6 +351,20 @@ impl Default for BuildsConfig {
     }
 }
 
+/// The `[deploy]` table: versions.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeployConfig {
+    /// Versions kept per app (1 to 10,000); older ones are pruned after each publish.
+    pub keep_versions: u32,
+}
+
+impl Default for DeployConfig {
+    fn default() -> Self {
+        Self { keep_versions: 10 }
+    }
+}
+
 /// The TOML file's shape; every key is optional.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -331,6 +381,7 @@ struct FileConfig {
     jobs: Option<JobsConfig>,
     sessions: Option<SessionsConfig>,
     builds: Option<BuildsConfig>,
+    deploy: Option<DeployConfig>,
 }
 
 /// The resolved configuration.
@@ -360,6 +411,8 @@ pub struct Config {
     pub sessions: SessionsConfig,
     /// Builds on `git push`.
     pub builds: BuildsConfig,
+    /// Versions.
+    pub deploy: DeployConfig,
 }
 
 impl fmt::Debug for Config {
@@ -377,6 +430,7 @@ impl fmt::Debug for Config {
             .field("jobs", &self.jobs)
             .field("sessions", &self.sessions)
             .field("builds", &self.builds)
+            .field("deploy", &self.deploy)
             .finish()
     }
 }
@@ -417,7 +471,7 @@ impl Config {
         };
         let serve = match &cli.command {
             Command::Serve(args) => Some(args),
-            Command::Deploy(_) | Command::Admin(_) => None,
+            Command::Deploy(_) | Command::Admin(_) | Command::Apps(_) => None,
         };
         let data_dir = cli
             .data_dir
@@ -429,6 +483,16 @@ impl Config {
             .clone()
             .or(file.database_url)
             .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("tessera.db").display()));
+        let mut deploy = file.deploy.unwrap_or_default();
+        if let Some(keep) = cli.keep_versions {
+            deploy.keep_versions = keep;
+        }
+        if !(1..=10_000).contains(&deploy.keep_versions) {
+            anyhow::bail!(
+                "[deploy] keep_versions must be 1 to 10000 (got {})",
+                deploy.keep_versions
+            );
+        }
         let target_dir = std::env::var_os("CARGO_TARGET_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| checkout_dir().join("target"));
@@ -461,6 +525,7 @@ impl Config {
                 }
                 builds
             },
+            deploy,
             data_dir,
             database_url,
         })
@@ -530,6 +595,38 @@ mod tests {
         assert_eq!(
             Config::load(&cli).expect("config loads").listen.port(),
             7777
+        );
+    }
+
+    #[test]
+    fn keep_versions_comes_from_the_flag_then_the_file_and_is_bounded() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("tessera.toml");
+        let path_text = path.to_str().expect("utf-8 path").to_owned();
+        let load = |file: &str, flag: Option<&str>| {
+            std::fs::write(&path, file).expect("write config");
+            let mut args = vec!["tessera", "--config", &path_text];
+            if let Some(flag) = flag {
+                args.extend(["--keep-versions", flag]);
+            }
+            args.extend(["apps", "versions", "acme/sales"]);
+            Config::load(&Cli::try_parse_from(args).expect("arguments parse"))
+        };
+        assert_eq!(load("", None).expect("loads").deploy.keep_versions, 10);
+        let file = "[deploy]\nkeep_versions = 3\n";
+        assert_eq!(load(file, None).expect("loads").deploy.keep_versions, 3);
+        assert_eq!(
+            load(file, Some("5")).expect("loads").deploy.keep_versions,
+            5
+        );
+        let err = load("[deploy]\nkeep_versions = 0\n", None).expect_err("0 is refused");
+        assert!(
+            format!("{err:#}").contains("keep_versions must be 1 to 10000"),
+            "{err:#}"
+        );
+        assert!(
+            Cli::try_parse_from(["tessera", "--keep-versions", "0", "apps", "versions", "a/b"])
+                .is_err()
         );
     }
 

@@ -112,13 +112,25 @@ impl Runtime {
         {
             return Ok(Some(app.clone()));
         }
-        let Some(version) = self.store.live_version(tenant, app).await? else {
-            self.lock().remove(&key);
-            return Ok(None);
-        };
-        let app = match cached {
-            Some((_, app)) if app.version == version => app,
-            _ => Arc::new(self.load(version).await?),
+        let mut attempts = 0;
+        let app = loop {
+            let Some(version) = self.store.live_version(tenant, app).await? else {
+                self.lock().remove(&key);
+                return Ok(None);
+            };
+            match &cached {
+                Some((_, app)) if app.version == version => break app.clone(),
+                _ => {}
+            }
+            match self.load(version).await {
+                Ok(loaded) => break Arc::new(loaded),
+                // The version stopped being live and was pruned between the two reads
+                // (a publish after a rollback): ask again which version is live.
+                Err(Error::Store(e)) if e.is_not_found() && attempts < 2 => {
+                    attempts += 1;
+                }
+                Err(e) => return Err(e),
+            }
         };
         self.lock().insert(
             key,

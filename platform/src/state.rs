@@ -59,7 +59,8 @@ impl App {
                     "opening {}",
                     crate::config::redact_url(&config.database_url)
                 )
-            })?;
+            })?
+            .with_keep_versions(config.deploy.keep_versions);
         let sandbox = open_sandbox(&config)?;
         let runtime = Runtime::new(sandbox, store.clone(), config.limits.to_sandbox());
         let job_store = match &config.redis_url {

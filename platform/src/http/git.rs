@@ -33,7 +33,6 @@ use base64::Engine;
 use futures_util::TryStreamExt;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::Command;
-use tokio::sync::mpsc;
 use tokio_util::io::{ReaderStream, StreamReader};
 
 use crate::auth;
@@ -386,6 +385,8 @@ struct Push {
     /// The pusher, made a collaborator of the app its push creates.
     creator: Option<crate::ids::UserId>,
     app_lock: AppLock,
+    /// The pusher's user, named as the author of the versions the push makes.
+    pusher: Option<crate::ids::UserId>,
 }
 
 impl Hook {
@@ -410,6 +411,7 @@ impl Hook {
             actor: principal.audit_actor(),
             creator: principal.user_id().filter(|_| new_app),
             app_lock: app_lock.clone(),
+            pusher: principal.user_id(),
         });
         let routes = Router::new()
             .route("/build", post(hook_build))
@@ -451,7 +453,7 @@ async fn hook_build(
         directory: get("x-git-object-directory"),
         alternates: get("x-git-alternate-object-directories"),
     };
-    let (log, lines) = mpsc::channel::<String>(64);
+    let (log, lines) = crate::build::Log::new(64);
     tokio::spawn(async move {
         let verdict = match build(&push, &updates, &objects, &log).await {
             Ok(()) => "TESSERA-ACCEPT",
@@ -501,7 +503,7 @@ async fn build(
     push: &Push,
     updates: &str,
     objects: &Objects,
-    log: &mpsc::Sender<String>,
+    log: &crate::build::Log,
 ) -> Result<(), String> {
     let deploy_ref = format!("refs/heads/{DEPLOY_BRANCH}");
     for line in updates.lines() {
@@ -522,9 +524,47 @@ async fn build(
                 "the deploy branch {DEPLOY_BRANCH} cannot be deleted"
             ));
         }
+        if !old.bytes().all(|b| b == b'0') && !related(push, old, new, objects).await? {
+            return Err(format!(
+                "{new:.12} shares no history with the deployed {DEPLOY_BRANCH} ({old:.12}): \
+                 a force-push of unrelated history is refused.\n\
+                 Fetch {DEPLOY_BRANCH} and build on it (an amended or rebased commit is fine), \
+                 or push to a new app."
+            ));
+        }
         deploy_commit(push, old, new, objects, log).await?;
     }
     Ok(())
+}
+
+/// Whether commits `old` and `new` have a common ancestor (`git merge-base`; the pushed
+/// objects are still in quarantine, so git is pointed at them).
+async fn related(push: &Push, old: &str, new: &str, objects: &Objects) -> Result<bool, String> {
+    let mut command = git();
+    command
+        .arg("--git-dir")
+        .arg(&push.repo)
+        .args(["merge-base", old, new]);
+    if !objects.directory.is_empty() {
+        command.env("GIT_OBJECT_DIRECTORY", &objects.directory);
+    }
+    if !objects.alternates.is_empty() {
+        command.env("GIT_ALTERNATE_OBJECT_DIRECTORIES", &objects.alternates);
+    }
+    let output = command
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .map_err(|e| format!("comparing the history failed: {e}"))?;
+    match output.status.code() {
+        Some(0) => Ok(true),
+        // merge-base exits 1 when there is no common ancestor.
+        Some(1) if output.stderr.is_empty() => Ok(false),
+        _ => Err(format!(
+            "comparing the history of {old:.12} and {new:.12} failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        )),
+    }
 }
 
 async fn deploy_commit(
@@ -532,7 +572,7 @@ async fn deploy_commit(
     old: &str,
     commit: &str,
     objects: &Objects,
-    log: &mpsc::Sender<String>,
+    log: &crate::build::Log,
 ) -> Result<(), String> {
     let (tenant, app) = (&push.tenant, &push.app);
     let builds = &push.state.builds;
@@ -605,15 +645,28 @@ async fn deploy_commit(
         ),
     )
     .await;
-    // Outside the publish transaction: at worst a version without its commit (the source
-    // text names it too).
+    // Outside the publish transaction: at worst a version without its commit, pusher and
+    // log (the source text names the commit and the pusher too).
+    let log_text = log.transcript();
+    let author = match push.pusher {
+        Some(user) => match push.state.store.user(user).await {
+            Ok(Some(user)) => format!("{} ({})", user.email, push.actor),
+            _ => push.actor.clone(),
+        },
+        None => push.actor.clone(),
+    };
+    let details = crate::store::VersionDetails {
+        commit,
+        author: &author,
+        build_log: &log_text,
+    };
     if let Err(e) = push
         .state
         .store
-        .set_version_commit(tenant, app, deployed.number, commit)
+        .set_version_details(tenant, app, deployed.number, details)
         .await
     {
-        tracing::warn!(%e, "recording the version's commit failed");
+        tracing::warn!(%e, "recording the version's commit and build log failed");
     }
     if let Some(user) = push.creator {
         // The author who created the app by pushing may keep deploying it.

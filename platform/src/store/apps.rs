@@ -302,6 +302,7 @@ impl Store {
             .bind(app_id)
             .execute(&mut *tx)
             .await?;
+        let pruned = prune(&mut tx, app_id, self.keep_versions).await?;
         let change = Change {
             actor: version.source,
             remote_addr: None,
@@ -313,7 +314,12 @@ impl Store {
             Some(TenantId(tenant_id)),
             "app.deploy",
             &format!("app:{tenant}/{app}"),
-            serde_json::json!({"version": number, "sha256": version.sha256, "assets": assets.len()}),
+            serde_json::json!({
+                "version": number,
+                "sha256": version.sha256,
+                "assets": assets.len(),
+                "pruned": pruned,
+            }),
         )
         .await?;
         tx.commit().await?;
@@ -324,6 +330,38 @@ impl Store {
             number,
         })
     }
+}
+
+/// Delete the versions of `app_id` beyond the newest `keep`, with their assets; never the
+/// live one. Runs inside the publishing transaction, after the live pointer moved, so the
+/// app row is locked (PostgreSQL) or the database is (SQLite) and a concurrent rollback
+/// cannot switch to a version this deletes. Returns the pruned version numbers.
+async fn prune(conn: &mut sqlx::AnyConnection, app_id: i64, keep: i64) -> Result<Vec<i64>> {
+    let rows = sqlx::query(
+        "select v.id, v.number from app_versions v join apps a on a.id = v.app_id \
+         where v.app_id = $1 and v.id <> coalesce(a.live_version_id, -1) \
+           and v.number <= (select max(number) from app_versions where app_id = $1) - $2 \
+         order by v.number",
+    )
+    .bind(app_id)
+    .bind(keep)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut pruned = Vec::with_capacity(rows.len());
+    for row in rows {
+        let (id, number): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
+        sqlx::query("delete from app_assets where version_id = $1")
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query("delete from app_versions where id = $1 and app_id = $2")
+            .bind(id)
+            .bind(app_id)
+            .execute(&mut *conn)
+            .await?;
+        pruned.push(number);
+    }
+    Ok(pruned)
 }
 
 /// Refuse a version that would take the tenant over its number of apps (when `app` is
@@ -462,6 +500,256 @@ mod tests {
         }
     }
 
+    fn change() -> Change<'static> {
+        Change {
+            actor: "test",
+            remote_addr: None,
+            at: 9,
+        }
+    }
+
+    #[tokio::test]
+    async fn publishing_keeps_the_last_n_versions_and_prunes_their_assets() {
+        for (_db, store) in stores().await {
+            let store = store.with_keep_versions(3);
+            let (t, a) = (slug("acme"), slug("sales"));
+            let mut ids = Vec::new();
+            for n in 1..=7u8 {
+                let bytes = [n];
+                let asset = AssetFile {
+                    path: "site.css".to_owned(),
+                    bytes: vec![n],
+                };
+                let version = NewVersion {
+                    sha256: "ab",
+                    component: &bytes,
+                    title: "Sales",
+                    source: "cli",
+                };
+                let published = store
+                    .publish_version_with_assets(&t, &a, version, &[asset], i64::from(n))
+                    .await
+                    .expect("publish");
+                ids.push(published.clone());
+                let kept = store
+                    .list_versions(published.tenant_id, published.app_id)
+                    .await
+                    .expect("list");
+                assert_eq!(kept.len(), usize::from(n.min(3)), "after version {n}");
+            }
+            let last = ids.last().expect("published").clone();
+            let numbers: Vec<i64> = store
+                .list_versions(last.tenant_id, last.app_id)
+                .await
+                .expect("list")
+                .iter()
+                .map(|v| v.number)
+                .collect();
+            assert_eq!(numbers, [7, 6, 5]);
+            // The pruned versions' components and assets are gone, the kept ones remain.
+            assert!(
+                store
+                    .version_component(last.app_id, ids[3].version_id)
+                    .await
+                    .is_err()
+            );
+            assert!(
+                store
+                    .version_assets(last.app_id, ids[3].version_id)
+                    .await
+                    .expect("assets")
+                    .is_empty()
+            );
+            assert_eq!(
+                store
+                    .version_assets(last.app_id, ids[4].version_id)
+                    .await
+                    .expect("assets")
+                    .len(),
+                1
+            );
+            let deploys = store
+                .filtered_audit_entries(
+                    Some(last.tenant_id),
+                    &super::super::AuditFilter {
+                        action: Some("app.deploy"),
+                        actor: None,
+                    },
+                    None,
+                    1,
+                )
+                .await
+                .expect("audit");
+            assert_eq!(deploys[0].detail["pruned"], serde_json::json!([4]));
+
+            // A pruned version and one never deployed are refused clearly; nothing moves.
+            let err = store
+                .rollback(last.tenant_id, last.app_id, Some(2), &change())
+                .await
+                .expect_err("pruned");
+            let text = err.to_string();
+            assert!(
+                matches!(err, super::super::Error::VersionNotKept(_)),
+                "{err:?}"
+            );
+            assert!(
+                text.contains("version 2 of acme/sales is not kept")
+                    && text.contains("pruned")
+                    && text.contains("last 3 versions")
+                    && text.contains("5 to 7"),
+                "{text}"
+            );
+            let err = store
+                .rollback(last.tenant_id, last.app_id, Some(8), &change())
+                .await
+                .expect_err("future");
+            assert!(err.to_string().contains("never deployed"), "{err}");
+            let live = store.live_version(&t, &a).await.expect("q").expect("live");
+            assert_eq!(live.number, 7);
+        }
+    }
+
+    #[tokio::test]
+    async fn rollback_switches_to_a_kept_version_and_is_audited() {
+        for (_db, store) in stores().await {
+            let (t, a) = (slug("acme"), slug("sales"));
+            let mut last = None;
+            for n in 1..=3u8 {
+                let bytes = [n];
+                let version = NewVersion {
+                    sha256: "ab",
+                    component: &bytes,
+                    title: "Sales",
+                    source: "cli",
+                };
+                last = Some(
+                    store
+                        .publish_version(&t, &a, version, 1)
+                        .await
+                        .expect("publish"),
+                );
+            }
+            let last = last.expect("published");
+            let (tenant, app) = (last.tenant_id, last.app_id);
+            let live = || async { store.live_version(&t, &a).await.expect("q").expect("live") };
+
+            // Default: the version before the live one, then the one before that.
+            let done = store
+                .rollback(tenant, app, None, &change())
+                .await
+                .expect("back");
+            assert_eq!((done.from, done.to, done.changed), (3, 2, true));
+            assert_eq!(live().await.number, 2);
+            let done = store
+                .rollback(tenant, app, None, &change())
+                .await
+                .expect("back");
+            assert_eq!((done.from, done.to), (2, 1));
+            let err = store
+                .rollback(tenant, app, None, &change())
+                .await
+                .expect_err("nothing older");
+            assert!(matches!(err, super::super::Error::Refused(_)), "{err:?}");
+            assert!(err.to_string().contains("nothing older"), "{err}");
+            assert_eq!(live().await.number, 1);
+
+            // Forward again to an explicit version; the live one again changes nothing.
+            let done = store
+                .rollback(tenant, app, Some(3), &change())
+                .await
+                .expect("fwd");
+            assert_eq!((done.from, done.to, done.changed), (1, 3, true));
+            let done = store
+                .rollback(tenant, app, Some(3), &change())
+                .await
+                .expect("same");
+            assert!(!done.changed);
+            assert_eq!(live().await.sha256, "ab");
+            assert_eq!(live().await.number, 3);
+
+            let audited = store
+                .filtered_audit_entries(
+                    Some(tenant),
+                    &super::super::AuditFilter {
+                        action: Some("app.rollback"),
+                        actor: Some("test"),
+                    },
+                    None,
+                    10,
+                )
+                .await
+                .expect("audit");
+            let moves: Vec<(i64, i64)> = audited
+                .iter()
+                .map(|e| {
+                    (
+                        e.detail["from"].as_i64().expect("from"),
+                        e.detail["to"].as_i64().expect("to"),
+                    )
+                })
+                .collect();
+            assert_eq!(moves, [(1, 3), (2, 1), (3, 2)]);
+            assert_eq!(audited[0].target, "app:acme/sales");
+
+            // A publish after a rollback numbers on from the newest version.
+            let version = NewVersion {
+                sha256: "cd",
+                component: b"four",
+                title: "Sales",
+                source: "cli",
+            };
+            store
+                .rollback(tenant, app, Some(1), &change())
+                .await
+                .expect("back");
+            let fourth = store
+                .publish_version(&t, &a, version, 2)
+                .await
+                .expect("publish");
+            assert_eq!(fourth.number, 4);
+            assert_eq!(live().await.number, 4);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_push_records_commit_author_and_build_log() {
+        for (_db, store) in stores().await {
+            let (t, a) = (slug("acme"), slug("sales"));
+            let version = NewVersion {
+                sha256: "ab",
+                component: b"one",
+                title: "Sales",
+                source: "git 0123 pushed by token:x",
+            };
+            let published = store
+                .publish_version(&t, &a, version, 1)
+                .await
+                .expect("publish");
+            let details = VersionDetails {
+                commit: "0123456789abcdef",
+                author: "alice@example.org (token:x)",
+                build_log: "tessera: building\ntessera: deployed\n",
+            };
+            store
+                .set_version_details(&t, &a, published.number, details)
+                .await
+                .expect("details");
+            let versions = store
+                .list_versions(published.tenant_id, published.app_id)
+                .await
+                .expect("list");
+            assert_eq!(versions[0].commit.as_deref(), Some("0123456789abcdef"));
+            assert_eq!(
+                versions[0].author.as_deref(),
+                Some("alice@example.org (token:x)")
+            );
+            assert_eq!(
+                versions[0].build_log.as_deref(),
+                Some("tessera: building\ntessera: deployed\n")
+            );
+        }
+    }
+
     #[tokio::test]
     async fn ensure_tenant_is_idempotent() {
         for (_db, store) in stores().await {
@@ -517,6 +805,34 @@ pub struct VersionRecord {
     pub created_at: i64,
     /// Whether it is the live version.
     pub live: bool,
+    /// The git commit it was pushed from (`None` for CLI and API deploys).
+    pub commit: Option<String>,
+    /// Who pushed it (`None` for CLI and API deploys: `source` names them).
+    pub author: Option<String>,
+    /// The build's output as the pusher saw it (`None` for CLI and API deploys).
+    pub build_log: Option<String>,
+}
+
+/// What a push recorded about the version it produced.
+#[derive(Clone, Copy, Debug)]
+pub struct VersionDetails<'a> {
+    /// The git commit.
+    pub commit: &'a str,
+    /// The pusher (the audit actor of their token).
+    pub author: &'a str,
+    /// The build's output.
+    pub build_log: &'a str,
+}
+
+/// What [`Store::rollback`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RolledBack {
+    /// The number of the version that was live.
+    pub from: i64,
+    /// The number of the version that is live now.
+    pub to: i64,
+    /// False when `to` was already live (nothing changed, nothing audited).
+    pub changed: bool,
 }
 
 const APP_COLUMNS: &str = "a.id, a.name, a.visibility, a.created_at, v.number, v.title";
@@ -594,7 +910,7 @@ impl Store {
     pub async fn list_versions(&self, tenant: TenantId, app: AppId) -> Result<Vec<VersionRecord>> {
         let rows = sqlx::query(
             "select v.number, v.sha256, v.size_bytes, v.title, v.source, v.created_at, \
-                    a.live_version_id = v.id \
+                    a.live_version_id = v.id, v.commit_sha, v.author, v.build_log \
              from app_versions v join apps a on a.id = v.app_id \
              where a.tenant_id = $1 and a.id = $2 order by v.number desc",
         )
@@ -612,8 +928,150 @@ impl Store {
                     source: row.try_get(4)?,
                     created_at: row.try_get(5)?,
                     live: super::flag(row, 6).unwrap_or(false),
+                    commit: row.try_get(7)?,
+                    author: row.try_get(8)?,
+                    build_log: row.try_get(9)?,
                 })
             })
             .collect()
+    }
+
+    /// Record what a push knew about version `number` of `tenant/app`: its commit, its
+    /// pusher and its build log.
+    pub async fn set_version_details(
+        &self,
+        tenant: &Slug,
+        app: &Slug,
+        number: i64,
+        details: VersionDetails<'_>,
+    ) -> Result<()> {
+        sqlx::query(
+            "update app_versions set commit_sha = $1, author = $2, build_log = $3 \
+             where number = $4 and app_id = \
+             (select a.id from apps a join tenants t on t.id = a.tenant_id \
+              where t.slug = $5 and a.name = $6)",
+        )
+        .bind(details.commit)
+        .bind(details.author)
+        .bind(details.build_log)
+        .bind(number)
+        .bind(tenant.as_str())
+        .bind(app.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Make a kept version of `tenant`'s app live again: `to`, or by default the newest
+    /// version older than the live one. One transaction: the app row is locked
+    /// (PostgreSQL; SQLite's `begin immediate` locks the database), the target is looked
+    /// up, and the live pointer moves in one `update`, audited as `app.rollback`. A target
+    /// that is not kept (pruned, or never deployed) is [`super::Error::VersionNotKept`]; no
+    /// older version to fall back to is [`super::Error::Refused`].
+    pub async fn rollback(
+        &self,
+        tenant: TenantId,
+        app: AppId,
+        to: Option<i64>,
+        change: &Change<'_>,
+    ) -> Result<RolledBack> {
+        let mut tx = self.begin().await?;
+        let lock = match self.backend {
+            super::Backend::Postgres => " for update of a",
+            super::Backend::Sqlite => "",
+        };
+        let row = sqlx::query(&format!(
+            "select t.slug, a.name, v.number from apps a \
+             join tenants t on t.id = a.tenant_id \
+             left join app_versions v on v.id = a.live_version_id \
+             where a.tenant_id = $1 and a.id = $2{lock}"
+        ))
+        .bind(tenant.0)
+        .bind(app.0)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| super::Error::NotFound {
+            what: "app",
+            value: app.to_string(),
+        })?;
+        let name = format!(
+            "{}/{}",
+            row.try_get::<String, _>(0)?,
+            row.try_get::<String, _>(1)?
+        );
+        let Some(from) = row.try_get::<Option<i64>, _>(2)? else {
+            return Err(super::Error::Refused(format!(
+                "{name} has no live version to roll back from"
+            )));
+        };
+        let target = match to {
+            Some(number) => number,
+            None => sqlx::query(
+                "select max(number) from app_versions where app_id = $1 and number < $2",
+            )
+            .bind(app.0)
+            .bind(from)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get::<Option<i64>, _>(0)?
+            .ok_or_else(|| {
+                super::Error::Refused(format!(
+                    "version {from} is the oldest kept version of {name}: there is nothing older to roll back to"
+                ))
+            })?,
+        };
+        let found = sqlx::query("select id from app_versions where app_id = $1 and number = $2")
+            .bind(app.0)
+            .bind(target)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(found) = found else {
+            let kept =
+                sqlx::query("select min(number), max(number) from app_versions where app_id = $1")
+                    .bind(app.0)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            let (oldest, newest): (Option<i64>, Option<i64>) = (kept.try_get(0)?, kept.try_get(1)?);
+            let why = match newest {
+                Some(newest) if target > 0 && target < newest => format!(
+                    "it was pruned: only the last {} versions are kept, {} to {newest} here",
+                    self.keep_versions,
+                    oldest.unwrap_or(newest)
+                ),
+                _ => "it was never deployed".to_owned(),
+            };
+            return Err(super::Error::VersionNotKept(format!(
+                "version {target} of {name} is not kept: {why}"
+            )));
+        };
+        let version_id: i64 = found.try_get(0)?;
+        if target == from {
+            return Ok(RolledBack {
+                from,
+                to: target,
+                changed: false,
+            });
+        }
+        sqlx::query("update apps set live_version_id = $1 where id = $2 and tenant_id = $3")
+            .bind(version_id)
+            .bind(app.0)
+            .bind(tenant.0)
+            .execute(&mut *tx)
+            .await?;
+        audit::record(
+            &mut tx,
+            change,
+            Some(tenant),
+            "app.rollback",
+            &format!("app:{name}"),
+            serde_json::json!({"from": from, "to": target}),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(RolledBack {
+            from,
+            to: target,
+            changed: true,
+        })
     }
 }

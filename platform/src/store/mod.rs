@@ -21,7 +21,8 @@ mod users;
 
 pub use access::{AppAccess, AppAccessLists};
 pub use apps::{
-    AppRecord, AppSummary, CallbackQuotas, LiveVersion, NewVersion, PublishedVersion, VersionRecord,
+    AppRecord, AppSummary, CallbackQuotas, LiveVersion, NewVersion, PublishedVersion, RolledBack,
+    VersionDetails, VersionRecord,
 };
 pub use audit::{AuditEntry, AuditFilter, Change};
 pub use memberships::{Member, Team};
@@ -66,6 +67,12 @@ pub enum Error {
     /// The change would leave a tenant without an owner.
     #[error("a tenant must keep at least one owner")]
     LastOwner,
+    /// A rollback target that is not among the app's kept versions (the message says why).
+    #[error("{0}")]
+    VersionNotKept(String),
+    /// The change cannot be made in the current state (the message says why).
+    #[error("{0}")]
+    Refused(String),
     /// A tenant quota would be exceeded.
     #[error("{0}")]
     QuotaExceeded(String),
@@ -80,6 +87,13 @@ pub enum Error {
         /// The cause.
         source: std::io::Error,
     },
+}
+
+impl Error {
+    /// Whether a query that expected a row found none (e.g. a version pruned meanwhile).
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Error::Database(sqlx::Error::RowNotFound))
+    }
 }
 
 /// Result with the store's error.
@@ -99,7 +113,12 @@ pub enum Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// Versions kept per app after a publish ([`Store::with_keep_versions`]).
+    keep_versions: i64,
 }
+
+/// Versions kept per app unless configured otherwise (`[deploy] keep_versions`).
+pub const DEFAULT_KEEP_VERSIONS: i64 = 10;
 
 impl Store {
     /// Connect to `url`, creating a SQLite file (and its directory) when needed, and run
@@ -143,7 +162,23 @@ impl Store {
             Backend::Sqlite => sqlx::migrate!("../migrations/sqlite").run(&pool).await?,
             Backend::Postgres => sqlx::migrate!("../migrations/postgres").run(&pool).await?,
         }
-        Ok(Self { pool, backend })
+        Ok(Self {
+            pool,
+            backend,
+            keep_versions: DEFAULT_KEEP_VERSIONS,
+        })
+    }
+
+    /// Keep only the newest `keep` versions of an app after each publish (at least 1; the
+    /// live version is always among them). Older ones are pruned with their assets.
+    pub fn with_keep_versions(mut self, keep: u32) -> Self {
+        self.keep_versions = i64::from(keep.max(1));
+        self
+    }
+
+    /// How many versions of an app a publish keeps.
+    pub fn keep_versions(&self) -> i64 {
+        self.keep_versions
     }
 
     /// The dialect in use.

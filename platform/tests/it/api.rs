@@ -269,6 +269,12 @@ fn expectations() -> BTreeMap<(&'static str, &'static str), (Needs, u16)> {
             200,
         ),
         (
+            "POST",
+            format!("{t}/apps/{{app}}/rollback"),
+            Needs::Role(Admin),
+            200,
+        ),
+        (
             "GET",
             format!("{t}/apps/{{app}}/access"),
             Needs::Role(Admin),
@@ -403,6 +409,9 @@ fn body_for(method: &str, path: &str, tenant: &TenantFixture, n: usize) -> Optio
         ("PATCH", _, "/members/{user_id}") => Some(json!({"role": "viewer"})),
         ("POST", _, "/teams") => Some(json!({"name": format!("team {n}")})),
         ("PATCH", _, "/apps/{app}") => Some(json!({"visibility": "tenant"})),
+        // The fixture's app has one version: rolling back to it (the live one) is allowed
+        // and changes nothing, so every permitted principal gets 200.
+        ("POST", _, "/apps/{app}/rollback") => Some(json!({"version": 1})),
         ("POST", _, "/tokens") => Some(json!({})),
         _ => None,
     }

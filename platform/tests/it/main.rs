@@ -20,3 +20,4 @@ mod replicas;
 mod sessions;
 mod store;
 mod support;
+mod versions;

@@ -104,7 +104,28 @@ impl TestApp {
 
     /// A platform whose `git push` builds run under `builds`.
     pub async fn with_builds(builds: platform::config::BuildsConfig) -> Self {
-        Self::build_full(LimitsConfig::default(), None, None, builds).await
+        Self::build_full(
+            LimitsConfig::default(),
+            None,
+            None,
+            builds,
+            Default::default(),
+        )
+        .await
+    }
+
+    /// A platform (SQLite) that keeps `keep` versions per app.
+    pub async fn keeping_versions(keep: u32) -> Self {
+        Self::build_full(
+            LimitsConfig::default(),
+            None,
+            None,
+            Default::default(),
+            platform::config::DeployConfig {
+                keep_versions: keep,
+            },
+        )
+        .await
     }
 
     async fn build(limits: LimitsConfig, db: Option<TestDatabase>) -> Self {
@@ -116,7 +137,14 @@ impl TestApp {
         db: Option<TestDatabase>,
         redis_url: Option<String>,
     ) -> Self {
-        Self::build_full(limits, db, redis_url, Default::default()).await
+        Self::build_full(
+            limits,
+            db,
+            redis_url,
+            Default::default(),
+            Default::default(),
+        )
+        .await
     }
 
     async fn build_full(
@@ -124,6 +152,7 @@ impl TestApp {
         db: Option<TestDatabase>,
         redis_url: Option<String>,
         builds: platform::config::BuildsConfig,
+        deploy: platform::config::DeployConfig,
     ) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let frontend_dir = repo_root().join("admin-ui/node_modules");
@@ -149,6 +178,7 @@ impl TestApp {
             jobs: platform::config::JobsConfig::default(),
             sessions: platform::config::SessionsConfig::default(),
             builds,
+            deploy,
         };
         let state = App::start(config).await.expect("platform starts");
         Self {

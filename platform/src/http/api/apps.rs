@@ -138,20 +138,61 @@ pub async fn list_versions(
     let tenant = scope::tenant(&state, &principal, &slug).await?;
     let access = scope::app(&state, &principal, &tenant, &name).await?;
     let versions = state.store.list_versions(tenant.id, access.app_id).await?;
-    Ok(Json(
-        versions
-            .into_iter()
-            .map(|v| VersionBody {
-                number: v.number,
-                sha256: v.sha256,
-                size_bytes: v.size_bytes,
-                title: v.title,
-                source: v.source,
-                created_at: v.created_at,
-                live: v.live,
-            })
-            .collect(),
-    ))
+    Ok(Json(versions.into_iter().map(VersionBody::from).collect()))
+}
+
+/// Which version a rollback makes live.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Rollback {
+    /// A kept version's number; without it, the newest version older than the live one.
+    #[schema(minimum = 1)]
+    pub version: Option<i64>,
+}
+
+/// Make a kept version live again (who may deploy the app). One atomic switch, audited as
+/// `app.rollback`; callbacks in flight finish on the version they started on. Rolling
+/// back to the live version changes nothing. 404 for a version that is not kept (pruned
+/// or never deployed), 409 when there is no older version to fall back to.
+#[utoipa::path(
+    post, path = "/api/v1/tenants/{tenant}/apps/{app}/rollback", tag = "apps",
+    params(
+        ("tenant" = String, Path, description = "Tenant slug"),
+        ("app" = String, Path, description = "App name")
+    ),
+    request_body(content = Rollback, description = "The target; `{}` for the previous version"),
+    security(("bearer" = [])),
+    responses((status = 200, body = VersionBody, description = "The version now live"), Errors)
+)]
+pub async fn rollback_app(
+    State(state): State<AppState>,
+    principal: Principal,
+    RemoteAddr(remote): RemoteAddr,
+    ApiPath((slug, name)): ApiPath<(String, String)>,
+    ApiJson(body): ApiJson<Rollback>,
+) -> Result<Json<VersionBody>, ApiError> {
+    let tenant = scope::tenant(&state, &principal, &slug).await?;
+    let access = scope::app(&state, &principal, &tenant, &name).await?;
+    scope::allow(&principal, Action::DeployApp, &Resource::App(access))?;
+    if let Some(version) = body.version
+        && version < 1
+    {
+        return Err(ApiError::validation(format!(
+            "version must be a version number (1 or more), got {version}"
+        )));
+    }
+    let actor = principal.audit_actor();
+    let change = scope::change(&state, &actor, &remote);
+    let done = state
+        .store
+        .rollback(tenant.id, access.app_id, body.version, &change)
+        .await?;
+    let versions = state.store.list_versions(tenant.id, access.app_id).await?;
+    versions
+        .into_iter()
+        .find(|v| v.number == done.to)
+        .map(|v| Json(VersionBody::from(v)))
+        .ok_or_else(|| ApiError::not_found("version", &done.to.to_string()))
 }
 
 /// The app's collaborators and grants (whoever may manage it).

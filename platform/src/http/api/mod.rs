@@ -93,6 +93,7 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(apps::list_apps))
         .routes(routes!(apps::get_app, apps::update_app))
         .routes(routes!(apps::list_versions))
+        .routes(routes!(apps::rollback_app))
         .routes(routes!(apps::get_app_access))
         .routes(routes!(apps::add_collaborator, apps::remove_collaborator))
         .routes(routes!(apps::grant_app_to_user, apps::revoke_app_from_user))

@@ -220,6 +220,29 @@ pub struct VersionBody {
     pub created_at: i64,
     /// Whether it is live.
     pub live: bool,
+    /// The git commit it was pushed from (null for CLI and API deploys).
+    pub commit: Option<String>,
+    /// Who pushed it (null for CLI and API deploys: `source` names them).
+    pub author: Option<String>,
+    /// The build's output as the pusher saw it (null for CLI and API deploys).
+    pub build_log: Option<String>,
+}
+
+impl From<crate::store::VersionRecord> for VersionBody {
+    fn from(v: crate::store::VersionRecord) -> Self {
+        Self {
+            number: v.number,
+            sha256: v.sha256,
+            size_bytes: v.size_bytes,
+            title: v.title,
+            source: v.source,
+            created_at: v.created_at,
+            live: v.live,
+            commit: v.commit,
+            author: v.author,
+            build_log: v.build_log,
+        }
+    }
 }
 
 /// Who is on an app's access lists.

@@ -130,6 +130,10 @@ impl From<store::Error> for ApiError {
             E::NotFound { .. } => {
                 ApiError::new(StatusCode::NOT_FOUND, "not_found", error.to_string())
             }
+            E::VersionNotKept(message) => {
+                ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
+            }
+            E::Refused(message) => ApiError::new(StatusCode::CONFLICT, "conflict", message),
             E::LastOwner => ApiError::new(StatusCode::CONFLICT, "last_owner", error.to_string()),
             E::QuotaExceeded(message) => {
                 ApiError::new(StatusCode::CONFLICT, "quota_exceeded", message)
