@@ -19,7 +19,7 @@ for arg in "$@"; do
         --test) want_test=1 ;;
         --bench) want_bench=1 ;;
         -h | --help)
-            sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+            sed -n '2,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
             exit 0
             ;;
         *)

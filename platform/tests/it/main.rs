@@ -12,6 +12,7 @@ mod config;
 mod dash;
 mod deploy;
 mod git;
+mod oidc;
 mod pages;
 mod quota;
 mod replicas;

@@ -10,9 +10,13 @@
 //   OIDC_OTHER_CLIENT_ID / OIDC_OTHER_CLIENT_SECRET  a second client with the same redirect
 //                        URIs, for tokens meant for someone else (other / other-secret)
 //   OIDC_TTL_SECONDS     lifetime of id and access tokens (default 600)
+//   OIDC_PEOPLE_FILE     JSON object {name: {password, email, email_verified, name, groups}}
+//                        replacing the people below; read again at every sign-in, so a
+//                        test can change someone's groups while the provider runs
 //
 // People: alice/alice-pw in [analysts], bob/bob-pw in [admins], carol/carol-pw in no group
 // (and her address is not verified).
+import fs from 'node:fs';
 import http from 'node:http';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import Provider from 'oidc-provider';
@@ -24,11 +28,15 @@ const redirectUris = (env.OIDC_REDIRECT_URIS || 'http://127.0.0.1:8080/auth/oidc
   .split(',').map((u) => u.trim()).filter((u) => u.length > 0);
 const ttl = Number(env.OIDC_TTL_SECONDS || 600);
 
-const people = {
+const builtInPeople = {
   alice: { password: 'alice-pw', email: 'alice@example.org', email_verified: true, name: 'Alice', preferred_username: 'alice', groups: ['analysts'] },
   bob: { password: 'bob-pw', email: 'bob@example.org', email_verified: true, name: 'Bob', preferred_username: 'bob', groups: ['admins'] },
   carol: { password: 'carol-pw', email: 'carol@example.org', email_verified: false, name: 'Carol', preferred_username: 'carol', groups: [] },
 };
+
+const people = () => (env.OIDC_PEOPLE_FILE
+  ? JSON.parse(fs.readFileSync(env.OIDC_PEOPLE_FILE, 'utf8'))
+  : builtInPeople);
 
 // A new RS256 key on every start.
 const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
@@ -61,7 +69,7 @@ const provider = new Provider(issuer, {
   // Put the scopes' claims into the id_token, not only into userinfo.
   conformIdTokenClaims: false,
   async findAccount(_ctx, sub) {
-    const person = people[sub];
+    const person = people()[sub];
     if (!person) return undefined;
     const { password: _secret, ...claims } = person;
     return { accountId: sub, claims: async () => ({ sub, ...claims }) };
@@ -113,7 +121,7 @@ async function interaction(request, response, uid, verb) {
   if (verb === 'login' && request.method === 'POST') {
     const fields = await form(request);
     const who = fields.get('username') || '';
-    const person = people[who];
+    const person = people()[who];
     if (!person || person.password !== (fields.get('password') || '')) {
       response.writeHead(401, { 'content-type': 'text/html; charset=utf-8' });
       return response.end(loginPage(uid, 'Wrong user or password.'));
