@@ -378,7 +378,7 @@ async fn sync_role(
     input: &ExternalSignIn<'_>,
     user: UserId,
     change: &Change<'_>,
-    detail: &dyn Fn(serde_json::Value) -> serde_json::Value,
+    detail: &(dyn Fn(serde_json::Value) -> serde_json::Value + Sync),
 ) -> Result<()> {
     let tenant = input.tenant;
     let current = current_role(&mut *conn, tenant, user).await?;
@@ -568,7 +568,7 @@ async fn sync_teams(
     input: &ExternalSignIn<'_>,
     user: UserId,
     change: &Change<'_>,
-    detail: &dyn Fn(serde_json::Value) -> serde_json::Value,
+    detail: &(dyn Fn(serde_json::Value) -> serde_json::Value + Sync),
 ) -> Result<()> {
     let tenant = input.tenant;
     if current_role(&mut *conn, tenant, user).await?.is_none() {
