@@ -323,8 +323,7 @@ pub async fn list_providers(store: &Store, tenant_slug: &str) -> Result<Vec<Prov
     Ok(records
         .into_iter()
         .map(|r| {
-            let settings: serde_json::Value =
-                serde_json::from_str(&r.settings).unwrap_or_default();
+            let settings: serde_json::Value = serde_json::from_str(&r.settings).unwrap_or_default();
             let location = settings
                 .get("issuer")
                 .or_else(|| settings.get("url"))
@@ -352,7 +351,10 @@ pub async fn remove_provider(
     change: &Change<'_>,
 ) -> Result<()> {
     let tenant = tenant(store, tenant_slug).await?;
-    if store.remove_identity_provider(tenant.id, slug, change).await? {
+    if store
+        .remove_identity_provider(tenant.id, slug, change)
+        .await?
+    {
         Ok(())
     } else {
         Err(Error::UnknownProvider {

@@ -190,7 +190,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("sub").join("secret.key");
         let first = SecretBox::load(None, &path).expect("creates the key");
-        let mode = std::fs::metadata(&path).expect("exists").permissions().mode();
+        let mode = std::fs::metadata(&path)
+            .expect("exists")
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         let again = SecretBox::load(None, &path).expect("reads the key");
         assert_eq!(again.open(&first.seal(b"x")).expect("same key"), b"x");
@@ -202,7 +205,10 @@ mod tests {
         let path = dir.path().join("unused.key");
         let good = STANDARD.encode([1u8; 32]);
         assert!(SecretBox::load(Some(&good), &path).is_ok());
-        assert!(!path.exists(), "no file when the key comes from the environment");
+        assert!(
+            !path.exists(),
+            "no file when the key comes from the environment"
+        );
         let short = STANDARD.encode([1u8; 16]);
         let err = SecretBox::load(Some(&short), &path).expect_err("16 bytes is refused");
         assert!(err.to_string().contains("TESSERA_SECRET_KEY"), "{err}");

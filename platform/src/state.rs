@@ -62,9 +62,11 @@ impl App {
         config: Config,
         clock: crate::clock::SharedClock,
     ) -> anyhow::Result<AppState> {
-        let secrets =
-            crate::secretbox::SecretBox::load(config.secret_key.as_deref(), &config.secret_key_file)
-                .context("loading the secret key")?;
+        let secrets = crate::secretbox::SecretBox::load(
+            config.secret_key.as_deref(),
+            &config.secret_key_file,
+        )
+        .context("loading the secret key")?;
         let frontend = Frontend::open(&config.frontend_dir)?;
         let store = Store::connect(&config.database_url)
             .await

@@ -178,7 +178,11 @@ pub fn parse_file(text: &str) -> Result<ProviderConfig, Error> {
         Some(raw) => Kind::parse(raw).ok_or_else(|| {
             Error::Parse(format!("kind must be \"oidc\" or \"ldap\" (got {raw:?})"))
         })?,
-        None => return Err(Error::Parse("kind = \"oidc\" or \"ldap\" is missing".into())),
+        None => {
+            return Err(Error::Parse(
+                "kind = \"oidc\" or \"ldap\" is missing".into(),
+            ));
+        }
     };
     let display_name = match table.get("display_name") {
         Some(toml::Value::String(name)) => name.clone(),
@@ -260,9 +264,7 @@ pub fn validate(config: &ProviderConfig) -> Result<(), Error> {
                 ));
             }
             if !s.user_filter.contains("{username}") {
-                return Err(Error::Invalid(
-                    "user_filter must contain {username}".into(),
-                ));
+                return Err(Error::Invalid("user_filter must contain {username}".into()));
             }
             timeout_in_range(s.timeout_seconds)?;
         }
@@ -408,7 +410,10 @@ group_base = "ou=groups,dc=example,dc=org"
             ("display_name = \"x\"".to_owned(), "kind"),
             ("kind = \"saml\"\ndisplay_name = \"x\"".to_owned(), "saml"),
             (OIDC.replace("client_id", "client_ide"), "client_ide"),
-            (OIDC.replace("role = \"admin\"", "role = \"owner\""), "owner"),
+            (
+                OIDC.replace("role = \"admin\"", "role = \"owner\""),
+                "owner",
+            ),
             (OIDC.replace("role = \"admin\"", "role = \"boss\""), "boss"),
             (OIDC.replace("http://127.0.0.1:9400", "ftp://x"), "issuer"),
             (

@@ -15,9 +15,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tower_sessions::Session;
 
-use super::session::{
-    ClientAddr, check_csrf, local_path, login_page, start_signed_in_session,
-};
+use super::session::{ClientAddr, check_csrf, local_path, login_page, start_signed_in_session};
 use crate::auth::ldap::{self, LdapError};
 use crate::auth::oidc::{OidcError, PendingSignIn, state_matches};
 use crate::auth::providers::{self, GroupMapping, Kind, Settings};
@@ -442,8 +440,7 @@ async fn complete(
                 .into_response();
         }
         Err(e) => {
-            return crate::error::ApiError::internal("reading the user failed", &e)
-                .into_response();
+            return crate::error::ApiError::internal("reading the user failed", &e).into_response();
         }
     };
     if let Err(r) = start_signed_in_session(session, provisioned.user, epoch, now).await {

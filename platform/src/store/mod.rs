@@ -26,7 +26,7 @@ pub use apps::{
 };
 pub use audit::{AuditEntry, AuditFilter, Change};
 pub use memberships::{Member, Team};
-pub use providers::{ExternalSignIn, NewProvider, Provisioned, ProviderRecord, Refusal};
+pub use providers::{ExternalSignIn, NewProvider, ProviderRecord, Provisioned, Refusal};
 pub use tenants::{Quotas, Tenant};
 pub use tokens::{NewToken, TokenRecord, TokenSummary};
 pub use users::{NewUser, User};

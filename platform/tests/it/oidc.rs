@@ -57,8 +57,8 @@ impl Provider {
         for tool in ["node", "npm", "curl"] {
             let found = Command::new("sh")
                 .args(["-c", &format!("command -v {tool}")])
-                .status()
-                .is_ok_and(|s| s.success());
+                .output()
+                .is_ok_and(|o| o.status.success());
             assert!(
                 found,
                 "{tool} is not installed: the OIDC tests need Node.js, npm and curl"
@@ -156,7 +156,10 @@ async fn setup(app: &TestApp, issuer: &str, timeout_seconds: u64) {
         .await
         .expect("team");
     let report = store
-        .app_id(acme.id, &platform::ids::Slug::parse("report").expect("slug"))
+        .app_id(
+            acme.id,
+            &platform::ids::Slug::parse("report").expect("slug"),
+        )
         .await
         .expect("q")
         .expect("app");
@@ -224,7 +227,11 @@ async fn log_in_at_provider(
     password: &str,
 ) -> String {
     let page_url = response.url().clone();
-    assert_eq!(response.status(), StatusCode::OK, "login form at {page_url}");
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "login form at {page_url}"
+    );
     let html = response.text().await.expect("body");
     assert!(html.contains("id=\"username\""), "{html}");
     let action = page_url.join(&form_action(&html)).expect("action URL");
@@ -278,7 +285,10 @@ async fn sign_in(
         callback.starts_with(&format!("{base}/auth/oidc/callback?")),
         "{callback}"
     );
-    assert!(callback.contains("iss="), "RFC 9207 iss is sent: {callback}");
+    assert!(
+        callback.contains("iss="),
+        "RFC 9207 iss is sent: {callback}"
+    );
     client.get(callback).send().await.expect("callback")
 }
 
@@ -354,7 +364,11 @@ async fn the_code_flow_signs_in_through_the_providers_form_and_opens_the_granted
     let alice = browser();
     let page = sign_in(&alice, &base, "alice", "alice-pw", "/apps/acme/report/").await;
     assert_eq!(page.url().path(), "/apps/acme/report/");
-    assert_eq!(page.status(), StatusCode::OK, "alice's group grants the app");
+    assert_eq!(
+        page.status(),
+        StatusCode::OK,
+        "alice's group grants the app"
+    );
     assert!(signed_in(&alice, &base).await);
     assert_eq!(
         role_of(&app, "alice@example.org").await,
@@ -366,7 +380,10 @@ async fn the_code_flow_signs_in_through_the_providers_form_and_opens_the_granted
     assert_eq!(links[0].detail["provider"], "sso");
     let sign_ins = audit(&app, "auth.sign_in").await;
     assert_eq!(sign_ins[0].detail["method"], "oidc");
-    assert_eq!(sign_ins[0].detail["groups"], serde_json::json!(["analysts"]));
+    assert_eq!(
+        sign_ins[0].detail["groups"],
+        serde_json::json!(["analysts"])
+    );
 
     // A wrong password at the provider keeps the person there.
     let mallory = browser();
@@ -524,10 +541,26 @@ async fn a_callback_with_another_state_is_refused() {
         .collect();
     url.query_pairs_mut().clear().extend_pairs(pairs);
     let response = client.get(url).send().await.expect("callback");
-    assert_refused(&app, &client, &base, response, "bad_state", "not valid here").await;
+    assert_refused(
+        &app,
+        &client,
+        &base,
+        response,
+        "bad_state",
+        "not valid here",
+    )
+    .await;
     // The pending sign-in was used up by the forged attempt: the genuine one fails too.
     let response = client.get(&callback).send().await.expect("callback");
-    assert_refused(&app, &client, &base, response, "bad_state", "not valid here").await;
+    assert_refused(
+        &app,
+        &client,
+        &base,
+        response,
+        "bad_state",
+        "not valid here",
+    )
+    .await;
     assert!(audit(&app, "auth.sign_in").await.is_empty());
 }
 
@@ -544,7 +577,15 @@ async fn a_replayed_callback_is_refused() {
     // Someone who captured the callback URL replays it in their own browser.
     let attacker = browser();
     let response = attacker.get(&callback).send().await.expect("replay");
-    assert_refused(&app, &attacker, &base, response, "bad_state", "not valid here").await;
+    assert_refused(
+        &app,
+        &attacker,
+        &base,
+        response,
+        "bad_state",
+        "not valid here",
+    )
+    .await;
     // The same browser replaying it: the pending sign-in is gone too.
     let again = victim.get(&callback).send().await.expect("replay");
     assert_eq!(again.status(), StatusCode::UNAUTHORIZED);
@@ -624,11 +665,10 @@ async fn token_for_client(issuer: &str, client_id: &str, secret: &str) -> (Strin
 }
 
 fn settings_for(issuer: &str, client_id: &str, secret: &str) -> OidcSettings {
-    let Settings::Oidc(mut settings) = platform::auth::providers::parse_file(&provider_file(
-        issuer, 10,
-    ))
-    .expect("parses")
-    .settings
+    let Settings::Oidc(mut settings) =
+        platform::auth::providers::parse_file(&provider_file(issuer, 10))
+            .expect("parses")
+            .settings
     else {
         panic!("oidc")
     };
@@ -696,7 +736,10 @@ async fn id_tokens_for_another_audience_or_signed_by_another_key_are_rejected() 
         .await
         .expect_err("another client's token");
     assert!(
-        wrong_audience.to_string().to_lowercase().contains("audience"),
+        wrong_audience
+            .to_string()
+            .to_lowercase()
+            .contains("audience"),
         "{wrong_audience}"
     );
     assert_eq!(wrong_audience.reason(), "invalid_id_token");
@@ -928,7 +971,11 @@ async fn provider_secrets_are_sealed_at_rest_and_never_listed() {
         .await
         .expect("q")
         .expect("sso");
-    assert!(!record.settings.contains("dashboard-secret"), "{}", record.settings);
+    assert!(
+        !record.settings.contains("dashboard-secret"),
+        "{}",
+        record.settings
+    );
     let listed = admin::list_providers(store, "acme").await.expect("list");
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].location, "http://127.0.0.1:9400");
@@ -956,8 +1003,17 @@ async fn provider_secrets_are_sealed_at_rest_and_never_listed() {
     admin::remove_provider(store, "acme", "sso", &op())
         .await
         .expect("removed");
-    assert!(admin::list_providers(store, "acme").await.expect("list").is_empty());
-    assert!(admin::remove_provider(store, "acme", "sso", &op()).await.is_err());
+    assert!(
+        admin::list_providers(store, "acme")
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    assert!(
+        admin::remove_provider(store, "acme", "sso", &op())
+            .await
+            .is_err()
+    );
 }
 
 #[test]
@@ -984,14 +1040,23 @@ fn the_idp_commands_set_list_and_remove_without_showing_or_storing_the_secret() 
     let set = tessera(&["admin", "idp", "set", "acme", "sso", "--file", file]);
     let out = String::from_utf8_lossy(&set.stdout).into_owned();
     assert!(set.status.success(), "{set:?}");
-    assert!(out.contains("created identity provider sso of acme"), "{out}");
+    assert!(
+        out.contains("created identity provider sso of acme"),
+        "{out}"
+    );
     let key = dir.path().join("secret.key");
-    let mode = std::fs::metadata(&key).expect("key file").permissions().mode();
+    let mode = std::fs::metadata(&key)
+        .expect("key file")
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600);
 
     let list = tessera(&["admin", "idp", "list", "acme"]);
     let listed = String::from_utf8_lossy(&list.stdout).into_owned();
-    assert!(listed.contains("sso\toidc\tExample SSO\thttp://127.0.0.1:9400"), "{listed}");
+    assert!(
+        listed.contains("sso\toidc\tExample SSO\thttp://127.0.0.1:9400"),
+        "{listed}"
+    );
     assert!(!listed.contains("dashboard-secret"), "{listed}");
 
     // The database file itself never holds the secret in clear.
@@ -1009,8 +1074,11 @@ fn the_idp_commands_set_list_and_remove_without_showing_or_storing_the_secret() 
     );
 
     let bad = dir.path().join("bad.toml");
-    std::fs::write(&bad, "kind = \"oidc\"\ndisplay_name = \"x\"\nissuer = \"ftp://x\"\n")
-        .expect("write");
+    std::fs::write(
+        &bad,
+        "kind = \"oidc\"\ndisplay_name = \"x\"\nissuer = \"ftp://x\"\n",
+    )
+    .expect("write");
     let refused = tessera(&[
         "admin",
         "idp",
@@ -1022,7 +1090,10 @@ fn the_idp_commands_set_list_and_remove_without_showing_or_storing_the_secret() 
     ]);
     let err = String::from_utf8_lossy(&refused.stderr).into_owned();
     assert!(!refused.status.success());
-    assert!(err.contains("refused") && err.contains("client_id"), "{err}");
+    assert!(
+        err.contains("refused") && err.contains("client_id"),
+        "{err}"
+    );
 
     let removed = tessera(&["admin", "idp", "remove", "acme", "sso"]);
     assert!(removed.status.success(), "{removed:?}");

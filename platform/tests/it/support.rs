@@ -149,9 +149,7 @@ impl TestApp {
     /// A platform serving on a real loopback port (for flows through another server,
     /// such as an OpenID provider's redirects), with a clock the test can move. Returns
     /// the base URL (also the configured `public_url`).
-    pub async fn served(
-        clock: std::sync::Arc<platform::clock::ShiftedClock>,
-    ) -> (Self, String) {
+    pub async fn served(clock: std::sync::Arc<platform::clock::ShiftedClock>) -> (Self, String) {
         let dir = tempfile::tempdir().expect("tempdir");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
