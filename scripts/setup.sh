@@ -3,7 +3,8 @@
 #
 #   scripts/setup.sh            Rust wasm32-wasip2 target, the Dash front end (npm ci in admin-ui)
 #   scripts/setup.sh --test     ... plus Chromium, slapd and ldap-utils (Debian packages; the LDAP
-#                               tests start their own throwaway slapd), checks for node and python3, and
+#                               tests start their own throwaway slapd), checks for node and python3, the
+#                               test OpenID provider (npm ci in tests/services/oidc), and
 #                               the dash==4.4.1 venv of the differential tests (target/dash-venv)
 #                               and the Schemathesis venv (target/schemathesis-venv)
 #   scripts/setup.sh --bench    ... plus wrk and curl (Debian packages)
@@ -105,6 +106,16 @@ if [ "$want_test" = 1 ]; then
     say "python3: $(python3 --version 2>&1)"
     [ -f "$ui/node_modules/playwright-core/package.json" ] ||
         fail "admin-ui/node_modules/playwright-core is missing; delete admin-ui/node_modules and run setup again"
+    # The sign-in tests start their own OpenID provider (oidc-provider, pinned in its lock).
+    oidc="$repo/tests/services/oidc"
+    oidc_marker="$oidc/node_modules/.package-lock.json"
+    if [ -f "$oidc_marker" ] && ! [ "$oidc/package-lock.json" -nt "$oidc_marker" ]; then
+        say "tests/services/oidc/node_modules: up to date"
+    else
+        say "tests/services/oidc/node_modules: npm ci"
+        (cd "$oidc" && npm ci --no-audit --no-fund --loglevel=error) ||
+            fail "'npm ci' in tests/services/oidc failed; check the access to the npm registry"
+    fi
     # The differential tests compare against the real Python dash (target/dash-venv).
     venv_python=$("$repo/scripts/differential-venv.sh") ||
         fail "scripts/differential-venv.sh could not install dash==4.4.1 from PyPI into target/dash-venv"

@@ -58,6 +58,9 @@ async fn run(db: TestDatabase) -> BenchResult {
         builds: platform::config::BuildsConfig::default(),
         deploy: platform::config::DeployConfig::default(),
         redis_url: None,
+        public_url: "http://127.0.0.1:8080".to_owned(),
+        secret_key: None,
+        secret_key_file: dir.path().join("secret.key"),
     };
     let state = App::start(config).await?;
     let started = Instant::now();

@@ -92,6 +92,9 @@ async fn config(dir: &std::path::Path, redis_url: Option<String>) -> Config {
         sessions: platform::config::SessionsConfig::default(),
         builds: platform::config::BuildsConfig::default(),
         deploy: platform::config::DeployConfig::default(),
+        public_url: "http://127.0.0.1:8080".to_owned(),
+        secret_key: None,
+        secret_key_file: dir.join("secret.key"),
         redis_url,
     }
 }

@@ -65,6 +65,17 @@ pub enum Error {
     /// Hashing or token creation failed.
     #[error(transparent)]
     Auth(#[from] auth::Error),
+    /// An identity provider file was refused.
+    #[error(transparent)]
+    Provider(#[from] auth::providers::Error),
+    /// No such identity provider.
+    #[error("tenant {tenant} has no identity provider {slug:?}")]
+    UnknownProvider {
+        /// The tenant.
+        tenant: String,
+        /// The provider's slug.
+        slug: String,
+    },
 }
 
 /// Result of this module.
@@ -288,4 +299,100 @@ pub async fn ensure_first_superadmin(
         .create_first_user(&new, change)
         .await?
         .map(|user| (user, password)))
+}
+
+/// One provider as `idp list` shows it: no secrets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProviderSummary {
+    /// Its slug.
+    pub slug: String,
+    /// `oidc` or `ldap`.
+    pub kind: String,
+    /// Its name on the sign-in page.
+    pub display_name: String,
+    /// Issuer or directory URL.
+    pub location: String,
+    /// The groups it maps.
+    pub groups: Vec<String>,
+}
+
+/// `idp set`: create or replace the provider `slug` of the tenant from a provider file
+/// (TOML, see [`auth::providers`]); its secret is sealed before it is stored. `true` when
+/// it was created.
+pub async fn set_provider(
+    store: &Store,
+    sealer: &crate::secretbox::SecretBox,
+    tenant_slug: &str,
+    slug: &str,
+    file_text: &str,
+    change: &Change<'_>,
+) -> Result<bool> {
+    let tenant = tenant(store, tenant_slug).await?;
+    let slug = Slug::parse(slug).map_err(|_| InvalidName::Slug(slug.to_owned()))?;
+    let config = auth::providers::parse_file(file_text)?;
+    let settings = auth::providers::seal_settings(&config.settings, sealer);
+    let mappings = serde_json::to_string(&config.groups).unwrap_or_else(|_| "[]".to_owned());
+    let detail = serde_json::json!({
+        "kind": config.settings.kind().as_str(),
+        "display_name": config.display_name,
+        "location": config.settings.location(),
+        "groups": config.groups.iter().map(|g| g.group.as_str()).collect::<Vec<_>>(),
+    });
+    let new = store::NewProvider {
+        slug: slug.as_str(),
+        kind: config.settings.kind().as_str(),
+        display_name: config.display_name.trim(),
+        settings: &settings,
+        group_mappings: &mappings,
+        audit_detail: &detail,
+    };
+    Ok(store.set_identity_provider(tenant.id, &new, change).await?)
+}
+
+/// `idp list`: the tenant's providers, without secrets.
+pub async fn list_providers(store: &Store, tenant_slug: &str) -> Result<Vec<ProviderSummary>> {
+    let tenant = tenant(store, tenant_slug).await?;
+    let records = store.identity_providers(tenant.id).await?;
+    Ok(records
+        .into_iter()
+        .map(|r| {
+            let settings: serde_json::Value = serde_json::from_str(&r.settings).unwrap_or_default();
+            let location = settings
+                .get("issuer")
+                .or_else(|| settings.get("url"))
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_owned();
+            let groups: Vec<auth::providers::GroupMapping> =
+                serde_json::from_str(&r.group_mappings).unwrap_or_default();
+            ProviderSummary {
+                slug: r.slug,
+                kind: r.kind,
+                display_name: r.display_name,
+                location,
+                groups: groups.into_iter().map(|g| g.group).collect(),
+            }
+        })
+        .collect())
+}
+
+/// `idp remove`: remove the provider and its links to users.
+pub async fn remove_provider(
+    store: &Store,
+    tenant_slug: &str,
+    slug: &str,
+    change: &Change<'_>,
+) -> Result<()> {
+    let tenant = tenant(store, tenant_slug).await?;
+    if store
+        .remove_identity_provider(tenant.id, slug, change)
+        .await?
+    {
+        Ok(())
+    } else {
+        Err(Error::UnknownProvider {
+            tenant: tenant.slug,
+            slug: slug.to_owned(),
+        })
+    }
 }

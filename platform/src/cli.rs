@@ -7,7 +7,8 @@ use tokio::net::TcpListener;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::{
-    AdminCommand, AppsCommand, Cli, Command, Config, DeployArgs, ServeArgs, TokenCommand,
+    AdminCommand, AppsCommand, Cli, Command, Config, DeployArgs, IdpCommand, ServeArgs,
+    TokenCommand,
 };
 use crate::deploy::Deployer;
 use crate::ids::Slug;
@@ -297,6 +298,11 @@ async fn admin(config: Config, command: &AdminCommand) -> anyhow::Result<()> {
                 println!("token {id} was already revoked");
             }
         }),
+        AdminCommand::Idp { command } => {
+            let result = idp(&config, &store, command, &change).await;
+            store.close().await;
+            return result;
+        }
     };
     store.close().await;
     Ok(result?)
@@ -395,6 +401,48 @@ fn utc(millis: i64) -> String {
         ),
         Err(_) => millis.to_string(),
     }
+}
+
+/// `tessera admin idp …`.
+async fn idp(
+    config: &Config,
+    store: &Store,
+    command: &IdpCommand,
+    change: &Change<'_>,
+) -> anyhow::Result<()> {
+    use crate::admin as a;
+    match command {
+        IdpCommand::Set { tenant, slug, file } => {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let sealer = crate::secretbox::SecretBox::load(
+                config.secret_key.as_deref(),
+                &config.secret_key_file,
+            )?;
+            let created = a::set_provider(store, &sealer, tenant, slug, &text, change)
+                .await
+                .with_context(|| format!("provider file {} refused", file.display()))?;
+            let verb = if created { "created" } else { "replaced" };
+            println!("{verb} identity provider {slug} of {tenant}");
+        }
+        IdpCommand::List { tenant } => {
+            for p in a::list_providers(store, tenant).await? {
+                println!(
+                    "{}\t{}\t{}\t{}\tgroups: {}",
+                    p.slug,
+                    p.kind,
+                    p.display_name,
+                    p.location,
+                    p.groups.join(", ")
+                );
+            }
+        }
+        IdpCommand::Remove { tenant, slug } => {
+            a::remove_provider(store, tenant, slug, change).await?;
+            println!("removed identity provider {slug} of {tenant}");
+        }
+    }
+    Ok(())
 }
 
 /// One line of standard input, without its line ending.

@@ -23,3 +23,26 @@ impl Clock for SystemClock {
 
 /// The clock handed around in [`crate::state::AppState`].
 pub type SharedClock = Arc<dyn Clock>;
+
+/// The real clock moved by an adjustable offset: tests use it to jump ahead (an expired
+/// token, a session past its timeout) while everything else keeps running in real time.
+#[derive(Debug, Default)]
+pub struct ShiftedClock {
+    offset_ms: std::sync::atomic::AtomicI64,
+}
+
+impl ShiftedClock {
+    /// Move this clock `ms` milliseconds further ahead of real time.
+    pub fn advance(&self, ms: i64) {
+        self.offset_ms
+            .fetch_add(ms, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Clock for ShiftedClock {
+    fn now_millis(&self) -> i64 {
+        SystemClock
+            .now_millis()
+            .saturating_add(self.offset_ms.load(std::sync::atomic::Ordering::SeqCst))
+    }
+}

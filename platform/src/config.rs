@@ -28,8 +28,12 @@
 //! | – | – | `[builds] memory_mb` | 4096 (address-space limit of every build process) |
 //! | – | – | `[builds] max_wasm_mb` | 32 (largest component a build may produce) |
 //! | – | – | `[builds] max_parallel` | 2 (builds running at once in one server process) |
+//! | `--public-url` | `TESSERA_PUBLIC_URL` | `public_url` | `http://{listen}` (the address browsers use; OIDC redirect URIs are built from it) |
+//! | – | `TESSERA_SECRET_KEY` | – | none: the key file is used (base64 of 32 bytes that seal provider secrets at rest) |
+//! | `--secret-key-file` | `TESSERA_SECRET_KEY_FILE` | `secret_key_file` | `{data_dir}/secret.key` (created with mode 0600 on first use) |
 //!
-//! The database URL may carry a password, so [`Config`]'s `Debug` redacts it.
+//! The database URL may carry a password, so [`Config`]'s `Debug` redacts it; the secret key is
+//! never printed. Every replica must share the same secret key.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -69,6 +73,9 @@ pub struct Cli {
     #[arg(long, env = "TESSERA_KEEP_VERSIONS", global = true,
           value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub keep_versions: Option<u32>,
+    /// File with the key that seals provider secrets (when `TESSERA_SECRET_KEY` is unset).
+    #[arg(long, env = "TESSERA_SECRET_KEY_FILE", global = true)]
+    pub secret_key_file: Option<PathBuf>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -181,6 +188,39 @@ pub enum AdminCommand {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// A tenant's identity providers (OIDC and LDAP sign-in).
+    Idp {
+        /// What to do.
+        #[command(subcommand)]
+        command: IdpCommand,
+    },
+}
+
+/// `tessera admin idp …`.
+#[derive(Debug, Subcommand)]
+pub enum IdpCommand {
+    /// Create or replace a provider from a TOML file (its secret is stored sealed).
+    Set {
+        /// The tenant's slug.
+        tenant: String,
+        /// The provider's slug (its URL segment).
+        slug: String,
+        /// The provider file.
+        #[arg(long)]
+        file: PathBuf,
+    },
+    /// List a tenant's providers (no secrets).
+    List {
+        /// The tenant's slug.
+        tenant: String,
+    },
+    /// Remove a provider and its links to users.
+    Remove {
+        /// The tenant's slug.
+        tenant: String,
+        /// The provider's slug.
+        slug: String,
+    },
 }
 
 /// `tessera admin token …`.
@@ -225,6 +265,10 @@ pub struct ServeArgs {
     /// Email of the superadmin created on first start (when there are no users yet).
     #[arg(long, env = "TESSERA_ADMIN_EMAIL")]
     pub admin_email: Option<String>,
+    /// The base URL browsers reach this server at (`https://dash.example.org`); sign-in
+    /// providers send people back to `{public_url}/auth/oidc/callback`.
+    #[arg(long, env = "TESSERA_PUBLIC_URL")]
+    pub public_url: Option<String>,
 }
 
 /// Arguments of `tessera deploy`.
@@ -382,6 +426,8 @@ struct FileConfig {
     sessions: Option<SessionsConfig>,
     builds: Option<BuildsConfig>,
     deploy: Option<DeployConfig>,
+    public_url: Option<String>,
+    secret_key_file: Option<PathBuf>,
 }
 
 /// The resolved configuration.
@@ -413,6 +459,12 @@ pub struct Config {
     pub builds: BuildsConfig,
     /// Versions.
     pub deploy: DeployConfig,
+    /// The base URL browsers use, without a trailing `/`.
+    pub public_url: String,
+    /// The secret key (base64) from `TESSERA_SECRET_KEY`, if set; never printed.
+    pub secret_key: Option<String>,
+    /// The key file used when `secret_key` is unset.
+    pub secret_key_file: PathBuf,
 }
 
 impl fmt::Debug for Config {
@@ -431,6 +483,9 @@ impl fmt::Debug for Config {
             .field("sessions", &self.sessions)
             .field("builds", &self.builds)
             .field("deploy", &self.deploy)
+            .field("public_url", &self.public_url)
+            .field("secret_key", &self.secret_key.as_ref().map(|_| "***"))
+            .field("secret_key_file", &self.secret_key_file)
             .finish()
     }
 }
@@ -496,11 +551,30 @@ impl Config {
         let target_dir = std::env::var_os("CARGO_TARGET_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| checkout_dir().join("target"));
+        let listen = serve
+            .and_then(|s| s.listen)
+            .or(file.listen)
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
+        let public_url = serve
+            .and_then(|s| s.public_url.clone())
+            .or(file.public_url)
+            .unwrap_or_else(|| format!("http://{listen}"));
+        let public_url = public_url.trim_end_matches('/').to_owned();
+        if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
+            anyhow::bail!("public_url must start with http:// or https:// (got {public_url:?})");
+        }
+        let secret_key_file = cli
+            .secret_key_file
+            .clone()
+            .or(file.secret_key_file)
+            .unwrap_or_else(|| data_dir.join("secret.key"));
         Ok(Self {
-            listen: serve
-                .and_then(|s| s.listen)
-                .or(file.listen)
-                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            listen,
+            public_url,
+            secret_key: std::env::var("TESSERA_SECRET_KEY")
+                .ok()
+                .filter(|k| !k.trim().is_empty()),
+            secret_key_file,
             demo_dir: serve
                 .and_then(|s| s.demo_dir.clone())
                 .or(file.demo_dir)

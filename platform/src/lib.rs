@@ -21,6 +21,7 @@ pub mod jobs;
 pub mod policy;
 pub mod quota;
 pub mod runtime;
+pub mod secretbox;
 pub mod state;
 pub mod store;
 pub mod telemetry;

@@ -34,6 +34,10 @@ pub struct App {
     pub sessions: crate::auth::session::SessionBackend,
     /// Builds on `git push`: the per-app locks and the build slots.
     pub builds: crate::build::Builds,
+    /// Seals and opens the secrets stored in the database (provider credentials).
+    pub secrets: crate::secretbox::SecretBox,
+    /// OpenID providers' discovery documents and keys, cached per provider.
+    pub oidc: crate::auth::oidc::Discovery,
 }
 
 /// Cheap to clone; what axum hands to handlers.
@@ -51,6 +55,20 @@ impl Deref for AppState {
 impl App {
     /// Connect to the database, start the sandbox and check the front end.
     pub async fn start(config: Config) -> anyhow::Result<AppState> {
+        Self::start_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    /// [`App::start`] with another clock (tests move time with
+    /// [`crate::clock::ShiftedClock`]).
+    pub async fn start_with_clock(
+        config: Config,
+        clock: crate::clock::SharedClock,
+    ) -> anyhow::Result<AppState> {
+        let secrets = crate::secretbox::SecretBox::load(
+            config.secret_key.as_deref(),
+            &config.secret_key_file,
+        )
+        .context("loading the secret key")?;
         let frontend = Frontend::open(&config.frontend_dir)?;
         let store = Store::connect(&config.database_url)
             .await
@@ -74,7 +92,6 @@ impl App {
             std::time::Duration::from_secs(config.jobs.deadline_secs),
             config.jobs.workers,
         );
-        let clock: crate::clock::SharedClock = Arc::new(SystemClock);
         let sessions = match &config.redis_url {
             Some(url) => crate::auth::session::SessionBackend::Redis(
                 crate::auth::session::RedisSessionStore::connect(url, clock.clone())
@@ -104,6 +121,8 @@ impl App {
             frontend,
             clock,
             throttle: Default::default(),
+            secrets,
+            oidc: Default::default(),
         })))
     }
 

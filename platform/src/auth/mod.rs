@@ -1,10 +1,13 @@
 //! Who is asking: password hashing and API tokens, turned into a [`crate::policy::Principal`].
 //!
-//! No axum types here (the HTTP extractor is in `http::principal`); sessions and sign-in
-//! providers come later in this module.
+//! No axum types here (the HTTP extractor is in `http::principal`). Sign-in providers:
+//! `providers` (a tenant's OIDC and LDAP configurations and their group mappings), `oidc`
+//! (the code flow and id_token checks), `ldap` (the directory client).
 
 pub mod ldap;
+pub mod oidc;
 pub mod password;
+pub mod providers;
 pub mod session;
 pub mod token;
 

@@ -6,6 +6,7 @@ pub mod dash;
 pub mod git;
 mod home;
 pub mod session;
+pub mod sso;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -23,6 +24,7 @@ pub fn router(state: AppState) -> Router {
         .merge(api::router())
         .merge(git::router())
         .merge(session::router())
+        .merge(sso::router())
         .merge(
             // Every route under /apps/{tenant}/{app}/ passes the access check first: a
             // principal who may not view the app gets the same 404 as for a missing app.

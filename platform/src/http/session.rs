@@ -222,7 +222,7 @@ pub fn local_path(next: &str) -> &str {
     if ok { next } else { "/" }
 }
 
-async fn csrf_token(session: &Session) -> Result<String, Response> {
+pub(crate) async fn csrf_token(session: &Session) -> Result<String, Response> {
     let existing: Option<String> = session
         .get(CSRF_KEY)
         .await
@@ -238,7 +238,7 @@ async fn csrf_token(session: &Session) -> Result<String, Response> {
     Ok(token)
 }
 
-async fn check_csrf(session: &Session, presented: &str) -> Result<(), Response> {
+pub(crate) async fn check_csrf(session: &Session, presented: &str) -> Result<(), Response> {
     let expected: String = session
         .get(CSRF_KEY)
         .await
@@ -259,6 +259,125 @@ struct LoginPage<'a> {
     next: &'a str,
     email: &'a str,
     error: Option<&'a str>,
+    providers: &'a [ProviderLink],
+}
+
+/// A sign-in provider offered on the page.
+pub(crate) struct ProviderLink {
+    /// `oidc` or `ldap`.
+    pub kind: &'static str,
+    /// The tenant's slug.
+    pub tenant: String,
+    /// The provider's slug.
+    pub slug: String,
+    /// Its name.
+    pub display_name: String,
+    /// `next` as a URL query value.
+    pub next_query: String,
+}
+
+/// The tenant whose providers the sign-in page shows: `?tenant=`, else the tenant of a
+/// `next=/apps/{tenant}/…`.
+fn tenant_of_page<'a>(tenant: Option<&'a str>, next: &'a str) -> Option<&'a str> {
+    tenant.filter(|t| !t.is_empty()).or_else(|| {
+        next.strip_prefix("/apps/")
+            .and_then(|rest| rest.split(['/', '?']).next())
+            .filter(|t| !t.is_empty())
+    })
+}
+
+/// The providers of `tenant` for the sign-in page (none for an unknown tenant).
+async fn provider_links(state: &AppState, tenant: Option<&str>, next: &str) -> Vec<ProviderLink> {
+    let Some(slug) = tenant.and_then(|t| crate::ids::Slug::parse(t).ok()) else {
+        return Vec::new();
+    };
+    let Ok(Some(tenant)) = state.store.tenant_by_slug(&slug).await else {
+        return Vec::new();
+    };
+    let providers = state
+        .store
+        .identity_providers(tenant.id)
+        .await
+        .unwrap_or_default();
+    let next_query = form_urlencoded(next);
+    providers
+        .into_iter()
+        .filter_map(|p| {
+            let kind = crate::auth::providers::Kind::parse(&p.kind)?.as_str();
+            Some(ProviderLink {
+                kind,
+                tenant: tenant.slug.clone(),
+                slug: p.slug,
+                display_name: p.display_name,
+                next_query: next_query.clone(),
+            })
+        })
+        .collect()
+}
+
+/// Percent-encode a query value.
+fn form_urlencoded(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The sign-in page of `tenant` (or of `next`'s tenant) with an optional error.
+pub(crate) async fn login_page(
+    state: &AppState,
+    session: &Session,
+    tenant: Option<&str>,
+    next: &str,
+    email: &str,
+    error: Option<&str>,
+    status: StatusCode,
+) -> Response {
+    let csrf = match csrf_token(session).await {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let next = local_path(next);
+    let providers = provider_links(state, tenant_of_page(tenant, next), next).await;
+    render(
+        &LoginPage {
+            csrf: &csrf,
+            next,
+            email,
+            error,
+            providers: &providers,
+        },
+        status,
+    )
+}
+
+/// Sign `user` in on this session: a new session id (a session id planted before sign-in
+/// is worthless after), the signed-in record and a fresh CSRF token. Every way of signing
+/// in goes through here.
+pub(crate) async fn start_signed_in_session(
+    session: &Session,
+    user: UserId,
+    epoch: i64,
+    now: i64,
+) -> Result<(), Response> {
+    let signed_in = SignedIn {
+        user: user.0,
+        epoch,
+        at: now,
+    };
+    let rotated = async {
+        session.cycle_id().await?;
+        session.insert(SIGNED_IN_KEY, &signed_in).await?;
+        session.insert(CSRF_KEY, sessions::new_csrf_token()).await
+    };
+    rotated.await.map_err(|e| {
+        ApiError::internal("starting the session failed", &e.to_string()).into_response()
+    })
 }
 
 fn render(page: &impl Template, status: StatusCode) -> Response {
@@ -271,23 +390,24 @@ fn render(page: &impl Template, status: StatusCode) -> Response {
 #[derive(Deserialize)]
 struct NextQuery {
     next: Option<String>,
+    tenant: Option<String>,
 }
 
-async fn login_form(session: Session, Query(q): Query<NextQuery>) -> Response {
-    let csrf = match csrf_token(&session).await {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
-    let next = local_path(q.next.as_deref().unwrap_or("/"));
-    render(
-        &LoginPage {
-            csrf: &csrf,
-            next,
-            email: "",
-            error: None,
-        },
+async fn login_form(
+    State(state): State<AppState>,
+    session: Session,
+    Query(q): Query<NextQuery>,
+) -> Response {
+    login_page(
+        &state,
+        &session,
+        q.tenant.as_deref(),
+        q.next.as_deref().unwrap_or("/"),
+        "",
+        None,
         StatusCode::OK,
     )
+    .await
 }
 
 #[derive(Deserialize)]
@@ -309,12 +429,6 @@ async fn login(
     if let Err(r) = check_csrf(&session, &form.csrf).await {
         return r;
     }
-    let csrf: String = session
-        .get(CSRF_KEY)
-        .await
-        .ok()
-        .flatten()
-        .unwrap_or_default();
     let next = local_path(&form.next);
     let now = state.clock.now_millis();
     let address = addr.clone().unwrap_or_else(|| "unknown".to_owned());
@@ -336,33 +450,22 @@ async fn login(
             "Too many failed attempts. Try again in {} seconds.",
             (wait + 999) / 1000
         );
-        return render(
-            &LoginPage {
-                csrf: &csrf,
-                next,
-                email: &form.email,
-                error: Some(&message),
-            },
+        return login_page(
+            &state,
+            &session,
+            None,
+            next,
+            &form.email,
+            Some(&message),
             StatusCode::TOO_MANY_REQUESTS,
-        );
+        )
+        .await;
     }
     match auth::session::sign_in_local(&state.store, &form.email, &form.password).await {
         Ok(ok) => {
             throttle.succeed(&account_key);
-            let signed_in = SignedIn {
-                user: ok.user.0,
-                epoch: ok.epoch,
-                at: now,
-            };
-            // A new id at sign-in: a session id planted before sign-in is worthless after.
-            let rotated = async {
-                session.cycle_id().await?;
-                session.insert(SIGNED_IN_KEY, &signed_in).await?;
-                session.insert(CSRF_KEY, sessions::new_csrf_token()).await
-            };
-            if let Err(e) = rotated.await {
-                return ApiError::internal("starting the session failed", &e.to_string())
-                    .into_response();
+            if let Err(r) = start_signed_in_session(&session, ok.user, ok.epoch, now).await {
+                return r;
             }
             let actor = format!("user:{}", ok.user.0);
             let change = sessions::change(&actor, addr.as_deref(), now);
@@ -399,15 +502,16 @@ async fn login(
             {
                 tracing::warn!(error = %e, "auditing a failed sign-in failed");
             }
-            render(
-                &LoginPage {
-                    csrf: &csrf,
-                    next,
-                    email: &form.email,
-                    error: Some("Wrong email or password."),
-                },
+            login_page(
+                &state,
+                &session,
+                None,
+                next,
+                &form.email,
+                Some("Wrong email or password."),
                 StatusCode::UNAUTHORIZED,
             )
+            .await
         }
         Err(e) => ApiError::internal("signing in failed", &e).into_response(),
     }

@@ -403,7 +403,7 @@ impl Store {
     }
 }
 
-async fn current_role(
+pub(super) async fn current_role(
     conn: &mut sqlx::AnyConnection,
     tenant: TenantId,
     user: UserId,

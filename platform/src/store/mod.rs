@@ -13,6 +13,7 @@ mod apps;
 mod assets;
 mod audit;
 mod memberships;
+mod providers;
 mod sessions;
 mod tenants;
 pub mod testing;
@@ -26,6 +27,7 @@ pub use apps::{
 };
 pub use audit::{AuditEntry, AuditFilter, Change};
 pub use memberships::{Member, Team};
+pub use providers::{ExternalSignIn, NewProvider, ProviderRecord, Provisioned, Refusal};
 pub use tenants::{Quotas, Tenant};
 pub use tokens::{NewToken, TokenRecord, TokenSummary};
 pub use users::{NewUser, User};

@@ -55,7 +55,7 @@ fn user(row: &sqlx::any::AnyRow) -> Result<User> {
     })
 }
 
-async fn insert(
+pub(super) async fn insert(
     conn: &mut sqlx::AnyConnection,
     new: &NewUser<'_>,
     change: &Change<'_>,

@@ -14,6 +14,7 @@ mod dash;
 mod deploy;
 mod git;
 mod ldap;
+mod oidc;
 mod pages;
 mod quota;
 mod replicas;

@@ -179,6 +179,9 @@ impl TestApp {
             sessions: platform::config::SessionsConfig::default(),
             builds,
             deploy,
+            public_url: "http://127.0.0.1:8080".to_owned(),
+            secret_key: None,
+            secret_key_file: dir.path().join("secret.key"),
         };
         let state = App::start(config).await.expect("platform starts");
         Self {
@@ -186,6 +189,52 @@ impl TestApp {
             _dir: dir,
             _db: db,
         }
+    }
+
+    /// A platform serving on a real loopback port (for flows through another server,
+    /// such as an OpenID provider's redirects), with a clock the test can move. Returns
+    /// the base URL (also the configured `public_url`).
+    pub async fn served(clock: std::sync::Arc<platform::clock::ShiftedClock>) -> (Self, String) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a port");
+        let address = listener.local_addr().expect("address");
+        let base = format!("http://{address}");
+        let config = Config {
+            listen: address,
+            data_dir: dir.path().to_path_buf(),
+            database_url: format!("sqlite://{}", dir.path().join("tessera.db").display()),
+            demo_dir: dir.path().join("no-demo"),
+            frontend_dir: repo_root().join("admin-ui/node_modules"),
+            admin_email: "admin@localhost".to_owned(),
+            max_component_bytes: 64 << 20,
+            limits: LimitsConfig::default(),
+            redis_url: None,
+            jobs: platform::config::JobsConfig::default(),
+            sessions: platform::config::SessionsConfig::default(),
+            builds: platform::config::BuildsConfig::default(),
+            deploy: platform::config::DeployConfig::default(),
+            public_url: base.clone(),
+            secret_key: None,
+            secret_key_file: dir.path().join("secret.key"),
+        };
+        let state = App::start_with_clock(config, clock)
+            .await
+            .expect("platform starts");
+        let router = platform::http::router(state.clone())
+            .into_make_service_with_connect_info::<std::net::SocketAddr>();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        (
+            Self {
+                state,
+                _dir: dir,
+                _db: None,
+            },
+            base,
+        )
     }
 
     /// Deploy a built guest as `tenant/app`.

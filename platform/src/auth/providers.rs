@@ -1,0 +1,455 @@
+//! A tenant's identity providers: the TOML file an operator hands to
+//! `tessera admin idp set`, validation, the group mappings, and sealing of the secret
+//! inside the settings (OIDC `client_secret`, LDAP `bind_password`) before it is stored.
+//!
+//! ```toml
+//! kind = "oidc"                       # or "ldap": then the keys of `ldap::LdapSettings`
+//! display_name = "Example SSO"
+//! issuer = "http://127.0.0.1:9400"
+//! client_id = "dashboard"
+//! client_secret = "dashboard-secret"
+//! [[groups]]
+//! group = "analysts"
+//! role = "viewer"                     # optional: viewer, author or admin
+//! teams = ["analysts"]                # optional: created when missing
+//! ```
+
+use serde::{Deserialize, Serialize};
+
+use super::ldap::LdapSettings;
+use crate::secretbox::SecretBox;
+use crate::tenancy::{self, Role};
+
+/// Why a provider file or stored provider is unusable. Messages never carry secrets.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The file is not valid TOML or has wrong or unknown keys.
+    #[error("the provider file is invalid: {0}")]
+    Parse(String),
+    /// A value is out of range or malformed.
+    #[error("{0}")]
+    Invalid(String),
+    /// A sealed secret could not be opened (another key, or altered in the database).
+    #[error(transparent)]
+    Sealed(#[from] crate::secretbox::Error),
+}
+
+/// Which kind of provider.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// OpenID Connect: authorization code with PKCE.
+    Oidc,
+    /// An LDAP directory: search, then bind as the user.
+    Ldap,
+}
+
+impl Kind {
+    /// The stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Oidc => "oidc",
+            Kind::Ldap => "ldap",
+        }
+    }
+
+    /// Parse the stored spelling.
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "oidc" => Some(Kind::Oidc),
+            "ldap" => Some(Kind::Ldap),
+            _ => None,
+        }
+    }
+}
+
+/// How to reach one OpenID provider.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct OidcSettings {
+    /// The issuer, exactly as the provider spells it (discovery is `{issuer}/.well-known/…`).
+    pub issuer: String,
+    /// Tessera's client id at the provider.
+    pub client_id: String,
+    /// Its client secret (sealed at rest; never logged).
+    pub client_secret: String,
+    /// Scopes asked for.
+    #[serde(default = "default_scopes")]
+    pub scopes: Vec<String>,
+    /// The id_token claim holding the user's groups.
+    #[serde(default = "default_groups_claim")]
+    pub groups_claim: String,
+    /// Connect and total timeout of every call to the provider, in seconds.
+    #[serde(default = "default_timeout_seconds")]
+    pub timeout_seconds: u64,
+}
+
+fn default_scopes() -> Vec<String> {
+    ["openid", "email", "profile", "groups"]
+        .map(str::to_owned)
+        .to_vec()
+}
+fn default_groups_claim() -> String {
+    "groups".to_owned()
+}
+fn default_timeout_seconds() -> u64 {
+    10
+}
+
+/// One `[[groups]]` entry: what membership of an external group grants in the tenant.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct GroupMapping {
+    /// The group's name as the provider reports it.
+    pub group: String,
+    /// The tenant role the group grants (viewer, author or admin; never owner).
+    #[serde(default, with = "role_option")]
+    pub role: Option<Role>,
+    /// Teams (by name) the group's members are put in.
+    #[serde(default)]
+    pub teams: Vec<String>,
+}
+
+/// `Option<Role>` as its lowercase spelling (the role type itself only serializes).
+mod role_option {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::tenancy::Role;
+
+    pub fn serialize<S: Serializer>(role: &Option<Role>, s: S) -> Result<S::Ok, S::Error> {
+        match role {
+            Some(role) => s.serialize_some(role.as_str()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Role>, D::Error> {
+        let raw: Option<String> = Option::deserialize(d)?;
+        raw.map(|r| r.parse().map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}
+
+/// A provider's kind-specific settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Settings {
+    /// OpenID Connect.
+    Oidc(OidcSettings),
+    /// LDAP.
+    Ldap(LdapSettings),
+}
+
+impl Settings {
+    /// The kind.
+    pub fn kind(&self) -> Kind {
+        match self {
+            Settings::Oidc(_) => Kind::Oidc,
+            Settings::Ldap(_) => Kind::Ldap,
+        }
+    }
+
+    /// Where the provider is (issuer or directory URL), for listings.
+    pub fn location(&self) -> &str {
+        match self {
+            Settings::Oidc(s) => &s.issuer,
+            Settings::Ldap(s) => &s.url,
+        }
+    }
+}
+
+/// A provider as configured: everything but its tenant and slug.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProviderConfig {
+    /// The name on the sign-in page.
+    pub display_name: String,
+    /// Kind-specific settings, with the secret in clear.
+    pub settings: Settings,
+    /// Group mappings, in file order.
+    pub groups: Vec<GroupMapping>,
+}
+
+/// Keys common to every kind; the rest of the table is the kind's settings.
+const COMMON_KEYS: [&str; 3] = ["kind", "display_name", "groups"];
+
+/// Parse and validate a provider file.
+pub fn parse_file(text: &str) -> Result<ProviderConfig, Error> {
+    let mut table: toml::Table = toml::from_str(text).map_err(|e| Error::Parse(e.to_string()))?;
+    let kind = match table.get("kind").and_then(|v| v.as_str()) {
+        Some(raw) => Kind::parse(raw).ok_or_else(|| {
+            Error::Parse(format!("kind must be \"oidc\" or \"ldap\" (got {raw:?})"))
+        })?,
+        None => {
+            return Err(Error::Parse(
+                "kind = \"oidc\" or \"ldap\" is missing".into(),
+            ));
+        }
+    };
+    let display_name = match table.get("display_name") {
+        Some(toml::Value::String(name)) => name.clone(),
+        Some(_) => return Err(Error::Parse("display_name must be a string".into())),
+        None => return Err(Error::Parse("display_name is missing".into())),
+    };
+    let groups: Vec<GroupMapping> = match table.get("groups") {
+        Some(value) => value
+            .clone()
+            .try_into()
+            .map_err(|e: toml::de::Error| Error::Parse(format!("[[groups]]: {e}")))?,
+        None => Vec::new(),
+    };
+    for key in COMMON_KEYS {
+        table.remove(key);
+    }
+    let rest = toml::Value::Table(table);
+    let settings = match kind {
+        Kind::Oidc => Settings::Oidc(
+            rest.try_into()
+                .map_err(|e: toml::de::Error| Error::Parse(e.to_string()))?,
+        ),
+        Kind::Ldap => Settings::Ldap(
+            rest.try_into()
+                .map_err(|e: toml::de::Error| Error::Parse(e.to_string()))?,
+        ),
+    };
+    let config = ProviderConfig {
+        display_name,
+        settings,
+        groups,
+    };
+    validate(&config)?;
+    Ok(config)
+}
+
+/// Check the values a parse cannot: names, URLs, ranges, roles and team names.
+pub fn validate(config: &ProviderConfig) -> Result<(), Error> {
+    let name = config.display_name.trim();
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        return Err(Error::Invalid(
+            "display_name must be 1-100 characters without control characters".into(),
+        ));
+    }
+    match &config.settings {
+        Settings::Oidc(s) => {
+            if !(s.issuer.starts_with("https://") || s.issuer.starts_with("http://")) {
+                return Err(Error::Invalid(format!(
+                    "issuer must be an http(s) URL (got {:?})",
+                    s.issuer
+                )));
+            }
+            url_without_spaces("issuer", &s.issuer)?;
+            if s.client_id.trim().is_empty() {
+                return Err(Error::Invalid("client_id must not be empty".into()));
+            }
+            if s.client_secret.is_empty() {
+                return Err(Error::Invalid("client_secret must not be empty".into()));
+            }
+            if !s.scopes.iter().any(|scope| scope == "openid") {
+                return Err(Error::Invalid("scopes must include \"openid\"".into()));
+            }
+            if s.groups_claim.trim().is_empty() {
+                return Err(Error::Invalid("groups_claim must not be empty".into()));
+            }
+            timeout_in_range(s.timeout_seconds)?;
+        }
+        Settings::Ldap(s) => {
+            if !(s.url.starts_with("ldap://") || s.url.starts_with("ldaps://")) {
+                return Err(Error::Invalid(format!(
+                    "url must start with ldap:// or ldaps:// (got {:?})",
+                    s.url
+                )));
+            }
+            url_without_spaces("url", &s.url)?;
+            if s.bind_dn.trim().is_empty() || s.user_base.trim().is_empty() {
+                return Err(Error::Invalid(
+                    "bind_dn and user_base must not be empty".into(),
+                ));
+            }
+            if !s.user_filter.contains("{username}") {
+                return Err(Error::Invalid("user_filter must contain {username}".into()));
+            }
+            timeout_in_range(s.timeout_seconds)?;
+        }
+    }
+    for mapping in &config.groups {
+        if mapping.group.trim().is_empty() {
+            return Err(Error::Invalid("[[groups]] group must not be empty".into()));
+        }
+        if mapping.role == Some(Role::Owner) {
+            return Err(Error::Invalid(format!(
+                "group {:?}: a provider cannot grant the owner role (use viewer, author or admin)",
+                mapping.group
+            )));
+        }
+        for team in &mapping.teams {
+            tenancy::team_name(team)
+                .map_err(|e| Error::Invalid(format!("group {:?}: {e}", mapping.group)))?;
+        }
+    }
+    Ok(())
+}
+
+fn url_without_spaces(key: &str, url: &str) -> Result<(), Error> {
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(Error::Invalid(format!("{key} must not contain spaces")));
+    }
+    Ok(())
+}
+
+fn timeout_in_range(seconds: u64) -> Result<(), Error> {
+    if (1..=120).contains(&seconds) {
+        Ok(())
+    } else {
+        Err(Error::Invalid(format!(
+            "timeout_seconds must be 1 to 120 (got {seconds})"
+        )))
+    }
+}
+
+/// The settings as stored: JSON with the secret sealed.
+pub fn seal_settings(settings: &Settings, sealer: &SecretBox) -> String {
+    let value = match settings {
+        Settings::Oidc(s) => {
+            let mut s = s.clone();
+            s.client_secret = sealer.seal(s.client_secret.as_bytes());
+            serde_json::to_value(s)
+        }
+        Settings::Ldap(s) => {
+            let mut s = s.clone();
+            s.bind_password = sealer.seal(s.bind_password.as_bytes());
+            serde_json::to_value(s)
+        }
+    };
+    value.map(|v| v.to_string()).unwrap_or_default()
+}
+
+/// Stored settings back, with the secret opened.
+pub fn open_settings(kind: Kind, stored: &str, sealer: &SecretBox) -> Result<Settings, Error> {
+    let corrupt = |e: serde_json::Error| Error::Invalid(format!("stored settings: {e}"));
+    let open = |sealed: &str| -> Result<String, Error> {
+        let bytes = sealer.open(sealed)?;
+        String::from_utf8(bytes).map_err(|_| Error::Sealed(crate::secretbox::Error::Open))
+    };
+    Ok(match kind {
+        Kind::Oidc => {
+            let mut s: OidcSettings = serde_json::from_str(stored).map_err(corrupt)?;
+            s.client_secret = open(&s.client_secret)?;
+            Settings::Oidc(s)
+        }
+        Kind::Ldap => {
+            let mut s: LdapSettings = serde_json::from_str(stored).map_err(corrupt)?;
+            s.bind_password = open(&s.bind_password)?;
+            Settings::Ldap(s)
+        }
+    })
+}
+
+/// What a provider's mappings grant someone in `groups`: the highest mapped role (if any)
+/// and the union of mapped teams (sorted, without repeats).
+pub fn mapped_access(mappings: &[GroupMapping], groups: &[String]) -> (Option<Role>, Vec<String>) {
+    let mut role = None;
+    let mut teams: Vec<String> = Vec::new();
+    for mapping in mappings.iter().filter(|m| groups.contains(&m.group)) {
+        role = role.max(mapping.role);
+        teams.extend(mapping.teams.iter().cloned());
+    }
+    teams.sort();
+    teams.dedup();
+    (role, teams)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OIDC: &str = r#"
+kind = "oidc"
+display_name = "Example SSO"
+issuer = "http://127.0.0.1:9400"
+client_id = "dashboard"
+client_secret = "dashboard-secret"
+[[groups]]
+group = "analysts"
+role = "viewer"
+teams = ["analysts"]
+[[groups]]
+group = "admins"
+role = "admin"
+"#;
+
+    #[test]
+    fn an_oidc_file_parses_with_defaults() {
+        let config = parse_file(OIDC).expect("parses");
+        let Settings::Oidc(s) = &config.settings else {
+            panic!("oidc expected")
+        };
+        assert_eq!(s.scopes, ["openid", "email", "profile", "groups"]);
+        assert_eq!(s.groups_claim, "groups");
+        assert_eq!(s.timeout_seconds, 10);
+        assert_eq!(config.groups.len(), 2);
+        assert_eq!(config.groups[0].role, Some(Role::Viewer));
+    }
+
+    #[test]
+    fn an_ldap_file_takes_the_directory_settings() {
+        let text = r#"
+kind = "ldap"
+display_name = "Directory"
+url = "ldap://127.0.0.1:3389"
+bind_dn = "cn=admin,dc=example,dc=org"
+bind_password = "admin-secret"
+user_base = "ou=people,dc=example,dc=org"
+group_base = "ou=groups,dc=example,dc=org"
+"#;
+        let config = parse_file(text).expect("parses");
+        assert_eq!(config.settings.kind(), Kind::Ldap);
+        assert_eq!(config.settings.location(), "ldap://127.0.0.1:3389");
+    }
+
+    #[test]
+    fn bad_files_are_refused_with_the_reason() {
+        for (text, needle) in [
+            ("display_name = \"x\"".to_owned(), "kind"),
+            ("kind = \"saml\"\ndisplay_name = \"x\"".to_owned(), "saml"),
+            (OIDC.replace("client_id", "client_ide"), "client_ide"),
+            (
+                OIDC.replace("role = \"admin\"", "role = \"owner\""),
+                "owner",
+            ),
+            (OIDC.replace("role = \"admin\"", "role = \"boss\""), "boss"),
+            (OIDC.replace("http://127.0.0.1:9400", "ftp://x"), "issuer"),
+            (
+                OIDC.replace("client_secret = \"dashboard-secret\"", ""),
+                "client_secret",
+            ),
+        ] {
+            let err = parse_file(&text).expect_err(&text).to_string();
+            assert!(err.contains(needle), "{needle}: {err}");
+            assert!(!err.contains("dashboard-secret"), "no secret in {err}");
+        }
+    }
+
+    #[test]
+    fn the_secret_is_sealed_in_the_stored_settings() {
+        let sealer = SecretBox::from_key(&[3; 32]);
+        let config = parse_file(OIDC).expect("parses");
+        let stored = seal_settings(&config.settings, &sealer);
+        assert!(!stored.contains("dashboard-secret"), "{stored}");
+        let opened = open_settings(Kind::Oidc, &stored, &sealer).expect("opens");
+        assert_eq!(opened, config.settings);
+        let other = SecretBox::from_key(&[4; 32]);
+        assert!(open_settings(Kind::Oidc, &stored, &other).is_err());
+    }
+
+    #[test]
+    fn mappings_give_the_highest_role_and_all_teams() {
+        let config = parse_file(OIDC).expect("parses");
+        let groups = |g: &[&str]| g.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            mapped_access(&config.groups, &groups(&["analysts", "admins"])),
+            (Some(Role::Admin), vec!["analysts".to_owned()])
+        );
+        assert_eq!(
+            mapped_access(&config.groups, &groups(&["strangers"])),
+            (None, vec![])
+        );
+    }
+}

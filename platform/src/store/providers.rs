@@ -1,0 +1,694 @@
+//! Identity providers of a tenant, the external identities they vouch for, and the
+//! provisioning of a user at an external sign-in (account, link, role and teams) in one
+//! transaction with its audit rows.
+
+use serde_json::json;
+use sqlx::Row;
+
+use super::audit::{self, Change};
+use super::memberships::current_role;
+use super::users::{self, NewUser};
+use super::{Result, Store, conflict_on_unique, parse_stored};
+use crate::ids::{TenantId, UserId};
+use crate::tenancy::{Email, Role};
+
+/// A stored provider. `settings` still has its secret sealed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProviderRecord {
+    /// Its id.
+    pub id: i64,
+    /// Its tenant.
+    pub tenant_id: TenantId,
+    /// Its slug, unique in the tenant.
+    pub slug: String,
+    /// `oidc` or `ldap`.
+    pub kind: String,
+    /// The name on the sign-in page.
+    pub display_name: String,
+    /// Kind-specific settings as JSON (secret sealed).
+    pub settings: String,
+    /// The group mappings as JSON.
+    pub group_mappings: String,
+    /// When it was created.
+    pub created_at: i64,
+    /// When it was last replaced.
+    pub updated_at: i64,
+}
+
+/// A provider about to be stored.
+#[derive(Clone, Copy, Debug)]
+pub struct NewProvider<'a> {
+    /// Its slug (validated by the caller).
+    pub slug: &'a str,
+    /// `oidc` or `ldap`.
+    pub kind: &'a str,
+    /// The name on the sign-in page.
+    pub display_name: &'a str,
+    /// Settings JSON with the secret sealed.
+    pub settings: &'a str,
+    /// Group mappings JSON.
+    pub group_mappings: &'a str,
+    /// What the audit row says about it: never a secret.
+    pub audit_detail: &'a serde_json::Value,
+}
+
+/// Who signed in through a provider, and what its mappings grant them.
+#[derive(Clone, Copy, Debug)]
+pub struct ExternalSignIn<'a> {
+    /// The tenant of the provider.
+    pub tenant: TenantId,
+    /// The provider.
+    pub provider: i64,
+    /// Its slug (for the audit rows).
+    pub provider_slug: &'a str,
+    /// The provider's stable id of the person (OIDC `sub`, LDAP DN).
+    pub subject: &'a str,
+    /// The address the provider gave, if any.
+    pub email: Option<&'a Email>,
+    /// Whether the provider says it verified that address (a directory is trusted).
+    pub email_verified: bool,
+    /// The role the mappings grant (`None`: the provider grants no role).
+    pub role: Option<Role>,
+    /// The teams the mappings put the user in.
+    pub teams: &'a [String],
+}
+
+/// Why an external sign-in was refused although the provider vouched for the person.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// A first sign-in without an email address: no account can be made.
+    NoEmail,
+    /// A local account has this address and the provider did not verify it.
+    EmailNotVerified,
+    /// The account is disabled.
+    Disabled,
+}
+
+/// A successful external sign-in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Provisioned {
+    /// Who.
+    pub user: UserId,
+    /// A new account was made.
+    pub created: bool,
+    /// The identity was linked to the account now (first sign-in through this provider).
+    pub linked: bool,
+}
+
+const COLUMNS: &str = "id, tenant_id, slug, kind, display_name, settings, group_mappings, \
+                       created_at, updated_at";
+
+fn record(row: &sqlx::any::AnyRow) -> Result<ProviderRecord> {
+    Ok(ProviderRecord {
+        id: row.try_get(0)?,
+        tenant_id: TenantId(row.try_get(1)?),
+        slug: row.try_get(2)?,
+        kind: row.try_get(3)?,
+        display_name: row.try_get(4)?,
+        settings: row.try_get(5)?,
+        group_mappings: row.try_get(6)?,
+        created_at: row.try_get(7)?,
+        updated_at: row.try_get(8)?,
+    })
+}
+
+impl Store {
+    /// Create or replace the provider `new.slug` of `tenant`; `true` when it was created.
+    pub async fn set_identity_provider(
+        &self,
+        tenant: TenantId,
+        new: &NewProvider<'_>,
+        change: &Change<'_>,
+    ) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        let updated = sqlx::query(
+            "update identity_providers set kind = $3, display_name = $4, settings = $5, \
+             group_mappings = $6, updated_at = $7 where tenant_id = $1 and slug = $2",
+        )
+        .bind(tenant.0)
+        .bind(new.slug)
+        .bind(new.kind)
+        .bind(new.display_name)
+        .bind(new.settings)
+        .bind(new.group_mappings)
+        .bind(change.at)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        let created = updated == 0;
+        if created {
+            sqlx::query(
+                "insert into identity_providers (tenant_id, slug, kind, display_name, settings, \
+                 group_mappings, created_at, updated_at) values ($1, $2, $3, $4, $5, $6, $7, $7)",
+            )
+            .bind(tenant.0)
+            .bind(new.slug)
+            .bind(new.kind)
+            .bind(new.display_name)
+            .bind(new.settings)
+            .bind(new.group_mappings)
+            .bind(change.at)
+            .execute(&mut *tx)
+            .await
+            .map_err(conflict_on_unique("identity provider", new.slug))?;
+        }
+        audit::record(
+            &mut tx,
+            change,
+            Some(tenant),
+            "identity_provider.set",
+            &format!("identity_provider:{}", new.slug),
+            json!({"created": created, "settings": new.audit_detail}),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(created)
+    }
+
+    /// The providers of `tenant`, by slug.
+    pub async fn identity_providers(&self, tenant: TenantId) -> Result<Vec<ProviderRecord>> {
+        let rows = sqlx::query(&format!(
+            "select {COLUMNS} from identity_providers where tenant_id = $1 order by slug"
+        ))
+        .bind(tenant.0)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(record).collect()
+    }
+
+    /// The provider `slug` of `tenant`.
+    pub async fn identity_provider(
+        &self,
+        tenant: TenantId,
+        slug: &str,
+    ) -> Result<Option<ProviderRecord>> {
+        let row = sqlx::query(&format!(
+            "select {COLUMNS} from identity_providers where tenant_id = $1 and slug = $2"
+        ))
+        .bind(tenant.0)
+        .bind(slug)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(record).transpose()
+    }
+
+    /// The provider with this id in `tenant`.
+    pub async fn identity_provider_by_id(
+        &self,
+        tenant: TenantId,
+        id: i64,
+    ) -> Result<Option<ProviderRecord>> {
+        let row = sqlx::query(&format!(
+            "select {COLUMNS} from identity_providers where tenant_id = $1 and id = $2"
+        ))
+        .bind(tenant.0)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(record).transpose()
+    }
+
+    /// Remove the provider `slug` of `tenant` with its links to users; memberships it
+    /// granted stay (as if granted by hand). `false` when there was none.
+    pub async fn remove_identity_provider(
+        &self,
+        tenant: TenantId,
+        slug: &str,
+        change: &Change<'_>,
+    ) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        let id: Option<i64> =
+            sqlx::query("select id from identity_providers where tenant_id = $1 and slug = $2")
+                .bind(tenant.0)
+                .bind(slug)
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|row| row.try_get(0))
+                .transpose()?;
+        let Some(id) = id else {
+            return Ok(false);
+        };
+        for table in [
+            "provider_team_members",
+            "provider_memberships",
+            "external_identities",
+        ] {
+            sqlx::query(&format!("delete from {table} where provider_id = $1"))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("delete from identity_providers where id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        audit::record(
+            &mut tx,
+            change,
+            Some(tenant),
+            "identity_provider.remove",
+            &format!("identity_provider:{slug}"),
+            json!({}),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// The user linked to `subject` at `provider`, if any.
+    pub async fn external_identity(&self, provider: i64, subject: &str) -> Result<Option<UserId>> {
+        let row = sqlx::query(
+            "select user_id from external_identities where provider_id = $1 and subject = $2",
+        )
+        .bind(provider)
+        .bind(subject)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?.map(UserId))
+    }
+
+    /// An external sign-in: find or create the user, link the identity, then make their
+    /// role and teams in the tenant what the provider's mappings say, touching only what
+    /// this provider granted before. One transaction with its audit rows; a refusal
+    /// changes nothing.
+    pub async fn external_sign_in(
+        &self,
+        input: &ExternalSignIn<'_>,
+        change: &Change<'_>,
+    ) -> Result<std::result::Result<Provisioned, Refusal>> {
+        let mut tx = self.begin().await?;
+        let tenant = input.tenant;
+        let provider_detail = |extra: serde_json::Value| {
+            let mut detail = json!({"provider": input.provider_slug});
+            if let (Some(d), Some(e)) = (detail.as_object_mut(), extra.as_object()) {
+                d.extend(e.clone());
+            }
+            detail
+        };
+        let linked_user: Option<i64> = sqlx::query(
+            "select user_id from external_identities where provider_id = $1 and subject = $2",
+        )
+        .bind(input.provider)
+        .bind(input.subject)
+        .fetch_optional(&mut *tx)
+        .await?
+        .map(|row| row.try_get(0))
+        .transpose()?;
+        let (user, created, linked) = match linked_user {
+            Some(id) => {
+                sqlx::query(
+                    "update external_identities set last_sign_in_at = $3 \
+                     where provider_id = $1 and subject = $2",
+                )
+                .bind(input.provider)
+                .bind(input.subject)
+                .bind(change.at)
+                .execute(&mut *tx)
+                .await?;
+                (UserId(id), false, false)
+            }
+            None => {
+                let Some(email) = input.email else {
+                    return Ok(Err(Refusal::NoEmail));
+                };
+                let existing: Option<i64> =
+                    sqlx::query("select id from users where lower(email) = $1")
+                        .bind(email.as_str())
+                        .fetch_optional(&mut *tx)
+                        .await?
+                        .map(|row| row.try_get(0))
+                        .transpose()?;
+                let (user, created) = match existing {
+                    Some(_) if !input.email_verified => return Ok(Err(Refusal::EmailNotVerified)),
+                    Some(id) => (UserId(id), false),
+                    None => {
+                        let new = NewUser {
+                            email,
+                            password_hash: None,
+                            password_must_change: false,
+                            superadmin: false,
+                        };
+                        (users::insert(&mut tx, &new, change).await?.id, true)
+                    }
+                };
+                sqlx::query(
+                    "insert into external_identities (provider_id, subject, user_id, created_at, \
+                     last_sign_in_at) values ($1, $2, $3, $4, $4)",
+                )
+                .bind(input.provider)
+                .bind(input.subject)
+                .bind(user.0)
+                .bind(change.at)
+                .execute(&mut *tx)
+                .await?;
+                audit::record(
+                    &mut tx,
+                    change,
+                    Some(tenant),
+                    "identity.link",
+                    &format!("user:{}", user.0),
+                    provider_detail(json!({"subject": input.subject, "created": created})),
+                )
+                .await?;
+                (user, created, true)
+            }
+        };
+        let disabled: Option<i64> = sqlx::query("select disabled_at from users where id = $1")
+            .bind(user.0)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
+        if disabled.is_some() {
+            return Ok(Err(Refusal::Disabled));
+        }
+        sync_role(&mut tx, input, user, change, &provider_detail).await?;
+        sync_teams(&mut tx, input, user, change, &provider_detail).await?;
+        tx.commit().await?;
+        Ok(Ok(Provisioned {
+            user,
+            created,
+            linked,
+        }))
+    }
+}
+
+/// Make the member's role what the provider grants, within what this provider manages.
+async fn sync_role(
+    conn: &mut sqlx::AnyConnection,
+    input: &ExternalSignIn<'_>,
+    user: UserId,
+    change: &Change<'_>,
+    detail: &(dyn Fn(serde_json::Value) -> serde_json::Value + Sync),
+) -> Result<()> {
+    let tenant = input.tenant;
+    let current = current_role(&mut *conn, tenant, user).await?;
+    let managed = sqlx::query(
+        "select provider_id, role, manual_role from provider_memberships \
+         where tenant_id = $1 and user_id = $2",
+    )
+    .bind(tenant.0)
+    .bind(user.0)
+    .fetch_optional(&mut *conn)
+    .await?
+    .map(|row| -> Result<(i64, Role, Option<Role>)> {
+        Ok((
+            row.try_get(0)?,
+            parse_stored(&row.try_get::<String, _>(1)?)?,
+            row.try_get::<Option<String>, _>(2)?
+                .as_deref()
+                .map(parse_stored)
+                .transpose()?,
+        ))
+    })
+    .transpose()?;
+    // What this provider set, if the membership still looks the way it left it; a role
+    // changed by hand since then is no longer the provider's to manage.
+    let mine = match (managed, current) {
+        (Some((provider, role, manual)), Some(current)) if provider == input.provider => {
+            if current == manual.map_or(role, |m| m.max(role)) {
+                Some((role, manual))
+            } else {
+                forget_membership(&mut *conn, tenant, user).await?;
+                None
+            }
+        }
+        _ => None,
+    };
+    let managed_by_other = managed.is_some_and(|(p, _, _)| p != input.provider);
+    let set_role = |role: Role| {
+        sqlx::query("update memberships set role = $3 where tenant_id = $1 and user_id = $2")
+            .bind(tenant.0)
+            .bind(user.0)
+            .bind(role.as_str())
+    };
+    let grant_audit = |role: Role, previous: Option<Role>| {
+        detail(json!({"role": role.as_str(), "previous": previous.map(Role::as_str)}))
+    };
+    match (current, mine, input.role) {
+        (None, _, Some(role)) => {
+            sqlx::query(
+                "insert into memberships (tenant_id, user_id, role, created_at) \
+                 values ($1, $2, $3, $4)",
+            )
+            .bind(tenant.0)
+            .bind(user.0)
+            .bind(role.as_str())
+            .bind(change.at)
+            .execute(&mut *conn)
+            .await?;
+            manage_membership(&mut *conn, input, user, role, None).await?;
+            audit::record(
+                conn,
+                change,
+                Some(tenant),
+                "membership.grant",
+                &format!("user:{user}"),
+                grant_audit(role, None),
+            )
+            .await?;
+        }
+        (Some(current), Some((_, manual)), Some(role)) => {
+            let effective = manual.map_or(role, |m| m.max(role));
+            if effective != current {
+                set_role(effective).execute(&mut *conn).await?;
+                audit::record(
+                    conn,
+                    change,
+                    Some(tenant),
+                    "membership.grant",
+                    &format!("user:{user}"),
+                    grant_audit(effective, Some(current)),
+                )
+                .await?;
+            }
+            manage_membership(&mut *conn, input, user, role, manual).await?;
+        }
+        (Some(current), Some((_, manual)), None) => {
+            forget_membership(&mut *conn, tenant, user).await?;
+            match manual {
+                Some(manual) => {
+                    if manual != current {
+                        set_role(manual).execute(&mut *conn).await?;
+                        audit::record(
+                            conn,
+                            change,
+                            Some(tenant),
+                            "membership.grant",
+                            &format!("user:{user}"),
+                            grant_audit(manual, Some(current)),
+                        )
+                        .await?;
+                    }
+                }
+                None => {
+                    for table in [
+                        "team_members",
+                        "app_user_grants",
+                        "app_collaborators",
+                        "memberships",
+                    ] {
+                        sqlx::query(&format!(
+                            "delete from {table} where tenant_id = $1 and user_id = $2"
+                        ))
+                        .bind(tenant.0)
+                        .bind(user.0)
+                        .execute(&mut *conn)
+                        .await?;
+                    }
+                    audit::record(
+                        conn,
+                        change,
+                        Some(tenant),
+                        "membership.remove",
+                        &format!("user:{user}"),
+                        detail(json!({"previous": current.as_str()})),
+                    )
+                    .await?;
+                }
+            }
+        }
+        (Some(current), None, Some(role)) if role > current && !managed_by_other => {
+            set_role(role).execute(&mut *conn).await?;
+            manage_membership(&mut *conn, input, user, role, Some(current)).await?;
+            audit::record(
+                conn,
+                change,
+                Some(tenant),
+                "membership.grant",
+                &format!("user:{user}"),
+                grant_audit(role, Some(current)),
+            )
+            .await?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+async fn manage_membership(
+    conn: &mut sqlx::AnyConnection,
+    input: &ExternalSignIn<'_>,
+    user: UserId,
+    role: Role,
+    manual: Option<Role>,
+) -> Result<()> {
+    forget_membership(&mut *conn, input.tenant, user).await?;
+    sqlx::query(
+        "insert into provider_memberships (tenant_id, user_id, provider_id, role, manual_role) \
+         values ($1, $2, $3, $4, $5)",
+    )
+    .bind(input.tenant.0)
+    .bind(user.0)
+    .bind(input.provider)
+    .bind(role.as_str())
+    .bind(manual.map(Role::as_str))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+async fn forget_membership(
+    conn: &mut sqlx::AnyConnection,
+    tenant: TenantId,
+    user: UserId,
+) -> Result<()> {
+    sqlx::query("delete from provider_memberships where tenant_id = $1 and user_id = $2")
+        .bind(tenant.0)
+        .bind(user.0)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Put the member in the mapped teams (created when missing) and take them out of the
+/// teams this provider put them in that are no longer mapped. Team memberships made by
+/// hand are left alone; a non-member gets no teams.
+async fn sync_teams(
+    conn: &mut sqlx::AnyConnection,
+    input: &ExternalSignIn<'_>,
+    user: UserId,
+    change: &Change<'_>,
+    detail: &(dyn Fn(serde_json::Value) -> serde_json::Value + Sync),
+) -> Result<()> {
+    let tenant = input.tenant;
+    if current_role(&mut *conn, tenant, user).await?.is_none() {
+        return Ok(());
+    }
+    for name in input.teams {
+        let existing: Option<i64> =
+            sqlx::query("select id from teams where tenant_id = $1 and name = $2")
+                .bind(tenant.0)
+                .bind(name)
+                .fetch_optional(&mut *conn)
+                .await?
+                .map(|row| row.try_get(0))
+                .transpose()?;
+        let team = match existing {
+            Some(id) => id,
+            None => {
+                let id: i64 = sqlx::query(
+                    "insert into teams (tenant_id, name, created_at) values ($1, $2, $3) \
+                     returning id",
+                )
+                .bind(tenant.0)
+                .bind(name)
+                .bind(change.at)
+                .fetch_one(&mut *conn)
+                .await?
+                .try_get(0)?;
+                audit::record(
+                    &mut *conn,
+                    change,
+                    Some(tenant),
+                    "team.create",
+                    &format!("team:{id}"),
+                    detail(json!({"name": name})),
+                )
+                .await?;
+                id
+            }
+        };
+        let added = sqlx::query(
+            "insert into team_members (tenant_id, team_id, user_id, created_at) \
+             values ($1, $2, $3, $4) on conflict (team_id, user_id) do nothing",
+        )
+        .bind(tenant.0)
+        .bind(team)
+        .bind(user.0)
+        .bind(change.at)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+        if added > 0 {
+            sqlx::query(
+                "insert into provider_team_members (tenant_id, team_id, user_id, provider_id) \
+                 values ($1, $2, $3, $4)",
+            )
+            .bind(tenant.0)
+            .bind(team)
+            .bind(user.0)
+            .bind(input.provider)
+            .execute(&mut *conn)
+            .await?;
+            audit::record(
+                &mut *conn,
+                change,
+                Some(tenant),
+                "team.add_member",
+                &format!("team:{team}"),
+                detail(json!({"user": user.0})),
+            )
+            .await?;
+        }
+    }
+    let managed = sqlx::query(
+        "select p.team_id, t.name from provider_team_members p \
+         join teams t on t.tenant_id = p.tenant_id and t.id = p.team_id \
+         where p.tenant_id = $1 and p.user_id = $2 and p.provider_id = $3 order by p.team_id",
+    )
+    .bind(tenant.0)
+    .bind(user.0)
+    .bind(input.provider)
+    .fetch_all(&mut *conn)
+    .await?;
+    for row in &managed {
+        let team: i64 = row.try_get(0)?;
+        let name: String = row.try_get(1)?;
+        if input.teams.contains(&name) {
+            continue;
+        }
+        sqlx::query("delete from team_members where team_id = $1 and user_id = $2")
+            .bind(team)
+            .bind(user.0)
+            .execute(&mut *conn)
+            .await?;
+        audit::record(
+            &mut *conn,
+            change,
+            Some(tenant),
+            "team.remove_member",
+            &format!("team:{team}"),
+            detail(json!({"user": user.0})),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Record a sign-in attempt through a tenant's provider (`auth.sign_in`,
+    /// `auth.sign_in_failed`) on its own, under that tenant.
+    pub async fn audit_provider_sign_in(
+        &self,
+        change: &Change<'_>,
+        tenant: Option<TenantId>,
+        action: &str,
+        target: &str,
+        detail: serde_json::Value,
+    ) -> Result<()> {
+        let mut tx = self.begin().await?;
+        audit::record(&mut tx, change, tenant, action, target, detail).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}

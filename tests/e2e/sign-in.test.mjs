@@ -1,0 +1,140 @@
+// Sign-in in a real browser: headless Chromium signs in with a local password, and through
+// the test OpenID provider's own login form (tests/services/oidc, started here), then opens
+// a restricted app; a person whose groups grant nothing gets the 404.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+import { freePort, launchBrowser, repo, screenshot, startTessera, PAGE_WAIT } from './harness.mjs';
+
+let server;
+let browser;
+let oidc;
+
+const targetDir = process.env.CARGO_TARGET_DIR ?? path.join(repo, 'target');
+const tessera = path.join(targetDir, 'release', 'tessera');
+
+/** `tessera admin …` against the running server's data directory. */
+function admin(args, input) {
+  return execFileSync(tessera, ['admin', ...args], {
+    env: { ...process.env, TESSERA_DATA_DIR: server.dataDir },
+    input,
+    encoding: 'utf8',
+  });
+}
+
+/** Starts the test OpenID provider with Tessera's callback as its redirect URI. */
+function startProvider(baseUrl, port) {
+  const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-e2e-oidc-'));
+  const out = execFileSync(path.join(repo, 'scripts/services/start-oidc.sh'), [runDir], {
+    env: { ...process.env, OIDC_PORT: String(port), OIDC_REDIRECT_URIS: `${baseUrl}/auth/oidc/callback` },
+    encoding: 'utf8',
+  });
+  const vars = Object.fromEntries(out.trim().split('\n').map((l) => l.split(/=(.*)/s).slice(0, 2)));
+  return {
+    issuer: vars.OIDC_ISSUER,
+    stop() {
+      execFileSync(path.join(repo, 'scripts/services/start-oidc.sh'), ['stop', runDir]);
+      fs.rmSync(runDir, { recursive: true, force: true });
+    },
+  };
+}
+
+before(async () => {
+  server = await startTessera({ name: 'sign-in' });
+  oidc = startProvider(server.baseUrl, await freePort());
+  admin(['set-visibility', 'demo/hello', 'restricted']);
+  admin(['create-user', 'dana@example.org', '--password-stdin'], 'dana-long-password\n');
+  admin(['grant', 'dana@example.org', 'demo', 'admin']);
+  const file = path.join(server.dataDir, 'sso.toml');
+  fs.writeFileSync(
+    file,
+    [
+      'kind = "oidc"',
+      'display_name = "Example SSO"',
+      `issuer = "${oidc.issuer}"`,
+      'client_id = "dashboard"',
+      'client_secret = "dashboard-secret"',
+      '[[groups]]',
+      'group = "admins"',
+      'role = "admin"',
+      '',
+    ].join('\n'),
+  );
+  admin(['idp', 'set', 'demo', 'sso', '--file', file]);
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  oidc?.stop();
+  await server?.stop();
+});
+
+const app = () => `${server.baseUrl}/apps/demo/hello/`;
+
+/** Signs in at Tessera's page with the local form. */
+export async function signInLocally(page, email, password) {
+  await page.goto(app());
+  await page.waitForURL(/\/login\?next=/, PAGE_WAIT);
+  await page.fill('#email', email);
+  await page.fill('#password', password);
+  await Promise.all([page.waitForNavigation(PAGE_WAIT), page.click('button[type=submit]')]);
+}
+
+/** Signs in through the OIDC provider: Tessera's button, then the provider's own form. */
+export async function signInWithOidc(page, username, password) {
+  await page.goto(app());
+  await page.waitForURL(/\/login\?next=/, PAGE_WAIT);
+  await Promise.all([page.waitForURL(/\/interaction\//, PAGE_WAIT), page.click('#sso-sso')]);
+  await page.fill('#username', username);
+  await page.fill('#password', password);
+  await Promise.all([page.waitForURL((u) => u.href.startsWith(app()), PAGE_WAIT), page.click('#submit')]);
+}
+
+/**
+ * Signs in with the LDAP form of provider `slug` (for when a directory provider is set up;
+ * the directory tests add the browser case once the LDAP client lands).
+ */
+export async function signInWithLdap(page, slug, username, password) {
+  await page.goto(app());
+  await page.waitForURL(/\/login\?next=/, PAGE_WAIT);
+  await page.fill(`#ldap-user-${slug}`, username);
+  await page.fill(`#ldap-password-${slug}`, password);
+  await Promise.all([page.waitForNavigation(PAGE_WAIT), page.click(`#ldap-submit-${slug}`)]);
+}
+
+/** The restricted app's Dash page rendered (its layout came from the server). */
+async function assertAppOpens(page) {
+  await page.waitForSelector('#react-entry-point', PAGE_WAIT);
+  await page.waitForFunction(() => document.querySelector('#_dash-app-content, #react-entry-point > *') !== null, null, PAGE_WAIT);
+  assert.equal(new URL(page.url()).pathname, '/apps/demo/hello/');
+}
+
+test('a local account signs in and opens the restricted app', async () => {
+  const page = await browser.context.newPage();
+  await signInLocally(page, 'dana@example.org', 'dana-long-password');
+  await assertAppOpens(page);
+  await screenshot(page, 'sign-in-local.png');
+  await page.close();
+});
+
+test('OIDC through the provider form: bob opens the app, carol gets the 404', async () => {
+  // One browser profile for everyone: clearing the cookies signs out of Tessera and of
+  // the provider, so each person logs in at the provider's form.
+  const page = await browser.context.newPage();
+  await browser.context.clearCookies();
+  await signInWithOidc(page, 'bob', 'bob-pw');
+  await assertAppOpens(page);
+  await screenshot(page, 'sign-in-oidc-bob.png');
+
+  await browser.context.clearCookies();
+  await signInWithOidc(page, 'carol', 'carol-pw');
+  const response = await page.reload();
+  assert.equal(response.status(), 404, 'carol has no group that grants the app');
+  await screenshot(page, 'sign-in-oidc-carol-404.png');
+  await page.close();
+});
