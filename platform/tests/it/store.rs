@@ -601,3 +601,107 @@ async fn audit_entries_are_per_tenant_and_paginate_newest_first() {
         );
     }
 }
+
+/// The provisioning of an external sign-in on every backend: the first sign-in makes the
+/// account, links it and applies the mapped role and team; a later one without the group
+/// takes back what the provider granted and nothing else; an existing local account with
+/// the same address is linked only when the provider verified it.
+#[tokio::test]
+async fn external_sign_ins_provision_map_and_unmap_on_every_backend() {
+    use platform::store::{ExternalSignIn, Refusal};
+    for (_db, store) in stores().await {
+        let owner = user(&store, "owner@example.org").await;
+        platform::admin::create_tenant(&store, "acme", None, Some("owner@example.org"), &CLI)
+            .await
+            .expect("tenant");
+        let tenant = store
+            .tenant_by_slug(&slug("acme"))
+            .await
+            .expect("q")
+            .expect("acme");
+        let sealer = platform::secretbox::SecretBox::from_key(&[7; 32]);
+        let file = "kind = \"oidc\"\ndisplay_name = \"SSO\"\nissuer = \"http://127.0.0.1:9\"\n\
+                    client_id = \"c\"\nclient_secret = \"s\"\n\
+                    [[groups]]\ngroup = \"analysts\"\nrole = \"author\"\nteams = [\"analysts\"]\n";
+        platform::admin::set_provider(&store, &sealer, "acme", "sso", file, &CLI)
+            .await
+            .expect("provider");
+        let provider = store
+            .identity_provider(tenant.id, "sso")
+            .await
+            .expect("q")
+            .expect("provider");
+        let alice = email("alice@example.org");
+        let teams = vec!["analysts".to_owned()];
+        let first = ExternalSignIn {
+            tenant: tenant.id,
+            provider: provider.id,
+            provider_slug: "sso",
+            subject: "alice-sub",
+            email: Some(&alice),
+            email_verified: true,
+            role: Some(Role::Author),
+            teams: &teams,
+        };
+        let done = store
+            .external_sign_in(&first, &CLI)
+            .await
+            .expect("store")
+            .expect("provisioned");
+        assert!(done.created && done.linked);
+        assert_eq!(
+            store.membership(tenant.id, done.user).await.expect("q"),
+            Some(Role::Author)
+        );
+        let team = store
+            .team_by_name(tenant.id, "analysts")
+            .await
+            .expect("q")
+            .expect("the mapped team was made");
+        assert_eq!(
+            store.teams_of(tenant.id, done.user).await.expect("q"),
+            vec![team]
+        );
+
+        let none: Vec<String> = Vec::new();
+        let later = ExternalSignIn {
+            role: None,
+            teams: &none,
+            ..first
+        };
+        let again = store
+            .external_sign_in(&later, &CLI)
+            .await
+            .expect("store")
+            .expect("provisioned");
+        assert_eq!(again.user, done.user);
+        assert!(!again.created && !again.linked);
+        assert_eq!(store.membership(tenant.id, done.user).await.expect("q"), None);
+        assert!(store.teams_of(tenant.id, done.user).await.expect("q").is_empty());
+        assert_eq!(
+            store.membership(tenant.id, owner).await.expect("q"),
+            Some(Role::Owner),
+            "what the provider never granted is left alone"
+        );
+
+        let owner_email = email("owner@example.org");
+        let unverified = ExternalSignIn {
+            subject: "someone-else",
+            email: Some(&owner_email),
+            email_verified: false,
+            ..later
+        };
+        assert_eq!(
+            store.external_sign_in(&unverified, &CLI).await.expect("store"),
+            Err(Refusal::EmailNotVerified)
+        );
+        assert_eq!(
+            store
+                .external_identity(provider.id, "someone-else")
+                .await
+                .expect("q"),
+            None,
+            "a refusal links nothing"
+        );
+    }
+}
