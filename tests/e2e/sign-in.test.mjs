@@ -1,6 +1,7 @@
-// Sign-in in a real browser: headless Chromium signs in with a local password, and through
-// the test OpenID provider's own login form (tests/services/oidc, started here), then opens
-// a restricted app; a person whose groups grant nothing gets the 404.
+// Sign-in in a real browser: headless Chromium signs in with a local password, through the
+// test OpenID provider's own login form (tests/services/oidc, started here), and with the
+// directory form against a throwaway slapd (scripts/services/start-ldap.sh, StartTLS), then
+// opens a restricted app; a person whose groups grant nothing gets the 404.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -13,6 +14,7 @@ import { freePort, launchBrowser, repo, screenshot, startTessera, PAGE_WAIT } fr
 let server;
 let browser;
 let oidc;
+let ldap;
 
 const targetDir = process.env.CARGO_TARGET_DIR ?? path.join(repo, 'target');
 const tessera = path.join(targetDir, 'release', 'tessera');
@@ -43,10 +45,34 @@ function startProvider(baseUrl, port) {
   };
 }
 
+/** Starts a throwaway slapd (StartTLS on, stopped by `stop()`) on free ports. */
+async function startDirectory() {
+  const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-e2e-ldap-'));
+  const out = execFileSync(path.join(repo, 'scripts/services/start-ldap.sh'), [runDir], {
+    env: {
+      ...process.env,
+      LDAP_PORT: String(await freePort()),
+      LDAP_TLS: '1',
+      LDAP_TLS_PORT: String(await freePort()),
+      LDAP_WATCH_PID: String(process.pid),
+    },
+    encoding: 'utf8',
+  });
+  const vars = Object.fromEntries(out.trim().split('\n').map((l) => l.split(/=(.*)/s).slice(0, 2)));
+  return {
+    vars,
+    stop() {
+      execFileSync(path.join(repo, 'scripts/services/start-ldap.sh'), ['stop', runDir]);
+    },
+  };
+}
+
 before(async () => {
   server = await startTessera({ name: 'sign-in' });
   oidc = startProvider(server.baseUrl, await freePort());
   admin(['set-visibility', 'demo/hello', 'restricted']);
+  // For the directory case: open to every member of the tenant, closed to everyone else.
+  admin(['set-visibility', 'demo/report-builder', 'tenant']);
   admin(['create-user', 'dana@example.org', '--password-stdin'], 'dana-long-password\n');
   admin(['grant', 'dana@example.org', 'demo', 'admin']);
   const file = path.join(server.dataDir, 'sso.toml');
@@ -65,12 +91,35 @@ before(async () => {
     ].join('\n'),
   );
   admin(['idp', 'set', 'demo', 'sso', '--file', file]);
+  ldap = await startDirectory();
+  const directory = path.join(server.dataDir, 'directory.toml');
+  const v = ldap.vars;
+  fs.writeFileSync(
+    directory,
+    [
+      'kind = "ldap"',
+      'display_name = "Example directory"',
+      `url = "${v.LDAP_URL}"`,
+      'starttls = true',
+      `ca_cert_file = "${v.LDAP_CA_CERT}"`,
+      `bind_dn = "${v.LDAP_BIND_DN}"`,
+      `bind_password = "${v.LDAP_BIND_PASSWORD}"`,
+      `user_base = "${v.LDAP_USER_BASE}"`,
+      `group_base = "${v.LDAP_GROUP_BASE}"`,
+      '[[groups]]',
+      'group = "analysts"',
+      'role = "viewer"',
+      '',
+    ].join('\n'),
+  );
+  admin(['idp', 'set', 'demo', 'directory', '--file', directory]);
   browser = await launchBrowser();
 });
 
 after(async () => {
   await browser?.close();
   oidc?.stop();
+  ldap?.stop();
   await server?.stop();
 });
 
@@ -95,12 +144,9 @@ export async function signInWithOidc(page, username, password) {
   await Promise.all([page.waitForURL((u) => u.href.startsWith(app()), PAGE_WAIT), page.click('#submit')]);
 }
 
-/**
- * Signs in with the LDAP form of provider `slug` (for when a directory provider is set up;
- * the directory tests add the browser case once the LDAP client lands).
- */
-export async function signInWithLdap(page, slug, username, password) {
-  await page.goto(app());
+/** Signs in with the directory (LDAP) form of provider `slug` on Tessera's page. */
+export async function signInWithLdap(page, slug, username, password, target = app()) {
+  await page.goto(target);
   await page.waitForURL(/\/login\?next=/, PAGE_WAIT);
   await page.fill(`#ldap-user-${slug}`, username);
   await page.fill(`#ldap-password-${slug}`, password);
@@ -108,10 +154,10 @@ export async function signInWithLdap(page, slug, username, password) {
 }
 
 /** The restricted app's Dash page rendered (its layout came from the server). */
-async function assertAppOpens(page) {
+async function assertAppOpens(page, pathname = '/apps/demo/hello/') {
   await page.waitForSelector('#react-entry-point', PAGE_WAIT);
   await page.waitForFunction(() => document.querySelector('#_dash-app-content, #react-entry-point > *') !== null, null, PAGE_WAIT);
-  assert.equal(new URL(page.url()).pathname, '/apps/demo/hello/');
+  assert.equal(new URL(page.url()).pathname, pathname);
 }
 
 test('a local account signs in and opens the restricted app', async () => {
@@ -136,5 +182,29 @@ test('OIDC through the provider form: bob opens the app, carol gets the 404', as
   const response = await page.reload();
   assert.equal(response.status(), 404, 'carol has no group that grants the app');
   await screenshot(page, 'sign-in-oidc-carol-404.png');
+  await page.close();
+});
+
+test('LDAP through the directory form: alice (analysts → viewer) opens a tenant app, carol gets the 404', async () => {
+  const tenantApp = `${server.baseUrl}/apps/demo/report-builder/`;
+  const page = await browser.context.newPage();
+  await browser.context.clearCookies();
+  await signInWithLdap(page, 'directory', 'alice', 'alice-pw', tenantApp);
+  await assertAppOpens(page, '/apps/demo/report-builder/');
+  await screenshot(page, 'sign-in-ldap-alice.png');
+
+  await browser.context.clearCookies();
+  await signInWithLdap(page, 'directory', 'carol', 'carol-pw', tenantApp);
+  const response = await page.reload();
+  assert.equal(response.status(), 404, 'carol is in no group that grants a role in the tenant');
+
+  // A wrong password stays on the sign-in page with the error and signs nobody in.
+  await browser.context.clearCookies();
+  await signInWithLdap(page, 'directory', 'alice', 'not-her-password', tenantApp);
+  assert.match(new URL(page.url()).pathname, /^\/login/);
+  assert.ok((await page.textContent('[role=alert]'))?.length > 0, 'an error is shown');
+  await page.goto(tenantApp);
+  assert.match(new URL(page.url()).pathname, /^\/login/, 'still not signed in');
+  await screenshot(page, 'sign-in-ldap-wrong-password.png');
   await page.close();
 });
