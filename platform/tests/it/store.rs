@@ -676,8 +676,17 @@ async fn external_sign_ins_provision_map_and_unmap_on_every_backend() {
             .expect("provisioned");
         assert_eq!(again.user, done.user);
         assert!(!again.created && !again.linked);
-        assert_eq!(store.membership(tenant.id, done.user).await.expect("q"), None);
-        assert!(store.teams_of(tenant.id, done.user).await.expect("q").is_empty());
+        assert_eq!(
+            store.membership(tenant.id, done.user).await.expect("q"),
+            None
+        );
+        assert!(
+            store
+                .teams_of(tenant.id, done.user)
+                .await
+                .expect("q")
+                .is_empty()
+        );
         assert_eq!(
             store.membership(tenant.id, owner).await.expect("q"),
             Some(Role::Owner),
@@ -692,7 +701,10 @@ async fn external_sign_ins_provision_map_and_unmap_on_every_backend() {
             ..later
         };
         assert_eq!(
-            store.external_sign_in(&unverified, &CLI).await.expect("store"),
+            store
+                .external_sign_in(&unverified, &CLI)
+                .await
+                .expect("store"),
             Err(Refusal::EmailNotVerified)
         );
         assert_eq!(
