@@ -702,7 +702,18 @@ fn main() {{
     let (pushed, log) = repo.push(&url(&server.address)).await;
     assert!(pushed, "{log}");
     assert!(log.contains("deployed version 2"), "{log}");
-    let (status, body) = get(&server.address, "/apps/acme/sales/_dash-layout").await;
-    assert_eq!(status, 200, "{body}");
-    assert!(body.contains("Sales explorer"), "{body}");
+    // A running server picks up a new live version within its one-second refresh.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (status, body) = get(&server.address, "/apps/acme/sales/_dash-layout").await;
+        assert_eq!(status, 200, "{body}");
+        if body.contains("Sales explorer") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "version 2 is not served 5 s after its push: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
