@@ -48,7 +48,9 @@ token=$(t admin token create owner@example.org --tenant acme 2>"$work/token.err"
 
 # Create the log first: the background shell opens it only when it gets to run.
 : >"$work/serve.log"
-t serve --listen 127.0.0.1:0 >"$work/serve.log" 2>&1 &
+# "$tessera" itself, not the `t` function: `$!` must be the server, which cleanup kills (a
+# function would run in a subshell whose death leaves the server behind).
+"$tessera" serve --listen 127.0.0.1:0 >"$work/serve.log" 2>&1 &
 server=$!
 address=
 for _ in $(seq 1 100); do
