@@ -90,23 +90,14 @@ impl Store {
 
     /// Replace a user's password hash and clear the forced-change flag.
     pub async fn set_password(&self, user: UserId, hash: &str, change: &Change<'_>) -> Result<()> {
-        let mut tx = self.begin().await?;
-        sqlx::query("update users set password_hash = $1, password_must_change = 0 where id = $2")
-            .bind(hash)
-            .bind(user.0)
-            .execute(&mut *tx)
-            .await?;
-        audit::record(
-            &mut tx,
-            change,
-            None,
+        self.replace_password(
+            user,
+            hash,
+            "password_must_change = 0",
             "user.password_change",
-            &format!("user:{}", user.0),
-            serde_json::json!({}),
+            change,
         )
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        .await
     }
 
     /// An operator's forced reset: a new (one-time) password hash that must be changed at
@@ -118,11 +109,30 @@ impl Store {
         hash: &str,
         change: &Change<'_>,
     ) -> Result<()> {
-        let mut tx = self.begin().await?;
-        sqlx::query(
-            "update users set password_hash = $1, password_must_change = 1, \
-             session_epoch = session_epoch + 1 where id = $2",
+        self.replace_password(
+            user,
+            hash,
+            "password_must_change = 1, session_epoch = session_epoch + 1",
+            "user.password_reset",
+            change,
         )
+        .await
+    }
+
+    /// The new hash plus `also` (fixed SQL assignments, never user input) and the audit row
+    /// `action`, in one transaction.
+    async fn replace_password(
+        &self,
+        user: UserId,
+        hash: &str,
+        also: &'static str,
+        action: &str,
+        change: &Change<'_>,
+    ) -> Result<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query(&format!(
+            "update users set password_hash = $1, {also} where id = $2"
+        ))
         .bind(hash)
         .bind(user.0)
         .execute(&mut *tx)
@@ -131,7 +141,7 @@ impl Store {
             &mut tx,
             change,
             None,
-            "user.password_reset",
+            action,
             &format!("user:{}", user.0),
             serde_json::json!({}),
         )
