@@ -532,25 +532,12 @@ fn admin_cli(data_dir: &Path, args: &[&str]) -> String {
 }
 
 fn start_server(data_dir: &Path) -> Server {
-    use std::io::BufRead;
-    let mut child = tessera(data_dir)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start tessera");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = std::io::BufReader::new(stdout).lines();
-    let address = loop {
-        let line = lines
-            .next()
-            .expect("tessera exited before listening")
-            .expect("read line");
-        if let Some(rest) = line.split("listening on http://").nth(1) {
-            break rest.trim_end_matches('/').to_owned();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
+    let (child, address) = crate::support::spawn_listening(
+        tessera(data_dir)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null()),
+    );
     Server { child, address }
 }
 

@@ -3,7 +3,7 @@
 //! (several replicas, shared PostgreSQL/SQLite and Redis), with real processes and sockets:
 //! background jobs and browser sessions cross from one process to the other.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -51,25 +51,12 @@ fn tessera(data_dir: &std::path::Path, database_url: &str) -> Command {
 }
 
 fn start_replica(data_dir: &std::path::Path, database_url: &str) -> Replica {
-    let mut child = tessera(data_dir, database_url)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start tessera");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let address = loop {
-        let line = lines
-            .next()
-            .expect("tessera exited before listening")
-            .expect("read line");
-        if let Some(rest) = line.split("listening on http://").nth(1) {
-            break rest.trim_end_matches('/').to_owned();
-        }
-    };
-    // Keep draining stdout so the replica never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
+    let (child, address) = crate::support::spawn_listening(
+        tessera(data_dir, database_url)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null()),
+    );
     Replica { child, address }
 }
 

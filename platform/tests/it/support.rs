@@ -316,3 +316,24 @@ impl TestApp {
         .await
     }
 }
+
+/// Starts `command` (a `tessera serve --listen 127.0.0.1:0`, stdout piped) and returns the
+/// child with the address it announced; its stdout is drained from then on so the server
+/// never blocks on a full pipe.
+pub fn spawn_listening(command: &mut std::process::Command) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = command.spawn().expect("start tessera serve");
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    let address = loop {
+        let line = lines
+            .next()
+            .expect("tessera serve exited before listening")
+            .expect("read line");
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            break rest.trim_end_matches('/').to_owned();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    (child, address)
+}

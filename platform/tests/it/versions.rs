@@ -549,26 +549,13 @@ fn tessera(data_dir: &Path) -> std::process::Command {
 }
 
 fn start_server() -> Server {
-    use std::io::BufRead;
     let data_dir = tempfile::tempdir().expect("tempdir");
-    let mut child = tessera(data_dir.path())
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start tessera serve");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = std::io::BufReader::new(stdout).lines();
-    let address = loop {
-        let line = lines
-            .next()
-            .expect("tessera serve exited before listening")
-            .expect("read line");
-        if let Some(rest) = line.split("listening on http://").nth(1) {
-            break rest.trim_end_matches('/').to_owned();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
+    let (child, address) = crate::support::spawn_listening(
+        tessera(data_dir.path())
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit()),
+    );
     Server {
         child,
         address,
