@@ -111,11 +111,53 @@ pub struct Built {
     pub label: String,
 }
 
+/// Added to twice the build time limit before a push's quarantine counts as abandoned.
+const QUARANTINE_MARGIN: Duration = Duration::from_secs(600);
+
+/// Removes git's quarantine directories (`objects/incoming-*`, where a push's objects wait
+/// for the pre-receive hook) older than `older_than` from every repository under
+/// `git_root`: a server killed during a push leaves them behind. Returns how many.
+pub fn remove_stale_quarantines(git_root: &Path, older_than: Duration) -> std::io::Result<usize> {
+    let mut removed = 0;
+    let now = std::time::SystemTime::now();
+    let dirs = |path: &Path| -> Vec<PathBuf> {
+        std::fs::read_dir(path)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|entry| entry.path())
+            .filter(|path| path.is_dir())
+            .collect()
+    };
+    for tenant in dirs(git_root) {
+        for repo in dirs(&tenant) {
+            for entry in dirs(&repo.join("objects")) {
+                let is_quarantine = entry
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("incoming-"));
+                let age = std::fs::metadata(&entry)
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|modified| now.duration_since(modified).ok());
+                if is_quarantine && age.is_some_and(|age| age > older_than) {
+                    std::fs::remove_dir_all(&entry)?;
+                    tracing::warn!(path = %entry.display(), "removed the quarantine of an abandoned push");
+                    removed += 1;
+                }
+            }
+        }
+    }
+    Ok(removed)
+}
+
 /// The build queue and settings of one server process.
 pub struct Builds {
     config: BuildsConfig,
     sdk_dir: PathBuf,
     root: PathBuf,
+    /// The bare repositories, `{data_dir}/git/{tenant}/{app}.git`.
+    git_root: PathBuf,
     max_component_bytes: usize,
     apps: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     slots: Arc<Semaphore>,
@@ -140,6 +182,7 @@ impl Builds {
         Builds {
             sdk_dir: std::path::absolute(config.sdk_dir()).unwrap_or_else(|_| config.sdk_dir()),
             root: config.data_dir.join("builds"),
+            git_root: config.data_dir.join("git"),
             max_component_bytes: config.max_component_bytes,
             slots: Arc::new(Semaphore::new(config.builds.max_parallel.max(1))),
             running: Arc::new(AtomicUsize::new(0)),
@@ -214,6 +257,11 @@ impl Builds {
                 removed += 1;
             }
         }
+        // A push's quarantine lives at most as long as its build; twice the time limit
+        // plus a margin cannot belong to a push still running on a replica.
+        let quarantine_age =
+            Duration::from_secs(self.config.time_limit_secs.saturating_mul(2)) + QUARANTINE_MARGIN;
+        removed += remove_stale_quarantines(&self.git_root, quarantine_age)?;
         Ok(removed)
     }
 
@@ -660,6 +708,34 @@ mod tests {
         let dep = r#"{"reason":"compiler-artifact","target":{"kind":["lib"]},"filenames":["/t/libserde.rlib"]}"#;
         assert_eq!(component_artifact(dep), None);
         assert_eq!(component_artifact("not json"), None);
+    }
+
+    #[test]
+    fn only_old_quarantines_are_removed() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let objects = root.path().join("acme/sales.git/objects");
+        let make = |name: &str, age: Duration| {
+            let dir = objects.join(name);
+            std::fs::create_dir_all(dir.join("pack")).expect("mkdir");
+            std::fs::write(dir.join("pack/x.pack"), b"PACK").expect("write");
+            let then = std::time::SystemTime::now() - age;
+            std::fs::File::open(&dir)
+                .and_then(|d| d.set_modified(then))
+                .expect("set mtime");
+            dir
+        };
+        let abandoned = make("incoming-old", Duration::from_secs(3600));
+        let running = make("incoming-new", Duration::from_secs(5));
+        let pack = make("pack", Duration::from_secs(3600));
+        let removed =
+            remove_stale_quarantines(root.path(), Duration::from_secs(1800)).expect("cleanup");
+        assert_eq!(removed, 1);
+        assert!(!abandoned.exists());
+        assert!(running.exists() && pack.exists());
+        assert_eq!(
+            remove_stale_quarantines(&root.path().join("missing"), Duration::ZERO).expect("ok"),
+            0
+        );
     }
 
     #[test]
