@@ -112,6 +112,70 @@ impl DiskCache {
     }
 }
 
+/// What a pruning of the disk cache did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PruneReport {
+    /// Files removed (artifacts, their digests and stray temporary files).
+    pub removed_files: usize,
+    /// Their total size.
+    pub removed_bytes: u64,
+    /// Artifacts kept.
+    pub kept_artifacts: usize,
+}
+
+impl DiskCache {
+    /// Removes the cache files older than `min_age` that `keep` does not want: artifacts of
+    /// components whose SHA-256 it refuses, artifacts of other engines (another wasmtime
+    /// version or configuration: never loadable by this one), and temporary files left by
+    /// a killed writer. Files younger than `min_age` stay, so a component compiled by a
+    /// deploy that is not published yet keeps its artifact. Removing a file another process
+    /// has mapped is safe on Unix: the mapping keeps the data.
+    pub(crate) fn prune(
+        &self,
+        keep: &dyn Fn(&str) -> bool,
+        min_age: std::time::Duration,
+    ) -> std::io::Result<PruneReport> {
+        let mut report = PruneReport::default();
+        let now = std::time::SystemTime::now();
+        let suffix = format!("-wasmtime{WASMTIME_VERSION}-{}.cwasm", self.engine_tag);
+        for entry in std::fs::read_dir(&self.dir)?.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Ok(meta) = entry.metadata() else { continue };
+            if !meta.is_file() {
+                continue;
+            }
+            let artifact = name.strip_suffix(".sha256").unwrap_or(&name);
+            let wanted = artifact
+                .strip_suffix(&suffix)
+                .is_some_and(keep);
+            if wanted {
+                if name.ends_with(".cwasm") {
+                    report.kept_artifacts += 1;
+                }
+                continue;
+            }
+            let old_enough = meta
+                .modified()
+                .ok()
+                .and_then(|modified| now.duration_since(modified).ok())
+                .is_some_and(|age| age >= min_age);
+            if !old_enough {
+                continue;
+            }
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => {
+                    report.removed_files += 1;
+                    report.removed_bytes += meta.len();
+                }
+                // Another replica pruning the same directory got there first.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(report)
+    }
+}
+
 /// Writes `bytes` to a unique temporary file beside `path`, then renames it over `path`.
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
