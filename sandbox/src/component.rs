@@ -10,8 +10,10 @@ use crate::capture::LogLine;
 use crate::config::{Limits, LoadOptions, MAX_REQUEST_BYTES};
 use crate::error::CallFailure;
 use crate::sandbox::{Compiled, SandboxInner};
+use crate::settings::Settings;
 use crate::state::{ProgressSink, State};
 use crate::{Error, Result};
+use std::borrow::Cow;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -105,6 +107,8 @@ struct ComponentInner {
     dependencies: String,
     limits: Limits,
     data_dir: Option<Arc<Path>>,
+    /// What `host.setting` answers; its secrets are masked in logs and error messages.
+    settings: Settings,
     /// Epoch ticks in one deadline.
     ticks: u64,
     idle: Mutex<Vec<Instance>>,
@@ -125,7 +129,11 @@ pub(crate) fn load(
     source: ArtifactSource,
     options: LoadOptions,
 ) -> Result<Component> {
-    let LoadOptions { limits, data_dir } = options;
+    let LoadOptions {
+        limits,
+        data_dir,
+        settings,
+    } = options;
     let data_dir = match data_dir {
         Some(dir) => Some(canonical_dir(&dir)?),
         None => None,
@@ -144,12 +152,15 @@ pub(crate) fn load(
         dependencies: String::new(),
         limits,
         data_dir,
+        settings,
         ticks,
         idle: Mutex::new(Vec::new()),
     };
     let mut inner = inner;
-    let mut instance = inner.instantiate()?;
-    (inner.info, inner.layout, inner.dependencies) = inner.read_statics(&mut instance)?;
+    let mut instance = inner.instantiate().map_err(|e| inner.redact_error(e))?;
+    (inner.info, inner.layout, inner.dependencies) = inner
+        .read_statics(&mut instance)
+        .map_err(|e| inner.redact_error(e))?;
     // The instance is healthy; keep it for the first call.
     inner.release(instance);
     Ok(Component {
@@ -222,7 +233,9 @@ impl Component {
         }
         let mut instance = match inner.take_idle() {
             Some(instance) => instance,
-            None => inner.instantiate().map_err(CallFailure::without_logs)?,
+            None => inner
+                .instantiate()
+                .map_err(|e| CallFailure::without_logs(inner.redact_error(e)))?,
         };
         if let Err(error) = inner.begin_with(&mut instance, options) {
             return Err(CallFailure::without_logs(error));
@@ -238,7 +251,7 @@ impl Component {
             state.cancel = None;
             state.progress = None;
         }
-        let logs = instance.store.data().logs.take();
+        let logs = inner.redact_logs(instance.store.data().logs.take());
         let limit = inner.limits.output_bytes;
         // A guest whose sleep was cut short at the deadline has overrun it, whatever it
         // managed to return afterwards.
@@ -282,13 +295,41 @@ impl Component {
                     tracing::debug!(sha256 = %inner.sha256, %error, "dropping failed instance");
                     drop(instance);
                 }
-                Err(CallFailure { error, logs })
+                Err(CallFailure {
+                    error: inner.redact_error(error),
+                    logs,
+                })
             }
         }
     }
 }
 
 impl ComponentInner {
+    /// `logs` with the app's secrets masked.
+    fn redact_logs(&self, mut logs: Vec<LogLine>) -> Vec<LogLine> {
+        if self.settings.has_maskable_secrets() {
+            for line in &mut logs {
+                if let Cow::Owned(masked) = self.settings.redact(&line.message) {
+                    line.message = masked;
+                }
+            }
+        }
+        logs
+    }
+
+    /// `error` with the app's secrets masked in the messages the guest controls.
+    fn redact_error(&self, mut error: Error) -> Error {
+        if let Error::Panic { message }
+        | Error::Callback { message }
+        | Error::InvalidInput { message }
+        | Error::Trap { message } = &mut error
+            && let Cow::Owned(masked) = self.settings.redact(message)
+        {
+            *message = masked;
+        }
+        error
+    }
+
     fn idle(&self) -> MutexGuard<'_, Vec<Instance>> {
         // The lock only guards push and pop; a panic elsewhere cannot leave it inconsistent.
         self.idle.lock().unwrap_or_else(PoisonError::into_inner)
@@ -296,7 +337,7 @@ impl ComponentInner {
 
     /// A fresh instance in a fresh store.
     fn instantiate(&self) -> Result<Instance> {
-        let state = State::new(&self.limits, self.data_dir.as_ref())?;
+        let state = State::new(&self.limits, self.data_dir.as_ref(), &self.settings)?;
         let mut store = Store::new(&self.sandbox.engine, state);
         store.limiter(|state| &mut state.limiter);
         store.epoch_deadline_trap();

@@ -3,6 +3,7 @@
 //!
 //! Plain data only; the values are checked where they are used.
 
+use crate::settings::Settings;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -96,4 +97,6 @@ pub struct LoadOptions {
     /// The app's data folder, visible read-only at `/data` and through `read-data`.
     /// `None` grants no files at all.
     pub data_dir: Option<PathBuf>,
+    /// The app's settings and secrets, read by the guest through `host.setting`.
+    pub settings: Settings,
 }

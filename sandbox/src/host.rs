@@ -1,6 +1,7 @@
 //! The `tessera:dashboard/host` interface: what the platform grants a dashboard beyond
 //! WASI. Every function is cheap and bounded; neither can block for long, because
 //! epoch interruption cannot stop a guest while it is inside a host call.
+//! `setting` reads the values handed over at load time.
 //! `report-progress` hands the report to the sink the caller supplied for this call
 //! ([`crate::CallOptions::progress`]) and returns at once.
 
@@ -23,6 +24,10 @@ impl host::Host for State {
 
     fn report_progress(&mut self, json: String) {
         self.report_progress(json);
+    }
+
+    fn setting(&mut self, name: String) -> Option<String> {
+        self.settings.get(&name).map(str::to_owned)
     }
 
     fn read_data(&mut self, path: String) -> Result<Vec<u8>, String> {

@@ -83,8 +83,10 @@ mod host;
 mod imports;
 mod limiter;
 mod sandbox;
+mod settings;
 mod state;
 
+pub use cache::PruneReport;
 pub use capture::{Level, LogLine, LogStream};
 pub use component::{AppInfo, ArtifactSource, CallOptions, CallOutput, Component, Outcome};
 pub use config::{
@@ -92,6 +94,7 @@ pub use config::{
 };
 pub use error::{CallFailure, Error};
 pub use sandbox::Sandbox;
+pub use settings::{MIN_MASKED_SECRET_CHARS, Settings};
 pub use state::ProgressSink;
 
 /// The result type of this crate.

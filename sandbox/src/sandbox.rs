@@ -5,7 +5,7 @@
 //! `component`'s business.
 
 use crate::bindings::DashboardPre;
-use crate::cache::DiskCache;
+use crate::cache::{DiskCache, PruneReport};
 use crate::component::{self, ArtifactSource, Component};
 use crate::config::{LoadOptions, MAX_COMPONENT_BYTES, SandboxConfig};
 use crate::imports;
@@ -113,6 +113,24 @@ impl Sandbox {
         let sha256 = hex::encode(Sha256::digest(wasm));
         let (compiled, source) = self.compiled(wasm, &sha256)?;
         component::load(self.inner.clone(), compiled, sha256, source, options)
+    }
+
+    /// Removes compiled artifacts that are no longer wanted from the disk cache: those of
+    /// components for which `keep(sha256)` is false, those of other engines, and stray
+    /// temporary files; only files at least `min_age` old. Without a disk cache, does
+    /// nothing. Components already loaded are unaffected (their code is in memory).
+    pub fn prune_disk_cache(
+        &self,
+        keep: impl Fn(&str) -> bool,
+        min_age: Duration,
+    ) -> Result<PruneReport> {
+        let Some(disk) = &self.inner.disk else {
+            return Ok(PruneReport::default());
+        };
+        disk.prune(&keep, min_age).map_err(|source| Error::Io {
+            context: "cannot prune the compiled-component cache".to_string(),
+            source,
+        })
     }
 
     /// The compiled form of `wasm`: from memory, from disk, or freshly compiled.

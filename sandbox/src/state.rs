@@ -8,6 +8,7 @@ use crate::capture::{LogSink, Pipe};
 use crate::clock::ClockView;
 use crate::config::{Limits, MAX_DATA_READ_BYTES};
 use crate::limiter::Limiter;
+use crate::settings::Settings;
 use crate::{Error, Result};
 use std::path::Path;
 use std::sync::Arc;
@@ -44,14 +45,21 @@ pub(crate) struct State {
     pub(crate) progress: Option<ProgressSink>,
     /// Largest progress report passed on (the output cap).
     progress_cap: usize,
+    /// The app's settings and secrets (`host.setting`).
+    pub(crate) settings: Settings,
 }
 
 /// Receives the progress reports of one call, as the JSON text the guest sent.
 pub type ProgressSink = Arc<dyn Fn(String) + Send + Sync>;
 
 impl State {
-    /// Fresh state for a new instance: nothing granted but the data folder, read-only.
-    pub(crate) fn new(limits: &Limits, data_dir: Option<&Arc<Path>>) -> Result<State> {
+    /// Fresh state for a new instance: nothing granted but the data folder, read-only, and
+    /// the app's settings through `host.setting`.
+    pub(crate) fn new(
+        limits: &Limits,
+        data_dir: Option<&Arc<Path>>,
+        settings: &Settings,
+    ) -> Result<State> {
         let logs = LogSink::new(limits.log_bytes);
         let mut wasi = WasiCtx::builder();
         // No env, args or stdin are set, so the guest sees none. Networking is not even
@@ -86,6 +94,7 @@ impl State {
             cancel: None,
             progress: None,
             progress_cap: limits.output_bytes,
+            settings: settings.clone(),
         })
     }
 

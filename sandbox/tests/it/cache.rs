@@ -20,6 +20,7 @@ fn load(sandbox: &Sandbox) -> sandbox::Component {
             LoadOptions {
                 limits: limits(),
                 data_dir: None,
+                ..LoadOptions::default()
             },
         )
         .expect("loads")
@@ -100,4 +101,55 @@ fn corrupted_cache_file_is_recompiled() {
     // And the rewritten entry is used again.
     let again = load(&cached_sandbox(dir.path()));
     assert_eq!(again.artifact_source(), ArtifactSource::DiskCache);
+}
+
+#[test]
+fn pruning_removes_unwanted_and_foreign_artifacts_and_keeps_wanted_and_young_ones() {
+    use std::time::Duration;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sandbox = cached_sandbox(dir.path());
+    let loaded = load(&sandbox);
+    let sha256 = loaded.sha256().to_string();
+    // Files of another engine (an older wasmtime) and a temporary file a killed writer
+    // left behind.
+    let foreign = dir
+        .path()
+        .join(format!("{sha256}-wasmtime1.0.0-0000000000000000.cwasm"));
+    std::fs::write(&foreign, b"old engine").expect("write");
+    let stray = dir.path().join("abc.cwasm.123.0.tmp");
+    std::fs::write(&stray, b"partial").expect("write");
+
+    // Young files survive any pruning.
+    let report = sandbox
+        .prune_disk_cache(|_| false, Duration::from_secs(3600))
+        .expect("prune");
+    assert_eq!(report.removed_files, 0, "{report:?}");
+
+    // Wanted artifacts stay; everything else goes.
+    let report = sandbox
+        .prune_disk_cache(|hash| hash == sha256, Duration::ZERO)
+        .expect("prune");
+    assert_eq!(
+        (report.removed_files, report.kept_artifacts),
+        (2, 1),
+        "{report:?}"
+    );
+    assert!(!foreign.exists() && !stray.exists());
+    assert_eq!(artifacts(dir.path()).len(), 1);
+
+    // Once nothing wants it, its artifact and digest go, and the loaded component still
+    // runs on the code it has in memory.
+    let report = sandbox
+        .prune_disk_cache(|_| false, Duration::ZERO)
+        .expect("prune");
+    assert_eq!(
+        (report.removed_files, report.kept_artifacts),
+        (2, 0),
+        "{report:?}"
+    );
+    assert!(std::fs::read_dir(dir.path()).expect("dir").next().is_none());
+    assert_ok_call(&loaded);
+    // The next load compiles again and writes a fresh entry.
+    let again = load(&cached_sandbox(dir.path()));
+    assert_eq!(again.artifact_source(), ArtifactSource::Compiled);
 }

@@ -61,6 +61,7 @@ fn read_report(data_dir: Option<std::path::PathBuf>) -> serde_json::Map<String, 
             LoadOptions {
                 limits: limits(),
                 data_dir,
+                ..LoadOptions::default()
             },
         )
         .expect("loads");
@@ -140,6 +141,7 @@ fn missing_data_folder_is_an_error_at_load() {
         LoadOptions {
             limits: limits(),
             data_dir: Some(dir.path().join("does-not-exist")),
+            ..LoadOptions::default()
         },
     );
     assert!(
@@ -147,4 +149,85 @@ fn missing_data_folder_is_an_error_at_load() {
         "expected Io error, got {:?}",
         result.err()
     );
+}
+
+fn load_with_settings(settings: sandbox::Settings) -> sandbox::Component {
+    sandbox()
+        .load(
+            hostile_wasm(),
+            LoadOptions {
+                limits: limits(),
+                settings,
+                ..LoadOptions::default()
+            },
+        )
+        .expect("loads")
+}
+
+fn secret_settings() -> sandbox::Settings {
+    sandbox::Settings::new([
+        ("REGION".to_string(), "eu \"west\"".to_string(), false),
+        (
+            "API_KEY".to_string(),
+            "sk-live-0123456789".to_string(),
+            true,
+        ),
+    ])
+}
+
+#[test]
+fn the_guest_reads_its_settings_and_secrets_through_the_host_import() {
+    let component = load_with_settings(secret_settings());
+    let output = component
+        .call("settings.children", REQUEST)
+        .unwrap_or_else(|failure| panic!("settings.children failed: {failure}"));
+    let sandbox::Outcome::Outputs(json) = output.outcome else {
+        panic!("expected outputs, got {:?}", output.outcome);
+    };
+    let values: Value = serde_json::from_str(&json).expect("outputs are JSON");
+    assert_eq!(
+        values,
+        serde_json::json!([{"REGION": "eu \"west\"", "API_KEY": "sk-live-0123456789", "MISSING": null}])
+    );
+
+    // Without settings, every name is unset.
+    let bare = load_with_settings(sandbox::Settings::default());
+    let output = bare.call("settings.children", REQUEST).expect("runs");
+    assert_eq!(
+        output.outcome,
+        sandbox::Outcome::Outputs(r#"[{"REGION":null,"API_KEY":null,"MISSING":null}]"#.into())
+    );
+}
+
+#[test]
+fn secrets_are_masked_in_every_log_stream_and_in_the_error_message() {
+    let component = load_with_settings(secret_settings());
+    let failure = match component.call("leak.children", REQUEST) {
+        Ok(output) => panic!("leak.children should fail, got {:?}", output.outcome),
+        Err(failure) => failure,
+    };
+    let message = failure.error.to_string();
+    assert!(
+        message.contains("failing with API_KEY=[secret API_KEY]"),
+        "{message}"
+    );
+    let streams: Vec<_> = failure.logs.iter().map(|line| line.stream).collect();
+    assert_eq!(
+        streams,
+        [
+            sandbox::LogStream::Host(sandbox::Level::Warn),
+            sandbox::LogStream::Stdout,
+            sandbox::LogStream::Stderr
+        ],
+        "{:?}",
+        failure.logs
+    );
+    for line in &failure.logs {
+        assert!(
+            line.message.ends_with("sees API_KEY=[secret API_KEY]"),
+            "{line:?}"
+        );
+    }
+    let everything = format!("{message} {:?} {:?}", failure.logs, failure.error);
+    assert!(!everything.contains("sk-live"), "{everything}");
 }

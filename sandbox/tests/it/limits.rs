@@ -281,6 +281,7 @@ fn limits_above_the_sandbox_ceiling_are_refused() {
                 ..limits()
             },
             data_dir: None,
+            ..LoadOptions::default()
         },
     );
     match result {

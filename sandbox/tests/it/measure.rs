@@ -33,6 +33,7 @@ fn measure_load_and_call_latency() {
     let options = || LoadOptions {
         limits: limits(),
         data_dir: None,
+        ..LoadOptions::default()
     };
 
     let before = virtual_memory();

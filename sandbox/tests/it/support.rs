@@ -72,6 +72,7 @@ pub fn load_hostile(sandbox: &Sandbox, limits: Limits) -> Component {
             LoadOptions {
                 limits,
                 data_dir: None,
+                ..LoadOptions::default()
             },
         )
         .expect("the hostile guest loads")

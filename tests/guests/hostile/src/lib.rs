@@ -2,7 +2,7 @@
 //!
 //! Each callback id provokes one failure the host must contain: an endless loop, unbounded
 //! allocation, a huge result, a panic, a flood of output, attempts to read outside `/data`,
-//! a sleep longer than any deadline. A few well-behaved callbacks (`ok`, `count`, `echo`,
+//! a sleep longer than any deadline, a secret written to every log. A few well-behaved callbacks (`ok`, `count`, `echo`,
 //! `fail`, `invalid`, `prevent`) let the tests check that the host recovers afterwards.
 //!
 //! It talks to the host through bindings generated straight from the WIT world rather than
@@ -25,7 +25,7 @@ static CALLS: AtomicU64 = AtomicU64::new(0);
 /// The callbacks this guest answers, by output component id.
 const CALLBACKS: &[&str] = &[
     "ok", "count", "echo", "prevent", "fail", "invalid", "log", "spin", "hog", "flood", "panic",
-    "chatty", "read", "sleep", "nap", "exit", "recurse",
+    "chatty", "read", "sleep", "nap", "exit", "recurse", "settings", "leak",
 ];
 
 struct Hostile;
@@ -95,9 +95,31 @@ impl Guest for Hostile {
             }
             "exit.children" => std::process::exit(3),
             "recurse.children" => Ok(Outcome::Outputs(format!("[{}]", recurse(1)))),
+            "settings.children" => Ok(Outcome::Outputs(settings())),
+            "leak.children" => {
+                // Everything an author could do wrong with a secret, in one callback.
+                let key = host::setting("API_KEY").unwrap_or_default();
+                host::log(Level::Warn, &format!("host.log sees API_KEY={key}"));
+                println!("stdout sees API_KEY={key}");
+                eprintln!("stderr sees API_KEY={key}");
+                Err(CallbackError::Failed(format!("failing with API_KEY={key}")))
+            }
             other => Err(CallbackError::Failed(format!("unknown callback {other}"))),
         }
     }
+}
+
+/// `[{"REGION": …, "API_KEY": …, "MISSING": …}]`: what `host.setting` answers for three
+/// names, `null` for an unset one.
+fn settings() -> String {
+    let fields: Vec<String> = ["REGION", "API_KEY", "MISSING"]
+        .iter()
+        .map(|name| {
+            let value = host::setting(name).map_or("null".to_string(), |v| json_string(&v));
+            format!("\"{name}\":{value}")
+        })
+        .collect();
+    format!("[{{{}}}]", fields.join(","))
 }
 
 /// Loops forever doing work the optimiser cannot remove.
