@@ -66,6 +66,11 @@ pub(crate) fn read_data(path: &str) -> Result<Vec<u8>, String> {
     host::read_data(path)
 }
 
+/// Ask the host for one of the app's settings.
+pub(crate) fn setting(name: &str) -> Option<String> {
+    host::setting(name)
+}
+
 /// Send a background callback's progress report to the host.
 pub(crate) fn report_progress(json: &str) {
     host::report_progress(json);

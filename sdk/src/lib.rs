@@ -39,7 +39,7 @@
 //!
 //! The crate never touches the network, the environment or the host file system on its
 //! own: on wasm everything goes through the `host` imports of the WIT world, and the
-//! native stand-ins in [`log`] and [`data`] exist only so tests behave alike.
+//! native stand-ins in [`log`], [`data`] and [`settings`] exist only so tests behave alike.
 
 #![deny(missing_docs)]
 
@@ -59,6 +59,7 @@ pub mod id;
 pub mod log;
 pub mod pages;
 mod progress;
+pub mod settings;
 pub mod table;
 
 pub use app::{App, Callback, Info, Outcome};

@@ -1,7 +1,9 @@
 //! The smallest Tessera dashboard: type a name, get a greeting.
 //!
 //! It shows the whole authoring loop in a dozen lines: a layout, one callback, the
-//! component export, and a native unit test of the callback. It has no data and no state.
+//! component export, and a native unit test of the callback. It has no data and no state;
+//! its one setting, `GREETING`, shows how an app reads configuration its authors set on
+//! the platform (`tessera apps settings set demo/hello GREETING=Bonjour`).
 
 use sdk::{App, Input, Output, dcc, html};
 
@@ -20,7 +22,11 @@ pub fn app() -> App {
             |ctx| {
                 // A cleared field arrives as null; greet nobody rather than fail.
                 let name: Option<String> = ctx.input("name")?;
-                Ok(format!("Hello, {}!", name.unwrap_or_default()))
+                let name = name.unwrap_or_default();
+                Ok(match sdk::settings::get("GREETING") {
+                    Some(greeting) => format!("{greeting}, {name}!"),
+                    None => format!("Hello, {name}!"),
+                })
             },
         )
 }
