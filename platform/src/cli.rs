@@ -1,4 +1,4 @@
-//! The subcommands: `serve`, `deploy` and `admin`.
+//! The subcommands: `serve`, `deploy`, `admin` and `apps`.
 
 use std::sync::Arc;
 
@@ -8,7 +8,7 @@ use tokio::net::TcpListener;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{
     AdminCommand, AppsCommand, Cli, Command, Config, DeployArgs, IdpCommand, ServeArgs,
-    TokenCommand,
+    SettingsCommand, TokenCommand,
 };
 use crate::deploy::Deployer;
 use crate::ids::Slug;
@@ -76,6 +76,7 @@ async fn serve(config: Config, args: &ServeArgs) -> anyhow::Result<()> {
     println!("Tessera is listening on http://{address}/");
     let store = state.store.clone();
     tokio::spawn(sweep_expired_sessions(store.clone(), state.clock.clone()));
+    tokio::spawn(prune_compiled_cache(state.clone()));
     axum::serve(
         listener,
         crate::http::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
@@ -97,6 +98,26 @@ async fn sweep_expired_sessions(store: Store, clock: crate::clock::SharedClock) 
             Ok(0) => {}
             Ok(n) => tracing::debug!(sessions = n, "swept expired sessions"),
             Err(e) => tracing::warn!(error = %e, "sweeping expired sessions failed"),
+        }
+    }
+}
+
+/// Compiled artifacts of pruned versions would fill the disk over many deploys: this
+/// removes them at start and every hour.
+async fn prune_compiled_cache(state: crate::state::AppState) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
+    loop {
+        every.tick().await;
+        let min_age = crate::runtime::Runtime::CACHE_MIN_AGE;
+        match state.runtime.prune_compiled_cache(min_age).await {
+            Ok(report) if report.removed_files == 0 => {}
+            Ok(report) => tracing::info!(
+                files = report.removed_files,
+                bytes = report.removed_bytes,
+                kept = report.kept_artifacts,
+                "pruned the compiled-component cache"
+            ),
+            Err(e) => tracing::warn!(error = %e, "pruning the compiled-component cache failed"),
         }
     }
 }
@@ -142,11 +163,14 @@ async fn deploy(config: Config, args: &DeployArgs) -> anyhow::Result<()> {
         })?;
     let store = store.with_keep_versions(config.deploy.keep_versions);
     let sandbox = open_sandbox(&config)?;
+    let secrets =
+        crate::secretbox::SecretBox::load(config.secret_key.as_deref(), &config.secret_key_file)?;
     let deployer = Deployer {
         store: &store,
         sandbox: &sandbox,
         limits: config.limits.to_sandbox(),
         max_component_bytes: config.max_component_bytes,
+        secrets: &secrets,
     };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let deployed = deployer
@@ -217,7 +241,7 @@ async fn admin(config: Config, command: &AdminCommand) -> anyhow::Result<()> {
             superadmin,
         } => {
             let password = if *password_stdin {
-                Some(read_password_line()?)
+                Some(read_stdin_line()?)
             } else {
                 None
             };
@@ -233,7 +257,7 @@ async fn admin(config: Config, command: &AdminCommand) -> anyhow::Result<()> {
             password_stdin,
         } => {
             let chosen = if *password_stdin {
-                Some(read_password_line()?)
+                Some(read_stdin_line()?)
             } else {
                 None
             };
@@ -320,13 +344,13 @@ async fn apps(config: Config, command: &AppsCommand) -> anyhow::Result<()> {
             )
         })?
         .with_keep_versions(config.deploy.keep_versions);
-    let result = apps_command(&store, command).await;
+    let result = apps_command(&config, &store, command).await;
     store.close().await;
     result
 }
 
-async fn apps_command(store: &Store, command: &AppsCommand) -> anyhow::Result<()> {
-    let (AppsCommand::Versions { target, .. } | AppsCommand::Rollback { target, .. }) = command;
+async fn apps_command(config: &Config, store: &Store, command: &AppsCommand) -> anyhow::Result<()> {
+    let target = command.target();
     let Some((tenant, app)) = target.split_once('/') else {
         bail!("expected tenant/app, for example demo/sales-explorer (got {target:?})");
     };
@@ -384,7 +408,143 @@ async fn apps_command(store: &Store, command: &AppsCommand) -> anyhow::Result<()
             }
             Ok(())
         }
+        AppsCommand::Settings { command } => {
+            let target = format!("{tenant}/{app}");
+            settings_command(config, store, &access, &target, command).await
+        }
     }
+}
+
+/// `tessera apps settings …` on the app `access` (named `target` in messages).
+async fn settings_command(
+    config: &Config,
+    store: &Store,
+    access: &crate::store::AppAccess,
+    target: &str,
+    command: &SettingsCommand,
+) -> anyhow::Result<()> {
+    use crate::settings;
+    let actor = operator();
+    let change = Change {
+        actor: &actor,
+        remote_addr: None,
+        at: SystemClock.now_millis(),
+    };
+    match command {
+        SettingsCommand::List { .. } => {
+            let stored = store.app_settings(access.app_id).await?;
+            if stored.is_empty() {
+                println!("{target} has no settings");
+            }
+            for s in stored {
+                let value = if s.secret {
+                    "(secret)".to_owned()
+                } else {
+                    s.value
+                };
+                println!(
+                    "{}={value}\t# {} by {}",
+                    s.name,
+                    utc(s.updated_at),
+                    s.updated_by
+                );
+            }
+            Ok(())
+        }
+        SettingsCommand::Set {
+            assignments,
+            secret,
+            ..
+        } => {
+            let pairs = parse_assignments(assignments, read_stdin_line)?;
+            let sealer = crate::secretbox::SecretBox::load(
+                config.secret_key.as_deref(),
+                &config.secret_key_file,
+            )?;
+            let writes: Vec<crate::store::SettingWrite<'_>> = pairs
+                .iter()
+                .map(|(name, value)| crate::store::SettingWrite {
+                    name,
+                    secret: *secret,
+                    stored_value: settings::stored_value(
+                        &sealer,
+                        access.app_id,
+                        name,
+                        value,
+                        *secret,
+                    ),
+                })
+                .collect();
+            store
+                .set_app_settings(
+                    access.tenant_id,
+                    access.app_id,
+                    &writes,
+                    settings::MAX_SETTINGS_PER_APP,
+                    &change,
+                )
+                .await
+                .with_context(|| format!("settings of {target} unchanged"))?;
+            let names: Vec<&str> = pairs.iter().map(|(name, _)| name.as_str()).collect();
+            let kind = if *secret { "secret" } else { "setting" };
+            println!(
+                "{target}: set {kind} {}; running servers use the new values within a second",
+                names.join(", ")
+            );
+            Ok(())
+        }
+        SettingsCommand::Unset { names, .. } => {
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
+            let removed = store
+                .unset_app_settings(access.tenant_id, access.app_id, &names, &change)
+                .await?;
+            for name in &names {
+                if removed.iter().any(|r| r == name) {
+                    println!("{target}: removed {name}");
+                } else {
+                    println!("{target}: {name} was not set");
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+/// `NAME=VALUE` arguments as checked pairs; one bare `NAME` gets its value from
+/// `read_value` (standard input).
+fn parse_assignments(
+    assignments: &[String],
+    read_value: impl FnOnce() -> anyhow::Result<String>,
+) -> anyhow::Result<Vec<(String, String)>> {
+    use crate::settings::{check_name, check_value};
+    let bare: Vec<&String> = assignments.iter().filter(|a| !a.contains('=')).collect();
+    if bare.len() > 1 {
+        bail!(
+            "only one NAME may take its value from standard input (got {})",
+            bare.iter()
+                .map(|b| b.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let mut read_value = Some(read_value);
+    let mut pairs: Vec<(String, String)> = Vec::with_capacity(assignments.len());
+    for assignment in assignments {
+        let (name, value) = match assignment.split_once('=') {
+            Some((name, value)) => (name.to_owned(), value.to_owned()),
+            None => {
+                let read = read_value.take().expect("only one bare name");
+                (assignment.clone(), read()?)
+            }
+        };
+        check_name(&name)?;
+        check_value(&name, &value)?;
+        if pairs.iter().any(|(seen, _)| *seen == name) {
+            bail!("{name} is given twice");
+        }
+        pairs.push((name, value));
+    }
+    Ok(pairs)
 }
 
 /// Unix milliseconds as `YYYY-MM-DD HH:MM:SS` in UTC.
@@ -446,10 +606,54 @@ async fn idp(
 }
 
 /// One line of standard input, without its line ending.
-fn read_password_line() -> anyhow::Result<String> {
+fn read_stdin_line() -> anyhow::Result<String> {
     let mut line = String::new();
     std::io::stdin()
         .read_line(&mut line)
-        .context("reading the password from standard input")?;
+        .context("reading standard input")?;
     Ok(line.trim_end_matches(['\n', '\r']).to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_assignments;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn assignments_split_at_the_first_equals_sign() {
+        let pairs = parse_assignments(&args(&["A=1", "B=x=y", "C="]), || {
+            panic!("nothing is read from standard input")
+        })
+        .expect("valid");
+        assert_eq!(
+            pairs,
+            [
+                ("A".to_string(), "1".to_string()),
+                ("B".to_string(), "x=y".to_string()),
+                ("C".to_string(), String::new())
+            ]
+        );
+    }
+
+    #[test]
+    fn one_bare_name_reads_its_value_and_two_are_refused() {
+        let pairs =
+            parse_assignments(&args(&["A=1", "KEY"]), || Ok("from stdin".into())).expect("valid");
+        assert_eq!(pairs[1], ("KEY".to_string(), "from stdin".to_string()));
+        let two = parse_assignments(&args(&["K1", "K2"]), || Ok(String::new()))
+            .expect_err("two bare names");
+        assert!(two.to_string().contains("only one NAME"), "{two}");
+    }
+
+    #[test]
+    fn bad_names_and_duplicates_are_refused() {
+        let read = || Ok(String::new());
+        let bad = parse_assignments(&args(&["1X=a"]), read).expect_err("bad name");
+        assert!(bad.to_string().contains("invalid setting name"), "{bad}");
+        let twice = parse_assignments(&args(&["A=1", "A=2"]), read).expect_err("twice");
+        assert!(twice.to_string().contains("A is given twice"), "{twice}");
+    }
 }

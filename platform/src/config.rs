@@ -90,7 +90,7 @@ pub enum Command {
     Deploy(DeployArgs),
     /// Operator commands: tenants, users, roles and API tokens.
     Admin(AdminArgs),
-    /// An app's versions: list them, roll back to one.
+    /// An app's versions (list them, roll back to one) and its settings and secrets.
     Apps(AppsArgs),
 }
 
@@ -120,6 +120,59 @@ pub enum AppsCommand {
         /// The version number to make live.
         #[arg(long, value_name = "VERSION")]
         to: Option<i64>,
+    },
+    /// An app's settings and secrets, which its guest reads through `host.setting`.
+    Settings {
+        /// What to do.
+        #[command(subcommand)]
+        command: SettingsCommand,
+    },
+}
+
+impl AppsCommand {
+    /// The `tenant/app` the command is about.
+    pub fn target(&self) -> &str {
+        match self {
+            AppsCommand::Versions { target, .. }
+            | AppsCommand::Rollback { target, .. }
+            | AppsCommand::Settings {
+                command:
+                    SettingsCommand::List { target }
+                    | SettingsCommand::Set { target, .. }
+                    | SettingsCommand::Unset { target, .. },
+            } => target,
+        }
+    }
+}
+
+/// `tessera apps settings …`.
+#[derive(Debug, Subcommand)]
+pub enum SettingsCommand {
+    /// List the app's settings; secrets are listed without their values.
+    List {
+        /// `tenant/app`.
+        target: String,
+    },
+    /// Create or replace settings, all in one change. Each is `NAME=VALUE`; one bare `NAME`
+    /// takes its value from the first line of standard input, which keeps a secret out of
+    /// the shell's history. Running servers pick up the new values within a second.
+    Set {
+        /// `tenant/app`.
+        target: String,
+        /// `NAME=VALUE` (or one bare `NAME`, value from standard input).
+        #[arg(required = true, value_name = "NAME=VALUE")]
+        assignments: Vec<String>,
+        /// Store them as secrets: sealed at rest, never shown again, masked in the app's logs.
+        #[arg(long)]
+        secret: bool,
+    },
+    /// Remove settings (a name the app does not have is reported, not an error).
+    Unset {
+        /// `tenant/app`.
+        target: String,
+        /// The names to remove.
+        #[arg(required = true, value_name = "NAME")]
+        names: Vec<String>,
     },
 }
 

@@ -10,6 +10,7 @@ use crate::assets::AssetFile;
 use crate::dash::dependencies::{Dependencies, InvalidDependencies};
 use crate::dash::graph::{self, GraphError};
 use crate::ids::Slug;
+use crate::secretbox::SecretBox;
 use crate::store::{self, NewVersion, Store};
 
 /// Why a deploy was refused. The live version is untouched in every case.
@@ -41,6 +42,9 @@ pub enum Error {
     /// The blocking validation task died.
     #[error("validation task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
+    /// The app's settings could not be handed to the validation instance.
+    #[error(transparent)]
+    Settings(#[from] crate::settings::Error),
 }
 
 /// What a successful deploy produced.
@@ -68,6 +72,8 @@ pub struct Deployer<'a> {
     pub limits: sandbox::Limits,
     /// Largest accepted component.
     pub max_component_bytes: usize,
+    /// Opens the app's secrets, which the validation instance sees like a live one.
+    pub secrets: &'a SecretBox,
 }
 
 impl Deployer<'_> {
@@ -141,7 +147,7 @@ impl Deployer<'_> {
         };
         if let Some(live) = live {
             // Validate again anyway: it proves the live version still loads on this build.
-            let (title, callbacks) = self.validate(component).await?;
+            let (title, callbacks) = self.validate(tenant, app, component).await?;
             return Ok(Deployed {
                 number: live.number,
                 sha256,
@@ -150,7 +156,7 @@ impl Deployer<'_> {
                 created: false,
             });
         }
-        let (title, callbacks) = self.validate(component.clone()).await?;
+        let (title, callbacks) = self.validate(tenant, app, component.clone()).await?;
         let published = self
             .store
             .publish_version_with_assets(
@@ -176,11 +182,24 @@ impl Deployer<'_> {
     }
 
     /// Load the component in the sandbox (import allowlist, compile, one instance reading
-    /// info, layout and dependencies) and check its callback list and graph.
-    async fn validate(&self, component: Vec<u8>) -> Result<(String, usize), Error> {
+    /// info, layout and dependencies) and check its callback list and graph. The instance
+    /// sees the app's current settings, as the live one will (none for a new app).
+    async fn validate(
+        &self,
+        tenant: &Slug,
+        app: &Slug,
+        component: Vec<u8>,
+    ) -> Result<(String, usize), Error> {
+        let settings = match self.store.app_access(tenant, app, None).await? {
+            Some(access) => {
+                crate::settings::for_guest(self.store, self.secrets, access.app_id).await?
+            }
+            None => sandbox::Settings::default(),
+        };
         let sandbox = self.sandbox.clone();
         let options = LoadOptions {
             limits: self.limits.clone(),
+            settings,
             ..LoadOptions::default()
         };
         let loaded =

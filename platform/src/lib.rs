@@ -22,6 +22,7 @@ pub mod policy;
 pub mod quota;
 pub mod runtime;
 pub mod secretbox;
+pub mod settings;
 pub mod state;
 pub mod store;
 pub mod telemetry;

@@ -4,7 +4,9 @@
 //! [`sandbox::Component`] of that version and re-checks the database at most once per
 //! [`Runtime::REFRESH`], so a deploy from another process (or replica) goes live within
 //! that time. A request holds an `Arc<LiveApp>` for its whole life, so callbacks in flight
-//! finish on the version they started on while new requests get the new one.
+//! finish on the version they started on while new requests get the new one. A change of
+//! the app's settings (or of its tenant's quotas) is handled the same way: the live version
+//! is loaded again with the new values and swapped in.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -17,6 +19,7 @@ use crate::dash::clientside;
 use crate::dash::dependencies::{Dependencies, InvalidDependencies};
 use crate::ids::Slug;
 use crate::quota::{CallbackSlots, tenant_limits};
+use crate::secretbox::SecretBox;
 use crate::store::{self, LiveVersion, Store};
 
 /// A version that is serving.
@@ -50,6 +53,9 @@ pub enum Error {
     /// The blocking load task died.
     #[error("loading task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
+    /// The app's settings could not be read or a secret not opened.
+    #[error(transparent)]
+    Settings(#[from] crate::settings::Error),
 }
 
 struct Cached {
@@ -61,6 +67,8 @@ struct Cached {
 pub struct Runtime {
     sandbox: Sandbox,
     store: Store,
+    /// Opens the app secrets handed to guests.
+    secrets: SecretBox,
     load_options: LoadOptions,
     callback_slots: CallbackSlots,
     apps: Mutex<HashMap<(Slug, Slug), Cached>>,
@@ -70,11 +78,18 @@ impl Runtime {
     /// How long a cached answer to "which version is live?" is trusted.
     pub const REFRESH: Duration = Duration::from_secs(1);
 
-    /// A runtime loading components into `sandbox` with `limits`.
-    pub fn new(sandbox: Sandbox, store: Store, limits: sandbox::Limits) -> Self {
+    /// A runtime loading components into `sandbox` with `limits`, opening app secrets
+    /// with `secrets`.
+    pub fn new(
+        sandbox: Sandbox,
+        store: Store,
+        secrets: SecretBox,
+        limits: sandbox::Limits,
+    ) -> Self {
         Self {
             sandbox,
             store,
+            secrets,
             load_options: LoadOptions {
                 limits,
                 ..LoadOptions::default()
@@ -142,6 +157,27 @@ impl Runtime {
         Ok(Some(app))
     }
 
+    /// Files in the compiled-component cache younger than this are never pruned: a deploy
+    /// compiles (and caches) its component before the version is published.
+    pub const CACHE_MIN_AGE: Duration = Duration::from_secs(3600);
+
+    /// Removes compiled artifacts of components that no kept version uses any more (and
+    /// artifacts of other engines) from the disk cache. Versions pruned by a publish leave
+    /// their artifacts behind until this runs. Only files at least `min_age` old go
+    /// ([`Runtime::CACHE_MIN_AGE`] in the server).
+    pub async fn prune_compiled_cache(
+        &self,
+        min_age: Duration,
+    ) -> Result<sandbox::PruneReport, Error> {
+        let keep = self.store.component_hashes().await?;
+        let sandbox = self.sandbox.clone();
+        let report = tokio::task::spawn_blocking(move || {
+            sandbox.prune_disk_cache(|sha256| keep.contains(sha256), min_age)
+        })
+        .await??;
+        Ok(report)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(Slug, Slug), Cached>> {
         // A poisoned lock only means another request panicked mid-insert; the map itself
         // is still a valid cache.
@@ -156,8 +192,13 @@ impl Runtime {
         let sandbox = self.sandbox.clone();
         // The tenant's memory and deadline quotas, capped by the platform's limits. A
         // change of quotas changes `LiveVersion`, so the app is loaded again with them.
+        // The app's settings as of now; a later change bumps `settings_revision`, which
+        // changes `LiveVersion`, so the app is loaded again with the new values.
+        let settings =
+            crate::settings::for_guest(&self.store, &self.secrets, version.app_id).await?;
         let options = LoadOptions {
             limits: tenant_limits(&self.load_options.limits, &version.callback_quotas),
+            settings,
             ..self.load_options.clone()
         };
         let component =

@@ -1,5 +1,5 @@
 //! Secrets at rest: values the platform must read back (an OIDC client secret, an LDAP
-//! bind password, later app secrets) are sealed with XChaCha20-Poly1305 under one platform
+//! bind password, app secrets) are sealed with XChaCha20-Poly1305 under one platform
 //! key before they reach the database.
 //!
 //! The key is 32 bytes: from `TESSERA_SECRET_KEY` (base64) when set, else from the key file
@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use chacha20poly1305::aead::{Aead, KeyInit};
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use rand::Rng;
 
@@ -92,12 +92,28 @@ impl SecretBox {
 
     /// Seal `plaintext`: `v1:` + base64(nonce ‖ ciphertext and tag).
     pub fn seal(&self, plaintext: &[u8]) -> String {
+        self.seal_bound(plaintext, b"")
+    }
+
+    /// Open a value made by [`SecretBox::seal`] under the same key.
+    pub fn open(&self, sealed: &str) -> Result<Vec<u8>, Error> {
+        self.open_bound(sealed, b"")
+    }
+
+    /// Seal `plaintext` bound to `context` (authenticated, not stored): the value opens
+    /// only with the same context, so a sealed value copied to another row (another app's
+    /// secret, say) no longer opens.
+    pub fn seal_bound(&self, plaintext: &[u8], context: &[u8]) -> String {
         let nonce_bytes: [u8; NONCE_BYTES] = rand::rng().random();
         let nonce = XNonce::from_slice(&nonce_bytes);
         // Encryption into a Vec fails only when the buffer cannot grow.
+        let payload = Payload {
+            msg: plaintext,
+            aad: context,
+        };
         let ciphertext = self
             .cipher
-            .encrypt(nonce, plaintext)
+            .encrypt(nonce, payload)
             .unwrap_or_else(|_| panic!("XChaCha20-Poly1305 encryption failed"));
         let mut out = Vec::with_capacity(NONCE_BYTES + ciphertext.len());
         out.extend_from_slice(&nonce_bytes);
@@ -105,16 +121,20 @@ impl SecretBox {
         format!("{PREFIX}{}", STANDARD.encode(out))
     }
 
-    /// Open a value made by [`SecretBox::seal`] under the same key.
-    pub fn open(&self, sealed: &str) -> Result<Vec<u8>, Error> {
+    /// Open a value made by [`SecretBox::seal_bound`] under the same key and context.
+    pub fn open_bound(&self, sealed: &str, context: &[u8]) -> Result<Vec<u8>, Error> {
         let encoded = sealed.strip_prefix(PREFIX).ok_or(Error::Open)?;
         let bytes = STANDARD.decode(encoded).map_err(|_| Error::Open)?;
         if bytes.len() < NONCE_BYTES {
             return Err(Error::Open);
         }
         let (nonce, ciphertext) = bytes.split_at(NONCE_BYTES);
+        let payload = Payload {
+            msg: ciphertext,
+            aad: context,
+        };
         self.cipher
-            .decrypt(XNonce::from_slice(nonce), ciphertext)
+            .decrypt(XNonce::from_slice(nonce), payload)
             .map_err(|_| Error::Open)
     }
 
@@ -182,6 +202,25 @@ mod tests {
         assert!(matches!(sealer.open(&tampered), Err(Error::Open)));
         assert!(matches!(sealer.open("plain"), Err(Error::Open)));
         assert!(matches!(sealer.open("v1:AAAA"), Err(Error::Open)));
+    }
+
+    #[test]
+    fn bound_values_open_only_in_their_context() {
+        let sealer = SecretBox::from_key(&[7; 32]);
+        let sealed = sealer.seal_bound(b"s3cret", b"app-secret:1:API_KEY");
+        assert_eq!(
+            sealer
+                .open_bound(&sealed, b"app-secret:1:API_KEY")
+                .expect("opens"),
+            b"s3cret"
+        );
+        for other in [&b"app-secret:2:API_KEY"[..], b"app-secret:1:OTHER", b""] {
+            assert!(matches!(
+                sealer.open_bound(&sealed, other),
+                Err(Error::Open)
+            ));
+        }
+        assert!(matches!(sealer.open(&sealed), Err(Error::Open)));
     }
 
     #[test]

@@ -34,7 +34,8 @@ pub struct App {
     pub sessions: crate::auth::session::SessionBackend,
     /// Builds on `git push`: the per-app locks and the build slots.
     pub builds: crate::build::Builds,
-    /// Seals and opens the secrets stored in the database (provider credentials).
+    /// Seals and opens the secrets stored in the database (provider credentials, app
+    /// secrets).
     pub secrets: crate::secretbox::SecretBox,
     /// OpenID providers' discovery documents and keys, cached per provider.
     pub oidc: crate::auth::oidc::Discovery,
@@ -80,7 +81,12 @@ impl App {
             })?
             .with_keep_versions(config.deploy.keep_versions);
         let sandbox = open_sandbox(&config)?;
-        let runtime = Runtime::new(sandbox, store.clone(), config.limits.to_sandbox());
+        let runtime = Runtime::new(
+            sandbox,
+            store.clone(),
+            secrets.clone(),
+            config.limits.to_sandbox(),
+        );
         let job_store = match &config.redis_url {
             Some(url) => JobStore::Redis(RedisJobs::connect(url).await.with_context(|| {
                 format!("connecting to Redis at {}", crate::config::redact_url(url))
@@ -133,6 +139,7 @@ impl App {
             sandbox: self.runtime.sandbox(),
             limits: self.runtime.limits().clone(),
             max_component_bytes: self.config.max_component_bytes,
+            secrets: &self.secrets,
         }
     }
 }

@@ -25,6 +25,9 @@ pub struct LiveVersion {
     /// The tenant's callback quotas, read with the version so a change reaches running
     /// servers within the runtime's refresh interval.
     pub callback_quotas: CallbackQuotas,
+    /// The app's settings revision: a change of settings changes it, so running servers
+    /// load the app again with the new values.
+    pub settings_revision: i64,
 }
 
 /// The quotas that govern running callbacks.
@@ -131,7 +134,8 @@ impl Store {
     pub async fn live_version(&self, tenant: &Slug, app: &Slug) -> Result<Option<LiveVersion>> {
         let row = sqlx::query(
             "select a.id, v.id, v.number, v.sha256, t.id, \
-                    t.max_concurrent_callbacks, t.callback_memory_mb, t.callback_deadline_ms \
+                    t.max_concurrent_callbacks, t.callback_memory_mb, t.callback_deadline_ms, \
+                    a.settings_revision \
              from apps a \
              join tenants t on t.id = a.tenant_id \
              join app_versions v on v.id = a.live_version_id \
@@ -153,9 +157,21 @@ impl Store {
                     memory_mb: row.try_get(6)?,
                     deadline_ms: row.try_get(7)?,
                 },
+                settings_revision: row.try_get(8)?,
             })
         })
         .transpose()
+    }
+
+    /// The component hashes of every kept version of every app: what the compiled-component
+    /// cache must keep.
+    pub async fn component_hashes(&self) -> Result<std::collections::HashSet<String>> {
+        let rows = sqlx::query("select distinct sha256 from app_versions")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| Ok(row.try_get::<String, _>(0)?))
+            .collect()
     }
 
     /// The component bytes of a version of `app`.

@@ -15,6 +15,7 @@ mod audit;
 mod memberships;
 mod providers;
 mod sessions;
+mod settings;
 mod tenants;
 pub mod testing;
 mod tokens;
@@ -28,6 +29,7 @@ pub use apps::{
 pub use audit::{AuditEntry, AuditFilter, Change};
 pub use memberships::{Member, Team};
 pub use providers::{ExternalSignIn, NewProvider, ProviderRecord, Provisioned, Refusal};
+pub use settings::{SettingWrite, StoredSetting};
 pub use tenants::{Quotas, Tenant};
 pub use tokens::{NewToken, TokenRecord, TokenSummary};
 pub use users::{NewUser, User};

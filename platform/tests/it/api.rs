@@ -276,6 +276,24 @@ fn expectations() -> BTreeMap<(&'static str, &'static str), (Needs, u16)> {
         ),
         (
             "GET",
+            format!("{t}/apps/{{app}}/settings"),
+            Needs::Role(Admin),
+            200,
+        ),
+        (
+            "PUT",
+            format!("{t}/apps/{{app}}/settings/{{name}}"),
+            Needs::Role(Admin),
+            200,
+        ),
+        (
+            "DELETE",
+            format!("{t}/apps/{{app}}/settings/{{name}}"),
+            Needs::Role(Admin),
+            204,
+        ),
+        (
+            "GET",
             format!("{t}/apps/{{app}}/access"),
             Needs::Role(Admin),
             200,
@@ -413,6 +431,9 @@ fn body_for(method: &str, path: &str, tenant: &TenantFixture, n: usize) -> Optio
         // and changes nothing, so every permitted principal gets 200.
         ("POST", _, "/apps/{app}/rollback") => Some(json!({"version": 1})),
         ("POST", _, "/tokens") => Some(json!({})),
+        ("PUT", _, "/apps/{app}/settings/{name}") => {
+            Some(json!({"value": format!("value {n}"), "secret": n.is_multiple_of(2)}))
+        }
         _ => None,
     }
 }
@@ -423,6 +444,7 @@ fn fill(path: &str, tenant: &TenantFixture) -> String {
         .replace("{user_id}", &tenant.zed.0.to_string())
         .replace("{team_id}", &tenant.team.0.to_string())
         .replace("{token_id}", &tenant.zed_token)
+        .replace("{name}", "REGION")
 }
 
 #[tokio::test]

@@ -19,6 +19,7 @@ mod pages;
 mod quota;
 mod replicas;
 mod sessions;
+mod settings;
 mod store;
 mod support;
 mod versions;

@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 
 use crate::support::{Reply, TestApp, guest_wasm, repo_root};
 
-fn op() -> Change<'static> {
+pub(crate) fn op() -> Change<'static> {
     use platform::clock::Clock;
     Change {
         actor: "test",
@@ -32,7 +32,7 @@ fn op() -> Change<'static> {
     }
 }
 
-fn slug(s: &str) -> Slug {
+pub(crate) fn slug(s: &str) -> Slug {
     Slug::parse(s).expect("slug")
 }
 
@@ -107,7 +107,13 @@ async fn served(app: &TestApp) -> String {
     greeting(&reply.json())
 }
 
-async fn api(app: &TestApp, method: &str, uri: &str, token: Option<&str>, body: &str) -> Reply {
+pub(crate) async fn api(
+    app: &TestApp,
+    method: &str,
+    uri: &str,
+    token: Option<&str>,
+    body: &str,
+) -> Reply {
     let mut request = Request::builder().method(method).uri(uri);
     if let Some(token) = token {
         request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
@@ -121,7 +127,7 @@ async fn api(app: &TestApp, method: &str, uri: &str, token: Option<&str>, body: 
 
 /// Tenant `acme` with an admin (alice), an author who is no collaborator (bob) and a
 /// viewer (victor); their tokens, in that order.
-async fn people(app: &TestApp) -> [String; 3] {
+pub(crate) async fn people(app: &TestApp) -> [String; 3] {
     let store = &app.state.store;
     store
         .ensure_tenant(&slug("acme"), op().at)
@@ -329,6 +335,54 @@ async fn keep_versions_prunes_old_versions_even_one_a_callback_still_holds() {
         .map(|v| v["number"].as_i64().expect("number"))
         .collect();
     assert_eq!(numbers, [6, 5]);
+}
+
+#[tokio::test]
+async fn the_compiled_cache_forgets_components_that_no_kept_version_uses() {
+    use sha2::Digest;
+    let app = TestApp::keeping_versions(1).await;
+    let cache = app.state.config.cache_dir();
+    let cached = || -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(&cache)
+            .expect("cache dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .filter(|name| name.ends_with(".cwasm"))
+            .map(|name| name[..64].to_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let hash = |bytes: &[u8]| hex::encode(sha2::Sha256::digest(bytes));
+    let (hello, howdy) = (guest_wasm("hello.wasm"), howdy());
+    assert_eq!(deploy_bytes(&app, hello.clone()).await, 1);
+    assert_eq!(deploy_bytes(&app, howdy.clone()).await, 2);
+    let mut both = vec![hash(&hello), hash(&howdy)];
+    both.sort();
+    assert_eq!(
+        cached(),
+        both,
+        "each deploy compiled and cached its component"
+    );
+
+    // Fresh files stay under the server's minimum age, even unwanted ones.
+    let runtime = &app.state.runtime;
+    let report = runtime
+        .prune_compiled_cache(platform::runtime::Runtime::CACHE_MIN_AGE)
+        .await
+        .expect("prune");
+    assert_eq!(report.removed_files, 0);
+    // Version 1 was pruned with the publish of version 2: its artifact goes now.
+    let report = runtime
+        .prune_compiled_cache(Duration::ZERO)
+        .await
+        .expect("prune");
+    assert_eq!(
+        (report.removed_files, report.kept_artifacts),
+        (2, 1),
+        "{report:?}"
+    );
+    assert_eq!(cached(), [hash(&howdy)]);
+    assert_eq!(served(&app).await, "Howdy, x!");
 }
 
 // ---------------------------------------------------------------------------------------

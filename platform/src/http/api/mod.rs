@@ -1,4 +1,5 @@
-//! The REST API under `/api/v1`: tenants, members, teams, apps, tokens and the audit log.
+//! The REST API under `/api/v1`: tenants, members, teams, apps (with their versions and
+//! settings), tokens and the audit log.
 //!
 //! One [`OpenApiRouter`] is the single source of both the axum routes and the OpenAPI
 //! document (`/api/v1/openapi.json`): every handler carries its `#[utoipa::path]`, so a
@@ -16,6 +17,7 @@ mod extract;
 mod members;
 mod schema;
 mod scope;
+mod settings;
 mod teams;
 mod tenants;
 mod tokens;
@@ -94,6 +96,8 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(apps::get_app, apps::update_app))
         .routes(routes!(apps::list_versions))
         .routes(routes!(apps::rollback_app))
+        .routes(routes!(settings::list_settings))
+        .routes(routes!(settings::put_setting, settings::delete_setting))
         .routes(routes!(apps::get_app_access))
         .routes(routes!(apps::add_collaborator, apps::remove_collaborator))
         .routes(routes!(apps::grant_app_to_user, apps::revoke_app_from_user))
