@@ -9,8 +9,9 @@
 //! produced `.wasm`; cargo's output streams to the pusher line by line as it comes.
 //!
 //! Queueing: pushes to one app hold that app's lock from the build until git has updated
-//! the ref, so they run one after the other; Rust builds of different apps run in parallel
-//! up to `[builds] max_parallel`. Both are per server process.
+//! the ref, so they run one after the other, also across servers sharing the database (a
+//! lease row, [`PUSH_LEASE_TTL`]); Rust builds of different apps run in parallel up to
+//! `[builds] max_parallel` per server process.
 //!
 //! Crash safety: working directories live under `{data_dir}/builds/work` and the process
 //! group of every running build is recorded under `{data_dir}/builds/running`;
@@ -32,6 +33,7 @@ use tokio::sync::{OwnedMutexGuard, OwnedSemaphorePermit, Semaphore, mpsc};
 use crate::assets::AssetFile;
 use crate::config::{BuildsConfig, Config};
 use crate::ids::Slug;
+use crate::store::Store;
 
 /// Longest build log stored with a version; the rest is cut (the pusher saw it all).
 const MAX_BUILD_LOG: usize = 64 << 10;
@@ -154,6 +156,8 @@ pub fn remove_stale_quarantines(git_root: &Path, older_than: Duration) -> std::i
 /// The build queue and settings of one server process.
 pub struct Builds {
     config: BuildsConfig,
+    /// Where the push leases live.
+    store: Store,
     sdk_dir: PathBuf,
     root: PathBuf,
     /// The bare repositories, `{data_dir}/git/{tenant}/{app}.git`.
@@ -162,6 +166,120 @@ pub struct Builds {
     apps: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     slots: Arc<Semaphore>,
     running: Arc<AtomicUsize>,
+}
+
+/// How long a push lease lasts without renewal: a server that dies holding it blocks pushes
+/// to that app on other servers for at most this long.
+pub const PUSH_LEASE_TTL: Duration = Duration::from_secs(30);
+
+/// How often a waiting push asks for the lease again.
+const LEASE_POLL: Duration = Duration::from_millis(250);
+
+/// One push's hold on its app: released on drop.
+pub struct PushLock {
+    // Field order matters: the lease goes before the local lock, so the next push queued
+    // on this server finds the lease free.
+    _lease: Lease,
+    _local: OwnedMutexGuard<()>,
+}
+
+/// A lease in the database, renewed in the background while held and given up on drop.
+struct Lease {
+    store: Store,
+    name: String,
+    holder: String,
+    renewer: tokio::task::JoinHandle<()>,
+}
+
+impl Lease {
+    /// Takes the lease `name`, waiting (and saying so once, unless `quiet`) while another
+    /// server holds it.
+    async fn take(store: Store, name: String, log: &Log, quiet: bool) -> Result<Lease, String> {
+        let holder = format!(
+            "{}:{}:{:016x}",
+            hostname(),
+            std::process::id(),
+            rand::random::<u64>()
+        );
+        let ttl = i64::try_from(PUSH_LEASE_TTL.as_millis()).unwrap_or(i64::MAX);
+        let mut said = quiet;
+        loop {
+            let taken = store
+                .try_take_lease(&name, &holder, now_millis(), ttl)
+                .await
+                .map_err(|e| format!("cannot take the push lock: {e}"))?;
+            if taken {
+                break;
+            }
+            if !said {
+                say(
+                    log,
+                    "tessera: queued behind another push to this app on another server; waiting for it to finish",
+                )
+                .await;
+                said = true;
+            }
+            tokio::time::sleep(LEASE_POLL).await;
+        }
+        let renewer = tokio::spawn({
+            let (store, name, holder) = (store.clone(), name.clone(), holder.clone());
+            async move {
+                loop {
+                    tokio::time::sleep(PUSH_LEASE_TTL / 3).await;
+                    match store
+                        .try_take_lease(&name, &holder, now_millis(), ttl)
+                        .await
+                    {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            tracing::error!(lease = %name, "a push lost its lease (it was not renewed in time)");
+                            return;
+                        }
+                        Err(e) => {
+                            tracing::warn!(lease = %name, error = %e, "renewing a push lease failed")
+                        }
+                    }
+                }
+            }
+        });
+        Ok(Lease {
+            store,
+            name,
+            holder,
+            renewer,
+        })
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.renewer.abort();
+        let (store, name, holder) = (
+            self.store.clone(),
+            std::mem::take(&mut self.name),
+            std::mem::take(&mut self.holder),
+        );
+        // Without a runtime (the process is ending) the lease simply expires.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if let Err(e) = store.release_lease(&name, &holder).await {
+                    tracing::warn!(lease = %name, error = %e, "releasing a push lease failed; it expires by itself");
+                }
+            });
+        }
+    }
+}
+
+fn now_millis() -> i64 {
+    use crate::clock::Clock;
+    crate::clock::SystemClock.now_millis()
+}
+
+/// This machine's name, to tell lease holders apart in the database.
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_owned())
+        .unwrap_or_else(|_| "unknown-host".to_owned())
 }
 
 /// A Rust build's slot; frees it on drop.
@@ -177,9 +295,11 @@ impl Drop for Slot {
 }
 
 impl Builds {
-    /// The queue for `config` (its `[builds]` table and data directory).
-    pub fn new(config: &Config) -> Builds {
+    /// The queue for `config` (its `[builds]` table and data directory), with its push
+    /// leases in `store`.
+    pub fn new(config: &Config, store: Store) -> Builds {
         Builds {
+            store,
             sdk_dir: std::path::absolute(config.sdk_dir()).unwrap_or_else(|_| config.sdk_dir()),
             root: config.data_dir.join("builds"),
             git_root: config.data_dir.join("git"),
@@ -273,23 +393,34 @@ impl Builds {
             .tempdir_in(self.work_root())
     }
 
-    /// Wait for the app's lock: one push per app at a time. Says so when it waits.
-    pub async fn lock_app(&self, tenant: &Slug, app: &Slug, log: &Log) -> OwnedMutexGuard<()> {
+    /// Wait for the app's push lock: one push per app at a time, across every server
+    /// sharing the database. Says so when it waits. The lock is this process's mutex for
+    /// the app (pushes to one server queue in order) and then the app's lease in the
+    /// database (pushes to other servers sharing the data directory).
+    pub async fn lock_app(&self, tenant: &Slug, app: &Slug, log: &Log) -> Result<PushLock, String> {
+        let name = format!("{tenant}/{app}");
         let lock = {
             let mut apps = self.apps.lock().unwrap_or_else(|e| e.into_inner());
-            apps.entry(format!("{tenant}/{app}")).or_default().clone()
+            apps.entry(name.clone()).or_default().clone()
         };
-        match lock.clone().try_lock_owned() {
-            Ok(guard) => guard,
+        let (local, waited) = match lock.clone().try_lock_owned() {
+            Ok(guard) => (guard, false),
             Err(_) => {
                 say(
                     log,
                     "tessera: queued behind another push to this app; waiting for it to finish",
                 )
                 .await;
-                lock.lock_owned().await
+                (lock.lock_owned().await, true)
             }
-        }
+        };
+        // After a wait here, the previous holder's lease may take a moment to be deleted
+        // (that happens in the background): the pusher has already been told it is queued.
+        let lease = Lease::take(self.store.clone(), format!("push:{name}"), log, waited).await?;
+        Ok(PushLock {
+            _lease: lease,
+            _local: local,
+        })
     }
 
     /// Wait for a build slot (`[builds] max_parallel`). Says so when it waits.

@@ -110,7 +110,7 @@ impl App {
                 crate::auth::session::DbSessionStore::new(store.clone(), clock.clone()),
             ),
         };
-        let builds = crate::build::Builds::new(&config);
+        let builds = crate::build::Builds::new(&config, store.clone());
         let stale = builds
             .recover()
             .context("cleaning up builds of a stopped server")?;

@@ -145,9 +145,7 @@ impl DiskCache {
                 continue;
             }
             let artifact = name.strip_suffix(".sha256").unwrap_or(&name);
-            let wanted = artifact
-                .strip_suffix(&suffix)
-                .is_some_and(keep);
+            let wanted = artifact.strip_suffix(&suffix).is_some_and(keep);
             if wanted {
                 if name.ends_with(".cwasm") {
                     report.kept_artifacts += 1;

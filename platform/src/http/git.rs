@@ -364,7 +364,7 @@ struct Hook {
 
 /// The app's push lock, once the build took it; released when the hook goes, after git
 /// updated (or refused) the ref.
-type AppLock = Arc<std::sync::Mutex<Option<tokio::sync::OwnedMutexGuard<()>>>>;
+type AppLock = Arc<std::sync::Mutex<Option<crate::build::PushLock>>>;
 
 impl Drop for Hook {
     fn drop(&mut self) {
@@ -578,7 +578,7 @@ async fn deploy_commit(
     let builds = &push.state.builds;
     // One push per app at a time; the lock is held until git has updated the ref (it
     // goes with the hook, dropped when git http-backend exits).
-    let guard = builds.lock_app(tenant, app, log).await;
+    let guard = builds.lock_app(tenant, app, log).await?;
     *push.app_lock.lock().unwrap_or_else(|e| e.into_inner()) = Some(guard);
     // A push that waited may be stale: git would refuse its ref update after the deploy.
     let current = ref_value(&push.repo, &format!("refs/heads/{DEPLOY_BRANCH}")).await?;

@@ -12,6 +12,7 @@ mod access;
 mod apps;
 mod assets;
 mod audit;
+mod leases;
 mod memberships;
 mod providers;
 mod sessions;

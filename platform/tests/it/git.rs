@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Output;
+use std::time::Duration;
 
 use axum::http::StatusCode;
 use platform::admin;
@@ -247,4 +248,68 @@ async fn push_deploys_prebuilt_components_and_rejects_bad_pushes() {
     )
     .await;
     assert!(!refused.status.success());
+}
+
+/// The push lock of an app holds across replicas sharing the database (and the data
+/// directory): a push on the second waits, says why, and goes on once the first is done.
+#[tokio::test]
+async fn replicas_take_turns_with_the_push_lock_of_one_app() {
+    use platform::build::Log;
+    use platform::store::testing::TestDatabase;
+    for db in TestDatabase::all().await.expect("databases") {
+        let first = TestApp::on(db).await;
+        let second = TestApp::replica_of(&first).await.state;
+        let slug = |s: &str| Slug::parse(s).expect("slug");
+        let (log, _first_lines) = Log::new(64);
+        let held = first
+            .state
+            .builds
+            .lock_app(&slug("acme"), &slug("sales"), &log)
+            .await
+            .expect("the first push takes the lock");
+
+        let (log, mut lines) = Log::new(64);
+        let waiter = tokio::spawn({
+            let second = second.clone();
+            async move {
+                let lock = second
+                    .builds
+                    .lock_app(&slug("acme"), &slug("sales"), &log)
+                    .await
+                    .expect("the second push takes the lock in the end");
+                (std::time::Instant::now(), lock)
+            }
+        });
+        let said = tokio::time::timeout(Duration::from_secs(10), lines.recv())
+            .await
+            .expect("the waiting push says so")
+            .expect("a line");
+        assert!(
+            said.contains("queued behind another push to this app on another server"),
+            "{said}"
+        );
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        assert!(
+            !waiter.is_finished(),
+            "the second push must wait for the first"
+        );
+
+        // Another app is not held up.
+        let (log, _other_lines) = Log::new(64);
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            second.builds.lock_app(&slug("acme"), &slug("other"), &log),
+        )
+        .await
+        .expect("another app's lock is free")
+        .expect("taken");
+
+        let released = std::time::Instant::now();
+        drop(held);
+        let (acquired, _lock) = tokio::time::timeout(Duration::from_secs(10), waiter)
+            .await
+            .expect("the second push goes on after the first")
+            .expect("task");
+        assert!(acquired >= released);
+    }
 }

@@ -717,3 +717,42 @@ async fn external_sign_ins_provision_map_and_unmap_on_every_backend() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_lease_has_one_holder_until_it_expires_or_is_released() {
+    for (_db, store) in stores().await {
+        let take = |holder: &'static str, now: i64| {
+            let store = store.clone();
+            async move {
+                store
+                    .try_take_lease("push:acme/sales", holder, now, 1_000)
+                    .await
+                    .expect("query")
+            }
+        };
+        assert!(take("a", 0).await, "a free lease is taken");
+        assert!(!take("b", 500).await, "held by a until 1000");
+        assert!(take("a", 900).await, "its holder renews it, until 1900");
+        assert!(!take("b", 1_500).await);
+        assert!(take("b", 1_900).await, "expired: anyone may take it");
+        assert!(!take("a", 2_000).await);
+        // Only the holder's release frees it.
+        store
+            .release_lease("push:acme/sales", "a")
+            .await
+            .expect("release");
+        assert!(!take("a", 2_000).await);
+        store
+            .release_lease("push:acme/sales", "b")
+            .await
+            .expect("release");
+        assert!(take("a", 2_000).await);
+        // Other names are independent.
+        assert!(
+            store
+                .try_take_lease("push:acme/other", "b", 2_000, 1_000)
+                .await
+                .expect("query")
+        );
+    }
+}
