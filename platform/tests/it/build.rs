@@ -487,6 +487,43 @@ async fn builds_over_their_limits_are_killed_or_refused_and_wait_for_a_slot() {
     }
 }
 
+/// The memory limit (`prlimit --as`) holds for every build process: a build script that
+/// asks for 3 GiB under a 2 GiB limit fails, and the push names the limit. Without the
+/// limit the same request succeeds (Linux overcommits an untouched allocation), so this
+/// fails if the limit is not applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_build_over_its_memory_limit_is_refused_naming_the_limit() {
+    let served = Served::start(BuildsConfig {
+        target_dir: Some(shared_target_dir()),
+        memory_mb: 2048,
+        ..BuildsConfig::default()
+    })
+    .await;
+    let hungry = Repo::new().await;
+    hungry.write(
+        "Cargo.toml",
+        "[package]\nname = \"hungry\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n[lib]\ncrate-type = [\"cdylib\"]\n",
+    );
+    hungry.write(
+        "build.rs",
+        "fn main() {\n    let wanted: Vec<u8> = Vec::with_capacity(3 << 30);\n    std::hint::black_box(&wanted);\n}\n",
+    );
+    hungry.write("src/lib.rs", "pub fn nothing() {}\n");
+    hungry.write("tessera.toml", "kind = \"rust\"\n");
+    hungry.commit("hungry").await;
+    let (pushed, log) = hungry.push(&served.url("hungry")).await;
+    assert!(!pushed, "{log}");
+    assert!(
+        log.contains("memory allocation of 3221225472 bytes failed"),
+        "{log}"
+    );
+    assert!(
+        log.contains("may use 2048 MiB of address space, [builds] memory_mb"),
+        "{log}"
+    );
+    assert_eq!(served.live("hungry").await, None);
+}
+
 /// A running `tessera serve`, killed on drop.
 struct Server {
     child: std::process::Child,
