@@ -89,15 +89,21 @@ async fn serve(config: Config, args: &ServeArgs) -> anyhow::Result<()> {
 }
 
 /// Sessions kept in the database expire by their timestamp (a load never returns an
-/// expired one); this removes their rows every ten minutes so the table stays small.
+/// expired one); this removes their rows every ten minutes so the table stays small, and
+/// with them the sign-in throttle rows idle for a day.
 async fn sweep_expired_sessions(store: Store, clock: crate::clock::SharedClock) {
     let mut every = tokio::time::interval(std::time::Duration::from_secs(600));
     loop {
         every.tick().await;
-        match store.sweep_expired_sessions(clock.now_millis()).await {
+        let now = clock.now_millis();
+        match store.sweep_expired_sessions(now).await {
             Ok(0) => {}
             Ok(n) => tracing::debug!(sessions = n, "swept expired sessions"),
             Err(e) => tracing::warn!(error = %e, "sweeping expired sessions failed"),
+        }
+        let forget_before = now - crate::auth::session::THROTTLE_MEMORY_MS;
+        if let Err(e) = store.sweep_sign_in_failures(forget_before).await {
+            tracing::warn!(error = %e, "sweeping the sign-in throttle failed");
         }
     }
 }

@@ -28,7 +28,7 @@ pub struct App {
     pub clock: SharedClock,
     /// The background-callback job queue.
     pub jobs: Jobs,
-    /// Sign-in throttling (in memory, per replica).
+    /// Sign-in throttling (counted in the database, shared by replicas).
     pub throttle: crate::auth::session::Throttle,
     /// Where browser sessions are kept (Redis if configured, else the database).
     pub sessions: crate::auth::session::SessionBackend,
@@ -111,6 +111,7 @@ impl App {
             ),
         };
         let builds = crate::build::Builds::new(&config, store.clone());
+        let throttle = crate::auth::session::Throttle::new(store.clone());
         let stale = builds
             .recover()
             .context("cleaning up builds of a stopped server")?;
@@ -126,7 +127,7 @@ impl App {
             runtime,
             frontend,
             clock,
-            throttle: Default::default(),
+            throttle,
             secrets,
             oidc: Default::default(),
         })))

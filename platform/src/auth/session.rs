@@ -3,9 +3,6 @@
 //!
 //! No axum types here; `http::session` wires these into the router.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use tower_sessions::session::{Id, Record};
@@ -107,48 +104,73 @@ const ADDRESS_FREE_FAILURES: u32 = 20;
 /// Longest wait imposed, in milliseconds (15 minutes).
 const MAX_BACKOFF_MS: i64 = 15 * 60 * 1000;
 
-/// Per-account and per-address sign-in throttling with exponential back-off.
+/// Per-account and per-address sign-in throttling with exponential back-off, counted in
+/// the database so that every replica sees the same failures (spreading attempts over
+/// replicas gains nothing). After the free failures each further failure doubles the wait,
+/// from one second up to [`MAX_BACKOFF_MS`]; a success clears the account's count. Rows
+/// idle for [`THROTTLE_MEMORY_MS`] are swept, so old failures are forgotten.
 ///
-/// In memory, per replica: an attacker spreading attempts over N replicas gets N times
-/// the budget. Moving it to Redis/the database is left for later (see issue 5).
-#[derive(Debug, Default)]
+/// The database failing is logged and lets the attempt through: the sign-in itself needs
+/// the database and fails right after anyway.
+#[derive(Clone)]
 pub struct Throttle {
-    failures: Mutex<HashMap<String, (u32, i64)>>,
+    store: Store,
 }
 
+/// How long failures are remembered after the last one (a day).
+pub const THROTTLE_MEMORY_MS: i64 = 24 * 60 * 60 * 1000;
+
 impl Throttle {
+    /// A throttle counting in `store`.
+    pub fn new(store: Store) -> Self {
+        Self { store }
+    }
+
     /// Milliseconds the caller must still wait before trying `keys`, if any.
-    pub fn wait_ms(&self, keys: &[String], now: i64) -> Option<i64> {
-        let map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        keys.iter()
-            .filter_map(|k| map.get(k).map(|&(_, until)| until - now))
-            .filter(|&w| w > 0)
-            .max()
+    pub async fn wait_ms(&self, keys: &[String], now: i64) -> Option<i64> {
+        match self.store.sign_in_blocked_until(keys).await {
+            Ok(until) => Some(until - now).filter(|&wait| wait > 0),
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the sign-in throttle failed");
+                None
+            }
+        }
     }
 
     /// Count a failure for the account key and the address key.
-    pub fn fail(&self, account: &str, address: &str, now: i64) {
-        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+    pub async fn fail(&self, account: &str, address: &str, now: i64) {
         for (key, free) in [
             (account, ACCOUNT_FREE_FAILURES),
             (address, ADDRESS_FREE_FAILURES),
         ] {
-            let entry = map.entry(key.to_owned()).or_insert((0, 0));
-            entry.0 += 1;
-            if entry.0 >= free {
-                let doublings = (entry.0 - free).min(20);
-                entry.1 = now + (1000_i64 << doublings).min(MAX_BACKOFF_MS);
+            let counted = match self.store.count_sign_in_failure(key, now).await {
+                Ok(failures) => failures,
+                Err(e) => {
+                    tracing::warn!(error = %e, "counting a sign-in failure failed");
+                    continue;
+                }
+            };
+            if let Some(until) = blocked_until(counted, free, now)
+                && let Err(e) = self.store.block_sign_ins(key, until).await
+            {
+                tracing::warn!(error = %e, "recording a sign-in wait failed");
             }
         }
     }
 
     /// Forget the account's failures after a success.
-    pub fn succeed(&self, account: &str) {
-        self.failures
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(account);
+    pub async fn succeed(&self, account: &str) {
+        if let Err(e) = self.store.clear_sign_in_failures(account).await {
+            tracing::warn!(error = %e, "clearing sign-in failures failed");
+        }
     }
+}
+
+/// Until when attempts are refused after `failures` failures of a key allowed `free` of
+/// them: none below `free`, then 1 s, 2 s, 4 s, … up to [`MAX_BACKOFF_MS`].
+fn blocked_until(failures: i64, free: u32, now: i64) -> Option<i64> {
+    let over = failures - i64::from(free);
+    (over >= 0).then(|| now + (1000_i64 << over.min(20)).min(MAX_BACKOFF_MS))
 }
 
 /// The throttle keys of an account and an address.
@@ -314,5 +336,19 @@ impl session_store::SessionStore for SessionBackend {
             Self::Database(s) => s.delete(id).await,
             Self::Redis(s) => s.delete(id).await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{MAX_BACKOFF_MS, blocked_until};
+
+    #[test]
+    fn the_wait_doubles_after_the_free_failures_up_to_the_cap() {
+        assert_eq!(blocked_until(4, 5, 0), None);
+        assert_eq!(blocked_until(5, 5, 0), Some(1_000));
+        assert_eq!(blocked_until(6, 5, 10), Some(2_010));
+        assert_eq!(blocked_until(9, 5, 0), Some(16_000));
+        assert_eq!(blocked_until(1_000, 5, 0), Some(MAX_BACKOFF_MS));
     }
 }

@@ -436,7 +436,10 @@ async fn login(
     let throttle: &Throttle = &state.throttle;
     let target = format!("email:{}", form.email.trim().to_lowercase());
     let change = sessions::change("anonymous", addr.as_deref(), now);
-    if let Some(wait) = throttle.wait_ms(&[account_key.clone(), address_key.clone()], now) {
+    if let Some(wait) = throttle
+        .wait_ms(&[account_key.clone(), address_key.clone()], now)
+        .await
+    {
         let _ = state
             .store
             .audit_sign_in(
@@ -463,7 +466,7 @@ async fn login(
     }
     match auth::session::sign_in_local(&state.store, &form.email, &form.password).await {
         Ok(ok) => {
-            throttle.succeed(&account_key);
+            throttle.succeed(&account_key).await;
             if let Err(r) = start_signed_in_session(&session, ok.user, ok.epoch, now).await {
                 return r;
             }
@@ -489,7 +492,7 @@ async fn login(
             Redirect::to(to).into_response()
         }
         Err(auth::Error::InvalidCredentials) => {
-            throttle.fail(&account_key, &address_key, now);
+            throttle.fail(&account_key, &address_key, now).await;
             if let Err(e) = state
                 .store
                 .audit_sign_in(

@@ -511,6 +511,7 @@ async fn ldap_sign_in(
     if let Some(wait) = state
         .throttle
         .wait_ms(&[account_key.clone(), address_key.clone()], now)
+        .await
     {
         let message = format!(
             "Too many failed attempts. Try again in {} seconds.",
@@ -550,7 +551,7 @@ async fn ldap_sign_in(
     // An empty password is an unauthenticated bind that some directories accept: never
     // send one.
     if form.username.trim().is_empty() || form.password.is_empty() {
-        state.throttle.fail(&account_key, &address_key, now);
+        state.throttle.fail(&account_key, &address_key, now).await;
         let f = Failure {
             tenant: known_tenant,
             ..failure(
@@ -564,7 +565,7 @@ async fn ldap_sign_in(
     }
     match ldap::authenticate(&settings, form.username.trim(), &form.password).await {
         Ok(user) => {
-            state.throttle.succeed(&account_key);
+            state.throttle.succeed(&account_key).await;
             let identity = Identity {
                 subject: user.dn,
                 email: user.email,
@@ -587,7 +588,7 @@ async fn ldap_sign_in(
         Err(e) => {
             let (reason, message, status) = match &e {
                 LdapError::InvalidCredentials => {
-                    state.throttle.fail(&account_key, &address_key, now);
+                    state.throttle.fail(&account_key, &address_key, now).await;
                     (
                         "invalid_credentials",
                         "Wrong user name or password.",

@@ -19,6 +19,7 @@ mod sessions;
 mod settings;
 mod tenants;
 pub mod testing;
+mod throttle;
 mod tokens;
 mod users;
 

@@ -322,6 +322,46 @@ async fn repeated_failures_throttle_the_account_even_with_the_right_password() {
     );
 }
 
+/// The throttle counts in the database: failures on one replica slow the account down on
+/// every other (on both backends). Fails if the count were kept per process.
+#[tokio::test]
+async fn failures_on_one_replica_throttle_the_account_on_another() {
+    for db in TestDatabase::all().await.expect("databases") {
+        let app = setup(Some(db)).await;
+        let replica = TestApp::replica_of(&app).await;
+        let mut first = Browser::new(&app);
+        for _ in 0..5 {
+            let reply = first
+                .sign_in("bob@example.org", "wrong password", "/")
+                .await;
+            assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+        }
+        let mut second = Browser::new(&replica);
+        second.peer = "192.0.2.77:1".parse().expect("addr");
+        let reply = second.sign_in("bob@example.org", PASSWORD, "/").await;
+        assert_eq!(
+            reply.status,
+            StatusCode::TOO_MANY_REQUESTS,
+            "{}",
+            reply.text()
+        );
+        // The wait ends (one second after the fifth failure), and a success clears the
+        // count on every replica.
+        tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+        let reply = second.sign_in("bob@example.org", PASSWORD, "/").await;
+        assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.text());
+        let mut third = Browser::new(&app);
+        let reply = third
+            .sign_in("bob@example.org", "wrong password", "/")
+            .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::UNAUTHORIZED,
+            "one failure after a success is not throttled"
+        );
+    }
+}
+
 #[tokio::test]
 async fn next_never_redirects_off_site() {
     let app = setup(None).await;
