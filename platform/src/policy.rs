@@ -3,8 +3,8 @@
 //! Handlers and the CLI ask here and never compare roles themselves. The rules:
 //!
 //! - A **platform superadmin** (a signed-in user, never a token) may do everything.
-//! - **Platform actions** (creating tenants, managing users and quotas, the platform-wide
-//!   audit log) are for superadmins only.
+//! - **Platform actions** (creating tenants, managing users, quotas and identity providers,
+//!   the platform-wide audit log) are for superadmins only.
 //! - **Tenant actions** need a role in that tenant: viewer sees the tenant, author creates
 //!   apps, admin manages members, teams, the tenant itself and reads its audit log, owner
 //!   also grants the owner role. Tokens cannot mint tokens.
@@ -110,6 +110,9 @@ pub enum Action {
     ManageQuotas,
     /// Read the audit log of every tenant (platform).
     ViewPlatformAudit,
+    /// Configure a tenant's identity providers (platform: a provider makes the server
+    /// connect to the hosts it names, and its group mappings grant roles).
+    ManageIdentityProviders,
     /// See a tenant and list its apps (tenant).
     ViewTenant,
     /// Rename a tenant, change its settings (tenant).
@@ -136,11 +139,12 @@ pub enum Action {
 
 impl Action {
     /// Every action.
-    pub const ALL: [Action; 15] = [
+    pub const ALL: [Action; 16] = [
         Action::CreateTenant,
         Action::ManageUsers,
         Action::ManageQuotas,
         Action::ViewPlatformAudit,
+        Action::ManageIdentityProviders,
         Action::ViewTenant,
         Action::UpdateTenant,
         Action::ManageMembers,
@@ -189,7 +193,11 @@ pub fn authorize(principal: &Principal, action: Action, resource: &Resource) -> 
     use Action as A;
     match (action, resource) {
         (
-            A::CreateTenant | A::ManageUsers | A::ManageQuotas | A::ViewPlatformAudit,
+            A::CreateTenant
+            | A::ManageUsers
+            | A::ManageQuotas
+            | A::ViewPlatformAudit
+            | A::ManageIdentityProviders,
             Resource::Platform,
         ) => allow_if(principal.is_superadmin(), "platform superadmins only"),
         (
@@ -344,6 +352,11 @@ mod tests {
             ),
             (
                 Act::ViewPlatformAudit,
+                Resource::Platform,
+                ". . . . .  Y . .  . . . .",
+            ),
+            (
+                Act::ManageIdentityProviders,
                 Resource::Platform,
                 ". . . . .  Y . .  . . . .",
             ),

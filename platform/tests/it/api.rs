@@ -274,6 +274,19 @@ fn expectations() -> BTreeMap<(&'static str, &'static str), (Needs, u16)> {
             Needs::Role(Admin),
             200,
         ),
+        ("GET", format!("{t}/identity-providers"), Superadmin, 200),
+        (
+            "PUT",
+            format!("{t}/identity-providers/{{slug}}"),
+            Superadmin,
+            200,
+        ),
+        (
+            "DELETE",
+            format!("{t}/identity-providers/{{slug}}"),
+            Superadmin,
+            204,
+        ),
         (
             "GET",
             format!("{t}/apps/{{app}}/settings"),
@@ -431,6 +444,14 @@ fn body_for(method: &str, path: &str, tenant: &TenantFixture, n: usize) -> Optio
         // and changes nothing, so every permitted principal gets 200.
         ("POST", _, "/apps/{app}/rollback") => Some(json!({"version": 1})),
         ("POST", _, "/tokens") => Some(json!({})),
+        ("PUT", _, "/identity-providers/{slug}") => Some(json!({
+            "kind": "oidc",
+            "display_name": format!("SSO {n}"),
+            "issuer": "https://sso.example.org",
+            "client_id": "tessera",
+            "client_secret": "s3cret",
+            "groups": [{"group": "staff", "role": "viewer"}]
+        })),
         ("PUT", _, "/apps/{app}/settings/{name}") => {
             Some(json!({"value": format!("value {n}"), "secret": n.is_multiple_of(2)}))
         }
@@ -445,6 +466,7 @@ fn fill(path: &str, tenant: &TenantFixture) -> String {
         .replace("{team_id}", &tenant.team.0.to_string())
         .replace("{token_id}", &tenant.zed_token)
         .replace("{name}", "REGION")
+        .replace("{slug}", "sso")
 }
 
 #[tokio::test]
@@ -735,4 +757,96 @@ async fn the_openapi_document_names_the_bearer_scheme_and_the_error_shape() {
     let get_app = &doc["paths"]["/api/v1/tenants/{tenant}/apps/{app}"]["get"];
     assert!(get_app["responses"]["404"].is_object(), "{get_app}");
     assert!(get_app["security"].is_array());
+}
+
+/// Identity providers through the API: only superadmins, the body checked like the CLI's
+/// provider file, the secret sealed and never returned.
+#[tokio::test]
+async fn identity_providers_are_set_by_superadmins_and_keep_their_secret() {
+    let fx = fixture(TestDatabase::sqlite().expect("sqlite")).await;
+    let superadmin = fx
+        .actors
+        .iter()
+        .find(|a| a.superadmin)
+        .expect("superadmin")
+        .who
+        .clone();
+    let owner = Who::Token(owner_token(&fx).await);
+    let uri = "/api/v1/tenants/a/identity-providers/sso";
+    let good = json!({
+        "kind": "oidc",
+        "display_name": "Company SSO",
+        "issuer": "https://sso.example.org",
+        "client_id": "tessera",
+        "client_secret": "very-secret-value",
+        "groups": [{"group": "staff", "role": "author", "teams": ["analysts"]}]
+    });
+    // A tenant owner may not point the server at a host of their choosing.
+    let refused = send(&fx.app, &owner, "PUT", uri, Some(good.clone())).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.text());
+    for (body, says) in [
+        (json!(["not", "an", "object"]), "JSON object"),
+        (json!({"kind": "saml", "display_name": "x"}), "kind must be"),
+        (
+            json!({"kind": "oidc", "display_name": "x", "issuer": null}),
+            "cannot be read",
+        ),
+        (
+            json!({"kind": "oidc", "display_name": "x", "issuer": "https://i", "client_id": "c",
+                   "client_secret": "s", "colour": "blue"}),
+            "colour",
+        ),
+        (
+            json!({"kind": "oidc", "display_name": "x", "issuer": "https://i", "client_id": "c",
+                   "client_secret": "s", "groups": [{"group": "g", "role": "owner"}]}),
+            "owner role",
+        ),
+    ] {
+        let reply = send(&fx.app, &superadmin, "PUT", uri, Some(body.clone())).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::BAD_REQUEST,
+            "{body}: {}",
+            reply.text()
+        );
+        assert_eq!(reply.error_code(), "validation_failed", "{body}");
+        assert!(reply.text().contains(says), "{body}: {}", reply.text());
+    }
+    let set = send(&fx.app, &superadmin, "PUT", uri, Some(good)).await;
+    assert_eq!(set.status, StatusCode::OK, "{}", set.text());
+    assert_eq!(
+        set.json(),
+        json!({"slug": "sso", "kind": "oidc", "display_name": "Company SSO",
+               "location": "https://sso.example.org", "groups": ["staff"]})
+    );
+    let list = send(
+        &fx.app,
+        &superadmin,
+        "GET",
+        "/api/v1/tenants/a/identity-providers",
+        None,
+    )
+    .await;
+    assert_eq!(list.json().as_array().map(Vec::len), Some(1));
+    let store = &fx.app.state.store;
+    let tenant = store
+        .tenant_by_slug(&Slug::parse("a").expect("slug"))
+        .await
+        .expect("query")
+        .expect("tenant a");
+    let stored = store
+        .identity_providers(tenant.id)
+        .await
+        .expect("providers");
+    let everything = format!("{} {:?}", list.text(), stored);
+    assert!(!everything.contains("very-secret-value"), "{everything}");
+    // The sign-in page offers it.
+    let page = fx.app.get("/login?tenant=a").await;
+    assert!(page.text().contains("Company SSO"), "{}", page.text());
+    for _ in 0..2 {
+        let gone = send(&fx.app, &superadmin, "DELETE", uri, None).await;
+        assert_eq!(gone.status, StatusCode::NO_CONTENT, "{}", gone.text());
+    }
+    let page = fx.app.get("/login?tenant=a").await;
+    assert!(!page.text().contains("Company SSO"), "{}", page.text());
 }

@@ -15,6 +15,7 @@ mod apps;
 mod audit;
 mod extract;
 mod members;
+mod providers;
 mod schema;
 mod scope;
 mod settings;
@@ -90,6 +91,8 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(tenants::get_tenant, tenants::update_tenant))
         .routes(routes!(members::list_members, members::add_member))
         .routes(routes!(members::update_member, members::remove_member))
+        .routes(routes!(providers::list_providers))
+        .routes(routes!(providers::put_provider, providers::delete_provider))
         .routes(routes!(teams::list_teams, teams::create_team))
         .routes(routes!(teams::add_team_member, teams::remove_team_member))
         .routes(routes!(apps::list_apps))
