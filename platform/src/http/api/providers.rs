@@ -66,6 +66,15 @@ fn refused(error: admin::Error) -> ApiError {
     }
 }
 
+/// The provider file (TOML) that a JSON body stands for: the CLI's file format is the one
+/// definition of a provider, so the body then goes through the same parser and checks.
+fn provider_file(body: &serde_json::Value) -> Result<String, String> {
+    if !body.is_object() {
+        return Err("the body must be a JSON object with the provider file's keys".into());
+    }
+    toml::to_string(body).map_err(|e| format!("the provider cannot be read: {e}"))
+}
+
 /// The tenant's identity providers by slug (superadmins).
 #[utoipa::path(
     get, path = "/api/v1/tenants/{tenant}/identity-providers", tag = "tenants",
@@ -109,15 +118,7 @@ pub async fn put_provider(
     ApiJson(body): ApiJson<serde_json::Value>,
 ) -> Result<Json<ProviderBody>, ApiError> {
     let tenant = tenant(&state, &principal, &slug).await?;
-    if !body.is_object() {
-        return Err(ApiError::validation(
-            "the body must be a JSON object with the provider file's keys",
-        ));
-    }
-    // The CLI's file format is the one definition of a provider: the object goes through
-    // the same parser and checks.
-    let file = toml::to_string(&body)
-        .map_err(|e| ApiError::validation(format!("the provider cannot be read: {e}")))?;
+    let file = provider_file(&body).map_err(ApiError::validation)?;
     let actor = principal.audit_actor();
     let change = scope::change(&state, &actor, &remote);
     admin::set_provider(
@@ -163,5 +164,90 @@ pub async fn delete_provider(
     match admin::remove_provider(&state.store, &tenant, &provider, &change).await {
         Ok(()) | Err(admin::Error::UnknownProvider { .. }) => Ok(scope::no_content()),
         Err(e) => Err(refused(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::provider_file;
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+    use serde_json::{Value, json};
+
+    /// A random JSON value biased towards the shapes of a provider file.
+    fn value(rng: &mut StdRng, depth: u32) -> Value {
+        const KEYS: [&str; 12] = [
+            "kind",
+            "display_name",
+            "issuer",
+            "client_id",
+            "client_secret",
+            "groups",
+            "group",
+            "role",
+            "teams",
+            "url",
+            "scopes",
+            "x\u{0}y",
+        ];
+        const STRINGS: [&str; 9] = [
+            "oidc",
+            "ldap",
+            "owner",
+            "admin",
+            "https://i",
+            "ldap://h",
+            "",
+            " ",
+            "\u{7f}é\n",
+        ];
+        match rng.random_range(0..if depth > 3 { 4 } else { 7 }) {
+            0 => Value::Null,
+            1 => json!(rng.random::<bool>()),
+            2 => json!(rng.random::<i64>()),
+            3 => json!(STRINGS[rng.random_range(0..STRINGS.len())]),
+            4 => json!(rng.random::<f64>()),
+            5 => Value::Array(
+                (0..rng.random_range(0..4))
+                    .map(|_| value(rng, depth + 1))
+                    .collect(),
+            ),
+            _ => Value::Object(
+                (0..rng.random_range(0..6))
+                    .map(|_| {
+                        let key = KEYS[rng.random_range(0..KEYS.len())].to_owned();
+                        (key, value(rng, depth + 1))
+                    })
+                    .collect(),
+            ),
+        }
+    }
+
+    /// Untrusted bodies never panic the conversion or the provider-file parser: each is
+    /// either a provider or a refusal with a message.
+    #[test]
+    fn random_bodies_are_read_or_refused_without_panicking() {
+        let mut rng = StdRng::seed_from_u64(0x7e55e7a);
+        let mut parsed = 0;
+        for _ in 0..20_000 {
+            let mut body = value(&mut rng, 0);
+            if rng.random_range(0..3) == 0 {
+                // Often start from a valid provider and break one thing.
+                let mut good = json!({"kind": "oidc", "display_name": "SSO",
+                    "issuer": "https://i", "client_id": "c", "client_secret": "s"});
+                let key = ["kind", "issuer", "groups", "scopes", "timeout_seconds"]
+                    [rng.random_range(0..5)];
+                good[key] = value(&mut rng, 1);
+                body = good;
+            }
+            match provider_file(&body) {
+                Ok(file) => match crate::auth::providers::parse_file(&file) {
+                    Ok(_) => parsed += 1,
+                    Err(e) => assert!(!e.to_string().is_empty()),
+                },
+                Err(message) => assert!(!message.is_empty()),
+            }
+        }
+        assert!(parsed > 0, "some mutated bodies are still valid providers");
     }
 }
