@@ -538,19 +538,9 @@ impl Drop for Server {
 }
 
 fn tessera(data_dir: &Path) -> std::process::Command {
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"));
-    command
-        .env_remove("TESSERA_CONFIG")
-        .env_remove("TESSERA_DATABASE_URL")
-        .env_remove("TESSERA_REDIS_URL")
-        .env("TESSERA_DATA_DIR", data_dir)
-        .env(
-            "TESSERA_FRONTEND_DIR",
-            repo_root().join("admin-ui/node_modules"),
-        )
-        // Must not reach builds: they get an empty environment plus an allowlist.
-        .env("TESSERA_TEST_SECRET", "hunter2")
-        .env("RUST_LOG", "warn");
+    let mut command = crate::support::tessera_command(data_dir);
+    // Must not reach builds: they get an empty environment plus an allowlist.
+    command.env("TESSERA_TEST_SECRET", "hunter2");
     command
 }
 

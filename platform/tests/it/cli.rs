@@ -5,21 +5,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{guest_wasm, repo_root};
-
-fn tessera(data_dir: &std::path::Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_tessera"));
-    command
-        .env_remove("TESSERA_DATABASE_URL")
-        .env_remove("TESSERA_CONFIG")
-        .env("TESSERA_DATA_DIR", data_dir)
-        .env(
-            "TESSERA_FRONTEND_DIR",
-            repo_root().join("admin-ui/node_modules"),
-        )
-        .env("RUST_LOG", "warn");
-    command
-}
+use crate::support::{guest_wasm, tessera_command as tessera};
 
 #[test]
 fn deploy_accepts_a_component_and_refuses_garbage_with_a_reason() {

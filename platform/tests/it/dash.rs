@@ -298,15 +298,7 @@ async fn a_trapping_callback_fails_only_its_own_request() {
     app.deploy("demo", "sales-explorer", "sales_explorer.wasm")
         .await;
     app.deploy("evil", "hostile", "guest_hostile.wasm").await;
-    let hostile = |callback: &str| {
-        json!({
-            "output": format!("{callback}.children"),
-            "outputs": {"id": callback, "property": "children"},
-            "inputs": [{"id": "go", "property": "n_clicks", "value": 1}],
-            "changedPropIds": ["go.n_clicks"]
-        })
-        .to_string()
-    };
+    let hostile = crate::support::hostile_request;
     for (callback, code) in [
         ("spin", "callback_deadline"),
         ("hog", "callback_memory"),

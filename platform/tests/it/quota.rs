@@ -8,7 +8,6 @@ use platform::admin;
 use platform::ids::Slug;
 use platform::store::testing::TestDatabase;
 use platform::store::{Change, Quotas};
-use serde_json::json;
 
 use crate::support::{TestApp, guest_wasm};
 
@@ -123,13 +122,7 @@ async fn a_version_over_the_storage_quota_is_refused_and_nothing_is_stored() {
 }
 
 fn spin() -> String {
-    json!({
-        "output": "spin.children",
-        "outputs": {"id": "spin", "property": "children"},
-        "inputs": [{"id": "go", "property": "n_clicks", "value": 1}],
-        "changedPropIds": ["go.n_clicks"]
-    })
-    .to_string()
+    crate::support::hostile_request("spin")
 }
 
 #[tokio::test]

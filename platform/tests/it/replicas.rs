@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::support::{guest_wasm, repo_root};
+use crate::support::guest_wasm;
 
 const REPORT: &str = "/apps/demo/report-builder/_dash-update-component";
 
@@ -36,17 +36,10 @@ fn redis_url() -> String {
 }
 
 fn tessera(data_dir: &std::path::Path, database_url: &str) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_tessera"));
+    let mut command = crate::support::tessera_command(data_dir);
     command
-        .env_remove("TESSERA_CONFIG")
-        .env("TESSERA_DATA_DIR", data_dir)
         .env("TESSERA_DATABASE_URL", database_url)
-        .env("TESSERA_REDIS_URL", redis_url())
-        .env(
-            "TESSERA_FRONTEND_DIR",
-            repo_root().join("admin-ui/node_modules"),
-        )
-        .env("RUST_LOG", "warn");
+        .env("TESSERA_REDIS_URL", redis_url());
     command
 }
 

@@ -15,27 +15,16 @@ use platform::store::testing::TestDatabase;
 use serde_json::{Value, json};
 use sqlx::Row;
 
-use crate::support::{TestApp, guest_wasm};
+use crate::support::{TestApp, guest_wasm, hostile_request, tessera_command};
 use crate::versions::{api, op, people, slug};
 
 const SECRET: &str = "sk-live-7Hq2x9Lw4Rv8";
 const UPDATE: &str = "/apps/acme/probe/_dash-update-component";
 const SETTINGS: &str = "/api/v1/tenants/acme/apps/probe/settings";
 
-/// The update request for one of the hostile guest's callbacks.
-fn request(callback: &str) -> String {
-    json!({
-        "output": format!("{callback}.children"),
-        "outputs": {"id": callback, "property": "children"},
-        "inputs": [{"id": "go", "property": "n_clicks", "value": 1}],
-        "changedPropIds": ["go.n_clicks"]
-    })
-    .to_string()
-}
-
 /// What the guest reads through `host.setting` right now, as served.
 async fn guest_sees(app: &TestApp) -> Value {
-    let reply = app.post_json(UPDATE, request("settings")).await;
+    let reply = app.post_json(UPDATE, hostile_request("settings")).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
     reply.json()["response"]["settings"]["children"].clone()
 }
@@ -65,18 +54,7 @@ async fn settings_and_secrets_reach_the_guest_through_the_api_on_both_databases(
         let backend = db.backend;
         let app = TestApp::on(db).await;
         let [alice, bob, victor] = people(&app).await;
-        app.state
-            .deployer()
-            .deploy(
-                &slug("acme"),
-                &slug("probe"),
-                guest_wasm("guest_hostile.wasm"),
-                "test",
-                op().at,
-                false,
-            )
-            .await
-            .expect("deploy");
+        app.deploy("acme", "probe", "guest_hostile.wasm").await;
         assert_eq!(
             guest_sees(&app).await,
             json!({"REGION": null, "API_KEY": null, "MISSING": null}),
@@ -174,7 +152,7 @@ async fn settings_and_secrets_reach_the_guest_through_the_api_on_both_databases(
             "{backend:?}"
         );
         // What the guest fails with is masked before it leaves the sandbox.
-        let leak = app.post_json(UPDATE, request("leak")).await;
+        let leak = app.post_json(UPDATE, hostile_request("leak")).await;
         assert!(!leak.text().contains(SECRET), "{}", leak.text());
 
         // A new value replaces the old one; removing a setting is idempotent.
@@ -227,18 +205,7 @@ async fn a_secret_copied_to_another_app_does_not_open() {
     let app = TestApp::new().await;
     let [alice, ..] = people(&app).await;
     for name in ["probe", "other"] {
-        app.state
-            .deployer()
-            .deploy(
-                &slug("acme"),
-                &slug(name),
-                guest_wasm("guest_hostile.wasm"),
-                "test",
-                op().at,
-                false,
-            )
-            .await
-            .expect("deploy");
+        app.deploy("acme", name, "guest_hostile.wasm").await;
     }
     let body = json!({"value": SECRET, "secret": true}).to_string();
     let set = api(
@@ -280,7 +247,7 @@ async fn a_secret_copied_to_another_app_does_not_open() {
     let reply = app
         .post_json(
             "/apps/acme/other/_dash-update-component",
-            request("settings"),
+            hostile_request("settings"),
         )
         .await;
     assert_eq!(
@@ -300,27 +267,11 @@ async fn a_secret_copied_to_another_app_does_not_open() {
     );
 }
 
-fn tessera(data_dir: &Path) -> std::process::Command {
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"));
-    command
-        .env_remove("TESSERA_CONFIG")
-        .env_remove("TESSERA_DATABASE_URL")
-        .env_remove("TESSERA_REDIS_URL")
-        .env_remove("TESSERA_SECRET_KEY")
-        .env("TESSERA_DATA_DIR", data_dir)
-        .env(
-            "TESSERA_FRONTEND_DIR",
-            crate::support::repo_root().join("admin-ui/node_modules"),
-        );
-    command
-}
-
 /// Runs `tessera args…` with `stdin`; returns success and stdout + stderr.
 fn run(data_dir: &Path, args: &[&str], stdin: &str) -> (bool, String) {
     use std::io::Write;
-    let mut child = tessera(data_dir)
+    let mut child = tessera_command(data_dir)
         .args(args)
-        .env("RUST_LOG", "warn")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -400,7 +351,7 @@ async fn the_cli_sets_a_secret_from_stdin_and_it_never_reaches_the_log_or_the_da
     let log_path = data.join("server.log");
     let log = std::fs::File::create(&log_path).expect("log file");
     let (mut child, address) = crate::support::spawn_listening(
-        tessera(data)
+        tessera_command(data)
             .env("RUST_LOG", "info")
             .args(["serve", "--listen", "127.0.0.1:0"])
             .stdout(Stdio::piped())
@@ -411,7 +362,7 @@ async fn the_cli_sets_a_secret_from_stdin_and_it_never_reaches_the_log_or_the_da
         client
             .post(format!("http://{address}{UPDATE}"))
             .header("content-type", "application/json")
-            .body(request(callback))
+            .body(hostile_request(callback))
             .send()
     };
     let seen: Value = post("settings")

@@ -320,6 +320,42 @@ impl TestApp {
 /// Starts `command` (a `tessera serve --listen 127.0.0.1:0`, stdout piped) and returns the
 /// child with the address it announced; its stdout is drained from then on so the server
 /// never blocks on a full pipe.
+/// The `_dash-update-component` body for the hostile guest's callback `callback`
+/// (tests/guests/hostile: every callback writes `{callback}.children` on a click of `go`).
+pub fn hostile_request(callback: &str) -> String {
+    serde_json::json!({
+        "output": format!("{callback}.children"),
+        "outputs": {"id": callback, "property": "children"},
+        "inputs": [{"id": "go", "property": "n_clicks", "value": 1}],
+        "changedPropIds": ["go.n_clicks"]
+    })
+    .to_string()
+}
+
+/// The `tessera` binary on `data_dir` (SQLite and the key file in it), with the Dash front
+/// end of this checkout and warnings-only logs, and none of the caller's `TESSERA_*`
+/// settings that would point it elsewhere.
+pub fn tessera_command(data_dir: &std::path::Path) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"));
+    for inherited in [
+        "TESSERA_CONFIG",
+        "TESSERA_DATABASE_URL",
+        "TESSERA_REDIS_URL",
+        "TESSERA_KEEP_VERSIONS",
+        "TESSERA_SECRET_KEY",
+    ] {
+        command.env_remove(inherited);
+    }
+    command
+        .env("TESSERA_DATA_DIR", data_dir)
+        .env(
+            "TESSERA_FRONTEND_DIR",
+            repo_root().join("admin-ui/node_modules"),
+        )
+        .env("RUST_LOG", "warn");
+    command
+}
+
 pub fn spawn_listening(command: &mut std::process::Command) -> (std::process::Child, String) {
     use std::io::BufRead;
     let mut child = command.spawn().expect("start tessera serve");

@@ -21,7 +21,7 @@ use platform::ids::Slug;
 use platform::store::Change;
 use serde_json::{Value, json};
 
-use crate::support::{Reply, TestApp, guest_wasm, repo_root};
+use crate::support::{Reply, TestApp, guest_wasm, tessera_command as tessera};
 
 pub(crate) fn op() -> Change<'static> {
     use platform::clock::Clock;
@@ -584,22 +584,6 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn tessera(data_dir: &Path) -> std::process::Command {
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"));
-    command
-        .env_remove("TESSERA_CONFIG")
-        .env_remove("TESSERA_DATABASE_URL")
-        .env_remove("TESSERA_REDIS_URL")
-        .env_remove("TESSERA_KEEP_VERSIONS")
-        .env("TESSERA_DATA_DIR", data_dir)
-        .env(
-            "TESSERA_FRONTEND_DIR",
-            repo_root().join("admin-ui/node_modules"),
-        )
-        .env("RUST_LOG", "warn");
-    command
 }
 
 fn start_server() -> Server {
