@@ -177,8 +177,8 @@ const LEASE_POLL: Duration = Duration::from_millis(250);
 
 /// One push's hold on its app: released on drop.
 pub struct PushLock {
-    // Field order matters: the lease goes before the local lock, so the next push queued
-    // on this server finds the lease free.
+    // Fields drop in order: the lease's release starts before the local lock opens (the
+    // release itself runs in the background, so the next push here may poll it once more).
     _lease: Lease,
     _local: OwnedMutexGuard<()>,
 }

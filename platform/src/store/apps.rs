@@ -163,6 +163,39 @@ impl Store {
         .transpose()
     }
 
+    /// Locks the row of `app` (in `tenant`) for the rest of the transaction, so changes to
+    /// one app (a rollback, its settings) happen one after the other: `for update` on
+    /// PostgreSQL; SQLite's `begin immediate` already holds the write lock. Returns
+    /// `tenant/app` for messages and audit rows; [`super::Error::NotFound`] for no such app.
+    pub(super) async fn lock_app_row(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        tenant: TenantId,
+        app: AppId,
+    ) -> Result<String> {
+        let lock = match self.backend {
+            super::Backend::Postgres => " for update of a",
+            super::Backend::Sqlite => "",
+        };
+        let row = sqlx::query(&format!(
+            "select t.slug, a.name from apps a join tenants t on t.id = a.tenant_id \
+             where a.tenant_id = $1 and a.id = $2{lock}"
+        ))
+        .bind(tenant.0)
+        .bind(app.0)
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or_else(|| super::Error::NotFound {
+            what: "app",
+            value: app.to_string(),
+        })?;
+        Ok(format!(
+            "{}/{}",
+            row.try_get::<String, _>(0)?,
+            row.try_get::<String, _>(1)?
+        ))
+    }
+
     /// The component hashes of every kept version of every app: what the compiled-component
     /// cache must keep.
     pub async fn component_hashes(&self) -> Result<std::collections::HashSet<String>> {
@@ -992,30 +1025,17 @@ impl Store {
         change: &Change<'_>,
     ) -> Result<RolledBack> {
         let mut tx = self.begin().await?;
-        let lock = match self.backend {
-            super::Backend::Postgres => " for update of a",
-            super::Backend::Sqlite => "",
-        };
-        let row = sqlx::query(&format!(
-            "select t.slug, a.name, v.number from apps a \
-             join tenants t on t.id = a.tenant_id \
-             left join app_versions v on v.id = a.live_version_id \
-             where a.tenant_id = $1 and a.id = $2{lock}"
-        ))
-        .bind(tenant.0)
+        let name = self.lock_app_row(&mut tx, tenant, app).await?;
+        let from = sqlx::query(
+            "select v.number from apps a join app_versions v on v.id = a.live_version_id \
+             where a.id = $1",
+        )
         .bind(app.0)
         .fetch_optional(&mut *tx)
         .await?
-        .ok_or_else(|| super::Error::NotFound {
-            what: "app",
-            value: app.to_string(),
-        })?;
-        let name = format!(
-            "{}/{}",
-            row.try_get::<String, _>(0)?,
-            row.try_get::<String, _>(1)?
-        );
-        let Some(from) = row.try_get::<Option<i64>, _>(2)? else {
+        .map(|row| row.try_get::<i64, _>(0))
+        .transpose()?;
+        let Some(from) = from else {
             return Err(super::Error::Refused(format!(
                 "{name} has no live version to roll back from"
             )));

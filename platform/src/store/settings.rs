@@ -9,7 +9,7 @@ use serde_json::json;
 use sqlx::Row;
 
 use super::audit::{self, Change};
-use super::{Backend, Error, Result, Store};
+use super::{Error, Result, Store};
 use crate::ids::{AppId, TenantId};
 
 /// A stored setting. For a secret, `value` is still sealed.
@@ -88,7 +88,7 @@ impl Store {
         change: &Change<'_>,
     ) -> Result<()> {
         let mut tx = self.begin().await?;
-        let target = self.lock_app(&mut tx, tenant, app).await?;
+        let target = self.lock_app_row(&mut tx, tenant, app).await?;
         for write in writes {
             sqlx::query(
                 "insert into app_settings (app_id, name, kind, value, updated_at, updated_by) \
@@ -148,7 +148,7 @@ impl Store {
         change: &Change<'_>,
     ) -> Result<Vec<String>> {
         let mut tx = self.begin().await?;
-        let target = self.lock_app(&mut tx, tenant, app).await?;
+        let target = self.lock_app_row(&mut tx, tenant, app).await?;
         let mut removed = Vec::new();
         for name in names {
             let rows = sqlx::query("delete from app_settings where app_id = $1 and name = $2")
@@ -176,37 +176,6 @@ impl Store {
         .await?;
         tx.commit().await?;
         Ok(removed)
-    }
-
-    /// Locks the app's row for the rest of the transaction (SQLite's `begin immediate`
-    /// already holds the write lock) and returns `tenant/app` for messages and audit rows.
-    async fn lock_app(
-        &self,
-        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-        tenant: TenantId,
-        app: AppId,
-    ) -> Result<String> {
-        let lock = match self.backend {
-            Backend::Postgres => " for update of a",
-            Backend::Sqlite => "",
-        };
-        let row = sqlx::query(&format!(
-            "select t.slug, a.name from apps a join tenants t on t.id = a.tenant_id \
-             where a.tenant_id = $1 and a.id = $2{lock}"
-        ))
-        .bind(tenant.0)
-        .bind(app.0)
-        .fetch_optional(&mut **tx)
-        .await?
-        .ok_or_else(|| Error::NotFound {
-            what: "app",
-            value: app.to_string(),
-        })?;
-        Ok(format!(
-            "{}/{}",
-            row.try_get::<String, _>(0)?,
-            row.try_get::<String, _>(1)?
-        ))
     }
 }
 
