@@ -16,6 +16,12 @@ use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 /// even when the guest had already used up its log budget before panicking.
 const STDERR_TAIL_BYTES: usize = 8 << 10;
 
+/// A call keeps at most `log_bytes / LINE_COST` lines (at least one), whatever their
+/// length: each line costs the host a [`LogLine`] and the server's log a record even when
+/// its text is empty. Without this cap a guest calling `host.log("")` in a loop could fill
+/// the host's memory and the server's log while never touching the byte budget.
+pub const LINE_COST: usize = 64;
+
 /// Bytes a guest may write per `check-write` permit. The sink accepts any amount, so this
 /// only sets the chunk size of the guest's blocking writes.
 const WRITE_PERMIT: usize = 1 << 20;
@@ -75,6 +81,8 @@ struct LogBuffer {
     used: usize,
     /// Bytes dropped because the budget was used up.
     dropped: usize,
+    /// Lines dropped because the call already kept its most lines ([`LINE_COST`]).
+    dropped_lines: usize,
     lines: Vec<LogLine>,
     /// Unterminated last line of each pipe.
     stdout_partial: Vec<u8>,
@@ -142,7 +150,7 @@ impl LogSink {
         if let Some(last) = partial[start..].iter().rposition(|b| *b == b'\n') {
             let complete: Vec<u8> = partial.drain(..=start + last).collect();
             for line in complete[..complete.len() - 1].split(|b| *b == b'\n') {
-                buffer.lines.push(line_of(stream, line));
+                buffer.push(line_of(stream, line));
             }
         }
         match pipe {
@@ -165,7 +173,7 @@ impl LogSink {
         }
         buffer.used += message.len();
         if !message.is_empty() || room > 0 {
-            buffer.lines.push(LogLine {
+            buffer.push(LogLine {
                 stream: LogStream::Host(level),
                 message,
             });
@@ -178,22 +186,26 @@ impl LogSink {
         let mut buffer = self.lock();
         let stdout = std::mem::take(&mut buffer.stdout_partial);
         if !stdout.is_empty() {
-            buffer.lines.push(line_of(LogStream::Stdout, &stdout));
+            buffer.push(line_of(LogStream::Stdout, &stdout));
         }
         let stderr = std::mem::take(&mut buffer.stderr_partial);
         if !stderr.is_empty() {
-            buffer.lines.push(line_of(LogStream::Stderr, &stderr));
+            buffer.push(line_of(LogStream::Stderr, &stderr));
         }
-        if buffer.dropped > 0 {
+        if buffer.dropped > 0 || buffer.dropped_lines > 0 {
             let note = format!(
-                "log output past the {}-byte limit was dropped ({} bytes)",
-                buffer.limit, buffer.dropped
+                "log output past the {}-byte limit was dropped ({} bytes, {} lines; at most {} lines are kept)",
+                buffer.limit,
+                buffer.dropped,
+                buffer.dropped_lines,
+                buffer.max_lines()
             );
             buffer.lines.push(LogLine {
                 stream: LogStream::Host(Level::Warn),
                 message: note,
             });
             buffer.dropped = 0;
+            buffer.dropped_lines = 0;
         }
         std::mem::take(&mut buffer.lines)
     }
@@ -209,6 +221,22 @@ impl LogSink {
             sink: self.clone(),
             pipe,
         }
+    }
+}
+
+impl LogBuffer {
+    fn max_lines(&self) -> usize {
+        (self.limit / LINE_COST).max(1)
+    }
+
+    /// Keeps `line` (its text already counted) unless the call kept its most lines.
+    fn push(&mut self, line: LogLine) {
+        if self.lines.len() >= self.max_lines() {
+            self.dropped_lines += 1;
+            self.dropped += line.message.len();
+            return;
+        }
+        self.lines.push(line);
     }
 }
 
@@ -347,6 +375,30 @@ mod tests {
         let tail = sink.stderr_tail();
         assert!(tail.len() <= 2 * STDERR_TAIL_BYTES);
         assert!(tail.ends_with("last words"));
+    }
+
+    #[test]
+    fn empty_lines_count_against_the_line_cap() {
+        let budget = 64 << 10;
+        let sink = LogSink::new(budget);
+        for _ in 0..1_000_000 {
+            sink.host(Level::Info, String::new());
+        }
+        let lines = sink.take();
+        // At most budget / LINE_COST lines are kept; the rest is counted in one note.
+        assert_eq!(lines.len(), budget / LINE_COST + 1);
+        let note = &lines.last().expect("a note").message;
+        let dropped: usize = note
+            .split(", ")
+            .nth(1)
+            .and_then(|part| part.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .expect("the note counts the dropped lines");
+        assert_eq!(dropped + lines.len() - 1, 1_000_000, "{note}");
+        // Empty lines on stdout: the same cap.
+        sink.reset(budget);
+        sink.write(Pipe::Stdout, &[b'\n'; 100_000]);
+        assert_eq!(sink.take().len(), budget / LINE_COST + 1);
     }
 
     #[test]

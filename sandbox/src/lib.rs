@@ -87,7 +87,7 @@ mod settings;
 mod state;
 
 pub use cache::PruneReport;
-pub use capture::{Level, LogLine, LogStream};
+pub use capture::{LINE_COST, Level, LogLine, LogStream};
 pub use component::{AppInfo, ArtifactSource, CallOptions, CallOutput, Component, Outcome};
 pub use config::{
     Limits, LoadOptions, MAX_COMPONENT_BYTES, MAX_DATA_READ_BYTES, MAX_REQUEST_BYTES, SandboxConfig,

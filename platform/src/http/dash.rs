@@ -348,11 +348,15 @@ fn with_progress(body: &str, progress: Option<serde_json::Value>) -> String {
     }
 }
 
-/// The app's own log lines go to the platform log, tagged with the app.
+/// The app's own log lines go to the platform log, tagged with the app, within its rate.
 fn write_app_log(tenant: &str, app: &str, version: i64, lines: &[sandbox::LogLine]) {
-    for line in lines {
-        tracing::info!(target: "tessera::app_log", %tenant, %app, version, stream = ?line.stream, "{}", line.message);
-    }
+    let source = crate::applog::Source {
+        tenant: tenant.to_owned(),
+        app: app.to_owned(),
+        version,
+        job: None,
+    };
+    crate::applog::global().write(source, lines.to_vec());
 }
 
 /// A file of the live version's `assets/` folder. With the current fingerprint in `?m=`

@@ -382,7 +382,11 @@ impl Runner {
 }
 
 fn log_lines(job: &Job, lines: &[sandbox::LogLine]) {
-    for line in lines {
-        tracing::info!(target: "tessera::app_log", tenant = %job.owner.tenant, app = %job.owner.app, version = job.version, job = %job.id, stream = ?line.stream, "{}", line.message);
-    }
+    let source = crate::applog::Source {
+        tenant: job.owner.tenant.to_string(),
+        app: job.owner.app.to_string(),
+        version: job.version,
+        job: Some(job.id.to_string()),
+    };
+    crate::applog::global().write(source, lines.to_vec());
 }

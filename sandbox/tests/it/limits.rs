@@ -179,6 +179,37 @@ fn chatty_stdout_is_truncated_but_the_call_succeeds() {
     assert!(notes[0].message.contains("dropped"), "{notes:?}");
 }
 
+/// `host.log("")` in a loop until the deadline: empty lines count against the line cap, so
+/// the call keeps at most `log_bytes / LINE_COST` of them and the host's copy stays bounded.
+#[test]
+fn empty_log_lines_use_up_the_log_budget() {
+    let sandbox = sandbox();
+    let log_bytes = 16 << 10;
+    let component = load_hostile(
+        &sandbox,
+        Limits {
+            log_bytes,
+            deadline: Duration::from_millis(300),
+            ..limits()
+        },
+    );
+    let failure = call_err(&component, "mute.children");
+    assert_eq!(variant(&failure.error), "Deadline", "{}", failure.error);
+    let empty = failure
+        .logs
+        .iter()
+        .filter(|line| line.message.is_empty())
+        .count();
+    assert_eq!(
+        empty,
+        log_bytes / sandbox::LINE_COST,
+        "{} lines",
+        failure.logs.len()
+    );
+    let note = failure.logs.last().expect("a truncation note");
+    assert!(note.message.contains("lines"), "{note:?}");
+}
+
 #[test]
 fn host_log_stdout_and_stderr_lines_are_returned() {
     let sandbox = sandbox();

@@ -25,7 +25,7 @@ static CALLS: AtomicU64 = AtomicU64::new(0);
 /// The callbacks this guest answers, by output component id.
 const CALLBACKS: &[&str] = &[
     "ok", "count", "echo", "prevent", "fail", "invalid", "log", "spin", "hog", "flood", "panic",
-    "chatty", "read", "sleep", "nap", "exit", "recurse", "settings", "leak",
+    "chatty", "read", "sleep", "nap", "exit", "recurse", "settings", "leak", "mute",
 ];
 
 struct Hostile;
@@ -85,6 +85,10 @@ impl Guest for Hostile {
                 Ok(Outcome::Outputs(r#"["chatty done"]"#.to_string()))
             }
             "read.children" => Ok(Outcome::Outputs(read_attempts())),
+            // Empty log lines until the deadline: each must cost the call's log budget.
+            "mute.children" => loop {
+                host::log(Level::Info, "");
+            },
             "sleep.children" => {
                 std::thread::sleep(std::time::Duration::from_secs(3600));
                 Ok(Outcome::Outputs(r#"["woke up"]"#.to_string()))
