@@ -40,6 +40,13 @@ pub(crate) struct SandboxInner {
     /// Compiled components by SHA-256 of their bytes. Weak, so that code nobody uses any
     /// more is freed: the cache only shares code between live `Component`s.
     compiled: Mutex<HashMap<String, Weak<Compiled>>>,
+    /// One lock per hash being compiled: a second load of the same new bytes waits for the
+    /// first compilation instead of starting its own (compiling is the costliest thing a
+    /// tenant can make the server do).
+    compiling: Mutex<HashMap<String, Arc<Mutex<()>>>>,
+    /// Components refused at compile or link time, by hash, with the reason. The refusal
+    /// of the same bytes by the same engine is certain, so it is answered at once.
+    refused: Mutex<HashMap<String, String>>,
     /// Idle instances over all components, and the most there may be.
     pub(crate) idle_total: AtomicUsize,
     pub(crate) idle_cap: usize,
@@ -92,6 +99,8 @@ impl Sandbox {
                 config,
                 disk,
                 compiled: Mutex::new(HashMap::new()),
+                compiling: Mutex::new(HashMap::new()),
+                refused: Mutex::new(HashMap::new()),
                 idle_total: AtomicUsize::new(0),
                 idle_cap,
                 _ticker: ticker,
@@ -133,22 +142,73 @@ impl Sandbox {
         })
     }
 
-    /// The compiled form of `wasm`: from memory, from disk, or freshly compiled.
+    /// The compiled form of `wasm`: from memory, from disk, or freshly compiled, at most one
+    /// compilation per hash at a time.
     fn compiled(&self, wasm: &[u8], sha256: &str) -> Result<(Arc<Compiled>, ArtifactSource)> {
-        let inner = &self.inner;
-        let existing = inner
-            .compiled
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(sha256)
-            .and_then(Weak::upgrade);
-        if let Some(compiled) = existing {
-            return Ok((compiled, ArtifactSource::Memory));
+        if let Some(found) = self.known(sha256)? {
+            return Ok((found, ArtifactSource::Memory));
         }
+        let gate = lock(&self.inner.compiling)
+            .entry(sha256.to_string())
+            .or_default()
+            .clone();
+        let result = {
+            let _compiling = gate.lock().unwrap_or_else(PoisonError::into_inner);
+            // Whoever held the gate before may have finished the work.
+            match self.known(sha256) {
+                Ok(Some(found)) => Ok((found, ArtifactSource::Memory)),
+                Ok(None) => self.compile(wasm, sha256),
+                Err(refused) => Err(refused),
+            }
+        };
+        let mut compiling = lock(&self.inner.compiling);
+        if compiling
+            .get(sha256)
+            .is_some_and(|held| Arc::ptr_eq(held, &gate) && Arc::strong_count(held) <= 2)
+        {
+            compiling.remove(sha256);
+        }
+        result
+    }
 
-        // Two concurrent loads of the same new bytes may both compile; the result is the
-        // same and the second simply wins the map entry. Not worth a lock held across a
-        // compilation that can take seconds.
+    /// The live compiled code of `sha256`, or its earlier refusal.
+    fn known(&self, sha256: &str) -> Result<Option<Arc<Compiled>>> {
+        if let Some(reason) = lock(&self.inner.refused).get(sha256) {
+            return Err(Error::InvalidComponent {
+                reason: format!("{reason} (refused before; the same bytes are not compiled again)"),
+            });
+        }
+        Ok(lock(&self.inner.compiled)
+            .get(sha256)
+            .and_then(Weak::upgrade))
+    }
+
+    /// Compiles (or reads from disk), checks and links `wasm`; remembers a refusal.
+    fn compile(&self, wasm: &[u8], sha256: &str) -> Result<(Arc<Compiled>, ArtifactSource)> {
+        let result = self.compile_unremembered(wasm, sha256);
+        if let Err(error @ (Error::InvalidComponent { .. } | Error::ForbiddenImport { .. })) =
+            &result
+        {
+            let mut refused = lock(&self.inner.refused);
+            // Bounded: a tenant pushing endless distinct bad components only evicts memory.
+            if refused.len() >= MAX_REMEMBERED_REFUSALS {
+                refused.clear();
+            }
+            let reason = match error {
+                Error::InvalidComponent { reason } => reason.clone(),
+                other => other.to_string(),
+            };
+            refused.insert(sha256.to_string(), reason);
+        }
+        result
+    }
+
+    fn compile_unremembered(
+        &self,
+        wasm: &[u8],
+        sha256: &str,
+    ) -> Result<(Arc<Compiled>, ArtifactSource)> {
+        let inner = &self.inner;
         let started = Instant::now();
         let cached = inner
             .disk
@@ -186,14 +246,19 @@ impl Sandbox {
         tracing::debug!(sha256, ?source, elapsed = ?started.elapsed(), "component ready");
 
         let compiled = Arc::new(Compiled { pre });
-        let mut map = inner
-            .compiled
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut map = lock(&inner.compiled);
         map.retain(|_, weak| weak.strong_count() > 0);
         map.insert(sha256.to_string(), Arc::downgrade(&compiled));
         Ok((compiled, source))
     }
+}
+
+/// Refusals remembered at most (the map is emptied when full).
+const MAX_REMEMBERED_REFUSALS: usize = 4096;
+
+/// A mutex's contents; a panic while it was held leaves nothing half-done in these maps.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Longest deadline accepted in [`Limits`](crate::Limits).

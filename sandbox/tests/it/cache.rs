@@ -153,3 +153,69 @@ fn pruning_removes_unwanted_and_foreign_artifacts_and_keeps_wanted_and_young_one
     let again = load(&cached_sandbox(dir.path()));
     assert_eq!(again.artifact_source(), ArtifactSource::Compiled);
 }
+
+/// Concurrent first loads of the same new bytes compile them once: the others wait for
+/// that compilation and share its code.
+#[test]
+fn concurrent_loads_of_new_bytes_compile_once() {
+    let sandbox = sandbox();
+    let start = std::sync::Arc::new(std::sync::Barrier::new(4));
+    let loads: Vec<_> = (0..4)
+        .map(|_| {
+            let (sandbox, start) = (sandbox.clone(), start.clone());
+            std::thread::spawn(move || {
+                start.wait();
+                load(&sandbox)
+            })
+        })
+        .collect();
+    let loaded: Vec<sandbox::Component> = loads
+        .into_iter()
+        .map(|load| load.join().expect("load thread"))
+        .collect();
+    let compiled = loaded
+        .iter()
+        .filter(|c| c.artifact_source() == ArtifactSource::Compiled)
+        .count();
+    assert_eq!(
+        compiled,
+        1,
+        "{:?}",
+        loaded
+            .iter()
+            .map(|c| c.artifact_source())
+            .collect::<Vec<_>>()
+    );
+    assert_ok_call(&loaded[3]);
+}
+
+/// A component the compiler refused is refused again at once, with the same reason.
+#[test]
+fn a_refused_component_is_remembered() {
+    let sandbox = sandbox();
+    let mut junk = vec![0, b'a', b's', b'm', 0x0d, 0, 1, 0];
+    junk.extend_from_slice(&[0xff; 64]);
+    let options = || LoadOptions {
+        limits: limits(),
+        ..LoadOptions::default()
+    };
+    let first = match sandbox.load(&junk, options()) {
+        Err(sandbox::Error::InvalidComponent { reason }) => reason,
+        other => panic!(
+            "expected InvalidComponent, got {:?}",
+            other.map(|c| c.sha256().to_string())
+        ),
+    };
+    match sandbox.load(&junk, options()) {
+        Err(sandbox::Error::InvalidComponent { reason }) => {
+            assert!(reason.starts_with(&first), "{reason}");
+            assert!(reason.contains("refused before"), "{reason}");
+        }
+        other => panic!(
+            "expected InvalidComponent, got {:?}",
+            other.map(|c| c.sha256().to_string())
+        ),
+    }
+    // Other bytes are not affected.
+    assert_ok_call(&load(&sandbox));
+}
