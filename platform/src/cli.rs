@@ -23,6 +23,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Deploy(args) => deploy(config, args).await,
         Command::Admin(args) => admin(config, &args.command).await,
         Command::Apps(args) => apps(config, &args.command).await,
+        Command::CompileComponent {
+            component,
+            artifact,
+        } => sandbox::compile_artifact(component, artifact).map_err(anyhow::Error::msg),
     }
 }
 

@@ -12,6 +12,8 @@
 //! | `--admin-email` | `TESSERA_ADMIN_EMAIL` | `admin_email` | `admin@localhost` (the superadmin created on first start) |
 //! | – | – | `[limits] deadline_ms` | 5000 |
 //! | – | – | `[limits] memory_mb` | 128 |
+//! | – | – | `[limits] compile_secs` | 60 (compiling one new component, in its own process) |
+//! | – | – | `[limits] compile_memory_mb` | 2048 (address space of that process) |
 //! | – | – | `[limits] output_mb` | 8 |
 //! | – | – | `max_component_mb` | 64 |
 //! | `--redis-url` | `TESSERA_REDIS_URL` | `redis_url` | none: background jobs stay in this process |
@@ -90,6 +92,14 @@ pub enum Command {
     Deploy(DeployArgs),
     /// Operator commands: tenants, users, roles and API tokens.
     Admin(AdminArgs),
+    /// Compile one component (run by the server itself, under its compile limits).
+    #[command(hide = true)]
+    CompileComponent {
+        /// The component to compile.
+        component: PathBuf,
+        /// Where to write the compiled artifact.
+        artifact: PathBuf,
+    },
     /// An app's versions (list them, roll back to one) and its settings and secrets.
     Apps(AppsArgs),
 }
@@ -346,6 +356,10 @@ pub struct LimitsConfig {
     pub memory_mb: usize,
     /// Cap on a callback's JSON output, in MiB.
     pub output_mb: usize,
+    /// Wall-clock limit of compiling one new component, in seconds (in a separate process).
+    pub compile_secs: u64,
+    /// Address-space limit of the process compiling a component, in MiB.
+    pub compile_memory_mb: u64,
 }
 
 impl Default for LimitsConfig {
@@ -354,6 +368,8 @@ impl Default for LimitsConfig {
             deadline_ms: 5_000,
             memory_mb: 128,
             output_mb: 8,
+            compile_secs: 60,
+            compile_memory_mb: 2048,
         }
     }
 }
@@ -579,7 +595,10 @@ impl Config {
         };
         let serve = match &cli.command {
             Command::Serve(args) => Some(args),
-            Command::Deploy(_) | Command::Admin(_) | Command::Apps(_) => None,
+            Command::Deploy(_)
+            | Command::Admin(_)
+            | Command::Apps(_)
+            | Command::CompileComponent { .. } => None,
         };
         let data_dir = cli
             .data_dir

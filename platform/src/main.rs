@@ -4,6 +4,23 @@ use clap::Parser;
 
 fn main() -> anyhow::Result<()> {
     let cli = platform::config::Cli::parse();
+    if let platform::config::Command::CompileComponent {
+        component,
+        artifact,
+    } = &cli.command
+    {
+        // The child the server starts to compile a component: no runtime, no logging set-up,
+        // only the compilation and a plain message on failure.
+        if let Err(message) = sandbox::compile_artifact(component, artifact) {
+            eprintln!("{message}");
+            std::process::exit(1);
+        }
+        return Ok(());
+    }
+    // This binary compiles new components in a child process of itself.
+    if let Ok(program) = std::env::current_exe() {
+        platform::state::set_compiler_program(program);
+    }
     platform::telemetry::init();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -145,13 +145,31 @@ impl App {
     }
 }
 
+/// The program that compiles components (`tessera compile-component`), set by the `tessera`
+/// binary at start. Unset (in tests that run the router in process) components compile in
+/// process without a limit.
+static COMPILER_PROGRAM: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+
+/// Compile new components by running `program compile-component` under the `[limits]`
+/// compile limits. Only the first call counts.
+pub fn set_compiler_program(program: std::path::PathBuf) {
+    let _ = COMPILER_PROGRAM.set(program);
+}
+
 /// The sandbox with its compiled-component cache in the data directory.
 pub fn open_sandbox(config: &Config) -> anyhow::Result<Sandbox> {
     let cache_dir = config.cache_dir();
     std::fs::create_dir_all(&cache_dir)
         .with_context(|| format!("creating {}", cache_dir.display()))?;
+    let compiler = COMPILER_PROGRAM.get().map(|program| sandbox::Compiler {
+        program: program.clone(),
+        args: vec!["compile-component".to_owned()],
+        time_limit: std::time::Duration::from_secs(config.limits.compile_secs.max(1)),
+        memory_bytes: config.limits.compile_memory_mb << 20,
+    });
     let sandbox = Sandbox::new(SandboxConfig {
         cache_dir: Some(cache_dir),
+        compiler,
         ..SandboxConfig::default()
     })?;
     Ok(sandbox)

@@ -47,6 +47,26 @@ pub struct SandboxConfig {
     pub max_calls_per_instance: u64,
     /// Period of the epoch ticker, the granularity of every deadline.
     pub epoch_tick: Duration,
+    /// Compile new components in a separate process under a time and memory limit. `None`
+    /// compiles in this process, without a limit: only for tests and trusted components.
+    pub compiler: Option<Compiler>,
+}
+
+/// A separate process that compiles one component: it is run as
+/// `prlimit --as=<memory> --cpu=<time> -- <program> <args…> <component.wasm> <artifact>`
+/// and must write the artifact with [`compile_artifact`](crate::compile_artifact). A
+/// component whose compilation runs over a limit is refused naming it, and compiling it is
+/// not tried again by this process.
+#[derive(Clone, Debug)]
+pub struct Compiler {
+    /// The program (the platform runs its own executable).
+    pub program: PathBuf,
+    /// Arguments before the two paths (e.g. a subcommand).
+    pub args: Vec<String>,
+    /// Wall-clock limit of one compilation.
+    pub time_limit: Duration,
+    /// Address-space limit of the compiling process.
+    pub memory_bytes: u64,
 }
 
 impl Default for SandboxConfig {
@@ -58,6 +78,7 @@ impl Default for SandboxConfig {
             idle_instances_per_component: 4,
             max_calls_per_instance: 10_000,
             epoch_tick: Duration::from_millis(10),
+            compiler: None,
         }
     }
 }

@@ -75,6 +75,7 @@ mod bindings;
 mod cache;
 mod capture;
 mod clock;
+mod compiler;
 mod component;
 mod config;
 mod data;
@@ -88,9 +89,11 @@ mod state;
 
 pub use cache::PruneReport;
 pub use capture::{LINE_COST, Level, LogLine, LogStream};
+pub use compiler::compile_artifact;
 pub use component::{AppInfo, ArtifactSource, CallOptions, CallOutput, Component, Outcome};
 pub use config::{
-    Limits, LoadOptions, MAX_COMPONENT_BYTES, MAX_DATA_READ_BYTES, MAX_REQUEST_BYTES, SandboxConfig,
+    Compiler, Limits, LoadOptions, MAX_COMPONENT_BYTES, MAX_DATA_READ_BYTES, MAX_REQUEST_BYTES,
+    SandboxConfig,
 };
 pub use error::{CallFailure, Error};
 pub use sandbox::Sandbox;

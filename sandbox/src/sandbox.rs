@@ -214,17 +214,23 @@ impl Sandbox {
             .disk
             .as_ref()
             .and_then(|disk| disk.load(&inner.engine, sha256));
-        let (component, source) =
-            match cached {
-                Some(component) => (component, ArtifactSource::DiskCache),
-                None => {
-                    let component = wasmtime::component::Component::new(&inner.engine, wasm)
-                        .map_err(|e| Error::InvalidComponent {
-                            reason: format!("{e:#}"),
-                        })?;
-                    (component, ArtifactSource::Compiled)
-                }
-            };
+        let (component, source) = match cached {
+            Some(component) => (component, ArtifactSource::DiskCache),
+            None => {
+                let component =
+                    match &inner.config.compiler {
+                        Some(compiler) => {
+                            crate::compiler::compile_outside(compiler, &inner.engine, wasm)?
+                        }
+                        None => wasmtime::component::Component::new(&inner.engine, wasm).map_err(
+                            |e| Error::InvalidComponent {
+                                reason: format!("{e:#}"),
+                            },
+                        )?,
+                    };
+                (component, ArtifactSource::Compiled)
+            }
+        };
         // The import check runs on cached artifacts too: the allowlist may have changed
         // since the artifact was written.
         imports::check(&inner.engine, &component)?;
@@ -310,8 +316,9 @@ fn check_header(wasm: &[u8]) -> Result<()> {
     }
 }
 
-/// Builds the one engine of a sandbox.
-fn engine(config: &SandboxConfig) -> Result<Engine> {
+/// The engine settings that decide what compiled code looks like. The compiling process
+/// uses the same, so its artifacts load here.
+pub(crate) fn compile_settings() -> Config {
     let mut wasm_config = Config::new();
     wasm_config
         .wasm_component_model(true)
@@ -320,7 +327,12 @@ fn engine(config: &SandboxConfig) -> Result<Engine> {
         // Async component-model support costs every call (about 3 µs instead of 1.8 µs for
         // a trivial warm call) and dashboards do not need it.
         .concurrency_support(false);
+    wasm_config
+}
 
+/// Builds the one engine of a sandbox.
+fn engine(config: &SandboxConfig) -> Result<Engine> {
+    let mut wasm_config = compile_settings();
     let n = config.max_instances;
     let mut pool = PoolingAllocationConfig::new();
     pool.total_component_instances(n)

@@ -293,6 +293,7 @@ async fn a_trapping_callback_fails_only_its_own_request() {
         deadline_ms: 1500,
         memory_mb: 32,
         output_mb: 1,
+        ..Default::default()
     })
     .await;
     app.deploy("demo", "sales-explorer", "sales_explorer.wasm")

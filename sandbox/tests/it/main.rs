@@ -6,6 +6,7 @@
 
 mod cache;
 mod cancel;
+mod compile;
 mod grants;
 mod instances;
 mod limits;
