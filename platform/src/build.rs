@@ -177,8 +177,8 @@ pub struct Builds {
     /// Requests using each repository (a repository made for no app is removed by the
     /// last one).
     repo_users: Arc<Mutex<HashMap<PathBuf, usize>>>,
-    /// The Rust toolchain's sysroot, found on the first sandboxed build.
-    toolchain: tokio::sync::OnceCell<Result<PathBuf, String>>,
+    /// The Rust toolchain's sysroot and host tuple, found on the first sandboxed build.
+    toolchain: tokio::sync::OnceCell<Result<(PathBuf, String), String>>,
 }
 
 /// One request's use of a repository; see [`Builds::use_repo`].
@@ -188,10 +188,18 @@ pub struct RepoUse {
 }
 
 impl RepoUse {
-    /// Whether this is the only request using the repository now.
-    pub fn last(&self) -> bool {
+    /// Removes the repository if this is the only request using it, holding the count's
+    /// lock meanwhile so no other request starts on it half-removed. Blocking.
+    pub fn remove_if_last(self) -> std::io::Result<bool> {
         let users = self.users.lock().unwrap_or_else(|e| e.into_inner());
-        users.get(&self.dir).copied().unwrap_or(0) <= 1
+        if users.get(&self.dir).copied().unwrap_or(0) > 1 {
+            return Ok(false);
+        }
+        match std::fs::remove_dir_all(&self.dir) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 }
 
@@ -693,13 +701,13 @@ impl Builds {
             .join(tenant.as_str())
     }
 
-    /// The sysroot of the toolchain the SDK builds with (`rustc --print sysroot` in the
-    /// SDK's directory, so its `rust-toolchain.toml` applies), asked once.
-    async fn toolchain(&self) -> Result<PathBuf, String> {
+    /// The sysroot and host tuple of the toolchain the SDK builds with (`rustc --print`
+    /// in the SDK's directory, so its `rust-toolchain.toml` applies), asked once.
+    async fn toolchain(&self) -> Result<(PathBuf, String), String> {
         self.toolchain
             .get_or_init(|| async {
                 let output = tokio::process::Command::new("rustc")
-                    .args(["--print", "sysroot"])
+                    .args(["--print", "sysroot", "--print", "host-tuple"])
                     .current_dir(&self.sdk_dir)
                     .stdin(Stdio::null())
                     .output()
@@ -711,8 +719,16 @@ impl Builds {
                         String::from_utf8_lossy(&output.stderr).trim()
                     ));
                 }
-                let sysroot = String::from_utf8_lossy(&output.stdout).trim().to_owned();
-                std::fs::canonicalize(&sysroot).map_err(|e| format!("the toolchain {sysroot}: {e}"))
+                let text = String::from_utf8_lossy(&output.stdout).into_owned();
+                let mut lines = text.lines();
+                let (Some(sysroot), Some(host)) = (lines.next(), lines.next()) else {
+                    return Err(format!(
+                        "rustc --print sysroot --print host-tuple said {text:?}"
+                    ));
+                };
+                let sysroot = std::fs::canonicalize(sysroot)
+                    .map_err(|e| format!("the toolchain {sysroot}: {e}"))?;
+                Ok((sysroot, host.to_owned()))
             })
             .await
             .clone()
@@ -842,7 +858,7 @@ impl Builds {
                 ));
             }
         }
-        let toolchain = self.toolchain().await?;
+        let (toolchain, host) = self.toolchain().await?;
         let cargo_home = self.cargo_home(tenant);
         std::fs::create_dir_all(&cargo_home)
             .map_err(|e| format!("cannot create the tenant's cargo home: {e}"))?;
@@ -883,10 +899,17 @@ impl Builds {
             cpu_secs: self.config.time_limit_secs,
         };
 
-        let mut fetch_args: Vec<std::ffi::OsString> =
-            ["fetch", "--target", "wasm32-wasip2", "--color=never"]
-                .map(Into::into)
-                .to_vec();
+        // Both platforms: build scripts and proc-macros build for the host.
+        let mut fetch_args: Vec<std::ffi::OsString> = [
+            "fetch",
+            "--target",
+            "wasm32-wasip2",
+            "--target",
+            &host,
+            "--color=never",
+        ]
+        .map(Into::into)
+        .to_vec();
         // The SDK patch, so its dependencies are fetched too.
         fetch_args.extend(
             build_args

@@ -222,6 +222,14 @@ async fn spool(state: &AppState, request: Request) -> Result<(Request, u64), Res
         let chunk = chunk.map_err(|e| internal("reading the push failed", &e))?;
         size += chunk.len() as u64;
         if size > limit {
+            // Read (and drop) the rest, up to four times the limit, so the client is not
+            // cut off mid-upload and sees the answer; beyond that, hang up.
+            while let Some(Ok(chunk)) = stream.next().await {
+                size += chunk.len() as u64;
+                if size > limit.saturating_mul(4) {
+                    break;
+                }
+            }
             return Err(too_large());
         }
         file.write_all(&chunk)
@@ -259,9 +267,14 @@ impl Ghost {
         if !matches!(exists, Ok(false)) {
             return;
         }
-        if self.in_use.last() {
-            if let Err(e) = tokio::fs::remove_dir_all(&self.dir).await {
-                tracing::warn!(%e, dir = %self.dir.display(), "removing the repository of an app that was not created failed");
+        let (in_use, dir) = (self.in_use, self.dir);
+        match tokio::task::spawn_blocking(move || in_use.remove_if_last()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(%e, dir = %dir.display(), "removing the repository of an app that was not created failed")
+            }
+            Err(e) => {
+                tracing::warn!(%e, "removing the repository of an app that was not created failed")
             }
         }
     }

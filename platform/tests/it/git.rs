@@ -1,6 +1,7 @@
 //! `git push` deploys with the real `git` client against a served platform: prebuilt
 //! components go live, a broken push is rejected with its reason in git's output while the
-//! previous version keeps serving, and tokens are checked (viewer, revoked).
+//! previous version keeps serving, and tokens are checked (viewer, revoked); symlinks,
+//! oversized pushes, a full repository quota and pushes creating no app leave nothing.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -219,7 +220,8 @@ async fn push_deploys_prebuilt_components_and_rejects_bad_pushes() {
     assert!(!refused.status.success(), "{log}");
     assert!(log.contains("unknown build kind \"docker\""), "{log}");
 
-    // A viewer may fetch but not push; a revoked token may do neither.
+    // A viewer may neither push nor fetch (the source is the deployers'); a revoked
+    // token may do neither.
     let refused = git(&home, &work, &["push", &url(&victor), "main"]).await;
     assert!(!refused.status.success());
     assert!(stderr(&refused).contains("403"), "{}", stderr(&refused));
@@ -232,11 +234,24 @@ async fn push_deploys_prebuilt_components_and_rejects_bad_pushes() {
     );
     assert_eq!(live_number(&app).await, Some((2, sha(&sales))));
 
-    // The repository holds what is live: clone it with the viewer's token.
+    let refused = git(
+        &home,
+        scratch.path(),
+        &["clone", "--quiet", &url(&victor), "clone-viewer"],
+    )
+    .await;
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("you may not fetch this app's source"),
+        "{}",
+        stderr(&refused)
+    );
+    // The repository holds what is live: clone it with the author's token (who created
+    // the app, so may deploy it).
     ok(
         &home,
         scratch.path(),
-        &["clone", "--quiet", &url(&victor), "clone"],
+        &["clone", "--quiet", &url(&alice), "clone"],
     )
     .await;
     let cloned = std::fs::read(scratch.path().join("clone/app.wasm")).expect("cloned");

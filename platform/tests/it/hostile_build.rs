@@ -191,8 +191,8 @@ fn probe_source(data_dir: &Path, marker: &str, listener: &str) -> String {
         .replace("@SERVER_CARGO_HOME@", &cargo_home.display().to_string())
         .replace(
             "@SDK_DIR@",
-            &crate::support::repo_root()
-                .join("sdk")
+            &std::fs::canonicalize(crate::support::repo_root().join("sdk"))
+                .expect("sdk")
                 .display()
                 .to_string(),
         )
@@ -491,4 +491,92 @@ async fn push_the_hostile_crate(data_dir: &Path, tessera: &dyn Fn(&Path) -> std:
 async fn hostile_builds_fail_in_the_sandbox() {
     let data = tempfile::tempdir().expect("tempdir");
     push_the_hostile_crate(data.path(), &|dir| crate::support::tessera_command(dir)).await;
+}
+
+/// The same crate against a server running as the system user `tessera-test` (created
+/// when missing): its builds keep its uid inside a user namespace. Needs root to create
+/// the user and start the server as it (`setpriv`); without root the test above already
+/// is the non-root case, so this one returns early.
+///
+/// The toolchain lives under `/root` (mode 0700), which that user cannot enter: the test
+/// gives the server a hard-linked copy of the toolchain's sysroot (same files, no extra
+/// space) under `/var/tmp`, removed afterwards, first on its `PATH`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_builds_fail_with_a_non_root_server() {
+    if platform::build_sandbox::current_uid() != Some(0) {
+        eprintln!("skipped: already not root (hostile_builds_fail_in_the_sandbox covers it)");
+        return;
+    }
+    const USER: &str = "tessera-test";
+    let known = std::process::Command::new("id")
+        .arg(USER)
+        .output()
+        .expect("id");
+    if !known.status.success() {
+        run(std::process::Command::new("useradd").args([
+            "--system",
+            "--no-create-home",
+            "--shell",
+            "/usr/sbin/nologin",
+            USER,
+        ]));
+    }
+    let uid: u32 = run(std::process::Command::new("id").args(["-u", USER]))
+        .parse()
+        .expect("uid");
+    let gid: u32 = run(std::process::Command::new("id").args(["-g", USER]))
+        .parse()
+        .expect("gid");
+
+    let sysroot = run(std::process::Command::new("rustc")
+        .args(["--print", "sysroot"])
+        .current_dir(crate::support::repo_root()));
+    let sysroot = std::fs::canonicalize(sysroot).expect("sysroot");
+    let copy = tempfile::Builder::new()
+        .prefix("tessera-test-toolchain-")
+        .tempdir_in("/var/tmp")
+        .expect("toolchain dir");
+    let toolchain = copy.path().join("toolchain");
+    run(std::process::Command::new("cp")
+        .arg("-al")
+        .arg(&sysroot)
+        .arg(&toolchain));
+    std::os::unix::fs::chown(copy.path(), Some(uid), Some(gid)).expect("chown");
+
+    let data = tempfile::tempdir().expect("tempdir");
+    std::os::unix::fs::chown(data.path(), Some(uid), Some(gid)).expect("chown");
+    let bin = toolchain.join("bin");
+    let tessera = |data_dir: &Path| {
+        let mut command = std::process::Command::new("setpriv");
+        command
+            .args([
+                &format!("--reuid={uid}"),
+                &format!("--regid={gid}"),
+                "--clear-groups",
+                "--",
+                env!("CARGO_BIN_EXE_tessera"),
+            ])
+            .env_clear()
+            .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+            .env("HOME", data_dir)
+            .env("TESSERA_DATA_DIR", data_dir)
+            .env(
+                "TESSERA_FRONTEND_DIR",
+                crate::support::repo_root().join("admin-ui/node_modules"),
+            )
+            .env("RUST_LOG", "warn");
+        command
+    };
+    // The config file is written by the test (root) and read by the server.
+    push_the_hostile_crate(data.path(), &tessera).await;
+    let owner = {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(
+            data.path()
+                .join("builds/target/acme/hostile/probe-report.txt"),
+        )
+        .expect("report")
+        .uid()
+    };
+    assert_eq!(owner, uid, "the build ran as the server's own user");
 }
