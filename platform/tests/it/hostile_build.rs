@@ -365,6 +365,21 @@ async fn push_the_hostile_crate(data_dir: &Path, tessera: &dyn Fn(&Path) -> std:
     let victim_target = data_dir.join("builds/target/other/victim");
     std::fs::create_dir_all(&victim_target).expect("victim target");
     std::fs::write(victim_target.join("artifact"), b"victim's build").expect("artifact");
+    // Owned like the data dir (the server's user), as the server would have made them.
+    {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(data_dir).expect("data dir");
+        for path in [
+            "builds",
+            "builds/target",
+            "builds/target/other",
+            "builds/target/other/victim",
+            "builds/target/other/victim/artifact",
+        ] {
+            std::os::unix::fs::chown(data_dir.join(path), Some(meta.uid()), Some(meta.gid()))
+                .expect("chown");
+        }
+    }
     assert!(data_dir.join("secret.key").is_file() && data_dir.join("tessera.db").is_file());
 
     // A listener the build must not reach.
