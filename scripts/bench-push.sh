@@ -48,6 +48,7 @@ for _ in $(seq 100); do
 done
 [[ -n $address ]] || { echo "tessera did not start" >&2; cat "$scratch/server.err" >&2; exit 1; }
 
+real_home=$HOME
 export HOME=$scratch/home GIT_CONFIG_NOSYSTEM=1 GIT_TERMINAL_PROMPT=0
 mkdir -p "$HOME"
 git config --global user.name bench
@@ -115,7 +116,9 @@ bare_data=$scratch/bare-data
 TESSERA_DATA_DIR=$bare_data "$tessera" admin create-user bench@example.org >/dev/null
 TESSERA_DATA_DIR=$bare_data "$tessera" admin create-tenant bench --owner bench@example.org >/dev/null
 bare_token=$(TESSERA_DATA_DIR=$bare_data "$tessera" admin token create bench@example.org --tenant bench)
-TESSERA_DATA_DIR=$bare_data TESSERA_BUILDS_SANDBOX=none \
+# Unsandboxed builds use the operator's cargo and rustup homes and the pinned toolchain.
+TESSERA_DATA_DIR=$bare_data TESSERA_BUILDS_SANDBOX=none HOME=$real_home \
+    RUSTUP_TOOLCHAIN=$(sed -n 's/^channel = "\(.*\)"/\1/p' rust-toolchain.toml) \
     "$tessera" serve --listen 127.0.0.1:0 >"$scratch/bare.out" 2>"$scratch/bare.err" &
 bare=$!
 for _ in $(seq 100); do

@@ -329,6 +329,9 @@ async fn replicas_take_turns_with_the_push_lock_of_one_app() {
     }
 }
 
+/// Writes one case's files into a work tree.
+type MakeTree<'a> = Box<dyn Fn(&Path) + 'a>;
+
 /// Where a built guest component lies.
 fn guest_path(file: &str) -> std::path::PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
@@ -418,7 +421,7 @@ async fn pushed_symlinks_are_refused_naming_the_path_and_new_apps_are_tenant_vis
     let (_scratch, home, work) = scratch_repo().await;
     let secret = app.state.config.data_dir.join("secret.key");
 
-    let cases: Vec<(&str, Box<dyn Fn(&Path)>)> = vec![
+    let cases: Vec<(&str, MakeTree<'_>)> = vec![
         (
             "tessera.toml is a symbolic link",
             Box::new(|work: &Path| {
