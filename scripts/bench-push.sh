@@ -117,6 +117,7 @@ TESSERA_DATA_DIR=$bare_data "$tessera" admin create-user bench@example.org >/dev
 TESSERA_DATA_DIR=$bare_data "$tessera" admin create-tenant bench --owner bench@example.org >/dev/null
 bare_token=$(TESSERA_DATA_DIR=$bare_data "$tessera" admin token create bench@example.org --tenant bench)
 # Unsandboxed builds use the operator's cargo and rustup homes and the pinned toolchain.
+: >"$scratch/bare.out"
 TESSERA_DATA_DIR=$bare_data TESSERA_BUILDS_SANDBOX=none HOME=$real_home \
     RUSTUP_TOOLCHAIN=$(sed -n 's/^channel = "\(.*\)"/\1/p' rust-toolchain.toml) \
     "$tessera" serve --listen 127.0.0.1:0 >"$scratch/bare.out" 2>"$scratch/bare.err" &
