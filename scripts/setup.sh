@@ -2,12 +2,13 @@
 # Install what Tessera needs to build, test or benchmark, and only what is missing.
 #
 #   scripts/setup.sh            Rust wasm32-wasip2 target, the Dash front end (npm ci in admin-ui)
-#   scripts/setup.sh --test     ... plus Chromium, slapd and ldap-utils (Debian packages; the LDAP
+#   scripts/setup.sh --test     ... plus Chromium, slapd, ldap-utils and bubblewrap (Debian packages; the LDAP
 #                               tests start their own throwaway slapd), checks for node and python3, the
 #                               test OpenID provider (npm ci in tests/services/oidc), and
 #                               the dash==4.4.1 venv of the differential tests (target/dash-venv)
 #                               and the Schemathesis venv (target/schemathesis-venv)
-#   scripts/setup.sh --bench    ... plus wrk and curl (Debian packages)
+#   scripts/setup.sh --bench    ... plus wrk, curl and bubblewrap (Debian packages; Rust pushes
+#                               build in a bubblewrap sandbox)
 #
 # Safe to run again: every step first checks whether its work is already done.
 set -euo pipefail
@@ -20,7 +21,7 @@ for arg in "$@"; do
         --test) want_test=1 ;;
         --bench) want_bench=1 ;;
         -h | --help)
-            sed -n '2,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+            sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
             exit 0
             ;;
         *)
@@ -81,6 +82,10 @@ if [ "$want_bench" = 1 ] && ! command -v wrk >/dev/null; then
 fi
 if [ "$want_bench" = 1 ] && ! command -v curl >/dev/null; then
     apt_missing+=(curl)
+fi
+# Builds of pushed Rust crates run in a bubblewrap sandbox (platform/src/build_sandbox.rs).
+if { [ "$want_test" = 1 ] || [ "$want_bench" = 1 ]; } && ! command -v bwrap >/dev/null; then
+    apt_missing+=(bubblewrap)
 fi
 if [ "${#apt_missing[@]}" -gt 0 ]; then
     command -v apt-get >/dev/null ||

@@ -173,31 +173,18 @@ pub fn check(files: &[AssetFile]) -> Result<(), Error> {
 /// Read every file under `dir` (recursively) as assets, refusing anything [`check`]
 /// refuses.
 pub fn read_dir(dir: &Path) -> Result<Vec<AssetFile>, Error> {
-    fn walk(dir: &Path, base: &str, out: &mut Vec<AssetFile>) -> Result<(), Error> {
-        let entries =
-            std::fs::read_dir(dir).map_err(|e| Error::Io(format!("{}: {e}", dir.display())))?;
-        for entry in entries {
-            let entry = entry.map_err(|e| Error::Io(e.to_string()))?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let path = if base.is_empty() {
-                name
-            } else {
-                format!("{base}/{name}")
-            };
-            let kind = entry.file_type().map_err(|e| Error::Io(e.to_string()))?;
-            if kind.is_dir() {
-                walk(&entry.path(), &path, out)?;
-            } else {
-                let bytes =
-                    std::fs::read(entry.path()).map_err(|e| Error::Io(format!("{path}: {e}")))?;
-                out.push(AssetFile { path, bytes });
-            }
-        }
-        Ok(())
-    }
-    let mut files = Vec::new();
-    walk(dir, "", &mut files)?;
-    files.sort_by(|a, b| a.path.cmp(&b.path));
+    // Through the tree reader: a symbolic link anywhere inside is refused, naming it.
+    let files = crate::tree::read_dir(dir, ".", MAX_FILE_BYTES as u64).map_err(|e| match e {
+        crate::tree::Error::TooLarge { path, size, .. } => Error::FileTooLarge {
+            path,
+            size: usize::try_from(size).unwrap_or(usize::MAX),
+        },
+        other => Error::Io(other.to_string()),
+    })?;
+    let files: Vec<AssetFile> = files
+        .into_iter()
+        .map(|(path, bytes)| AssetFile { path, bytes })
+        .collect();
     check(&files)?;
     Ok(files)
 }

@@ -20,7 +20,7 @@
 //! a crash before it leaves the live version as it was.
 
 use std::collections::HashMap;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -31,6 +31,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::{OwnedMutexGuard, OwnedSemaphorePermit, Semaphore, mpsc};
 
 use crate::assets::AssetFile;
+use crate::build_sandbox::{self, Mode, RunAs};
 use crate::config::{BuildsConfig, Config};
 use crate::ids::Slug;
 use crate::store::Store;
@@ -98,6 +99,9 @@ pub struct Manifest {
     pub package: Option<String>,
     /// The folder of static assets, if any.
     pub assets: Option<String>,
+    /// Who may open the app when this push creates it: `tenant` (the default), `public`
+    /// or `restricted`. An existing app keeps its visibility.
+    pub visibility: Option<String>,
 }
 
 const MANIFEST_HELP: &str = "tessera.toml at the root of the repository names the build, e.g.\n  \
@@ -111,6 +115,8 @@ pub struct Built {
     pub assets: Vec<AssetFile>,
     /// What to call the component in messages.
     pub label: String,
+    /// The visibility `tessera.toml` asks for, for an app this push creates.
+    pub visibility: Option<crate::tenancy::Visibility>,
 }
 
 /// Added to twice the build time limit before a push's quarantine counts as abandoned.
@@ -166,6 +172,110 @@ pub struct Builds {
     apps: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     slots: Arc<Semaphore>,
     running: Arc<AtomicUsize>,
+    /// How Rust builds are confined, decided once at start.
+    confinement: Confinement,
+    /// Requests using each repository (a repository made for no app is removed by the
+    /// last one).
+    repo_users: Arc<Mutex<HashMap<PathBuf, usize>>>,
+    /// The Rust toolchain's sysroot and host tuple, found on the first sandboxed build.
+    toolchain: tokio::sync::OnceCell<Result<(PathBuf, String), String>>,
+}
+
+/// One request's use of a repository; see [`Builds::use_repo`].
+pub struct RepoUse {
+    users: Arc<Mutex<HashMap<PathBuf, usize>>>,
+    dir: PathBuf,
+}
+
+impl RepoUse {
+    /// Removes the repository if this is the only request using it, holding the count's
+    /// lock meanwhile so no other request starts on it half-removed. Blocking.
+    pub fn remove_if_last(self) -> std::io::Result<bool> {
+        let users = self.users.lock().unwrap_or_else(|e| e.into_inner());
+        if users.get(&self.dir).copied().unwrap_or(0) > 1 {
+            return Ok(false);
+        }
+        match std::fs::remove_dir_all(&self.dir) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl Drop for RepoUse {
+    fn drop(&mut self) {
+        let mut users = self.users.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = users.get_mut(&self.dir) {
+            *count -= 1;
+            if *count == 0 {
+                users.remove(&self.dir);
+            }
+        }
+    }
+}
+
+/// Bytes of the files under `dir` (0 when it does not exist); links are not followed.
+fn tree_bytes(dir: &Path) -> std::io::Result<u64> {
+    let meta = match std::fs::symlink_metadata(dir) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    if !meta.is_dir() {
+        return Ok(meta.len());
+    }
+    let mut total = 0;
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        // Gone meanwhile (a push's quarantine, say).
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        total += tree_bytes(&entry?.path())?;
+    }
+    Ok(total)
+}
+
+/// How this server runs Rust builds.
+enum Confinement {
+    /// In the bubblewrap sandbox; `Some` user when the server is root.
+    Sandbox(Option<RunAs>),
+    /// `[builds] sandbox = "bubblewrap"` but the host cannot provide it: Rust builds are
+    /// refused, with this reason.
+    Unavailable(String),
+    /// `[builds] sandbox = "none"`: unsandboxed, as the operator chose.
+    Unconfined,
+}
+
+impl Confinement {
+    /// Probe the host once (a trivial `bwrap … true`) for `mode`.
+    fn probe(config: &BuildsConfig) -> Confinement {
+        match config.sandbox {
+            Mode::None => {
+                tracing::warn!(
+                    "[builds] sandbox = \"none\": Rust crates pushed by any author are built WITHOUT a sandbox, as this server's user, with access to its files and network"
+                );
+                Confinement::Unconfined
+            }
+            Mode::Bubblewrap => {
+                let user = RunAs {
+                    uid: config.build_uid,
+                    gid: config.build_uid,
+                };
+                let run_as =
+                    build_sandbox::run_as_for(build_sandbox::current_uid().unwrap_or(0), user);
+                match build_sandbox::probe(run_as) {
+                    Ok(()) => Confinement::Sandbox(run_as),
+                    Err(why) => {
+                        tracing::warn!(%why, "the build sandbox is unavailable: Rust builds are refused (prebuilt components still deploy)");
+                        Confinement::Unavailable(why)
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// How long a push lease lasts without renewal: a server that dies holding it blocks pushes
@@ -307,7 +417,51 @@ impl Builds {
             slots: Arc::new(Semaphore::new(config.builds.max_parallel.max(1))),
             running: Arc::new(AtomicUsize::new(0)),
             apps: Mutex::default(),
+            confinement: Confinement::probe(&config.builds),
+            repo_users: Arc::default(),
+            toolchain: tokio::sync::OnceCell::new(),
             config: config.builds.clone(),
+        }
+    }
+
+    /// Largest push request body, in bytes (`[builds] max_push_mb`).
+    pub fn max_push_bytes(&self) -> u64 {
+        self.config.max_push_mb << 20
+    }
+
+    /// Whether the tenant's repositories, with `incoming` more bytes, stay within
+    /// `[builds] repo_quota_mb`: `Ok(Err(message))` when they would not.
+    pub async fn check_repo_quota(
+        &self,
+        tenant: &Slug,
+        incoming: u64,
+    ) -> std::io::Result<Result<(), String>> {
+        let dir = self.git_root.join(tenant.as_str());
+        let used = tokio::task::spawn_blocking(move || tree_bytes(&dir))
+            .await
+            .map_err(std::io::Error::other)??;
+        let quota = self.config.repo_quota_mb << 20;
+        Ok(match used.saturating_add(incoming) > quota {
+            false => Ok(()),
+            true => Err(format!(
+                "the repositories of {tenant} use {} MiB of their {} MiB quota ([builds] repo_quota_mb){}: delete an app or ask the operator for more",
+                used >> 20,
+                self.config.repo_quota_mb,
+                match incoming {
+                    0 => String::new(),
+                    n => format!(", and this push adds {} KiB", n >> 10),
+                }
+            )),
+        })
+    }
+
+    /// Marks the repository `dir` as in use until the guard drops.
+    pub fn use_repo(&self, dir: &Path) -> RepoUse {
+        let mut users = self.repo_users.lock().unwrap_or_else(|e| e.into_inner());
+        *users.entry(dir.to_owned()).or_default() += 1;
+        RepoUse {
+            users: self.repo_users.clone(),
+            dir: dir.to_owned(),
         }
     }
 
@@ -460,6 +614,12 @@ impl Builds {
         log: &Log,
     ) -> Result<Built, String> {
         let manifest = read_manifest(src, app, tenant).await?;
+        let visibility = match &manifest.visibility {
+            Some(text) => Some(text.parse::<crate::tenancy::Visibility>().map_err(|_| {
+                format!("tessera.toml: visibility {text:?} is not one of \"tenant\", \"public\", \"restricted\"")
+            })?),
+            None => None,
+        };
         let (component, label) = match manifest.kind.as_str() {
             "wasm" => {
                 let Some(component) = &manifest.component else {
@@ -467,26 +627,35 @@ impl Builds {
                         "kind = \"wasm\" needs a component path.\n{MANIFEST_HELP}"
                     ));
                 };
-                let path = inside(src, component)?;
+                let limit = self.max_component_bytes as u64;
                 (
-                    read_limited(&path, component, self.max_component_bytes).await?,
+                    read_in_tree(src, component, limit).await?,
                     component.clone(),
                 )
             }
             "rust" => {
                 let _slot = self.slot(log).await;
-                let path = self.cargo_build(tenant, app, src, &manifest, log).await?;
+                let (target_dir, path) = self.cargo_build(tenant, app, src, &manifest, log).await?;
                 let name = path
                     .file_name()
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default();
-                let limit = usize::try_from(self.config.max_wasm_mb << 20).unwrap_or(usize::MAX);
-                let bytes = read_limited(&path, &name, limit).await.map_err(|e| {
-                    format!(
-                        "{e} (the build size limit, [builds] max_wasm_mb = {})",
-                        self.config.max_wasm_mb
-                    )
-                })?;
+                let relative = path
+                    .strip_prefix(&target_dir)
+                    .map_err(|_| {
+                        format!("{name} was produced outside the build's target directory")
+                    })?
+                    .to_string_lossy()
+                    .into_owned();
+                let limit = self.config.max_wasm_mb << 20;
+                let bytes = read_in_tree(&target_dir, &relative, limit)
+                    .await
+                    .map_err(|e| {
+                        format!(
+                            "{e} (the build size limit, [builds] max_wasm_mb = {})",
+                            self.config.max_wasm_mb
+                        )
+                    })?;
                 (bytes, name)
             }
             other => {
@@ -497,11 +666,20 @@ impl Builds {
         };
         let assets = match &manifest.assets {
             Some(dir) => {
-                let dir = inside(src, dir)?;
-                tokio::task::spawn_blocking(move || crate::assets::read_dir(&dir))
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .map_err(|e| format!("the assets were refused: {e}"))?
+                let (src, dir) = (src.to_owned(), dir.clone());
+                let files = tokio::task::spawn_blocking(move || {
+                    crate::tree::read_dir(&src, &dir, crate::assets::MAX_FILE_BYTES as u64)
+                })
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| format!("the assets were refused: {e}"))?;
+                let files: Vec<AssetFile> = files
+                    .into_iter()
+                    .map(|(path, bytes)| AssetFile { path, bytes })
+                    .collect();
+                crate::assets::check(&files)
+                    .map_err(|e| format!("the assets were refused: {e}"))?;
+                files
             }
             None => Vec::new(),
         };
@@ -509,11 +687,56 @@ impl Builds {
             component,
             assets,
             label,
+            visibility,
         })
     }
 
-    /// `cargo build --release --target wasm32-wasip2` in `src`, under the limits; the path
-    /// of the component it produced.
+    /// The per-tenant cargo home: the dependencies `cargo fetch` downloaded for the
+    /// tenant's builds (read-only while they build).
+    fn cargo_home(&self, tenant: &Slug) -> PathBuf {
+        self.config
+            .cargo_dir
+            .clone()
+            .unwrap_or_else(|| self.root.join("cargo"))
+            .join(tenant.as_str())
+    }
+
+    /// The sysroot and host tuple of the toolchain the SDK builds with (`rustc --print`
+    /// in the SDK's directory, so its `rust-toolchain.toml` applies), asked once.
+    async fn toolchain(&self) -> Result<(PathBuf, String), String> {
+        self.toolchain
+            .get_or_init(|| async {
+                let output = tokio::process::Command::new("rustc")
+                    .args(["--print", "sysroot", "--print", "host-tuple"])
+                    .current_dir(&self.sdk_dir)
+                    .stdin(Stdio::null())
+                    .output()
+                    .await
+                    .map_err(|e| format!("cannot run rustc to find the toolchain: {e}"))?;
+                if !output.status.success() {
+                    return Err(format!(
+                        "rustc --print sysroot failed: {}",
+                        String::from_utf8_lossy(&output.stderr).trim()
+                    ));
+                }
+                let text = String::from_utf8_lossy(&output.stdout).into_owned();
+                let mut lines = text.lines();
+                let (Some(sysroot), Some(host)) = (lines.next(), lines.next()) else {
+                    return Err(format!(
+                        "rustc --print sysroot --print host-tuple said {text:?}"
+                    ));
+                };
+                let sysroot = std::fs::canonicalize(sysroot)
+                    .map_err(|e| format!("the toolchain {sysroot}: {e}"))?;
+                Ok((sysroot, host.to_owned()))
+            })
+            .await
+            .clone()
+    }
+
+    /// `cargo build --release --target wasm32-wasip2` in `src`, under the limits (in the
+    /// sandbox unless the operator turned it off): the target directory and the path of
+    /// the component the build produced.
     async fn cargo_build(
         &self,
         tenant: &Slug,
@@ -521,10 +744,21 @@ impl Builds {
         src: &Path,
         manifest: &Manifest,
         log: &Log,
-    ) -> Result<PathBuf, String> {
+    ) -> Result<(PathBuf, PathBuf), String> {
         if !src.join("Cargo.toml").is_file() {
             return Err("kind = \"rust\" needs a Cargo.toml at the root of the repository".into());
         }
+        let run_as = match &self.confinement {
+            Confinement::Unavailable(why) => {
+                return Err(format!(
+                    "Rust builds are refused on this server: the build sandbox is unavailable ({why}).\n\
+                     Prebuilt components (kind = \"wasm\") still deploy; the operator may install bubblewrap, \
+                     allow user namespaces, or set [builds] sandbox = \"none\" to build without a sandbox."
+                ));
+            }
+            Confinement::Sandbox(run_as) => Some(*run_as),
+            Confinement::Unconfined => None,
+        };
         let target_dir = self.target_dir(tenant, app);
         std::fs::create_dir_all(&target_dir)
             .map_err(|e| format!("cannot create the build's target directory: {e}"))?;
@@ -532,16 +766,210 @@ impl Builds {
         say(
             log,
             &format!(
-                "tessera: cargo build --release --target wasm32-wasip2 (limits: {limit} s, {} MiB, {} MiB of wasm)",
-                self.config.memory_mb, self.config.max_wasm_mb
+                "tessera: cargo build --release --target wasm32-wasip2 (limits: {limit} s, {} MiB, {} MiB of wasm{})",
+                self.config.memory_mb,
+                self.config.max_wasm_mb,
+                match run_as {
+                    Some(_) => "; sandboxed",
+                    None => "; NOT sandboxed",
+                }
             ),
         )
         .await;
-        let mut command = self.cargo_command(src, &target_dir, manifest);
+        let deadline = Instant::now() + Duration::from_secs(limit);
         let started = Instant::now();
+        let mut build_args: Vec<std::ffi::OsString> = [
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "--message-format=json-render-diagnostics",
+            "--color=never",
+            "--config",
+        ]
+        .map(Into::into)
+        .to_vec();
+        build_args.push(
+            format!(
+                "patch.crates-io.sdk.path={}",
+                toml_string(&self.sdk_dir.to_string_lossy())
+            )
+            .into(),
+        );
+        if let Some(package) = &manifest.package {
+            build_args.extend(["--package".into(), package.into()]);
+        }
+        let (status, found) = match run_as {
+            None => {
+                let mut command = self.unconfined_command(src, &target_dir, &build_args);
+                self.run(&mut command, log, deadline).await?
+            }
+            Some(run_as) => {
+                self.sandboxed_build(tenant, src, &target_dir, build_args, run_as, log, deadline)
+                    .await?
+            }
+        };
+        if !status.success() {
+            return Err(format!(
+                "the build failed ({status}); the compiler's messages are above (each build process may use {} MiB of address space, [builds] memory_mb)",
+                self.config.memory_mb
+            ));
+        }
+        say(
+            log,
+            &format!("tessera: built in {:.1} s", started.elapsed().as_secs_f64()),
+        )
+        .await;
+        let mut found = found;
+        found.sort();
+        found.dedup();
+        match &found[..] {
+            [one] => Ok((target_dir, one.clone())),
+            [] => Err("the build produced no component: the crate needs `crate-type = [\"cdylib\"]` under [lib]".into()),
+            _ => Err(format!(
+                "the build produced {} components; name one with `package = \"…\"` in tessera.toml",
+                found.len()
+            )),
+        }
+    }
+
+    /// The sandboxed build: `cargo fetch` (network, no build code runs) into the tenant's
+    /// cargo home, then `cargo build --offline` with that cache read-only.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one call site; the pieces of one build"
+    )]
+    async fn sandboxed_build(
+        &self,
+        tenant: &Slug,
+        src: &Path,
+        target_dir: &Path,
+        build_args: Vec<std::ffi::OsString>,
+        run_as: Option<RunAs>,
+        log: &Log,
+        deadline: Instant,
+    ) -> Result<(std::process::ExitStatus, Vec<PathBuf>), String> {
+        // A pushed cargo configuration could name a rustc wrapper, a runner or a proxy
+        // that `cargo fetch` would run with the network: builds use the server's settings.
+        for refused in [".cargo/config.toml", ".cargo/config"] {
+            if std::fs::symlink_metadata(src.join(refused)).is_ok() {
+                return Err(format!(
+                    "{refused} is not allowed in a pushed crate: builds use the server's cargo settings; remove it from the repository"
+                ));
+            }
+        }
+        let (toolchain, host) = self.toolchain().await?;
+        let cargo_home = self.cargo_home(tenant);
+        std::fs::create_dir_all(&cargo_home)
+            .map_err(|e| format!("cannot create the tenant's cargo home: {e}"))?;
+        if let Some(user) = run_as {
+            let dirs = [src.to_owned(), target_dir.to_owned(), cargo_home.clone()];
+            tokio::task::spawn_blocking(move || dirs.iter().try_for_each(|d| hand_over(d, user)))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| format!("cannot hand the build directories to the build user: {e}"))?;
+        }
+        // The SDK with what it reads of its workspace (the root manifest it inherits
+        // from, the WIT files); nothing else of the server's checkout.
+        let sdk_root = self.sdk_dir.parent().unwrap_or(&self.sdk_dir).to_owned();
+        let mut read_only = vec![toolchain.clone(), self.sdk_dir.clone()];
+        for part in ["Cargo.toml", "wit"] {
+            if sdk_root.join(part).exists() {
+                read_only.push(sdk_root.join(part));
+            }
+        }
+        let bin = toolchain.join("bin");
+        let mut env: Vec<(&str, std::ffi::OsString)> = vec![
+            ("PATH", format!("{}:/usr/bin:/bin", bin.display()).into()),
+            ("HOME", "/tmp".into()),
+            ("CARGO_HOME", cargo_home.clone().into()),
+            // The toolchain's own binaries, not rustup's proxies: a pushed
+            // rust-toolchain.toml cannot pick another (or a custom) toolchain.
+            ("RUSTC", bin.join("rustc").into()),
+            ("RUSTDOC", bin.join("rustdoc").into()),
+            ("CARGO_TERM_PROGRESS_WHEN", "never".into()),
+            ("CARGO_TERM_COLOR", "never".into()),
+            ("TERM", "dumb".into()),
+        ];
+        let cargo = bin.join("cargo");
+        let limits = build_sandbox::Limits {
+            memory_mb: self.config.memory_mb,
+            processes: self.config.max_processes,
+            file_mb: self.config.max_file_mb,
+            cpu_secs: self.config.time_limit_secs,
+        };
+
+        // Both platforms: build scripts and proc-macros build for the host.
+        let mut fetch_args: Vec<std::ffi::OsString> = [
+            "fetch",
+            "--target",
+            "wasm32-wasip2",
+            "--target",
+            &host,
+            "--color=never",
+        ]
+        .map(Into::into)
+        .to_vec();
+        // The SDK patch, so its dependencies are fetched too.
+        fetch_args.extend(
+            build_args
+                .iter()
+                .skip_while(|a| *a != "--config")
+                .take(2)
+                .cloned(),
+        );
+        let fetch = build_sandbox::argv(&build_sandbox::Spec {
+            program: &cargo,
+            args: &fetch_args,
+            env: &env,
+            read_only: &read_only,
+            writable: &[src.to_owned(), cargo_home.clone()],
+            cwd: src,
+            network: true,
+            run_as,
+            limits,
+        });
+        let (status, _) = self
+            .run(&mut sandbox_command(&fetch), log, deadline)
+            .await?;
+        if !status.success() {
+            return Err(format!(
+                "fetching the crate's dependencies failed ({status}); cargo's messages are above"
+            ));
+        }
+
+        env.push(("CARGO_TARGET_DIR", target_dir.into()));
+        env.push(("CARGO_NET_OFFLINE", "true".into()));
+        let mut args = build_args;
+        args.insert(1, "--offline".into());
+        read_only.push(cargo_home);
+        let build = build_sandbox::argv(&build_sandbox::Spec {
+            program: &cargo,
+            args: &args,
+            env: &env,
+            read_only: &read_only,
+            writable: &[src.to_owned(), target_dir.to_owned()],
+            cwd: src,
+            network: false,
+            run_as,
+            limits,
+        });
+        self.run(&mut sandbox_command(&build), log, deadline).await
+    }
+
+    /// Run one build step until `deadline`: stderr streams to the pusher, stdout's JSON
+    /// messages name the components produced. The step's process group is recorded for
+    /// [`Builds::recover`] and killed when it ends (the sandbox's namespace goes with it).
+    async fn run(
+        &self,
+        command: &mut tokio::process::Command,
+        log: &Log,
+        deadline: Instant,
+    ) -> Result<(std::process::ExitStatus, Vec<PathBuf>), String> {
+        let limit = self.config.time_limit_secs;
         let mut child = command
             .spawn()
-            .map_err(|e| format!("cannot start the build (prlimit, cargo): {e}"))?;
+            .map_err(|e| format!("cannot start the build (prlimit, bwrap, cargo): {e}"))?;
         let group = child.id().unwrap_or_default();
         let record = self.running_root().join(group.to_string());
         let _ = std::fs::create_dir_all(self.running_root());
@@ -570,7 +998,7 @@ impl Builds {
             }
             found
         });
-        let waited = tokio::time::timeout(Duration::from_secs(limit), child.wait()).await;
+        let waited = tokio::time::timeout_at(deadline.into(), child.wait()).await;
         let status = match waited {
             Ok(status) => status.map_err(|e| format!("waiting for the build failed: {e}")),
             Err(_) => {
@@ -588,36 +1016,16 @@ impl Builds {
         let _ = std::fs::remove_file(&record);
         let _ = relay.await;
         let found = artifacts.await.unwrap_or_default();
-        let status = status?;
-        if !status.success() {
-            return Err(format!(
-                "the build failed ({status}); the compiler's messages are above (each build process may use {} MiB of address space, [builds] memory_mb)",
-                self.config.memory_mb
-            ));
-        }
-        say(
-            log,
-            &format!("tessera: built in {:.1} s", started.elapsed().as_secs_f64()),
-        )
-        .await;
-        let mut found = found;
-        found.sort();
-        found.dedup();
-        match &found[..] {
-            [one] => Ok(one.clone()),
-            [] => Err("the build produced no component: the crate needs `crate-type = [\"cdylib\"]` under [lib]".into()),
-            _ => Err(format!(
-                "the build produced {} components; name one with `package = \"…\"` in tessera.toml",
-                found.len()
-            )),
-        }
+        Ok((status?, found))
     }
 
-    fn cargo_command(
+    /// `[builds] sandbox = "none"`: cargo as this server's user, with an empty
+    /// environment plus an allowlist and the address-space limit only.
+    fn unconfined_command(
         &self,
         src: &Path,
         target_dir: &Path,
-        manifest: &Manifest,
+        build_args: &[std::ffi::OsString],
     ) -> tokio::process::Command {
         let home = std::env::var_os("HOME").map(PathBuf::from);
         let cargo_home = std::env::var_os("CARGO_HOME")
@@ -631,22 +1039,7 @@ impl Builds {
             .arg(format!("--as={}", self.config.memory_mb << 20))
             .arg("--")
             .arg("cargo")
-            .args([
-                "build",
-                "--release",
-                "--target",
-                "wasm32-wasip2",
-                "--message-format=json-render-diagnostics",
-                "--color=never",
-            ])
-            .arg("--config")
-            .arg(format!(
-                "patch.crates-io.sdk.path={}",
-                toml_string(&self.sdk_dir.to_string_lossy())
-            ));
-        if let Some(package) = &manifest.package {
-            command.args(["--package", package]);
-        }
+            .args(build_args);
         // Nothing of the server's environment (database URL, Redis password, …) reaches
         // the build: only what cargo and rustup need.
         command.env_clear();
@@ -673,6 +1066,24 @@ impl Builds {
             .stderr(Stdio::piped());
         command
     }
+}
+
+/// The command for one sandboxed step (`argv` from [`build_sandbox::argv`]): only `PATH`
+/// of the server's environment, to find `prlimit` and `bwrap`; its own process group.
+fn sandbox_command(argv: &[std::ffi::OsString]) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(&argv[0]);
+    command.args(&argv[1..]).env_clear();
+    if let Some(path) = std::env::var_os("PATH") {
+        command.env("PATH", path);
+    }
+    command
+        .current_dir("/")
+        .process_group(0)
+        .kill_on_drop(true)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
 }
 
 /// The `.wasm` of a `cdylib` in one line of cargo's JSON messages, if it names one.
@@ -769,13 +1180,14 @@ fn kill_stale_group(group: u32) -> usize {
 }
 
 async fn read_manifest(src: &Path, app: &Slug, tenant: &Slug) -> Result<Manifest, String> {
-    let text = match tokio::fs::read_to_string(src.join("tessera.toml")).await {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+    let bytes = match read_tree_file(src, "tessera.toml", MAX_MANIFEST).await {
+        Ok(bytes) => bytes,
+        Err(crate::tree::Error::Missing(_)) => {
             return Err(format!("tessera.toml is missing.\n{MANIFEST_HELP}"));
         }
         Err(e) => return Err(format!("cannot read tessera.toml: {e}")),
     };
+    let text = String::from_utf8(bytes).map_err(|_| "tessera.toml is not UTF-8".to_owned())?;
     let manifest: Manifest =
         toml::from_str(&text).map_err(|e| format!("tessera.toml is invalid: {e}"))?;
     if let Some(name) = &manifest.name
@@ -788,44 +1200,42 @@ async fn read_manifest(src: &Path, app: &Slug, tenant: &Slug) -> Result<Manifest
     Ok(manifest)
 }
 
-/// The file at `path`, refused when over `limit` bytes.
-async fn read_limited(path: &Path, name: &str, limit: usize) -> Result<Vec<u8>, String> {
-    let size = tokio::fs::metadata(path)
+/// Longest `tessera.toml`.
+const MAX_MANIFEST: u64 = 64 << 10;
+
+/// `relative` under `root` through [`crate::tree::read_file`] (no links, nothing outside).
+async fn read_tree_file(
+    root: &Path,
+    relative: &str,
+    limit: u64,
+) -> Result<Vec<u8>, crate::tree::Error> {
+    let (root, relative) = (root.to_owned(), relative.to_owned());
+    tokio::task::spawn_blocking(move || crate::tree::read_file(&root, &relative, limit))
         .await
-        .map_err(|e| format!("{name}: {e}"))?
-        .len();
-    if usize::try_from(size).map_or(true, |size| size > limit) {
-        return Err(format!(
-            "{name} is {size} bytes, more than the {limit}-byte maximum"
-        ));
-    }
-    tokio::fs::read(path)
-        .await
-        .map_err(|e| format!("{name}: {e}"))
+        .unwrap_or_else(|e| Err(crate::tree::Error::Io(String::new(), e.to_string())))
 }
 
-/// `relative` inside `root`, refusing absolute paths, `..` and symlinks leading out.
-fn inside(root: &Path, relative: &str) -> Result<PathBuf, String> {
-    let path = Path::new(relative);
-    if !path
-        .components()
-        .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
-    {
-        return Err(format!(
-            "{relative:?} in tessera.toml must be a path inside the repository"
-        ));
+/// [`read_tree_file`] with its error as the pusher's message.
+async fn read_in_tree(root: &Path, relative: &str, limit: u64) -> Result<Vec<u8>, String> {
+    read_tree_file(root, relative, limit)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Give `path` and everything under it to `user` (links are changed, never followed), so
+/// the build may write its working, target and cargo directories. Skips what it owns.
+fn hand_over(path: &Path, user: RunAs) -> std::io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::symlink_metadata(path)?;
+    if meta.uid() != user.uid || meta.gid() != user.gid {
+        std::os::unix::fs::lchown(path, Some(user.uid), Some(user.gid))?;
     }
-    let full = root
-        .join(path)
-        .canonicalize()
-        .map_err(|e| format!("{relative} (named in tessera.toml): {e}"))?;
-    let root = root.canonicalize().map_err(|e| e.to_string())?;
-    if !full.starts_with(&root) {
-        return Err(format!(
-            "{relative} (named in tessera.toml) leads outside the repository"
-        ));
+    if meta.is_dir() {
+        for entry in std::fs::read_dir(path)? {
+            hand_over(&entry?.path(), user)?;
+        }
     }
-    Ok(full)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -181,6 +181,7 @@ async fn deploy(config: Config, args: &DeployArgs) -> anyhow::Result<()> {
         limits: config.limits.to_sandbox(),
         max_component_bytes: config.max_component_bytes,
         secrets: &secrets,
+        new_app_visibility: args.visibility,
     };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let deployed = deployer

@@ -26,10 +26,17 @@
 //! | – | – | `[sessions] trusted_proxies` | [] (peers whose `X-Forwarded-Proto: https` makes the cookie Secure) |
 //! | – | `TESSERA_BUILDS_SDK_DIR` | `[builds] sdk_dir` | `sdk` of this checkout (the SDK pushed Rust crates build against) |
 //! | – | – | `[builds] target_dir` | `{data_dir}/builds/target` (one cargo target dir per app below it) |
+//! | – | – | `[builds] cargo_dir` | `{data_dir}/builds/cargo` (one cargo home per tenant below it) |
 //! | – | – | `[builds] time_limit_secs` | 600 (a build running longer is killed, process group and all) |
 //! | – | – | `[builds] memory_mb` | 4096 (address-space limit of every build process) |
 //! | – | – | `[builds] max_wasm_mb` | 32 (largest component a build may produce) |
 //! | – | – | `[builds] max_parallel` | 2 (builds running at once in one server process) |
+//! | – | `TESSERA_BUILDS_SANDBOX` | `[builds] sandbox` | `bubblewrap` (`none`: unsandboxed builds, warned at start) |
+//! | – | – | `[builds] build_uid` | 64000 (uid and gid of builds when the server runs as root) |
+//! | – | – | `[builds] max_processes` | 512 (`RLIMIT_NPROC` of the build's user) |
+//! | – | – | `[builds] max_file_mb` | 1024 (`RLIMIT_FSIZE` of every build process) |
+//! | – | – | `[builds] max_push_mb` | 100 (largest `git push` request) |
+//! | – | – | `[builds] repo_quota_mb` | 1024 (all of a tenant's repositories together) |
 //! | `--public-url` | `TESSERA_PUBLIC_URL` | `public_url` | `http://{listen}` (the address browsers use; OIDC redirect URIs are built from it) |
 //! | – | `TESSERA_SECRET_KEY` | – | none: the key file is used (base64 of 32 bytes that seal provider secrets at rest) |
 //! | `--secret-key-file` | `TESSERA_SECRET_KEY_FILE` | `secret_key_file` | `{data_dir}/secret.key` (created with mode 0600 on first use) |
@@ -344,6 +351,10 @@ pub struct DeployArgs {
     /// The app's `assets/` folder (CSS, JS, images, favicon.ico), deployed with it.
     #[arg(long, value_name = "DIR")]
     pub assets: Option<PathBuf>,
+    /// Who may open the app if this deploy creates it: `tenant` (any member of the tenant,
+    /// the default), `public` (anyone) or `restricted`. An existing app keeps its own.
+    #[arg(long, value_name = "VISIBILITY", default_value = "tenant")]
+    pub visibility: crate::tenancy::Visibility,
 }
 
 /// The `[limits]` table: per-callback sandbox limits.
@@ -441,6 +452,9 @@ pub struct BuildsConfig {
     pub sdk_dir: Option<PathBuf>,
     /// Where the per-app cargo target directories live; `None`: `{data_dir}/builds/target`.
     pub target_dir: Option<PathBuf>,
+    /// Where the per-tenant cargo homes (downloaded dependencies) live; `None`:
+    /// `{data_dir}/builds/cargo`.
+    pub cargo_dir: Option<PathBuf>,
     /// Wall-clock limit of one build, in seconds.
     pub time_limit_secs: u64,
     /// Address-space limit (`RLIMIT_AS`) of every build process, in MiB.
@@ -449,6 +463,19 @@ pub struct BuildsConfig {
     pub max_wasm_mb: u64,
     /// Builds running at once in one server process; more wait for a slot.
     pub max_parallel: usize,
+    /// How builds of pushed source are confined: `bubblewrap` (the default) or `none`
+    /// (unsandboxed; warned about at every start).
+    pub sandbox: crate::build_sandbox::Mode,
+    /// The uid and gid builds run as when the server runs as root (a uid of their own).
+    pub build_uid: u32,
+    /// Processes and threads of the build's user (`RLIMIT_NPROC`).
+    pub max_processes: u64,
+    /// Largest file a build process may write (`RLIMIT_FSIZE`), in MiB.
+    pub max_file_mb: u64,
+    /// Largest `git push` request body, in MiB.
+    pub max_push_mb: u64,
+    /// Bytes of all of a tenant's repositories together, in MiB.
+    pub repo_quota_mb: u64,
 }
 
 impl Default for BuildsConfig {
@@ -456,10 +483,17 @@ impl Default for BuildsConfig {
         Self {
             sdk_dir: None,
             target_dir: None,
+            cargo_dir: None,
             time_limit_secs: 600,
             memory_mb: 4096,
             max_wasm_mb: 32,
             max_parallel: 2,
+            sandbox: crate::build_sandbox::Mode::Bubblewrap,
+            build_uid: 64000,
+            max_processes: 512,
+            max_file_mb: 1024,
+            max_push_mb: 100,
+            repo_quota_mb: 1024,
         }
     }
 }
@@ -668,6 +702,11 @@ impl Config {
                 let mut builds = file.builds.unwrap_or_default();
                 if let Some(dir) = std::env::var_os("TESSERA_BUILDS_SDK_DIR") {
                     builds.sdk_dir = Some(PathBuf::from(dir));
+                }
+                if let Ok(mode) = std::env::var("TESSERA_BUILDS_SANDBOX") {
+                    builds.sandbox = mode
+                        .parse()
+                        .map_err(|e| anyhow::anyhow!("TESSERA_BUILDS_SANDBOX: {e}"))?;
                 }
                 builds
             },

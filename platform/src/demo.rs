@@ -46,8 +46,10 @@ pub async fn install(state: &AppState) -> anyhow::Result<Vec<(String, Deployed)>
         } else {
             Vec::new()
         };
-        let result = state
-            .deployer()
+        // The demo's apps are for anyone to open: public, said explicitly.
+        let mut deployer = state.deployer();
+        deployer.new_app_visibility = crate::tenancy::Visibility::Public;
+        let result = deployer
             .deploy_with_assets(
                 &tenant,
                 &app,

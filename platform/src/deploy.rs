@@ -74,6 +74,8 @@ pub struct Deployer<'a> {
     pub max_component_bytes: usize,
     /// Opens the app's secrets, which the validation instance sees like a live one.
     pub secrets: &'a SecretBox,
+    /// Who may open an app this deployer creates (an existing app keeps its own).
+    pub new_app_visibility: crate::tenancy::Visibility,
 }
 
 impl Deployer<'_> {
@@ -167,6 +169,7 @@ impl Deployer<'_> {
                     component: &component,
                     title: &title,
                     source,
+                    visibility: self.new_app_visibility,
                 },
                 &assets,
                 now,

@@ -141,6 +141,8 @@ impl App {
             limits: self.runtime.limits().clone(),
             max_component_bytes: self.config.max_component_bytes,
             secrets: &self.secrets,
+            // Callers that create apps for people (git push) choose `tenant`.
+            new_app_visibility: crate::tenancy::Visibility::Public,
         }
     }
 }

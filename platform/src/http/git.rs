@@ -3,8 +3,11 @@
 //! The pack protocol is the real `git http-backend`, run as a CGI per request against a
 //! bare repository per app under `{data_dir}/git/`. Requests authenticate with HTTP Basic
 //! (any user name, an API token as the password) and are authorized by the policy: fetch
-//! needs `ViewApp`, push needs `DeployApp` (or `CreateApp` in the tenant when the app does
-//! not exist yet; the first successful deploy creates it).
+//! needs `DeployApp` (the source is the deployers'), push needs `DeployApp` too (or
+//! `CreateApp` in the tenant when the app does not exist yet; the first successful deploy
+//! of `main` creates it, and a repository made for a push that created nothing is removed).
+//! A push's request body is limited (`[builds] max_push_mb`, counted as it streams) and so
+//! are all of a tenant's repositories together (`[builds] repo_quota_mb`).
 //!
 //! Each bare repository has a `pre-receive` hook that calls back into this server before
 //! git accepts a push: for a push of a receive-pack request, the server listens on a Unix
@@ -143,10 +146,37 @@ async fn serve_git(
     };
     let root = state.config.data_dir.join("git");
     let repo_dir = root.join(tenant.as_str()).join(format!("{app}.git"));
+    let upload = push && request.method() == axum::http::Method::POST;
+    // A push is refused before git sees it when it is too large or the tenant's
+    // repositories are full (on the first request too, where git shows the message).
+    let (request, body_bytes) = match upload {
+        true => match spool(&state, request).await {
+            Ok(spooled) => spooled,
+            Err(response) => return response,
+        },
+        false => (request, 0),
+    };
+    if push {
+        match state.builds.check_repo_quota(&tenant, body_bytes).await {
+            Ok(Ok(())) => {}
+            Ok(Err(message)) => return plain(StatusCode::PAYLOAD_TOO_LARGE, &message),
+            Err(e) => return internal("measuring the tenant's repositories failed", &e),
+        }
+    }
+    // Held while git works on the repository: a repository made for a push that created
+    // no app is removed once nobody uses it.
+    let in_use = state.builds.use_repo(&repo_dir);
     if let Err(e) = ensure_repo(&repo_dir).await {
         return internal("preparing the repository failed", &e);
     }
-    let hook = match push && request.method() == axum::http::Method::POST {
+    let ghost = new_app.then(|| Ghost {
+        state: state.clone(),
+        tenant: tenant.clone(),
+        app: app.clone(),
+        dir: repo_dir.clone(),
+        in_use,
+    });
+    let hook = match upload {
         true => match Hook::start(&state, &tenant, &app, &repo_dir, &principal, new_app) {
             Ok(hook) => Some(hook),
             Err(e) => return internal("preparing the build failed", &e),
@@ -154,9 +184,100 @@ async fn serve_git(
         false => None,
     };
     let path_info = format!("/{tenant}/{app}.git/{rest}");
-    run_cgi(&root, &path_info, &principal, request, hook)
+    run_cgi(&root, &path_info, &principal, request, hook, ghost)
         .await
         .unwrap_or_else(|e| internal("git http-backend failed", &e))
+}
+
+/// The request body of a push, read into a temporary file up to `[builds] max_push_mb`:
+/// over it, the push is refused (413) before git sees a byte. The request comes back with
+/// the file as its body, and the body's size.
+async fn spool(state: &AppState, request: Request) -> Result<(Request, u64), Response> {
+    let limit = state.builds.max_push_bytes();
+    let too_large = || {
+        plain(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!(
+                "this push is larger than the server's limit of {} MiB ([builds] max_push_mb): push fewer or smaller files",
+                limit >> 20
+            ),
+        )
+    };
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit) {
+        return Err(too_large());
+    }
+    let (parts, body) = request.into_parts();
+    let file = tempfile::tempfile().map_err(|e| internal("storing the push failed", &e))?;
+    let mut file = tokio::fs::File::from_std(file);
+    let mut stream = body.into_data_stream();
+    let mut size: u64 = 0;
+    use futures_util::StreamExt;
+    use tokio::io::{AsyncSeekExt, AsyncWriteExt};
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| internal("reading the push failed", &e))?;
+        size += chunk.len() as u64;
+        if size > limit {
+            // Read (and drop) the rest, up to four times the limit, so the client is not
+            // cut off mid-upload and sees the answer; beyond that, hang up.
+            while let Some(Ok(chunk)) = stream.next().await {
+                size += chunk.len() as u64;
+                if size > limit.saturating_mul(4) {
+                    break;
+                }
+            }
+            return Err(too_large());
+        }
+        file.write_all(&chunk)
+            .await
+            .map_err(|e| internal("storing the push failed", &e))?;
+    }
+    file.flush()
+        .await
+        .map_err(|e| internal("storing the push failed", &e))?;
+    file.seek(std::io::SeekFrom::Start(0))
+        .await
+        .map_err(|e| internal("storing the push failed", &e))?;
+    let body = Body::from_stream(ReaderStream::new(file));
+    Ok((Request::from_parts(parts, body), size))
+}
+
+/// A repository created for an app that does not exist yet: removed after the request
+/// if, by then, no push created the app and no other request uses it.
+struct Ghost {
+    state: AppState,
+    tenant: Slug,
+    app: Slug,
+    dir: PathBuf,
+    in_use: crate::build::RepoUse,
+}
+
+impl Ghost {
+    async fn remove_if_unborn(self) {
+        let exists = self
+            .state
+            .store
+            .app_access(&self.tenant, &self.app, None)
+            .await
+            .map(|access| access.is_some());
+        if !matches!(exists, Ok(false)) {
+            return;
+        }
+        let (in_use, dir) = (self.in_use, self.dir);
+        match tokio::task::spawn_blocking(move || in_use.remove_if_last()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(%e, dir = %dir.display(), "removing the repository of an app that was not created failed")
+            }
+            Err(e) => {
+                tracing::warn!(%e, "removing the repository of an app that was not created failed")
+            }
+        }
+    }
 }
 
 /// Fetch: may view the app. Push: may deploy it, or may create apps in its tenant when it
@@ -181,8 +302,16 @@ async fn authorize(
             if policy::authorize(principal, Action::ViewApp, &resource).is_err() {
                 return Err(not_found());
             }
-            if push && policy::authorize(principal, Action::DeployApp, &resource).is_err() {
-                return Err(forbidden());
+            // Fetching the source needs the right to deploy: viewers see the app, not
+            // its history.
+            if policy::authorize(principal, Action::DeployApp, &resource).is_err() {
+                return Err(match push {
+                    true => forbidden(),
+                    false => plain(
+                        StatusCode::FORBIDDEN,
+                        "you may not fetch this app's source: that needs the right to deploy it",
+                    ),
+                });
             }
             Ok(false)
         }
@@ -274,6 +403,7 @@ async fn run_cgi(
     principal: &Principal,
     request: Request,
     hook: Option<Hook>,
+    ghost: Option<Ghost>,
 ) -> std::io::Result<Response> {
     let (parts, body) = request.into_parts();
     let mut command = git();
@@ -321,6 +451,9 @@ async fn run_cgi(
         let status = child.wait().await;
         // The hook's socket lives until git is done with the push.
         drop(hook);
+        if let Some(ghost) = ghost {
+            ghost.remove_if_unborn().await;
+        }
         if !errors.trim().is_empty() || !status.as_ref().is_ok_and(|s| s.success()) {
             tracing::info!(?status, errors = errors.trim(), "git http-backend");
         }
@@ -384,6 +517,8 @@ struct Push {
     actor: String,
     /// The pusher, made a collaborator of the app its push creates.
     creator: Option<crate::ids::UserId>,
+    /// Whether the app does not exist yet: the push must then deploy `main`.
+    new_app: bool,
     app_lock: AppLock,
     /// The pusher's user, named as the author of the versions the push makes.
     pusher: Option<crate::ids::UserId>,
@@ -410,6 +545,7 @@ impl Hook {
             repo: repo.to_owned(),
             actor: principal.audit_actor(),
             creator: principal.user_id().filter(|_| new_app),
+            new_app,
             app_lock: app_lock.clone(),
             pusher: principal.user_id(),
         });
@@ -506,6 +642,17 @@ async fn build(
     log: &crate::build::Log,
 ) -> Result<(), String> {
     let deploy_ref = format!("refs/heads/{DEPLOY_BRANCH}");
+    // A push to an app that does not exist yet creates it by deploying main; anything
+    // else would keep a repository (and its objects) for no app.
+    let deploys = updates
+        .lines()
+        .any(|line| line.split_whitespace().nth(2) == Some(deploy_ref.as_str()));
+    if push.new_app && !deploys {
+        return Err(format!(
+            "{}/{} does not exist yet: its first push must deploy the {DEPLOY_BRANCH} branch (git push <remote> {DEPLOY_BRANCH})",
+            push.tenant, push.app
+        ));
+    }
     for line in updates.lines() {
         let fields: Vec<&str> = line.split_whitespace().collect();
         let [old, new, refname] = fields[..] else {
@@ -631,9 +778,12 @@ async fn deploy_commit(
     .await;
     let source = format!("git {commit} pushed by {}", push.actor);
     let now = push.state.clock.now_millis();
-    let deployed = push
-        .state
-        .deployer()
+    let mut deployer = push.state.deployer();
+    // A new app is for its tenant's members unless tessera.toml says otherwise.
+    deployer.new_app_visibility = built
+        .visibility
+        .unwrap_or(crate::tenancy::Visibility::Tenant);
+    let deployed = deployer
         .deploy_with_assets(tenant, app, bytes, assets, &source, now, false)
         .await
         .map_err(|e| format!("{component} failed validation: {e}"))?;

@@ -52,6 +52,8 @@ pub struct NewVersion<'a> {
     pub title: &'a str,
     /// Who made it: `cli`, `demo`, …
     pub source: &'a str,
+    /// The app's visibility if this version creates it.
+    pub visibility: crate::tenancy::Visibility,
 }
 
 /// What [`Store::publish_version`] stored.
@@ -306,11 +308,12 @@ impl Store {
             .try_get(0)?;
         check_quotas(&mut tx, tenant_id, app, version.component.len()).await?;
         sqlx::query(
-            "insert into apps (tenant_id, name, visibility, created_at) values ($1, $2, 'public', $3) \
+            "insert into apps (tenant_id, name, visibility, created_at) values ($1, $2, $3, $4) \
              on conflict (tenant_id, name) do nothing",
         )
         .bind(tenant_id)
         .bind(app.as_str())
+        .bind(version.visibility.as_str())
         .bind(now)
         .execute(&mut *tx)
         .await?;
@@ -486,6 +489,7 @@ mod tests {
             let (t, a) = (slug("demo"), slug("hello"));
             assert_eq!(store.live_version(&t, &a).await.expect("query"), None);
             let v1 = NewVersion {
+                visibility: crate::tenancy::Visibility::Public,
                 sha256: "aa",
                 component: b"one",
                 title: "Hello",
@@ -496,6 +500,7 @@ mod tests {
                 .await
                 .expect("publish 1");
             let v2 = NewVersion {
+                visibility: crate::tenancy::Visibility::Public,
                 sha256: "bb",
                 component: b"two",
                 title: "Hello",
@@ -526,6 +531,7 @@ mod tests {
     async fn a_version_id_of_another_app_is_not_readable() {
         for (_db, store) in stores().await {
             let v = |c: &'static [u8]| NewVersion {
+                visibility: crate::tenancy::Visibility::Public,
                 sha256: "x",
                 component: c,
                 title: "t",
@@ -570,6 +576,7 @@ mod tests {
                     bytes: vec![n],
                 };
                 let version = NewVersion {
+                    visibility: crate::tenancy::Visibility::Public,
                     sha256: "ab",
                     component: &bytes,
                     title: "Sales",
@@ -666,6 +673,7 @@ mod tests {
             for n in 1..=3u8 {
                 let bytes = [n];
                 let version = NewVersion {
+                    visibility: crate::tenancy::Visibility::Public,
                     sha256: "ab",
                     component: &bytes,
                     title: "Sales",
@@ -742,6 +750,7 @@ mod tests {
 
             // A publish after a rollback numbers on from the newest version.
             let version = NewVersion {
+                visibility: crate::tenancy::Visibility::Public,
                 sha256: "cd",
                 component: b"four",
                 title: "Sales",
@@ -765,6 +774,7 @@ mod tests {
         for (_db, store) in stores().await {
             let (t, a) = (slug("acme"), slug("sales"));
             let version = NewVersion {
+                visibility: crate::tenancy::Visibility::Public,
                 sha256: "ab",
                 component: b"one",
                 title: "Sales",

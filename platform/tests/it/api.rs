@@ -65,6 +65,7 @@ async fn publish(app: &TestApp, tenant: &str, name: &str, bytes: &[u8]) {
             &Slug::parse(tenant).expect("slug"),
             &Slug::parse(name).expect("slug"),
             NewVersion {
+                visibility: platform::tenancy::Visibility::Public,
                 sha256: "00",
                 component: bytes,
                 title: "T",
@@ -849,4 +850,86 @@ async fn identity_providers_are_set_by_superadmins_and_keep_their_secret() {
     }
     let page = fx.app.get("/login?tenant=a").await;
     assert!(!page.text().contains("Company SSO"), "{}", page.text());
+}
+
+/// The git remote beside the REST API: fetching an app's source needs the right to deploy
+/// it (admins, or authors who are its collaborators), pushing likewise, and pushing a new
+/// app name needs the right to create apps (authors). Only tokens (Basic password) are
+/// accepted; a session alone gets the 401 challenge. Another tenant's repository is the
+/// 404 of a missing one. A push request for an app nobody created leaves no repository.
+#[tokio::test]
+async fn git_fetch_and_push_answer_every_principal_as_the_policy_says() {
+    use base64::Engine;
+    use platform::tenancy::Role::{Admin, Author, Viewer};
+    for db in TestDatabase::all().await.expect("databases") {
+        let backend = db.backend;
+        let fx = fixture(db).await;
+        let mut failures = Vec::new();
+        // (service, app, needs): the existing app "hello" is tenant-visible, the author
+        // is not its collaborator.
+        let rows = [
+            ("git-upload-pack", "hello", Admin),
+            ("git-receive-pack", "hello", Admin),
+            ("git-receive-pack", "ghost", Author),
+        ];
+        for (service, app_name, needs) in rows {
+            for actor in &fx.actors {
+                for (own, tenant) in [(true, &fx.tenants[0]), (false, &fx.tenants[1])] {
+                    let uri = format!(
+                        "/git/{}/{app_name}.git/info/refs?service={service}",
+                        tenant.slug
+                    );
+                    let mut request = Request::builder().method(Method::GET).uri(&uri);
+                    if let Who::Token(token) = &actor.who {
+                        let basic = base64::engine::general_purpose::STANDARD
+                            .encode(format!("git:{token}"));
+                        request = request.header(header::AUTHORIZATION, format!("Basic {basic}"));
+                    }
+                    let mut request = request.body(Body::empty()).expect("request");
+                    if let Who::User(principal) = &actor.who {
+                        request.extensions_mut().insert(principal.clone());
+                    }
+                    let reply = fx.app.request(request).await;
+                    let want = match (&actor.who, actor.role) {
+                        (Who::Token(_), _) if !own => 404,
+                        (Who::Token(_), Some(role)) if role >= needs => 200,
+                        // A viewer of the tenant-visible app, or an author: they see the
+                        // app, so the refusal says why.
+                        (Who::Token(_), Some(role)) if role >= Viewer => 403,
+                        (Who::Token(_), _) => 404,
+                        _ => 401,
+                    };
+                    let got = reply.status.as_u16();
+                    if got != want {
+                        failures.push(format!(
+                            "GET {uri} as {}: expected {want}, got {got}: {}",
+                            actor.name,
+                            reply.text()
+                        ));
+                    }
+                }
+            }
+        }
+        let git_root = fx.app.state.config.data_dir.join("git");
+        for tenant in ["a", "b"] {
+            let ghost = git_root.join(tenant).join("ghost.git");
+            // The background cleanup runs as git http-backend exits.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            while ghost.exists() && std::time::Instant::now() < deadline {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            if ghost.exists() {
+                failures.push(format!(
+                    "{} is left for an app nobody created",
+                    ghost.display()
+                ));
+            }
+        }
+        assert!(
+            failures.is_empty(),
+            "{backend:?}: {} wrong:\n{}",
+            failures.len(),
+            failures.join("\n")
+        );
+    }
 }

@@ -40,6 +40,12 @@ fn shared_target_dir() -> PathBuf {
         .join("tessera-push-builds")
 }
 
+/// The per-tenant cargo homes of these tests, kept between runs like the target dir (the
+/// registry's paths are part of cargo's fingerprints, so a fresh one would rebuild all).
+fn shared_cargo_dir() -> PathBuf {
+    shared_target_dir().with_file_name("tessera-push-cargo")
+}
+
 /// A platform with tenant `acme`, an author and their token, served on a real socket.
 struct Served {
     app: TestApp,
@@ -235,7 +241,7 @@ plotly = { version = "=0.14.1", default-features = false }
     repo.write(".gitignore", "/target\n");
     repo.write(
         "tessera.toml",
-        &format!("name = \"{app}\"\nkind = \"rust\"\n"),
+        &format!("name = \"{app}\"\nkind = \"rust\"\nvisibility = \"public\"\n"),
     );
 }
 
@@ -259,6 +265,7 @@ async fn layout(app: &TestApp, name: &str) -> String {
 async fn rust_pushes_are_built_served_and_refused_with_the_compilers_error() {
     let served = Served::start(BuildsConfig {
         target_dir: Some(shared_target_dir()),
+        cargo_dir: Some(shared_cargo_dir()),
         ..BuildsConfig::default()
     })
     .await;
@@ -420,6 +427,7 @@ fn slow_crate(repo: &Repo, name: &str, sleep_secs: u64) {
 async fn builds_over_their_limits_are_killed_or_refused_and_wait_for_a_slot() {
     let served = Served::start(BuildsConfig {
         target_dir: Some(shared_target_dir()),
+        cargo_dir: Some(shared_cargo_dir()),
         time_limit_secs: 6,
         max_wasm_mb: 1,
         max_parallel: 1,
@@ -495,6 +503,7 @@ async fn builds_over_their_limits_are_killed_or_refused_and_wait_for_a_slot() {
 async fn a_build_over_its_memory_limit_is_refused_naming_the_limit() {
     let served = Served::start(BuildsConfig {
         target_dir: Some(shared_target_dir()),
+        cargo_dir: Some(shared_cargo_dir()),
         memory_mb: 2048,
         ..BuildsConfig::default()
     })
@@ -620,7 +629,7 @@ async fn a_server_killed_mid_build_comes_back_with_the_previous_version() {
     std::fs::write(repo.work().join("app.wasm"), guest_wasm("hello.wasm")).expect("write");
     repo.write(
         "tessera.toml",
-        "kind = \"wasm\"\ncomponent = \"app.wasm\"\n",
+        "kind = \"wasm\"\ncomponent = \"app.wasm\"\nvisibility = \"public\"\n",
     );
     repo.commit("hello").await;
     let (pushed, log) = repo.push(&url(&server.address)).await;
@@ -628,10 +637,11 @@ async fn a_server_killed_mid_build_comes_back_with_the_previous_version() {
     assert!(log.contains("deployed version 1"), "{log}");
 
     // A Rust build whose build script records its environment, then beats a heartbeat
-    // for two minutes.
-    let marks = tempfile::tempdir().expect("tempdir");
-    let env_file = marks.path().join("env");
-    let heartbeat = marks.path().join("heartbeat");
+    // for two minutes, both in the app's target directory (the one place outside its
+    // working directory the sandbox lets it write).
+    let marks = data_dir.join("builds/target/acme/sales");
+    let env_file = marks.join("env");
+    let heartbeat = marks.join("heartbeat");
     std::fs::remove_file(repo.work().join("app.wasm")).expect("rm");
     slow_crate(&repo, "slow", 0);
     repo.write(
@@ -673,14 +683,9 @@ fn main() {{
     assert!(!env.contains("TESSERA_"), "{env}");
     assert!(env.lines().any(|l| l.starts_with("PATH=")), "{env}");
 
-    // The orphaned build still runs until the restarted server kills it.
-    let before = file_len(&heartbeat);
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    assert!(
-        file_len(&heartbeat) > before,
-        "the orphaned build was already gone"
-    );
-    let server = start_server(data_dir);
+    // The sandbox dies with the server (bwrap's --die-with-parent and its PID
+    // namespace): the orphaned build stops at once, before any restart.
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let stopped = file_len(&heartbeat);
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(
@@ -688,6 +693,7 @@ fn main() {{
         stopped,
         "the orphaned build still runs"
     );
+    let server = start_server(data_dir);
     assert!(
         !data_dir.join(format!("builds/work/{old_pid}")).exists(),
         "the killed server's working directory is left"
@@ -710,7 +716,7 @@ fn main() {{
     .expect("write");
     repo.write(
         "tessera.toml",
-        "kind = \"wasm\"\ncomponent = \"app.wasm\"\n",
+        "kind = \"wasm\"\ncomponent = \"app.wasm\"\nvisibility = \"public\"\n",
     );
     repo.commit("sales").await;
     let (pushed, log) = repo.push(&url(&server.address)).await;

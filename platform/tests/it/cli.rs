@@ -439,16 +439,16 @@ fn tokens_work_only_in_their_tenant_and_stop_when_revoked() {
     let d = dir.path();
     let hello = d.join("hello.wasm");
     std::fs::write(&hello, guest_wasm("hello.wasm")).expect("write component");
-    for tenant in ["a", "b"] {
+    // `a` and `b` public (`b` restricted below); `c` as `tessera deploy` creates apps by
+    // default: visible to its tenant's members only.
+    for (tenant, visibility) in [("a", "public"), ("b", "public"), ("c", "")] {
         ok(d, &["admin", "create-tenant", tenant]);
-        ok(
-            d,
-            &[
-                "deploy",
-                &format!("{tenant}/hello"),
-                hello.to_str().expect("utf-8"),
-            ],
-        );
+        let target = format!("{tenant}/hello");
+        let mut args = vec!["deploy", &target, hello.to_str().expect("utf-8")];
+        if !visibility.is_empty() {
+            args.extend(["--visibility", visibility]);
+        }
+        ok(d, &args);
     }
     ok(d, &["admin", "set-visibility", "b/hello", "restricted"]);
     ok(d, &["admin", "create-user", "ann@example.org"]);
@@ -498,6 +498,8 @@ fn tokens_work_only_in_their_tenant_and_stop_when_revoked() {
         404
     );
     assert_eq!(http_status(&address, "/apps/b/hello/", Some(for_b)), 200);
+    assert_eq!(http_status(&address, "/apps/c/hello/", None), 303);
+    assert_eq!(http_status(&address, "/apps/c/hello/", Some(for_a)), 404);
     ok(d, &["admin", "token", "revoke", &for_b[4..16]]);
     assert_eq!(http_status(&address, "/apps/b/hello/", Some(for_b)), 401);
     stop(server);

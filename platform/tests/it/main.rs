@@ -13,6 +13,7 @@ mod config;
 mod dash;
 mod deploy;
 mod git;
+mod hostile_build;
 mod ldap;
 mod oidc;
 mod pages;

@@ -111,6 +111,7 @@ fn a_job_started_on_one_replica_process_finishes_and_cancels_through_the_other()
     let deployed = tessera(&shared.path().join("cli"), &database_url)
         .args(["deploy", "demo/report-builder"])
         .arg(&component)
+        .args(["--visibility", "public"])
         .output()
         .expect("run tessera deploy");
     assert!(

@@ -302,7 +302,13 @@ async fn the_cli_sets_a_secret_from_stdin_and_it_never_reaches_the_log_or_the_da
     std::fs::write(&wasm, guest_wasm("guest_hostile.wasm")).expect("write");
     let (ok, text) = run(
         data,
-        &["deploy", "acme/probe", wasm.to_str().expect("utf-8")],
+        &[
+            "deploy",
+            "acme/probe",
+            wasm.to_str().expect("utf-8"),
+            "--visibility",
+            "public",
+        ],
         "",
     );
     assert!(ok, "{text}");

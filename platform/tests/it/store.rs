@@ -54,6 +54,7 @@ async fn publish(store: &Store, tenant: &str, app: &str) {
             &slug(tenant),
             &slug(app),
             NewVersion {
+                visibility: platform::tenancy::Visibility::Public,
                 sha256: "00",
                 component: b"c",
                 title: "T",

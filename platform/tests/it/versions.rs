@@ -439,7 +439,7 @@ impl Repo {
         .await;
         std::fs::write(
             work.join("tessera.toml"),
-            "kind = \"wasm\"\ncomponent = \"app.wasm\"\n",
+            "kind = \"wasm\"\ncomponent = \"app.wasm\"\nvisibility = \"public\"\n",
         )
         .expect("manifest");
         std::fs::write(work.join("app.wasm"), component).expect("component");
