@@ -144,7 +144,10 @@ async fn link_provider(
 
 /// The OIDC callback of a link started here: the browser must still be signed in as the
 /// account that asked.
-#[allow(clippy::too_many_arguments)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the request's parts, the provider and the identity, each needed once"
+)]
 pub(super) async fn finish_link(
     state: &AppState,
     session: &Session,
@@ -180,7 +183,10 @@ pub(super) async fn finish_link(
 }
 
 /// Link the identity to `user` (refused when another account has it), audited.
-#[allow(clippy::too_many_arguments)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the request's parts, the provider and the identity, each needed once"
+)]
 async fn link(
     state: &AppState,
     session: &Session,
