@@ -160,10 +160,7 @@ pub async fn create_user(
 
 /// argon2id takes tens of milliseconds of CPU: run it off the async threads.
 async fn hash_blocking(password: String) -> Result<String> {
-    tokio::task::spawn_blocking(move || password::hash(&password))
-        .await
-        .map_err(|e| auth::Error::Hash(e.to_string()))?
-        .map_err(Error::from)
+    Ok(password::hash_off_runtime(password).await?)
 }
 
 /// `grant`: give the user `role` in the tenant; returns the previous role.

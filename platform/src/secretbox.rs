@@ -74,6 +74,10 @@ impl SecretBox {
         };
         match std::fs::read_to_string(key_file) {
             Ok(text) => {
+                if let Err(e) = owner_only(key_file) {
+                    // A read-only mount (a secret volume) cannot change: say so, go on.
+                    tracing::warn!(path = %key_file.display(), error = %e, "the secret key file is readable by others and cannot be made 0600");
+                }
                 decode_key(&text, &key_file.display().to_string()).map(|k| Self::from_key(&k))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -171,6 +175,17 @@ fn write_new_key_file(path: &Path, contents: &str) -> std::io::Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         Err(e) => Err(e),
     }
+}
+
+/// Tighten an existing key file to 0600 (one written by hand, or by an older version, may
+/// be readable by others).
+fn owner_only(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(path)?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

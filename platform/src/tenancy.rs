@@ -44,6 +44,9 @@ pub enum InvalidName {
     /// Not one of the four roles.
     #[error("{0:?} is not a role: use owner, admin, author or viewer")]
     Role(String),
+    /// A provider's subject that is empty, too long or has control characters.
+    #[error("the provider's subject {0:?} is not usable: 1-1024 bytes without control characters")]
+    Subject(String),
     /// Not one of the three visibilities.
     #[error("{0:?} is not a visibility: use public, tenant or restricted")]
     Visibility(String),
@@ -67,7 +70,7 @@ fn display_name(what: &'static str, max: usize, raw: &str) -> Result<String, Inv
         return Err(InvalidName::Name {
             what,
             max,
-            value: raw.to_owned(),
+            value: clip(raw, 64),
         });
     }
     Ok(trimmed.to_owned())
@@ -94,7 +97,8 @@ pub struct Email(String);
 impl Email {
     /// Validate and normalize `raw`.
     pub fn parse(raw: &str) -> Result<Self, InvalidName> {
-        let bad = || InvalidName::Email(raw.to_owned());
+        // The error echoes at most the start of what was typed (a 4 MiB field stays here).
+        let bad = || InvalidName::Email(clip(raw, 64));
         let value = raw.trim().to_lowercase();
         if value.len() > 254 {
             return Err(bad());
@@ -131,6 +135,99 @@ impl Email {
 impl fmt::Display for Email {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+/// A name a person types to sign in somewhere else than with an email (a directory user
+/// name): trimmed, 1 to [`LoginName::MAX_CHARS`] characters, no control characters. It is
+/// what reaches the directory, the audit log and (lowercased) the throttle, so a 4 MiB
+/// form field never gets further than this parser.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoginName(String);
+
+impl LoginName {
+    /// The longest name accepted.
+    pub const MAX_CHARS: usize = 256;
+
+    /// Validate and trim `raw`.
+    pub fn parse(raw: &str) -> Result<Self, InvalidName> {
+        display_name("a user name", Self::MAX_CHARS, raw).map(Self)
+    }
+
+    /// The name as typed, trimmed.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The spelling the throttle counts under: one budget whatever the case.
+    pub fn throttle_spelling(&self) -> String {
+        self.0.to_lowercase()
+    }
+}
+
+/// A provider's stable id of a person (OIDC `sub`, an LDAP entry's DN), the key of an
+/// external identity: 1 to [`Subject::MAX_BYTES`] bytes without control characters, kept
+/// exactly as the provider sent it (OIDC allows at most 255 ASCII characters; DNs get room).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Subject(String);
+
+impl Subject {
+    /// The longest subject accepted.
+    pub const MAX_BYTES: usize = 1024;
+
+    /// Validate `raw` (not trimmed: a subject is compared byte for byte).
+    pub fn parse(raw: &str) -> Result<Self, InvalidName> {
+        if raw.is_empty() || raw.len() > Self::MAX_BYTES || raw.chars().any(char::is_control) {
+            return Err(InvalidName::Subject(clip(raw, 64)));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    /// The subject.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Free text from outside (a provider's error description, a group name) cut to at most
+/// `max_chars` characters, control characters replaced, for an audit row or a log line.
+pub fn clip(raw: &str, max_chars: usize) -> String {
+    let mut out: String = raw
+        .chars()
+        .take(max_chars)
+        .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+        .collect();
+    if raw.chars().nth(max_chars).is_some() {
+        out.push('…');
+    }
+    out
+}
+
+/// What ties an existing account to anything outside one tenant, read when an identity of
+/// that tenant's provider, not linked yet, names the account's email address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AccountTies {
+    /// A platform superadmin.
+    pub superadmin: bool,
+    /// It has a local password.
+    pub has_password: bool,
+    /// Tenants other than the provider's in which it has a role.
+    pub roles_elsewhere: i64,
+    /// Identities it has at providers of other tenants.
+    pub identities_elsewhere: i64,
+}
+
+impl AccountTies {
+    /// Whether the account *belongs to* the provider's tenant T, so that T's provider may
+    /// link a new identity to it by email: it is no superadmin, has no local password, and
+    /// has no role and no linked identity outside T. Everything such an account can do is
+    /// already in the hands of T's administrators; any other account is linked only by its
+    /// owner, signed in, from the account page.
+    pub fn belong_to_provider_tenant(&self) -> bool {
+        !self.superadmin
+            && !self.has_password
+            && self.roles_elsewhere == 0
+            && self.identities_elsewhere == 0
     }
 }
 
@@ -288,6 +385,58 @@ mod tests {
             long_total.as_str(),
         ] {
             assert!(Email::parse(bad).is_err(), "{bad:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn login_names_and_subjects_are_bounded_once() {
+        let name = LoginName::parse("  Alice ").expect("name");
+        assert_eq!(name.as_str(), "Alice");
+        assert_eq!(name.throttle_spelling(), "alice");
+        assert!(LoginName::parse(&"a".repeat(257)).is_err());
+        assert!(LoginName::parse(" ").is_err());
+        let huge = "x".repeat(4 << 20);
+        let refused = Email::parse(&huge).expect_err("too long");
+        assert!(
+            refused.to_string().len() < 300,
+            "the error does not echo 4 MiB"
+        );
+        assert!(Subject::parse("uid=a,dc=example").is_ok());
+        for bad in ["", "a\nb", &"s".repeat(1025)] {
+            assert!(Subject::parse(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(clip("abcdef", 3), "abc…");
+        assert_eq!(clip("a\u{7}b", 10), "a\u{fffd}b");
+    }
+
+    #[test]
+    fn only_an_account_with_nothing_outside_the_tenant_belongs_to_it() {
+        let free = AccountTies {
+            superadmin: false,
+            has_password: false,
+            roles_elsewhere: 0,
+            identities_elsewhere: 0,
+        };
+        assert!(free.belong_to_provider_tenant());
+        for tied in [
+            AccountTies {
+                superadmin: true,
+                ..free
+            },
+            AccountTies {
+                has_password: true,
+                ..free
+            },
+            AccountTies {
+                roles_elsewhere: 1,
+                ..free
+            },
+            AccountTies {
+                identities_elsewhere: 1,
+                ..free
+            },
+        ] {
+            assert!(!tied.belong_to_provider_tenant(), "{tied:?}");
         }
     }
 

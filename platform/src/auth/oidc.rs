@@ -150,6 +150,10 @@ pub struct PendingSignIn {
     pub next: String,
     /// When the sign-in started (Unix ms).
     pub at: i64,
+    /// Set when the signed-in owner of this account asked to link the identity to it
+    /// (from the account page) instead of signing in with it.
+    #[serde(default)]
+    pub link_user: Option<i64>,
 }
 
 /// Discovery documents per provider.

@@ -42,6 +42,21 @@ pub fn verify(password: &str, stored: &str) -> bool {
     hasher().is_ok_and(|h| h.verify_password(password.as_bytes(), &parsed).is_ok())
 }
 
+/// [`hash`] on a blocking thread: argon2id takes tens of milliseconds of CPU and 19 MiB,
+/// which must not stall the async runtime's workers (every request path uses this).
+pub async fn hash_off_runtime(password: String) -> Result<String, Error> {
+    tokio::task::spawn_blocking(move || hash(&password))
+        .await
+        .map_err(|e| Error::Hash(format!("the hashing thread failed: {e}")))?
+}
+
+/// [`verify`] on a blocking thread (see [`hash_off_runtime`]). A failed thread never matches.
+pub async fn verify_off_runtime(password: String, stored: String) -> bool {
+    tokio::task::spawn_blocking(move || verify(&password, &stored))
+        .await
+        .unwrap_or(false)
+}
+
 /// A random password of 24 letters and digits (about 143 bits) for first-start accounts.
 pub fn generate() -> String {
     rand::rng()

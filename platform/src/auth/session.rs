@@ -11,7 +11,7 @@ use tower_sessions::session_store;
 use super::{Error, password};
 use crate::ids::UserId;
 use crate::store::{Change, Store};
-use crate::tenancy::Email;
+use crate::tenancy::{Email, LoginName};
 
 /// The session key under which [`SignedIn`] is kept.
 pub const SIGNED_IN_KEY: &str = "signed_in";
@@ -137,12 +137,14 @@ impl Throttle {
         }
     }
 
-    /// Count a failure for the account key and the address key.
-    pub async fn fail(&self, account: &str, address: &str, now: i64) {
-        for (key, free) in [
-            (account, ACCOUNT_FREE_FAILURES),
-            (address, ADDRESS_FREE_FAILURES),
-        ] {
+    /// Count a failure for the account key (when the attempt named a well-formed account)
+    /// and the address key.
+    pub async fn fail(&self, account: Option<&str>, address: &str, now: i64) {
+        let account = account.map(|key| (key, ACCOUNT_FREE_FAILURES));
+        for (key, free) in account
+            .into_iter()
+            .chain([(address, ADDRESS_FREE_FAILURES)])
+        {
             let counted = match self.store.count_sign_in_failure(key, now).await {
                 Ok(failures) => failures,
                 Err(e) => {
@@ -173,12 +175,21 @@ fn blocked_until(failures: i64, free: u32, now: i64) -> Option<i64> {
     (over >= 0).then(|| now + (1000_i64 << over.min(20)).min(MAX_BACKOFF_MS))
 }
 
-/// The throttle keys of an account and an address.
-pub fn throttle_keys(email: &str, address: &str) -> (String, String) {
-    (
-        format!("account:{}", email.to_lowercase()),
-        format!("address:{address}"),
-    )
+/// The throttle key of an account: its normalized address, the spelling the account
+/// lookup uses, so `" A@b"` and `"a@b"` share one budget.
+pub fn account_throttle_key(email: &Email) -> String {
+    format!("account:{email}")
+}
+
+/// The throttle key of a directory user name at one provider (lowercased: one budget
+/// whatever the case).
+pub fn directory_throttle_key(tenant: &str, provider: &str, name: &LoginName) -> String {
+    format!("ldap:{tenant}/{provider}:{}", name.throttle_spelling())
+}
+
+/// The throttle key of a client address.
+pub fn address_throttle_key(address: &str) -> String {
+    format!("address:{address}")
 }
 
 /// A successful local sign-in.
@@ -192,25 +203,18 @@ pub struct LocalSignIn {
     pub must_change: bool,
 }
 
-/// Check a local password. Unknown users and users without a password cost a hash too, so
-/// timing does not reveal which emails exist.
-pub async fn sign_in_local(store: &Store, email: &str, pass: &str) -> Result<LocalSignIn, Error> {
-    let user = match Email::parse(email) {
-        Ok(email) => store.user_by_email(&email).await?,
-        Err(_) => None,
-    };
+/// Check a local password (on a blocking thread). Unknown users and users without a
+/// password cost a hash too, so timing does not reveal which emails exist.
+pub async fn sign_in_local(store: &Store, email: &Email, pass: &str) -> Result<LocalSignIn, Error> {
+    let user = store.user_by_email(email).await?;
     let hash = match &user {
         Some(u) => store.password_hash(u.id).await?,
         None => None,
     };
-    let ok = match &hash {
-        Some(h) => password::verify(pass, h),
-        None => {
-            // Spend the same time as a real verify.
-            let _ = password::verify(pass, DUMMY_HASH);
-            false
-        }
-    };
+    // Without a hash, spend the same time on a dummy one.
+    let known = hash.is_some();
+    let stored = hash.unwrap_or_else(|| DUMMY_HASH.to_owned());
+    let ok = password::verify_off_runtime(pass.to_owned(), stored).await && known;
     let user = user.filter(|_| ok).ok_or(Error::InvalidCredentials)?;
     let epoch = store
         .session_epoch(user.id)
@@ -258,8 +262,12 @@ impl RedisSessionStore {
     }
 }
 
+/// Only the id's sha256 names the key, as in the database.
 fn redis_key(id: &Id) -> String {
-    format!("tessera:session:{id}")
+    format!(
+        "tessera:session:{}",
+        crate::store::session_key(&id.to_string())
+    )
 }
 
 #[async_trait::async_trait]

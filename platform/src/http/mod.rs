@@ -1,6 +1,7 @@
 //! The HTTP surface: one router per area, merged here.
 
 mod access;
+mod account;
 pub mod api;
 pub mod dash;
 pub mod git;
@@ -25,6 +26,7 @@ pub fn router(state: AppState) -> Router {
         .merge(git::router())
         .merge(session::router())
         .merge(sso::router())
+        .merge(account::router())
         .merge(
             // Every route under /apps/{tenant}/{app}/ passes the access check first: a
             // principal who may not view the app gets the same 404 as for a missing app.

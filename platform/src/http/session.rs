@@ -26,6 +26,7 @@ use crate::error::ApiError;
 use crate::ids::UserId;
 use crate::policy::{Principal, UserPrincipal};
 use crate::state::AppState;
+use crate::tenancy::{Email, clip};
 
 /// The session cookie's name.
 pub const COOKIE: &str = "tessera_session";
@@ -432,23 +433,39 @@ async fn login(
     let next = local_path(&form.next);
     let now = state.clock.now_millis();
     let address = addr.clone().unwrap_or_else(|| "unknown".to_owned());
-    let (account_key, address_key) = sessions::throttle_keys(&form.email, &address);
+    let address_key = sessions::address_throttle_key(&address);
     let throttle: &Throttle = &state.throttle;
-    let target = format!("email:{}", form.email.trim().to_lowercase());
     let change = sessions::change("anonymous", addr.as_deref(), now);
-    if let Some(wait) = throttle
-        .wait_ms(&[account_key.clone(), address_key.clone()], now)
-        .await
-    {
-        let _ = state
-            .store
-            .audit_sign_in(
-                &change,
-                "auth.sign_in_failed",
-                &target,
-                serde_json::json!({"reason": "throttled"}),
-            )
-            .await;
+    // Normalized and bounded once: the throttle, the lookup, the audit row and the page all
+    // use this; a malformed (or 4 MiB) address goes no further than a marker.
+    let email = Email::parse(&form.email);
+    let (target, echo) = match &email {
+        Ok(e) => (format!("email:{e}"), e.to_string()),
+        Err(_) => ("email:invalid".to_owned(), clip(form.email.trim(), 254)),
+    };
+    let mut keys = vec![address_key.clone()];
+    if let Ok(e) = &email {
+        keys.push(sessions::account_throttle_key(e));
+    }
+    let audit_failure = |reason: &'static str| {
+        let store = state.store.clone();
+        let target = target.clone();
+        async move {
+            if let Err(e) = store
+                .audit_sign_in(
+                    &change,
+                    "auth.sign_in_failed",
+                    &target,
+                    serde_json::json!({"method": "local", "reason": reason}),
+                )
+                .await
+            {
+                tracing::warn!(error = %e, "auditing a failed sign-in failed");
+            }
+        }
+    };
+    if let Some(wait) = throttle.wait_ms(&keys, now).await {
+        audit_failure("throttled").await;
         let message = format!(
             "Too many failed attempts. Try again in {} seconds.",
             (wait + 999) / 1000
@@ -458,13 +475,28 @@ async fn login(
             &session,
             None,
             next,
-            &form.email,
+            &echo,
             Some(&message),
             StatusCode::TOO_MANY_REQUESTS,
         )
         .await;
     }
-    match auth::session::sign_in_local(&state.store, &form.email, &form.password).await {
+    let Ok(email) = email else {
+        throttle.fail(None, &address_key, now).await;
+        audit_failure("invalid_email").await;
+        return login_page(
+            &state,
+            &session,
+            None,
+            next,
+            &echo,
+            Some("Enter a valid email address (local@domain, at most 254 characters)."),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+    };
+    let account_key = sessions::account_throttle_key(&email);
+    match auth::session::sign_in_local(&state.store, &email, &form.password).await {
         Ok(ok) => {
             throttle.succeed(&account_key).await;
             if let Err(r) = start_signed_in_session(&session, ok.user, ok.epoch, now).await {
@@ -492,25 +524,14 @@ async fn login(
             Redirect::to(to).into_response()
         }
         Err(auth::Error::InvalidCredentials) => {
-            throttle.fail(&account_key, &address_key, now).await;
-            if let Err(e) = state
-                .store
-                .audit_sign_in(
-                    &change,
-                    "auth.sign_in_failed",
-                    &target,
-                    serde_json::json!({"method": "local", "reason": "invalid_credentials"}),
-                )
-                .await
-            {
-                tracing::warn!(error = %e, "auditing a failed sign-in failed");
-            }
+            throttle.fail(Some(&account_key), &address_key, now).await;
+            audit_failure("invalid_credentials").await;
             login_page(
                 &state,
                 &session,
                 None,
                 next,
-                &form.email,
+                &echo,
                 Some("Wrong email or password."),
                 StatusCode::UNAUTHORIZED,
             )
@@ -634,7 +655,7 @@ async fn change_password(
         )
     };
     let current_ok = match state.store.password_hash(user.id).await {
-        Ok(Some(hash)) => password::verify(&form.current, &hash),
+        Ok(Some(hash)) => password::verify_off_runtime(form.current.clone(), hash).await,
         Ok(None) => false,
         Err(e) => return ApiError::internal("reading the password failed", &e).into_response(),
     };
@@ -652,16 +673,41 @@ async fn change_password(
             StatusCode::UNPROCESSABLE_ENTITY,
         );
     }
-    let hash = match password::hash(&form.new) {
+    let hash = match password::hash_off_runtime(form.new.clone()).await {
         Ok(h) => h,
         Err(e) => return ApiError::internal("hashing failed", &e).into_response(),
     };
     let actor = format!("user:{}", user.id.0);
-    let change = sessions::change(&actor, addr.as_deref(), state.clock.now_millis());
-    if let Err(e) = state.store.set_password(user.id, &hash, &change).await {
-        return ApiError::internal("changing the password failed", &e).into_response();
+    let now = state.clock.now_millis();
+    let change = sessions::change(&actor, addr.as_deref(), now);
+    // The change ends every session of the user (the epoch rises); this one carries on
+    // under the new epoch with a new id.
+    let epoch = match state.store.set_password(user.id, &hash, &change).await {
+        Ok(epoch) => epoch,
+        Err(e) => return ApiError::internal("changing the password failed", &e).into_response(),
+    };
+    let signed_in_at = match session.get::<SignedIn>(SIGNED_IN_KEY).await {
+        Ok(Some(signed_in)) => signed_in.at,
+        _ => now,
+    };
+    if let Err(r) = start_signed_in_session(&session, user.id, epoch, signed_in_at).await {
+        return r;
     }
-    page(None, StatusCode::OK)
+    let csrf: String = session
+        .get(CSRF_KEY)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    render(
+        &PasswordPage {
+            csrf: &csrf,
+            must_change: false,
+            error: None,
+            done: true,
+        },
+        StatusCode::OK,
+    )
 }
 
 #[cfg(test)]

@@ -21,9 +21,10 @@ use crate::auth::oidc::{OidcError, PendingSignIn, state_matches};
 use crate::auth::providers::{self, GroupMapping, Kind, Settings};
 use crate::auth::session as sessions;
 use crate::ids::{Slug, TenantId};
+use crate::policy::Principal;
 use crate::state::AppState;
 use crate::store::{ExternalSignIn, ProviderRecord, Refusal, Tenant};
-use crate::tenancy::Email;
+use crate::tenancy::{Email, LoginName, Subject, clip};
 
 /// The session key of a started OIDC sign-in.
 pub const PENDING_KEY: &str = "oidc_pending";
@@ -44,18 +45,18 @@ pub fn redirect_uri(state: &AppState) -> String {
 }
 
 /// What went wrong, for the page, the audit row and the status.
-struct Failure<'a> {
-    tenant: Option<(&'a str, Option<TenantId>)>,
-    provider: Option<&'a str>,
-    method: &'static str,
-    reason: &'static str,
-    /// For the audit row and the log: never a secret.
-    detail: String,
-    message: &'a str,
-    status: StatusCode,
+pub(super) struct Failure<'a> {
+    pub(super) tenant: Option<(&'a str, Option<TenantId>)>,
+    pub(super) provider: Option<&'a str>,
+    pub(super) method: &'static str,
+    pub(super) reason: &'static str,
+    /// For the audit row and the log: never a secret (clipped when written).
+    pub(super) detail: String,
+    pub(super) message: std::borrow::Cow<'a, str>,
+    pub(super) status: StatusCode,
 }
 
-async fn fail(
+pub(super) async fn fail(
     state: &AppState,
     session: &Session,
     addr: Option<&str>,
@@ -64,13 +65,12 @@ async fn fail(
 ) -> Response {
     let change = sessions::change("anonymous", addr, state.clock.now_millis());
     let (tenant_slug, tenant_id) = failure.tenant.unzip();
-    let target = match (tenant_slug, failure.provider) {
-        (Some(t), Some(p)) => format!("identity_provider:{t}/{p}"),
-        _ => "identity_provider:unknown".to_owned(),
-    };
+    let target = failure_target(&failure);
+    // Provider error texts and callback parameters come from outside: bounded here.
+    let detail = clip(&failure.detail, 512);
     tracing::info!(
         reason = failure.reason,
-        detail = %failure.detail,
+        %detail,
         %target,
         "sign-in through a provider failed"
     );
@@ -81,7 +81,7 @@ async fn fail(
             tenant_id.flatten(),
             "auth.sign_in_failed",
             &target,
-            json!({"method": failure.method, "reason": failure.reason, "error": failure.detail}),
+            json!({"method": failure.method, "reason": failure.reason, "error": detail}),
         )
         .await
     {
@@ -93,13 +93,21 @@ async fn fail(
         tenant_slug,
         next,
         "",
-        Some(failure.message),
+        Some(failure.message.as_ref()),
         failure.status,
     )
     .await
 }
 
-fn status_of(error: &OidcError) -> StatusCode {
+/// The audit target of a failure: the provider when it is known.
+pub(super) fn failure_target(failure: &Failure<'_>) -> String {
+    match (failure.tenant.map(|t| t.0), failure.provider) {
+        (Some(t), Some(p)) => format!("identity_provider:{}/{}", clip(t, 64), clip(p, 64)),
+        _ => "identity_provider:unknown".to_owned(),
+    }
+}
+
+pub(super) fn status_of(error: &OidcError) -> StatusCode {
     match error {
         OidcError::Unavailable(_) => StatusCode::BAD_GATEWAY,
         OidcError::Misconfigured(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -108,7 +116,7 @@ fn status_of(error: &OidcError) -> StatusCode {
 }
 
 /// The tenant and its provider `slug` of `kind`, with the secret opened.
-async fn load_provider(
+pub(super) async fn load_provider(
     state: &AppState,
     tenant: &str,
     slug: &str,
@@ -154,47 +162,73 @@ async fn start(
     Query(q): Query<StartQuery>,
 ) -> Response {
     let next = local_path(q.next.as_deref().unwrap_or("/")).to_owned();
+    let loaded = load_provider(&state, &tenant, &provider, Kind::Oidc).await;
+    match begin_oidc(
+        &state,
+        &session,
+        &tenant,
+        &provider,
+        loaded,
+        next.clone(),
+        None,
+    )
+    .await
+    {
+        Ok(redirect) => redirect,
+        Err(f) => fail(&state, &session, addr.as_deref(), &next, f).await,
+    }
+}
+
+/// Keep a new code flow's secrets (and, for a link, the account's owner) in the session
+/// and send the browser to the provider; shared by sign-in and by linking from the
+/// account page.
+pub(super) async fn begin_oidc<'a>(
+    state: &AppState,
+    session: &Session,
+    tenant: &'a str,
+    provider: &'a str,
+    loaded: Result<Option<(Tenant, ProviderRecord, Settings)>, String>,
+    next: String,
+    link_user: Option<i64>,
+) -> Result<Response, Failure<'a>> {
     let failure = |reason, detail: String, message, status| Failure {
-        tenant: Some((tenant.as_str(), None)),
-        provider: Some(provider.as_str()),
+        tenant: Some((tenant, None)),
+        provider: Some(provider),
         method: "oidc",
         reason,
         detail,
-        message,
+        message: message_of(message),
         status,
     };
-    let (tenant_record, record, settings) =
-        match load_provider(&state, &tenant, &provider, Kind::Oidc).await {
-            Ok(Some((t, r, Settings::Oidc(s)))) => (t, r, s),
-            Ok(_) => {
-                let f = failure(
-                    "unknown_provider",
-                    "no such OIDC provider".into(),
-                    "There is no such sign-in provider.",
-                    StatusCode::NOT_FOUND,
-                );
-                return fail(&state, &session, addr.as_deref(), &next, f).await;
-            }
-            Err(e) => {
-                let f = failure(
-                    "misconfigured",
-                    e,
-                    "This sign-in provider is misconfigured. Ask an administrator.",
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                );
-                return fail(&state, &session, addr.as_deref(), &next, f).await;
-            }
-        };
+    let (tenant_record, record, settings) = match loaded {
+        Ok(Some((t, r, Settings::Oidc(s)))) => (t, r, s),
+        Ok(_) => {
+            return Err(failure(
+                "unknown_provider",
+                "no such OIDC provider".into(),
+                "There is no such sign-in provider.",
+                StatusCode::NOT_FOUND,
+            ));
+        }
+        Err(e) => {
+            return Err(failure(
+                "misconfigured",
+                e,
+                "This sign-in provider is misconfigured. Ask an administrator.",
+                StatusCode::INTERNAL_SERVER_ERROR,
+            ));
+        }
+    };
     let started = state
         .oidc
-        .start(record.id, &settings, &redirect_uri(&state))
+        .start(record.id, &settings, &redirect_uri(state))
         .await;
     let (url, flow) = match started {
         Ok(ok) => ok,
         Err(e) => {
             let mut f = failure(e.reason(), e.to_string(), e.public_message(), status_of(&e));
-            f.tenant = Some((tenant.as_str(), Some(tenant_record.id)));
-            return fail(&state, &session, addr.as_deref(), &next, f).await;
+            f.tenant = Some((tenant, Some(tenant_record.id)));
+            return Err(f);
         }
     };
     let pending = PendingSignIn {
@@ -207,12 +241,19 @@ async fn start(
         pkce_verifier: flow.pkce_verifier,
         next,
         at: state.clock.now_millis(),
+        link_user,
     };
     if let Err(e) = session.insert(PENDING_KEY, &pending).await {
-        return crate::error::ApiError::internal("saving the sign-in failed", &e.to_string())
-            .into_response();
+        return Ok(
+            crate::error::ApiError::internal("saving the sign-in failed", &e.to_string())
+                .into_response(),
+        );
     }
-    Redirect::to(&url).into_response()
+    Ok(Redirect::to(&url).into_response())
+}
+
+fn message_of(message: &'static str) -> std::borrow::Cow<'static, str> {
+    std::borrow::Cow::Borrowed(message)
 }
 
 /// The callback's query. Unknown parameters (`iss`, `session_state`, …) are accepted.
@@ -228,6 +269,7 @@ struct CallbackQuery {
 async fn callback(
     State(state): State<AppState>,
     Extension(ClientAddr(addr)): Extension<ClientAddr>,
+    principal: Principal,
     session: Session,
     Query(q): Query<CallbackQuery>,
 ) -> Response {
@@ -240,7 +282,7 @@ async fn callback(
             method: "oidc",
             reason: "bad_state",
             detail: "no sign-in is pending in this session (replayed or forged callback)".into(),
-            message: OidcError::BadState(String::new()).public_message(),
+            message: message_of(OidcError::BadState(String::new()).public_message()),
             status: StatusCode::UNAUTHORIZED,
         };
         return fail(&state, &session, addr.as_deref(), "/", f).await;
@@ -253,7 +295,7 @@ async fn callback(
         method: "oidc",
         reason: e.reason(),
         detail: e.to_string(),
-        message: e.public_message(),
+        message: message_of(e.public_message()),
         status: status_of(e),
     };
     let checked = check_callback(&state, &pending, &q).await;
@@ -282,6 +324,20 @@ async fn callback(
         email_verified: claims.email_verified,
         groups: claims.groups,
     };
+    if let Some(owner) = pending.link_user {
+        return super::account::finish_link(
+            &state,
+            &session,
+            addr.as_deref(),
+            &principal,
+            owner,
+            &tenant,
+            &record,
+            "oidc",
+            &identity.subject,
+        )
+        .await;
+    }
     complete(
         &state,
         &session,
@@ -351,12 +407,16 @@ async fn check_callback(
 }
 
 /// Who a provider vouched for.
-struct Identity {
-    subject: String,
-    email: Option<String>,
-    email_verified: bool,
-    groups: Vec<String>,
+pub(super) struct Identity {
+    pub(super) subject: String,
+    pub(super) email: Option<String>,
+    pub(super) email_verified: bool,
+    pub(super) groups: Vec<String>,
 }
+
+/// The most group names an audit row lists, and their longest length.
+const AUDIT_GROUPS: usize = 50;
+const AUDIT_GROUP_CHARS: usize = 128;
 
 /// Provision, apply the mappings, start the session, audit, and go to `next`.
 #[allow(clippy::too_many_arguments)]
@@ -371,13 +431,13 @@ async fn complete(
     next: &str,
 ) -> Response {
     let now = state.clock.now_millis();
-    let failure = |reason, detail: String, message, status| Failure {
+    let failure = |reason, detail: String, message: String, status| Failure {
         tenant: Some((tenant.slug.as_str(), Some(tenant.id))),
         provider: Some(record.slug.as_str()),
         method,
         reason,
         detail,
-        message,
+        message: message.into(),
         status,
     };
     let mappings: Vec<GroupMapping> = match serde_json::from_str(&record.group_mappings) {
@@ -386,11 +446,21 @@ async fn complete(
             let f = failure(
                 "misconfigured",
                 format!("stored group mappings: {e}"),
-                "This sign-in provider is misconfigured. Ask an administrator.",
+                "This sign-in provider is misconfigured. Ask an administrator.".into(),
                 StatusCode::INTERNAL_SERVER_ERROR,
             );
             return fail(state, session, addr, next, f).await;
         }
+    };
+    let Ok(subject) = Subject::parse(&identity.subject) else {
+        let f = failure(
+            "invalid_subject",
+            format!("subject {:?}", clip(&identity.subject, 64)),
+            "The sign-in provider sent an unusable identifier for you. Ask an administrator."
+                .into(),
+            StatusCode::FORBIDDEN,
+        );
+        return fail(state, session, addr, next, f).await;
     };
     let (role, teams) = providers::mapped_access(&mappings, &identity.groups);
     let email = identity.email.as_deref().and_then(|e| Email::parse(e).ok());
@@ -400,7 +470,7 @@ async fn complete(
         tenant: tenant.id,
         provider: record.id,
         provider_slug: &record.slug,
-        subject: &identity.subject,
+        subject: &subject,
         email: email.as_ref(),
         email_verified: identity.email_verified,
         role,
@@ -412,17 +482,24 @@ async fn complete(
             let (reason, message) = match refusal {
                 Refusal::NoEmail => (
                     "no_email",
-                    "The sign-in provider did not give an email address, so no account can be made.",
+                    "The sign-in provider did not give an email address, so no account can be made.".to_owned(),
+                ),
+                Refusal::AccountExists => (
+                    "account_exists",
+                    format!(
+                        "An account with this email address already exists. Sign in to it, then link {} from your account page.",
+                        record.display_name
+                    ),
                 ),
                 Refusal::EmailNotVerified => (
                     "email_not_verified",
-                    "An account with this email address already exists and the provider has not verified the address. Sign in with your password, or ask an administrator to link the accounts.",
+                    "An account with this email address already exists and the provider has not verified the address. Sign in with your password, or ask an administrator to link the accounts.".to_owned(),
                 ),
-                Refusal::Disabled => ("disabled", "This account is disabled."),
+                Refusal::Disabled => ("disabled", "This account is disabled.".to_owned()),
             };
             let f = failure(
                 reason,
-                format!("subject {}", identity.subject),
+                format!("subject {}", subject.as_str()),
                 message,
                 StatusCode::FORBIDDEN,
             );
@@ -448,6 +525,12 @@ async fn complete(
     }
     let user_actor = format!("user:{}", provisioned.user.0);
     let change = sessions::change(&user_actor, addr, now);
+    let groups: Vec<String> = identity
+        .groups
+        .iter()
+        .take(AUDIT_GROUPS)
+        .map(|g| clip(g, AUDIT_GROUP_CHARS))
+        .collect();
     if let Err(e) = state
         .store
         .audit_provider_sign_in(
@@ -460,7 +543,7 @@ async fn complete(
                 "provider": record.slug,
                 "created": provisioned.created,
                 "linked": provisioned.linked,
-                "groups": identity.groups,
+                "groups": groups,
             }),
         )
         .await
@@ -470,125 +553,121 @@ async fn complete(
     Redirect::to(next).into_response()
 }
 
+/// The LDAP sign-in form (also the account page's link form).
 #[derive(Deserialize)]
-struct LdapForm {
+pub(super) struct LdapForm {
     #[serde(default)]
-    username: String,
+    pub(super) username: String,
     #[serde(default)]
-    password: String,
+    pub(super) password: String,
     #[serde(default)]
-    csrf: String,
+    pub(super) csrf: String,
     #[serde(default)]
-    next: String,
+    pub(super) next: String,
 }
 
-async fn ldap_sign_in(
-    State(state): State<AppState>,
-    Extension(ClientAddr(addr)): Extension<ClientAddr>,
-    Path((tenant, provider)): Path<(String, String)>,
-    session: Session,
-    Form(form): Form<LdapForm>,
-) -> Response {
-    if let Err(r) = check_csrf(&session, &form.csrf).await {
-        return r;
-    }
-    let next = local_path(&form.next).to_owned();
+/// A directory answered for a user name (or why not), with the throttle counted; shared
+/// by sign-in and by linking from the account page.
+pub(super) async fn check_directory<'a>(
+    state: &AppState,
+    addr: Option<&str>,
+    tenant: &'a str,
+    provider: &'a str,
+    form: &LdapForm,
+) -> Result<(Tenant, ProviderRecord, ldap::DirectoryUser), Failure<'a>> {
     let now = state.clock.now_millis();
-    let address = addr.clone().unwrap_or_else(|| "unknown".to_owned());
-    let (account_key, address_key) = sessions::throttle_keys(
-        &format!("ldap:{tenant}/{provider}:{}", form.username.trim()),
-        &address,
-    );
-    let failure = |reason, detail: String, message, status| Failure {
-        tenant: Some((tenant.as_str(), None)),
-        provider: Some(provider.as_str()),
+    let address = addr.unwrap_or("unknown");
+    let address_key = sessions::address_throttle_key(address);
+    // Bounded and trimmed once: the directory, the throttle and the audit row see this.
+    let name = LoginName::parse(&form.username);
+    let account_key = name
+        .as_ref()
+        .ok()
+        .map(|n| sessions::directory_throttle_key(tenant, provider, n));
+    let shown = name
+        .as_ref()
+        .map_or_else(|_| "(invalid)".to_owned(), |n| n.as_str().to_owned());
+    let failure = |reason, detail: String, message: String, status| Failure {
+        tenant: Some((tenant, None)),
+        provider: Some(provider),
         method: "ldap",
         reason,
         detail,
-        message,
+        message: message.into(),
         status,
     };
-    if let Some(wait) = state
-        .throttle
-        .wait_ms(&[account_key.clone(), address_key.clone()], now)
-        .await
-    {
+    let keys: Vec<String> = account_key
+        .iter()
+        .cloned()
+        .chain([address_key.clone()])
+        .collect();
+    if let Some(wait) = state.throttle.wait_ms(&keys, now).await {
         let message = format!(
             "Too many failed attempts. Try again in {} seconds.",
             (wait + 999) / 1000
         );
-        let f = failure(
+        return Err(failure(
             "throttled",
-            format!("user {}", form.username.trim()),
-            &message,
+            format!("user {shown:?}"),
+            message,
             StatusCode::TOO_MANY_REQUESTS,
-        );
-        return fail(&state, &session, addr.as_deref(), &next, f).await;
+        ));
     }
     let (tenant_record, record, settings) =
-        match load_provider(&state, &tenant, &provider, Kind::Ldap).await {
+        match load_provider(state, tenant, provider, Kind::Ldap).await {
             Ok(Some((t, r, Settings::Ldap(s)))) => (t, r, s),
             Ok(_) => {
-                let f = failure(
+                return Err(failure(
                     "unknown_provider",
                     "no such LDAP provider".into(),
-                    "There is no such sign-in provider.",
+                    "There is no such sign-in provider.".into(),
                     StatusCode::NOT_FOUND,
-                );
-                return fail(&state, &session, addr.as_deref(), &next, f).await;
+                ));
             }
             Err(e) => {
-                let f = failure(
+                return Err(failure(
                     "misconfigured",
                     e,
-                    "This sign-in provider is misconfigured. Ask an administrator.",
+                    "This sign-in provider is misconfigured. Ask an administrator.".into(),
                     StatusCode::INTERNAL_SERVER_ERROR,
-                );
-                return fail(&state, &session, addr.as_deref(), &next, f).await;
+                ));
             }
         };
-    let known_tenant = Some((tenant.as_str(), Some(tenant_record.id)));
+    let known = |f: Failure<'a>| Failure {
+        tenant: Some((tenant, Some(tenant_record.id))),
+        ..f
+    };
     // An empty password is an unauthenticated bind that some directories accept: never
     // send one.
-    if form.username.trim().is_empty() || form.password.is_empty() {
-        state.throttle.fail(&account_key, &address_key, now).await;
-        let f = Failure {
-            tenant: known_tenant,
-            ..failure(
+    let name = match name {
+        Ok(name) if !form.password.is_empty() => name,
+        _ => {
+            state
+                .throttle
+                .fail(account_key.as_deref(), &address_key, now)
+                .await;
+            return Err(known(failure(
                 "empty_credentials",
-                format!("user {:?}", form.username.trim()),
-                "Enter your user name and password.",
+                format!("user {shown:?}"),
+                "Enter your user name and password.".into(),
                 StatusCode::UNAUTHORIZED,
-            )
-        };
-        return fail(&state, &session, addr.as_deref(), &next, f).await;
-    }
-    match ldap::authenticate(&settings, form.username.trim(), &form.password).await {
+            )));
+        }
+    };
+    match ldap::authenticate(&settings, name.as_str(), &form.password).await {
         Ok(user) => {
-            state.throttle.succeed(&account_key).await;
-            let identity = Identity {
-                subject: user.dn,
-                email: user.email,
-                // The directory is the authority on its own entries.
-                email_verified: true,
-                groups: user.groups,
-            };
-            complete(
-                &state,
-                &session,
-                addr.as_deref(),
-                &tenant_record,
-                &record,
-                "ldap",
-                identity,
-                &next,
-            )
-            .await
+            if let Some(key) = &account_key {
+                state.throttle.succeed(key).await;
+            }
+            Ok((tenant_record, record, user))
         }
         Err(e) => {
             let (reason, message, status) = match &e {
                 LdapError::InvalidCredentials => {
-                    state.throttle.fail(&account_key, &address_key, now).await;
+                    state
+                        .throttle
+                        .fail(account_key.as_deref(), &address_key, now)
+                        .await;
                     (
                         "invalid_credentials",
                         "Wrong user name or password.",
@@ -606,16 +685,49 @@ async fn ldap_sign_in(
                     StatusCode::INTERNAL_SERVER_ERROR,
                 ),
             };
-            let f = Failure {
-                tenant: known_tenant,
-                ..failure(
-                    reason,
-                    format!("user {:?}: {e}", form.username.trim()),
-                    message,
-                    status,
-                )
-            };
-            fail(&state, &session, addr.as_deref(), &next, f).await
+            Err(known(failure(
+                reason,
+                format!("user {shown:?}: {e}"),
+                message.into(),
+                status,
+            )))
         }
+    }
+}
+
+async fn ldap_sign_in(
+    State(state): State<AppState>,
+    Extension(ClientAddr(addr)): Extension<ClientAddr>,
+    Path((tenant, provider)): Path<(String, String)>,
+    session: Session,
+    Form(form): Form<LdapForm>,
+) -> Response {
+    if let Err(r) = check_csrf(&session, &form.csrf).await {
+        return r;
+    }
+    let next = local_path(&form.next).to_owned();
+    match check_directory(&state, addr.as_deref(), &tenant, &provider, &form).await {
+        Ok((tenant_record, record, user)) => {
+            let identity = Identity {
+                subject: user.dn,
+                email: user.email,
+                // The directory is the authority on its own entries (which links nothing
+                // outside the provider's tenant: see `AccountTies`).
+                email_verified: true,
+                groups: user.groups,
+            };
+            complete(
+                &state,
+                &session,
+                addr.as_deref(),
+                &tenant_record,
+                &record,
+                "ldap",
+                identity,
+                &next,
+            )
+            .await
+        }
+        Err(f) => fail(&state, &session, addr.as_deref(), &next, f).await,
     }
 }

@@ -30,7 +30,11 @@ pub use apps::{
 };
 pub use audit::{AuditEntry, AuditFilter, Change};
 pub use memberships::{Member, Team};
-pub use providers::{ExternalSignIn, NewProvider, ProviderRecord, Provisioned, Refusal};
+pub use providers::{
+    ExternalSignIn, LinkRefusal, LinkableProvider, LinkedIdentity, NewProvider, ProviderRecord,
+    Provisioned, Refusal,
+};
+pub use sessions::session_key;
 pub use settings::{SettingWrite, StoredSetting};
 pub use tenants::{Quotas, Tenant};
 pub use tokens::{NewToken, TokenRecord, TokenSummary};
@@ -89,6 +93,14 @@ pub enum Error {
     #[error("cannot create the database directory {path}: {source}")]
     CreateDir {
         /// The directory.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Creating the SQLite file or restricting its mode to 0600 failed.
+    #[error("cannot create the database file {path} or make it private (0600): {source}")]
+    DatabaseFile {
+        /// The file.
         path: String,
         /// The cause.
         source: std::io::Error,
@@ -255,6 +267,12 @@ fn prepare_sqlite_url(url: &str) -> Result<String> {
             source,
         })?;
     }
+    if path != ":memory:" && !path.is_empty() && !query.contains("mode=memory") {
+        owner_only_files(Path::new(path)).map_err(|source| Error::DatabaseFile {
+            path: path.to_owned(),
+            source,
+        })?;
+    }
     let query = if query.contains("mode=") {
         query.to_owned()
     } else if query.is_empty() {
@@ -263,4 +281,35 @@ fn prepare_sqlite_url(url: &str) -> Result<String> {
         format!("{query}&mode=rwc")
     };
     Ok(format!("sqlite://{path}?{query}"))
+}
+
+/// The database file readable by the server's user only: created 0600 before SQLite opens
+/// it (SQLite gives its `-wal` and `-shm` files the database file's mode), and an existing
+/// file and its companions tightened at every start.
+fn owner_only_files(db: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(db)
+    {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e),
+    }
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut name = db.as_os_str().to_owned();
+        name.push(suffix);
+        let file = std::path::PathBuf::from(name);
+        match std::fs::metadata(&file) {
+            Ok(meta) if meta.permissions().mode() & 0o077 != 0 => {
+                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))?;
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }

@@ -10,7 +10,7 @@ use super::memberships::current_role;
 use super::users::{self, NewUser};
 use super::{Result, Store, conflict_on_unique, parse_stored};
 use crate::ids::{TenantId, UserId};
-use crate::tenancy::{Email, Role};
+use crate::tenancy::{AccountTies, Email, Role, Subject};
 
 /// A stored provider. `settings` still has its secret sealed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -62,10 +62,12 @@ pub struct ExternalSignIn<'a> {
     /// Its slug (for the audit rows).
     pub provider_slug: &'a str,
     /// The provider's stable id of the person (OIDC `sub`, LDAP DN).
-    pub subject: &'a str,
+    pub subject: &'a Subject,
     /// The address the provider gave, if any.
     pub email: Option<&'a Email>,
-    /// Whether the provider says it verified that address (a directory is trusted).
+    /// Whether the provider says it verified that address. It only matters for an account
+    /// that belongs to the provider's tenant ([`AccountTies`]); no provider's word links
+    /// any other account.
     pub email_verified: bool,
     /// The role the mappings grant (`None`: the provider grants no role).
     pub role: Option<Role>,
@@ -78,7 +80,12 @@ pub struct ExternalSignIn<'a> {
 pub enum Refusal {
     /// A first sign-in without an email address: no account can be made.
     NoEmail,
-    /// A local account has this address and the provider did not verify it.
+    /// An account that does not belong to the provider's tenant (a superadmin, a local
+    /// password, a role or identity elsewhere) has this address: only its owner may link
+    /// the identity, signed in, from the account page.
+    AccountExists,
+    /// An account of the provider's tenant has this address and the provider did not
+    /// verify it.
     EmailNotVerified,
     /// The account is disabled.
     Disabled,
@@ -289,7 +296,7 @@ impl Store {
             "select user_id from external_identities where provider_id = $1 and subject = $2",
         )
         .bind(input.provider)
-        .bind(input.subject)
+        .bind(input.subject.as_str())
         .fetch_optional(&mut *tx)
         .await?
         .map(|row| row.try_get(0))
@@ -301,7 +308,7 @@ impl Store {
                      where provider_id = $1 and subject = $2",
                 )
                 .bind(input.provider)
-                .bind(input.subject)
+                .bind(input.subject.as_str())
                 .bind(change.at)
                 .execute(&mut *tx)
                 .await?;
@@ -319,8 +326,16 @@ impl Store {
                         .map(|row| row.try_get(0))
                         .transpose()?;
                 let (user, created) = match existing {
-                    Some(_) if !input.email_verified => return Ok(Err(Refusal::EmailNotVerified)),
-                    Some(id) => (UserId(id), false),
+                    Some(id) => {
+                        let ties = account_ties(&mut tx, UserId(id), input).await?;
+                        if !ties.belong_to_provider_tenant() {
+                            return Ok(Err(Refusal::AccountExists));
+                        }
+                        if !input.email_verified {
+                            return Ok(Err(Refusal::EmailNotVerified));
+                        }
+                        (UserId(id), false)
+                    }
                     None => {
                         let new = NewUser {
                             email,
@@ -336,7 +351,7 @@ impl Store {
                      last_sign_in_at) values ($1, $2, $3, $4, $4)",
                 )
                 .bind(input.provider)
-                .bind(input.subject)
+                .bind(input.subject.as_str())
                 .bind(user.0)
                 .bind(change.at)
                 .execute(&mut *tx)
@@ -347,7 +362,7 @@ impl Store {
                     Some(tenant),
                     "identity.link",
                     &format!("user:{}", user.0),
-                    provider_detail(json!({"subject": input.subject, "created": created})),
+                    provider_detail(json!({"subject": input.subject.as_str(), "created": created})),
                 )
                 .await?;
                 (user, created, true)
@@ -370,6 +385,28 @@ impl Store {
             linked,
         }))
     }
+}
+
+/// What ties `user` to anything outside the provider's tenant (read in the sign-in's
+/// transaction; [`AccountTies`] judges).
+async fn account_ties(
+    conn: &mut sqlx::AnyConnection,
+    user: UserId,
+    input: &ExternalSignIn<'_>,
+) -> Result<AccountTies> {
+    let row = sqlx::query(
+        "select u.superadmin, u.password_hash is not null,          (select count(*) from memberships m where m.user_id = u.id and m.tenant_id <> $2),          (select count(*) from external_identities e           join identity_providers p on p.id = e.provider_id           where e.user_id = u.id and p.tenant_id <> $2)          from users u where u.id = $1",
+    )
+    .bind(user.0)
+    .bind(input.tenant.0)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(AccountTies {
+        superadmin: row.try_get::<i64, _>(0)? != 0,
+        has_password: super::flag(&row, 1)?,
+        roles_elsewhere: row.try_get(2)?,
+        identities_elsewhere: row.try_get(3)?,
+    })
 }
 
 /// Make the member's role what the provider grants, within what this provider manages.
@@ -690,5 +727,146 @@ impl Store {
         audit::record(&mut tx, change, tenant, action, target, detail).await?;
         tx.commit().await?;
         Ok(())
+    }
+}
+
+/// An identity linked to a user, for their account page.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinkedIdentity {
+    /// The provider's tenant (slug).
+    pub tenant: String,
+    /// The provider's slug.
+    pub provider: String,
+    /// The provider's name.
+    pub display_name: String,
+    /// The provider's subject of the person.
+    pub subject: String,
+    /// When it was linked.
+    pub created_at: i64,
+}
+
+/// A provider a user may link their account to (one of their tenants').
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinkableProvider {
+    /// The tenant's slug.
+    pub tenant: String,
+    /// The provider's slug.
+    pub slug: String,
+    /// `oidc` or `ldap`.
+    pub kind: String,
+    /// Its name.
+    pub display_name: String,
+}
+
+/// Why an explicit link was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinkRefusal {
+    /// The identity already signs in another account.
+    LinkedToAnother,
+}
+
+impl Store {
+    /// The owner of `user`, signed in, links `subject` at `provider` (of `tenant`) to their
+    /// account (`identity.link`, `explicit: true`). `Ok(false)` when it was linked to them
+    /// already; refused when it is linked to someone else.
+    pub async fn link_external_identity(
+        &self,
+        tenant: TenantId,
+        provider: &ProviderRecord,
+        subject: &Subject,
+        user: UserId,
+        change: &Change<'_>,
+    ) -> Result<std::result::Result<bool, LinkRefusal>> {
+        if provider.tenant_id != tenant {
+            return Err(super::Error::NotFound {
+                what: "identity provider",
+                value: provider.slug.clone(),
+            });
+        }
+        let mut tx = self.begin().await?;
+        let linked: Option<i64> = sqlx::query(
+            "select user_id from external_identities where provider_id = $1 and subject = $2",
+        )
+        .bind(provider.id)
+        .bind(subject.as_str())
+        .fetch_optional(&mut *tx)
+        .await?
+        .map(|row| row.try_get(0))
+        .transpose()?;
+        match linked {
+            Some(owner) if owner == user.0 => return Ok(Ok(false)),
+            Some(_) => return Ok(Err(LinkRefusal::LinkedToAnother)),
+            None => {}
+        }
+        sqlx::query(
+            "insert into external_identities (provider_id, subject, user_id, created_at, \
+             last_sign_in_at) values ($1, $2, $3, $4, $4)",
+        )
+        .bind(provider.id)
+        .bind(subject.as_str())
+        .bind(user.0)
+        .bind(change.at)
+        .execute(&mut *tx)
+        .await?;
+        audit::record(
+            &mut tx,
+            change,
+            Some(tenant),
+            "identity.link",
+            &format!("user:{}", user.0),
+            json!({"provider": provider.slug, "subject": subject.as_str(), "explicit": true}),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Ok(true))
+    }
+
+    /// The identities linked to `user`, oldest first.
+    pub async fn linked_identities(&self, user: UserId) -> Result<Vec<LinkedIdentity>> {
+        let rows = sqlx::query(
+            "select t.slug, p.slug, p.display_name, e.subject, e.created_at \
+             from external_identities e \
+             join identity_providers p on p.id = e.provider_id \
+             join tenants t on t.id = p.tenant_id \
+             where e.user_id = $1 order by e.created_at, p.slug",
+        )
+        .bind(user.0)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(LinkedIdentity {
+                    tenant: row.try_get(0)?,
+                    provider: row.try_get(1)?,
+                    display_name: row.try_get(2)?,
+                    subject: row.try_get(3)?,
+                    created_at: row.try_get(4)?,
+                })
+            })
+            .collect()
+    }
+
+    /// The providers of the tenants `user` is a member of.
+    pub async fn linkable_providers(&self, user: UserId) -> Result<Vec<LinkableProvider>> {
+        let rows = sqlx::query(
+            "select t.slug, p.slug, p.kind, p.display_name \
+             from identity_providers p \
+             join tenants t on t.id = p.tenant_id \
+             join memberships m on m.tenant_id = p.tenant_id and m.user_id = $1 \
+             order by t.slug, p.slug",
+        )
+        .bind(user.0)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(LinkableProvider {
+                    tenant: row.try_get(0)?,
+                    slug: row.try_get(1)?,
+                    kind: row.try_get(2)?,
+                    display_name: row.try_get(3)?,
+                })
+            })
+            .collect()
     }
 }

@@ -1,16 +1,25 @@
 //! Browser sessions kept in the database (when no Redis is configured), the per-user
 //! session epoch behind "sign out everywhere", and audit rows for sign-in attempts.
+//!
+//! Only the sha256 of a session id is stored (migration 0013): whoever reads the table or a
+//! backup learns no cookie to present.
 
+use sha2::{Digest, Sha256};
 use sqlx::Row;
 
 use super::{Change, Result, Store, audit};
 use crate::ids::UserId;
 
+/// The key a session id is stored under: its sha256, hex. Shared with the Redis store.
+pub fn session_key(id: &str) -> String {
+    hex::encode(Sha256::digest(id.as_bytes()))
+}
+
 impl Store {
     /// The JSON record of session `id`, unless it has expired by `now`.
     pub async fn session_load(&self, id: &str, now: i64) -> Result<Option<String>> {
         let row = sqlx::query("select data from sessions where id = $1 and expiry_date > $2")
-            .bind(id)
+            .bind(session_key(id))
             .bind(now)
             .fetch_optional(&self.pool)
             .await?;
@@ -24,7 +33,7 @@ impl Store {
             "insert into sessions (id, data, expiry_date) values ($1, $2, $3) \
              on conflict (id) do update set data = excluded.data, expiry_date = excluded.expiry_date",
         )
-        .bind(id)
+        .bind(session_key(id))
         .bind(data)
         .bind(expiry_date)
         .execute(&mut *tx)
@@ -37,7 +46,7 @@ impl Store {
     pub async fn session_delete(&self, id: &str, now: i64) -> Result<()> {
         let mut tx = self.begin().await?;
         sqlx::query("delete from sessions where id = $1 or expiry_date <= $2")
-            .bind(id)
+            .bind(session_key(id))
             .bind(now)
             .execute(&mut *tx)
             .await?;
@@ -88,12 +97,14 @@ impl Store {
         Ok(epoch)
     }
 
-    /// Replace a user's password hash and clear the forced-change flag.
-    pub async fn set_password(&self, user: UserId, hash: &str, change: &Change<'_>) -> Result<()> {
+    /// Replace a user's password hash and clear the forced-change flag; every session of
+    /// the user ends (epoch raised). Returns the new epoch, under which the caller keeps its
+    /// own session signed in.
+    pub async fn set_password(&self, user: UserId, hash: &str, change: &Change<'_>) -> Result<i64> {
         self.replace_password(
             user,
             hash,
-            "password_must_change = 0",
+            "password_must_change = 0, session_epoch = session_epoch + 1",
             "user.password_change",
             change,
         )
@@ -117,10 +128,11 @@ impl Store {
             change,
         )
         .await
+        .map(|_| ())
     }
 
     /// The new hash plus `also` (fixed SQL assignments, never user input) and the audit row
-    /// `action`, in one transaction.
+    /// `action`, in one transaction; the user's session epoch after it.
     async fn replace_password(
         &self,
         user: UserId,
@@ -128,15 +140,16 @@ impl Store {
         also: &'static str,
         action: &str,
         change: &Change<'_>,
-    ) -> Result<()> {
+    ) -> Result<i64> {
         let mut tx = self.begin().await?;
-        sqlx::query(&format!(
-            "update users set password_hash = $1, {also} where id = $2"
+        let epoch: i64 = sqlx::query(&format!(
+            "update users set password_hash = $1, {also} where id = $2 returning session_epoch"
         ))
         .bind(hash)
         .bind(user.0)
-        .execute(&mut *tx)
-        .await?;
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get(0)?;
         audit::record(
             &mut tx,
             change,
@@ -147,7 +160,7 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
-        Ok(())
+        Ok(epoch)
     }
 
     /// Record a sign-in attempt (`auth.sign_in` or `auth.sign_in_failed`) on its own.

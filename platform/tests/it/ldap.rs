@@ -672,3 +672,171 @@ impl Service {
         let _ = self.ldap.unbind().await;
     }
 }
+
+/// Post the LDAP form of acme's `corp-ldap` (sign-in, or the account page's link).
+async fn post_directory_form(
+    client: &reqwest::Client,
+    base: &str,
+    path: &str,
+    csrf: &str,
+    user: &str,
+    password: &str,
+) -> reqwest::Response {
+    client
+        .post(format!("{base}{path}"))
+        .form(&[
+            ("csrf", csrf),
+            ("username", user),
+            ("password", password),
+            ("next", "/account"),
+        ])
+        .send()
+        .await
+        .expect("post")
+}
+
+/// Over the real directory: acme's LDAP provider vouches for alice and bob (mail
+/// `…@example.org`, which a directory always "verifies"), but alice@example.org is the
+/// platform's superadmin and bob@example.org owns another tenant: both refused, nothing
+/// made. Alice then links the directory from her account page with her directory
+/// password (a wrong one first), and the directory signs her in from then on.
+#[tokio::test]
+async fn a_tenants_directory_never_signs_in_as_a_superadmin_or_another_tenants_user() {
+    use crate::oidc::{
+        account_page, audit, browser, csrf_of, local_sign_in, op, served, signed_in,
+    };
+    use platform::admin;
+    use reqwest::StatusCode;
+
+    let d = directory();
+    let (app, base, _clock) = served().await;
+    let store = &app.state.store;
+    admin::create_tenant(store, "acme", None, None, &op())
+        .await
+        .expect("acme");
+    let file = format!(
+        "kind = \"ldap\"\ndisplay_name = \"Corporate directory\"\nurl = {:?}\nbind_dn = {:?}\n\
+         bind_password = {:?}\nuser_base = {:?}\ngroup_base = {:?}\ntimeout_seconds = 5\n\
+         [[groups]]\ngroup = \"admins\"\nrole = \"admin\"\n",
+        d.get("LDAP_URL"),
+        d.get("LDAP_BIND_DN"),
+        d.get("LDAP_BIND_PASSWORD"),
+        d.get("LDAP_USER_BASE"),
+        d.get("LDAP_GROUP_BASE"),
+    );
+    admin::set_provider(store, &app.state.secrets, "acme", "corp-ldap", &file, &op())
+        .await
+        .expect("provider");
+    const ROOT_PASSWORD: &str = "root password of the platform";
+    admin::create_user(store, "alice@example.org", Some(ROOT_PASSWORD), true, &op())
+        .await
+        .expect("superadmin");
+    admin::create_user(store, "bob@example.org", None, false, &op())
+        .await
+        .expect("bob");
+    admin::create_tenant(store, "other", None, Some("bob@example.org"), &op())
+        .await
+        .expect("other");
+    let users = store.user_count().await.expect("count");
+    let grants = audit(&app, "membership.grant").await.len();
+
+    for (who, password) in [("alice", "alice-pw"), ("bob", "bob-pw")] {
+        let client = browser();
+        let html = client
+            .get(format!("{base}/login?tenant=acme"))
+            .send()
+            .await
+            .expect("login")
+            .text()
+            .await
+            .expect("html");
+        let csrf = csrf_of(&html);
+        let response = post_directory_form(
+            &client,
+            &base,
+            "/login/acme/corp-ldap",
+            &csrf,
+            who,
+            password,
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{who}");
+        let html = response.text().await.expect("page");
+        assert!(
+            html.contains("An account with this email address already exists. Sign in to it, then link Corporate directory from your account page."),
+            "{html}"
+        );
+        assert!(!signed_in(&client, &base).await, "no session for {who}");
+    }
+    let failed = audit(&app, "auth.sign_in_failed").await;
+    assert_eq!(failed.len(), 2, "{failed:?}");
+    assert!(
+        failed
+            .iter()
+            .all(|e| e.detail["reason"] == "account_exists")
+    );
+    assert_eq!(store.user_count().await.expect("count"), users);
+    assert!(audit(&app, "identity.link").await.is_empty());
+    assert_eq!(
+        audit(&app, "membership.grant").await.len(),
+        grants,
+        "no role granted"
+    );
+
+    // Alice links the directory herself, signed in with her password.
+    let alice = browser();
+    local_sign_in(&alice, &base, "alice@example.org", ROOT_PASSWORD).await;
+    let csrf = csrf_of(&account_page(&alice, &base).await);
+    let link = "/account/link/acme/corp-ldap";
+    let wrong = post_directory_form(&alice, &base, link, &csrf, "alice", "not-hers").await;
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    assert!(
+        wrong
+            .text()
+            .await
+            .expect("page")
+            .contains("Wrong user name or password.")
+    );
+    let failed = audit(&app, "identity.link_failed").await;
+    assert_eq!(failed[0].detail["reason"], "invalid_credentials");
+    let linked = post_directory_form(&alice, &base, link, &csrf, "alice", "alice-pw").await;
+    assert_eq!(linked.status(), StatusCode::OK);
+    let html = linked.text().await.expect("page");
+    assert!(
+        html.contains("Corporate directory is linked to your account."),
+        "{html}"
+    );
+    let links = audit(&app, "identity.link").await;
+    assert_eq!(links.len(), 1);
+    assert_eq!(links[0].detail["explicit"], true);
+    assert!(links[0].actor.starts_with("user:"), "{:?}", links[0]);
+
+    // From now on the directory signs in to her account.
+    let fresh = browser();
+    let html = fresh
+        .get(format!("{base}/login?tenant=acme"))
+        .send()
+        .await
+        .expect("login")
+        .text()
+        .await
+        .expect("html");
+    let signed = post_directory_form(
+        &fresh,
+        &base,
+        "/login/acme/corp-ldap",
+        &csrf_of(&html),
+        "alice",
+        "alice-pw",
+    )
+    .await;
+    assert_eq!(signed.status(), StatusCode::OK);
+    assert_eq!(signed.url().path(), "/account");
+    assert!(
+        signed
+            .text()
+            .await
+            .expect("page")
+            .contains("alice@example.org")
+    );
+}

@@ -5,6 +5,7 @@
 //! the test with that instruction rather than skipping it.
 
 mod access;
+mod accounts;
 mod api;
 mod background;
 mod build;

@@ -22,7 +22,7 @@ use sha2::Digest;
 
 use crate::support::{TestApp, repo_root};
 
-fn op() -> Change<'static> {
+pub(crate) fn op() -> Change<'static> {
     use platform::clock::Clock;
     Change {
         actor: "test",
@@ -96,6 +96,22 @@ impl Provider {
             run_dir,
             people_file,
         }
+    }
+
+    /// Add or replace a person (read again by the provider at the next sign-in); their
+    /// password is `{who}-pw`.
+    fn set_person(&self, who: &str, email: &str, email_verified: bool, groups: &[&str]) {
+        let mut people: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&self.people_file).expect("read"))
+                .expect("json");
+        people[who] = serde_json::json!({
+            "password": format!("{who}-pw"),
+            "email": email,
+            "email_verified": email_verified,
+            "name": who,
+            "groups": groups,
+        });
+        std::fs::write(&self.people_file, people.to_string()).expect("write");
     }
 
     /// Replace someone's groups (read again by the provider at the next sign-in).
@@ -190,7 +206,7 @@ async fn tenant(app: &TestApp) -> platform::store::Tenant {
 
 /// A browser: cookie jar, follows redirects except to a sign-in callback (so the test
 /// can look at, replay or alter it).
-fn browser() -> reqwest::Client {
+pub(crate) fn browser() -> reqwest::Client {
     reqwest::Client::builder()
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::custom(|attempt| {
@@ -293,7 +309,7 @@ async fn sign_in(
 }
 
 /// Whether this browser is signed in: the tenant API answers 401 to no one.
-async fn signed_in(client: &reqwest::Client, base: &str) -> bool {
+pub(crate) async fn signed_in(client: &reqwest::Client, base: &str) -> bool {
     let status = client
         .get(format!("{base}/api/v1/tenants/acme/apps"))
         .send()
@@ -303,7 +319,7 @@ async fn signed_in(client: &reqwest::Client, base: &str) -> bool {
     status != StatusCode::UNAUTHORIZED
 }
 
-async fn audit(app: &TestApp, action: &str) -> Vec<AuditEntry> {
+pub(crate) async fn audit(app: &TestApp, action: &str) -> Vec<AuditEntry> {
     app.state
         .store
         .filtered_audit_entries(
@@ -349,7 +365,7 @@ async fn team_count(app: &TestApp, email: &str) -> usize {
         .len()
 }
 
-async fn served() -> (TestApp, String, Arc<ShiftedClock>) {
+pub(crate) async fn served() -> (TestApp, String, Arc<ShiftedClock>) {
     let clock = Arc::new(ShiftedClock::default());
     let (app, base) = TestApp::served(clock.clone()).await;
     (app, base, clock)
@@ -834,6 +850,229 @@ async fn a_provider_that_never_answers_fails_within_its_timeout() {
     .await;
 }
 
+/// Sign in with a local password in this browser (the `/login` form).
+pub(crate) async fn local_sign_in(client: &reqwest::Client, base: &str, email: &str, pw: &str) {
+    let html = client
+        .get(format!("{base}/login"))
+        .send()
+        .await
+        .expect("login")
+        .text()
+        .await
+        .expect("html");
+    let signed = client
+        .post(format!("{base}/login"))
+        .form(&[
+            ("csrf", csrf_of(&html).as_str()),
+            ("email", email),
+            ("password", pw),
+            ("next", "/account"),
+        ])
+        .send()
+        .await
+        .expect("sign in");
+    assert_eq!(signed.status(), StatusCode::OK, "{email} signs in");
+    assert_eq!(signed.url().path(), "/account");
+}
+
+/// The account page of this browser's user.
+pub(crate) async fn account_page(client: &reqwest::Client, base: &str) -> String {
+    client
+        .get(format!("{base}/account"))
+        .send()
+        .await
+        .expect("account")
+        .text()
+        .await
+        .expect("html")
+}
+
+const ROOT_PASSWORD: &str = "root password of the platform";
+
+/// A superadmin with a password, and bea, the owner of another tenant (no password).
+async fn accounts_outside_acme(app: &TestApp) {
+    let store = &app.state.store;
+    admin::create_user(store, "root@example.org", Some(ROOT_PASSWORD), true, &op())
+        .await
+        .expect("superadmin");
+    admin::create_user(store, "bea@example.org", None, false, &op())
+        .await
+        .expect("bea");
+    admin::create_tenant(store, "other", None, Some("bea@example.org"), &op())
+        .await
+        .expect("other tenant");
+}
+
+#[tokio::test]
+async fn a_tenants_provider_never_signs_in_as_a_superadmin_or_another_tenants_user() {
+    let (app, base, _clock) = served().await;
+    let provider = Provider::start(&base, 600);
+    setup(&app, &provider.issuer, 10).await;
+    accounts_outside_acme(&app).await;
+    let store = &app.state.store;
+    let users = store.user_count().await.expect("count");
+    let grants = audit(&app, "membership.grant").await.len();
+    let mut attempts = 0;
+    for address in ["root@example.org", "bea@example.org"] {
+        for verified in [true, false] {
+            attempts += 1;
+            // acme's provider asserts the address, in the group that grants admin.
+            let who = format!("mallory{attempts}");
+            provider.set_person(&who, address, verified, &["admins"]);
+            let client = browser();
+            let page = sign_in(&client, &base, &who, &format!("{who}-pw"), "/").await;
+            assert_eq!(page.status(), StatusCode::FORBIDDEN, "{address} {verified}");
+            let html = page.text().await.expect("page");
+            assert!(
+                html.contains("An account with this email address already exists. Sign in to it, then link Example SSO from your account page."),
+                "{html}"
+            );
+            assert!(!signed_in(&client, &base).await, "no session as {address}");
+            let failed = audit(&app, "auth.sign_in_failed").await;
+            assert_eq!(failed.len(), attempts, "{failed:?}");
+            assert!(
+                failed
+                    .iter()
+                    .all(|e| e.detail["reason"] == "account_exists")
+            );
+            let provider_id = store
+                .identity_provider(tenant(&app).await.id, "sso")
+                .await
+                .expect("q")
+                .expect("sso")
+                .id;
+            assert_eq!(
+                store.external_identity(provider_id, &who).await.expect("q"),
+                None,
+                "nothing linked"
+            );
+        }
+    }
+    assert_eq!(
+        store.user_count().await.expect("count"),
+        users,
+        "nothing created"
+    );
+    assert!(audit(&app, "identity.link").await.is_empty());
+    assert_eq!(
+        audit(&app, "membership.grant").await.len(),
+        grants,
+        "no role granted"
+    );
+    assert_eq!(role_of(&app, "root@example.org").await, None);
+    assert_eq!(role_of(&app, "bea@example.org").await, None);
+}
+
+#[tokio::test]
+async fn the_owner_links_the_provider_from_the_account_page_and_the_identity_then_signs_in() {
+    let (app, base, _clock) = served().await;
+    let provider = Provider::start(&base, 600);
+    setup(&app, &provider.issuer, 10).await;
+    accounts_outside_acme(&app).await;
+    let store = &app.state.store;
+    // dora has a password, is a viewer in acme and an author in other: only she may link.
+    admin::create_user(store, "dora@example.org", Some(ROOT_PASSWORD), false, &op())
+        .await
+        .expect("dora");
+    admin::grant(store, "dora@example.org", "acme", "viewer", &op())
+        .await
+        .expect("viewer");
+    admin::grant(store, "dora@example.org", "other", "author", &op())
+        .await
+        .expect("author");
+    provider.set_person("dora-at-idp", "dora@work.example", true, &["analysts"]);
+
+    let dora = browser();
+    local_sign_in(&dora, &base, "dora@example.org", ROOT_PASSWORD).await;
+    let page = account_page(&dora, &base).await;
+    assert!(page.contains("Link Example SSO"), "{page}");
+    let csrf = csrf_of(&page);
+    let started = dora
+        .post(format!("{base}/account/link/acme/sso"))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .expect("link starts");
+    let callback = log_in_at_provider(&dora, started, "dora-at-idp", "dora-at-idp-pw").await;
+    let linked = dora.get(callback).send().await.expect("callback");
+    assert_eq!(linked.status(), StatusCode::OK);
+    let html = linked.text().await.expect("page");
+    assert!(
+        html.contains("Example SSO is linked to your account."),
+        "{html}"
+    );
+    assert!(html.contains("id=\"linked-acme-sso\""), "{html}");
+    let links = audit(&app, "identity.link").await;
+    assert_eq!(links.len(), 1, "{links:?}");
+    let dora_id = store
+        .user_by_email(&platform::tenancy::Email::parse("dora@example.org").expect("e"))
+        .await
+        .expect("q")
+        .expect("dora")
+        .id;
+    assert_eq!(links[0].actor, format!("user:{}", dora_id.0));
+    assert_eq!(links[0].detail["explicit"], true);
+    assert_eq!(links[0].detail["subject"], "dora-at-idp");
+
+    // The linked identity now signs in to dora's account, from a fresh browser.
+    let fresh = browser();
+    let page = sign_in(&fresh, &base, "dora-at-idp", "dora-at-idp-pw", "/account").await;
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(
+        page.text()
+            .await
+            .expect("page")
+            .contains("dora@example.org")
+    );
+
+    // The superadmin cannot take the identity over: it signs in to dora already.
+    let root = browser();
+    local_sign_in(&root, &base, "root@example.org", ROOT_PASSWORD).await;
+    let csrf = csrf_of(&account_page(&root, &base).await);
+    let started = root
+        .post(format!("{base}/account/link/acme/sso"))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .expect("link starts");
+    let callback = log_in_at_provider(&root, started, "dora-at-idp", "dora-at-idp-pw").await;
+    let refused = root.get(callback).send().await.expect("callback");
+    assert_eq!(refused.status(), StatusCode::CONFLICT);
+    let html = refused.text().await.expect("page");
+    assert!(
+        html.contains("already signs in to another account"),
+        "{html}"
+    );
+    let failed = audit(&app, "identity.link_failed").await;
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].detail["reason"], "linked_to_another");
+    assert_eq!(audit(&app, "identity.link").await.len(), 1);
+
+    // A link callback reaching a browser that signed in as someone else meanwhile links
+    // nothing: the link was asked by root, the browser is dora's now.
+    let mixed = browser();
+    local_sign_in(&mixed, &base, "root@example.org", ROOT_PASSWORD).await;
+    let csrf = csrf_of(&account_page(&mixed, &base).await);
+    let started = mixed
+        .post(format!("{base}/account/link/acme/sso"))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .expect("link starts");
+    let callback = log_in_at_provider(&mixed, started, "alice", "alice-pw").await;
+    local_sign_in(&mixed, &base, "dora@example.org", ROOT_PASSWORD).await;
+    let refused = mixed.get(callback).send().await.expect("callback");
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let failed = audit(&app, "auth.sign_in_failed").await;
+    assert!(
+        failed
+            .iter()
+            .any(|e| e.detail["reason"] == "not_signed_in_as_owner"),
+        "{failed:?}"
+    );
+    assert_eq!(audit(&app, "identity.link").await.len(), 1);
+}
+
 #[tokio::test]
 async fn the_sign_in_page_lists_the_tenants_providers() {
     let (app, base, _clock) = served().await;
@@ -887,7 +1126,7 @@ group = "analysts"
 role = "viewer"
 "#;
 
-fn csrf_of(html: &str) -> String {
+pub(crate) fn csrf_of(html: &str) -> String {
     let at = html.find("name=\"csrf\" value=\"").expect("csrf field") + 19;
     html[at..at + 64].to_owned()
 }

@@ -12,9 +12,9 @@ use platform::store::{AuditFilter, Change};
 
 use crate::support::{Reply, TestApp};
 
-const PASSWORD: &str = "correct horse battery";
+pub(crate) const PASSWORD: &str = "correct horse battery";
 
-fn op() -> Change<'static> {
+pub(crate) fn op() -> Change<'static> {
     use platform::clock::Clock;
     Change {
         actor: "test",
@@ -24,7 +24,7 @@ fn op() -> Change<'static> {
 }
 
 /// Tenant `b` with a restricted `hello` granted to bob; carl is a member without the grant.
-async fn setup(db: Option<TestDatabase>) -> TestApp {
+pub(crate) async fn setup(db: Option<TestDatabase>) -> TestApp {
     let app = match db {
         Some(db) => TestApp::on(db).await,
         None => TestApp::new().await,
@@ -65,13 +65,13 @@ async fn setup(db: Option<TestDatabase>) -> TestApp {
 }
 
 /// One browser: the session cookie it holds and the address it comes from.
-struct Browser<'a> {
+pub(crate) struct Browser<'a> {
     app: &'a TestApp,
-    cookie: Option<String>,
-    peer: SocketAddr,
+    pub(crate) cookie: Option<String>,
+    pub(crate) peer: SocketAddr,
 }
 
-fn set_cookie(reply: &Reply) -> Option<String> {
+pub(crate) fn set_cookie(reply: &Reply) -> Option<String> {
     reply
         .headers
         .get_all(header::SET_COOKIE)
@@ -80,13 +80,13 @@ fn set_cookie(reply: &Reply) -> Option<String> {
         .find(|c| c.starts_with("tessera_session="))
 }
 
-fn csrf_of(html: &str) -> String {
+pub(crate) fn csrf_of(html: &str) -> String {
     let at = html.find("name=\"csrf\" value=\"").expect("csrf field") + 19;
     html[at..at + 64].to_owned()
 }
 
 impl<'a> Browser<'a> {
-    fn new(app: &'a TestApp) -> Self {
+    pub(crate) fn new(app: &'a TestApp) -> Self {
         Self {
             app,
             cookie: None,
@@ -94,7 +94,11 @@ impl<'a> Browser<'a> {
         }
     }
 
-    async fn send(&mut self, mut builder: axum::http::request::Builder, body: Body) -> Reply {
+    pub(crate) async fn send(
+        &mut self,
+        mut builder: axum::http::request::Builder,
+        body: Body,
+    ) -> Reply {
         if let Some(c) = &self.cookie {
             builder = builder.header(header::COOKIE, c.split(';').next().expect("pair"));
         }
@@ -112,11 +116,11 @@ impl<'a> Browser<'a> {
         reply
     }
 
-    async fn get(&mut self, uri: &str) -> Reply {
+    pub(crate) async fn get(&mut self, uri: &str) -> Reply {
         self.send(Request::get(uri), Body::empty()).await
     }
 
-    async fn post_form(&mut self, uri: &str, form: &[(&str, &str)]) -> Reply {
+    pub(crate) async fn post_form(&mut self, uri: &str, form: &[(&str, &str)]) -> Reply {
         let body: String = form
             .iter()
             .map(|(k, v)| format!("{k}={}", enc(v)))
@@ -130,7 +134,7 @@ impl<'a> Browser<'a> {
     }
 
     /// GET /login, then POST it; returns the POST's reply.
-    async fn sign_in(&mut self, email: &str, password: &str, next: &str) -> Reply {
+    pub(crate) async fn sign_in(&mut self, email: &str, password: &str, next: &str) -> Reply {
         let form = self.get("/login").await;
         assert_eq!(form.status, StatusCode::OK);
         let csrf = csrf_of(&form.text());
@@ -146,7 +150,7 @@ impl<'a> Browser<'a> {
         .await
     }
 
-    async fn csrf(&mut self) -> String {
+    pub(crate) async fn csrf(&mut self) -> String {
         csrf_of(&self.get("/login").await.text())
     }
 }
@@ -163,7 +167,7 @@ fn enc(v: &str) -> String {
         .collect()
 }
 
-async fn failures(app: &TestApp) -> usize {
+pub(crate) async fn failures(app: &TestApp) -> usize {
     app.state
         .store
         .filtered_audit_entries(
@@ -264,10 +268,25 @@ async fn sign_in_sets_a_rotated_http_only_lax_cookie_and_opens_the_granted_app()
 #[tokio::test]
 async fn wrong_password_or_unknown_user_shows_an_error_sets_no_session_and_is_audited() {
     let app = setup(None).await;
-    for (email, password) in [
-        ("bob@example.org", "wrong password"),
-        ("nobody@example.org", PASSWORD),
-        ("not an email", "x"),
+    for (email, password, status, sentence) in [
+        (
+            "bob@example.org",
+            "wrong password",
+            StatusCode::UNAUTHORIZED,
+            "Wrong email or password.",
+        ),
+        (
+            "nobody@example.org",
+            PASSWORD,
+            StatusCode::UNAUTHORIZED,
+            "Wrong email or password.",
+        ),
+        (
+            "not an email",
+            "x",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Enter a valid email address",
+        ),
     ] {
         let mut browser = Browser::new(&app);
         let csrf = browser.csrf().await;
@@ -277,8 +296,8 @@ async fn wrong_password_or_unknown_user_shows_an_error_sets_no_session_and_is_au
                 &[("csrf", &csrf), ("email", email), ("password", password)],
             )
             .await;
-        assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{email}");
-        assert!(reply.text().contains("Wrong email or password."), "{email}");
+        assert_eq!(reply.status, status, "{email}");
+        assert!(reply.text().contains(sentence), "{email}");
         assert!(
             set_cookie(&reply).is_none(),
             "{email}: no Set-Cookie on failure"

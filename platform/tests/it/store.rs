@@ -605,11 +605,15 @@ async fn audit_entries_are_per_tenant_and_paginate_newest_first() {
 
 /// The provisioning of an external sign-in on every backend: the first sign-in makes the
 /// account, links it and applies the mapped role and team; a later one without the group
-/// takes back what the provider granted and nothing else; an existing local account with
-/// the same address is linked only when the provider verified it.
+/// takes back what the provider granted and nothing else. An existing account with the
+/// same address is linked by email only when it belongs to the provider's tenant and the
+/// provider verified the address; any other account (a superadmin, a local password, a
+/// role or identity elsewhere) is refused whatever the provider says, and is linked only
+/// by its owner's explicit link, after which the identity signs it in.
 #[tokio::test]
 async fn external_sign_ins_provision_map_and_unmap_on_every_backend() {
-    use platform::store::{ExternalSignIn, Refusal};
+    use platform::store::{ExternalSignIn, LinkRefusal, Refusal};
+    use platform::tenancy::Subject;
     for (_db, store) in stores().await {
         let owner = user(&store, "owner@example.org").await;
         platform::admin::create_tenant(&store, "acme", None, Some("owner@example.org"), &CLI)
@@ -634,11 +638,12 @@ async fn external_sign_ins_provision_map_and_unmap_on_every_backend() {
             .expect("provider");
         let alice = email("alice@example.org");
         let teams = vec!["analysts".to_owned()];
+        let alice_sub = Subject::parse("alice-sub").expect("subject");
         let first = ExternalSignIn {
             tenant: tenant.id,
             provider: provider.id,
             provider_slug: "sso",
-            subject: "alice-sub",
+            subject: &alice_sub,
             email: Some(&alice),
             email_verified: true,
             role: Some(Role::Author),
@@ -695,8 +700,9 @@ async fn external_sign_ins_provision_map_and_unmap_on_every_backend() {
         );
 
         let owner_email = email("owner@example.org");
+        let someone_else = Subject::parse("someone-else").expect("subject");
         let unverified = ExternalSignIn {
-            subject: "someone-else",
+            subject: &someone_else,
             email: Some(&owner_email),
             email_verified: false,
             ..later
@@ -715,6 +721,117 @@ async fn external_sign_ins_provision_map_and_unmap_on_every_backend() {
                 .expect("q"),
             None,
             "a refusal links nothing"
+        );
+
+        // Accounts that do not belong to acme: never linked by email, verified or not.
+        let superadmin = store
+            .create_user(
+                &NewUser {
+                    email: &email("root@example.org"),
+                    password_hash: None,
+                    password_must_change: false,
+                    superadmin: true,
+                },
+                &CLI,
+            )
+            .await
+            .expect("superadmin")
+            .id;
+        user(&store, "bea@example.org").await;
+        platform::admin::create_tenant(&store, "other", None, Some("bea@example.org"), &CLI)
+            .await
+            .expect("other tenant");
+        store
+            .create_user(
+                &NewUser {
+                    email: &email("pat@example.org"),
+                    password_hash: Some("$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaA"),
+                    password_must_change: false,
+                    superadmin: false,
+                },
+                &CLI,
+            )
+            .await
+            .expect("pat");
+        let users_before = store.user_count().await.expect("count");
+        for address in ["root@example.org", "bea@example.org", "pat@example.org"] {
+            for verified in [true, false] {
+                let claimed = email(address);
+                let subject = Subject::parse(&format!("claim-{address}-{verified}")).expect("s");
+                let claim = ExternalSignIn {
+                    subject: &subject,
+                    email: Some(&claimed),
+                    email_verified: verified,
+                    role: Some(Role::Admin),
+                    ..later
+                };
+                assert_eq!(
+                    store.external_sign_in(&claim, &CLI).await.expect("store"),
+                    Err(Refusal::AccountExists),
+                    "{address}, verified: {verified}"
+                );
+                assert_eq!(
+                    store
+                        .external_identity(provider.id, subject.as_str())
+                        .await
+                        .expect("q"),
+                    None
+                );
+            }
+        }
+        assert_eq!(store.user_count().await.expect("count"), users_before);
+        assert_eq!(
+            store.membership(tenant.id, superadmin).await.expect("q"),
+            None,
+            "nothing granted"
+        );
+
+        // The superadmin links the identity themselves; then it signs them in.
+        let root_sub = Subject::parse("root-sub").expect("subject");
+        assert_eq!(
+            store
+                .link_external_identity(tenant.id, &provider, &root_sub, superadmin, &CLI)
+                .await
+                .expect("store"),
+            Ok(true)
+        );
+        assert_eq!(
+            store
+                .link_external_identity(tenant.id, &provider, &root_sub, superadmin, &CLI)
+                .await
+                .expect("store"),
+            Ok(false),
+            "linking again changes nothing"
+        );
+        assert_eq!(
+            store
+                .link_external_identity(tenant.id, &provider, &root_sub, owner, &CLI)
+                .await
+                .expect("store"),
+            Err(LinkRefusal::LinkedToAnother)
+        );
+        let signed = store
+            .external_sign_in(
+                &ExternalSignIn {
+                    subject: &root_sub,
+                    email: None,
+                    ..later
+                },
+                &CLI,
+            )
+            .await
+            .expect("store")
+            .expect("the linked identity signs in");
+        assert_eq!(signed.user, superadmin);
+        assert!(!signed.created && !signed.linked);
+        let links = store
+            .linked_identities(superadmin)
+            .await
+            .expect("identities");
+        assert_eq!(links.len(), 1);
+        assert_eq!(
+            (links[0].tenant.as_str(), links[0].provider.as_str()),
+            ("acme", "sso")
         );
     }
 }
