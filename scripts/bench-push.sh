@@ -56,7 +56,7 @@ push() {
     start=$(now_ms)
     git -C "$dir" push --quiet "http://git:$token@$address/git/bench/$app.git" main \
         >"$scratch/push.log" 2>&1 || { cat "$scratch/push.log" >&2; exit 1; }
-    until curl -fsS "http://$address/apps/bench/$app/_dash-layout" 2>/dev/null | grep -q "$text"; do
+    until curl -fsS "http://bench.localhost:${address##*:}/apps/bench/$app/_dash-layout" 2>/dev/null | grep -q "$text"; do
         sleep 0.05
     done
     echo $(($(now_ms) - start))

@@ -15,6 +15,7 @@ mod deploy;
 mod git;
 mod ldap;
 mod oidc;
+mod origins;
 mod pages;
 mod quota;
 mod replicas;
