@@ -178,7 +178,8 @@ async fn issue(
     let signed_in = match session.get::<SignedIn>(SIGNED_IN_KEY).await {
         Ok(s) => s,
         Err(e) => {
-            return ApiError::internal("loading the session failed", &e.to_string()).into_response();
+            return ApiError::internal("loading the session failed", &e.to_string())
+                .into_response();
         }
     };
     let (Principal::User(_), Some(signed_in)) = (&principal, signed_in) else {

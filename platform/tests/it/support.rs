@@ -380,6 +380,44 @@ pub fn host_for(address: &str, path: &str) -> String {
     }
 }
 
+/// A reqwest client builder that reaches `{tenant}.localhost` at `address` (the apps
+/// origins of a `tessera serve` on loopback; the system resolver does not know `*.localhost`,
+/// browsers and curl do).
+pub fn reaching_apps(
+    builder: reqwest::ClientBuilder,
+    address: &str,
+    tenants: &[&str],
+) -> reqwest::ClientBuilder {
+    let socket: std::net::SocketAddr = address.parse().expect("socket address");
+    tenants.iter().fold(builder, |b, tenant| {
+        b.resolve(&format!("{tenant}.localhost"), socket)
+    })
+}
+
+/// A resolver for reqwest that sends `localhost` and every `*.localhost` (the apps origins
+/// on loopback) to 127.0.0.1, as browsers and curl do; other names go to the system.
+pub struct LoopbackResolver;
+
+impl reqwest::dns::Resolve for LoopbackResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            if host == "localhost" || host.ends_with(".localhost") {
+                let loopback = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+                return Ok(Box::new(std::iter::once(loopback)) as reqwest::dns::Addrs);
+            }
+            let found = tokio::task::spawn_blocking(move || {
+                use std::net::ToSocketAddrs;
+                (host.as_str(), 0)
+                    .to_socket_addrs()
+                    .map(|a| a.collect::<Vec<_>>())
+            })
+            .await??;
+            Ok(Box::new(found.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
 /// Starts `command` (a `tessera serve --listen 127.0.0.1:0`, stdout piped) and returns the
 /// child with the address it announced; its stdout is drained from then on so the server
 /// never blocks on a full pipe.
