@@ -94,9 +94,7 @@ pub async fn require_app_access(
         Ok(None) => return ApiError::app_not_found().into_response(),
         Err(e) => return ApiError::internal("checking app access failed", &e).into_response(),
     };
-    if let Err(denied) =
-        policy::authorize(&principal, Action::ViewApp, &Resource::App(access.clone()))
-    {
+    if let Err(denied) = policy::authorize(&principal, Action::ViewApp, &Resource::App(access)) {
         // A person without an app session who opens the app's page is sent through the
         // platform's hand-off (signing in there if needed) and back; Dash's XHR endpoints
         // keep answering 404.
