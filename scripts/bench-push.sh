@@ -64,7 +64,7 @@ push() {
     start=$(now_ms)
     git -C "$dir" push --quiet --force "http://git:$tok@$at/git/bench/$app.git" HEAD:main \
         >"$scratch/push.log" 2>&1 || { cat "$scratch/push.log" >&2; exit 1; }
-    until curl -fsS "http://$at/apps/bench/$app/_dash-layout" 2>/dev/null | grep -q "$text"; do
+    until curl -fsS "http://bench.localhost:${at##*:}/apps/bench/$app/_dash-layout" 2>/dev/null | grep -q "$text"; do
         sleep 0.05
     done
     echo $(($(now_ms) - start))

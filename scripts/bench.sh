@@ -69,7 +69,10 @@ curl -fsS -o /dev/null "$base/healthz" || {
 }
 
 lua=$repo/tests/benches/wrk/dash.lua
-update=$base/apps/demo/sales-explorer/_dash-update-component
+# Apps are served on their own origin (the demo tenant's: demo.localhost, which curl resolves
+# to loopback); wrk gets its Host header (that origin answers /healthz too).
+apps=http://demo.localhost:$port
+update=$apps/apps/demo/sales-explorer/_dash-update-component
 
 # Check once that each body gets a real answer before measuring how fast it comes.
 check() {
@@ -89,7 +92,7 @@ check chart '{"output":"revenue-chart.figure","outputs":{"id":"revenue-chart","p
 declare -A rps p50 p99
 for mode in healthz layout summary chart; do
     printf -- '--- wrk -t%s -c%s -d%s --latency: %s\n' "$threads" "$connections" "$duration" "$mode"
-    out=$(TESSERA_WRK_MODE=$mode wrk -t"$threads" -c"$connections" -d"$duration" --latency -s "$lua" "$base")
+    out=$(TESSERA_WRK_MODE=$mode wrk -t"$threads" -c"$connections" -d"$duration" --latency -H "Host: demo.localhost:$port" -s "$lua" "$base")
     echo "$out"
     line=$(grep '^RESULT ' <<<"$out") || {
         echo "bench: wrk printed no RESULT line for $mode" >&2

@@ -31,15 +31,19 @@ for arg in "$@"; do
     prev=$arg
 done
 
+# Apps are served on their own origin, http://demo.localhost:PORT (browsers and curl
+# resolve *.localhost to loopback); the platform (sign-in, API) stays on the listen address.
+port=${listen##*:}
+apps=http://demo.localhost:$port
 cat <<EOF
 
-  Tessera demo
-    sales explorer: http://$listen/apps/demo/sales-explorer/
-    dynamic filters: http://$listen/apps/demo/dynamic-filters/
-    multi-page:     http://$listen/apps/demo/multi-page/
-    hello:          http://$listen/apps/demo/hello/
-    report builder: http://$listen/apps/demo/report-builder/
-    big table:      http://$listen/apps/demo/big-table/
+  Tessera demo (platform: http://$listen/)
+    sales explorer: $apps/apps/demo/sales-explorer/
+    dynamic filters: $apps/apps/demo/dynamic-filters/
+    multi-page:     $apps/apps/demo/multi-page/
+    hello:          $apps/apps/demo/hello/
+    report builder: $apps/apps/demo/report-builder/
+    big table:      $apps/apps/demo/big-table/
 
 EOF
 

@@ -59,6 +59,7 @@ async fn run(db: TestDatabase) -> BenchResult {
         deploy: platform::config::DeployConfig::default(),
         redis_url: None,
         public_url: "http://127.0.0.1:8080".to_owned(),
+        apps_origin: None,
         secret_key: None,
         secret_key_file: dir.path().join("secret.key"),
     };

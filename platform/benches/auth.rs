@@ -93,6 +93,7 @@ async fn config(dir: &std::path::Path, redis_url: Option<String>) -> Config {
         builds: platform::config::BuildsConfig::default(),
         deploy: platform::config::DeployConfig::default(),
         public_url: "http://127.0.0.1:8080".to_owned(),
+        apps_origin: None,
         secret_key: None,
         secret_key_file: dir.join("secret.key"),
         redis_url,

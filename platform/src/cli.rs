@@ -33,11 +33,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 async fn serve(config: Config, args: &ServeArgs) -> anyhow::Result<()> {
     tracing::info!(?config, "starting");
     let listen = config.listen;
-    let state = App::start(config).await?;
     let listener = TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let address = listener.local_addr()?;
+    let mut config = config;
+    // The default public URL names the port actually bound (`--listen 127.0.0.1:0`), so
+    // the origins and the redirect URIs built from it are reachable.
+    if config.public_url == format!("http://{listen}") {
+        config.public_url = format!("http://{address}");
+    }
+    let state = App::start(config).await?;
     let first_start = Change {
         actor: "system",
         remote_addr: None,
@@ -65,10 +71,13 @@ async fn serve(config: Config, args: &ServeArgs) -> anyhow::Result<()> {
                 deployed.number,
                 deployed.callbacks
             );
+            let tenant = crate::ids::Slug::parse(crate::demo::TENANT)?;
             println!(
-                "  {}: http://{address}/apps/{}/{name}/",
+                "  {}: {}",
                 deployed.title,
-                crate::demo::TENANT
+                state
+                    .origins
+                    .app_url(&tenant, &format!("/apps/{tenant}/{name}/"))
             );
         }
     }

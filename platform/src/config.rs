@@ -38,6 +38,7 @@
 //! | – | – | `[builds] max_push_mb` | 100 (largest `git push` request) |
 //! | – | – | `[builds] repo_quota_mb` | 1024 (all of a tenant's repositories together) |
 //! | `--public-url` | `TESSERA_PUBLIC_URL` | `public_url` | `http://{listen}` (the address browsers use; OIDC redirect URIs are built from it) |
+//! | `--apps-origin` | `TESSERA_APPS_ORIGIN` | `apps_origin` | `http://{tenant}.localhost:{port}` when the public URL is on loopback; required otherwise (apps are served only there: `https://apps.example.org`, or one origin per tenant with `https://{tenant}.apps.example.org`; never the public URL's host) |
 //! | – | `TESSERA_SECRET_KEY` | – | none: the key file is used (base64 of 32 bytes that seal provider secrets at rest) |
 //! | `--secret-key-file` | `TESSERA_SECRET_KEY_FILE` | `secret_key_file` | `{data_dir}/secret.key` (created with mode 0600 on first use) |
 //!
@@ -339,6 +340,11 @@ pub struct ServeArgs {
     /// providers send people back to `{public_url}/auth/oidc/callback`.
     #[arg(long, env = "TESSERA_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// The origin apps are served from (`https://apps.example.org`, or one per tenant:
+    /// `https://{tenant}.apps.example.org`); never the public URL's host, so app JavaScript
+    /// never runs where the platform's session cookie is.
+    #[arg(long, env = "TESSERA_APPS_ORIGIN")]
+    pub apps_origin: Option<String>,
 }
 
 /// Arguments of `tessera deploy`.
@@ -530,6 +536,7 @@ struct FileConfig {
     builds: Option<BuildsConfig>,
     deploy: Option<DeployConfig>,
     public_url: Option<String>,
+    apps_origin: Option<String>,
     secret_key_file: Option<PathBuf>,
 }
 
@@ -564,6 +571,9 @@ pub struct Config {
     pub deploy: DeployConfig,
     /// The base URL browsers use, without a trailing `/`.
     pub public_url: String,
+    /// The apps origin as configured (`None`: the loopback default); resolved and checked
+    /// by [`crate::origin::Origins::resolve`] at start.
+    pub apps_origin: Option<String>,
     /// The secret key (base64) from `TESSERA_SECRET_KEY`, if set; never printed.
     pub secret_key: Option<String>,
     /// The key file used when `secret_key` is unset.
@@ -587,6 +597,7 @@ impl fmt::Debug for Config {
             .field("builds", &self.builds)
             .field("deploy", &self.deploy)
             .field("public_url", &self.public_url)
+            .field("apps_origin", &self.apps_origin)
             .field("secret_key", &self.secret_key.as_ref().map(|_| "***"))
             .field("secret_key_file", &self.secret_key_file)
             .finish()
@@ -674,9 +685,13 @@ impl Config {
             .clone()
             .or(file.secret_key_file)
             .unwrap_or_else(|| data_dir.join("secret.key"));
+        let apps_origin = serve
+            .and_then(|s| s.apps_origin.clone())
+            .or(file.apps_origin);
         Ok(Self {
             listen,
             public_url,
+            apps_origin,
             secret_key: std::env::var("TESSERA_SECRET_KEY")
                 .ok()
                 .filter(|k| !k.trim().is_empty()),

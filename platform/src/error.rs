@@ -57,24 +57,50 @@ impl ApiError {
         )
     }
 
-    /// A callback that did not produce outputs, mapped from the sandbox's verdict.
-    pub fn from_callback(error: &sandbox::Error) -> Self {
+    /// A callback that did not produce outputs, mapped from the sandbox's verdict. What the
+    /// guest said (a panic message and its source line, its own error text, a trap) is
+    /// shown only to the app's authors (`detail`); viewers get the error id, which the app
+    /// log line carries with the detail.
+    pub fn from_callback(error: &sandbox::Error, error_id: &str, detail: bool) -> Self {
         use sandbox::Error as E;
-        let (status, code) = match error {
-            E::InvalidInput { .. } => (StatusCode::BAD_REQUEST, "invalid_input"),
-            E::Deadline { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "callback_deadline"),
-            E::Memory { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "callback_memory"),
+        let (status, code, from_guest) = match error {
+            // The guest telling the client what was wrong with its input: for the client.
+            E::InvalidInput { .. } => (StatusCode::BAD_REQUEST, "invalid_input", false),
+            E::Deadline { .. } => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "callback_deadline",
+                false,
+            ),
+            E::Memory { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "callback_memory", false),
             E::OutputTooLarge { .. } => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "callback_output_too_large",
+                false,
             ),
-            E::Panic { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "callback_panicked"),
-            E::Callback { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "callback_failed"),
-            E::Trap { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "callback_trapped"),
+            E::Panic { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "callback_panicked", true),
+            E::Callback { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "callback_failed", true),
+            E::Trap { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "callback_trapped", true),
             other => return Self::internal("the sandbox failed", other),
         };
-        Self::new(status, code, error.to_string())
+        let message = if detail || !from_guest {
+            format!("{error} (error id {error_id})")
+        } else {
+            format!(
+                "the callback failed (error id {error_id}); the app's authors find the details in its log"
+            )
+        };
+        Self::new(status, code, message)
     }
+}
+
+/// A short random id that ties an error a viewer sees to the log line with its details.
+pub fn new_error_id() -> String {
+    use rand::Rng;
+    rand::rng()
+        .sample_iter(rand::distr::Alphanumeric)
+        .take(10)
+        .map(|b| char::from(b).to_ascii_lowercase())
+        .collect()
 }
 
 impl From<ProtocolError> for ApiError {

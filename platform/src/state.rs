@@ -39,6 +39,12 @@ pub struct App {
     pub secrets: crate::secretbox::SecretBox,
     /// OpenID providers' discovery documents and keys, cached per provider.
     pub oidc: crate::auth::oidc::Discovery,
+    /// The platform's origin and the apps origin (checked apart at start).
+    pub origins: crate::origin::Origins,
+    /// The platform pages' Content-Security-Policy (it names the apps origin).
+    pub platform_csp: axum::http::HeaderValue,
+    /// Hand-off codes and app-session links (Redis if configured, else the database).
+    pub handoffs: crate::auth::handoff::Handoffs,
 }
 
 /// Cheap to clone; what axum hands to handlers.
@@ -65,6 +71,12 @@ impl App {
         config: Config,
         clock: crate::clock::SharedClock,
     ) -> anyhow::Result<AppState> {
+        // First, so a configuration that would serve apps on the platform's origin stops
+        // the start before anything else happens.
+        let origins =
+            crate::origin::Origins::resolve(&config.public_url, config.apps_origin.as_deref())?;
+        let platform_csp = axum::http::HeaderValue::from_str(&origins.platform_csp())
+            .context("the Content-Security-Policy of the platform's pages")?;
         let secrets = crate::secretbox::SecretBox::load(
             config.secret_key.as_deref(),
             &config.secret_key_file,
@@ -110,6 +122,14 @@ impl App {
                 crate::auth::session::DbSessionStore::new(store.clone(), clock.clone()),
             ),
         };
+        let handoffs = match &config.redis_url {
+            Some(url) => crate::auth::handoff::Handoffs::connect_redis(url)
+                .await
+                .with_context(|| {
+                    format!("connecting to Redis at {}", crate::config::redact_url(url))
+                })?,
+            None => crate::auth::handoff::Handoffs::Database(store.clone()),
+        };
         let builds = crate::build::Builds::new(&config, store.clone());
         let throttle = crate::auth::session::Throttle::new(store.clone());
         let stale = builds
@@ -130,6 +150,9 @@ impl App {
             throttle,
             secrets,
             oidc: Default::default(),
+            origins,
+            platform_csp,
+            handoffs,
         })))
     }
 

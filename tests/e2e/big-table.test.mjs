@@ -68,7 +68,7 @@ async function waitForFirstCell(page, id, expected, what) {
 test('DataTable pages, sorts and filters a million rows one page at a time', { timeout: 180_000 }, async () => {
   const { page, trace } = await openTracedPage(browser.context);
   try {
-    const first = await tableUpdate(page, () => page.goto(`${server.baseUrl}/apps/demo/big-table/`, WAIT));
+    const first = await tableUpdate(page, () => page.goto(`${server.appsUrl}/apps/demo/big-table/`, WAIT));
     assertOnePage(first, 'first page');
     assert.equal(first.pageCount, 1_000_000 / PAGE_SIZE);
     assert.equal(first.matches, '1000000 matching rows');
@@ -118,7 +118,7 @@ test('DataTable pages, sorts and filters a million rows one page at a time', { t
 });
 
 test('a malformed filter_query is a 4xx with a JSON error', { timeout: 60_000 }, async () => {
-  const res = await fetch(`${server.baseUrl}/apps/demo/big-table/_dash-update-component`, {
+  const res = await server.appRequest('/apps/demo/big-table/_dash-update-component', {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({
@@ -138,6 +138,6 @@ test('a malformed filter_query is a 4xx with a JSON error', { timeout: 60_000 },
     }),
   });
   assert.ok(res.status >= 400 && res.status < 500, `status ${res.status}`);
-  const body = await res.json();
+  const body = JSON.parse(res.text);
   assert.match(JSON.stringify(body), /frob/);
 });

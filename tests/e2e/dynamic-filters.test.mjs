@@ -42,7 +42,7 @@ function byId(type, index) {
 test('filter cards are added, filtered and removed with MATCH and ALL callbacks', { timeout: 180_000 }, async () => {
   const { page, trace } = await openTracedPage(browser.context);
   try {
-    await page.goto(`${server.baseUrl}/apps/demo/dynamic-filters/`, WAIT);
+    await page.goto(`${server.appsUrl}/apps/demo/dynamic-filters/`, WAIT);
     await waitForText(page, '#summary', /^0 filter\(s\), none set: all 2000 orders/, 'initial summary');
 
     await page.click('#add-filter');

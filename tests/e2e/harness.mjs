@@ -6,6 +6,7 @@
 // not come up is a test failure with a message saying how to fix it.
 
 import { spawn } from 'node:child_process';
+import http from 'node:http';
 import { createRequire } from 'node:module';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -63,7 +64,9 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 /**
  * Starts `scripts/demo.sh` in its own process group with TESSERA_LISTEN on a free port and
  * TESSERA_DATA_DIR in a fresh temp dir, and waits until GET /healthz answers 200.
- * Returns { baseUrl, stop(), exited, log() }.
+ * Returns { baseUrl, appsUrl, appRequest(), stop(), exited, log() }: `baseUrl` is the platform
+ * (pages, API, sign-in), `appsUrl` the demo tenant's apps origin (`http://demo.localhost:PORT`,
+ * which Chromium resolves to loopback), where every `/apps/demo/…` is served.
  */
 export async function startTessera({ name = 'tessera' } = {}) {
   const port = await freePort();
@@ -140,7 +143,30 @@ export async function startTessera({ name = 'tessera' } = {}) {
     return result === 'timeout' ? { timedOut: true, ...exitInfo } : { timedOut: false, ...result };
   }
 
-  return { baseUrl, dataDir, stop, log, logPath };
+  const appsUrl = `http://demo.localhost:${port}`;
+
+  /**
+   * An HTTP request to the demo tenant's apps origin from Node: to 127.0.0.1 with the apps
+   * origin's Host (Node's resolver does not know *.localhost, and fetch() overrides Host).
+   * Resolves to { status, headers, text }.
+   */
+  function appRequest(pathname, { method = 'GET', headers = {}, body } = {}) {
+    return new Promise((resolve, reject) => {
+      const req = http.request(
+        { host: '127.0.0.1', port, path: pathname, method, headers: { ...headers, host: `demo.localhost:${port}` } },
+        (res) => {
+          const chunks = [];
+          res.on('data', (c) => chunks.push(c));
+          res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, text: Buffer.concat(chunks).toString('utf8') }));
+        },
+      );
+      req.on('error', reject);
+      if (body !== undefined) req.write(body);
+      req.end();
+    });
+  }
+
+  return { baseUrl, appsUrl, appRequest, dataDir, stop, log, logPath };
 }
 
 /** Launches headless Chromium with a fresh profile. Returns { context, close() }. */

@@ -47,7 +47,7 @@ function recordUpdateRequests(page) {
 async function open(path) {
   const { page, trace } = await openTracedPage(browser.context);
   const sent = recordUpdateRequests(page);
-  await page.goto(`${server.baseUrl}${APP}${path}`, { waitUntil: 'load', ...WAIT });
+  await page.goto(`${server.appsUrl}${APP}${path}`, { waitUntil: 'load', ...WAIT });
   return { page, trace, sent };
 }
 
@@ -99,9 +99,9 @@ test('assets: the stylesheet applies, the favicon is the app one', async () => {
   assert.equal(border, 'rgb(17, 157, 255)');
   const icon = await page.$eval('link[rel="icon"]', (el) => el.getAttribute('href'));
   assert.match(icon, /^\/apps\/demo\/multi-page\/assets\/favicon\.ico\?m=[0-9a-f]+$/);
-  const res = await fetch(`${server.baseUrl}${icon}`);
+  const res = await server.appRequest(icon);
   assert.equal(res.status, 200);
-  assert.equal(res.headers.get('content-type'), 'image/x-icon');
+  assert.equal(res.headers['content-type'], 'image/x-icon');
   assertClean(trace, 'assets');
   await page.close();
 });
@@ -134,7 +134,7 @@ test('navigation changes the URL and the layout; deep links reload; unknown path
   assert.equal(await page.textContent('#report-title'), 'Report 42');
 
   // A deep link with a query, loaded fresh.
-  await page.goto(`${server.baseUrl}${APP}report/7?view=full`, { waitUntil: 'load', ...WAIT });
+  await page.goto(`${server.appsUrl}${APP}report/7?view=full`, { waitUntil: 'load', ...WAIT });
   await page.waitForSelector('#report-title', WAIT);
   assert.equal(await page.textContent('#report-title'), 'Report 7');
   assert.equal(await page.textContent('#report-view'), 'view: full');
@@ -143,7 +143,7 @@ test('navigation changes the URL and the layout; deep links reload; unknown path
   await page.waitForSelector('#report-title', WAIT);
   assert.equal(await page.textContent('#report-title'), 'Report 7');
 
-  await page.goto(`${server.baseUrl}${APP}no/such/page`, { waitUntil: 'load', ...WAIT });
+  await page.goto(`${server.appsUrl}${APP}no/such/page`, { waitUntil: 'load', ...WAIT });
   await page.waitForSelector('#not-found', WAIT);
   assert.match(await page.textContent('#not-found'), /There is no page at \/no\/such\/page\./);
   await page.waitForFunction(() => document.title === 'Page not found', null, WAIT);

@@ -50,7 +50,7 @@ const barValue = (page) => page.$eval('#bar', (el) => Number(el.getAttribute('va
 test('the progress bar advances and the job ends with its report', async () => {
   const { page, trace } = await openTracedPage(browser.context);
   const log = recordExchanges(page);
-  await page.goto(`${server.baseUrl}/apps/demo/report-builder/`);
+  await page.goto(`${server.appsUrl}/apps/demo/report-builder/`);
   await page.waitForSelector('#build', WAIT);
   await page.click('#build');
   // `running`: the build button is disabled and cancel enabled while the job runs.
@@ -91,7 +91,7 @@ test('cancel stops the job: cancelJob is sent and no result arrives', async () =
   page.on('request', (req) => {
     if (req.url().includes('cancelJob=')) cancelRequests.push(req.url());
   });
-  await page.goto(`${server.baseUrl}/apps/demo/report-builder/`);
+  await page.goto(`${server.appsUrl}/apps/demo/report-builder/`);
   await page.waitForSelector('#build', WAIT);
   await page.click('#build');
   await page.waitForFunction(() => Number(document.querySelector('#bar')?.getAttribute('value')) >= 2, null, WAIT);

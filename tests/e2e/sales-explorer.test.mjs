@@ -43,7 +43,7 @@ function assertCleanTrace(trace, what) {
 test('sales explorer draws the chart and follows the region dropdown', { timeout: 120_000 }, async () => {
   const { page, trace } = await openTracedPage(browser.context);
   try {
-    await page.goto(`${server.baseUrl}/apps/demo/sales-explorer/`, WAIT);
+    await page.goto(`${server.appsUrl}/apps/demo/sales-explorer/`, WAIT);
     await page.waitForSelector('#revenue-chart .main-svg', WAIT);
 
     const title = await waitForText(page, '#revenue-chart .gtitle', /North 2015-2024/, 'initial chart title');
@@ -82,7 +82,7 @@ test('sales explorer draws the chart and follows the region dropdown', { timeout
 test('hello greets whoever is typed into the input', { timeout: 60_000 }, async () => {
   const { page, trace } = await openTracedPage(browser.context);
   try {
-    await page.goto(`${server.baseUrl}/apps/demo/hello/`, WAIT);
+    await page.goto(`${server.appsUrl}/apps/demo/hello/`, WAIT);
     // examples/hello: dcc.Input id=name (value "world") drives html.Div id=greeting.
     await waitForText(page, '#greeting', /^Hello, world!$/, 'initial greeting');
     const before = trace.updates.length;

@@ -123,12 +123,12 @@ after(async () => {
   await server?.stop();
 });
 
-const app = () => `${server.baseUrl}/apps/demo/hello/`;
+const app = () => `${server.appsUrl}/apps/demo/hello/`;
 
 /** Signs in at Tessera's page with the local form. */
 export async function signInLocally(page, email, password) {
   await page.goto(app());
-  await page.waitForURL(/\/login\?next=/, PAGE_WAIT);
+  await page.waitForURL(/\/login\?/, PAGE_WAIT);
   await page.fill('#email', email);
   await page.fill('#password', password);
   await Promise.all([page.waitForNavigation(PAGE_WAIT), page.click('button[type=submit]')]);
@@ -137,7 +137,7 @@ export async function signInLocally(page, email, password) {
 /** Signs in through the OIDC provider: Tessera's button, then the provider's own form. */
 export async function signInWithOidc(page, username, password) {
   await page.goto(app());
-  await page.waitForURL(/\/login\?next=/, PAGE_WAIT);
+  await page.waitForURL(/\/login\?/, PAGE_WAIT);
   await Promise.all([page.waitForURL(/\/interaction\//, PAGE_WAIT), page.click('#sso-sso')]);
   await page.fill('#username', username);
   await page.fill('#password', password);
@@ -147,7 +147,7 @@ export async function signInWithOidc(page, username, password) {
 /** Signs in with the directory (LDAP) form of provider `slug` on Tessera's page. */
 export async function signInWithLdap(page, slug, username, password, target = app()) {
   await page.goto(target);
-  await page.waitForURL(/\/login\?next=/, PAGE_WAIT);
+  await page.waitForURL(/\/login\?/, PAGE_WAIT);
   await page.fill(`#ldap-user-${slug}`, username);
   await page.fill(`#ldap-password-${slug}`, password);
   await Promise.all([page.waitForNavigation(PAGE_WAIT), page.click(`#ldap-submit-${slug}`)]);
@@ -186,7 +186,7 @@ test('OIDC through the provider form: bob opens the app, carol gets the 404', as
 });
 
 test('LDAP through the directory form: alice (analysts → viewer) opens a tenant app, carol gets the 404', async () => {
-  const tenantApp = `${server.baseUrl}/apps/demo/report-builder/`;
+  const tenantApp = `${server.appsUrl}/apps/demo/report-builder/`;
   const page = await browser.context.newPage();
   await browser.context.clearCookies();
   await signInWithLdap(page, 'directory', 'alice', 'alice-pw', tenantApp);

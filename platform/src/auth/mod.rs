@@ -4,6 +4,7 @@
 //! `providers` (a tenant's OIDC and LDAP configurations and their group mappings), `oidc`
 //! (the code flow and id_token checks), `ldap` (the directory client).
 
+pub mod handoff;
 pub mod ldap;
 pub mod oidc;
 pub mod password;

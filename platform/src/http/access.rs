@@ -17,6 +17,7 @@ use axum::response::{IntoResponse, Response};
 use crate::auth;
 use crate::error::ApiError;
 use crate::ids::Slug;
+use crate::origin::Site;
 use crate::policy::{self, Action, Principal, Resource};
 use crate::state::AppState;
 
@@ -76,6 +77,14 @@ pub async fn require_app_access(
     let (Some(Ok(tenant)), Some(Ok(app))) = names else {
         return ApiError::app_not_found().into_response();
     };
+    // A per-tenant apps origin serves its own tenant's apps only.
+    let serves = request
+        .extensions()
+        .get::<Site>()
+        .is_some_and(|site| site.serves_tenant(&tenant));
+    if !serves {
+        return ApiError::app_not_found().into_response();
+    }
     let access = match state
         .store
         .app_access(&tenant, &app, principal.user_id())
@@ -86,32 +95,27 @@ pub async fn require_app_access(
         Err(e) => return ApiError::internal("checking app access failed", &e).into_response(),
     };
     if let Err(denied) = policy::authorize(&principal, Action::ViewApp, &Resource::App(access)) {
-        // A person who is not signed in and opens the app's page is sent to sign in and
-        // back; Dash's XHR endpoints keep answering 404.
+        // A person without an app session who opens the app's page is sent through the
+        // platform's hand-off (signing in there if needed) and back; Dash's XHR endpoints
+        // keep answering 404.
         let index = format!("/apps/{tenant}/{app}/");
         if matches!(principal, Principal::Anonymous) && request.uri().path() == index {
             let next = request
                 .uri()
                 .path_and_query()
                 .map_or(index.as_str(), |p| p.as_str());
-            return axum::response::Redirect::to(&format!("/login?next={}", encode_query(next)))
-                .into_response();
+            return super::handoff::start(&state, next);
         }
         tracing::debug!(%tenant, %app, principal = %principal.audit_actor(), %denied, "app hidden");
         return ApiError::app_not_found().into_response();
     }
+    // Authors of the app see their callbacks' error details; viewers an error id.
+    let author = policy::authorize(&principal, Action::DeployApp, &Resource::App(access)).is_ok();
+    let mut request = request;
+    request.extensions_mut().insert(AppAuthor(author));
     next.run(request).await
 }
 
-/// Percent-encode `value` for a query string (everything but unreserved characters and `/`).
-fn encode_query(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
-                char::from(b).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
+/// Whether the principal may deploy the app it is viewing (set by the gate).
+#[derive(Clone, Copy, Debug)]
+pub struct AppAuthor(pub bool);

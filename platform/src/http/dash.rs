@@ -8,13 +8,14 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use rand::Rng;
 use tower_http::compression::CompressionLayer;
 
+use super::access::AppAuthor;
 use crate::dash::background::{self, BackgroundQuery};
 use crate::dash::dependencies::Background;
 use crate::dash::{index, update};
@@ -153,8 +154,10 @@ async fn update_component(
     State(state): State<AppState>,
     Path((tenant, app)): Path<(String, String)>,
     Query(query): Query<Vec<(String, String)>>,
+    author: Option<Extension<AppAuthor>>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    let author = author.map_or(AppAuthor(false), |Extension(a)| a);
     let live = live_app(&state, &tenant, &app).await?;
     // Held until the answer is built: the tenant's concurrent-callback quota.
     let _slot = state
@@ -197,7 +200,7 @@ async fn update_component(
             )
         })?;
         return match &query.job {
-            Some(job) => poll_job(&state, &owner, job, &checked, spec).await,
+            Some(job) => poll_job(&state, &owner, job, &checked, spec, author).await,
             None => start_job(&state, &live, owner, &checked, spec).await,
         };
     }
@@ -240,8 +243,9 @@ async fn update_component(
         }
         Err(failure) => {
             write_app_log(&tenant, &app, version, &failure.logs);
-            tracing::warn!(%tenant, %app, version, callback = %callback_id, error = %failure.error, "callback failed");
-            Err(ApiError::from_callback(&failure.error))
+            let error_id = crate::error::new_error_id();
+            tracing::warn!(target: "tessera::app_log", %tenant, %app, version, callback = %callback_id, %error_id, error = %failure.error, "callback failed");
+            Err(ApiError::from_callback(&failure.error, &error_id, author.0))
         }
     }
 }
@@ -280,6 +284,7 @@ async fn poll_job(
     id: &str,
     checked: &update::CheckedUpdate<'_>,
     spec: &Background,
+    author: AppAuthor,
 ) -> Result<Response, ApiError> {
     let internal = |e: jobs::Error| ApiError::internal("reading a background job failed", &e);
     let job = state
@@ -324,7 +329,12 @@ async fn poll_job(
             status,
             code,
             message,
+            detail,
         } => {
+            let message = match detail {
+                Some(detail) if author.0 => detail,
+                _ => message,
+            };
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             let body = serde_json::json!({"error": {"code": code, "message": message}});
             Ok((status, axum::Json(body)).into_response())

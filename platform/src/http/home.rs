@@ -1,4 +1,4 @@
-//! `/` (the list of live dashboards) and `/healthz`.
+//! `/` (the list of live dashboards, linked on their apps origin) and `/healthz`.
 
 use askama::Template;
 use axum::Router;
@@ -17,6 +17,11 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/", get(list_apps))
         .route("/healthz", get(health))
+}
+
+/// `/healthz` alone, for the apps origin.
+pub fn health_router() -> Router<AppState> {
+    Router::new().route("/healthz", get(health))
 }
 
 #[derive(Template)]

@@ -28,7 +28,7 @@ use crate::policy::{Principal, UserPrincipal};
 use crate::state::AppState;
 use crate::tenancy::{Email, clip};
 
-/// The session cookie's name.
+/// The session cookie's name (`__Host-tessera_session` when the public URL is HTTPS).
 pub const COOKIE: &str = "tessera_session";
 
 /// The client's address as the middleware saw it (for throttling and the audit log).
@@ -39,11 +39,12 @@ pub struct ClientAddr(pub Option<String>);
 pub fn layer(state: &AppState) -> SessionManagerLayer<SessionBackend> {
     let config = &state.config.sessions;
     let idle = i64::try_from(config.idle_minutes).unwrap_or(i64::MAX / 60_000);
+    let https = state.origins.platform_https();
     SessionManagerLayer::new(state.sessions.clone())
-        .with_name(COOKIE)
+        .with_name(crate::auth::handoff::cookie_name(COOKIE, https))
         .with_http_only(true)
         .with_same_site(SameSite::Lax)
-        .with_secure(config.secure_cookies)
+        .with_secure(https || config.secure_cookies)
         .with_path("/")
         .with_expiry(Expiry::OnInactivity(time::Duration::minutes(idle)))
 }
@@ -60,8 +61,8 @@ pub fn router() -> Router<AppState> {
         )
 }
 
-/// Outermost: mark the session cookie `Secure` when a trusted proxy says the client used
-/// HTTPS.
+/// Outermost: mark our cookies (the platform's or the apps origin's) `Secure` when a
+/// trusted proxy says the client used HTTPS.
 pub async fn secure_behind_proxy(
     State(state): State<AppState>,
     request: Request,
@@ -88,7 +89,8 @@ pub async fn secure_behind_proxy(
         response.headers_mut().remove(header::SET_COOKIE);
         for cookie in cookies {
             let text = cookie.to_str().unwrap_or_default();
-            let fixed = if text.starts_with(COOKIE) && !text.contains("Secure") {
+            let ours = text.starts_with("tessera_") || text.starts_with("__Host-tessera_");
+            let fixed = if ours && !text.contains("Secure") {
                 HeaderValue::from_str(&format!("{text}; Secure")).unwrap_or(cookie)
             } else {
                 cookie
@@ -278,11 +280,15 @@ pub(crate) struct ProviderLink {
 }
 
 /// The tenant whose providers the sign-in page shows: `?tenant=`, else the tenant of a
-/// `next=/apps/{tenant}/…`.
+/// `next=/apps/{tenant}/…` (also inside the apps-origin hand-off's own `next=`).
 fn tenant_of_page<'a>(tenant: Option<&'a str>, next: &'a str) -> Option<&'a str> {
+    let next = next
+        .strip_prefix(crate::auth::handoff::ISSUE_PATH)
+        .and_then(|q| q.split_once("next=").map(|(_, rest)| rest))
+        .unwrap_or(next);
     tenant.filter(|t| !t.is_empty()).or_else(|| {
         next.strip_prefix("/apps/")
-            .and_then(|rest| rest.split(['/', '?']).next())
+            .and_then(|rest| rest.split(['/', '?', '&']).next())
             .filter(|t| !t.is_empty())
     })
 }
@@ -547,9 +553,24 @@ struct CsrfForm {
     csrf: String,
 }
 
-async fn logout(session: Session, Form(form): Form<CsrfForm>) -> Response {
+async fn logout(
+    State(state): State<AppState>,
+    session: Session,
+    Form(form): Form<CsrfForm>,
+) -> Response {
     if let Err(r) = check_csrf(&session, &form.csrf).await {
         return r;
+    }
+    // The app sessions this session handed over end with it.
+    let link: Option<String> = session
+        .get(crate::auth::handoff::LINK_KEY)
+        .await
+        .ok()
+        .flatten();
+    if let Some(link) = link
+        && let Err(e) = crate::auth::handoff::end_link(&state.handoffs, &link).await
+    {
+        return ApiError::internal("ending the app sessions failed", &e).into_response();
     }
     if let Err(e) = session.flush().await {
         return ApiError::internal("ending the session failed", &e.to_string()).into_response();

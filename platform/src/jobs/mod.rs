@@ -62,8 +62,11 @@ pub enum JobState {
         status: u16,
         /// Machine-readable code.
         code: String,
-        /// What went wrong.
+        /// What went wrong, for anyone who may view the app.
         message: String,
+        /// The guest's own words, for the app's authors only.
+        #[serde(default)]
+        detail: Option<String>,
     },
     /// Stopped by a cancel request.
     Cancelled,
@@ -362,12 +365,17 @@ impl Runner {
                     tracing::info!(job = %job.id, "background job cancelled");
                     JobState::Cancelled
                 } else {
-                    tracing::warn!(job = %job.id, error = %failure.error, "background job failed");
-                    let error = crate::error::ApiError::from_callback(&failure.error);
+                    let error_id = crate::error::new_error_id();
+                    tracing::warn!(target: "tessera::app_log", tenant = %job.owner.tenant, app = %job.owner.app, version = job.version, job = %job.id, %error_id, error = %failure.error, "background job failed");
+                    let error =
+                        crate::error::ApiError::from_callback(&failure.error, &error_id, false);
+                    let detail =
+                        crate::error::ApiError::from_callback(&failure.error, &error_id, true);
                     JobState::Failed {
                         status: error.status.as_u16(),
                         code: error.code.to_owned(),
                         message: error.message,
+                        detail: Some(detail.message),
                     }
                 }
             }
@@ -375,6 +383,7 @@ impl Runner {
                 status: 500,
                 code: "job_failed".to_owned(),
                 message: format!("the job's task failed: {join}"),
+                detail: None,
             },
         };
         self.store.put(&job).await

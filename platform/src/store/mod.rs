@@ -12,6 +12,7 @@ mod access;
 mod apps;
 mod assets;
 mod audit;
+mod handoffs;
 mod leases;
 mod memberships;
 mod providers;

@@ -585,8 +585,11 @@ async fn get(address: &str, path: &str) -> (u16, String) {
         .expect("connect");
     stream
         .write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n")
-                .as_bytes(),
+            format!(
+                "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+                crate::support::host_for(address, path)
+            )
+            .as_bytes(),
         )
         .await
         .expect("send");

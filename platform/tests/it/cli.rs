@@ -172,7 +172,8 @@ fn http_status(address: &str, path: &str, token: Option<&str>) -> u16 {
         .unwrap_or_default();
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: {address}\r\n{auth}Connection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {}\r\n{auth}Connection: close\r\n\r\n",
+        crate::support::host_for(address, path)
     )
     .expect("write request");
     let mut response = String::new();

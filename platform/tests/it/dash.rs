@@ -329,6 +329,109 @@ async fn a_trapping_callback_fails_only_its_own_request() {
     }
 }
 
+/// A log sink for one test thread: what `tracing` writes while the guard lives.
+#[derive(Clone, Default)]
+struct LogSink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut sink = self.0.lock().expect("log sink");
+        // Bounded: this test only needs a few lines.
+        if sink.len() < 1 << 20 {
+            sink.extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A panicking callback: an anonymous viewer gets an error id and no panic text; the app
+/// log line has the id, the tenant, the app, the version and the panic; an admin of the
+/// tenant (who may deploy the app) gets the detail.
+#[tokio::test]
+async fn a_viewer_gets_an_error_id_and_the_app_log_the_panic() {
+    let sink = LogSink::default();
+    let writer = sink.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter("tessera::app_log=info")
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let app = TestApp::new().await;
+    app.deploy("evil", "hostile", "guest_hostile.wasm").await;
+    let uri = "/apps/evil/hostile/_dash-update-component";
+    let reply = app
+        .post_json(uri, crate::support::hostile_request("panic"))
+        .await;
+    assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(reply.error_code(), "callback_panicked");
+    let message = reply.json()["error"]["message"]
+        .as_str()
+        .expect("message")
+        .to_owned();
+    assert!(!message.contains("on purpose"), "{message}");
+    assert!(!message.contains(".rs"), "{message}");
+    let id = message
+        .split("error id ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .expect("an error id")
+        .to_owned();
+    assert_eq!(id.len(), 10, "{message}");
+    let log = String::from_utf8_lossy(&sink.0.lock().expect("log")).into_owned();
+    let line = log
+        .lines()
+        .find(|l| l.contains(&id))
+        .unwrap_or_else(|| panic!("no log line with {id}: {log}"));
+    for part in [
+        "tessera::app_log",
+        "tenant=evil",
+        "app=hostile",
+        "version=1",
+        "on purpose",
+    ] {
+        assert!(line.contains(part), "{part} missing: {line}");
+    }
+    // The tenant's admin may deploy the app: the body has the detail.
+    platform::admin::create_user(&app.state.store, "ada@example.org", None, false, &op())
+        .await
+        .expect("user");
+    platform::admin::grant(&app.state.store, "ada@example.org", "evil", "admin", &op())
+        .await
+        .expect("grant");
+    let token =
+        platform::admin::create_token(&app.state.store, "ada@example.org", "evil", None, 1, &op())
+            .await
+            .expect("token")
+            .token;
+    let author = app
+        .request(
+            axum::http::Request::post(uri)
+                .header(axum::http::header::CONTENT_TYPE, "application/json")
+                .header(axum::http::header::AUTHORIZATION, format!("Bearer {token}"))
+                .body(axum::body::Body::from(crate::support::hostile_request(
+                    "panic",
+                )))
+                .expect("request"),
+        )
+        .await;
+    assert_eq!(author.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(author.text().contains("on purpose"), "{}", author.text());
+}
+
+fn op() -> platform::store::Change<'static> {
+    use platform::clock::Clock;
+    platform::store::Change {
+        actor: "test",
+        remote_addr: None,
+        at: platform::clock::SystemClock.now_millis(),
+    }
+}
+
 #[tokio::test]
 async fn health_answers_ok() {
     let app = TestApp::new().await;

@@ -17,6 +17,7 @@ mod git;
 mod hostile_build;
 mod ldap;
 mod oidc;
+mod origins;
 mod pages;
 mod quota;
 mod replicas;

@@ -209,6 +209,8 @@ async fn tenant(app: &TestApp) -> platform::store::Tenant {
 pub(crate) fn browser() -> reqwest::Client {
     reqwest::Client::builder()
         .cookie_store(true)
+        // Apps answer on their own origin, acme.localhost.
+        .dns_resolver(std::sync::Arc::new(crate::support::LoopbackResolver))
         .redirect(reqwest::redirect::Policy::custom(|attempt| {
             let path = attempt.url().path();
             if path == "/auth/oidc/callback" || path == "/test-client/callback" {

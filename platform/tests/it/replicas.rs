@@ -62,7 +62,7 @@ fn post(replica: &Replica, path: &str, body: &str) -> (u16, String) {
     write!(
         stream,
         "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        replica.address,
+        crate::support::host_for(&replica.address, path),
         body.len()
     )
     .expect("send");
@@ -205,7 +205,7 @@ fn request(
         .expect("timeout");
     let mut head = format!(
         "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
-        replica.address
+        crate::support::host_for(&replica.address, path)
     );
     if let Some(cookie) = cookie {
         head.push_str(&format!("Cookie: {cookie}\r\n"));

@@ -64,10 +64,16 @@ pub(crate) async fn setup(db: Option<TestDatabase>) -> TestApp {
     app
 }
 
-/// One browser: the session cookie it holds and the address it comes from.
+/// The platform's host in [`TestApp`] (its public URL is `http://127.0.0.1:8080`).
+const PLATFORM_HOST: &str = "127.0.0.1:8080";
+
+/// One browser: the cookies it holds per host and the address it comes from.
 pub(crate) struct Browser<'a> {
     app: &'a TestApp,
+    /// The platform's session cookie (its whole `Set-Cookie`).
     pub(crate) cookie: Option<String>,
+    /// Cookies of the apps origins: (host, name, `name=value`).
+    jar: Vec<(String, String, String)>,
     pub(crate) peer: SocketAddr,
 }
 
@@ -80,6 +86,13 @@ pub(crate) fn set_cookie(reply: &Reply) -> Option<String> {
         .find(|c| c.starts_with("tessera_session="))
 }
 
+fn location(reply: &Reply) -> Option<String> {
+    reply
+        .headers
+        .get(header::LOCATION)
+        .map(|l| l.to_str().expect("ascii").to_owned())
+}
+
 pub(crate) fn csrf_of(html: &str) -> String {
     let at = html.find("name=\"csrf\" value=\"").expect("csrf field") + 19;
     html[at..at + 64].to_owned()
@@ -90,34 +103,101 @@ impl<'a> Browser<'a> {
         Self {
             app,
             cookie: None,
+            jar: Vec::new(),
             peer: "192.0.2.10:5000".parse().expect("addr"),
         }
     }
 
+    /// The host and path of `uri`: an absolute URL names its host; an app path goes to its
+    /// apps origin, anything else to the platform.
+    fn target(&self, uri: &str) -> (String, String) {
+        if let Some(rest) = uri.strip_prefix("http://") {
+            let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+            return (host.to_owned(), path.to_owned());
+        }
+        let host = crate::support::apps_host(&self.app.state, uri)
+            .unwrap_or_else(|| PLATFORM_HOST.to_owned());
+        (host, uri.to_owned())
+    }
+
     pub(crate) async fn send(
         &mut self,
-        mut builder: axum::http::request::Builder,
+        builder: axum::http::request::Builder,
         body: Body,
     ) -> Reply {
-        if let Some(c) = &self.cookie {
-            builder = builder.header(header::COOKIE, c.split(';').next().expect("pair"));
+        let uri = builder.uri_ref().expect("uri").to_string();
+        let (host, path) = self.target(&uri);
+        let mut builder = builder.uri(path).header(header::HOST, &host);
+        let platform = host == PLATFORM_HOST;
+        let cookies: Vec<String> = if platform {
+            self.cookie
+                .iter()
+                .map(|c| c.split(';').next().expect("pair").to_owned())
+                .collect()
+        } else {
+            self.jar
+                .iter()
+                .filter(|(h, _, _)| *h == host)
+                .map(|(_, _, pair)| pair.clone())
+                .collect()
+        };
+        if !cookies.is_empty() {
+            builder = builder.header(header::COOKIE, cookies.join("; "));
         }
         let mut request = builder.body(body).expect("request");
         request.extensions_mut().insert(ConnectInfo(self.peer));
         let reply = self.app.request(request).await;
-        if let Some(c) = set_cookie(&reply) {
-            // An expired cookie is the server ending the session.
-            self.cookie = if c.contains("Max-Age=0") {
-                None
-            } else {
-                Some(c)
-            };
+        if platform {
+            if let Some(c) = set_cookie(&reply) {
+                // An expired cookie is the server ending the session.
+                self.cookie = if c.contains("Max-Age=0") {
+                    None
+                } else {
+                    Some(c)
+                };
+            }
+        } else {
+            for c in reply.headers.get_all(header::SET_COOKIE) {
+                let c = c.to_str().expect("ascii");
+                let pair = c.split(';').next().expect("pair").to_owned();
+                let name = pair.split('=').next().expect("name").to_owned();
+                self.jar.retain(|(h, n, _)| !(*h == host && *n == name));
+                if !c.contains("Max-Age=0") {
+                    self.jar.push((host.clone(), name, pair));
+                }
+            }
         }
         reply
     }
 
+    /// GET `uri`; an app page that sends the browser to the platform's hand-off is
+    /// followed through it when the platform has a session (as a browser would), and
+    /// answered as the first redirect when it has none.
     pub(crate) async fn get(&mut self, uri: &str) -> Reply {
-        self.send(Request::get(uri), Body::empty()).await
+        let reply = self.send(Request::get(uri), Body::empty()).await;
+        let handoff = format!(
+            "http://{PLATFORM_HOST}{}",
+            platform::auth::handoff::ISSUE_PATH
+        );
+        let Some(to_platform) = location(&reply).filter(|l| l.starts_with(&handoff)) else {
+            return reply;
+        };
+        let issued = self.send(Request::get(&to_platform), Body::empty()).await;
+        let Some(to_apps) = location(&issued).filter(|l| l.contains("/_tessera/handoff?code="))
+        else {
+            return reply;
+        };
+        let redeemed = self.send(Request::get(&to_apps), Body::empty()).await;
+        assert_eq!(
+            redeemed.status,
+            StatusCode::SEE_OTHER,
+            "{}",
+            redeemed.text()
+        );
+        let (host, _) = self.target(&to_apps);
+        let back = location(&redeemed).expect("back to the app");
+        self.send(Request::get(format!("http://{host}{back}")), Body::empty())
+            .await
     }
 
     pub(crate) async fn post_form(&mut self, uri: &str, form: &[(&str, &str)]) -> Reply {
@@ -189,11 +269,25 @@ async fn sign_in_sets_a_rotated_http_only_lax_cookie_and_opens_the_granted_app()
     for db in TestDatabase::all().await.expect("databases") {
         let app = setup(Some(db)).await;
         let mut bob = Browser::new(&app);
+        // The app's page, on its own origin, sends an anonymous visitor to the platform's
+        // hand-off, which sends them to sign in.
         let first = bob.get("/apps/b/hello/").await;
         assert_eq!(first.status, StatusCode::SEE_OTHER);
+        let to_platform = location(&first).expect("location");
+        assert!(
+            to_platform
+                .starts_with("http://127.0.0.1:8080/auth/apps/handoff?next=/apps/b/hello/&state="),
+            "{to_platform}"
+        );
+        let to_login = bob.get(&to_platform).await;
         assert_eq!(
-            first.headers[header::LOCATION],
-            "/login?next=/apps/b/hello/"
+            location(&to_login).expect("location"),
+            format!(
+                "/login?tenant=b&next={}",
+                platform::auth::handoff::encode_query(
+                    to_platform.trim_start_matches("http://127.0.0.1:8080")
+                )
+            )
         );
         bob.get("/login?next=/apps/b/hello/").await;
         let before = bob

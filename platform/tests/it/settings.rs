@@ -363,10 +363,15 @@ async fn the_cli_sets_a_secret_from_stdin_and_it_never_reaches_the_log_or_the_da
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log)),
     );
-    let client = reqwest::Client::new();
+    let client = crate::support::reaching_apps(reqwest::Client::builder(), &address, &["acme"])
+        .build()
+        .expect("client");
     let post = |callback: &str| {
         client
-            .post(format!("http://{address}{UPDATE}"))
+            .post(format!(
+                "http://{}{UPDATE}",
+                crate::support::host_for(&address, UPDATE)
+            ))
             .header("content-type", "application/json")
             .body(hostile_request(callback))
             .send()

@@ -128,6 +128,36 @@ impl TestApp {
         .await
     }
 
+    /// A platform (SQLite) on these origins, or the start-up error.
+    pub async fn with_origins(public_url: &str, apps_origin: Option<&str>) -> Result<Self, String> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = Config {
+            listen: "127.0.0.1:0".parse().expect("address"),
+            data_dir: dir.path().to_path_buf(),
+            database_url: format!("sqlite://{}", dir.path().join("tessera.db").display()),
+            demo_dir: dir.path().join("no-demo"),
+            frontend_dir: repo_root().join("admin-ui/node_modules"),
+            admin_email: "admin@localhost".to_owned(),
+            max_component_bytes: 64 << 20,
+            limits: LimitsConfig::default(),
+            redis_url: None,
+            jobs: platform::config::JobsConfig::default(),
+            sessions: platform::config::SessionsConfig::default(),
+            builds: platform::config::BuildsConfig::default(),
+            deploy: platform::config::DeployConfig::default(),
+            public_url: public_url.to_owned(),
+            apps_origin: apps_origin.map(str::to_owned),
+            secret_key: None,
+            secret_key_file: dir.path().join("secret.key"),
+        };
+        let state = App::start(config).await.map_err(|e| format!("{e:#}"))?;
+        Ok(Self {
+            state,
+            _dir: dir,
+            _db: None,
+        })
+    }
+
     async fn build(limits: LimitsConfig, db: Option<TestDatabase>) -> Self {
         Self::build_with(limits, db, None).await
     }
@@ -180,6 +210,7 @@ impl TestApp {
             builds,
             deploy,
             public_url: "http://127.0.0.1:8080".to_owned(),
+            apps_origin: None,
             secret_key: None,
             secret_key_file: dir.path().join("secret.key"),
         };
@@ -216,6 +247,7 @@ impl TestApp {
             builds: platform::config::BuildsConfig::default(),
             deploy: platform::config::DeployConfig::default(),
             public_url: base.clone(),
+            apps_origin: None,
             secret_key: None,
             secret_key_file: dir.path().join("secret.key"),
         };
@@ -264,7 +296,16 @@ impl TestApp {
             .await
     }
 
-    pub async fn request(&self, request: Request<Body>) -> Reply {
+    pub async fn request(&self, mut request: Request<Body>) -> Reply {
+        // Apps are served on their own origin only: a request for an app path without a
+        // Host goes there, as a browser following the platform's redirect would.
+        if !request.headers().contains_key(header::HOST)
+            && let Some(host) = apps_host(&self.state, request.uri().path())
+        {
+            request
+                .headers_mut()
+                .insert(header::HOST, host.parse().expect("host header"));
+        }
         let response = platform::http::router(self.state.clone())
             .oneshot(request)
             .await
@@ -314,6 +355,66 @@ impl TestApp {
                 .expect("request"),
         )
         .await
+    }
+}
+
+/// The apps origin's `host:port` serving `path` (an app path) on `state`'s platform.
+pub fn apps_host(state: &AppState, path: &str) -> Option<String> {
+    let tenant = platform::origin::Origins::app_path_tenant(path)?;
+    let url = state.origins.apps_url(&tenant);
+    Some(
+        url.split_once("://")
+            .map_or(url.clone(), |(_, h)| h.to_owned()),
+    )
+}
+
+/// The `Host` to send for `path` to a `tessera serve` at `address` (`127.0.0.1:port`) with
+/// the default origins: `{tenant}.localhost:port` for an app path, else the address.
+pub fn host_for(address: &str, path: &str) -> String {
+    match platform::origin::Origins::app_path_tenant(path) {
+        Some(tenant) => {
+            let port = address.rsplit(':').next().unwrap_or_default();
+            format!("{tenant}.localhost:{port}")
+        }
+        None => address.to_owned(),
+    }
+}
+
+/// A reqwest client builder that reaches `{tenant}.localhost` at `address` (the apps
+/// origins of a `tessera serve` on loopback; the system resolver does not know `*.localhost`,
+/// browsers and curl do).
+pub fn reaching_apps(
+    builder: reqwest::ClientBuilder,
+    address: &str,
+    tenants: &[&str],
+) -> reqwest::ClientBuilder {
+    let socket: std::net::SocketAddr = address.parse().expect("socket address");
+    tenants.iter().fold(builder, |b, tenant| {
+        b.resolve(&format!("{tenant}.localhost"), socket)
+    })
+}
+
+/// A resolver for reqwest that sends `localhost` and every `*.localhost` (the apps origins
+/// on loopback) to 127.0.0.1, as browsers and curl do; other names go to the system.
+pub struct LoopbackResolver;
+
+impl reqwest::dns::Resolve for LoopbackResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            if host == "localhost" || host.ends_with(".localhost") {
+                let loopback = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+                return Ok(Box::new(std::iter::once(loopback)) as reqwest::dns::Addrs);
+            }
+            let found = tokio::task::spawn_blocking(move || {
+                use std::net::ToSocketAddrs;
+                (host.as_str(), 0)
+                    .to_socket_addrs()
+                    .map(|a| a.collect::<Vec<_>>())
+            })
+            .await??;
+            Ok(Box::new(found.into_iter()) as reqwest::dns::Addrs)
+        })
     }
 }
 

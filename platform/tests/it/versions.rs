@@ -618,14 +618,17 @@ fn load(
     start: Instant,
     stop: Arc<AtomicBool>,
 ) -> Vec<tokio::task::JoinHandle<Vec<Sample>>> {
-    let client = reqwest::Client::builder()
+    let client = crate::support::reaching_apps(reqwest::Client::builder(), address, &["acme"])
         .timeout(Duration::from_secs(30))
         .build()
         .expect("client");
     (0..workers)
         .map(|worker| {
             let (client, stop) = (client.clone(), stop.clone());
-            let url = format!("http://{address}{UPDATE}");
+            let url = format!(
+                "http://{}{UPDATE}",
+                crate::support::host_for(address, UPDATE)
+            );
             tokio::spawn(async move {
                 let mut samples = Vec::new();
                 let mut n = 0;
