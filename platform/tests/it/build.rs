@@ -13,24 +13,13 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
-use platform::admin;
 use platform::config::BuildsConfig;
 use platform::ids::Slug;
-use platform::store::Change;
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 
 use crate::git::{git, ok, stderr};
 use crate::support::{TestApp, guest_wasm, repo_root};
-
-fn op() -> Change<'static> {
-    use platform::clock::Clock;
-    Change {
-        actor: "test",
-        remote_addr: None,
-        at: platform::clock::SystemClock.now_millis(),
-    }
-}
 
 /// The warm cargo target directory shared by these tests (and kept between runs).
 fn shared_target_dir() -> PathBuf {
@@ -55,35 +44,7 @@ struct Served {
 
 impl Served {
     async fn start(builds: BuildsConfig) -> Served {
-        let app = TestApp::with_builds(builds).await;
-        let store = &app.state.store;
-        store
-            .ensure_tenant(&Slug::parse("acme").expect("slug"), op().at)
-            .await
-            .expect("tenant");
-        admin::create_user(store, "alice@example.org", None, false, &op())
-            .await
-            .expect("user");
-        admin::grant(store, "alice@example.org", "acme", "author", &op())
-            .await
-            .expect("grant");
-        let token = admin::create_token(store, "alice@example.org", "acme", None, 1, &op())
-            .await
-            .expect("token")
-            .token;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let address = listener.local_addr().expect("address");
-        let router = platform::http::router(app.state.clone());
-        tokio::spawn(async move {
-            axum::serve(
-                listener,
-                router.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .await
-            .expect("serve");
-        });
+        let (app, address, token) = crate::git::serve_acme(builds).await;
         Served {
             app,
             address,

@@ -342,7 +342,9 @@ fn guest_path(file: &str) -> std::path::PathBuf {
 }
 
 /// A platform with tenant `acme`, an author's token, served on a socket.
-async fn serve_acme(builds: platform::config::BuildsConfig) -> (TestApp, SocketAddr, String) {
+pub(crate) async fn serve_acme(
+    builds: platform::config::BuildsConfig,
+) -> (TestApp, SocketAddr, String) {
     let app = TestApp::with_builds(builds).await;
     let store = &app.state.store;
     store
