@@ -491,6 +491,13 @@ async fn complete(
                         record.display_name
                     ),
                 ),
+                Refusal::AccountLeftTenant => (
+                    "link_outgrown_tenant",
+                    format!(
+                        "{} alone no longer signs in to this account. Sign in to it another way, then link {} from your account page.",
+                        record.display_name, record.display_name
+                    ),
+                ),
                 Refusal::EmailNotVerified => (
                     "email_not_verified",
                     "An account with this email address already exists and the provider has not verified the address. Sign in with your password, or ask an administrator to link the accounts.".to_owned(),

@@ -32,8 +32,8 @@ pub use apps::{
 pub use audit::{AuditEntry, AuditFilter, Change};
 pub use memberships::{Member, Team};
 pub use providers::{
-    ExternalSignIn, LinkRefusal, LinkableProvider, LinkedIdentity, NewProvider, ProviderRecord,
-    Provisioned, Refusal,
+    ExternalSignIn, LinkKind, LinkRefusal, LinkableProvider, LinkedIdentity, NewProvider,
+    ProviderRecord, Provisioned, Refusal,
 };
 pub use sessions::session_key;
 pub use settings::{SettingWrite, StoredSetting};

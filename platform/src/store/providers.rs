@@ -87,8 +87,51 @@ pub enum Refusal {
     /// An account of the provider's tenant has this address and the provider did not
     /// verify it.
     EmailNotVerified,
+    /// The identity was linked by the provider itself (it made the account, or linked it
+    /// by email) and the account no longer belongs to the provider's tenant (it has since
+    /// got a role elsewhere, a superadmin flag or a password): the provider's word no
+    /// longer signs it in. Its owner signs in another way and links it on the account page.
+    AccountLeftTenant,
     /// The account is disabled.
     Disabled,
+}
+
+/// How an external identity came to be linked to its account (`external_identities.link_kind`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinkKind {
+    /// Made together with the account by that provider's sign-in.
+    Created,
+    /// Linked by the provider's verified email to an account that belonged to its tenant.
+    Email,
+    /// Linked by the account's owner, signed in, on the account page.
+    Explicit,
+}
+
+impl LinkKind {
+    /// The stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LinkKind::Created => "created",
+            LinkKind::Email => "email",
+            LinkKind::Explicit => "explicit",
+        }
+    }
+
+    /// Whether the link signs in an account that no longer belongs to the provider's
+    /// tenant: only one its owner chose does. A link the provider made itself rests on
+    /// the account being its tenant's ([`AccountTies::belong_to_provider_tenant`]).
+    pub fn outlives_tenant_ties(self) -> bool {
+        self == LinkKind::Explicit
+    }
+
+    fn parse(stored: &str) -> Self {
+        match stored {
+            "explicit" => LinkKind::Explicit,
+            "email" => LinkKind::Email,
+            // Anything else (and every link older than migration 0015) is the safe side.
+            _ => LinkKind::Created,
+        }
+    }
 }
 
 /// A successful external sign-in.
@@ -292,17 +335,30 @@ impl Store {
             }
             detail
         };
-        let linked_user: Option<i64> = sqlx::query(
-            "select user_id from external_identities where provider_id = $1 and subject = $2",
+        let linked_user: Option<(i64, LinkKind)> = sqlx::query(
+            "select user_id, link_kind from external_identities \
+             where provider_id = $1 and subject = $2",
         )
         .bind(input.provider)
         .bind(input.subject.as_str())
         .fetch_optional(&mut *tx)
         .await?
-        .map(|row| row.try_get(0))
+        .map(|row| -> Result<_> {
+            Ok((
+                row.try_get(0)?,
+                LinkKind::parse(&row.try_get::<String, _>(1)?),
+            ))
+        })
         .transpose()?;
         let (user, created, linked) = match linked_user {
-            Some(id) => {
+            Some((id, kind)) => {
+                if !kind.outlives_tenant_ties()
+                    && !account_ties(&mut tx, UserId(id), input)
+                        .await?
+                        .belong_to_provider_tenant()
+                {
+                    return Ok(Err(Refusal::AccountLeftTenant));
+                }
                 sqlx::query(
                     "update external_identities set last_sign_in_at = $3 \
                      where provider_id = $1 and subject = $2",
@@ -346,14 +402,20 @@ impl Store {
                         (users::insert(&mut tx, &new, change).await?.id, true)
                     }
                 };
+                let kind = if created {
+                    LinkKind::Created
+                } else {
+                    LinkKind::Email
+                };
                 sqlx::query(
                     "insert into external_identities (provider_id, subject, user_id, created_at, \
-                     last_sign_in_at) values ($1, $2, $3, $4, $4)",
+                     last_sign_in_at, link_kind) values ($1, $2, $3, $4, $4, $5)",
                 )
                 .bind(input.provider)
                 .bind(input.subject.as_str())
                 .bind(user.0)
                 .bind(change.at)
+                .bind(kind.as_str())
                 .execute(&mut *tx)
                 .await?;
                 audit::record(
@@ -362,7 +424,11 @@ impl Store {
                     Some(tenant),
                     "identity.link",
                     &format!("user:{}", user.0),
-                    provider_detail(json!({"subject": input.subject.as_str(), "created": created})),
+                    provider_detail(json!({
+                        "subject": input.subject.as_str(),
+                        "created": created,
+                        "link": kind.as_str(),
+                    })),
                 )
                 .await?;
                 (user, created, true)
@@ -768,7 +834,9 @@ pub enum LinkRefusal {
 impl Store {
     /// The owner of `user`, signed in, links `subject` at `provider` (of `tenant`) to their
     /// account (`identity.link`, `explicit: true`). `Ok(false)` when it was linked to them
-    /// already; refused when it is linked to someone else.
+    /// explicitly already; a link to them that the provider made itself becomes explicit
+    /// (from now on it signs them in whatever else the account is tied to). Refused when it
+    /// is linked to someone else.
     pub async fn link_external_identity(
         &self,
         tenant: TenantId,
@@ -784,37 +852,59 @@ impl Store {
             });
         }
         let mut tx = self.begin().await?;
-        let linked: Option<i64> = sqlx::query(
-            "select user_id from external_identities where provider_id = $1 and subject = $2",
+        let linked: Option<(i64, LinkKind)> = sqlx::query(
+            "select user_id, link_kind from external_identities \
+             where provider_id = $1 and subject = $2",
         )
         .bind(provider.id)
         .bind(subject.as_str())
         .fetch_optional(&mut *tx)
         .await?
-        .map(|row| row.try_get(0))
+        .map(|row| -> Result<_> {
+            Ok((
+                row.try_get(0)?,
+                LinkKind::parse(&row.try_get::<String, _>(1)?),
+            ))
+        })
         .transpose()?;
+        let mut detail =
+            json!({"provider": provider.slug, "subject": subject.as_str(), "explicit": true});
         match linked {
-            Some(owner) if owner == user.0 => return Ok(Ok(false)),
+            Some((owner, LinkKind::Explicit)) if owner == user.0 => return Ok(Ok(false)),
+            Some((owner, kind)) if owner == user.0 => {
+                sqlx::query(
+                    "update external_identities set link_kind = $3 \
+                     where provider_id = $1 and subject = $2",
+                )
+                .bind(provider.id)
+                .bind(subject.as_str())
+                .bind(LinkKind::Explicit.as_str())
+                .execute(&mut *tx)
+                .await?;
+                detail["previously"] = json!(kind.as_str());
+            }
             Some(_) => return Ok(Err(LinkRefusal::LinkedToAnother)),
-            None => {}
+            None => {
+                sqlx::query(
+                    "insert into external_identities (provider_id, subject, user_id, \
+                     created_at, last_sign_in_at, link_kind) values ($1, $2, $3, $4, $4, $5)",
+                )
+                .bind(provider.id)
+                .bind(subject.as_str())
+                .bind(user.0)
+                .bind(change.at)
+                .bind(LinkKind::Explicit.as_str())
+                .execute(&mut *tx)
+                .await?;
+            }
         }
-        sqlx::query(
-            "insert into external_identities (provider_id, subject, user_id, created_at, \
-             last_sign_in_at) values ($1, $2, $3, $4, $4)",
-        )
-        .bind(provider.id)
-        .bind(subject.as_str())
-        .bind(user.0)
-        .bind(change.at)
-        .execute(&mut *tx)
-        .await?;
         audit::record(
             &mut tx,
             change,
             Some(tenant),
             "identity.link",
             &format!("user:{}", user.0),
-            json!({"provider": provider.slug, "subject": subject.as_str(), "explicit": true}),
+            detail,
         )
         .await?;
         tx.commit().await?;

@@ -966,6 +966,44 @@ async fn a_tenants_provider_never_signs_in_as_a_superadmin_or_another_tenants_us
 }
 
 #[tokio::test]
+async fn an_account_acmes_provider_made_is_not_signed_in_by_it_once_another_tenant_adds_it() {
+    let (app, base, _clock) = served().await;
+    let provider = Provider::start(&base, 600);
+    setup(&app, &provider.issuer, 10).await;
+    accounts_outside_acme(&app).await;
+    // acme's provider plants an account for someone else's address...
+    provider.set_person("planted", "victim@corp.example", true, &["analysts"]);
+    let first = browser();
+    let page = sign_in(&first, &base, "planted", "planted-pw", "/account").await;
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(signed_in(&first, &base).await);
+    // ...and another tenant's admin adds that address (the existing account) as admin.
+    admin::grant(
+        &app.state.store,
+        "victim@corp.example",
+        "other",
+        "admin",
+        &op(),
+    )
+    .await
+    .expect("grant in other");
+    let grants = audit(&app, "membership.grant").await.len();
+    let again = browser();
+    let page = sign_in(&again, &base, "planted", "planted-pw", "/account").await;
+    assert_eq!(page.status(), StatusCode::FORBIDDEN);
+    assert_refused(
+        &app,
+        &again,
+        &base,
+        page,
+        "link_outgrown_tenant",
+        "Example SSO alone no longer signs in to this account. Sign in to it another way, then link Example SSO from your account page.",
+    )
+    .await;
+    assert_eq!(audit(&app, "membership.grant").await.len(), grants);
+}
+
+#[tokio::test]
 async fn the_owner_links_the_provider_from_the_account_page_and_the_identity_then_signs_in() {
     let (app, base, _clock) = served().await;
     let provider = Provider::start(&base, 600);

@@ -836,6 +836,173 @@ async fn external_sign_ins_provision_map_and_unmap_on_every_backend() {
     }
 }
 
+/// The pre-claim attack: tenant T's admin, who runs T's identity provider, has it create
+/// an account for someone else's address; tenant U later adds that address as a member
+/// (which picks the existing account). T's identity must not then sign in with U's role.
+/// A link the provider made itself (`created`, `email`) signs in only while the account
+/// belongs to T; one the owner made (`explicit`) keeps signing in.
+#[tokio::test]
+async fn a_provider_made_link_stops_signing_in_once_the_account_leaves_its_tenant() {
+    use platform::store::{ExternalSignIn, Refusal};
+    use platform::tenancy::Subject;
+    for (_db, store) in stores().await {
+        user(&store, "mallory@example.org").await;
+        platform::admin::create_tenant(&store, "evil", None, Some("mallory@example.org"), &CLI)
+            .await
+            .expect("tenant T");
+        user(&store, "ursula@example.org").await;
+        platform::admin::create_tenant(&store, "corp", None, Some("ursula@example.org"), &CLI)
+            .await
+            .expect("tenant U");
+        let evil = store
+            .tenant_by_slug(&slug("evil"))
+            .await
+            .expect("q")
+            .expect("evil");
+        let corp = store
+            .tenant_by_slug(&slug("corp"))
+            .await
+            .expect("q")
+            .expect("corp");
+        let sealer = platform::secretbox::SecretBox::from_key(&[7; 32]);
+        let file = "kind = \"oidc\"\ndisplay_name = \"SSO\"\nissuer = \"http://127.0.0.1:9\"\n\
+                    client_id = \"c\"\nclient_secret = \"s\"\n";
+        platform::admin::set_provider(&store, &sealer, "evil", "sso", file, &CLI)
+            .await
+            .expect("provider");
+        let provider = store
+            .identity_provider(evil.id, "sso")
+            .await
+            .expect("q")
+            .expect("provider");
+        let victim_email = email("victim@corp.example");
+        let sub = Subject::parse("planted").expect("subject");
+        let none: Vec<String> = Vec::new();
+        let planted = ExternalSignIn {
+            tenant: evil.id,
+            provider: provider.id,
+            provider_slug: "sso",
+            subject: &sub,
+            email: Some(&victim_email),
+            email_verified: true,
+            role: Some(Role::Viewer),
+            teams: &none,
+        };
+        // Step 1: T's provider creates the account (nothing wrong yet: it is T's).
+        let made = store
+            .external_sign_in(&planted, &CLI)
+            .await
+            .expect("store")
+            .expect("created");
+        assert!(made.created && made.linked);
+        let victim = made.user;
+        store
+            .external_sign_in(&planted, &CLI)
+            .await
+            .expect("store")
+            .expect("while the account is T's, T's identity signs it in");
+
+        // Step 2: U's admin adds victim@corp.example (by email: the existing account).
+        platform::admin::grant(&store, "victim@corp.example", "corp", "admin", &CLI)
+            .await
+            .expect("grant in U");
+        assert_eq!(
+            store.membership(corp.id, victim).await.expect("q"),
+            Some(Role::Admin)
+        );
+
+        // T's identity no longer signs the account in, and nothing is granted or touched.
+        let audit_before = store.audit_entries(evil.id, None, 1_000).await.expect("a");
+        let escalate = ExternalSignIn {
+            role: Some(Role::Admin),
+            ..planted
+        };
+        assert_eq!(
+            store
+                .external_sign_in(&escalate, &CLI)
+                .await
+                .expect("store"),
+            Err(Refusal::AccountLeftTenant)
+        );
+        assert_eq!(
+            store.membership(evil.id, victim).await.expect("q"),
+            Some(Role::Viewer),
+            "the refusal granted nothing in T"
+        );
+        assert_eq!(
+            store.membership(corp.id, victim).await.expect("q"),
+            Some(Role::Admin)
+        );
+        assert_eq!(
+            store.audit_entries(evil.id, None, 1_000).await.expect("a"),
+            audit_before,
+            "a refusal writes nothing in the store (the sign-in page audits it)"
+        );
+
+        // A link T's provider made by email to an account of T's ends the same way.
+        let carol = user(&store, "carol@corp.example").await;
+        store
+            .grant_role(evil.id, carol, Role::Viewer, &CLI)
+            .await
+            .expect("carol in T");
+        let carol_email = email("carol@corp.example");
+        let carol_sub = Subject::parse("carol-sub").expect("subject");
+        let carol_in = ExternalSignIn {
+            subject: &carol_sub,
+            email: Some(&carol_email),
+            ..planted
+        };
+        let linked = store
+            .external_sign_in(&carol_in, &CLI)
+            .await
+            .expect("store")
+            .expect("linked by verified email");
+        assert!(!linked.created && linked.linked);
+        assert_eq!(linked.user, carol);
+        platform::admin::grant(&store, "carol@corp.example", "corp", "viewer", &CLI)
+            .await
+            .expect("grant in U");
+        assert_eq!(
+            store
+                .external_sign_in(&carol_in, &CLI)
+                .await
+                .expect("store"),
+            Err(Refusal::AccountLeftTenant)
+        );
+
+        // The owner, signed in another way, links the identity on /account: their choice,
+        // so from now on it signs them in.
+        assert_eq!(
+            store
+                .link_external_identity(evil.id, &provider, &sub, victim, &CLI)
+                .await
+                .expect("store"),
+            Ok(true),
+            "a provider-made link becomes explicit"
+        );
+        assert_eq!(
+            store
+                .link_external_identity(evil.id, &provider, &sub, victim, &CLI)
+                .await
+                .expect("store"),
+            Ok(false),
+            "linking again changes nothing"
+        );
+        let back = store
+            .external_sign_in(&planted, &CLI)
+            .await
+            .expect("store")
+            .expect("an explicit link signs in");
+        assert_eq!(back.user, victim);
+        assert!(!back.created && !back.linked);
+        assert_eq!(
+            store.membership(corp.id, victim).await.expect("q"),
+            Some(Role::Admin),
+            "T's provider never touches U's role"
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_lease_has_one_holder_until_it_expires_or_is_released() {
     for (_db, store) in stores().await {
