@@ -15,7 +15,7 @@
 //! the CGI environment. The hook posts the ref updates there with `curl` and relays the
 //! streamed build log, which git shows as `remote:` lines. A push to the deploy branch
 //! (`main`) waits for the app's push lock, is checked out into a fresh working directory,
-//! built by [`crate::build::Builds`] as `tessera.toml` says and deployed through the
+//! built by [`crate::deploy::Builds`] as `tessera.toml` says and deployed through the
 //! [`crate::deploy::Deployer`]; any failure rejects the push and leaves the live version
 //! untouched. The app's lock is held until git has updated the ref, and a push that
 //! waited behind another one is refused if the branch moved meanwhile, so the branch and
@@ -39,7 +39,7 @@ use tokio::process::Command;
 use tokio_util::io::{ReaderStream, StreamReader};
 
 use crate::auth;
-use crate::build::say;
+use crate::deploy::say;
 use crate::ids::Slug;
 use crate::policy::{self, Action, Principal, Resource};
 use crate::state::AppState;
@@ -253,7 +253,7 @@ struct Ghost {
     tenant: Slug,
     app: Slug,
     dir: PathBuf,
-    in_use: crate::build::RepoUse,
+    in_use: crate::deploy::RepoUse,
 }
 
 impl Ghost {
@@ -497,7 +497,7 @@ struct Hook {
 
 /// The app's push lock, once the build took it; released when the hook goes, after git
 /// updated (or refused) the ref.
-type AppLock = Arc<std::sync::Mutex<Option<crate::build::PushLock>>>;
+type AppLock = Arc<std::sync::Mutex<Option<crate::deploy::PushLock>>>;
 
 impl Drop for Hook {
     fn drop(&mut self) {
@@ -589,7 +589,7 @@ async fn hook_build(
         directory: get("x-git-object-directory"),
         alternates: get("x-git-alternate-object-directories"),
     };
-    let (log, lines) = crate::build::Log::new(64);
+    let (log, lines) = crate::deploy::Log::new(64);
     tokio::spawn(async move {
         let verdict = match build(&push, &updates, &objects, &log).await {
             Ok(()) => "TESSERA-ACCEPT",
@@ -639,7 +639,7 @@ async fn build(
     push: &Push,
     updates: &str,
     objects: &Objects,
-    log: &crate::build::Log,
+    log: &crate::deploy::Log,
 ) -> Result<(), String> {
     let deploy_ref = format!("refs/heads/{DEPLOY_BRANCH}");
     // A push to an app that does not exist yet creates it by deploying main; anything
@@ -719,7 +719,7 @@ async fn deploy_commit(
     old: &str,
     commit: &str,
     objects: &Objects,
-    log: &crate::build::Log,
+    log: &crate::deploy::Log,
 ) -> Result<(), String> {
     let (tenant, app) = (&push.tenant, &push.app);
     let builds = &push.state.builds;
