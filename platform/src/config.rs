@@ -471,7 +471,7 @@ pub struct BuildsConfig {
     pub max_parallel: usize,
     /// How builds of pushed source are confined: `bubblewrap` (the default) or `none`
     /// (unsandboxed; warned about at every start).
-    pub sandbox: crate::build_sandbox::Mode,
+    pub sandbox: crate::deploy::sandbox::Mode,
     /// The uid and gid builds run as when the server runs as root (a uid of their own).
     pub build_uid: u32,
     /// Processes and threads of the build's user (`RLIMIT_NPROC`).
@@ -494,7 +494,7 @@ impl Default for BuildsConfig {
             memory_mb: 4096,
             max_wasm_mb: 32,
             max_parallel: 2,
-            sandbox: crate::build_sandbox::Mode::Bubblewrap,
+            sandbox: crate::deploy::sandbox::Mode::Bubblewrap,
             build_uid: 64000,
             max_processes: 512,
             max_file_mb: 1024,

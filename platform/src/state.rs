@@ -33,7 +33,7 @@ pub struct App {
     /// Where browser sessions are kept (Redis if configured, else the database).
     pub sessions: crate::auth::session::SessionBackend,
     /// Builds on `git push`: the per-app locks and the build slots.
-    pub builds: crate::build::Builds,
+    pub builds: crate::deploy::Builds,
     /// Seals and opens the secrets stored in the database (provider credentials, app
     /// secrets).
     pub secrets: crate::secretbox::SecretBox,
@@ -130,7 +130,7 @@ impl App {
                 })?,
             None => crate::auth::handoff::Handoffs::Database(store.clone()),
         };
-        let builds = crate::build::Builds::new(&config, store.clone());
+        let builds = crate::deploy::Builds::new(&config, store.clone());
         let throttle = crate::auth::session::Throttle::new(store.clone());
         let stale = builds
             .recover()

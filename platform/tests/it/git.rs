@@ -269,7 +269,7 @@ async fn push_deploys_prebuilt_components_and_rejects_bad_pushes() {
 /// directory): a push on the second waits, says why, and goes on once the first is done.
 #[tokio::test]
 async fn replicas_take_turns_with_the_push_lock_of_one_app() {
-    use platform::build::Log;
+    use platform::deploy::Log;
     use platform::store::testing::TestDatabase;
     for db in TestDatabase::all().await.expect("databases") {
         let first = TestApp::on(db).await;

@@ -518,7 +518,7 @@ async fn hostile_builds_fail_in_the_sandbox() {
 /// space) under `/var/tmp`, removed afterwards, first on its `PATH`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_builds_fail_with_a_non_root_server() {
-    if platform::build_sandbox::current_uid() != Some(0) {
+    if platform::deploy::sandbox::current_uid() != Some(0) {
         eprintln!("skipped: already not root (hostile_builds_fail_in_the_sandbox covers it)");
         return;
     }

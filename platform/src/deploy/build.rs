@@ -30,8 +30,8 @@ use serde::Deserialize;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::{OwnedMutexGuard, OwnedSemaphorePermit, Semaphore, mpsc};
 
+use super::sandbox::{self as build_sandbox, Mode, RunAs};
 use crate::assets::AssetFile;
-use crate::build_sandbox::{self, Mode, RunAs};
 use crate::config::{BuildsConfig, Config};
 use crate::ids::Slug;
 use crate::store::Store;
@@ -668,7 +668,7 @@ impl Builds {
             Some(dir) => {
                 let (src, dir) = (src.to_owned(), dir.clone());
                 let files = tokio::task::spawn_blocking(move || {
-                    crate::tree::read_dir(&src, &dir, crate::assets::MAX_FILE_BYTES as u64)
+                    super::tree::read_dir(&src, &dir, crate::assets::MAX_FILE_BYTES as u64)
                 })
                 .await
                 .map_err(|e| e.to_string())?
@@ -1182,7 +1182,7 @@ fn kill_stale_group(group: u32) -> usize {
 async fn read_manifest(src: &Path, app: &Slug, tenant: &Slug) -> Result<Manifest, String> {
     let bytes = match read_tree_file(src, "tessera.toml", MAX_MANIFEST).await {
         Ok(bytes) => bytes,
-        Err(crate::tree::Error::Missing(_)) => {
+        Err(super::tree::Error::Missing(_)) => {
             return Err(format!("tessera.toml is missing.\n{MANIFEST_HELP}"));
         }
         Err(e) => return Err(format!("cannot read tessera.toml: {e}")),
@@ -1203,16 +1203,16 @@ async fn read_manifest(src: &Path, app: &Slug, tenant: &Slug) -> Result<Manifest
 /// Longest `tessera.toml`.
 const MAX_MANIFEST: u64 = 64 << 10;
 
-/// `relative` under `root` through [`crate::tree::read_file`] (no links, nothing outside).
+/// `relative` under `root` through [`super::tree::read_file`] (no links, nothing outside).
 async fn read_tree_file(
     root: &Path,
     relative: &str,
     limit: u64,
-) -> Result<Vec<u8>, crate::tree::Error> {
+) -> Result<Vec<u8>, super::tree::Error> {
     let (root, relative) = (root.to_owned(), relative.to_owned());
-    tokio::task::spawn_blocking(move || crate::tree::read_file(&root, &relative, limit))
+    tokio::task::spawn_blocking(move || super::tree::read_file(&root, &relative, limit))
         .await
-        .unwrap_or_else(|e| Err(crate::tree::Error::Io(String::new(), e.to_string())))
+        .unwrap_or_else(|e| Err(super::tree::Error::Io(String::new(), e.to_string())))
 }
 
 /// [`read_tree_file`] with its error as the pusher's message.

@@ -1,51 +1,20 @@
-//! Deploying a component: check it, store it as a new immutable version, make it live.
+//! Validating and publishing a component: check it, store it as a new immutable version,
+//! make it live.
 //!
 //! Nothing becomes live unless every check passed; the switch itself is one transaction
-//! in the store. No HTTP types here: the CLI, the demo and (later) `git push` share it.
+//! in the store. No HTTP types here: the CLI, the demo and `git push` ([`super::push`])
+//! share it.
 
 use sandbox::{LoadOptions, Sandbox};
 use sha2::{Digest, Sha256};
 
+use super::Error;
 use crate::assets::AssetFile;
-use crate::dash::dependencies::{Dependencies, InvalidDependencies};
-use crate::dash::graph::{self, GraphError};
+use crate::dash::dependencies::Dependencies;
+use crate::dash::graph;
 use crate::ids::Slug;
 use crate::secretbox::SecretBox;
-use crate::store::{self, NewVersion, Store};
-
-/// Why a deploy was refused. The live version is untouched in every case.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// The file is larger than the configured maximum.
-    #[error("the component is {size} bytes, more than the {limit}-byte maximum")]
-    TooLarge {
-        /// Its size.
-        size: usize,
-        /// The maximum.
-        limit: usize,
-    },
-    /// The sandbox refused the component (not a component, forbidden import, trap at load…).
-    #[error("the component was refused: {0}")]
-    Refused(#[from] sandbox::Error),
-    /// Its callback list is unusable.
-    #[error(transparent)]
-    Dependencies(#[from] InvalidDependencies),
-    /// Its callbacks write one output twice or depend on each other in a circle.
-    #[error("the app's callbacks cannot be served: {0}")]
-    Graph(#[from] GraphError),
-    /// Its assets break a rule (path, extension, size).
-    #[error("the assets were refused: {0}")]
-    Assets(#[from] crate::assets::Error),
-    /// Storing it failed.
-    #[error(transparent)]
-    Store(#[from] store::Error),
-    /// The blocking validation task died.
-    #[error("validation task failed: {0}")]
-    Join(#[from] tokio::task::JoinError),
-    /// The app's settings could not be handed to the validation instance.
-    #[error(transparent)]
-    Settings(#[from] crate::settings::Error),
-}
+use crate::store::{NewVersion, Store};
 
 /// What a successful deploy produced.
 #[derive(Debug, Clone)]
