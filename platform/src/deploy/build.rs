@@ -863,11 +863,20 @@ impl Builds {
         std::fs::create_dir_all(&cargo_home)
             .map_err(|e| format!("cannot create the tenant's cargo home: {e}"))?;
         if let Some(user) = run_as {
-            let dirs = [src.to_owned(), target_dir.to_owned(), cargo_home.clone()];
-            tokio::task::spawn_blocking(move || dirs.iter().try_for_each(|d| hand_over(d, user)))
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| format!("cannot hand the build directories to the build user: {e}"))?;
+            // The fresh checkout is the server's; the target directory and the cargo home
+            // are written only by builds, so once handed over they stay the build user's
+            // (walking them again would cost a warm build a large share of its time).
+            let trees = [src.to_owned()];
+            let kept = [target_dir.to_owned(), cargo_home.clone()];
+            tokio::task::spawn_blocking(move || {
+                trees.iter().try_for_each(|d| hand_over(d, user))?;
+                kept.iter()
+                    .filter(|d| !owned_by(d, user))
+                    .try_for_each(|d| hand_over(d, user))
+            })
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("cannot hand the build directories to the build user: {e}"))?;
         }
         // The SDK with what it reads of its workspace (the root manifest it inherits
         // from, the WIT files); nothing else of the server's checkout.
@@ -918,24 +927,40 @@ impl Builds {
                 .take(2)
                 .cloned(),
         );
-        let fetch = build_sandbox::argv(&build_sandbox::Spec {
-            program: &cargo,
-            args: &fetch_args,
-            env: &env,
-            read_only: &read_only,
-            writable: &[src.to_owned(), cargo_home.clone()],
-            cwd: src,
-            network: true,
-            run_as,
-            limits,
-        });
-        let (status, _) = self
-            .run(&mut sandbox_command(&fetch), log, deadline)
-            .await?;
-        if !status.success() {
-            return Err(format!(
-                "fetching the crate's dependencies failed ({status}); cargo's messages are above"
-            ));
+        // A committed Cargo.lock already fetched for this tenant (with the same SDK and
+        // host) needs no second `cargo fetch`: the tenant's cache only ever grows. The
+        // marker lives beside the cargo home, where no build can write.
+        let fetched = fetched_marker(&cargo_home, src, &self.sdk_dir, &host, &fetch_args);
+        if fetched.as_ref().is_some_and(|marker| marker.exists()) {
+            say(
+                log,
+                "tessera: dependencies already fetched for this Cargo.lock",
+            )
+            .await;
+        } else {
+            let fetch = build_sandbox::argv(&build_sandbox::Spec {
+                program: &cargo,
+                args: &fetch_args,
+                env: &env,
+                read_only: &read_only,
+                writable: &[src.to_owned(), cargo_home.clone()],
+                cwd: src,
+                network: true,
+                run_as,
+                limits,
+            });
+            let (status, _) = self
+                .run(&mut sandbox_command(&fetch), log, deadline)
+                .await?;
+            if !status.success() {
+                return Err(format!(
+                    "fetching the crate's dependencies failed ({status}); cargo's messages are above"
+                ));
+            }
+            if let Some(marker) = &fetched {
+                let _ = marker.parent().map(std::fs::create_dir_all);
+                let _ = std::fs::write(marker, b"");
+            }
         }
 
         env.push(("CARGO_TARGET_DIR", target_dir.into()));
@@ -1224,6 +1249,45 @@ async fn read_in_tree(root: &Path, relative: &str, limit: u64) -> Result<Vec<u8>
 
 /// Give `path` and everything under it to `user` (links are changed, never followed), so
 /// the build may write its working, target and cargo directories. Skips what it owns.
+/// Whether `path` exists and belongs to the build user.
+fn owned_by(path: &Path, user: RunAs) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(path)
+        .is_ok_and(|meta| meta.uid() == user.uid && meta.gid() == user.gid)
+}
+
+/// The marker saying that the pushed `Cargo.lock` was fetched into `cargo_home` (with this
+/// SDK, host and fetch command), or `None` when the push has no `Cargo.lock` (cargo then
+/// resolves, and may fetch, every time).
+fn fetched_marker(
+    cargo_home: &Path,
+    src: &Path,
+    sdk_dir: &Path,
+    host: &str,
+    fetch_args: &[std::ffi::OsString],
+) -> Option<PathBuf> {
+    use sha2::{Digest, Sha256};
+    let lock = super::tree::read_file(src, "Cargo.lock", 16 << 20).ok()?;
+    let mut digest = Sha256::new();
+    digest.update(&lock);
+    // The SDK's manifest and its workspace's, whose dependencies the SDK inherits.
+    digest.update(std::fs::read(sdk_dir.join("Cargo.toml")).unwrap_or_default());
+    if let Some(workspace) = sdk_dir.parent() {
+        digest.update(std::fs::read(workspace.join("Cargo.toml")).unwrap_or_default());
+    }
+    digest.update(host.as_bytes());
+    for arg in fetch_args {
+        digest.update(arg.as_encoded_bytes());
+        digest.update([0]);
+    }
+    let name = cargo_home.file_name()?.to_string_lossy().into_owned();
+    Some(
+        cargo_home
+            .with_file_name(format!("{name}.fetched"))
+            .join(hex::encode(digest.finalize())),
+    )
+}
+
 fn hand_over(path: &Path, user: RunAs) -> std::io::Result<()> {
     use std::os::unix::fs::MetadataExt;
     let meta = std::fs::symlink_metadata(path)?;
@@ -1241,6 +1305,34 @@ fn hand_over(path: &Path, user: RunAs) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_fetch_marker_follows_the_lock_file_and_lives_outside_the_cargo_home() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let (src, sdk) = (root.path().join("src"), root.path().join("tessera/sdk"));
+        std::fs::create_dir_all(&src).expect("src");
+        std::fs::create_dir_all(&sdk).expect("sdk");
+        let home = root.path().join("cargo/acme");
+        let args = ["fetch".into()];
+        let marker = || fetched_marker(&home, &src, &sdk, "x86_64-unknown-linux-gnu", &args);
+        assert_eq!(marker(), None, "no Cargo.lock: always fetch");
+        std::fs::write(src.join("Cargo.lock"), "version = 4\n").expect("lock");
+        let first = marker().expect("a marker");
+        assert!(
+            !first.starts_with(&home),
+            "{first:?} is inside the cargo home"
+        );
+        assert_eq!(marker(), Some(first.clone()));
+        std::fs::write(src.join("Cargo.lock"), "version = 4\n# changed\n").expect("lock");
+        assert_ne!(marker(), Some(first.clone()));
+        std::fs::write(src.join("Cargo.lock"), "version = 4\n").expect("lock");
+        std::fs::write(sdk.join("Cargo.toml"), "[package]").expect("sdk manifest");
+        assert_ne!(marker(), Some(first));
+        // A linked Cargo.lock is not read.
+        std::fs::remove_file(src.join("Cargo.lock")).expect("rm");
+        std::os::unix::fs::symlink(sdk.join("Cargo.toml"), src.join("Cargo.lock")).expect("ln");
+        assert_eq!(marker(), None);
+    }
 
     #[test]
     fn finds_the_cdylib_wasm_in_cargo_messages() {
