@@ -170,7 +170,9 @@ async fn spool(state: &AppState, request: Request) -> Result<(Request, u64), Res
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > limit) {
+    // Far too large: answer at once and hang up. Somewhat too large: read it below (and drop
+    // it) so the client, still writing its body, sees the answer instead of a reset.
+    if declared.is_some_and(|length| length > limit.saturating_mul(4)) {
         return Err(too_large());
     }
     let (parts, body) = request.into_parts();
