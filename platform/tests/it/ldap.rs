@@ -727,16 +727,7 @@ async fn a_tenants_directory_never_signs_in_as_a_superadmin_or_another_tenants_u
     admin::set_provider(store, &app.state.secrets, "acme", "corp-ldap", &file, &op())
         .await
         .expect("provider");
-    const ROOT_PASSWORD: &str = "root password of the platform";
-    admin::create_user(store, "alice@example.org", Some(ROOT_PASSWORD), true, &op())
-        .await
-        .expect("superadmin");
-    admin::create_user(store, "bob@example.org", None, false, &op())
-        .await
-        .expect("bob");
-    admin::create_tenant(store, "other", None, Some("bob@example.org"), &op())
-        .await
-        .expect("other");
+    crate::oidc::superadmin_and_other_owner(&app, "alice@example.org", "bob@example.org").await;
     let users = store.user_count().await.expect("count");
     let grants = audit(&app, "membership.grant").await.len();
 
@@ -785,7 +776,13 @@ async fn a_tenants_directory_never_signs_in_as_a_superadmin_or_another_tenants_u
 
     // Alice links the directory herself, signed in with her password.
     let alice = browser();
-    local_sign_in(&alice, &base, "alice@example.org", ROOT_PASSWORD).await;
+    local_sign_in(
+        &alice,
+        &base,
+        "alice@example.org",
+        crate::oidc::ROOT_PASSWORD,
+    )
+    .await;
     let csrf = csrf_of(&account_page(&alice, &base).await);
     let link = "/account/link/acme/corp-ldap";
     let wrong = post_directory_form(&alice, &base, link, &csrf, "alice", "not-hers").await;

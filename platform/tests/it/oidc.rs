@@ -889,18 +889,24 @@ pub(crate) async fn account_page(client: &reqwest::Client, base: &str) -> String
         .expect("html")
 }
 
-const ROOT_PASSWORD: &str = "root password of the platform";
+pub(crate) const ROOT_PASSWORD: &str = "root password of the platform";
 
 /// A superadmin with a password, and bea, the owner of another tenant (no password).
 async fn accounts_outside_acme(app: &TestApp) {
+    superadmin_and_other_owner(app, "root@example.org", "bea@example.org").await;
+}
+
+/// The accounts a tenant's provider must never sign in to: the superadmin `superadmin`
+/// (password [`ROOT_PASSWORD`]) and `owner`, who owns the tenant `other` (no password).
+pub(crate) async fn superadmin_and_other_owner(app: &TestApp, superadmin: &str, owner: &str) {
     let store = &app.state.store;
-    admin::create_user(store, "root@example.org", Some(ROOT_PASSWORD), true, &op())
+    admin::create_user(store, superadmin, Some(ROOT_PASSWORD), true, &op())
         .await
         .expect("superadmin");
-    admin::create_user(store, "bea@example.org", None, false, &op())
+    admin::create_user(store, owner, None, false, &op())
         .await
-        .expect("bea");
-    admin::create_tenant(store, "other", None, Some("bea@example.org"), &op())
+        .expect("owner");
+    admin::create_tenant(store, "other", None, Some(owner), &op())
         .await
         .expect("other tenant");
 }
