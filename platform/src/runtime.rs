@@ -199,6 +199,11 @@ impl Runtime {
         let options = LoadOptions {
             limits: tenant_limits(&self.load_options.limits, &version.callback_quotas),
             settings,
+            owner: sandbox::Owner {
+                tenant: version.tenant_id.0,
+                app: version.app_id.0,
+                weight: sandbox::Owner::DEFAULT_WEIGHT,
+            },
             ..self.load_options.clone()
         };
         let component =

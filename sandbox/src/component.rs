@@ -133,6 +133,7 @@ pub(crate) fn load(
         limits,
         data_dir,
         settings,
+        owner: _,
     } = options;
     let data_dir = match data_dir {
         Some(dir) => Some(canonical_dir(&dir)?),

@@ -120,4 +120,36 @@ pub struct LoadOptions {
     pub data_dir: Option<PathBuf>,
     /// The app's settings and secrets, read by the guest through `host.setting`.
     pub settings: Settings,
+    /// Who the component's calls are charged to: CPU time, instance slots.
+    pub owner: Owner,
+}
+
+/// The tenant and app a component belongs to, as opaque numbers, and the tenant's share.
+///
+/// The sandbox knows nothing of tenants beyond this: calls of different owners compete for
+/// the CPU and the instance pool fairly, in proportion to `weight`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Owner {
+    /// The tenant (the platform's tenant id).
+    pub tenant: i64,
+    /// The app within the tenant; `0` for a component not yet an app (a deploy's check).
+    pub app: i64,
+    /// The tenant's CPU weight: a tenant of weight 200 gets twice the CPU of one of 100
+    /// when both want more than their share.
+    pub weight: u32,
+}
+
+impl Owner {
+    /// The weight of a tenant with no particular share.
+    pub const DEFAULT_WEIGHT: u32 = 100;
+}
+
+impl Default for Owner {
+    fn default() -> Self {
+        Owner {
+            tenant: 0,
+            app: 0,
+            weight: Owner::DEFAULT_WEIGHT,
+        }
+    }
 }

@@ -93,7 +93,7 @@ pub use compiler::compile_artifact;
 pub use component::{AppInfo, ArtifactSource, CallOptions, CallOutput, Component, Outcome};
 pub use config::{
     Compiler, Limits, LoadOptions, MAX_COMPONENT_BYTES, MAX_DATA_READ_BYTES, MAX_REQUEST_BYTES,
-    SandboxConfig,
+    Owner, SandboxConfig,
 };
 pub use error::{CallFailure, Error};
 pub use sandbox::Sandbox;

@@ -162,16 +162,22 @@ impl Deployer<'_> {
         app: &Slug,
         component: Vec<u8>,
     ) -> Result<(String, usize), Error> {
-        let settings = match self.store.app_access(tenant, app, None).await? {
-            Some(access) => {
-                crate::settings::for_guest(self.store, self.secrets, access.app_id).await?
-            }
-            None => sandbox::Settings::default(),
+        let (settings, owner) = match self.store.app_access(tenant, app, None).await? {
+            Some(access) => (
+                crate::settings::for_guest(self.store, self.secrets, access.app_id).await?,
+                sandbox::Owner {
+                    tenant: access.tenant_id.0,
+                    app: access.app_id.0,
+                    ..sandbox::Owner::default()
+                },
+            ),
+            None => (sandbox::Settings::default(), sandbox::Owner::default()),
         };
         let sandbox = self.sandbox.clone();
         let options = LoadOptions {
             limits: self.limits.clone(),
             settings,
+            owner,
             ..LoadOptions::default()
         };
         let loaded =
