@@ -7,6 +7,7 @@
 //! records that it did: the call then fails with a deadline error even if the guest manages
 //! to return before the expired epoch deadline stops it.
 
+use crate::scheduler::{MIN_YIELDING_SLEEP, Ticket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -31,6 +32,8 @@ pub(crate) struct ClockView<'a> {
     pub(crate) cut_short: &'a Arc<AtomicBool>,
     /// The call's cancellation flag: a sleep also ends soon after it is raised.
     pub(crate) cancel: Option<&'a Arc<AtomicBool>>,
+    /// The call's claim on a core, given up while it sleeps.
+    pub(crate) cpu: Option<&'a Arc<Ticket>>,
 }
 
 impl ClockView<'_> {
@@ -45,7 +48,12 @@ impl ClockView<'_> {
             // is "never", as in wasmtime-wasi's own clock.
             (wanted, None) => (wanted, false),
         };
+        let yields = until.is_none_or(|until| until >= now + MIN_YIELDING_SLEEP);
         let sleep = Sleep {
+            cpu: match (self.cpu, self.deadline) {
+                (Some(ticket), Some(deadline)) if yields => Some((ticket.clone(), deadline)),
+                _ => None,
+            },
             until: until.map(tokio::time::Instant::from_std),
             cut_short: cut.then(|| self.cut_short.clone()),
             cancel: self.cancel.cloned(),
@@ -84,6 +92,9 @@ impl monotonic_clock::Host for ClockView<'_> {
 
 /// A clock pollable: ready at `until`, or never.
 struct Sleep {
+    /// The call's claim on a core, and its deadline: the core is free while the guest
+    /// sleeps (a sleeping guest must not keep another tenant waiting).
+    cpu: Option<(Arc<Ticket>, std::time::Instant)>,
     until: Option<tokio::time::Instant>,
     /// The flag to raise when this sleep ends, if it was shortened to the deadline.
     cut_short: Option<Arc<AtomicBool>>,
@@ -99,6 +110,21 @@ const CANCEL_CHECK: Duration = Duration::from_millis(50);
 #[wasmtime_wasi::async_trait]
 impl Pollable for Sleep {
     async fn ready(&mut self) {
+        if let Some((ticket, _)) = &self.cpu {
+            ticket.release();
+        }
+        self.wait().await;
+        if let Some((ticket, deadline)) = &self.cpu {
+            // Blocks this (the call's own) thread until a core is free. Refused only at the
+            // deadline or on cancellation, which the next epoch check turns into the
+            // call's failure.
+            let _ = ticket.acquire(*deadline);
+        }
+    }
+}
+
+impl Sleep {
+    async fn wait(&mut self) {
         if let Some(cancel) = &self.cancel {
             // A cancellable call sleeps in short steps so that a cancel wakes it soon.
             loop {

@@ -7,9 +7,10 @@
 
 use crate::bindings::{self, Dashboard};
 use crate::capture::LogLine;
-use crate::config::{Limits, LoadOptions, MAX_REQUEST_BYTES};
+use crate::config::{Limits, LoadOptions, MAX_REQUEST_BYTES, Owner};
 use crate::error::CallFailure;
 use crate::sandbox::{Compiled, SandboxInner};
+use crate::scheduler::{Refused, Ticket};
 use crate::settings::Settings;
 use crate::state::{ProgressSink, State};
 use crate::{Error, Result};
@@ -109,8 +110,8 @@ struct ComponentInner {
     data_dir: Option<Arc<Path>>,
     /// What `host.setting` answers; its secrets are masked in logs and error messages.
     settings: Settings,
-    /// Epoch ticks in one deadline.
-    ticks: u64,
+    /// Whose CPU share the calls use.
+    owner: Owner,
     idle: Mutex<Vec<Instance>>,
 }
 
@@ -133,13 +134,12 @@ pub(crate) fn load(
         limits,
         data_dir,
         settings,
-        owner: _,
+        owner,
     } = options;
     let data_dir = match data_dir {
         Some(dir) => Some(canonical_dir(&dir)?),
         None => None,
     };
-    let ticks = deadline_ticks(limits.deadline, sandbox.config.epoch_tick);
     let inner = ComponentInner {
         sandbox,
         compiled,
@@ -154,14 +154,19 @@ pub(crate) fn load(
         limits,
         data_dir,
         settings,
-        ticks,
+        owner,
         idle: Mutex::new(Vec::new()),
     };
     let mut inner = inner;
-    let mut instance = inner.instantiate().map_err(|e| inner.redact_error(e))?;
-    (inner.info, inner.layout, inner.dependencies) = inner
-        .read_statics(&mut instance)
+    // Instantiating and the three reads each get the deadline; the core is held for all.
+    let ticket = inner.enter(Instant::now() + inner.limits.deadline * 2, None)?;
+    let mut instance = inner
+        .instantiate(&ticket)
         .map_err(|e| inner.redact_error(e))?;
+    let statics = inner.read_statics(&mut instance, &ticket);
+    instance.store.data_mut().cpu = None;
+    drop(ticket);
+    (inner.info, inner.layout, inner.dependencies) = statics.map_err(|e| inner.redact_error(e))?;
     // The instance is healthy; keep it for the first call.
     inner.release(instance);
     Ok(Component {
@@ -232,15 +237,23 @@ impl Component {
                 limit: MAX_REQUEST_BYTES,
             }));
         }
+        let deadline = options.deadline.unwrap_or(inner.limits.deadline);
+        if deadline > Duration::from_secs(24 * 3600) {
+            return Err(CallFailure::without_logs(Error::InvalidLimits {
+                reason: "a call deadline must be at most one day".to_string(),
+            }));
+        }
+        // Waiting for a core counts against the deadline: the viewer waits either way.
+        let ticket = inner
+            .enter(started + deadline, options.cancel.clone())
+            .map_err(CallFailure::without_logs)?;
         let mut instance = match inner.take_idle() {
             Some(instance) => instance,
             None => inner
-                .instantiate()
+                .instantiate(&ticket)
                 .map_err(|e| CallFailure::without_logs(inner.redact_error(e)))?,
         };
-        if let Err(error) = inner.begin_with(&mut instance, options) {
-            return Err(CallFailure::without_logs(error));
-        }
+        inner.begin_with(&mut instance, &ticket, started + deadline, options);
         let result = instance
             .dashboard
             .tessera_dashboard_app()
@@ -251,7 +264,9 @@ impl Component {
             let state = instance.store.data_mut();
             state.cancel = None;
             state.progress = None;
+            state.cpu = None;
         }
+        drop(ticket);
         let logs = inner.redact_logs(instance.store.data().logs.take());
         let limit = inner.limits.output_bytes;
         // A guest whose sleep was cut short at the deadline has overrun it, whatever it
@@ -336,17 +351,42 @@ impl ComponentInner {
         self.idle.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// A fresh instance in a fresh store.
-    fn instantiate(&self) -> Result<Instance> {
+    /// Waits for a core for a call of this component that must start by `deadline`.
+    fn enter(&self, deadline: Instant, cancel: Option<Arc<AtomicBool>>) -> Result<Arc<Ticket>> {
+        match self.sandbox.scheduler.enter(self.owner, deadline, cancel) {
+            Ok(ticket) => Ok(Arc::new(ticket)),
+            Err(Refused::Deadline) => Err(Error::Deadline {
+                limit: self.limits.deadline,
+            }),
+            Err(Refused::Cancelled) => Err(Error::Cancelled),
+        }
+    }
+
+    /// A fresh instance in a fresh store, made on the core `ticket` holds.
+    fn instantiate(&self, ticket: &Arc<Ticket>) -> Result<Instance> {
         let state = State::new(&self.limits, self.data_dir.as_ref(), &self.settings)?;
         let mut store = Store::new(&self.sandbox.engine, state);
         store.limiter(|state| &mut state.limiter);
-        store.epoch_deadline_trap();
+        // Every epoch tick looks at the deadline, the cancellation flag and the CPU
+        // scheduler (which may park the call while another tenant's runs).
+        store.epoch_deadline_callback(|context| {
+            let state = context.data();
+            let deadline = state.deadline();
+            if state.cancelled() || deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(wasmtime::Error::from(Trap::Interrupt));
+            }
+            if let (Some(ticket), Some(deadline)) = (&state.cpu, deadline)
+                && ticket.checkpoint(deadline).is_err()
+            {
+                return Err(wasmtime::Error::from(Trap::Interrupt));
+            }
+            Ok(UpdateDeadline::Continue(1))
+        });
+        store.set_epoch_deadline(1);
         // Instantiation runs guest code (start functions), so it gets a deadline too.
-        store.set_epoch_deadline(self.ticks);
-        store
-            .data_mut()
-            .set_deadline(Instant::now() + self.limits.deadline);
+        let state = store.data_mut();
+        state.set_deadline(Instant::now() + self.limits.deadline);
+        state.cpu = Some(ticket.clone());
         match self.compiled.pre.instantiate(&mut store) {
             Ok(dashboard) => Ok(Instance {
                 store,
@@ -357,59 +397,39 @@ impl ComponentInner {
         }
     }
 
-    /// Prepares an instance for one call: a new deadline, log budget and memory flag.
-    fn begin(&self, instance: &mut Instance) {
-        // A previous cancellable call may have installed a callback; go back to the trap.
-        instance.store.epoch_deadline_trap();
-        instance.store.set_epoch_deadline(self.ticks);
+    /// Prepares an instance for one call that must end by `deadline`: the call's core, a
+    /// fresh log budget and memory flag.
+    fn begin(&self, instance: &mut Instance, ticket: &Arc<Ticket>, deadline: Instant) {
+        instance.store.set_epoch_deadline(1);
         let state = instance.store.data_mut();
-        state.set_deadline(Instant::now() + self.limits.deadline);
+        state.set_deadline(deadline);
+        state.cpu = Some(ticket.clone());
         state.limiter.clear();
         state.logs.reset(self.limits.log_bytes);
     }
 
-    /// Prepares an instance for one call with [`CallOptions`]. A cancellable call or one
-    /// with its own deadline is watched by an epoch callback that looks at the flag and
-    /// the clock on every tick; an ordinary call keeps the plain epoch trap.
-    fn begin_with(&self, instance: &mut Instance, options: CallOptions) -> Result<()> {
-        self.begin(instance);
-        let CallOptions {
-            deadline,
-            cancel,
-            progress,
-        } = options;
-        if let Some(deadline) = deadline {
-            if deadline > Duration::from_secs(24 * 3600) {
-                return Err(Error::InvalidLimits {
-                    reason: "a call deadline must be at most one day".to_string(),
-                });
-            }
-            instance
-                .store
-                .data_mut()
-                .set_deadline(Instant::now() + deadline);
-        }
-        let watched = deadline.is_some() || cancel.is_some();
+    /// Prepares an instance for one call with [`CallOptions`]: also its cancellation flag
+    /// and progress sink.
+    fn begin_with(
+        &self,
+        instance: &mut Instance,
+        ticket: &Arc<Ticket>,
+        deadline: Instant,
+        options: CallOptions,
+    ) {
+        self.begin(instance, ticket, deadline);
         let state = instance.store.data_mut();
-        state.cancel = cancel;
-        state.progress = progress;
-        if watched {
-            instance.store.set_epoch_deadline(1);
-            instance.store.epoch_deadline_callback(|context| {
-                let state = context.data();
-                let expired = state.deadline().is_some_and(|d| Instant::now() >= d);
-                if state.cancelled() || expired {
-                    return Err(wasmtime::Error::from(Trap::Interrupt));
-                }
-                Ok(UpdateDeadline::Continue(1))
-            });
-        }
-        Ok(())
+        state.cancel = options.cancel;
+        state.progress = options.progress;
     }
 
     /// Calls `info`, `layout` and `dependencies` (under one deadline) and checks them.
-    fn read_statics(&self, instance: &mut Instance) -> Result<(AppInfo, String, String)> {
-        self.begin(instance);
+    fn read_statics(
+        &self,
+        instance: &mut Instance,
+        ticket: &Arc<Ticket>,
+    ) -> Result<(AppInfo, String, String)> {
+        self.begin(instance, ticket, Instant::now() + self.limits.deadline);
         let app = instance.dashboard.tessera_dashboard_app();
         let store = &mut instance.store;
         let result = app.call_info(&mut *store).and_then(|info| {
@@ -546,14 +566,6 @@ fn canonical_dir(dir: &Path) -> Result<Arc<Path>> {
     Ok(Arc::from(canonical))
 }
 
-/// Epoch ticks for a deadline: rounded up, plus one because the first tick may come at
-/// any moment after the deadline is set. The guest thus gets at least its deadline and at
-/// most one tick more.
-fn deadline_ticks(deadline: Duration, tick: Duration) -> u64 {
-    let ticks = deadline.as_nanos().div_ceil(tick.as_nanos().max(1));
-    u64::try_from(ticks).unwrap_or(u64::MAX - 1) + 1
-}
-
 /// The message of the last Rust panic printed on stderr, with its location.
 ///
 /// Rust prints `thread '…' panicked at src/lib.rs:1:2:` followed by the message on the
@@ -596,14 +608,6 @@ mod tests {
             Some("'boom', src/main.rs:2:5")
         );
         assert_eq!(panic_message("all fine\n"), None);
-    }
-
-    #[test]
-    fn deadline_ticks_round_up_and_add_one() {
-        let tick = Duration::from_millis(10);
-        assert_eq!(deadline_ticks(Duration::from_millis(300), tick), 31);
-        assert_eq!(deadline_ticks(Duration::from_millis(301), tick), 32);
-        assert_eq!(deadline_ticks(Duration::from_millis(1), tick), 2);
     }
 
     #[test]

@@ -45,8 +45,13 @@ pub struct SandboxConfig {
     pub idle_instances_per_component: usize,
     /// Calls after which a warm instance is retired and replaced by a fresh one.
     pub max_calls_per_instance: u64,
-    /// Period of the epoch ticker, the granularity of every deadline.
+    /// Period of the epoch ticker, the granularity of every deadline and the longest a
+    /// guest runs before the CPU scheduler may hand its core to another tenant.
     pub epoch_tick: Duration,
+    /// Guests that may run at once, shared fairly between tenants by their weight (see
+    /// [`Owner`]). Calls beyond it wait, parked, for a core. Defaults to the number of
+    /// cores.
+    pub cpu_slots: usize,
     /// Compile new components in a separate process under a time and memory limit. `None`
     /// compiles in this process, without a limit: only for tests and trusted components.
     pub compiler: Option<Compiler>,
@@ -78,6 +83,7 @@ impl Default for SandboxConfig {
             idle_instances_per_component: 4,
             max_calls_per_instance: 10_000,
             epoch_tick: Duration::from_millis(10),
+            cpu_slots: std::thread::available_parallelism().map_or(1, |n| n.get()),
             compiler: None,
         }
     }

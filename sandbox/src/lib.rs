@@ -84,6 +84,7 @@ mod host;
 mod imports;
 mod limiter;
 mod sandbox;
+mod scheduler;
 mod settings;
 mod state;
 

@@ -9,6 +9,7 @@ use crate::cache::{DiskCache, PruneReport};
 use crate::component::{self, ArtifactSource, Component};
 use crate::config::{LoadOptions, MAX_COMPONENT_BYTES, SandboxConfig};
 use crate::imports;
+use crate::scheduler::Scheduler;
 use crate::state::State;
 use crate::{Error, Result};
 use sha2::{Digest, Sha256};
@@ -50,6 +51,8 @@ pub(crate) struct SandboxInner {
     /// Idle instances over all components, and the most there may be.
     pub(crate) idle_total: AtomicUsize,
     pub(crate) idle_cap: usize,
+    /// Hands the cores to the calls of all components, fairly between tenants.
+    pub(crate) scheduler: Arc<Scheduler>,
     /// Kept for its `Drop`, which stops the ticker thread.
     _ticker: Ticker,
 }
@@ -92,6 +95,7 @@ impl Sandbox {
         };
         let ticker = Ticker::start(engine.clone(), config.epoch_tick)?;
         let idle_cap = (config.max_instances as usize / 2).max(1);
+        let scheduler = Scheduler::new(config.cpu_slots, engine.clone());
         Ok(Sandbox {
             inner: Arc::new(SandboxInner {
                 engine,
@@ -103,6 +107,7 @@ impl Sandbox {
                 refused: Mutex::new(HashMap::new()),
                 idle_total: AtomicUsize::new(0),
                 idle_cap,
+                scheduler,
                 _ticker: ticker,
             }),
         })

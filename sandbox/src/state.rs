@@ -8,6 +8,7 @@ use crate::capture::{LogSink, Pipe};
 use crate::clock::ClockView;
 use crate::config::{Limits, MAX_DATA_READ_BYTES};
 use crate::limiter::Limiter;
+use crate::scheduler::Ticket;
 use crate::settings::Settings;
 use crate::{Error, Result};
 use std::path::Path;
@@ -47,6 +48,9 @@ pub(crate) struct State {
     progress_cap: usize,
     /// The app's settings and secrets (`host.setting`).
     pub(crate) settings: Settings,
+    /// The CPU scheduler's claim of the call in progress: the epoch callback gives the core
+    /// away and takes it back through it, and sleeps give it up.
+    pub(crate) cpu: Option<Arc<Ticket>>,
 }
 
 /// Receives the progress reports of one call, as the JSON text the guest sent.
@@ -95,6 +99,7 @@ impl State {
             progress: None,
             progress_cap: limits.output_bytes,
             settings: settings.clone(),
+            cpu: None,
         })
     }
 
@@ -106,6 +111,7 @@ impl State {
             deadline: self.deadline,
             cut_short: &self.sleep_cut_short,
             cancel: self.cancel.as_ref(),
+            cpu: self.cpu.as_ref(),
         }
     }
 

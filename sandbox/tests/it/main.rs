@@ -7,6 +7,7 @@
 mod cache;
 mod cancel;
 mod compile;
+mod fair;
 mod grants;
 mod instances;
 mod limits;

@@ -1,0 +1,522 @@
+//! A CPU share per tenant: the [`Scheduler`] lets at most `slots` guests run at once (one
+//! per core) and hands the cores out fairly, first between tenants in proportion to their
+//! weight, then between the apps of a tenant.
+//!
+//! Every call runs on its own blocking thread; what the scheduler bounds is how many of those
+//! threads run guest code. A call takes a run slot before it instantiates or enters the guest
+//! ([`Scheduler::enter`]), and gives it up when it ends, when it sleeps and at an epoch tick
+//! where a waiting call deserves the core more ([`Ticket::checkpoint`], called from the
+//! store's epoch callback). A thread without a slot is parked and costs no CPU. This is
+//! cooperative scheduling with a preemption point at every epoch tick: a guest cannot hold
+//! a core past a tick while others wait, because wasmtime calls the epoch callback from
+//! inside any running loop.
+//!
+//! Fairness is virtual time, as in Linux's CFS: each tenant (and each app within it) accrues
+//! the CPU time its calls held, divided by its weight; a free slot goes to the waiting call
+//! whose tenant, then app, has the least virtual time, oldest call first within an app. A
+//! tenant that was idle comes back at the least virtual time of the busy tenants minus a
+//! small credit, so it is served at once but cannot bank idle time. When a call must wait
+//! the scheduler advances the engine's epoch at once, so running guests reach their
+//! preemption point within microseconds instead of at the next tick.
+
+use crate::config::Owner;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::thread::Thread;
+use std::time::{Duration, Instant};
+use wasmtime::Engine;
+
+/// Virtual-time credit of a tenant or app that becomes busy again: enough to run a short
+/// callback before the tenant that kept the cores busy gets them back.
+const WAKE_CREDIT: Duration = Duration::from_millis(20);
+
+/// Least time a call holds its slot before another call of the same tenant may take it.
+/// Between tenants there is no such grace: the less-served tenant goes first at once.
+const MIN_SLICE: Duration = Duration::from_millis(10);
+
+/// How often a parked call looks at its cancellation flag.
+const CANCEL_CHECK: Duration = Duration::from_millis(50);
+
+/// Sleeps shorter than this keep their slot (giving it up would cost more than it frees).
+pub(crate) const MIN_YIELDING_SLEEP: Duration = Duration::from_millis(1);
+
+/// The run slots and the accounts of every tenant with calls.
+pub(crate) struct Scheduler {
+    slots: usize,
+    /// Advanced when a call starts waiting, so that running guests check in at once.
+    engine: Engine,
+    state: Mutex<Queue>,
+}
+
+#[derive(Default)]
+struct Queue {
+    /// Slots held.
+    running: usize,
+    /// Calls waiting for a slot.
+    waiting: Vec<Waiter>,
+    tenants: HashMap<i64, Account>,
+    /// Orders calls of one app (oldest first).
+    next_seq: u64,
+}
+
+/// What a tenant (or an app) has been given, in weighted nanoseconds.
+#[derive(Default)]
+struct Account {
+    vtime: u128,
+    /// Calls running or waiting.
+    busy: usize,
+    apps: HashMap<i64, AppAccount>,
+}
+
+#[derive(Default)]
+struct AppAccount {
+    vtime: u128,
+    busy: usize,
+}
+
+struct Waiter {
+    owner: Owner,
+    seq: u64,
+    thread: Thread,
+    granted: Arc<AtomicBool>,
+}
+
+/// Why a call could not get a slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// The call's deadline passed while it waited.
+    Deadline,
+    /// The call was cancelled while it waited.
+    Cancelled,
+}
+
+impl Scheduler {
+    pub(crate) fn new(slots: usize, engine: Engine) -> Arc<Scheduler> {
+        Arc::new(Scheduler {
+            slots: slots.max(1),
+            engine,
+            state: Mutex::new(Queue::default()),
+        })
+    }
+
+    fn queue(&self) -> MutexGuard<'_, Queue> {
+        // Nothing panics while the lock is held; a poisoned lock still holds valid counts.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Starts a call of `owner`: waits (parked) for a run slot until `deadline`.
+    pub(crate) fn enter(
+        self: &Arc<Self>,
+        owner: Owner,
+        deadline: Instant,
+        cancel: Option<Arc<AtomicBool>>,
+    ) -> Result<Ticket, Refused> {
+        let seq = {
+            let mut queue = self.queue();
+            queue.next_seq += 1;
+            let seq = queue.next_seq;
+            queue.activate(owner);
+            seq
+        };
+        let ticket = Ticket {
+            scheduler: self.clone(),
+            owner,
+            seq,
+            cancel,
+            held: Mutex::new(None),
+        };
+        ticket.acquire(deadline)?;
+        Ok(ticket)
+    }
+
+    /// Gives a freed slot to the most deserving waiter, or frees it.
+    fn hand_over(queue: &mut Queue) {
+        match queue.best_waiter() {
+            Some(index) => {
+                let waiter = queue.waiting.swap_remove(index);
+                waiter.granted.store(true, Ordering::Release);
+                waiter.thread.unpark();
+            }
+            None => queue.running -= 1,
+        }
+    }
+}
+
+impl Queue {
+    /// The least virtual time among busy tenants other than `except`.
+    fn least_busy_vtime(&self, except: i64) -> Option<u128> {
+        self.tenants
+            .iter()
+            .filter(|(id, account)| **id != except && account.busy > 0)
+            .map(|(_, account)| account.vtime)
+            .min()
+    }
+
+    /// Counts one more call of `owner`; a tenant or app that was idle starts near the
+    /// least-served busy one.
+    fn activate(&mut self, owner: Owner) {
+        let floor = self.least_busy_vtime(owner.tenant);
+        let tenant = self.tenants.entry(owner.tenant).or_default();
+        if tenant.busy == 0
+            && let Some(floor) = floor
+        {
+            tenant.vtime = tenant
+                .vtime
+                .max(floor.saturating_sub(weighted(WAKE_CREDIT, owner.weight)));
+        }
+        tenant.busy += 1;
+        let app_floor = tenant
+            .apps
+            .iter()
+            .filter(|(id, app)| **id != owner.app && app.busy > 0)
+            .map(|(_, app)| app.vtime)
+            .min();
+        let app = tenant.apps.entry(owner.app).or_default();
+        if app.busy == 0
+            && let Some(floor) = app_floor
+        {
+            app.vtime = app.vtime.max(floor.saturating_sub(WAKE_CREDIT.as_nanos()));
+        }
+        app.busy += 1;
+    }
+
+    /// Counts one call of `owner` less; forgets accounts that no longer matter.
+    fn deactivate(&mut self, owner: Owner) {
+        let floor = self.least_busy_vtime(owner.tenant);
+        let Some(tenant) = self.tenants.get_mut(&owner.tenant) else {
+            return;
+        };
+        tenant.busy = tenant.busy.saturating_sub(1);
+        let idle_app = tenant.apps.get_mut(&owner.app).and_then(|app| {
+            app.busy = app.busy.saturating_sub(1);
+            (app.busy == 0).then_some(app.vtime)
+        });
+        if let Some(vtime) = idle_app {
+            // An idle app comes back at the least busy app's time anyway, unless it is
+            // ahead of one; only then is its account worth keeping.
+            let ahead = tenant
+                .apps
+                .values()
+                .any(|other| other.busy > 0 && other.vtime < vtime);
+            if !ahead {
+                tenant.apps.remove(&owner.app);
+            }
+        }
+        if tenant.busy == 0 && floor.is_none_or(|floor| tenant.vtime <= floor) {
+            self.tenants.remove(&owner.tenant);
+        }
+    }
+
+    /// Adds `used` of CPU to the accounts of `owner`.
+    fn charge(&mut self, owner: Owner, used: Duration) {
+        let tenant = self.tenants.entry(owner.tenant).or_default();
+        tenant.vtime += weighted(used, owner.weight);
+        tenant.apps.entry(owner.app).or_default().vtime += used.as_nanos();
+    }
+
+    /// Sort key of a call: tenant time, app time, age.
+    fn key(&self, owner: Owner, seq: u64) -> (u128, u128, u64) {
+        let tenant = self.tenants.get(&owner.tenant);
+        let app = tenant.and_then(|t| t.apps.get(&owner.app));
+        (
+            tenant.map_or(0, |t| t.vtime),
+            app.map_or(0, |a| a.vtime),
+            seq,
+        )
+    }
+
+    fn best_waiter(&self) -> Option<usize> {
+        (0..self.waiting.len()).min_by_key(|&i| {
+            let waiter = &self.waiting[i];
+            self.key(waiter.owner, waiter.seq)
+        })
+    }
+
+    /// Whether the call of `owner` that has held its slot for `held` should give it to the
+    /// best waiter.
+    fn should_yield(&self, owner: Owner, held: Duration) -> Option<usize> {
+        let best = self.best_waiter()?;
+        let waiter = &self.waiting[best];
+        let (mine, theirs) = (
+            self.key(owner, u64::MAX),
+            self.key(waiter.owner, waiter.seq),
+        );
+        let yields = if waiter.owner.tenant != owner.tenant {
+            theirs.0 < mine.0
+        } else if waiter.owner.app != owner.app {
+            held >= MIN_SLICE && theirs.1 < mine.1
+        } else {
+            // Calls of one app run to completion in arrival order: round robin would
+            // only make them all finish late.
+            false
+        };
+        yields.then_some(best)
+    }
+}
+
+/// `used` divided by the weight, in nanoseconds at the default weight.
+fn weighted(used: Duration, weight: u32) -> u128 {
+    used.as_nanos() * u128::from(Owner::DEFAULT_WEIGHT) / u128::from(weight.max(1))
+}
+
+/// One call's claim on the scheduler. Holds a run slot while the guest runs; dropping it
+/// gives the slot back and closes the call's account.
+pub(crate) struct Ticket {
+    scheduler: Arc<Scheduler>,
+    owner: Owner,
+    seq: u64,
+    cancel: Option<Arc<AtomicBool>>,
+    /// Since when the slot is held; `None` while the call waits or sleeps.
+    held: Mutex<Option<Instant>>,
+}
+
+impl Ticket {
+    fn held(&self) -> MutexGuard<'_, Option<Instant>> {
+        self.held.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn cancelled(&self) -> bool {
+        self.cancel
+            .as_ref()
+            .is_some_and(|flag| flag.load(Ordering::Relaxed))
+    }
+
+    /// Takes a slot, waiting (parked) until one is granted, `deadline` passes or the call
+    /// is cancelled. Does nothing if the slot is already held.
+    pub(crate) fn acquire(&self, deadline: Instant) -> Result<(), Refused> {
+        let mut held = self.held();
+        if held.is_some() {
+            return Ok(());
+        }
+        let scheduler = &*self.scheduler;
+        let granted = Arc::new(AtomicBool::new(false));
+        {
+            let mut queue = scheduler.queue();
+            if queue.running < scheduler.slots {
+                queue.running += 1;
+                *held = Some(Instant::now());
+                return Ok(());
+            }
+            queue.waiting.push(Waiter {
+                owner: self.owner,
+                seq: self.seq,
+                thread: std::thread::current(),
+                granted: granted.clone(),
+            });
+        }
+        // Running guests look at the queue at their next epoch check, which this makes now.
+        scheduler.engine.increment_epoch();
+        loop {
+            if granted.load(Ordering::Acquire) {
+                *held = Some(Instant::now());
+                return Ok(());
+            }
+            let refused = if self.cancelled() {
+                Some(Refused::Cancelled)
+            } else if Instant::now() >= deadline {
+                Some(Refused::Deadline)
+            } else {
+                None
+            };
+            if let Some(refused) = refused {
+                let mut queue = scheduler.queue();
+                // Granted between the look above and the lock: the slot is ours to return.
+                if granted.load(Ordering::Acquire) {
+                    Scheduler::hand_over(&mut queue);
+                } else {
+                    queue.waiting.retain(|w| !Arc::ptr_eq(&w.granted, &granted));
+                }
+                return Err(refused);
+            }
+            let wait = deadline.saturating_duration_since(Instant::now());
+            let wait = match self.cancel {
+                Some(_) => wait.min(CANCEL_CHECK),
+                None => wait,
+            };
+            std::thread::park_timeout(wait);
+        }
+    }
+
+    /// Gives the slot up (the guest sleeps or the call ends); its time is charged.
+    pub(crate) fn release(&self) {
+        let mut held = self.held();
+        let Some(since) = held.take() else {
+            return;
+        };
+        let mut queue = self.scheduler.queue();
+        queue.charge(self.owner, since.elapsed());
+        Scheduler::hand_over(&mut queue);
+    }
+
+    /// The preemption point, at every epoch tick: charges the time used and gives the slot
+    /// to a waiting call that deserves it more, then waits for a slot again. A call without
+    /// a slot (after a sleep whose wake-up was not its own) takes one here.
+    pub(crate) fn checkpoint(&self, deadline: Instant) -> Result<(), Refused> {
+        {
+            let mut held = self.held();
+            if let Some(since) = *held {
+                let now = Instant::now();
+                let mut queue = self.scheduler.queue();
+                queue.charge(self.owner, now - since);
+                *held = Some(now);
+                let slice = now.duration_since(since);
+                let Some(best) = queue.should_yield(self.owner, slice) else {
+                    return Ok(());
+                };
+                let waiter = queue.waiting.swap_remove(best);
+                waiter.granted.store(true, Ordering::Release);
+                waiter.thread.unpark();
+                // The slot went straight to the waiter (`running` is unchanged); this call
+                // now waits for one.
+                *held = None;
+            }
+        }
+        self.acquire(deadline)
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.release();
+        self.scheduler.queue().deactivate(self.owner);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicU64;
+
+    fn owner(tenant: i64, app: i64) -> Owner {
+        Owner {
+            tenant,
+            app,
+            weight: Owner::DEFAULT_WEIGHT,
+        }
+    }
+
+    fn far() -> Instant {
+        Instant::now() + Duration::from_secs(30)
+    }
+
+    #[test]
+    fn a_waiting_tenant_takes_the_slot_from_a_busy_one_at_the_next_checkpoint() {
+        let scheduler = Scheduler::new(1, Engine::default());
+        let busy = scheduler.enter(owner(1, 1), far(), None).expect("slot");
+        std::thread::sleep(Duration::from_millis(30));
+        let got = Arc::new(AtomicBool::new(false));
+        let waiter = {
+            let (scheduler, got) = (scheduler.clone(), got.clone());
+            std::thread::spawn(move || {
+                let ticket = scheduler.enter(owner(2, 1), far(), None).expect("slot");
+                got.store(true, Ordering::SeqCst);
+                drop(ticket);
+            })
+        };
+        // Wait until the second call is queued.
+        while scheduler.queue().waiting.is_empty() {
+            std::thread::yield_now();
+        }
+        assert!(!got.load(Ordering::SeqCst));
+        // Tenant 1 has used 30 ms, tenant 2 nothing: the checkpoint gives the slot away and
+        // waits for it to come back.
+        busy.checkpoint(far()).expect("slot again");
+        waiter.join().expect("waiter");
+        assert!(got.load(Ordering::SeqCst));
+        assert_eq!(scheduler.queue().running, 1);
+        drop(busy);
+        assert_eq!(scheduler.queue().running, 0);
+        assert!(scheduler.queue().tenants.is_empty());
+    }
+
+    #[test]
+    fn calls_of_one_app_keep_their_slot() {
+        let scheduler = Scheduler::new(1, Engine::default());
+        let first = scheduler.enter(owner(1, 1), far(), None).expect("slot");
+        let second = {
+            let scheduler = scheduler.clone();
+            std::thread::spawn(move || scheduler.enter(owner(1, 1), far(), None).map(drop))
+        };
+        while scheduler.queue().waiting.is_empty() {
+            std::thread::yield_now();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        first.checkpoint(far()).expect("kept");
+        assert_eq!(
+            scheduler.queue().waiting.len(),
+            1,
+            "no hand-over within an app"
+        );
+        drop(first);
+        second
+            .join()
+            .expect("thread")
+            .expect("slot after the first ended");
+    }
+
+    #[test]
+    fn a_waiter_gives_up_at_its_deadline_and_when_cancelled() {
+        let scheduler = Scheduler::new(1, Engine::default());
+        let _busy = scheduler.enter(owner(1, 1), far(), None).expect("slot");
+        let soon = Instant::now() + Duration::from_millis(30);
+        let refused = scheduler.enter(owner(2, 1), soon, None).err();
+        assert_eq!(refused, Some(Refused::Deadline));
+        let cancel = Arc::new(AtomicBool::new(true));
+        let refused = scheduler.enter(owner(2, 1), far(), Some(cancel)).err();
+        assert_eq!(refused, Some(Refused::Cancelled));
+        assert!(scheduler.queue().waiting.is_empty());
+        assert_eq!(scheduler.queue().running, 1);
+    }
+
+    /// Two tenants keep one slot busy with calls that check in every millisecond; the
+    /// heavier weight gets about twice the CPU.
+    #[test]
+    fn cpu_is_shared_in_proportion_to_weight() {
+        let scheduler = Scheduler::new(1, Engine::default());
+        let used: Vec<Arc<AtomicU64>> = (0..2).map(|_| Arc::default()).collect();
+        let stop = Arc::new(AtomicBool::new(false));
+        let threads: Vec<_> = [(1, 100), (2, 200)]
+            .into_iter()
+            .enumerate()
+            .flat_map(|(index, (tenant, weight))| {
+                (0..2).map({
+                    let (scheduler, used, stop) =
+                        (scheduler.clone(), used[index].clone(), stop.clone());
+                    move |_| {
+                        let (scheduler, used, stop) =
+                            (scheduler.clone(), used.clone(), stop.clone());
+                        std::thread::spawn(move || {
+                            let owner = Owner {
+                                tenant,
+                                app: 1,
+                                weight,
+                            };
+                            let ticket = scheduler.enter(owner, far(), None).expect("slot");
+                            while !stop.load(Ordering::Relaxed) {
+                                let start = Instant::now();
+                                while start.elapsed() < Duration::from_millis(1) {}
+                                used.fetch_add(1, Ordering::Relaxed);
+                                ticket.checkpoint(far()).expect("slot");
+                            }
+                        })
+                    }
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(600));
+        stop.store(true, Ordering::Relaxed);
+        for thread in threads {
+            thread.join().expect("thread");
+        }
+        let (light, heavy) = (
+            used[0].load(Ordering::Relaxed) as f64,
+            used[1].load(Ordering::Relaxed) as f64,
+        );
+        let ratio = heavy / light.max(1.0);
+        assert!(
+            (1.4..2.8).contains(&ratio),
+            "weight 200 got {heavy} ms against {light} ms for weight 100"
+        );
+    }
+}
