@@ -195,6 +195,10 @@ pub fn open_sandbox(config: &Config) -> anyhow::Result<Sandbox> {
     let sandbox = Sandbox::new(SandboxConfig {
         cache_dir: Some(cache_dir),
         compiler,
+        cpu_slots: match config.limits.cpu_slots {
+            0 => SandboxConfig::default().cpu_slots,
+            slots => slots,
+        },
         ..SandboxConfig::default()
     })?;
     Ok(sandbox)
