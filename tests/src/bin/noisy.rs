@@ -55,6 +55,8 @@ const RSS_BASE_MIB: u64 = 512;
 const LOG_CAP_BYTES: u64 = 16 << 20;
 /// Memories of one pool-filling component (the sandbox's per-component limit is 8).
 const POOL_MEMORIES: usize = 8;
+/// Pool apps with one memory, which take the slots too few for an eight-memory instance.
+const POOL_SMALL_APPS: usize = 8;
 
 /// The peak resident memory the server must stay under in every case.
 fn rss_bound_bytes() -> u64 {
@@ -359,17 +361,27 @@ impl World {
                 "SPIN_ON_LOAD=1",
             ])
             .await?;
-        // Every app the quota leaves (one more is the compile bomb's, refused).
+        // Every app the quota leaves (one more is the compile bomb's, refused): most with
+        // eight memories, the last few with one, which fill the slots the others leave.
         let pool = MAX_APPS - 3;
-        let deploys: Vec<String> = (0..pool).map(|i| format!("hostile/pool-{i}")).collect();
+        let deploys: Vec<(String, &str)> = (0..pool)
+            .map(|i| {
+                let component = if i < pool - POOL_SMALL_APPS {
+                    &pool_path
+                } else {
+                    &hostile_path
+                };
+                (format!("hostile/pool-{i}"), component.as_str())
+            })
+            .collect();
         // Two at a time: the machine has two cores.
         for pair in deploys.chunks(2) {
             match pair {
-                [a, b] => {
-                    tokio::try_join!(world.deploy(a, &pool_path), world.deploy(b, &pool_path))?;
+                [(a, x), (b, y)] => {
+                    tokio::try_join!(world.deploy(a, x), world.deploy(b, y))?;
                 }
-                [a] => {
-                    world.deploy(a, &pool_path).await?;
+                [(a, x)] => {
+                    world.deploy(a, x).await?;
                 }
                 _ => unreachable!("chunks of two"),
             }
@@ -555,10 +567,14 @@ impl World {
             tokio::time::sleep(self.plan.ramp).await;
         }
         if case == Some("pool") {
-            // Measure once every pool app has had its four instances (or after 60 s).
-            let filled = self.pool_apps.len() as u64 * 4;
+            // Measure once the pool refused the hostile tenant (it is full, or the tenant's
+            // share is), or every pool app had its four instances twice over, or after 60 s.
+            let filled = self.pool_apps.len() as u64 * 4 * 2;
             let give_up = Instant::now() + Duration::from_secs(60);
-            while outcomes.count("200") < filled && Instant::now() < give_up {
+            while outcomes.count("200") < filled
+                && outcomes.total() == outcomes.count("200")
+                && Instant::now() < give_up
+            {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
@@ -621,6 +637,8 @@ impl World {
     fn clients_of(&self, case: &str) -> usize {
         match case {
             "loadspin" => self.plan.loadspin_clients,
+            // Groups of four in step, one app each: none refused, so none falls out of step.
+            "pool" => MAX_CONCURRENT,
             _ => self.plan.hostile_clients,
         }
     }
@@ -799,6 +817,10 @@ struct Outcomes(Arc<Mutex<BTreeMap<String, u64>>>);
 impl Outcomes {
     fn add(&self, outcome: String) {
         *lock(&self.0).entry(outcome).or_default() += 1;
+    }
+
+    fn total(&self) -> u64 {
+        lock(&self.0).values().sum()
     }
 
     fn count(&self, outcome: &str) -> u64 {
@@ -1065,9 +1087,9 @@ fn table(quiet: &CaseResult, results: &[CaseResult], plan: Plan) -> String {
     );
     let _ = writeln!(
         out,
-        "| case     | p50 ms   | p99 ms   | p50 ×  | p99 ×  | light requests / failed | hostile answers | peak RSS MiB |"
+        "| case     | p50 ms   | p99 ms   | p50 ×  | p99 ×  | light ok | light failed | hostile answers | peak RSS MiB |"
     );
-    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|");
     let _ = writeln!(out, "{}", quiet.row(None));
     for result in results {
         let _ = writeln!(out, "{}", result.row(Some(quiet)));
@@ -1194,4 +1216,89 @@ fn many_memories(hostile: &[u8]) -> anyhow::Result<Vec<u8>> {
     }
     let text = format!("{}{extra}{}", &text[..end], &text[end..]);
     Ok(wat::parse_str(&text)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn case(name: &str, hostile: &[(&str, u64)]) -> CaseResult {
+        let mut result = CaseResult::new(name);
+        result.hostile = hostile.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect();
+        result.light_latencies = vec![Duration::from_millis(1); 10];
+        result
+    }
+
+    #[test]
+    fn refusals_with_a_code_pass_and_internal_errors_or_dropped_answers_fail() {
+        let clear = case(
+            "spin",
+            &[
+                ("200", 3),
+                ("429 quota_exceeded", 40),
+                ("500 callback_deadline", 32),
+                ("500 callback_output_too_large", 1),
+            ],
+        );
+        assert_eq!(clear.verdict(), Vec::<String>::new());
+        for unclear in [
+            "500 internal",
+            "500 (no error code)",
+            "502 (not JSON)",
+            "timeout",
+            "connection error",
+        ] {
+            let verdict = case("spin", &[("429 quota_exceeded", 1), (unclear, 2)]).verdict();
+            assert_eq!(verdict.len(), 1, "{unclear}: {verdict:?}");
+            assert!(verdict[0].contains(&format!("2× {unclear}")), "{verdict:?}");
+        }
+    }
+
+    #[test]
+    fn a_light_failure_or_memory_over_the_bound_fails_the_case() {
+        let mut failed = case("memory", &[("429 quota_exceeded", 1)]);
+        failed.light_errors.insert("500 internal".to_owned(), 1);
+        failed.peak_rss_mib = (rss_bound_bytes() >> 20) + 1;
+        let verdict = failed.verdict();
+        assert_eq!(verdict.len(), 2, "{verdict:?}");
+        assert!(
+            verdict[0].contains("light tenant had 1 failed"),
+            "{verdict:?}"
+        );
+        assert!(verdict[1].contains("peak resident memory"), "{verdict:?}");
+    }
+
+    #[test]
+    fn the_compile_bomb_must_be_refused_naming_the_compile_limit() {
+        let push = |refused: bool, said: &str| {
+            let mut result = case("compile", &[]);
+            result.push = Some(Push {
+                took: Duration::from_secs(3),
+                refused,
+                text: format!("remote: tessera: {said}\n"),
+                rss_before_mib: 30,
+            });
+            result.verdict()
+        };
+        let named = "compiling it needed more memory than the compile memory limit (the compile \
+                     limits are 60 s and 2048 MiB)";
+        assert_eq!(push(true, named), Vec::<String>::new());
+        assert_eq!(push(false, "deployed version 1").len(), 1);
+        assert_eq!(
+            push(true, "function body size count exceeds limit").len(),
+            1,
+            "a refusal for another reason does not show the compile limit"
+        );
+        assert_eq!(case("compile", &[]).verdict().len(), 1, "no push ran");
+    }
+
+    #[test]
+    fn percentiles_are_taken_from_the_sorted_latencies() {
+        let mut result = case("quiet", &[]);
+        result.light_latencies = (1..=100).map(Duration::from_millis).collect();
+        assert_eq!(result.percentile(0.5), Some(Duration::from_millis(50)));
+        assert_eq!(result.percentile(0.99), Some(Duration::from_millis(99)));
+        result.light_latencies.clear();
+        assert_eq!(result.percentile(0.5), None);
+    }
 }
