@@ -21,13 +21,13 @@
 //! | `output` | answers 100 MiB outputs, as many at once |
 //! | `log` | writes empty log lines until the deadline, as many at once |
 //! | `loadspin` | calls an app whose `dependencies()` spins at every load |
-//! | `pool` | keeps warm instances of all its many-memory apps (the instance pool) |
+//! | `pool` | fills the instance pool with warm instances of its many-memory apps, then stops |
 //! | `jobs` | starts background callbacks that spin |
 //! | `compile` | pushes a compile bomb with `kind = "wasm"` (`git push`) |
 //!
 //! Verdict (without `--report-only`; no timing is asserted): the light tenant has no failed
 //! request in any case; every hostile answer is a success, a 429 or an error with a code
-//! other than `internal`; the compile bomb is refused naming the compile limit; the server's
+//! other than `internal`, and each attack but `pool` meets at least one such refusal; the compile bomb is refused naming the compile limit; the server's
 //! peak resident memory stays under [`rss_bound_bytes`]. Latency ratios are printed.
 
 use std::collections::BTreeMap;
@@ -109,6 +109,9 @@ impl Plan {
         }
     }
 }
+
+/// Cases whose attack must meet a refusal (a 429 or an error with a code).
+const REFUSED_CASES: &[&str] = &["spin", "memory", "output", "log", "loadspin", "jobs"];
 
 const ALL_CASES: &[&str] = &[
     "spin", "memory", "output", "log", "loadspin", "pool", "jobs", "compile",
@@ -539,7 +542,7 @@ impl World {
         let stop = Arc::new(AtomicBool::new(false));
         let outcomes = Outcomes::default();
         let sampler = RssSampler::start(server.pid);
-        let attack = match case {
+        let mut attack = match case {
             None => None,
             Some("compile") => Some(tokio::spawn(self.bomb_push(server.address, server.pid))),
             Some(case) => {
@@ -576,6 +579,13 @@ impl World {
                 && Instant::now() < give_up
             {
                 tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            // A little longer, so the one-memory apps take the slots left over; then the
+            // tenant stops and keeps what it holds (idle instances), as the issue saw it.
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            stop.store(true, Ordering::Relaxed);
+            if let Some(attack) = attack.take() {
+                let _ = tokio::time::timeout(Duration::from_secs(30), attack).await;
             }
         }
         let light = Light::new(&server, light_app);
@@ -1050,6 +1060,20 @@ impl CaseResult {
                 unclear.join(", ")
             ));
         }
+        // Each of these attacks goes past a limit, so the tenant must meet it. (Keeping the
+        // pool full may be answered by expiring the tenant's idle instances instead.)
+        let refused = self.hostile.keys().any(|outcome| !outcome.starts_with('2'));
+        if REFUSED_CASES.contains(&self.name.as_str()) && !refused {
+            failed.push(format!(
+                "{}: the hostile tenant was never refused: {}",
+                self.name,
+                self.hostile
+                    .iter()
+                    .map(|(outcome, n)| format!("{n}× {outcome}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
         if let Some(push) = &self.push {
             if !push.refused || !push.names_the_compile_limit() {
                 failed.push(format!(
@@ -1241,6 +1265,16 @@ mod tests {
             ],
         );
         assert_eq!(clear.verdict(), Vec::<String>::new());
+        let never_refused = case("jobs", &[("200", 5000)]).verdict();
+        assert_eq!(never_refused.len(), 1, "{never_refused:?}");
+        assert!(
+            never_refused[0].contains("never refused"),
+            "{never_refused:?}"
+        );
+        assert_eq!(
+            case("pool", &[("200", 5000)]).verdict(),
+            Vec::<String>::new()
+        );
         for unclear in [
             "500 internal",
             "500 (no error code)",
