@@ -933,6 +933,7 @@ impl Push {
     fn remote_lines(&self) -> String {
         self.text
             .lines()
+            .map(str::trim_end)
             .filter(|l| l.starts_with("remote:") && l.len() > "remote: ".len())
             .collect::<Vec<_>>()
             .join(" / ")
