@@ -55,6 +55,8 @@ const RSS_BASE_MIB: u64 = 512;
 const LOG_CAP_BYTES: u64 = 16 << 20;
 /// Memories of one pool-filling component (the sandbox's per-component limit is 8).
 const POOL_MEMORIES: usize = 8;
+/// How long the compile bomb's push may take (the server's compile limit is 60 s).
+const PUSH_TIMEOUT: Duration = Duration::from_secs(180);
 /// Pool apps with one memory, which take the slots too few for an eight-memory instance.
 const POOL_SMALL_APPS: usize = 8;
 
@@ -663,18 +665,28 @@ impl World {
             "http://git:{}@{address}/git/hostile/bomb.git",
             self.hostile_token
         );
-        let mut command = self.git(&self.root.join("bomb"), &["push", &url, "main"]);
+        let mut command = Command::from(self.git(&self.root.join("bomb"), &["push", &url, "main"]));
+        command.kill_on_drop(true);
         async move {
             let rss_before_mib = rss_mib(server_pid);
             let started = Instant::now();
-            let output = tokio::task::spawn_blocking(move || command.output())
-                .await
-                .ok()?
-                .ok()?;
+            // The server's compile limit is 60 s; a push still running long after is a failure.
+            let output = tokio::time::timeout(PUSH_TIMEOUT, command.output()).await;
+            let (refused, text) = match output {
+                Ok(Ok(output)) => (
+                    !output.status.success(),
+                    String::from_utf8_lossy(&output.stderr).into_owned(),
+                ),
+                Ok(Err(e)) => (false, format!("remote: (git did not run: {e})")),
+                Err(_) => (
+                    false,
+                    format!("remote: (the push did not end within {PUSH_TIMEOUT:?})"),
+                ),
+            };
             Some(Push {
                 took: started.elapsed(),
-                refused: !output.status.success(),
-                text: String::from_utf8_lossy(&output.stderr).into_owned(),
+                refused,
+                text,
                 rss_before_mib,
             })
         }
