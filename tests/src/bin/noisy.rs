@@ -11,7 +11,7 @@
 //! resident memory (`VmHWM`) and whatever an attack leaves running belong to that case only.
 //! The tenant `victim` has the hello example as `victim/light` (and `victim/fresh`, first
 //! loaded while the pool case runs); the tenant `hostile` has the hostile guest as
-//! `hostile/noisy`, again as `hostile/loadspin` with `SPIN_ON_LOAD` set, and as many
+//! `hostile/noisy`, again as `hostile/loadspin` with `SPIN_IN_DEPENDENCIES` set, and as many
 //! eight-memory copies (`hostile/pool-N`) as its app quota leaves. Cases:
 //!
 //! | case | the hostile tenant |
@@ -363,8 +363,12 @@ impl World {
                 "settings",
                 "set",
                 "hostile/loadspin",
-                "SPIN_ON_LOAD=1",
+                "SPIN_IN_DEPENDENCIES=1",
             ])
+            .await?;
+        // `flood` answers 100 MiB, which the 128 MiB memory cap allows.
+        world
+            .cli(&["apps", "settings", "set", "hostile/noisy", "FLOOD_MIB=100"])
             .await?;
         // Every app the quota leaves (one more is the compile bomb's, refused): most with
         // eight memories, the last few with one, which fill the slots the others leave.
@@ -869,7 +873,7 @@ async fn hostile_worker(
         let (app, url_suffix, callback) = match case.as_str() {
             "spin" => ("noisy".to_owned(), String::new(), "spin"),
             "memory" => ("noisy".to_owned(), String::new(), "hog"),
-            "output" => ("noisy".to_owned(), String::new(), "huge"),
+            "output" => ("noisy".to_owned(), String::new(), "flood"),
             "log" => ("noisy".to_owned(), String::new(), "mute"),
             "loadspin" => ("loadspin".to_owned(), String::new(), "ok"),
             // Four clients per app at once, so each app keeps four warm instances; the

@@ -2,8 +2,7 @@
 //!
 //! Each callback id provokes one failure the host must contain: an endless loop, unbounded
 //! allocation, a huge result, a panic, a flood of output, attempts to read outside `/data`,
-//! a sleep longer than any deadline, a secret written to every log, a 100 MiB output, a
-//! background job that spins, a `dependencies()` that spins once an app setting says so. A few well-behaved callbacks (`ok`, `count`, `echo`,
+//! a sleep longer than any deadline, a secret written to every log. A few well-behaved callbacks (`ok`, `count`, `echo`,
 //! `fail`, `invalid`, `prevent`) let the tests check that the host recovers afterwards.
 //!
 //! It talks to the host through bindings generated straight from the WIT world rather than
@@ -26,15 +25,9 @@ static CALLS: AtomicU64 = AtomicU64::new(0);
 /// The callbacks this guest answers, by output component id.
 const CALLBACKS: &[&str] = &[
     "ok", "count", "echo", "prevent", "fail", "invalid", "log", "spin", "hog", "flood", "panic",
-    "chatty", "read", "sleep", "nap", "exit", "recurse", "settings", "leak", "mute", "huge",
+    "chatty", "read", "sleep", "nap", "exit", "recurse", "settings", "leak", "mute", "bgspin",
+    "bgok", "bgecho",
 ];
-
-/// Background callbacks (Dash's `background=True`), run as jobs by the platform.
-const BACKGROUND_CALLBACKS: &[&str] = &["bgspin"];
-
-/// The app setting that makes `dependencies()` spin: the deploy's check passes (a new app
-/// has no settings), then setting it makes every later load of the app spin.
-const SPIN_ON_LOAD: &str = "SPIN_ON_LOAD";
 
 struct Hostile;
 
@@ -52,19 +45,20 @@ impl Guest for Hostile {
     }
 
     /// Every callback is declared, each fired by the `go` button, so the platform's
-    /// tests can reach them through `_dash-update-component` too. Spins instead when the
-    /// app setting `SPIN_ON_LOAD` is set (a load-time attack).
+    /// tests can reach them through `_dash-update-component` too; those named `bg…` are
+    /// background callbacks. With the app setting `SPIN_IN_DEPENDENCIES` set, this spins
+    /// instead (a load-time spin that a deploy without the setting does not see).
     fn dependencies() -> String {
-        if host::setting(SPIN_ON_LOAD).is_some() {
+        if host::setting("SPIN_IN_DEPENDENCIES").is_some() {
             spin();
         }
-        let plain = CALLBACKS.iter().map(|name| (name, "null"));
-        let background = BACKGROUND_CALLBACKS
+        let entries: Vec<String> = CALLBACKS
             .iter()
-            .map(|name| (name, r#"{"interval":1000}"#));
-        let entries: Vec<String> = plain
-            .chain(background)
-            .map(|(name, background)| {
+            .map(|name| {
+                let background = match name.starts_with("bg") {
+                    true => r#"{"interval":100}"#,
+                    false => "null",
+                };
                 format!(
                     r#"{{"output":"{name}.children","inputs":[{{"id":"go","property":"n_clicks"}}],"state":[],"clientside_function":null,"prevent_initial_call":true,"background":{background},"dynamic_creator":false,"no_output":false,"optional":false,"hidden":null,"websocket":false,"persistent":false}}"#
                 )
@@ -92,12 +86,11 @@ impl Guest for Hostile {
                 eprintln!("hello from stderr");
                 Ok(Outcome::Outputs(r#"["logged"]"#.to_string()))
             }
-            "spin.children" => spin(),
+            "spin.children" | "bgspin.children" => spin(),
+            "bgok.children" => Ok(Outcome::Outputs(r#"["ok"]"#.to_string())),
+            "bgecho.children" => Ok(Outcome::Outputs(format!("[{}]", json_string(&request)))),
             "hog.children" => hog(),
-            "flood.children" => Ok(Outcome::Outputs(flood())),
-            "huge.children" => Ok(Outcome::Outputs(huge())),
-            // A background job that never ends on its own.
-            "bgspin.children" => spin(),
+            "flood.children" => Ok(Outcome::Outputs(flood(flood_mib()))),
             "panic.children" => panic!("the hostile guest panics on purpose"),
             "chatty.children" => {
                 chatty();
@@ -165,22 +158,19 @@ fn hog() -> ! {
     }
 }
 
-/// A 20 MiB JSON array holding one string.
-fn flood() -> String {
-    let mut out = String::with_capacity((20 << 20) + 8);
-    out.push_str("[\"");
-    out.extend(std::iter::repeat_n('x', 20 << 20));
-    out.push_str("\"]");
-    out
+/// The size of `flood`'s answer: 20 MiB, or the app setting `FLOOD_MIB` (the
+/// noisy-neighbour suite asks for 100 MiB, within a 128 MiB memory cap).
+fn flood_mib() -> usize {
+    host::setting("FLOOD_MIB")
+        .and_then(|mib| mib.parse().ok())
+        .unwrap_or(20)
 }
 
-/// A 100 MiB JSON array holding one string: within a 128 MiB memory cap, far over any
-/// output cap, so only the host's copy of it is at stake.
-fn huge() -> String {
-    const LEN: usize = 100 << 20;
-    let mut out = String::with_capacity(LEN + 4);
+/// A JSON array holding one string of `mib` MiB.
+fn flood(mib: usize) -> String {
+    let mut out = String::with_capacity((mib << 20) + 8);
     out.push_str("[\"");
-    out.extend(std::iter::repeat_n('x', LEN));
+    out.extend(std::iter::repeat_n('x', mib << 20));
     out.push_str("\"]");
     out
 }
