@@ -25,7 +25,8 @@ static CALLS: AtomicU64 = AtomicU64::new(0);
 /// The callbacks this guest answers, by output component id.
 const CALLBACKS: &[&str] = &[
     "ok", "count", "echo", "prevent", "fail", "invalid", "log", "spin", "hog", "flood", "panic",
-    "chatty", "read", "sleep", "nap", "exit", "recurse", "settings", "leak", "mute",
+    "chatty", "read", "sleep", "nap", "exit", "recurse", "settings", "leak", "mute", "bgspin",
+    "bgok", "bgecho",
 ];
 
 struct Hostile;
@@ -44,13 +45,22 @@ impl Guest for Hostile {
     }
 
     /// Every callback is declared, each fired by the `go` button, so the platform's
-    /// tests can reach them through `_dash-update-component` too.
+    /// tests can reach them through `_dash-update-component` too; those named `bg…` are
+    /// background callbacks. With the app setting `SPIN_IN_DEPENDENCIES` set, this spins
+    /// instead (a load-time spin that a deploy without the setting does not see).
     fn dependencies() -> String {
+        if host::setting("SPIN_IN_DEPENDENCIES").is_some() {
+            spin();
+        }
         let entries: Vec<String> = CALLBACKS
             .iter()
             .map(|name| {
+                let background = match name.starts_with("bg") {
+                    true => r#"{"interval":100}"#,
+                    false => "null",
+                };
                 format!(
-                    r#"{{"output":"{name}.children","inputs":[{{"id":"go","property":"n_clicks"}}],"state":[],"clientside_function":null,"prevent_initial_call":true,"background":null,"dynamic_creator":false,"no_output":false,"optional":false,"hidden":null,"websocket":false,"persistent":false}}"#
+                    r#"{{"output":"{name}.children","inputs":[{{"id":"go","property":"n_clicks"}}],"state":[],"clientside_function":null,"prevent_initial_call":true,"background":{background},"dynamic_creator":false,"no_output":false,"optional":false,"hidden":null,"websocket":false,"persistent":false}}"#
                 )
             })
             .collect();
@@ -76,9 +86,11 @@ impl Guest for Hostile {
                 eprintln!("hello from stderr");
                 Ok(Outcome::Outputs(r#"["logged"]"#.to_string()))
             }
-            "spin.children" => spin(),
+            "spin.children" | "bgspin.children" => spin(),
+            "bgok.children" => Ok(Outcome::Outputs(r#"["ok"]"#.to_string())),
+            "bgecho.children" => Ok(Outcome::Outputs(format!("[{}]", json_string(&request)))),
             "hog.children" => hog(),
-            "flood.children" => Ok(Outcome::Outputs(flood())),
+            "flood.children" => Ok(Outcome::Outputs(flood(flood_mib()))),
             "panic.children" => panic!("the hostile guest panics on purpose"),
             "chatty.children" => {
                 chatty();
@@ -146,11 +158,19 @@ fn hog() -> ! {
     }
 }
 
-/// A 20 MiB JSON array holding one string.
-fn flood() -> String {
-    let mut out = String::with_capacity((20 << 20) + 8);
+/// The size of `flood`'s answer: 20 MiB, or the app setting `FLOOD_MIB` (the
+/// noisy-neighbour suite asks for 100 MiB, within a 128 MiB memory cap).
+fn flood_mib() -> usize {
+    host::setting("FLOOD_MIB")
+        .and_then(|mib| mib.parse().ok())
+        .unwrap_or(20)
+}
+
+/// A JSON array holding one string of `mib` MiB.
+fn flood(mib: usize) -> String {
+    let mut out = String::with_capacity((mib << 20) + 8);
     out.push_str("[\"");
-    out.extend(std::iter::repeat_n('x', 20 << 20));
+    out.extend(std::iter::repeat_n('x', mib << 20));
     out.push_str("\"]");
     out
 }

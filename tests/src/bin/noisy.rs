@@ -1,0 +1,1355 @@
+//! The noisy-neighbour suite (issue 12): a hostile tenant attacks the real `tessera serve`
+//! in one way at a time while another tenant's light callback is measured.
+//!
+//! ```text
+//! cargo run --release -p tests --bin noisy -- --scale small            # CI (scripts/test.sh)
+//! scripts/bench-noisy.sh                                               # --scale full
+//! noisy --cases spin,compile --report-only                             # some cases, no verdict
+//! ```
+//!
+//! Each case runs on a fresh server (fresh process, same data directory), so the peak
+//! resident memory (`VmHWM`) and whatever an attack leaves running belong to that case only.
+//! The tenant `victim` has the hello example as `victim/light` (and `victim/fresh`, first
+//! loaded while the pool case runs); the tenant `hostile` has the hostile guest as
+//! `hostile/noisy`, again as `hostile/loadspin` with `SPIN_IN_DEPENDENCIES` set, and as many
+//! eight-memory copies (`hostile/pool-N`) as its app quota leaves. Cases:
+//!
+//! | case | the hostile tenant |
+//! |---|---|
+//! | `spin` | spins in more callbacks at once than its concurrency quota |
+//! | `memory` | allocates until the memory cap, as many at once |
+//! | `output` | answers 100 MiB outputs, as many at once |
+//! | `log` | writes empty log lines until the deadline, as many at once |
+//! | `loadspin` | calls an app whose `dependencies()` spins at every load |
+//! | `pool` | fills the instance pool with warm instances of its many-memory apps, then stops |
+//! | `jobs` | starts background callbacks that spin |
+//! | `compile` | pushes a compile bomb with `kind = "wasm"` (`git push`) |
+//!
+//! Verdict (without `--report-only`; no timing is asserted): the light tenant has no failed
+//! request in any case; every hostile answer is a success, a 429 or an error with a code
+//! other than `internal`, and each attack but `pool` meets at least one such refusal; the compile bomb is refused naming the compile limit; the server's
+//! peak resident memory stays under [`rss_bound_bytes`]. Latency ratios are printed.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail, ensure};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::process::{Child, Command};
+
+/// The default quotas of a tenant (migration 0002) the hostile tenant keeps.
+const MAX_CONCURRENT: usize = 32;
+const MAX_APPS: usize = 100;
+const CALLBACK_MEMORY_MIB: u64 = 128;
+/// The server's resident memory when idle is well under this; the bound adds what the
+/// hostile tenant may legitimately hold: every callback slot at its full memory cap.
+const RSS_BASE_MIB: u64 = 512;
+/// How much of the server's log output is kept on disk per run (the rest is counted).
+const LOG_CAP_BYTES: u64 = 16 << 20;
+/// Memories of one pool-filling component (the sandbox's per-component limit is 8).
+const POOL_MEMORIES: usize = 8;
+/// How long the compile bomb's push may take (the server's compile limit is 60 s).
+const PUSH_TIMEOUT: Duration = Duration::from_secs(180);
+/// Pool apps with one memory, which take the slots too few for an eight-memory instance.
+const POOL_SMALL_APPS: usize = 8;
+
+/// The peak resident memory the server must stay under in every case.
+fn rss_bound_bytes() -> u64 {
+    (RSS_BASE_MIB + MAX_CONCURRENT as u64 * CALLBACK_MEMORY_MIB) << 20
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Scale {
+    Small,
+    Full,
+}
+
+/// Sizes of one run.
+#[derive(Clone, Copy, Debug)]
+struct Plan {
+    /// Light requests are measured this long in each case (and quiet).
+    measure: Duration,
+    /// The attack runs this long before the measurement starts.
+    ramp: Duration,
+    /// Light clients, each sending one request after the other.
+    light_clients: usize,
+    /// Hostile clients (more than the tenant's concurrency quota, so some get 429s).
+    hostile_clients: usize,
+    /// Hostile clients of the load-time spin (the issue saw 150 at once).
+    loadspin_clients: usize,
+    /// Nesting depth of the compile bomb's loops (about 3 bytes a level; wasmparser refuses
+    /// a function body over 7 654 321 bytes before anything is compiled).
+    bomb_depth: usize,
+}
+
+impl Plan {
+    fn of(scale: Scale) -> Self {
+        match scale {
+            Scale::Small => Plan {
+                measure: Duration::from_secs(4),
+                ramp: Duration::from_secs(1),
+                light_clients: 2,
+                hostile_clients: MAX_CONCURRENT + 8,
+                loadspin_clients: MAX_CONCURRENT + 8,
+                bomb_depth: 2_400_000,
+            },
+            Scale::Full => Plan {
+                measure: Duration::from_secs(20),
+                ramp: Duration::from_secs(3),
+                light_clients: 4,
+                hostile_clients: MAX_CONCURRENT + 8,
+                loadspin_clients: 150,
+                bomb_depth: 2_400_000,
+            },
+        }
+    }
+}
+
+/// Cases whose attack must meet a refusal (a 429 or an error with a code).
+const REFUSED_CASES: &[&str] = &["spin", "memory", "output", "log", "loadspin", "jobs"];
+
+const ALL_CASES: &[&str] = &[
+    "spin", "memory", "output", "log", "loadspin", "pool", "jobs", "compile",
+];
+
+struct Options {
+    scale: Scale,
+    cases: Vec<String>,
+    report_only: bool,
+    tessera: PathBuf,
+    guests: PathBuf,
+    keep: bool,
+}
+
+fn parse_options() -> anyhow::Result<Options> {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("the tests crate is in the repository")?
+        .to_path_buf();
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo.join("target"));
+    let mut options = Options {
+        scale: Scale::Small,
+        cases: ALL_CASES.iter().map(|c| (*c).to_owned()).collect(),
+        report_only: false,
+        tessera: target.join("release/tessera"),
+        guests: target.join("wasm32-wasip2/guest"),
+        keep: false,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().with_context(|| format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--scale" => {
+                options.scale = match value()?.as_str() {
+                    "small" => Scale::Small,
+                    "full" => Scale::Full,
+                    other => bail!("--scale is small or full, not {other:?}"),
+                }
+            }
+            "--cases" => {
+                let cases: Vec<String> = value()?.split(',').map(str::to_owned).collect();
+                for case in &cases {
+                    ensure!(
+                        ALL_CASES.contains(&case.as_str()),
+                        "unknown case {case:?}; the cases are {}",
+                        ALL_CASES.join(",")
+                    );
+                }
+                options.cases = cases;
+            }
+            "--report-only" => options.report_only = true,
+            "--keep" => options.keep = true,
+            "--tessera" => options.tessera = value()?.into(),
+            "--guests" => options.guests = value()?.into(),
+            "-h" | "--help" => {
+                println!(
+                    "noisy [--scale small|full] [--cases {}] [--report-only] [--keep] \
+                     [--tessera PATH] [--guests DIR]",
+                    ALL_CASES.join(",")
+                );
+                std::process::exit(0);
+            }
+            other => bail!("unknown argument {other:?} (try --help)"),
+        }
+    }
+    Ok(options)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let options = parse_options()?;
+    let plan = Plan::of(options.scale);
+    let scratch = tempfile::Builder::new()
+        .prefix("tessera-noisy.")
+        .tempdir()?;
+    let root = if options.keep {
+        scratch.keep()
+    } else {
+        scratch.path().to_path_buf()
+    };
+    let world = World::set_up(&options, &root, plan).await?;
+    println!(
+        "noisy: scale {:?}, {} light clients, {} hostile clients, {} s measured per case, data in {}",
+        options.scale,
+        plan.light_clients,
+        plan.hostile_clients,
+        plan.measure.as_secs(),
+        root.display()
+    );
+
+    let quiet = world.run_case(None).await?;
+    println!("{}", quiet.row(None));
+    let mut results = Vec::new();
+    for case in &options.cases {
+        let result = world.run_case(Some(case)).await?;
+        println!("{}", result.row(Some(&quiet)));
+        results.push(result);
+    }
+    println!("\n{}", table(&quiet, &results, plan));
+    println!(
+        "server log: {} bytes written over the run, the first {} kept in {}",
+        world.log.written.load(Ordering::Relaxed),
+        LOG_CAP_BYTES,
+        world.log.path.display()
+    );
+
+    let failures: Vec<String> = results.iter().flat_map(CaseResult::verdict).collect();
+    if failures.is_empty() {
+        println!("noisy: every check passed");
+        Ok(())
+    } else {
+        for failure in &failures {
+            println!("FAIL {failure}");
+        }
+        if options.report_only {
+            println!("noisy: {} checks failed (--report-only)", failures.len());
+            Ok(())
+        } else {
+            bail!("{} noisy-neighbour checks failed", failures.len())
+        }
+    }
+}
+
+/// The server's log output, kept up to [`LOG_CAP_BYTES`] over all server runs.
+struct ServerLog {
+    path: PathBuf,
+    written: AtomicU64,
+    file: tokio::sync::Mutex<tokio::fs::File>,
+}
+
+impl ServerLog {
+    async fn drain(self: Arc<Self>, mut from: impl tokio::io::AsyncRead + Unpin) {
+        let mut buffer = vec![0u8; 64 << 10];
+        loop {
+            let n = match from.read(&mut buffer).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            let before = self.written.fetch_add(n as u64, Ordering::Relaxed);
+            if before < LOG_CAP_BYTES {
+                let keep = (LOG_CAP_BYTES - before).min(n as u64) as usize;
+                let mut file = self.file.lock().await;
+                let _ = file.write_all(&buffer[..keep]).await;
+            }
+        }
+    }
+
+    /// The last lines kept, for an error message.
+    fn tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.path).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+}
+
+/// The data directory with both tenants and their apps, and what the cases need.
+struct World {
+    tessera: PathBuf,
+    data: PathBuf,
+    root: PathBuf,
+    plan: Plan,
+    log: Arc<ServerLog>,
+    /// `hostile/pool-N` apps.
+    pool_apps: Vec<String>,
+    /// The hostile tenant's API token (for `git push`).
+    hostile_token: String,
+}
+
+impl World {
+    async fn set_up(options: &Options, root: &Path, plan: Plan) -> anyhow::Result<World> {
+        ensure!(
+            options.tessera.exists(),
+            "{} is missing: cargo build --release -p platform --bin tessera",
+            options.tessera.display()
+        );
+        let guest = |name: &str| -> anyhow::Result<Vec<u8>> {
+            let path = options.guests.join(name);
+            std::fs::read(&path).with_context(|| {
+                format!(
+                    "{} is missing: scripts/build-guests.sh hello guest-hostile",
+                    path.display()
+                )
+            })
+        };
+        let hello = guest("hello.wasm")?;
+        let hostile = guest("guest_hostile.wasm")?;
+        let data = root.join("data");
+        std::fs::create_dir_all(&data)?;
+        let file = tokio::fs::File::create(root.join("server.log")).await?;
+        let mut world = World {
+            tessera: options.tessera.clone(),
+            data,
+            root: root.to_path_buf(),
+            plan,
+            log: Arc::new(ServerLog {
+                path: root.join("server.log"),
+                written: AtomicU64::new(0),
+                file: tokio::sync::Mutex::new(file),
+            }),
+            pool_apps: Vec::new(),
+            hostile_token: String::new(),
+        };
+        let started = Instant::now();
+        for (tenant, email) in [
+            ("victim", "victim@example.org"),
+            ("hostile", "hostile@example.org"),
+        ] {
+            world.cli(&["admin", "create-user", email]).await?;
+            world
+                .cli(&["admin", "create-tenant", tenant, "--owner", email])
+                .await?;
+        }
+        world.hostile_token = world
+            .cli(&[
+                "admin",
+                "token",
+                "create",
+                "hostile@example.org",
+                "--tenant",
+                "hostile",
+            ])
+            .await?
+            .trim()
+            .to_owned();
+        let apps = root.join("apps");
+        std::fs::create_dir_all(&apps)?;
+        let write = |name: &str, bytes: &[u8]| -> anyhow::Result<String> {
+            let path = apps.join(name);
+            std::fs::write(&path, bytes)?;
+            Ok(path.to_string_lossy().into_owned())
+        };
+        let hello_path = write("hello.wasm", &hello)?;
+        let hostile_path = write("hostile.wasm", &hostile)?;
+        let pool_path = write("pool.wasm", &many_memories(&hostile)?)?;
+        for target in ["victim/light", "victim/fresh"] {
+            world.deploy(target, &hello_path).await?;
+        }
+        for target in ["hostile/noisy", "hostile/loadspin"] {
+            world.deploy(target, &hostile_path).await?;
+        }
+        // The deploy's check ran without the setting; every later load spins.
+        world
+            .cli(&[
+                "apps",
+                "settings",
+                "set",
+                "hostile/loadspin",
+                "SPIN_IN_DEPENDENCIES=1",
+            ])
+            .await?;
+        // `flood` answers 100 MiB, which the 128 MiB memory cap allows.
+        world
+            .cli(&["apps", "settings", "set", "hostile/noisy", "FLOOD_MIB=100"])
+            .await?;
+        // Every app the quota leaves (one more is the compile bomb's, refused): most with
+        // eight memories, the last few with one, which fill the slots the others leave.
+        let pool = MAX_APPS - 3;
+        let deploys: Vec<(String, &str)> = (0..pool)
+            .map(|i| {
+                let component = if i < pool - POOL_SMALL_APPS {
+                    &pool_path
+                } else {
+                    &hostile_path
+                };
+                (format!("hostile/pool-{i}"), component.as_str())
+            })
+            .collect();
+        // Two at a time: the machine has two cores.
+        for pair in deploys.chunks(2) {
+            match pair {
+                [(a, x), (b, y)] => {
+                    tokio::try_join!(world.deploy(a, x), world.deploy(b, y))?;
+                }
+                [(a, x)] => {
+                    world.deploy(a, x).await?;
+                }
+                _ => unreachable!("chunks of two"),
+            }
+        }
+        world.pool_apps = (0..pool).map(|i| format!("pool-{i}")).collect();
+        world.prepare_bomb()?;
+        println!(
+            "noisy: set up 2 tenants, {} apps in {:.1} s",
+            4 + pool,
+            started.elapsed().as_secs_f64()
+        );
+        Ok(world)
+    }
+
+    /// Run `tessera` with this data directory; its standard output.
+    async fn cli(&self, args: &[&str]) -> anyhow::Result<String> {
+        let output = Command::new(&self.tessera)
+            .args(args)
+            .env("TESSERA_DATA_DIR", &self.data)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .with_context(|| format!("running {}", self.tessera.display()))?;
+        ensure!(
+            output.status.success(),
+            "tessera {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+
+    async fn deploy(&self, target: &str, component: &str) -> anyhow::Result<String> {
+        self.cli(&["deploy", target, component, "--visibility", "public"])
+            .await
+    }
+
+    /// A git repository holding the compile bomb as a prebuilt component.
+    fn prepare_bomb(&self) -> anyhow::Result<()> {
+        let work = self.root.join("bomb");
+        std::fs::create_dir_all(self.root.join("home"))?;
+        std::fs::create_dir_all(&work)?;
+        std::fs::write(work.join("app.wasm"), nested_loops(self.plan.bomb_depth)?)?;
+        std::fs::write(
+            work.join("tessera.toml"),
+            "name = \"bomb\"\nkind = \"wasm\"\ncomponent = \"app.wasm\"\n",
+        )?;
+        for args in [
+            &["init", "--quiet", "--initial-branch", "main"][..],
+            &["add", "."],
+            &["commit", "--quiet", "-m", "bomb"],
+        ] {
+            let output = self.git(&work, args).output()?;
+            ensure!(
+                output.status.success(),
+                "git {args:?}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        Ok(())
+    }
+
+    fn git(&self, dir: &Path, args: &[&str]) -> std::process::Command {
+        let home = self.root.join("home");
+        let mut command = std::process::Command::new("git");
+        command
+            .args(args)
+            .current_dir(dir)
+            .env("HOME", &home)
+            .env("XDG_CONFIG_HOME", &home)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .env("GIT_AUTHOR_NAME", "Hostile")
+            .env("GIT_AUTHOR_EMAIL", "hostile@example.org")
+            .env("GIT_COMMITTER_NAME", "Hostile")
+            .env("GIT_COMMITTER_EMAIL", "hostile@example.org");
+        command
+    }
+
+    /// Start a server on a free port and wait until it answers.
+    async fn serve(&self) -> anyhow::Result<Server> {
+        let port = {
+            let probe = std::net::TcpListener::bind("127.0.0.1:0")?;
+            probe.local_addr()?.port()
+        };
+        let address: SocketAddr = ([127, 0, 0, 1], port).into();
+        let mut child = Command::new(&self.tessera)
+            .args(["serve", "--listen", &address.to_string()])
+            .env("TESSERA_DATA_DIR", &self.data)
+            // Apps' own lines as in production (info), the server's chatter off.
+            .env("RUST_LOG", "warn,tessera::app_log=info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting tessera serve")?;
+        let pid = child.id().context("the server has a pid")?;
+        if let Some(out) = child.stdout.take() {
+            tokio::spawn(self.log.clone().drain(out));
+        }
+        if let Some(err) = child.stderr.take() {
+            tokio::spawn(self.log.clone().drain(err));
+        }
+        let client = client(address)?;
+        let healthz = format!("http://{address}/healthz");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(reply) = client.get(&healthz).send().await
+                && reply.status().is_success()
+            {
+                break;
+            }
+            if let Some(status) = child.try_wait()? {
+                bail!("tessera serve exited ({status}):\n{}", self.log.tail());
+            }
+            ensure!(
+                Instant::now() < deadline,
+                "tessera serve does not answer {healthz}:\n{}",
+                self.log.tail()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(Server {
+            child,
+            pid,
+            address,
+            client,
+        })
+    }
+
+    /// One case (or the quiet baseline) on a fresh server.
+    async fn run_case(&self, case: Option<&str>) -> anyhow::Result<CaseResult> {
+        let server = self.serve().await?;
+        let name = case.unwrap_or("quiet").to_owned();
+        let mut result = CaseResult::new(&name);
+        let light_app = if case == Some("pool") {
+            "fresh"
+        } else {
+            "light"
+        };
+        if light_app == "light" {
+            // Load the app and warm an instance per client before anything is measured.
+            let warm = Light::new(&server, "light");
+            for _ in 0..self.plan.light_clients * 5 {
+                warm.send().await;
+            }
+            ensure!(
+                warm.failures() == 0,
+                "the light app fails before any attack: {:?}",
+                warm.errors()
+            );
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let outcomes = Outcomes::default();
+        let sampler = RssSampler::start(server.pid);
+        let mut attack = match case {
+            None => None,
+            Some("compile") => Some(tokio::spawn(self.bomb_push(server.address, server.pid))),
+            Some(case) => {
+                let mut tasks = Vec::new();
+                for worker in 0..self.clients_of(case) {
+                    tasks.push(tokio::spawn(hostile_worker(
+                        server.client.clone(),
+                        server.address,
+                        case.to_owned(),
+                        worker,
+                        self.pool_apps.clone(),
+                        stop.clone(),
+                        outcomes.clone(),
+                    )));
+                }
+                Some(tokio::spawn(async move {
+                    for task in tasks {
+                        let _ = task.await;
+                    }
+                    None
+                }))
+            }
+        };
+        if attack.is_some() {
+            tokio::time::sleep(self.plan.ramp).await;
+        }
+        if case == Some("pool") {
+            // Measure once the pool refused the hostile tenant (it is full, or the tenant's
+            // share is), or every pool app had its four instances twice over, or after 60 s.
+            let filled = self.pool_apps.len() as u64 * 4 * 2;
+            let give_up = Instant::now() + Duration::from_secs(60);
+            while outcomes.count("200") < filled
+                && outcomes.total() == outcomes.count("200")
+                && Instant::now() < give_up
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            // A little longer, so the one-memory apps take the slots left over; then the
+            // tenant stops and keeps what it holds (idle instances), as the issue saw it.
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            stop.store(true, Ordering::Relaxed);
+            if let Some(attack) = attack.take() {
+                let _ = tokio::time::timeout(Duration::from_secs(30), attack).await;
+            }
+        }
+        let light = Light::new(&server, light_app);
+        let measure_until = Instant::now() + self.plan.measure;
+        let attack_done = Arc::new(AtomicBool::new(false));
+        let mut clients = Vec::new();
+        for _ in 0..self.plan.light_clients {
+            let light = light.clone();
+            let attack_done = attack_done.clone();
+            let is_compile = case == Some("compile");
+            clients.push(tokio::spawn(async move {
+                // The compile case measures for as long as the push takes, at least as long as
+                // the others (bounded by the server's compile limit and the push timeout).
+                while Instant::now() < measure_until
+                    || (is_compile && !attack_done.load(Ordering::Relaxed))
+                {
+                    light.send().await;
+                }
+            }));
+        }
+        let mut push = None;
+        if let Some(attack) = attack {
+            if case == Some("compile") {
+                push = attack.await?;
+                attack_done.store(true, Ordering::Relaxed);
+                if let Some(push) = &push {
+                    result.rss_before_mib = Some(push.rss_before_mib);
+                }
+                for client in clients.drain(..) {
+                    client.await?;
+                }
+                // CPU and memory after the refusal, with nothing else running: the server
+                // should be back at rest.
+                let before = cpu_ticks(server.pid);
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                let after = cpu_ticks(server.pid);
+                result.cpu_after = Some(ticks_to_share(before, after, Duration::from_secs(2)));
+                result.rss_after_mib = Some(rss_mib(server.pid));
+            } else {
+                for client in clients.drain(..) {
+                    client.await?;
+                }
+                stop.store(true, Ordering::Relaxed);
+                let _ = tokio::time::timeout(Duration::from_secs(30), attack).await;
+            }
+        }
+        for client in clients {
+            client.await?;
+        }
+        result.light_latencies = light.latencies();
+        result.light_errors = light.errors();
+        result.hostile = outcomes.counts();
+        result.push = push;
+        result.peak_rss_mib = peak_rss_mib(server.pid).max(sampler.stop());
+        server.stop().await;
+        Ok(result)
+    }
+
+    fn clients_of(&self, case: &str) -> usize {
+        match case {
+            "loadspin" => self.plan.loadspin_clients,
+            // Groups of four in step, one app each: none refused, so none falls out of step.
+            "pool" => MAX_CONCURRENT,
+            _ => self.plan.hostile_clients,
+        }
+    }
+
+    /// The compile bomb's push as a task's future (owns what it needs).
+    fn bomb_push(
+        &self,
+        address: SocketAddr,
+        server_pid: u32,
+    ) -> impl std::future::Future<Output = Option<Push>> + Send + 'static {
+        let url = format!(
+            "http://git:{}@{address}/git/hostile/bomb.git",
+            self.hostile_token
+        );
+        let mut command = Command::from(self.git(&self.root.join("bomb"), &["push", &url, "main"]));
+        command.kill_on_drop(true);
+        async move {
+            let rss_before_mib = rss_mib(server_pid);
+            let started = Instant::now();
+            // The server's compile limit is 60 s; a push still running long after is a failure.
+            let output = tokio::time::timeout(PUSH_TIMEOUT, command.output()).await;
+            let (refused, text) = match output {
+                Ok(Ok(output)) => (
+                    !output.status.success(),
+                    String::from_utf8_lossy(&output.stderr).into_owned(),
+                ),
+                Ok(Err(e)) => (false, format!("remote: (git did not run: {e})")),
+                Err(_) => (
+                    false,
+                    format!("remote: (the push did not end within {PUSH_TIMEOUT:?})"),
+                ),
+            };
+            Some(Push {
+                took: started.elapsed(),
+                refused,
+                text,
+                rss_before_mib,
+            })
+        }
+    }
+}
+
+/// A running `tessera serve`.
+struct Server {
+    child: Child,
+    pid: u32,
+    address: SocketAddr,
+    client: reqwest::Client,
+}
+
+impl Server {
+    /// SIGTERM, then SIGKILL if in-flight work (spinning jobs) keeps it up.
+    async fn stop(mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.pid.to_string()])
+            .status()
+            .await;
+        if tokio::time::timeout(Duration::from_secs(3), self.child.wait())
+            .await
+            .is_err()
+        {
+            let _ = self.child.kill().await;
+        }
+    }
+}
+
+/// A client that reaches `{tenant}.localhost` on the server's loopback port.
+fn client(address: SocketAddr) -> anyhow::Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .pool_max_idle_per_host(256);
+    for tenant in ["victim", "hostile"] {
+        builder = builder.resolve(&format!("{tenant}.localhost"), address);
+    }
+    Ok(builder.build()?)
+}
+
+fn update_url(address: SocketAddr, tenant: &str, app: &str) -> String {
+    format!(
+        "http://{tenant}.localhost:{}/apps/{tenant}/{app}/_dash-update-component",
+        address.port()
+    )
+}
+
+/// The renderer's body for a callback of the hostile guest (all fired by `go`).
+fn hostile_body(callback: &str) -> String {
+    json!({
+        "output": format!("{callback}.children"),
+        "outputs": {"id": callback, "property": "children"},
+        "inputs": [{"id": "go", "property": "n_clicks", "value": 1}],
+        "changedPropIds": ["go.n_clicks"],
+        "parsedChangedPropsIds": ["go.n_clicks"],
+    })
+    .to_string()
+}
+
+/// The light tenant's requests: the hello example's greeting.
+#[derive(Clone)]
+struct Light {
+    client: reqwest::Client,
+    url: String,
+    latencies: Arc<Mutex<Vec<Duration>>>,
+    errors: Arc<Mutex<BTreeMap<String, u64>>>,
+}
+
+impl Light {
+    fn new(server: &Server, app: &str) -> Light {
+        Light {
+            client: server.client.clone(),
+            url: update_url(server.address, "victim", app),
+            latencies: Arc::default(),
+            errors: Arc::default(),
+        }
+    }
+
+    async fn send(&self) {
+        let body = json!({
+            "output": "greeting.children",
+            "outputs": {"id": "greeting", "property": "children"},
+            "inputs": [{"id": "name", "property": "value", "value": "noisy"}],
+            "changedPropIds": ["name.value"],
+            "parsedChangedPropsIds": ["name.value"],
+        })
+        .to_string();
+        let started = Instant::now();
+        let reply = self
+            .client
+            .post(&self.url)
+            .header("Content-Type", "application/json")
+            .body(body)
+            .send()
+            .await;
+        let outcome = match reply {
+            Ok(reply) => {
+                let status = reply.status().as_u16();
+                match reply.text().await {
+                    Ok(text) if status == 200 && text.contains("Hello, noisy!") => None,
+                    Ok(text) => Some(format!("{status} {}", error_code(&text))),
+                    Err(e) => Some(format!("{status} body: {e}")),
+                }
+            }
+            Err(e) if e.is_timeout() => Some("timeout".to_owned()),
+            Err(_) => Some("connection error".to_owned()),
+        };
+        let took = started.elapsed();
+        match outcome {
+            None => lock(&self.latencies).push(took),
+            Some(error) => *lock(&self.errors).entry(error).or_default() += 1,
+        }
+    }
+
+    fn latencies(&self) -> Vec<Duration> {
+        let mut all = lock(&self.latencies).clone();
+        all.sort();
+        all
+    }
+
+    fn errors(&self) -> BTreeMap<String, u64> {
+        lock(&self.errors).clone()
+    }
+
+    fn failures(&self) -> u64 {
+        lock(&self.errors).values().sum()
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The `error.code` of an error body, or a short description of a body without one.
+fn error_code(text: &str) -> String {
+    match serde_json::from_str::<Value>(text) {
+        Ok(body) => match body["error"]["code"].as_str() {
+            Some(code) => code.to_owned(),
+            None => "(no error code)".to_owned(),
+        },
+        Err(_) => "(not JSON)".to_owned(),
+    }
+}
+
+/// Hostile answers counted by `status code`.
+#[derive(Clone, Default)]
+struct Outcomes(Arc<Mutex<BTreeMap<String, u64>>>);
+
+impl Outcomes {
+    fn add(&self, outcome: String) {
+        *lock(&self.0).entry(outcome).or_default() += 1;
+    }
+
+    fn total(&self) -> u64 {
+        lock(&self.0).values().sum()
+    }
+
+    fn count(&self, outcome: &str) -> u64 {
+        lock(&self.0).get(outcome).copied().unwrap_or(0)
+    }
+
+    fn counts(&self) -> BTreeMap<String, u64> {
+        lock(&self.0).clone()
+    }
+}
+
+/// One hostile client: the case's request, one after the other, until told to stop.
+async fn hostile_worker(
+    client: reqwest::Client,
+    address: SocketAddr,
+    case: String,
+    worker: usize,
+    pool_apps: Vec<String>,
+    stop: Arc<AtomicBool>,
+    outcomes: Outcomes,
+) {
+    let mut round = 0usize;
+    while !stop.load(Ordering::Relaxed) {
+        let (app, url_suffix, callback) = match case.as_str() {
+            "spin" => ("noisy".to_owned(), String::new(), "spin"),
+            "memory" => ("noisy".to_owned(), String::new(), "hog"),
+            "output" => ("noisy".to_owned(), String::new(), "flood"),
+            "log" => ("noisy".to_owned(), String::new(), "mute"),
+            "loadspin" => ("loadspin".to_owned(), String::new(), "ok"),
+            // Four clients per app at once, so each app keeps four warm instances; the
+            // groups walk through all the apps.
+            "pool" => {
+                let groups = (MAX_CONCURRENT / 4).max(1);
+                let group = (worker / 4) % groups;
+                let index = (group + round * groups) % pool_apps.len().max(1);
+                (pool_apps[index].clone(), String::new(), "nap")
+            }
+            // A new page (endId) per job, as many tabs would.
+            "jobs" => (
+                "noisy".to_owned(),
+                format!("?endId=noisy-{worker}-{round}"),
+                "bgspin",
+            ),
+            other => unreachable!("no hostile worker for {other}"),
+        };
+        round += 1;
+        let url = format!("{}{url_suffix}", update_url(address, "hostile", &app));
+        let reply = client
+            .post(&url)
+            .header("Content-Type", "application/json")
+            .body(hostile_body(callback))
+            .send()
+            .await;
+        let outcome = match reply {
+            Ok(reply) => {
+                let status = reply.status().as_u16();
+                // Read at most a little of the body: a 100 MiB answer is not the driver's to hold.
+                let mut head = Vec::new();
+                let mut reply = reply;
+                while head.len() < 4096 {
+                    match reply.chunk().await {
+                        Ok(Some(chunk)) => head.extend_from_slice(&chunk),
+                        _ => break,
+                    }
+                }
+                if status < 300 {
+                    format!("{status}")
+                } else {
+                    format!("{status} {}", error_code(&String::from_utf8_lossy(&head)))
+                }
+            }
+            Err(e) if e.is_timeout() => "timeout".to_owned(),
+            Err(_) => "connection error".to_owned(),
+        };
+        // A refused client waits a little, as a client library would, so the driver's own
+        // loop does not take the CPU the server needs.
+        let refused = outcome.starts_with("429");
+        outcomes.add(outcome);
+        if refused {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        if case == "jobs" {
+            // Bound the driver's own work: each client starts at most 50 jobs a second.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// The compile bomb's push: how long until git returned, and what it said.
+#[derive(Clone, Debug)]
+struct Push {
+    took: Duration,
+    refused: bool,
+    text: String,
+    rss_before_mib: u64,
+}
+
+impl Push {
+    /// The lines the server sent (`remote: …`).
+    fn remote_lines(&self) -> String {
+        self.text
+            .lines()
+            .map(str::trim_end)
+            .filter(|l| l.starts_with("remote:") && l.len() > "remote: ".len())
+            .collect::<Vec<_>>()
+            .join(" / ")
+    }
+
+    fn names_the_compile_limit(&self) -> bool {
+        let text = self.text.to_lowercase();
+        text.contains("compile time limit") || text.contains("compile memory limit")
+    }
+}
+
+/// What one case measured.
+struct CaseResult {
+    name: String,
+    light_latencies: Vec<Duration>,
+    light_errors: BTreeMap<String, u64>,
+    hostile: BTreeMap<String, u64>,
+    peak_rss_mib: u64,
+    push: Option<Push>,
+    rss_before_mib: Option<u64>,
+    rss_after_mib: Option<u64>,
+    cpu_after: Option<f64>,
+}
+
+impl CaseResult {
+    fn new(name: &str) -> Self {
+        CaseResult {
+            name: name.to_owned(),
+            light_latencies: Vec::new(),
+            light_errors: BTreeMap::new(),
+            hostile: BTreeMap::new(),
+            peak_rss_mib: 0,
+            push: None,
+            rss_before_mib: None,
+            rss_after_mib: None,
+            cpu_after: None,
+        }
+    }
+
+    fn percentile(&self, p: f64) -> Option<Duration> {
+        let n = self.light_latencies.len();
+        if n == 0 {
+            return None;
+        }
+        let index = ((n as f64 * p).ceil() as usize).clamp(1, n) - 1;
+        Some(self.light_latencies[index])
+    }
+
+    fn light_failures(&self) -> u64 {
+        self.light_errors.values().sum()
+    }
+
+    fn row(&self, quiet: Option<&CaseResult>) -> String {
+        let ms = |d: Option<Duration>| {
+            d.map_or("-".to_owned(), |d| format!("{:.2}", d.as_secs_f64() * 1e3))
+        };
+        let ratio = |p: f64| match (quiet.and_then(|q| q.percentile(p)), self.percentile(p)) {
+            (Some(q), Some(c)) if !q.is_zero() => {
+                format!("{:.1}x", c.as_secs_f64() / q.as_secs_f64())
+            }
+            _ => "-".to_owned(),
+        };
+        let mut hostile: Vec<String> = self
+            .hostile
+            .iter()
+            .map(|(outcome, n)| format!("{n}× {outcome}"))
+            .collect();
+        if let Some(push) = &self.push {
+            hostile.push(format!(
+                "push {} after {:.1} s",
+                if push.refused { "refused" } else { "ACCEPTED" },
+                push.took.as_secs_f64()
+            ));
+        }
+        if hostile.is_empty() {
+            hostile.push("-".to_owned());
+        }
+        let errors = if self.light_errors.is_empty() {
+            String::new()
+        } else {
+            format!(" {:?}", self.light_errors)
+        };
+        format!(
+            "| {:<8} | {:>8} | {:>8} | {:>6} | {:>6} | {:>6} | {:>4}{errors} | {} | {:>6} |",
+            self.name,
+            ms(self.percentile(0.5)),
+            ms(self.percentile(0.99)),
+            ratio(0.5),
+            ratio(0.99),
+            self.light_latencies.len(),
+            self.light_failures(),
+            hostile.join(", "),
+            self.peak_rss_mib,
+        )
+    }
+
+    /// The checks of this case that failed.
+    fn verdict(&self) -> Vec<String> {
+        let mut failed = Vec::new();
+        if self.light_failures() > 0 {
+            failed.push(format!(
+                "{}: the light tenant had {} failed requests: {:?}",
+                self.name,
+                self.light_failures(),
+                self.light_errors
+            ));
+        }
+        let unclear: Vec<String> = self
+            .hostile
+            .iter()
+            .filter(|(outcome, _)| {
+                !(outcome.starts_with('2') || outcome.starts_with("429 "))
+                    && (outcome.ends_with(" internal")
+                        || outcome.contains('(')
+                        || !outcome.contains(' ')
+                        || outcome.starts_with("timeout")
+                        || outcome.starts_with("connection"))
+            })
+            .map(|(outcome, n)| format!("{n}× {outcome}"))
+            .collect();
+        if !unclear.is_empty() {
+            failed.push(format!(
+                "{}: the hostile tenant got unclear answers: {}",
+                self.name,
+                unclear.join(", ")
+            ));
+        }
+        // Each of these attacks goes past a limit, so the tenant must meet it. (Keeping the
+        // pool full may be answered by expiring the tenant's idle instances instead.)
+        let refused = self.hostile.keys().any(|outcome| !outcome.starts_with('2'));
+        if REFUSED_CASES.contains(&self.name.as_str()) && !refused {
+            failed.push(format!(
+                "{}: the hostile tenant was never refused: {}",
+                self.name,
+                self.hostile
+                    .iter()
+                    .map(|(outcome, n)| format!("{n}× {outcome}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        if let Some(push) = &self.push {
+            if !push.refused || !push.names_the_compile_limit() {
+                failed.push(format!(
+                    "{}: the compile bomb was {} without naming the compile limit: {}",
+                    self.name,
+                    if push.refused { "refused" } else { "accepted" },
+                    push.remote_lines()
+                ));
+            }
+        } else if self.name == "compile" {
+            failed.push("compile: the push did not run".to_owned());
+        }
+        let bound = rss_bound_bytes() >> 20;
+        if self.peak_rss_mib > bound {
+            failed.push(format!(
+                "{}: the server's peak resident memory {} MiB is over the bound {bound} MiB",
+                self.name, self.peak_rss_mib
+            ));
+        }
+        failed
+    }
+}
+
+fn table(quiet: &CaseResult, results: &[CaseResult], plan: Plan) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Light tenant: {} clients on victim/light (victim/fresh in the pool case, its first load \
+         included), {} s per case; hostile: {} clients ({} in loadspin). Bound on peak RSS: {} MiB.",
+        plan.light_clients,
+        plan.measure.as_secs(),
+        plan.hostile_clients,
+        plan.loadspin_clients,
+        rss_bound_bytes() >> 20
+    );
+    let _ = writeln!(
+        out,
+        "| case     | p50 ms   | p99 ms   | p50 ×  | p99 ×  | light ok | light failed | hostile answers | peak RSS MiB |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(out, "{}", quiet.row(None));
+    for result in results {
+        let _ = writeln!(out, "{}", result.row(Some(quiet)));
+    }
+    for result in results {
+        if let Some(push) = &result.push {
+            let _ = writeln!(
+                out,
+                "\ncompile bomb ({} levels of nested loops): {} after {:.1} s; server RSS {} MiB before, \
+                 {} MiB after, CPU {:.0} % of one core over the 2 s after.\n  git: {}",
+                plan.bomb_depth,
+                if push.refused { "refused" } else { "accepted" },
+                push.took.as_secs_f64(),
+                result.rss_before_mib.unwrap_or_default(),
+                result.rss_after_mib.unwrap_or_default(),
+                result.cpu_after.unwrap_or_default() * 100.0,
+                push.remote_lines()
+            );
+        }
+    }
+    out
+}
+
+/// `VmHWM` (peak resident set) of a process, in MiB.
+fn peak_rss_mib(pid: u32) -> u64 {
+    status_kib(pid, "VmHWM:") >> 10
+}
+
+fn rss_mib(pid: u32) -> u64 {
+    status_kib(pid, "VmRSS:") >> 10
+}
+
+fn status_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status.lines().find_map(|line| {
+                line.strip_prefix(field)
+                    .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+            })
+        })
+        .unwrap_or(0)
+}
+
+/// User plus system CPU time of a process, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0;
+    };
+    // The fields after the command name (which may hold spaces) in parentheses.
+    let Some(rest) = stat.rsplit_once(')').map(|(_, rest)| rest) else {
+        return 0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let field = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // utime and stime are fields 14 and 15 of stat; 12 and 13 after the name.
+    field(11) + field(12)
+}
+
+/// CPU ticks over a wall-clock span as a share of one core (100 ticks a second on Linux).
+fn ticks_to_share(before: u64, after: u64, span: Duration) -> f64 {
+    after.saturating_sub(before) as f64 / 100.0 / span.as_secs_f64()
+}
+
+/// Samples the resident memory of a process every 100 ms (children included would need
+/// cgroups; the compile child is reported by the push's outcome instead).
+struct RssSampler {
+    stop: Arc<AtomicBool>,
+    peak: Arc<AtomicU64>,
+}
+
+impl RssSampler {
+    fn start(pid: u32) -> RssSampler {
+        let stop = Arc::new(AtomicBool::new(false));
+        let peak = Arc::new(AtomicU64::new(0));
+        let (s, p) = (stop.clone(), peak.clone());
+        tokio::spawn(async move {
+            while !s.load(Ordering::Relaxed) {
+                p.fetch_max(rss_mib(pid), Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+        RssSampler { stop, peak }
+    }
+
+    fn stop(self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        self.peak.load(Ordering::Relaxed)
+    }
+}
+
+/// A component whose one function nests `depth` loops (the sandbox's compile tests use the
+/// same bomb): about 3 bytes a level, and the compiler's time and memory grow with depth.
+fn nested_loops(depth: usize) -> anyhow::Result<Vec<u8>> {
+    let mut text = String::with_capacity(depth * 8 + 100);
+    text.push_str("(component (core module (func (param i32) ");
+    for _ in 0..depth {
+        text.push_str("(loop ");
+    }
+    text.push_str("(br_if 0 (local.get 0))");
+    for _ in 0..depth {
+        text.push(')');
+    }
+    text.push_str(")))");
+    Ok(wat::parse_str(&text)?)
+}
+
+/// The hostile guest with more core instances, each defining a memory, up to
+/// [`POOL_MEMORIES`] memories: every instance of it takes that many of the pool's memory
+/// slots.
+fn many_memories(hostile: &[u8]) -> anyhow::Result<Vec<u8>> {
+    let text = wasmprinter::print_bytes(hostile)?;
+    let end = text
+        .rfind(')')
+        .context("a component ends with a parenthesis")?;
+    let mut extra = String::from("(core module $noisy_memory (memory 1))\n");
+    for _ in 1..POOL_MEMORIES {
+        extra.push_str("(core instance (instantiate $noisy_memory))\n");
+    }
+    let text = format!("{}{extra}{}", &text[..end], &text[end..]);
+    Ok(wat::parse_str(&text)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn case(name: &str, hostile: &[(&str, u64)]) -> CaseResult {
+        let mut result = CaseResult::new(name);
+        result.hostile = hostile.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect();
+        result.light_latencies = vec![Duration::from_millis(1); 10];
+        result
+    }
+
+    #[test]
+    fn refusals_with_a_code_pass_and_internal_errors_or_dropped_answers_fail() {
+        let clear = case(
+            "spin",
+            &[
+                ("200", 3),
+                ("429 quota_exceeded", 40),
+                ("500 callback_deadline", 32),
+                ("500 callback_output_too_large", 1),
+            ],
+        );
+        assert_eq!(clear.verdict(), Vec::<String>::new());
+        let never_refused = case("jobs", &[("200", 5000)]).verdict();
+        assert_eq!(never_refused.len(), 1, "{never_refused:?}");
+        assert!(
+            never_refused[0].contains("never refused"),
+            "{never_refused:?}"
+        );
+        assert_eq!(
+            case("pool", &[("200", 5000)]).verdict(),
+            Vec::<String>::new()
+        );
+        for unclear in [
+            "500 internal",
+            "500 (no error code)",
+            "502 (not JSON)",
+            "timeout",
+            "connection error",
+        ] {
+            let verdict = case("spin", &[("429 quota_exceeded", 1), (unclear, 2)]).verdict();
+            assert_eq!(verdict.len(), 1, "{unclear}: {verdict:?}");
+            assert!(verdict[0].contains(&format!("2× {unclear}")), "{verdict:?}");
+        }
+    }
+
+    #[test]
+    fn a_light_failure_or_memory_over_the_bound_fails_the_case() {
+        let mut failed = case("memory", &[("429 quota_exceeded", 1)]);
+        failed.light_errors.insert("500 internal".to_owned(), 1);
+        failed.peak_rss_mib = (rss_bound_bytes() >> 20) + 1;
+        let verdict = failed.verdict();
+        assert_eq!(verdict.len(), 2, "{verdict:?}");
+        assert!(
+            verdict[0].contains("light tenant had 1 failed"),
+            "{verdict:?}"
+        );
+        assert!(verdict[1].contains("peak resident memory"), "{verdict:?}");
+    }
+
+    #[test]
+    fn the_compile_bomb_must_be_refused_naming_the_compile_limit() {
+        let push = |refused: bool, said: &str| {
+            let mut result = case("compile", &[]);
+            result.push = Some(Push {
+                took: Duration::from_secs(3),
+                refused,
+                text: format!("remote: tessera: {said}\n"),
+                rss_before_mib: 30,
+            });
+            result.verdict()
+        };
+        let named = "compiling it needed more memory than the compile memory limit (the compile \
+                     limits are 60 s and 2048 MiB)";
+        assert_eq!(push(true, named), Vec::<String>::new());
+        assert_eq!(push(false, "deployed version 1").len(), 1);
+        assert_eq!(
+            push(true, "function body size count exceeds limit").len(),
+            1,
+            "a refusal for another reason does not show the compile limit"
+        );
+        assert_eq!(case("compile", &[]).verdict().len(), 1, "no push ran");
+    }
+
+    #[test]
+    fn percentiles_are_taken_from_the_sorted_latencies() {
+        let mut result = case("quiet", &[]);
+        result.light_latencies = (1..=100).map(Duration::from_millis).collect();
+        assert_eq!(result.percentile(0.5), Some(Duration::from_millis(50)));
+        assert_eq!(result.percentile(0.99), Some(Duration::from_millis(99)));
+        result.light_latencies.clear();
+        assert_eq!(result.percentile(0.5), None);
+    }
+}
