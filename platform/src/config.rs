@@ -15,6 +15,7 @@
 //! | – | – | `[limits] compile_secs` | 60 (compiling one new component, in its own process) |
 //! | – | – | `[limits] compile_memory_mb` | 2048 (address space of that process) |
 //! | – | – | `[limits] output_mb` | 8 |
+//! | – | – | `[limits] idle_expiry_secs` | 300 (a warm sandbox instance unused this long is dropped, giving its pool slot back) |
 //! | – | – | `max_component_mb` | 64 |
 //! | `--redis-url` | `TESSERA_REDIS_URL` | `redis_url` | none: background jobs stay in this process |
 //! | – | – | `[jobs] deadline_secs` | 600 (a background callback's deadline) |
@@ -377,6 +378,8 @@ pub struct LimitsConfig {
     pub compile_secs: u64,
     /// Address-space limit of the process compiling a component, in MiB.
     pub compile_memory_mb: u64,
+    /// Seconds a warm sandbox instance may stay unused before it is dropped.
+    pub idle_expiry_secs: u64,
 }
 
 impl Default for LimitsConfig {
@@ -387,6 +390,7 @@ impl Default for LimitsConfig {
             output_mb: 8,
             compile_secs: 60,
             compile_memory_mb: 2048,
+            idle_expiry_secs: 300,
         }
     }
 }

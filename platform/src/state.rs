@@ -195,6 +195,7 @@ pub fn open_sandbox(config: &Config) -> anyhow::Result<Sandbox> {
     let sandbox = Sandbox::new(SandboxConfig {
         cache_dir: Some(cache_dir),
         compiler,
+        idle_expiry: std::time::Duration::from_secs(config.limits.idle_expiry_secs.max(1)),
         ..SandboxConfig::default()
     })?;
     Ok(sandbox)

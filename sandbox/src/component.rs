@@ -5,17 +5,19 @@
 //! mapping of traps to [`Error`] variants. It never shares an instance between two
 //! components, and never returns an instance that failed to the pool.
 
-use crate::bindings::{self, Dashboard};
+use crate::bindings::Dashboard;
 use crate::capture::LogLine;
-use crate::config::{Limits, LoadOptions, MAX_REQUEST_BYTES};
+use crate::config::{Limits, LoadOptions, MAX_REQUEST_BYTES, Owner};
 use crate::error::CallFailure;
+use crate::lift::{self, RawCallbackError, RawOutcome};
+use crate::pool::{IdleInstances, Lease};
 use crate::sandbox::{Compiled, SandboxInner};
 use crate::settings::Settings;
 use crate::state::{ProgressSink, State};
 use crate::{Error, Result};
 use std::borrow::Cow;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 use wasmtime::{PoolConcurrencyLimitError, Store, Trap, UpdateDeadline};
@@ -111,6 +113,9 @@ struct ComponentInner {
     settings: Settings,
     /// Epoch ticks in one deadline.
     ticks: u64,
+    /// Who the instances are charged to.
+    owner: Owner,
+    /// Idle instances, longest idle first.
     idle: Mutex<Vec<Instance>>,
 }
 
@@ -118,7 +123,11 @@ struct ComponentInner {
 struct Instance {
     store: Store<State>,
     dashboard: Dashboard,
+    /// The component instance itself, for the exports called without the bindings.
+    handle: wasmtime::component::Instance,
     calls: u64,
+    /// Its hold on the pool, charged to the owner's tenant (set by `fresh_instance`).
+    lease: Option<Lease>,
 }
 
 /// Loads a compiled component: instantiates it once and reads its static facts.
@@ -133,7 +142,7 @@ pub(crate) fn load(
         limits,
         data_dir,
         settings,
-        owner: _,
+        owner,
     } = options;
     let data_dir = match data_dir {
         Some(dir) => Some(canonical_dir(&dir)?),
@@ -155,18 +164,20 @@ pub(crate) fn load(
         data_dir,
         settings,
         ticks,
+        owner,
         idle: Mutex::new(Vec::new()),
     };
     let mut inner = inner;
-    let mut instance = inner.instantiate().map_err(|e| inner.redact_error(e))?;
+    let mut instance = inner.fresh_instance().map_err(|e| inner.redact_error(e))?;
     (inner.info, inner.layout, inner.dependencies) = inner
         .read_statics(&mut instance)
         .map_err(|e| inner.redact_error(e))?;
     // The instance is healthy; keep it for the first call.
     inner.release(instance);
-    Ok(Component {
-        inner: Arc::new(inner),
-    })
+    let inner = Arc::new(inner);
+    let weak: std::sync::Weak<dyn IdleInstances> = Arc::downgrade(&inner) as _;
+    inner.sandbox.pool.register(weak);
+    Ok(Component { inner })
 }
 
 impl Component {
@@ -235,16 +246,21 @@ impl Component {
         let mut instance = match inner.take_idle() {
             Some(instance) => instance,
             None => inner
-                .instantiate()
+                .fresh_instance()
                 .map_err(|e| CallFailure::without_logs(inner.redact_error(e)))?,
         };
         if let Err(error) = inner.begin_with(&mut instance, options) {
             return Err(CallFailure::without_logs(error));
         }
-        let result = instance
-            .dashboard
-            .tessera_dashboard_app()
-            .call_run_callback(&mut instance.store, callback_id, request_json);
+        let limit = inner.limits.output_bytes;
+        let result = lift::run_callback(
+            &mut instance.store,
+            &instance.handle,
+            &inner.compiled.run_callback,
+            callback_id,
+            request_json,
+            limit,
+        );
         instance.calls += 1;
         let cancelled = instance.store.data().cancelled();
         {
@@ -253,7 +269,6 @@ impl Component {
             state.progress = None;
         }
         let logs = inner.redact_logs(instance.store.data().logs.take());
-        let limit = inner.limits.output_bytes;
         // A guest whose sleep was cut short at the deadline has overrun it, whatever it
         // managed to return afterwards.
         let result = match result {
@@ -262,20 +277,18 @@ impl Component {
             }
             result => result,
         };
-        let too_large =
-            |size: usize| (size > limit).then_some(Error::OutputTooLarge { size, limit });
+        // Strings over the cap were not copied (`lift`); here they become the error.
         let result = match result {
-            Ok(Ok(bindings::Outcome::Outputs(json))) => match too_large(json.len()) {
-                Some(error) => Err(error),
-                None => Ok(Outcome::Outputs(json)),
+            Ok(Ok(RawOutcome::Outputs(json))) => json.into_string(limit).map(Outcome::Outputs),
+            Ok(Ok(RawOutcome::PreventUpdate)) => Ok(Outcome::PreventUpdate),
+            Ok(Err(RawCallbackError::Failed(message))) => match message.into_string(limit) {
+                Ok(message) => Err(Error::Callback { message }),
+                Err(too_large) => Err(too_large),
             },
-            Ok(Ok(bindings::Outcome::PreventUpdate)) => Ok(Outcome::PreventUpdate),
-            Ok(Err(bindings::CallbackError::Failed(message))) => {
-                Err(too_large(message.len()).unwrap_or(Error::Callback { message }))
-            }
-            Ok(Err(bindings::CallbackError::InvalidInput(message))) => {
-                Err(too_large(message.len()).unwrap_or(Error::InvalidInput { message }))
-            }
+            Ok(Err(RawCallbackError::InvalidInput(message))) => match message.into_string(limit) {
+                Ok(message) => Err(Error::InvalidInput { message }),
+                Err(too_large) => Err(too_large),
+            },
             Err(_) if cancelled => Err(Error::Cancelled),
             Err(trap) => Err(inner.classify(&trap, instance.store.data())),
         };
@@ -347,14 +360,48 @@ impl ComponentInner {
         store
             .data_mut()
             .set_deadline(Instant::now() + self.limits.deadline);
-        match self.compiled.pre.instantiate(&mut store) {
-            Ok(dashboard) => Ok(Instance {
+        let instantiated = self
+            .compiled
+            .pre
+            .instance_pre()
+            .instantiate(&mut store)
+            .and_then(|handle| Ok((handle, Dashboard::new(&mut store, &handle)?)));
+        match instantiated {
+            Ok((handle, dashboard)) => Ok(Instance {
                 store,
                 dashboard,
+                handle,
                 calls: 0,
+                lease: None,
             }),
             Err(error) => Err(self.classify(&error, store.data())),
         }
+    }
+
+    /// A fresh instance charged to the owner's tenant. A tenant at its cap first gives up
+    /// its own longest-idle instances (of any of its components); a pool at capacity gives
+    /// up the longest-idle instances of any tenant, and instantiation is tried once more.
+    fn fresh_instance(&self) -> Result<Instance> {
+        let pool = &self.sandbox.pool;
+        let tenant = self.owner.tenant;
+        let units = self.compiled.units;
+        let lease = match pool.admit(tenant, units) {
+            Ok(lease) => lease,
+            Err(refused) => {
+                if pool.evict_oldest(units, |owner| owner == tenant) == 0 {
+                    return Err(refused);
+                }
+                pool.admit(tenant, units)?
+            }
+        };
+        let mut instance = match self.instantiate() {
+            Err(Error::Capacity { .. }) if pool.evict_oldest(units, |_| true) > 0 => {
+                self.instantiate()?
+            }
+            other => other?,
+        };
+        instance.lease = Some(lease);
+        Ok(instance)
     }
 
     /// Prepares an instance for one call: a new deadline, log budget and memory flag.
@@ -465,14 +512,16 @@ impl ComponentInner {
 
     /// An idle instance, most recently used first (its memory is most likely still hot).
     fn take_idle(&self) -> Option<Instance> {
-        let instance = self.idle().pop()?;
-        self.sandbox.idle_total.fetch_sub(1, Ordering::Relaxed);
+        let mut instance = self.idle().pop()?;
+        if let Some(lease) = &mut instance.lease {
+            lease.unpark();
+        }
         Some(instance)
     }
 
     /// Returns a healthy instance to the idle pool, or drops it if it has served its
-    /// calls or the pool (this component's or the sandbox's) is full.
-    fn release(&self, instance: Instance) {
+    /// calls or the pool (this component's, its tenant's or the sandbox's) is full.
+    fn release(&self, mut instance: Instance) {
         if instance.calls >= self.sandbox.config.max_calls_per_instance {
             return;
         }
@@ -480,12 +529,9 @@ impl ComponentInner {
         if idle.len() >= self.sandbox.config.idle_instances_per_component {
             return;
         }
-        let total = &self.sandbox.idle_total;
-        if total.fetch_add(1, Ordering::Relaxed) >= self.sandbox.idle_cap {
-            total.fetch_sub(1, Ordering::Relaxed);
-            return;
+        if instance.lease.as_mut().is_some_and(Lease::park) {
+            idle.push(instance);
         }
-        idle.push(instance);
     }
 
     /// Turns a wasmtime failure into the error the author should see.
@@ -521,12 +567,41 @@ impl ComponentInner {
     }
 }
 
-impl Drop for ComponentInner {
-    fn drop(&mut self) {
-        let idle = self.idle.get_mut().unwrap_or_else(PoisonError::into_inner);
-        self.sandbox
-            .idle_total
-            .fetch_sub(idle.len(), Ordering::Relaxed);
+impl IdleInstances for ComponentInner {
+    fn tenant(&self) -> i64 {
+        self.owner.tenant
+    }
+
+    fn oldest_idle(&self) -> Option<Instant> {
+        self.idle().first()?.lease.as_ref()?.idle_since()
+    }
+
+    fn drop_oldest_idle(&self) -> usize {
+        let mut idle = self.idle();
+        if idle.is_empty() {
+            return 0;
+        }
+        let oldest = idle.remove(0);
+        drop(idle);
+        oldest.lease.as_ref().map_or(1, Lease::units)
+    }
+
+    fn drop_idle_before(&self, cutoff: Instant) -> usize {
+        let mut idle = self.idle();
+        let expired = idle
+            .iter()
+            .take_while(|instance| {
+                instance
+                    .lease
+                    .as_ref()
+                    .and_then(Lease::idle_since)
+                    .is_some_and(|since| since < cutoff)
+            })
+            .count();
+        let dropped: Vec<Instance> = idle.drain(..expired).collect();
+        // Stores are dropped outside the lock: a call may be waiting for an instance.
+        drop(idle);
+        dropped.len()
     }
 }
 
