@@ -5,7 +5,6 @@
 //! mapping of traps to [`Error`] variants. It never shares an instance between two
 //! components, and never returns an instance that failed to the pool.
 
-use crate::bindings::Dashboard;
 use crate::capture::LogLine;
 use crate::config::{Limits, LoadOptions, MAX_REQUEST_BYTES, Owner};
 use crate::error::CallFailure;
@@ -122,8 +121,7 @@ struct ComponentInner {
 /// One instance of the component in its own store.
 struct Instance {
     store: Store<State>,
-    dashboard: Dashboard,
-    /// The component instance itself, for the exports called without the bindings.
+    /// The component instance, whose `app` exports `lift` calls.
     handle: wasmtime::component::Instance,
     calls: u64,
     /// Its hold on the pool, charged to the owner's tenant (set by `fresh_instance`).
@@ -256,7 +254,7 @@ impl Component {
         let result = lift::run_callback(
             &mut instance.store,
             &instance.handle,
-            &inner.compiled.run_callback,
+            &inner.compiled.exports,
             callback_id,
             request_json,
             limit,
@@ -360,16 +358,9 @@ impl ComponentInner {
         store
             .data_mut()
             .set_deadline(Instant::now() + self.limits.deadline);
-        let instantiated = self
-            .compiled
-            .pre
-            .instance_pre()
-            .instantiate(&mut store)
-            .and_then(|handle| Ok((handle, Dashboard::new(&mut store, &handle)?)));
-        match instantiated {
-            Ok((handle, dashboard)) => Ok(Instance {
+        match self.compiled.pre.instance_pre().instantiate(&mut store) {
+            Ok(handle) => Ok(Instance {
                 store,
-                dashboard,
                 handle,
                 calls: 0,
                 lease: None,
@@ -457,13 +448,10 @@ impl ComponentInner {
     /// Calls `info`, `layout` and `dependencies` (under one deadline) and checks them.
     fn read_statics(&self, instance: &mut Instance) -> Result<(AppInfo, String, String)> {
         self.begin(instance);
-        let app = instance.dashboard.tessera_dashboard_app();
+        let limit = self.limits.output_bytes;
         let store = &mut instance.store;
-        let result = app.call_info(&mut *store).and_then(|info| {
-            let layout = app.call_layout(&mut *store)?;
-            let dependencies = app.call_dependencies(&mut *store)?;
-            Ok((info, layout, dependencies))
-        });
+        // Strings over the output cap are not copied (`lift`).
+        let result = lift::statics(store, &instance.handle, &self.compiled.exports, limit);
         let result = match result {
             Ok(_) if store.data().slept_past_deadline() => {
                 Err(wasmtime::Error::from(Trap::Interrupt))
@@ -474,16 +462,13 @@ impl ComponentInner {
             tracing::debug!(sha256 = %self.sha256, stream = ?line.stream, message = %line.message, "guest log while loading");
         }
         let (info, layout, dependencies) = result.map_err(|e| self.classify(&e, store.data()))?;
-
-        let limit = self.limits.output_bytes;
-        for size in [
-            info.title.len() + info.sdk_version.len(),
-            layout.len(),
-            dependencies.len(),
-        ] {
-            if size > limit {
-                return Err(Error::OutputTooLarge { size, limit });
-            }
+        let title = info.title.into_string(limit)?;
+        let sdk_version = info.sdk_version.into_string(limit)?;
+        let layout = layout.into_string(limit)?;
+        let dependencies = dependencies.into_string(limit)?;
+        let size = title.len() + sdk_version.len();
+        if size > limit {
+            return Err(Error::OutputTooLarge { size, limit });
         }
         if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(&layout) {
             return Err(Error::InvalidComponent {
@@ -503,10 +488,7 @@ impl ComponentInner {
                 });
             }
         }
-        let info = AppInfo {
-            title: info.title,
-            sdk_version: info.sdk_version,
-        };
+        let info = AppInfo { title, sdk_version };
         Ok((info, layout, dependencies))
     }
 

@@ -1,8 +1,9 @@
-//! `run-callback` called so that an oversized answer is refused before the host copies it.
+//! The `app` exports called so that an oversized answer is refused before the host copies
+//! it.
 //!
 //! The bindings `bindgen!` generates lift every returned string into a `String`, so a guest
 //! returning 100 MiB made the host allocate 100 MiB before the output cap was looked at.
-//! Here the export is called through a typed function whose strings are [`CappedStr`]:
+//! Here the exports are called through typed functions whose strings are [`CappedStr`]:
 //! while the result is lifted, the length the guest declared is compared with the cap
 //! first, and only a string within the cap is copied.
 //!
@@ -152,6 +153,76 @@ pub(crate) enum RawCallbackError {
     Failed(CappedStr),
 }
 
+/// `app-info` of the WIT, with capped strings.
+#[derive(ComponentType, Lift)]
+#[component(record)]
+pub(crate) struct RawInfo {
+    pub(crate) title: CappedStr,
+    #[component(name = "sdk-version")]
+    pub(crate) sdk_version: CappedStr,
+}
+
+/// The `app` exports of a compiled component, found once at load.
+pub(crate) struct Exports {
+    info: ComponentExportIndex,
+    layout: ComponentExportIndex,
+    dependencies: ComponentExportIndex,
+    run_callback: ComponentExportIndex,
+}
+
+impl Exports {
+    /// The exports of `component`'s `app` interface (whose types `DashboardPre` checked).
+    pub(crate) fn find(component: &wasmtime::component::Component) -> crate::Result<Exports> {
+        let app = component
+            .get_export_index(None, crate::imports::APP_EXPORT)
+            .ok_or_else(|| missing(crate::imports::APP_EXPORT))?;
+        let find = |name: &str| {
+            component
+                .get_export_index(Some(&app), name)
+                .ok_or_else(|| missing(name))
+        };
+        Ok(Exports {
+            info: find("info")?,
+            layout: find("layout")?,
+            dependencies: find("dependencies")?,
+            run_callback: find("run-callback")?,
+        })
+    }
+}
+
+fn missing(name: &str) -> crate::Error {
+    crate::Error::InvalidComponent {
+        reason: format!("it does not export `{name}`"),
+    }
+}
+
+/// `info`, `layout` and `dependencies` of `instance`, in that order, under one cap.
+pub(crate) fn statics(
+    store: &mut Store<State>,
+    instance: &Instance,
+    exports: &Exports,
+    cap: usize,
+) -> wasmtime::Result<(RawInfo, CappedStr, CappedStr)> {
+    let _cap = CapGuard::set(cap);
+    let info = call::<RawInfo>(store, instance, &exports.info)?;
+    let layout = call::<CappedStr>(store, instance, &exports.layout)?;
+    let dependencies = call::<CappedStr>(store, instance, &exports.dependencies)?;
+    Ok((info, layout, dependencies))
+}
+
+/// Calls the parameterless export `export` of `instance`, typed `() -> T`.
+fn call<T: ComponentType + Lift + 'static>(
+    store: &mut Store<State>,
+    instance: &Instance,
+    export: &ComponentExportIndex,
+) -> wasmtime::Result<T> {
+    let func = instance
+        .get_func(&mut *store, export)
+        .ok_or_else(|| wasmtime::format_err!("the instance lacks an `app` export"))?;
+    let (result,) = func.typed::<(), (T,)>(&*store)?.call(&mut *store, ())?;
+    Ok(result)
+}
+
 /// What `run-callback` returns.
 pub(crate) type RunCallbackResult = Result<RawOutcome, RawCallbackError>;
 
@@ -160,13 +231,13 @@ pub(crate) type RunCallbackResult = Result<RawOutcome, RawCallbackError>;
 pub(crate) fn run_callback(
     store: &mut Store<State>,
     instance: &Instance,
-    export: &ComponentExportIndex,
+    exports: &Exports,
     id: &str,
     request: &str,
     cap: usize,
 ) -> wasmtime::Result<RunCallbackResult> {
     let func = instance
-        .get_func(&mut *store, export)
+        .get_func(&mut *store, exports.run_callback)
         .ok_or_else(|| wasmtime::format_err!("the instance lacks `run-callback`"))?;
     // Checked against the WIT when the component was loaded, so this cannot fail; it is
     // a walk over a few type nodes.

@@ -9,6 +9,7 @@ use crate::cache::{DiskCache, PruneReport};
 use crate::component::{self, ArtifactSource, Component};
 use crate::config::{LoadOptions, MAX_COMPONENT_BYTES, SandboxConfig};
 use crate::imports;
+use crate::lift::Exports;
 use crate::limiter;
 use crate::pool::{self, Pool, Reaper};
 use crate::state::State;
@@ -19,7 +20,7 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-use wasmtime::component::{ComponentExportIndex, Linker};
+use wasmtime::component::Linker;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 /// The entry point: compiles and loads dashboard components.
@@ -59,9 +60,9 @@ pub(crate) struct SandboxInner {
 /// A compiled component, linked and type-checked, ready to instantiate.
 pub(crate) struct Compiled {
     pub(crate) pre: DashboardPre<State>,
-    /// The `run-callback` export, called through a typed function that checks the size
-    /// of the returned strings before copying them (`lift`).
-    pub(crate) run_callback: ComponentExportIndex,
+    /// The `app` exports, called through typed functions that check the size of the
+    /// returned strings before copying them (`lift`).
+    pub(crate) exports: Exports,
     /// Pool units one instance costs (`pool::units`).
     pub(crate) units: usize,
 }
@@ -269,17 +270,12 @@ impl Sandbox {
         let pre = DashboardPre::new(pre).map_err(|e| Error::InvalidComponent {
             reason: format!("{e:#}"),
         })?;
-        let run_callback = component
-            .get_export_index(None, imports::APP_EXPORT)
-            .and_then(|app| component.get_export_index(Some(&app), "run-callback"))
-            .ok_or_else(|| Error::InvalidComponent {
-                reason: "it does not export `run-callback`".to_string(),
-            })?;
+        let exports = Exports::find(&component)?;
         tracing::debug!(sha256, ?source, elapsed = ?started.elapsed(), "component ready");
 
         let compiled = Arc::new(Compiled {
             pre,
-            run_callback,
+            exports,
             units: pool::units(needs.memories, needs.tables),
         });
         let mut map = lock(&inner.compiled);

@@ -101,3 +101,23 @@ fn an_oversized_progress_report_is_dropped_without_a_host_copy() {
         output.logs
     );
 }
+
+#[test]
+fn a_dependency_list_over_the_output_cap_is_refused_at_load() {
+    let sandbox = sandbox();
+    // The hostile guest's dependency list is several KiB, its layout about 100 bytes.
+    let options = sandbox::LoadOptions {
+        limits: Limits {
+            output_bytes: 1 << 10,
+            ..limits()
+        },
+        ..sandbox::LoadOptions::default()
+    };
+    match sandbox.load(crate::support::hostile_wasm(), options) {
+        Err(Error::OutputTooLarge { size, limit }) => {
+            assert_eq!(limit, 1 << 10);
+            assert!(size > 1 << 10, "size {size}");
+        }
+        other => panic!("expected OutputTooLarge, got {:?}", other.map(|_| ())),
+    }
+}
