@@ -42,8 +42,8 @@
 //! cap on captured log output.
 //!
 //! Host-side copies are checked before they are made: a callback's output or error
-//! message longer than [`Limits::output_bytes`] is refused while it is still in guest
-//! memory (its declared length is compared with the cap during the lift), and the strings
+//! message, or the info, layout or dependency list read at load, longer than
+//! [`Limits::output_bytes`] is refused while it is still in guest memory (its declared length is compared with the cap during the lift), and the strings
 //! passed to `host.log`, `report-progress`, `setting` and `read-data` are read in place,
 //! copying only the part the log budget or the output cap keeps. A guest returning or
 //! logging 100 MiB thus never makes the host allocate 100 MiB. (A guest declaring UTF-16
