@@ -16,6 +16,7 @@
 //! | – | – | `[limits] compile_memory_mb` | 2048 (address space of that process) |
 //! | – | – | `[limits] output_mb` | 8 |
 //! | – | – | `[limits] cpu_slots` | 0 = the number of cores (guests running at once, shared by tenant weight) |
+//! | – | – | `[limits] idle_expiry_secs` | 300 (a warm sandbox instance unused this long is dropped, giving its pool slot back) |
 //! | – | – | `max_component_mb` | 64 |
 //! | `--redis-url` | `TESSERA_REDIS_URL` | `redis_url` | none: background jobs stay in this process |
 //! | – | – | `[jobs] deadline_secs` | 600 (a background callback's deadline) |
@@ -381,6 +382,8 @@ pub struct LimitsConfig {
     /// Guests running at once, shared between tenants by their CPU weight; 0 means one
     /// per core.
     pub cpu_slots: usize,
+    /// Seconds a warm sandbox instance may stay unused before it is dropped.
+    pub idle_expiry_secs: u64,
 }
 
 impl Default for LimitsConfig {
@@ -392,6 +395,7 @@ impl Default for LimitsConfig {
             compile_secs: 60,
             compile_memory_mb: 2048,
             cpu_slots: 0,
+            idle_expiry_secs: 300,
         }
     }
 }

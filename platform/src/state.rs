@@ -199,6 +199,7 @@ pub fn open_sandbox(config: &Config) -> anyhow::Result<Sandbox> {
             0 => SandboxConfig::default().cpu_slots,
             slots => slots,
         },
+        idle_expiry: std::time::Duration::from_secs(config.limits.idle_expiry_secs.max(1)),
         ..SandboxConfig::default()
     })?;
     Ok(sandbox)

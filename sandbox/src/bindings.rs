@@ -7,5 +7,4 @@ wasmtime::component::bindgen!({
     world: "tessera:dashboard/dashboard",
 });
 
-pub(crate) use exports::tessera::dashboard::app::{CallbackError, Outcome};
 pub(crate) use tessera::dashboard::host;

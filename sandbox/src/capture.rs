@@ -159,23 +159,21 @@ impl LogSink {
         }
     }
 
-    /// Records a `host.log` line, truncated to what is left of the budget.
-    pub(crate) fn host(&self, level: Level, mut message: String) {
+    /// Records a `host.log` line, truncated to what is left of the budget. Only the part
+    /// kept is copied: `message` may be a guest's string of any length, still in its memory.
+    pub(crate) fn host(&self, level: Level, message: &str) {
         let mut buffer = self.lock();
         let room = buffer.limit - buffer.used;
-        if message.len() > room {
-            buffer.dropped += message.len() - room;
-            let mut cut = room;
-            while !message.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            message.truncate(cut);
+        let mut cut = message.len().min(room);
+        while !message.is_char_boundary(cut) {
+            cut -= 1;
         }
-        buffer.used += message.len();
-        if !message.is_empty() || room > 0 {
+        buffer.dropped += message.len() - cut;
+        buffer.used += cut;
+        if cut > 0 || room > 0 {
             buffer.push(LogLine {
                 stream: LogStream::Host(level),
-                message,
+                message: message[..cut].to_owned(),
             });
         }
     }
@@ -327,7 +325,7 @@ mod tests {
         sink.write(Pipe::Stdout, b"one\ntw");
         sink.write(Pipe::Stderr, b"err\r\n");
         sink.write(Pipe::Stdout, b"o\nthree");
-        sink.host(Level::Info, "hi".to_string());
+        sink.host(Level::Info, "hi");
         let lines = sink.take();
         assert_eq!(
             messages(&lines),
@@ -345,7 +343,7 @@ mod tests {
     fn output_past_the_budget_is_dropped_with_a_note() {
         let sink = LogSink::new(10);
         sink.write(Pipe::Stdout, b"0123456789abcdef\n");
-        sink.host(Level::Warn, "more".to_string());
+        sink.host(Level::Warn, "more");
         let lines = sink.take();
         assert_eq!(lines[0].message, "0123456789");
         assert_eq!(lines.len(), 2, "{lines:?}");
@@ -358,7 +356,7 @@ mod tests {
     #[test]
     fn host_lines_are_cut_on_a_char_boundary() {
         let sink = LogSink::new(5);
-        sink.host(Level::Info, "ééé".to_string());
+        sink.host(Level::Info, "ééé");
         let lines = sink.take();
         assert_eq!(lines[0].message, "éé");
     }
@@ -382,7 +380,7 @@ mod tests {
         let budget = 64 << 10;
         let sink = LogSink::new(budget);
         for _ in 0..1_000_000 {
-            sink.host(Level::Info, String::new());
+            sink.host(Level::Info, "");
         }
         let lines = sink.take();
         // At most budget / LINE_COST lines are kept; the rest is counted in one note.

@@ -5,10 +5,11 @@
 //! mapping of traps to [`Error`] variants. It never shares an instance between two
 //! components, and never returns an instance that failed to the pool.
 
-use crate::bindings::{self, Dashboard};
 use crate::capture::LogLine;
 use crate::config::{Limits, LoadOptions, MAX_REQUEST_BYTES, Owner};
 use crate::error::CallFailure;
+use crate::lift::{self, RawCallbackError, RawOutcome};
+use crate::pool::{IdleInstances, Lease};
 use crate::sandbox::{Compiled, SandboxInner};
 use crate::scheduler::{Refused, Ticket};
 use crate::settings::Settings;
@@ -16,7 +17,7 @@ use crate::state::{ProgressSink, State};
 use crate::{Error, Result};
 use std::borrow::Cow;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 use wasmtime::{PoolConcurrencyLimitError, Store, Trap, UpdateDeadline};
@@ -110,16 +111,20 @@ struct ComponentInner {
     data_dir: Option<Arc<Path>>,
     /// What `host.setting` answers; its secrets are masked in logs and error messages.
     settings: Settings,
-    /// Whose CPU share the calls use.
+    /// Whose CPU share the calls use, and who the instances are charged to.
     owner: Owner,
+    /// Idle instances, longest idle first.
     idle: Mutex<Vec<Instance>>,
 }
 
 /// One instance of the component in its own store.
 struct Instance {
     store: Store<State>,
-    dashboard: Dashboard,
+    /// The component instance, whose `app` exports `lift` calls.
+    handle: wasmtime::component::Instance,
     calls: u64,
+    /// Its hold on the pool, charged to the owner's tenant (set by `fresh_instance`).
+    lease: Option<Lease>,
 }
 
 /// Loads a compiled component: instantiates it once and reads its static facts.
@@ -161,7 +166,7 @@ pub(crate) fn load(
     // Instantiating and the three reads each get the deadline; the core is held for all.
     let ticket = inner.enter(Instant::now() + inner.limits.deadline * 2, None)?;
     let mut instance = inner
-        .instantiate(&ticket)
+        .fresh_instance(&ticket)
         .map_err(|e| inner.redact_error(e))?;
     let statics = inner.read_statics(&mut instance, &ticket);
     instance.store.data_mut().cpu = None;
@@ -169,9 +174,10 @@ pub(crate) fn load(
     (inner.info, inner.layout, inner.dependencies) = statics.map_err(|e| inner.redact_error(e))?;
     // The instance is healthy; keep it for the first call.
     inner.release(instance);
-    Ok(Component {
-        inner: Arc::new(inner),
-    })
+    let inner = Arc::new(inner);
+    let weak: std::sync::Weak<dyn IdleInstances> = Arc::downgrade(&inner) as _;
+    inner.sandbox.pool.register(weak);
+    Ok(Component { inner })
 }
 
 impl Component {
@@ -250,14 +256,19 @@ impl Component {
         let mut instance = match inner.take_idle() {
             Some(instance) => instance,
             None => inner
-                .instantiate(&ticket)
+                .fresh_instance(&ticket)
                 .map_err(|e| CallFailure::without_logs(inner.redact_error(e)))?,
         };
         inner.begin_with(&mut instance, &ticket, started + deadline, options);
-        let result = instance
-            .dashboard
-            .tessera_dashboard_app()
-            .call_run_callback(&mut instance.store, callback_id, request_json);
+        let limit = inner.limits.output_bytes;
+        let result = lift::run_callback(
+            &mut instance.store,
+            &instance.handle,
+            &inner.compiled.exports,
+            callback_id,
+            request_json,
+            limit,
+        );
         instance.calls += 1;
         let cancelled = instance.store.data().cancelled();
         {
@@ -268,7 +279,6 @@ impl Component {
         }
         drop(ticket);
         let logs = inner.redact_logs(instance.store.data().logs.take());
-        let limit = inner.limits.output_bytes;
         // A guest whose sleep was cut short at the deadline has overrun it, whatever it
         // managed to return afterwards.
         let result = match result {
@@ -277,20 +287,18 @@ impl Component {
             }
             result => result,
         };
-        let too_large =
-            |size: usize| (size > limit).then_some(Error::OutputTooLarge { size, limit });
+        // Strings over the cap were not copied (`lift`); here they become the error.
         let result = match result {
-            Ok(Ok(bindings::Outcome::Outputs(json))) => match too_large(json.len()) {
-                Some(error) => Err(error),
-                None => Ok(Outcome::Outputs(json)),
+            Ok(Ok(RawOutcome::Outputs(json))) => json.into_string(limit).map(Outcome::Outputs),
+            Ok(Ok(RawOutcome::PreventUpdate)) => Ok(Outcome::PreventUpdate),
+            Ok(Err(RawCallbackError::Failed(message))) => match message.into_string(limit) {
+                Ok(message) => Err(Error::Callback { message }),
+                Err(too_large) => Err(too_large),
             },
-            Ok(Ok(bindings::Outcome::PreventUpdate)) => Ok(Outcome::PreventUpdate),
-            Ok(Err(bindings::CallbackError::Failed(message))) => {
-                Err(too_large(message.len()).unwrap_or(Error::Callback { message }))
-            }
-            Ok(Err(bindings::CallbackError::InvalidInput(message))) => {
-                Err(too_large(message.len()).unwrap_or(Error::InvalidInput { message }))
-            }
+            Ok(Err(RawCallbackError::InvalidInput(message))) => match message.into_string(limit) {
+                Ok(message) => Err(Error::InvalidInput { message }),
+                Err(too_large) => Err(too_large),
+            },
             Err(_) if cancelled => Err(Error::Cancelled),
             Err(trap) => Err(inner.classify(&trap, instance.store.data())),
         };
@@ -387,14 +395,42 @@ impl ComponentInner {
         let state = store.data_mut();
         state.set_deadline(Instant::now() + self.limits.deadline);
         state.cpu = Some(ticket.clone());
-        match self.compiled.pre.instantiate(&mut store) {
-            Ok(dashboard) => Ok(Instance {
+        match self.compiled.pre.instance_pre().instantiate(&mut store) {
+            Ok(handle) => Ok(Instance {
                 store,
-                dashboard,
+                handle,
                 calls: 0,
+                lease: None,
             }),
             Err(error) => Err(self.classify(&error, store.data())),
         }
+    }
+
+    /// A fresh instance charged to the owner's tenant, made on the core `ticket` holds. A
+    /// tenant at its cap first gives up its own longest-idle instances (of any of its
+    /// components); a pool at capacity gives up the longest-idle instances of any tenant,
+    /// and instantiation is tried once more.
+    fn fresh_instance(&self, ticket: &Arc<Ticket>) -> Result<Instance> {
+        let pool = &self.sandbox.pool;
+        let tenant = self.owner.tenant;
+        let units = self.compiled.units;
+        let lease = match pool.admit(tenant, units) {
+            Ok(lease) => lease,
+            Err(refused) => {
+                if pool.evict_oldest(units, |owner| owner == tenant) == 0 {
+                    return Err(refused);
+                }
+                pool.admit(tenant, units)?
+            }
+        };
+        let mut instance = match self.instantiate(ticket) {
+            Err(Error::Capacity { .. }) if pool.evict_oldest(units, |_| true) > 0 => {
+                self.instantiate(ticket)?
+            }
+            other => other?,
+        };
+        instance.lease = Some(lease);
+        Ok(instance)
     }
 
     /// Prepares an instance for one call that must end by `deadline`: the call's core, a
@@ -430,13 +466,10 @@ impl ComponentInner {
         ticket: &Arc<Ticket>,
     ) -> Result<(AppInfo, String, String)> {
         self.begin(instance, ticket, Instant::now() + self.limits.deadline);
-        let app = instance.dashboard.tessera_dashboard_app();
+        let limit = self.limits.output_bytes;
         let store = &mut instance.store;
-        let result = app.call_info(&mut *store).and_then(|info| {
-            let layout = app.call_layout(&mut *store)?;
-            let dependencies = app.call_dependencies(&mut *store)?;
-            Ok((info, layout, dependencies))
-        });
+        // Strings over the output cap are not copied (`lift`).
+        let result = lift::statics(store, &instance.handle, &self.compiled.exports, limit);
         let result = match result {
             Ok(_) if store.data().slept_past_deadline() => {
                 Err(wasmtime::Error::from(Trap::Interrupt))
@@ -447,16 +480,13 @@ impl ComponentInner {
             tracing::debug!(sha256 = %self.sha256, stream = ?line.stream, message = %line.message, "guest log while loading");
         }
         let (info, layout, dependencies) = result.map_err(|e| self.classify(&e, store.data()))?;
-
-        let limit = self.limits.output_bytes;
-        for size in [
-            info.title.len() + info.sdk_version.len(),
-            layout.len(),
-            dependencies.len(),
-        ] {
-            if size > limit {
-                return Err(Error::OutputTooLarge { size, limit });
-            }
+        let title = info.title.into_string(limit)?;
+        let sdk_version = info.sdk_version.into_string(limit)?;
+        let layout = layout.into_string(limit)?;
+        let dependencies = dependencies.into_string(limit)?;
+        let size = title.len() + sdk_version.len();
+        if size > limit {
+            return Err(Error::OutputTooLarge { size, limit });
         }
         if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(&layout) {
             return Err(Error::InvalidComponent {
@@ -476,23 +506,22 @@ impl ComponentInner {
                 });
             }
         }
-        let info = AppInfo {
-            title: info.title,
-            sdk_version: info.sdk_version,
-        };
+        let info = AppInfo { title, sdk_version };
         Ok((info, layout, dependencies))
     }
 
     /// An idle instance, most recently used first (its memory is most likely still hot).
     fn take_idle(&self) -> Option<Instance> {
-        let instance = self.idle().pop()?;
-        self.sandbox.idle_total.fetch_sub(1, Ordering::Relaxed);
+        let mut instance = self.idle().pop()?;
+        if let Some(lease) = &mut instance.lease {
+            lease.unpark();
+        }
         Some(instance)
     }
 
     /// Returns a healthy instance to the idle pool, or drops it if it has served its
-    /// calls or the pool (this component's or the sandbox's) is full.
-    fn release(&self, instance: Instance) {
+    /// calls or the pool (this component's, its tenant's or the sandbox's) is full.
+    fn release(&self, mut instance: Instance) {
         if instance.calls >= self.sandbox.config.max_calls_per_instance {
             return;
         }
@@ -500,12 +529,9 @@ impl ComponentInner {
         if idle.len() >= self.sandbox.config.idle_instances_per_component {
             return;
         }
-        let total = &self.sandbox.idle_total;
-        if total.fetch_add(1, Ordering::Relaxed) >= self.sandbox.idle_cap {
-            total.fetch_sub(1, Ordering::Relaxed);
-            return;
+        if instance.lease.as_mut().is_some_and(Lease::park) {
+            idle.push(instance);
         }
-        idle.push(instance);
     }
 
     /// Turns a wasmtime failure into the error the author should see.
@@ -541,12 +567,41 @@ impl ComponentInner {
     }
 }
 
-impl Drop for ComponentInner {
-    fn drop(&mut self) {
-        let idle = self.idle.get_mut().unwrap_or_else(PoisonError::into_inner);
-        self.sandbox
-            .idle_total
-            .fetch_sub(idle.len(), Ordering::Relaxed);
+impl IdleInstances for ComponentInner {
+    fn tenant(&self) -> i64 {
+        self.owner.tenant
+    }
+
+    fn oldest_idle(&self) -> Option<Instant> {
+        self.idle().first()?.lease.as_ref()?.idle_since()
+    }
+
+    fn drop_oldest_idle(&self) -> usize {
+        let mut idle = self.idle();
+        if idle.is_empty() {
+            return 0;
+        }
+        let oldest = idle.remove(0);
+        drop(idle);
+        oldest.lease.as_ref().map_or(1, Lease::units)
+    }
+
+    fn drop_idle_before(&self, cutoff: Instant) -> usize {
+        let mut idle = self.idle();
+        let expired = idle
+            .iter()
+            .take_while(|instance| {
+                instance
+                    .lease
+                    .as_ref()
+                    .and_then(Lease::idle_since)
+                    .is_some_and(|since| since < cutoff)
+            })
+            .count();
+        let dropped: Vec<Instance> = idle.drain(..expired).collect();
+        // Stores are dropped outside the lock: a call may be waiting for an instance.
+        drop(idle);
+        dropped.len()
     }
 }
 

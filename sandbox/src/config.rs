@@ -43,6 +43,18 @@ pub struct SandboxConfig {
     pub max_memory_bytes: usize,
     /// Idle (warm) instances kept per component.
     pub idle_instances_per_component: usize,
+    /// Idle instances kept per tenant ([`Owner::tenant`]), over all its components.
+    pub idle_instances_per_tenant: usize,
+    /// Pool units one tenant's instances (idle and in a call) may hold at once; at most
+    /// `max_instances` (a larger value counts as `max_instances`). An instance costs one
+    /// unit, or more if it needs more of the pool's memory or table slots than an
+    /// average instance (see the crate documentation). An instance over the cap is refused
+    /// with [`Error::Capacity`](crate::Error::Capacity) naming it, so one tenant can never
+    /// take all slots.
+    pub max_instances_per_tenant: u32,
+    /// How long an instance may stay idle before it is dropped (checked by a reaper thread
+    /// a few times per period), so that components nobody calls give back their slots.
+    pub idle_expiry: Duration,
     /// Calls after which a warm instance is retired and replaced by a fresh one.
     pub max_calls_per_instance: u64,
     /// Period of the epoch ticker, the granularity of every deadline and the longest a
@@ -81,6 +93,9 @@ impl Default for SandboxConfig {
             max_instances: 1000,
             max_memory_bytes: 1 << 30,
             idle_instances_per_component: 4,
+            idle_instances_per_tenant: 64,
+            max_instances_per_tenant: 250,
+            idle_expiry: Duration::from_secs(5 * 60),
             max_calls_per_instance: 10_000,
             epoch_tick: Duration::from_millis(10),
             cpu_slots: std::thread::available_parallelism().map_or(1, |n| n.get()),

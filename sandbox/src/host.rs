@@ -4,33 +4,77 @@
 //! `setting` reads the values handed over at load time.
 //! `report-progress` hands the report to the sink the caller supplied for this call
 //! ([`crate::CallOptions::progress`]) and returns at once.
+//!
+//! The functions are defined by hand rather than through the generated `Host` trait so
+//! that every string argument arrives as a [`WasmStr`], still in guest memory: its length
+//! is checked against the log budget or the output cap before any of it is copied, so a
+//! guest passing 100 MiB costs the host nothing. (For UTF-8 guests reading it is free; a
+//! UTF-16 guest's string is decoded into a copy, bounded by its own memory cap.)
 
 use crate::bindings::host;
 use crate::capture::Level;
 use crate::data;
 use crate::state::State;
+use wasmtime::StoreContextMut;
+use wasmtime::component::{Linker, WasmStr};
 
-impl host::Host for State {
-    fn log(&mut self, level: host::Level, message: String) {
-        let level = match level {
-            host::Level::Trace => Level::Trace,
-            host::Level::Debug => Level::Debug,
-            host::Level::Info => Level::Info,
-            host::Level::Warn => Level::Warn,
-            host::Level::Error => Level::Error,
-        };
-        self.logs.host(level, message);
-    }
+/// The host interface's name in the linker.
+const HOST_INTERFACE: &str = "tessera:dashboard/host@0.1.0";
 
-    fn report_progress(&mut self, json: String) {
-        self.report_progress(json);
-    }
+/// Longest path `read-data` looks at; longer ones are refused without being copied (the
+/// refusal would otherwise quote them).
+const MAX_DATA_PATH_BYTES: usize = 4096;
 
-    fn setting(&mut self, name: String) -> Option<String> {
-        self.settings.get(&name).map(str::to_owned)
-    }
-
-    fn read_data(&mut self, path: String) -> Result<Vec<u8>, String> {
-        data::read(self.data_dir.as_deref(), &path, self.read_cap)
-    }
+/// Defines `tessera:dashboard/host` in `linker`.
+///
+/// Each function borrows the guest's string and the instance's state side by side (both
+/// shared: the log sink and the progress sink lock inside), so nothing is copied before the
+/// state has said how much it keeps.
+pub(crate) fn add_to_linker(linker: &mut Linker<State>) -> wasmtime::Result<()> {
+    let mut host = linker.instance(HOST_INTERFACE)?;
+    host.func_wrap(
+        "log",
+        |store: StoreContextMut<'_, State>, (level, message): (host::Level, WasmStr)| {
+            let level = match level {
+                host::Level::Trace => Level::Trace,
+                host::Level::Debug => Level::Debug,
+                host::Level::Info => Level::Info,
+                host::Level::Warn => Level::Warn,
+                host::Level::Error => Level::Error,
+            };
+            let text = message.to_str(&store)?;
+            store.data().logs.host(level, &text);
+            Ok(())
+        },
+    )?;
+    host.func_wrap(
+        "report-progress",
+        |store: StoreContextMut<'_, State>, (json,): (WasmStr,)| {
+            let text = json.to_str(&store)?;
+            store.data().report_progress(&text);
+            Ok(())
+        },
+    )?;
+    host.func_wrap(
+        "setting",
+        |store: StoreContextMut<'_, State>, (name,): (WasmStr,)| {
+            let name = name.to_str(&store)?;
+            Ok((store.data().settings.get(&name).map(str::to_owned),))
+        },
+    )?;
+    host.func_wrap(
+        "read-data",
+        |store: StoreContextMut<'_, State>, (path,): (WasmStr,)| {
+            let path = path.to_str(&store)?;
+            if path.len() > MAX_DATA_PATH_BYTES {
+                return Ok((Err(format!(
+                    "the path is {} bytes, over the limit of {MAX_DATA_PATH_BYTES}",
+                    path.len()
+                )),));
+            }
+            let state = store.data();
+            Ok((data::read(state.data_dir.as_deref(), &path, state.read_cap),))
+        },
+    )?;
+    Ok(())
 }

@@ -5,12 +5,11 @@
 //! import; the linker is the second wall: an interface it does not define (sockets, HTTP)
 //! cannot be instantiated even if the allowlist were wrong.
 
-use crate::bindings::Dashboard;
 use crate::clock::DeadlineClock;
 use crate::state::State;
 use crate::{Error, Result};
 use wasmtime::Engine;
-use wasmtime::component::{Component, HasData, HasSelf, Linker, ResourceTable};
+use wasmtime::component::{Component, HasData, Linker, ResourceTable};
 use wasmtime_wasi::WasiView;
 use wasmtime_wasi::cli::{WasiCli, WasiCliView};
 use wasmtime_wasi::clocks::{WasiClocks, WasiClocksView};
@@ -118,7 +117,7 @@ pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<State>> {
     filesystem::preopens::add_to_linker::<State, WasiFilesystem>(l, State::filesystem)?;
     sync::filesystem::types::add_to_linker::<State, WasiFilesystem>(l, State::filesystem)?;
 
-    Dashboard::add_to_linker::<State, HasSelf<State>>(l, |state| state)?;
+    crate::host::add_to_linker(l)?;
     Ok(linker)
 }
 

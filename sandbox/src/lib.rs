@@ -36,9 +36,18 @@
 //!
 //! Every call, and the calls made while loading, runs under [`Limits`]: a wall-clock
 //! deadline enforced by epoch interruption (a ticker thread advances the engine's epoch
-//! every [`SandboxConfig::epoch_tick`]), a cap on the sum of the instance's linear memories,
-//! a cap on the size of each string the component returns, and a cap on captured log
-//! output. A guest that sleeps through WASI clocks is woken at its deadline, so it cannot
+//! every [`SandboxConfig::epoch_tick`]), a cap on the sum of the instance's linear memories
+//! and tables (each table element counted as 8 bytes, a pointer, which is what a filled
+//! table costs the host), a cap on the size of each string the component returns, and a
+//! cap on captured log output.
+//!
+//! Host-side copies are checked before they are made: a callback's output or error
+//! message, or the info, layout or dependency list read at load, longer than
+//! [`Limits::output_bytes`] is refused while it is still in guest memory (its declared length is compared with the cap during the lift), and the strings
+//! passed to `host.log`, `report-progress`, `setting` and `read-data` are read in place,
+//! copying only the part the log budget or the output cap keeps. A guest returning or
+//! logging 100 MiB thus never makes the host allocate 100 MiB. (A guest declaring UTF-16
+//! strings has them decoded into a copy of at most three times the cap.) A guest that sleeps through WASI clocks is woken at its deadline, so it cannot
 //! hold a thread longer than a guest that spins.
 //!
 //! # Instance policy
@@ -56,9 +65,31 @@
 //! * An instance is dropped after [`SandboxConfig::max_calls_per_instance`] calls, so that
 //!   slow leaks inside a guest are bounded.
 //! * At most [`SandboxConfig::idle_instances_per_component`] idle instances are kept per
-//!   component, and across the whole sandbox at most half of
+//!   component, at most [`SandboxConfig::idle_instances_per_tenant`] per tenant
+//!   ([`Owner::tenant`]), and across the whole sandbox at most half of
 //!   [`SandboxConfig::max_instances`], so that idle instances never starve fresh ones of
 //!   pooling-allocator slots.
+//! * An instance idle for [`SandboxConfig::idle_expiry`] is dropped by a reaper thread, so
+//!   a component nobody calls gives its slots back.
+//!
+//! # The pool shared by quota
+//!
+//! The pooling allocator has fixed numbers of instance, memory and table slots, shared by
+//! every tenant. Each instance (idle or in a call) is charged to its tenant in *pool
+//! units*: one, or more when it needs more memories or tables than the pool holds per
+//! instance on average (two memories, ten tables), so a tenant's components with eight
+//! memories each cost four units an instance. A tenant holds at most
+//! [`SandboxConfig::max_instances_per_tenant`] units (a quarter of the pool by default); a
+//! fresh instance past that first drops the tenant's own longest-idle instances, and is
+//! otherwise refused with [`Error::Capacity`] naming the limit. When the pool as a whole is
+//! full, the longest-idle instances of any tenant are dropped and instantiation is tried
+//! once more. So one tenant can neither fill the pool with its instances nor keep another
+//! tenant's app from loading with idle ones.
+//!
+//! At load, a component whose instance would need more than 8 linear memories or 64
+//! tables, or a table of more than 200,000 elements, is refused with
+//! [`Error::InvalidComponent`] naming the limit and its value (more than 64 core instances
+//! are refused by the pooling allocator, also naming its maximum).
 //!
 //! A warm instance keeps the guest's global state from one call to the next (that is what
 //! makes it warm); callbacks must not rely on either seeing or not seeing it.
@@ -82,7 +113,9 @@ mod data;
 mod error;
 mod host;
 mod imports;
+mod lift;
 mod limiter;
+mod pool;
 mod sandbox;
 mod scheduler;
 mod settings;

@@ -9,12 +9,14 @@ use crate::cache::{DiskCache, PruneReport};
 use crate::component::{self, ArtifactSource, Component};
 use crate::config::{LoadOptions, MAX_COMPONENT_BYTES, SandboxConfig};
 use crate::imports;
+use crate::lift::Exports;
+use crate::limiter;
+use crate::pool::{self, Pool, Reaper};
 use crate::scheduler::Scheduler;
 use crate::state::State;
 use crate::{Error, Result};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::sync::atomic::AtomicUsize;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::thread::JoinHandle;
@@ -48,18 +50,24 @@ pub(crate) struct SandboxInner {
     /// Components refused at compile or link time, by hash, with the reason. The refusal
     /// of the same bytes by the same engine is certain, so it is answered at once.
     refused: Mutex<HashMap<String, String>>,
-    /// Idle instances over all components, and the most there may be.
-    pub(crate) idle_total: AtomicUsize,
-    pub(crate) idle_cap: usize,
+    /// Who holds which instance slots; idle caps and expiry.
+    pub(crate) pool: Arc<Pool>,
     /// Hands the cores to the calls of all components, fairly between tenants.
     pub(crate) scheduler: Arc<Scheduler>,
     /// Kept for its `Drop`, which stops the ticker thread.
     _ticker: Ticker,
+    /// Kept for its `Drop`, which stops the thread dropping expired idle instances.
+    _reaper: Reaper,
 }
 
 /// A compiled component, linked and type-checked, ready to instantiate.
 pub(crate) struct Compiled {
     pub(crate) pre: DashboardPre<State>,
+    /// The `app` exports, called through typed functions that check the size of the
+    /// returned strings before copying them (`lift`).
+    pub(crate) exports: Exports,
+    /// Pool units one instance costs (`pool::units`).
+    pub(crate) units: usize,
 }
 
 impl Sandbox {
@@ -74,6 +82,11 @@ impl Sandbox {
         if config.epoch_tick.is_zero() {
             return Err(Error::InvalidLimits {
                 reason: "epoch_tick must be longer than zero".to_string(),
+            });
+        }
+        if config.max_instances_per_tenant == 0 || config.idle_expiry.is_zero() {
+            return Err(Error::InvalidLimits {
+                reason: "max_instances_per_tenant and idle_expiry must be above zero".to_string(),
             });
         }
         if config.max_memory_bytes < 1 << 16 {
@@ -94,7 +107,8 @@ impl Sandbox {
             None => None,
         };
         let ticker = Ticker::start(engine.clone(), config.epoch_tick)?;
-        let idle_cap = (config.max_instances as usize / 2).max(1);
+        let pool = Arc::new(Pool::new(&config));
+        let reaper = Reaper::start(pool.clone())?;
         let scheduler = Scheduler::new(config.cpu_slots, engine.clone());
         Ok(Sandbox {
             inner: Arc::new(SandboxInner {
@@ -105,10 +119,10 @@ impl Sandbox {
                 compiled: Mutex::new(HashMap::new()),
                 compiling: Mutex::new(HashMap::new()),
                 refused: Mutex::new(HashMap::new()),
-                idle_total: AtomicUsize::new(0),
-                idle_cap,
+                pool,
                 scheduler,
                 _ticker: ticker,
+                _reaper: reaper,
             }),
         })
     }
@@ -127,6 +141,12 @@ impl Sandbox {
         let sha256 = hex::encode(Sha256::digest(wasm));
         let (compiled, source) = self.compiled(wasm, &sha256)?;
         component::load(self.inner.clone(), compiled, sha256, source, options)
+    }
+
+    /// Pool units the instances (idle and in a call) of `tenant`'s components hold right
+    /// now, out of [`SandboxConfig::max_instances_per_tenant`].
+    pub fn tenant_pool_units(&self, tenant: i64) -> usize {
+        self.inner.pool.tenant_units(tenant)
     }
 
     /// Removes compiled artifacts that are no longer wanted from the disk cache: those of
@@ -236,8 +256,9 @@ impl Sandbox {
                 (component, ArtifactSource::Compiled)
             }
         };
-        // The import check runs on cached artifacts too: the allowlist may have changed
-        // since the artifact was written.
+        // Both checks run on cached artifacts too: the allowlist or the limits may have
+        // changed since the artifact was written.
+        let needs = limiter::check_component(&component)?;
         imports::check(&inner.engine, &component)?;
         if source == ArtifactSource::Compiled
             && let Some(disk) = &inner.disk
@@ -254,9 +275,14 @@ impl Sandbox {
         let pre = DashboardPre::new(pre).map_err(|e| Error::InvalidComponent {
             reason: format!("{e:#}"),
         })?;
+        let exports = Exports::find(&component)?;
         tracing::debug!(sha256, ?source, elapsed = ?started.elapsed(), "component ready");
 
-        let compiled = Arc::new(Compiled { pre });
+        let compiled = Arc::new(Compiled {
+            pre,
+            exports,
+            units: pool::units(needs.memories, needs.tables),
+        });
         let mut map = lock(&inner.compiled);
         map.retain(|_, weak| weak.strong_count() > 0);
         map.insert(sha256.to_string(), Arc::downgrade(&compiled));
@@ -342,14 +368,15 @@ fn engine(config: &SandboxConfig) -> Result<Engine> {
     let mut pool = PoolingAllocationConfig::new();
     pool.total_component_instances(n)
         // A Rust component has a few core instances and tables, CPython dozens; the pool
-        // is sized for the average, the per-component caps below for the worst case.
+        // is sized for the average (tenants are charged by it: `pool::units`), the
+        // per-component caps for the worst case. Memories and tables per component are
+        // checked at load by `limiter::check_component`, whose refusal names our limit;
+        // core instances cannot be counted from outside, so the pool checks those.
         .total_core_instances(n.saturating_mul(10))
-        .total_tables(n.saturating_mul(10))
-        .total_memories(n.saturating_mul(2))
-        .max_core_instances_per_component(crate::limiter::MAX_CORE_INSTANCES as u32)
-        .max_tables_per_component(crate::limiter::MAX_TABLES as u32)
-        .max_memories_per_component(crate::limiter::MAX_MEMORIES as u32)
-        .table_elements(crate::limiter::MAX_TABLE_ELEMENTS)
+        .total_tables(n.saturating_mul(pool::TABLES_PER_UNIT as u32))
+        .total_memories(n.saturating_mul(pool::MEMORIES_PER_UNIT as u32))
+        .max_core_instances_per_component(limiter::MAX_CORE_INSTANCES as u32)
+        .table_elements(limiter::MAX_TABLE_ELEMENTS)
         .max_memory_size(config.max_memory_bytes);
     wasm_config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
 

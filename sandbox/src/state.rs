@@ -140,21 +140,23 @@ impl State {
 
     /// Passes a progress report to the call's sink, if it has one and the report is
     /// within the output cap; anything else is dropped with a log line.
-    pub(crate) fn report_progress(&mut self, json: String) {
+    /// The report is still the guest's (borrowed from its memory): it is copied only once
+    /// it is known to be within the cap.
+    pub(crate) fn report_progress(&self, json: &str) {
         let Some(sink) = &self.progress else {
             return;
         };
         if json.len() > self.progress_cap {
             self.logs.host(
                 crate::capture::Level::Warn,
-                format!(
+                &format!(
                     "progress report of {} bytes dropped (over the output cap)",
                     json.len()
                 ),
             );
             return;
         }
-        sink(json);
+        sink(json.to_owned());
     }
 
     /// The resource table, for the `wasi:io` interfaces.

@@ -4,12 +4,15 @@
 //! The guests are built separately (`scripts/build-guests.sh guest-hostile guest-sockets`);
 //! a test fails, never skips, when they are missing.
 
+mod alloc_watch;
 mod cache;
 mod cancel;
 mod compile;
+mod copies;
 mod fair;
 mod grants;
 mod instances;
 mod limits;
 mod measure;
+mod pool;
 mod support;

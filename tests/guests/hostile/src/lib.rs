@@ -109,6 +109,16 @@ impl Guest for Hostile {
                 std::thread::sleep(std::time::Duration::from_millis(100));
                 Ok(Outcome::Outputs(r#"["nap"]"#.to_string()))
             }
+            // Not in `CALLBACKS` (the sandbox tests call them directly): 20 MiB handed to
+            // the host in one log line and in one progress report.
+            "shout.children" => {
+                host::log(Level::Info, &"x".repeat(20 << 20));
+                Ok(Outcome::Outputs(r#"["shouted"]"#.to_string()))
+            }
+            "boast.children" => {
+                host::report_progress(&format!("[\"{}\"]", "x".repeat(20 << 20)));
+                Ok(Outcome::Outputs(r#"["boasted"]"#.to_string()))
+            }
             "exit.children" => std::process::exit(3),
             "recurse.children" => Ok(Outcome::Outputs(format!("[{}]", recurse(1)))),
             "settings.children" => Ok(Outcome::Outputs(settings())),
