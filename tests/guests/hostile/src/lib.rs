@@ -25,7 +25,8 @@ static CALLS: AtomicU64 = AtomicU64::new(0);
 /// The callbacks this guest answers, by output component id.
 const CALLBACKS: &[&str] = &[
     "ok", "count", "echo", "prevent", "fail", "invalid", "log", "spin", "hog", "flood", "panic",
-    "chatty", "read", "sleep", "nap", "exit", "recurse", "settings", "leak", "mute",
+    "chatty", "read", "sleep", "nap", "exit", "recurse", "settings", "leak", "mute", "bgspin",
+    "bgok", "bgecho",
 ];
 
 struct Hostile;
@@ -44,13 +45,22 @@ impl Guest for Hostile {
     }
 
     /// Every callback is declared, each fired by the `go` button, so the platform's
-    /// tests can reach them through `_dash-update-component` too.
+    /// tests can reach them through `_dash-update-component` too; those named `bg…` are
+    /// background callbacks. With the app setting `SPIN_IN_DEPENDENCIES` set, this spins
+    /// instead (a load-time spin that a deploy without the setting does not see).
     fn dependencies() -> String {
+        if host::setting("SPIN_IN_DEPENDENCIES").is_some() {
+            spin();
+        }
         let entries: Vec<String> = CALLBACKS
             .iter()
             .map(|name| {
+                let background = match name.starts_with("bg") {
+                    true => r#"{"interval":100}"#,
+                    false => "null",
+                };
                 format!(
-                    r#"{{"output":"{name}.children","inputs":[{{"id":"go","property":"n_clicks"}}],"state":[],"clientside_function":null,"prevent_initial_call":true,"background":null,"dynamic_creator":false,"no_output":false,"optional":false,"hidden":null,"websocket":false,"persistent":false}}"#
+                    r#"{{"output":"{name}.children","inputs":[{{"id":"go","property":"n_clicks"}}],"state":[],"clientside_function":null,"prevent_initial_call":true,"background":{background},"dynamic_creator":false,"no_output":false,"optional":false,"hidden":null,"websocket":false,"persistent":false}}"#
                 )
             })
             .collect();
@@ -76,7 +86,9 @@ impl Guest for Hostile {
                 eprintln!("hello from stderr");
                 Ok(Outcome::Outputs(r#"["logged"]"#.to_string()))
             }
-            "spin.children" => spin(),
+            "spin.children" | "bgspin.children" => spin(),
+            "bgok.children" => Ok(Outcome::Outputs(r#"["ok"]"#.to_string())),
+            "bgecho.children" => Ok(Outcome::Outputs(format!("[{}]", json_string(&request)))),
             "hog.children" => hog(),
             "flood.children" => Ok(Outcome::Outputs(flood())),
             "panic.children" => panic!("the hostile guest panics on purpose"),
