@@ -561,3 +561,54 @@ async fn the_cpu_weight_and_job_quotas_are_set_by_superadmins_and_reach_the_live
     assert_eq!(live.version.callback_quotas.cpu_weight, 250);
     assert_eq!(live.version.callback_quotas.max_jobs, 4);
 }
+
+#[tokio::test]
+async fn a_deploys_validation_load_runs_under_the_tenants_deadline() {
+    let app = TestApp::new().await;
+    tenant_with(
+        &app,
+        "evil",
+        Quotas {
+            callback_deadline_ms: 300,
+            ..Quotas::DEFAULT
+        },
+    )
+    .await;
+    app.deploy("evil", "hostile", "guest_hostile.wasm").await;
+    let store = &app.state.store;
+    let access = store
+        .app_access(&slug("evil"), &slug("hostile"), None)
+        .await
+        .expect("query")
+        .expect("app");
+    store
+        .set_app_settings(
+            access.tenant_id,
+            access.app_id,
+            &[SettingWrite {
+                name: "SPIN_IN_DEPENDENCIES",
+                secret: false,
+                stored_value: "1".to_owned(),
+            }],
+            10,
+            &op(),
+        )
+        .await
+        .expect("setting");
+    // The validation instance sees the settings, so it spins: stopped at the tenant's
+    // 300 ms, not the platform's 5 s.
+    let refused = app
+        .state
+        .deployer()
+        .deploy(
+            &slug("evil"),
+            &slug("hostile"),
+            crate::support::guest_wasm("guest_hostile.wasm"),
+            "test",
+            2,
+            false,
+        )
+        .await
+        .expect_err("the validation load spins");
+    assert!(refused.to_string().contains("300ms deadline"), "{refused}");
+}
