@@ -30,7 +30,7 @@ mod redis;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -336,14 +336,14 @@ struct Book {
     tenants: HashMap<String, TenantBook>,
     /// Tenants with queued jobs, in the order they are served next.
     ring: VecDeque<String>,
-    /// Finished jobs whose answers this replica holds: job id → (tenant, bytes).
-    answers: HashMap<String, (String, usize)>,
+    /// Finished jobs whose answers this replica holds: job id → (tenant, bytes, since).
+    answers: HashMap<String, (String, usize, Instant)>,
 }
 
 impl Book {
     /// Forget the answer of job `id`, if this replica held it.
     fn release_answer(&mut self, id: &str) {
-        if let Some((tenant, bytes)) = self.answers.remove(id)
+        if let Some((tenant, bytes, _)) = self.answers.remove(id)
             && let Some(book) = self.tenants.get_mut(&tenant)
         {
             book.answer_bytes = book.answer_bytes.saturating_sub(bytes);
@@ -641,7 +641,10 @@ impl Inner {
             size = answer_size(&job.state);
         }
         tenant.answer_bytes += size;
-        answers.insert(job.id.clone(), (job.owner.tenant.clone(), size));
+        answers.insert(
+            job.id.clone(),
+            (job.owner.tenant.clone(), size, Instant::now()),
+        );
     }
 
     /// Run one dispatched job to its end, then free its worker for the next.
@@ -792,11 +795,20 @@ impl Inner {
     /// Drop the answers this replica holds that nobody collected within the window, and
     /// forget those collected through another replica.
     async fn sweep_once(&self) -> Result<()> {
-        let held: Vec<String> = lock(&self.book).answers.keys().cloned().collect();
+        // Only answers held for a whole window can have gone unpolled for one: a job
+        // running without polls is cancelled, so its page polled within the window before
+        // it ended. That keeps the store's work to the answers that are due.
+        let window = self.options.unpolled;
+        let held: Vec<String> = lock(&self.book)
+            .answers
+            .iter()
+            .filter(|(_, (_, _, since))| since.elapsed() >= window)
+            .map(|(id, _)| id.clone())
+            .collect();
         let mut dropped = 0;
         for id in held {
             if self.store.get(&id).await?.is_some() {
-                if self.store.polled_within(&id, self.options.unpolled).await? {
+                if self.store.polled_within(&id, window).await? {
                     continue;
                 }
                 self.store.remove(&id).await?;
