@@ -21,6 +21,9 @@
 //! | `--redis-url` | `TESSERA_REDIS_URL` | `redis_url` | none: background jobs stay in this process |
 //! | – | – | `[jobs] deadline_secs` | 600 (a background callback's deadline) |
 //! | – | – | `[jobs] workers` | 4 (background jobs running at once per replica) |
+//! | – | – | `[jobs] tenant_workers` | `workers` − 1, at least 1 (jobs of one tenant running at once per replica) |
+//! | – | – | `[jobs] unpolled_secs` | 60 (a job whose page stopped polling this long is cancelled; an answer not collected within it is dropped) |
+//! | – | – | `[jobs] tenant_answers_kib` | 32768 (finished answers held per tenant and replica; past it an answer becomes a 429 error) |
 //! | `--keep-versions` | `TESSERA_KEEP_VERSIONS` | `[deploy] keep_versions` | 10 (versions kept per app; older ones are pruned after each publish) |
 //! | – | – | `[sessions] idle_minutes` | 120 (a session unused this long ends) |
 //! | – | – | `[sessions] absolute_hours` | 12 (a session ends this long after sign-in) |
@@ -420,6 +423,13 @@ pub struct JobsConfig {
     pub deadline_secs: u64,
     /// Background jobs running at once on one replica; more wait in the queue.
     pub workers: usize,
+    /// Jobs of one tenant running at once on one replica; `None`: all workers but one.
+    pub tenant_workers: Option<usize>,
+    /// A job whose page has not polled for this long is cancelled; a finished answer not
+    /// collected within it is dropped.
+    pub unpolled_secs: u64,
+    /// KiB of finished answers one replica holds per tenant, waiting to be collected.
+    pub tenant_answers_kib: u64,
 }
 
 impl Default for JobsConfig {
@@ -427,6 +437,25 @@ impl Default for JobsConfig {
         Self {
             deadline_secs: 600,
             workers: 4,
+            tenant_workers: None,
+            unpolled_secs: 60,
+            tenant_answers_kib: 32 << 10,
+        }
+    }
+}
+
+impl JobsConfig {
+    /// The job queue's view of these settings.
+    pub fn options(&self) -> crate::jobs::JobsOptions {
+        crate::jobs::JobsOptions {
+            deadline: Duration::from_secs(self.deadline_secs),
+            workers: self.workers,
+            tenant_workers: self
+                .tenant_workers
+                .unwrap_or_else(|| crate::jobs::JobsOptions::default_tenant_workers(self.workers)),
+            unpolled: Duration::from_secs(self.unpolled_secs.max(1)),
+            tenant_answer_bytes: usize::try_from(self.tenant_answers_kib.saturating_mul(1024))
+                .unwrap_or(usize::MAX),
         }
     }
 }

@@ -55,6 +55,25 @@ impl CallbackSlots {
     }
 }
 
+/// The sandbox owner of a component of `app` in `tenant`: whom its calls are charged to,
+/// with the tenant's CPU weight.
+pub fn owner(tenant: TenantId, app: i64, quotas: &CallbackQuotas) -> sandbox::Owner {
+    sandbox::Owner {
+        tenant: tenant.0,
+        app,
+        weight: u32::try_from(quotas.cpu_weight.clamp(1, 10_000))
+            .unwrap_or(sandbox::Owner::DEFAULT_WEIGHT),
+    }
+}
+
+/// The deadline of one background job of a tenant: its job-deadline quota, never above
+/// the platform's job deadline.
+pub fn job_deadline(platform: Duration, quotas: &CallbackQuotas) -> Duration {
+    let quota =
+        Duration::from_millis(u64::try_from(quotas.job_deadline_ms.max(1)).unwrap_or(u64::MAX));
+    quota.min(platform)
+}
+
 /// The limits a tenant's callbacks run under: its quotas, capped by the platform's.
 pub fn tenant_limits(platform: &sandbox::Limits, quotas: &CallbackQuotas) -> sandbox::Limits {
     let memory = usize::try_from(quotas.memory_mb.max(1))
@@ -96,9 +115,9 @@ mod tests {
         let low = tenant_limits(
             &platform,
             &CallbackQuotas {
-                max_concurrent: 1,
                 memory_mb: 16,
                 deadline_ms: 250,
+                ..crate::store::Quotas::DEFAULT.callback()
             },
         );
         assert_eq!(low.memory_bytes, 16 << 20);
@@ -106,13 +125,38 @@ mod tests {
         let high = tenant_limits(
             &platform,
             &CallbackQuotas {
-                max_concurrent: 1,
                 memory_mb: 1 << 20,
                 deadline_ms: 86_400_000,
+                ..crate::store::Quotas::DEFAULT.callback()
             },
         );
         assert_eq!(high.memory_bytes, platform.memory_bytes);
         assert_eq!(high.deadline, platform.deadline);
         assert_eq!(high.output_bytes, platform.output_bytes);
+    }
+
+    #[test]
+    fn job_deadline_is_the_tenants_below_the_platforms() {
+        let platform = Duration::from_secs(600);
+        let quotas = |job_deadline_ms| CallbackQuotas {
+            job_deadline_ms,
+            ..crate::store::Quotas::DEFAULT.callback()
+        };
+        assert_eq!(
+            job_deadline(platform, &quotas(30_000)),
+            Duration::from_secs(30)
+        );
+        assert_eq!(job_deadline(platform, &quotas(86_400_000)), platform);
+    }
+
+    #[test]
+    fn owner_carries_the_tenants_weight_within_range() {
+        let quotas = |cpu_weight| CallbackQuotas {
+            cpu_weight,
+            ..crate::store::Quotas::DEFAULT.callback()
+        };
+        assert_eq!(owner(TenantId(3), 7, &quotas(250)).weight, 250);
+        assert_eq!(owner(TenantId(3), 7, &quotas(0)).weight, 1);
+        assert_eq!(owner(TenantId(3), 7, &quotas(1_000_000)).weight, 10_000);
     }
 }

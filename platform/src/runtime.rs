@@ -7,18 +7,29 @@
 //! finish on the version they started on while new requests get the new one. A change of
 //! the app's settings (or of its tenant's quotas) is handled the same way: the live version
 //! is loaded again with the new values and swapped in.
+//!
+//! Loading runs guest code (`info`, `layout`, `dependencies`), so it is charged like a
+//! callback: a load takes one of the tenant's callback slots (every request waiting for it
+//! holds one too, so a tenant cannot pile up waiters beyond its quota), runs under the
+//! tenant's limits, and happens at most once per [`LiveVersion`] at a time: concurrent
+//! requests wait for the same load. A load that failed because of the component is
+//! remembered for that `LiveVersion` for [`Runtime::FAILURE_TTL`]: requests get the same
+//! error at once instead of running the guest again, until the version, the app's settings
+//! or the tenant's quotas change (a new `LiveVersion`) or the time is up.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use sandbox::{LoadOptions, Sandbox};
+use tokio::sync::watch;
 
 use crate::assets::AssetMeta;
 use crate::dash::clientside;
 use crate::dash::dependencies::{Dependencies, InvalidDependencies};
 use crate::ids::Slug;
-use crate::quota::{CallbackSlots, tenant_limits};
+use crate::quota::{CallbackSlots, Slot, TooManyCallbacks, tenant_limits};
 use crate::secretbox::SecretBox;
 use crate::store::{self, LiveVersion, Store};
 
@@ -56,6 +67,44 @@ pub enum Error {
     /// The app's settings could not be read or a secret not opened.
     #[error(transparent)]
     Settings(#[from] crate::settings::Error),
+    /// The app needs loading and the tenant has no callback slot free for it.
+    #[error(transparent)]
+    Busy(#[from] TooManyCallbacks),
+    /// The load this request waited for failed, or the same load failed a moment ago
+    /// (remembered, see [`Runtime::FAILURE_TTL`]).
+    #[error("{0}")]
+    Failed(Arc<Error>),
+    /// The load task ended without an answer (it panicked; the log says why).
+    #[error("the load ended without an answer")]
+    Abandoned,
+}
+
+impl Error {
+    /// Whether the version vanished while it was being read (pruned meanwhile).
+    fn is_not_found(&self) -> bool {
+        match self {
+            Error::Store(e) => e.is_not_found(),
+            Error::Failed(e) => e.is_not_found(),
+            _ => false,
+        }
+    }
+
+    /// Whether the failure is the component's own (it would fail the same way again with
+    /// the same version, settings and limits), so it is worth remembering. Database
+    /// trouble, a full instance pool or a dead task may pass.
+    fn is_the_components(&self) -> bool {
+        match self {
+            Error::Load(e) => !matches!(
+                e,
+                sandbox::Error::Capacity { .. }
+                    | sandbox::Error::Io { .. }
+                    | sandbox::Error::Engine { .. }
+            ),
+            Error::Dependencies(_) => true,
+            Error::Failed(e) => e.is_the_components(),
+            _ => false,
+        }
+    }
 }
 
 struct Cached {
@@ -63,20 +112,74 @@ struct Cached {
     app: Arc<LiveApp>,
 }
 
-/// The live-app cache.
-pub struct Runtime {
+/// The outcome of one load, shared by everyone who waited for it.
+type Outcome = Option<Result<Arc<LiveApp>, Arc<Error>>>;
+
+/// Loads in flight and loads that failed, by the version they load.
+#[derive(Default)]
+struct Loads {
+    flights: HashMap<LiveVersion, watch::Receiver<Outcome>>,
+    failed: HashMap<LiveVersion, (Instant, Arc<Error>)>,
+}
+
+impl Loads {
+    /// Remember `error` for `version`, dropping expired entries and, at the cap, the
+    /// oldest one: memory stays bounded however many versions fail.
+    fn remember(&mut self, version: LiveVersion, error: Arc<Error>) {
+        self.failed
+            .retain(|_, (at, _)| at.elapsed() < Runtime::FAILURE_TTL);
+        if self.failed.len() >= Runtime::MAX_REMEMBERED
+            && let Some(oldest) = self
+                .failed
+                .iter()
+                .min_by_key(|(_, (at, _))| *at)
+                .map(|(version, _)| version.clone())
+        {
+            self.failed.remove(&oldest);
+        }
+        self.failed.insert(version, (Instant::now(), error));
+    }
+
+    fn remembered(&mut self, version: &LiveVersion) -> Option<Arc<Error>> {
+        match self.failed.get(version) {
+            Some((at, error)) if at.elapsed() < Runtime::FAILURE_TTL => Some(error.clone()),
+            Some(_) => {
+                self.failed.remove(version);
+                None
+            }
+            None => None,
+        }
+    }
+}
+
+/// What a load needs, shared with the task that runs it.
+struct Loader {
     sandbox: Sandbox,
     store: Store,
     /// Opens the app secrets handed to guests.
     secrets: SecretBox,
     load_options: LoadOptions,
+}
+
+/// The live-app cache.
+pub struct Runtime {
+    loader: Arc<Loader>,
     callback_slots: CallbackSlots,
     apps: Mutex<HashMap<(Slug, Slug), Cached>>,
+    loads: Arc<Mutex<Loads>>,
+    /// Loads started (each runs the guest's `info`, `layout` and `dependencies`).
+    loads_started: AtomicU64,
 }
 
 impl Runtime {
     /// How long a cached answer to "which version is live?" is trusted.
     pub const REFRESH: Duration = Duration::from_secs(1);
+
+    /// How long a load that failed because of the component is answered from memory.
+    pub const FAILURE_TTL: Duration = Duration::from_secs(60);
+
+    /// At most this many failed loads are remembered (the oldest goes first).
+    pub const MAX_REMEMBERED: usize = 1024;
 
     /// A runtime loading components into `sandbox` with `limits`, opening app secrets
     /// with `secrets`.
@@ -87,26 +190,30 @@ impl Runtime {
         limits: sandbox::Limits,
     ) -> Self {
         Self {
-            sandbox,
-            store,
-            secrets,
-            load_options: LoadOptions {
-                limits,
-                ..LoadOptions::default()
-            },
+            loader: Arc::new(Loader {
+                sandbox,
+                store,
+                secrets,
+                load_options: LoadOptions {
+                    limits,
+                    ..LoadOptions::default()
+                },
+            }),
             callback_slots: CallbackSlots::default(),
             apps: Mutex::new(HashMap::new()),
+            loads: Arc::default(),
+            loads_started: AtomicU64::new(0),
         }
     }
 
     /// The sandbox components are loaded into.
     pub fn sandbox(&self) -> &Sandbox {
-        &self.sandbox
+        &self.loader.sandbox
     }
 
     /// The limits every call runs under.
     pub fn limits(&self) -> &sandbox::Limits {
-        &self.load_options.limits
+        &self.loader.load_options.limits
     }
 
     /// The per-tenant count of callbacks in flight.
@@ -114,12 +221,22 @@ impl Runtime {
         &self.callback_slots
     }
 
+    /// How many loads this runtime has started (each one ran the guest's load-time calls).
+    pub fn loads_started(&self) -> u64 {
+        self.loads_started.load(Ordering::Relaxed)
+    }
+
+    /// How many loads are running right now.
+    pub fn loads_in_flight(&self) -> usize {
+        lock(&self.loads).flights.len()
+    }
+
     /// The live version of `tenant/app`, loading it if needed; `None` when the app does
     /// not exist or has no live version.
     pub async fn live(&self, tenant: &Slug, app: &Slug) -> Result<Option<Arc<LiveApp>>, Error> {
         let key = (tenant.clone(), app.clone());
         let cached = {
-            let apps = self.apps.lock().unwrap_or_else(|e| e.into_inner());
+            let apps = lock(&self.apps);
             apps.get(&key).map(|c| (c.checked, c.app.clone()))
         };
         if let Some((checked, app)) = &cached
@@ -129,25 +246,25 @@ impl Runtime {
         }
         let mut attempts = 0;
         let app = loop {
-            let Some(version) = self.store.live_version(tenant, app).await? else {
-                self.lock().remove(&key);
+            let Some(version) = self.loader.store.live_version(tenant, app).await? else {
+                lock(&self.apps).remove(&key);
                 return Ok(None);
             };
             match &cached {
                 Some((_, app)) if app.version == version => break app.clone(),
                 _ => {}
             }
-            match self.load(version).await {
-                Ok(loaded) => break Arc::new(loaded),
+            match self.load_once(version).await {
+                Ok(loaded) => break loaded,
                 // The version stopped being live and was pruned between the two reads
                 // (a publish after a rollback): ask again which version is live.
-                Err(Error::Store(e)) if e.is_not_found() && attempts < 2 => {
+                Err(e) if e.is_not_found() && attempts < 2 => {
                     attempts += 1;
                 }
                 Err(e) => return Err(e),
             }
         };
-        self.lock().insert(
+        lock(&self.apps).insert(
             key,
             Cached {
                 checked: Instant::now(),
@@ -155,6 +272,55 @@ impl Runtime {
             },
         );
         Ok(Some(app))
+    }
+
+    /// `version` loaded: the remembered failure if it failed a moment ago, else the
+    /// result of the load in flight, else of a new one. Waiting or loading holds one of
+    /// the tenant's callback slots.
+    async fn load_once(&self, version: LiveVersion) -> Result<Arc<LiveApp>, Error> {
+        // A waiter holds its slot until the load ends; the loader's goes with the task.
+        let (mut flight, _waiting) = {
+            let mut loads = lock(&self.loads);
+            if let Some(error) = loads.remembered(&version) {
+                return Err(Error::Failed(error));
+            }
+            let slot = self.take_slot(&version)?;
+            match loads.flights.get(&version) {
+                Some(flight) => (flight.clone(), slot),
+                None => {
+                    let (done, flight) = watch::channel(None);
+                    loads.flights.insert(version.clone(), flight.clone());
+                    self.loads_started.fetch_add(1, Ordering::Relaxed);
+                    // A task of its own, so that the load finishes (and is shared and
+                    // remembered) even if the request that started it goes away.
+                    tokio::spawn(run_load(
+                        self.loader.clone(),
+                        self.loads.clone(),
+                        version,
+                        done,
+                        slot,
+                    ));
+                    (flight, None)
+                }
+            }
+        };
+        let result = match flight.wait_for(Option::is_some).await {
+            Ok(done) => done.clone(),
+            // The load task ended without an answer (it panicked).
+            Err(_) => None,
+        };
+        match result {
+            Some(Ok(app)) => Ok(app),
+            Some(Err(error)) => Err(Error::Failed(error)),
+            None => Err(Error::Abandoned),
+        }
+    }
+
+    fn take_slot(&self, version: &LiveVersion) -> Result<Option<Slot>, Error> {
+        Ok(Some(self.callback_slots.try_acquire(
+            version.tenant_id,
+            version.callback_quotas.max_concurrent,
+        )?))
     }
 
     /// Files in the compiled-component cache younger than this are never pruned: a deploy
@@ -169,21 +335,53 @@ impl Runtime {
         &self,
         min_age: Duration,
     ) -> Result<sandbox::PruneReport, Error> {
-        let keep = self.store.component_hashes().await?;
-        let sandbox = self.sandbox.clone();
+        let keep = self.loader.store.component_hashes().await?;
+        let sandbox = self.loader.sandbox.clone();
         let report = tokio::task::spawn_blocking(move || {
             sandbox.prune_disk_cache(|sha256| keep.contains(sha256), min_age)
         })
         .await??;
         Ok(report)
     }
+}
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(Slug, Slug), Cached>> {
-        // A poisoned lock only means another request panicked mid-insert; the map itself
-        // is still a valid cache.
-        self.apps.lock().unwrap_or_else(|e| e.into_inner())
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A poisoned lock only means another request panicked mid-update; every update here
+    // is a single map operation, so the map is still valid.
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Run one load, holding the tenant's slot, and hand its outcome to every waiter.
+async fn run_load(
+    loader: Arc<Loader>,
+    loads: Arc<Mutex<Loads>>,
+    version: LiveVersion,
+    done: watch::Sender<Outcome>,
+    slot: Option<Slot>,
+) {
+    let result = loader.load(version.clone()).await;
+    drop(slot);
+    let outcome = match result {
+        Ok(app) => Ok(Arc::new(app)),
+        Err(error) => {
+            tracing::warn!(tenant = version.tenant_id.0, app = version.app_id.0, version = version.number, %error, "loading an app failed");
+            Err(Arc::new(error))
+        }
+    };
+    {
+        let mut loads = lock(&loads);
+        loads.flights.remove(&version);
+        if let Err(error) = &outcome
+            && error.is_the_components()
+        {
+            loads.remember(version, error.clone());
+        }
     }
+    // Nobody may be waiting any more; the outcome is then only remembered.
+    let _ = done.send(Some(outcome));
+}
 
+impl Loader {
     async fn load(&self, version: LiveVersion) -> Result<LiveApp, Error> {
         let bytes = self
             .store
@@ -199,11 +397,11 @@ impl Runtime {
         let options = LoadOptions {
             limits: tenant_limits(&self.load_options.limits, &version.callback_quotas),
             settings,
-            owner: sandbox::Owner {
-                tenant: version.tenant_id.0,
-                app: version.app_id.0,
-                weight: sandbox::Owner::DEFAULT_WEIGHT,
-            },
+            owner: crate::quota::owner(
+                version.tenant_id,
+                version.app_id.0,
+                &version.callback_quotas,
+            ),
             ..self.load_options.clone()
         };
         let component =
@@ -222,5 +420,55 @@ impl Runtime {
             inline_scripts: split.inline_scripts,
             assets,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn version(number: i64) -> LiveVersion {
+        LiveVersion {
+            app_id: crate::ids::AppId(1),
+            version_id: crate::ids::VersionId(number),
+            number,
+            sha256: String::new(),
+            tenant_id: crate::ids::TenantId(1),
+            callback_quotas: crate::store::Quotas::DEFAULT.callback(),
+            settings_revision: 0,
+        }
+    }
+
+    fn failure() -> Arc<Error> {
+        Arc::new(Error::Dependencies(InvalidDependencies("bad".to_owned())))
+    }
+
+    #[test]
+    fn remembered_failures_are_bounded_and_the_oldest_goes_first() {
+        let mut loads = Loads::default();
+        for number in 0..i64::try_from(Runtime::MAX_REMEMBERED).expect("fits") + 5 {
+            loads.remember(version(number), failure());
+        }
+        assert_eq!(loads.failed.len(), Runtime::MAX_REMEMBERED);
+        assert!(loads.remembered(&version(0)).is_none());
+        assert!(loads.remembered(&version(4)).is_none());
+        assert!(loads.remembered(&version(5)).is_some());
+    }
+
+    #[test]
+    fn only_the_components_own_failures_are_remembered() {
+        assert!(failure().is_the_components());
+        let deadline = Error::Load(sandbox::Error::Deadline {
+            limit: Duration::from_secs(1),
+        });
+        assert!(deadline.is_the_components());
+        let full = Error::Load(sandbox::Error::Capacity {
+            message: "full".to_owned(),
+        });
+        assert!(!full.is_the_components());
+        assert!(
+            !Error::Busy(TooManyCallbacks { max: 1 }).is_the_components(),
+            "a refused slot says nothing about the component"
+        );
     }
 }

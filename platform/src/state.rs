@@ -105,11 +105,7 @@ impl App {
             })?),
             None => JobStore::Memory(Arc::new(MemoryJobs::default())),
         };
-        let jobs = Jobs::new(
-            job_store,
-            std::time::Duration::from_secs(config.jobs.deadline_secs),
-            config.jobs.workers,
-        );
+        let jobs = Jobs::new(job_store, config.jobs.options());
         let sessions = match &config.redis_url {
             Some(url) => crate::auth::session::SessionBackend::Redis(
                 crate::auth::session::RedisSessionStore::connect(url, clock.clone())

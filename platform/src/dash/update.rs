@@ -17,6 +17,16 @@ use super::ProtocolError;
 use super::dependencies::{Callback, Dependencies, PropRef};
 use super::pattern::{self, Wildcard};
 
+/// Whether a request's `Content-Type` (`None`: absent) is JSON, as the renderer sends it:
+/// `application/json`, parameters such as `charset` allowed. A cross-site HTML form cannot
+/// send that type (a script needs a CORS preflight for it), so requiring it keeps blind
+/// cross-origin posts away from callbacks.
+pub fn is_json_content_type(value: Option<&str>) -> bool {
+    value
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
+}
+
 /// Dash's marker for "leave this output as it is".
 const NO_UPDATE_KEY: &str = "_dash_no_update";
 
@@ -473,6 +483,20 @@ fn json_string(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_json_content_types_are_json() {
+        assert!(is_json_content_type(Some("application/json")));
+        assert!(is_json_content_type(Some(
+            "Application/JSON; charset=utf-8"
+        )));
+        assert!(!is_json_content_type(None));
+        assert!(!is_json_content_type(Some("text/plain")));
+        assert!(!is_json_content_type(Some(
+            "application/x-www-form-urlencoded"
+        )));
+        assert!(!is_json_content_type(Some("application/jsonp")));
+    }
     use serde_json::json;
 
     fn one(id: Value, property: &str) -> OutputEntry {

@@ -12,9 +12,10 @@ use super::Error;
 use crate::assets::AssetFile;
 use crate::dash::dependencies::Dependencies;
 use crate::dash::graph;
-use crate::ids::Slug;
+use crate::ids::{Slug, TenantId};
+use crate::quota;
 use crate::secretbox::SecretBox;
-use crate::store::{NewVersion, Store};
+use crate::store::{NewVersion, Quotas, Store};
 
 /// What a successful deploy produced.
 #[derive(Debug, Clone)]
@@ -37,7 +38,8 @@ pub struct Deployer<'a> {
     pub store: &'a Store,
     /// Used to validate components.
     pub sandbox: &'a Sandbox,
-    /// Limits the validation instance runs under.
+    /// The platform's limits; the validation instance runs under the tenant's, capped by
+    /// these.
     pub limits: sandbox::Limits,
     /// Largest accepted component.
     pub max_component_bytes: usize,
@@ -162,20 +164,25 @@ impl Deployer<'_> {
         app: &Slug,
         component: Vec<u8>,
     ) -> Result<(String, usize), Error> {
+        // The tenant's limits and CPU share, as its live apps get them (a tenant that does
+        // not exist yet is created with the default quotas).
+        let (tenant_id, quotas) = match self.store.tenant_by_slug(tenant).await? {
+            Some(found) => (found.id, found.quotas.callback()),
+            None => (TenantId(0), Quotas::DEFAULT.callback()),
+        };
         let (settings, owner) = match self.store.app_access(tenant, app, None).await? {
             Some(access) => (
                 crate::settings::for_guest(self.store, self.secrets, access.app_id).await?,
-                sandbox::Owner {
-                    tenant: access.tenant_id.0,
-                    app: access.app_id.0,
-                    ..sandbox::Owner::default()
-                },
+                quota::owner(access.tenant_id, access.app_id.0, &quotas),
             ),
-            None => (sandbox::Settings::default(), sandbox::Owner::default()),
+            None => (
+                sandbox::Settings::default(),
+                quota::owner(tenant_id, 0, &quotas),
+            ),
         };
         let sandbox = self.sandbox.clone();
         let options = LoadOptions {
-            limits: self.limits.clone(),
+            limits: quota::tenant_limits(&self.limits, &quotas),
             settings,
             owner,
             ..LoadOptions::default()

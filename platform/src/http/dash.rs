@@ -9,7 +9,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Extension, Path, Query, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use rand::Rng;
@@ -22,7 +22,7 @@ use crate::dash::{index, update};
 use crate::error::ApiError;
 use crate::ids::Slug;
 use crate::jobs::{self, JobState, Owner, Work};
-use crate::runtime::LiveApp;
+use crate::runtime::{self, LiveApp};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -58,8 +58,27 @@ async fn live_app(state: &AppState, tenant: &str, app: &str) -> Result<Arc<LiveA
         .runtime
         .live(&tenant, &app)
         .await
-        .map_err(|e| ApiError::internal("loading the app failed", &e))?
+        .map_err(|e| match e {
+            // Loading runs guest code, so it waits for one of the tenant's callback slots.
+            runtime::Error::Busy(busy) => too_many(&busy),
+            // Logged once by the load; a remembered failure must not log per request.
+            runtime::Error::Failed(_) => ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "app_load_failed",
+                "loading the app failed; the server log has the details",
+            ),
+            e => ApiError::internal("loading the app failed", &e),
+        })?
         .ok_or_else(ApiError::app_not_found)
+}
+
+/// 429 `quota_exceeded`: the tenant is at one of its quotas; retrying later may work.
+fn too_many(why: &dyn std::fmt::Display) -> ApiError {
+    ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "quota_exceeded",
+        why.to_string(),
+    )
 }
 
 fn json_response(body: String) -> Response {
@@ -155,8 +174,19 @@ async fn update_component(
     Path((tenant, app)): Path<(String, String)>,
     Query(query): Query<Vec<(String, String)>>,
     author: Option<Extension<AppAuthor>>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    if !update::is_json_content_type(content_type) {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "a callback request must be sent with Content-Type: application/json",
+        ));
+    }
     let author = author.map_or(AppAuthor(false), |Extension(a)| a);
     let live = live_app(&state, &tenant, &app).await?;
     // Held until the answer is built: the tenant's concurrent-callback quota.
@@ -167,13 +197,7 @@ async fn update_component(
             live.version.tenant_id,
             live.version.callback_quotas.max_concurrent,
         )
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "quota_exceeded",
-                e.to_string(),
-            )
-        })?;
+        .map_err(|e| too_many(&e))?;
     let checked = update::check(&live.dependencies, &body)?;
     let query = BackgroundQuery::from_pairs(query);
     let owner = query.end_id.as_ref().map(|end_id| Owner {
@@ -270,9 +294,13 @@ async fn start_job(
             live.version.number,
             checked.callback.output.clone(),
             work,
+            &live.version.callback_quotas,
         )
         .await
-        .map_err(|e| ApiError::internal("starting a background job failed", &e))?;
+        .map_err(|e| match e {
+            jobs::Error::Refused(refused) => too_many(&refused),
+            e => ApiError::internal("starting a background job failed", &e),
+        })?;
     Ok(json_response(background::started_body(&job, spec)))
 }
 
@@ -287,12 +315,11 @@ async fn poll_job(
     author: AppAuthor,
 ) -> Result<Response, ApiError> {
     let internal = |e: jobs::Error| ApiError::internal("reading a background job failed", &e);
-    let job = state
+    let (job, progress) = state
         .jobs
-        .find(owner, id)
+        .poll(owner, id, &checked.callback.output)
         .await
         .map_err(internal)?
-        .filter(|job| job.callback == checked.callback.output)
         .ok_or_else(|| {
             ApiError::new(
                 StatusCode::NOT_FOUND,
@@ -300,18 +327,10 @@ async fn poll_job(
                 format!("no background job {id:?} for this callback and page"),
             )
         })?;
-    let progress = state
-        .jobs
-        .store()
-        .progress(id)
-        .await
-        .map_err(internal)?
-        .and_then(|report| background::progress_object(spec, &report));
+    let progress = progress.and_then(|report| background::progress_object(spec, &report));
     if !job.state.is_final() {
         return Ok(json_response(background::pending_body(progress)));
     }
-    // The answer is delivered once, as Dash's managers drop a result once read.
-    state.jobs.store().remove(id).await.map_err(internal)?;
     match job.state {
         JobState::Done {
             outputs: Some(answer),

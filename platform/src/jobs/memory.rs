@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::{Job, RECORD_TTL};
 
@@ -12,6 +12,8 @@ struct Entry {
     progress: Option<String>,
     cancel: bool,
     touched: Instant,
+    /// When the job's page last asked about it.
+    polled: Instant,
 }
 
 /// In-process job records.
@@ -34,6 +36,7 @@ impl MemoryJobs {
             progress: None,
             cancel: false,
             touched: Instant::now(),
+            polled: Instant::now(),
         });
         entry.job = job.clone();
         entry.touched = Instant::now();
@@ -66,5 +69,17 @@ impl MemoryJobs {
 
     pub(super) fn cancel_requested(&self, id: &str) -> bool {
         self.lock().get(id).is_some_and(|entry| entry.cancel)
+    }
+
+    pub(super) fn touch(&self, id: &str) {
+        if let Some(entry) = self.lock().get_mut(id) {
+            entry.polled = Instant::now();
+        }
+    }
+
+    pub(super) fn polled_within(&self, id: &str, window: Duration) -> bool {
+        self.lock()
+            .get(id)
+            .is_some_and(|entry| entry.polled.elapsed() < window)
     }
 }

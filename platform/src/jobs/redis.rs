@@ -1,7 +1,10 @@
 //! Job records in Redis, shared by every replica: `tessera:job:{id}` holds the record
-//! (JSON), `…:progress` the latest progress report and `…:cancel` the cancel flag. Every
-//! key expires [`RECORD_TTL`](super::RECORD_TTL) after its last write, so an abandoned job
+//! (JSON), `…:progress` the latest progress report, `…:cancel` the cancel flag and
+//! `…:polled` the page's latest sign of life (it expires after the unpolled window). Every
+//! other key expires [`RECORD_TTL`](super::RECORD_TTL) after its last write, so an abandoned job
 //! leaves nothing behind for long.
+
+use std::time::Duration;
 
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
@@ -52,7 +55,12 @@ impl RedisJobs {
     pub(super) async fn remove(&self, id: &str) -> Result<()> {
         let mut connection = self.connection.clone();
         let _: u64 = connection
-            .del(&[key(id, ""), key(id, ":progress"), key(id, ":cancel")])
+            .del(&[
+                key(id, ""),
+                key(id, ":progress"),
+                key(id, ":cancel"),
+                key(id, ":polled"),
+            ])
             .await?;
         Ok(())
     }
@@ -81,5 +89,17 @@ impl RedisJobs {
     pub(super) async fn cancel_requested(&self, id: &str) -> Result<bool> {
         let mut connection = self.connection.clone();
         Ok(connection.exists(key(id, ":cancel")).await?)
+    }
+
+    pub(super) async fn touch(&self, id: &str, window: Duration) -> Result<()> {
+        let mut connection = self.connection.clone();
+        let millis = u64::try_from(window.as_millis()).unwrap_or(u64::MAX).max(1);
+        let () = connection.pset_ex(key(id, ":polled"), 1, millis).await?;
+        Ok(())
+    }
+
+    pub(super) async fn polled(&self, id: &str) -> Result<bool> {
+        let mut connection = self.connection.clone();
+        Ok(connection.exists(key(id, ":polled")).await?)
     }
 }

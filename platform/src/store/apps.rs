@@ -10,7 +10,7 @@ use crate::ids::{AppId, Slug, TenantId, UserId, VersionId};
 use crate::tenancy::Visibility;
 
 /// The live version of an app, without its component bytes.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct LiveVersion {
     /// The app.
     pub app_id: AppId,
@@ -30,8 +30,8 @@ pub struct LiveVersion {
     pub settings_revision: i64,
 }
 
-/// The quotas that govern running callbacks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The quotas that govern running callbacks (and loads and background jobs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct CallbackQuotas {
     /// Callbacks running at once across the tenant's apps.
     pub max_concurrent: i64,
@@ -39,6 +39,12 @@ pub struct CallbackQuotas {
     pub memory_mb: i64,
     /// Deadline of one callback, ms.
     pub deadline_ms: i64,
+    /// The tenant's CPU share (100 is the default).
+    pub cpu_weight: i64,
+    /// Background jobs queued or running at once across the tenant's apps.
+    pub max_jobs: i64,
+    /// Deadline of one background job, ms.
+    pub job_deadline_ms: i64,
 }
 
 /// A version about to be stored.
@@ -137,7 +143,7 @@ impl Store {
         let row = sqlx::query(
             "select a.id, v.id, v.number, v.sha256, t.id, \
                     t.max_concurrent_callbacks, t.callback_memory_mb, t.callback_deadline_ms, \
-                    a.settings_revision \
+                    a.settings_revision, t.cpu_weight, t.max_jobs, t.job_deadline_ms \
              from apps a \
              join tenants t on t.id = a.tenant_id \
              join app_versions v on v.id = a.live_version_id \
@@ -158,6 +164,9 @@ impl Store {
                     max_concurrent: row.try_get(5)?,
                     memory_mb: row.try_get(6)?,
                     deadline_ms: row.try_get(7)?,
+                    cpu_weight: row.try_get(9)?,
+                    max_jobs: row.try_get(10)?,
+                    job_deadline_ms: row.try_get(11)?,
                 },
                 settings_revision: row.try_get(8)?,
             })

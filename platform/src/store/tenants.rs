@@ -21,6 +21,40 @@ pub struct Quotas {
     pub callback_deadline_ms: i64,
     /// Bytes of stored app versions.
     pub max_version_storage_bytes: i64,
+    /// CPU share when tenants compete (1 to 10,000; 100 is the default share).
+    pub cpu_weight: i64,
+    /// Background jobs queued or running at once across the tenant's apps (one app may
+    /// have half of them, at least one).
+    pub max_jobs: i64,
+    /// Deadline of one background job, in milliseconds (the platform's job deadline
+    /// still caps it).
+    pub job_deadline_ms: i64,
+}
+
+impl Quotas {
+    /// The quotas that govern running code, as [`super::LiveVersion`] carries them.
+    pub fn callback(&self) -> super::CallbackQuotas {
+        super::CallbackQuotas {
+            max_concurrent: self.max_concurrent_callbacks,
+            memory_mb: self.callback_memory_mb,
+            deadline_ms: self.callback_deadline_ms,
+            cpu_weight: self.cpu_weight,
+            max_jobs: self.max_jobs,
+            job_deadline_ms: self.job_deadline_ms,
+        }
+    }
+
+    /// The quotas of a new tenant: the defaults of the migrations (`0002`, `0016`).
+    pub const DEFAULT: Quotas = Quotas {
+        max_apps: 100,
+        max_concurrent_callbacks: 32,
+        callback_memory_mb: 128,
+        callback_deadline_ms: 5_000,
+        max_version_storage_bytes: 1 << 30,
+        cpu_weight: 100,
+        max_jobs: 16,
+        job_deadline_ms: 600_000,
+    };
 }
 
 /// A tenant.
@@ -39,7 +73,8 @@ pub struct Tenant {
 }
 
 const COLUMNS: &str = "id, slug, name, created_at, max_apps, max_concurrent_callbacks, \
-                       callback_memory_mb, callback_deadline_ms, max_version_storage_bytes";
+                       callback_memory_mb, callback_deadline_ms, max_version_storage_bytes, \
+                       cpu_weight, max_jobs, job_deadline_ms";
 
 fn tenant(row: &sqlx::any::AnyRow) -> Result<Tenant> {
     Ok(Tenant {
@@ -53,6 +88,9 @@ fn tenant(row: &sqlx::any::AnyRow) -> Result<Tenant> {
             callback_memory_mb: row.try_get(6)?,
             callback_deadline_ms: row.try_get(7)?,
             max_version_storage_bytes: row.try_get(8)?,
+            cpu_weight: row.try_get(9)?,
+            max_jobs: row.try_get(10)?,
+            job_deadline_ms: row.try_get(11)?,
         },
     })
 }
@@ -240,7 +278,8 @@ async fn write_quotas(
 ) -> Result<()> {
     let updated = sqlx::query(
         "update tenants set max_apps = $2, max_concurrent_callbacks = $3, \
-             callback_memory_mb = $4, callback_deadline_ms = $5, max_version_storage_bytes = $6 \
+             callback_memory_mb = $4, callback_deadline_ms = $5, max_version_storage_bytes = $6, \
+             cpu_weight = $7, max_jobs = $8, job_deadline_ms = $9 \
              where id = $1",
     )
     .bind(tenant.0)
@@ -249,6 +288,9 @@ async fn write_quotas(
     .bind(quotas.callback_memory_mb)
     .bind(quotas.callback_deadline_ms)
     .bind(quotas.max_version_storage_bytes)
+    .bind(quotas.cpu_weight)
+    .bind(quotas.max_jobs)
+    .bind(quotas.job_deadline_ms)
     .execute(&mut *conn)
     .await?
     .rows_affected();
@@ -270,6 +312,9 @@ async fn write_quotas(
             "callback_memory_mb": quotas.callback_memory_mb,
             "callback_deadline_ms": quotas.callback_deadline_ms,
             "max_version_storage_bytes": quotas.max_version_storage_bytes,
+            "cpu_weight": quotas.cpu_weight,
+            "max_jobs": quotas.max_jobs,
+            "job_deadline_ms": quotas.job_deadline_ms,
         }),
     )
     .await?;

@@ -13,6 +13,7 @@ mod cli;
 mod config;
 mod dash;
 mod deploy;
+mod fair;
 mod git;
 mod hostile_build;
 mod ldap;

@@ -20,13 +20,7 @@ fn op() -> Change<'static> {
 }
 
 fn quotas() -> Quotas {
-    Quotas {
-        max_apps: 100,
-        max_concurrent_callbacks: 32,
-        callback_memory_mb: 128,
-        callback_deadline_ms: 5000,
-        max_version_storage_bytes: 1 << 30,
-    }
+    Quotas::DEFAULT
 }
 
 async fn tenant_with(app: &TestApp, slug: &str, quotas: Quotas) {

@@ -80,6 +80,8 @@ async fn create_tenant_with_owner_makes_the_membership_and_audits_both() {
         );
         assert_eq!(tenant.quotas.max_apps, 100);
         assert_eq!(tenant.quotas.callback_deadline_ms, 5_000);
+        // The migrations' defaults are the ones the code assumes for a tenant not yet made.
+        assert_eq!(tenant.quotas, platform::store::Quotas::DEFAULT);
         assert_eq!(
             store.membership(tenant.id, alice).await.expect("query"),
             Some(Role::Owner)

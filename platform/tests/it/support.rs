@@ -184,6 +184,30 @@ impl TestApp {
         builds: platform::config::BuildsConfig,
         deploy: platform::config::DeployConfig,
     ) -> Self {
+        Self::build_jobs(limits, db, redis_url, builds, deploy, Default::default()).await
+    }
+
+    /// A platform (SQLite) whose background jobs run as `jobs` says.
+    pub async fn with_jobs(jobs: platform::config::JobsConfig) -> Self {
+        Self::build_jobs(
+            LimitsConfig::default(),
+            None,
+            None,
+            Default::default(),
+            Default::default(),
+            jobs,
+        )
+        .await
+    }
+
+    async fn build_jobs(
+        limits: LimitsConfig,
+        db: Option<TestDatabase>,
+        redis_url: Option<String>,
+        builds: platform::config::BuildsConfig,
+        deploy: platform::config::DeployConfig,
+        jobs: platform::config::JobsConfig,
+    ) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let frontend_dir = repo_root().join("admin-ui/node_modules");
         assert!(
@@ -205,7 +229,7 @@ impl TestApp {
             max_component_bytes: 64 << 20,
             limits,
             redis_url,
-            jobs: platform::config::JobsConfig::default(),
+            jobs,
             sessions: platform::config::SessionsConfig::default(),
             builds,
             deploy,
@@ -296,39 +320,8 @@ impl TestApp {
             .await
     }
 
-    pub async fn request(&self, mut request: Request<Body>) -> Reply {
-        // Apps are served on their own origin only: a request for an app path without a
-        // Host goes there, as a browser following the platform's redirect would.
-        if !request.headers().contains_key(header::HOST)
-            && let Some(host) = apps_host(&self.state, request.uri().path())
-        {
-            request
-                .headers_mut()
-                .insert(header::HOST, host.parse().expect("host header"));
-        }
-        let response = platform::http::router(self.state.clone())
-            .oneshot(request)
-            .await
-            .expect("router answers");
-        let status = response.status();
-        let headers = response.headers().clone();
-        let content_type = headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .expect("body")
-            .to_bytes()
-            .to_vec();
-        Reply {
-            status,
-            content_type,
-            headers,
-            body,
-        }
+    pub async fn request(&self, request: Request<Body>) -> Reply {
+        request_on(&self.state, request).await
     }
 
     pub async fn get(&self, uri: &str) -> Reply {
@@ -355,6 +348,42 @@ impl TestApp {
                 .expect("request"),
         )
         .await
+    }
+}
+
+/// One request to the router of `state` (a handle a spawned task can own).
+pub async fn request_on(state: &AppState, mut request: Request<Body>) -> Reply {
+    // Apps are served on their own origin only: a request for an app path without a
+    // Host goes there, as a browser following the platform's redirect would.
+    if !request.headers().contains_key(header::HOST)
+        && let Some(host) = apps_host(state, request.uri().path())
+    {
+        request
+            .headers_mut()
+            .insert(header::HOST, host.parse().expect("host header"));
+    }
+    let response = platform::http::router(state.clone())
+        .oneshot(request)
+        .await
+        .expect("router answers");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes()
+        .to_vec();
+    Reply {
+        status,
+        content_type,
+        headers,
+        body,
     }
 }
 

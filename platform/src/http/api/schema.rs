@@ -81,6 +81,21 @@ pub struct QuotasBody {
     /// Bytes of stored app versions (0 to 2^40).
     #[schema(minimum = 0, maximum = 1_099_511_627_776_i64)]
     pub max_version_storage_bytes: i64,
+    /// CPU share when tenants compete (1 to 10,000; default 100). Omitted in a change:
+    /// unchanged.
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 10_000)]
+    pub cpu_weight: Option<i64>,
+    /// Background jobs queued or running at once across the tenant's apps, each app at
+    /// most half (1 to 10,000; default 16). Omitted in a change: unchanged.
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 10_000)]
+    pub max_jobs: Option<i64>,
+    /// Deadline of one background job in ms (1 to 86,400,000; default 600,000; the
+    /// platform's job deadline still applies). Omitted in a change: unchanged.
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 86_400_000)]
+    pub job_deadline_ms: Option<i64>,
 }
 
 impl From<store::Quotas> for QuotasBody {
@@ -91,6 +106,9 @@ impl From<store::Quotas> for QuotasBody {
             callback_memory_mb: q.callback_memory_mb,
             callback_deadline_ms: q.callback_deadline_ms,
             max_version_storage_bytes: q.max_version_storage_bytes,
+            cpu_weight: Some(q.cpu_weight),
+            max_jobs: Some(q.max_jobs),
+            job_deadline_ms: Some(q.job_deadline_ms),
         }
     }
 }

@@ -124,7 +124,8 @@ pub async fn get_tenant(
 pub struct UpdateTenant {
     /// New display name.
     pub name: Option<String>,
-    /// New quotas (all of them).
+    /// New quotas (all of them; `cpu_weight`, `max_jobs` and `job_deadline_ms` may be
+    /// left out to keep their values).
     pub quotas: Option<QuotasBody>,
 }
 
@@ -158,7 +159,7 @@ pub async fn update_tenant(
     let quotas = match &body.quotas {
         Some(q) => {
             scope::allow(&principal, Action::ManageQuotas, &Resource::Platform)?;
-            Some(validate_quotas(q)?)
+            Some(validate_quotas(q, &tenant.quotas)?)
         }
         None => None,
     };
@@ -180,9 +181,13 @@ pub async fn update_tenant(
     Ok(Json(updated.into()))
 }
 
-/// Quotas within the ranges the schema states.
-pub fn validate_quotas(q: &QuotasBody) -> Result<Quotas, ApiError> {
-    let checks: [(&str, i64, i64, i64); 5] = [
+/// Quotas within the ranges the schema states; the optional ones left out keep their
+/// `current` values.
+pub fn validate_quotas(q: &QuotasBody, current: &Quotas) -> Result<Quotas, ApiError> {
+    let cpu_weight = q.cpu_weight.unwrap_or(current.cpu_weight);
+    let max_jobs = q.max_jobs.unwrap_or(current.max_jobs);
+    let job_deadline_ms = q.job_deadline_ms.unwrap_or(current.job_deadline_ms);
+    let checks: [(&str, i64, i64, i64); 8] = [
         ("max_apps", q.max_apps, 0, 1_000_000),
         (
             "max_concurrent_callbacks",
@@ -203,6 +208,9 @@ pub fn validate_quotas(q: &QuotasBody) -> Result<Quotas, ApiError> {
             0,
             1 << 40,
         ),
+        ("cpu_weight", cpu_weight, 1, 10_000),
+        ("max_jobs", max_jobs, 1, 10_000),
+        ("job_deadline_ms", job_deadline_ms, 1, 86_400_000),
     ];
     for (name, value, min, max) in checks {
         if !(min..=max).contains(&value) {
@@ -217,5 +225,8 @@ pub fn validate_quotas(q: &QuotasBody) -> Result<Quotas, ApiError> {
         callback_memory_mb: q.callback_memory_mb,
         callback_deadline_ms: q.callback_deadline_ms,
         max_version_storage_bytes: q.max_version_storage_bytes,
+        cpu_weight,
+        max_jobs,
+        job_deadline_ms,
     })
 }
