@@ -80,6 +80,9 @@ impl ApiError {
             E::Panic { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "callback_panicked", true),
             E::Callback { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "callback_failed", true),
             E::Trap { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "callback_trapped", true),
+            // The tenant holds its share of the instance pool (or the pool is full of
+            // calls in progress): retry later, as with the callback quota.
+            E::Capacity { .. } => (StatusCode::TOO_MANY_REQUESTS, "sandbox_capacity", false),
             other => return Self::internal("the sandbox failed", other),
         };
         let message = if detail || !from_guest {
