@@ -152,26 +152,7 @@ async fn a_spinning_load_runs_once_takes_the_tenants_slots_and_its_failure_is_re
     app.deploy("evil", "hostile", "guest_hostile.wasm").await;
     let layout = "/apps/evil/hostile/_dash-layout";
     assert_eq!(app.get(layout).await.status, StatusCode::OK);
-    let store = &app.state.store;
-    let access = store
-        .app_access(&slug("evil"), &slug("hostile"), None)
-        .await
-        .expect("query")
-        .expect("app");
-    store
-        .set_app_settings(
-            access.tenant_id,
-            access.app_id,
-            &[SettingWrite {
-                name: "SPIN_IN_DEPENDENCIES",
-                secret: false,
-                stored_value: "1".to_owned(),
-            }],
-            10,
-            &op(),
-        )
-        .await
-        .expect("setting");
+    let access = make_loads_spin(&app).await;
     // The cached version is trusted for REFRESH; after it, the next request loads again.
     tokio::time::sleep(Runtime::REFRESH).await;
     let runtime = &app.state.runtime;
@@ -229,7 +210,8 @@ async fn a_spinning_load_runs_once_takes_the_tenants_slots_and_its_failure_is_re
     assert!(error.contains("1500ms deadline"), "{error}");
 
     // A change of settings is a new version to load: it loads (and serves) again.
-    store
+    app.state
+        .store
         .unset_app_settings(
             access.tenant_id,
             access.app_id,
@@ -575,6 +557,28 @@ async fn a_deploys_validation_load_runs_under_the_tenants_deadline() {
     )
     .await;
     app.deploy("evil", "hostile", "guest_hostile.wasm").await;
+    make_loads_spin(&app).await;
+    // The validation instance sees the settings, so it spins: stopped at the tenant's
+    // 300 ms, not the platform's 5 s.
+    let refused = app
+        .state
+        .deployer()
+        .deploy(
+            &slug("evil"),
+            &slug("hostile"),
+            crate::support::guest_wasm("guest_hostile.wasm"),
+            "test",
+            2,
+            false,
+        )
+        .await
+        .expect_err("the validation load spins");
+    assert!(refused.to_string().contains("300ms deadline"), "{refused}");
+}
+
+/// Sets `SPIN_IN_DEPENDENCIES` on `evil/hostile`: every later load of it spins in
+/// `dependencies()` until its deadline. Returns the app's ids.
+async fn make_loads_spin(app: &TestApp) -> platform::store::AppAccess {
     let store = &app.state.store;
     let access = store
         .app_access(&slug("evil"), &slug("hostile"), None)
@@ -595,20 +599,5 @@ async fn a_deploys_validation_load_runs_under_the_tenants_deadline() {
         )
         .await
         .expect("setting");
-    // The validation instance sees the settings, so it spins: stopped at the tenant's
-    // 300 ms, not the platform's 5 s.
-    let refused = app
-        .state
-        .deployer()
-        .deploy(
-            &slug("evil"),
-            &slug("hostile"),
-            crate::support::guest_wasm("guest_hostile.wasm"),
-            "test",
-            2,
-            false,
-        )
-        .await
-        .expect_err("the validation load spins");
-    assert!(refused.to_string().contains("300ms deadline"), "{refused}");
+    access
 }
