@@ -18,10 +18,6 @@
 //! small credit, so it is served at once but cannot bank idle time. When a call must wait
 //! the scheduler advances the engine's epoch at once, so running guests reach their
 //! preemption point within microseconds instead of at the next tick.
-//!
-//! The threads that run guests also run at a lower OS priority ([`GUEST_NICE`]) than the
-//! async workers that accept and answer requests, so a guest holding a core never delays
-//! the server's own work, such as routing another tenant's request to the scheduler.
 
 use crate::config::Owner;
 use std::collections::HashMap;
@@ -41,29 +37,6 @@ const MIN_SLICE: Duration = Duration::from_millis(10);
 
 /// How often a parked call looks at its cancellation flag.
 const CANCEL_CHECK: Duration = Duration::from_millis(50);
-
-/// The nice value of threads once they have run a guest. It is never raised again: an
-/// unprivileged process cannot, and the blocking threads that run guests only otherwise do
-/// bulk work (password hashing, file reads) that should yield to request handling anyway.
-pub(crate) const GUEST_NICE: i32 = 10;
-
-/// Lowers this thread's OS priority to [`GUEST_NICE`], once per thread.
-fn lower_thread_priority() {
-    thread_local! {
-        static LOWERED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-    }
-    if LOWERED.get() {
-        return;
-    }
-    LOWERED.set(true);
-    #[cfg(target_os = "linux")]
-    // SAFETY: plain system calls on this thread's own id; a failure only leaves the
-    // priority as it was.
-    unsafe {
-        let tid = libc::gettid();
-        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, GUEST_NICE);
-    }
-}
 
 /// Sleeps shorter than this keep their slot (giving it up would cost more than it frees).
 pub(crate) const MIN_YIELDING_SLEEP: Duration = Duration::from_millis(1);
@@ -146,7 +119,6 @@ impl Scheduler {
             queue.activate(owner);
             seq
         };
-        lower_thread_priority();
         let ticket = Ticket {
             scheduler: self.clone(),
             owner,
