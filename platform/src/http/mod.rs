@@ -45,7 +45,14 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .fallback_service(dispatch)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(TraceLayer::new_for_http())
+        // A 5xx is logged where it arises (internal causes once, callback failures through
+        // the per-app rate-limited log), never once per response: a tenant hammering its
+        // failing app must not be able to fill the server's disk with log lines.
+        .layer(
+            TraceLayer::new_for_http().on_failure(
+                tower_http::trace::DefaultOnFailure::new().level(tracing::Level::DEBUG),
+            ),
+        )
 }
 
 /// Which origin `request` reached (by its host; `X-Forwarded-Host` from trusted proxies).
