@@ -19,6 +19,8 @@
 #   alice [alice-pw] analysts | bob [bob-pw] admins | carol [carol-pw] none
 #   eve*(ops)\night,shift [eve-pw] night shift (24*7)   (LDAP filter and DN special characters)
 # plus cn=auditors, a groupOfUniqueNames with bob as uniqueMember (no memberOf for it).
+# Nested: dana [dana-pw] research ⊂ dash-viewers | frank [frank-pw] cycle-a ⇄ cycle-b |
+#   gina [gina-pw] chain-1 ⊂ chain-2 ⊂ chain-3 ⊂ chain-4.
 # The service account cn=tessera,ou=services,dc=example,dc=org [tessera-pw] searches; like any
 # bound identity it may read everything but passwords, which serve for binds only. Anonymous
 # clients see the root DSE and the schema, nothing else.
@@ -252,6 +254,27 @@ person() { # UID RDN-VALUE PASSWORD GIVEN-NAME MAIL-LOCAL-PART
     printf 'dn: cn=analysts,ou=groups,%s\nobjectClass: groupOfNames\ncn: analysts\nmember: uid=alice,ou=people,%s\n\n' "$suffix" "$suffix"
     printf 'dn: cn=admins,ou=groups,%s\nobjectClass: groupOfNames\ncn: admins\nmember: uid=bob,ou=people,%s\n\n' "$suffix" "$suffix"
     printf 'dn: cn=night shift (24*7),ou=groups,%s\nobjectClass: groupOfNames\ncn: night shift (24*7)\nmember: uid=eve*(ops)\\5Cnight\\2Cshift,ou=people,%s\n\n' "$suffix" "$suffix"
+    # Nested groups (issue 13). dana is in research, research is a member of dash-viewers;
+    # frank is in cycle-a, and cycle-a and cycle-b are members of each other (legal in Active
+    # Directory); gina is in chain-1, a member of chain-2, a member of chain-3, of chain-4.
+    person dana dana dana-pw Dana dana
+    person frank frank frank-pw Frank frank
+    person gina gina gina-pw Gina gina
+    group() { # NAME MEMBER-DN...
+        local name=$1
+        shift
+        printf 'dn: cn=%s,ou=groups,%s\nobjectClass: groupOfNames\ncn: %s\n' "$name" "$suffix" "$name"
+        for member in "$@"; do printf 'member: %s\n' "$member"; done
+        printf '\n'
+    }
+    group research "uid=dana,ou=people,$suffix"
+    group dash-viewers "cn=research,ou=groups,$suffix"
+    group cycle-a "uid=frank,ou=people,$suffix" "cn=cycle-b,ou=groups,$suffix"
+    group cycle-b "cn=cycle-a,ou=groups,$suffix"
+    group chain-1 "uid=gina,ou=people,$suffix"
+    group chain-2 "cn=chain-1,ou=groups,$suffix"
+    group chain-3 "cn=chain-2,ou=groups,$suffix"
+    group chain-4 "cn=chain-3,ou=groups,$suffix"
     # Not a groupOfNames, so the overlay gives bob no memberOf for it: only a group_filter on
     # groupOfUniqueNames finds it.
     printf 'dn: cn=auditors,ou=groups,%s\nobjectClass: groupOfUniqueNames\ncn: auditors\nuniqueMember: uid=bob,ou=people,%s\n\n' "$suffix" "$suffix"

@@ -11,12 +11,16 @@
 //!    entry or the sign-in fails;
 //! 4. bind as that entry's DN with the password on a second connection;
 //! 5. read email, name and groups (`group_filter` with the escaped `{dn}`, plus `memberOf`
-//!    values under `group_base`), then unbind both connections.
+//!    values under `group_base`), then unbind both connections;
+//! 6. follow nested groups (groups whose member is one of the groups found, and so on) up to
+//!    `nested_depth` levels: one search per level (an OR of `group_filter` for each DN of the
+//!    level, in chunks of [`NESTED_DNS_PER_SEARCH`]), a visited set so that cycles end, and at
+//!    most `nested_max_searches` such searches per sign-in.
 //!
 //! Every step is bounded by `timeout_seconds`. Passwords never reach a log line or an error.
 
 use std::borrow::Cow;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -67,6 +71,14 @@ pub struct LdapSettings {
     /// Limit on connecting and on each operation.
     #[serde(default = "default_timeout_seconds")]
     pub timeout_seconds: u64,
+    /// How many levels of group-in-group membership to follow (`analysts` member of
+    /// `dash-viewers` is one level); 0 reads only the user's own groups.
+    #[serde(default = "default_nested_depth")]
+    pub nested_depth: u32,
+    /// The most directory searches spent on nested groups in one sign-in; when reached, the
+    /// sign-in goes on with the groups found so far and a warning is logged.
+    #[serde(default = "default_nested_max_searches")]
+    pub nested_max_searches: u32,
 }
 
 fn default_user_filter() -> String {
@@ -87,6 +99,16 @@ fn default_name_attribute() -> String {
 fn default_timeout_seconds() -> u64 {
     5
 }
+fn default_nested_depth() -> u32 {
+    8
+}
+fn default_nested_max_searches() -> u32 {
+    16
+}
+
+/// The most group DNs OR-ed into one nested-group search (a level with more groups takes
+/// several searches): keeps each filter a few kilobytes.
+pub const NESTED_DNS_PER_SEARCH: usize = 50;
 
 /// A user the directory vouched for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -97,8 +119,14 @@ pub struct DirectoryUser {
     pub username: String,
     pub email: Option<String>,
     pub name: Option<String>,
-    /// Group names (`group_name_attribute` values) the user belongs to.
+    /// Group names (`group_name_attribute` values) the user belongs to, directly or through
+    /// nested groups.
     pub groups: Vec<String>,
+    /// The DNs of those groups, as the directory spells them (for mappings by DN).
+    pub group_dns: Vec<String>,
+    /// How many group searches the sign-in made (the direct one plus one per nested level
+    /// and chunk): the directory round trips spent on groups.
+    pub group_searches: u32,
 }
 
 /// Why a directory sign-in did not happen.
@@ -243,39 +271,14 @@ async fn sign_in(
         }
     }
 
-    let mut groups = BTreeSet::new();
+    let mut groups = GroupSet::default();
     let group_filter = settings.group_filter_for(&entry.dn, username)?;
     let group_attribute = settings.group_name_attribute.as_str();
-    let found = service
-        .op(plan.timeout, "group search", |ldap| {
-            ldap.with_search_options(SearchOptions::new()).search(
-                &settings.group_base,
-                Scope::Subtree,
-                &group_filter,
-                vec![group_attribute],
-            )
-        })
-        .await?;
-    let ldap3::SearchResult(group_entries, result) = found;
-    match result.rc {
-        0 => {}
-        RC_NO_SUCH_OBJECT => {
-            return Err(LdapError::Misconfigured(format!(
-                "group_base {:?} does not exist in the directory",
-                settings.group_base
-            )));
-        }
-        _ => {
-            return Err(LdapError::Unavailable(format!(
-                "the group search failed: {}",
-                describe(&result)
-            )));
-        }
-    }
+    let group_entries = search_groups(plan, settings, service, &group_filter).await?;
+    let mut frontier = Vec::new();
     for group in group_entries {
-        let group = SearchEntry::construct(group);
-        if let Some(names) = attribute_values(&group, group_attribute) {
-            groups.extend(names.iter().cloned());
+        if let Some(dn) = groups.add(group, group_attribute) {
+            frontier.push(dn);
         }
     }
     // `memberOf` (kept by e.g. OpenLDAP's memberof overlay or Active Directory): each value
@@ -283,10 +286,15 @@ async fn sign_in(
     if let Some(dns) = attribute_values(&entry, "memberOf") {
         for dn in dns {
             if let Some(name) = group_name_from_dn(dn, group_attribute, &settings.group_base) {
-                groups.insert(name);
+                if groups.visit(dn) {
+                    frontier.push(dn.clone());
+                }
+                groups.names.insert(name);
             }
         }
     }
+    let mut searches = 1;
+    searches += nested_groups(plan, settings, service, username, &mut groups, frontier).await?;
 
     let directory_name = username_attribute
         .as_deref()
@@ -300,9 +308,147 @@ async fn sign_in(
         username: directory_name.unwrap_or_else(|| username.to_owned()),
         email: first_value(&entry, &settings.email_attribute),
         name: first_value(&entry, &settings.name_attribute),
-        groups: groups.into_iter().collect(),
+        groups: groups.names.into_iter().collect(),
+        group_dns: groups.dns,
+        group_searches: searches,
         dn: entry.dn,
     })
+}
+
+/// The groups found so far: names, DNs, and the normalized DNs already seen.
+#[derive(Default)]
+struct GroupSet {
+    names: BTreeSet<String>,
+    dns: Vec<String>,
+    visited: HashSet<String>,
+}
+
+impl GroupSet {
+    /// Records `dn` as seen; false when it was already.
+    fn visit(&mut self, dn: &str) -> bool {
+        let fresh = self.visited.insert(normalized_dn(dn));
+        if fresh {
+            self.dns.push(dn.to_owned());
+        }
+        fresh
+    }
+
+    /// Adds a group entry's names; its DN when the group is new (to search its parents).
+    fn add(&mut self, entry: ldap3::ResultEntry, name_attribute: &str) -> Option<String> {
+        let entry = SearchEntry::construct(entry);
+        let fresh = self.visit(&entry.dn);
+        if let Some(names) = attribute_values(&entry, name_attribute) {
+            self.names.extend(names.iter().cloned());
+        }
+        fresh.then_some(entry.dn)
+    }
+}
+
+/// Follows group-in-group membership from `frontier` (the user's own groups), one level per
+/// round, and returns how many searches it made. Stops at `nested_depth` levels, at
+/// `nested_max_searches` searches (with a warning), or when a level brings no new group.
+async fn nested_groups(
+    plan: &Plan,
+    settings: &LdapSettings,
+    service: &mut Connection,
+    username: &str,
+    groups: &mut GroupSet,
+    mut frontier: Vec<String>,
+) -> Result<u32, LdapError> {
+    // A filter on `memberUid={username}` alone names people, never groups: nothing to follow.
+    if !settings.group_filter.contains("{dn}") {
+        return Ok(0);
+    }
+    let group_attribute = settings.group_name_attribute.as_str();
+    let mut searches = 0;
+    for level in 1..=settings.nested_depth {
+        if frontier.is_empty() {
+            return Ok(searches);
+        }
+        let mut next = Vec::new();
+        for chunk in frontier.chunks(NESTED_DNS_PER_SEARCH) {
+            if searches >= settings.nested_max_searches {
+                tracing::warn!(
+                    nested_max_searches = settings.nested_max_searches,
+                    level,
+                    groups = groups.dns.len(),
+                    "LDAP: nested group resolution reached nested_max_searches; signing in \
+                     with the groups found so far"
+                );
+                return Ok(searches);
+            }
+            let filter = settings.nested_group_filter(chunk, username)?;
+            let found = search_groups(plan, settings, service, &filter).await?;
+            searches += 1;
+            for group in found {
+                if let Some(dn) = groups.add(group, group_attribute) {
+                    next.push(dn);
+                }
+            }
+        }
+        frontier = next;
+    }
+    if !frontier.is_empty() {
+        tracing::debug!(
+            nested_depth = settings.nested_depth,
+            "LDAP: nested groups deeper than nested_depth were not followed"
+        );
+    }
+    Ok(searches)
+}
+
+/// One subtree search under `group_base` for the group name attribute.
+async fn search_groups(
+    plan: &Plan,
+    settings: &LdapSettings,
+    service: &mut Connection,
+    filter: &str,
+) -> Result<Vec<ldap3::ResultEntry>, LdapError> {
+    let group_attribute = settings.group_name_attribute.as_str();
+    let found = service
+        .op(plan.timeout, "group search", |ldap| {
+            ldap.with_search_options(SearchOptions::new()).search(
+                &settings.group_base,
+                Scope::Subtree,
+                filter,
+                vec![group_attribute],
+            )
+        })
+        .await?;
+    let ldap3::SearchResult(entries, result) = found;
+    match result.rc {
+        0 => Ok(entries),
+        // The server's own size limit: use what it sent rather than refuse the sign-in.
+        RC_SIZE_LIMIT_EXCEEDED => {
+            tracing::warn!(
+                found = entries.len(),
+                "LDAP: the group search hit the server's size limit; some groups may be missing"
+            );
+            Ok(entries)
+        }
+        RC_NO_SUCH_OBJECT => Err(LdapError::Misconfigured(format!(
+            "group_base {:?} does not exist in the directory",
+            settings.group_base
+        ))),
+        _ => Err(LdapError::Unavailable(format!(
+            "the group search failed: {}",
+            describe(&result)
+        ))),
+    }
+}
+
+/// A DN in a form two spellings of the same DN share: lower case, no spaces around the
+/// commas between RDNs or around `=`. Used to compare group DNs (visited set, mappings).
+pub fn normalized_dn(dn: &str) -> String {
+    split_dn(dn)
+        .iter()
+        .map(|rdn| match rdn.split_once('=') {
+            Some((attribute, value)) => format!("{}={}", attribute.trim(), value.trim()),
+            None => rdn.trim().to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+        .to_lowercase()
 }
 
 /// A name as LDAP's caseIgnoreMatch compares it, near enough: without regard to case or to
@@ -370,6 +516,19 @@ impl LdapSettings {
         }
         out.push_str(rest);
         Ok(out)
+    }
+
+    /// The filter for the groups that have any of `dns` as a member: `group_filter` for each,
+    /// OR-ed (a single DN needs no OR).
+    fn nested_group_filter(&self, dns: &[String], username: &str) -> Result<String, LdapError> {
+        let mut parts = dns
+            .iter()
+            .map(|dn| self.group_filter_for(dn, username))
+            .collect::<Result<Vec<_>, _>>()?;
+        if parts.len() == 1 {
+            return Ok(parts.remove(0));
+        }
+        Ok(format!("(|{})", parts.concat()))
     }
 
     /// The attribute compared with `{username}` in `user_filter` (`uid` in `(uid={username})`),
@@ -786,7 +945,37 @@ mod tests {
             email_attribute: default_email_attribute(),
             name_attribute: default_name_attribute(),
             timeout_seconds: 5,
+            nested_depth: default_nested_depth(),
+            nested_max_searches: default_nested_max_searches(),
         }
+    }
+
+    #[test]
+    fn dns_compare_without_case_or_spaces_around_separators() {
+        assert_eq!(
+            normalized_dn("CN=Dash Viewers , OU = Groups,DC=Example, dc=org"),
+            "cn=dash viewers,ou=groups,dc=example,dc=org"
+        );
+        // An escaped comma stays inside its RDN.
+        assert_eq!(normalized_dn(r"cn=a\, B,dc=x"), r"cn=a\, b,dc=x");
+        assert_ne!(normalized_dn("cn=a,dc=x"), normalized_dn("cn=b,dc=x"));
+    }
+
+    #[test]
+    fn a_nested_level_is_one_or_filter_of_escaped_dns() {
+        let s = settings();
+        let dns = [
+            "cn=a*,ou=groups,dc=example,dc=org".to_owned(),
+            "cn=b)(x,o=y".to_owned(),
+        ];
+        assert_eq!(
+            s.nested_group_filter(&dns, "u").expect("filter"),
+            r"(|(&(objectClass=groupOfNames)(member=cn=a\2a,ou=groups,dc=example,dc=org))(&(objectClass=groupOfNames)(member=cn=b\29\28x,o=y)))"
+        );
+        assert_eq!(
+            s.nested_group_filter(&dns[..1], "u").expect("filter"),
+            r"(&(objectClass=groupOfNames)(member=cn=a\2a,ou=groups,dc=example,dc=org))"
+        );
     }
 
     #[test]

@@ -13,10 +13,16 @@
 //! role = "viewer"                     # optional: viewer, author or admin
 //! teams = ["analysts"]                # optional: created when missing
 //! ```
+//!
+//! A mapping's `group` is a group name, or (for LDAP) a group DN such as
+//! `"cn=dash-viewers,ou=groups,dc=example,dc=org"`, compared without regard to case or to
+//! spaces around `,` and `=`. LDAP groups count whether the user is in them directly or
+//! through nested groups, followed `nested_depth` levels deep (default 8, 0 = direct groups
+//! only) with at most `nested_max_searches` directory searches (default 16) per sign-in.
 
 use serde::{Deserialize, Serialize};
 
-use super::ldap::LdapSettings;
+use super::ldap::{LdapSettings, normalized_dn};
 use crate::secretbox::SecretBox;
 use crate::tenancy::{self, Role};
 
@@ -33,6 +39,11 @@ pub enum Error {
     #[error(transparent)]
     Sealed(#[from] crate::secretbox::Error),
 }
+
+/// The deepest group nesting an LDAP provider may ask to follow.
+pub const MAX_NESTED_DEPTH: u32 = 32;
+/// The most nested-group searches an LDAP provider may allow per sign-in.
+pub const MAX_NESTED_SEARCHES: u32 = 256;
 
 /// Which kind of provider.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -100,7 +111,8 @@ fn default_timeout_seconds() -> u64 {
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct GroupMapping {
-    /// The group's name as the provider reports it.
+    /// The group's name as the provider reports it, or (LDAP) the group's DN, compared
+    /// normalized (see [`normalized_dn`]).
     pub group: String,
     /// The tenant role the group grants (viewer, author or admin; never owner).
     #[serde(default, with = "role_option")]
@@ -267,6 +279,18 @@ pub fn validate(config: &ProviderConfig) -> Result<(), Error> {
                 return Err(Error::Invalid("user_filter must contain {username}".into()));
             }
             timeout_in_range(s.timeout_seconds)?;
+            if s.nested_depth > MAX_NESTED_DEPTH {
+                return Err(Error::Invalid(format!(
+                    "nested_depth must be at most {MAX_NESTED_DEPTH} (got {})",
+                    s.nested_depth
+                )));
+            }
+            if !(1..=MAX_NESTED_SEARCHES).contains(&s.nested_max_searches) {
+                return Err(Error::Invalid(format!(
+                    "nested_max_searches must be between 1 and {MAX_NESTED_SEARCHES} (got {})",
+                    s.nested_max_searches
+                )));
+            }
         }
     }
     for mapping in &config.groups {
@@ -347,7 +371,17 @@ pub fn open_settings(kind: Kind, stored: &str, sealer: &SecretBox) -> Result<Set
 pub fn mapped_access(mappings: &[GroupMapping], groups: &[String]) -> (Option<Role>, Vec<String>) {
     let mut role = None;
     let mut teams: Vec<String> = Vec::new();
-    for mapping in mappings.iter().filter(|m| groups.contains(&m.group)) {
+    // A mapping that reads as a DN also matches the same DN spelled otherwise.
+    let dns: Vec<String> = groups
+        .iter()
+        .filter(|g| g.contains('='))
+        .map(|g| normalized_dn(g))
+        .collect();
+    let matches = |m: &&GroupMapping| {
+        groups.contains(&m.group)
+            || (m.group.contains('=') && dns.contains(&normalized_dn(&m.group)))
+    };
+    for mapping in mappings.iter().filter(matches) {
         role = role.max(mapping.role);
         teams.extend(mapping.teams.iter().cloned());
     }
@@ -402,6 +436,31 @@ group_base = "ou=groups,dc=example,dc=org"
         let config = parse_file(text).expect("parses");
         assert_eq!(config.settings.kind(), Kind::Ldap);
         assert_eq!(config.settings.location(), "ldap://127.0.0.1:3389");
+        let Settings::Ldap(s) = &config.settings else {
+            panic!("ldap expected")
+        };
+        assert_eq!((s.nested_depth, s.nested_max_searches), (8, 16));
+        let flat = parse_file(&format!(
+            "{text}nested_depth = 0\nnested_max_searches = 3\n"
+        ))
+        .expect("parses");
+        let Settings::Ldap(s) = &flat.settings else {
+            panic!("ldap expected")
+        };
+        assert_eq!((s.nested_depth, s.nested_max_searches), (0, 3));
+        for bad in [
+            "nested_depth = 33",
+            "nested_max_searches = 0",
+            "nested_max_searches = 257",
+        ] {
+            let err = parse_file(&format!("{text}{bad}\n"))
+                .expect_err(bad)
+                .to_string();
+            assert!(
+                err.contains(bad.split(' ').next().unwrap_or_default()),
+                "{err}"
+            );
+        }
     }
 
     #[test]
@@ -450,6 +509,35 @@ group_base = "ou=groups,dc=example,dc=org"
         assert_eq!(
             mapped_access(&config.groups, &groups(&["strangers"])),
             (None, vec![])
+        );
+    }
+
+    #[test]
+    fn a_mapping_by_dn_matches_the_dn_spelled_otherwise() {
+        let mapping = GroupMapping {
+            group: "CN=Dash-Viewers, OU=Groups,DC=example,DC=org".to_owned(),
+            role: Some(Role::Viewer),
+            teams: vec![],
+        };
+        let groups = |g: &[&str]| g.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let dn = "cn=dash-viewers,ou=groups,dc=example,dc=org";
+        assert_eq!(
+            mapped_access(
+                std::slice::from_ref(&mapping),
+                &groups(&["dash-viewers", dn])
+            )
+            .0,
+            Some(Role::Viewer)
+        );
+        // The name alone, or another DN, is not the DN.
+        assert_eq!(
+            mapped_access(std::slice::from_ref(&mapping), &groups(&["dash-viewers"])).0,
+            None
+        );
+        let other = "cn=dash-viewers,ou=other,dc=example,dc=org";
+        assert_eq!(
+            mapped_access(std::slice::from_ref(&mapping), &groups(&[other])).0,
+            None
         );
     }
 }

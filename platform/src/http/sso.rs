@@ -721,7 +721,8 @@ async fn ldap_sign_in(
                 // The directory is the authority on its own entries (which links nothing
                 // outside the provider's tenant: see `AccountTies`).
                 email_verified: true,
-                groups: user.groups,
+                // Names first, then DNs, so that a mapping may name a group either way.
+                groups: user.groups.into_iter().chain(user.group_dns).collect(),
             };
             complete(
                 &state,

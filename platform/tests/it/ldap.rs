@@ -1,5 +1,5 @@
 //! LDAP sign-in against a real OpenLDAP `slapd` (scripts/services/start-ldap.sh with TLS):
-//! plain, StartTLS and LDAPS; groups; wrong passwords; injection attempts in user names; a
+//! plain, StartTLS and LDAPS; groups, nested groups; wrong passwords; injection attempts in user names; a
 //! wrong CA; a directory that is down or never answers; a wrong service password.
 //!
 //! One directory serves the whole test binary run: the first test to need it starts it on
@@ -156,6 +156,9 @@ async fn alice_signs_in_over_plain_starttls_and_ldaps() {
                 email: Some("alice@example.org".to_owned()),
                 name: Some("Alice Tester".to_owned()),
                 groups: vec!["analysts".to_owned()],
+                group_dns: vec!["cn=analysts,ou=groups,dc=example,dc=org".to_owned()],
+                // The direct search, then one for the groups containing analysts (none).
+                group_searches: 2,
             },
             "over {transport:?}"
         );
@@ -836,4 +839,103 @@ async fn a_tenants_directory_never_signs_in_as_a_superadmin_or_another_tenants_u
             .expect("page")
             .contains("alice@example.org")
     );
+}
+
+// --- nested groups (issue 13) ---------------------------------------------------------------
+
+fn with_depth(depth: u32) -> LdapSettings {
+    let mut s = settings(Transport::Plain);
+    s.nested_depth = depth;
+    s
+}
+
+#[tokio::test]
+async fn a_role_granted_to_a_parent_group_reaches_its_nested_members() {
+    use platform::auth::providers::{GroupMapping, mapped_access};
+    use platform::tenancy::Role;
+    // dana is in research; research is a member of dash-viewers, which maps to viewer.
+    let dana = sign_in(&with_depth(8), "dana", "dana-pw").await;
+    assert_eq!(dana.groups, ["dash-viewers", "research"]);
+    let mapping = |group: &str| GroupMapping {
+        group: group.to_owned(),
+        role: Some(Role::Viewer),
+        teams: vec!["viewers".to_owned()],
+    };
+    let by_name = [mapping("dash-viewers")];
+    assert_eq!(
+        mapped_access(&by_name, &dana.groups),
+        (Some(Role::Viewer), vec!["viewers".to_owned()])
+    );
+    // By DN, spelled with other case and spaces, against names and DNs as sign-in passes them.
+    let by_dn = [mapping("CN=dash-viewers, ou=Groups, dc=example, dc=org")];
+    let names_and_dns: Vec<String> = dana.groups.iter().chain(&dana.group_dns).cloned().collect();
+    assert_eq!(mapped_access(&by_dn, &names_and_dns).0, Some(Role::Viewer));
+    // Without nesting, dana gets no role.
+    let flat = sign_in(&with_depth(0), "dana", "dana-pw").await;
+    assert_eq!(flat.groups, ["research"]);
+    assert_eq!(flat.group_searches, 1);
+    assert_eq!(mapped_access(&by_name, &flat.groups).0, None);
+}
+
+#[tokio::test]
+async fn a_membership_cycle_ends_and_yields_both_groups() {
+    // cycle-a and cycle-b are members of each other; frank is in cycle-a.
+    let frank = tokio::time::timeout(
+        Duration::from_secs(30),
+        sign_in(&with_depth(8), "frank", "frank-pw"),
+    )
+    .await
+    .expect("a cycle must not hang the sign-in");
+    assert_eq!(frank.groups, ["cycle-a", "cycle-b"]);
+    assert_eq!(frank.group_dns.len(), 2, "{:?}", frank.group_dns);
+    // Direct search, level 1 finds cycle-b, level 2 finds only cycle-a again (visited): the
+    // resolution stops there rather than at the depth limit.
+    assert_eq!(frank.group_searches, 3);
+}
+
+#[tokio::test]
+async fn a_chain_stops_at_the_depth_limit_and_searches_grow_with_depth_only() {
+    // gina is in chain-1 ⊂ chain-2 ⊂ chain-3 ⊂ chain-4.
+    let chain = |n: usize| (1..=n).map(|i| format!("chain-{i}")).collect::<Vec<_>>();
+    for (depth, expected) in [(0, 1), (1, 2), (2, 3), (3, 4), (8, 4)] {
+        let gina = sign_in(&with_depth(depth), "gina", "gina-pw").await;
+        assert_eq!(gina.groups, chain(expected), "depth {depth}");
+        // One search for the direct groups and at most one per level followed.
+        let levels = depth.min(4);
+        assert_eq!(gina.group_searches, 1 + levels, "depth {depth}");
+    }
+    // A search budget below the chain's length stops early; sign-in still succeeds.
+    let mut s = with_depth(8);
+    s.nested_max_searches = 2;
+    let gina = sign_in(&s, "gina", "gina-pw").await;
+    assert_eq!(gina.groups, chain(3));
+    assert_eq!(gina.group_searches, 3);
+}
+
+#[tokio::test]
+async fn searches_per_level_do_not_grow_with_the_number_of_groups() {
+    // Every seeded person is in one direct group; a group_filter that also matches dana's
+    // and frank's memberships gives gina three groups per level instead of one.
+    let mut s = with_depth(8);
+    s.group_filter =
+        "(&(objectClass=groupOfNames)(|(member={dn})(member=uid=dana,ou=people,dc=example,dc=org)(member=uid=frank,ou=people,dc=example,dc=org)))"
+            .to_owned();
+    // gina's direct level is chain-1, research and cycle-a (three groups): level 1 is still
+    // one search (chain-2, dash-viewers, cycle-b), and so on down the chain.
+    let gina = sign_in(&s, "gina", "gina-pw").await;
+    assert_eq!(
+        gina.groups,
+        [
+            "chain-1",
+            "chain-2",
+            "chain-3",
+            "chain-4",
+            "cycle-a",
+            "cycle-b",
+            "dash-viewers",
+            "research"
+        ]
+    );
+    let alone = sign_in(&with_depth(8), "gina", "gina-pw").await;
+    assert_eq!(gina.group_searches, alone.group_searches);
 }
