@@ -116,6 +116,7 @@ mod imports;
 mod lift;
 mod limiter;
 mod pool;
+mod priority;
 mod sandbox;
 mod scheduler;
 mod settings;

@@ -18,8 +18,16 @@
 //! small credit, so it is served at once but cannot bank idle time. When a call must wait
 //! the scheduler advances the engine's epoch at once, so running guests reach their
 //! preemption point within microseconds instead of at the next tick.
+//!
+//! A call that has held a core for [`LONG_AFTER`] becomes a long call: its thread moves to
+//! the kernel's idle class ([`crate::priority`]) and it takes a slot among the long calls'
+//! own `slots`, shared by the same virtual times. Short calls then never wait behind long
+//! ones: neither for a slot nor for the core, which the kernel gives to an ordinary thread
+//! the moment it wakes. Where threads cannot be demoted, long calls keep the short calls'
+//! slots.
 
 use crate::config::Owner;
+use crate::priority::Demoted;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -35,6 +43,9 @@ const WAKE_CREDIT: Duration = Duration::from_millis(20);
 /// Between tenants there is no such grace: the less-served tenant goes first at once.
 const MIN_SLICE: Duration = Duration::from_millis(10);
 
+/// CPU time after which a call is a long call (one tick: a light callback never gets there).
+const LONG_AFTER: Duration = Duration::from_millis(10);
+
 /// How often a parked call looks at its cancellation flag.
 const CANCEL_CHECK: Duration = Duration::from_millis(50);
 
@@ -44,15 +55,24 @@ pub(crate) const MIN_YIELDING_SLEEP: Duration = Duration::from_millis(1);
 /// The run slots and the accounts of every tenant with calls.
 pub(crate) struct Scheduler {
     slots: usize,
+    /// Whether long calls move to the idle class and their own slots.
+    demote: bool,
     /// Advanced when a call starts waiting, so that running guests check in at once.
     engine: Engine,
     state: Mutex<Queue>,
 }
 
+/// Short calls and long calls each have `slots` run slots.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Class {
+    Short = 0,
+    Long = 1,
+}
+
 #[derive(Default)]
 struct Queue {
-    /// Slots held.
-    running: usize,
+    /// Slots held, per [`Class`].
+    running: [usize; 2],
     /// Calls waiting for a slot.
     waiting: Vec<Waiter>,
     tenants: HashMap<i64, Account>,
@@ -76,6 +96,7 @@ struct AppAccount {
 }
 
 struct Waiter {
+    class: Class,
     owner: Owner,
     seq: u64,
     thread: Thread,
@@ -93,8 +114,13 @@ pub(crate) enum Refused {
 
 impl Scheduler {
     pub(crate) fn new(slots: usize, engine: Engine) -> Arc<Scheduler> {
+        Scheduler::with_demotion(slots, engine, crate::priority::available())
+    }
+
+    fn with_demotion(slots: usize, engine: Engine, demote: bool) -> Arc<Scheduler> {
         Arc::new(Scheduler {
             slots: slots.max(1),
+            demote,
             engine,
             state: Mutex::new(Queue::default()),
         })
@@ -124,21 +150,21 @@ impl Scheduler {
             owner,
             seq,
             cancel,
-            held: Mutex::new(None),
+            hold: Mutex::new(Hold::default()),
         };
         ticket.acquire(deadline)?;
         Ok(ticket)
     }
 
-    /// Gives a freed slot to the most deserving waiter, or frees it.
-    fn hand_over(queue: &mut Queue) {
-        match queue.best_waiter() {
+    /// Gives a freed slot of `class` to the most deserving waiter, or frees it.
+    fn hand_over(queue: &mut Queue, class: Class) {
+        match queue.best_waiter(class) {
             Some(index) => {
                 let waiter = queue.waiting.swap_remove(index);
                 waiter.granted.store(true, Ordering::Release);
                 waiter.thread.unpark();
             }
-            None => queue.running -= 1,
+            None => queue.running[class as usize] -= 1,
         }
     }
 }
@@ -226,17 +252,19 @@ impl Queue {
         )
     }
 
-    fn best_waiter(&self) -> Option<usize> {
-        (0..self.waiting.len()).min_by_key(|&i| {
-            let waiter = &self.waiting[i];
-            self.key(waiter.owner, waiter.seq)
-        })
+    fn best_waiter(&self, class: Class) -> Option<usize> {
+        (0..self.waiting.len())
+            .filter(|&i| self.waiting[i].class == class)
+            .min_by_key(|&i| {
+                let waiter = &self.waiting[i];
+                self.key(waiter.owner, waiter.seq)
+            })
     }
 
     /// Whether the call of `owner` that has held its slot for `held` should give it to the
     /// best waiter.
-    fn should_yield(&self, owner: Owner, held: Duration) -> Option<usize> {
-        let best = self.best_waiter()?;
+    fn should_yield(&self, owner: Owner, class: Class, held: Duration) -> Option<usize> {
+        let best = self.best_waiter(class)?;
         let waiter = &self.waiting[best];
         let (mine, theirs) = (
             self.key(owner, u64::MAX),
@@ -267,13 +295,34 @@ pub(crate) struct Ticket {
     owner: Owner,
     seq: u64,
     cancel: Option<Arc<AtomicBool>>,
+    hold: Mutex<Hold>,
+}
+
+/// Where a call stands with its slot.
+struct Hold {
     /// Since when the slot is held; `None` while the call waits or sleeps.
-    held: Mutex<Option<Instant>>,
+    since: Option<Instant>,
+    /// CPU time held so far.
+    used: Duration,
+    class: Class,
+    /// The call's thread, while it runs in the idle class.
+    demoted: Option<Demoted>,
+}
+
+impl Default for Hold {
+    fn default() -> Self {
+        Hold {
+            since: None,
+            used: Duration::ZERO,
+            class: Class::Short,
+            demoted: None,
+        }
+    }
 }
 
 impl Ticket {
-    fn held(&self) -> MutexGuard<'_, Option<Instant>> {
-        self.held.lock().unwrap_or_else(PoisonError::into_inner)
+    fn hold(&self) -> MutexGuard<'_, Hold> {
+        self.hold.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn cancelled(&self) -> bool {
@@ -285,20 +334,22 @@ impl Ticket {
     /// Takes a slot, waiting (parked) until one is granted, `deadline` passes or the call
     /// is cancelled. Does nothing if the slot is already held.
     pub(crate) fn acquire(&self, deadline: Instant) -> Result<(), Refused> {
-        let mut held = self.held();
-        if held.is_some() {
+        let mut hold = self.hold();
+        if hold.since.is_some() {
             return Ok(());
         }
+        let class = hold.class;
         let scheduler = &*self.scheduler;
         let granted = Arc::new(AtomicBool::new(false));
         {
             let mut queue = scheduler.queue();
-            if queue.running < scheduler.slots {
-                queue.running += 1;
-                *held = Some(Instant::now());
+            if queue.running[class as usize] < scheduler.slots {
+                queue.running[class as usize] += 1;
+                hold.since = Some(Instant::now());
                 return Ok(());
             }
             queue.waiting.push(Waiter {
+                class,
                 owner: self.owner,
                 seq: self.seq,
                 thread: std::thread::current(),
@@ -309,7 +360,7 @@ impl Ticket {
         scheduler.engine.increment_epoch();
         loop {
             if granted.load(Ordering::Acquire) {
-                *held = Some(Instant::now());
+                hold.since = Some(Instant::now());
                 return Ok(());
             }
             let refused = if self.cancelled() {
@@ -323,7 +374,7 @@ impl Ticket {
                 let mut queue = scheduler.queue();
                 // Granted between the look above and the lock: the slot is ours to return.
                 if granted.load(Ordering::Acquire) {
-                    Scheduler::hand_over(&mut queue);
+                    Scheduler::hand_over(&mut queue, class);
                 } else {
                     queue.waiting.retain(|w| !Arc::ptr_eq(&w.granted, &granted));
                 }
@@ -340,36 +391,50 @@ impl Ticket {
 
     /// Gives the slot up (the guest sleeps or the call ends); its time is charged.
     pub(crate) fn release(&self) {
-        let mut held = self.held();
-        let Some(since) = held.take() else {
+        let mut hold = self.hold();
+        let Some(since) = hold.since.take() else {
             return;
         };
+        let used = since.elapsed();
+        hold.used += used;
         let mut queue = self.scheduler.queue();
-        queue.charge(self.owner, since.elapsed());
-        Scheduler::hand_over(&mut queue);
+        queue.charge(self.owner, used);
+        Scheduler::hand_over(&mut queue, hold.class);
     }
 
     /// The preemption point, at every epoch tick: charges the time used and gives the slot
-    /// to a waiting call that deserves it more, then waits for a slot again. A call without
-    /// a slot (after a sleep whose wake-up was not its own) takes one here.
+    /// to a waiting call that deserves it more, then waits for a slot again. A short call
+    /// that has used [`LONG_AFTER`] moves to the idle class and waits for a long call's
+    /// slot. A call without a slot (after a sleep whose wake-up was not its own) takes one
+    /// here.
     pub(crate) fn checkpoint(&self, deadline: Instant) -> Result<(), Refused> {
         {
-            let mut held = self.held();
-            if let Some(since) = *held {
+            let mut hold = self.hold();
+            if let Some(since) = hold.since {
                 let now = Instant::now();
-                let mut queue = self.scheduler.queue();
-                queue.charge(self.owner, now - since);
-                *held = Some(now);
                 let slice = now.duration_since(since);
-                let Some(best) = queue.should_yield(self.owner, slice) else {
-                    return Ok(());
-                };
-                let waiter = queue.waiting.swap_remove(best);
-                waiter.granted.store(true, Ordering::Release);
-                waiter.thread.unpark();
-                // The slot went straight to the waiter (`running` is unchanged); this call
-                // now waits for one.
-                *held = None;
+                hold.used += slice;
+                let mut queue = self.scheduler.queue();
+                queue.charge(self.owner, slice);
+                hold.since = Some(now);
+                if self.scheduler.demote && hold.class == Class::Short && hold.used >= LONG_AFTER {
+                    Scheduler::hand_over(&mut queue, Class::Short);
+                    drop(queue);
+                    hold.since = None;
+                    hold.class = Class::Long;
+                    hold.demoted = crate::priority::demote_current_thread();
+                } else {
+                    let class = hold.class;
+                    let Some(best) = queue.should_yield(self.owner, class, slice) else {
+                        return Ok(());
+                    };
+                    let waiter = queue.waiting.swap_remove(best);
+                    waiter.granted.store(true, Ordering::Release);
+                    waiter.thread.unpark();
+                    // The slot went straight to the waiter (`running` is unchanged); this
+                    // call now waits for one.
+                    hold.since = None;
+                }
             }
         }
         self.acquire(deadline)
@@ -380,6 +445,12 @@ impl Drop for Ticket {
     fn drop(&mut self) {
         self.release();
         self.scheduler.queue().deactivate(self.owner);
+        if let Some(demoted) = self.hold().demoted.take() {
+            // Checked to work at start-up (`priority::available`); the thread goes on to
+            // other calls and must not keep the idle class.
+            let restored = demoted.restore();
+            debug_assert!(restored, "a demoted thread kept the idle class");
+        }
     }
 }
 
@@ -402,7 +473,7 @@ mod tests {
 
     #[test]
     fn a_waiting_tenant_takes_the_slot_from_a_busy_one_at_the_next_checkpoint() {
-        let scheduler = Scheduler::new(1, Engine::default());
+        let scheduler = Scheduler::with_demotion(1, Engine::default(), false);
         let busy = scheduler.enter(owner(1, 1), far(), None).expect("slot");
         std::thread::sleep(Duration::from_millis(30));
         let got = Arc::new(AtomicBool::new(false));
@@ -424,15 +495,15 @@ mod tests {
         busy.checkpoint(far()).expect("slot again");
         waiter.join().expect("waiter");
         assert!(got.load(Ordering::SeqCst));
-        assert_eq!(scheduler.queue().running, 1);
+        assert_eq!(scheduler.queue().running[0], 1);
         drop(busy);
-        assert_eq!(scheduler.queue().running, 0);
+        assert_eq!(scheduler.queue().running[0], 0);
         assert!(scheduler.queue().tenants.is_empty());
     }
 
     #[test]
     fn calls_of_one_app_keep_their_slot() {
-        let scheduler = Scheduler::new(1, Engine::default());
+        let scheduler = Scheduler::with_demotion(1, Engine::default(), false);
         let first = scheduler.enter(owner(1, 1), far(), None).expect("slot");
         let second = {
             let scheduler = scheduler.clone();
@@ -457,7 +528,7 @@ mod tests {
 
     #[test]
     fn a_waiter_gives_up_at_its_deadline_and_when_cancelled() {
-        let scheduler = Scheduler::new(1, Engine::default());
+        let scheduler = Scheduler::with_demotion(1, Engine::default(), false);
         let _busy = scheduler.enter(owner(1, 1), far(), None).expect("slot");
         let soon = Instant::now() + Duration::from_millis(30);
         let refused = scheduler.enter(owner(2, 1), soon, None).err();
@@ -466,14 +537,44 @@ mod tests {
         let refused = scheduler.enter(owner(2, 1), far(), Some(cancel)).err();
         assert_eq!(refused, Some(Refused::Cancelled));
         assert!(scheduler.queue().waiting.is_empty());
-        assert_eq!(scheduler.queue().running, 1);
+        assert_eq!(scheduler.queue().running[0], 1);
+    }
+
+    #[test]
+    fn a_short_call_does_not_wait_behind_long_calls() {
+        let scheduler = Scheduler::with_demotion(1, Engine::default(), true);
+        let long = scheduler.enter(owner(1, 1), far(), None).expect("slot");
+        std::thread::sleep(LONG_AFTER + Duration::from_millis(5));
+        long.checkpoint(far()).expect("a long call's slot");
+        assert_eq!(long.hold().class, Class::Long);
+        assert_eq!(scheduler.queue().running, [0, 1]);
+        // Another long call of the same tenant waits for the long slot…
+        let queued = {
+            let scheduler = scheduler.clone();
+            std::thread::spawn(move || {
+                let ticket = scheduler.enter(owner(1, 2), far(), None).expect("slot");
+                std::thread::sleep(LONG_AFTER + Duration::from_millis(5));
+                ticket.checkpoint(far()).map(|()| ticket.hold().class)
+            })
+        };
+        while scheduler.queue().waiting.is_empty() {
+            std::thread::yield_now();
+        }
+        // …while a short call of another tenant runs at once.
+        let short = scheduler
+            .enter(owner(2, 1), Instant::now() + Duration::from_millis(1), None)
+            .expect("a short call's slot without waiting");
+        drop(short);
+        drop(long);
+        assert_eq!(queued.join().expect("thread"), Ok(Class::Long));
+        assert_eq!(scheduler.queue().running, [0, 0]);
     }
 
     /// Two tenants keep one slot busy with calls that check in every millisecond; the
     /// heavier weight gets about twice the CPU.
     #[test]
     fn cpu_is_shared_in_proportion_to_weight() {
-        let scheduler = Scheduler::new(1, Engine::default());
+        let scheduler = Scheduler::with_demotion(1, Engine::default(), false);
         let used: Vec<Arc<AtomicU64>> = (0..2).map(|_| Arc::default()).collect();
         let stop = Arc::new(AtomicBool::new(false));
         let threads: Vec<_> = [(1, 100), (2, 200)]
