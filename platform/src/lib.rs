@@ -4,6 +4,7 @@
 //! the router with [`http::router`] and drive it without a socket.
 
 pub mod admin;
+pub mod admission;
 pub mod applog;
 pub mod assets;
 pub mod auth;

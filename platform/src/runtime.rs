@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use sandbox::{LoadOptions, Sandbox};
 use tokio::sync::watch;
 
+use crate::admission::Turn;
 use crate::assets::AssetMeta;
 use crate::dash::clientside;
 use crate::dash::dependencies::{Dependencies, InvalidDependencies};
@@ -234,6 +235,17 @@ impl Runtime {
     /// The live version of `tenant/app`, loading it if needed; `None` when the app does
     /// not exist or has no live version.
     pub async fn live(&self, tenant: &Slug, app: &Slug) -> Result<Option<Arc<LiveApp>>, Error> {
+        self.live_in_turn(tenant, app, None).await
+    }
+
+    /// [`Runtime::live`] for a request holding an admission `turn`: the turn covers
+    /// finding the live version and ends before any load is waited for.
+    pub async fn live_in_turn(
+        &self,
+        tenant: &Slug,
+        app: &Slug,
+        mut turn: Option<Turn>,
+    ) -> Result<Option<Arc<LiveApp>>, Error> {
         let key = (tenant.clone(), app.clone());
         let cached = {
             let apps = lock(&self.apps);
@@ -254,6 +266,7 @@ impl Runtime {
                 Some((_, app)) if app.version == version => break app.clone(),
                 _ => {}
             }
+            drop(turn.take());
             match self.load_once(version).await {
                 Ok(loaded) => break loaded,
                 // The version stopped being live and was pruned between the two reads

@@ -45,6 +45,8 @@ pub struct App {
     pub platform_csp: axum::http::HeaderValue,
     /// Hand-off codes and app-session links (Redis if configured, else the database).
     pub handoffs: crate::auth::handoff::Handoffs,
+    /// Turns for the host work of requests on the apps origin, fair between tenants.
+    pub admission: Arc<crate::admission::Admission>,
 }
 
 /// Cheap to clone; what axum hands to handlers.
@@ -149,6 +151,7 @@ impl App {
             origins,
             platform_csp,
             handoffs,
+            admission: crate::admission::Admission::for_this_machine(),
         })))
     }
 

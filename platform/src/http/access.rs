@@ -85,11 +85,13 @@ pub async fn require_app_access(
     if !serves {
         return ApiError::app_not_found().into_response();
     }
-    let access = match state
+    let turn = state.admission.enter(tenant.as_str()).await;
+    let access = state
         .store
         .app_access(&tenant, &app, principal.user_id())
-        .await
-    {
+        .await;
+    drop(turn);
+    let access = match access {
         Ok(Some(access)) => access,
         Ok(None) => return ApiError::app_not_found().into_response(),
         Err(e) => return ApiError::internal("checking app access failed", &e).into_response(),

@@ -54,9 +54,10 @@ async fn live_app(state: &AppState, tenant: &str, app: &str) -> Result<Arc<LiveA
     let (Ok(tenant), Ok(app)) = (Slug::parse(tenant), Slug::parse(app)) else {
         return Err(ApiError::app_not_found());
     };
+    let turn = state.admission.enter(tenant.as_str()).await;
     state
         .runtime
-        .live(&tenant, &app)
+        .live_in_turn(&tenant, &app, Some(turn))
         .await
         .map_err(|e| match e {
             // Loading runs guest code, so it waits for one of the tenant's callback slots.
