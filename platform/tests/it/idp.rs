@@ -326,11 +326,10 @@ async fn removing_a_provider_keeping_memberships_makes_them_hand_given_and_audit
         &app.state.secrets,
         "acme",
         "corp",
-        &ad_provider_file("")
+        ad_provider_file("")
             .split("[[groups]]")
             .next()
-            .expect("head")
-            .to_owned(),
+            .expect("head"),
         &op(),
     )
     .await
