@@ -731,3 +731,61 @@ async fn testing_an_oidc_provider_reports_its_discovery_document() {
         "{down:?}"
     );
 }
+
+#[tokio::test]
+async fn the_rest_api_removes_a_provider_keeping_memberships_when_asked() {
+    use axum::body::Body;
+    use axum::http::Request;
+    use platform::policy::{Principal, UserPrincipal};
+    let (app, base, _clock) = served().await;
+    let store = &app.state.store;
+    acme_with_ad(&app, "").await;
+    let (_, response) = ad_sign_in(&base, "ada").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let root = admin::create_user(store, "root@example.org", None, true, &op())
+        .await
+        .expect("superadmin");
+    let principal = Principal::User(UserPrincipal {
+        id: root.id,
+        superadmin: true,
+        memberships: Vec::new(),
+    });
+    let delete = |query: &'static str| {
+        let app = &app;
+        let principal = principal.clone();
+        async move {
+            let mut request = Request::delete(format!(
+                "/api/v1/tenants/acme/identity-providers/corp{query}"
+            ))
+            .body(Body::empty())
+            .expect("request");
+            request.extensions_mut().insert(principal);
+            app.request(request).await
+        }
+    };
+    // A value that is not a boolean is refused, and nothing is removed.
+    let bad = delete("?keep_memberships=yes").await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.text());
+    assert_eq!(
+        admin::list_providers(store, "acme")
+            .await
+            .expect("list")
+            .len(),
+        1
+    );
+    let kept = delete("?keep_memberships=true").await;
+    assert_eq!(kept.status, StatusCode::NO_CONTENT, "{}", kept.text());
+    assert!(
+        admin::list_providers(store, "acme")
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    assert_eq!(
+        role_of(&app, "acme", "ada@corp.example.com").await,
+        Some(Role::Viewer)
+    );
+    let rows = audit(&app, "membership.keep").await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert!(rows[0].actor.starts_with("user:"), "{:?}", rows[0]);
+}
