@@ -373,23 +373,96 @@ pub async fn list_providers(store: &Store, tenant_slug: &str) -> Result<Vec<Prov
         .collect())
 }
 
-/// `idp remove`: remove the provider and its links to users.
+/// `idp remove`: remove the provider and its links to users, and take back the roles and
+/// team memberships it granted (see [`remove_provider_with`]).
 pub async fn remove_provider(
     store: &Store,
     tenant_slug: &str,
     slug: &str,
     change: &Change<'_>,
-) -> Result<()> {
+) -> Result<store::ProviderRemoval> {
+    remove_provider_with(store, tenant_slug, slug, false, change).await
+}
+
+/// `idp remove [--keep-memberships]`: remove the provider and its links to users. What it
+/// granted is taken back (a hand-given role it had raised comes back; a member it brought
+/// in leaves the tenant; its team memberships end), unless `keep_memberships`: then it all
+/// stays, hand-given from now on, each membership audited as such.
+pub async fn remove_provider_with(
+    store: &Store,
+    tenant_slug: &str,
+    slug: &str,
+    keep_memberships: bool,
+    change: &Change<'_>,
+) -> Result<store::ProviderRemoval> {
     let tenant = tenant(store, tenant_slug).await?;
-    if store
-        .remove_identity_provider(tenant.id, slug, change)
+    match store
+        .remove_identity_provider(tenant.id, slug, keep_memberships, change)
         .await?
     {
-        Ok(())
-    } else {
-        Err(Error::UnknownProvider {
+        Some(removal) => Ok(removal),
+        None => Err(Error::UnknownProvider {
             tenant: tenant.slug,
             slug: slug.to_owned(),
-        })
+        }),
     }
+}
+
+/// `idp test`: try the provider `slug` of the tenant (LDAP: service bind, in-chain support,
+/// and a sample user's groups and the roles they map to; OIDC: discovery). Changes
+/// nothing but the audit log (`identity_provider.test`, with the outcome).
+pub async fn test_provider(
+    store: &Store,
+    sealer: &crate::secretbox::SecretBox,
+    tenant_slug: &str,
+    slug: &str,
+    username: Option<&str>,
+    change: &Change<'_>,
+) -> Result<auth::providers::ProviderReport> {
+    let tenant = tenant(store, tenant_slug).await?;
+    let unknown = || Error::UnknownProvider {
+        tenant: tenant.slug.clone(),
+        slug: slug.to_owned(),
+    };
+    let record = store
+        .identity_provider(tenant.id, slug)
+        .await?
+        .ok_or_else(unknown)?;
+    let username = username.map(str::trim).filter(|u| !u.is_empty());
+    if let Some(name) = username
+        && (name.chars().count() > auth::providers::MAX_SAMPLE_USERNAME_CHARS
+            || name.chars().any(char::is_control))
+    {
+        return Err(Error::Provider(auth::providers::Error::Invalid(format!(
+            "the sample user name must be 1-{} characters without control characters",
+            auth::providers::MAX_SAMPLE_USERNAME_CHARS
+        ))));
+    }
+    let kind = auth::providers::Kind::parse(&record.kind).ok_or_else(unknown)?;
+    let settings = auth::providers::open_settings(kind, &record.settings, sealer)?;
+    let mappings: Vec<auth::providers::GroupMapping> = serde_json::from_str(&record.group_mappings)
+        .map_err(|e| {
+            Error::Provider(auth::providers::Error::Invalid(format!(
+                "stored group mappings: {e}"
+            )))
+        })?;
+    let report = auth::providers::test_provider(record.id, &settings, &mappings, username).await;
+    let detail = serde_json::json!({
+        "provider": record.slug,
+        "kind": report.kind,
+        "ok": report.ok,
+        "username": username,
+        "error": report.error.as_deref().map(|e| e.chars().take(300).collect::<String>()),
+        "role": report.mapped.as_ref().and_then(|m| m.role.clone()),
+    });
+    store
+        .audit_provider_sign_in(
+            change,
+            Some(tenant.id),
+            "identity_provider.test",
+            &format!("identity_provider:{}", record.slug),
+            detail,
+        )
+        .await?;
+    Ok(report)
 }

@@ -617,9 +617,43 @@ async fn idp(
                 );
             }
         }
-        IdpCommand::Remove { tenant, slug } => {
-            a::remove_provider(store, tenant, slug, change).await?;
+        IdpCommand::Remove {
+            tenant,
+            slug,
+            keep_memberships,
+        } => {
+            let r = a::remove_provider_with(store, tenant, slug, *keep_memberships, change).await?;
             println!("removed identity provider {slug} of {tenant}");
+            if *keep_memberships {
+                println!(
+                    "kept as hand-given: {} roles, {} team memberships",
+                    r.memberships_kept, r.team_memberships_kept
+                );
+            } else {
+                println!(
+                    "taken back: {} members left the tenant, {} roles went back to the hand-given one, {} team memberships ended",
+                    r.memberships_removed, r.roles_restored, r.team_memberships_removed
+                );
+            }
+        }
+        IdpCommand::Test {
+            tenant,
+            slug,
+            username,
+        } => {
+            let sealer = crate::secretbox::SecretBox::load(
+                config.secret_key.as_deref(),
+                &config.secret_key_file,
+            )?;
+            let report =
+                a::test_provider(store, &sealer, tenant, slug, username.as_deref(), change).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            if !report.ok {
+                anyhow::bail!(
+                    "the test of identity provider {slug} failed: {}",
+                    report.error.as_deref().unwrap_or("see the report")
+                );
+            }
         }
     }
     Ok(())

@@ -290,12 +290,28 @@ pub enum IdpCommand {
         /// The tenant's slug.
         tenant: String,
     },
-    /// Remove a provider and its links to users.
+    /// Remove a provider and its links to users; the roles and team memberships it
+    /// granted are taken back unless `--keep-memberships`.
     Remove {
         /// The tenant's slug.
         tenant: String,
         /// The provider's slug.
         slug: String,
+        /// Keep what the provider granted, as hand-given memberships (each one audited).
+        #[arg(long)]
+        keep_memberships: bool,
+    },
+    /// Try a provider: LDAP service bind, a sample user's groups and the roles they map
+    /// to; OIDC discovery. Prints a JSON report; exits 1 when something failed.
+    Test {
+        /// The tenant's slug.
+        #[arg(long)]
+        tenant: String,
+        /// The provider's slug.
+        slug: String,
+        /// A user name to look up in the directory (no password is asked or checked).
+        #[arg(long)]
+        username: Option<String>,
     },
 }
 

@@ -125,6 +125,9 @@ pub enum Action {
     ManageTeams,
     /// Read the tenant's audit log (tenant).
     ViewTenantAudit,
+    /// Try one of the tenant's identity providers: its bind or discovery, and what it
+    /// would grant a sample account (tenant; reads, changes nothing).
+    TestIdentityProvider,
     /// Create a new app (tenant).
     CreateApp,
     /// Create an API token for oneself (tenant).
@@ -139,7 +142,7 @@ pub enum Action {
 
 impl Action {
     /// Every action.
-    pub const ALL: [Action; 16] = [
+    pub const ALL: [Action; 17] = [
         Action::CreateTenant,
         Action::ManageUsers,
         Action::ManageQuotas,
@@ -151,6 +154,7 @@ impl Action {
         Action::GrantOwner,
         Action::ManageTeams,
         Action::ViewTenantAudit,
+        Action::TestIdentityProvider,
         Action::CreateApp,
         Action::CreateToken,
         Action::ViewApp,
@@ -207,6 +211,7 @@ pub fn authorize(principal: &Principal, action: Action, resource: &Resource) -> 
             | A::GrantOwner
             | A::ManageTeams
             | A::ViewTenantAudit
+            | A::TestIdentityProvider
             | A::CreateApp
             | A::CreateToken,
             Resource::Tenant(tenant),
@@ -222,9 +227,11 @@ pub fn authorize(principal: &Principal, action: Action, resource: &Resource) -> 
             };
             let needed = match action {
                 A::GrantOwner => Role::Owner,
-                A::UpdateTenant | A::ManageMembers | A::ManageTeams | A::ViewTenantAudit => {
-                    Role::Admin
-                }
+                A::UpdateTenant
+                | A::ManageMembers
+                | A::ManageTeams
+                | A::ViewTenantAudit
+                | A::TestIdentityProvider => Role::Admin,
                 A::CreateApp => Role::Author,
                 _ => Role::Viewer,
             };
@@ -387,6 +394,11 @@ mod tests {
             ),
             (
                 Act::ViewTenantAudit,
+                Resource::Tenant(A),
+                ". . . Y Y  Y . .  . . Y .",
+            ),
+            (
+                Act::TestIdentityProvider,
                 Resource::Tenant(A),
                 ". . . Y Y  Y . .  . . Y .",
             ),

@@ -92,6 +92,11 @@ tls_port=${LDAP_TLS_PORT:-6636}
 loglevel=${LDAP_LOGLEVEL:-0}
 watch_pid=${LDAP_WATCH_PID:-}
 suffix=dc=example,dc=org
+ad_suffix=dc=corp,dc=example,dc=com
+ad_admin_dn="cn=admin,$ad_suffix"
+ad_service_dn="CN=svc-tessera,OU=Service Accounts,$ad_suffix"
+ad_service_pw=svc-tessera-pw
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 admin_dn="cn=admin,$suffix"
 admin_pw=admin-secret
 service_dn="cn=tessera,ou=services,$suffix"
@@ -133,7 +138,7 @@ else
 fi
 dir=$(cd "$dir" && pwd)
 touch "$dir/$marker"
-mkdir "$dir/db"
+mkdir "$dir/db" "$dir/ad-db"
 # Anything that fails from here on removes what was made (slapd included).
 ready=0
 trap '[ "$ready" = 1 ] || stop_dir "$dir" >/dev/null 2>&1 || true' EXIT
@@ -174,6 +179,7 @@ cat >"$dir/slapd.conf" <<EOF
 include /etc/ldap/schema/core.schema
 include /etc/ldap/schema/cosine.schema
 include /etc/ldap/schema/inetorgperson.schema
+include $here/ad-lite.schema
 pidfile $dir/slapd.pid
 argsfile $dir/slapd.args
 modulepath /usr/lib/ldap
@@ -202,6 +208,30 @@ memberof-memberof-ad memberOf
 memberof-refint TRUE
 
 # Passwords only ever serve to bind; bound identities read the rest; anonymous sees nothing.
+access to attrs=userPassword
+    by anonymous auth
+    by * none
+access to *
+    by users read
+    by * none
+
+# The Active-Directory-shaped tree.
+database mdb
+maxsize 67108864
+suffix "$ad_suffix"
+rootdn "$ad_admin_dn"
+rootpw $(hash "$admin_pw")
+directory $dir/ad-db
+index objectClass eq
+index cn,sAMAccountName,mail eq
+index member,memberOf eq
+
+overlay memberof
+memberof-group-oc group
+memberof-member-ad member
+memberof-memberof-ad memberOf
+memberof-refint TRUE
+
 access to attrs=userPassword
     by anonymous auth
     by * none
@@ -281,6 +311,64 @@ person() { # UID RDN-VALUE PASSWORD GIVEN-NAME MAIL-LOCAL-PART
 } >"$dir/entries.ldif"
 ldapadd -x -H "ldap://127.0.0.1:$port" -D "$admin_dn" -w "$admin_pw" -f "$dir/entries.ldif" >"$dir/ldapadd.log" 2>&1 ||
     fail "ldapadd failed: $(tail -n 3 "$dir/ldapadd.log")"
+
+# --- the Active-Directory-shaped tree ---------------------------------------------------------
+{
+    printf 'dn: %s\nobjectClass: dcObject\nobjectClass: organization\ndc: corp\no: Corp\n\n' "$ad_suffix"
+    for ou in Staff Groups "Service Accounts"; do
+        printf 'dn: OU=%s,%s\nobjectClass: organizationalUnit\nou: %s\n\n' "$ou" "$ad_suffix" "$ou"
+    done
+    ad_user() { # SAM FULL-NAME UAC [OU]
+        printf 'dn: CN=%s,OU=%s,%s\nobjectClass: user\ncn: %s\nsn: %s\nsAMAccountName: %s\n' \
+            "$2" "${4:-Staff}" "$ad_suffix" "$2" "${2##* }" "$1"
+        printf 'userPrincipalName: %s@corp.example.com\nmail: %s@corp.example.com\nuserAccountControl: %s\nuserPassword: %s\n\n' \
+            "$1" "$1" "$3" "$(hash "$1-pw")"
+    }
+    ad_user svc-tessera svc-tessera 66048 "Service Accounts"
+    ad_user ada "Ada Lovelace" 512
+    ad_user ben "Ben Okafor" 512
+    ad_user cy "Cy Disabled" 514
+    ad_user dee "Dee Sales" 512
+    ad_user fay "Fay Cycle" 512
+    ad_user nest1 "Nest One" 512
+    ad_user nest3 "Nest Three" 512
+    ad_user nest10 "Nest Ten" 512
+    ad_user deep "Deep Chain" 512
+    person_dn() { printf 'CN=%s,OU=Staff,%s' "$1" "$ad_suffix"; }
+    group_dn() { printf 'CN=%s,OU=Groups,%s' "$1" "$ad_suffix"; }
+    ad_group() { # NAME MEMBER-DN... (global security group: groupType -2147483646)
+        local name=$1
+        shift
+        printf 'dn: %s\nobjectClass: group\ncn: %s\nsAMAccountName: %s\ngroupType: -2147483646\n' \
+            "$(group_dn "$name")" "$name" "$name"
+        for member in "$@"; do printf 'member: %s\n' "$member"; done
+        printf '\n'
+    }
+    # Children before parents, so that the memberof overlay finds each member.
+    ad_group Analysts "$(person_dn "Ada Lovelace")"
+    ad_group "Platform Engineers" "$(person_dn "Ben Okafor")"
+    ad_group "IT Ops" "$(group_dn "Platform Engineers")"
+    ad_group Sales "$(person_dn "Dee Sales")"
+    ad_group Cycle-A "$(person_dn "Fay Cycle")" "$(group_dn Cycle-B)"
+    ad_group Cycle-B "$(group_dn Cycle-A)"
+    ad_group Dash-Viewers "$(group_dn Analysts)" "$(group_dn Cycle-B)"
+    ad_group Dash-Admins "$(group_dn "IT Ops")" "$(person_dn "Cy Disabled")"
+    ad_group Chain-01 "$(person_dn "Deep Chain")"
+    ad_group Chain-02 "$(group_dn Chain-01)" "$(person_dn "Nest Ten")"
+    for i in $(seq 3 12); do
+        members=("$(group_dn "$(printf 'Chain-%02d' $((i - 1)))")")
+        [ "$i" = 9 ] && members+=("$(person_dn "Nest Three")")
+        [ "$i" = 11 ] && members+=("$(person_dn "Nest One")")
+        ad_group "$(printf 'Chain-%02d' "$i")" "${members[@]}"
+    done
+} >"$dir/ad-entries.ldif"
+ldapadd -x -H "ldap://127.0.0.1:$port" -D "$ad_admin_dn" -w "$admin_pw" -f "$dir/ad-entries.ldif" >"$dir/ldapadd-ad.log" 2>&1 ||
+    fail "ldapadd (AD tree) failed: $(tail -n 3 "$dir/ldapadd-ad.log")"
+# A referral object is added with ManageDsaIT (-M), as it is otherwise a pointer elsewhere.
+printf 'dn: OU=EMEA,%s\nobjectClass: referral\nobjectClass: extensibleObject\nou: EMEA\nref: ldap://emea.corp.example.com/OU=EMEA,%s\n' \
+    "$ad_suffix" "$ad_suffix" >"$dir/ad-referral.ldif"
+ldapadd -M -x -H "ldap://127.0.0.1:$port" -D "$ad_admin_dn" -w "$admin_pw" -f "$dir/ad-referral.ldif" >>"$dir/ldapadd-ad.log" 2>&1 ||
+    fail "ldapadd (AD referral) failed: $(tail -n 3 "$dir/ldapadd-ad.log")"
 ready=1
 
 # --- optional watchdog ------------------------------------------------------------------------
@@ -305,5 +393,11 @@ echo "LDAP_BIND_DN=$service_dn"
 echo "LDAP_BIND_PASSWORD=$service_pw"
 echo "LDAP_ADMIN_DN=$admin_dn"
 echo "LDAP_ADMIN_PASSWORD=$admin_pw"
+echo "LDAP_AD_BASE_DN=$ad_suffix"
+echo "LDAP_AD_USER_BASE=OU=Staff,$ad_suffix"
+echo "LDAP_AD_GROUP_BASE=OU=Groups,$ad_suffix"
+echo "LDAP_AD_REFERRAL_BASE=OU=EMEA,$ad_suffix"
+echo "LDAP_AD_BIND_DN=$ad_service_dn"
+echo "LDAP_AD_BIND_PASSWORD=$ad_service_pw"
 echo "LDAP_PID=$pid"
 echo "LDAP_DIR=$dir"

@@ -113,6 +113,30 @@ before(async () => {
     ].join('\n'),
   );
   admin(['idp', 'set', 'demo', 'directory', '--file', directory]);
+  // The Active-Directory-shaped tree of the same slapd: sAMAccountName logins, disabled
+  // accounts filtered by userAccountControl, roles through nested `group` objects.
+  const corp = path.join(server.dataDir, 'corp.toml');
+  fs.writeFileSync(
+    corp,
+    [
+      'kind = "ldap"',
+      'display_name = "Corp AD"',
+      `url = "${v.LDAP_URL}"`,
+      'starttls = true',
+      `ca_cert_file = "${v.LDAP_CA_CERT}"`,
+      `bind_dn = "${v.LDAP_AD_BIND_DN}"`,
+      `bind_password = "${v.LDAP_AD_BIND_PASSWORD}"`,
+      `user_base = "${v.LDAP_AD_USER_BASE}"`,
+      `group_base = "${v.LDAP_AD_GROUP_BASE}"`,
+      'user_filter = "(&(objectClass=user)(sAMAccountName={username})(!(userAccountControl:1.2.840.113556.1.4.803:=2)))"',
+      'group_filter = "(&(objectClass=group)(member={dn}))"',
+      '[[groups]]',
+      'group = "Dash-Viewers"',
+      'role = "viewer"',
+      '',
+    ].join('\n'),
+  );
+  admin(['idp', 'set', 'demo', 'corp', '--file', corp]);
   browser = await launchBrowser();
 });
 
@@ -206,5 +230,23 @@ test('LDAP through the directory form: alice (analysts → viewer) opens a tenan
   await page.goto(tenantApp);
   assert.match(new URL(page.url()).pathname, /^\/login/, 'still not signed in');
   await screenshot(page, 'sign-in-ldap-wrong-password.png');
+  await page.close();
+});
+
+test('LDAP against the AD-shaped tree: ada (Analysts ⊂ Dash-Viewers) opens a tenant app, disabled cy is refused', async () => {
+  const tenantApp = `${server.appsUrl}/apps/demo/report-builder/`;
+  const page = await browser.context.newPage();
+  await browser.context.clearCookies();
+  await signInWithLdap(page, 'corp', 'ada', 'ada-pw', tenantApp);
+  await assertAppOpens(page, '/apps/demo/report-builder/');
+  await screenshot(page, 'sign-in-ldap-ad-ada.png');
+
+  // cy's password is right, but userAccountControl marks the account disabled.
+  await browser.context.clearCookies();
+  await signInWithLdap(page, 'corp', 'cy', 'cy-pw', tenantApp);
+  assert.match(new URL(page.url()).pathname, /^\/login/);
+  assert.match((await page.textContent('[role=alert]')) ?? '', /Wrong user name or password/);
+  await page.goto(tenantApp);
+  assert.match(new URL(page.url()).pathname, /^\/login/, 'cy is not signed in');
   await page.close();
 });

@@ -15,7 +15,14 @@
 //! 6. follow nested groups (groups whose member is one of the groups found, and so on) up to
 //!    `nested_depth` levels: one search per level (an OR of `group_filter` for each DN of the
 //!    level, in chunks of [`NESTED_DNS_PER_SEARCH`]), a visited set so that cycles end, and at
-//!    most `nested_max_searches` such searches per sign-in.
+//!    most `nested_max_searches` such searches per sign-in; one more search checks that no
+//!    level lies beyond, and a chain deeper than the limits refuses the sign-in
+//!    ([`LdapError::NestingTooDeep`]). When the directory supports
+//!    `LDAP_MATCHING_RULE_IN_CHAIN` (detected from its root DSE and subschema, remembered
+//!    for ten minutes per URL; never assumed), one in-chain search replaces the walk.
+//!
+//! A referral answer (result code 10) is refused ([`LdapError::Referral`]); continuation
+//! references inside a subtree search are left out, never followed.
 //!
 //! Every step is bounded by `timeout_seconds`. Passwords never reach a log line or an error.
 
@@ -75,8 +82,8 @@ pub struct LdapSettings {
     /// `dash-viewers` is one level); 0 reads only the user's own groups.
     #[serde(default = "default_nested_depth")]
     pub nested_depth: u32,
-    /// The most directory searches spent on nested groups in one sign-in; when reached, the
-    /// sign-in goes on with the groups found so far and a warning is logged.
+    /// The most directory searches spent on nested groups in one sign-in; a user whose
+    /// groups need more is refused ([`LdapError::NestingTooDeep`]).
     #[serde(default = "default_nested_max_searches")]
     pub nested_max_searches: u32,
 }
@@ -125,8 +132,14 @@ pub struct DirectoryUser {
     /// The DNs of those groups, as the directory spells them (for mappings by DN).
     pub group_dns: Vec<String>,
     /// How many group searches the sign-in made (the direct one plus one per nested level
-    /// and chunk): the directory round trips spent on groups.
+    /// and chunk, or the one in-chain search): the directory round trips spent on groups.
     pub group_searches: u32,
+    /// The groups came from one `LDAP_MATCHING_RULE_IN_CHAIN` search (the directory
+    /// supports it) rather than a level-by-level walk.
+    pub in_chain: bool,
+    /// Every LDAP request of the sign-in that waited for an answer, on both connections
+    /// (binds, searches, in-chain detection when not cached; not the unbinds).
+    pub round_trips: u32,
 }
 
 /// Why a directory sign-in did not happen.
@@ -142,6 +155,16 @@ pub enum LdapError {
     /// The provider's settings are unusable (bad URL, unreadable CA file, bad filter).
     #[error("the directory settings are invalid: {0}")]
     Misconfigured(String),
+    /// The directory answered with a referral (result code 10): what was asked for is held
+    /// by another server. Referrals are not followed (the other server was not configured,
+    /// and would receive the service password).
+    #[error("the directory answered with a referral, which is not followed: {0}")]
+    Referral(String),
+    /// The user's groups nest deeper than `nested_depth`, or following them needed more
+    /// than `nested_max_searches` searches: their roles cannot be worked out, so the
+    /// sign-in is refused rather than granted from a partial view.
+    #[error("the user's groups could not all be resolved: {0}")]
+    NestingTooDeep(String),
 }
 
 /// The longest user name passed to the directory (characters); longer ones are refused.
@@ -155,6 +178,8 @@ const RC_INVALID_CREDENTIALS: u32 = 49;
 const RC_SIZE_LIMIT_EXCEEDED: u32 = 4;
 /// LDAP result code 32: noSuchObject (the search base does not exist).
 const RC_NO_SUCH_OBJECT: u32 = 32;
+/// LDAP result code 10: referral (the target is held by another server).
+const RC_REFERRAL: u32 = 10;
 
 /// Checks `username`/`password` against the directory and returns who they are.
 pub async fn authenticate(
@@ -191,20 +216,73 @@ async fn sign_in(
     username: &str,
     password: &str,
 ) -> Result<DirectoryUser, LdapError> {
+    service_bind(plan, settings, service).await?;
+    let entry = find_user(plan, settings, service, user_filter).await?;
+
+    // The password is checked on a connection of its own rather than by re-binding the
+    // service connection: the service identity stays bound for the group search (many
+    // directories do not let people read groups), and a failed bind, which leaves a
+    // connection anonymous, never touches the connection we still need.
+    let mut user = Connection::open(plan).await?;
+    let user_bind = user
+        .op(plan.timeout, "user bind", |ldap| {
+            ldap.simple_bind(&entry.dn, password)
+        })
+        .await;
+    let user_round_trips = user.round_trips;
+    user.close(plan.timeout).await;
+    let user_bind = user_bind?;
+    match user_bind.rc {
+        0 => {}
+        RC_INVALID_CREDENTIALS => return Err(LdapError::InvalidCredentials),
+        // 53 (unwillingToPerform: e.g. a locked account or a policy refusal) and the like:
+        // the person does not get in, and is not told why.
+        48 | 50 | 53 => return Err(LdapError::InvalidCredentials),
+        RC_REFERRAL => return Err(referral("the user bind", &user_bind)),
+        _ => {
+            return Err(LdapError::Unavailable(format!(
+                "the directory answered the user bind with {}",
+                describe(&user_bind)
+            )));
+        }
+    }
+
+    let resolved = user_groups(plan, settings, service, &entry, username).await?;
+    let mut who = directory_user(settings, entry, username, resolved);
+    who.round_trips = service.round_trips + user_round_trips;
+    Ok(who)
+}
+
+/// Binds the service connection as `bind_dn`.
+async fn service_bind(
+    plan: &Plan,
+    settings: &LdapSettings,
+    service: &mut Connection,
+) -> Result<(), LdapError> {
     let bound = service
         .op(plan.timeout, "service bind", |ldap| {
             ldap.simple_bind(&settings.bind_dn, &settings.bind_password)
         })
         .await?;
-    if bound.rc != 0 {
+    match bound.rc {
+        0 => Ok(()),
+        RC_REFERRAL => Err(referral("the service bind", &bound)),
         // The message names the DN and the result, never the password.
-        return Err(LdapError::Unavailable(format!(
+        _ => Err(LdapError::Unavailable(format!(
             "the directory refused the service bind as {:?}: {}",
             settings.bind_dn,
             describe(&bound)
-        )));
+        ))),
     }
+}
 
+/// Step 3: the one entry `user_filter` finds under `user_base`.
+async fn find_user(
+    plan: &Plan,
+    settings: &LdapSettings,
+    service: &mut Connection,
+    user_filter: &str,
+) -> Result<SearchEntry, LdapError> {
     let username_attribute = settings.username_attribute();
     let mut attributes = vec![
         settings.email_attribute.as_str(),
@@ -230,6 +308,7 @@ async fn sign_in(
                 settings.user_base
             )));
         }
+        RC_REFERRAL => return Err(referral("the user search", &result)),
         _ => {
             return Err(LdapError::Unavailable(format!(
                 "the user search failed: {}",
@@ -237,43 +316,85 @@ async fn sign_in(
             )));
         }
     }
+    // Continuation references (a part of the subtree held by another server, such as
+    // Active Directory's DomainDnsZones under a domain root) are not followed: the user
+    // is looked for in what this server holds.
+    let (entries, references) = without_references(entries);
+    if references > 0 {
+        tracing::debug!(
+            references,
+            "LDAP: the user search returned continuation references; not followed"
+        );
+    }
     if entries.len() != 1 || result.rc != 0 {
         return Err(LdapError::InvalidCredentials);
     }
     let Some(entry) = entries.into_iter().next() else {
         return Err(LdapError::InvalidCredentials);
     };
-    let entry = SearchEntry::construct(entry);
+    Ok(SearchEntry::construct(entry))
+}
 
-    // The password is checked on a connection of its own rather than by re-binding the
-    // service connection: the service identity stays bound for the group search (many
-    // directories do not let people read groups), and a failed bind, which leaves a
-    // connection anonymous, never touches the connection we still need.
-    let mut user = Connection::open(plan).await?;
-    let user_bind = user
-        .op(plan.timeout, "user bind", |ldap| {
-            ldap.simple_bind(&entry.dn, password)
-        })
-        .await;
-    user.close(plan.timeout).await;
-    let user_bind = user_bind?;
-    match user_bind.rc {
-        0 => {}
-        RC_INVALID_CREDENTIALS => return Err(LdapError::InvalidCredentials),
-        // 53 (unwillingToPerform: e.g. a locked account or a policy refusal) and the like:
-        // the person does not get in, and is not told why.
-        48 | 50 | 53 => return Err(LdapError::InvalidCredentials),
-        _ => {
-            return Err(LdapError::Unavailable(format!(
-                "the directory answered the user bind with {}",
-                describe(&user_bind)
-            )));
+/// The groups found for a user, and how.
+struct Resolved {
+    groups: GroupSet,
+    searches: u32,
+    in_chain: bool,
+}
+
+/// Step 5–6: the user's groups, nested ones included; with `LDAP_MATCHING_RULE_IN_CHAIN`
+/// when the directory supports it (one search), else level by level.
+async fn user_groups(
+    plan: &Plan,
+    settings: &LdapSettings,
+    service: &mut Connection,
+    entry: &SearchEntry,
+    username: &str,
+) -> Result<Resolved, LdapError> {
+    let mut groups = GroupSet::default();
+    let group_attribute = settings.group_name_attribute.as_str();
+    // `memberOf` (kept by e.g. OpenLDAP's memberof overlay or Active Directory): each value
+    // is a group DN; those under group_base whose first RDN is group_name_attribute count.
+    let mut from_member_of = Vec::new();
+    if let Some(dns) = attribute_values(entry, "memberOf") {
+        for dn in dns {
+            if let Some(name) = group_name_from_dn(dn, group_attribute, &settings.group_base) {
+                from_member_of.push((dn.clone(), name));
+            }
         }
     }
 
-    let mut groups = GroupSet::default();
+    // In-chain: the directory resolves every level itself (cycles included) in one search.
+    let chain_filter = if settings.nested_depth > 0 {
+        settings.in_chain_group_filter(&entry.dn, username)?
+    } else {
+        None
+    };
+    if let Some(chain_filter) = chain_filter
+        && supports_in_chain(plan, service).await?
+    {
+        if let Some(found) = try_search_groups(plan, settings, service, &chain_filter).await? {
+            for group in found {
+                groups.add(group, group_attribute);
+            }
+            for (dn, name) in from_member_of {
+                groups.visit(&dn);
+                groups.names.insert(name);
+            }
+            return Ok(Resolved {
+                groups,
+                searches: 1,
+                in_chain: true,
+            });
+        }
+        tracing::warn!(
+            url = %plan.url,
+            "LDAP: the directory refused LDAP_MATCHING_RULE_IN_CHAIN although it lists it; \
+             following nested groups level by level"
+        );
+    }
+
     let group_filter = settings.group_filter_for(&entry.dn, username)?;
-    let group_attribute = settings.group_name_attribute.as_str();
     let group_entries = search_groups(plan, settings, service, &group_filter).await?;
     let mut frontier = Vec::new();
     for group in group_entries {
@@ -281,22 +402,29 @@ async fn sign_in(
             frontier.push(dn);
         }
     }
-    // `memberOf` (kept by e.g. OpenLDAP's memberof overlay or Active Directory): each value
-    // is a group DN; those under group_base whose first RDN is group_name_attribute count.
-    if let Some(dns) = attribute_values(&entry, "memberOf") {
-        for dn in dns {
-            if let Some(name) = group_name_from_dn(dn, group_attribute, &settings.group_base) {
-                if groups.visit(dn) {
-                    frontier.push(dn.clone());
-                }
-                groups.names.insert(name);
-            }
+    for (dn, name) in from_member_of {
+        if groups.visit(&dn) {
+            frontier.push(dn);
         }
+        groups.names.insert(name);
     }
     let mut searches = 1;
     searches += nested_groups(plan, settings, service, username, &mut groups, frontier).await?;
+    Ok(Resolved {
+        groups,
+        searches,
+        in_chain: false,
+    })
+}
 
-    let directory_name = username_attribute
+fn directory_user(
+    settings: &LdapSettings,
+    entry: SearchEntry,
+    username: &str,
+    resolved: Resolved,
+) -> DirectoryUser {
+    let directory_name = settings
+        .username_attribute()
         .as_deref()
         .and_then(|attribute| attribute_values(&entry, attribute))
         .and_then(|values| {
@@ -304,15 +432,17 @@ async fn sign_in(
             values.iter().find(|value| folded(value) == typed)
         })
         .cloned();
-    Ok(DirectoryUser {
+    DirectoryUser {
         username: directory_name.unwrap_or_else(|| username.to_owned()),
         email: first_value(&entry, &settings.email_attribute),
         name: first_value(&entry, &settings.name_attribute),
-        groups: groups.names.into_iter().collect(),
-        group_dns: groups.dns,
-        group_searches: searches,
+        groups: resolved.groups.names.into_iter().collect(),
+        group_dns: resolved.groups.dns,
+        group_searches: resolved.searches,
+        in_chain: resolved.in_chain,
+        round_trips: 0,
         dn: entry.dn,
-    })
+    }
 }
 
 /// The groups found so far: names, DNs, and the normalized DNs already seen.
@@ -345,8 +475,11 @@ impl GroupSet {
 }
 
 /// Follows group-in-group membership from `frontier` (the user's own groups), one level per
-/// round, and returns how many searches it made. Stops at `nested_depth` levels, at
-/// `nested_max_searches` searches (with a warning), or when a level brings no new group.
+/// round, and returns how many searches it made. Ends when a level brings no new group.
+/// `nested_depth` levels are followed, then one more search looks for a level beyond: if
+/// there is one, or if `nested_max_searches` runs out first, the groups are incomplete and
+/// the sign-in is refused ([`LdapError::NestingTooDeep`]) rather than granting (and taking
+/// back) roles from a partial view.
 async fn nested_groups(
     plan: &Plan,
     settings: &LdapSettings,
@@ -356,26 +489,25 @@ async fn nested_groups(
     mut frontier: Vec<String>,
 ) -> Result<u32, LdapError> {
     // A filter on `memberUid={username}` alone names people, never groups: nothing to follow.
-    if !settings.group_filter.contains("{dn}") {
+    // Depth 0 asks for the direct groups only.
+    if !settings.group_filter.contains("{dn}") || settings.nested_depth == 0 {
         return Ok(0);
     }
     let group_attribute = settings.group_name_attribute.as_str();
     let mut searches = 0;
-    for level in 1..=settings.nested_depth {
+    for level in 1..=settings.nested_depth + 1 {
         if frontier.is_empty() {
             return Ok(searches);
         }
         let mut next = Vec::new();
         for chunk in frontier.chunks(NESTED_DNS_PER_SEARCH) {
             if searches >= settings.nested_max_searches {
-                tracing::warn!(
-                    nested_max_searches = settings.nested_max_searches,
-                    level,
-                    groups = groups.dns.len(),
-                    "LDAP: nested group resolution reached nested_max_searches; signing in \
-                     with the groups found so far"
-                );
-                return Ok(searches);
+                return Err(LdapError::NestingTooDeep(format!(
+                    "following nested groups took more than nested_max_searches = {} searches \
+                     ({} groups found, level {level} not finished)",
+                    settings.nested_max_searches,
+                    groups.dns.len()
+                )));
             }
             let filter = settings.nested_group_filter(chunk, username)?;
             let found = search_groups(plan, settings, service, &filter).await?;
@@ -386,13 +518,13 @@ async fn nested_groups(
                 }
             }
         }
+        if level > settings.nested_depth && !next.is_empty() {
+            return Err(LdapError::NestingTooDeep(format!(
+                "groups nest more than nested_depth = {} levels deep (e.g. {:?})",
+                settings.nested_depth, next[0]
+            )));
+        }
         frontier = next;
-    }
-    if !frontier.is_empty() {
-        tracing::debug!(
-            nested_depth = settings.nested_depth,
-            "LDAP: nested groups deeper than nested_depth were not followed"
-        );
     }
     Ok(searches)
 }
@@ -404,6 +536,42 @@ async fn search_groups(
     service: &mut Connection,
     filter: &str,
 ) -> Result<Vec<ldap3::ResultEntry>, LdapError> {
+    let (entries, result) = group_search(plan, settings, service, filter).await?;
+    match result.rc {
+        0 | RC_SIZE_LIMIT_EXCEEDED => Ok(entries),
+        _ => Err(LdapError::Unavailable(format!(
+            "the group search failed: {}",
+            describe(&result)
+        ))),
+    }
+}
+
+/// [`search_groups`] for the in-chain filter: `None` when the directory refuses the search
+/// (the caller then walks level by level).
+async fn try_search_groups(
+    plan: &Plan,
+    settings: &LdapSettings,
+    service: &mut Connection,
+    filter: &str,
+) -> Result<Option<Vec<ldap3::ResultEntry>>, LdapError> {
+    let (entries, result) = group_search(plan, settings, service, filter).await?;
+    match result.rc {
+        0 | RC_SIZE_LIMIT_EXCEEDED => Ok(Some(entries)),
+        _ => {
+            tracing::debug!(result = %describe(&result), "LDAP: the in-chain group search failed");
+            Ok(None)
+        }
+    }
+}
+
+/// The group search itself: entries (continuation references left out) and the result;
+/// a missing base and a referral are errors, other result codes are for the caller.
+async fn group_search(
+    plan: &Plan,
+    settings: &LdapSettings,
+    service: &mut Connection,
+    filter: &str,
+) -> Result<(Vec<ldap3::ResultEntry>, ldap3::LdapResult), LdapError> {
     let group_attribute = settings.group_name_attribute.as_str();
     let found = service
         .op(plan.timeout, "group search", |ldap| {
@@ -417,24 +585,313 @@ async fn search_groups(
         .await?;
     let ldap3::SearchResult(entries, result) = found;
     match result.rc {
-        0 => Ok(entries),
-        // The server's own size limit: use what it sent rather than refuse the sign-in.
-        RC_SIZE_LIMIT_EXCEEDED => {
-            tracing::warn!(
-                found = entries.len(),
-                "LDAP: the group search hit the server's size limit; some groups may be missing"
-            );
-            Ok(entries)
-        }
         RC_NO_SUCH_OBJECT => Err(LdapError::Misconfigured(format!(
             "group_base {:?} does not exist in the directory",
             settings.group_base
         ))),
-        _ => Err(LdapError::Unavailable(format!(
-            "the group search failed: {}",
-            describe(&result)
-        ))),
+        RC_REFERRAL => Err(referral("the group search", &result)),
+        rc => {
+            if rc == RC_SIZE_LIMIT_EXCEEDED {
+                // The server's own size limit: use what it sent rather than refuse.
+                tracing::warn!(
+                    found = entries.len(),
+                    "LDAP: the group search hit the server's size limit; some groups may be \
+                     missing"
+                );
+            }
+            let (entries, references) = without_references(entries);
+            if references > 0 {
+                tracing::debug!(
+                    references,
+                    "LDAP: the group search returned continuation references; not followed"
+                );
+            }
+            Ok((entries, result))
+        }
     }
+}
+
+/// Splits continuation references (and intermediate messages) off search entries: ldap3
+/// hands them over as entries, and they have no DN or attributes to read.
+fn without_references(entries: Vec<ldap3::ResultEntry>) -> (Vec<ldap3::ResultEntry>, usize) {
+    let total = entries.len();
+    let kept: Vec<_> = entries
+        .into_iter()
+        .filter(|e| !e.is_ref() && !e.is_intermediate())
+        .collect();
+    let dropped = total - kept.len();
+    (kept, dropped)
+}
+
+/// A referral result (rc 10): the operation's target is held by another server.
+fn referral(what: &str, result: &ldap3::LdapResult) -> LdapError {
+    let to = if result.refs.is_empty() {
+        "another server".to_owned()
+    } else {
+        result
+            .refs
+            .iter()
+            .take(3)
+            .map(|r| clip(r, 200))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    LdapError::Referral(format!("{what} was referred to {to}"))
+}
+
+fn clip(text: &str, chars: usize) -> String {
+    text.chars().take(chars).collect()
+}
+
+// --- LDAP_MATCHING_RULE_IN_CHAIN ----------------------------------------------------------
+
+/// Active Directory's transitive-membership matching rule.
+pub const MATCHING_RULE_IN_CHAIN: &str = "1.2.840.113556.1.4.1941";
+/// The root DSE `supportedCapabilities` value of Active Directory (and AD LDS) from Windows
+/// Server 2008 on, all of which implement [`MATCHING_RULE_IN_CHAIN`].
+pub const AD_CAPABILITY_V60: &str = "1.2.840.113556.1.4.1935";
+/// How long a directory's answer about in-chain support is remembered (per URL).
+const IN_CHAIN_TTL: Duration = Duration::from_secs(600);
+
+/// What a directory says about [`MATCHING_RULE_IN_CHAIN`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct InChainSupport {
+    /// Whether the directory supports it.
+    pub supported: bool,
+    /// What that was read from, in a sentence.
+    pub evidence: String,
+}
+
+/// Decides in-chain support from the root DSE's `supportedCapabilities` and the subschema's
+/// `matchingRules` descriptions (`( 1.2.840.113556.1.4.1941 NAME '…' … )`).
+pub fn in_chain_support(capabilities: &[String], matching_rules: &[String]) -> InChainSupport {
+    if capabilities.iter().any(|c| c.trim() == AD_CAPABILITY_V60) {
+        return InChainSupport {
+            supported: true,
+            evidence: format!(
+                "the root DSE lists the Active Directory 2008+ capability {AD_CAPABILITY_V60}"
+            ),
+        };
+    }
+    let listed = matching_rules.iter().any(|rule| {
+        rule.trim_start()
+            .strip_prefix('(')
+            .and_then(|rest| rest.split_whitespace().next())
+            == Some(MATCHING_RULE_IN_CHAIN)
+    });
+    InChainSupport {
+        supported: listed,
+        evidence: if listed {
+            format!("the subschema lists the matching rule {MATCHING_RULE_IN_CHAIN}")
+        } else {
+            format!(
+                "the subschema lists {} matching rules, not {MATCHING_RULE_IN_CHAIN}, and the \
+                 root DSE names no Active Directory 2008+ capability",
+                matching_rules.len()
+            )
+        },
+    }
+}
+
+/// Reads the root DSE and the subschema on a bound connection: two round trips.
+async fn detect_in_chain(
+    plan: &Plan,
+    service: &mut Connection,
+) -> Result<InChainSupport, LdapError> {
+    let root = service
+        .op(plan.timeout, "root DSE read", |ldap| {
+            ldap.with_search_options(SearchOptions::new().sizelimit(1))
+                .search(
+                    "",
+                    Scope::Base,
+                    "(objectClass=*)",
+                    vec!["supportedCapabilities", "subschemaSubentry"],
+                )
+        })
+        .await?;
+    let ldap3::SearchResult(entries, _) = root;
+    let root = without_references(entries)
+        .0
+        .into_iter()
+        .next()
+        .map(SearchEntry::construct);
+    let values = |entry: &Option<SearchEntry>, attribute: &str| -> Vec<String> {
+        entry
+            .as_ref()
+            .and_then(|e| attribute_values(e, attribute))
+            .cloned()
+            .unwrap_or_default()
+    };
+    let capabilities = values(&root, "supportedCapabilities");
+    let decided = in_chain_support(&capabilities, &[]);
+    if decided.supported {
+        return Ok(decided);
+    }
+    let Some(subschema) = values(&root, "subschemaSubentry").into_iter().next() else {
+        return Ok(InChainSupport {
+            supported: false,
+            evidence: "the root DSE names no subschema and no Active Directory capability"
+                .to_owned(),
+        });
+    };
+    let schema = service
+        .op(plan.timeout, "subschema read", |ldap| {
+            ldap.with_search_options(SearchOptions::new().sizelimit(1))
+                .search(
+                    &subschema,
+                    Scope::Base,
+                    "(objectClass=subschema)",
+                    vec!["matchingRules"],
+                )
+        })
+        .await?;
+    let ldap3::SearchResult(entries, _) = schema;
+    let schema = without_references(entries)
+        .0
+        .into_iter()
+        .next()
+        .map(SearchEntry::construct);
+    Ok(in_chain_support(
+        &capabilities,
+        &values(&schema, "matchingRules"),
+    ))
+}
+
+type InChainCache = std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, bool)>>;
+
+fn in_chain_cache() -> &'static InChainCache {
+    static CACHE: OnceLock<InChainCache> = OnceLock::new();
+    CACHE.get_or_init(Default::default)
+}
+
+fn remember_in_chain(url: &str, supported: bool) {
+    if let Ok(mut cache) = in_chain_cache().lock() {
+        if cache.len() > 1024 {
+            cache.clear();
+        }
+        cache.insert(url.to_owned(), (std::time::Instant::now(), supported));
+    }
+}
+
+/// Whether the directory at `plan.url` supports in-chain, from a cache of recent answers
+/// or by asking it (a failed read counts as "no").
+async fn supports_in_chain(plan: &Plan, service: &mut Connection) -> Result<bool, LdapError> {
+    if let Ok(cache) = in_chain_cache().lock()
+        && let Some((at, supported)) = cache.get(&plan.url)
+        && at.elapsed() < IN_CHAIN_TTL
+    {
+        return Ok(*supported);
+    }
+    let supported = match detect_in_chain(plan, service).await {
+        Ok(support) => support.supported,
+        Err(LdapError::Unavailable(e)) if e.contains("timed out") => {
+            return Err(LdapError::Unavailable(e));
+        }
+        Err(error) => {
+            tracing::debug!(%error, "LDAP: reading the root DSE or subschema failed");
+            false
+        }
+    };
+    remember_in_chain(&plan.url, supported);
+    Ok(supported)
+}
+
+// --- "test this provider" -----------------------------------------------------------------
+
+/// What `tessera admin idp test` reports for a directory.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DirectoryReport {
+    /// The service bind succeeded (otherwise the call is an error).
+    pub service_bind: String,
+    /// In-chain support, as detected.
+    pub in_chain: InChainSupport,
+    /// The sample user, when a user name was given and found.
+    pub user: Option<DirectoryUserReport>,
+    /// Why the sample user was not found or their groups not resolved.
+    pub user_error: Option<String>,
+}
+
+/// A sample user as the directory shows them (no password is checked).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DirectoryUserReport {
+    pub dn: String,
+    pub username: String,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub groups: Vec<String>,
+    pub group_dns: Vec<String>,
+    pub group_searches: u32,
+    pub in_chain: bool,
+}
+
+/// Service bind, in-chain detection and (for `username`) the user's entry and groups as a
+/// sign-in would find them, without a password. Errors are the service bind's or the
+/// connection's; a sample user's problem is reported in [`DirectoryReport::user_error`].
+pub async fn inspect(
+    settings: &LdapSettings,
+    username: Option<&str>,
+) -> Result<DirectoryReport, LdapError> {
+    let plan = Plan::new(settings)?;
+    let user_filter = match username {
+        Some(name) => {
+            check_credentials(name, "-")?;
+            Some(settings.user_filter_for(name)?)
+        }
+        None => None,
+    };
+    let mut service = Connection::open(&plan).await?;
+    let outcome = async {
+        service_bind(&plan, settings, &mut service).await?;
+        let in_chain = detect_in_chain(&plan, &mut service).await?;
+        remember_in_chain(&plan.url, in_chain.supported);
+        let (user, user_error) = match (username, user_filter) {
+            (Some(name), Some(filter)) => {
+                match sample_user(&plan, settings, &mut service, &filter, name).await {
+                    Ok(user) => (Some(user), None),
+                    Err(LdapError::InvalidCredentials) => (
+                        None,
+                        Some(format!(
+                            "no single entry matches user_filter for {name:?}, or it is \
+                             filtered out (e.g. a disabled account)"
+                        )),
+                    ),
+                    Err(e) => (None, Some(e.to_string())),
+                }
+            }
+            _ => (None, None),
+        };
+        Ok(DirectoryReport {
+            service_bind: format!("bound as {:?}", settings.bind_dn),
+            in_chain,
+            user,
+            user_error,
+        })
+    }
+    .await;
+    service.close(plan.timeout).await;
+    outcome
+}
+
+async fn sample_user(
+    plan: &Plan,
+    settings: &LdapSettings,
+    service: &mut Connection,
+    filter: &str,
+    username: &str,
+) -> Result<DirectoryUserReport, LdapError> {
+    let entry = find_user(plan, settings, service, filter).await?;
+    let resolved = user_groups(plan, settings, service, &entry, username).await?;
+    let who = directory_user(settings, entry, username, resolved);
+    Ok(DirectoryUserReport {
+        dn: who.dn,
+        username: who.username,
+        email: who.email,
+        name: who.name,
+        groups: who.groups,
+        group_dns: who.group_dns,
+        group_searches: who.group_searches,
+        in_chain: who.in_chain,
+    })
 }
 
 /// A DN in a form two spellings of the same DN share: lower case, no spaces around the
@@ -529,6 +986,42 @@ impl LdapSettings {
             return Ok(parts.remove(0));
         }
         Ok(format!("(|{})", parts.concat()))
+    }
+
+    /// The group filter with the `ATTR={dn}` term made transitive with
+    /// `LDAP_MATCHING_RULE_IN_CHAIN` (`(member={dn})` → `(member:1.2.840.113556.1.4.1941:={dn})`),
+    /// filled in like [`Self::group_filter_for`]; `None` when `group_filter` has no such
+    /// simple term (in-chain is then not used).
+    pub fn in_chain_group_filter(
+        &self,
+        dn: &str,
+        username: &str,
+    ) -> Result<Option<String>, LdapError> {
+        let Some(at) = self.group_filter.find("={dn})") else {
+            return Ok(None);
+        };
+        let before = &self.group_filter[..at];
+        let Some(open) = before.rfind('(') else {
+            return Ok(None);
+        };
+        let attribute = &before[open + 1..];
+        let simple = !attribute.is_empty()
+            && attribute
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+        if !simple {
+            return Ok(None);
+        }
+        let chained = format!(
+            "{}{attribute}:{MATCHING_RULE_IN_CHAIN}:{}",
+            &self.group_filter[..=open],
+            &self.group_filter[at..]
+        );
+        let with = LdapSettings {
+            group_filter: chained,
+            ..self.clone()
+        };
+        with.group_filter_for(dn, username).map(Some)
     }
 
     /// The attribute compared with `{username}` in `user_filter` (`uid` in `(uid={username})`),
@@ -704,6 +1197,8 @@ fn system_roots() -> Result<Arc<rustls::RootCertStore>, LdapError> {
 struct Connection {
     ldap: Ldap,
     driver: tokio::task::JoinHandle<()>,
+    /// Requests sent that waited for an answer.
+    round_trips: u32,
 }
 
 impl Connection {
@@ -747,7 +1242,11 @@ impl Connection {
                 tracing::debug!(%error, "LDAP connection ended with an error");
             }
         });
-        Ok(Self { ldap, driver })
+        Ok(Self {
+            ldap,
+            driver,
+            round_trips: 0,
+        })
     }
 
     /// Runs one operation within the timeout; transport failures become `Unavailable`
@@ -763,6 +1262,7 @@ impl Connection {
         Fut: Future<Output = ldap3::result::Result<T>> + 'a,
     {
         self.ldap.with_timeout(timeout);
+        self.round_trips += 1;
         match tokio::time::timeout(timeout, f(&mut self.ldap)).await {
             Err(_) => Err(timed_out(what, timeout)),
             Ok(Err(ldap3::LdapError::FilterParsing)) => Err(LdapError::Misconfigured(format!(
@@ -975,6 +1475,90 @@ mod tests {
         assert_eq!(
             s.nested_group_filter(&dns[..1], "u").expect("filter"),
             r"(&(objectClass=groupOfNames)(member=cn=a\2a,ou=groups,dc=example,dc=org))"
+        );
+    }
+
+    #[test]
+    fn the_in_chain_query_makes_the_member_term_transitive() {
+        let ad = LdapSettings {
+            group_filter: "(&(objectClass=group)(member={dn}))".to_owned(),
+            ..settings()
+        };
+        assert_eq!(
+            ad.in_chain_group_filter("CN=Ada (x)*,OU=Staff,DC=corp", "ada")
+                .expect("filter")
+                .as_deref(),
+            Some(
+                r"(&(objectClass=group)(member:1.2.840.113556.1.4.1941:=CN=Ada \28x\29\2a,OU=Staff,DC=corp))"
+            )
+        );
+        // The default filter, and a bare term.
+        assert_eq!(
+            settings()
+                .in_chain_group_filter("uid=a,o=b", "a")
+                .expect("filter")
+                .as_deref(),
+            Some("(&(objectClass=groupOfNames)(member:1.2.840.113556.1.4.1941:=uid=a,o=b))")
+        );
+        let bare = LdapSettings {
+            group_filter: "(uniqueMember={dn})".to_owned(),
+            ..settings()
+        };
+        assert_eq!(
+            bare.in_chain_group_filter("uid=a,o=b", "a")
+                .expect("filter")
+                .as_deref(),
+            Some("(uniqueMember:1.2.840.113556.1.4.1941:=uid=a,o=b)")
+        );
+        // No `ATTR={dn}` term: nothing to make transitive.
+        for filter in [
+            "(memberUid={username})",
+            "(member=*{dn})",
+            "(member:dn:={dn})",
+        ] {
+            let s = LdapSettings {
+                group_filter: filter.to_owned(),
+                ..settings()
+            };
+            assert_eq!(
+                s.in_chain_group_filter("uid=a", "a").expect("ok"),
+                None,
+                "{filter}"
+            );
+        }
+    }
+
+    #[test]
+    fn in_chain_support_is_read_from_capabilities_or_matching_rules() {
+        let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        // Active Directory 2008+: its capability.
+        let ad = in_chain_support(
+            &strings(&["1.2.840.113556.1.4.800", AD_CAPABILITY_V60]),
+            &[],
+        );
+        assert!(ad.supported, "{ad:?}");
+        // A server whose subschema lists the rule.
+        let listed = in_chain_support(
+            &[],
+            &strings(&[
+                "( 2.5.13.0 NAME 'objectIdentifierMatch' SYNTAX 1.3.6.1.4.1.1466.115.121.1.38 )",
+                "( 1.2.840.113556.1.4.1941 NAME 'LDAP_MATCHING_RULE_IN_CHAIN' SYNTAX 1.3.6.1.4.1.1466.115.121.1.12 )",
+            ]),
+        );
+        assert!(listed.supported, "{listed:?}");
+        // OpenLDAP: the bitwise rules, not in-chain; an older AD capability alone is not
+        // enough; the OID inside another rule's description does not count.
+        let openldap = in_chain_support(
+            &strings(&["1.2.840.113556.1.4.800"]),
+            &strings(&[
+                "( 1.2.840.113556.1.4.803 NAME 'integerBitAndMatch' SYNTAX 1.3.6.1.4.1.1466.115.121.1.27 )",
+                "( 1.3.6.1.4.1.4203.666.4.99 NAME 'x' DESC '1.2.840.113556.1.4.1941' SYNTAX 1.3.6.1.4.1.1466.115.121.1.12 )",
+            ]),
+        );
+        assert!(!openldap.supported, "{openldap:?}");
+        assert!(
+            openldap.evidence.contains("2 matching rules"),
+            "{openldap:?}"
         );
     }
 

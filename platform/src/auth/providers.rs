@@ -390,6 +390,176 @@ pub fn mapped_access(mappings: &[GroupMapping], groups: &[String]) -> (Option<Ro
     (role, teams)
 }
 
+// --- "test this provider" ----------------------------------------------------------------
+
+/// What a provider looks like from here: for LDAP the service bind, in-chain support and a
+/// sample user's groups and roles; for OIDC the discovery document and keys. Serialized as
+/// is by the CLI and the REST API.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ProviderReport {
+    /// `oidc` or `ldap`.
+    pub kind: &'static str,
+    /// Everything asked for worked (the bind or discovery, and the sample user if one was
+    /// named).
+    pub ok: bool,
+    /// Why not, in a sentence (never a secret).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// LDAP: what the directory answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub directory: Option<super::ldap::DirectoryReport>,
+    /// LDAP: what the sample user's groups map to in the tenant.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mapped: Option<MappedReport>,
+    /// OIDC: what discovery found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub discovery: Option<DiscoveryReport>,
+}
+
+/// The tenant access a sample account's groups would get.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct MappedReport {
+    /// The `[[groups]]` entries that match (their `group` as written).
+    pub matched: Vec<String>,
+    /// The role they grant (the highest), if any.
+    pub role: Option<String>,
+    /// The teams they put the account in.
+    pub teams: Vec<String>,
+}
+
+/// An OpenID provider's discovery document, the parts sign-in relies on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DiscoveryReport {
+    pub issuer: String,
+    pub authorization_endpoint: String,
+    pub token_endpoint: Option<String>,
+    pub jwks_uri: String,
+    pub userinfo_endpoint: Option<String>,
+    /// `id_token_signing_alg_values_supported`.
+    pub id_token_signing_algs: Vec<String>,
+    /// `token_endpoint_auth_methods_supported` (absent means `client_secret_basic`).
+    pub token_endpoint_auth_methods: Vec<String>,
+    /// The keys the JWKS publishes: `kid`, `kty`, `alg` (as given; empty when absent).
+    pub keys: Vec<[String; 3]>,
+}
+
+/// The longest sample user name `test_provider` takes.
+pub const MAX_SAMPLE_USERNAME_CHARS: usize = super::ldap::MAX_USERNAME_CHARS;
+
+/// Tries the provider `id` as configured (`settings` with the secret open): see
+/// [`ProviderReport`]. A sample `username` (LDAP) is looked up with the service account and
+/// no password; OIDC has no sample account (claims come only from a real sign-in).
+pub async fn test_provider(
+    id: i64,
+    settings: &Settings,
+    mappings: &[GroupMapping],
+    username: Option<&str>,
+) -> ProviderReport {
+    match settings {
+        Settings::Ldap(s) => {
+            let mut report = ProviderReport {
+                kind: "ldap",
+                ok: false,
+                error: None,
+                directory: None,
+                mapped: None,
+                discovery: None,
+            };
+            match super::ldap::inspect(s, username).await {
+                Ok(directory) => {
+                    if let Some(user) = &directory.user {
+                        let groups: Vec<String> =
+                            user.groups.iter().chain(&user.group_dns).cloned().collect();
+                        report.mapped = Some(mapped_report(mappings, &groups));
+                    }
+                    report.ok = directory.user_error.is_none();
+                    report.error = directory.user_error.clone();
+                    report.directory = Some(directory);
+                }
+                Err(e) => report.error = Some(e.to_string()),
+            }
+            report
+        }
+        Settings::Oidc(s) => {
+            let mut report = ProviderReport {
+                kind: "oidc",
+                ok: false,
+                error: None,
+                directory: None,
+                mapped: None,
+                discovery: None,
+            };
+            let discovery = super::oidc::Discovery::default();
+            match discovery.metadata(id, s, true).await {
+                Ok(metadata) => {
+                    report.discovery = Some(discovery_report(&metadata));
+                    report.ok = true;
+                }
+                Err(e) => report.error = Some(e.to_string()),
+            }
+            report
+        }
+    }
+}
+
+fn mapped_report(mappings: &[GroupMapping], groups: &[String]) -> MappedReport {
+    let (role, teams) = mapped_access(mappings, groups);
+    let matched = mappings
+        .iter()
+        .filter(|m| mapped_access(std::slice::from_ref(*m), groups) != (None, vec![]))
+        .map(|m| m.group.clone())
+        .collect();
+    MappedReport {
+        matched,
+        role: role.map(|r| r.as_str().to_owned()),
+        teams,
+    }
+}
+
+/// A serde value's string spelling (`"ES256"` → `ES256`).
+fn spelled<T: Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        Ok(other) => other.to_string(),
+        Err(_) => String::new(),
+    }
+}
+
+fn discovery_report(metadata: &openidconnect::core::CoreProviderMetadata) -> DiscoveryReport {
+    let keys = metadata
+        .jwks()
+        .keys()
+        .iter()
+        .map(|key| {
+            let json = serde_json::to_value(key).unwrap_or_default();
+            let field = |name: &str| {
+                json.get(name)
+                    .and_then(|v| v.as_str())
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            [field("kid"), field("kty"), field("alg")]
+        })
+        .collect();
+    DiscoveryReport {
+        issuer: metadata.issuer().to_string(),
+        authorization_endpoint: metadata.authorization_endpoint().to_string(),
+        token_endpoint: metadata.token_endpoint().map(|u| u.to_string()),
+        jwks_uri: metadata.jwks_uri().to_string(),
+        userinfo_endpoint: metadata.userinfo_endpoint().map(|u| u.to_string()),
+        id_token_signing_algs: metadata
+            .id_token_signing_alg_values_supported()
+            .iter()
+            .map(spelled)
+            .collect(),
+        token_endpoint_auth_methods: metadata
+            .token_endpoint_auth_methods_supported()
+            .map(|methods| methods.iter().map(spelled).collect())
+            .unwrap_or_default(),
+        keys,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

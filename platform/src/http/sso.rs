@@ -691,6 +691,16 @@ pub(super) async fn check_directory<'a>(
                     "This sign-in provider is misconfigured. Ask an administrator.",
                     StatusCode::INTERNAL_SERVER_ERROR,
                 ),
+                LdapError::Referral(_) => (
+                    "directory_referral",
+                    "The directory sent this sign-in to another server, which is not followed. Ask an administrator to point the provider at the server that holds the accounts.",
+                    StatusCode::BAD_GATEWAY,
+                ),
+                LdapError::NestingTooDeep(_) => (
+                    "groups_too_deep",
+                    "Your directory groups are nested too deeply to work out your roles, so you cannot sign in here. Ask an administrator.",
+                    StatusCode::FORBIDDEN,
+                ),
             };
             Err(known(failure(
                 reason,

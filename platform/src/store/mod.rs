@@ -33,7 +33,7 @@ pub use audit::{AuditEntry, AuditFilter, Change};
 pub use memberships::{Member, Team};
 pub use providers::{
     ExternalSignIn, LinkKind, LinkRefusal, LinkableProvider, LinkedIdentity, NewProvider,
-    ProviderRecord, Provisioned, Refusal,
+    ProviderRecord, ProviderRemoval, Provisioned, Refusal,
 };
 pub use sessions::session_key;
 pub use settings::{SettingWrite, StoredSetting};

@@ -134,6 +134,21 @@ impl LinkKind {
     }
 }
 
+/// What removing a provider did to what it had granted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ProviderRemoval {
+    /// Members it had brought in who left the tenant.
+    pub memberships_removed: u32,
+    /// Members whose hand-given role came back in place of the provider's.
+    pub roles_restored: u32,
+    /// Roles it granted that stay, now hand-given (`keep_memberships`).
+    pub memberships_kept: u32,
+    /// Team memberships it made that ended.
+    pub team_memberships_removed: u32,
+    /// Team memberships it made that stay, now hand-given (`keep_memberships`).
+    pub team_memberships_kept: u32,
+}
+
 /// A successful external sign-in.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Provisioned {
@@ -258,14 +273,20 @@ impl Store {
         row.as_ref().map(record).transpose()
     }
 
-    /// Remove the provider `slug` of `tenant` with its links to users; memberships it
-    /// granted stay (as if granted by hand). `false` when there was none.
+    /// Remove the provider `slug` of `tenant` with its links to users, and take back what
+    /// it granted: a role it gave is taken back (the member's earlier hand-given role comes
+    /// back, or they leave the tenant when they had none), and the team memberships it made
+    /// end. A membership changed by hand since the provider set it is left alone (it is no
+    /// longer the provider's). With `keep_memberships`, every role and team membership the
+    /// provider granted stays and becomes hand-given, each with its own audit row
+    /// (`membership.keep`, `team.keep_member`). `None` when there was no such provider.
     pub async fn remove_identity_provider(
         &self,
         tenant: TenantId,
         slug: &str,
+        keep_memberships: bool,
         change: &Change<'_>,
-    ) -> Result<bool> {
+    ) -> Result<Option<ProviderRemoval>> {
         let mut tx = self.begin().await?;
         let id: Option<i64> =
             sqlx::query("select id from identity_providers where tenant_id = $1 and slug = $2")
@@ -276,8 +297,148 @@ impl Store {
                 .map(|row| row.try_get(0))
                 .transpose()?;
         let Some(id) = id else {
-            return Ok(false);
+            return Ok(None);
         };
+        let mut removal = ProviderRemoval::default();
+        let detail = |extra: serde_json::Value| {
+            let mut detail = json!({"provider": slug, "reason": "identity_provider.remove"});
+            if let (Some(d), Some(e)) = (detail.as_object_mut(), extra.as_object()) {
+                d.extend(e.clone());
+            }
+            detail
+        };
+
+        // Teams first: a member who leaves the tenant below loses every team anyway.
+        let team_rows = sqlx::query(
+            "select p.team_id, p.user_id from provider_team_members p \
+             join team_members m on m.team_id = p.team_id and m.user_id = p.user_id \
+             where p.provider_id = $1 and p.tenant_id = $2 order by p.team_id, p.user_id",
+        )
+        .bind(id)
+        .bind(tenant.0)
+        .fetch_all(&mut *tx)
+        .await?;
+        for row in &team_rows {
+            let team: i64 = row.try_get(0)?;
+            let user: i64 = row.try_get(1)?;
+            if keep_memberships {
+                removal.team_memberships_kept += 1;
+                audit::record(
+                    &mut tx,
+                    change,
+                    Some(tenant),
+                    "team.keep_member",
+                    &format!("team:{team}"),
+                    detail(json!({"user": user, "now": "hand_given"})),
+                )
+                .await?;
+            } else {
+                sqlx::query("delete from team_members where team_id = $1 and user_id = $2")
+                    .bind(team)
+                    .bind(user)
+                    .execute(&mut *tx)
+                    .await?;
+                removal.team_memberships_removed += 1;
+                audit::record(
+                    &mut tx,
+                    change,
+                    Some(tenant),
+                    "team.remove_member",
+                    &format!("team:{team}"),
+                    detail(json!({"user": user})),
+                )
+                .await?;
+            }
+        }
+
+        let role_rows = sqlx::query(
+            "select user_id, role, manual_role from provider_memberships \
+             where provider_id = $1 and tenant_id = $2 order by user_id",
+        )
+        .bind(id)
+        .bind(tenant.0)
+        .fetch_all(&mut *tx)
+        .await?;
+        for row in &role_rows {
+            let user = UserId(row.try_get(0)?);
+            let granted: Role = parse_stored(&row.try_get::<String, _>(1)?)?;
+            let manual: Option<Role> = row
+                .try_get::<Option<String>, _>(2)?
+                .as_deref()
+                .map(parse_stored)
+                .transpose()?;
+            let Some(current) = current_role(&mut tx, tenant, user).await? else {
+                continue;
+            };
+            // Changed by hand since the provider set it: not the provider's any more.
+            if current != manual.map_or(granted, |m| m.max(granted)) {
+                continue;
+            }
+            if keep_memberships {
+                removal.memberships_kept += 1;
+                audit::record(
+                    &mut tx,
+                    change,
+                    Some(tenant),
+                    "membership.keep",
+                    &format!("user:{user}"),
+                    detail(json!({"role": current.as_str(), "now": "hand_given"})),
+                )
+                .await?;
+                continue;
+            }
+            match manual {
+                Some(manual) => {
+                    if manual != current {
+                        sqlx::query(
+                            "update memberships set role = $3 where tenant_id = $1 and user_id = $2",
+                        )
+                        .bind(tenant.0)
+                        .bind(user.0)
+                        .bind(manual.as_str())
+                        .execute(&mut *tx)
+                        .await?;
+                        removal.roles_restored += 1;
+                        audit::record(
+                            &mut tx,
+                            change,
+                            Some(tenant),
+                            "membership.grant",
+                            &format!("user:{user}"),
+                            detail(json!({"role": manual.as_str(), "previous": current.as_str()})),
+                        )
+                        .await?;
+                    }
+                }
+                None => {
+                    for table in [
+                        "team_members",
+                        "app_user_grants",
+                        "app_collaborators",
+                        "memberships",
+                    ] {
+                        sqlx::query(&format!(
+                            "delete from {table} where tenant_id = $1 and user_id = $2"
+                        ))
+                        .bind(tenant.0)
+                        .bind(user.0)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    removal.memberships_removed += 1;
+                    audit::record(
+                        &mut tx,
+                        change,
+                        Some(tenant),
+                        "membership.remove",
+                        &format!("user:{user}"),
+                        detail(json!({"previous": current.as_str()})),
+                    )
+                    .await?;
+                }
+            }
+        }
+
         for table in [
             "provider_team_members",
             "provider_memberships",
@@ -298,11 +459,18 @@ impl Store {
             Some(tenant),
             "identity_provider.remove",
             &format!("identity_provider:{slug}"),
-            json!({}),
+            json!({
+                "keep_memberships": keep_memberships,
+                "memberships_removed": removal.memberships_removed,
+                "roles_restored": removal.roles_restored,
+                "memberships_kept": removal.memberships_kept,
+                "team_memberships_removed": removal.team_memberships_removed,
+                "team_memberships_kept": removal.team_memberships_kept,
+            }),
         )
         .await?;
         tx.commit().await?;
-        Ok(true)
+        Ok(Some(removal))
     }
 
     /// The user linked to `subject` at `provider`, if any.

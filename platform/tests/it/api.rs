@@ -289,6 +289,12 @@ fn expectations() -> BTreeMap<(&'static str, &'static str), (Needs, u16)> {
             204,
         ),
         (
+            "POST",
+            format!("{t}/identity-providers/{{slug}}/test"),
+            Needs::Role(Admin),
+            200,
+        ),
+        (
             "GET",
             format!("{t}/apps/{{app}}/settings"),
             Needs::Role(Admin),

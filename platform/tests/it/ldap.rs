@@ -20,12 +20,12 @@ use platform::auth::ldap::{DirectoryUser, LdapError, LdapSettings, authenticate}
 use crate::support::repo_root;
 
 /// The running test directory: the script's KEY=VALUE output.
-struct Directory {
+pub(crate) struct Directory {
     env: HashMap<String, String>,
 }
 
 impl Directory {
-    fn get(&self, key: &str) -> &str {
+    pub(crate) fn get(&self, key: &str) -> &str {
         self.env
             .get(key)
             .unwrap_or_else(|| panic!("start-ldap.sh printed no {key}: {:?}", self.env))
@@ -41,7 +41,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn directory() -> &'static Directory {
+pub(crate) fn directory() -> &'static Directory {
     DIRECTORY.get_or_init(|| {
         let script = repo_root().join("scripts/services/start-ldap.sh");
         let mut last_error = String::new();
@@ -159,8 +159,17 @@ async fn alice_signs_in_over_plain_starttls_and_ldaps() {
                 group_dns: vec!["cn=analysts,ou=groups,dc=example,dc=org".to_owned()],
                 // The direct search, then one for the groups containing analysts (none).
                 group_searches: 2,
+                in_chain: false,
+                round_trips: alice.round_trips,
             },
             "over {transport:?}"
+        );
+        // Service bind, user search, user bind, two group searches (and the in-chain
+        // detection's two reads when this process has not asked this directory yet).
+        assert!(
+            [5, 7].contains(&alice.round_trips),
+            "{transport:?}: {}",
+            alice.round_trips
         );
     }
 }
@@ -677,7 +686,7 @@ impl Service {
 }
 
 /// Post the LDAP form of acme's `corp-ldap` (sign-in, or the account page's link).
-async fn post_directory_form(
+pub(crate) async fn post_directory_form(
     client: &reqwest::Client,
     base: &str,
     path: &str,
@@ -894,22 +903,39 @@ async fn a_membership_cycle_ends_and_yields_both_groups() {
 }
 
 #[tokio::test]
-async fn a_chain_stops_at_the_depth_limit_and_searches_grow_with_depth_only() {
+async fn a_chain_deeper_than_the_limit_is_refused_and_searches_grow_with_depth_only() {
     // gina is in chain-1 ⊂ chain-2 ⊂ chain-3 ⊂ chain-4.
     let chain = |n: usize| (1..=n).map(|i| format!("chain-{i}")).collect::<Vec<_>>();
-    for (depth, expected) in [(0, 1), (1, 2), (2, 3), (3, 4), (8, 4)] {
-        let gina = sign_in(&with_depth(depth), "gina", "gina-pw").await;
-        assert_eq!(gina.groups, chain(expected), "depth {depth}");
-        // One search for the direct groups and at most one per level followed.
-        let levels = depth.min(4);
-        assert_eq!(gina.group_searches, 1 + levels, "depth {depth}");
+    // Depth 0 reads the direct groups only, by choice: no refusal.
+    let flat = sign_in(&with_depth(0), "gina", "gina-pw").await;
+    assert_eq!(flat.groups, chain(1));
+    assert_eq!(flat.group_searches, 1);
+    // Depth 1 and 2 stop short of chain-4: one more search sees the next level, and the
+    // sign-in is refused rather than granting from part of the groups.
+    for depth in [1, 2] {
+        let e = refused(&with_depth(depth), "gina", "gina-pw").await;
+        assert!(
+            matches!(&e, LdapError::NestingTooDeep(m) if m.contains(&format!("nested_depth = {depth}"))),
+            "depth {depth}: {e}"
+        );
     }
-    // A search budget below the chain's length stops early; sign-in still succeeds.
+    // Depth 3 reaches chain-4; the extra search finds nothing above it.
+    for depth in [3, 8] {
+        let gina = sign_in(&with_depth(depth), "gina", "gina-pw").await;
+        assert_eq!(gina.groups, chain(4), "depth {depth}");
+        // The direct search, one per level, and the one that finds no level above.
+        assert_eq!(gina.group_searches, 1 + 4, "depth {depth}");
+    }
+    // A search budget below the chain's length is refused too, naming the setting.
     let mut s = with_depth(8);
     s.nested_max_searches = 2;
-    let gina = sign_in(&s, "gina", "gina-pw").await;
-    assert_eq!(gina.groups, chain(3));
-    assert_eq!(gina.group_searches, 3);
+    let e = refused(&s, "gina", "gina-pw").await;
+    assert!(
+        matches!(&e, LdapError::NestingTooDeep(m) if m.contains("nested_max_searches = 2")),
+        "{e}"
+    );
+    s.nested_max_searches = 4;
+    assert_eq!(sign_in(&s, "gina", "gina-pw").await.groups, chain(4));
 }
 
 #[tokio::test]
@@ -938,4 +964,247 @@ async fn searches_per_level_do_not_grow_with_the_number_of_groups() {
     );
     let alone = sign_in(&with_depth(8), "gina", "gina-pw").await;
     assert_eq!(gina.group_searches, alone.group_searches);
+}
+
+// --- an Active-Directory-shaped tree (issue 13) ---------------------------------------------
+
+/// The AD user filter: `user` objects by sAMAccountName, disabled accounts (bit 2 of
+/// userAccountControl) left out with the bitwise-AND matching rule.
+pub(crate) const AD_USER_FILTER: &str = "(&(objectClass=user)(sAMAccountName={username})(!(userAccountControl:1.2.840.113556.1.4.803:=2)))";
+pub(crate) const AD_GROUP_FILTER: &str = "(&(objectClass=group)(member={dn}))";
+
+pub(crate) fn ad_settings() -> LdapSettings {
+    let d = directory();
+    let toml = format!(
+        "url = {:?}\nbind_dn = {:?}\nbind_password = {:?}\nuser_base = {:?}\n\
+         group_base = {:?}\nuser_filter = {AD_USER_FILTER:?}\ngroup_filter = {AD_GROUP_FILTER:?}\n\
+         email_attribute = \"mail\"\nname_attribute = \"cn\"\ntimeout_seconds = 5\n",
+        d.get("LDAP_URL"),
+        d.get("LDAP_AD_BIND_DN"),
+        d.get("LDAP_AD_BIND_PASSWORD"),
+        d.get("LDAP_AD_USER_BASE"),
+        d.get("LDAP_AD_GROUP_BASE"),
+    );
+    toml::from_str(&toml).expect("AD settings parse")
+}
+
+/// The provider file for the AD tree: Dash-Viewers → viewer (team viewers), Dash-Admins →
+/// admin, Chain-12 → viewer, plus `extra` lines.
+pub(crate) fn ad_provider_file(extra: &str) -> String {
+    let d = directory();
+    format!(
+        "kind = \"ldap\"\ndisplay_name = \"Corp AD\"\nurl = {:?}\nbind_dn = {:?}\n\
+         bind_password = {:?}\nuser_base = {:?}\ngroup_base = {:?}\nuser_filter = {AD_USER_FILTER:?}\n\
+         group_filter = {AD_GROUP_FILTER:?}\ntimeout_seconds = 5\n{extra}\n\
+         [[groups]]\ngroup = \"Dash-Viewers\"\nrole = \"viewer\"\nteams = [\"viewers\"]\n\
+         [[groups]]\ngroup = \"CN=Dash-Admins, OU=Groups, DC=corp, DC=example, DC=com\"\nrole = \"admin\"\n\
+         [[groups]]\ngroup = \"Chain-12\"\nrole = \"viewer\"\n",
+        d.get("LDAP_URL"),
+        d.get("LDAP_AD_BIND_DN"),
+        d.get("LDAP_AD_BIND_PASSWORD"),
+        d.get("LDAP_AD_USER_BASE"),
+        d.get("LDAP_AD_GROUP_BASE"),
+    )
+}
+
+fn ad_mappings() -> Vec<platform::auth::providers::GroupMapping> {
+    match platform::auth::providers::parse_file(&ad_provider_file("")) {
+        Ok(config) => config.groups,
+        Err(e) => panic!("AD provider file: {e}"),
+    }
+}
+
+fn role_from(user: &DirectoryUser) -> Option<platform::tenancy::Role> {
+    let names_and_dns: Vec<String> = user.groups.iter().chain(&user.group_dns).cloned().collect();
+    platform::auth::providers::mapped_access(&ad_mappings(), &names_and_dns).0
+}
+
+#[tokio::test]
+async fn ad_people_sign_in_by_sam_account_name_with_roles_through_nested_groups() {
+    use platform::tenancy::Role;
+    let s = ad_settings();
+    // ada: Analysts ⊂ Dash-Viewers.
+    let ada = sign_in(&s, "ada", "ada-pw").await;
+    assert_eq!(ada.username, "ada");
+    assert_eq!(ada.dn, "cn=Ada Lovelace,ou=Staff,dc=corp,dc=example,dc=com");
+    assert_eq!(ada.email.as_deref(), Some("ada@corp.example.com"));
+    assert_eq!(ada.groups, ["Analysts", "Dash-Viewers"]);
+    assert_eq!(role_from(&ada), Some(Role::Viewer));
+    // The name typed in another case is the directory's spelling.
+    assert_eq!(sign_in(&s, "ADA", "ada-pw").await.username, "ada");
+    // ben: Platform Engineers ⊂ IT Ops ⊂ Dash-Admins (mapped by DN, spelled otherwise).
+    let ben = sign_in(&s, "ben", "ben-pw").await;
+    assert_eq!(ben.groups, ["Dash-Admins", "IT Ops", "Platform Engineers"]);
+    assert_eq!(role_from(&ben), Some(Role::Admin));
+    // fay: Cycle-A ⇄ Cycle-B ⊂ Dash-Viewers; the cycle ends.
+    let fay = tokio::time::timeout(Duration::from_secs(30), sign_in(&s, "fay", "fay-pw"))
+        .await
+        .expect("a cycle must not hang the sign-in");
+    assert_eq!(fay.groups, ["Cycle-A", "Cycle-B", "Dash-Viewers"]);
+    assert_eq!(role_from(&fay), Some(Role::Viewer));
+    // dee: only Sales, which maps to nothing.
+    let dee = sign_in(&s, "dee", "dee-pw").await;
+    assert_eq!(dee.groups, ["Sales"]);
+    assert_eq!(role_from(&dee), None);
+    // Wrong passwords, and a uid-style name, are refused.
+    for (user, password) in [
+        ("ada", "ben-pw"),
+        ("Ada Lovelace", "ada-pw"),
+        ("ada@corp.example.com", "ada-pw"),
+    ] {
+        let e = refused(&s, user, password).await;
+        assert!(is_invalid(&e), "{user}: {e}");
+    }
+}
+
+#[tokio::test]
+async fn a_disabled_ad_account_is_filtered_out_by_user_account_control() {
+    let s = ad_settings();
+    // cy's password is right and Dash-Admins names cy directly, but userAccountControl has
+    // bit 2 (514 = NORMAL_ACCOUNT | ACCOUNTDISABLE).
+    let e = refused(&s, "cy", "cy-pw").await;
+    assert!(is_invalid(&e), "{e}");
+    // The filter is what refuses cy: without the userAccountControl clause the same
+    // directory signs cy in as a Dash-Admin.
+    let mut unfiltered = ad_settings();
+    unfiltered.user_filter = "(&(objectClass=user)(sAMAccountName={username}))".to_owned();
+    let cy = sign_in(&unfiltered, "cy", "cy-pw").await;
+    assert_eq!(cy.groups, ["Dash-Admins"]);
+}
+
+#[tokio::test]
+async fn in_chain_is_detected_as_unsupported_on_slapd_and_the_walk_is_used() {
+    let s = ad_settings();
+    let report = platform::auth::ldap::inspect(&s, Some("ben"))
+        .await
+        .expect("inspect");
+    assert!(!report.in_chain.supported, "{:?}", report.in_chain);
+    // slapd's subschema was read: it lists matching rules (the bitwise ones among them),
+    // just not in-chain.
+    assert!(
+        report
+            .in_chain
+            .evidence
+            .contains("matching rules, not 1.2.840.113556.1.4.1941"),
+        "{:?}",
+        report.in_chain
+    );
+    let ben = report.user.expect("ben found");
+    assert!(!ben.in_chain);
+    assert_eq!(ben.groups, ["Dash-Admins", "IT Ops", "Platform Engineers"]);
+    // Direct, two levels, and the search that finds nothing above Dash-Admins.
+    assert_eq!(ben.group_searches, 4);
+    // The query that would have been sent to a directory that supports it:
+    let chained = s
+        .in_chain_group_filter("cn=Ben Okafor,ou=Staff,dc=corp,dc=example,dc=com", "ben")
+        .expect("filter")
+        .expect("a member term");
+    assert_eq!(
+        chained,
+        "(&(objectClass=group)(member:1.2.840.113556.1.4.1941:=cn=Ben Okafor,ou=Staff,dc=corp,dc=example,dc=com))"
+    );
+    // slapd itself does not know the rule: the filter finds nothing there, which is why it
+    // must never be assumed.
+    let mut service = Service::bind().await;
+    let base = directory().get("LDAP_AD_GROUP_BASE").to_owned();
+    let found = service
+        .ldap
+        .search(&base, Scope::Subtree, &chained, vec!["cn"])
+        .await
+        .map(|r| r.0.len())
+        .unwrap_or(0);
+    assert_eq!(found, 0, "slapd answered an in-chain search");
+    service.close().await;
+}
+
+#[tokio::test]
+async fn an_ad_chain_deeper_than_nested_depth_is_refused_naming_the_setting() {
+    // nest10 is ten levels below Chain-12, deep eleven.
+    let mut s = ad_settings();
+    let e = refused(&s, "nest10", "nest10-pw").await;
+    assert!(
+        matches!(&e, LdapError::NestingTooDeep(m) if m.contains("nested_depth = 8")),
+        "{e}"
+    );
+    s.nested_depth = 10;
+    let nest10 = sign_in(&s, "nest10", "nest10-pw").await;
+    assert_eq!(nest10.groups.len(), 11, "{:?}", nest10.groups);
+    assert_eq!(role_from(&nest10), Some(platform::tenancy::Role::Viewer));
+    let started = Instant::now();
+    let e = refused(&s, "deep", "deep-pw").await;
+    assert!(
+        matches!(&e, LdapError::NestingTooDeep(m) if m.contains("nested_depth = 10")),
+        "{e}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    s.nested_depth = 32;
+    assert_eq!(sign_in(&s, "deep", "deep-pw").await.groups.len(), 12);
+}
+
+#[tokio::test]
+async fn a_search_base_that_is_a_referral_is_refused_and_references_are_not_followed() {
+    let d = directory();
+    // OU=EMEA is a referral object: a search based there is answered with rc 10.
+    let mut s = ad_settings();
+    s.user_base = d.get("LDAP_AD_REFERRAL_BASE").to_owned();
+    let e = refused(&s, "ada", "ada-pw").await;
+    assert!(
+        matches!(&e, LdapError::Referral(m) if m.contains("ldap://emea.corp.example.com/")),
+        "{e}"
+    );
+    let mut s = ad_settings();
+    s.group_base = d.get("LDAP_AD_REFERRAL_BASE").to_owned();
+    let e = refused(&s, "ada", "ada-pw").await;
+    assert!(matches!(&e, LdapError::Referral(_)), "{e}");
+    // From the domain root, the subtree search also returns a continuation reference to
+    // EMEA: it is left out (not followed, not taken for an entry) and ada signs in.
+    let mut s = ad_settings();
+    s.user_base = d.get("LDAP_AD_BASE_DN").to_owned();
+    s.group_base = d.get("LDAP_AD_BASE_DN").to_owned();
+    let ada = sign_in(&s, "ada", "ada-pw").await;
+    assert_eq!(ada.groups, ["Analysts", "Dash-Viewers"]);
+    let e = refused(&s, "nobody", "ada-pw").await;
+    assert!(is_invalid(&e), "{e}");
+}
+
+#[tokio::test]
+async fn sign_in_cost_with_nesting() {
+    // Figures for README and docs/benchmarks.md: a whole sign-in through 1, 3 and 10
+    // levels of nested groups (plain ldap:// to the local slapd, the walk: slapd has no
+    // in-chain), 30 runs each.
+    let mut s = ad_settings();
+    s.nested_depth = 10;
+    // The first sign-in of the process asks the directory about in-chain (two reads); it
+    // is remembered, so the measured ones do not.
+    sign_in(&s, "ada", "ada-pw").await;
+    for (user, levels) in [("nest1", 1), ("nest3", 3), ("nest10", 10)] {
+        let password = format!("{user}-pw");
+        let mut times = Vec::new();
+        let mut last = None;
+        for _ in 0..30 {
+            let started = Instant::now();
+            let who = sign_in(&s, user, &password).await;
+            times.push(started.elapsed());
+            last = Some(who);
+        }
+        let who = last.expect("ran");
+        times.sort();
+        let p50 = times[times.len() / 2];
+        eprintln!(
+            "nesting {levels:>2} levels: {} round trips ({} group searches), p50 {:.2} ms, max {:.2} ms (30 runs)",
+            who.round_trips,
+            who.group_searches,
+            p50.as_secs_f64() * 1000.0,
+            times[times.len() - 1].as_secs_f64() * 1000.0
+        );
+        // Direct search, one per level, one finding nothing above the top group; plus the
+        // service bind, the user search and the user bind.
+        assert_eq!(who.group_searches, levels + 2, "{user}");
+        assert_eq!(who.round_trips, 3 + who.group_searches, "{user}");
+        assert!(p50 < Duration::from_secs(1), "{user}: p50 {p50:?}");
+    }
 }

@@ -16,6 +16,7 @@ mod deploy;
 mod fair;
 mod git;
 mod hostile_build;
+mod idp;
 mod ldap;
 mod oidc;
 mod origins;

@@ -93,6 +93,7 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(members::update_member, members::remove_member))
         .routes(routes!(providers::list_providers))
         .routes(routes!(providers::put_provider, providers::delete_provider))
+        .routes(routes!(providers::test_provider))
         .routes(routes!(teams::list_teams, teams::create_team))
         .routes(routes!(teams::add_team_member, teams::remove_team_member))
         .routes(routes!(apps::list_apps))

@@ -7,11 +7,11 @@
 use axum::Json;
 use axum::extract::State;
 use axum::response::Response;
-use serde::Serialize;
-use utoipa::ToSchema;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::schema::Errors;
-use super::{ApiJson, ApiPath, RemoteAddr, scope};
+use super::{ApiJson, ApiPath, ApiQuery, RemoteAddr, scope};
 use crate::admin::{self, ProviderSummary};
 use crate::error::ApiError;
 use crate::policy::{Action, Principal, Resource};
@@ -141,30 +141,107 @@ pub async fn put_provider(
         .ok_or_else(|| ApiError::not_found("identity provider", &provider))
 }
 
+/// `DELETE …?keep_memberships=true`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct RemoveQuery {
+    /// Keep the roles and team memberships the provider granted, as hand-given ones (each
+    /// audited); by default they are taken back.
+    pub keep_memberships: Option<bool>,
+}
+
 /// Remove an identity provider and its links to users (superadmins; a no-op when there is
-/// none by that slug). Memberships it granted stay, as if granted by hand.
+/// none by that slug). The roles and team memberships it granted are taken back (a
+/// hand-given role it raised comes back; a member it brought in leaves the tenant) unless
+/// `keep_memberships=true`, which keeps them as hand-given, each audited as such.
 #[utoipa::path(
     delete, path = "/api/v1/tenants/{tenant}/identity-providers/{slug}", tag = "tenants",
     params(
         ("tenant" = String, Path, description = "Tenant slug"),
-        ("slug" = String, Path, description = "Provider slug")
+        ("slug" = String, Path, description = "Provider slug"),
+        RemoveQuery
     ),
     security(("bearer" = [])),
-    responses((status = 204, description = "The tenant has no such provider"), Errors)
+    responses((status = 204, description = "Removed, or the tenant has no such provider"), Errors)
 )]
 pub async fn delete_provider(
     State(state): State<AppState>,
     principal: Principal,
     RemoteAddr(remote): RemoteAddr,
     ApiPath((slug, provider)): ApiPath<(String, String)>,
+    ApiQuery(query): ApiQuery<RemoveQuery>,
 ) -> Result<Response, ApiError> {
     let tenant = tenant(&state, &principal, &slug).await?;
     let actor = principal.audit_actor();
     let change = scope::change(&state, &actor, &remote);
-    match admin::remove_provider(&state.store, &tenant, &provider, &change).await {
-        Ok(()) | Err(admin::Error::UnknownProvider { .. }) => Ok(scope::no_content()),
+    let keep = query.keep_memberships.unwrap_or(false);
+    match admin::remove_provider_with(&state.store, &tenant, &provider, keep, &change).await {
+        Ok(_) | Err(admin::Error::UnknownProvider { .. }) => Ok(scope::no_content()),
         Err(e) => Err(refused(e)),
     }
+}
+
+/// The optional body of a provider test.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TestBody {
+    /// LDAP: a user name to look up (no password is sent or checked).
+    pub username: Option<String>,
+}
+
+/// Try an identity provider (tenant admins): for LDAP the service bind, in-chain support,
+/// a sample user's groups (nested) and the roles they map to; for OIDC the discovery
+/// document (issuer, endpoints, signing algorithms, token endpoint authentication methods,
+/// keys). Changes nothing; audited as `identity_provider.test`. A provider that fails the
+/// test is still a 200 with `ok: false` and the reason.
+#[utoipa::path(
+    post, path = "/api/v1/tenants/{tenant}/identity-providers/{slug}/test", tag = "tenants",
+    params(
+        ("tenant" = String, Path, description = "Tenant slug"),
+        ("slug" = String, Path, description = "Provider slug")
+    ),
+    request_body(content = TestBody, description = "Optional (no body is `{}`): a sample user name"),
+    security(("bearer" = [])),
+    responses((status = 200, body = serde_json::Value, description = "The report"), Errors)
+)]
+pub async fn test_provider(
+    State(state): State<AppState>,
+    principal: Principal,
+    RemoteAddr(remote): RemoteAddr,
+    ApiPath((slug, provider)): ApiPath<(String, String)>,
+    body: axum::body::Bytes,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let tenant = scope::tenant(&state, &principal, &slug).await?;
+    scope::allow(
+        &principal,
+        Action::TestIdentityProvider,
+        &Resource::Tenant(tenant.id),
+    )?;
+    // The body is optional: none (or whitespace) is `{}`.
+    let body: TestBody = if body.iter().all(u8::is_ascii_whitespace) {
+        TestBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError::validation(format!("the body: {e}")))?
+    };
+    let actor = principal.audit_actor();
+    let change = scope::change(&state, &actor, &remote);
+    let report = admin::test_provider(
+        &state.store,
+        &state.secrets,
+        &tenant.slug,
+        &provider,
+        body.username.as_deref(),
+        &change,
+    )
+    .await
+    .map_err(|e| match e {
+        admin::Error::UnknownProvider { .. } => ApiError::not_found("identity provider", &provider),
+        other => refused(other),
+    })?;
+    serde_json::to_value(report)
+        .map(Json)
+        .map_err(|e| ApiError::internal("the provider report", &e))
 }
 
 #[cfg(test)]
