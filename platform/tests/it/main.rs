@@ -18,6 +18,7 @@ mod git;
 mod hostile_build;
 mod ldap;
 mod oidc;
+mod oidc_providers;
 mod origins;
 mod pages;
 mod quota;
