@@ -206,9 +206,9 @@ pub fn claim_path(path: &str) -> Result<Vec<String>, String> {
             return Err(format!("{path:?}: an empty segment"));
         }
         segments.push(segment);
-        match chars.next() {
-            None => return Ok(segments),
-            Some(_) => {} // the '.'
+        // Past the '.' to the next segment, or done.
+        if chars.next().is_none() {
+            return Ok(segments);
         }
     }
 }
@@ -923,12 +923,17 @@ C9CHTc+PlU/teEtQoHE4BSVtCdc4EUkZFvchTAAqAaoEQve2GWq3QKI=
 
     fn parts(jwt: &str) -> (serde_json::Value, serde_json::Value, Vec<u8>, String) {
         let mut it = jwt.split('.');
-        let (h, c, s) = (it.next().unwrap(), it.next().unwrap(), it.next().unwrap());
-        let json = |p: &str| serde_json::from_slice(&URL_SAFE_NO_PAD.decode(p).unwrap()).unwrap();
+        let (h, c, s) = (
+            it.next().expect("ok"),
+            it.next().expect("ok"),
+            it.next().expect("ok"),
+        );
+        let json =
+            |p: &str| serde_json::from_slice(&URL_SAFE_NO_PAD.decode(p).expect("ok")).expect("ok");
         (
             json(h),
             json(c),
-            URL_SAFE_NO_PAD.decode(s).unwrap(),
+            URL_SAFE_NO_PAD.decode(s).expect("ok"),
             format!("{h}.{c}"),
         )
     }
@@ -937,11 +942,12 @@ C9CHTc+PlU/teEtQoHE4BSVtCdc4EUkZFvchTAAqAaoEQve2GWq3QKI=
     fn the_derived_key_is_stable_per_provider_and_signs_verifiable_assertions() {
         use p256::ecdsa::signature::Verifier as _;
         let secrets = SecretBox::from_key(&[7; 32]);
-        let one = ClientKey::for_provider(1, &settings(None), &secrets).unwrap();
-        let again = ClientKey::for_provider(1, &settings(None), &secrets).unwrap();
-        let two = ClientKey::for_provider(2, &settings(None), &secrets).unwrap();
+        let one = ClientKey::for_provider(1, &settings(None), &secrets).expect("ok");
+        let again = ClientKey::for_provider(1, &settings(None), &secrets).expect("ok");
+        let two = ClientKey::for_provider(2, &settings(None), &secrets).expect("ok");
         let other_platform =
-            ClientKey::for_provider(1, &settings(None), &SecretBox::from_key(&[8; 32])).unwrap();
+            ClientKey::for_provider(1, &settings(None), &SecretBox::from_key(&[8; 32]))
+                .expect("ok");
         assert_eq!(one.public_jwk(), again.public_jwk());
         assert_ne!(one.kid(), two.kid());
         assert_ne!(one.kid(), other_platform.kid());
@@ -961,7 +967,7 @@ C9CHTc+PlU/teEtQoHE4BSVtCdc4EUkZFvchTAAqAaoEQve2GWq3QKI=
         let ClientKey::P256(key) = &one else {
             panic!("P-256")
         };
-        let signature = p256::ecdsa::Signature::from_slice(&signature).unwrap();
+        let signature = p256::ecdsa::Signature::from_slice(&signature).expect("ok");
         assert!(
             key.verifying_key()
                 .verify(input.as_bytes(), &signature)
@@ -969,7 +975,7 @@ C9CHTc+PlU/teEtQoHE4BSVtCdc4EUkZFvchTAAqAaoEQve2GWq3QKI=
         );
         assert!(key.verifying_key().verify(b"other", &signature).is_err());
         // The JWKS carries the public half only.
-        let jwks = client_jwks(1, &settings(None), &secrets).unwrap();
+        let jwks = client_jwks(1, &settings(None), &secrets).expect("ok");
         assert_eq!(jwks["keys"][0]["kid"], one.kid());
         assert!(jwks["keys"][0].get("d").is_none());
     }
@@ -978,9 +984,9 @@ C9CHTc+PlU/teEtQoHE4BSVtCdc4EUkZFvchTAAqAaoEQve2GWq3QKI=
     fn a_pem_key_from_the_settings_signs_rs256_or_es256() {
         use rsa::signature::Verifier as _;
         let secrets = SecretBox::from_key(&[7; 32]);
-        let p256 = ClientKey::for_provider(1, &settings(Some(P256_PEM)), &secrets).unwrap();
+        let p256 = ClientKey::for_provider(1, &settings(Some(P256_PEM)), &secrets).expect("ok");
         assert_eq!(p256.alg(), "ES256");
-        let rsa_key = ClientKey::for_provider(1, &settings(Some(RSA_PEM)), &secrets).unwrap();
+        let rsa_key = ClientKey::for_provider(1, &settings(Some(RSA_PEM)), &secrets).expect("ok");
         assert_eq!(rsa_key.alg(), "RS256");
         let (header, _, signature, input) = parts(&rsa_key.assertion("c", "a", 0));
         assert_eq!(header["alg"], "RS256");
@@ -988,16 +994,17 @@ C9CHTc+PlU/teEtQoHE4BSVtCdc4EUkZFvchTAAqAaoEQve2GWq3QKI=
             panic!("RSA")
         };
         let verifier = rsa::pkcs1v15::VerifyingKey::<sha2::Sha256>::new(private.to_public_key());
-        let signature = rsa::pkcs1v15::Signature::try_from(signature.as_slice()).unwrap();
+        let signature = rsa::pkcs1v15::Signature::try_from(signature.as_slice()).expect("ok");
         assert!(verifier.verify(input.as_bytes(), &signature).is_ok());
         assert!(
             ClientKey::from_pem(RSA_1024_PEM)
-                .unwrap_err()
+                .expect_err("refused")
                 .contains("2048")
         );
         assert!(ClientKey::from_pem(P384_PEM).is_err());
         assert!(ClientKey::from_pem("not a key").is_err());
-        let err = ClientKey::for_provider(1, &settings(Some("junk")), &secrets).unwrap_err();
+        let err =
+            ClientKey::for_provider(1, &settings(Some("junk")), &secrets).expect_err("refused");
         assert_eq!(err.reason(), "misconfigured");
     }
 }
