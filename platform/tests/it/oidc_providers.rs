@@ -534,3 +534,29 @@ fn claim_paths_read_nested_roles_lists_and_single_strings() {
         assert!(claim_path(bad).is_err(), "{bad:?}");
     }
 }
+
+#[tokio::test]
+async fn every_other_published_algorithm_signs_in_too() {
+    let (app, base, _clock) = served().await;
+    for alg in ["EdDSA", "ES384", "RS512", "PS384"] {
+        let provider = Provider::start_with(&base, 600, &[("OIDC_ID_TOKEN_ALG", alg)], None);
+        if alg == "EdDSA" {
+            setup_with_file(&app, &provider_file(&provider.issuer, 10)).await;
+        } else {
+            setup_again(&app, &provider_file(&provider.issuer, 10)).await;
+        }
+        let doc = discovery(&provider.issuer).await;
+        assert_eq!(
+            doc["id_token_signing_alg_values_supported"],
+            serde_json::json!([alg])
+        );
+        let alice = browser();
+        let page = sign_in(&alice, &base, "alice", "alice-pw", "/apps/acme/report/").await;
+        assert_eq!(
+            page.status(),
+            StatusCode::OK,
+            "{alg}: {:?}",
+            audit(&app, "auth.sign_in_failed").await
+        );
+    }
+}
