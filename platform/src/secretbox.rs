@@ -46,6 +46,9 @@ pub enum Error {
 #[derive(Clone)]
 pub struct SecretBox {
     cipher: XChaCha20Poly1305,
+    /// HMAC-SHA256(key, "tessera derive v1"): the root of [`SecretBox::derive`], so the
+    /// sealing key itself is never used for anything but sealing.
+    derive_root: [u8; 32],
 }
 
 impl std::fmt::Debug for SecretBox {
@@ -59,7 +62,15 @@ impl SecretBox {
     pub fn from_key(key: &[u8; 32]) -> Self {
         Self {
             cipher: XChaCha20Poly1305::new(key.into()),
+            derive_root: hmac_sha256(key, b"tessera derive v1"),
         }
+    }
+
+    /// 32 bytes derived from the key for `context` (HMAC-SHA256): the same on every
+    /// replica and every restart, different for every context, and telling nothing about
+    /// the key or about another context's bytes. OIDC client keys come from here.
+    pub fn derive(&self, context: &[u8]) -> [u8; 32] {
+        hmac_sha256(&self.derive_root, context)
     }
 
     /// The key from `env_key` (base64, e.g. the value of `TESSERA_SECRET_KEY`) when given,
@@ -186,6 +197,15 @@ fn owner_only(path: &Path) -> std::io::Result<()> {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
     }
     Ok(())
+}
+
+/// HMAC-SHA256 of `message` under `key`.
+fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
+    use hmac::{Hmac, Mac};
+    let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(key)
+        .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+    mac.update(message);
+    mac.finalize().into_bytes().into()
 }
 
 #[cfg(test)]

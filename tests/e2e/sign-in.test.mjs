@@ -28,11 +28,22 @@ function admin(args, input) {
   });
 }
 
-/** Starts the test OpenID provider with Tessera's callback as its redirect URI. */
+/**
+ * Starts the test OpenID provider with Tessera's callback as its redirect URI, shaped like an
+ * Auth0 or Keycloak client set to "client secret sent as post": ES256 id_tokens, and
+ * `client_secret_post` the only token endpoint authentication it takes (Tessera picks it
+ * from the discovery document).
+ */
 function startProvider(baseUrl, port) {
   const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-e2e-oidc-'));
   const out = execFileSync(path.join(repo, 'scripts/services/start-oidc.sh'), [runDir], {
-    env: { ...process.env, OIDC_PORT: String(port), OIDC_REDIRECT_URIS: `${baseUrl}/auth/oidc/callback` },
+    env: {
+      ...process.env,
+      OIDC_PORT: String(port),
+      OIDC_REDIRECT_URIS: `${baseUrl}/auth/oidc/callback`,
+      OIDC_ID_TOKEN_ALG: 'ES256',
+      OIDC_TOKEN_AUTH_METHOD: 'client_secret_post',
+    },
     encoding: 'utf8',
   });
   const vars = Object.fromEntries(out.trim().split('\n').map((l) => l.split(/=(.*)/s).slice(0, 2)));
@@ -192,7 +203,10 @@ test('a local account signs in and opens the restricted app', async () => {
   await page.close();
 });
 
-test('OIDC through the provider form: bob opens the app, carol gets the 404', async () => {
+test('OIDC (ES256, client_secret_post only) through the provider form: bob opens the app, carol gets the 404', async () => {
+  const discovery = await (await fetch(`${oidc.issuer}/.well-known/openid-configuration`)).json();
+  assert.deepEqual(discovery.id_token_signing_alg_values_supported, ['ES256']);
+  assert.deepEqual(discovery.token_endpoint_auth_methods_supported, ['client_secret_post']);
   // One browser profile for everyone: clearing the cookies signs out of Tessera and of
   // the provider, so each person logs in at the provider's form.
   const page = await browser.context.newPage();

@@ -8,6 +8,10 @@
 //! issuer = "http://127.0.0.1:9400"
 //! client_id = "dashboard"
 //! client_secret = "dashboard-secret"
+//! # Optional: client_secret_basic, client_secret_post or private_key_jwt (default: chosen
+//! # from the provider's discovery document, basic first).
+//! token_endpoint_auth_method = "client_secret_post"
+//! groups_claim = "realm_access.roles"   # a claim name or a dot path into the id_token
 //! [[groups]]
 //! group = "analysts"
 //! role = "viewer"                     # optional: viewer, author or admin
@@ -82,17 +86,64 @@ pub struct OidcSettings {
     pub issuer: String,
     /// Tessera's client id at the provider.
     pub client_id: String,
-    /// Its client secret (sealed at rest; never logged).
+    /// Its client secret (sealed at rest; never logged). May be left out with
+    /// `private_key_jwt`.
+    #[serde(default)]
     pub client_secret: String,
+    /// How Tessera authenticates at the token endpoint; `None`: the first of
+    /// `client_secret_basic`, `client_secret_post`, `private_key_jwt` that the provider's
+    /// discovery document lists (and that Tessera has the credentials for).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_endpoint_auth_method: Option<TokenAuthMethod>,
+    /// For `private_key_jwt`: the client's private key as a PKCS#8 (or PKCS#1 RSA) PEM,
+    /// RSA (signs RS256) or P-256 (signs ES256); sealed at rest. Without it Tessera uses a
+    /// P-256 key of its own for this provider (derived from the platform's secret key),
+    /// whose public half it publishes at `/auth/{tenant}/{provider}/jwks.json`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_key_pem: Option<String>,
     /// Scopes asked for.
     #[serde(default = "default_scopes")]
     pub scopes: Vec<String>,
-    /// The id_token claim holding the user's groups.
+    /// The id_token claim holding the user's groups (a list or one string): a claim name,
+    /// or a dot path into nested objects such as `realm_access.roles`; a segment with dots
+    /// in it is double-quoted (`resource_access."my.app".roles`, `\"` and `\\` inside). A
+    /// top-level claim spelled exactly like the whole setting wins (Auth0's
+    /// `https://example.com/roles`).
     #[serde(default = "default_groups_claim")]
     pub groups_claim: String,
     /// Connect and total timeout of every call to the provider, in seconds.
     #[serde(default = "default_timeout_seconds")]
     pub timeout_seconds: u64,
+}
+
+/// Client authentication at the token endpoint (OpenID Connect Core §9).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenAuthMethod {
+    /// HTTP Basic with the client id and secret.
+    ClientSecretBasic,
+    /// The client id and secret in the form body.
+    ClientSecretPost,
+    /// A JWT signed with the client's private key (RFC 7523).
+    PrivateKeyJwt,
+}
+
+impl TokenAuthMethod {
+    /// The registered name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenAuthMethod::ClientSecretBasic => "client_secret_basic",
+            TokenAuthMethod::ClientSecretPost => "client_secret_post",
+            TokenAuthMethod::PrivateKeyJwt => "private_key_jwt",
+        }
+    }
+
+    /// All of them, in the order Tessera prefers them.
+    pub const ALL: [TokenAuthMethod; 3] = [
+        TokenAuthMethod::ClientSecretBasic,
+        TokenAuthMethod::ClientSecretPost,
+        TokenAuthMethod::PrivateKeyJwt,
+    ];
 }
 
 fn default_scopes() -> Vec<String> {
@@ -251,8 +302,15 @@ pub fn validate(config: &ProviderConfig) -> Result<(), Error> {
             if s.client_id.trim().is_empty() {
                 return Err(Error::Invalid("client_id must not be empty".into()));
             }
-            if s.client_secret.is_empty() {
-                return Err(Error::Invalid("client_secret must not be empty".into()));
+            let key_auth = s.token_endpoint_auth_method == Some(TokenAuthMethod::PrivateKeyJwt);
+            if s.client_secret.is_empty() && !key_auth {
+                return Err(Error::Invalid(
+                    "client_secret must not be empty (unless token_endpoint_auth_method = \"private_key_jwt\")".into(),
+                ));
+            }
+            if let Some(pem) = &s.private_key_pem {
+                super::oidc::ClientKey::from_pem(pem)
+                    .map_err(|e| Error::Invalid(format!("private_key_pem: {e}")))?;
             }
             if !s.scopes.iter().any(|scope| scope == "openid") {
                 return Err(Error::Invalid("scopes must include \"openid\"".into()));
@@ -260,6 +318,8 @@ pub fn validate(config: &ProviderConfig) -> Result<(), Error> {
             if s.groups_claim.trim().is_empty() {
                 return Err(Error::Invalid("groups_claim must not be empty".into()));
             }
+            super::oidc::claim_path(&s.groups_claim)
+                .map_err(|e| Error::Invalid(format!("groups_claim: {e}")))?;
             timeout_in_range(s.timeout_seconds)?;
         }
         Settings::Ldap(s) => {
@@ -334,6 +394,7 @@ pub fn seal_settings(settings: &Settings, sealer: &SecretBox) -> String {
         Settings::Oidc(s) => {
             let mut s = s.clone();
             s.client_secret = sealer.seal(s.client_secret.as_bytes());
+            s.private_key_pem = s.private_key_pem.map(|pem| sealer.seal(pem.as_bytes()));
             serde_json::to_value(s)
         }
         Settings::Ldap(s) => {
@@ -356,6 +417,7 @@ pub fn open_settings(kind: Kind, stored: &str, sealer: &SecretBox) -> Result<Set
         Kind::Oidc => {
             let mut s: OidcSettings = serde_json::from_str(stored).map_err(corrupt)?;
             s.client_secret = open(&s.client_secret)?;
+            s.private_key_pem = s.private_key_pem.as_deref().map(open).transpose()?;
             Settings::Oidc(s)
         }
         Kind::Ldap => {
@@ -654,6 +716,44 @@ group_base = "ou=groups,dc=example,dc=org"
             assert!(err.contains(needle), "{needle}: {err}");
             assert!(!err.contains("dashboard-secret"), "no secret in {err}");
         }
+    }
+
+    #[test]
+    fn the_token_endpoint_method_key_and_claim_path_settings() {
+        let with = |extra: &str| OIDC.replacen("[[groups]]", &format!("{extra}\n[[groups]]"), 1);
+        let Settings::Oidc(s) = parse_file(OIDC).expect("parses").settings else {
+            panic!("oidc")
+        };
+        assert_eq!(s.token_endpoint_auth_method, None, "chosen from discovery");
+        let config = parse_file(&with(
+            "token_endpoint_auth_method = \"client_secret_post\"\ngroups_claim = 'resource_access.\"my.app\".roles'",
+        ))
+        .expect("parses");
+        let Settings::Oidc(s) = &config.settings else {
+            panic!("oidc")
+        };
+        assert_eq!(
+            s.token_endpoint_auth_method,
+            Some(TokenAuthMethod::ClientSecretPost)
+        );
+        // private_key_jwt needs no secret; the others do.
+        let keyed = with("token_endpoint_auth_method = \"private_key_jwt\"")
+            .replace("client_secret = \"dashboard-secret\"", "");
+        assert!(parse_file(&keyed).is_ok());
+        for (extra, needle) in [
+            (
+                "token_endpoint_auth_method = \"client_secret_jwt\"",
+                "client_secret_jwt",
+            ),
+            ("groups_claim = \"realm_access..roles\"", "groups_claim"),
+            ("groups_claim = 'a.\"b'", "groups_claim"),
+            ("private_key_pem = \"not a key\"", "private_key_pem"),
+        ] {
+            let err = parse_file(&with(extra)).expect_err(extra).to_string();
+            assert!(err.contains(needle), "{needle}: {err}");
+        }
+        let unkeyed = OIDC.replace("client_secret = \"dashboard-secret\"", "");
+        assert!(parse_file(&unkeyed).is_err());
     }
 
     #[test]

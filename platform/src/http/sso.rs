@@ -36,6 +36,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/auth/{tenant}/{provider}/start", get(start))
         .route("/auth/oidc/callback", get(callback))
+        .route("/auth/{tenant}/{provider}/jwks.json", get(client_jwks))
         .route("/login/{tenant}/{provider}", post(ldap_sign_in))
 }
 
@@ -147,6 +148,25 @@ pub(super) async fn load_provider(
     let settings = providers::open_settings(kind, &record.settings, &state.secrets)
         .map_err(|e| e.to_string())?;
     Ok(Some((tenant, record, settings)))
+}
+
+/// The public keys Tessera signs `private_key_jwt` client assertions with for this OIDC
+/// provider: the JWKS URL to register at the provider (public, like any JWKS).
+async fn client_jwks(
+    State(state): State<AppState>,
+    Path((tenant, provider)): Path<(String, String)>,
+) -> Response {
+    match load_provider(&state, &tenant, &provider, Kind::Oidc).await {
+        Ok(Some((_, record, Settings::Oidc(settings)))) => {
+            match crate::auth::oidc::client_jwks(record.id, &settings, &state.secrets) {
+                Ok(jwks) => axum::Json(jwks).into_response(),
+                Err(e) => crate::error::ApiError::internal("the client key", &e.to_string())
+                    .into_response(),
+            }
+        }
+        Ok(_) => StatusCode::NOT_FOUND.into_response(),
+        Err(e) => crate::error::ApiError::internal("loading the provider", &e).into_response(),
+    }
 }
 
 #[derive(Deserialize)]
@@ -308,6 +328,7 @@ async fn callback(
         .finish(
             record.id,
             &settings,
+            &state.secrets,
             &redirect_uri(&state),
             &pending,
             &code,

@@ -19,6 +19,7 @@ mod hostile_build;
 mod idp;
 mod ldap;
 mod oidc;
+mod oidc_providers;
 mod origins;
 mod pages;
 mod quota;

@@ -32,7 +32,7 @@ pub(crate) fn op() -> Change<'static> {
 }
 
 /// A free loopback port (bound, then released).
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .expect("bind")
         .local_addr()
@@ -42,18 +42,29 @@ fn free_port() -> u16 {
 
 /// The redirect URI of the test's own client (nothing listens there: the client stops at
 /// the redirect and reads the code from it).
-const TEST_CLIENT_REDIRECT: &str = "http://127.0.0.1:9/test-client/callback";
+pub(crate) const TEST_CLIENT_REDIRECT: &str = "http://127.0.0.1:9/test-client/callback";
 
 /// A running test OpenID provider; stopped on drop.
-struct Provider {
-    issuer: String,
+pub(crate) struct Provider {
+    pub(crate) issuer: String,
     run_dir: tempfile::TempDir,
     people_file: PathBuf,
 }
 
 impl Provider {
     /// Start one whose main client may redirect to `tessera_base`'s callback.
-    fn start(tessera_base: &str, ttl_seconds: u32) -> Self {
+    pub(crate) fn start(tessera_base: &str, ttl_seconds: u32) -> Self {
+        Self::start_with(tessera_base, ttl_seconds, &[], None)
+    }
+
+    /// Start one configured by `env` (the variables documented at the top of
+    /// tests/services/oidc/provider.js), with its issuer at `issuer_path` when given.
+    pub(crate) fn start_with(
+        tessera_base: &str,
+        ttl_seconds: u32,
+        env: &[(&str, &str)],
+        issuer_path: Option<&str>,
+    ) -> Self {
         for tool in ["node", "npm", "curl"] {
             let found = Command::new("sh")
                 .args(["-c", &format!("command -v {tool}")])
@@ -68,7 +79,12 @@ impl Provider {
         let people_file = run_dir.path().join("people.json");
         std::fs::write(&people_file, PEOPLE).expect("people file");
         let port = free_port();
-        let output = Command::new(repo_root().join("scripts/services/start-oidc.sh"))
+        let mut command = Command::new(repo_root().join("scripts/services/start-oidc.sh"));
+        command.envs(env.iter().copied());
+        if let Some(path) = issuer_path {
+            command.env("OIDC_ISSUER", format!("http://127.0.0.1:{port}{path}"));
+        }
+        let output = command
             .arg(run_dir.path())
             .env("OIDC_PORT", port.to_string())
             .env(
@@ -100,7 +116,7 @@ impl Provider {
 
     /// Add or replace a person (read again by the provider at the next sign-in); their
     /// password is `{who}-pw`.
-    fn set_person(&self, who: &str, email: &str, email_verified: bool, groups: &[&str]) {
+    pub(crate) fn set_person(&self, who: &str, email: &str, email_verified: bool, groups: &[&str]) {
         let mut people: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&self.people_file).expect("read"))
                 .expect("json");
@@ -115,7 +131,7 @@ impl Provider {
     }
 
     /// Replace someone's groups (read again by the provider at the next sign-in).
-    fn set_groups(&self, who: &str, groups: &[&str]) {
+    pub(crate) fn set_groups(&self, who: &str, groups: &[&str]) {
         let mut people: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&self.people_file).expect("read"))
                 .expect("json");
@@ -126,6 +142,20 @@ impl Provider {
 
 impl Drop for Provider {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            // The provider's side of a failed test (its last 4000 characters).
+            let log =
+                std::fs::read_to_string(self.run_dir.path().join("oidc.log")).unwrap_or_default();
+            let tail: String = log
+                .chars()
+                .rev()
+                .take(4000)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
+            eprintln!("--- the test OpenID provider's log ---\n{tail}");
+        }
         let _ = Command::new(repo_root().join("scripts/services/start-oidc.sh"))
             .arg("stop")
             .arg(self.run_dir.path())
@@ -133,13 +163,13 @@ impl Drop for Provider {
     }
 }
 
-const PEOPLE: &str = r#"{
+pub(crate) const PEOPLE: &str = r#"{
   "alice": {"password": "alice-pw", "email": "alice@example.org", "email_verified": true, "name": "Alice", "groups": ["analysts"]},
   "bob": {"password": "bob-pw", "email": "bob@example.org", "email_verified": true, "name": "Bob", "groups": ["admins"]},
   "carol": {"password": "carol-pw", "email": "carol@example.org", "email_verified": false, "name": "Carol", "groups": []}
 }"#;
 
-fn provider_file(issuer: &str, timeout_seconds: u64) -> String {
+pub(crate) fn provider_file(issuer: &str, timeout_seconds: u64) -> String {
     format!(
         r#"kind = "oidc"
 display_name = "Example SSO"
@@ -161,6 +191,12 @@ role = "admin"
 /// Tenant `acme` with a restricted app `report` granted to the team `analysts`, and the
 /// provider `sso` at `issuer`.
 async fn setup(app: &TestApp, issuer: &str, timeout_seconds: u64) {
+    setup_with_file(app, &provider_file(issuer, timeout_seconds)).await;
+}
+
+/// Tenant `acme` with a restricted app `report` granted to the team `analysts`, and the
+/// provider `sso` set from `file`.
+pub(crate) async fn setup_with_file(app: &TestApp, file: &str) {
     app.deploy("acme", "report", "hello.wasm").await;
     let store = &app.state.store;
     admin::set_visibility(store, "acme/report", "restricted", &op())
@@ -183,19 +219,12 @@ async fn setup(app: &TestApp, issuer: &str, timeout_seconds: u64) {
         .grant_app_to_team(acme.id, report, team, &op())
         .await
         .expect("grant");
-    admin::set_provider(
-        store,
-        &app.state.secrets,
-        "acme",
-        "sso",
-        &provider_file(issuer, timeout_seconds),
-        &op(),
-    )
-    .await
-    .expect("provider set");
+    admin::set_provider(store, &app.state.secrets, "acme", "sso", file, &op())
+        .await
+        .expect("provider set");
 }
 
-async fn tenant(app: &TestApp) -> platform::store::Tenant {
+pub(crate) async fn tenant(app: &TestApp) -> platform::store::Tenant {
     app.state
         .store
         .tenant_by_slug(&platform::ids::Slug::parse("acme").expect("slug"))
@@ -238,7 +267,7 @@ fn form_action(html: &str) -> String {
 
 /// Log in at the provider's form reached by `response`; returns the callback URL the
 /// provider redirects to.
-async fn log_in_at_provider(
+pub(crate) async fn log_in_at_provider(
     client: &reqwest::Client,
     response: reqwest::Response,
     who: &str,
@@ -275,7 +304,7 @@ async fn log_in_at_provider(
 }
 
 /// Start Tessera's sign-in for `next` and log in at the provider; returns the callback URL.
-async fn until_callback(
+pub(crate) async fn until_callback(
     client: &reqwest::Client,
     base: &str,
     who: &str,
@@ -291,7 +320,7 @@ async fn until_callback(
 }
 
 /// The whole sign-in; returns the final response (the `next` page).
-async fn sign_in(
+pub(crate) async fn sign_in(
     client: &reqwest::Client,
     base: &str,
     who: &str,
@@ -337,7 +366,7 @@ pub(crate) async fn audit(app: &TestApp, action: &str) -> Vec<AuditEntry> {
         .expect("audit")
 }
 
-async fn role_of(app: &TestApp, email: &str) -> Option<platform::tenancy::Role> {
+pub(crate) async fn role_of(app: &TestApp, email: &str) -> Option<platform::tenancy::Role> {
     let user = app
         .state
         .store
@@ -514,7 +543,7 @@ async fn an_unverified_address_of_an_existing_account_is_not_linked() {
 
 /// Refused: the page says so in plain words, an audit row names the reason, and the
 /// browser is not signed in.
-async fn assert_refused(
+pub(crate) async fn assert_refused(
     app: &TestApp,
     client: &reqwest::Client,
     base: &str,

@@ -13,6 +13,22 @@
 //   OIDC_PEOPLE_FILE     JSON object {name: {password, email, email_verified, name, groups}}
 //                        replacing the people below; read again at every sign-in, so a
 //                        test can change someone's groups while the provider runs
+//   OIDC_ID_TOKEN_ALG    the id_token's JWS algorithm: RS256 (default), RS384, RS512, PS256,
+//                        PS384, PS512, ES256, ES384 or EdDSA; the JWKS publishes one new key
+//                        of that kind (with its `alg`) and discovery lists only that algorithm
+//   OIDC_TOKEN_AUTH_METHOD  the main client's token endpoint authentication:
+//                        client_secret_basic (default), client_secret_post or private_key_jwt
+//   OIDC_AUTH_METHODS    comma-separated methods discovery lists as supported (default: the
+//                        main client's method only); the `other` client uses the first
+//                        secret-based one of them and is left out when there is none
+//   OIDC_CLIENT_JWKS_URI for private_key_jwt: where the provider fetches the main client's
+//                        public keys (Tessera serves them per provider)
+//   OIDC_ROLES_SHAPE     "groups" (default): a `groups` claim; "keycloak": the groups go to
+//                        `realm_access.roles` and `resource_access.<client id>.roles` instead
+//                        (scopes `groups` and `roles`), as Keycloak puts a realm's roles
+//
+// The issuer may have a path (OIDC_ISSUER=http://127.0.0.1:PORT/realms/acme, as Keycloak's
+// are): the provider then answers under that path only.
 //
 // People: alice/alice-pw in [analysts], bob/bob-pw in [admins], carol/carol-pw in no group
 // (and her address is not verified).
@@ -27,6 +43,14 @@ const issuer = env.OIDC_ISSUER || `http://127.0.0.1:${port}`;
 const redirectUris = (env.OIDC_REDIRECT_URIS || 'http://127.0.0.1:8080/auth/oidc/callback')
   .split(',').map((u) => u.trim()).filter((u) => u.length > 0);
 const ttl = Number(env.OIDC_TTL_SECONDS || 600);
+const mountPath = new URL(issuer).pathname.replace(/\/$/, '');
+const idTokenAlg = env.OIDC_ID_TOKEN_ALG || 'RS256';
+const authMethod = env.OIDC_TOKEN_AUTH_METHOD || 'client_secret_basic';
+const authMethods = (env.OIDC_AUTH_METHODS || authMethod).split(',').map((m) => m.trim()).filter((m) => m);
+const rolesShape = env.OIDC_ROLES_SHAPE || 'groups';
+const mainClientId = env.OIDC_CLIENT_ID || 'dashboard';
+if (!['groups', 'keycloak'].includes(rolesShape)) throw new Error(`OIDC_ROLES_SHAPE ${rolesShape}?`);
+if (authMethod === 'private_key_jwt' && !env.OIDC_CLIENT_JWKS_URI) throw new Error('private_key_jwt needs OIDC_CLIENT_JWKS_URI');
 
 const builtInPeople = {
   alice: { password: 'alice-pw', email: 'alice@example.org', email_verified: true, name: 'Alice', preferred_username: 'alice', groups: ['analysts'] },
@@ -38,53 +62,85 @@ const people = () => (env.OIDC_PEOPLE_FILE
   ? JSON.parse(fs.readFileSync(env.OIDC_PEOPLE_FILE, 'utf8'))
   : builtInPeople);
 
-// A new RS256 key on every start.
-const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-const signingKey = { ...privateKey.export({ format: 'jwk' }), kid: `k-${randomBytes(6).toString('hex')}`, alg: 'RS256', use: 'sig' };
+// A new signing key of the configured kind on every start.
+const keyKinds = {
+  RS: ['rsa', { modulusLength: 2048 }],
+  PS: ['rsa', { modulusLength: 2048 }],
+  ES256: ['ec', { namedCurve: 'P-256' }],
+  ES384: ['ec', { namedCurve: 'P-384' }],
+  EdDSA: ['ed25519', {}],
+};
+const kind = keyKinds[idTokenAlg] || keyKinds[idTokenAlg.slice(0, 2)];
+if (!kind || !/^(RS|PS)(256|384|512)$|^ES(256|384)$|^EdDSA$/.test(idTokenAlg)) throw new Error(`OIDC_ID_TOKEN_ALG ${idTokenAlg}?`);
+const { privateKey } = generateKeyPairSync(kind[0], kind[1]);
+const signingKey = { ...privateKey.export({ format: 'jwk' }), kid: `k-${randomBytes(6).toString('hex')}`, alg: idTokenAlg, use: 'sig' };
 
-const client = (id, secret) => ({
+const client = (id, secret, method) => ({
   client_id: id,
-  client_secret: secret,
+  ...(method === 'private_key_jwt'
+    ? { jwks_uri: env.OIDC_CLIENT_JWKS_URI }
+    : { client_secret: secret }),
   redirect_uris: redirectUris,
   grant_types: ['authorization_code'],
   response_types: ['code'],
-  token_endpoint_auth_method: 'client_secret_basic',
+  token_endpoint_auth_method: method,
+  id_token_signed_response_alg: idTokenAlg,
 });
+const otherMethod = authMethods.find((m) => m === 'client_secret_basic' || m === 'client_secret_post');
+const clients = [client(mainClientId, env.OIDC_CLIENT_SECRET || 'dashboard-secret', authMethod)];
+if (otherMethod) clients.push(client(env.OIDC_OTHER_CLIENT_ID || 'other', env.OIDC_OTHER_CLIENT_SECRET || 'other-secret', otherMethod));
+
+// The person's groups as the configured claim shape.
+const groupClaims = (groups) => (rolesShape === 'keycloak'
+  ? { realm_access: { roles: groups }, resource_access: { [mainClientId]: { roles: groups } } }
+  : { groups });
+const groupClaimNames = rolesShape === 'keycloak' ? ['realm_access', 'resource_access'] : ['groups'];
 
 const escape = (s) => String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 const html = (title, body) => `<!DOCTYPE html><html><head><meta charset="utf-8"><title>${escape(title)}</title></head><body>${body}</body></html>`;
 
 const provider = new Provider(issuer, {
-  clients: [
-    client(env.OIDC_CLIENT_ID || 'dashboard', env.OIDC_CLIENT_SECRET || 'dashboard-secret'),
-    client(env.OIDC_OTHER_CLIENT_ID || 'other', env.OIDC_OTHER_CLIENT_SECRET || 'other-secret'),
-  ],
-  scopes: ['openid', 'email', 'profile', 'groups'],
+  clients,
+  clientAuthMethods: authMethods,
+  // oidc-provider refuses to fetch from special-use addresses (SSRF protection); in the
+  // tests Tessera's JWKS URL (private_key_jwt) is on 127.0.0.1, so that check is dropped here.
+  fetch: (url, options) => {
+    const { dispatcher: _ssrfCheck, ...rest } = options;
+    return globalThis.fetch(url, rest);
+  },
+  enabledJWA: { idTokenSigningAlgValues: [idTokenAlg] },
+  scopes: ['openid', 'email', 'profile', 'groups', 'roles'],
   claims: {
     openid: ['sub'],
     email: ['email', 'email_verified'],
     profile: ['name', 'preferred_username'],
-    groups: ['groups'],
+    groups: groupClaimNames,
+    roles: groupClaimNames,
   },
   // Put the scopes' claims into the id_token, not only into userinfo.
   conformIdTokenClaims: false,
   async findAccount(_ctx, sub) {
     const person = people()[sub];
     if (!person) return undefined;
-    const { password: _secret, ...claims } = person;
-    return { accountId: sub, claims: async () => ({ sub, ...claims }) };
+    const { password: _secret, groups, ...claims } = person;
+    return { accountId: sub, claims: async () => ({ sub, ...claims, ...groupClaims(groups || []) }) };
   },
   jwks: { keys: [signingKey] },
   cookies: { keys: [randomBytes(16).toString('hex')] },
   pkce: { required: () => true },
   ttl: { IdToken: ttl, AccessToken: ttl, AuthorizationCode: 120, Interaction: 600, Session: 3600, Grant: 3600 },
-  interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
+  interactions: { url: (_ctx, interaction) => `${mountPath}/interaction/${interaction.uid}` },
   features: { devInteractions: { enabled: false } },
   async renderError(ctx, out) {
     ctx.type = 'html';
     ctx.body = html('Error', `<pre id="error">${escape(JSON.stringify(out))}</pre>`);
   },
 });
+
+// Why a request failed, in the log (a line each; oidc-provider answers only the error code).
+for (const event of ['grant.error', 'server_error', 'jwks.error']) {
+  provider.on(event, (_ctx, error) => console.error(`${event}: ${error.message} ${error.error_detail || ''} ${error.cause?.message || ''} ${error.cause?.error_description || ''}`));
+}
 
 function form(request) {
   return new Promise((resolve, reject) => {
@@ -98,7 +154,7 @@ function form(request) {
 
 const loginPage = (uid, error) => html('Sign in to the test provider', `<h1>Test provider</h1>
 ${error ? `<p id="error">${escape(error)}</p>` : ''}
-<form method="post" action="/interaction/${escape(uid)}/login">
+<form method="post" action="${escape(mountPath)}/interaction/${escape(uid)}/login">
 <label>User <input id="username" name="username"></label>
 <label>Password <input id="password" name="password" type="password"></label>
 <button id="submit" type="submit">Sign in</button>
@@ -134,7 +190,17 @@ async function interaction(request, response, uid, verb) {
 
 const oidc = provider.callback();
 const server = http.createServer((request, response) => {
-  const path = new URL(request.url, issuer).pathname;
+  // Under an issuer with a path, only that path is the provider's (mounted as oidc-provider's
+  // documentation shows: the prefix is taken off `url` and kept in `originalUrl`).
+  if (mountPath) {
+    if (request.url !== mountPath && !request.url.startsWith(`${mountPath}/`) && !request.url.startsWith(`${mountPath}?`)) {
+      response.writeHead(404, { 'content-type': 'text/plain' });
+      return response.end('not under the issuer\'s path');
+    }
+    request.originalUrl = request.url;
+    request.url = request.url.slice(mountPath.length) || '/';
+  }
+  const path = new URL(request.url, 'http://x').pathname;
   const match = /^\/interaction\/([\w-]+)(?:\/(login))?$/.exec(path);
   if (!match) return oidc(request, response);
   interaction(request, response, match[1], match[2]).catch((error) => {
