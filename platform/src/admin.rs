@@ -357,6 +357,7 @@ pub async fn list_providers(store: &Store, tenant_slug: &str) -> Result<Vec<Prov
             let location = settings
                 .get("issuer")
                 .or_else(|| settings.get("url"))
+                .or_else(|| settings.get("idp_metadata_url"))
                 .and_then(|v| v.as_str())
                 .unwrap_or_default()
                 .to_owned();
