@@ -303,11 +303,11 @@ pub async fn ensure_first_superadmin(
 pub struct ProviderSummary {
     /// Its slug.
     pub slug: String,
-    /// `oidc` or `ldap`.
+    /// `oidc`, `ldap` or `saml`.
     pub kind: String,
     /// Its name on the sign-in page.
     pub display_name: String,
-    /// Issuer or directory URL.
+    /// Issuer, directory URL or SAML metadata URL.
     pub location: String,
     /// The groups it maps.
     pub groups: Vec<String>,
