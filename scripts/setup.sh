@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Install what Tessera needs to build, test or benchmark, and only what is missing.
 #
-#   scripts/setup.sh            Rust wasm32-wasip2 target, the Dash front end (npm ci in admin-ui)
+#   scripts/setup.sh            Rust wasm32-wasip2 target, the Dash front end (npm ci in admin-ui),
+#                               the C libraries of SAML's XML signatures (libxmlsec1-dev, libxml2-dev,
+#                               libssl-dev, pkg-config; libclang-dev for bindgen)
 #   scripts/setup.sh --test     ... plus Chromium, slapd, ldap-utils and bubblewrap (Debian packages; the LDAP
 #                               tests start their own throwaway slapd), checks for node and python3, the
-#                               test OpenID provider (npm ci in tests/services/oidc), and
+#                               test OpenID provider (npm ci in tests/services/oidc), the test SAML
+#                               identity provider (npm ci in tests/services/saml; openssl makes its keys), and
 #                               the dash==4.4.1 venv of the differential tests (target/dash-venv)
 #                               and the Schemathesis venv (target/schemathesis-venv)
 #   scripts/setup.sh --bench    ... plus wrk, curl and bubblewrap (Debian packages; Rust pushes
@@ -21,7 +24,7 @@ for arg in "$@"; do
         --test) want_test=1 ;;
         --bench) want_bench=1 ;;
         -h | --help)
-            sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+            sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
             exit 0
             ;;
         *)
@@ -68,6 +71,14 @@ fi
 
 # --- Debian packages (one apt transaction for everything missing) -----------------------------
 apt_missing=()
+# Building the platform: SAML's XML signatures (the samael crate) link libxmlsec1 (OpenSSL
+# engine) and libxml2, found with pkg-config; its build script runs bindgen, which loads
+# libclang.
+for pkg in pkg-config libssl-dev libxml2-dev libxmlsec1-dev libclang-dev; do
+    if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed'; then
+        apt_missing+=("$pkg")
+    fi
+done
 if [ "$want_test" = 1 ] && [ ! -x /usr/bin/chromium ]; then
     apt_missing+=(chromium)
 fi
@@ -121,6 +132,17 @@ if [ "$want_test" = 1 ]; then
         (cd "$oidc" && npm ci --no-audit --no-fund --loglevel=error) ||
             fail "'npm ci' in tests/services/oidc failed; check the access to the npm registry"
     fi
+    # ... and their own SAML identity provider (samlify, pinned in its lock).
+    saml="$repo/tests/services/saml"
+    saml_marker="$saml/node_modules/.package-lock.json"
+    if [ -f "$saml_marker" ] && ! [ "$saml/package-lock.json" -nt "$saml_marker" ]; then
+        say "tests/services/saml/node_modules: up to date"
+    else
+        say "tests/services/saml/node_modules: npm ci"
+        (cd "$saml" && npm ci --no-audit --no-fund --loglevel=error) ||
+            fail "'npm ci' in tests/services/saml failed; check the access to the npm registry"
+    fi
+    command -v openssl >/dev/null || fail "openssl not found (Debian: apt-get install openssl)"
     # The differential tests compare against the real Python dash (target/dash-venv).
     venv_python=$("$repo/scripts/differential-venv.sh") ||
         fail "scripts/differential-venv.sh could not install dash==4.4.1 from PyPI into target/dash-venv"

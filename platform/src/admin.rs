@@ -303,11 +303,11 @@ pub async fn ensure_first_superadmin(
 pub struct ProviderSummary {
     /// Its slug.
     pub slug: String,
-    /// `oidc` or `ldap`.
+    /// `oidc`, `ldap` or `saml`.
     pub kind: String,
     /// Its name on the sign-in page.
     pub display_name: String,
-    /// Issuer or directory URL.
+    /// Issuer, directory URL or SAML metadata URL.
     pub location: String,
     /// The groups it maps.
     pub groups: Vec<String>,
@@ -357,6 +357,7 @@ pub async fn list_providers(store: &Store, tenant_slug: &str) -> Result<Vec<Prov
             let location = settings
                 .get("issuer")
                 .or_else(|| settings.get("url"))
+                .or_else(|| settings.get("idp_metadata_url"))
                 .and_then(|v| v.as_str())
                 .unwrap_or_default()
                 .to_owned();

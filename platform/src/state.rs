@@ -39,6 +39,8 @@ pub struct App {
     pub secrets: crate::secretbox::SecretBox,
     /// OpenID providers' discovery documents and keys, cached per provider.
     pub oidc: crate::auth::oidc::Discovery,
+    /// SAML identity providers' metadata, cached per provider.
+    pub saml: crate::auth::saml::Saml,
     /// The platform's origin and the apps origin (checked apart at start).
     pub origins: crate::origin::Origins,
     /// The platform pages' Content-Security-Policy (it names the apps origin).
@@ -148,6 +150,7 @@ impl App {
             throttle,
             secrets,
             oidc: Default::default(),
+            saml: Default::default(),
             origins,
             platform_csp,
             handoffs,

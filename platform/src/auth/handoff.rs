@@ -137,7 +137,7 @@ impl Handoffs {
         ))
     }
 
-    async fn put(
+    pub(crate) async fn put(
         &self,
         key: &str,
         data: &str,
@@ -164,7 +164,7 @@ impl Handoffs {
     }
 
     /// Remove and return (GETDEL: atomic, so a code is redeemed once across replicas).
-    async fn take(&self, key: &str, now: i64) -> Result<Option<String>, HandoffError> {
+    pub(crate) async fn take(&self, key: &str, now: i64) -> Result<Option<String>, HandoffError> {
         match self {
             Self::Database(store) => store.handoff_take(key, now).await.map_err(storage),
             Self::Redis(connection) => redis::cmd("GETDEL")
@@ -205,7 +205,8 @@ pub fn new_secret() -> String {
     hex::encode(bytes)
 }
 
-fn hashed(kind: &str, secret: &str) -> String {
+/// `{kind}:{sha256 of the secret}`: how a secret is stored as a key.
+pub(crate) fn hashed(kind: &str, secret: &str) -> String {
     format!("{kind}:{}", hex::encode(Sha256::digest(secret.as_bytes())))
 }
 

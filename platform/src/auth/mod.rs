@@ -9,6 +9,7 @@ pub mod ldap;
 pub mod oidc;
 pub mod password;
 pub mod providers;
+pub mod saml;
 pub mod session;
 pub mod token;
 

@@ -3,7 +3,8 @@
 //! inside the settings (OIDC `client_secret`, LDAP `bind_password`) before it is stored.
 //!
 //! ```toml
-//! kind = "oidc"                       # or "ldap": then the keys of `ldap::LdapSettings`
+//! kind = "oidc"                       # or "ldap" / "saml": then the keys of
+//!                                     # `ldap::LdapSettings` / `saml::SamlSettings`
 //! display_name = "Example SSO"
 //! issuer = "http://127.0.0.1:9400"
 //! client_id = "dashboard"
@@ -27,6 +28,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::ldap::{LdapSettings, normalized_dn};
+use super::saml::SamlSettings;
 use crate::secretbox::SecretBox;
 use crate::tenancy::{self, Role};
 
@@ -57,6 +59,8 @@ pub enum Kind {
     Oidc,
     /// An LDAP directory: search, then bind as the user.
     Ldap,
+    /// A SAML 2.0 identity provider: SP-initiated, signed assertions.
+    Saml,
 }
 
 impl Kind {
@@ -65,6 +69,7 @@ impl Kind {
         match self {
             Kind::Oidc => "oidc",
             Kind::Ldap => "ldap",
+            Kind::Saml => "saml",
         }
     }
 
@@ -73,6 +78,7 @@ impl Kind {
         match raw {
             "oidc" => Some(Kind::Oidc),
             "ldap" => Some(Kind::Ldap),
+            "saml" => Some(Kind::Saml),
             _ => None,
         }
     }
@@ -200,6 +206,8 @@ pub enum Settings {
     Oidc(OidcSettings),
     /// LDAP.
     Ldap(LdapSettings),
+    /// SAML 2.0.
+    Saml(SamlSettings),
 }
 
 impl Settings {
@@ -208,14 +216,16 @@ impl Settings {
         match self {
             Settings::Oidc(_) => Kind::Oidc,
             Settings::Ldap(_) => Kind::Ldap,
+            Settings::Saml(_) => Kind::Saml,
         }
     }
 
-    /// Where the provider is (issuer or directory URL), for listings.
+    /// Where the provider is (issuer, directory URL or metadata URL), for listings.
     pub fn location(&self) -> &str {
         match self {
             Settings::Oidc(s) => &s.issuer,
             Settings::Ldap(s) => &s.url,
+            Settings::Saml(s) => s.location(),
         }
     }
 }
@@ -239,11 +249,13 @@ pub fn parse_file(text: &str) -> Result<ProviderConfig, Error> {
     let mut table: toml::Table = toml::from_str(text).map_err(|e| Error::Parse(e.to_string()))?;
     let kind = match table.get("kind").and_then(|v| v.as_str()) {
         Some(raw) => Kind::parse(raw).ok_or_else(|| {
-            Error::Parse(format!("kind must be \"oidc\" or \"ldap\" (got {raw:?})"))
+            Error::Parse(format!(
+                "kind must be \"oidc\", \"ldap\" or \"saml\" (got {raw:?})"
+            ))
         })?,
         None => {
             return Err(Error::Parse(
-                "kind = \"oidc\" or \"ldap\" is missing".into(),
+                "kind = \"oidc\", \"ldap\" or \"saml\" is missing".into(),
             ));
         }
     };
@@ -269,6 +281,10 @@ pub fn parse_file(text: &str) -> Result<ProviderConfig, Error> {
                 .map_err(|e: toml::de::Error| Error::Parse(e.to_string()))?,
         ),
         Kind::Ldap => Settings::Ldap(
+            rest.try_into()
+                .map_err(|e: toml::de::Error| Error::Parse(e.to_string()))?,
+        ),
+        Kind::Saml => Settings::Saml(
             rest.try_into()
                 .map_err(|e: toml::de::Error| Error::Parse(e.to_string()))?,
         ),
@@ -352,6 +368,7 @@ pub fn validate(config: &ProviderConfig) -> Result<(), Error> {
                 )));
             }
         }
+        Settings::Saml(s) => s.validate().map_err(Error::Invalid)?,
     }
     for mapping in &config.groups {
         if mapping.group.trim().is_empty() {
@@ -402,6 +419,8 @@ pub fn seal_settings(settings: &Settings, sealer: &SecretBox) -> String {
             s.bind_password = sealer.seal(s.bind_password.as_bytes());
             serde_json::to_value(s)
         }
+        // No secret: the SP does not sign its requests.
+        Settings::Saml(s) => serde_json::to_value(s),
     };
     value.map(|v| v.to_string()).unwrap_or_default()
 }
@@ -425,6 +444,7 @@ pub fn open_settings(kind: Kind, stored: &str, sealer: &SecretBox) -> Result<Set
             s.bind_password = open(&s.bind_password)?;
             Settings::Ldap(s)
         }
+        Kind::Saml => Settings::Saml(serde_json::from_str(stored).map_err(corrupt)?),
     })
 }
 
@@ -699,7 +719,10 @@ group_base = "ou=groups,dc=example,dc=org"
     fn bad_files_are_refused_with_the_reason() {
         for (text, needle) in [
             ("display_name = \"x\"".to_owned(), "kind"),
-            ("kind = \"saml\"\ndisplay_name = \"x\"".to_owned(), "saml"),
+            (
+                "kind = \"kerberos\"\ndisplay_name = \"x\"".to_owned(),
+                "kerberos",
+            ),
             (OIDC.replace("client_id", "client_ide"), "client_ide"),
             (
                 OIDC.replace("role = \"admin\"", "role = \"owner\""),

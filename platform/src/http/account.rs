@@ -63,11 +63,13 @@ async fn account_page(
         let providers = state.store.linkable_providers(user).await?;
         Ok::<_, crate::store::Error>((record, linked, providers))
     };
-    let (record, linked, providers) = match loaded.await {
+    let (record, linked, mut providers) = match loaded.await {
         Ok((Some(record), linked, providers)) => (record, linked, providers),
         Ok((None, _, _)) => return Redirect::to("/login?next=/account").into_response(),
         Err(e) => return ApiError::internal("loading the account failed", &e).into_response(),
     };
+    // Linking is offered for OIDC and LDAP; a SAML identity is not linked from here yet.
+    providers.retain(|p| p.kind != Kind::Saml.as_str());
     let page = AccountPage {
         csrf: &csrf,
         email: &record.email,

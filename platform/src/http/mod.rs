@@ -12,6 +12,7 @@ pub mod dash;
 pub mod git;
 mod handoff;
 mod home;
+mod saml;
 pub mod session;
 pub mod sso;
 
@@ -85,6 +86,7 @@ fn platform_router(state: AppState) -> Router {
         .merge(git::router())
         .merge(session::router())
         .merge(sso::router())
+        .merge(saml::router())
         .merge(account::router())
         .merge(handoff::platform_router())
         // Sessions: the middleware that reads them runs inside the layer that loads them,

@@ -267,7 +267,7 @@ struct LoginPage<'a> {
 
 /// A sign-in provider offered on the page.
 pub(crate) struct ProviderLink {
-    /// `oidc` or `ldap`.
+    /// `oidc`, `ldap` or `saml`.
     pub kind: &'static str,
     /// The tenant's slug.
     pub tenant: String,

@@ -1,6 +1,6 @@
 //! Sign-in through a tenant's identity providers: `GET /auth/{tenant}/{provider}/start`
 //! and the one OIDC redirect URI `GET /auth/oidc/callback`, and the LDAP form
-//! `POST /login/{tenant}/{provider}`. Both end in the same provisioning
+//! `POST /login/{tenant}/{provider}`. Both (and SAML, `http::saml`) end in the same provisioning
 //! (`Store::external_sign_in`) and the same session start as local sign-in.
 //!
 //! Every failure shows the sign-in page with a clear sentence (no internals), writes an
@@ -441,7 +441,7 @@ const AUDIT_GROUP_CHARS: usize = 128;
 
 /// Provision, apply the mappings, start the session, audit, and go to `next`.
 #[allow(clippy::too_many_arguments)]
-async fn complete(
+pub(super) async fn complete(
     state: &AppState,
     session: &Session,
     addr: Option<&str>,

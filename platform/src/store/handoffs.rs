@@ -1,5 +1,6 @@
 //! Short-lived keys of the apps-origin hand-off (`app_handoffs`, migration 0014): one-time
-//! codes and the links between app sessions and the platform session that made them. Keys
+//! codes and the links between app sessions and the platform session that made them, and
+//! the pending SAML sign-ins (`saml:` keys, [`crate::auth::saml`]). Keys
 //! arrive already hashed; the rules (lifetimes, single use, binding) are
 //! [`crate::auth::handoff`]'s.
 

@@ -178,7 +178,27 @@ impl Store {
             .connect_with(options)
             .await?;
         match backend {
-            Backend::Sqlite => sqlx::migrate!("../migrations/sqlite").run(&pool).await?,
+            Backend::Sqlite => {
+                // Migrations run with foreign keys off, as SQLite asks for a table rebuild
+                // (a DROP with them on would cascade: migration 0017), and the keys are
+                // checked before the connection goes back to the pool.
+                let mut conn = pool.acquire().await?;
+                conn.execute("pragma foreign_keys = off").await?;
+                let migrated = sqlx::migrate!("../migrations/sqlite").run(&mut *conn).await;
+                let violations = sqlx::query("pragma foreign_key_check")
+                    .fetch_all(&mut *conn)
+                    .await;
+                conn.execute("pragma foreign_keys = on").await?;
+                migrated?;
+                if !violations?.is_empty() {
+                    return Err(Error::Migrate(sqlx::migrate::MigrateError::Execute(
+                        sqlx::Error::Protocol(
+                            "foreign keys broken after the migrations (pragma foreign_key_check)"
+                                .into(),
+                        ),
+                    )));
+                }
+            }
             Backend::Postgres => sqlx::migrate!("../migrations/postgres").run(&pool).await?,
         }
         Ok(Self {

@@ -21,7 +21,7 @@ pub struct ProviderRecord {
     pub tenant_id: TenantId,
     /// Its slug, unique in the tenant.
     pub slug: String,
-    /// `oidc` or `ldap`.
+    /// `oidc`, `ldap` or `saml`.
     pub kind: String,
     /// The name on the sign-in page.
     pub display_name: String,
@@ -986,7 +986,7 @@ pub struct LinkableProvider {
     pub tenant: String,
     /// The provider's slug.
     pub slug: String,
-    /// `oidc` or `ldap`.
+    /// `oidc`, `ldap` or `saml`.
     pub kind: String,
     /// Its name.
     pub display_name: String,

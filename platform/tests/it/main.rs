@@ -24,6 +24,7 @@ mod origins;
 mod pages;
 mod quota;
 mod replicas;
+mod saml;
 mod sessions;
 mod settings;
 mod store;

@@ -22,11 +22,11 @@ use crate::state::AppState;
 pub struct ProviderBody {
     /// Its slug in the tenant (the sign-in URL's last segment).
     pub slug: String,
-    /// `oidc` or `ldap`.
+    /// `oidc`, `ldap` or `saml`.
     pub kind: String,
     /// The name on the sign-in page.
     pub display_name: String,
-    /// The issuer or the directory URL.
+    /// The issuer, the directory URL or the SAML metadata URL.
     pub location: String,
     /// The external groups it maps.
     pub groups: Vec<String>,
