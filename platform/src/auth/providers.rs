@@ -479,7 +479,7 @@ pub fn mapped_access(mappings: &[GroupMapping], groups: &[String]) -> (Option<Ro
 /// is by the CLI and the REST API.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ProviderReport {
-    /// `oidc` or `ldap`.
+    /// `oidc`, `ldap` or `saml`.
     pub kind: &'static str,
     /// Everything asked for worked (the bind or discovery, and the sample user if one was
     /// named).
@@ -496,6 +496,22 @@ pub struct ProviderReport {
     /// OIDC: what discovery found.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub discovery: Option<DiscoveryReport>,
+    /// SAML: what the IdP's metadata says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idp: Option<IdpMetadataReport>,
+}
+
+/// What a SAML IdP's metadata says (no certificate bodies).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct IdpMetadataReport {
+    /// The IdP's `entityID`.
+    pub entity_id: Option<String>,
+    /// Its single sign-on services: `[binding, location]`.
+    pub sign_on: Vec<[String; 2]>,
+    /// How many certificates it publishes (signing or unspecified use).
+    pub certificates: usize,
+    /// Whether it wants signed AuthnRequests (Tessera does not sign them yet).
+    pub wants_signed_requests: bool,
 }
 
 /// The tenant access a sample account's groups would get.
@@ -546,6 +562,7 @@ pub async fn test_provider(
                 directory: None,
                 mapped: None,
                 discovery: None,
+                idp: None,
             };
             match super::ldap::inspect(s, username).await {
                 Ok(directory) => {
@@ -570,11 +587,47 @@ pub async fn test_provider(
                 directory: None,
                 mapped: None,
                 discovery: None,
+                idp: None,
             };
             let discovery = super::oidc::Discovery::default();
             match discovery.metadata(id, s, true).await {
                 Ok(metadata) => {
                     report.discovery = Some(discovery_report(&metadata));
+                    report.ok = true;
+                }
+                Err(e) => report.error = Some(e.to_string()),
+            }
+            report
+        }
+        Settings::Saml(s) => {
+            let mut report = ProviderReport {
+                kind: "saml",
+                ok: false,
+                error: None,
+                directory: None,
+                mapped: None,
+                discovery: None,
+                idp: None,
+            };
+            match super::saml::Saml::default().idp_metadata(id, s).await {
+                Ok(metadata) => {
+                    let descriptors = metadata.idp_sso_descriptors.unwrap_or_default();
+                    report.idp = Some(IdpMetadataReport {
+                        entity_id: metadata.entity_id,
+                        sign_on: descriptors
+                            .iter()
+                            .flat_map(|d| &d.single_sign_on_services)
+                            .map(|e| [e.binding.clone(), e.location.clone()])
+                            .collect(),
+                        certificates: descriptors
+                            .iter()
+                            .flat_map(|d| &d.key_descriptors)
+                            .filter(|k| k.key_use.as_deref() != Some("encryption"))
+                            .count(),
+                        wants_signed_requests: descriptors
+                            .iter()
+                            .any(|d| d.want_authn_requests_signed == Some(true)),
+                    });
                     report.ok = true;
                 }
                 Err(e) => report.error = Some(e.to_string()),
