@@ -594,3 +594,63 @@ async fn expired_replayed_and_misdirected_responses_are_refused() {
     assert!(error.contains("expired"), "{error}");
     assert_eq!(role_of(&app, "bob@example.org").await, None);
 }
+
+#[tokio::test]
+async fn testing_a_saml_provider_reports_the_idp_metadata() {
+    let idp = Idp::start();
+    let (app, _base, _clock) = served().await;
+    setup(&app, "corp", &idp.metadata_url).await;
+    let report = admin::test_provider(
+        &app.state.store,
+        &app.state.secrets,
+        "acme",
+        "corp",
+        None,
+        &op(),
+    )
+    .await
+    .expect("test runs");
+    assert!(report.ok, "{report:?}");
+    assert_eq!(report.kind, "saml");
+    let metadata = report.idp.as_ref().expect("metadata report");
+    assert!(metadata.entity_id.is_some(), "{metadata:?}");
+    assert!(
+        metadata
+            .sign_on
+            .iter()
+            .any(|[binding, location]| binding.ends_with("HTTP-Redirect")
+                && location.starts_with("http://127.0.0.1:")),
+        "{metadata:?}"
+    );
+    assert!(metadata.certificates >= 1, "{metadata:?}");
+
+    // A metadata URL that answers nothing is a failed test with the reason, not a panic.
+    set_provider(
+        &app,
+        "gone",
+        &format!(
+            "kind = \"saml\"\ndisplay_name = \"Gone\"\nidp_metadata_url = \"{}/nothing-here\"\ntimeout_seconds = 2\n",
+            idp.metadata_url.trim_end_matches("/metadata")
+        ),
+    )
+    .await;
+    let report = admin::test_provider(
+        &app.state.store,
+        &app.state.secrets,
+        "acme",
+        "gone",
+        None,
+        &op(),
+    )
+    .await
+    .expect("test runs");
+    assert!(!report.ok);
+    assert!(report.idp.is_none());
+    assert!(
+        report
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("metadata")),
+        "{report:?}"
+    );
+}
