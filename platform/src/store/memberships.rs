@@ -307,20 +307,7 @@ impl Store {
         if previous == Role::Owner {
             require_other_owner(&mut tx, tenant, user).await?;
         }
-        for table in [
-            "team_members",
-            "app_user_grants",
-            "app_collaborators",
-            "memberships",
-        ] {
-            sqlx::query(&format!(
-                "delete from {table} where tenant_id = $1 and user_id = $2"
-            ))
-            .bind(tenant.0)
-            .bind(user.0)
-            .execute(&mut *tx)
-            .await?;
-        }
+        leave_tenant(&mut tx, tenant, user).await?;
         audit::record(
             &mut tx,
             change,
@@ -401,6 +388,29 @@ impl Store {
         tx.commit().await?;
         Ok(true)
     }
+}
+
+/// Takes `user` out of `tenant`: its teams, app grants and collaborations, and its role.
+pub(super) async fn leave_tenant(
+    conn: &mut sqlx::AnyConnection,
+    tenant: TenantId,
+    user: UserId,
+) -> Result<()> {
+    for table in [
+        "team_members",
+        "app_user_grants",
+        "app_collaborators",
+        "memberships",
+    ] {
+        sqlx::query(&format!(
+            "delete from {table} where tenant_id = $1 and user_id = $2"
+        ))
+        .bind(tenant.0)
+        .bind(user.0)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
 }
 
 pub(super) async fn current_role(

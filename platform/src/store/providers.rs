@@ -6,7 +6,7 @@ use serde_json::json;
 use sqlx::Row;
 
 use super::audit::{self, Change};
-use super::memberships::current_role;
+use super::memberships::{current_role, leave_tenant};
 use super::users::{self, NewUser};
 use super::{Result, Store, conflict_on_unique, parse_stored};
 use crate::ids::{TenantId, UserId};
@@ -411,20 +411,7 @@ impl Store {
                     }
                 }
                 None => {
-                    for table in [
-                        "team_members",
-                        "app_user_grants",
-                        "app_collaborators",
-                        "memberships",
-                    ] {
-                        sqlx::query(&format!(
-                            "delete from {table} where tenant_id = $1 and user_id = $2"
-                        ))
-                        .bind(tenant.0)
-                        .bind(user.0)
-                        .execute(&mut *tx)
-                        .await?;
-                    }
+                    leave_tenant(&mut tx, tenant, user).await?;
                     removal.memberships_removed += 1;
                     audit::record(
                         &mut tx,
@@ -752,20 +739,7 @@ async fn sync_role(
                     }
                 }
                 None => {
-                    for table in [
-                        "team_members",
-                        "app_user_grants",
-                        "app_collaborators",
-                        "memberships",
-                    ] {
-                        sqlx::query(&format!(
-                            "delete from {table} where tenant_id = $1 and user_id = $2"
-                        ))
-                        .bind(tenant.0)
-                        .bind(user.0)
-                        .execute(&mut *conn)
-                        .await?;
-                    }
+                    leave_tenant(conn, tenant, user).await?;
                     audit::record(
                         conn,
                         change,
