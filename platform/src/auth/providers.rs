@@ -501,6 +501,21 @@ pub struct ProviderReport {
     pub idp: Option<IdpMetadataReport>,
 }
 
+impl ProviderReport {
+    /// A report of `kind` that nothing has succeeded in yet.
+    fn failed(kind: &'static str) -> Self {
+        ProviderReport {
+            kind,
+            ok: false,
+            error: None,
+            directory: None,
+            mapped: None,
+            discovery: None,
+            idp: None,
+        }
+    }
+}
+
 /// What a SAML IdP's metadata says (no certificate bodies).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct IdpMetadataReport {
@@ -555,15 +570,7 @@ pub async fn test_provider(
 ) -> ProviderReport {
     match settings {
         Settings::Ldap(s) => {
-            let mut report = ProviderReport {
-                kind: "ldap",
-                ok: false,
-                error: None,
-                directory: None,
-                mapped: None,
-                discovery: None,
-                idp: None,
-            };
+            let mut report = ProviderReport::failed("ldap");
             match super::ldap::inspect(s, username).await {
                 Ok(directory) => {
                     if let Some(user) = &directory.user {
@@ -580,15 +587,7 @@ pub async fn test_provider(
             report
         }
         Settings::Oidc(s) => {
-            let mut report = ProviderReport {
-                kind: "oidc",
-                ok: false,
-                error: None,
-                directory: None,
-                mapped: None,
-                discovery: None,
-                idp: None,
-            };
+            let mut report = ProviderReport::failed("oidc");
             let discovery = super::oidc::Discovery::default();
             match discovery.metadata(id, s, true).await {
                 Ok(metadata) => {
@@ -600,15 +599,7 @@ pub async fn test_provider(
             report
         }
         Settings::Saml(s) => {
-            let mut report = ProviderReport {
-                kind: "saml",
-                ok: false,
-                error: None,
-                directory: None,
-                mapped: None,
-                discovery: None,
-                idp: None,
-            };
+            let mut report = ProviderReport::failed("saml");
             match super::saml::Saml::default().idp_metadata(id, s).await {
                 Ok(metadata) => {
                     let descriptors = metadata.idp_sso_descriptors.unwrap_or_default();
