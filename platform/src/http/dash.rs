@@ -8,8 +8,9 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{Extension, Path, Query, State};
+use axum::extract::{Extension, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use rand::Rng;
@@ -22,6 +23,7 @@ use crate::dash::{index, update};
 use crate::error::ApiError;
 use crate::ids::Slug;
 use crate::jobs::{self, JobState, Owner, Work};
+use crate::quota;
 use crate::runtime::{self, LiveApp};
 use crate::state::AppState;
 
@@ -47,6 +49,16 @@ pub fn router() -> Router<AppState> {
         // deep links and reloads work (the page-routing callback picks the page).
         .route("/apps/{tenant}/{app}/{*page}", get(page_path))
         .merge(suites)
+        .layer(middleware::from_fn(hold_refusals))
+}
+
+/// Sends a quota refusal only after [`quota::REFUSAL_DELAY`], whichever handler made it.
+async fn hold_refusals(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    if response.status() == StatusCode::TOO_MANY_REQUESTS {
+        tokio::time::sleep(quota::REFUSAL_DELAY).await;
+    }
+    response
 }
 
 /// Parse the path's names and find the live version; anything unknown is the same 404.

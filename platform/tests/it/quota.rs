@@ -135,9 +135,11 @@ async fn callbacks_over_the_tenant_concurrency_quota_get_429_and_run_under_its_d
     app.deploy("evil", "hostile", "guest_hostile.wasm").await;
     let uri = "/apps/evil/hostile/_dash-update-component";
     let started = Instant::now();
-    let (first, second) = tokio::join!(app.post_json(uri, spin()), async {
+    let (first, (second, second_took)) = tokio::join!(app.post_json(uri, spin()), async {
         tokio::time::sleep(Duration::from_millis(150)).await;
-        app.post_json(uri, spin()).await
+        let sent = Instant::now();
+        let reply = app.post_json(uri, spin()).await;
+        (reply, sent.elapsed())
     });
     // The tenant's 400 ms deadline applies, not the platform's 5 s.
     assert_eq!(first.error_code(), "callback_deadline", "{}", first.text());
@@ -153,6 +155,11 @@ async fn callbacks_over_the_tenant_concurrency_quota_get_429_and_run_under_its_d
         second.text()
     );
     assert_eq!(second.error_code(), "quota_exceeded");
+    // The refusal is held before it is sent, so a client retrying at once costs little.
+    assert!(
+        second_took >= platform::quota::REFUSAL_DELAY,
+        "refused after {second_took:?}"
+    );
     // The slot came back.
     let again = app.post_json(uri, spin()).await;
     assert_eq!(again.error_code(), "callback_deadline", "{}", again.text());

@@ -24,6 +24,7 @@
 //! | `pool` | fills the instance pool with warm instances of its many-memory apps, then stops |
 //! | `jobs` | starts background callbacks that spin |
 //! | `compile` | pushes a compile bomb with `kind = "wasm"` (`git push`) |
+//! | `floor` | nothing through Tessera: one idle-class busy loop per core beside the server (the reference) |
 //!
 //! Verdict (without `--report-only`; no timing is asserted): the light tenant has no failed
 //! request in any case; every hostile answer is a success, a 429 or an error with a code
@@ -116,7 +117,7 @@ impl Plan {
 const REFUSED_CASES: &[&str] = &["spin", "memory", "output", "log", "loadspin", "jobs"];
 
 const ALL_CASES: &[&str] = &[
-    "spin", "memory", "output", "log", "loadspin", "pool", "jobs", "compile",
+    "spin", "memory", "output", "log", "loadspin", "pool", "jobs", "compile", "floor",
 ];
 
 struct Options {
@@ -551,6 +552,7 @@ impl World {
         let mut attack = match case {
             None => None,
             Some("compile") => Some(tokio::spawn(self.bomb_push(server.address, server.pid))),
+            Some("floor") => Some(tokio::spawn(idle_spinners(stop.clone()))),
             Some(case) => {
                 let mut tasks = Vec::new();
                 for worker in 0..self.clients_of(case) {
@@ -695,6 +697,33 @@ impl World {
             })
         }
     }
+}
+
+/// The `floor` case: one busy loop per core in the kernel's idle class, outside the server.
+/// This is the least any hostile tenant costs once its calls are demoted to `SCHED_IDLE`
+/// (the cores are busy, so every light request pays a preemption and cold caches), so the
+/// ratios of the other cases read against it as well as against the quiet baseline.
+async fn idle_spinners(stop: Arc<AtomicBool>) -> Option<Push> {
+    let cores = std::thread::available_parallelism().map_or(2, usize::from);
+    let mut spinners = Vec::new();
+    for _ in 0..cores {
+        match Command::new("chrt")
+            .args(["--idle", "0", "sh", "-c", "while :; do :; done"])
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+        {
+            Ok(child) => spinners.push(child),
+            Err(e) => eprintln!("noisy: floor: cannot start `chrt --idle 0 sh`: {e}"),
+        }
+    }
+    while !stop.load(Ordering::Relaxed) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for mut spinner in spinners {
+        let _ = spinner.kill().await;
+    }
+    None
 }
 
 /// A running `tessera serve`.
