@@ -239,8 +239,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<State>) -> wasmtime::Result<()> 
     )?;
     cache.func_wrap(
         "set",
-        |store: StoreContextMut<'_, State>,
-         (key, value, ttl): (GuestStr, WasmList<u8>, u32)| {
+        |store: StoreContextMut<'_, State>, (key, value, ttl): (GuestStr, WasmList<u8>, u32)| {
             let limit = MAX_CACHE_VALUE_BYTES.min(store.data().read_cap);
             if value.len() > limit {
                 return Ok((Err(format!(
@@ -249,7 +248,9 @@ pub(crate) fn add_to_linker(linker: &mut Linker<State>) -> wasmtime::Result<()> 
                 )),));
             }
             if ttl == 0 {
-                return Ok((Err("the time-to-live must be at least one second".to_string()),));
+                return Ok((Err(
+                    "the time-to-live must be at least one second".to_string()
+                ),));
             }
             let (capabilities, key) = match cache_key(&store, &key)? {
                 Ok(found) => found,
@@ -287,8 +288,11 @@ fn cache_key(
     let Some(capabilities) = store.data().capabilities.clone() else {
         return Ok(Err(NO_CACHE.to_string()));
     };
-    let too_long =
-        |size: usize| Ok(Err(format!("the key is {size} bytes, over the limit of {MAX_CACHE_KEY_BYTES}")));
+    let too_long = |size: usize| {
+        Ok(Err(format!(
+            "the key is {size} bytes, over the limit of {MAX_CACHE_KEY_BYTES}"
+        )))
+    };
     if key.units() > MAX_CACHE_KEY_BYTES {
         return too_long(key.units());
     }

@@ -224,6 +224,13 @@ impl Component {
         &self.inner.limits
     }
 
+    /// Whether its calls can learn who is viewing ([`CallOptions::viewer`]): it imports
+    /// `host.viewer` (WIT 0.2.0) or `data`. For other components a caller need not look the
+    /// viewer up.
+    pub fn sees_viewer(&self) -> bool {
+        self.inner.compiled.sees_viewer
+    }
+
     /// Number of idle (warm) instances this component holds right now.
     pub fn idle_instances(&self) -> usize {
         self.inner.idle().len()

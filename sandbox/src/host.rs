@@ -21,7 +21,10 @@ use wasmtime::StoreContextMut;
 use wasmtime::component::{Linker, WasmStr};
 
 /// The host interface's names in the linker, one per WIT version.
-const HOST_INTERFACES: &[&str] = &["tessera:dashboard/host@0.1.0", "tessera:dashboard/host@0.2.0"];
+const HOST_INTERFACES: &[&str] = &[
+    "tessera:dashboard/host@0.1.0",
+    "tessera:dashboard/host@0.2.0",
+];
 
 /// What `host.viewer` answers in a memoized call.
 const MEMOIZED_VIEWER: &str = "this callback is memoized: its answer is shared between viewers, so it cannot depend on who is viewing";
@@ -40,21 +43,22 @@ pub(crate) fn add_to_linker(linker: &mut Linker<State>) -> wasmtime::Result<()> 
         add_common(linker, interface)?;
     }
     let mut host = linker.instance(HOST_INTERFACES[1])?;
-    host.func_wrap(
-        "viewer",
-        |store: StoreContextMut<'_, State>, ()| {
-            let state = store.data();
-            if state.memoized {
-                return Ok((Err(MEMOIZED_VIEWER.to_string()),));
-            }
-            let viewer = state.viewer.clone().map(|viewer| v0_2::tessera::dashboard::host::ViewerInfo {
-                user_id: viewer.user_id,
-                email: viewer.email,
-                groups: viewer.groups,
-            });
-            Ok((Ok(viewer),))
-        },
-    )?;
+    host.func_wrap("viewer", |store: StoreContextMut<'_, State>, ()| {
+        let state = store.data();
+        if state.memoized {
+            return Ok((Err(MEMOIZED_VIEWER.to_string()),));
+        }
+        let viewer =
+            state
+                .viewer
+                .clone()
+                .map(|viewer| v0_2::tessera::dashboard::host::ViewerInfo {
+                    user_id: viewer.user_id,
+                    email: viewer.email,
+                    groups: viewer.groups,
+                });
+        Ok((Ok(viewer),))
+    })?;
     Ok(())
 }
 

@@ -19,10 +19,8 @@ use wasmtime_wasi::random::WasiRandom;
 /// The exports a dashboard may provide (exactly one of them), newest first: the `app`
 /// interface of each WIT version the sandbox serves. A component built for 0.1.0 keeps
 /// working unchanged beside those built for 0.2.0.
-pub(crate) const APP_EXPORTS: &[&str] = &[
-    "tessera:dashboard/app@0.2.0",
-    "tessera:dashboard/app@0.1.0",
-];
+pub(crate) const APP_EXPORTS: &[&str] =
+    &["tessera:dashboard/app@0.2.0", "tessera:dashboard/app@0.1.0"];
 
 /// Interfaces a component may import, without their `@version`. These are Tessera's own
 /// interfaces (`host` of every version; `data` and `cache` from 0.2.0, which the linker
@@ -87,6 +85,16 @@ pub(crate) fn check(engine: &Engine, component: &Component) -> Result<()> {
         });
     }
     Ok(())
+}
+
+/// Whether `component` can learn who is viewing: it imports `host` at 0.2.0 (`viewer`) or
+/// `data` (whose queries the platform may filter by viewer). The platform looks the viewer
+/// up only for such components.
+pub(crate) fn sees_viewer(engine: &Engine, component: &Component) -> bool {
+    component.component_type().imports(engine).any(|(name, _)| {
+        name.starts_with("tessera:dashboard/host@0.2.")
+            || name.starts_with("tessera:dashboard/data@")
+    })
 }
 
 /// [`HasData`] for the `wasi:io` interfaces, which only need the resource table.

@@ -69,6 +69,8 @@ pub(crate) struct Compiled {
     pub(crate) exports: Exports,
     /// Pool units one instance costs (`pool::units`).
     pub(crate) units: usize,
+    /// Whether its calls can learn the viewer (`imports::sees_viewer`).
+    pub(crate) sees_viewer: bool,
 }
 
 impl Sandbox {
@@ -289,6 +291,7 @@ impl Sandbox {
             pre,
             exports,
             units: pool::units(needs.memories, needs.tables),
+            sees_viewer: imports::sees_viewer(&inner.engine, &component),
         });
         let mut map = lock(&inner.compiled);
         map.retain(|_, weak| weak.strong_count() > 0);

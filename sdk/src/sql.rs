@@ -157,7 +157,10 @@ mod tests {
     #[test]
     fn natively_a_query_says_where_it_works() {
         let error = query("main", "select 1", &[Param::from(1)]).expect_err("native");
-        assert_eq!(error, QueryError::Unavailable(NATIVE_UNAVAILABLE.to_owned()));
+        assert_eq!(
+            error,
+            QueryError::Unavailable(NATIVE_UNAVAILABLE.to_owned())
+        );
         assert!(error.to_string().contains("only available inside Tessera"));
         assert_eq!(Param::from(None::<i64>), Param::Null);
         assert_eq!(Param::from("a"), Param::Text("a".into()));

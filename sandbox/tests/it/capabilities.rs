@@ -63,7 +63,9 @@ impl Capabilities for Recorder {
                 Ok(b"slow".to_vec())
             }
             "huge" => Ok(vec![b'x'; call.max_answer_bytes + 1]),
-            "broken" => Err(QueryError::Failed("relation \"nope\" does not exist".into())),
+            "broken" => Err(QueryError::Failed(
+                "relation \"nope\" does not exist".into(),
+            )),
             other => Err(QueryError::NotGranted(format!("no source named {other}"))),
         }
     }
@@ -217,7 +219,10 @@ fn the_guest_receives_what_the_capabilities_answer() {
     // The cache, through the owner the component was loaded with.
     let cache = |component: &Component, arg: Value| plain(component, "cache.children", arg);
     assert_eq!(
-        cache(&component, json!({"op": "set", "key": "k", "value": "v1", "ttl": 30})),
+        cache(
+            &component,
+            json!({"op": "set", "key": "k", "value": "v1", "ttl": 30})
+        ),
         json!({"ok": null})
     );
     assert_eq!(
@@ -238,8 +243,14 @@ fn the_guest_receives_what_the_capabilities_answer() {
         cache(&component, json!({"op": "get", "key": "k"})),
         json!({"ok": null})
     );
-    let got = cache(&component, json!({"op": "set", "key": "k", "value": "v", "ttl": 0}));
-    assert_eq!(got["err"]["kind"], "cache", "a zero time-to-live is refused: {got}");
+    let got = cache(
+        &component,
+        json!({"op": "set", "key": "k", "value": "v", "ttl": 0}),
+    );
+    assert_eq!(
+        got["err"]["kind"], "cache",
+        "a zero time-to-live is refused: {got}"
+    );
 }
 
 #[test]
@@ -255,7 +266,11 @@ fn without_capabilities_the_data_sources_and_the_cache_are_unavailable() {
         got,
         json!({"err": {"kind": "unavailable", "message": "data sources are not available on this server"}})
     );
-    let got = plain(&component, "cache.children", json!({"op": "get", "key": "k"}));
+    let got = plain(
+        &component,
+        "cache.children",
+        json!({"op": "get", "key": "k"}),
+    );
     assert_eq!(
         got,
         json!({"err": {"kind": "cache", "message": "the cache is not available on this server"}})
@@ -278,7 +293,11 @@ fn oversized_arguments_are_refused_without_a_host_copy() {
     ];
     for (callback, bytes, kind) in cases {
         let (got, largest) = largest_allocation_during(|| {
-            component.call_with(callback, &request(json!({"bytes": bytes})), CallOptions::default())
+            component.call_with(
+                callback,
+                &request(json!({"bytes": bytes})),
+                CallOptions::default(),
+            )
         });
         let got = match got {
             Ok(CallOutput {
@@ -372,7 +391,10 @@ fn the_deadline_interrupts_a_blocking_capability_call() {
         "{:?}",
         failure.error
     );
-    assert!(elapsed < Duration::from_secs(2), "stopped late: {elapsed:?}");
+    assert!(
+        elapsed < Duration::from_secs(2),
+        "stopped late: {elapsed:?}"
+    );
     assert_eq!(component.idle_instances(), 0, "the instance is dropped");
     // The component goes on serving.
     assert_eq!(plain(&component, "ok.children", json!(null)), json!("ok"));
@@ -408,7 +430,11 @@ fn cancelling_interrupts_a_blocking_capability_call() {
     )
     .expect_err("a cancelled call fails");
     let elapsed = started.elapsed();
-    assert!(matches!(failure.error, Error::Cancelled), "{:?}", failure.error);
+    assert!(
+        matches!(failure.error, Error::Cancelled),
+        "{:?}",
+        failure.error
+    );
     assert!(
         elapsed >= Duration::from_millis(250) && elapsed < Duration::from_secs(2),
         "stopped at {elapsed:?}"
@@ -431,12 +457,22 @@ fn viewer_answers_the_calls_viewer_and_refuses_in_a_memoized_call() {
         ..CallOptions::default()
     };
     assert_eq!(
-        answer(&component, "viewer.children", json!(null), with(Some(viewer.clone()), false)),
+        answer(
+            &component,
+            "viewer.children",
+            json!(null),
+            with(Some(viewer.clone()), false)
+        ),
         json!({"ok": {"user_id": "42", "email": "ada@example.org", "groups": ["analysts", "sales"]}})
     );
     // The next call on the same (warm) instance has no viewer: nothing is left over.
     assert_eq!(
-        answer(&component, "viewer.children", json!(null), with(None, false)),
+        answer(
+            &component,
+            "viewer.children",
+            json!(null),
+            with(None, false)
+        ),
         json!({"ok": null})
     );
     let got = answer(
@@ -495,12 +531,14 @@ fn a_component_built_for_0_1_0_runs_beside_a_0_2_0_component() {
     );
     assert_eq!(old.info().title, "built for 0.1.0");
     assert_eq!(new.info().title, "capable");
+    assert!(
+        !old.sees_viewer(),
+        "a 0.1.0 component cannot ask who is viewing"
+    );
+    assert!(new.sees_viewer());
     for _ in 0..2 {
         let output = old
-            .call(
-                "hello.children",
-                r#"{"outputs":[],"inputs":[],"state":[]}"#,
-            )
+            .call("hello.children", r#"{"outputs":[],"inputs":[],"state":[]}"#)
             .expect("the 0.1.0 callback runs");
         assert_eq!(
             output.outcome,

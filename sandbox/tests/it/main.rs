@@ -6,8 +6,8 @@
 
 mod alloc_watch;
 mod cache;
-mod capabilities;
 mod cancel;
+mod capabilities;
 mod compile;
 mod copies;
 mod fair;

@@ -32,8 +32,22 @@ impl Guest for Capable {
             .to_string()
     }
 
+    /// The callbacks the platform's tests reach through `_dash-update-component`, each
+    /// fired by the `go` button (the sandbox tests call the others directly).
     fn dependencies() -> String {
-        "[]".to_string()
+        let entries: Vec<Value> = ["ok", "viewer", "query", "cache"]
+            .iter()
+            .map(|name| {
+                json!({
+                    "output": format!("{name}.children"),
+                    "inputs": [{"id": "go", "property": "n_clicks"}],
+                    "state": [], "clientside_function": null, "prevent_initial_call": true,
+                    "background": null, "dynamic_creator": false, "no_output": false,
+                    "optional": false, "hidden": null, "websocket": false, "persistent": false,
+                })
+            })
+            .collect();
+        Value::Array(entries).to_string()
     }
 
     fn run_callback(id: String, request: String) -> Result<Outcome, CallbackError> {
@@ -74,14 +88,14 @@ impl Guest for Capable {
                 query("main", "select 1", &params)
             }
             "bigkey.children" => cache_answer(cache::get(&"k".repeat(size(arg))).map(|_| ())),
-            "bigvalue.children" => {
-                cache_answer(cache::set("big", &vec![7u8; size(arg)], 60))
-            }
+            "bigvalue.children" => cache_answer(cache::set("big", &vec![7u8; size(arg)], 60)),
             "cache.children" => {
                 let key = arg["key"].as_str().unwrap_or_default();
                 match arg["op"].as_str() {
                     Some("get") => match cache::get(key) {
-                        Ok(value) => json!({"ok": value.map(|v| String::from_utf8_lossy(&v).into_owned())}),
+                        Ok(value) => {
+                            json!({"ok": value.map(|v| String::from_utf8_lossy(&v).into_owned())})
+                        }
                         Err(message) => json!({"err": {"kind": "cache", "message": message}}),
                     },
                     Some("set") => {

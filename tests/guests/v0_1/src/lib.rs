@@ -36,7 +36,9 @@ impl Guest for V01 {
             "hello.children" => {
                 host::log(Level::Info, "hello from a 0.1.0 component");
                 let region = host::setting("REGION").unwrap_or_else(|| "none".to_string());
-                Ok(Outcome::Outputs(format!(r#"["hello from 0.1.0, region {region}"]"#)))
+                Ok(Outcome::Outputs(format!(
+                    r#"["hello from 0.1.0, region {region}"]"#
+                )))
             }
             other => Err(CallbackError::Failed(format!("unknown callback {other}"))),
         }
