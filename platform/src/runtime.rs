@@ -415,6 +415,9 @@ impl Loader {
                 version.app_id.0,
                 &version.callback_quotas,
             ),
+            // The tenant's data sources and cache are not wired in yet: a 0.2.0 guest's
+            // `query` answers "unavailable" and its cache an error.
+            capabilities: None,
             ..self.load_options.clone()
         };
         let component =

@@ -5,6 +5,7 @@
 //! mapping of traps to [`Error`] variants. It never shares an instance between two
 //! components, and never returns an instance that failed to the pool.
 
+use crate::capabilities::{Capabilities, Viewer};
 use crate::capture::LogLine;
 use crate::config::{Limits, LoadOptions, MAX_REQUEST_BYTES, Owner};
 use crate::error::CallFailure;
@@ -76,6 +77,12 @@ pub struct CallOptions {
     /// Receives the guest's `report-progress` JSON, on the calling thread, while the call
     /// runs. Without a sink, reports are dropped.
     pub progress: Option<ProgressSink>,
+    /// The signed-in viewer of the request, answered by `host.viewer` (0.2.0) and handed
+    /// to the capabilities. `None` for an anonymous viewer.
+    pub viewer: Option<Viewer>,
+    /// The answer will be shared between viewers (memoized): `host.viewer` then answers an
+    /// error, so the answer cannot depend on who asked.
+    pub memoized: bool,
 }
 
 impl std::fmt::Debug for CallOptions {
@@ -84,6 +91,8 @@ impl std::fmt::Debug for CallOptions {
             .field("deadline", &self.deadline)
             .field("cancel", &self.cancel)
             .field("progress", &self.progress.is_some())
+            .field("viewer", &self.viewer)
+            .field("memoized", &self.memoized)
             .finish()
     }
 }
@@ -113,6 +122,8 @@ struct ComponentInner {
     settings: Settings,
     /// Whose CPU share the calls use, and who the instances are charged to.
     owner: Owner,
+    /// The app's data sources and cache, if granted.
+    capabilities: Option<Arc<dyn Capabilities>>,
     /// Idle instances, longest idle first.
     idle: Mutex<Vec<Instance>>,
 }
@@ -140,6 +151,7 @@ pub(crate) fn load(
         data_dir,
         settings,
         owner,
+        capabilities,
     } = options;
     let data_dir = match data_dir {
         Some(dir) => Some(canonical_dir(&dir)?),
@@ -160,6 +172,7 @@ pub(crate) fn load(
         data_dir,
         settings,
         owner,
+        capabilities,
         idle: Mutex::new(Vec::new()),
     };
     let mut inner = inner;
@@ -209,6 +222,13 @@ impl Component {
     /// The limits every call of this component runs under.
     pub fn limits(&self) -> &Limits {
         &self.inner.limits
+    }
+
+    /// Whether its calls can learn who is viewing ([`CallOptions::viewer`]): it imports
+    /// `host.viewer` (WIT 0.2.0) or `data`. For other components a caller need not look the
+    /// viewer up.
+    pub fn sees_viewer(&self) -> bool {
+        self.inner.compiled.sees_viewer
     }
 
     /// Number of idle (warm) instances this component holds right now.
@@ -276,6 +296,8 @@ impl Component {
             state.cancel = None;
             state.progress = None;
             state.cpu = None;
+            state.viewer = None;
+            state.memoized = false;
         }
         drop(ticket);
         let logs = inner.redact_logs(instance.store.data().logs.take());
@@ -372,7 +394,13 @@ impl ComponentInner {
 
     /// A fresh instance in a fresh store, made on the core `ticket` holds.
     fn instantiate(&self, ticket: &Arc<Ticket>) -> Result<Instance> {
-        let state = State::new(&self.limits, self.data_dir.as_ref(), &self.settings)?;
+        let state = State::new(
+            &self.limits,
+            self.data_dir.as_ref(),
+            &self.settings,
+            self.owner,
+            self.capabilities.as_ref(),
+        )?;
         let mut store = Store::new(&self.sandbox.engine, state);
         store.limiter(|state| &mut state.limiter);
         // Every epoch tick looks at the deadline, the cancellation flag and the CPU
@@ -395,7 +423,7 @@ impl ComponentInner {
         let state = store.data_mut();
         state.set_deadline(Instant::now() + self.limits.deadline);
         state.cpu = Some(ticket.clone());
-        match self.compiled.pre.instance_pre().instantiate(&mut store) {
+        match self.compiled.pre.instantiate(&mut store) {
             Ok(handle) => Ok(Instance {
                 store,
                 handle,
@@ -457,6 +485,8 @@ impl ComponentInner {
         let state = instance.store.data_mut();
         state.cancel = options.cancel;
         state.progress = options.progress;
+        state.viewer = options.viewer;
+        state.memoized = options.memoized;
     }
 
     /// Calls `info`, `layout` and `dependencies` (under one deadline) and checks them.

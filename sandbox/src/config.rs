@@ -3,8 +3,10 @@
 //!
 //! Plain data only; the values are checked where they are used.
 
+use crate::capabilities::Capabilities;
 use crate::settings::Settings;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Largest component the sandbox will look at. Bigger input is refused before any parsing,
@@ -132,7 +134,7 @@ impl Default for Limits {
 }
 
 /// How to load one component.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct LoadOptions {
     /// Limits for every call on the component.
     pub limits: Limits,
@@ -143,6 +145,22 @@ pub struct LoadOptions {
     pub settings: Settings,
     /// Who the component's calls are charged to: CPU time, instance slots.
     pub owner: Owner,
+    /// The app's data sources and cache (the 0.2.0 `data` and `cache` imports), for the
+    /// tenant and app of `owner`. `None`: `query` answers `unavailable` and the cache an
+    /// error, "not available on this server".
+    pub capabilities: Option<Arc<dyn Capabilities>>,
+}
+
+impl std::fmt::Debug for LoadOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadOptions")
+            .field("limits", &self.limits)
+            .field("data_dir", &self.data_dir)
+            .field("settings", &self.settings)
+            .field("owner", &self.owner)
+            .field("capabilities", &self.capabilities.is_some())
+            .finish()
+    }
 }
 
 /// The tenant and app a component belongs to, as opaque numbers, and the tenant's share.

@@ -1,6 +1,8 @@
-//! The `tessera:dashboard/host` interface: what the platform grants a dashboard beyond
-//! WASI. Every function is cheap and bounded; neither can block for long, because
-//! epoch interruption cannot stop a guest while it is inside a host call.
+//! The `tessera:dashboard/host` interface, at 0.1.0 and 0.2.0: what the platform grants a
+//! dashboard beyond WASI. Every function is cheap and bounded; none can block for long,
+//! because epoch interruption cannot stop a guest while it is inside a host call (the
+//! blocking ones, `data` and `cache`, are in `capabilities`). 0.2.0 has the same four
+//! functions plus `viewer`.
 //! `setting` reads the values handed over at load time.
 //! `report-progress` hands the report to the sink the caller supplied for this call
 //! ([`crate::CallOptions::progress`]) and returns at once.
@@ -11,15 +13,21 @@
 //! guest passing 100 MiB costs the host nothing. (For UTF-8 guests reading it is free; a
 //! UTF-16 guest's string is decoded into a copy, bounded by its own memory cap.)
 
-use crate::bindings::host;
+use crate::bindings::{host, v0_2};
 use crate::capture::Level;
 use crate::data;
 use crate::state::State;
 use wasmtime::StoreContextMut;
 use wasmtime::component::{Linker, WasmStr};
 
-/// The host interface's name in the linker.
-const HOST_INTERFACE: &str = "tessera:dashboard/host@0.1.0";
+/// The host interface's names in the linker, one per WIT version.
+const HOST_INTERFACES: &[&str] = &[
+    "tessera:dashboard/host@0.1.0",
+    "tessera:dashboard/host@0.2.0",
+];
+
+/// What `host.viewer` answers in a memoized call.
+const MEMOIZED_VIEWER: &str = "this callback is memoized: its answer is shared between viewers, so it cannot depend on who is viewing";
 
 /// Longest path `read-data` looks at; longer ones are refused without being copied (the
 /// refusal would otherwise quote them).
@@ -31,7 +39,33 @@ const MAX_DATA_PATH_BYTES: usize = 4096;
 /// shared: the log sink and the progress sink lock inside), so nothing is copied before the
 /// state has said how much it keeps.
 pub(crate) fn add_to_linker(linker: &mut Linker<State>) -> wasmtime::Result<()> {
-    let mut host = linker.instance(HOST_INTERFACE)?;
+    for interface in HOST_INTERFACES {
+        add_common(linker, interface)?;
+    }
+    let mut host = linker.instance(HOST_INTERFACES[1])?;
+    host.func_wrap("viewer", |store: StoreContextMut<'_, State>, ()| {
+        let state = store.data();
+        if state.memoized {
+            return Ok((Err(MEMOIZED_VIEWER.to_string()),));
+        }
+        let viewer =
+            state
+                .viewer
+                .clone()
+                .map(|viewer| v0_2::tessera::dashboard::host::ViewerInfo {
+                    user_id: viewer.user_id,
+                    email: viewer.email,
+                    groups: viewer.groups,
+                });
+        Ok((Ok(viewer),))
+    })?;
+    Ok(())
+}
+
+/// The functions `host` has at every version. The `level` enum is the same at both
+/// (wasmtime checks an enum by its case names), so 0.1.0's type serves 0.2.0 too.
+fn add_common(linker: &mut Linker<State>, interface: &str) -> wasmtime::Result<()> {
+    let mut host = linker.instance(interface)?;
     host.func_wrap(
         "log",
         |store: StoreContextMut<'_, State>, (level, message): (host::Level, WasmStr)| {

@@ -16,14 +16,21 @@ use wasmtime_wasi::clocks::{WasiClocks, WasiClocksView};
 use wasmtime_wasi::filesystem::{WasiFilesystem, WasiFilesystemView};
 use wasmtime_wasi::random::WasiRandom;
 
-/// The export every dashboard must provide.
-pub(crate) const APP_EXPORT: &str = "tessera:dashboard/app@0.1.0";
+/// The exports a dashboard may provide (exactly one of them), newest first: the `app`
+/// interface of each WIT version the sandbox serves. A component built for 0.1.0 keeps
+/// working unchanged beside those built for 0.2.0.
+pub(crate) const APP_EXPORTS: &[&str] =
+    &["tessera:dashboard/app@0.2.0", "tessera:dashboard/app@0.1.0"];
 
 /// Interfaces a component may import, without their `@version`. These are Tessera's own
-/// host interface and the WASI interfaces that standard libraries (Rust std, CPython)
-/// link against even when the app never uses them. Networking is absent on purpose.
+/// interfaces (`host` of every version; `data` and `cache` from 0.2.0, which the linker
+/// defines only at that version) and the WASI interfaces that standard libraries (Rust
+/// std, CPython) link against even when the app never uses them. Networking is absent on
+/// purpose.
 const ALLOWED_IMPORTS: &[&str] = &[
     "tessera:dashboard/host",
+    "tessera:dashboard/data",
+    "tessera:dashboard/cache",
     "wasi:cli/environment",
     "wasi:cli/exit",
     "wasi:cli/stdin",
@@ -60,11 +67,15 @@ pub(crate) fn check(engine: &Engine, component: &Component) -> Result<()> {
             });
         }
     }
-    if !ty.exports(engine).any(|(name, _)| name == APP_EXPORT) {
+    if !ty
+        .exports(engine)
+        .any(|(name, _)| APP_EXPORTS.contains(&name))
+    {
         let exports: Vec<&str> = ty.exports(engine).map(|(name, _)| name).collect();
         return Err(Error::InvalidComponent {
             reason: format!(
-                "it does not export `{APP_EXPORT}` (its exports: {})",
+                "it does not export `{}` (its exports: {})",
+                APP_EXPORTS.join("` or `"),
                 if exports.is_empty() {
                     "none".to_string()
                 } else {
@@ -76,6 +87,16 @@ pub(crate) fn check(engine: &Engine, component: &Component) -> Result<()> {
     Ok(())
 }
 
+/// Whether `component` can learn who is viewing: it imports `host` at 0.2.0 (`viewer`) or
+/// `data` (whose queries the platform may filter by viewer). The platform looks the viewer
+/// up only for such components.
+pub(crate) fn sees_viewer(engine: &Engine, component: &Component) -> bool {
+    component.component_type().imports(engine).any(|(name, _)| {
+        name.starts_with("tessera:dashboard/host@0.2.")
+            || name.starts_with("tessera:dashboard/data@")
+    })
+}
+
 /// [`HasData`] for the `wasi:io` interfaces, which only need the resource table.
 struct Io;
 
@@ -84,7 +105,8 @@ impl HasData for Io {
 }
 
 /// The one linker of a sandbox: the allowed WASI interfaces (synchronous flavour, so no
-/// async support is needed in the engine) and Tessera's host interface.
+/// async support is needed in the engine) and Tessera's interfaces: `host` at 0.1.0 and
+/// 0.2.0, `data` and `cache` at 0.2.0.
 pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<State>> {
     use wasmtime_wasi::p2::bindings::{cli, clocks, filesystem, random, sync};
 
@@ -118,6 +140,7 @@ pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<State>> {
     sync::filesystem::types::add_to_linker::<State, WasiFilesystem>(l, State::filesystem)?;
 
     crate::host::add_to_linker(l)?;
+    crate::capabilities::add_to_linker(l)?;
     Ok(linker)
 }
 

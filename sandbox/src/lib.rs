@@ -104,6 +104,7 @@
 
 mod bindings;
 mod cache;
+mod capabilities;
 mod capture;
 mod clock;
 mod compiler;
@@ -123,6 +124,10 @@ mod settings;
 mod state;
 
 pub use cache::PruneReport;
+pub use capabilities::{
+    CallContext, Capabilities, MAX_CACHE_KEY_BYTES, MAX_CACHE_VALUE_BYTES, MAX_PARAM_TEXT_BYTES,
+    MAX_QUERY_PARAMS, MAX_SOURCE_NAME_BYTES, MAX_SQL_BYTES, Param, QueryError, Viewer,
+};
 pub use capture::{LINE_COST, Level, LogLine, LogStream};
 pub use compiler::compile_artifact;
 pub use component::{AppInfo, ArtifactSource, CallOptions, CallOutput, Component, Outcome};

@@ -52,9 +52,8 @@ impl CappedStr {
         copy: impl FnOnce(C) -> wasmtime::Result<String>,
         check: impl FnOnce(C) -> wasmtime::Result<WasmStr>,
     ) -> wasmtime::Result<CappedStr> {
-        // The top bit tags UTF-16 in the `latin1+utf16` encoding; the rest is code units,
-        // never more than the UTF-8 bytes they decode to.
-        let units = (len & !(1 << 31)) as usize;
+        // Code units are never more than the UTF-8 bytes they decode to.
+        let units = code_units(len);
         if units > OUTPUT_CAP.with(Cell::get) {
             check(cx)?;
             Ok(CappedStr::TooLarge(units))
@@ -133,6 +132,80 @@ unsafe impl Lift for CappedStr {
     }
 }
 
+/// A string argument of a host function, still in guest memory, with the length the guest
+/// declared: a host function compares [`GuestStr::units`] with its cap before it reads a
+/// byte, so an oversized argument is refused without being decoded or copied (a UTF-16
+/// guest's string is decoded into a copy only once it is known to be within the cap).
+pub(crate) struct GuestStr {
+    text: WasmStr,
+    units: usize,
+}
+
+impl GuestStr {
+    /// The declared length in the guest's code units (bytes for UTF-8; never more than the
+    /// UTF-8 bytes it decodes to).
+    pub(crate) fn units(&self) -> usize {
+        self.units
+    }
+
+    /// The string (borrowed from guest memory for UTF-8 guests).
+    pub(crate) fn to_str<'a>(
+        &self,
+        store: impl Into<wasmtime::StoreContext<'a, State>>,
+    ) -> wasmtime::Result<std::borrow::Cow<'a, str>> {
+        self.text.to_str(store)
+    }
+}
+
+// SAFETY: lifted exactly as a `string`, by wasmtime's own lift of `WasmStr` (which checks
+// alignment and bounds); the length is read from the same (pointer, length) pair that
+// lift reads. Never lowered.
+unsafe impl ComponentType for GuestStr {
+    type Lower = <WasmStr as ComponentType>::Lower;
+
+    const ABI: CanonicalAbiInfo = <WasmStr as ComponentType>::ABI;
+
+    fn typecheck(ty: &InterfaceType, types: &InstanceType<'_>) -> wasmtime::Result<()> {
+        <WasmStr as ComponentType>::typecheck(ty, types)
+    }
+}
+
+// SAFETY: see `ComponentType` above.
+unsafe impl Lift for GuestStr {
+    fn linear_lift_from_flat(
+        cx: &mut LiftContext<'_>,
+        ty: InterfaceType,
+        src: &Self::Lower,
+    ) -> wasmtime::Result<Self> {
+        let units = code_units(src[1].get_u32());
+        let text = <WasmStr as Lift>::linear_lift_from_flat(cx, ty, src)?;
+        Ok(GuestStr { text, units })
+    }
+
+    fn linear_lift_from_memory(
+        cx: &mut LiftContext<'_>,
+        ty: InterfaceType,
+        bytes: &[u8],
+    ) -> wasmtime::Result<Self> {
+        let len = bytes
+            .get(4..8)
+            .and_then(|b| b.try_into().ok())
+            .map(u32::from_le_bytes)
+            .ok_or_else(|| wasmtime::format_err!("string pair out of bounds"))?;
+        let text = <WasmStr as Lift>::linear_lift_from_memory(cx, ty, bytes)?;
+        Ok(GuestStr {
+            text,
+            units: code_units(len),
+        })
+    }
+}
+
+/// The code units of a declared string length: the top bit tags UTF-16 in the
+/// `latin1+utf16` encoding.
+fn code_units(len: u32) -> usize {
+    (len & !(1 << 31)) as usize
+}
+
 /// `outcome` of the WIT, with capped strings.
 #[derive(ComponentType, Lift)]
 #[component(variant)]
@@ -171,22 +244,27 @@ pub(crate) struct Exports {
 }
 
 impl Exports {
-    /// The exports of `component`'s `app` interface (whose types `DashboardPre` checked).
-    pub(crate) fn find(component: &wasmtime::component::Component) -> crate::Result<Exports> {
-        let app = component
-            .get_export_index(None, crate::imports::APP_EXPORT)
-            .ok_or_else(|| missing(crate::imports::APP_EXPORT))?;
+    /// The exports of `component`'s `app` interface, of whichever WIT version it exports
+    /// (whose types `DashboardPre` checked), and that version's export name.
+    pub(crate) fn find(
+        component: &wasmtime::component::Component,
+    ) -> crate::Result<(Exports, &'static str)> {
+        let (app, version) = crate::imports::APP_EXPORTS
+            .iter()
+            .find_map(|name| Some((component.get_export_index(None, name)?, *name)))
+            .ok_or_else(|| missing(crate::imports::APP_EXPORTS[0]))?;
         let find = |name: &str| {
             component
                 .get_export_index(Some(&app), name)
                 .ok_or_else(|| missing(name))
         };
-        Ok(Exports {
+        let exports = Exports {
             info: find("info")?,
             layout: find("layout")?,
             dependencies: find("dependencies")?,
             run_callback: find("run-callback")?,
-        })
+        };
+        Ok((exports, version))
     }
 }
 

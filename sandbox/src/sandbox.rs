@@ -4,7 +4,7 @@
 //! This module decides how code gets compiled and reused; what happens inside a call is
 //! `component`'s business.
 
-use crate::bindings::DashboardPre;
+use crate::bindings::{v0_1, v0_2};
 use crate::cache::{DiskCache, PruneReport};
 use crate::component::{self, ArtifactSource, Component};
 use crate::config::{LoadOptions, MAX_COMPONENT_BYTES, SandboxConfig};
@@ -21,7 +21,7 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-use wasmtime::component::Linker;
+use wasmtime::component::{InstancePre, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 /// The entry point: compiles and loads dashboard components.
@@ -62,12 +62,15 @@ pub(crate) struct SandboxInner {
 
 /// A compiled component, linked and type-checked, ready to instantiate.
 pub(crate) struct Compiled {
-    pub(crate) pre: DashboardPre<State>,
+    /// Linked against the sandbox's linker; its `app` export type-checked at load.
+    pub(crate) pre: InstancePre<State>,
     /// The `app` exports, called through typed functions that check the size of the
     /// returned strings before copying them (`lift`).
     pub(crate) exports: Exports,
     /// Pool units one instance costs (`pool::units`).
     pub(crate) units: usize,
+    /// Whether its calls can learn the viewer (`imports::sees_viewer`).
+    pub(crate) sees_viewer: bool,
 }
 
 impl Sandbox {
@@ -272,16 +275,23 @@ impl Sandbox {
                 .map_err(|e| Error::InvalidComponent {
                     reason: format!("{e:#}"),
                 })?;
-        let pre = DashboardPre::new(pre).map_err(|e| Error::InvalidComponent {
+        let (exports, export) = Exports::find(&component)?;
+        // The `app` export's types, checked against the WIT version it names.
+        let checked = if export.ends_with("@0.1.0") {
+            v0_1::DashboardPre::new(pre.clone()).map(drop)
+        } else {
+            v0_2::DashboardPre::new(pre.clone()).map(drop)
+        };
+        checked.map_err(|e| Error::InvalidComponent {
             reason: format!("{e:#}"),
         })?;
-        let exports = Exports::find(&component)?;
         tracing::debug!(sha256, ?source, elapsed = ?started.elapsed(), "component ready");
 
         let compiled = Arc::new(Compiled {
             pre,
             exports,
             units: pool::units(needs.memories, needs.tables),
+            sees_viewer: imports::sees_viewer(&inner.engine, &component),
         });
         let mut map = lock(&inner.compiled);
         map.retain(|_, weak| weak.strong_count() > 0);

@@ -4,9 +4,10 @@
 //! One `State` lives exactly as long as one instance; nothing in it is shared with another
 //! instance except the (read-only) path of the app's data folder.
 
+use crate::capabilities::{CallContext, Capabilities, Viewer};
 use crate::capture::{LogSink, Pipe};
 use crate::clock::ClockView;
-use crate::config::{Limits, MAX_DATA_READ_BYTES};
+use crate::config::{Limits, MAX_DATA_READ_BYTES, Owner};
 use crate::limiter::Limiter;
 use crate::scheduler::Ticket;
 use crate::settings::Settings;
@@ -51,6 +52,14 @@ pub(crate) struct State {
     /// The CPU scheduler's claim of the call in progress: the epoch callback gives the core
     /// away and takes it back through it, and sleeps give it up.
     pub(crate) cpu: Option<Arc<Ticket>>,
+    /// Whose instance this is (handed to the capabilities).
+    owner: Owner,
+    /// The app's data sources and cache, if the platform granted any.
+    pub(crate) capabilities: Option<Arc<dyn Capabilities>>,
+    /// The viewer of the call in progress (`host.viewer`).
+    pub(crate) viewer: Option<Viewer>,
+    /// Whether the call in progress is memoized (`host.viewer` then refuses).
+    pub(crate) memoized: bool,
 }
 
 /// Receives the progress reports of one call, as the JSON text the guest sent.
@@ -63,6 +72,8 @@ impl State {
         limits: &Limits,
         data_dir: Option<&Arc<Path>>,
         settings: &Settings,
+        owner: Owner,
+        capabilities: Option<&Arc<dyn Capabilities>>,
     ) -> Result<State> {
         let logs = LogSink::new(limits.log_bytes);
         let mut wasi = WasiCtx::builder();
@@ -100,6 +111,10 @@ impl State {
             progress_cap: limits.output_bytes,
             settings: settings.clone(),
             cpu: None,
+            owner,
+            capabilities: capabilities.cloned(),
+            viewer: None,
+            memoized: false,
         })
     }
 
@@ -131,6 +146,19 @@ impl State {
         self.cancel
             .as_ref()
             .is_some_and(|flag| flag.load(Ordering::Relaxed))
+    }
+
+    /// What a capability is told about the call in progress (outside a call, which never
+    /// happens for a guest's host call, the deadline is now).
+    pub(crate) fn call_context(&self) -> CallContext {
+        CallContext::new(
+            self.owner,
+            self.viewer.clone(),
+            self.memoized,
+            self.deadline.unwrap_or_else(Instant::now),
+            self.read_cap,
+            self.cancel.clone(),
+        )
     }
 
     /// The deadline of the call in progress.

@@ -77,6 +77,24 @@ impl From<serde_json::Error> for Error {
     }
 }
 
+impl From<crate::sql::QueryError> for Error {
+    fn from(error: crate::sql::QueryError) -> Self {
+        Error::Failed(error.to_string())
+    }
+}
+
+impl From<crate::cache::CacheError> for Error {
+    fn from(error: crate::cache::CacheError) -> Self {
+        Error::Failed(error.to_string())
+    }
+}
+
+impl From<crate::viewer::ViewerError> for Error {
+    fn from(error: crate::viewer::ViewerError) -> Self {
+        Error::Failed(error.to_string())
+    }
+}
+
 impl From<crate::data::ReadError> for Error {
     fn from(error: crate::data::ReadError) -> Self {
         Error::Failed(error.to_string())

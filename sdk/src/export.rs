@@ -15,8 +15,8 @@ use crate::log::Level;
 )]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../wit/dashboard@0.1.0",
-        world: "tessera:dashboard/dashboard@0.1.0",
+        path: "../wit/dashboard@0.2.0",
+        world: "tessera:dashboard/dashboard@0.2.0",
         // The export macro is invoked from the author's crate through `export_app!`.
         pub_export_macro: true,
         default_bindings_module: "sdk::__private::bindings",
@@ -24,7 +24,7 @@ pub mod bindings {
 }
 
 use bindings::exports::tessera::dashboard::app;
-use bindings::tessera::dashboard::host;
+use bindings::tessera::dashboard::{cache, data, host};
 
 pub use app::{
     AppInfo as WitInfo, CallbackError as WitCallbackError, Guest, Outcome as WitOutcome,
@@ -74,4 +74,54 @@ pub(crate) fn setting(name: &str) -> Option<String> {
 /// Send a background callback's progress report to the host.
 pub(crate) fn report_progress(json: &str) {
     host::report_progress(json);
+}
+
+/// Ask the host who is viewing.
+pub(crate) fn viewer() -> Result<Option<crate::viewer::Viewer>, String> {
+    Ok(host::viewer()?.map(|viewer| crate::viewer::Viewer {
+        user_id: viewer.user_id,
+        email: viewer.email,
+        groups: viewer.groups,
+    }))
+}
+
+/// Run a query on a data source.
+pub(crate) fn query(
+    source: &str,
+    sql: &str,
+    params: &[crate::sql::Param],
+) -> Result<Vec<u8>, crate::sql::QueryError> {
+    use crate::sql::{Param, QueryError};
+    let params: Vec<data::Param> = params
+        .iter()
+        .map(|param| match param {
+            Param::Null => data::Param::Null,
+            Param::Boolean(b) => data::Param::Boolean(*b),
+            Param::Integer(i) => data::Param::Integer(*i),
+            Param::Float(f) => data::Param::Float(*f),
+            Param::Text(t) => data::Param::Text(t.clone()),
+        })
+        .collect();
+    data::query(source, sql, &params).map_err(|error| match error {
+        data::QueryError::NotGranted(m) => QueryError::NotGranted(m),
+        data::QueryError::Refused(m) => QueryError::Refused(m),
+        data::QueryError::Limit(m) => QueryError::Limit(m),
+        data::QueryError::Failed(m) => QueryError::Failed(m),
+        data::QueryError::Unavailable(m) => QueryError::Unavailable(m),
+    })
+}
+
+/// The cache's `get`.
+pub(crate) fn cache_get(key: &str) -> Result<Option<Vec<u8>>, String> {
+    cache::get(key)
+}
+
+/// The cache's `set`.
+pub(crate) fn cache_set(key: &str, value: &[u8], ttl_seconds: u32) -> Result<(), String> {
+    cache::set(key, value, ttl_seconds)
+}
+
+/// The cache's `delete`.
+pub(crate) fn cache_delete(key: &str) -> Result<(), String> {
+    cache::delete(key)
 }

@@ -38,12 +38,15 @@
 //! ```
 //!
 //! The crate never touches the network, the environment or the host file system on its
-//! own: on wasm everything goes through the `host` imports of the WIT world, and the
-//! native stand-ins in [`log`], [`data`] and [`settings`] exist only so tests behave alike.
+//! own: on wasm everything goes through the imports of the WIT world
+//! (`tessera:dashboard@0.2.0`: `host`, `data`, `cache`), and the native stand-ins in
+//! [`log`], [`data`], [`settings`] and [`cache`] exist only so tests behave alike; [`sql`]
+//! and [`viewer()`] answer a clear "only inside Tessera" error natively.
 
 #![deny(missing_docs)]
 
 mod app;
+pub mod cache;
 mod callback;
 pub mod clientside;
 mod component;
@@ -60,7 +63,9 @@ pub mod log;
 pub mod pages;
 mod progress;
 pub mod settings;
+pub mod sql;
 pub mod table;
+pub mod viewer;
 
 pub use app::{App, Callback, Info, Outcome};
 pub use callback::{Context, Dependencies, Input, Key, Output, State, no_update};
@@ -69,6 +74,8 @@ pub use component::{Component, IntoChildren, component};
 pub use error::{CallbackError, Error, PreventUpdate, Result};
 pub use figure::Figure;
 pub use id::{ALL, ALLSMALLER, Id, MATCH, Wildcard};
+pub use sql::query;
+pub use viewer::{Viewer, viewer};
 
 /// The version of this crate, reported to the platform through [`App::info`].
 pub const SDK_VERSION: &str = env!("CARGO_PKG_VERSION");

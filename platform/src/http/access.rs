@@ -115,6 +115,9 @@ pub async fn require_app_access(
     let author = policy::authorize(&principal, Action::DeployApp, &Resource::App(access)).is_ok();
     let mut request = request;
     request.extensions_mut().insert(AppAuthor(author));
+    // The handlers behind the gate read the principal again (the callback's viewer):
+    // from here, without authenticating a token a second time.
+    request.extensions_mut().insert(principal);
     next.run(request).await
 }
 

@@ -23,6 +23,7 @@ use crate::dash::{index, update};
 use crate::error::ApiError;
 use crate::ids::Slug;
 use crate::jobs::{self, JobState, Owner, Work};
+use crate::policy::Principal;
 use crate::quota;
 use crate::runtime::{self, LiveApp};
 use crate::state::AppState;
@@ -187,6 +188,7 @@ async fn update_component(
     Path((tenant, app)): Path<(String, String)>,
     Query(query): Query<Vec<(String, String)>>,
     author: Option<Extension<AppAuthor>>,
+    principal: Principal,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -254,10 +256,25 @@ async fn update_component(
     let request_json = checked.guest_request_json_at(&format!("/apps/{tenant}/{app}/"));
     let callback_id = checked.callback.output.clone();
     let component = live.component.clone();
+    // Only components that can see the viewer cost a lookup (and a turn for it).
+    let viewer = if component.sees_viewer() {
+        let _turn = state.admission.enter(&tenant).await;
+        crate::viewer::for_call(&state.store, &component, live.version.tenant_id, &principal)
+            .await
+            .map_err(|e| ApiError::internal("looking up the viewer failed", &e))?
+    } else {
+        None
+    };
+    let options = sandbox::CallOptions {
+        viewer,
+        ..sandbox::CallOptions::default()
+    };
     let id_for_call = callback_id.clone();
-    let result = tokio::task::spawn_blocking(move || component.call(&id_for_call, &request_json))
-        .await
-        .map_err(|e| ApiError::internal("the callback task failed", &e))?;
+    let result = tokio::task::spawn_blocking(move || {
+        component.call_with(&id_for_call, &request_json, options)
+    })
+    .await
+    .map_err(|e| ApiError::internal("the callback task failed", &e))?;
     let version = live.version.number;
     match result {
         Ok(output) => {

@@ -735,6 +735,8 @@ impl Inner {
                 // The receiver lives until the call returns; a send can only fail after.
                 let _ = progress_tx.send(json);
             })),
+            // A job outlives its request: it runs without a viewer (`host.viewer` is none).
+            ..sandbox::CallOptions::default()
         };
         let callback = job.callback.clone();
         let Work {

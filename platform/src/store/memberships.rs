@@ -8,6 +8,17 @@ use super::{Error, Result, Store, conflict_on_unique, parse_stored};
 use crate::ids::{TeamId, TenantId, UserId};
 use crate::tenancy::Role;
 
+/// A user as a callback's viewer sees them ([`Store::viewer_facts`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ViewerFacts {
+    /// The user's (lowercased) email.
+    pub email: String,
+    /// Whether they are a member of the tenant asked about.
+    pub member: bool,
+    /// The names of their teams in that tenant, sorted.
+    pub teams: Vec<String>,
+}
+
 impl Store {
     /// Give `user` the `role` in `tenant`, replacing any role they had; returns the
     /// previous role.
@@ -153,6 +164,43 @@ impl Store {
         .await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// What a callback of an app in `tenant` may be told about `user` as its viewer
+    /// (`viewer::for_call` decides what of it): their email, whether they are a member of
+    /// `tenant`, and the names of their teams there, sorted. `None` for an unknown user.
+    pub async fn viewer_facts(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+    ) -> Result<Option<ViewerFacts>> {
+        let row = sqlx::query(
+            "select u.email, (select count(*) from memberships m              where m.tenant_id = $1 and m.user_id = u.id) from users u where u.id = $2",
+        )
+        .bind(tenant.0)
+        .bind(user.0)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let email: String = row.try_get(0)?;
+        let member = row.try_get::<i64, _>(1)? > 0;
+        let teams = sqlx::query(
+            "select t.name from team_members tm join teams t              on t.tenant_id = tm.tenant_id and t.id = tm.team_id              where tm.tenant_id = $1 and tm.user_id = $2 order by t.name",
+        )
+        .bind(tenant.0)
+        .bind(user.0)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| row.try_get::<String, _>(0))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+        Ok(Some(ViewerFacts {
+            email,
+            member,
+            teams,
+        }))
     }
 
     /// The teams of `tenant` that `user` is in.

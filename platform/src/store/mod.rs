@@ -30,7 +30,7 @@ pub use apps::{
     VersionDetails, VersionRecord,
 };
 pub use audit::{AuditEntry, AuditFilter, Change};
-pub use memberships::{Member, Team};
+pub use memberships::{Member, Team, ViewerFacts};
 pub use providers::{
     ExternalSignIn, LinkKind, LinkRefusal, LinkableProvider, LinkedIdentity, NewProvider,
     ProviderRecord, ProviderRemoval, Provisioned, Refusal,

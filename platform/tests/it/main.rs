@@ -30,3 +30,4 @@ mod settings;
 mod store;
 mod support;
 mod versions;
+mod viewer;

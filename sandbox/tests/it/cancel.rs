@@ -38,7 +38,7 @@ fn cancel_stops_spinning_and_sleeping_calls_past_the_component_deadline() {
                 CallOptions {
                     deadline: Some(Duration::from_secs(60)),
                     cancel: Some(flag),
-                    progress: None,
+                    ..CallOptions::default()
                 },
             )
             .expect_err("a cancelled call fails");

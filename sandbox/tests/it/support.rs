@@ -25,7 +25,7 @@ fn guest(file: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| {
         panic!(
             "cannot read the test guest {} ({e}).\n\
-             Build the test guests first:  scripts/build-guests.sh guest-hostile guest-sockets",
+             Build the test guests first:  scripts/build-guests.sh guest-hostile guest-sockets guest-v0-1 guest-capable",
             path.display()
         )
     })
@@ -41,6 +41,18 @@ pub fn hostile_wasm() -> &'static [u8] {
 pub fn sockets_wasm() -> &'static [u8] {
     static BYTES: OnceLock<Vec<u8>> = OnceLock::new();
     BYTES.get_or_init(|| guest("guest_sockets.wasm"))
+}
+
+/// The 0.2.0 guest that uses `host.viewer`, `data` and `cache` (see tests/guests/capable).
+pub fn capable_wasm() -> &'static [u8] {
+    static BYTES: OnceLock<Vec<u8>> = OnceLock::new();
+    BYTES.get_or_init(|| guest("guest_capable.wasm"))
+}
+
+/// The guest built for 0.1.0 with its own bindings (see tests/guests/v0_1).
+pub fn v0_1_wasm() -> &'static [u8] {
+    static BYTES: OnceLock<Vec<u8>> = OnceLock::new();
+    BYTES.get_or_init(|| guest("guest_v0_1.wasm"))
 }
 
 /// A sandbox small enough that many tests can each have one at the same time.
