@@ -757,7 +757,11 @@ async fn sources_command(
                 .await
                 .with_context(|| format!("data source {name} of {} refused", tenant.slug))?;
             let verb = if created { "registered" } else { "replaced" };
-            println!("{verb} data source {name} of {} ({})", tenant.slug, kind.as_str());
+            println!(
+                "{verb} data source {name} of {} ({})",
+                tenant.slug,
+                kind.as_str()
+            );
         }
         SourcesCommand::List { tenant } => {
             let tenant = tenant_of(tenant).await?;
@@ -820,7 +824,10 @@ async fn sources_command(
             if changed {
                 println!("{}/{app} may no longer query {name}", tenant.slug);
             } else {
-                println!("{}/{app} could not query {name}; nothing changed", tenant.slug);
+                println!(
+                    "{}/{app} could not query {name}; nothing changed",
+                    tenant.slug
+                );
             }
         }
         SourcesCommand::Test { tenant, name } => {

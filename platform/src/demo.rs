@@ -94,7 +94,12 @@ pub async fn install_sales_source(state: &AppState) -> anyhow::Result<()> {
         remote_addr: None,
         at: state.clock.now_millis(),
     };
-    if state.store.data_source(tenant.id, SALES_SOURCE).await?.is_none() {
+    if state
+        .store
+        .data_source(tenant.id, SALES_SOURCE)
+        .await?
+        .is_none()
+    {
         let input = crate::datasources::ConnectionInput {
             path: Some("sales.db".to_owned()),
             ..Default::default()

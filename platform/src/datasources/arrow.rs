@@ -247,10 +247,14 @@ mod tests {
         let batches: Vec<_> = reader.map(|b| b.expect("batch")).collect();
         let batch = &batches[0];
         assert_eq!(batch.num_rows(), 2);
-        let n = batch.column(0).as_primitive::<arrow_array::types::Int64Type>();
+        let n = batch
+            .column(0)
+            .as_primitive::<arrow_array::types::Int64Type>();
         assert_eq!(n.value(0), 1);
         assert!(n.is_null(1));
-        let x = batch.column(1).as_primitive::<arrow_array::types::Float64Type>();
+        let x = batch
+            .column(1)
+            .as_primitive::<arrow_array::types::Float64Type>();
         assert_eq!((x.value(0), x.value(1)), (2.0, 2.5));
         let s = batch.column(2).as_string::<i32>();
         assert_eq!((s.value(0), s.value(1)), ("a", "3"));

@@ -187,7 +187,9 @@ pub fn parse(kind: Kind, input: &ConnectionInput) -> Result<Connection, String> 
             c.path = Some(path.to_owned());
         } else {
             let url = url::Url::parse(raw).map_err(|e| format!("the URL does not parse: {e}"))?;
-            c.host = url.host_str().map(|h| h.trim_matches(['[', ']']).to_owned());
+            c.host = url
+                .host_str()
+                .map(|h| h.trim_matches(['[', ']']).to_owned());
             c.port = url.port();
             let database = url.path().trim_start_matches('/');
             if !database.is_empty() {
@@ -238,8 +240,7 @@ pub fn parse(kind: Kind, input: &ConnectionInput) -> Result<Connection, String> 
 
 fn check(kind: Kind, c: &Connection) -> Result<(), String> {
     if kind == Kind::Sqlite {
-        if c.host.is_some() || c.user.is_some() || c.password.is_some() || c.database.is_some()
-        {
+        if c.host.is_some() || c.user.is_some() || c.password.is_some() || c.database.is_some() {
             return Err("a sqlite source takes only a path".into());
         }
         let path = c.path.as_deref().ok_or("a sqlite source needs a path")?;
@@ -422,7 +423,10 @@ mod tests {
     fn sockets_options_and_wrong_kinds_are_refused() {
         for (kind, u) in [
             (Kind::Postgres, "postgres://u@h/d?host=/var/run/postgresql"),
-            (Kind::Postgres, "postgres://u@h/d?options=-c%20default_transaction_read_only%3Doff"),
+            (
+                Kind::Postgres,
+                "postgres://u@h/d?options=-c%20default_transaction_read_only%3Doff",
+            ),
             (Kind::Postgres, "mysql://u@h/d"),
             (Kind::Postgres, "postgres://h/d"),
             (Kind::Sqlite, "sqlite:/etc/passwd"),

@@ -18,6 +18,17 @@ use tokio::time::Instant;
 use super::arrow::{Cell, Columns};
 use super::{Param, Viewer};
 
+/// The column names of `sql` (for a result without rows); none when the database cannot
+/// say. A macro, as a function generic over the executor is not `Send` for every lifetime.
+macro_rules! described {
+    ($conn:expr, $sql:expr) => {
+        match $conn.describe($sql).await {
+            Ok(d) => d.columns().iter().map(|c| c.name().to_owned()).collect(),
+            Err(_) => Vec::new(),
+        }
+    };
+}
+
 /// The pool of one source.
 pub enum SourcePool {
     /// PostgreSQL.
@@ -70,8 +81,9 @@ fn classify(error: sqlx::Error) -> RunError {
                 // PostgreSQL: query_canceled (statement_timeout).
                 "57014" => RunError::Timeout,
                 // PostgreSQL: read_only_sql_transaction; MariaDB/MySQL: ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION.
-                "25006" | "HY000" if message.to_ascii_lowercase().contains("read only")
-                    || message.to_ascii_lowercase().contains("read-only") =>
+                "25006" | "HY000"
+                    if message.to_ascii_lowercase().contains("read only")
+                        || message.to_ascii_lowercase().contains("read-only") =>
                 {
                     RunError::ReadOnly(message)
                 }
@@ -179,7 +191,7 @@ async fn postgres(
         };
         let collected = match collected {
             Some(done) => done,
-            None => (Columns::new(described(&mut *conn, sql).await), 0),
+            None => (Columns::new(described!(&mut *conn, sql)), 0),
         };
         conn.execute("rollback").await.map_err(classify)?;
         Ok(collected)
@@ -195,13 +207,18 @@ async fn mysql(
 ) -> Result<(Columns, u64), RunError> {
     on_connection!(pool, bounds, |conn| async move {
         let (user, email, groups) = viewer_values(viewer);
-        sqlx::query("set @tessera_user_id = ?, @tessera_email = ?, @tessera_groups = ?")
-            .bind(user)
-            .bind(email)
-            .bind(groups)
-            .execute(&mut *conn)
-            .await
-            .map_err(classify)?;
+        // In the charset's default collation (usually the tables'), not the connection's:
+        // a user variable compared with a column must not mix two collations.
+        sqlx::query(
+            "set @tessera_user_id = convert(? using utf8mb4), \
+             @tessera_email = convert(? using utf8mb4), @tessera_groups = convert(? using utf8mb4)",
+        )
+        .bind(user)
+        .bind(email)
+        .bind(groups)
+        .execute(&mut *conn)
+        .await
+        .map_err(classify)?;
         // MariaDB counts seconds; MySQL only knows max_execution_time (ms, SELECT only).
         let seconds = bounds.timeout_ms as f64 / 1000.0;
         if conn
@@ -232,7 +249,7 @@ async fn mysql(
         };
         let collected = match collected {
             Some(done) => done,
-            None => (Columns::new(described(&mut *conn, sql).await), 0),
+            None => (Columns::new(described!(&mut *conn, sql)), 0),
         };
         conn.execute("rollback").await.map_err(classify)?;
         conn.execute(
@@ -288,25 +305,13 @@ async fn sqlite(
         };
         let collected = match collected {
             Some(done) => done,
-            None => (Columns::new(described(&mut *conn, sql).await), 0),
+            None => (Columns::new(described!(&mut *conn, sql)), 0),
         };
         if let Ok(mut handle) = conn.lock_handle().await {
             handle.remove_progress_handler();
         }
         Ok(collected)
     })
-}
-
-/// The column names of `sql` (for a result without rows); none when the database cannot
-/// say.
-async fn described<'c, E>(conn: E, sql: &'c str) -> Vec<String>
-where
-    E: Executor<'c>,
-{
-    match conn.describe(sql).await {
-        Ok(d) => d.columns().iter().map(|c| c.name().to_owned()).collect(),
-        Err(_) => Vec::new(),
-    }
 }
 
 /// The viewer as the three strings the sources see; empty without a viewer.
@@ -456,7 +461,10 @@ fn pg_numeric(b: &[u8]) -> Result<f64, RunError> {
     let short = || RunError::Decode("a NUMERIC value is truncated".into());
     let word = |at: usize| -> Result<i16, RunError> {
         Ok(i16::from_be_bytes(
-            b.get(at..at + 2).ok_or_else(short)?.try_into().map_err(|_| short())?,
+            b.get(at..at + 2)
+                .ok_or_else(short)?
+                .try_into()
+                .map_err(|_| short())?,
         ))
     };
     let ndigits = usize::try_from(word(0)?).map_err(|_| short())?;

@@ -366,15 +366,23 @@ impl DataSources {
                 pool_size: to_stored(limits.pool_size),
             },
         };
-        let created = self.store.put_data_source(tenant.id, &write, change).await?;
+        let created = self
+            .store
+            .put_data_source(tenant.id, &write, change)
+            .await?;
         Ok((created, self.show(tenant.id, name).await?))
     }
 
     fn view(&self, stored: StoredDataSource) -> Result<SourceView, Error> {
         let kind = Kind::parse(&stored.kind)
             .ok_or_else(|| Error::Store(store::Error::Corrupt(stored.kind.clone())))?;
-        let c = connection::open(&self.sealer, stored.tenant_id, &stored.name, &stored.connection)
-            .ok_or_else(|| Error::Unreadable(stored.name.clone()))?;
+        let c = connection::open(
+            &self.sealer,
+            stored.tenant_id,
+            &stored.name,
+            &stored.connection,
+        )
+        .ok_or_else(|| Error::Unreadable(stored.name.clone()))?;
         Ok(SourceView {
             name: stored.name,
             kind,
@@ -508,7 +516,9 @@ impl DataSources {
     fn bounds(&self, stored: &StoredDataSource, deadline: Instant) -> Bounds {
         let c = &self.config;
         let pick = |own: Option<i64>, operator: u64| {
-            from_stored(own).map_or(operator, |v| v.min(operator)).max(1)
+            from_stored(own)
+                .map_or(operator, |v| v.min(operator))
+                .max(1)
         };
         let timeout = Duration::from_millis(pick(
             stored.limits.statement_timeout_ms,
@@ -525,9 +535,34 @@ impl DataSources {
     }
 
     fn forget_pool(&self, id: i64) {
-        let removed = self.pools.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+        let removed = self
+            .pools
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
         if let Some((_, pool)) = removed {
             tokio::spawn(async move { close(&pool).await });
+        }
+    }
+
+    /// The pool built for version `version` of source `id`, if there is one.
+    fn cached_pool(&self, id: i64, version: i64) -> Option<Arc<SourcePool>> {
+        let pools = self.pools.lock().unwrap_or_else(|p| p.into_inner());
+        pools
+            .get(&id)
+            .filter(|(built_for, _)| *built_for == version)
+            .map(|(_, pool)| pool.clone())
+    }
+
+    /// Inserts the pool of a source, closing the one it replaces.
+    fn keep_pool(&self, id: i64, version: i64, pool: Arc<SourcePool>) {
+        let old = self
+            .pools
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, (version, pool));
+        if let Some((_, old)) = old {
+            tokio::spawn(async move { close(&old).await });
         }
     }
 
@@ -537,30 +572,32 @@ impl DataSources {
         &self,
         stored: &StoredDataSource,
     ) -> Result<(Arc<SourcePool>, Vec<String>), String> {
-        let c = connection::open(&self.sealer, stored.tenant_id, &stored.name, &stored.connection)
-            .ok_or_else(|| "its settings cannot be decrypted".to_owned())?;
+        let c = connection::open(
+            &self.sealer,
+            stored.tenant_id,
+            &stored.name,
+            &stored.connection,
+        )
+        .ok_or_else(|| "its settings cannot be decrypted".to_owned())?;
         let secrets: Vec<String> = [&c.host, &c.user, &c.password, &c.database, &c.path]
             .into_iter()
             .flatten()
             .filter(|s| !s.is_empty())
             .cloned()
             .collect();
-        if let Some((version, pool)) = self
-            .pools
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&stored.id)
-            && *version == stored.updated_at
-        {
-            return Ok((pool.clone(), secrets));
+        if let Some(pool) = self.cached_pool(stored.id, stored.updated_at) {
+            return Ok((pool, secrets));
         }
         let kind = Kind::parse(&stored.kind).ok_or("an unknown kind")?;
         let size = from_stored(stored.limits.pool_size)
             .map_or(self.config.pool_size, |v| {
-                u32::try_from(v).unwrap_or(u32::MAX).min(self.config.pool_size)
+                u32::try_from(v)
+                    .unwrap_or(u32::MAX)
+                    .min(self.config.pool_size)
             })
             .max(1);
-        let connect_timeout = Duration::from_millis(self.config.statement_timeout_ms.clamp(1, 10_000));
+        let connect_timeout =
+            Duration::from_millis(self.config.statement_timeout_ms.clamp(1, 10_000));
         let idle = Duration::from_secs(60);
         let pool = match kind {
             Kind::Postgres | Kind::Mysql => {
@@ -645,14 +682,7 @@ impl DataSources {
             }
         };
         let pool = Arc::new(pool);
-        let old = self
-            .pools
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(stored.id, (stored.updated_at, pool.clone()));
-        if let Some((_, old)) = old {
-            tokio::spawn(async move { close(&old).await });
-        }
+        self.keep_pool(stored.id, stored.updated_at, pool.clone());
         Ok((pool, secrets))
     }
 
@@ -777,7 +807,9 @@ impl DataSources {
         })?;
         let rows = columns.rows() as u64;
         let arrow_ipc = columns.into_ipc().map_err(|e| {
-            QueryError::Failed(format!("the result of `{source}` could not be encoded: {e}"))
+            QueryError::Failed(format!(
+                "the result of `{source}` could not be encoded: {e}"
+            ))
         })?;
         let bytes = arrow_ipc.len() as u64;
         if bytes > bounds.max_bytes {
@@ -804,9 +836,10 @@ async fn close(pool: &SourcePool) {
 
 fn run_error_detail(e: &RunError) -> String {
     match e {
-        RunError::Connect(d) | RunError::ReadOnly(d) | RunError::Database(d) | RunError::Decode(d) => {
-            d.clone()
-        }
+        RunError::Connect(d)
+        | RunError::ReadOnly(d)
+        | RunError::Database(d)
+        | RunError::Decode(d) => d.clone(),
         RunError::Timeout => "timed out".into(),
         RunError::Rows => "too many rows".into(),
         RunError::Bytes => "too many bytes".into(),
@@ -829,6 +862,20 @@ fn scrub(message: &str, secrets: &[String]) -> String {
 mod tests {
     use super::*;
 
+    /// Handlers and the guest capability await these on a multi-threaded runtime, for
+    /// any lifetime of the borrows (a function generic over the executor breaks this).
+    #[allow(dead_code)]
+    fn futures_are_send(d: Arc<DataSources>, call: QueryContext) {
+        fn send<T: Send + 'static>(_: T) {}
+        let e = d.clone();
+        send(async move {
+            let _ = e.test(TenantId(1), "x").await;
+        });
+        send(async move {
+            let _ = d.query(call, "x", "select 1", &[], Instant::now()).await;
+        });
+    }
+
     #[test]
     fn names_are_lowercase_slugs() {
         for good in ["sales", "s-1", "a_b"] {
@@ -845,6 +892,9 @@ mod tests {
             "password authentication failed for user \"ro\" at db.internal (pw ro-secret)",
             &["ro".into(), "ro-secret".into(), "db.internal".into()],
         );
-        assert!(!s.contains("ro-secret") && !s.contains("db.internal") && !s.contains("\"ro\""), "{s}");
+        assert!(
+            !s.contains("ro-secret") && !s.contains("db.internal") && !s.contains("\"ro\""),
+            "{s}"
+        );
     }
 }

@@ -39,11 +39,7 @@ pub fn check(kind: Kind, sql: &str) -> Result<(), String> {
             first.to_uppercase()
         ));
     }
-    if kind == Kind::Mysql
-        && words
-            .iter()
-            .any(|w| w == "outfile" || w == "dumpfile")
-    {
+    if kind == Kind::Mysql && words.iter().any(|w| w == "outfile" || w == "dumpfile") {
         return Err("SELECT … INTO OUTFILE/DUMPFILE writes a file and is refused".into());
     }
     Ok(())
@@ -86,8 +82,7 @@ fn scan(kind: Kind, sql: &str) -> Result<Vec<String>, String> {
                 && bytes.get(i + 1).is_some_and(|n| !n.is_ascii_digit()) =>
             {
                 return Err(
-                    "dollar-quoted strings are not accepted in data-source queries; use '…'"
-                        .into(),
+                    "dollar-quoted strings are not accepted in data-source queries; use '…'".into(),
                 );
             }
             c if c.is_ascii_alphabetic() || c == b'_' => {

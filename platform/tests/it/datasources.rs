@@ -15,8 +15,8 @@ use arrow_array::{Array, RecordBatch};
 use axum::http::StatusCode;
 use platform::config::DataSourcesConfig;
 use platform::datasources::{
-    ConnectionInput, DataSources, Kind, Param, QueryContext, QueryError, QueryOutput,
-    SourceLimits, Viewer,
+    ConnectionInput, DataSources, Kind, Param, QueryContext, QueryError, QueryOutput, SourceLimits,
+    Viewer,
 };
 use platform::ids::{AppId, TenantId, UserId};
 use platform::store::Tenant;
@@ -51,7 +51,9 @@ fn decode(output: &QueryOutput) -> RecordBatch {
 fn texts(batch: &RecordBatch, column: &str) -> Vec<String> {
     let column = batch.column_by_name(column).expect("column");
     let strings = column.as_string::<i32>();
-    (0..strings.len()).map(|i| strings.value(i).to_owned()).collect()
+    (0..strings.len())
+        .map(|i| strings.value(i).to_owned())
+        .collect()
 }
 
 fn ints(batch: &RecordBatch, column: &str) -> Vec<i64> {
@@ -68,9 +70,7 @@ fn floats(batch: &RecordBatch, column: &str) -> Vec<f64> {
 fn assert_clean(what: &str, bytes: &[u8], secrets: &[&str]) {
     for secret in secrets {
         assert!(
-            !bytes
-                .windows(secret.len())
-                .any(|w| w == secret.as_bytes()),
+            !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
             "{what} contains {secret:?}: {}",
             String::from_utf8_lossy(bytes)
         );
@@ -119,7 +119,13 @@ impl Caller<'_> {
         };
         let result = self
             .sources
-            .query(call, source, sql, params, Instant::now() + Duration::from_secs(5))
+            .query(
+                call,
+                source,
+                sql,
+                params,
+                Instant::now() + Duration::from_secs(5),
+            )
             .await;
         let secrets: Vec<&str> = self.secrets.iter().map(String::as_str).collect();
         match &result {
@@ -172,7 +178,9 @@ async fn postgres_sources_read_rows_and_aggregates_read_only_with_caps_and_row_s
         .expect("postgres")
     else {
         // TESSERA_REQUIRE_POSTGRES=1 makes this a failure in TestDatabase::postgres.
-        eprintln!("TESSERA_TEST_POSTGRES_URL is not set: the PostgreSQL data-source test is skipped");
+        eprintln!(
+            "TESSERA_TEST_POSTGRES_URL is not set: the PostgreSQL data-source test is skipped"
+        );
         return;
     };
     let url = url::Url::parse(&db.url).expect("url");
@@ -228,12 +236,26 @@ async fn postgres_sources_read_rows_and_aggregates_read_only_with_caps_and_row_s
         pool_size: Some(2),
     };
     sources
-        .put(&acme, "shop", Kind::Postgres, &pg(&role, Some(&password)), &limits, &op())
+        .put(
+            &acme,
+            "shop",
+            Kind::Postgres,
+            &pg(&role, Some(&password)),
+            &limits,
+            &op(),
+        )
         .await
         .expect("registered");
     // The superuser too: the read-only transaction, not the role, must stop its writes.
     sources
-        .put(&acme, "shop-admin", Kind::Postgres, &pg(&admin_user, None), &limits, &op())
+        .put(
+            &acme,
+            "shop-admin",
+            Kind::Postgres,
+            &pg(&admin_user, None),
+            &limits,
+            &op(),
+        )
         .await
         .expect("registered");
     let caller = Caller {
@@ -244,8 +266,14 @@ async fn postgres_sources_read_rows_and_aggregates_read_only_with_caps_and_row_s
     };
     // Not granted yet: the same answer as a source that does not exist.
     let missing = caller.query("nope", "select 1").await.expect_err("missing");
-    let ungranted = caller.query("shop", "select 1").await.expect_err("not granted");
-    assert!(matches!(ungranted, QueryError::NotGranted(_)), "{ungranted:?}");
+    let ungranted = caller
+        .query("shop", "select 1")
+        .await
+        .expect_err("not granted");
+    assert!(
+        matches!(ungranted, QueryError::NotGranted(_)),
+        "{ungranted:?}"
+    );
     assert_eq!(
         missing.to_string().replace("nope", "shop"),
         ungranted.to_string()
@@ -270,11 +298,13 @@ async fn postgres_sources_read_rows_and_aggregates_read_only_with_caps_and_row_s
     assert_eq!(floats(&batch, "price"), [1.25, 2.5, 10.0]);
     assert_eq!(ints(&batch, "units"), [3, 5, 1]);
     let dates = batch.column_by_name("sold_on").expect("sold_on");
+    assert_eq!(dates.data_type(), &arrow_schema::DataType::Date32);
     assert_eq!(
-        dates.data_type(),
-        &arrow_schema::DataType::Date32
+        dates
+            .as_primitive::<arrow_array::types::Date32Type>()
+            .value(0),
+        19_782
     );
-    assert_eq!(dates.as_primitive::<arrow_array::types::Date32Type>().value(0), 19_782);
     assert!(dates.is_null(1), "NULL stays NULL");
     let at = batch.column_by_name("at").expect("at");
     assert_eq!(
@@ -284,7 +314,10 @@ async fn postgres_sources_read_rows_and_aggregates_read_only_with_caps_and_row_s
     );
     let ok = batch.column_by_name("ok").expect("ok").as_boolean();
     assert!(ok.value(0) && !ok.value(1) && ok.is_null(2));
-    let blob = batch.column_by_name("blob").expect("blob").as_binary::<i32>();
+    let blob = batch
+        .column_by_name("blob")
+        .expect("blob")
+        .as_binary::<i32>();
     assert_eq!(blob.value(0), [1, 2]);
 
     let out = caller
@@ -303,7 +336,9 @@ async fn postgres_sources_read_rows_and_aggregates_read_only_with_caps_and_row_s
     // Writes: refused by the gate or failed by the read-only transaction, for the
     // SELECT-only role and for the superuser alike.
     let mut writes = WRITES.to_vec();
-    writes.push("with gone as (insert into items (name) values ('cte') returning id) select * from gone");
+    writes.push(
+        "with gone as (insert into items (name) values ('cte') returning id) select * from gone",
+    );
     writes.push("with gone as (delete from items returning id) select count(*) from gone");
     for source in ["shop", "shop-admin"] {
         caller.writes_fail(source, &writes).await;
@@ -316,28 +351,52 @@ async fn postgres_sources_read_rows_and_aggregates_read_only_with_caps_and_row_s
 
     // Timeout, rows and bytes.
     let started = std::time::Instant::now();
-    let slow = caller.query("shop", "select pg_sleep(5)").await.expect_err("timeout");
+    let slow = caller
+        .query("shop", "select pg_sleep(5)")
+        .await
+        .expect_err("timeout");
     assert!(matches!(slow, QueryError::Limit(_)), "{slow:?}");
-    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
     let many = caller
         .query("shop", "select generate_series(1, 1000) as n")
         .await
         .expect_err("rows");
-    assert!(matches!(many, QueryError::Limit(ref m) if m.contains("50 rows")), "{many:?}");
+    assert!(
+        matches!(many, QueryError::Limit(ref m) if m.contains("50 rows")),
+        "{many:?}"
+    );
     let big = caller
-        .query("shop", "select repeat('x', 1000) from generate_series(1, 40)")
+        .query(
+            "shop",
+            "select repeat('x', 1000) from generate_series(1, 40)",
+        )
         .await
         .expect_err("bytes");
-    assert!(matches!(big, QueryError::Limit(ref m) if m.contains("bytes")), "{big:?}");
+    assert!(
+        matches!(big, QueryError::Limit(ref m) if m.contains("bytes")),
+        "{big:?}"
+    );
     // The pool still answers after the stopped statements.
-    caller.query("shop", "select 1 as one").await.expect("answers again");
+    caller
+        .query("shop", "select 1 as one")
+        .await
+        .expect("answers again");
 
     // Row-level security: each viewer sees their rows; no viewer sees none.
     let sees = |v: Option<Viewer>| {
         let caller = &caller;
         async move {
             let out = caller
-                .query_as(v, "shop", "select body, current_setting('tessera.email') as email from docs order by id", &[])
+                .query_as(
+                    v,
+                    "shop",
+                    "select body, current_setting('tessera.email') as email from docs order by id",
+                    &[],
+                )
                 .await
                 .expect("docs");
             if out.rows == 0 {
@@ -350,12 +409,21 @@ async fn postgres_sources_read_rows_and_aggregates_read_only_with_caps_and_row_s
     let (one, email) = sees(Some(viewer(1, "one@example.org"))).await;
     assert_eq!(one, ["for one", "one again"]);
     assert_eq!(email[0], "one@example.org");
-    assert_eq!(sees(Some(viewer(2, "two@example.org"))).await.0, ["for two"]);
+    assert_eq!(
+        sees(Some(viewer(2, "two@example.org"))).await.0,
+        ["for two"]
+    );
     assert!(sees(None).await.0.is_empty());
 
     // A database error passes its message, scrubbed.
-    let failed = caller.query("shop", "select nope from items").await.expect_err("fails");
-    assert!(matches!(failed, QueryError::Failed(ref m) if m.contains("nope")), "{failed:?}");
+    let failed = caller
+        .query("shop", "select nope from items")
+        .await
+        .expect_err("fails");
+    assert!(
+        matches!(failed, QueryError::Failed(ref m) if m.contains("nope")),
+        "{failed:?}"
+    );
 
     // A source that cannot be reached says so, and nothing more.
     sources
@@ -385,7 +453,10 @@ async fn postgres_sources_read_rows_and_aggregates_read_only_with_caps_and_row_s
         QueryError::Unavailable("the data source `down` cannot be reached".into())
     );
     let report = sources.test(acme.id, "down").await.expect("test runs");
-    assert!(!report.ok && !report.message.contains(&password), "{report:?}");
+    assert!(
+        !report.ok && !report.message.contains(&password),
+        "{report:?}"
+    );
     let report = sources.test(acme.id, "shop").await.expect("test runs");
     assert!(report.ok, "{report:?}");
 
@@ -397,7 +468,10 @@ async fn postgres_sources_read_rows_and_aggregates_read_only_with_caps_and_row_s
         app: other,
         secrets: caller.secrets.clone(),
     };
-    let refused = stranger.query("shop", "select 1").await.expect_err("other tenant");
+    let refused = stranger
+        .query("shop", "select 1")
+        .await
+        .expect_err("other tenant");
     assert!(matches!(refused, QueryError::NotGranted(_)), "{refused:?}");
     let forged = Caller {
         sources: &sources,
@@ -405,7 +479,10 @@ async fn postgres_sources_read_rows_and_aggregates_read_only_with_caps_and_row_s
         app: other,
         secrets: caller.secrets.clone(),
     };
-    let refused = forged.query("shop", "select 1").await.expect_err("app of another tenant");
+    let refused = forged
+        .query("shop", "select 1")
+        .await
+        .expect_err("app of another tenant");
     assert!(matches!(refused, QueryError::NotGranted(_)), "{refused:?}");
     // Revoked: gone for the app.
     sources
@@ -417,7 +494,9 @@ async fn postgres_sources_read_rows_and_aggregates_read_only_with_caps_and_row_s
 
     drop(sources);
     drop(app);
-    let _ = admin.execute(format!("drop owned by {role}").as_str()).await;
+    let _ = admin
+        .execute(format!("drop owned by {role}").as_str())
+        .await;
     let _ = admin.execute(format!("drop role {role}").as_str()).await;
     // The data source pools may still hold the role's connections for a moment.
     drop(admin);
@@ -426,10 +505,13 @@ async fn postgres_sources_read_rows_and_aggregates_read_only_with_caps_and_row_s
 
 /// The MariaDB server of the tests, or a failure saying how to give one.
 fn mysql_url() -> String {
-    std::env::var("TESSERA_TEST_MYSQL_URL").ok().filter(|u| !u.is_empty()).expect(
-        "TESSERA_TEST_MYSQL_URL is not set: start MariaDB and export it \
+    std::env::var("TESSERA_TEST_MYSQL_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .expect(
+            "TESSERA_TEST_MYSQL_URL is not set: start MariaDB and export it \
          (mysql://root@127.0.0.1:3306/test; scripts/test.sh does)",
-    )
+        )
 }
 
 #[tokio::test]
@@ -494,11 +576,25 @@ async fn mariadb_sources_read_rows_and_aggregates_read_only_with_caps_and_viewer
     let root_user = url.username().to_owned();
     let root_password = url.password().map(str::to_owned);
     sources
-        .put(&acme, "shop", Kind::Mysql, &my(&user, Some(&password)), &limits, &op())
+        .put(
+            &acme,
+            "shop",
+            Kind::Mysql,
+            &my(&user, Some(&password)),
+            &limits,
+            &op(),
+        )
         .await
         .expect("registered");
     sources
-        .put(&acme, "shop-root", Kind::Mysql, &my(&root_user, root_password.as_deref()), &limits, &op())
+        .put(
+            &acme,
+            "shop-root",
+            Kind::Mysql,
+            &my(&root_user, root_password.as_deref()),
+            &limits,
+            &op(),
+        )
         .await
         .expect("registered");
     for name in ["shop", "shop-root"] {
@@ -526,7 +622,12 @@ async fn mariadb_sources_read_rows_and_aggregates_read_only_with_caps_and_viewer
     assert_eq!(floats(&batch, "price"), [1.25, 2.5, 10.0]);
     assert_eq!(ints(&batch, "units"), [3, 5, 1]);
     let dates = batch.column_by_name("sold_on").expect("sold_on");
-    assert_eq!(dates.as_primitive::<arrow_array::types::Date32Type>().value(0), 19_782);
+    assert_eq!(
+        dates
+            .as_primitive::<arrow_array::types::Date32Type>()
+            .value(0),
+        19_782
+    );
     assert!(dates.is_null(1));
     let at = batch.column_by_name("at").expect("at");
     assert_eq!(
@@ -536,7 +637,10 @@ async fn mariadb_sources_read_rows_and_aggregates_read_only_with_caps_and_viewer
     );
     let ok = batch.column_by_name("ok").expect("ok").as_boolean();
     assert!(ok.value(0) && !ok.value(1) && ok.is_null(2));
-    let blob = batch.column_by_name("blob_col").expect("blob").as_binary::<i32>();
+    let blob = batch
+        .column_by_name("blob_col")
+        .expect("blob")
+        .as_binary::<i32>();
     assert_eq!(blob.value(0), [1, 2]);
 
     let out = caller
@@ -567,17 +671,27 @@ async fn mariadb_sources_read_rows_and_aggregates_read_only_with_caps_and_viewer
     let started = std::time::Instant::now();
     let slow = caller.query("shop", "select sleep(5)").await;
     assert!(matches!(slow, Err(QueryError::Limit(_))), "{slow:?}");
-    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
     let many = caller
         .query("shop", "select seq from seq_1_to_1000")
         .await
         .expect_err("rows");
-    assert!(matches!(many, QueryError::Limit(ref m) if m.contains("50 rows")), "{many:?}");
+    assert!(
+        matches!(many, QueryError::Limit(ref m) if m.contains("50 rows")),
+        "{many:?}"
+    );
     let big = caller
         .query("shop", "select repeat('x', 1000) as x from seq_1_to_40")
         .await
         .expect_err("bytes");
-    assert!(matches!(big, QueryError::Limit(ref m) if m.contains("bytes")), "{big:?}");
+    assert!(
+        matches!(big, QueryError::Limit(ref m) if m.contains("bytes")),
+        "{big:?}"
+    );
 
     // The viewer's identity in session variables, cleared after each query (the pool has
     // one connection, so the next query gets the same one).
@@ -599,14 +713,26 @@ async fn mariadb_sources_read_rows_and_aggregates_read_only_with_caps_and_viewer
             texts(&decode(&out), "body")
         }
     };
-    assert_eq!(sees(Some(viewer(1, "one@example.org"))).await, ["for one", "one again"]);
+    assert_eq!(
+        sees(Some(viewer(1, "one@example.org"))).await,
+        ["for one", "one again"]
+    );
     assert_eq!(sees(Some(viewer(2, "two@example.org"))).await, ["for two"]);
     assert!(sees(None).await.is_empty());
 
-    let failed = caller.query("shop", "select nope from items").await.expect_err("fails");
-    assert!(matches!(failed, QueryError::Failed(ref m) if m.contains("nope")), "{failed:?}");
+    let failed = caller
+        .query("shop", "select nope from items")
+        .await
+        .expect_err("fails");
+    assert!(
+        matches!(failed, QueryError::Failed(ref m) if m.contains("nope")),
+        "{failed:?}"
+    );
     // A permission error names the user in MariaDB's own words: scrubbed (assert_clean).
-    let denied = caller.query("shop", "select * from mysql.user").await.expect_err("denied");
+    let denied = caller
+        .query("shop", "select * from mysql.user")
+        .await
+        .expect_err("denied");
     assert!(matches!(denied, QueryError::Failed(_)), "{denied:?}");
 
     drop(sources);
@@ -706,10 +832,22 @@ async fn sqlite_sources_read_their_tenants_files_only_and_stop_at_their_limits()
         url: Some("sqlite:../globex/theirs.db".into()),
         ..Default::default()
     };
-    assert!(sources.put(&acme, "bad", Kind::Sqlite, &via_url, &limits, &op()).await.is_err());
+    assert!(
+        sources
+            .put(&acme, "bad", Kind::Sqlite, &via_url, &limits, &op())
+            .await
+            .is_err()
+    );
 
     sources
-        .put(&acme, "shop", Kind::Sqlite, &path("shop.db"), &limits, &op())
+        .put(
+            &acme,
+            "shop",
+            Kind::Sqlite,
+            &path("shop.db"),
+            &limits,
+            &op(),
+        )
         .await
         .expect("registered");
     sources
@@ -717,7 +855,14 @@ async fn sqlite_sources_read_their_tenants_files_only_and_stop_at_their_limits()
         .await
         .expect("granted");
     sources
-        .put(&globex, "theirs", Kind::Sqlite, &path("theirs.db"), &SourceLimits::default(), &op())
+        .put(
+            &globex,
+            "theirs",
+            Kind::Sqlite,
+            &path("theirs.db"),
+            &SourceLimits::default(),
+            &op(),
+        )
         .await
         .expect("registered");
     sources
@@ -748,11 +893,17 @@ async fn sqlite_sources_read_their_tenants_files_only_and_stop_at_their_limits()
     let ok = batch.column_by_name("ok").expect("ok").as_boolean();
     assert!(!ok.value(0) && ok.value(1));
     let out = caller
-        .query("shop", "select count(*) as n, sum(units) as total from items")
+        .query(
+            "shop",
+            "select count(*) as n, sum(units) as total from items",
+        )
         .await
         .expect("aggregate");
     let batch = decode(&out);
-    assert_eq!((ints(&batch, "n"), ints(&batch, "total")), (vec![100], vec![5050]));
+    assert_eq!(
+        (ints(&batch, "n"), ints(&batch, "total")),
+        (vec![100], vec![5050])
+    );
     let empty = caller
         .query("shop", "select name from items where id < 0")
         .await
@@ -766,7 +917,10 @@ async fn sqlite_sources_read_their_tenants_files_only_and_stop_at_their_limits()
     writes.push("pragma query_only = off");
     writes.push("select 1; attach database 'x' as y");
     caller.writes_fail("shop", &writes).await;
-    let count = caller.query("shop", "select count(*) as n from items").await.expect("count");
+    let count = caller
+        .query("shop", "select count(*) as n from items")
+        .await
+        .expect("count");
     assert_eq!(ints(&decode(&count), "n"), [100], "no write went through");
 
     let started = std::time::Instant::now();
@@ -778,19 +932,41 @@ async fn sqlite_sources_read_their_tenants_files_only_and_stop_at_their_limits()
         .await
         .expect_err("timeout");
     assert!(matches!(endless, QueryError::Limit(_)), "{endless:?}");
-    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
-    let many = caller.query("shop", "select * from items").await.expect_err("rows");
-    assert!(matches!(many, QueryError::Limit(ref m) if m.contains("50 rows")), "{many:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    let many = caller
+        .query("shop", "select * from items")
+        .await
+        .expect_err("rows");
+    assert!(
+        matches!(many, QueryError::Limit(ref m) if m.contains("50 rows")),
+        "{many:?}"
+    );
     let big = caller
-        .query("shop", "select printf('%.2000c', 'x') as x from items limit 20")
+        .query(
+            "shop",
+            "select printf('%.2000c', 'x') as x from items limit 20",
+        )
         .await
         .expect_err("bytes");
-    assert!(matches!(big, QueryError::Limit(ref m) if m.contains("bytes")), "{big:?}");
-    caller.query("shop", "select 1 as one").await.expect("answers again");
+    assert!(
+        matches!(big, QueryError::Limit(ref m) if m.contains("bytes")),
+        "{big:?}"
+    );
+    caller
+        .query("shop", "select 1 as one")
+        .await
+        .expect("answers again");
 
     // Tenant isolation: acme's app cannot name globex's source, globex's app cannot name
     // acme's, and neither can tell the source exists.
-    let refused = caller.query("theirs", "select 1").await.expect_err("other tenant");
+    let refused = caller
+        .query("theirs", "select 1")
+        .await
+        .expect_err("other tenant");
     assert_eq!(
         refused,
         QueryError::NotGranted("this app has no data source `theirs`".into())
@@ -801,9 +977,18 @@ async fn sqlite_sources_read_their_tenants_files_only_and_stop_at_their_limits()
         app: globex_app,
         secrets: vec![secret_path.clone()],
     };
-    let refused = theirs.query("shop", "select 1").await.expect_err("other tenant");
-    assert_eq!(refused, QueryError::NotGranted("this app has no data source `shop`".into()));
-    theirs.query("theirs", "select 1 as one").await.expect("their own");
+    let refused = theirs
+        .query("shop", "select 1")
+        .await
+        .expect_err("other tenant");
+    assert_eq!(
+        refused,
+        QueryError::NotGranted("this app has no data source `shop`".into())
+    );
+    theirs
+        .query("theirs", "select 1 as one")
+        .await
+        .expect("their own");
 
     // A file that disappears after registration: unavailable, without its path.
     std::fs::remove_file(dir.join("globex").join("theirs.db")).expect("remove");
@@ -869,9 +1054,21 @@ async fn the_api_registers_grants_and_removes_sources_for_admins_only_and_never_
             json!({"kind": "sqlite", "connection": {"path": "shop.db"}, "limits": {"max_rows": 10_000_000}}),
             "max_rows",
         ),
-        ("Bad Name", json!({"kind": "sqlite", "connection": {"path": "shop.db"}}), "invalid data source name"),
-        ("x", json!({"kind": "sqlite", "connection": {"path": "../../tessera.db"}}), "outside"),
-        ("x", json!({"kind": "sqlite", "connection": {"path": "shop.db", "pasword": "x"}}), "pasword"),
+        (
+            "Bad Name",
+            json!({"kind": "sqlite", "connection": {"path": "shop.db"}}),
+            "invalid data source name",
+        ),
+        (
+            "x",
+            json!({"kind": "sqlite", "connection": {"path": "../../tessera.db"}}),
+            "outside",
+        ),
+        (
+            "x",
+            json!({"kind": "sqlite", "connection": {"path": "shop.db", "pasword": "x"}}),
+            "pasword",
+        ),
     ] {
         let reply = api(
             &app,
@@ -881,15 +1078,41 @@ async fn the_api_registers_grants_and_removes_sources_for_admins_only_and_never_
             &body.to_string(),
         )
         .await;
-        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{body}: {}", reply.text());
+        assert_eq!(
+            reply.status,
+            StatusCode::BAD_REQUEST,
+            "{body}: {}",
+            reply.text()
+        );
         assert!(reply.text().contains(says), "{body}: {}", reply.text());
     }
 
-    let grant = api(&app, "PUT", &format!("{base}/shop/grants/hello"), Some(&alice), "").await;
+    let grant = api(
+        &app,
+        "PUT",
+        &format!("{base}/shop/grants/hello"),
+        Some(&alice),
+        "",
+    )
+    .await;
     assert_eq!(grant.status, StatusCode::NO_CONTENT, "{}", grant.text());
-    let refused = api(&app, "PUT", &format!("{base}/shop/grants/hello"), Some(&bob), "").await;
+    let refused = api(
+        &app,
+        "PUT",
+        &format!("{base}/shop/grants/hello"),
+        Some(&bob),
+        "",
+    )
+    .await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
-    let missing = api(&app, "PUT", &format!("{base}/shop/grants/nope"), Some(&alice), "").await;
+    let missing = api(
+        &app,
+        "PUT",
+        &format!("{base}/shop/grants/nope"),
+        Some(&alice),
+        "",
+    )
+    .await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND, "{}", missing.text());
 
     let listed = api(&app, "GET", base, Some(&alice), "").await;
@@ -914,17 +1137,36 @@ async fn the_api_registers_grants_and_removes_sources_for_admins_only_and_never_
     let out = app
         .state
         .datasources
-        .query(call.clone(), "shop", "select count(*) as n from items", &[], Instant::now() + Duration::from_secs(5))
+        .query(
+            call.clone(),
+            "shop",
+            "select count(*) as n from items",
+            &[],
+            Instant::now() + Duration::from_secs(5),
+        )
         .await
         .expect("query");
     assert_eq!(ints(&decode(&out), "n"), [3]);
 
-    let revoke = api(&app, "DELETE", &format!("{base}/shop/grants/hello"), Some(&alice), "").await;
+    let revoke = api(
+        &app,
+        "DELETE",
+        &format!("{base}/shop/grants/hello"),
+        Some(&alice),
+        "",
+    )
+    .await;
     assert_eq!(revoke.status, StatusCode::NO_CONTENT);
     let refused = app
         .state
         .datasources
-        .query(call, "shop", "select 1", &[], Instant::now() + Duration::from_secs(5))
+        .query(
+            call,
+            "shop",
+            "select 1",
+            &[],
+            Instant::now() + Duration::from_secs(5),
+        )
         .await
         .expect_err("revoked");
     assert!(matches!(refused, QueryError::NotGranted(_)));
@@ -955,8 +1197,20 @@ async fn the_api_registers_grants_and_removes_sources_for_admins_only_and_never_
     // With the operator's default, a source naming a loopback address is refused.
     let strict = TestApp::new().await;
     let [alice, _, _] = people(&strict).await;
-    let refused = api(&strict, "PUT", "/api/v1/tenants/acme/data-sources/local", Some(&alice), &pg).await;
-    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.text());
+    let refused = api(
+        &strict,
+        "PUT",
+        "/api/v1/tenants/acme/data-sources/local",
+        Some(&alice),
+        &pg,
+    )
+    .await;
+    assert_eq!(
+        refused.status,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        refused.text()
+    );
     assert!(refused.text().contains("private"), "{}", refused.text());
 }
 
@@ -998,22 +1252,44 @@ async fn the_cli_adds_lists_grants_revokes_tests_and_removes_sources() {
     };
     ok(&["admin", "create-tenant", "acme"], None);
     let wasm = crate::support::repo_root().join("target/wasm32-wasip2/guest/hello.wasm");
-    ok(&["deploy", "acme/hello", wasm.to_str().expect("path")], None);
+    ok(
+        &["deploy", "acme/hello", wasm.to_str().expect("path")],
+        None,
+    );
     sqlite_file(&data.path().join("sources"), "acme", "shop.db", 3).await;
 
     const PASSWORD: &str = "pw-Cli-4kd8";
-    let out = ok(&["sources", "add", "acme", "shop", "--kind", "sqlite", "--path", "shop.db"], None);
+    let out = ok(
+        &[
+            "sources", "add", "acme", "shop", "--kind", "sqlite", "--path", "shop.db",
+        ],
+        None,
+    );
     assert!(out.contains("registered data source shop"), "{out}");
     let out = ok(
         &[
-            "sources", "add", "acme", "warehouse", "--url",
-            "postgres://reader@127.0.0.1:5432/test?sslmode=disable", "--password-stdin",
+            "sources",
+            "add",
+            "acme",
+            "warehouse",
+            "--url",
+            "postgres://reader@127.0.0.1:5432/test?sslmode=disable",
+            "--password-stdin",
         ],
         Some(&format!("{PASSWORD}\n")),
     );
     assert!(out.contains("registered data source warehouse"), "{out}");
     let (refused, out) = run(
-        &["sources", "add", "acme", "bad", "--kind", "sqlite", "--path", "../../tessera.db"],
+        &[
+            "sources",
+            "add",
+            "acme",
+            "bad",
+            "--kind",
+            "sqlite",
+            "--path",
+            "../../tessera.db",
+        ],
         None,
     );
     assert!(!refused && out.contains("outside"), "{out}");
@@ -1021,11 +1297,20 @@ async fn the_cli_adds_lists_grants_revokes_tests_and_removes_sources() {
     let out = ok(&["sources", "grant", "acme", "shop", "hello"], None);
     assert!(out.contains("acme/hello may now query shop"), "{out}");
     let out = ok(&["sources", "list", "acme"], None);
-    assert!(out.contains("shop\tsqlite\tshop.db\tgranted to: hello"), "{out}");
-    assert!(out.contains("warehouse\tpostgres\treader@127.0.0.1:5432/test"), "{out}");
+    assert!(
+        out.contains("shop\tsqlite\tshop.db\tgranted to: hello"),
+        "{out}"
+    );
+    assert!(
+        out.contains("warehouse\tpostgres\treader@127.0.0.1:5432/test"),
+        "{out}"
+    );
     assert!(!out.contains(PASSWORD), "{out}");
     let out = ok(&["sources", "show", "acme", "warehouse"], None);
-    assert!(out.contains("\"password_set\": true") && !out.contains(PASSWORD), "{out}");
+    assert!(
+        out.contains("\"password_set\": true") && !out.contains(PASSWORD),
+        "{out}"
+    );
     let out = ok(&["sources", "test", "acme", "shop"], None);
     assert!(out.contains("connected to the data source `shop`"), "{out}");
     let out = ok(&["sources", "revoke", "acme", "shop", "hello"], None);

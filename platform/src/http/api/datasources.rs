@@ -139,7 +139,14 @@ pub async fn put_source(
     let change = scope::change(&state, &actor, &remote);
     let (created, source) = state
         .datasources
-        .put(&tenant, &name, kind, &body.connection, &body.limits, &change)
+        .put(
+            &tenant,
+            &name,
+            kind,
+            &body.connection,
+            &body.limits,
+            &change,
+        )
         .await?;
     Ok(Json(PutAnswer { created, source }))
 }

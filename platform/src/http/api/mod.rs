@@ -110,7 +110,10 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(tokens::list_tokens, tokens::create_token))
         .routes(routes!(tokens::revoke_token))
         .routes(routes!(datasources::list_sources))
-        .routes(routes!(datasources::grant_source, datasources::revoke_source))
+        .routes(routes!(
+            datasources::grant_source,
+            datasources::revoke_source
+        ))
         .routes(routes!(
             datasources::get_source,
             datasources::put_source,
