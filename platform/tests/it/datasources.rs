@@ -1322,3 +1322,41 @@ async fn the_cli_adds_lists_grants_revokes_tests_and_removes_sources() {
     let (failed, out) = run(&["sources", "remove", "acme", "shop"], None);
     assert!(!failed && out.contains("no data source"), "{out}");
 }
+
+#[tokio::test]
+async fn the_demo_tenant_gets_its_sales_source_granted_to_the_sales_explorer() {
+    let app = TestApp::new().await;
+    let (demo, explorer) = tenant_with_app(&app, "demo", "sales-explorer").await;
+    platform::demo::install_sales_source(&app.state)
+        .await
+        .expect("installed");
+    // Idempotent: a second start keeps the file, the source and the grant.
+    platform::demo::install_sales_source(&app.state)
+        .await
+        .expect("installed again");
+    let call = QueryContext {
+        tenant: demo.id,
+        app: explorer,
+        viewer: None,
+    };
+    let out = app
+        .state
+        .datasources
+        .query(
+            call,
+            "sales",
+            "select region, count(*) as n, sum(revenue_cents) as revenue from sales \
+             group by region order by region",
+            &[],
+            Instant::now() + Duration::from_secs(5),
+        )
+        .await
+        .expect("the demo's sales");
+    let batch = decode(&out);
+    assert_eq!(batch.num_rows(), 8, "eight regions");
+    assert_eq!(
+        ints(&batch, "n").iter().sum::<i64>(),
+        platform::demo::SALES_ROWS as i64
+    );
+    assert!(ints(&batch, "revenue").iter().all(|r| *r > 0));
+}
