@@ -136,6 +136,10 @@ pub struct SourcesArgs {
 
 /// The data-source commands (run by the operator, on the database directly; audited).
 #[derive(Debug, Subcommand)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "parsed once per process; `add` simply has many flags"
+)]
 pub enum SourcesCommand {
     /// Register or replace a source. The password comes from standard input
     /// (--password-stdin) or the URL; it is sealed and never shown again.

@@ -1360,3 +1360,87 @@ async fn the_demo_tenant_gets_its_sales_source_granted_to_the_sales_explorer() {
     );
     assert!(ints(&batch, "revenue").iter().all(|r| *r > 0));
 }
+
+#[tokio::test]
+async fn a_tenant_runs_at_most_its_share_of_queries_at_once() {
+    let app = TestApp::new().await;
+    let (acme, hello) = tenant_with_app(&app, "acme", "hello").await;
+    let dir = app.state.config.sources_dir();
+    sqlite_file(&dir, "acme", "shop.db", 3).await;
+    let sources = DataSources::new(
+        app.state.store.clone(),
+        app.state.secrets.clone(),
+        DataSourcesConfig {
+            tenant_queries: 1,
+            statement_timeout_ms: 1_000,
+            ..config()
+        },
+        dir,
+    );
+    let path = ConnectionInput {
+        path: Some("shop.db".into()),
+        ..Default::default()
+    };
+    sources
+        .put(
+            &acme,
+            "shop",
+            Kind::Sqlite,
+            &path,
+            &SourceLimits::default(),
+            &op(),
+        )
+        .await
+        .expect("registered");
+    sources
+        .set_grant(acme.id, "shop", "hello", true, &op())
+        .await
+        .expect("granted");
+    let call = || QueryContext {
+        tenant: acme.id,
+        app: hello,
+        viewer: None,
+    };
+    let endless =
+        "with recursive c(x) as (select 1 union all select x + 1 from c) select count(*) from c";
+    let long = sources.query(
+        call(),
+        "shop",
+        endless,
+        &[],
+        Instant::now() + Duration::from_secs(5),
+    );
+    let waiting = async {
+        // Starts once the long one holds the tenant's only turn.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        sources
+            .query(
+                call(),
+                "shop",
+                "select 1",
+                &[],
+                Instant::now() + Duration::from_millis(300),
+            )
+            .await
+    };
+    let (long, waiting) = tokio::join!(long, waiting);
+    assert!(
+        matches!(long, Err(QueryError::Limit(ref m)) if m.contains("ran longer")),
+        "{long:?}"
+    );
+    assert!(
+        matches!(waiting, Err(QueryError::Limit(ref m)) if m.contains("at once")),
+        "{waiting:?}"
+    );
+    // The turn is back: the next query runs.
+    sources
+        .query(
+            call(),
+            "shop",
+            "select 1",
+            &[],
+            Instant::now() + Duration::from_secs(5),
+        )
+        .await
+        .expect("runs");
+}
