@@ -67,6 +67,9 @@ summary() {
 # PostgreSQL fail, rather than quietly run on SQLite only, if the URL is missing. Redis is
 # only checked (no test needs it yet).
 export TESSERA_REQUIRE_POSTGRES=1
+# The data-source tests (platform/tests/it/datasources.rs) need MariaDB; they fail, saying
+# so, when it does not answer here.
+export TESSERA_TEST_MYSQL_URL="${TESSERA_TEST_MYSQL_URL:-mysql://root@127.0.0.1:3306/test}"
 services_dir=
 # shellcheck disable=SC2317 # reached through the EXIT trap
 cleanup() {

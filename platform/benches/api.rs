@@ -62,6 +62,7 @@ async fn run(db: TestDatabase) -> BenchResult {
         apps_origin: None,
         secret_key: None,
         secret_key_file: dir.path().join("secret.key"),
+        data_sources: Default::default(),
     };
     let state = App::start(config).await?;
     let started = Instant::now();

@@ -8,7 +8,7 @@ use tokio::net::TcpListener;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{
     AdminCommand, AppsCommand, Cli, Command, Config, DeployArgs, IdpCommand, ServeArgs,
-    SettingsCommand, TokenCommand,
+    SettingsCommand, SourcesCommand, TokenCommand,
 };
 use crate::deploy::Deployer;
 use crate::ids::Slug;
@@ -23,6 +23,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Deploy(args) => deploy(config, args).await,
         Command::Admin(args) => admin(config, &args.command).await,
         Command::Apps(args) => apps(config, &args.command).await,
+        Command::Sources(args) => sources(config, &args.command).await,
         Command::CompileComponent {
             component,
             artifact,
@@ -653,6 +654,188 @@ async fn idp(
                     "the test of identity provider {slug} failed: {}",
                     report.error.as_deref().unwrap_or("see the report")
                 );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `tessera sources …`: a tenant's data sources, by the operator on the database directly
+/// (audited under `cli:<os user>`), through the same domain functions as the API.
+async fn sources(config: Config, command: &SourcesCommand) -> anyhow::Result<()> {
+    let store = Store::connect(&config.database_url)
+        .await
+        .with_context(|| {
+            format!(
+                "opening {}",
+                crate::config::redact_url(&config.database_url)
+            )
+        })?;
+    let sealer =
+        crate::secretbox::SecretBox::load(config.secret_key.as_deref(), &config.secret_key_file)?;
+    let sources = crate::datasources::DataSources::new(
+        store.clone(),
+        sealer,
+        config.data_sources.clone(),
+        config.sources_dir(),
+    );
+    let result = sources_command(&store, &sources, command).await;
+    store.close().await;
+    result
+}
+
+async fn sources_command(
+    store: &Store,
+    sources: &crate::datasources::DataSources,
+    command: &SourcesCommand,
+) -> anyhow::Result<()> {
+    use crate::datasources::{ConnectionInput, Kind, SourceLimits, connection};
+    let actor = operator();
+    let change = Change {
+        actor: &actor,
+        remote_addr: None,
+        at: SystemClock.now_millis(),
+    };
+    let tenant_of = |slug: &str| {
+        let slug = slug.to_owned();
+        async move {
+            let parsed = Slug::parse(&slug)?;
+            store
+                .tenant_by_slug(&parsed)
+                .await?
+                .with_context(|| format!("no tenant {slug:?}"))
+        }
+    };
+    match command {
+        SourcesCommand::Add {
+            tenant,
+            name,
+            kind,
+            url,
+            host,
+            port,
+            database,
+            user,
+            password_stdin,
+            tls,
+            path,
+            statement_timeout_ms,
+            max_rows,
+            max_bytes,
+            pool_size,
+        } => {
+            let tenant = tenant_of(tenant).await?;
+            let kind = match (kind, url) {
+                (Some(k), _) => Kind::parse(k)
+                    .with_context(|| format!("unknown kind {k:?}: postgres, mysql or sqlite"))?,
+                (None, Some(u)) => connection::kind_of_url(u)
+                    .context("the URL's scheme names no kind: postgres, mysql or sqlite")?,
+                (None, None) => bail!("give --kind or --url"),
+            };
+            let input = ConnectionInput {
+                url: url.clone(),
+                host: host.clone(),
+                port: *port,
+                database: database.clone(),
+                user: user.clone(),
+                password: if *password_stdin {
+                    Some(read_stdin_line()?)
+                } else {
+                    None
+                },
+                tls: tls.clone(),
+                path: path.clone(),
+            };
+            let limits = SourceLimits {
+                statement_timeout_ms: *statement_timeout_ms,
+                max_rows: *max_rows,
+                max_bytes: *max_bytes,
+                pool_size: *pool_size,
+            };
+            let (created, _) = sources
+                .put(&tenant, name, kind, &input, &limits, &change)
+                .await
+                .with_context(|| format!("data source {name} of {} refused", tenant.slug))?;
+            let verb = if created { "registered" } else { "replaced" };
+            println!(
+                "{verb} data source {name} of {} ({})",
+                tenant.slug,
+                kind.as_str()
+            );
+        }
+        SourcesCommand::List { tenant } => {
+            let tenant = tenant_of(tenant).await?;
+            let list = sources.list(tenant.id).await?;
+            if list.is_empty() {
+                println!("{} has no data sources", tenant.slug);
+            }
+            for s in list {
+                let place = match (&s.host, &s.path) {
+                    (Some(host), _) => format!(
+                        "{}@{host}:{}/{}",
+                        s.user.as_deref().unwrap_or_default(),
+                        s.port.map_or("default".to_owned(), |p| p.to_string()),
+                        s.database.as_deref().unwrap_or_default()
+                    ),
+                    (None, Some(path)) => path.clone(),
+                    (None, None) => String::new(),
+                };
+                println!(
+                    "{}\t{}\t{place}\tgranted to: {}",
+                    s.name,
+                    s.kind.as_str(),
+                    if s.granted_to.is_empty() {
+                        "-".to_owned()
+                    } else {
+                        s.granted_to.join(", ")
+                    }
+                );
+            }
+        }
+        SourcesCommand::Show { tenant, name } => {
+            let tenant = tenant_of(tenant).await?;
+            let view = sources.show(tenant.id, name).await?;
+            println!("{}", serde_json::to_string_pretty(&view)?);
+        }
+        SourcesCommand::Remove { tenant, name } => {
+            let tenant = tenant_of(tenant).await?;
+            if sources.remove(tenant.id, name, &change).await? {
+                println!("removed data source {name} of {}", tenant.slug);
+            } else {
+                bail!("{} has no data source {name:?}", tenant.slug);
+            }
+        }
+        SourcesCommand::Grant { tenant, name, app } => {
+            let tenant = tenant_of(tenant).await?;
+            let changed = sources
+                .set_grant(tenant.id, name, app, true, &change)
+                .await?;
+            if changed {
+                println!("{}/{app} may now query {name}", tenant.slug);
+            } else {
+                println!("{}/{app} already may query {name}", tenant.slug);
+            }
+        }
+        SourcesCommand::Revoke { tenant, name, app } => {
+            let tenant = tenant_of(tenant).await?;
+            let changed = sources
+                .set_grant(tenant.id, name, app, false, &change)
+                .await?;
+            if changed {
+                println!("{}/{app} may no longer query {name}", tenant.slug);
+            } else {
+                println!(
+                    "{}/{app} could not query {name}; nothing changed",
+                    tenant.slug
+                );
+            }
+        }
+        SourcesCommand::Test { tenant, name } => {
+            let tenant = tenant_of(tenant).await?;
+            let report = sources.test(tenant.id, name).await?;
+            println!("{}", report.message);
+            if !report.ok {
+                bail!("the test of data source {name} failed");
             }
         }
     }

@@ -46,6 +46,13 @@
 //! | `--apps-origin` | `TESSERA_APPS_ORIGIN` | `apps_origin` | `http://{tenant}.localhost:{port}` when the public URL is on loopback; required otherwise (apps are served only there: `https://apps.example.org`, or one origin per tenant with `https://{tenant}.apps.example.org`; never the public URL's host) |
 //! | – | `TESSERA_SECRET_KEY` | – | none: the key file is used (base64 of 32 bytes that seal provider secrets at rest) |
 //! | `--secret-key-file` | `TESSERA_SECRET_KEY_FILE` | `secret_key_file` | `{data_dir}/secret.key` (created with mode 0600 on first use) |
+//! | – | – | `[data_sources] sqlite_dir` | `{data_dir}/sources` (a tenant's SQLite sources must lie in `{sqlite_dir}/{tenant}/`) |
+//! | – | – | `[data_sources] statement_timeout_ms` | 10000 (a source may set a lower one) |
+//! | – | – | `[data_sources] max_rows` | 100000 (rows of one result; a source may set fewer) |
+//! | – | – | `[data_sources] max_bytes` | 16777216 (bytes of one result; a source may set fewer) |
+//! | – | – | `[data_sources] pool_size` | 4 (pooled connections per source and replica; a source may set fewer) |
+//! | – | – | `[data_sources] tenant_queries` | 8 (queries of one tenant running at once per replica) |
+//! | – | – | `[data_sources] allow_private_hosts` | false (true: sources may name loopback, private and link-local addresses) |
 //!
 //! The database URL may carry a password, so [`Config`]'s `Debug` redacts it; the secret key is
 //! never printed. Every replica must share the same secret key.
@@ -115,6 +122,116 @@ pub enum Command {
     },
     /// An app's versions (list them, roll back to one) and its settings and secrets.
     Apps(AppsArgs),
+    /// A tenant's data sources: register, list, grant to apps, test, remove.
+    Sources(SourcesArgs),
+}
+
+/// `tessera sources …`.
+#[derive(Debug, Args)]
+pub struct SourcesArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: SourcesCommand,
+}
+
+/// The data-source commands (run by the operator, on the database directly; audited).
+#[derive(Debug, Subcommand)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "parsed once per process; `add` simply has many flags"
+)]
+pub enum SourcesCommand {
+    /// Register or replace a source. The password comes from standard input
+    /// (--password-stdin) or the URL; it is sealed and never shown again.
+    Add {
+        /// The tenant's slug.
+        tenant: String,
+        /// The source's name (lowercase letters, digits, '-', '_').
+        name: String,
+        /// postgres, mysql (also MariaDB) or sqlite; optional with --url.
+        #[arg(long)]
+        kind: Option<String>,
+        /// `postgres://user@host:port/db?sslmode=…`, `mysql://…` or `sqlite:file.db`.
+        #[arg(long)]
+        url: Option<String>,
+        /// Host name or address.
+        #[arg(long)]
+        host: Option<String>,
+        /// Port.
+        #[arg(long)]
+        port: Option<u16>,
+        /// Database name.
+        #[arg(long)]
+        database: Option<String>,
+        /// User name.
+        #[arg(long)]
+        user: Option<String>,
+        /// Read the password from standard input (one line).
+        #[arg(long)]
+        password_stdin: bool,
+        /// disable, prefer, require or verify-full.
+        #[arg(long)]
+        tls: Option<String>,
+        /// SQLite: the file, relative to the tenant's folder of the sources directory.
+        #[arg(long)]
+        path: Option<String>,
+        /// Statement timeout (ms), below the operator's.
+        #[arg(long)]
+        statement_timeout_ms: Option<u64>,
+        /// Most rows of one result, below the operator's.
+        #[arg(long)]
+        max_rows: Option<u64>,
+        /// Most bytes of one result, below the operator's.
+        #[arg(long)]
+        max_bytes: Option<u64>,
+        /// Most pooled connections, below the operator's.
+        #[arg(long)]
+        pool_size: Option<u64>,
+    },
+    /// List a tenant's sources (never a password).
+    List {
+        /// The tenant's slug.
+        tenant: String,
+    },
+    /// One source as JSON (never its password).
+    Show {
+        /// The tenant's slug.
+        tenant: String,
+        /// The source's name.
+        name: String,
+    },
+    /// Remove a source and its grants.
+    Remove {
+        /// The tenant's slug.
+        tenant: String,
+        /// The source's name.
+        name: String,
+    },
+    /// Let an app of the tenant query a source.
+    Grant {
+        /// The tenant's slug.
+        tenant: String,
+        /// The source's name.
+        name: String,
+        /// The app's name.
+        app: String,
+    },
+    /// Take a source back from an app.
+    Revoke {
+        /// The tenant's slug.
+        tenant: String,
+        /// The source's name.
+        name: String,
+        /// The app's name.
+        app: String,
+    },
+    /// Connect to a source and run a trivial query; exits 1 when it fails.
+    Test {
+        /// The tenant's slug.
+        tenant: String,
+        /// The source's name.
+        name: String,
+    },
 }
 
 /// `tessera apps …`.
@@ -572,6 +689,42 @@ impl Default for DeployConfig {
     }
 }
 
+/// The `[data_sources]` table: where tenants' SQLite files live and the operator's limits on
+/// every query (a source's own limits may only be lower).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DataSourcesConfig {
+    /// The directory holding tenants' SQLite sources (`None`: `{data_dir}/sources`).
+    pub sqlite_dir: Option<PathBuf>,
+    /// Longest statement, in ms.
+    pub statement_timeout_ms: u64,
+    /// Most rows of one result.
+    pub max_rows: u64,
+    /// Most bytes of one result (its Arrow IPC stream).
+    pub max_bytes: u64,
+    /// Most pooled connections per source (per replica).
+    pub pool_size: u32,
+    /// Most queries of one tenant running at once (per replica).
+    pub tenant_queries: u32,
+    /// Let sources name loopback, private, link-local and unspecified addresses (the
+    /// platform's own database is often on one of them).
+    pub allow_private_hosts: bool,
+}
+
+impl Default for DataSourcesConfig {
+    fn default() -> Self {
+        Self {
+            sqlite_dir: None,
+            statement_timeout_ms: 10_000,
+            max_rows: 100_000,
+            max_bytes: 16 << 20,
+            pool_size: 4,
+            tenant_queries: 8,
+            allow_private_hosts: false,
+        }
+    }
+}
+
 /// The TOML file's shape; every key is optional.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -592,6 +745,7 @@ struct FileConfig {
     public_url: Option<String>,
     apps_origin: Option<String>,
     secret_key_file: Option<PathBuf>,
+    data_sources: Option<DataSourcesConfig>,
 }
 
 /// The resolved configuration.
@@ -632,6 +786,8 @@ pub struct Config {
     pub secret_key: Option<String>,
     /// The key file used when `secret_key` is unset.
     pub secret_key_file: PathBuf,
+    /// Tenant data sources.
+    pub data_sources: DataSourcesConfig,
 }
 
 impl fmt::Debug for Config {
@@ -654,6 +810,7 @@ impl fmt::Debug for Config {
             .field("apps_origin", &self.apps_origin)
             .field("secret_key", &self.secret_key.as_ref().map(|_| "***"))
             .field("secret_key_file", &self.secret_key_file)
+            .field("data_sources", &self.data_sources)
             .finish()
     }
 }
@@ -697,6 +854,7 @@ impl Config {
             Command::Deploy(_)
             | Command::Admin(_)
             | Command::Apps(_)
+            | Command::Sources(_)
             | Command::CompileComponent { .. } => None,
         };
         let data_dir = cli
@@ -780,6 +938,7 @@ impl Config {
                 builds
             },
             deploy,
+            data_sources: file.data_sources.unwrap_or_default(),
             data_dir,
             database_url,
         })
@@ -791,6 +950,14 @@ impl Config {
             .sdk_dir
             .clone()
             .unwrap_or_else(|| checkout_dir().join("sdk"))
+    }
+
+    /// The directory of tenants' SQLite sources.
+    pub fn sources_dir(&self) -> PathBuf {
+        self.data_sources
+            .sqlite_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("sources"))
     }
 
     /// Where compiled components are cached.

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod dash;
+pub mod datasources;
 pub mod demo;
 pub mod deploy;
 pub mod error;

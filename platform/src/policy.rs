@@ -128,6 +128,8 @@ pub enum Action {
     /// Try one of the tenant's identity providers: its bind or discovery, and what it
     /// would grant a sample account (tenant; reads, changes nothing).
     TestIdentityProvider,
+    /// Register, change, remove, test and grant the tenant's data sources (tenant).
+    ManageDataSources,
     /// Create a new app (tenant).
     CreateApp,
     /// Create an API token for oneself (tenant).
@@ -142,7 +144,7 @@ pub enum Action {
 
 impl Action {
     /// Every action.
-    pub const ALL: [Action; 17] = [
+    pub const ALL: [Action; 18] = [
         Action::CreateTenant,
         Action::ManageUsers,
         Action::ManageQuotas,
@@ -155,6 +157,7 @@ impl Action {
         Action::ManageTeams,
         Action::ViewTenantAudit,
         Action::TestIdentityProvider,
+        Action::ManageDataSources,
         Action::CreateApp,
         Action::CreateToken,
         Action::ViewApp,
@@ -212,6 +215,7 @@ pub fn authorize(principal: &Principal, action: Action, resource: &Resource) -> 
             | A::ManageTeams
             | A::ViewTenantAudit
             | A::TestIdentityProvider
+            | A::ManageDataSources
             | A::CreateApp
             | A::CreateToken,
             Resource::Tenant(tenant),
@@ -231,7 +235,8 @@ pub fn authorize(principal: &Principal, action: Action, resource: &Resource) -> 
                 | A::ManageMembers
                 | A::ManageTeams
                 | A::ViewTenantAudit
-                | A::TestIdentityProvider => Role::Admin,
+                | A::TestIdentityProvider
+                | A::ManageDataSources => Role::Admin,
                 A::CreateApp => Role::Author,
                 _ => Role::Viewer,
             };
@@ -399,6 +404,11 @@ mod tests {
             ),
             (
                 Act::TestIdentityProvider,
+                Resource::Tenant(A),
+                ". . . Y Y  Y . .  . . Y .",
+            ),
+            (
+                Act::ManageDataSources,
                 Resource::Tenant(A),
                 ". . . Y Y  Y . .  . . Y .",
             ),

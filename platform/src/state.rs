@@ -49,6 +49,8 @@ pub struct App {
     pub handoffs: crate::auth::handoff::Handoffs,
     /// Turns for the host work of requests on the apps origin, fair between tenants.
     pub admission: Arc<crate::admission::Admission>,
+    /// Tenants' data sources: their pools and the per-tenant cap on queries.
+    pub datasources: Arc<crate::datasources::DataSources>,
 }
 
 /// Cheap to clone; what axum hands to handlers.
@@ -138,7 +140,14 @@ impl App {
         if stale > 0 {
             tracing::warn!(stale, "removed what a stopped server's builds left behind");
         }
+        let datasources = Arc::new(crate::datasources::DataSources::new(
+            store.clone(),
+            secrets.clone(),
+            config.data_sources.clone(),
+            config.sources_dir(),
+        ));
         Ok(AppState(Arc::new(App {
+            datasources,
             builds,
             sessions,
             jobs,

@@ -12,6 +12,7 @@ mod access;
 mod apps;
 mod assets;
 mod audit;
+mod datasources;
 mod handoffs;
 mod leases;
 mod memberships;
@@ -30,6 +31,7 @@ pub use apps::{
     VersionDetails, VersionRecord,
 };
 pub use audit::{AuditEntry, AuditFilter, Change};
+pub use datasources::{DataSourceWrite, StoredDataSource, StoredLimits};
 pub use memberships::{Member, Team, ViewerFacts};
 pub use providers::{
     ExternalSignIn, LinkKind, LinkRefusal, LinkableProvider, LinkedIdentity, NewProvider,

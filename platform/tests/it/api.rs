@@ -110,6 +110,30 @@ async fn fixture(db: TestDatabase) -> Fixture {
         admin::set_visibility(store, &format!("{slug}/hello"), "tenant", &op())
             .await
             .expect("visibility");
+        // A data source `shop` (an empty SQLite file in the tenant's folder).
+        let sources = app.state.config.sources_dir().join(slug);
+        std::fs::create_dir_all(&sources).expect("sources folder");
+        std::fs::write(sources.join("shop.db"), b"").expect("sqlite file");
+        let tenant_row = store
+            .tenant_by_slug(&Slug::parse(slug).expect("slug"))
+            .await
+            .expect("q")
+            .expect("tenant");
+        app.state
+            .datasources
+            .put(
+                &tenant_row,
+                "shop",
+                platform::datasources::Kind::Sqlite,
+                &platform::datasources::ConnectionInput {
+                    path: Some("shop.db".into()),
+                    ..Default::default()
+                },
+                &Default::default(),
+                &op(),
+            )
+            .await
+            .expect("data source");
         for role in ["owner", "admin", "author", "viewer"] {
             let email = format!("{role}-{slug}@example.org");
             admin::create_user(store, &email, None, false, &op())
@@ -363,6 +387,43 @@ fn expectations() -> BTreeMap<(&'static str, &'static str), (Needs, u16)> {
             204,
         ),
         ("GET", format!("{t}/audit"), Needs::Role(Admin), 200),
+        ("GET", format!("{t}/data-sources"), Needs::Role(Admin), 200),
+        (
+            "GET",
+            format!("{t}/data-sources/{{source}}"),
+            Needs::Role(Admin),
+            200,
+        ),
+        (
+            "PUT",
+            format!("{t}/data-sources/{{source}}"),
+            Needs::Role(Admin),
+            200,
+        ),
+        (
+            "DELETE",
+            format!("{t}/data-sources/{{source}}"),
+            Needs::Role(Admin),
+            204,
+        ),
+        (
+            "POST",
+            format!("{t}/data-sources/{{source}}/test"),
+            Needs::Role(Admin),
+            200,
+        ),
+        (
+            "PUT",
+            format!("{t}/data-sources/{{source}}/grants/{{app}}"),
+            Needs::Role(Admin),
+            204,
+        ),
+        (
+            "DELETE",
+            format!("{t}/data-sources/{{source}}/grants/{{app}}"),
+            Needs::Role(Admin),
+            204,
+        ),
     ];
     rows.into_iter()
         .map(|(m, p, n, s)| ((m, &*Box::leak(p.into_boxed_str())), (n, s)))
@@ -459,6 +520,9 @@ fn body_for(method: &str, path: &str, tenant: &TenantFixture, n: usize) -> Optio
             "client_secret": "s3cret",
             "groups": [{"group": "staff", "role": "viewer"}]
         })),
+        ("PUT", _, "/data-sources/{source}") => {
+            Some(json!({"kind": "sqlite", "connection": {"path": "shop.db"}}))
+        }
         ("PUT", _, "/apps/{app}/settings/{name}") => {
             Some(json!({"value": format!("value {n}"), "secret": n.is_multiple_of(2)}))
         }
@@ -474,6 +538,7 @@ fn fill(path: &str, tenant: &TenantFixture) -> String {
         .replace("{token_id}", &tenant.zed_token)
         .replace("{name}", "REGION")
         .replace("{slug}", "sso")
+        .replace("{source}", "shop")
 }
 
 #[tokio::test]

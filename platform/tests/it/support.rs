@@ -149,6 +149,7 @@ impl TestApp {
             apps_origin: apps_origin.map(str::to_owned),
             secret_key: None,
             secret_key_file: dir.path().join("secret.key"),
+            data_sources: Default::default(),
         };
         let state = App::start(config).await.map_err(|e| format!("{e:#}"))?;
         Ok(Self {
@@ -237,12 +238,44 @@ impl TestApp {
             apps_origin: None,
             secret_key: None,
             secret_key_file: dir.path().join("secret.key"),
+            data_sources: Default::default(),
         };
         let state = App::start(config).await.expect("platform starts");
         Self {
             state,
             _dir: dir,
             _db: db,
+        }
+    }
+
+    /// A platform (SQLite) whose data sources are configured by `data_sources`.
+    pub async fn with_data_sources(data_sources: platform::config::DataSourcesConfig) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = Config {
+            listen: "127.0.0.1:0".parse().expect("address"),
+            data_dir: dir.path().to_path_buf(),
+            database_url: format!("sqlite://{}", dir.path().join("tessera.db").display()),
+            demo_dir: dir.path().join("no-demo"),
+            frontend_dir: repo_root().join("admin-ui/node_modules"),
+            admin_email: "admin@localhost".to_owned(),
+            max_component_bytes: 64 << 20,
+            limits: LimitsConfig::default(),
+            redis_url: None,
+            jobs: platform::config::JobsConfig::default(),
+            sessions: platform::config::SessionsConfig::default(),
+            builds: platform::config::BuildsConfig::default(),
+            deploy: platform::config::DeployConfig::default(),
+            public_url: "http://127.0.0.1:8080".to_owned(),
+            apps_origin: None,
+            secret_key: None,
+            secret_key_file: dir.path().join("secret.key"),
+            data_sources,
+        };
+        let state = App::start(config).await.expect("platform starts");
+        Self {
+            state,
+            _dir: dir,
+            _db: None,
         }
     }
 
@@ -274,6 +307,7 @@ impl TestApp {
             apps_origin: None,
             secret_key: None,
             secret_key_file: dir.path().join("secret.key"),
+            data_sources: Default::default(),
         };
         let state = App::start_with_clock(config, clock)
             .await

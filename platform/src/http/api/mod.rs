@@ -13,6 +13,7 @@
 
 mod apps;
 mod audit;
+mod datasources;
 mod extract;
 mod members;
 mod providers;
@@ -108,6 +109,17 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(apps::grant_app_to_team, apps::revoke_app_from_team))
         .routes(routes!(tokens::list_tokens, tokens::create_token))
         .routes(routes!(tokens::revoke_token))
+        .routes(routes!(datasources::list_sources))
+        .routes(routes!(
+            datasources::grant_source,
+            datasources::revoke_source
+        ))
+        .routes(routes!(
+            datasources::get_source,
+            datasources::put_source,
+            datasources::delete_source
+        ))
+        .routes(routes!(datasources::test_source))
         .routes(routes!(audit::list_tenant_audit))
         .routes(routes!(audit::list_platform_audit))
 }
