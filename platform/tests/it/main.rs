@@ -12,6 +12,7 @@ mod build;
 mod cli;
 mod config;
 mod dash;
+mod datafiles;
 mod deploy;
 mod fair;
 mod git;
