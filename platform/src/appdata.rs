@@ -593,6 +593,38 @@ mod tests {
         }
     }
 
+    /// Random paths over an alphabet of the tricky characters (bounded: 20,000 cases):
+    /// whatever `check_path` accepts stays inside the folder when joined to it, and is
+    /// written back unchanged by the manifest's encoding (no NUL, newline or backslash).
+    #[test]
+    fn accepted_paths_never_leave_the_folder() {
+        use rand::{Rng, SeedableRng};
+        const ALPHABET: &[&str] = &["a", "b", ".", "..", "/", "\\", "\0", "\n", "é", " ", "~", ":"];
+        let mut rng = rand::rngs::StdRng::seed_from_u64(14);
+        let root = Path::new("/srv/appdata/1-x");
+        let mut accepted = 0;
+        for _ in 0..20_000 {
+            let length = rng.random_range(0..12);
+            let path: String = (0..length)
+                .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())])
+                .collect();
+            if check_path(&path).is_err() {
+                continue;
+            }
+            accepted += 1;
+            let joined = root.join(&path);
+            assert!(joined.starts_with(root), "{path:?}");
+            assert!(
+                Path::new(&path)
+                    .components()
+                    .all(|c| matches!(c, std::path::Component::Normal(_))),
+                "{path:?}"
+            );
+            assert!(!path.contains(['\0', '\n', '\\']), "{path:?}");
+        }
+        assert!(accepted > 1000, "the generator should reach valid paths too: {accepted}");
+    }
+
     #[test]
     fn sizes_counts_duplicates_and_file_folder_clashes_are_refused() {
         let big = file("big.csv", &vec![0; MAX_FILE_BYTES as usize + 1]);
