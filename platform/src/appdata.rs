@@ -599,7 +599,9 @@ mod tests {
     #[test]
     fn accepted_paths_never_leave_the_folder() {
         use rand::{Rng, SeedableRng};
-        const ALPHABET: &[&str] = &["a", "b", ".", "..", "/", "\\", "\0", "\n", "é", " ", "~", ":"];
+        const ALPHABET: &[&str] = &[
+            "a", "b", ".", "..", "/", "\\", "\0", "\n", "é", " ", "~", ":",
+        ];
         let mut rng = rand::rngs::StdRng::seed_from_u64(14);
         let root = Path::new("/srv/appdata/1-x");
         let mut accepted = 0;
@@ -622,7 +624,10 @@ mod tests {
             );
             assert!(!path.contains(['\0', '\n', '\\']), "{path:?}");
         }
-        assert!(accepted > 1000, "the generator should reach valid paths too: {accepted}");
+        assert!(
+            accepted > 1000,
+            "the generator should reach valid paths too: {accepted}"
+        );
     }
 
     #[test]

@@ -234,12 +234,11 @@ impl Runtime {
     /// half-written ones), if at least `min_age` old. Returns how many went.
     pub async fn sweep_app_data(&self, min_age: Duration) -> Result<usize, Error> {
         let keep = self.loader.store.data_folders().await?;
-        Ok(self
-            .loader
+        self.loader
             .app_data
             .sweep(&keep, min_age)
             .await
-            .map_err(|e| Error::Data(Arc::new(crate::appdata::MaterializeError::Io(e))))?)
+            .map_err(|e| Error::Data(Arc::new(crate::appdata::MaterializeError::Io(e))))
     }
 
     /// The sandbox components are loaded into.

@@ -446,3 +446,63 @@ async fn tessera_deploy_ships_a_data_folder_and_refuses_a_link_in_it() {
 fn symlink_in(folder: &Path) {
     std::os::unix::fs::symlink("/etc/passwd", folder.join("escape.txt")).expect("link");
 }
+
+/// The report builder example reads `data/sales.csv` with the SDK's `Frame` inside the
+/// sandbox: deployed as the demo deploys it, its summary callback answers with the CSV's
+/// revenue grouped by region.
+#[tokio::test]
+async fn the_report_builder_summarises_its_shipped_csv_in_the_sandbox() {
+    let app = TestApp::new().await;
+    let folder = crate::support::repo_root().join("examples/report-builder/data");
+    let data = platform::appdata::read_dir(&folder, ".").expect("the example's data folder");
+    deploy_files(
+        &app,
+        "demo",
+        "report-builder",
+        guest_wasm("report_builder.wasm"),
+        data,
+    )
+    .await
+    .expect("deploy");
+    let body = serde_json::json!({
+        "output": "..sales-chart.figure...sales-table.data..",
+        "outputs": [
+            {"id": "sales-chart", "property": "figure"},
+            {"id": "sales-table", "property": "data"}
+        ],
+        "inputs": [{"id": "dimension", "property": "value", "value": "region"}],
+        "changedPropIds": ["dimension.value"]
+    });
+    let reply = app
+        .post_json(
+            "/apps/demo/report-builder/_dash-update-component",
+            body.to_string(),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    let answer = reply.json();
+    let rows = answer["response"]["sales-table"]["data"]
+        .as_array()
+        .expect("table rows")
+        .clone();
+    assert_eq!(rows.len(), 4, "{answer}");
+    let csv = std::fs::read_to_string(folder.join("sales.csv")).expect("csv");
+    let expected: f64 = csv
+        .lines()
+        .skip(1)
+        .map(|line| {
+            line.rsplit(',')
+                .next()
+                .expect("revenue")
+                .parse::<f64>()
+                .expect("number")
+        })
+        .sum();
+    let total: f64 = rows
+        .iter()
+        .map(|row| row["revenue_sum"].as_f64().expect("revenue"))
+        .sum();
+    assert!((total - expected).abs() < 1e-6, "{total} vs {expected}");
+    let bars = &answer["response"]["sales-chart"]["figure"]["data"][0]["x"];
+    assert_eq!(bars.as_array().map(Vec::len), Some(4), "{answer}");
+}
