@@ -122,8 +122,8 @@ async fn sweep_expired_sessions(store: Store, clock: crate::clock::SharedClock) 
     }
 }
 
-/// Compiled artifacts of pruned versions would fill the disk over many deploys: this
-/// removes them at start and every hour.
+/// Compiled artifacts and data-folder copies of pruned versions would fill the disk over
+/// many deploys: this removes them at start and every hour.
 async fn prune_compiled_cache(state: crate::state::AppState) {
     let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
     loop {
@@ -138,6 +138,12 @@ async fn prune_compiled_cache(state: crate::state::AppState) {
                 "pruned the compiled-component cache"
             ),
             Err(e) => tracing::warn!(error = %e, "pruning the compiled-component cache failed"),
+        }
+        // Local copies of data folders no kept version ships any more.
+        match state.runtime.sweep_app_data(min_age).await {
+            Ok(0) => {}
+            Ok(removed) => tracing::info!(removed, "removed unused copies of app data folders"),
+            Err(e) => tracing::warn!(error = %e, "sweeping app data folders failed"),
         }
     }
 }
@@ -173,6 +179,11 @@ async fn deploy(config: Config, args: &DeployArgs) -> anyhow::Result<()> {
             .with_context(|| format!("assets in {} refused", dir.display()))?,
         None => Vec::new(),
     };
+    let data = match &args.data {
+        Some(dir) => crate::appdata::read_dir(dir, ".")
+            .with_context(|| format!("the data folder {} was refused", dir.display()))?,
+        None => Vec::new(),
+    };
     let store = Store::connect(&config.database_url)
         .await
         .with_context(|| {
@@ -192,14 +203,15 @@ async fn deploy(config: Config, args: &DeployArgs) -> anyhow::Result<()> {
         max_component_bytes: config.max_component_bytes,
         secrets: &secrets,
         new_app_visibility: args.visibility,
+        app_data: &crate::appdata::AppDataDirs::new(config.app_data_dir()),
     };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let deployed = deployer
-        .deploy_with_assets(
+        .deploy_with_files(
             &tenant,
             &app,
             bytes,
-            assets,
+            crate::deploy::Shipped { assets, data },
             "cli",
             clock.now_millis(),
             false,

@@ -495,6 +495,10 @@ pub struct DeployArgs {
     /// The app's `assets/` folder (CSS, JS, images, favicon.ico), deployed with it.
     #[arg(long, value_name = "DIR")]
     pub assets: Option<PathBuf>,
+    /// The app's data folder (CSV, Parquet, JSON…), stored with the version and readable
+    /// by the app at `/data` and through `sdk::data::read`.
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
     /// Who may open the app if this deploy creates it: `tenant` (any member of the tenant,
     /// the default), `public` (anyone) or `restricted`. An existing app keeps its own.
     #[arg(long, value_name = "VISIBILITY", default_value = "tenant")]
@@ -963,6 +967,11 @@ impl Config {
     /// Where compiled components are cached.
     pub fn cache_dir(&self) -> PathBuf {
         self.data_dir.join("component-cache")
+    }
+
+    /// Where this server keeps its copies of versions' data folders.
+    pub fn app_data_dir(&self) -> PathBuf {
+        self.data_dir.join("appdata")
     }
 }
 

@@ -18,7 +18,7 @@ pub const EXAMPLES: &[(&str, &str)] = &[
 ];
 
 /// The examples' sources in the checkout this binary was built from; an example's
-/// `assets/` folder there, when it has one, is deployed with it.
+/// `assets/` and `data/` folders there, when it has them, are deployed with it.
 fn examples_dir() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples")
 }
@@ -46,15 +46,25 @@ pub async fn install(state: &AppState) -> anyhow::Result<Vec<(String, Deployed)>
         } else {
             Vec::new()
         };
+        // An example's `data/` folder travels with it, as a push would ship it.
+        let data_dir = examples_dir()
+            .join(name)
+            .join(crate::appdata::DEFAULT_FOLDER);
+        let data = if data_dir.is_dir() {
+            crate::appdata::read_dir(&data_dir, ".")
+                .with_context(|| format!("the data folder of the demo app {name}"))?
+        } else {
+            Vec::new()
+        };
         // The demo's apps are for anyone to open: public, said explicitly.
         let mut deployer = state.deployer();
         deployer.new_app_visibility = crate::tenancy::Visibility::Public;
         let result = deployer
-            .deploy_with_assets(
+            .deploy_with_files(
                 &tenant,
                 &app,
                 bytes,
-                assets,
+                crate::deploy::Shipped { assets, data },
                 "demo",
                 state.clock.now_millis(),
                 true,

@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod admission;
+pub mod appdata;
 pub mod applog;
 pub mod assets;
 pub mod auth;

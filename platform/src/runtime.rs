@@ -26,6 +26,7 @@ use sandbox::{LoadOptions, Sandbox};
 use tokio::sync::watch;
 
 use crate::admission::Turn;
+use crate::appdata::AppDataDirs;
 use crate::assets::AssetMeta;
 use crate::dash::clientside;
 use crate::dash::dependencies::{Dependencies, InvalidDependencies};
@@ -78,6 +79,9 @@ pub enum Error {
     /// The load task ended without an answer (it panicked; the log says why).
     #[error("the load ended without an answer")]
     Abandoned,
+    /// The version's data folder could not be laid out on this server.
+    #[error("{0}")]
+    Data(Arc<crate::appdata::MaterializeError>),
 }
 
 impl Error {
@@ -157,6 +161,8 @@ impl Loads {
 struct Loader {
     sandbox: Sandbox,
     store: Store,
+    /// Where versions' data folders are copied to be handed to their guests.
+    app_data: AppDataDirs,
     /// Opens the app secrets handed to guests.
     secrets: SecretBox,
     load_options: LoadOptions,
@@ -194,6 +200,9 @@ impl Runtime {
             loader: Arc::new(Loader {
                 sandbox,
                 store,
+                // A runtime without a server's data directory (tests) copies data folders
+                // into the system's temporary directory.
+                app_data: AppDataDirs::new(std::env::temp_dir().join("tessera-appdata")),
                 secrets,
                 load_options: LoadOptions {
                     limits,
@@ -205,6 +214,31 @@ impl Runtime {
             loads: Arc::default(),
             loads_started: AtomicU64::new(0),
         }
+    }
+
+    /// Copy versions' data folders under `dirs` (the server's `{data_dir}/appdata`).
+    /// Call before the runtime is shared.
+    pub fn with_app_data(mut self, dirs: AppDataDirs) -> Self {
+        if let Some(loader) = Arc::get_mut(&mut self.loader) {
+            loader.app_data = dirs;
+        }
+        self
+    }
+
+    /// Where versions' data folders are copied.
+    pub fn app_data(&self) -> &AppDataDirs {
+        &self.loader.app_data
+    }
+
+    /// Removes local copies of data folders that no kept version uses (and abandoned
+    /// half-written ones), if at least `min_age` old. Returns how many went.
+    pub async fn sweep_app_data(&self, min_age: Duration) -> Result<usize, Error> {
+        let keep = self.loader.store.data_folders().await?;
+        self.loader
+            .app_data
+            .sweep(&keep, min_age)
+            .await
+            .map_err(|e| Error::Data(Arc::new(crate::appdata::MaterializeError::Io(e))))
     }
 
     /// The sandbox components are loaded into.
@@ -395,6 +429,25 @@ async fn run_load(
 }
 
 impl Loader {
+    /// The local copy of the version's data folder (written on its first load on this
+    /// server, blob by blob from the database), `None` when it ships none.
+    async fn data_dir(&self, version: &LiveVersion) -> Result<Option<std::path::PathBuf>, Error> {
+        let files = self
+            .store
+            .version_data(version.app_id, version.version_id)
+            .await?;
+        let Some(hash) = crate::appdata::manifest_sha256(&files) else {
+            return Ok(None);
+        };
+        let source = crate::appdata::Source::Store(&self.store);
+        let dir = self
+            .app_data
+            .materialize(version.tenant_id, &hash, &files, source)
+            .await
+            .map_err(|e| Error::Data(Arc::new(e)))?;
+        Ok(Some(dir))
+    }
+
     async fn load(&self, version: LiveVersion) -> Result<LiveApp, Error> {
         let bytes = self
             .store
@@ -407,6 +460,7 @@ impl Loader {
         // changes `LiveVersion`, so the app is loaded again with the new values.
         let settings =
             crate::settings::for_guest(&self.store, &self.secrets, version.app_id).await?;
+        let data_dir = self.data_dir(&version).await?;
         let options = LoadOptions {
             limits: tenant_limits(&self.load_options.limits, &version.callback_quotas),
             settings,
@@ -415,6 +469,7 @@ impl Loader {
                 version.app_id.0,
                 &version.callback_quotas,
             ),
+            data_dir,
             // The tenant's data sources and cache are not wired in yet: a 0.2.0 guest's
             // `query` answers "unavailable" and its cache an error.
             capabilities: None,

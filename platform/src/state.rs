@@ -104,7 +104,8 @@ impl App {
             store.clone(),
             secrets.clone(),
             config.limits.to_sandbox(),
-        );
+        )
+        .with_app_data(crate::appdata::AppDataDirs::new(config.app_data_dir()));
         let job_store = match &config.redis_url {
             Some(url) => JobStore::Redis(RedisJobs::connect(url).await.with_context(|| {
                 format!("connecting to Redis at {}", crate::config::redact_url(url))
@@ -177,6 +178,7 @@ impl App {
             secrets: &self.secrets,
             // Callers that create apps for people (git push) choose `tenant`.
             new_app_visibility: crate::tenancy::Visibility::Public,
+            app_data: self.runtime.app_data(),
         }
     }
 }

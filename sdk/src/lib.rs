@@ -57,6 +57,8 @@ mod error;
 #[cfg(target_arch = "wasm32")]
 mod export;
 pub mod figure;
+#[cfg(feature = "frame")]
+pub mod frame;
 pub mod html;
 pub mod id;
 pub mod log;

@@ -99,6 +99,9 @@ pub struct Manifest {
     pub package: Option<String>,
     /// The folder of static assets, if any.
     pub assets: Option<String>,
+    /// The data folder shipped with the version (read-only at `/data` for the guest);
+    /// `data/` when it exists and this is not set.
+    pub data: Option<String>,
     /// Who may open the app when this push creates it: `tenant` (the default), `public`
     /// or `restricted`. An existing app keeps its visibility.
     pub visibility: Option<String>,
@@ -113,6 +116,8 @@ pub struct Built {
     pub component: Vec<u8>,
     /// The files of the assets folder.
     pub assets: Vec<AssetFile>,
+    /// The files of the data folder.
+    pub data: Vec<crate::appdata::DataFile>,
     /// What to call the component in messages.
     pub label: String,
     /// The visibility `tessera.toml` asks for, for an app this push creates.
@@ -620,6 +625,9 @@ impl Builds {
             })?),
             None => None,
         };
+        // Before the build: a refused data folder is said at once, and nothing the build
+        // runs can change what is read.
+        let data = read_data_folder(src, manifest.data.as_deref(), log).await?;
         let (component, label) = match manifest.kind.as_str() {
             "wasm" => {
                 let Some(component) = &manifest.component else {
@@ -686,6 +694,7 @@ impl Builds {
         Ok(Built {
             component,
             assets,
+            data,
             label,
             visibility,
         })
@@ -1223,6 +1232,40 @@ async fn read_manifest(src: &Path, app: &Slug, tenant: &Slug) -> Result<Manifest
         ));
     }
     Ok(manifest)
+}
+
+/// The files of the data folder `configured` in `tessera.toml`, or of `data/` when it is
+/// there and nothing is configured (a `data` entry that is a link is refused, not skipped).
+async fn read_data_folder(
+    src: &Path,
+    configured: Option<&str>,
+    log: &Log,
+) -> Result<Vec<crate::appdata::DataFile>, String> {
+    let folder = match configured {
+        Some(folder) => folder.to_owned(),
+        None => {
+            let default = src.join(crate::appdata::DEFAULT_FOLDER);
+            if tokio::fs::symlink_metadata(&default).await.is_err() {
+                return Ok(Vec::new());
+            }
+            crate::appdata::DEFAULT_FOLDER.to_owned()
+        }
+    };
+    let (root, relative) = (src.to_owned(), folder.clone());
+    let files = tokio::task::spawn_blocking(move || crate::appdata::read_dir(&root, &relative))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("the data folder was refused: {e}"))?;
+    let bytes: usize = files.iter().map(|f| f.bytes.len()).sum();
+    say(
+        log,
+        &format!(
+            "tessera: data folder {folder}/: {} files, {bytes} bytes",
+            files.len()
+        ),
+    )
+    .await;
+    Ok(files)
 }
 
 /// Longest `tessera.toml`.

@@ -16,7 +16,7 @@ pub mod sandbox;
 pub mod tree;
 
 pub use build::{Builds, Built, Log, PUSH_LEASE_TTL, PushLock, RepoUse, say};
-pub use publish::{Deployed, Deployer};
+pub use publish::{Deployed, Deployer, Shipped};
 pub use push::{DEPLOY_BRANCH, Push};
 
 use crate::ids::Slug;
@@ -45,6 +45,12 @@ pub enum Error {
     /// Its assets break a rule (path, extension, size).
     #[error("the assets were refused: {0}")]
     Assets(#[from] crate::assets::Error),
+    /// Its data folder breaks a rule (a link, a path, a size).
+    #[error("the data folder was refused: {0}")]
+    Data(#[from] crate::appdata::Error),
+    /// The data folder could not be laid out for the validation instance.
+    #[error(transparent)]
+    DataCopy(#[from] crate::appdata::MaterializeError),
     /// Storing it failed.
     #[error(transparent)]
     Store(#[from] crate::store::Error),

@@ -9,6 +9,7 @@ use sandbox::{LoadOptions, Sandbox};
 use sha2::{Digest, Sha256};
 
 use super::Error;
+use crate::appdata::{AppDataDirs, DataFile};
 use crate::assets::AssetFile;
 use crate::dash::dependencies::Dependencies;
 use crate::dash::graph;
@@ -32,6 +33,15 @@ pub struct Deployed {
     pub created: bool,
 }
 
+/// The files that travel with a component: its `assets/` and its data folder.
+#[derive(Debug, Default, Clone)]
+pub struct Shipped {
+    /// The files of the assets folder.
+    pub assets: Vec<AssetFile>,
+    /// The files of the data folder.
+    pub data: Vec<DataFile>,
+}
+
 /// The deploy pipeline's inputs that do not change between deploys.
 pub struct Deployer<'a> {
     /// Where versions are stored.
@@ -47,6 +57,9 @@ pub struct Deployer<'a> {
     pub secrets: &'a SecretBox,
     /// Who may open an app this deployer creates (an existing app keeps its own).
     pub new_app_visibility: crate::tenancy::Visibility,
+    /// Where the validation instance's copy of the data folder is written (the server's
+    /// own copies, so the first load after the deploy finds it there).
+    pub app_data: &'a AppDataDirs,
 }
 
 impl Deployer<'_> {
@@ -91,7 +104,35 @@ impl Deployer<'_> {
         now: i64,
         skip_if_live: bool,
     ) -> Result<Deployed, Error> {
+        let files = Shipped {
+            assets,
+            data: Vec::new(),
+        };
+        self.deploy_with_files(tenant, app, component, files, source, now, skip_if_live)
+            .await
+    }
+
+    /// [`Deployer::deploy_with_assets`] with the files of the app's data folder too,
+    /// checked ([`crate::appdata::check`]), seen by the validation instance at `/data`, and
+    /// stored with the version (content-addressed, under the tenant's storage quota). With
+    /// `skip_if_live`, the live version is kept only if its data files are identical too.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the deploy inputs; a struct would only rename them"
+    )]
+    pub async fn deploy_with_files(
+        &self,
+        tenant: &Slug,
+        app: &Slug,
+        component: Vec<u8>,
+        files: Shipped,
+        source: &str,
+        now: i64,
+        skip_if_live: bool,
+    ) -> Result<Deployed, Error> {
+        let Shipped { assets, data } = files;
         crate::assets::check(&assets)?;
+        crate::appdata::check(&data)?;
         if component.len() > self.max_component_bytes {
             return Err(Error::TooLarge {
                 size: component.len(),
@@ -114,13 +155,20 @@ impl Deployer<'_> {
                         stored.path == new.path
                             && stored.sha256 == crate::assets::sha256(&new.bytes)
                     });
-                same.then_some(live)
+                let stored_data = self
+                    .store
+                    .version_data(live.app_id, live.version_id)
+                    .await?;
+                let new_data: Vec<_> = data.iter().map(DataFile::meta).collect();
+                let same_data = crate::appdata::manifest_sha256(&stored_data)
+                    == crate::appdata::manifest_sha256(&new_data);
+                (same && same_data).then_some(live)
             }
             None => None,
         };
         if let Some(live) = live {
             // Validate again anyway: it proves the live version still loads on this build.
-            let (title, callbacks) = self.validate(tenant, app, component).await?;
+            let (title, callbacks) = self.validate(tenant, app, component, &data).await?;
             return Ok(Deployed {
                 number: live.number,
                 sha256,
@@ -129,10 +177,10 @@ impl Deployer<'_> {
                 created: false,
             });
         }
-        let (title, callbacks) = self.validate(tenant, app, component.clone()).await?;
+        let (title, callbacks) = self.validate(tenant, app, component.clone(), &data).await?;
         let published = self
             .store
-            .publish_version_with_assets(
+            .publish_version_with_files(
                 tenant,
                 app,
                 NewVersion {
@@ -143,6 +191,7 @@ impl Deployer<'_> {
                     visibility: self.new_app_visibility,
                 },
                 &assets,
+                &data,
                 now,
             )
             .await?;
@@ -163,6 +212,7 @@ impl Deployer<'_> {
         tenant: &Slug,
         app: &Slug,
         component: Vec<u8>,
+        data: &[DataFile],
     ) -> Result<(String, usize), Error> {
         // The tenant's limits and CPU share, as its live apps get them (a tenant that does
         // not exist yet is created with the default quotas).
@@ -180,12 +230,28 @@ impl Deployer<'_> {
                 quota::owner(tenant_id, 0, &quotas),
             ),
         };
+        // The guest may read its data while loading (a layout listing a file's columns),
+        // so the validation instance sees the folder the live one will.
+        let metas: Vec<_> = data.iter().map(DataFile::meta).collect();
+        let data_dir = match crate::appdata::manifest_sha256(&metas) {
+            Some(hash) => Some(
+                self.app_data
+                    .materialize(
+                        tenant_id,
+                        &hash,
+                        &metas,
+                        crate::appdata::Source::Deploy(data),
+                    )
+                    .await?,
+            ),
+            None => None,
+        };
         let sandbox = self.sandbox.clone();
         let options = LoadOptions {
             limits: quota::tenant_limits(&self.limits, &quotas),
             settings,
             owner,
-            ..LoadOptions::default()
+            data_dir,
         };
         let loaded =
             tokio::task::spawn_blocking(move || sandbox.load(&component, options)).await??;

@@ -421,13 +421,18 @@ impl Push {
             .build(tenant, app, &src, log)
             .await
             .map_err(Error::Build)?;
-        let (bytes, assets, component) = (built.component, built.assets, built.label);
+        let (bytes, component) = (built.component, built.label);
+        let files = super::Shipped {
+            assets: built.assets,
+            data: built.data,
+        };
         let size = bytes.len();
         say(
             log,
             &format!(
-                "tessera: validating {component} ({size} bytes, {} assets)",
-                assets.len()
+                "tessera: validating {component} ({size} bytes, {} assets, {} data files)",
+                files.assets.len(),
+                files.data.len()
             ),
         )
         .await;
@@ -439,7 +444,7 @@ impl Push {
             .visibility
             .unwrap_or(crate::tenancy::Visibility::Tenant);
         let deployed = deployer
-            .deploy_with_assets(tenant, app, bytes, assets, &source, now, false)
+            .deploy_with_files(tenant, app, bytes, files, &source, now, false)
             .await
             .map_err(|e| Error::Invalid {
                 component,

@@ -5,6 +5,7 @@ use sqlx::Row;
 use super::AppAccess;
 use super::audit::{self, Change};
 use super::{Result, Store};
+use crate::appdata::DataFile;
 use crate::assets::AssetFile;
 use crate::ids::{AppId, Slug, TenantId, UserId, VersionId};
 use crate::tenancy::Visibility;
@@ -301,6 +302,23 @@ impl Store {
         assets: &[AssetFile],
         now: i64,
     ) -> Result<PublishedVersion> {
+        self.publish_version_with_files(tenant, app, version, assets, &[], now)
+            .await
+    }
+
+    /// [`Store::publish_version_with_assets`] with the files of the app's data folder
+    /// (checked by [`crate::appdata::check`]): blobs the tenant lacks are stored, counted
+    /// with the component against its storage quota, and the version's manifest recorded,
+    /// all in the same transaction.
+    pub async fn publish_version_with_files(
+        &self,
+        tenant: &Slug,
+        app: &Slug,
+        version: NewVersion<'_>,
+        assets: &[AssetFile],
+        data: &[DataFile],
+        now: i64,
+    ) -> Result<PublishedVersion> {
         let mut tx = self.begin().await?;
         sqlx::query(
             "insert into tenants (slug, name, created_at) values ($1, $1, $2) \
@@ -315,7 +333,7 @@ impl Store {
             .fetch_one(&mut *tx)
             .await?
             .try_get(0)?;
-        check_quotas(&mut tx, tenant_id, app, version.component.len()).await?;
+        check_quotas(&mut tx, tenant_id, app, version.component.len(), data).await?;
         sqlx::query(
             "insert into apps (tenant_id, name, visibility, created_at) values ($1, $2, $3, $4) \
              on conflict (tenant_id, name) do nothing",
@@ -358,12 +376,18 @@ impl Store {
         for asset in assets {
             super::assets::insert(&mut tx, VersionId(version_id), asset).await?;
         }
+        let data_sha256 =
+            super::datafiles::insert(&mut tx, tenant_id, VersionId(version_id), data).await?;
         sqlx::query("update apps set live_version_id = $1 where id = $2")
             .bind(version_id)
             .bind(app_id)
             .execute(&mut *tx)
             .await?;
         let pruned = prune(&mut tx, app_id, self.keep_versions).await?;
+        let data_blobs_deleted = match pruned.is_empty() {
+            true => 0,
+            false => super::datafiles::delete_orphans(&mut tx, tenant_id).await?,
+        };
         let change = Change {
             actor: version.source,
             remote_addr: None,
@@ -379,6 +403,9 @@ impl Store {
                 "version": number,
                 "sha256": version.sha256,
                 "assets": assets.len(),
+                "data_files": data.len(),
+                "data_sha256": data_sha256,
+                "data_blobs_deleted": data_blobs_deleted,
                 "pruned": pruned,
             }),
         )
@@ -415,6 +442,7 @@ async fn prune(conn: &mut sqlx::AnyConnection, app_id: i64, keep: i64) -> Result
             .bind(id)
             .execute(&mut *conn)
             .await?;
+        super::datafiles::delete_version(&mut *conn, id).await?;
         sqlx::query("delete from app_versions where id = $1 and app_id = $2")
             .bind(id)
             .bind(app_id)
@@ -433,6 +461,7 @@ async fn check_quotas(
     tenant_id: i64,
     app: &Slug,
     size: usize,
+    data: &[DataFile],
 ) -> Result<()> {
     let lock = match conn.backend_name() {
         "PostgreSQL" => " for update",
@@ -462,10 +491,20 @@ async fn check_quotas(
         )));
     }
     let size = i64::try_from(size).unwrap_or(i64::MAX);
-    if used.saturating_add(size) > max_storage {
+    // Data blobs count once per tenant: only those it does not store yet are new.
+    let used = used.saturating_add(super::datafiles::used_bytes(conn, tenant_id).await?);
+    let new_data = match data.is_empty() {
+        true => 0,
+        false => super::datafiles::new_bytes(conn, tenant_id, data).await?,
+    };
+    let after = used.saturating_add(size).saturating_add(new_data);
+    if after > max_storage {
+        let what = match new_data {
+            0 => format!("this {size}-byte version"),
+            _ => format!("this {size}-byte version and {new_data} bytes of new data files"),
+        };
         return Err(super::Error::QuotaExceeded(format!(
-            "storing this {size}-byte version would bring the tenant's app versions to {} bytes, over its quota of {max_storage} bytes",
-            used.saturating_add(size)
+            "storing {what} would bring the tenant's app versions to {after} bytes, over its quota of {max_storage} bytes"
         )));
     }
     Ok(())

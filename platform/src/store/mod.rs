@@ -12,6 +12,7 @@ mod access;
 mod apps;
 mod assets;
 mod audit;
+mod datafiles;
 mod datasources;
 mod handoffs;
 mod leases;

@@ -12,6 +12,7 @@ mod build;
 mod cli;
 mod config;
 mod dash;
+mod datafiles;
 mod datasources;
 mod deploy;
 mod fair;

@@ -26,7 +26,7 @@ static CALLS: AtomicU64 = AtomicU64::new(0);
 const CALLBACKS: &[&str] = &[
     "ok", "count", "echo", "prevent", "fail", "invalid", "log", "spin", "hog", "flood", "panic",
     "chatty", "read", "sleep", "nap", "exit", "recurse", "settings", "leak", "mute", "bgspin",
-    "bgok", "bgecho",
+    "bgok", "bgecho", "dataread",
 ];
 
 struct Hostile;
@@ -97,6 +97,8 @@ impl Guest for Hostile {
                 Ok(Outcome::Outputs(r#"["chatty done"]"#.to_string()))
             }
             "read.children" => Ok(Outcome::Outputs(read_attempts())),
+            // The same attempts as one output value, as the platform serves it.
+            "dataread.children" => Ok(Outcome::Outputs(format!("[{}]", read_attempts()))),
             // Empty log lines until the deadline: each must cost the call's log budget.
             "mute.children" => loop {
                 host::log(Level::Info, "");
