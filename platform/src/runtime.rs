@@ -160,6 +160,8 @@ struct Loader {
     /// Opens the app secrets handed to guests.
     secrets: SecretBox,
     load_options: LoadOptions,
+    /// The operator's outbound HTTP bounds; each app adds its allowlist.
+    outbound: sandbox::OutboundPolicy,
 }
 
 /// The live-app cache.
@@ -199,12 +201,21 @@ impl Runtime {
                     limits,
                     ..LoadOptions::default()
                 },
+                outbound: sandbox::OutboundPolicy::default(),
             }),
             callback_slots: CallbackSlots::default(),
             apps: Mutex::new(HashMap::new()),
             loads: Arc::default(),
             loads_started: AtomicU64::new(0),
         }
+    }
+
+    /// Sets the operator's outbound HTTP bounds (`[outbound]`), before any app is loaded.
+    pub fn with_outbound(mut self, outbound: sandbox::OutboundPolicy) -> Self {
+        if let Some(loader) = Arc::get_mut(&mut self.loader) {
+            loader.outbound = outbound;
+        }
+        self
     }
 
     /// The sandbox components are loaded into.
@@ -407,8 +418,13 @@ impl Loader {
         // changes `LiveVersion`, so the app is loaded again with the new values.
         let settings =
             crate::settings::for_guest(&self.store, &self.secrets, version.app_id).await?;
+        let outbound = crate::outbound::for_app(
+            &self.outbound,
+            settings.get(crate::outbound::HOSTS_SETTING),
+        );
         let options = LoadOptions {
             limits: tenant_limits(&self.load_options.limits, &version.callback_quotas),
+            outbound,
             settings,
             owner: crate::quota::owner(
                 version.tenant_id,

@@ -102,7 +102,8 @@ impl App {
             store.clone(),
             secrets.clone(),
             config.limits.to_sandbox(),
-        );
+        )
+        .with_outbound(config.outbound.to_policy());
         let job_store = match &config.redis_url {
             Some(url) => JobStore::Redis(RedisJobs::connect(url).await.with_context(|| {
                 format!("connecting to Redis at {}", crate::config::redact_url(url))

@@ -113,6 +113,8 @@ struct ComponentInner {
     settings: Settings,
     /// Whose CPU share the calls use, and who the instances are charged to.
     owner: Owner,
+    /// Where the app's `wasi:http` requests may go.
+    outbound: Arc<crate::outbound::OutboundPolicy>,
     /// Idle instances, longest idle first.
     idle: Mutex<Vec<Instance>>,
 }
@@ -140,7 +142,9 @@ pub(crate) fn load(
         data_dir,
         settings,
         owner,
+        outbound,
     } = options;
+    let outbound = Arc::new(outbound);
     let data_dir = match data_dir {
         Some(dir) => Some(canonical_dir(&dir)?),
         None => None,
@@ -160,6 +164,7 @@ pub(crate) fn load(
         data_dir,
         settings,
         owner,
+        outbound,
         idle: Mutex::new(Vec::new()),
     };
     let mut inner = inner;
@@ -372,7 +377,12 @@ impl ComponentInner {
 
     /// A fresh instance in a fresh store, made on the core `ticket` holds.
     fn instantiate(&self, ticket: &Arc<Ticket>) -> Result<Instance> {
-        let state = State::new(&self.limits, self.data_dir.as_ref(), &self.settings)?;
+        let state = State::new(
+            &self.limits,
+            self.data_dir.as_ref(),
+            &self.settings,
+            &self.outbound,
+        )?;
         let mut store = Store::new(&self.sandbox.engine, state);
         store.limiter(|state| &mut state.limiter);
         // Every epoch tick looks at the deadline, the cancellation flag and the CPU

@@ -3,6 +3,7 @@
 //!
 //! Plain data only; the values are checked where they are used.
 
+use crate::outbound::OutboundPolicy;
 use crate::settings::Settings;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -143,6 +144,8 @@ pub struct LoadOptions {
     pub settings: Settings,
     /// Who the component's calls are charged to: CPU time, instance slots.
     pub owner: Owner,
+    /// Where the app may send HTTP requests (`wasi:http`); the default reaches nothing.
+    pub outbound: OutboundPolicy,
 }
 
 /// The tenant and app a component belongs to, as opaque numbers, and the tenant's share.

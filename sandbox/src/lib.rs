@@ -114,6 +114,7 @@ mod error;
 mod host;
 mod imports;
 mod lift;
+mod outbound;
 mod limiter;
 mod pool;
 mod priority;
@@ -131,6 +132,9 @@ pub use config::{
     Owner, SandboxConfig,
 };
 pub use error::{CallFailure, Error};
+pub use outbound::{
+    HostPattern, MAX_ALLOWED_HOSTS, OutboundPolicy, PatternError, forbidden_range,
+};
 pub use sandbox::Sandbox;
 pub use settings::{MIN_MASKED_SECRET_CHARS, Settings};
 pub use state::ProgressSink;

@@ -8,6 +8,7 @@ use crate::capture::{LogSink, Pipe};
 use crate::clock::ClockView;
 use crate::config::{Limits, MAX_DATA_READ_BYTES};
 use crate::limiter::Limiter;
+use crate::outbound::{Outbound, OutboundPolicy, PollView};
 use crate::scheduler::Ticket;
 use crate::settings::Settings;
 use crate::{Error, Result};
@@ -17,6 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 /// Where the app's data folder appears inside the guest.
 pub(crate) const DATA_GUEST_PATH: &str = "/data";
@@ -51,6 +53,9 @@ pub(crate) struct State {
     /// The CPU scheduler's claim of the call in progress: the epoch callback gives the core
     /// away and takes it back through it, and sleeps give it up.
     pub(crate) cpu: Option<Arc<Ticket>>,
+    /// `wasi:http` state and the app's outbound policy (see `outbound.rs`).
+    http: WasiHttpCtx,
+    outbound: Outbound,
 }
 
 /// Receives the progress reports of one call, as the JSON text the guest sent.
@@ -63,6 +68,7 @@ impl State {
         limits: &Limits,
         data_dir: Option<&Arc<Path>>,
         settings: &Settings,
+        outbound: &Arc<OutboundPolicy>,
     ) -> Result<State> {
         let logs = LogSink::new(limits.log_bytes);
         let mut wasi = WasiCtx::builder();
@@ -89,7 +95,7 @@ impl State {
             wasi: wasi.build(),
             table,
             limiter: Limiter::new(limits.memory_bytes),
-            logs,
+            logs: logs.clone(),
             data_dir: data_dir.cloned(),
             read_cap: MAX_DATA_READ_BYTES.min(limits.memory_bytes),
             origin: Instant::now(),
@@ -100,6 +106,8 @@ impl State {
             progress_cap: limits.output_bytes,
             settings: settings.clone(),
             cpu: None,
+            http: WasiHttpCtx::new(),
+            outbound: Outbound::new(outbound.clone(), logs),
         })
     }
 
@@ -119,6 +127,7 @@ impl State {
     pub(crate) fn set_deadline(&mut self, deadline: Instant) {
         self.deadline = Some(deadline);
         self.sleep_cut_short.store(false, Ordering::Relaxed);
+        self.outbound.begin_call(deadline);
     }
 
     /// Whether the guest slept into its deadline during this call.
@@ -159,6 +168,15 @@ impl State {
         sink(json.to_owned());
     }
 
+    /// The view of `wasi:io/poll`, whose waits give the call's core up.
+    pub(crate) fn poll(&mut self) -> PollView<'_> {
+        PollView {
+            table: &mut self.table,
+            cpu: self.cpu.as_ref(),
+            deadline: self.deadline,
+        }
+    }
+
     /// The resource table, for the `wasi:io` interfaces.
     pub(crate) fn table(&mut self) -> &mut ResourceTable {
         &mut self.table
@@ -170,6 +188,16 @@ impl WasiView for State {
         WasiCtxView {
             ctx: &mut self.wasi,
             table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for State {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.outbound,
         }
     }
 }
