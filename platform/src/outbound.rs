@@ -54,7 +54,10 @@ mod tests {
         assert_eq!(hosts.len(), 3);
         assert!(check_hosts("").expect("empty is valid").is_empty());
         let error = check_hosts("https://ok.example.com api.example.com").expect_err("no scheme");
-        assert!(error.0.contains("api.example.com") && error.0.contains("scheme"), "{error}");
+        assert!(
+            error.0.contains("api.example.com") && error.0.contains("scheme"),
+            "{error}"
+        );
         let operator = OutboundPolicy {
             allow_private: true,
             ..OutboundPolicy::default()
@@ -62,7 +65,11 @@ mod tests {
         let policy = for_app(&operator, Some("https://a.example.com"));
         assert!(policy.allow_private);
         assert_eq!(policy.allowed_hosts.len(), 1);
-        assert!(for_app(&operator, Some("nonsense")).allowed_hosts.is_empty());
+        assert!(
+            for_app(&operator, Some("nonsense"))
+                .allowed_hosts
+                .is_empty()
+        );
         assert!(for_app(&operator, None).allowed_hosts.is_empty());
     }
 }

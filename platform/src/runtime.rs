@@ -418,10 +418,8 @@ impl Loader {
         // changes `LiveVersion`, so the app is loaded again with the new values.
         let settings =
             crate::settings::for_guest(&self.store, &self.secrets, version.app_id).await?;
-        let outbound = crate::outbound::for_app(
-            &self.outbound,
-            settings.get(crate::outbound::HOSTS_SETTING),
-        );
+        let outbound =
+            crate::outbound::for_app(&self.outbound, settings.get(crate::outbound::HOSTS_SETTING));
         let options = LoadOptions {
             limits: tenant_limits(&self.load_options.limits, &version.callback_quotas),
             outbound,

@@ -139,7 +139,8 @@ mod tests {
             // HTTP is linked only through `outbound.rs`, whose hooks check the policy; the
             // incoming handler (serving HTTP) is never granted.
             assert!(
-                !name.starts_with("wasi:http") || matches!(*name, "wasi:http/outgoing-handler" | "wasi:http/types"),
+                !name.starts_with("wasi:http")
+                    || matches!(*name, "wasi:http/outgoing-handler" | "wasi:http/types"),
                 "{name}"
             );
             assert!(

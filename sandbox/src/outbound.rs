@@ -129,9 +129,7 @@ impl FromStr for HostPattern {
         let bad = |why: &str| PatternError(format!("outbound host `{text}`: {why}"));
         let text_trimmed = text.trim();
         let Some((scheme, rest)) = text_trimmed.split_once("://") else {
-            return Err(bad(
-                "a scheme is required, as in https://api.example.com",
-            ));
+            return Err(bad("a scheme is required, as in https://api.example.com"));
         };
         let https = match scheme.to_ascii_lowercase().as_str() {
             "https" => true,
@@ -292,9 +290,8 @@ fn forbidden_v4(ip: Ipv4Addr) -> Option<&'static str> {
 
 fn forbidden_v6(ip: Ipv6Addr) -> Option<&'static str> {
     let s = ip.segments();
-    let embedded_v4 = |hi: u16, lo: u16| {
-        Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8)
-    };
+    let embedded_v4 =
+        |hi: u16, lo: u16| Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8);
     if ip.is_unspecified() {
         return Some("unspecified (::)");
     }
@@ -474,7 +471,8 @@ impl WasiHttpHooks for Outbound {
             let target = target?;
             let deadline = tokio::time::Instant::from_std(deadline);
             // The guest may ask for shorter timeouts, never longer ones.
-            let pick = |asked: Option<Duration>| asked.map_or(policy.timeout, |a| a.min(policy.timeout));
+            let pick =
+                |asked: Option<Duration>| asked.map_or(policy.timeout, |a| a.min(policy.timeout));
             let timeouts = Timeouts {
                 connect: pick(options.and_then(|o| o.connect_timeout)),
                 first_byte: pick(options.and_then(|o| o.first_byte_timeout)),
@@ -502,7 +500,10 @@ impl Timeouts {
 }
 
 trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Sync + Unpin + 'static {}
-impl<T> Stream for T where T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Sync + Unpin + 'static {}
+impl<T> Stream for T where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Sync + Unpin + 'static
+{
+}
 
 /// Resolves, checks every address, connects to a checked one and sends the request:
 /// wasmtime-wasi-http's `default_send_request`, with a pre-resolved address.
@@ -599,12 +600,7 @@ async fn send(
 
     // The request line carries only the path: scheme and authority are for proxies.
     *request.uri_mut() = http::Uri::builder()
-        .path_and_query(
-            request
-                .uri()
-                .path_and_query()
-                .map_or("/", |p| p.as_str()),
-        )
+        .path_and_query(request.uri().path_and_query().map_or("/", |p| p.as_str()))
         .build()
         .map_err(|_| HttpError::HttpRequestUriInvalid)?;
 
@@ -645,7 +641,9 @@ async fn send(
             seen: 0,
             cap,
             between_bytes: timeouts.between_bytes,
-            idle: Box::pin(tokio::time::sleep_until(timeouts.until(timeouts.between_bytes))),
+            idle: Box::pin(tokio::time::sleep_until(
+                timeouts.until(timeouts.between_bytes),
+            )),
             deadline,
         }
         .boxed_unsync()
@@ -822,7 +820,10 @@ mod tests {
         assert!(p.matches("http", "::1", 9000));
         assert_eq!(p.to_string(), "http://[::1]:9000");
         assert!(pattern("http://127.0.0.1:8080").matches("http", "127.0.0.1", 8080));
-        assert_eq!(pattern("https://a.example.com:443").to_string(), "https://a.example.com");
+        assert_eq!(
+            pattern("https://a.example.com:443").to_string(),
+            "https://a.example.com"
+        );
     }
 
     #[test]
@@ -849,7 +850,10 @@ mod tests {
         ] {
             let error = text.parse::<HostPattern>().expect_err(text).0;
             assert!(error.contains(why), "{text}: {error}");
-            assert!(error.contains(text), "{text}: the message names it: {error}");
+            assert!(
+                error.contains(text),
+                "{text}: the message names it: {error}"
+            );
         }
         let too_many: Vec<String> = (0..=MAX_ALLOWED_HOSTS)
             .map(|i| format!("https://h{i}.example.com"))
