@@ -440,24 +440,20 @@ struct Target {
     shown: String,
 }
 
-type SendFuture = Box<
-    dyn Future<
-            Output = Result<
-                (
-                    http::Response<WasiBody>,
-                    Box<dyn Future<Output = Result<(), HttpError>> + Send>,
-                ),
-                HttpError,
-            >,
-        > + Send,
->;
+/// What is left of a request once its response has arrived: driving the connection.
+type IoFuture = Box<dyn Future<Output = Result<(), HttpError>> + Send>;
+
+/// A sent request: its response and the connection's future.
+type Sent = Result<(http::Response<WasiBody>, IoFuture), HttpError>;
+
+type SendFuture = Box<dyn Future<Output = Sent> + Send>;
 
 impl WasiHttpHooks for Outbound {
     fn send_request(
         &mut self,
         request: http::Request<WasiBody>,
         options: Option<RequestOptions>,
-        fut: Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+        fut: IoFuture,
     ) -> SendFuture {
         drop(fut);
         let target = self.admit(request.uri());
@@ -513,13 +509,7 @@ async fn send(
     policy: &OutboundPolicy,
     logs: &LogSink,
     timeouts: Timeouts,
-) -> Result<
-    (
-        http::Response<WasiBody>,
-        Box<dyn Future<Output = Result<(), HttpError>> + Send>,
-    ),
-    HttpError,
-> {
+) -> Sent {
     let deny = |why: String| {
         logs.host(
             Level::Warn,
@@ -648,7 +638,7 @@ async fn send(
         }
         .boxed_unsync()
     });
-    let io: Box<dyn Future<Output = Result<(), HttpError>> + Send> = Box::new(async move {
+    let io: IoFuture = Box::new(async move {
         let Some(conn) = conn else {
             return Ok(());
         };
