@@ -44,6 +44,10 @@
 //! | – | – | `[builds] repo_quota_mb` | 1024 (all of a tenant's repositories together) |
 //! | `--public-url` | `TESSERA_PUBLIC_URL` | `public_url` | `http://{listen}` (the address browsers use; OIDC redirect URIs are built from it) |
 //! | `--apps-origin` | `TESSERA_APPS_ORIGIN` | `apps_origin` | `http://{tenant}.localhost:{port}` when the public URL is on loopback; required otherwise (apps are served only there: `https://apps.example.org`, or one origin per tenant with `https://{tenant}.apps.example.org`; never the public URL's host) |
+//! | – | – | `[outbound] allow_private` | false (true: apps' HTTP requests may reach loopback, private and link-local addresses) |
+//! | – | – | `[outbound] timeout_ms` | 10000 (connect, first byte and between bytes of an app's HTTP request; never past the call's deadline) |
+//! | – | – | `[outbound] max_response_kib` | 4096 (largest response body an app may read) |
+//! | – | – | `[outbound] max_requests_per_call` | 16 |
 //! | – | `TESSERA_SECRET_KEY` | – | none: the key file is used (base64 of 32 bytes that seal provider secrets at rest) |
 //! | `--secret-key-file` | `TESSERA_SECRET_KEY_FILE` | `secret_key_file` | `{data_dir}/secret.key` (created with mode 0600 on first use) |
 //! | – | – | `[data_sources] sqlite_dir` | `{data_dir}/sources` (a tenant's SQLite sources must lie in `{sqlite_dir}/{tenant}/`) |
@@ -597,6 +601,46 @@ impl JobsConfig {
     }
 }
 
+/// The `[outbound]` table: the bounds of every app's outbound HTTP (each app's allowlist is
+/// its `TESSERA_OUTBOUND_HOSTS` setting).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutboundConfig {
+    /// Let requests reach loopback, private, link-local and other non-public addresses.
+    pub allow_private: bool,
+    /// Connect, first-byte and between-bytes timeout of one request, in milliseconds.
+    pub timeout_ms: u64,
+    /// Largest response body, in KiB.
+    pub max_response_kib: u64,
+    /// Most requests one callback call may start.
+    pub max_requests_per_call: u32,
+}
+
+impl Default for OutboundConfig {
+    fn default() -> Self {
+        let policy = sandbox::OutboundPolicy::default();
+        Self {
+            allow_private: policy.allow_private,
+            timeout_ms: u64::try_from(policy.timeout.as_millis()).unwrap_or(u64::MAX),
+            max_response_kib: policy.max_response_bytes >> 10,
+            max_requests_per_call: policy.max_requests_per_call,
+        }
+    }
+}
+
+impl OutboundConfig {
+    /// The operator's part of every app's [`sandbox::OutboundPolicy`] (no hosts allowed).
+    pub fn to_policy(&self) -> sandbox::OutboundPolicy {
+        sandbox::OutboundPolicy {
+            allowed_hosts: Vec::new(),
+            allow_private: self.allow_private,
+            timeout: Duration::from_millis(self.timeout_ms.max(1)),
+            max_response_bytes: self.max_response_kib.saturating_mul(1024),
+            max_requests_per_call: self.max_requests_per_call,
+        }
+    }
+}
+
 /// The `[sessions]` table: browser sessions (issue 5).
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -743,6 +787,7 @@ struct FileConfig {
     limits: Option<LimitsConfig>,
     redis_url: Option<String>,
     jobs: Option<JobsConfig>,
+    outbound: Option<OutboundConfig>,
     sessions: Option<SessionsConfig>,
     builds: Option<BuildsConfig>,
     deploy: Option<DeployConfig>,
@@ -775,6 +820,8 @@ pub struct Config {
     pub redis_url: Option<String>,
     /// The background-callback queue.
     pub jobs: JobsConfig,
+    /// Bounds of the apps' outbound HTTP.
+    pub outbound: OutboundConfig,
     /// Browser sessions.
     pub sessions: SessionsConfig,
     /// Builds on `git push`.
@@ -807,6 +854,7 @@ impl fmt::Debug for Config {
             .field("limits", &self.limits)
             .field("redis_url", &self.redis_url.as_deref().map(redact_url))
             .field("jobs", &self.jobs)
+            .field("outbound", &self.outbound)
             .field("sessions", &self.sessions)
             .field("builds", &self.builds)
             .field("deploy", &self.deploy)
@@ -928,6 +976,7 @@ impl Config {
             limits: file.limits.unwrap_or_default(),
             redis_url: cli.redis_url.clone().or(file.redis_url),
             jobs: file.jobs.unwrap_or_default(),
+            outbound: file.outbound.unwrap_or_default(),
             sessions: file.sessions.unwrap_or_default(),
             builds: {
                 let mut builds = file.builds.unwrap_or_default();

@@ -22,6 +22,7 @@ pub mod http;
 pub mod ids;
 pub mod jobs;
 pub mod origin;
+pub mod outbound;
 pub mod policy;
 pub mod quota;
 pub mod runtime;

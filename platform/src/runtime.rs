@@ -166,6 +166,8 @@ struct Loader {
     /// Opens the app secrets handed to guests.
     secrets: SecretBox,
     load_options: LoadOptions,
+    /// The operator's outbound HTTP bounds; each app adds its allowlist.
+    outbound: sandbox::OutboundPolicy,
 }
 
 /// The live-app cache.
@@ -208,6 +210,7 @@ impl Runtime {
                     limits,
                     ..LoadOptions::default()
                 },
+                outbound: sandbox::OutboundPolicy::default(),
             }),
             callback_slots: CallbackSlots::default(),
             apps: Mutex::new(HashMap::new()),
@@ -221,6 +224,14 @@ impl Runtime {
     pub fn with_app_data(mut self, dirs: AppDataDirs) -> Self {
         if let Some(loader) = Arc::get_mut(&mut self.loader) {
             loader.app_data = dirs;
+        }
+        self
+    }
+
+    /// Sets the operator's outbound HTTP bounds (`[outbound]`), before any app is loaded.
+    pub fn with_outbound(mut self, outbound: sandbox::OutboundPolicy) -> Self {
+        if let Some(loader) = Arc::get_mut(&mut self.loader) {
+            loader.outbound = outbound;
         }
         self
     }
@@ -461,8 +472,11 @@ impl Loader {
         let settings =
             crate::settings::for_guest(&self.store, &self.secrets, version.app_id).await?;
         let data_dir = self.data_dir(&version).await?;
+        let outbound =
+            crate::outbound::for_app(&self.outbound, settings.get(crate::outbound::HOSTS_SETTING));
         let options = LoadOptions {
             limits: tenant_limits(&self.load_options.limits, &version.callback_quotas),
+            outbound,
             settings,
             owner: crate::quota::owner(
                 version.tenant_id,

@@ -62,7 +62,8 @@ pub fn check_name(name: &str) -> Result<(), InvalidSetting> {
     }
 }
 
-/// Checks a value: at most [`MAX_VALUE_BYTES`] and no NUL character.
+/// Checks a value: at most [`MAX_VALUE_BYTES`] and no NUL character; the reserved
+/// outbound allowlist ([`crate::outbound::HOSTS_SETTING`]) must also parse.
 pub fn check_value(name: &str, value: &str) -> Result<(), InvalidSetting> {
     if value.len() > MAX_VALUE_BYTES {
         return Err(InvalidSetting(format!(
@@ -74,6 +75,9 @@ pub fn check_value(name: &str, value: &str) -> Result<(), InvalidSetting> {
         return Err(InvalidSetting(format!(
             "the value of {name} contains a NUL character"
         )));
+    }
+    if name == crate::outbound::HOSTS_SETTING {
+        crate::outbound::check_hosts(value)?;
     }
     Ok(())
 }

@@ -105,7 +105,8 @@ impl App {
             secrets.clone(),
             config.limits.to_sandbox(),
         )
-        .with_app_data(crate::appdata::AppDataDirs::new(config.app_data_dir()));
+        .with_app_data(crate::appdata::AppDataDirs::new(config.app_data_dir()))
+        .with_outbound(config.outbound.to_policy());
         let job_store = match &config.redis_url {
             Some(url) => JobStore::Redis(RedisJobs::connect(url).await.with_context(|| {
                 format!("connecting to Redis at {}", crate::config::redact_url(url))

@@ -124,6 +124,8 @@ struct ComponentInner {
     owner: Owner,
     /// The app's data sources and cache, if granted.
     capabilities: Option<Arc<dyn Capabilities>>,
+    /// Where the app's `wasi:http` requests may go.
+    outbound: Arc<crate::outbound::OutboundPolicy>,
     /// Idle instances, longest idle first.
     idle: Mutex<Vec<Instance>>,
 }
@@ -152,7 +154,9 @@ pub(crate) fn load(
         settings,
         owner,
         capabilities,
+        outbound,
     } = options;
+    let outbound = Arc::new(outbound);
     let data_dir = match data_dir {
         Some(dir) => Some(canonical_dir(&dir)?),
         None => None,
@@ -173,6 +177,7 @@ pub(crate) fn load(
         settings,
         owner,
         capabilities,
+        outbound,
         idle: Mutex::new(Vec::new()),
     };
     let mut inner = inner;
@@ -400,6 +405,7 @@ impl ComponentInner {
             &self.settings,
             self.owner,
             self.capabilities.as_ref(),
+            &self.outbound,
         )?;
         let mut store = Store::new(&self.sandbox.engine, state);
         store.limiter(|state| &mut state.limiter);

@@ -4,6 +4,7 @@
 //! Plain data only; the values are checked where they are used.
 
 use crate::capabilities::Capabilities;
+use crate::outbound::OutboundPolicy;
 use crate::settings::Settings;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -149,6 +150,8 @@ pub struct LoadOptions {
     /// tenant and app of `owner`. `None`: `query` answers `unavailable` and the cache an
     /// error, "not available on this server".
     pub capabilities: Option<Arc<dyn Capabilities>>,
+    /// Where the app may send HTTP requests (`wasi:http`); the default reaches nothing.
+    pub outbound: OutboundPolicy,
 }
 
 impl std::fmt::Debug for LoadOptions {
@@ -159,6 +162,7 @@ impl std::fmt::Debug for LoadOptions {
             .field("settings", &self.settings)
             .field("owner", &self.owner)
             .field("capabilities", &self.capabilities.is_some())
+            .field("outbound", &self.outbound)
             .finish()
     }
 }

@@ -24,9 +24,9 @@ pub(crate) const APP_EXPORTS: &[&str] =
 
 /// Interfaces a component may import, without their `@version`. These are Tessera's own
 /// interfaces (`host` of every version; `data` and `cache` from 0.2.0, which the linker
-/// defines only at that version) and the WASI interfaces that standard libraries (Rust
-/// std, CPython) link against even when the app never uses them. Networking is absent on
-/// purpose.
+/// defines only at that version), the WASI interfaces that standard libraries (Rust std,
+/// CPython) link against even when the app never uses them, and `wasi:http`, whose requests
+/// go through the app's outbound policy. Sockets are absent on purpose.
 const ALLOWED_IMPORTS: &[&str] = &[
     "tessera:dashboard/host",
     "tessera:dashboard/data",
@@ -51,6 +51,10 @@ const ALLOWED_IMPORTS: &[&str] = &[
     "wasi:random/insecure-seed",
     "wasi:filesystem/types",
     "wasi:filesystem/preopens",
+    // Outbound HTTP, through the app's policy only (`outbound.rs`): the default policy
+    // refuses every request.
+    "wasi:http/outgoing-handler",
+    "wasi:http/types",
 ];
 
 /// Refuses a component that imports anything outside the allowlist, naming the first such
@@ -114,7 +118,8 @@ pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<State>> {
     let l = &mut linker;
 
     sync::io::error::add_to_linker::<State, Io>(l, State::table)?;
-    sync::io::poll::add_to_linker::<State, Io>(l, State::table)?;
+    // Waits give the call's core up (a guest waiting for a response costs no CPU).
+    sync::io::poll::add_to_linker::<State, crate::outbound::YieldingPoll>(l, State::poll)?;
     sync::io::streams::add_to_linker::<State, Io>(l, State::table)?;
 
     clocks::wall_clock::add_to_linker::<State, WasiClocks>(l, State::clocks)?;
@@ -141,6 +146,7 @@ pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<State>> {
 
     crate::host::add_to_linker(l)?;
     crate::capabilities::add_to_linker(l)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_sync(l)?;
     Ok(linker)
 }
 
@@ -149,14 +155,22 @@ mod tests {
     use super::ALLOWED_IMPORTS;
 
     #[test]
-    fn allowlist_grants_no_network() {
+    fn allowlist_grants_no_sockets_and_http_only_through_the_policy() {
         for name in ALLOWED_IMPORTS {
             assert!(!name.starts_with("wasi:sockets"), "{name}");
-            assert!(!name.starts_with("wasi:http"), "{name}");
+            // HTTP is linked only through `outbound.rs`, whose hooks check the policy; the
+            // incoming handler (serving HTTP) is never granted.
+            assert!(
+                !name.starts_with("wasi:http")
+                    || matches!(*name, "wasi:http/outgoing-handler" | "wasi:http/types"),
+                "{name}"
+            );
             assert!(
                 !name.contains('@'),
                 "allowlist entries are unversioned: {name}"
             );
         }
+        let default = crate::OutboundPolicy::default();
+        assert!(default.allowed_hosts.is_empty() && !default.allow_private);
     }
 }

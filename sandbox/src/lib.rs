@@ -24,10 +24,12 @@
 //!
 //! **Nothing by default.** Its imports are checked against an allowlist when it is loaded:
 //! the `tessera:dashboard/host` interface plus the WASI interfaces a language's standard
-//! library links against (cli, io, clocks, random, filesystem). Anything else, sockets and
-//! HTTP above all, is refused with [`Error::ForbiddenImport`] before it can run. The
-//! linker does not even define the refused interfaces. The WASI context has an empty
-//! environment, no arguments, empty stdin and no network; stdout and stderr are captured
+//! library links against (cli, io, clocks, random, filesystem), and `wasi:http`'s client,
+//! whose requests go only where the app's [`OutboundPolicy`] allows ([`LoadOptions::outbound`];
+//! by default nowhere): hosts on its allowlist, at public addresses checked after DNS.
+//! Anything else, sockets above all, is refused with [`Error::ForbiddenImport`] before it
+//! can run. The linker does not even define the refused interfaces. The WASI context has an empty
+//! environment, no arguments, empty stdin and no sockets; stdout and stderr are captured
 //! into the call's log lines, bounded by [`Limits::log_bytes`]. The app's own data folder,
 //! if [`LoadOptions::data_dir`] names one, is visible read-only at `/data` and through the
 //! `read-data` host function; nothing else of the host file system is.
@@ -116,6 +118,7 @@ mod host;
 mod imports;
 mod lift;
 mod limiter;
+mod outbound;
 mod pool;
 mod priority;
 mod sandbox;
@@ -136,6 +139,7 @@ pub use config::{
     Owner, SandboxConfig,
 };
 pub use error::{CallFailure, Error};
+pub use outbound::{HostPattern, MAX_ALLOWED_HOSTS, OutboundPolicy, PatternError, forbidden_range};
 pub use sandbox::Sandbox;
 pub use settings::{MIN_MASKED_SECRET_CHARS, Settings};
 pub use state::ProgressSink;

@@ -9,6 +9,7 @@ use crate::capture::{LogSink, Pipe};
 use crate::clock::ClockView;
 use crate::config::{Limits, MAX_DATA_READ_BYTES, Owner};
 use crate::limiter::Limiter;
+use crate::outbound::{Outbound, OutboundPolicy, PollView};
 use crate::scheduler::Ticket;
 use crate::settings::Settings;
 use crate::{Error, Result};
@@ -18,6 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 /// Where the app's data folder appears inside the guest.
 pub(crate) const DATA_GUEST_PATH: &str = "/data";
@@ -60,6 +62,9 @@ pub(crate) struct State {
     pub(crate) viewer: Option<Viewer>,
     /// Whether the call in progress is memoized (`host.viewer` then refuses).
     pub(crate) memoized: bool,
+    /// `wasi:http` state and the app's outbound policy (see `outbound.rs`).
+    http: WasiHttpCtx,
+    outbound: Outbound,
 }
 
 /// Receives the progress reports of one call, as the JSON text the guest sent.
@@ -74,6 +79,7 @@ impl State {
         settings: &Settings,
         owner: Owner,
         capabilities: Option<&Arc<dyn Capabilities>>,
+        outbound: &Arc<OutboundPolicy>,
     ) -> Result<State> {
         let logs = LogSink::new(limits.log_bytes);
         let mut wasi = WasiCtx::builder();
@@ -100,7 +106,7 @@ impl State {
             wasi: wasi.build(),
             table,
             limiter: Limiter::new(limits.memory_bytes),
-            logs,
+            logs: logs.clone(),
             data_dir: data_dir.cloned(),
             read_cap: MAX_DATA_READ_BYTES.min(limits.memory_bytes),
             origin: Instant::now(),
@@ -115,6 +121,8 @@ impl State {
             capabilities: capabilities.cloned(),
             viewer: None,
             memoized: false,
+            http: WasiHttpCtx::new(),
+            outbound: Outbound::new(outbound.clone(), logs),
         })
     }
 
@@ -134,6 +142,7 @@ impl State {
     pub(crate) fn set_deadline(&mut self, deadline: Instant) {
         self.deadline = Some(deadline);
         self.sleep_cut_short.store(false, Ordering::Relaxed);
+        self.outbound.begin_call(deadline);
     }
 
     /// Whether the guest slept into its deadline during this call.
@@ -187,6 +196,15 @@ impl State {
         sink(json.to_owned());
     }
 
+    /// The view of `wasi:io/poll`, whose waits give the call's core up.
+    pub(crate) fn poll(&mut self) -> PollView<'_> {
+        PollView {
+            table: &mut self.table,
+            cpu: self.cpu.as_ref(),
+            deadline: self.deadline,
+        }
+    }
+
     /// The resource table, for the `wasi:io` interfaces.
     pub(crate) fn table(&mut self) -> &mut ResourceTable {
         &mut self.table
@@ -198,6 +216,16 @@ impl WasiView for State {
         WasiCtxView {
             ctx: &mut self.wasi,
             table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for State {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.outbound,
         }
     }
 }

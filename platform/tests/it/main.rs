@@ -23,6 +23,7 @@ mod ldap;
 mod oidc;
 mod oidc_providers;
 mod origins;
+mod outbound;
 mod pages;
 mod quota;
 mod replicas;

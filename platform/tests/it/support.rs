@@ -102,6 +102,19 @@ impl TestApp {
         }
     }
 
+    /// A platform (SQLite) whose apps' outbound HTTP is bounded by `outbound`.
+    pub async fn with_outbound(outbound: platform::config::OutboundConfig) -> Self {
+        let base = Self::new().await;
+        let mut config = base.state.config.clone();
+        config.outbound = outbound;
+        let state = App::start(config).await.expect("platform starts");
+        Self {
+            state,
+            _dir: base._dir,
+            _db: None,
+        }
+    }
+
     /// A platform whose `git push` builds run under `builds`.
     pub async fn with_builds(builds: platform::config::BuildsConfig) -> Self {
         Self::build_full(
@@ -142,6 +155,7 @@ impl TestApp {
             limits: LimitsConfig::default(),
             redis_url: None,
             jobs: platform::config::JobsConfig::default(),
+            outbound: platform::config::OutboundConfig::default(),
             sessions: platform::config::SessionsConfig::default(),
             builds: platform::config::BuildsConfig::default(),
             deploy: platform::config::DeployConfig::default(),
@@ -231,6 +245,7 @@ impl TestApp {
             limits,
             redis_url,
             jobs,
+            outbound: platform::config::OutboundConfig::default(),
             sessions: platform::config::SessionsConfig::default(),
             builds,
             deploy,
@@ -300,6 +315,7 @@ impl TestApp {
             limits: LimitsConfig::default(),
             redis_url: None,
             jobs: platform::config::JobsConfig::default(),
+            outbound: platform::config::OutboundConfig::default(),
             sessions: platform::config::SessionsConfig::default(),
             builds: platform::config::BuildsConfig::default(),
             deploy: platform::config::DeployConfig::default(),

@@ -20,7 +20,7 @@ fn target_dir() -> PathBuf {
 }
 
 /// The bytes of a guest component built with the `guest` profile.
-fn guest(file: &str) -> Vec<u8> {
+pub fn guest(file: &str) -> Vec<u8> {
     let path = target_dir().join("wasm32-wasip2").join("guest").join(file);
     std::fs::read(&path).unwrap_or_else(|e| {
         panic!(
