@@ -54,6 +54,7 @@ async fn run(db: TestDatabase) -> BenchResult {
         max_component_bytes: 64 << 20,
         limits: LimitsConfig::default(),
         jobs: platform::config::JobsConfig::default(),
+        cache: platform::config::CacheConfig::default(),
         sessions: platform::config::SessionsConfig::default(),
         builds: platform::config::BuildsConfig::default(),
         deploy: platform::config::DeployConfig::default(),

@@ -89,6 +89,7 @@ async fn config(dir: &std::path::Path, redis_url: Option<String>) -> Config {
         max_component_bytes: 64 << 20,
         limits: LimitsConfig::default(),
         jobs: platform::config::JobsConfig::default(),
+        cache: platform::config::CacheConfig::default(),
         sessions: platform::config::SessionsConfig::default(),
         builds: platform::config::BuildsConfig::default(),
         deploy: platform::config::DeployConfig::default(),

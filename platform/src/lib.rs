@@ -8,6 +8,7 @@ pub mod admission;
 pub mod applog;
 pub mod assets;
 pub mod auth;
+pub mod cache;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -49,6 +49,10 @@ pub struct App {
     pub handoffs: crate::auth::handoff::Handoffs,
     /// Turns for the host work of requests on the apps origin, fair between tenants.
     pub admission: Arc<crate::admission::Admission>,
+    /// The shared cache (Redis if configured, else this process).
+    pub cache: Arc<crate::cache::Cache>,
+    /// Memoized callbacks: single flight and counters over `cache`.
+    pub memo: Arc<crate::cache::memo::Memo>,
 }
 
 /// Cheap to clone; what axum hands to handlers.
@@ -130,6 +134,14 @@ impl App {
                 })?,
             None => crate::auth::handoff::Handoffs::Database(store.clone()),
         };
+        let cache = match &config.redis_url {
+            Some(url) => crate::cache::Cache::connect_redis(url, config.cache.limits())
+                .await
+                .with_context(|| {
+                    format!("connecting to Redis at {}", crate::config::redact_url(url))
+                })?,
+            None => crate::cache::Cache::in_process(config.cache.limits()),
+        };
         let builds = crate::deploy::Builds::new(&config, store.clone());
         let throttle = crate::auth::session::Throttle::new(store.clone());
         let stale = builds
@@ -155,6 +167,8 @@ impl App {
             platform_csp,
             handoffs,
             admission: crate::admission::Admission::for_this_machine(),
+            cache: Arc::new(cache),
+            memo: Default::default(),
         })))
     }
 

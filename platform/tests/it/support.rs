@@ -90,6 +90,12 @@ impl TestApp {
         Self::build_with(LimitsConfig::default(), None, Some(url)).await
     }
 
+    /// A platform whose Redis (jobs, sessions, cache) is at `url`: a server the test runs
+    /// itself, to stop it.
+    pub async fn with_redis_url(url: String) -> Self {
+        Self::build_with(LimitsConfig::default(), None, Some(url)).await
+    }
+
     /// A second replica of `app`: the same configuration, database and Redis.
     pub async fn replica_of(app: &TestApp) -> Self {
         let state = App::start(app.state.config.clone())
@@ -142,6 +148,7 @@ impl TestApp {
             limits: LimitsConfig::default(),
             redis_url: None,
             jobs: platform::config::JobsConfig::default(),
+            cache: platform::config::CacheConfig::default(),
             sessions: platform::config::SessionsConfig::default(),
             builds: platform::config::BuildsConfig::default(),
             deploy: platform::config::DeployConfig::default(),
@@ -207,6 +214,7 @@ impl TestApp {
         builds: platform::config::BuildsConfig,
         deploy: platform::config::DeployConfig,
         jobs: platform::config::JobsConfig,
+        cache: platform::config::CacheConfig::default(),
     ) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let frontend_dir = repo_root().join("admin-ui/node_modules");
@@ -230,6 +238,7 @@ impl TestApp {
             limits,
             redis_url,
             jobs,
+            cache: platform::config::CacheConfig::default(),
             sessions: platform::config::SessionsConfig::default(),
             builds,
             deploy,
@@ -267,6 +276,7 @@ impl TestApp {
             limits: LimitsConfig::default(),
             redis_url: None,
             jobs: platform::config::JobsConfig::default(),
+            cache: platform::config::CacheConfig::default(),
             sessions: platform::config::SessionsConfig::default(),
             builds: platform::config::BuildsConfig::default(),
             deploy: platform::config::DeployConfig::default(),
