@@ -135,11 +135,15 @@ impl App {
             None => crate::auth::handoff::Handoffs::Database(store.clone()),
         };
         let cache = match &config.redis_url {
-            Some(url) => crate::cache::Cache::connect_redis(url, config.cache.limits())
-                .await
-                .with_context(|| {
-                    format!("connecting to Redis at {}", crate::config::redact_url(url))
-                })?,
+            Some(url) => crate::cache::Cache::connect_redis(
+                url,
+                &crate::cache::namespace_for(&secrets),
+                config.cache.limits(),
+            )
+            .await
+            .with_context(|| {
+                format!("connecting to Redis at {}", crate::config::redact_url(url))
+            })?,
             None => crate::cache::Cache::in_process(config.cache.limits()),
         };
         let builds = crate::deploy::Builds::new(&config, store.clone());

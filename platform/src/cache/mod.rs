@@ -2,8 +2,9 @@
 //! per-tenant byte quota. In Redis when `TESSERA_REDIS_URL` is set (shared by every
 //! replica, [`redis`]), else in this process ([`memory`], an LRU per tenant).
 //!
-//! A key is the author's string; the stored name is built from the tenant id, the app id
-//! and the sha256 of that string, so no key can name another app's or tenant's entry.
+//! A key is the author's string; the stored name is built from the installation's
+//! namespace, the tenant id, the app id and the sha256 of that string, so no key can name
+//! another app's or tenant's entry (nor another installation's sharing the Redis).
 //!
 //! The cache is an optimisation: when Redis does not answer (down, slow, full), `get`
 //! misses, `set` and `delete` are skipped, a warning is logged at most every
@@ -116,6 +117,8 @@ enum Backend {
 /// The cache; one per process, shared by every request.
 pub struct Cache {
     backend: Backend,
+    /// This installation's part of every name (see [`Cache::connect_redis`]).
+    namespace: String,
     limits: CacheLimits,
     /// The tenants' quotas as last seen with their live versions.
     quotas: Mutex<HashMap<TenantId, u64>>,
@@ -123,21 +126,29 @@ pub struct Cache {
     last_warning: Mutex<Option<Instant>>,
 }
 
-/// Where an entry lives: `tessera:cache:{t<tenant>}:a<app>:<sha256 of the key>`. The ids are
-/// integers and the key is hashed, so no key string can reach another namespace; the `{…}`
-/// hash tag keeps one tenant's entries and bookkeeping on one Redis Cluster slot.
-pub fn entry_name(scope: CacheScope, key: &str) -> String {
+/// Where an entry lives: `tessera:cache:<namespace>:{t<tenant>}:a<app>:<sha256 of the key>`.
+/// The namespace is hex, the ids are integers and the key is hashed, so no key string can
+/// reach another name; the `{…}` hash tag keeps one tenant's entries and bookkeeping on one
+/// Redis Cluster slot.
+pub fn entry_name(namespace: &str, scope: CacheScope, key: &str) -> String {
     format!(
         "{}a{}:{}",
-        tenant_prefix(scope.tenant),
+        tenant_prefix(namespace, scope.tenant),
         scope.app.0,
         hex::encode(Sha256::digest(key.as_bytes()))
     )
 }
 
 /// The prefix of every name of `tenant`'s entries and bookkeeping.
-pub fn tenant_prefix(tenant: TenantId) -> String {
-    format!("tessera:cache:{{t{}}}:", tenant.0)
+pub fn tenant_prefix(namespace: &str, tenant: TenantId) -> String {
+    format!("tessera:cache:{namespace}:{{t{}}}:", tenant.0)
+}
+
+/// The namespace of an installation: derived from its secret key, which every replica
+/// shares, so two installations on one Redis (their own databases, the same tenant ids)
+/// never read each other's entries.
+pub fn namespace_for(secrets: &crate::secretbox::SecretBox) -> String {
+    hex::encode(&secrets.derive(b"tessera cache namespace")[..8])
 }
 
 /// What an entry costs under the tenant's quota.
@@ -150,19 +161,37 @@ pub fn entry_size(key: &str, value: &[u8]) -> u64 {
 impl Cache {
     /// A cache in this process.
     pub fn in_process(limits: CacheLimits) -> Self {
-        Self::with_backend(Backend::Memory(memory::MemoryCache::default()), limits)
+        Self::with_backend(
+            Backend::Memory(memory::MemoryCache::default()),
+            String::new(),
+            limits,
+        )
     }
 
-    /// A cache in Redis at `url`; fails if Redis does not answer now (later outages are
-    /// bypassed, see the module's documentation).
-    pub async fn connect_redis(url: &str, limits: CacheLimits) -> anyhow::Result<Self> {
+    /// A cache in Redis at `url`, its names under `namespace` (hex digits, see
+    /// [`namespace_for`]); fails if Redis does not answer now (later outages are bypassed,
+    /// see the module's documentation).
+    pub async fn connect_redis(
+        url: &str,
+        namespace: &str,
+        limits: CacheLimits,
+    ) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            !namespace.is_empty() && namespace.bytes().all(|b| b.is_ascii_hexdigit()),
+            "the cache namespace must be hex digits"
+        );
         let backend = redis::RedisCache::connect(url, limits.redis_timeout).await?;
-        Ok(Self::with_backend(Backend::Redis(backend), limits))
+        Ok(Self::with_backend(
+            Backend::Redis(backend),
+            namespace.to_owned(),
+            limits,
+        ))
     }
 
-    fn with_backend(backend: Backend, limits: CacheLimits) -> Self {
+    fn with_backend(backend: Backend, namespace: String, limits: CacheLimits) -> Self {
         Self {
             backend,
+            namespace,
             limits,
             quotas: Mutex::new(HashMap::new()),
             unavailable: AtomicU64::new(0),
@@ -213,7 +242,7 @@ impl Cache {
     pub async fn tenant_usage(&self, tenant: TenantId) -> u64 {
         match &self.backend {
             Backend::Memory(memory) => memory.usage(tenant),
-            Backend::Redis(redis) => match redis.usage(tenant).await {
+            Backend::Redis(redis) => match redis.usage(&self.namespace, tenant).await {
                 Ok(bytes) => bytes,
                 Err(e) => {
                     self.bypassed(&e);
@@ -226,7 +255,7 @@ impl Cache {
     /// The value of `key`, if present and not expired. Redis trouble is a miss.
     pub async fn get(&self, scope: CacheScope, key: &str) -> Result<Option<Vec<u8>>, CacheError> {
         check_key(key)?;
-        let name = entry_name(scope, key);
+        let name = entry_name(&self.namespace, scope, key);
         match &self.backend {
             Backend::Memory(memory) => Ok(memory.get(scope.tenant, &name)),
             Backend::Redis(redis) => match redis.get(&name).await {
@@ -268,7 +297,7 @@ impl Cache {
         if size > quota {
             return Err(CacheError::OverQuota { size, quota });
         }
-        let name = entry_name(scope, key);
+        let name = entry_name(&self.namespace, scope, key);
         match &self.backend {
             Backend::Memory(memory) => {
                 memory.set(scope.tenant, quota, name, value, size, ttl);
@@ -277,7 +306,16 @@ impl Cache {
             Backend::Redis(redis) => {
                 let keep = self.limits.max_ttl + Duration::from_secs(60);
                 match redis
-                    .set(scope.tenant, &name, value, size, ttl, quota, keep)
+                    .set(
+                        &self.namespace,
+                        scope.tenant,
+                        &name,
+                        value,
+                        size,
+                        ttl,
+                        quota,
+                        keep,
+                    )
                     .await
                 {
                     Ok(redis::Stored::Yes) => Ok(()),
@@ -299,11 +337,11 @@ impl Cache {
     /// Remove `key`'s entry, if any. Redis trouble skips it (the entry then expires).
     pub async fn delete(&self, scope: CacheScope, key: &str) -> Result<(), CacheError> {
         check_key(key)?;
-        let name = entry_name(scope, key);
+        let name = entry_name(&self.namespace, scope, key);
         match &self.backend {
             Backend::Memory(memory) => memory.delete(scope.tenant, &name),
             Backend::Redis(redis) => {
-                if let Err(e) = redis.delete(scope.tenant, &name).await {
+                if let Err(e) = redis.delete(&self.namespace, scope.tenant, &name).await {
                     self.bypassed(&e);
                 }
             }
@@ -350,14 +388,16 @@ mod tests {
     #[test]
     fn names_cannot_be_forged_across_apps_or_tenants() {
         // A key that spells another app's or tenant's prefix stays inside its own scope.
-        let forged = entry_name(scope(1, 2), "x");
+        let name = |scope, key: &str| entry_name("ab", scope, key);
+        let forged = name(scope(1, 2), "x");
         let attempt = "}:a2:x";
-        assert!(entry_name(scope(1, 3), attempt).starts_with("tessera:cache:{t1}:a3:"));
-        assert_ne!(entry_name(scope(1, 3), attempt), forged);
-        assert_ne!(entry_name(scope(12, 3), "k"), entry_name(scope(1, 23), "k"));
-        assert_ne!(entry_name(scope(1, 2), "k"), entry_name(scope(2, 1), "k"));
-        let tail = entry_name(scope(1, 2), &"a".repeat(MAX_KEY_BYTES));
-        assert_eq!(tail.len(), "tessera:cache:{t1}:a2:".len() + 64);
+        assert!(name(scope(1, 3), attempt).starts_with("tessera:cache:ab:{t1}:a3:"));
+        assert_ne!(name(scope(1, 3), attempt), forged);
+        assert_ne!(name(scope(12, 3), "k"), name(scope(1, 23), "k"));
+        assert_ne!(name(scope(1, 2), "k"), name(scope(2, 1), "k"));
+        assert_ne!(name(scope(1, 2), "k"), entry_name("ac", scope(1, 2), "k"));
+        let tail = name(scope(1, 2), &"a".repeat(MAX_KEY_BYTES));
+        assert_eq!(tail.len(), "tessera:cache:ab:{t1}:a2:".len() + 64);
     }
 
     #[tokio::test]

@@ -1,6 +1,6 @@
 //! The cache in Redis, shared by every replica.
 //!
-//! Per tenant, beside its entries (`…{t<id>}:a<app>:<hash>`, each with a Redis TTL):
+//! Per tenant, beside its entries (`tessera:cache:<namespace>:{t<id>}:a<app>:<hash>`, each with a Redis TTL):
 //! `…{t<id>}:expiry`, a sorted set of its entry names scored by expiry time (ms, Redis's
 //! clock), `…{t<id>}:sizes`, a hash of their sizes, and `…{t<id>}:bytes`, their sum. A write
 //! runs [`SET_SCRIPT`] atomically: it forgets the entry's old size, drops from the count the
@@ -110,8 +110,8 @@ pub struct RedisCache {
     timeout: Duration,
 }
 
-fn bookkeeping(tenant: TenantId) -> [String; 3] {
-    let prefix = super::tenant_prefix(tenant);
+fn bookkeeping(namespace: &str, tenant: TenantId) -> [String; 3] {
+    let prefix = super::tenant_prefix(namespace, tenant);
     [
         format!("{prefix}expiry"),
         format!("{prefix}sizes"),
@@ -154,6 +154,7 @@ impl RedisCache {
     #[allow(clippy::too_many_arguments)]
     pub(super) async fn set(
         &self,
+        namespace: &str,
         tenant: TenantId,
         name: &str,
         value: &[u8],
@@ -162,7 +163,7 @@ impl RedisCache {
         quota: u64,
         keep: Duration,
     ) -> Result<Stored, Unavailable> {
-        let [expiry, sizes, bytes] = bookkeeping(tenant);
+        let [expiry, sizes, bytes] = bookkeeping(namespace, tenant);
         let mut cmd = ::redis::cmd("EVAL");
         cmd.arg(SET_SCRIPT)
             .arg(4)
@@ -184,8 +185,13 @@ impl RedisCache {
         })
     }
 
-    pub(super) async fn delete(&self, tenant: TenantId, name: &str) -> Result<(), Unavailable> {
-        let [expiry, sizes, bytes] = bookkeeping(tenant);
+    pub(super) async fn delete(
+        &self,
+        namespace: &str,
+        tenant: TenantId,
+        name: &str,
+    ) -> Result<(), Unavailable> {
+        let [expiry, sizes, bytes] = bookkeeping(namespace, tenant);
         let mut cmd = ::redis::cmd("EVAL");
         cmd.arg(DELETE_SCRIPT)
             .arg(4)
@@ -197,8 +203,12 @@ impl RedisCache {
         Ok(())
     }
 
-    pub(super) async fn usage(&self, tenant: TenantId) -> Result<u64, Unavailable> {
-        let [_, _, bytes] = bookkeeping(tenant);
+    pub(super) async fn usage(
+        &self,
+        namespace: &str,
+        tenant: TenantId,
+    ) -> Result<u64, Unavailable> {
+        let [_, _, bytes] = bookkeeping(namespace, tenant);
         let mut cmd = ::redis::cmd("GET");
         cmd.arg(bytes);
         let used: Option<i64> = self.run(cmd).await?;

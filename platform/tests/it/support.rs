@@ -214,7 +214,6 @@ impl TestApp {
         builds: platform::config::BuildsConfig,
         deploy: platform::config::DeployConfig,
         jobs: platform::config::JobsConfig,
-        cache: platform::config::CacheConfig::default(),
     ) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let frontend_dir = repo_root().join("admin-ui/node_modules");
