@@ -187,6 +187,13 @@ impl Memo {
         }
         self.misses.fetch_add(1, Ordering::Relaxed);
         let flight: Flight<E> = self.flight(&key);
+        // Forgets the flight when this request ends, answered or dropped (a client gone
+        // mid-run), so no finished or abandoned flight stays in the map.
+        let _landing = Landing {
+            memo: self,
+            key: &key,
+            flight: &flight,
+        };
         let outcome = flight
             .get_or_init(|| async {
                 self.runs.fetch_add(1, Ordering::Relaxed);
@@ -202,7 +209,6 @@ impl Memo {
             })
             .await
             .clone();
-        self.land(&key, &flight);
         outcome
     }
 
@@ -231,6 +237,18 @@ impl Memo {
                 in_flight.remove(key);
             }
         }
+    }
+}
+
+struct Landing<'a, E: Send + Sync + 'static> {
+    memo: &'a Memo,
+    key: &'a str,
+    flight: &'a Flight<E>,
+}
+
+impl<E: Send + Sync + 'static> Drop for Landing<'_, E> {
+    fn drop(&mut self) {
+        self.memo.land(self.key, self.flight);
     }
 }
 
@@ -342,6 +360,25 @@ mod tests {
             assert_eq!(failed, Err("boom".to_owned()));
         }
         assert_eq!(runs.load(Ordering::SeqCst), 3, "a failure is run again");
+        assert!(memo.in_flight.lock().expect("lock").is_empty());
+
+        // A request dropped mid-run (its client left) leaves no flight behind.
+        let abandoned = memo.answer(
+            &cache,
+            &v,
+            "slow.children",
+            "{}",
+            Duration::from_secs(60),
+            || async {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                Ok::<_, String>(Answer::NoContent)
+            },
+        );
+        assert!(
+            tokio::time::timeout(Duration::from_millis(20), abandoned)
+                .await
+                .is_err()
+        );
         assert!(memo.in_flight.lock().expect("lock").is_empty());
     }
 }
