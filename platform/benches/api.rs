@@ -55,6 +55,7 @@ async fn run(db: TestDatabase) -> BenchResult {
         limits: LimitsConfig::default(),
         jobs: platform::config::JobsConfig::default(),
         outbound: platform::config::OutboundConfig::default(),
+        cache: platform::config::CacheConfig::default(),
         sessions: platform::config::SessionsConfig::default(),
         builds: platform::config::BuildsConfig::default(),
         deploy: platform::config::DeployConfig::default(),

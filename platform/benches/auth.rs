@@ -90,6 +90,7 @@ async fn config(dir: &std::path::Path, redis_url: Option<String>) -> Config {
         limits: LimitsConfig::default(),
         jobs: platform::config::JobsConfig::default(),
         outbound: platform::config::OutboundConfig::default(),
+        cache: platform::config::CacheConfig::default(),
         sessions: platform::config::SessionsConfig::default(),
         builds: platform::config::BuildsConfig::default(),
         deploy: platform::config::DeployConfig::default(),

@@ -19,6 +19,10 @@
 //! | – | – | `[limits] idle_expiry_secs` | 300 (a warm sandbox instance unused this long is dropped, giving its pool slot back) |
 //! | – | – | `max_component_mb` | 64 |
 //! | `--redis-url` | `TESSERA_REDIS_URL` | `redis_url` | none: background jobs stay in this process |
+//! | – | – | `[cache] tenant_max_mb` | 1024 (no tenant's cache quota counts above this) |
+//! | – | – | `[cache] max_value_kib` | 1024 (largest cache value, memoized answers included) |
+//! | – | – | `[cache] max_ttl_secs` | 86400 (longest cache TTL, `memoize(ttl)` included) |
+//! | – | – | `[cache] redis_timeout_ms` | 250 (each cache call to Redis; past it the cache is bypassed) |
 //! | – | – | `[jobs] deadline_secs` | 600 (a background callback's deadline) |
 //! | – | – | `[jobs] workers` | 4 (background jobs running at once per replica) |
 //! | – | – | `[jobs] tenant_workers` | `workers` − 1, at least 1 (jobs of one tenant running at once per replica) |
@@ -723,6 +727,46 @@ impl Default for BuildsConfig {
     }
 }
 
+/// The `[cache]` table: the shared cache's caps (the backend is Redis when `redis_url` is
+/// set, else this process).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheConfig {
+    /// No tenant's cache quota counts above this, in MiB.
+    pub tenant_max_mb: u64,
+    /// Largest value, in KiB.
+    pub max_value_kib: u64,
+    /// Longest TTL, in seconds.
+    pub max_ttl_secs: u64,
+    /// Each Redis call of the cache gives up after this long, in ms.
+    pub redis_timeout_ms: u64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            tenant_max_mb: 1024,
+            max_value_kib: 1024,
+            max_ttl_secs: 86_400,
+            redis_timeout_ms: 250,
+        }
+    }
+}
+
+impl CacheConfig {
+    /// The cache's view of these settings (each at least 1).
+    pub fn limits(&self) -> crate::cache::CacheLimits {
+        crate::cache::CacheLimits {
+            max_value_bytes: usize::try_from(self.max_value_kib.max(1).saturating_mul(1024))
+                .unwrap_or(usize::MAX),
+            max_ttl: Duration::from_secs(self.max_ttl_secs.max(1)),
+            tenant_max_bytes: self.tenant_max_mb.saturating_mul(1 << 20),
+            redis_timeout: Duration::from_millis(self.redis_timeout_ms.max(1)),
+            ..crate::cache::CacheLimits::default()
+        }
+    }
+}
+
 /// The `[deploy]` table: versions.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -788,6 +832,7 @@ struct FileConfig {
     redis_url: Option<String>,
     jobs: Option<JobsConfig>,
     outbound: Option<OutboundConfig>,
+    cache: Option<CacheConfig>,
     sessions: Option<SessionsConfig>,
     builds: Option<BuildsConfig>,
     deploy: Option<DeployConfig>,
@@ -822,6 +867,8 @@ pub struct Config {
     pub jobs: JobsConfig,
     /// Bounds of the apps' outbound HTTP.
     pub outbound: OutboundConfig,
+    /// The shared cache's caps.
+    pub cache: CacheConfig,
     /// Browser sessions.
     pub sessions: SessionsConfig,
     /// Builds on `git push`.
@@ -855,6 +902,7 @@ impl fmt::Debug for Config {
             .field("redis_url", &self.redis_url.as_deref().map(redact_url))
             .field("jobs", &self.jobs)
             .field("outbound", &self.outbound)
+            .field("cache", &self.cache)
             .field("sessions", &self.sessions)
             .field("builds", &self.builds)
             .field("deploy", &self.deploy)
@@ -977,6 +1025,7 @@ impl Config {
             redis_url: cli.redis_url.clone().or(file.redis_url),
             jobs: file.jobs.unwrap_or_default(),
             outbound: file.outbound.unwrap_or_default(),
+            cache: file.cache.unwrap_or_default(),
             sessions: file.sessions.unwrap_or_default(),
             builds: {
                 let mut builds = file.builds.unwrap_or_default();

@@ -8,7 +8,7 @@ use serde_json::json;
 use crate::dash::ProtocolError;
 
 /// An error answered to a client.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct ApiError {
     /// HTTP status.
     pub status: StatusCode,

@@ -9,6 +9,8 @@ pub mod appdata;
 pub mod applog;
 pub mod assets;
 pub mod auth;
+pub mod cache;
+pub mod capabilities;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -28,6 +28,7 @@ use tokio::sync::watch;
 use crate::admission::Turn;
 use crate::appdata::AppDataDirs;
 use crate::assets::AssetMeta;
+use crate::capabilities::PlatformCapabilities;
 use crate::dash::clientside;
 use crate::dash::dependencies::{Dependencies, InvalidDependencies};
 use crate::ids::Slug;
@@ -168,6 +169,8 @@ struct Loader {
     load_options: LoadOptions,
     /// The operator's outbound HTTP bounds; each app adds its allowlist.
     outbound: sandbox::OutboundPolicy,
+    /// The data sources and cache every app's guest may use (each for its own app).
+    capabilities: Option<Arc<PlatformCapabilities>>,
 }
 
 /// The live-app cache.
@@ -211,6 +214,7 @@ impl Runtime {
                     ..LoadOptions::default()
                 },
                 outbound: sandbox::OutboundPolicy::default(),
+                capabilities: None,
             }),
             callback_slots: CallbackSlots::default(),
             apps: Mutex::new(HashMap::new()),
@@ -224,6 +228,15 @@ impl Runtime {
     pub fn with_app_data(mut self, dirs: AppDataDirs) -> Self {
         if let Some(loader) = Arc::get_mut(&mut self.loader) {
             loader.app_data = dirs;
+        }
+        self
+    }
+
+    /// Gives every app's guest the platform's data sources and cache (WIT 0.2.0's `data`
+    /// and `cache`), before any app is loaded. Without, they answer "not available".
+    pub fn with_capabilities(mut self, capabilities: Arc<PlatformCapabilities>) -> Self {
+        if let Some(loader) = Arc::get_mut(&mut self.loader) {
+            loader.capabilities = Some(capabilities);
         }
         self
     }
@@ -472,6 +485,11 @@ impl Loader {
         let settings =
             crate::settings::for_guest(&self.store, &self.secrets, version.app_id).await?;
         let data_dir = self.data_dir(&version).await?;
+        if let Some(capabilities) = &self.capabilities {
+            // The guest's cache entries count against the tenant's quota as of this load; a
+            // change of quotas changes `LiveVersion` and loads the app again.
+            capabilities.set_cache_quota(version.tenant_id, version.callback_quotas.cache_bytes);
+        }
         let outbound =
             crate::outbound::for_app(&self.outbound, settings.get(crate::outbound::HOSTS_SETTING));
         let options = LoadOptions {
@@ -484,9 +502,10 @@ impl Loader {
                 &version.callback_quotas,
             ),
             data_dir,
-            // The tenant's data sources and cache are not wired in yet: a 0.2.0 guest's
-            // `query` answers "unavailable" and its cache an error.
-            capabilities: None,
+            capabilities: self
+                .capabilities
+                .clone()
+                .map(|c| c as Arc<dyn sandbox::Capabilities>),
             ..self.load_options.clone()
         };
         let component =

@@ -51,6 +51,10 @@ pub struct App {
     pub admission: Arc<crate::admission::Admission>,
     /// Tenants' data sources: their pools and the per-tenant cap on queries.
     pub datasources: Arc<crate::datasources::DataSources>,
+    /// The shared cache (Redis if configured, else this process).
+    pub cache: Arc<crate::cache::Cache>,
+    /// Memoized callbacks: single flight and counters over `cache`.
+    pub memo: Arc<crate::cache::memo::Memo>,
 }
 
 /// Cheap to clone; what axum hands to handlers.
@@ -99,14 +103,6 @@ impl App {
             })?
             .with_keep_versions(config.deploy.keep_versions);
         let sandbox = open_sandbox(&config)?;
-        let runtime = Runtime::new(
-            sandbox,
-            store.clone(),
-            secrets.clone(),
-            config.limits.to_sandbox(),
-        )
-        .with_app_data(crate::appdata::AppDataDirs::new(config.app_data_dir()))
-        .with_outbound(config.outbound.to_policy());
         let job_store = match &config.redis_url {
             Some(url) => JobStore::Redis(RedisJobs::connect(url).await.with_context(|| {
                 format!("connecting to Redis at {}", crate::config::redact_url(url))
@@ -134,6 +130,18 @@ impl App {
                 })?,
             None => crate::auth::handoff::Handoffs::Database(store.clone()),
         };
+        let cache = match &config.redis_url {
+            Some(url) => crate::cache::Cache::connect_redis(
+                url,
+                &crate::cache::namespace_for(&secrets),
+                config.cache.limits(),
+            )
+            .await
+            .with_context(|| {
+                format!("connecting to Redis at {}", crate::config::redact_url(url))
+            })?,
+            None => crate::cache::Cache::in_process(config.cache.limits()),
+        };
         let builds = crate::deploy::Builds::new(&config, store.clone());
         let throttle = crate::auth::session::Throttle::new(store.clone());
         let stale = builds
@@ -148,6 +156,21 @@ impl App {
             config.data_sources.clone(),
             config.sources_dir(),
         ));
+        let cache = Arc::new(cache);
+        let capabilities = crate::capabilities::PlatformCapabilities::new(
+            datasources.clone(),
+            cache.clone(),
+            tokio::runtime::Handle::current(),
+        );
+        let runtime = Runtime::new(
+            sandbox,
+            store.clone(),
+            secrets.clone(),
+            config.limits.to_sandbox(),
+        )
+        .with_app_data(crate::appdata::AppDataDirs::new(config.app_data_dir()))
+        .with_outbound(config.outbound.to_policy())
+        .with_capabilities(Arc::new(capabilities));
         Ok(AppState(Arc::new(App {
             datasources,
             builds,
@@ -166,6 +189,8 @@ impl App {
             platform_csp,
             handoffs,
             admission: crate::admission::Admission::for_this_machine(),
+            cache,
+            memo: Default::default(),
         })))
     }
 

@@ -44,6 +44,8 @@ pub struct Callback {
     /// Set for a callback the browser runs; its handler is then never called.
     clientside: Option<ClientsideFunction>,
     background: Option<Background>,
+    /// Set by [`Callback::memoize`]: how long the platform keeps an answer.
+    memoize: Option<std::time::Duration>,
     handler: Handler,
 }
 
@@ -63,6 +65,10 @@ struct Background {
 /// callback's progress outputs and cancel inputs. The platform removes it before serving
 /// `_dash-dependencies`, which then reads exactly as Dash's.
 pub const BACKGROUND_KEY: &str = "tessera_background";
+
+/// The Tessera-only key of a dependency entry that marks a memoized callback,
+/// `{"ttl_ms": N}`. The platform removes it before serving `_dash-dependencies`.
+pub const MEMOIZE_KEY: &str = "tessera_memoize";
 
 impl std::fmt::Debug for Callback {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -102,6 +108,7 @@ impl Callback {
             hidden: false,
             clientside: None,
             background: None,
+            memoize: None,
             handler: Box::new(move |ctx| {
                 let value = handler(ctx)?;
                 serde_json::to_value(value).map_err(|error| {
@@ -161,6 +168,17 @@ impl Callback {
         self.background
             .get_or_insert_with(Background::default)
             .interval_ms = interval_ms;
+        self
+    }
+
+    /// Let the platform answer repeated requests from its shared cache for `ttl` (Dash's
+    /// `@cache.memoize`): requests with the same inputs, state and outputs to the same app
+    /// version get the stored answer without running the callback; a deploy starts afresh.
+    /// Only answers with outputs are kept (not `PreventUpdate` or errors). The answer is
+    /// shared by every viewer, so a memoized callback must not depend on who is looking.
+    /// The platform caps the TTL (a day by default); a background callback is not memoized.
+    pub fn memoize(mut self, ttl: std::time::Duration) -> Self {
+        self.memoize = Some(ttl);
         self
     }
 
@@ -278,6 +296,10 @@ impl Callback {
             .and_then(ClientsideFunction::source)
         {
             entry.insert(INLINE_SOURCE_KEY.into(), Value::String(source.into()));
+        }
+        if let Some(ttl) = self.memoize {
+            let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+            entry.insert(MEMOIZE_KEY.into(), serde_json::json!({ "ttl_ms": ttl_ms }));
         }
         if let Some(background) = &self.background {
             if !background.running.is_empty() {
@@ -1105,6 +1127,29 @@ mod background_tests {
             .cancel(Input::new("stop", "n_clicks"))
             .prevent_initial_call(true),
         )
+    }
+
+    #[test]
+    fn memoize_travels_in_the_private_key() {
+        let app = App::new("memo").callback(
+            Output::new("out", "children"),
+            Input::new("in", "value"),
+            (),
+            |_ctx| Ok("x"),
+        );
+        let plain: Value = serde_json::from_str(&app.dependencies_json()).expect("JSON");
+        assert!(plain[0].get(MEMOIZE_KEY).is_none());
+        let memoized = App::new("memo").register(
+            Callback::new(
+                Output::new("out", "children"),
+                Input::new("in", "value"),
+                (),
+                |_ctx| Ok("x"),
+            )
+            .memoize(std::time::Duration::from_secs(90)),
+        );
+        let deps: Value = serde_json::from_str(&memoized.dependencies_json()).expect("JSON");
+        assert_eq!(deps[0][MEMOIZE_KEY], json!({"ttl_ms": 90_000}));
     }
 
     #[test]

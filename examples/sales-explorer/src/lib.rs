@@ -10,7 +10,9 @@
 pub mod data;
 pub mod report;
 
-use sdk::{App, Figure, Input, Output, dcc, html};
+use std::time::Duration;
+
+use sdk::{App, Callback, Figure, Input, Output, dcc, html};
 
 use crate::data::{FIRST_YEAR, LAST_YEAR, REGIONS};
 
@@ -47,14 +49,19 @@ pub fn app() -> App {
                 Ok(Figure::from(report.figure()))
             },
         )
-        .callback(
-            Output::new("summary", "children"),
-            Input::new("region", "value"),
-            (),
-            |ctx| {
-                let region: Option<String> = ctx.input("region")?;
-                Ok(report::summary(data::sales(), region.as_deref()))
-            },
+        // The summary depends on the region alone and every viewer sees the same one: the
+        // platform keeps each region's answer for five minutes (Dash's `@cache.memoize`).
+        .register(
+            Callback::new(
+                Output::new("summary", "children"),
+                Input::new("region", "value"),
+                (),
+                |ctx| {
+                    let region: Option<String> = ctx.input("region")?;
+                    Ok(report::summary(data::sales(), region.as_deref()))
+                },
+            )
+            .memoize(Duration::from_secs(300)),
         )
 }
 
@@ -150,6 +157,7 @@ mod tests {
             json!([{"id": "region", "property": "value"}, {"id": "year", "property": "value"}])
         );
         assert_eq!(deps[1]["output"], "summary.children");
+        assert_eq!(deps[1]["tessera_memoize"], json!({"ttl_ms": 300_000}));
     }
 
     #[test]

@@ -41,6 +41,9 @@ pub struct Callback {
     pub clientside: bool,
     /// Set for a background callback (Dash's `background=True`).
     pub background: Option<Background>,
+    /// Set for a callback the author marked `memoize(ttl)`: answers are kept this long
+    /// (see [`crate::cache::memo`]). Background callbacks are never memoized.
+    pub memoize: Option<std::time::Duration>,
 }
 
 /// A background callback's polling interval and what the platform needs to run it as a job.
@@ -64,12 +67,25 @@ pub struct Background {
 /// cancel inputs; not part of Dash's `_dash-dependencies`, so it is removed before serving.
 pub const BACKGROUND_KEY: &str = "tessera_background";
 
+/// The dependency key the SDK uses for a memoized callback, `{"ttl_ms": N}`; removed before
+/// serving like [`BACKGROUND_KEY`].
+pub const MEMOIZE_KEY: &str = "tessera_memoize";
+
+/// Tessera's private keys of a dependency entry.
+const PRIVATE_KEYS: [&str; 2] = [BACKGROUND_KEY, MEMOIZE_KEY];
+
 /// The dependency list as Dash serves it: `json` without Tessera's private keys.
 pub fn public_json(json: &str) -> String {
     match serde_json::from_str::<Vec<serde_json::Map<String, Value>>>(json) {
-        Ok(mut entries) if entries.iter().any(|e| e.contains_key(BACKGROUND_KEY)) => {
+        Ok(mut entries)
+            if entries
+                .iter()
+                .any(|e| PRIVATE_KEYS.iter().any(|k| e.contains_key(*k))) =>
+        {
             for entry in &mut entries {
-                entry.remove(BACKGROUND_KEY);
+                for key in PRIVATE_KEYS {
+                    entry.remove(key);
+                }
             }
             serde_json::to_string(&entries).unwrap_or_else(|_| json.to_owned())
         }
@@ -102,6 +118,13 @@ struct RawDependency {
     background: Option<Value>,
     #[serde(default, rename = "tessera_background")]
     background_spec: Option<Background>,
+    #[serde(default, rename = "tessera_memoize")]
+    memoize: Option<Memoize>,
+}
+
+#[derive(Deserialize)]
+struct Memoize {
+    ttl_ms: u64,
 }
 
 impl Dependencies {
@@ -141,7 +164,15 @@ impl Dependencies {
                 }
                 _ => None,
             };
+            // Zero means no memo; a background callback's answer goes through its job instead.
+            let memoize = match (&background, dep.memoize) {
+                (None, Some(Memoize { ttl_ms })) if ttl_ms > 0 => {
+                    Some(std::time::Duration::from_millis(ttl_ms))
+                }
+                _ => None,
+            };
             let callback = Callback {
+                memoize,
                 background,
                 multi: is_multi(&dep.output),
                 no_output: dep.no_output,
@@ -261,6 +292,32 @@ mod tests {
         for bad in ["nodot", ".children", "summary.", "..a.b...c..", "a.@x"] {
             assert_eq!(parse_output_id(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn memoize_is_parsed_and_never_served() {
+        let json = json!([
+            {"output": "a.children", "inputs": [], "state": [], "tessera_memoize": {"ttl_ms": 1500}},
+            {"output": "b.children", "inputs": [], "state": [], "tessera_memoize": {"ttl_ms": 0}},
+            {"output": "c.children", "inputs": [], "state": [], "background": {"interval": 100},
+             "tessera_memoize": {"ttl_ms": 1500}}
+        ])
+        .to_string();
+        let deps = Dependencies::parse(&json).expect("valid");
+        let memo = |id| deps.get(id).expect("callback").memoize;
+        assert_eq!(
+            memo("a.children"),
+            Some(std::time::Duration::from_millis(1500))
+        );
+        assert_eq!(memo("b.children"), None);
+        assert_eq!(
+            memo("c.children"),
+            None,
+            "background callbacks are not memoized"
+        );
+        let served = public_json(&json);
+        assert!(!served.contains(MEMOIZE_KEY), "{served}");
+        assert!(served.contains("\"background\""));
     }
 
     #[test]

@@ -252,6 +252,9 @@ impl Deployer<'_> {
             settings,
             owner,
             data_dir,
+            // The check runs the layout without data sources, cache or HTTP: a layout that
+            // needs them must cope with their errors (they are per-viewer, per-call things).
+            ..LoadOptions::default()
         };
         let loaded =
             tokio::task::spawn_blocking(move || sandbox.load(&component, options)).await??;

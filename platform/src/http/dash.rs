@@ -17,6 +17,7 @@ use rand::Rng;
 use tower_http::compression::CompressionLayer;
 
 use super::access::AppAuthor;
+use crate::cache::memo::Answer;
 use crate::dash::background::{self, BackgroundQuery};
 use crate::dash::dependencies::Background;
 use crate::dash::{index, update};
@@ -254,52 +255,106 @@ async fn update_component(
         ));
     }
     let request_json = checked.guest_request_json_at(&format!("/apps/{tenant}/{app}/"));
-    let callback_id = checked.callback.output.clone();
-    let component = live.component.clone();
-    // Only components that can see the viewer cost a lookup (and a turn for it).
-    let viewer = if component.sees_viewer() {
+    // Only components that can see the viewer cost a lookup (and a turn for it); a memoized
+    // callback never sees one, since its answer is shared between viewers.
+    let viewer = if live.component.sees_viewer() && checked.callback.memoize.is_none() {
         let _turn = state.admission.enter(&tenant).await;
-        crate::viewer::for_call(&state.store, &component, live.version.tenant_id, &principal)
-            .await
-            .map_err(|e| ApiError::internal("looking up the viewer failed", &e))?
+        crate::viewer::for_call(
+            &state.store,
+            &live.component,
+            live.version.tenant_id,
+            &principal,
+        )
+        .await
+        .map_err(|e| ApiError::internal("looking up the viewer failed", &e))?
     } else {
         None
     };
-    let options = sandbox::CallOptions {
-        viewer,
-        ..sandbox::CallOptions::default()
-    };
+    let answer = state
+        .memo
+        .run(
+            &state.cache,
+            &live.version,
+            checked.callback,
+            &request_json,
+            |memoized| {
+                let options = sandbox::CallOptions {
+                    viewer: if memoized { None } else { viewer },
+                    memoized,
+                    ..sandbox::CallOptions::default()
+                };
+                run_callback(&tenant, &app, &live, &checked, &request_json, options)
+            },
+        )
+        .await
+        .map_err(|e| match e {
+            RunError::Api(e) => e,
+            RunError::Callback { error, error_id } => {
+                ApiError::from_callback(&error, &error_id, author.0)
+            }
+        })?;
+    Ok(match answer {
+        Answer::Json(body) => json_response(body),
+        Answer::NoContent => StatusCode::NO_CONTENT.into_response(),
+    })
+}
+
+/// Why a callback run gave no answer; the same for every request that shared the run
+/// (memoized callbacks), so the viewer's own detail is added only by each request.
+#[derive(Clone)]
+enum RunError {
+    Api(ApiError),
+    Callback {
+        error: Arc<sandbox::Error>,
+        error_id: String,
+    },
+}
+
+/// Run the callback in the sandbox and turn its outcome into Dash's answer: the body, 204
+/// for PreventUpdate and callbacks without outputs, or the error.
+async fn run_callback(
+    tenant: &str,
+    app: &str,
+    live: &LiveApp,
+    checked: &update::CheckedUpdate<'_>,
+    request_json: &str,
+    options: sandbox::CallOptions,
+) -> Result<Answer, RunError> {
+    let callback_id = checked.callback.output.clone();
+    let component = live.component.clone();
     let id_for_call = callback_id.clone();
+    let request_json = request_json.to_owned();
     let result = tokio::task::spawn_blocking(move || {
         component.call_with(&id_for_call, &request_json, options)
     })
     .await
-    .map_err(|e| ApiError::internal("the callback task failed", &e))?;
+    .map_err(|e| RunError::Api(ApiError::internal("the callback task failed", &e)))?;
     let version = live.version.number;
     match result {
         Ok(output) => {
-            write_app_log(&tenant, &app, version, &output.logs);
+            write_app_log(tenant, app, version, &output.logs);
             match output.outcome {
                 // Dash answers a callback without outputs as it answers PreventUpdate
                 // (nothing to send back; `set_props` side updates do not exist yet).
-                sandbox::Outcome::PreventUpdate => Ok(StatusCode::NO_CONTENT.into_response()),
-                sandbox::Outcome::Outputs(_) if checked.callback.no_output => {
-                    Ok(StatusCode::NO_CONTENT.into_response())
-                }
+                sandbox::Outcome::PreventUpdate => Ok(Answer::NoContent),
+                sandbox::Outcome::Outputs(_) if checked.callback.no_output => Ok(Answer::NoContent),
                 sandbox::Outcome::Outputs(answer) => {
                     let body = update::response_body(&checked.outputs, &answer).map_err(|e| {
                         tracing::warn!(%tenant, %app, version, callback = %callback_id, error = %e, "callback answer refused");
-                        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "callback_bad_answer", e.to_string())
+                        RunError::Api(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "callback_bad_answer", e.to_string()))
                     })?;
-                    Ok(json_response(body))
+                    Ok(Answer::Json(body))
                 }
             }
         }
         Err(failure) => {
-            write_app_log(&tenant, &app, version, &failure.logs);
+            write_app_log(tenant, app, version, &failure.logs);
             let error_id = crate::error::new_error_id();
             tracing::warn!(target: "tessera::app_log", %tenant, %app, version, callback = %callback_id, %error_id, error = %failure.error, "callback failed");
-            Err(ApiError::from_callback(&failure.error, &error_id, author.0))
+            Err(RunError::Callback {
+                error: Arc::new(failure.error),
+                error_id,
+            })
         }
     }
 }

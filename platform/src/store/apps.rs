@@ -46,6 +46,8 @@ pub struct CallbackQuotas {
     pub max_jobs: i64,
     /// Deadline of one background job, ms.
     pub job_deadline_ms: i64,
+    /// Bytes of the shared cache, memoized answers included.
+    pub cache_bytes: i64,
 }
 
 /// A version about to be stored.
@@ -144,7 +146,7 @@ impl Store {
         let row = sqlx::query(
             "select a.id, v.id, v.number, v.sha256, t.id, \
                     t.max_concurrent_callbacks, t.callback_memory_mb, t.callback_deadline_ms, \
-                    a.settings_revision, t.cpu_weight, t.max_jobs, t.job_deadline_ms \
+                    a.settings_revision, t.cpu_weight, t.max_jobs, t.job_deadline_ms, t.cache_bytes \
              from apps a \
              join tenants t on t.id = a.tenant_id \
              join app_versions v on v.id = a.live_version_id \
@@ -168,6 +170,7 @@ impl Store {
                     cpu_weight: row.try_get(9)?,
                     max_jobs: row.try_get(10)?,
                     job_deadline_ms: row.try_get(11)?,
+                    cache_bytes: row.try_get(12)?,
                 },
                 settings_revision: row.try_get(8)?,
             })

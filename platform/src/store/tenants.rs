@@ -29,6 +29,9 @@ pub struct Quotas {
     /// Deadline of one background job, in milliseconds (the platform's job deadline
     /// still caps it).
     pub job_deadline_ms: i64,
+    /// Bytes of the shared cache (memoized answers included); the operator's
+    /// `[cache] tenant_max_mb` still caps it.
+    pub cache_bytes: i64,
 }
 
 impl Quotas {
@@ -41,10 +44,11 @@ impl Quotas {
             cpu_weight: self.cpu_weight,
             max_jobs: self.max_jobs,
             job_deadline_ms: self.job_deadline_ms,
+            cache_bytes: self.cache_bytes,
         }
     }
 
-    /// The quotas of a new tenant: the defaults of the migrations (`0002`, `0016`).
+    /// The quotas of a new tenant: the defaults of the migrations (`0002`, `0016`, `0020`).
     pub const DEFAULT: Quotas = Quotas {
         max_apps: 100,
         max_concurrent_callbacks: 32,
@@ -54,6 +58,7 @@ impl Quotas {
         cpu_weight: 100,
         max_jobs: 16,
         job_deadline_ms: 600_000,
+        cache_bytes: 64 << 20,
     };
 }
 
@@ -74,7 +79,7 @@ pub struct Tenant {
 
 const COLUMNS: &str = "id, slug, name, created_at, max_apps, max_concurrent_callbacks, \
                        callback_memory_mb, callback_deadline_ms, max_version_storage_bytes, \
-                       cpu_weight, max_jobs, job_deadline_ms";
+                       cpu_weight, max_jobs, job_deadline_ms, cache_bytes";
 
 fn tenant(row: &sqlx::any::AnyRow) -> Result<Tenant> {
     Ok(Tenant {
@@ -91,6 +96,7 @@ fn tenant(row: &sqlx::any::AnyRow) -> Result<Tenant> {
             cpu_weight: row.try_get(9)?,
             max_jobs: row.try_get(10)?,
             job_deadline_ms: row.try_get(11)?,
+            cache_bytes: row.try_get(12)?,
         },
     })
 }
@@ -279,7 +285,7 @@ async fn write_quotas(
     let updated = sqlx::query(
         "update tenants set max_apps = $2, max_concurrent_callbacks = $3, \
              callback_memory_mb = $4, callback_deadline_ms = $5, max_version_storage_bytes = $6, \
-             cpu_weight = $7, max_jobs = $8, job_deadline_ms = $9 \
+             cpu_weight = $7, max_jobs = $8, job_deadline_ms = $9, cache_bytes = $10 \
              where id = $1",
     )
     .bind(tenant.0)
@@ -291,6 +297,7 @@ async fn write_quotas(
     .bind(quotas.cpu_weight)
     .bind(quotas.max_jobs)
     .bind(quotas.job_deadline_ms)
+    .bind(quotas.cache_bytes)
     .execute(&mut *conn)
     .await?
     .rows_affected();
@@ -315,6 +322,7 @@ async fn write_quotas(
             "cpu_weight": quotas.cpu_weight,
             "max_jobs": quotas.max_jobs,
             "job_deadline_ms": quotas.job_deadline_ms,
+            "cache_bytes": quotas.cache_bytes,
         }),
     )
     .await?;

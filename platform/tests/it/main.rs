@@ -9,6 +9,7 @@ mod accounts;
 mod api;
 mod background;
 mod build;
+mod cache;
 mod cli;
 mod config;
 mod dash;

@@ -306,3 +306,73 @@ fn a_session_signed_in_on_one_replica_process_works_and_ends_on_the_other() {
         assert_eq!(status, 303, "signed out on both processes");
     }
 }
+
+/// The memo test guest's `memo.children` request for `input` (memoized for 60 s).
+fn memo_body(callback: &str, input: &str) -> String {
+    json!({
+        "output": format!("{callback}.children"),
+        "outputs": {"id": callback, "property": "children"},
+        "inputs": [{"id": "in", "property": "value", "value": input}],
+        "changedPropIds": ["in.value"],
+        "state": []
+    })
+    .to_string()
+}
+
+#[test]
+fn a_memoized_answer_computed_by_one_replica_process_is_served_by_the_other() {
+    use base64::Engine;
+    const MEMO: &str = "/apps/demo/memo/_dash-update-component";
+    let shared = tempfile::tempdir().expect("tempdir");
+    let database_url = format!("sqlite://{}", shared.path().join("tessera.db").display());
+    // Replicas share the secret key (as they must); a fresh one per run keeps this run's
+    // cache namespace apart from earlier runs on the same Redis.
+    let key = base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>());
+    let component = shared.path().join("guest_memo.wasm");
+    std::fs::write(&component, guest_wasm("guest_memo.wasm")).expect("write component");
+    let deployed = tessera(&shared.path().join("cli"), &database_url)
+        .env("TESSERA_SECRET_KEY", &key)
+        .args(["deploy", "demo/memo"])
+        .arg(&component)
+        .args(["--visibility", "public"])
+        .output()
+        .expect("run tessera deploy");
+    assert!(
+        deployed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&deployed.stderr)
+    );
+    let start = |name: &str| {
+        let (child, address) = crate::support::spawn_listening(
+            tessera(&shared.path().join(name), &database_url)
+                .env("TESSERA_SECRET_KEY", &key)
+                .args(["serve", "--listen", "127.0.0.1:0"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null()),
+        );
+        Replica { child, address }
+    };
+    let one = start("one");
+    let two = start("two");
+    let answer = |replica: &Replica, callback: &str| {
+        let (status, body) = post(replica, MEMO, &memo_body(callback, "across"));
+        assert_eq!(status, 200, "{body}");
+        let body: Value = serde_json::from_str(&body).expect("json");
+        body["response"][callback]["children"]
+            .as_str()
+            .expect("an answer")
+            .to_owned()
+    };
+    // The guest stamps each answer with the time it computed it.
+    let computed = answer(&one, "memo");
+    assert_eq!(
+        answer(&two, "memo"),
+        computed,
+        "replica two served replica one's answer"
+    );
+    assert_ne!(
+        answer(&one, "plain"),
+        answer(&two, "plain"),
+        "without memoization each run is its own"
+    );
+}

@@ -90,6 +90,12 @@ impl TestApp {
         Self::build_with(LimitsConfig::default(), None, Some(url)).await
     }
 
+    /// A platform whose Redis (jobs, sessions, cache) is at `url`: a server the test runs
+    /// itself, to stop it.
+    pub async fn with_redis_url(url: String) -> Self {
+        Self::build_with(LimitsConfig::default(), None, Some(url)).await
+    }
+
     /// A second replica of `app`: the same configuration, database and Redis.
     pub async fn replica_of(app: &TestApp) -> Self {
         let state = App::start(app.state.config.clone())
@@ -156,6 +162,7 @@ impl TestApp {
             redis_url: None,
             jobs: platform::config::JobsConfig::default(),
             outbound: platform::config::OutboundConfig::default(),
+            cache: platform::config::CacheConfig::default(),
             sessions: platform::config::SessionsConfig::default(),
             builds: platform::config::BuildsConfig::default(),
             deploy: platform::config::DeployConfig::default(),
@@ -246,6 +253,7 @@ impl TestApp {
             redis_url,
             jobs,
             outbound: platform::config::OutboundConfig::default(),
+            cache: platform::config::CacheConfig::default(),
             sessions: platform::config::SessionsConfig::default(),
             builds,
             deploy,
@@ -285,6 +293,8 @@ impl TestApp {
             secret_key: None,
             secret_key_file: dir.path().join("secret.key"),
             data_sources,
+            outbound: platform::config::OutboundConfig::default(),
+            cache: platform::config::CacheConfig::default(),
         };
         let state = App::start(config).await.expect("platform starts");
         Self {
@@ -316,6 +326,7 @@ impl TestApp {
             redis_url: None,
             jobs: platform::config::JobsConfig::default(),
             outbound: platform::config::OutboundConfig::default(),
+            cache: platform::config::CacheConfig::default(),
             sessions: platform::config::SessionsConfig::default(),
             builds: platform::config::BuildsConfig::default(),
             deploy: platform::config::DeployConfig::default(),

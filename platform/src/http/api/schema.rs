@@ -96,6 +96,11 @@ pub struct QuotasBody {
     #[serde(default)]
     #[schema(minimum = 1, maximum = 86_400_000)]
     pub job_deadline_ms: Option<i64>,
+    /// Bytes of the shared cache, memoized answers included (0 to 2^40; default 64 MiB;
+    /// the platform's `[cache] tenant_max_mb` still applies). Omitted in a change: unchanged.
+    #[serde(default)]
+    #[schema(minimum = 0, maximum = 1_099_511_627_776_i64)]
+    pub cache_bytes: Option<i64>,
 }
 
 impl From<store::Quotas> for QuotasBody {
@@ -109,6 +114,7 @@ impl From<store::Quotas> for QuotasBody {
             cpu_weight: Some(q.cpu_weight),
             max_jobs: Some(q.max_jobs),
             job_deadline_ms: Some(q.job_deadline_ms),
+            cache_bytes: Some(q.cache_bytes),
         }
     }
 }

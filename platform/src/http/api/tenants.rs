@@ -124,8 +124,8 @@ pub async fn get_tenant(
 pub struct UpdateTenant {
     /// New display name.
     pub name: Option<String>,
-    /// New quotas (all of them; `cpu_weight`, `max_jobs` and `job_deadline_ms` may be
-    /// left out to keep their values).
+    /// New quotas (all of them; `cpu_weight`, `max_jobs`, `job_deadline_ms` and
+    /// `cache_bytes` may be left out to keep their values).
     pub quotas: Option<QuotasBody>,
 }
 
@@ -187,7 +187,8 @@ pub fn validate_quotas(q: &QuotasBody, current: &Quotas) -> Result<Quotas, ApiEr
     let cpu_weight = q.cpu_weight.unwrap_or(current.cpu_weight);
     let max_jobs = q.max_jobs.unwrap_or(current.max_jobs);
     let job_deadline_ms = q.job_deadline_ms.unwrap_or(current.job_deadline_ms);
-    let checks: [(&str, i64, i64, i64); 8] = [
+    let cache_bytes = q.cache_bytes.unwrap_or(current.cache_bytes);
+    let checks: [(&str, i64, i64, i64); 9] = [
         ("max_apps", q.max_apps, 0, 1_000_000),
         (
             "max_concurrent_callbacks",
@@ -211,6 +212,7 @@ pub fn validate_quotas(q: &QuotasBody, current: &Quotas) -> Result<Quotas, ApiEr
         ("cpu_weight", cpu_weight, 1, 10_000),
         ("max_jobs", max_jobs, 1, 10_000),
         ("job_deadline_ms", job_deadline_ms, 1, 86_400_000),
+        ("cache_bytes", cache_bytes, 0, 1 << 40),
     ];
     for (name, value, min, max) in checks {
         if !(min..=max).contains(&value) {
@@ -228,5 +230,6 @@ pub fn validate_quotas(q: &QuotasBody, current: &Quotas) -> Result<Quotas, ApiEr
         cpu_weight,
         max_jobs,
         job_deadline_ms,
+        cache_bytes,
     })
 }
