@@ -119,10 +119,11 @@ impl sandbox::Capabilities for PlatformCapabilities {
     }
 
     fn cache_get(&self, call: &CallContext, key: &str) -> Result<Option<Vec<u8>>, String> {
+        // The timeout is made inside the runtime: its timer needs the runtime's reactor.
         let get = self.cache.get(scope(call), key);
         match self
             .runtime
-            .block_on(tokio::time::timeout(call.remaining(), get))
+            .block_on(async { tokio::time::timeout(call.remaining(), get).await })
         {
             Ok(result) => result.map_err(|e| e.to_string()),
             Err(_) => Ok(None),
@@ -139,7 +140,7 @@ impl sandbox::Capabilities for PlatformCapabilities {
         let set = self.cache.set(scope(call), key, value, ttl);
         match self
             .runtime
-            .block_on(tokio::time::timeout(call.remaining(), set))
+            .block_on(async { tokio::time::timeout(call.remaining(), set).await })
         {
             Ok(result) => result.map_err(|e| e.to_string()),
             Err(_) => Ok(()),
@@ -150,7 +151,7 @@ impl sandbox::Capabilities for PlatformCapabilities {
         let delete = self.cache.delete(scope(call), key);
         match self
             .runtime
-            .block_on(tokio::time::timeout(call.remaining(), delete))
+            .block_on(async { tokio::time::timeout(call.remaining(), delete).await })
         {
             Ok(result) => result.map_err(|e| e.to_string()),
             Err(_) => Ok(()),

@@ -1444,3 +1444,110 @@ async fn a_tenant_runs_at_most_its_share_of_queries_at_once() {
         .await
         .expect("runs");
 }
+
+/// What `{callback}.children` of tests/guests/capable answered in `acme/{app}`, given `arg`.
+async fn capable(
+    app: &TestApp,
+    name: &str,
+    callback: &str,
+    arg: serde_json::Value,
+) -> serde_json::Value {
+    let body = json!({
+        "output": format!("{callback}.children"),
+        "outputs": {"id": callback, "property": "children"},
+        "inputs": [{"id": "go", "property": "n_clicks", "value": arg}],
+        "changedPropIds": ["go.n_clicks"]
+    });
+    let reply = app
+        .post_json(
+            &format!("/apps/acme/{name}/_dash-update-component"),
+            body.to_string(),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    reply.json()["response"][callback]["children"].clone()
+}
+
+/// The platform's data sources and cache reach a 0.2.0 guest through the real router
+/// (`capabilities.rs`): the app granted the source reads its rows, another app of the same
+/// tenant gets `not-granted`, a write is refused, and each app's cache is its own.
+#[tokio::test]
+async fn a_guest_queries_its_granted_source_and_keeps_its_own_cache_through_the_router() {
+    let app = TestApp::new().await;
+    for name in ["cap", "other"] {
+        app.deploy("acme", name, "guest_capable.wasm").await;
+        platform::admin::set_visibility(&app.state.store, &format!("acme/{name}"), "public", &op())
+            .await
+            .expect("public");
+    }
+    let acme = app
+        .state
+        .store
+        .tenant_by_slug(&slug("acme"))
+        .await
+        .expect("store")
+        .expect("tenant");
+    sqlite_file(&app.state.config.sources_dir(), "acme", "shop.db", 10).await;
+    let sources = &app.state.datasources;
+    let input = ConnectionInput {
+        path: Some("shop.db".to_owned()),
+        ..Default::default()
+    };
+    sources
+        .put(
+            &acme,
+            "shop",
+            Kind::Sqlite,
+            &input,
+            &SourceLimits::default(),
+            &op(),
+        )
+        .await
+        .expect("registered");
+    sources
+        .set_grant(acme.id, "shop", "cap", true, &op())
+        .await
+        .expect("granted");
+
+    let select = json!({
+        "source": "shop",
+        "sql": "select name, units from items where units > ? order by units",
+        "params": [7],
+    });
+    let answer = capable(&app, "cap", "query", select.clone()).await;
+    let rows = answer["ok"].as_str().unwrap_or_else(|| panic!("{answer}"));
+    assert!(
+        rows.contains("item 8") && rows.contains("item 10"),
+        "{answer}"
+    );
+    assert!(!rows.contains("item 7"), "the parameter filters: {answer}");
+
+    let refused = capable(&app, "other", "query", select).await;
+    assert_eq!(refused["err"]["kind"], "not-granted", "{refused}");
+    let write = json!({"source": "shop", "sql": "delete from items", "params": []});
+    let refused = capable(&app, "cap", "query", write).await;
+    assert_eq!(refused["err"]["kind"], "refused", "{refused}");
+    let still = capable(
+        &app,
+        "cap",
+        "query",
+        json!({"source": "shop", "sql": "select count(*) from items", "params": []}),
+    )
+    .await;
+    assert!(still["ok"].is_string(), "{still}");
+
+    let set = json!({"op": "set", "key": "k", "value": "cap's value", "ttl": 60});
+    assert_eq!(
+        capable(&app, "cap", "cache", set).await,
+        json!({"ok": null})
+    );
+    let get = json!({"op": "get", "key": "k"});
+    assert_eq!(
+        capable(&app, "cap", "cache", get.clone()).await,
+        json!({"ok": "cap's value"})
+    );
+    assert_eq!(
+        capable(&app, "other", "cache", get).await,
+        json!({"ok": null})
+    );
+}
