@@ -506,7 +506,6 @@ impl Loader {
                 .capabilities
                 .clone()
                 .map(|c| c as Arc<dyn sandbox::Capabilities>),
-            ..self.load_options.clone()
         };
         let component =
             tokio::task::spawn_blocking(move || sandbox.load(&bytes, options)).await??;

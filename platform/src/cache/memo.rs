@@ -194,7 +194,7 @@ impl Memo {
             key: &key,
             flight: &flight,
         };
-        let outcome = flight
+        flight
             .get_or_init(|| async {
                 self.runs.fetch_add(1, Ordering::Relaxed);
                 let outcome = run().await;
@@ -208,8 +208,7 @@ impl Memo {
                 outcome
             })
             .await
-            .clone();
-        outcome
+            .clone()
     }
 
     /// The flight of `key`: the one in progress, or a new one.

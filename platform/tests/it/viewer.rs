@@ -117,7 +117,7 @@ async fn a_0_2_0_guest_sees_the_viewer_of_the_request() {
 }
 
 #[tokio::test]
-async fn without_data_sources_a_query_is_unavailable_through_the_platform() {
+async fn a_query_on_a_source_the_app_was_not_granted_is_not_granted_through_the_platform() {
     let app = TestApp::new().await;
     app.deploy("acme", "cap", "guest_capable.wasm").await;
     admin::set_visibility(&app.state.store, "acme/cap", "public", &op())
@@ -127,6 +127,6 @@ async fn without_data_sources_a_query_is_unavailable_through_the_platform() {
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
     assert_eq!(
         reply.json()["response"]["query"]["children"]["err"]["kind"],
-        "unavailable"
+        "not-granted"
     );
 }
