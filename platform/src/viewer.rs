@@ -12,6 +12,12 @@ use crate::ids::TenantId;
 use crate::policy::Principal;
 use crate::store::{self, Store};
 
+/// Whether a call of `component` gets the viewer at all: only components that can see it
+/// (0.2.0) and never a memoized callback, whose answer is shared between viewers.
+pub fn needed(component: &sandbox::Component, memoized: bool) -> bool {
+    component.sees_viewer() && !memoized
+}
+
 /// The viewer to pass in `sandbox::CallOptions::viewer` for `principal`'s call of
 /// `component`, an app of `tenant`.
 pub async fn for_call(

@@ -255,9 +255,7 @@ async fn update_component(
         ));
     }
     let request_json = checked.guest_request_json_at(&format!("/apps/{tenant}/{app}/"));
-    // Only components that can see the viewer cost a lookup (and a turn for it); a memoized
-    // callback never sees one, since its answer is shared between viewers.
-    let viewer = if live.component.sees_viewer() && checked.callback.memoize.is_none() {
+    let viewer = if crate::viewer::needed(&live.component, checked.callback.memoize.is_some()) {
         let _turn = state.admission.enter(&tenant).await;
         crate::viewer::for_call(
             &state.store,
