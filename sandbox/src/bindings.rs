@@ -15,11 +15,19 @@ pub(crate) mod v0_1 {
     });
 }
 
-/// `tessera:dashboard@0.2.0`: 0.1.0 plus `host.viewer`, `data` and `cache`.
+/// `tessera:dashboard@0.2.0`: 0.1.0 plus `host.viewer`, `data`, `cache` and
+/// `wasi:http/outgoing-handler`. The WASI packages it names (vendored in the world's
+/// `deps/`) are the ones wasmtime-wasi and wasmtime-wasi-http already bind, so they are
+/// reused rather than generated again: the linker defines them through `outbound.rs`.
 pub(crate) mod v0_2 {
     wasmtime::component::bindgen!({
         path: "../wit/dashboard@0.2.0",
         world: "tessera:dashboard/dashboard",
+        with: {
+            "wasi:http": wasmtime_wasi_http::p2::bindings::http,
+            "wasi:io": wasmtime_wasi::p2::bindings::sync::io,
+            "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
+        },
     });
 }
 

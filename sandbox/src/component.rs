@@ -236,6 +236,12 @@ impl Component {
         self.inner.compiled.sees_viewer
     }
 
+    /// Whether it can send HTTP requests at all (it imports `wasi:http/outgoing-handler`);
+    /// whether any request goes out is then the app's [`crate::OutboundPolicy`].
+    pub fn sends_http(&self) -> bool {
+        self.inner.compiled.sends_http
+    }
+
     /// Number of idle (warm) instances this component holds right now.
     pub fn idle_instances(&self) -> usize {
         self.inner.idle().len()

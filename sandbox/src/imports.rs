@@ -101,6 +101,16 @@ pub(crate) fn sees_viewer(engine: &Engine, component: &Component) -> bool {
     })
 }
 
+/// Whether `component` can send HTTP requests: it imports `wasi:http/outgoing-handler`
+/// (any version). A component that never sends one does not import it, even when built
+/// for a world that offers it.
+pub(crate) fn sends_http(engine: &Engine, component: &Component) -> bool {
+    component
+        .component_type()
+        .imports(engine)
+        .any(|(name, _)| name.starts_with("wasi:http/outgoing-handler@"))
+}
+
 /// [`HasData`] for the `wasi:io` interfaces, which only need the resource table.
 struct Io;
 

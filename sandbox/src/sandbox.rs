@@ -71,6 +71,8 @@ pub(crate) struct Compiled {
     pub(crate) units: usize,
     /// Whether its calls can learn the viewer (`imports::sees_viewer`).
     pub(crate) sees_viewer: bool,
+    /// Whether it imports `wasi:http/outgoing-handler` (`imports::sends_http`).
+    pub(crate) sends_http: bool,
 }
 
 impl Sandbox {
@@ -292,6 +294,7 @@ impl Sandbox {
             exports,
             units: pool::units(needs.memories, needs.tables),
             sees_viewer: imports::sees_viewer(&inner.engine, &component),
+            sends_http: imports::sends_http(&inner.engine, &component),
         });
         let mut map = lock(&inner.compiled);
         map.retain(|_, weak| weak.strong_count() > 0);
