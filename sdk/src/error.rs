@@ -101,6 +101,12 @@ impl From<crate::data::ReadError> for Error {
     }
 }
 
+impl From<crate::http::Error> for Error {
+    fn from(error: crate::http::Error) -> Self {
+        Error::Failed(error.to_string())
+    }
+}
+
 /// Why [`App::run_callback`](crate::App::run_callback) returned no outcome; mirrors the
 /// WIT world's `callback-error`.
 #[derive(Debug, Clone, PartialEq, Eq)]

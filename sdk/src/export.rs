@@ -20,6 +20,9 @@ pub mod bindings {
         // The export macro is invoked from the author's crate through `export_app!`.
         pub_export_macro: true,
         default_bindings_module: "sdk::__private::bindings",
+        // wasi:http and the WASI packages it names (for `http`); a component imports only
+        // the functions it calls, so an app without HTTP imports none of them.
+        generate_all,
     });
 }
 

@@ -39,9 +39,10 @@
 //!
 //! The crate never touches the network, the environment or the host file system on its
 //! own: on wasm everything goes through the imports of the WIT world
-//! (`tessera:dashboard@0.2.0`: `host`, `data`, `cache`), and the native stand-ins in
-//! [`log`], [`data`], [`settings`] and [`cache`] exist only so tests behave alike; [`sql`]
-//! and [`viewer()`] answer a clear "only inside Tessera" error natively.
+//! (`tessera:dashboard@0.2.0`: `host`, `data`, `cache`, and `wasi:http` for [`http`]), and
+//! the native stand-ins in [`log`], [`data`], [`settings`] and [`cache`] exist only so
+//! tests behave alike; [`sql`], [`viewer()`] and [`http`] answer a clear "only inside
+//! Tessera" error natively.
 
 #![deny(missing_docs)]
 
@@ -60,6 +61,7 @@ pub mod figure;
 #[cfg(feature = "frame")]
 pub mod frame;
 pub mod html;
+pub mod http;
 pub mod id;
 pub mod log;
 pub mod pages;
