@@ -52,6 +52,7 @@
 //! | – | – | `[outbound] timeout_ms` | 10000 (connect, first byte and between bytes of an app's HTTP request; never past the call's deadline) |
 //! | – | – | `[outbound] max_response_kib` | 4096 (largest response body an app may read) |
 //! | – | – | `[outbound] max_requests_per_call` | 16 |
+//! | – | – | `[outbound] ca_file` | none: `https` requests trust the webpki (Mozilla) roots; a PEM file of CA certificates trusted *in addition* (a company CA), read at start |
 //! | – | `TESSERA_SECRET_KEY` | – | none: the key file is used (base64 of 32 bytes that seal provider secrets at rest) |
 //! | `--secret-key-file` | `TESSERA_SECRET_KEY_FILE` | `secret_key_file` | `{data_dir}/secret.key` (created with mode 0600 on first use) |
 //! | – | – | `[data_sources] sqlite_dir` | `{data_dir}/sources` (a tenant's SQLite sources must lie in `{sqlite_dir}/{tenant}/`) |
@@ -275,6 +276,13 @@ pub enum AppsCommand {
         #[command(subcommand)]
         command: SettingsCommand,
     },
+    /// The hosts an app may reach over HTTP (`sdk::http`, `wasi:http`): its outbound
+    /// allowlist, kept in the setting `TESSERA_OUTBOUND_HOSTS`.
+    Outbound {
+        /// What to do.
+        #[command(subcommand)]
+        command: OutboundCommand,
+    },
 }
 
 impl AppsCommand {
@@ -288,9 +296,43 @@ impl AppsCommand {
                     SettingsCommand::List { target }
                     | SettingsCommand::Set { target, .. }
                     | SettingsCommand::Unset { target, .. },
+            }
+            | AppsCommand::Outbound {
+                command:
+                    OutboundCommand::List { target }
+                    | OutboundCommand::Allow { target, .. }
+                    | OutboundCommand::Deny { target, .. },
             } => target,
         }
     }
+}
+
+/// `tessera apps outbound …`.
+#[derive(Debug, Subcommand)]
+pub enum OutboundCommand {
+    /// List the hosts the app may reach.
+    List {
+        /// `tenant/app`.
+        target: String,
+    },
+    /// Let the app reach these hosts: `scheme://host[:port]` (`https://api.example.com`,
+    /// `https://*.example.com`, `http://10.0.0.5:8080`; `:*` for any port). Running
+    /// servers pick the change up within a second.
+    Allow {
+        /// `tenant/app`.
+        target: String,
+        /// The patterns to add.
+        #[arg(required = true, value_name = "PATTERN")]
+        patterns: Vec<String>,
+    },
+    /// Take hosts off the app's allowlist (each must be on it).
+    Deny {
+        /// `tenant/app`.
+        target: String,
+        /// The patterns to remove.
+        #[arg(required = true, value_name = "PATTERN")]
+        patterns: Vec<String>,
+    },
 }
 
 /// `tessera apps settings …`.
@@ -618,6 +660,8 @@ pub struct OutboundConfig {
     pub max_response_kib: u64,
     /// Most requests one callback call may start.
     pub max_requests_per_call: u32,
+    /// A PEM file of CA certificates apps' `https` requests trust besides the webpki roots.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for OutboundConfig {
@@ -628,20 +672,40 @@ impl Default for OutboundConfig {
             timeout_ms: u64::try_from(policy.timeout.as_millis()).unwrap_or(u64::MAX),
             max_response_kib: policy.max_response_bytes >> 10,
             max_requests_per_call: policy.max_requests_per_call,
+            ca_file: None,
         }
     }
 }
 
 impl OutboundConfig {
-    /// The operator's part of every app's [`sandbox::OutboundPolicy`] (no hosts allowed).
-    pub fn to_policy(&self) -> sandbox::OutboundPolicy {
-        sandbox::OutboundPolicy {
+    /// The operator's part of every app's [`sandbox::OutboundPolicy`] (no hosts allowed),
+    /// reading `ca_file` if set (at start-up only).
+    ///
+    /// # Errors
+    ///
+    /// When `ca_file` cannot be read or holds no usable CA certificate (naming the file).
+    pub fn to_policy(&self) -> anyhow::Result<sandbox::OutboundPolicy> {
+        let tls_roots = match &self.ca_file {
+            None => sandbox::TlsRoots::webpki(),
+            Some(path) => {
+                let pem = std::fs::read(path)
+                    .with_context(|| format!("reading [outbound] ca_file {}", path.display()))?;
+                sandbox::TlsRoots::with_pem(&pem).with_context(|| {
+                    format!(
+                        "[outbound] ca_file {}: no usable CA certificate",
+                        path.display()
+                    )
+                })?
+            }
+        };
+        Ok(sandbox::OutboundPolicy {
             allowed_hosts: Vec::new(),
             allow_private: self.allow_private,
             timeout: Duration::from_millis(self.timeout_ms.max(1)),
             max_response_bytes: self.max_response_kib.saturating_mul(1024),
             max_requests_per_call: self.max_requests_per_call,
-        }
+            tls_roots,
+        })
     }
 }
 

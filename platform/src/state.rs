@@ -169,7 +169,7 @@ impl App {
             config.limits.to_sandbox(),
         )
         .with_app_data(crate::appdata::AppDataDirs::new(config.app_data_dir()))
-        .with_outbound(config.outbound.to_policy())
+        .with_outbound(config.outbound.to_policy()?)
         .with_capabilities(Arc::new(capabilities));
         Ok(AppState(Arc::new(App {
             datasources,

@@ -139,7 +139,10 @@ pub use config::{
     Owner, SandboxConfig,
 };
 pub use error::{CallFailure, Error};
-pub use outbound::{HostPattern, MAX_ALLOWED_HOSTS, OutboundPolicy, PatternError, forbidden_range};
+pub use outbound::{
+    HostPattern, InvalidCa, MAX_ALLOWED_HOSTS, OutboundPolicy, PatternError, TlsRoots,
+    forbidden_range,
+};
 pub use sandbox::Sandbox;
 pub use settings::{MIN_MASKED_SECRET_CHARS, Settings};
 pub use state::ProgressSink;

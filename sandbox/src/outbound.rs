@@ -7,8 +7,9 @@
 //! to is not public ([`forbidden_range`]) unless the operator allowed private addresses.
 //! The connection goes to exactly the addresses that were checked (never resolved again, so
 //! a DNS answer cannot change between the check and the connect), with TLS (rustls, the
-//! webpki roots, SNI = the host name) for `https`. Every wait ends by the call's deadline;
-//! the response body is cut at [`OutboundPolicy::max_response_bytes`].
+//! webpki roots plus any the operator added ([`TlsRoots`]), SNI = the host name) for
+//! `https`. Every wait ends by the call's deadline; the response body is cut at
+//! [`OutboundPolicy::max_response_bytes`].
 //!
 //! Refusals are `ErrorCode::HttpRequestDenied` for the guest and a line in the app's log
 //! naming the rule (the URL's scheme, host and port only: never its path or query, which
@@ -53,6 +54,8 @@ pub struct OutboundPolicy {
     pub max_response_bytes: u64,
     /// Most requests one callback call may start.
     pub max_requests_per_call: u32,
+    /// The certificate authorities `https` requests trust.
+    pub tls_roots: TlsRoots,
 }
 
 impl Default for OutboundPolicy {
@@ -63,6 +66,7 @@ impl Default for OutboundPolicy {
             timeout: Duration::from_secs(10),
             max_response_bytes: 4 << 20,
             max_requests_per_call: 16,
+            tls_roots: TlsRoots::webpki(),
         }
     }
 }
@@ -331,25 +335,115 @@ fn forbidden_v6(ip: Ipv6Addr) -> Option<&'static str> {
     Some(reason)
 }
 
-/// The rustls client configuration: the webpki roots (as wasmtime-wasi-http's own sender),
-/// the ring provider named explicitly so that no process-wide default is needed.
-fn tls_config() -> Arc<rustls::ClientConfig> {
-    static CONFIG: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
-    CONFIG
-        .get_or_init(|| {
-            let roots = rustls::RootCertStore {
-                roots: webpki_roots::TLS_SERVER_ROOTS.into(),
-            };
-            let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-                rustls::crypto::ring::default_provider(),
-            ))
-            .with_safe_default_protocol_versions()
-            .expect("the ring provider supports the default TLS versions")
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-            Arc::new(config)
+/// The certificate authorities an app's `https` requests trust: the webpki roots (Mozilla's
+/// list, as wasmtime-wasi-http's own sender uses) and any the operator added
+/// (`[outbound] ca_file`: a company's internal CA). Built once and shared by every app.
+#[derive(Clone)]
+pub struct TlsRoots {
+    config: Arc<rustls::ClientConfig>,
+    /// How many certificates the operator added, for `Debug`.
+    added: usize,
+}
+
+impl TlsRoots {
+    /// The webpki roots alone (the default).
+    pub fn webpki() -> TlsRoots {
+        static WEBPKI: OnceLock<TlsRoots> = OnceLock::new();
+        WEBPKI
+            .get_or_init(|| TlsRoots {
+                config: client_config(webpki_store()),
+                added: 0,
+            })
+            .clone()
+    }
+
+    /// The webpki roots and every certificate in `pem` (one or more `CERTIFICATE` blocks).
+    ///
+    /// # Errors
+    ///
+    /// When `pem` holds no certificate, a block that does not parse, or a certificate that
+    /// cannot be a trust anchor; the message says which.
+    pub fn with_pem(pem: &[u8]) -> Result<TlsRoots, InvalidCa> {
+        use rustls::pki_types::CertificateDer;
+        use rustls::pki_types::pem::PemObject;
+        let mut store = webpki_store();
+        let mut added = 0;
+        for (index, certificate) in CertificateDer::pem_slice_iter(pem).enumerate() {
+            let certificate =
+                certificate.map_err(|e| InvalidCa(format!("certificate {}: {e}", index + 1)))?;
+            store
+                .add(certificate)
+                .map_err(|e| InvalidCa(format!("certificate {}: {e}", index + 1)))?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err(InvalidCa("no PEM CERTIFICATE block found".to_string()));
+        }
+        Ok(TlsRoots {
+            config: client_config(store),
+            added,
         })
-        .clone()
+    }
+}
+
+impl PartialEq for TlsRoots {
+    fn eq(&self, other: &TlsRoots) -> bool {
+        Arc::ptr_eq(&self.config, &other.config)
+    }
+}
+
+impl Eq for TlsRoots {}
+
+impl fmt::Debug for TlsRoots {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TlsRoots(webpki + {} added)", self.added)
+    }
+}
+
+/// A CA file that cannot be trusted, with a message saying why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvalidCa(pub String);
+
+impl fmt::Display for InvalidCa {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for InvalidCa {}
+
+fn webpki_store() -> rustls::RootCertStore {
+    rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.into(),
+    }
+}
+
+/// The rustls client configuration over `roots`, the ring provider named explicitly so
+/// that no process-wide default is needed.
+fn client_config(roots: rustls::RootCertStore) -> Arc<rustls::ClientConfig> {
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("the ring provider supports the default TLS versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Arc::new(config)
+}
+
+/// What the guest is told about a failed TLS handshake: a certificate that was not
+/// accepted is `TLS-certificate-error`, anything else `TLS-protocol-error`. The cause
+/// itself goes to the app's log.
+fn tls_error(error: &std::io::Error) -> HttpError {
+    let certificate = error
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        .is_some_and(|e| matches!(e, rustls::Error::InvalidCertificate(_)));
+    if certificate {
+        HttpError::TlsCertificateError
+    } else {
+        HttpError::TlsProtocolError
+    }
 }
 
 /// The `wasi:http` hooks of one instance: the app's policy and the call in progress.
@@ -572,10 +666,16 @@ async fn send(
             Err(_) => rustls::pki_types::ServerName::try_from(target.host.clone())
                 .map_err(HttpError::InvalidDnsNameError)?,
         };
-        let connector = tokio_rustls::TlsConnector::from(tls_config());
+        let connector = tokio_rustls::TlsConnector::from(policy.tls_roots.config.clone());
         match tokio::time::timeout_at(connect_by, connector.connect(name, stream)).await {
             Ok(Ok(tls)) => Box::new(tls),
-            Ok(Err(e)) => return Err(HttpError::Tls(e)),
+            Ok(Err(e)) => {
+                logs.host(
+                    Level::Warn,
+                    &format!("outbound request to {} failed: TLS: {e}", target.shown),
+                );
+                return Err(tls_error(&e));
+            }
             Err(_) => return Err(HttpError::ConnectionTimeout),
         }
     } else {
