@@ -7,8 +7,8 @@ use tokio::net::TcpListener;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::{
-    AdminCommand, AppsCommand, Cli, Command, Config, DeployArgs, IdpCommand, ServeArgs,
-    SettingsCommand, SourcesCommand, TokenCommand,
+    AdminCommand, AppsCommand, Cli, Command, Config, DeployArgs, IdpCommand, OutboundCommand,
+    ServeArgs, SettingsCommand, SourcesCommand, TokenCommand,
 };
 use crate::deploy::Deployer;
 use crate::ids::Slug;
@@ -445,7 +445,62 @@ async fn apps_command(config: &Config, store: &Store, command: &AppsCommand) -> 
             let target = format!("{tenant}/{app}");
             settings_command(config, store, &access, &target, command).await
         }
+        AppsCommand::Outbound { command } => {
+            let target = format!("{tenant}/{app}");
+            outbound_command(store, &access, &target, command).await
+        }
     }
+}
+
+/// `tessera apps outbound …` on the app `access` (named `target` in messages).
+async fn outbound_command(
+    store: &Store,
+    access: &crate::store::AppAccess,
+    target: &str,
+    command: &OutboundCommand,
+) -> anyhow::Result<()> {
+    use crate::outbound::{Edit, edit, list, shown};
+    let actor = operator();
+    let change = Change {
+        actor: &actor,
+        remote_addr: None,
+        at: SystemClock.now_millis(),
+    };
+    let (kind, patterns) = match command {
+        OutboundCommand::List { .. } => {
+            let hosts = list(store, access.app_id).await?;
+            if hosts.is_empty() {
+                println!("{target} may reach no host over HTTP");
+            }
+            for host in hosts {
+                println!("{host}");
+            }
+            return Ok(());
+        }
+        OutboundCommand::Allow { patterns, .. } => (Edit::Allow, patterns),
+        OutboundCommand::Deny { patterns, .. } => (Edit::Deny, patterns),
+    };
+    let edited = edit(
+        store,
+        access.tenant_id,
+        access.app_id,
+        kind,
+        patterns,
+        &change,
+    )
+    .await
+    .with_context(|| format!("the outbound allowlist of {target} is unchanged"))?;
+    for pattern in &edited.unchanged {
+        match kind {
+            Edit::Allow => println!("{target}: {pattern} was already allowed"),
+            Edit::Deny => println!("{target}: {pattern} was not allowed"),
+        }
+    }
+    println!(
+        "{target} may reach: {}; running servers use it within a second",
+        shown(&edited.hosts)
+    );
+    Ok(())
 }
 
 /// `tessera apps settings …` on the app `access` (named `target` in messages).

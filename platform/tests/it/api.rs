@@ -338,6 +338,24 @@ fn expectations() -> BTreeMap<(&'static str, &'static str), (Needs, u16)> {
         ),
         (
             "GET",
+            format!("{t}/apps/{{app}}/outbound"),
+            Needs::Role(Admin),
+            200,
+        ),
+        (
+            "POST",
+            format!("{t}/apps/{{app}}/outbound/allow"),
+            Needs::Role(Admin),
+            200,
+        ),
+        (
+            "POST",
+            format!("{t}/apps/{{app}}/outbound/deny"),
+            Needs::Role(Admin),
+            200,
+        ),
+        (
+            "GET",
             format!("{t}/apps/{{app}}/access"),
             Needs::Role(Admin),
             200,
@@ -525,6 +543,9 @@ fn body_for(method: &str, path: &str, tenant: &TenantFixture, n: usize) -> Optio
         }
         ("PUT", _, "/apps/{app}/settings/{name}") => {
             Some(json!({"value": format!("value {n}"), "secret": n.is_multiple_of(2)}))
+        }
+        ("POST", _, "/apps/{app}/outbound/allow" | "/apps/{app}/outbound/deny") => {
+            Some(json!({"patterns": [format!("https://h{n}.example.com")]}))
         }
         _ => None,
     }

@@ -16,6 +16,7 @@ mod audit;
 mod datasources;
 mod extract;
 mod members;
+mod outbound;
 mod providers;
 mod schema;
 mod scope;
@@ -103,6 +104,9 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(apps::rollback_app))
         .routes(routes!(settings::list_settings))
         .routes(routes!(settings::put_setting, settings::delete_setting))
+        .routes(routes!(outbound::list_outbound))
+        .routes(routes!(outbound::allow_outbound))
+        .routes(routes!(outbound::deny_outbound))
         .routes(routes!(apps::get_app_access))
         .routes(routes!(apps::add_collaborator, apps::remove_collaborator))
         .routes(routes!(apps::grant_app_to_user, apps::revoke_app_from_user))
