@@ -362,16 +362,18 @@ mod wasm {
         // Sent first, then the body is streamed: a body larger than the host's buffer
         // cannot wait for a request that has not started.
         let future = outgoing_handler::handle(outgoing, options).map_err(from_code)?;
-        {
+        if !request.body.is_empty() {
             let stream = body.write().map_err(|()| invalid("body"))?;
             write_all(&stream, &request.body)?;
         }
-        OutgoingBody::finish(body, None).map_err(from_code)?;
+        // A failed finish (fewer bytes written than announced) aborts the request; the
+        // response then fails too, and the finish's error says more.
+        let finished = OutgoingBody::finish(body, None);
         let response: IncomingResponse = loop {
             if let Some(ready) = future.get() {
-                break ready
-                    .map_err(|()| Error::Transport("the response was taken twice".to_owned()))?
-                    .map_err(from_code)?;
+                let ready = ready
+                    .map_err(|()| Error::Transport("the response was taken twice".to_owned()))?;
+                break ready.map_err(|code| from_code(finished.err().unwrap_or(code)))?;
             }
             poll(&[&future.subscribe()]);
         };
@@ -399,28 +401,31 @@ mod wasm {
         Ok(Response::new(status, headers, body))
     }
 
+    /// Writes the request body. The stream closing early is no error here: the request
+    /// ended (refused, or the server answered without reading it all), and the response or
+    /// its error says how.
     fn write_all(stream: &OutputStream, mut bytes: &[u8]) -> Result<(), Error> {
-        let failed = |e: StreamError| match e {
-            StreamError::Closed => Error::Transport("the request body was closed".to_owned()),
-            StreamError::LastOperationFailed(e) => from_stream_error(&e),
-        };
-        while !bytes.is_empty() {
-            let room = stream.check_write().map_err(failed)?;
-            if room == 0 {
+        let result = (|| {
+            while !bytes.is_empty() {
+                let room = stream.check_write()?;
+                if room == 0 {
+                    poll(&[&stream.subscribe()]);
+                    continue;
+                }
+                let n = usize::try_from(room).unwrap_or(usize::MAX).min(bytes.len());
+                stream.write(&bytes[..n])?;
+                bytes = &bytes[n..];
+            }
+            stream.flush()?;
+            // Wait until the flush is done.
+            while stream.check_write()? == 0 {
                 poll(&[&stream.subscribe()]);
-                continue;
             }
-            let n = usize::try_from(room).unwrap_or(usize::MAX).min(bytes.len());
-            stream.write(&bytes[..n]).map_err(failed)?;
-            bytes = &bytes[n..];
-        }
-        stream.flush().map_err(failed)?;
-        // Wait until the flush is done.
-        loop {
-            if stream.check_write().map_err(failed)? > 0 {
-                return Ok(());
-            }
-            poll(&[&stream.subscribe()]);
+            Ok(())
+        })();
+        match result {
+            Ok(()) | Err(StreamError::Closed) => Ok(()),
+            Err(StreamError::LastOperationFailed(e)) => Err(from_stream_error(&e)),
         }
     }
 
