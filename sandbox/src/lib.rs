@@ -141,6 +141,7 @@ pub use config::{
 pub use error::{CallFailure, Error};
 pub use outbound::{HostPattern, MAX_ALLOWED_HOSTS, OutboundPolicy, PatternError, forbidden_range};
 pub use sandbox::Sandbox;
+pub use scheduler::{CpuState, Foreground};
 pub use settings::{MIN_MASKED_SECRET_CHARS, Settings};
 pub use state::ProgressSink;
 
