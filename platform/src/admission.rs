@@ -6,6 +6,10 @@
 //! the other tenants' requests wait for one turn at most instead of queueing behind the
 //! flood in the runtime's and the database pool's first-come queues.
 //!
+//! While a request holds a turn it also marks the sandbox's foreground
+//! ([`sandbox::Sandbox::foreground`]): long guest calls are parked meanwhile, so a light
+//! request's host work does not share the cores with a neighbour's background spinning.
+//!
 //! A turn never covers what may take long (reading a request body, loading an app,
 //! running a guest), so a tenant cannot hold turns by being slow; guest CPU is shared by
 //! the sandbox's scheduler instead.
@@ -19,6 +23,8 @@ use tokio::sync::oneshot;
 pub struct Admission {
     turns: usize,
     state: Mutex<Queue>,
+    /// Whose foreground a turn marks.
+    sandbox: Option<sandbox::Sandbox>,
 }
 
 #[derive(Default)]
@@ -42,6 +48,8 @@ impl std::fmt::Debug for Admission {
 #[must_use = "the turn ends when this is dropped"]
 pub struct Turn {
     admission: Arc<Admission>,
+    /// Ends after the turn is handed over (a field drops after `Drop::drop`).
+    _foreground: Option<sandbox::Foreground>,
 }
 
 impl Admission {
@@ -50,16 +58,29 @@ impl Admission {
 
     /// At most `turns` requests' host work at once.
     pub fn new(turns: usize) -> Arc<Admission> {
+        Admission::build(turns, None)
+    }
+
+    /// [`Admission::TURNS_PER_CORE`] turns per core of this machine, each marking
+    /// `sandbox`'s foreground while it is held.
+    pub fn for_this_machine(sandbox: sandbox::Sandbox) -> Arc<Admission> {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Admission::build(cores * Admission::TURNS_PER_CORE, Some(sandbox))
+    }
+
+    fn build(turns: usize, sandbox: Option<sandbox::Sandbox>) -> Arc<Admission> {
         Arc::new(Admission {
             turns: turns.max(1),
             state: Mutex::new(Queue::default()),
+            sandbox,
         })
     }
 
-    /// [`Admission::TURNS_PER_CORE`] turns per core of this machine.
-    pub fn for_this_machine() -> Arc<Admission> {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        Admission::new(cores * Admission::TURNS_PER_CORE)
+    fn turn(self: &Arc<Self>) -> Turn {
+        Turn {
+            admission: self.clone(),
+            _foreground: self.sandbox.as_ref().map(sandbox::Sandbox::foreground),
+        }
     }
 
     fn queue(&self) -> MutexGuard<'_, Queue> {
@@ -73,9 +94,8 @@ impl Admission {
             let mut queue = self.queue();
             if queue.in_use < self.turns && queue.order.is_empty() {
                 queue.in_use += 1;
-                return Turn {
-                    admission: self.clone(),
-                };
+                drop(queue);
+                return self.turn();
             }
             let (sender, receiver) = oneshot::channel();
             let line = queue.waiting.entry(tenant.to_owned()).or_default();
@@ -94,9 +114,7 @@ impl Admission {
         // admission, which this request holds an `Arc` of.
         let _ = receiver.await;
         waiting.receiver = None;
-        Turn {
-            admission: self.clone(),
-        }
+        self.turn()
     }
 
     /// Hands a freed turn to the next tenant in line, or frees it.
@@ -173,6 +191,30 @@ mod tests {
         let order: Vec<_> = std::iter::from_fn(|| served.try_recv().ok()).collect();
         assert_eq!(order, ["flood", "quiet", "flood", "flood"]);
         assert_eq!(admission.queue().in_use, 0);
+    }
+
+    #[tokio::test]
+    async fn a_turn_marks_the_sandboxs_foreground_while_held() {
+        let sandbox = sandbox::Sandbox::new(sandbox::SandboxConfig {
+            max_instances: 1,
+            ..sandbox::SandboxConfig::default()
+        })
+        .expect("sandbox");
+        let admission = Admission::build(1, Some(sandbox.clone()));
+        let first = admission.enter("a").await;
+        assert_eq!(sandbox.cpu_state().foreground, 1);
+        let waiter = {
+            let admission = admission.clone();
+            tokio::spawn(async move { admission.enter("b").await })
+        };
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        // Waiting for a turn is not foreground work yet.
+        assert_eq!(sandbox.cpu_state().foreground, 1);
+        drop(first);
+        let second = waiter.await.expect("task");
+        assert_eq!(sandbox.cpu_state().foreground, 1);
+        drop(second);
+        assert_eq!(sandbox.cpu_state().foreground, 0);
     }
 
     #[tokio::test]

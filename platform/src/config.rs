@@ -16,6 +16,7 @@
 //! | – | – | `[limits] compile_memory_mb` | 2048 (address space of that process) |
 //! | – | – | `[limits] output_mb` | 8 |
 //! | – | – | `[limits] cpu_slots` | 0 = the number of cores (guests running at once, shared by tenant weight) |
+//! | – | – | `[limits] park_long_calls_ms` | 0 (off; when set, long guest calls wait while light ones run, at most this long in a row) |
 //! | – | – | `[limits] idle_expiry_secs` | 300 (a warm sandbox instance unused this long is dropped, giving its pool slot back) |
 //! | – | – | `max_component_mb` | 64 |
 //! | `--redis-url` | `TESSERA_REDIS_URL` | `redis_url` | none: background jobs stay in this process |
@@ -572,6 +573,10 @@ pub struct LimitsConfig {
     /// Guests running at once, shared between tenants by their CPU weight; 0 means one
     /// per core.
     pub cpu_slots: usize,
+    /// Long guest calls (past one tick of CPU) are parked while short calls or requests'
+    /// host work are active, for at most this many milliseconds in a row (the starvation
+    /// bound); 0, the default, never parks them (measured worse; docs/benchmarks.md).
+    pub park_long_calls_ms: u64,
     /// Seconds a warm sandbox instance may stay unused before it is dropped.
     pub idle_expiry_secs: u64,
 }
@@ -585,6 +590,7 @@ impl Default for LimitsConfig {
             compile_secs: 60,
             compile_memory_mb: 2048,
             cpu_slots: 0,
+            park_long_calls_ms: 0,
             idle_expiry_secs: 300,
         }
     }

@@ -103,6 +103,7 @@ impl App {
             })?
             .with_keep_versions(config.deploy.keep_versions);
         let sandbox = open_sandbox(&config)?;
+        let admission = crate::admission::Admission::for_this_machine(sandbox.clone());
         let job_store = match &config.redis_url {
             Some(url) => JobStore::Redis(RedisJobs::connect(url).await.with_context(|| {
                 format!("connecting to Redis at {}", crate::config::redact_url(url))
@@ -188,7 +189,7 @@ impl App {
             origins,
             platform_csp,
             handoffs,
-            admission: crate::admission::Admission::for_this_machine(),
+            admission,
             cache,
             memo: Default::default(),
         })))
@@ -239,6 +240,10 @@ pub fn open_sandbox(config: &Config) -> anyhow::Result<Sandbox> {
             slots => slots,
         },
         idle_expiry: std::time::Duration::from_secs(config.limits.idle_expiry_secs.max(1)),
+        park_long_calls: match config.limits.park_long_calls_ms {
+            0 => None,
+            ms => Some(std::time::Duration::from_millis(ms)),
+        },
         ..SandboxConfig::default()
     })?;
     Ok(sandbox)

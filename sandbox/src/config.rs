@@ -67,6 +67,12 @@ pub struct SandboxConfig {
     /// [`Owner`]). Calls beyond it wait, parked, for a core. Defaults to the number of
     /// cores.
     pub cpu_slots: usize,
+    /// Park long calls (those in the idle class) while short calls or
+    /// [`Sandbox::foreground`](crate::Sandbox::foreground) marks are active, so that a
+    /// light call does not share the machine's caches and memory bandwidth with them. The
+    /// value is the starvation bound: after long calls have been held back this long, one
+    /// of them runs for a tick before they are held again. `None` never parks them.
+    pub park_long_calls: Option<Duration>,
     /// Compile new components in a separate process under a time and memory limit. `None`
     /// compiles in this process, without a limit: only for tests and trusted components.
     pub compiler: Option<Compiler>,
@@ -89,6 +95,13 @@ pub struct Compiler {
     pub memory_bytes: u64,
 }
 
+impl SandboxConfig {
+    /// The starvation bound we measured parked long calls with ([`SandboxConfig::park_long_calls`], off by default):
+    /// five ticks, so that long calls get at least a sixth of a core under a foreground
+    /// that never rests.
+    pub const DEFAULT_PARK_BOUND: Duration = Duration::from_millis(50);
+}
+
 impl Default for SandboxConfig {
     fn default() -> Self {
         SandboxConfig {
@@ -102,6 +115,8 @@ impl Default for SandboxConfig {
             max_calls_per_instance: 10_000,
             epoch_tick: Duration::from_millis(10),
             cpu_slots: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            // Off: parking measured worse than the idle class alone (docs/benchmarks.md).
+            park_long_calls: None,
             compiler: None,
         }
     }

@@ -144,6 +144,7 @@ pub use outbound::{
     forbidden_range,
 };
 pub use sandbox::Sandbox;
+pub use scheduler::{CpuState, Foreground};
 pub use settings::{MIN_MASKED_SECRET_CHARS, Settings};
 pub use state::ProgressSink;
 

@@ -12,7 +12,7 @@ use crate::imports;
 use crate::lift::Exports;
 use crate::limiter;
 use crate::pool::{self, Pool, Reaper};
-use crate::scheduler::Scheduler;
+use crate::scheduler::{CpuState, Foreground, Scheduler};
 use crate::state::State;
 use crate::{Error, Result};
 use sha2::{Digest, Sha256};
@@ -114,7 +114,7 @@ impl Sandbox {
         let ticker = Ticker::start(engine.clone(), config.epoch_tick)?;
         let pool = Arc::new(Pool::new(&config));
         let reaper = Reaper::start(pool.clone())?;
-        let scheduler = Scheduler::new(config.cpu_slots, engine.clone());
+        let scheduler = Scheduler::new(config.cpu_slots, engine.clone(), config.park_long_calls);
         Ok(Sandbox {
             inner: Arc::new(SandboxInner {
                 engine,
@@ -130,6 +130,19 @@ impl Sandbox {
                 _reaper: reaper,
             }),
         })
+    }
+
+    /// Marks foreground work (a request's host work, such as the platform's admission turn)
+    /// until the mark is dropped: like a short call, it parks long calls meanwhile (see
+    /// [`SandboxConfig::park_long_calls`]). Cheap: a lock and a counter.
+    pub fn foreground(&self) -> Foreground {
+        self.inner.scheduler.foreground()
+    }
+
+    /// What the CPU scheduler is doing now: slots held by short and long calls, waiting
+    /// calls and foreground activity.
+    pub fn cpu_state(&self) -> CpuState {
+        self.inner.scheduler.state()
     }
 
     /// Loads a dashboard component.

@@ -52,11 +52,17 @@ const CANCEL_CHECK: Duration = Duration::from_millis(50);
 /// Sleeps shorter than this keep their slot (giving it up would cost more than it frees).
 pub(crate) const MIN_YIELDING_SLEEP: Duration = Duration::from_millis(1);
 
+/// How long a long call runs when the starvation bound lets it past a busy foreground.
+const ALLOWANCE: Duration = Duration::from_millis(10);
+
 /// The run slots and the accounts of every tenant with calls.
 pub(crate) struct Scheduler {
     slots: usize,
     /// Whether long calls move to the idle class and their own slots.
     demote: bool,
+    /// The starvation bound of long calls parked behind the foreground; `None`: long calls
+    /// are never parked for it.
+    park: Option<Duration>,
     /// Advanced when a call starts waiting, so that running guests check in at once.
     engine: Engine,
     state: Mutex<Queue>,
@@ -78,6 +84,21 @@ struct Queue {
     tenants: HashMap<i64, Account>,
     /// Orders calls of one app (oldest first).
     next_seq: u64,
+    /// Short calls holding or waiting for a slot, plus [`Foreground`] marks.
+    foreground: usize,
+    /// Since when long calls have been held back by the foreground with none running.
+    parked_since: Option<Instant>,
+    /// The long call (its `seq`) running past a busy foreground on the starvation bound.
+    allowance: Option<u64>,
+}
+
+/// Whether a long call may take a free long slot now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Gate {
+    Open,
+    /// Only as the starvation bound's allowance.
+    Allowance,
+    Closed,
 }
 
 /// What a tenant (or an app) has been given, in weighted nanoseconds.
@@ -103,6 +124,19 @@ struct Waiter {
     granted: Arc<AtomicBool>,
 }
 
+/// What the scheduler is doing, for monitoring and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CpuState {
+    /// Short calls holding a run slot.
+    pub short_running: usize,
+    /// Long calls holding a run slot.
+    pub long_running: usize,
+    /// Calls waiting for a slot (long calls parked behind the foreground included).
+    pub waiting: usize,
+    /// Short calls holding or waiting for a slot, plus [`Foreground`] marks.
+    pub foreground: usize,
+}
+
 /// Why a call could not get a slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Refused {
@@ -113,17 +147,89 @@ pub(crate) enum Refused {
 }
 
 impl Scheduler {
-    pub(crate) fn new(slots: usize, engine: Engine) -> Arc<Scheduler> {
-        Scheduler::with_demotion(slots, engine, crate::priority::available())
+    pub(crate) fn new(slots: usize, engine: Engine, park: Option<Duration>) -> Arc<Scheduler> {
+        Scheduler::with_demotion(slots, engine, crate::priority::available(), park)
     }
 
-    fn with_demotion(slots: usize, engine: Engine, demote: bool) -> Arc<Scheduler> {
+    fn with_demotion(
+        slots: usize,
+        engine: Engine,
+        demote: bool,
+        park: Option<Duration>,
+    ) -> Arc<Scheduler> {
         Arc::new(Scheduler {
             slots: slots.max(1),
             demote,
+            // Without the idle class there are no long calls to park.
+            park: park.filter(|_| demote),
             engine,
             state: Mutex::new(Queue::default()),
         })
+    }
+
+    /// Counts and slots, as of now.
+    pub(crate) fn state(&self) -> CpuState {
+        let queue = self.queue();
+        CpuState {
+            short_running: queue.running[Class::Short as usize],
+            long_running: queue.running[Class::Long as usize],
+            waiting: queue.waiting.len(),
+            foreground: queue.foreground,
+        }
+    }
+
+    /// Marks foreground work until the mark is dropped: long calls are parked meanwhile.
+    pub(crate) fn foreground(self: &Arc<Self>) -> Foreground {
+        self.foreground_up(&mut self.queue());
+        Foreground {
+            scheduler: self.clone(),
+        }
+    }
+
+    /// One more foreground activity; the first stops running long calls at once.
+    fn foreground_up(&self, queue: &mut Queue) {
+        queue.foreground += 1;
+        if queue.foreground == 1 && self.park.is_some() && queue.running[Class::Long as usize] > 0 {
+            // Running long calls look at the gate at their next epoch check: now.
+            self.engine.increment_epoch();
+        }
+    }
+
+    /// One foreground activity less; the last lets the parked long calls run.
+    fn foreground_down(&self, queue: &mut Queue) {
+        queue.foreground = queue.foreground.saturating_sub(1);
+        if queue.foreground > 0 || self.park.is_none() {
+            return;
+        }
+        queue.parked_since = None;
+        queue.allowance = None;
+        while queue.running[Class::Long as usize] < self.slots {
+            let Some(index) = queue.best_waiter(Class::Long) else {
+                break;
+            };
+            queue.running[Class::Long as usize] += 1;
+            let waiter = queue.waiting.swap_remove(index);
+            waiter.granted.store(true, Ordering::Release);
+            waiter.thread.unpark();
+        }
+    }
+
+    /// Whether long calls may take a free slot at `now`.
+    fn gate(&self, queue: &Queue, now: Instant) -> Gate {
+        let Some(bound) = self.park else {
+            return Gate::Open;
+        };
+        if queue.foreground == 0 {
+            Gate::Open
+        } else if queue.allowance.is_none()
+            && queue
+                .parked_since
+                .is_some_and(|since| now.duration_since(since) >= bound)
+        {
+            Gate::Allowance
+        } else {
+            Gate::Closed
+        }
     }
 
     fn queue(&self) -> MutexGuard<'_, Queue> {
@@ -156,9 +262,14 @@ impl Scheduler {
         Ok(ticket)
     }
 
-    /// Gives a freed slot of `class` to the most deserving waiter, or frees it.
-    fn hand_over(queue: &mut Queue, class: Class) {
-        match queue.best_waiter(class) {
+    /// Gives a freed slot of `class` to the most deserving waiter, or frees it. A long slot
+    /// is only freed while the foreground holds long calls back.
+    fn hand_over(&self, queue: &mut Queue, class: Class) {
+        let waiter = match class {
+            Class::Long if self.gate(queue, Instant::now()) != Gate::Open => None,
+            _ => queue.best_waiter(class),
+        };
+        match waiter {
             Some(index) => {
                 let waiter = queue.waiting.swap_remove(index);
                 waiter.granted.store(true, Ordering::Release);
@@ -307,6 +418,11 @@ struct Hold {
     class: Class,
     /// The call's thread, while it runs in the idle class.
     demoted: Option<Demoted>,
+    /// Whether the call counts in [`Queue::foreground`] (a short call holding or waiting
+    /// for a slot).
+    foreground: bool,
+    /// Until when a long call runs past a busy foreground (the starvation bound's turn).
+    allowance_until: Option<Instant>,
 }
 
 impl Default for Hold {
@@ -316,7 +432,27 @@ impl Default for Hold {
             used: Duration::ZERO,
             class: Class::Short,
             demoted: None,
+            foreground: false,
+            allowance_until: None,
         }
+    }
+}
+
+/// Marks foreground work (see [`Scheduler::foreground`]) until dropped.
+#[must_use = "the mark ends when this is dropped"]
+pub struct Foreground {
+    scheduler: Arc<Scheduler>,
+}
+
+impl std::fmt::Debug for Foreground {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Foreground").finish_non_exhaustive()
+    }
+}
+
+impl Drop for Foreground {
+    fn drop(&mut self) {
+        self.scheduler.foreground_down(&mut self.scheduler.queue());
     }
 }
 
@@ -341,50 +477,104 @@ impl Ticket {
         let class = hold.class;
         let scheduler = &*self.scheduler;
         let granted = Arc::new(AtomicBool::new(false));
-        {
+        let mut queued = false;
+        loop {
             let mut queue = scheduler.queue();
-            if queue.running[class as usize] < scheduler.slots {
-                queue.running[class as usize] += 1;
-                hold.since = Some(Instant::now());
+            let now = Instant::now();
+            if class == Class::Short && !hold.foreground {
+                hold.foreground = true;
+                scheduler.foreground_up(&mut queue);
+            }
+            if granted.load(Ordering::Acquire) {
+                // A slot handed over by another call, maybe as the starvation bound's turn.
+                if queue.allowance == Some(self.seq) {
+                    hold.allowance_until = Some(now + ALLOWANCE);
+                }
+                hold.since = Some(now);
                 return Ok(());
             }
-            queue.waiting.push(Waiter {
-                class,
-                owner: self.owner,
-                seq: self.seq,
-                thread: std::thread::current(),
-                granted: granted.clone(),
-            });
-        }
-        // Running guests look at the queue at their next epoch check, which this makes now.
-        scheduler.engine.increment_epoch();
-        loop {
-            if granted.load(Ordering::Acquire) {
-                hold.since = Some(Instant::now());
-                return Ok(());
+            let gate = match class {
+                Class::Short => Gate::Open,
+                Class::Long => scheduler.gate(&queue, now),
+            };
+            if queue.running[class as usize] < scheduler.slots && gate != Gate::Closed {
+                // A free slot: the best waiter of the class takes it (this call, or the one
+                // this call wakes when the gate let it through on the starvation bound).
+                let best = queue.best_waiter(class);
+                let mine = best.is_none_or(|i| Arc::ptr_eq(&queue.waiting[i].granted, &granted));
+                if mine {
+                    if let Some(index) = best {
+                        queue.waiting.swap_remove(index);
+                    }
+                    queue.running[class as usize] += 1;
+                    if gate == Gate::Allowance {
+                        queue.allowance = Some(self.seq);
+                        queue.parked_since = None;
+                        hold.allowance_until = Some(now + ALLOWANCE);
+                    }
+                    hold.since = Some(now);
+                    return Ok(());
+                }
+                if let Some(index) = best {
+                    let waiter = queue.waiting.swap_remove(index);
+                    queue.running[class as usize] += 1;
+                    if gate == Gate::Allowance {
+                        queue.allowance = Some(waiter.seq);
+                        queue.parked_since = None;
+                    }
+                    waiter.granted.store(true, Ordering::Release);
+                    waiter.thread.unpark();
+                }
+            }
+            if gate == Gate::Closed && queue.running[class as usize] == 0 {
+                queue.parked_since.get_or_insert(now);
             }
             let refused = if self.cancelled() {
                 Some(Refused::Cancelled)
-            } else if Instant::now() >= deadline {
+            } else if now >= deadline {
                 Some(Refused::Deadline)
             } else {
                 None
             };
             if let Some(refused) = refused {
-                let mut queue = scheduler.queue();
-                // Granted between the look above and the lock: the slot is ours to return.
-                if granted.load(Ordering::Acquire) {
-                    Scheduler::hand_over(&mut queue, class);
-                } else {
-                    queue.waiting.retain(|w| !Arc::ptr_eq(&w.granted, &granted));
+                queue.waiting.retain(|w| !Arc::ptr_eq(&w.granted, &granted));
+                if hold.foreground {
+                    hold.foreground = false;
+                    scheduler.foreground_down(&mut queue);
                 }
                 return Err(refused);
             }
-            let wait = deadline.saturating_duration_since(Instant::now());
-            let wait = match self.cancel {
-                Some(_) => wait.min(CANCEL_CHECK),
-                None => wait,
-            };
+            if !queued {
+                queue.waiting.push(Waiter {
+                    class,
+                    owner: self.owner,
+                    seq: self.seq,
+                    thread: std::thread::current(),
+                    granted: granted.clone(),
+                });
+                queued = true;
+                if gate != Gate::Closed {
+                    // Waiting for a slot, not for the foreground: running guests look at
+                    // the queue at their next epoch check, which this makes now.
+                    scheduler.engine.increment_epoch();
+                }
+            }
+            let mut wait = deadline.saturating_duration_since(now);
+            if self.cancel.is_some() {
+                wait = wait.min(CANCEL_CHECK);
+            }
+            if class == Class::Long
+                && queue.foreground > 0
+                && let Some(bound) = scheduler.park
+            {
+                // Parked behind the foreground: wake when the starvation bound may let a
+                // long call through.
+                let due = queue.parked_since.map_or(bound, |since| {
+                    (since + bound).saturating_duration_since(now)
+                });
+                wait = wait.min(due.max(Duration::from_millis(1)));
+            }
+            drop(queue);
             std::thread::park_timeout(wait);
         }
     }
@@ -392,37 +582,60 @@ impl Ticket {
     /// Gives the slot up (the guest sleeps or the call ends); its time is charged.
     pub(crate) fn release(&self) {
         let mut hold = self.hold();
+        let scheduler = &*self.scheduler;
+        let mut queue = scheduler.queue();
+        if hold.foreground {
+            hold.foreground = false;
+            scheduler.foreground_down(&mut queue);
+        }
         let Some(since) = hold.since.take() else {
             return;
         };
         let used = since.elapsed();
         hold.used += used;
-        let mut queue = self.scheduler.queue();
         queue.charge(self.owner, used);
-        Scheduler::hand_over(&mut queue, hold.class);
+        if hold.allowance_until.take().is_some() && queue.allowance == Some(self.seq) {
+            queue.allowance = None;
+        }
+        scheduler.hand_over(&mut queue, hold.class);
     }
 
     /// The preemption point, at every epoch tick: charges the time used and gives the slot
     /// to a waiting call that deserves it more, then waits for a slot again. A short call
     /// that has used [`LONG_AFTER`] moves to the idle class and waits for a long call's
-    /// slot. A call without a slot (after a sleep whose wake-up was not its own) takes one
-    /// here.
+    /// slot. A long call stops here while the foreground is busy (see the module's
+    /// documentation). A call without a slot (after a sleep whose wake-up was not its own)
+    /// takes one here.
     pub(crate) fn checkpoint(&self, deadline: Instant) -> Result<(), Refused> {
         {
             let mut hold = self.hold();
             if let Some(since) = hold.since {
+                let scheduler = &*self.scheduler;
                 let now = Instant::now();
                 let slice = now.duration_since(since);
                 hold.used += slice;
-                let mut queue = self.scheduler.queue();
+                let mut queue = scheduler.queue();
                 queue.charge(self.owner, slice);
                 hold.since = Some(now);
-                if self.scheduler.demote && hold.class == Class::Short && hold.used >= LONG_AFTER {
-                    Scheduler::hand_over(&mut queue, Class::Short);
+                if scheduler.demote && hold.class == Class::Short && hold.used >= LONG_AFTER {
+                    scheduler.hand_over(&mut queue, Class::Short);
+                    if hold.foreground {
+                        hold.foreground = false;
+                        scheduler.foreground_down(&mut queue);
+                    }
                     drop(queue);
                     hold.since = None;
                     hold.class = Class::Long;
                     hold.demoted = crate::priority::demote_current_thread();
+                } else if hold.class == Class::Long && self.parks(&queue, &hold, now) {
+                    if queue.allowance == Some(self.seq) {
+                        // Its turn is over: the bound starts again.
+                        queue.allowance = None;
+                        queue.parked_since = Some(now);
+                    }
+                    hold.allowance_until = None;
+                    hold.since = None;
+                    scheduler.hand_over(&mut queue, Class::Long);
                 } else {
                     let class = hold.class;
                     let Some(best) = queue.should_yield(self.owner, class, slice) else {
@@ -438,6 +651,16 @@ impl Ticket {
             }
         }
         self.acquire(deadline)
+    }
+
+    /// Whether this long call, holding a slot, must stop for the foreground at `now`.
+    fn parks(&self, queue: &Queue, hold: &Hold, now: Instant) -> bool {
+        if self.scheduler.gate(queue, now) == Gate::Open {
+            return false;
+        }
+        let on_allowance = queue.allowance == Some(self.seq)
+            && hold.allowance_until.is_some_and(|until| now < until);
+        !on_allowance
     }
 }
 
@@ -473,7 +696,7 @@ mod tests {
 
     #[test]
     fn a_waiting_tenant_takes_the_slot_from_a_busy_one_at_the_next_checkpoint() {
-        let scheduler = Scheduler::with_demotion(1, Engine::default(), false);
+        let scheduler = Scheduler::with_demotion(1, Engine::default(), false, None);
         let busy = scheduler.enter(owner(1, 1), far(), None).expect("slot");
         std::thread::sleep(Duration::from_millis(30));
         let got = Arc::new(AtomicBool::new(false));
@@ -503,7 +726,7 @@ mod tests {
 
     #[test]
     fn calls_of_one_app_keep_their_slot() {
-        let scheduler = Scheduler::with_demotion(1, Engine::default(), false);
+        let scheduler = Scheduler::with_demotion(1, Engine::default(), false, None);
         let first = scheduler.enter(owner(1, 1), far(), None).expect("slot");
         let second = {
             let scheduler = scheduler.clone();
@@ -528,7 +751,7 @@ mod tests {
 
     #[test]
     fn a_waiter_gives_up_at_its_deadline_and_when_cancelled() {
-        let scheduler = Scheduler::with_demotion(1, Engine::default(), false);
+        let scheduler = Scheduler::with_demotion(1, Engine::default(), false, None);
         let _busy = scheduler.enter(owner(1, 1), far(), None).expect("slot");
         let soon = Instant::now() + Duration::from_millis(30);
         let refused = scheduler.enter(owner(2, 1), soon, None).err();
@@ -542,7 +765,7 @@ mod tests {
 
     #[test]
     fn a_short_call_does_not_wait_behind_long_calls() {
-        let scheduler = Scheduler::with_demotion(1, Engine::default(), true);
+        let scheduler = Scheduler::with_demotion(1, Engine::default(), true, None);
         let long = scheduler.enter(owner(1, 1), far(), None).expect("slot");
         std::thread::sleep(LONG_AFTER + Duration::from_millis(5));
         long.checkpoint(far()).expect("a long call's slot");
@@ -570,11 +793,122 @@ mod tests {
         assert_eq!(scheduler.queue().running, [0, 0]);
     }
 
+    /// A call made long (class and slot), then checking in until `stop`; counts its
+    /// checkpoints in `rounds`.
+    fn long_call(
+        scheduler: &Arc<Scheduler>,
+        rounds: &Arc<AtomicU64>,
+        stop: &Arc<AtomicBool>,
+    ) -> std::thread::JoinHandle<Result<(), Refused>> {
+        let (scheduler, rounds, stop) = (scheduler.clone(), rounds.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let ticket = scheduler.enter(owner(1, 1), far(), None)?;
+            std::thread::sleep(LONG_AFTER + Duration::from_millis(5));
+            ticket.checkpoint(far())?;
+            assert_eq!(ticket.hold().class, Class::Long);
+            while !stop.load(Ordering::SeqCst) {
+                ticket.checkpoint(far())?;
+                rounds.fetch_add(1, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Ok(())
+        })
+    }
+
+    fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
+        let limit = Instant::now() + Duration::from_secs(30);
+        while !condition() {
+            assert!(Instant::now() < limit, "never saw: {what}");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    #[test]
+    fn a_short_call_parks_long_calls_until_it_ends() {
+        let hour = Duration::from_secs(3600);
+        let scheduler = Scheduler::with_demotion(1, Engine::default(), true, Some(hour));
+        let (rounds, stop) = (
+            Arc::new(AtomicU64::new(0)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let long = long_call(&scheduler, &rounds, &stop);
+        wait_for("the long call running", || {
+            rounds.load(Ordering::SeqCst) > 0
+        });
+        let short = scheduler.enter(owner(2, 1), far(), None).expect("slot");
+        wait_for("the long call parked", || {
+            scheduler.queue().running == [1, 0]
+        });
+        let parked_at = rounds.load(Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(rounds.load(Ordering::SeqCst), parked_at);
+        // Sleeping, the short call is no longer foreground.
+        short.release();
+        wait_for("the long call resumed", || {
+            rounds.load(Ordering::SeqCst) > parked_at
+        });
+        short.acquire(far()).expect("slot again");
+        wait_for("parked again", || scheduler.queue().running == [1, 0]);
+        drop(short);
+        stop.store(true, Ordering::SeqCst);
+        long.join()
+            .expect("thread")
+            .expect("the long call ends normally");
+        let queue = scheduler.queue();
+        assert_eq!((queue.running, queue.foreground), ([0, 0], 0));
+        assert!(queue.waiting.is_empty() && queue.allowance.is_none());
+    }
+
+    #[test]
+    fn the_starvation_bound_lets_one_long_call_through_a_busy_foreground() {
+        let bound = Duration::from_millis(20);
+        let scheduler = Scheduler::with_demotion(2, Engine::default(), true, Some(bound));
+        let stop = Arc::new(AtomicBool::new(false));
+        let rounds: Vec<Arc<AtomicU64>> = (0..2).map(|_| Arc::default()).collect();
+        let longs: Vec<_> = rounds
+            .iter()
+            .map(|r| long_call(&scheduler, r, &stop))
+            .collect();
+        let total = || rounds.iter().map(|r| r.load(Ordering::SeqCst)).sum::<u64>();
+        wait_for("both long calls running", || {
+            rounds.iter().all(|r| r.load(Ordering::SeqCst) > 0)
+        });
+        let mark = scheduler.foreground();
+        wait_for("both parked", || scheduler.queue().running[1] == 0);
+        let parked_at = total();
+        wait_for("progress under a busy foreground", || {
+            total() > parked_at + 20
+        });
+        // Never more than one long call past the foreground at once.
+        assert!(scheduler.queue().running[1] <= 1);
+        drop(mark);
+        stop.store(true, Ordering::SeqCst);
+        for long in longs {
+            long.join().expect("thread").expect("ends normally");
+        }
+        assert_eq!(scheduler.queue().running, [0, 0]);
+    }
+
+    #[test]
+    fn a_parked_long_call_is_refused_at_its_deadline() {
+        let hour = Duration::from_secs(3600);
+        let scheduler = Scheduler::with_demotion(1, Engine::default(), true, Some(hour));
+        let ticket = scheduler.enter(owner(1, 1), far(), None).expect("slot");
+        std::thread::sleep(LONG_AFTER + Duration::from_millis(5));
+        let soon = Instant::now() + Duration::from_millis(50);
+        ticket.checkpoint(soon).expect("a long slot");
+        let _mark = scheduler.foreground();
+        assert_eq!(ticket.checkpoint(soon), Err(Refused::Deadline));
+        drop(ticket);
+        let queue = scheduler.queue();
+        assert_eq!((queue.running, queue.waiting.len()), ([0, 0], 0));
+    }
+
     /// Two tenants keep one slot busy with calls that check in every millisecond; the
     /// heavier weight gets about twice the CPU.
     #[test]
     fn cpu_is_shared_in_proportion_to_weight() {
-        let scheduler = Scheduler::with_demotion(1, Engine::default(), false);
+        let scheduler = Scheduler::with_demotion(1, Engine::default(), false, None);
         let used: Vec<Arc<AtomicU64>> = (0..2).map(|_| Arc::default()).collect();
         let stop = Arc::new(AtomicBool::new(false));
         let threads: Vec<_> = [(1, 100), (2, 200)]

@@ -16,5 +16,6 @@ mod instances;
 mod limits;
 mod measure;
 mod outbound;
+mod park;
 mod pool;
 mod support;

@@ -5,6 +5,7 @@
 //! cargo run --release -p tests --bin noisy -- --scale small            # CI (scripts/test.sh)
 //! scripts/bench-noisy.sh                                               # --scale full
 //! noisy --cases spin,compile --report-only                             # some cases, no verdict
+//! noisy --cases spin,floor --park both --report-only                   # long-call parking on and off
 //! ```
 //!
 //! Each case runs on a fresh server (fresh process, same data directory), so the peak
@@ -25,6 +26,11 @@
 //! | `jobs` | starts background callbacks that spin |
 //! | `compile` | pushes a compile bomb with `kind = "wasm"` (`git push`) |
 //! | `floor` | nothing through Tessera: one idle-class busy loop per core beside the server (the reference) |
+//!
+//! `--park on|off|both` runs the server with long guest calls parked behind light work
+//! (`[limits] park_long_calls_ms = 50`), without (`= 0`, the default; rows named `case/nopark`),
+//! or both, each case once each way in turn, every case against the quiet run of its
+//! setting.
 //!
 //! Verdict (without `--report-only`; no timing is asserted): the light tenant has no failed
 //! request in any case; every hostile answer is a success, a 429 or an error with a code
@@ -120,8 +126,28 @@ const ALL_CASES: &[&str] = &[
     "spin", "memory", "output", "log", "loadspin", "pool", "jobs", "compile", "floor",
 ];
 
+/// Server settings of long-call parking to run every case with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Park {
+    On,
+    Off,
+    Both,
+}
+
+impl Park {
+    /// Whether parking is on, for each server setting to run.
+    fn settings(self) -> &'static [bool] {
+        match self {
+            Park::On => &[true],
+            Park::Off => &[false],
+            Park::Both => &[true, false],
+        }
+    }
+}
+
 struct Options {
     scale: Scale,
+    park: Park,
     cases: Vec<String>,
     report_only: bool,
     tessera: PathBuf,
@@ -139,6 +165,7 @@ fn parse_options() -> anyhow::Result<Options> {
         .unwrap_or_else(|| repo.join("target"));
     let mut options = Options {
         scale: Scale::Small,
+        park: Park::On,
         cases: ALL_CASES.iter().map(|c| (*c).to_owned()).collect(),
         report_only: false,
         tessera: target.join("release/tessera"),
@@ -167,13 +194,21 @@ fn parse_options() -> anyhow::Result<Options> {
                 }
                 options.cases = cases;
             }
+            "--park" => {
+                options.park = match value()?.as_str() {
+                    "on" => Park::On,
+                    "off" => Park::Off,
+                    "both" => Park::Both,
+                    other => bail!("--park is on, off or both, not {other:?}"),
+                }
+            }
             "--report-only" => options.report_only = true,
             "--keep" => options.keep = true,
             "--tessera" => options.tessera = value()?.into(),
             "--guests" => options.guests = value()?.into(),
             "-h" | "--help" => {
                 println!(
-                    "noisy [--scale small|full] [--cases {}] [--report-only] [--keep] \
+                    "noisy [--scale small|full] [--cases {}] [--park on|off|both] [--report-only] [--keep] \
                      [--tessera PATH] [--guests DIR]",
                     ALL_CASES.join(",")
                 );
@@ -207,15 +242,23 @@ async fn main() -> anyhow::Result<()> {
         root.display()
     );
 
-    let quiet = world.run_case(None).await?;
-    println!("{}", quiet.row(None));
+    let settings = options.park.settings();
+    let mut quiets = Vec::new();
+    for &park in settings {
+        let quiet = world.run_case(None, park).await?;
+        println!("{}", quiet.row(None));
+        quiets.push(quiet);
+    }
+    // Each result with the index of its setting's quiet run.
     let mut results = Vec::new();
     for case in &options.cases {
-        let result = world.run_case(Some(case)).await?;
-        println!("{}", result.row(Some(&quiet)));
-        results.push(result);
+        for (index, &park) in settings.iter().enumerate() {
+            let result = world.run_case(Some(case), park).await?;
+            println!("{}", result.row(Some(&quiets[index])));
+            results.push((index, result));
+        }
     }
-    println!("\n{}", table(&quiet, &results, plan));
+    println!("\n{}", table(&quiets, &results, plan));
     println!(
         "server log: {} bytes written over the run, the first {} kept in {}",
         world.log.written.load(Ordering::Relaxed),
@@ -223,7 +266,10 @@ async fn main() -> anyhow::Result<()> {
         world.log.path.display()
     );
 
-    let failures: Vec<String> = results.iter().flat_map(CaseResult::verdict).collect();
+    let failures: Vec<String> = results
+        .iter()
+        .flat_map(|(_, result)| result.verdict())
+        .collect();
     if failures.is_empty() {
         println!("noisy: every check passed");
         Ok(())
@@ -473,13 +519,20 @@ impl World {
     }
 
     /// Start a server on a free port and wait until it answers.
-    async fn serve(&self) -> anyhow::Result<Server> {
+    /// A fresh server; `park`: long guest calls parked behind light work (off by default).
+    async fn serve(&self, park: bool) -> anyhow::Result<Server> {
         let port = {
             let probe = std::net::TcpListener::bind("127.0.0.1:0")?;
             probe.local_addr()?.port()
         };
         let address: SocketAddr = ([127, 0, 0, 1], port).into();
-        let mut child = Command::new(&self.tessera)
+        let mut command = Command::new(&self.tessera);
+        // Parking is off by default; the "on" runs ask for the documented 50 ms bound.
+        let config = self.root.join("park.toml");
+        let bound = if park { 50 } else { 0 };
+        std::fs::write(&config, format!("[limits]\npark_long_calls_ms = {bound}\n"))?;
+        command.env("TESSERA_CONFIG", config);
+        let mut child = command
             .args(["serve", "--listen", &address.to_string()])
             .env("TESSERA_DATA_DIR", &self.data)
             // Apps' own lines as in production (info), the server's chatter off.
@@ -525,9 +578,12 @@ impl World {
     }
 
     /// One case (or the quiet baseline) on a fresh server.
-    async fn run_case(&self, case: Option<&str>) -> anyhow::Result<CaseResult> {
-        let server = self.serve().await?;
-        let name = case.unwrap_or("quiet").to_owned();
+    async fn run_case(&self, case: Option<&str>, park: bool) -> anyhow::Result<CaseResult> {
+        let server = self.serve(park).await?;
+        let mut name = case.unwrap_or("quiet").to_owned();
+        if !park {
+            name.push_str("/nopark");
+        }
         let mut result = CaseResult::new(&name);
         let light_app = if case == Some("pool") {
             "fresh"
@@ -1027,6 +1083,11 @@ impl CaseResult {
         Some(self.light_latencies[index])
     }
 
+    /// The case's name without the server setting (`spin/nopark` is `spin`).
+    fn case(&self) -> &str {
+        self.name.split('/').next().unwrap_or_default()
+    }
+
     fn light_failures(&self) -> u64 {
         self.light_errors.values().sum()
     }
@@ -1062,7 +1123,7 @@ impl CaseResult {
             format!(" {:?}", self.light_errors)
         };
         format!(
-            "| {:<8} | {:>8} | {:>8} | {:>6} | {:>6} | {:>6} | {:>4}{errors} | {} | {:>6} |",
+            "| {:<13} | {:>8} | {:>8} | {:>6} | {:>6} | {:>6} | {:>4}{errors} | {} | {:>6} |",
             self.name,
             ms(self.percentile(0.5)),
             ms(self.percentile(0.99)),
@@ -1109,7 +1170,7 @@ impl CaseResult {
         // Each of these attacks goes past a limit, so the tenant must meet it. (Keeping the
         // pool full may be answered by expiring the tenant's idle instances instead.)
         let refused = self.hostile.keys().any(|outcome| !outcome.starts_with('2'));
-        if REFUSED_CASES.contains(&self.name.as_str()) && !refused {
+        if REFUSED_CASES.contains(&self.case()) && !refused {
             failed.push(format!(
                 "{}: the hostile tenant was never refused: {}",
                 self.name,
@@ -1129,7 +1190,7 @@ impl CaseResult {
                     push.remote_lines()
                 ));
             }
-        } else if self.name == "compile" {
+        } else if self.case() == "compile" {
             failed.push("compile: the push did not run".to_owned());
         }
         let bound = rss_bound_bytes() >> 20;
@@ -1143,7 +1204,7 @@ impl CaseResult {
     }
 }
 
-fn table(quiet: &CaseResult, results: &[CaseResult], plan: Plan) -> String {
+fn table(quiets: &[CaseResult], results: &[(usize, CaseResult)], plan: Plan) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -1160,11 +1221,13 @@ fn table(quiet: &CaseResult, results: &[CaseResult], plan: Plan) -> String {
         "| case     | p50 ms   | p99 ms   | p50 ×  | p99 ×  | light ok | light failed | hostile answers | peak RSS MiB |"
     );
     let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|");
-    let _ = writeln!(out, "{}", quiet.row(None));
-    for result in results {
-        let _ = writeln!(out, "{}", result.row(Some(quiet)));
+    for quiet in quiets {
+        let _ = writeln!(out, "{}", quiet.row(None));
     }
-    for result in results {
+    for (quiet, result) in results {
+        let _ = writeln!(out, "{}", result.row(Some(&quiets[*quiet])));
+    }
+    for (_, result) in results {
         if let Some(push) = &result.push {
             let _ = writeln!(
                 out,

@@ -121,6 +121,9 @@ impl Guest for Hostile {
                 host::report_progress(&format!("[\"{}\"]", "x".repeat(20 << 20)));
                 Ok(Outcome::Outputs(r#"["boasted"]"#.to_string()))
             }
+            // Not in `CALLBACKS` either: spins forever, reporting how far it got every
+            // 100,000 rounds, so a test can see whether a long call makes progress.
+            "tick.children" => tick(),
             "exit.children" => std::process::exit(3),
             "recurse.children" => Ok(Outcome::Outputs(format!("[{}]", recurse(1)))),
             "settings.children" => Ok(Outcome::Outputs(settings())),
@@ -155,6 +158,19 @@ fn spin() -> ! {
     let mut x: u64 = 1;
     loop {
         x = black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+    }
+}
+
+/// Spins like [`spin`], with a progress report (the rounds done) every 100,000 rounds.
+fn tick() -> ! {
+    let mut x: u64 = 1;
+    let mut rounds: u64 = 0;
+    loop {
+        x = black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+        rounds += 1;
+        if rounds.is_multiple_of(100_000) {
+            host::report_progress(&format!("[{rounds}]"));
+        }
     }
 }
 
