@@ -1,9 +1,10 @@
 //! Live apps: which component version serves each app right now.
 //!
 //! The database says which version is live; this cache keeps the loaded
-//! [`sandbox::Component`] of that version and re-checks the database at most once per
-//! [`Runtime::REFRESH`], so a deploy from another process (or replica) goes live within
-//! that time. A request holds an `Arc<LiveApp>` for its whole life, so callbacks in flight
+//! [`sandbox::Component`] of that version and asks the database again only when the change
+//! counter moved ([`crate::lookup`]), so a deploy from another process (or replica) goes
+//! live within a poll; without that watch (or while it is stale), at most once per
+//! [`Runtime::REFRESH`]. A request holds an `Arc<LiveApp>` for its whole life, so callbacks in flight
 //! finish on the version they started on while new requests get the new one. A change of
 //! the app's settings (or of its tenant's quotas) is handled the same way: the live version
 //! is loaded again with the new values and swapped in.
