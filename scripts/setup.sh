@@ -4,8 +4,9 @@
 #   scripts/setup.sh            Rust wasm32-wasip2 target, the Dash front end (npm ci in admin-ui),
 #                               the C libraries of SAML's XML signatures (libxmlsec1-dev, libxml2-dev,
 #                               libssl-dev, pkg-config; libclang-dev for bindgen)
-#   scripts/setup.sh --test     ... plus Chromium, slapd, ldap-utils and bubblewrap (Debian packages; the LDAP
-#                               tests start their own throwaway slapd), checks for node and python3, the
+#   scripts/setup.sh --test     ... plus Chromium, slapd, ldap-utils, bubblewrap and prometheus (Debian
+#                               packages; the LDAP tests start their own throwaway slapd, the metrics test
+#                               its own Prometheus), checks for node and python3, the
 #                               test OpenID provider (npm ci in tests/services/oidc), the test SAML
 #                               identity provider (npm ci in tests/services/saml; openssl makes its keys), and
 #                               the dash==4.4.1 venv of the differential tests (target/dash-venv)
@@ -88,6 +89,11 @@ fi
 if [ "$want_test" = 1 ] && ! command -v ldapadd >/dev/null; then
     apt_missing+=(ldap-utils)
 fi
+# The metrics test scrapes a test server with a real Prometheus (platform/tests/it/ops.rs);
+# apt may enable its service, which nothing here starts (no systemd on CI).
+if [ "$want_test" = 1 ] && [ ! -x /usr/bin/prometheus ]; then
+    apt_missing+=(prometheus)
+fi
 if [ "$want_bench" = 1 ] && ! command -v wrk >/dev/null; then
     apt_missing+=(wrk)
 fi
@@ -118,6 +124,8 @@ if [ "$want_test" = 1 ]; then
     [ -x /usr/sbin/slapd ] && command -v ldapadd >/dev/null ||
         fail "slapd or ldap-utils is still missing after the install"
     say "slapd: $(/usr/sbin/slapd -VV 2>&1 | head -n1 | sed 's/^@(#) \$OpenLDAP: //; s/ (.*//')"
+    [ -x /usr/bin/prometheus ] || fail "/usr/bin/prometheus is still missing after the install"
+    say "prometheus: $(/usr/bin/prometheus --version 2>&1 | head -n1)"
     command -v python3 >/dev/null || fail "python3 not found (Debian: apt-get install python3)"
     say "python3: $(python3 --version 2>&1)"
     [ -f "$ui/node_modules/playwright-core/package.json" ] ||

@@ -54,6 +54,7 @@
 //! | – | – | `[outbound] max_response_kib` | 4096 (largest response body an app may read) |
 //! | – | – | `[outbound] max_requests_per_call` | 16 |
 //! | – | – | `[outbound] ca_file` | none: `https` requests trust the webpki (Mozilla) roots; a PEM file of CA certificates trusted *in addition* (a company CA), read at start |
+//! | – | `TESSERA_METRICS_TOKEN` | `[metrics] token` | none: `/metrics` answers 404 (with a token, only `Authorization: Bearer <token>` reads it; the labels name tenants and apps) |
 //! | – | `TESSERA_SECRET_KEY` | – | none: the key file is used (base64 of 32 bytes that seal provider secrets at rest) |
 //! | `--secret-key-file` | `TESSERA_SECRET_KEY_FILE` | `secret_key_file` | `{data_dir}/secret.key` (created with mode 0600 on first use) |
 //! | – | – | `[data_sources] sqlite_dir` | `{data_dir}/sources` (a tenant's SQLite sources must lie in `{sqlite_dir}/{tenant}/`) |
@@ -887,6 +888,22 @@ impl Default for DataSourcesConfig {
     }
 }
 
+/// The `[metrics]` table: who may read `/metrics`.
+#[derive(Clone, Default, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// The bearer token a scrape must send; `None` turns `/metrics` off.
+    pub token: Option<String>,
+}
+
+impl fmt::Debug for MetricsConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MetricsConfig")
+            .field("token", &self.token.as_ref().map(|_| "***"))
+            .finish()
+    }
+}
+
 /// The TOML file's shape; every key is optional.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -910,6 +927,7 @@ struct FileConfig {
     apps_origin: Option<String>,
     secret_key_file: Option<PathBuf>,
     data_sources: Option<DataSourcesConfig>,
+    metrics: Option<MetricsConfig>,
 }
 
 /// The resolved configuration.
@@ -956,6 +974,8 @@ pub struct Config {
     pub secret_key_file: PathBuf,
     /// Tenant data sources.
     pub data_sources: DataSourcesConfig,
+    /// Who may read `/metrics`.
+    pub metrics: MetricsConfig,
 }
 
 impl fmt::Debug for Config {
@@ -981,6 +1001,7 @@ impl fmt::Debug for Config {
             .field("secret_key", &self.secret_key.as_ref().map(|_| "***"))
             .field("secret_key_file", &self.secret_key_file)
             .field("data_sources", &self.data_sources)
+            .field("metrics", &self.metrics)
             .finish()
     }
 }
@@ -1111,6 +1132,15 @@ impl Config {
             },
             deploy,
             data_sources: file.data_sources.unwrap_or_default(),
+            metrics: {
+                let mut metrics = file.metrics.unwrap_or_default();
+                if let Ok(token) = std::env::var("TESSERA_METRICS_TOKEN") {
+                    metrics.token = Some(token);
+                }
+                // An empty token would let `Authorization: Bearer ` through: it means off.
+                metrics.token = metrics.token.filter(|t| !t.trim().is_empty());
+                metrics
+            },
             data_dir,
             database_url,
         })

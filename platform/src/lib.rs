@@ -23,6 +23,8 @@ pub mod frontend;
 pub mod http;
 pub mod ids;
 pub mod jobs;
+pub mod lookup;
+pub mod observe;
 pub mod origin;
 pub mod outbound;
 pub mod policy;

@@ -1,9 +1,10 @@
 //! Live apps: which component version serves each app right now.
 //!
 //! The database says which version is live; this cache keeps the loaded
-//! [`sandbox::Component`] of that version and re-checks the database at most once per
-//! [`Runtime::REFRESH`], so a deploy from another process (or replica) goes live within
-//! that time. A request holds an `Arc<LiveApp>` for its whole life, so callbacks in flight
+//! [`sandbox::Component`] of that version and asks the database again only when the change
+//! counter moved ([`crate::lookup`]), so a deploy from another process (or replica) goes
+//! live within a poll; without that watch (or while it is stale), at most once per
+//! [`Runtime::REFRESH`]. A request holds an `Arc<LiveApp>` for its whole life, so callbacks in flight
 //! finish on the version they started on while new requests get the new one. A change of
 //! the app's settings (or of its tenant's quotas) is handled the same way: the live version
 //! is loaded again with the new values and swapped in.
@@ -32,6 +33,7 @@ use crate::capabilities::PlatformCapabilities;
 use crate::dash::clientside;
 use crate::dash::dependencies::{Dependencies, InvalidDependencies};
 use crate::ids::Slug;
+use crate::lookup::{Changes, Stamp};
 use crate::quota::{CallbackSlots, Slot, TooManyCallbacks, tenant_limits};
 use crate::secretbox::SecretBox;
 use crate::store::{self, LiveVersion, Store};
@@ -115,6 +117,9 @@ impl Error {
 
 struct Cached {
     checked: Instant,
+    /// The change stamp read before the live version was asked for (`None`: not watching
+    /// changes, or the watch was stale; then `checked` decides).
+    stamp: Option<Stamp>,
     app: Arc<LiveApp>,
 }
 
@@ -181,6 +186,9 @@ pub struct Runtime {
     loads: Arc<Mutex<Loads>>,
     /// Loads started (each runs the guest's `info`, `layout` and `dependencies`).
     loads_started: AtomicU64,
+    /// The database's change counter, when watched: a cached live version then stays
+    /// valid until something changes, not just for [`Runtime::REFRESH`].
+    changes: Option<Arc<Changes>>,
 }
 
 impl Runtime {
@@ -220,7 +228,14 @@ impl Runtime {
             apps: Mutex::new(HashMap::new()),
             loads: Arc::default(),
             loads_started: AtomicU64::new(0),
+            changes: None,
         }
+    }
+
+    /// Keep live versions until `changes` says something changed (see [`crate::lookup`]).
+    pub fn with_changes(mut self, changes: Arc<Changes>) -> Self {
+        self.changes = Some(changes);
+        self
     }
 
     /// Copy versions' data folders under `dirs` (the server's `{data_dir}/appdata`).
@@ -305,15 +320,27 @@ impl Runtime {
         mut turn: Option<Turn>,
     ) -> Result<Option<Arc<LiveApp>>, Error> {
         let key = (tenant.clone(), app.clone());
+        // Read before the database is asked, so a change during the lookup is not missed.
+        let stamp = self.changes.as_ref().and_then(|changes| changes.stamp());
         let cached = {
             let apps = lock(&self.apps);
-            apps.get(&key).map(|c| (c.checked, c.app.clone()))
+            apps.get(&key).map(|c| (c.checked, c.stamp, c.app.clone()))
         };
-        if let Some((checked, app)) = &cached
-            && checked.elapsed() < Self::REFRESH
-        {
-            return Ok(Some(app.clone()));
+        if let Some((checked, cached_stamp, app)) = &cached {
+            let fresh = match (stamp, cached_stamp) {
+                (Some(now), Some(then)) => now == *then,
+                (Some(_), None) => false,
+                // Not watching changes (or the watch is stale): trust it for REFRESH.
+                (None, _) => checked.elapsed() < Self::REFRESH,
+            };
+            crate::observe::cache_lookup("live_app", fresh);
+            if fresh {
+                return Ok(Some(app.clone()));
+            }
+        } else {
+            crate::observe::cache_lookup("live_app", false);
         }
+        let cached = cached.map(|(checked, _, app)| (checked, app));
         let mut attempts = 0;
         let app = loop {
             let Some(version) = self.loader.store.live_version(tenant, app).await? else {
@@ -339,6 +366,7 @@ impl Runtime {
             key,
             Cached {
                 checked: Instant::now(),
+                stamp,
                 app: app.clone(),
             },
         );

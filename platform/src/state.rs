@@ -55,6 +55,10 @@ pub struct App {
     pub cache: Arc<crate::cache::Cache>,
     /// Memoized callbacks: single flight and counters over `cache`.
     pub memo: Arc<crate::cache::memo::Memo>,
+    /// The database's change counter as this replica polls it.
+    pub changes: Arc<crate::lookup::Changes>,
+    /// Who may open which app, from memory while nothing changed.
+    pub access: crate::lookup::AccessCache,
 }
 
 /// Cheap to clone; what axum hands to handlers.
@@ -163,6 +167,13 @@ impl App {
             cache.clone(),
             tokio::runtime::Handle::current(),
         );
+        // Read once now, so lookups are cached from the first request, then polled.
+        let changes = Arc::new(crate::lookup::Changes::new(store.clone()));
+        if let Err(error) = changes.poll().await {
+            tracing::warn!(%error, "reading the change counter failed");
+        }
+        changes.spawn_polling();
+        crate::observe::install();
         let runtime = Runtime::new(
             sandbox,
             store.clone(),
@@ -171,7 +182,8 @@ impl App {
         )
         .with_app_data(crate::appdata::AppDataDirs::new(config.app_data_dir()))
         .with_outbound(config.outbound.to_policy()?)
-        .with_capabilities(Arc::new(capabilities));
+        .with_capabilities(Arc::new(capabilities))
+        .with_changes(changes.clone());
         Ok(AppState(Arc::new(App {
             datasources,
             builds,
@@ -192,6 +204,8 @@ impl App {
             admission,
             cache,
             memo: Default::default(),
+            access: crate::lookup::AccessCache::new(changes.clone()),
+            changes,
         })))
     }
 

@@ -198,6 +198,14 @@ pub(crate) fn load(
     Ok(Component { inner })
 }
 
+/// Guest instances created in this process (for the platform's metrics).
+static INSTANTIATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many guest instances this process has created, every sandbox together.
+pub fn instantiations() -> u64 {
+    INSTANTIATIONS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 impl Component {
     /// Hex SHA-256 of the component bytes.
     pub fn sha256(&self) -> &str {
@@ -405,6 +413,7 @@ impl ComponentInner {
 
     /// A fresh instance in a fresh store, made on the core `ticket` holds.
     fn instantiate(&self, ticket: &Arc<Ticket>) -> Result<Instance> {
+        INSTANTIATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let state = State::new(
             &self.limits,
             self.data_dir.as_ref(),

@@ -133,7 +133,9 @@ pub use capabilities::{
 };
 pub use capture::{LINE_COST, Level, LogLine, LogStream};
 pub use compiler::compile_artifact;
-pub use component::{AppInfo, ArtifactSource, CallOptions, CallOutput, Component, Outcome};
+pub use component::{
+    AppInfo, ArtifactSource, CallOptions, CallOutput, Component, Outcome, instantiations,
+};
 pub use config::{
     Compiler, Limits, LoadOptions, MAX_COMPONENT_BYTES, MAX_DATA_READ_BYTES, MAX_REQUEST_BYTES,
     Owner, SandboxConfig,

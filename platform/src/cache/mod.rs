@@ -233,6 +233,14 @@ impl Cache {
             .min(self.limits.tenant_max_bytes)
     }
 
+    /// `Some(answers)` when the cache is in Redis: whether it answers a PING now.
+    pub async fn redis_up(&self) -> Option<bool> {
+        match &self.backend {
+            Backend::Memory(_) => None,
+            Backend::Redis(redis) => Some(redis.ping().await),
+        }
+    }
+
     /// How often Redis did not answer and the cache was bypassed (a metric).
     pub fn unavailable_count(&self) -> u64 {
         self.unavailable.load(Ordering::Relaxed)
@@ -256,16 +264,18 @@ impl Cache {
     pub async fn get(&self, scope: CacheScope, key: &str) -> Result<Option<Vec<u8>>, CacheError> {
         check_key(key)?;
         let name = entry_name(&self.namespace, scope, key);
-        match &self.backend {
-            Backend::Memory(memory) => Ok(memory.get(scope.tenant, &name)),
+        let value = match &self.backend {
+            Backend::Memory(memory) => memory.get(scope.tenant, &name),
             Backend::Redis(redis) => match redis.get(&name).await {
-                Ok(value) => Ok(value),
+                Ok(value) => value,
                 Err(e) => {
                     self.bypassed(&e);
-                    Ok(None)
+                    None
                 }
             },
-        }
+        };
+        crate::observe::cache_lookup("shared", value.is_some());
+        Ok(value)
     }
 
     /// Store `value` under `key` for `ttl`, evicting the tenant's own entries as needed to

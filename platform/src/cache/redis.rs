@@ -145,6 +145,11 @@ impl RedisCache {
         }
     }
 
+    /// Whether Redis answers a PING within the cache's timeout.
+    pub(super) async fn ping(&self) -> bool {
+        self.run::<String>(::redis::cmd("PING")).await.is_ok()
+    }
+
     pub(super) async fn get(&self, name: &str) -> Result<Option<Vec<u8>>, Unavailable> {
         let mut cmd = ::redis::cmd("GET");
         cmd.arg(name);

@@ -610,8 +610,23 @@ impl Builds {
         }
     }
 
-    /// Build the checked-out tree `src` as its `tessera.toml` says.
+    /// Build the checked-out tree `src` as its `tessera.toml` says (counted in the
+    /// metrics with its duration).
     pub async fn build(
+        &self,
+        tenant: &Slug,
+        app: &Slug,
+        src: &Path,
+        log: &Log,
+    ) -> Result<Built, String> {
+        let started = Instant::now();
+        let built = self.build_tree(tenant, app, src, log).await;
+        let outcome = if built.is_ok() { "ok" } else { "failed" };
+        crate::observe::build(outcome, started.elapsed());
+        built
+    }
+
+    async fn build_tree(
         &self,
         tenant: &Slug,
         app: &Slug,

@@ -87,7 +87,7 @@ pub async fn require_app_access(
     }
     let turn = state.admission.enter(tenant.as_str()).await;
     let access = state
-        .store
+        .access
         .app_access(&tenant, &app, principal.user_id())
         .await;
     drop(turn);

@@ -322,11 +322,24 @@ async fn run_callback(
     let component = live.component.clone();
     let id_for_call = callback_id.clone();
     let request_json = request_json.to_owned();
+    let started = std::time::Instant::now();
     let result = tokio::task::spawn_blocking(move || {
         component.call_with(&id_for_call, &request_json, options)
     })
     .await
     .map_err(|e| RunError::Api(ApiError::internal("the callback task failed", &e)))?;
+    let outcome = match &result {
+        Ok(output) if matches!(output.outcome, sandbox::Outcome::PreventUpdate) => "prevent_update",
+        Ok(_) => "ok",
+        Err(failure) => {
+            let (outcome, trapped) = crate::observe::failure_outcome(&failure.error);
+            if trapped {
+                crate::observe::sandbox_trap(outcome);
+            }
+            outcome
+        }
+    };
+    crate::observe::callback(tenant, app, outcome, started.elapsed());
     let version = live.version.number;
     match result {
         Ok(output) => {

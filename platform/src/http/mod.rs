@@ -12,6 +12,7 @@ pub mod dash;
 pub mod git;
 mod handoff;
 mod home;
+mod ops;
 mod saml;
 pub mod session;
 pub mod sso;
@@ -82,6 +83,7 @@ fn site_of(state: &AppState, request: &Request) -> Site {
 fn platform_router(state: AppState) -> Router {
     Router::new()
         .merge(home::router())
+        .merge(ops::router())
         .merge(api::router())
         .merge(git::router())
         .merge(session::router())
@@ -104,6 +106,7 @@ fn platform_router(state: AppState) -> Router {
             state.clone(),
             platform_headers,
         ))
+        .layer(axum::middleware::from_fn(ops::count_requests))
         .with_state(state)
 }
 
@@ -112,6 +115,7 @@ fn platform_router(state: AppState) -> Router {
 fn apps_router(state: AppState) -> Router {
     Router::new()
         .merge(home::health_router())
+        .merge(ops::readiness_router())
         .merge(handoff::apps_router())
         .merge(
             // Every route under /apps/{tenant}/{app}/ passes the access check first: a
@@ -131,6 +135,7 @@ fn apps_router(state: AppState) -> Router {
             state.clone(),
             session::secure_behind_proxy,
         ))
+        .layer(axum::middleware::from_fn(ops::count_requests))
         .with_state(state)
 }
 

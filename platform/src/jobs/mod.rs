@@ -467,6 +467,7 @@ impl Jobs {
             inner.leave(&job, false);
             return Err(error);
         }
+        crate::observe::job("started");
         let deadline = crate::quota::job_deadline(inner.options.deadline, quotas);
         {
             let mut book = lock(&inner.book);
@@ -787,6 +788,11 @@ impl Inner {
                 detail: None,
             },
         };
+        crate::observe::job(match &job.state {
+            JobState::Done { .. } => "ok",
+            JobState::Cancelled => "cancelled",
+            _ => "failed",
+        });
         if abandoned.load(Ordering::Relaxed) {
             return self.abandon(job).await;
         }

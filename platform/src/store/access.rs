@@ -105,7 +105,7 @@ impl Store {
             json!({"visibility": visibility.as_str()}),
         )
         .await?;
-        tx.commit().await?;
+        self.commit_change(tx).await?;
         Ok(())
     }
 
@@ -177,7 +177,7 @@ impl Store {
             json!({"team": team.0}),
         )
         .await?;
-        tx.commit().await?;
+        self.commit_change(tx).await?;
         Ok(())
     }
 
@@ -212,7 +212,7 @@ impl Store {
             json!({"user": user.0}),
         )
         .await?;
-        tx.commit().await?;
+        self.commit_change(tx).await?;
         Ok(())
     }
 }
@@ -368,7 +368,7 @@ impl Store {
             json!({ key: id }),
         )
         .await?;
-        tx.commit().await?;
+        self.commit_change(tx).await?;
         Ok(true)
     }
 }

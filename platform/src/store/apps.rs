@@ -413,7 +413,7 @@ impl Store {
             }),
         )
         .await?;
-        tx.commit().await?;
+        self.commit_change(tx).await?;
         Ok(PublishedVersion {
             tenant_id: TenantId(tenant_id),
             app_id: AppId(app_id),
@@ -1164,7 +1164,7 @@ impl Store {
             serde_json::json!({"from": from, "to": target}),
         )
         .await?;
-        tx.commit().await?;
+        self.commit_change(tx).await?;
         Ok(RolledBack {
             from,
             to: target,

@@ -57,7 +57,7 @@ impl Store {
             json!({"role": role.as_str(), "previous": previous}),
         )
         .await?;
-        tx.commit().await?;
+        self.commit_change(tx).await?;
         previous.as_deref().map(parse_stored).transpose()
     }
 
@@ -117,7 +117,7 @@ impl Store {
             json!({"name": name}),
         )
         .await?;
-        tx.commit().await?;
+        self.commit_change(tx).await?;
         Ok(TeamId(id))
     }
 
@@ -162,7 +162,7 @@ impl Store {
             json!({"user": user.0}),
         )
         .await?;
-        tx.commit().await?;
+        self.commit_change(tx).await?;
         Ok(())
     }
 
@@ -335,7 +335,7 @@ impl Store {
             json!({"role": role.as_str(), "previous": previous.as_str()}),
         )
         .await?;
-        tx.commit().await?;
+        self.commit_change(tx).await?;
         Ok(previous)
     }
 
@@ -365,7 +365,7 @@ impl Store {
             json!({"previous": previous.as_str()}),
         )
         .await?;
-        tx.commit().await?;
+        self.commit_change(tx).await?;
         Ok(Some(previous))
     }
 
@@ -433,7 +433,7 @@ impl Store {
             json!({"user": user.0}),
         )
         .await?;
-        tx.commit().await?;
+        self.commit_change(tx).await?;
         Ok(true)
     }
 }

@@ -46,6 +46,8 @@ pub use users::{NewUser, User};
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
@@ -137,6 +139,11 @@ pub struct Store {
     backend: Backend,
     /// Versions kept per app after a publish ([`Store::with_keep_versions`]).
     keep_versions: i64,
+    /// Connections handed out by the pool: one per query or transaction.
+    acquisitions: Arc<AtomicU64>,
+    /// Transactions this process committed that change who may open which app or which
+    /// version serves it ([`Store::local_changes`]).
+    local_changes: Arc<AtomicU64>,
 }
 
 /// Versions kept per app unless configured otherwise (`[deploy] keep_versions`).
@@ -159,6 +166,8 @@ impl Store {
             Backend::Postgres => url.to_owned(),
         };
         let options = AnyConnectOptions::from_str(&url)?;
+        let acquisitions = Arc::new(AtomicU64::new(0));
+        let (on_acquire, on_connect) = (acquisitions.clone(), acquisitions.clone());
         let pool = AnyPoolOptions::new()
             .max_connections(match backend {
                 // One writer at a time is all SQLite allows; a few readers help the
@@ -166,7 +175,13 @@ impl Store {
                 Backend::Sqlite => 4,
                 Backend::Postgres => 16,
             })
+            // Every acquisition is counted, whether the connection was idle or new.
+            .before_acquire(move |_conn, _meta| {
+                on_acquire.fetch_add(1, Ordering::Relaxed);
+                Box::pin(async { Ok(true) })
+            })
             .after_connect(move |conn, _meta| {
+                on_connect.fetch_add(1, Ordering::Relaxed);
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
                         conn.execute(
@@ -208,6 +223,8 @@ impl Store {
             pool,
             backend,
             keep_versions: DEFAULT_KEEP_VERSIONS,
+            acquisitions,
+            local_changes: Arc::default(),
         })
     }
 
@@ -236,6 +253,41 @@ impl Store {
             Backend::Sqlite => self.pool.begin_with("begin immediate").await?,
             Backend::Postgres => self.pool.begin().await?,
         })
+    }
+
+    /// Commit `tx`, a change to who may open which app or which version serves it: this
+    /// process's cached lookups see it at once ([`Store::local_changes`]), other replicas
+    /// through the change counter.
+    async fn commit_change(&self, tx: sqlx::Transaction<'static, sqlx::Any>) -> Result<()> {
+        tx.commit().await?;
+        self.local_changes.fetch_add(1, Ordering::Release);
+        Ok(())
+    }
+
+    /// How many access or live-version changes this process committed (read it before a
+    /// lookup: a different number after means the answer may be stale).
+    pub fn local_changes(&self) -> u64 {
+        self.local_changes.load(Ordering::Acquire)
+    }
+
+    /// The database's change counter, bumped by trigger in every transaction that changes
+    /// tenants, apps, memberships, team members, grants or collaborators (migration 0023).
+    pub async fn change_counter(&self) -> Result<i64> {
+        let row = sqlx::query("select n from change_counter where id = 1")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(sqlx::Row::try_get(&row, 0)?)
+    }
+
+    /// How many times the pool handed out a connection (one per query or transaction):
+    /// what a request cost the database, for tests and the metrics.
+    pub fn acquisitions(&self) -> u64 {
+        self.acquisitions.load(Ordering::Relaxed)
+    }
+
+    /// The pool's open connections and how many of them are idle.
+    pub fn pool_size(&self) -> (u32, usize) {
+        (self.pool.size(), self.pool.num_idle())
     }
 
     /// Cheap liveness probe for `/healthz`.

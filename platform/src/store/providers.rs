@@ -226,7 +226,7 @@ impl Store {
             json!({"created": created, "settings": new.audit_detail}),
         )
         .await?;
-        tx.commit().await?;
+        self.commit_change(tx).await?;
         Ok(created)
     }
 
@@ -456,7 +456,7 @@ impl Store {
             }),
         )
         .await?;
-        tx.commit().await?;
+        self.commit_change(tx).await?;
         Ok(Some(removal))
     }
 
@@ -599,7 +599,7 @@ impl Store {
         }
         sync_role(&mut tx, input, user, change, &provider_detail).await?;
         sync_teams(&mut tx, input, user, change, &provider_detail).await?;
-        tx.commit().await?;
+        self.commit_change(tx).await?;
         Ok(Ok(Provisioned {
             user,
             created,
@@ -933,7 +933,7 @@ impl Store {
     ) -> Result<()> {
         let mut tx = self.begin().await?;
         audit::record(&mut tx, change, tenant, action, target, detail).await?;
-        tx.commit().await?;
+        self.commit_change(tx).await?;
         Ok(())
     }
 }
@@ -1049,7 +1049,7 @@ impl Store {
             detail,
         )
         .await?;
-        tx.commit().await?;
+        self.commit_change(tx).await?;
         Ok(Ok(true))
     }
 

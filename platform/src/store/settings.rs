@@ -133,7 +133,7 @@ impl Store {
             json!({"settings": name_list(false), "secrets": name_list(true)}),
         )
         .await?;
-        tx.commit().await?;
+        self.commit_change(tx).await?;
         Ok(())
     }
 
@@ -174,7 +174,7 @@ impl Store {
             json!({"names": removed}),
         )
         .await?;
-        tx.commit().await?;
+        self.commit_change(tx).await?;
         Ok(removed)
     }
 }

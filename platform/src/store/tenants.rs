@@ -158,7 +158,7 @@ impl Store {
             .fetch_one(&mut *tx)
             .await?;
         let created = tenant(&row)?;
-        tx.commit().await?;
+        self.commit_change(tx).await?;
         Ok(created)
     }
 
@@ -189,7 +189,7 @@ impl Store {
     ) -> Result<()> {
         let mut tx = self.begin().await?;
         write_quotas(&mut tx, tenant, quotas, change).await?;
-        tx.commit().await?;
+        self.commit_change(tx).await?;
         Ok(())
     }
 }
@@ -271,7 +271,7 @@ impl Store {
                 value: tenant.to_string(),
             })?;
         let updated = self::tenant(&row)?;
-        tx.commit().await?;
+        self.commit_change(tx).await?;
         Ok(updated)
     }
 }

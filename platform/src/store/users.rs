@@ -90,7 +90,7 @@ impl Store {
     pub async fn create_user(&self, new: &NewUser<'_>, change: &Change<'_>) -> Result<User> {
         let mut tx = self.begin().await?;
         let created = insert(&mut tx, new, change).await?;
-        tx.commit().await?;
+        self.commit_change(tx).await?;
         Ok(created)
     }
 
@@ -111,7 +111,7 @@ impl Store {
         }
         match insert(&mut tx, new, change).await {
             Ok(created) => {
-                tx.commit().await?;
+                self.commit_change(tx).await?;
                 Ok(Some(created))
             }
             Err(super::Error::Conflict { .. }) => Ok(None),

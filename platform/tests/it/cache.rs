@@ -35,13 +35,13 @@ fn fresh_namespace() -> String {
 }
 
 /// A `redis-server` of this test on a free port, killed on drop.
-struct OwnRedis {
+pub(crate) struct OwnRedis {
     child: Option<Child>,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl OwnRedis {
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .expect("a free port")
             .local_addr()
@@ -65,7 +65,7 @@ impl OwnRedis {
         }
     }
 
-    fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();

@@ -171,6 +171,7 @@ impl TestApp {
             secret_key: None,
             secret_key_file: dir.path().join("secret.key"),
             data_sources: Default::default(),
+            metrics: Default::default(),
         };
         let state = App::start(config).await.map_err(|e| format!("{e:#}"))?;
         Ok(Self {
@@ -262,6 +263,7 @@ impl TestApp {
             secret_key: None,
             secret_key_file: dir.path().join("secret.key"),
             data_sources: Default::default(),
+            metrics: Default::default(),
         };
         let state = App::start(config).await.expect("platform starts");
         Self {
@@ -293,6 +295,7 @@ impl TestApp {
             secret_key: None,
             secret_key_file: dir.path().join("secret.key"),
             data_sources,
+            metrics: Default::default(),
             outbound: platform::config::OutboundConfig::default(),
             cache: platform::config::CacheConfig::default(),
         };
@@ -335,6 +338,7 @@ impl TestApp {
             secret_key: None,
             secret_key_file: dir.path().join("secret.key"),
             data_sources: Default::default(),
+            metrics: Default::default(),
         };
         let state = App::start_with_clock(config, clock)
             .await
@@ -534,6 +538,7 @@ pub fn tessera_command(data_dir: &std::path::Path) -> std::process::Command {
         "TESSERA_REDIS_URL",
         "TESSERA_KEEP_VERSIONS",
         "TESSERA_SECRET_KEY",
+        "TESSERA_METRICS_TOKEN",
     ] {
         command.env_remove(inherited);
     }
