@@ -1464,14 +1464,14 @@ mod background_tests {
                 |_| Ok("hi"),
             )
             .register(
-            Callback::new(
-                Output::new("greeting", "children").allow_duplicate(),
-                Input::new("other", "value"),
-                (),
-                |_| Ok("again"),
-            )
-            .prevent_initial_call(PreventInitialCall::InitialDuplicate),
-        );
+                Callback::new(
+                    Output::new("greeting", "children").allow_duplicate(),
+                    Input::new("other", "value"),
+                    (),
+                    |_| Ok("again"),
+                )
+                .prevent_initial_call(PreventInitialCall::InitialDuplicate),
+            );
         let deps: Value = serde_json::from_str(&app.dependencies_json()).expect("JSON");
         let duplicate = deps
             .as_array()

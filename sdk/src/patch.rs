@@ -300,9 +300,7 @@ mod tests {
         patch.at("d").merge(json!({"x": 1})).delete("y");
         patch.at("n").add(1).sub(2).mul(3).div(4);
         patch.at("rows").at(-1).at("cells").append("c");
-        let op = |name: &str, location: Value, params: Value| {
-            json!({"operation": name, "location": location, "params": params})
-        };
+        let op = |name: &str, location: Value, params: Value| json!({"operation": name, "location": location, "params": params});
         assert_eq!(
             serde_json::to_value(&patch).expect("JSON"),
             json!({

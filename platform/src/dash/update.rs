@@ -844,7 +844,11 @@ mod tests {
             Ok(None)
         );
         assert_eq!(
-            answer_body(&[], true, r#"{"outputs": [], "side_update": {"s": {"children": 1}}}"#),
+            answer_body(
+                &[],
+                true,
+                r#"{"outputs": [], "side_update": {"s": {"children": 1}}}"#
+            ),
             Ok(Some(
                 r#"{"multi":true,"sideUpdate":{"s":{"children":1}},"response":{}}"#.to_owned()
             ))

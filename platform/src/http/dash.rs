@@ -416,15 +416,14 @@ async fn poll_job(
         JobState::Done {
             outputs: Some(answer),
         } => {
-            let body =
-                update::answer_body(&checked.outputs, checked.callback.no_output, &answer)
-                    .map_err(|e| {
-                        ApiError::new(
-                            StatusCode::INTERNAL_SERVER_ERROR,
-                            "callback_bad_answer",
-                            e.to_string(),
-                        )
-                    })?;
+            let body = update::answer_body(&checked.outputs, checked.callback.no_output, &answer)
+                .map_err(|e| {
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "callback_bad_answer",
+                    e.to_string(),
+                )
+            })?;
             Ok(match body {
                 Some(body) => json_response(with_progress(&body, progress)),
                 None => StatusCode::NO_CONTENT.into_response(),

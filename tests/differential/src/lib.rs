@@ -6,8 +6,8 @@
 //! to catch where Tessera's protocol handling differs from Dash's, not to test the apps.
 
 use sdk::{
-    ALL, ALLSMALLER, App, Callback, Input, MATCH, Output, Patch, PreventInitialCall,
-    PreventUpdate, State, dcc, html, no_update,
+    ALL, ALLSMALLER, App, Callback, Input, MATCH, Output, Patch, PreventInitialCall, PreventUpdate,
+    State, dcc, html, no_update,
 };
 use serde_json::{Map, Value, json};
 

@@ -370,11 +370,16 @@ fn requests(name: &str, app: &App) -> Vec<Value> {
             ]
         }
         "features" => {
-            let click = |id: &str, n: Option<u64>| json!([prop(id, "n_clicks", n.map(Value::from))]);
+            let click =
+                |id: &str, n: Option<u64>| json!([prop(id, "n_clicks", n.map(Value::from))]);
             // The button's click triggered the call; none on page load.
             let single = |output: &str, id: &str, property: &str, button: &str, n: Option<u64>| {
                 let changed = format!("{button}.n_clicks");
-                let changed: &[&str] = if n.is_some() { &[changed.as_str()] } else { &[] };
+                let changed: &[&str] = if n.is_some() {
+                    &[changed.as_str()]
+                } else {
+                    &[]
+                };
                 body(output, out(id, property), click(button, n), None, changed)
             };
             let ping = |n: Option<u64>| {
@@ -436,24 +441,22 @@ fn tessera(app: &App, dependencies: &Dependencies, body: &Value) -> Answer {
             status: 204,
             body: None,
         },
-        Ok(Outcome::Outputs(answer)) => match update::answer_body(
-            &checked.outputs,
-            checked.callback.no_output,
-            &answer,
-        ) {
-            Ok(None) => Answer {
-                status: 204,
-                body: None,
-            },
-            Ok(Some(text)) => Answer {
-                status: 200,
-                body: Some(serde_json::from_str(&text).expect("the response is JSON")),
-            },
-            Err(error) => Answer {
-                status: 500,
-                body: Some(json!({"error": error.to_string()})),
-            },
-        },
+        Ok(Outcome::Outputs(answer)) => {
+            match update::answer_body(&checked.outputs, checked.callback.no_output, &answer) {
+                Ok(None) => Answer {
+                    status: 204,
+                    body: None,
+                },
+                Ok(Some(text)) => Answer {
+                    status: 200,
+                    body: Some(serde_json::from_str(&text).expect("the response is JSON")),
+                },
+                Err(error) => Answer {
+                    status: 500,
+                    body: Some(json!({"error": error.to_string()})),
+                },
+            }
+        }
         Err(CallbackError::InvalidInput(message)) => Answer {
             status: 400,
             body: Some(json!({"error": message})),
