@@ -15,6 +15,7 @@ pub const EXAMPLES: &[(&str, &str)] = &[
     ("multi-page", "multi_page.wasm"),
     ("report-builder", "report_builder.wasm"),
     ("big-table", "big_table.wasm"),
+    ("dash-features", "dash_features.wasm"),
 ];
 
 /// The examples' sources in the checkout this binary was built from; an example's
@@ -34,7 +35,7 @@ pub async fn install(state: &AppState) -> anyhow::Result<Vec<(String, Deployed)>
         let path = state.config.demo_dir.join(file);
         let bytes = tokio::fs::read(&path).await.with_context(|| {
             format!(
-                "the demo needs {} (build the examples with scripts/build-guests.sh hello sales-explorer dynamic-filters multi-page report-builder big-table, or set TESSERA_DEMO_DIR)",
+                "the demo needs {} (build the examples with scripts/build-guests.sh hello sales-explorer dynamic-filters multi-page report-builder big-table dash-features, or set TESSERA_DEMO_DIR)",
                 path.display()
             )
         })?;

@@ -29,6 +29,34 @@ pub const INLINE_SOURCE_KEY: &str = "tessera_inline_source";
 /// The boxed form of a handler: JSON in through the context, one JSON value out.
 type Handler = Box<dyn Fn(&Context<'_>) -> Result<Value> + Send + Sync>;
 
+/// The boxed form of an error handler: the context and the handler's error in, the
+/// replacement value out.
+type ErrorHandler = Box<dyn Fn(&Context<'_>, &Error) -> Result<Value> + Send + Sync>;
+
+/// When a callback runs on page load (Dash's `prevent_initial_call`). `bool` converts:
+/// `true` is [`PreventInitialCall::Yes`], `false` [`PreventInitialCall::No`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PreventInitialCall {
+    /// Run on page load too.
+    #[default]
+    No,
+    /// Run only when an input changes.
+    Yes,
+    /// Run on page load (Dash's `"initial_duplicate"`), and let its outputs say
+    /// [`Output::allow_duplicate`] all the same.
+    InitialDuplicate,
+}
+
+impl From<bool> for PreventInitialCall {
+    fn from(prevent: bool) -> Self {
+        if prevent {
+            PreventInitialCall::Yes
+        } else {
+            PreventInitialCall::No
+        }
+    }
+}
+
 /// A callback: outputs computed from inputs (and state) by a handler.
 ///
 /// [`App::callback`] covers the usual case; build a `Callback` and pass it to
@@ -38,7 +66,12 @@ pub struct Callback {
     inputs: Vec<Input>,
     state: Vec<State>,
     multi: bool,
-    prevent_initial_call: bool,
+    prevent_initial_call: PreventInitialCall,
+    /// `(output, value while running, value afterwards)` (Dash's `running=`): the renderer
+    /// applies them around the request, for ordinary and background callbacks alike.
+    running: Vec<(Output, Value, Value)>,
+    /// Replaces the outputs when the handler fails (Dash's `on_error`).
+    on_error: Option<ErrorHandler>,
     /// Hidden from Dash's dev tools callback graph (Dash's `hidden=True`).
     hidden: bool,
     /// Set for a callback the browser runs; its handler is then never called.
@@ -54,8 +87,6 @@ pub struct Callback {
 #[derive(Clone, Debug, Default)]
 struct Background {
     interval_ms: u64,
-    /// `(output, value while running, value afterwards)`.
-    running: Vec<(Output, Value, Value)>,
     progress: Vec<Output>,
     progress_default: Option<Vec<Value>>,
     cancel: Vec<Input>,
@@ -104,7 +135,9 @@ impl Callback {
             inputs: inputs.into_list(),
             state: state.into_list(),
             multi,
-            prevent_initial_call: false,
+            prevent_initial_call: PreventInitialCall::No,
+            running: Vec::new(),
+            on_error: None,
             hidden: false,
             clientside: None,
             background: None,
@@ -155,9 +188,24 @@ impl Callback {
         self.clientside.as_ref()
     }
 
-    /// Do not run the callback when the page loads, only when an input changes.
-    pub fn prevent_initial_call(mut self, prevent: bool) -> Self {
-        self.prevent_initial_call = prevent;
+    /// Do not run the callback when the page loads, only when an input changes: `true`,
+    /// or a [`PreventInitialCall`] (`InitialDuplicate` runs it and allows duplicate
+    /// outputs).
+    pub fn prevent_initial_call(mut self, prevent: impl Into<PreventInitialCall>) -> Self {
+        self.prevent_initial_call = prevent.into();
+        self
+    }
+
+    /// When the handler fails, call `handler` with the error instead (Dash's `on_error`):
+    /// its value replaces the outputs (`null` leaves them unchanged, like
+    /// [`no_update`](crate::no_update)); it may call [`Context::set_props`] and return
+    /// `Err(PreventUpdate)`. Takes precedence over [`App::on_error`].
+    pub fn on_error<T, F>(mut self, handler: F) -> Self
+    where
+        T: Serialize,
+        F: Fn(&Context<'_>, &Error) -> Result<T> + Send + Sync + 'static,
+    {
+        self.on_error = Some(error_handler(handler));
         self
     }
 
@@ -183,12 +231,13 @@ impl Callback {
     }
 
     /// While the callback runs, set `output` to `on`; set it to `off` when it ends
-    /// (Dash's `running=[(Output, on, off)]`). Call once per output.
+    /// (Dash's `running=[(Output, on, off)]`). Call once per output. The browser applies
+    /// both itself; an ordinary callback stays ordinary.
     pub fn running(mut self, output: Output, on: impl Serialize, off: impl Serialize) -> Self {
         // Values that are not JSON (a map with non-string keys) become null, as a `None`.
         let on = serde_json::to_value(on).unwrap_or(Value::Null);
         let off = serde_json::to_value(off).unwrap_or(Value::Null);
-        self.background_spec().running.push((output, on, off));
+        self.running.push((output, on, off));
         self
     }
 
@@ -269,9 +318,10 @@ impl Callback {
                 .as_ref()
                 .map_or(Value::Null, ClientsideFunction::to_value),
         );
+        // Dash writes `prevent_initial_call is True`: "initial_duplicate" runs on load.
         entry.insert(
             "prevent_initial_call".into(),
-            Value::Bool(self.prevent_initial_call),
+            Value::Bool(self.prevent_initial_call == PreventInitialCall::Yes),
         );
         entry.insert(
             "background".into(),
@@ -288,6 +338,18 @@ impl Callback {
         entry.insert("hidden".into(), Value::Bool(self.hidden));
         entry.insert("websocket".into(), Value::Bool(false));
         entry.insert("persistent".into(), Value::Bool(false));
+        if !self.running.is_empty() {
+            let mut on = Map::new();
+            let mut off = Map::new();
+            for (output, when_on, when_off) in &self.running {
+                on.insert(output.prop_id(), when_on.clone());
+                off.insert(output.prop_id(), when_off.clone());
+            }
+            entry.insert(
+                "running".into(),
+                serde_json::json!({"running": on, "runningOff": off}),
+            );
+        }
         // Not a Dash key: the platform takes the inline source out of the dependency, writes
         // it into the index page and serves `_dash-dependencies` without it.
         if let Some(source) = self
@@ -302,18 +364,6 @@ impl Callback {
             entry.insert(MEMOIZE_KEY.into(), serde_json::json!({ "ttl_ms": ttl_ms }));
         }
         if let Some(background) = &self.background {
-            if !background.running.is_empty() {
-                let mut on = Map::new();
-                let mut off = Map::new();
-                for (output, when_on, when_off) in &background.running {
-                    on.insert(output.prop_id(), when_on.clone());
-                    off.insert(output.prop_id(), when_off.clone());
-                }
-                entry.insert(
-                    "running".into(),
-                    serde_json::json!({"running": on, "runningOff": off}),
-                );
-            }
             let mut private = Map::new();
             private.insert(
                 "progress".into(),
@@ -443,6 +493,23 @@ impl Callback {
     }
 }
 
+/// Box an error handler, turning its value into JSON.
+fn error_handler<T, F>(handler: F) -> ErrorHandler
+where
+    T: Serialize,
+    F: Fn(&Context<'_>, &Error) -> Result<T> + Send + Sync + 'static,
+{
+    Box::new(move |ctx, error| {
+        let value = handler(ctx, error)?;
+        serde_json::to_value(value).map_err(|error| {
+            Error::Failed(format!(
+                "the error handler of callback `{}` returned a value that is not JSON: {error}",
+                ctx.callback_id()
+            ))
+        })
+    })
+}
+
 /// Lowercase hex of a digest.
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
@@ -492,6 +559,8 @@ pub struct App {
     by_id: BTreeMap<String, usize>,
     /// Every `id.prop` written by some callback, to refuse duplicates.
     outputs: BTreeSet<String>,
+    /// The error handler of callbacks without their own (Dash's `Dash(on_error=…)`).
+    on_error: Option<ErrorHandler>,
 }
 
 impl std::fmt::Debug for App {
@@ -513,7 +582,19 @@ impl App {
             callbacks: Vec::new(),
             by_id: BTreeMap::new(),
             outputs: BTreeSet::new(),
+            on_error: None,
         }
+    }
+
+    /// The error handler of every callback without its own [`Callback::on_error`] (Dash's
+    /// app-wide `on_error`); it receives the failing callback's context.
+    pub fn on_error<T, F>(mut self, handler: F) -> Self
+    where
+        T: Serialize,
+        F: Fn(&Context<'_>, &Error) -> Result<T> + Send + Sync + 'static,
+    {
+        self.on_error = Some(error_handler(handler));
+        self
     }
 
     /// Set the layout: the root component of the page.
@@ -588,9 +669,9 @@ impl App {
             let prop_id = output.prop_id();
             if output.allows_duplicate() {
                 assert!(
-                    callback.prevent_initial_call,
+                    callback.prevent_initial_call != PreventInitialCall::No,
                     "Output `{prop_id}` allows duplicates, which Dash only accepts with \
-                     prevent_initial_call (in callback `{id}`)"
+                     prevent_initial_call (true or InitialDuplicate; in callback `{id}`)"
                 );
                 continue;
             }
@@ -699,13 +780,31 @@ impl App {
         let value = match (callback.handler)(&context) {
             Ok(value) => value,
             Err(Error::PreventUpdate) => return Ok(Outcome::PreventUpdate),
-            Err(Error::InvalidInput(message)) => return Err(CallbackError::InvalidInput(message)),
-            Err(Error::Failed(message)) => return Err(CallbackError::Failed(message)),
+            Err(error) => {
+                let Some(handler) = callback.on_error.as_ref().or(self.on_error.as_ref()) else {
+                    return Err(CallbackError::from_handler(error));
+                };
+                // As Dash: the handler's value replaces the outputs, `None` leaves them.
+                match handler(&context, &error) {
+                    Ok(Value::Null) if !callback.outputs.is_empty() => crate::no_update(),
+                    Ok(value) => value,
+                    Err(Error::PreventUpdate) => return Ok(Outcome::PreventUpdate),
+                    Err(error) => return Err(CallbackError::from_handler(error)),
+                }
+            }
         };
         let outputs = callback
             .outputs(id, value, request.outputs.as_deref())
             .map_err(CallbackError::Failed)?;
-        Ok(Outcome::Outputs(serialize(&outputs)))
+        let side_updates = context.take_side_updates();
+        if side_updates.is_empty() {
+            return Ok(Outcome::Outputs(serialize(&outputs)));
+        }
+        // The envelope the platform reads beside the plain array (WIT 0.2.0, `outputs`).
+        Ok(Outcome::Outputs(serialize(&serde_json::json!({
+            "outputs": outputs,
+            "side_update": side_updates,
+        }))))
     }
 }
 
@@ -1107,6 +1206,7 @@ mod tests {
 #[cfg(test)]
 mod background_tests {
     use super::*;
+    use crate::no_update;
     use serde_json::json;
 
     fn report_app() -> App {
@@ -1189,6 +1289,201 @@ mod background_tests {
             Ok(Outcome::Outputs(
                 r#"[{"_dash_no_update":"_dash_no_update"}]"#.into()
             ))
+        );
+    }
+
+    fn features_app() -> App {
+        App::new("Features")
+            .on_error(|ctx, error| {
+                ctx.set_props("log", json!({"children": format!("app-wide: {error}")}))?;
+                Ok(Value::Null)
+            })
+            .callback(
+                Output::new("out", "children"),
+                Input::new("go", "n_clicks"),
+                (),
+                |ctx| {
+                    ctx.set_props("status", json!({"children": "saving"}))?;
+                    ctx.set_props(json!({"type": "card", "index": 1}), json!({"a": 1}))?;
+                    ctx.set_props("status", json!({"title": "t", "children": "saved"}))?;
+                    Ok("done")
+                },
+            )
+            .callback((), Input::new("ping", "n_clicks"), (), |ctx| {
+                let clicks: Option<u64> = ctx.input(0)?;
+                if clicks.is_some() {
+                    ctx.set_props("status", json!({"children": "pinged"}))?;
+                }
+                Ok(())
+            })
+            .register(
+                Callback::new(
+                    [Output::new("a", "children"), Output::new("b", "children")],
+                    Input::new("fail", "n_clicks"),
+                    (),
+                    |_| -> Result<Value> { Err("boom".into()) },
+                )
+                .on_error(|ctx, error| {
+                    ctx.set_props("log", json!({"children": error.to_string()}))?;
+                    Ok(json!(["fallback", no_update()]))
+                }),
+            )
+            .callback(
+                Output::new("c", "children"),
+                Input::new("fail2", "n_clicks"),
+                (),
+                |_| -> Result<Value> { Err("kaput".into()) },
+            )
+    }
+
+    fn clicks(id: &str, clicks: Option<u64>) -> String {
+        let mut input = json!({"id": id, "property": "n_clicks"});
+        if let Some(clicks) = clicks {
+            input["value"] = json!(clicks);
+        }
+        json!({"inputs": [input]}).to_string()
+    }
+
+    fn outputs_of(outcome: std::result::Result<Outcome, CallbackError>) -> Value {
+        match outcome {
+            Ok(Outcome::Outputs(text)) => serde_json::from_str(&text).expect("JSON"),
+            other => panic!("expected outputs, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn set_props_travels_beside_the_outputs_keyed_by_dash_id_and_merged() {
+        let app = features_app();
+        assert_eq!(
+            outputs_of(app.run_callback("out.children", &clicks("go", Some(1)))),
+            json!({
+                "outputs": ["done"],
+                "side_update": {
+                    "status": {"children": "saved", "title": "t"},
+                    r#"{"index":1,"type":"card"}"#: {"a": 1},
+                }
+            })
+        );
+        let ping = app
+            .by_id
+            .keys()
+            .find(|id| !id.contains('.'))
+            .expect("the no-output callback")
+            .clone();
+        assert_eq!(
+            outputs_of(app.run_callback(&ping, &clicks("ping", Some(1)))),
+            json!({"outputs": [], "side_update": {"status": {"children": "pinged"}}})
+        );
+        // Without side updates the answer stays the plain array 0.1.0 platforms read.
+        assert_eq!(
+            app.run_callback(&ping, &clicks("ping", None)),
+            Ok(Outcome::Outputs("[]".into()))
+        );
+    }
+
+    #[test]
+    fn set_props_refuses_what_is_not_a_dictionary() {
+        let app = App::new("Bad").callback(
+            Output::new("o", "children"),
+            Input::new("i", "value"),
+            (),
+            |ctx| {
+                ctx.set_props("x", json!([1]))?;
+                Ok(1)
+            },
+        );
+        let request = json!({"inputs": [{"id": "i", "property": "value", "value": 1}]});
+        assert_eq!(
+            app.run_callback("o.children", &request.to_string()),
+            Err(CallbackError::Failed(
+                "callback `o.children`: set_props takes a dictionary of props".into()
+            ))
+        );
+    }
+
+    #[test]
+    fn on_error_replaces_the_outputs_and_the_app_wide_one_covers_the_rest() {
+        let app = features_app();
+        assert_eq!(
+            outputs_of(app.run_callback("..a.children...b.children..", &clicks("fail", Some(1)))),
+            json!({
+                "outputs": ["fallback", no_update()],
+                "side_update": {"log": {"children": "boom"}},
+            })
+        );
+        // The app-wide handler returns None: the output stays as it is.
+        assert_eq!(
+            outputs_of(app.run_callback("c.children", &clicks("fail2", Some(1)))),
+            json!({
+                "outputs": [no_update()],
+                "side_update": {"log": {"children": "app-wide: kaput"}},
+            })
+        );
+        // Without a handler the failure is the author's error, as before.
+        let plain = App::new("Plain").callback(
+            Output::new("c", "children"),
+            Input::new("fail2", "n_clicks"),
+            (),
+            |_| -> Result<Value> { Err("kaput".into()) },
+        );
+        assert_eq!(
+            plain.run_callback("c.children", &clicks("fail2", Some(1))),
+            Err(CallbackError::Failed("kaput".into()))
+        );
+    }
+
+    #[test]
+    fn running_keeps_an_ordinary_callback_ordinary() {
+        let app = App::new("Run").register(
+            Callback::new(
+                Output::new("out", "children"),
+                Input::new("go", "n_clicks"),
+                (),
+                |_| Ok("ok"),
+            )
+            .running(Output::new("go", "disabled"), true, false),
+        );
+        let deps: Value = serde_json::from_str(&app.dependencies_json()).expect("JSON");
+        assert_eq!(deps[0]["background"], Value::Null);
+        assert!(deps[0].get(BACKGROUND_KEY).is_none());
+        assert_eq!(
+            deps[0]["running"],
+            json!({"running": {"go.disabled": true}, "runningOff": {"go.disabled": false}})
+        );
+        let keys: Vec<&String> = deps[0].as_object().expect("object").keys().collect();
+        assert_eq!(keys.last().map(|k| k.as_str()), Some("running"));
+    }
+
+    #[test]
+    fn initial_duplicate_runs_on_load_and_allows_duplicate_outputs() {
+        let app = App::new("Dup")
+            .callback(
+                Output::new("greeting", "children"),
+                Input::new("name", "value"),
+                (),
+                |_| Ok("hi"),
+            )
+            .register(
+                Callback::new(
+                    Output::new("greeting", "children").allow_duplicate(),
+                    Input::new("other", "value"),
+                    (),
+                    |_| Ok("again"),
+                )
+                .prevent_initial_call(PreventInitialCall::InitialDuplicate),
+            );
+        let deps: Value = serde_json::from_str(&app.dependencies_json()).expect("JSON");
+        let duplicate = deps
+            .as_array()
+            .expect("list")
+            .iter()
+            .find(|entry| entry["output"].as_str().is_some_and(|o| o.contains('@')))
+            .expect("the duplicate callback");
+        assert_eq!(duplicate["prevent_initial_call"], json!(false));
+        assert_eq!(
+            PreventInitialCall::from(true),
+            PreventInitialCall::Yes,
+            "bool keeps working"
         );
     }
 }

@@ -333,6 +333,9 @@ pub struct Context<'a> {
     multi: bool,
     /// How many progress outputs a background callback declared.
     pub(crate) progress_outputs: usize,
+    /// Props of other components set through [`Context::set_props`], by stringified id
+    /// (Dash's `sideUpdate`).
+    side_updates: std::cell::RefCell<Map<String, Value>>,
 }
 
 #[cfg(test)]
@@ -359,6 +362,7 @@ impl<'a> Context<'a> {
                 .as_ref()
                 .is_some_and(|outputs| outputs.len() != 1),
             progress_outputs: 0,
+            side_updates: std::cell::RefCell::default(),
         }
     }
 
@@ -383,6 +387,7 @@ impl<'a> Context<'a> {
                 .collect(),
             multi,
             progress_outputs: 0,
+            side_updates: std::cell::RefCell::default(),
         }
     }
 
@@ -422,6 +427,39 @@ impl<'a> Context<'a> {
         };
         crate::progress::report(&Value::Array(values).to_string());
         Ok(())
+    }
+
+    /// Set props of any component of the page, not only this callback's outputs (Dash's
+    /// `set_props`): `props` is a dictionary such as `json!({"children": "Saved"})`. The
+    /// browser applies them with the callback's answer (Dash's `sideUpdate`); from a
+    /// background callback, with its result. Several calls for one id merge, the later
+    /// value of a prop winning. Works in callbacks without outputs and in
+    /// [`Callback::on_error`](crate::Callback::on_error) handlers.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Failed`] if `props` is not a JSON dictionary.
+    pub fn set_props(&self, id: impl Into<Id>, props: impl Serialize) -> Result<()> {
+        let Ok(Value::Object(props)) = serde_json::to_value(props) else {
+            return Err(Error::Failed(format!(
+                "callback `{}`: set_props takes a dictionary of props",
+                self.callback
+            )));
+        };
+        let key = id.into().to_dash_string();
+        let mut updates = self.side_updates.borrow_mut();
+        match updates.get_mut(&key) {
+            Some(Value::Object(existing)) => existing.extend(props),
+            _ => {
+                updates.insert(key, Value::Object(props));
+            }
+        }
+        Ok(())
+    }
+
+    /// The side updates made so far, leaving none behind.
+    pub(crate) fn take_side_updates(&self) -> Map<String, Value> {
+        std::mem::take(&mut *self.side_updates.borrow_mut())
     }
 
     /// The id of the running callback (its dependency `output` string).

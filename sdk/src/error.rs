@@ -119,6 +119,15 @@ pub enum CallbackError {
 }
 
 impl CallbackError {
+    /// A handler's error that is not `PreventUpdate` (the caller answers that one).
+    pub(crate) fn from_handler(error: Error) -> Self {
+        match error {
+            Error::InvalidInput(message) => CallbackError::InvalidInput(message),
+            Error::Failed(message) => CallbackError::Failed(message),
+            Error::PreventUpdate => CallbackError::Failed("update prevented".into()),
+        }
+    }
+
     /// The message, whichever the kind.
     pub fn message(&self) -> &str {
         match self {

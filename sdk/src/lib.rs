@@ -65,19 +65,21 @@ pub mod http;
 pub mod id;
 pub mod log;
 pub mod pages;
+pub mod patch;
 mod progress;
 pub mod settings;
 pub mod sql;
 pub mod table;
 pub mod viewer;
 
-pub use app::{App, Callback, Info, Outcome};
+pub use app::{App, Callback, Info, Outcome, PreventInitialCall};
 pub use callback::{Context, Dependencies, Input, Key, Output, State, no_update};
 pub use clientside::ClientsideFunction;
 pub use component::{Component, IntoChildren, component};
 pub use error::{CallbackError, Error, PreventUpdate, Result};
 pub use figure::Figure;
 pub use id::{ALL, ALLSMALLER, Id, MATCH, Wildcard};
+pub use patch::Patch;
 pub use sql::query;
 pub use viewer::{Viewer, viewer};
 

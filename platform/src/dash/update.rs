@@ -380,6 +380,9 @@ pub enum AnswerError {
         /// Outputs declared.
         want: usize,
     },
+    /// A 0.2.0 answer object (`{"outputs", "side_update"}`) that does not fit.
+    #[error("the callback's answer object is malformed: {0}")]
+    BadEnvelope(String),
     /// An `ALL` output got something other than one value per matching component.
     #[error("output {output} matches {want} component(s) but the callback returned {got}")]
     WrongPatternCount {
@@ -392,13 +395,77 @@ pub enum AnswerError {
     },
 }
 
+/// The component's answer with `set_props` side updates (WIT 0.2.0): the outputs array
+/// and, by stringified component id, the props to set elsewhere on the page.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Envelope<'a> {
+    #[serde(borrow)]
+    outputs: &'a RawValue,
+    #[serde(default)]
+    side_update: Option<serde_json::Map<String, Value>>,
+}
+
+/// Dash's answer to a callback run that produced `answer` (the component's `outputs`
+/// string): `None` when there is nothing to send (204, as Dash answers a callback without
+/// outputs and without side updates), else the body. `answer` is the plain JSON array
+/// of 0.1.0, or `{"outputs": [...], "side_update": {id: {prop: value}}}`, which becomes
+/// Dash's `sideUpdate` key.
+pub fn answer_body(
+    outputs: &[OutputEntry],
+    no_output: bool,
+    answer: &str,
+) -> Result<Option<String>, AnswerError> {
+    let (values, side_update) = if answer.trim_start().starts_with('{') {
+        let envelope: Envelope<'_> =
+            serde_json::from_str(answer).map_err(|e| AnswerError::BadEnvelope(e.to_string()))?;
+        let side_update = envelope.side_update.unwrap_or_default();
+        if let Some((id, _)) = side_update.iter().find(|(_, props)| !props.is_object()) {
+            return Err(AnswerError::BadEnvelope(format!(
+                "the side update of {id:?} is not a dictionary of props"
+            )));
+        }
+        (envelope.outputs.get(), side_update)
+    } else {
+        (answer, serde_json::Map::new())
+    };
+    if no_output && side_update.is_empty() {
+        return Ok(None);
+    }
+    let mut body = String::with_capacity(answer.len() + 64);
+    body.push_str(r#"{"multi":true,"#);
+    if !side_update.is_empty() {
+        body.push_str(r#""sideUpdate":"#);
+        body.push_str(&Value::Object(side_update).to_string());
+        body.push(',');
+    }
+    body.push_str(r#""response":"#);
+    if no_output {
+        body.push_str("{}");
+    } else {
+        write_response(outputs, values, &mut body)?;
+    }
+    body.push('}');
+    Ok(Some(body))
+}
+
 /// Build `{"multi": true, "response": {...}}` from the component's JSON array (one value
 /// per output entry, a list for an `ALL` output), leaving out `no_update` values and
 /// keeping large values (figures) as raw JSON text.
-pub fn response_body<'o, 'a>(
+pub fn response_body(outputs: &[OutputEntry], answer: &str) -> Result<String, AnswerError> {
+    let mut body = String::with_capacity(answer.len() + 64);
+    body.push_str(r#"{"multi":true,"response":"#);
+    write_response(outputs, answer, &mut body)?;
+    body.push('}');
+    Ok(body)
+}
+
+/// Append the `response` object: outputs grouped by component id.
+fn write_response<'o, 'a>(
     outputs: &'o [OutputEntry],
     answer: &'a str,
-) -> Result<String, AnswerError> {
+    body: &mut String,
+) -> Result<(), AnswerError> {
     let values: Vec<&RawValue> =
         serde_json::from_str(answer).map_err(|e| AnswerError::NotAnArray(e.to_string()))?;
     if values.len() != outputs.len() {
@@ -445,8 +512,7 @@ pub fn response_body<'o, 'a>(
             }
         }
     }
-    let mut body = String::with_capacity(answer.len() + 64);
-    body.push_str(r#"{"multi":true,"response":{"#);
+    body.push('{');
     for (i, (key, props)) in grouped.iter().enumerate() {
         if i > 0 {
             body.push(',');
@@ -463,8 +529,8 @@ pub fn response_body<'o, 'a>(
         }
         body.push('}');
     }
-    body.push_str("}}");
-    Ok(body)
+    body.push('}');
+    Ok(())
 }
 
 fn is_no_update(value: &RawValue) -> bool {
@@ -746,6 +812,70 @@ mod tests {
         assert_eq!(
             response_body(&checked.outputs, "[[]]").expect("answer"),
             r#"{"multi":true,"response":{}}"#
+        );
+    }
+
+    #[test]
+    fn side_updates_become_dash_side_update_key() {
+        let outputs = vec![one(json!("a"), "children")];
+        let answer = r#"{"outputs": ["hi"], "side_update": {"status": {"children": "ok"}, "{\"index\":1,\"type\":\"c\"}": {"x": 1}}}"#;
+        let body = answer_body(&outputs, false, answer)
+            .expect("valid answer")
+            .expect("a body");
+        let parsed: Value = serde_json::from_str(&body).expect("json");
+        assert_eq!(
+            parsed,
+            json!({"multi": true,
+                   "sideUpdate": {"status": {"children": "ok"}, r#"{"index":1,"type":"c"}"#: {"x": 1}},
+                   "response": {"a": {"children": "hi"}}})
+        );
+        // The plain 0.1.0 array reads as before.
+        assert_eq!(
+            answer_body(&outputs, false, r#"["hi"]"#).expect("valid"),
+            Some(r#"{"multi":true,"response":{"a":{"children":"hi"}}}"#.to_owned())
+        );
+    }
+
+    #[test]
+    fn a_callback_without_outputs_answers_only_with_side_updates() {
+        assert_eq!(answer_body(&[], true, "[]"), Ok(None));
+        assert_eq!(
+            answer_body(&[], true, r#"{"outputs": [], "side_update": {}}"#),
+            Ok(None)
+        );
+        assert_eq!(
+            answer_body(
+                &[],
+                true,
+                r#"{"outputs": [], "side_update": {"s": {"children": 1}}}"#
+            ),
+            Ok(Some(
+                r#"{"multi":true,"sideUpdate":{"s":{"children":1}},"response":{}}"#.to_owned()
+            ))
+        );
+    }
+
+    #[test]
+    fn hostile_answer_objects_are_refused() {
+        let outputs = vec![one(json!("a"), "children")];
+        for answer in [
+            r#"{"outputs": ["x"], "side_update": {"s": "not props"}}"#,
+            r#"{"outputs": ["x"], "side_update": [1]}"#,
+            r#"{"outputs": ["x"], "extra": 1}"#,
+            r#"{"side_update": {}}"#,
+            r#"{"outputs": ["x"], "side_update": {"s": {}}"#,
+        ] {
+            assert!(
+                matches!(
+                    answer_body(&outputs, false, answer),
+                    Err(AnswerError::BadEnvelope(_))
+                ),
+                "{answer}"
+            );
+        }
+        assert_eq!(
+            answer_body(&outputs, false, r#"{"outputs": ["x", "y"]}"#),
+            Err(AnswerError::WrongCount { got: 2, want: 1 })
         );
     }
 }

@@ -345,16 +345,14 @@ async fn run_callback(
         Ok(output) => {
             write_app_log(tenant, app, version, &output.logs);
             match output.outcome {
-                // Dash answers a callback without outputs as it answers PreventUpdate
-                // (nothing to send back; `set_props` side updates do not exist yet).
                 sandbox::Outcome::PreventUpdate => Ok(Answer::NoContent),
-                sandbox::Outcome::Outputs(_) if checked.callback.no_output => Ok(Answer::NoContent),
                 sandbox::Outcome::Outputs(answer) => {
-                    let body = update::response_body(&checked.outputs, &answer).map_err(|e| {
+                    let body = update::answer_body(&checked.outputs, checked.callback.no_output, &answer).map_err(|e| {
                         tracing::warn!(%tenant, %app, version, callback = %callback_id, error = %e, "callback answer refused");
                         RunError::Api(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "callback_bad_answer", e.to_string()))
                     })?;
-                    Ok(Answer::Json(body))
+                    // None: no outputs and no side updates, answered as Dash does (204).
+                    Ok(body.map_or(Answer::NoContent, Answer::Json))
                 }
             }
         }
@@ -430,15 +428,19 @@ async fn poll_job(
     match job.state {
         JobState::Done {
             outputs: Some(answer),
-        } if !checked.callback.no_output => {
-            let body = update::response_body(&checked.outputs, &answer).map_err(|e| {
+        } => {
+            let body = update::answer_body(&checked.outputs, checked.callback.no_output, &answer)
+                .map_err(|e| {
                 ApiError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "callback_bad_answer",
                     e.to_string(),
                 )
             })?;
-            Ok(json_response(with_progress(&body, progress)))
+            Ok(match body {
+                Some(body) => json_response(with_progress(&body, progress)),
+                None => StatusCode::NO_CONTENT.into_response(),
+            })
         }
         JobState::Failed {
             status,

@@ -3,7 +3,9 @@
 Each function returns a Dash app; keep them line-for-line translations of the Rust ones.
 """
 
-from dash import ALL, ALLSMALLER, MATCH, Dash, Input, Output, State, ctx, dcc, html, no_update
+from dash import (
+    ALL, ALLSMALLER, MATCH, Dash, Input, Output, Patch, State, ctx, dcc, html, no_update, set_props,
+)
 from dash.exceptions import PreventUpdate
 
 
@@ -192,10 +194,109 @@ def context():
     return app
 
 
+def app_error(err):
+    set_props("log", {"children": f"app: {err}"})
+    return None
+
+
+def features():
+    app = Dash("features", on_error=app_error)
+    app.layout = html.Div([
+        html.Button(id="save"),
+        html.Div(id="out"),
+        html.Div(id="status"),
+        html.Button(id="ping"),
+        html.Div(id="pinged"),
+        html.Button(id="fail"),
+        html.Div(id="result"),
+        html.Div(id="log"),
+        html.Div([
+            html.Button(id="fail2"),
+            html.Div(id="c2"),
+            html.Button(id="add"),
+            dcc.Store(id="doc"),
+            html.Button(id="go"),
+            html.Div(id="ran"),
+            html.Button(id="reset"),
+        ]),
+    ])
+
+    @app.callback(Output("out", "children"), Input("save", "n_clicks"))
+    def save(clicks):
+        clicks = clicks or 0
+        set_props("status", {"children": f"saved {clicks}"})
+        set_props({"type": "card", "index": 1}, {"title": "t"})
+        set_props("status", {"title": "merged"})
+        return f"out {clicks}"
+
+    @app.callback(Input("ping", "n_clicks"))
+    def ping(clicks):
+        if clicks is not None:
+            set_props("pinged", {"children": f"ping {clicks}"})
+
+    def handle(err):
+        set_props("status", {"children": "handled"})
+        return [f"failed: {err}", no_update]
+
+    @app.callback(
+        [Output("result", "children"), Output("log", "children")],
+        Input("fail", "n_clicks"),
+        on_error=handle,
+    )
+    def fail(clicks):
+        clicks = clicks or 0
+        if clicks % 2 == 1:
+            raise Exception("boom")
+        return ["ok", "fine"]
+
+    @app.callback(Output("c2", "children"), Input("fail2", "n_clicks"))
+    def fail2(_clicks):
+        raise Exception("kaput")
+
+    @app.callback(Output("doc", "data"), Input("add", "n_clicks"))
+    def add(clicks):
+        clicks = clicks or 0
+        patch = Patch()
+        patch["rows"].append(clicks)
+        patch["rows"].prepend(0)
+        patch["rows"].insert(1, "x")
+        patch["rows"].extend([7, 8])
+        patch["rows"].remove(2)
+        patch["count"] += clicks
+        patch["total"] -= 1
+        patch["scale"] *= 2
+        patch["ratio"] /= 4
+        patch["meta"].update({"by": "me"})
+        del patch["old"]
+        patch["rows"][0] = "first"
+        patch["tmp"].clear()
+        patch["order"].reverse()
+        return patch
+
+    @app.callback(
+        Output("ran", "children"),
+        Input("go", "n_clicks"),
+        running=[(Output("go", "disabled"), True, False)],
+    )
+    def ran(clicks):
+        return f"ran {clicks or 0}"
+
+    @app.callback(
+        Output("out", "children", allow_duplicate=True),
+        Input("reset", "n_clicks"),
+        prevent_initial_call="initial_duplicate",
+    )
+    def reset(_clicks):
+        return "reset"
+
+    return app
+
+
 APPS = {
     "multi_state": multi_state,
     "chained": chained,
     "prevent": prevent,
     "patterns": patterns,
     "context": context,
+    "features": features,
 }

@@ -6,8 +6,8 @@
 //! to catch where Tessera's protocol handling differs from Dash's, not to test the apps.
 
 use sdk::{
-    ALL, ALLSMALLER, App, Callback, Input, MATCH, Output, PreventUpdate, State, dcc, html,
-    no_update,
+    ALL, ALLSMALLER, App, Callback, Input, MATCH, Output, Patch, PreventInitialCall, PreventUpdate,
+    State, dcc, html, no_update,
 };
 use serde_json::{Map, Value, json};
 
@@ -19,6 +19,7 @@ pub fn apps() -> Vec<(&'static str, App)> {
         ("prevent", prevent()),
         ("patterns", patterns()),
         ("context", context()),
+        ("features", features()),
     ]
 }
 
@@ -314,4 +315,126 @@ fn describe(ctx: &sdk::Context<'_>) -> Value {
         "states_list": ctx.states_list(),
         "outputs_list": ctx.outputs_list(),
     })
+}
+
+/// `set_props` side updates (from a callback with outputs and one without), `Patch`,
+/// `on_error` per callback and app-wide, `running` on an ordinary callback and
+/// `prevent_initial_call="initial_duplicate"`.
+pub fn features() -> App {
+    App::new("features")
+        .on_error(|ctx, error| {
+            ctx.set_props("log", json!({"children": format!("app: {error}")}))?;
+            Ok(Value::Null)
+        })
+        .layout(html::div().children((
+            html::button().id("save"),
+            html::div().id("out"),
+            html::div().id("status"),
+            html::button().id("ping"),
+            html::div().id("pinged"),
+            html::button().id("fail"),
+            html::div().id("result"),
+            html::div().id("log"),
+            html::div().children((
+                html::button().id("fail2"),
+                html::div().id("c2"),
+                html::button().id("add"),
+                dcc::store().id("doc"),
+                html::button().id("go"),
+                html::div().id("ran"),
+                html::button().id("reset"),
+            )),
+        )))
+        .callback(
+            Output::new("out", "children"),
+            Input::new("save", "n_clicks"),
+            (),
+            |ctx| {
+                let clicks: Option<u64> = ctx.input(0)?;
+                let clicks = clicks.unwrap_or(0);
+                ctx.set_props("status", json!({"children": format!("saved {clicks}")}))?;
+                ctx.set_props(json!({"type": "card", "index": 1}), json!({"title": "t"}))?;
+                ctx.set_props("status", json!({"title": "merged"}))?;
+                Ok(format!("out {clicks}"))
+            },
+        )
+        .callback((), Input::new("ping", "n_clicks"), (), |ctx| {
+            let clicks: Option<u64> = ctx.input(0)?;
+            if let Some(clicks) = clicks {
+                ctx.set_props("pinged", json!({"children": format!("ping {clicks}")}))?;
+            }
+            Ok(())
+        })
+        .register(
+            Callback::new(
+                [
+                    Output::new("result", "children"),
+                    Output::new("log", "children"),
+                ],
+                Input::new("fail", "n_clicks"),
+                (),
+                |ctx| {
+                    let clicks: u64 = ctx.input::<Option<u64>>(0)?.unwrap_or(0);
+                    if clicks % 2 == 1 {
+                        return Err("boom".into());
+                    }
+                    Ok(json!(["ok", "fine"]))
+                },
+            )
+            .on_error(|ctx, error| {
+                ctx.set_props("status", json!({"children": "handled"}))?;
+                Ok(json!([format!("failed: {error}"), no_update()]))
+            }),
+        )
+        .callback(
+            Output::new("c2", "children"),
+            Input::new("fail2", "n_clicks"),
+            (),
+            |_| -> sdk::Result<Value> { Err("kaput".into()) },
+        )
+        .callback(
+            Output::new("doc", "data"),
+            Input::new("add", "n_clicks"),
+            (),
+            |ctx| {
+                let clicks: u64 = ctx.input::<Option<u64>>(0)?.unwrap_or(0);
+                let mut patch = Patch::new();
+                patch.at("rows").append(clicks);
+                patch.at("rows").prepend(0);
+                patch.at("rows").insert(1, "x");
+                patch.at("rows").extend([7, 8]);
+                patch.at("rows").remove(2);
+                patch.at("count").add(clicks);
+                patch.at("total").sub(1);
+                patch.at("scale").mul(2);
+                patch.at("ratio").div(4);
+                patch.at("meta").merge(json!({"by": "me"}));
+                patch.delete("old");
+                patch.at("rows").assign(0, "first");
+                patch.at("tmp").clear();
+                patch.at("order").reverse();
+                Ok(patch)
+            },
+        )
+        .register(
+            Callback::new(
+                Output::new("ran", "children"),
+                Input::new("go", "n_clicks"),
+                (),
+                |ctx| {
+                    let clicks: Option<u64> = ctx.input(0)?;
+                    Ok(format!("ran {}", clicks.unwrap_or(0)))
+                },
+            )
+            .running(Output::new("go", "disabled"), true, false),
+        )
+        .register(
+            Callback::new(
+                Output::new("out", "children").allow_duplicate(),
+                Input::new("reset", "n_clicks"),
+                (),
+                |_| Ok("reset"),
+            )
+            .prevent_initial_call(PreventInitialCall::InitialDuplicate),
+        )
 }

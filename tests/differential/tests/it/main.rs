@@ -4,7 +4,7 @@
 //! and JSON body) must be equal once key order and number formatting are normalised.
 //!
 //! The Tessera side runs through the platform's own protocol code (dependency parsing,
-//! graph check, `update::check`, the guest request JSON, `update::response_body`) around
+//! graph check, `update::check`, the guest request JSON, `update::answer_body`) around
 //! the app's native `run_callback`. That is exactly what the HTTP handler does around the
 //! sandbox, which only carries the same JSON strings across the wasm boundary (and is
 //! covered by `platform/tests/it` and the browser tests); staying native keeps this suite
@@ -369,6 +369,51 @@ fn requests(name: &str, app: &App) -> Vec<Value> {
                 ),
             ]
         }
+        "features" => {
+            let click =
+                |id: &str, n: Option<u64>| json!([prop(id, "n_clicks", n.map(Value::from))]);
+            // The button's click triggered the call; none on page load.
+            let single = |output: &str, id: &str, property: &str, button: &str, n: Option<u64>| {
+                let changed = format!("{button}.n_clicks");
+                let changed: &[&str] = if n.is_some() {
+                    &[changed.as_str()]
+                } else {
+                    &[]
+                };
+                body(output, out(id, property), click(button, n), None, changed)
+            };
+            let ping = |n: Option<u64>| {
+                let mut ping = single(&callback_id(app, 1), "x", "y", "ping", n);
+                // A callback without outputs is posted without `outputs`.
+                ping.as_object_mut().map(|body| body.remove("outputs"));
+                ping
+            };
+            let fail = |n: Option<u64>| {
+                let mut fail = single(
+                    "..result.children...log.children..",
+                    "result",
+                    "children",
+                    "fail",
+                    n,
+                );
+                fail["outputs"] = json!([out("result", "children"), out("log", "children")]);
+                fail
+            };
+            let reset_id = callback_id(app, 6);
+            let reset_property = format!("children{}", &reset_id["out.children".len()..]);
+            vec![
+                single("out.children", "out", "children", "save", None),
+                single("out.children", "out", "children", "save", Some(2)),
+                ping(None),
+                ping(Some(3)),
+                fail(Some(1)),
+                fail(Some(2)),
+                single("c2.children", "c2", "children", "fail2", Some(1)),
+                single("doc.data", "doc", "data", "add", Some(5)),
+                single("ran.children", "ran", "children", "go", Some(1)),
+                single(&reset_id, "out", &reset_property, "reset", None),
+            ]
+        }
         other => panic!("no requests for app {other}"),
     }
 }
@@ -396,20 +441,22 @@ fn tessera(app: &App, dependencies: &Dependencies, body: &Value) -> Answer {
             status: 204,
             body: None,
         },
-        Ok(Outcome::Outputs(_)) if checked.callback.no_output => Answer {
-            status: 204,
-            body: None,
-        },
-        Ok(Outcome::Outputs(answer)) => match update::response_body(&checked.outputs, &answer) {
-            Ok(text) => Answer {
-                status: 200,
-                body: Some(serde_json::from_str(&text).expect("the response is JSON")),
-            },
-            Err(error) => Answer {
-                status: 500,
-                body: Some(json!({"error": error.to_string()})),
-            },
-        },
+        Ok(Outcome::Outputs(answer)) => {
+            match update::answer_body(&checked.outputs, checked.callback.no_output, &answer) {
+                Ok(None) => Answer {
+                    status: 204,
+                    body: None,
+                },
+                Ok(Some(text)) => Answer {
+                    status: 200,
+                    body: Some(serde_json::from_str(&text).expect("the response is JSON")),
+                },
+                Err(error) => Answer {
+                    status: 500,
+                    body: Some(json!({"error": error.to_string()})),
+                },
+            }
+        }
         Err(CallbackError::InvalidInput(message)) => Answer {
             status: 400,
             body: Some(json!({"error": message})),
@@ -533,7 +580,7 @@ fn tessera_answers_like_python_dash() {
             }
         }
     }
-    assert!(compared >= 25, "only {compared} requests compared");
+    assert!(compared >= 35, "only {compared} requests compared");
     assert!(
         mismatches.is_empty(),
         "{} difference(s) between Tessera and dash 4.4.1:\n\n{}",
