@@ -23,6 +23,7 @@ pub mod frontend;
 pub mod http;
 pub mod ids;
 pub mod jobs;
+pub mod manage;
 pub mod origin;
 pub mod outbound;
 pub mod policy;
