@@ -25,6 +25,7 @@ pub mod ids;
 pub mod jobs;
 pub mod lookup;
 pub mod observe;
+pub mod manage;
 pub mod origin;
 pub mod outbound;
 pub mod policy;

@@ -15,15 +15,17 @@ use axum::routing::{get, post};
 use serde_json::json;
 use tower_sessions::Session;
 
+use super::console::{self, Chrome};
 use super::session::{ClientAddr, check_csrf, csrf_token};
 use super::sso::{self, Failure, LdapForm};
 use crate::auth::providers::Kind;
 use crate::auth::session as sessions;
 use crate::error::ApiError;
 use crate::ids::UserId;
+use crate::manage::{self, NewToken, Refusal};
 use crate::policy::Principal;
 use crate::state::AppState;
-use crate::store::{LinkRefusal, LinkableProvider, LinkedIdentity, ProviderRecord, Tenant};
+use crate::store::{Change, LinkRefusal, LinkableProvider, LinkedIdentity, ProviderRecord, Tenant};
 use crate::tenancy::{Subject, clip};
 
 /// The account routes.
@@ -31,11 +33,25 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/account", get(show_account))
         .route("/account/link/{tenant}/{provider}", post(link_provider))
+        .route("/account/tokens", post(create_token))
+        .route("/account/tokens/revoke", post(revoke_token))
+}
+
+/// A token as the account page lists it.
+struct TokenRow {
+    id: String,
+    tenant: String,
+    role: String,
+    created: String,
+    revoked: bool,
 }
 
 #[derive(Template)]
 #[template(path = "account.html")]
 struct AccountPage<'a> {
+    chrome: Chrome,
+    tokens: Vec<TokenRow>,
+    new_token: Option<(String, NewToken)>,
     csrf: &'a str,
     email: &'a str,
     linked: &'a [LinkedIdentity],
@@ -51,6 +67,18 @@ async fn account_page(
     user: UserId,
     error: Option<&str>,
     notice: Option<&str>,
+    status: StatusCode,
+) -> Response {
+    account_page_with(state, session, user, (error, notice), None, status).await
+}
+
+/// The account page, showing a token just created once.
+async fn account_page_with(
+    state: &AppState,
+    session: &Session,
+    user: UserId,
+    (error, notice): (Option<&str>, Option<&str>),
+    new_token: Option<(String, NewToken)>,
     status: StatusCode,
 ) -> Response {
     let csrf = match csrf_token(session).await {
@@ -70,7 +98,36 @@ async fn account_page(
     };
     // Linking is offered for OIDC and LDAP; a SAML identity is not linked from here yet.
     providers.retain(|p| p.kind != Kind::Saml.as_str());
+    let principal = match state.store.memberships_of(user).await {
+        Ok(memberships) => Principal::User(crate::policy::UserPrincipal {
+            id: user,
+            superadmin: record.superadmin,
+            memberships,
+        }),
+        Err(e) => return ApiError::internal("loading the account failed", &e).into_response(),
+    };
+    let chrome = match console::chrome(state, &principal, session, "/account", None).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let tokens = match manage::own_tokens(state, &principal).await {
+        Ok(tokens) => tokens,
+        Err(e) => return ApiError::internal("listing tokens failed", &e).into_response(),
+    };
+    let tokens = tokens
+        .into_iter()
+        .map(|(tenant, t)| TokenRow {
+            revoked: t.revoked_at.is_some(),
+            id: t.public_id,
+            tenant,
+            role: t.role.to_string(),
+            created: console::when(t.created_at),
+        })
+        .collect();
     let page = AccountPage {
+        chrome,
+        tokens,
+        new_token,
         csrf: &csrf,
         email: &record.email,
         linked: &linked,
@@ -274,4 +331,101 @@ async fn link_failed(
         f.status,
     )
     .await
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct TokenForm {
+    csrf: String,
+    tenant: String,
+    #[serde(default)]
+    role: String,
+    #[serde(default)]
+    id: String,
+}
+
+/// A refused token action, shown on the account page.
+fn token_refusal(refusal: Refusal) -> (StatusCode, String) {
+    let api = ApiError::from(refusal);
+    (api.status, api.message)
+}
+
+/// `POST /account/tokens`: a token of one's own, shown once on the page that answers.
+async fn create_token(
+    State(state): State<AppState>,
+    Extension(ClientAddr(addr)): Extension<ClientAddr>,
+    principal: Principal,
+    session: Session,
+    Form(form): Form<TokenForm>,
+) -> Response {
+    if let Err(r) = check_csrf(&session, &form.csrf).await {
+        return r;
+    }
+    let Principal::User(user) = &principal else {
+        return Redirect::to("/login?next=/account").into_response();
+    };
+    let actor = principal.audit_actor();
+    let change = Change {
+        actor: &actor,
+        remote_addr: addr.as_deref(),
+        at: state.clock.now_millis(),
+    };
+    let role = Some(form.role.as_str()).filter(|r| !r.is_empty());
+    match manage::issue_token(&state, &principal, &form.tenant, role, None, &change).await {
+        Ok(token) => {
+            let shown = Some((form.tenant.clone(), token));
+            account_page_with(
+                &state,
+                &session,
+                user.id,
+                (None, None),
+                shown,
+                StatusCode::OK,
+            )
+            .await
+        }
+        Err(refusal) => {
+            let (status, message) = token_refusal(refusal);
+            account_page(&state, &session, user.id, Some(&message), None, status).await
+        }
+    }
+}
+
+/// `POST /account/tokens/revoke`: revoke one of one's tokens.
+async fn revoke_token(
+    State(state): State<AppState>,
+    Extension(ClientAddr(addr)): Extension<ClientAddr>,
+    principal: Principal,
+    session: Session,
+    Form(form): Form<TokenForm>,
+) -> Response {
+    if let Err(r) = check_csrf(&session, &form.csrf).await {
+        return r;
+    }
+    let Principal::User(user) = &principal else {
+        return Redirect::to("/login?next=/account").into_response();
+    };
+    let actor = principal.audit_actor();
+    let change = Change {
+        actor: &actor,
+        remote_addr: addr.as_deref(),
+        at: state.clock.now_millis(),
+    };
+    match manage::revoke_token(&state, &principal, &form.tenant, &form.id, &change).await {
+        Ok(()) => {
+            let notice = format!("The token {} is revoked.", form.id);
+            account_page(
+                &state,
+                &session,
+                user.id,
+                None,
+                Some(&notice),
+                StatusCode::OK,
+            )
+            .await
+        }
+        Err(refusal) => {
+            let (status, message) = token_refusal(refusal);
+            account_page(&state, &session, user.id, Some(&message), None, status).await
+        }
+    }
 }

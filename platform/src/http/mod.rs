@@ -8,6 +8,7 @@
 mod access;
 mod account;
 pub mod api;
+mod console;
 pub mod dash;
 pub mod git;
 mod handoff;
@@ -84,6 +85,7 @@ fn platform_router(state: AppState) -> Router {
     Router::new()
         .merge(home::router())
         .merge(ops::router())
+        .merge(console::router())
         .merge(api::router())
         .merge(git::router())
         .merge(session::router())
@@ -91,6 +93,7 @@ fn platform_router(state: AppState) -> Router {
         .merge(saml::router())
         .merge(account::router())
         .merge(handoff::platform_router())
+        .fallback(console::not_found)
         // Sessions: the middleware that reads them runs inside the layer that loads them,
         // and the proxy-aware Secure flag outside both.
         .layer(axum::middleware::from_fn_with_state(

@@ -1172,3 +1172,188 @@ impl Store {
         })
     }
 }
+
+/// What [`Store::delete_app`] removed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeletedApp {
+    /// `tenant/app`.
+    pub name: String,
+    /// How many versions went with it.
+    pub versions: i64,
+}
+
+impl Store {
+    /// Delete `tenant`'s app with its versions, assets, data-file manifests (and the
+    /// tenant's blobs no other version lists), settings, grants, collaborators and data
+    /// source grants, audited as `app.delete`; one transaction. Every child table is
+    /// emptied explicitly rather than through `on delete cascade`, because not every
+    /// foreign key in both backends' migrations cascades.
+    pub async fn delete_app(
+        &self,
+        tenant: TenantId,
+        app: AppId,
+        change: &Change<'_>,
+    ) -> Result<DeletedApp> {
+        let mut tx = self.begin().await?;
+        let name = self.lock_app_row(&mut tx, tenant, app).await?;
+        sqlx::query("update apps set live_version_id = null where id = $1 and tenant_id = $2")
+            .bind(app.0)
+            .bind(tenant.0)
+            .execute(&mut *tx)
+            .await?;
+        let versions = sqlx::query("select id from app_versions where app_id = $1")
+            .bind(app.0)
+            .fetch_all(&mut *tx)
+            .await?;
+        for row in &versions {
+            let id: i64 = row.try_get(0)?;
+            sqlx::query("delete from app_assets where version_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            super::datafiles::delete_version(&mut tx, id).await?;
+        }
+        sqlx::query("delete from app_versions where app_id = $1")
+            .bind(app.0)
+            .execute(&mut *tx)
+            .await?;
+        super::datafiles::delete_orphans(&mut tx, tenant.0).await?;
+        for table in [
+            "app_settings",
+            "data_source_grants",
+            "app_user_grants",
+            "app_team_grants",
+            "app_collaborators",
+        ] {
+            sqlx::query(&format!("delete from {table} where app_id = $1"))
+                .bind(app.0)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("delete from apps where id = $1 and tenant_id = $2")
+            .bind(app.0)
+            .bind(tenant.0)
+            .execute(&mut *tx)
+            .await?;
+        let versions = versions.len() as i64;
+        audit::record(
+            &mut tx,
+            change,
+            Some(tenant),
+            "app.delete",
+            &format!("app:{name}"),
+            serde_json::json!({"versions": versions}),
+        )
+        .await?;
+        // This replica's cached lookups must forget the app at once, not at the next poll.
+        self.commit_change(tx).await?;
+        Ok(DeletedApp { name, versions })
+    }
+}
+
+/// One live app as a person's home page lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GalleryApp {
+    /// The tenant's slug.
+    pub tenant: String,
+    /// The tenant's display name.
+    pub tenant_name: String,
+    /// The app's name.
+    pub name: String,
+    /// The live version's title.
+    pub title: String,
+    /// The live version's number.
+    pub version: i64,
+    /// When the live version was deployed.
+    pub deployed_at: i64,
+    /// Who deployed it (the pusher, or the deploy's source).
+    pub deployed_by: String,
+    /// How the asking user relates to it, for the policy.
+    pub access: AppAccess,
+}
+
+/// Which live apps [`Store::gallery`] reads.
+#[derive(Clone, Copy, Debug)]
+pub struct GalleryQuery<'a> {
+    /// Whose relations (`None`: anonymous).
+    pub user: Option<UserId>,
+    /// Every tenant's apps (a superadmin), not only public ones and the user's tenants'.
+    pub every_tenant: bool,
+    /// Only this tenant's (a slug).
+    pub tenant: Option<&'a str>,
+    /// Text the name or title contains (case-insensitive; empty: all).
+    pub search: &'a str,
+    /// Start after this `(tenant, app)` (keyset pagination).
+    pub after: (&'a str, &'a str),
+    /// Most rows.
+    pub limit: i64,
+}
+
+/// `text` as a `like` pattern that matches it anywhere, `\` escaping the wildcards.
+fn contains_pattern(text: &str) -> String {
+    let mut pattern = String::from("%");
+    for c in text.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+impl Store {
+    /// Live apps ordered by tenant and name, one page in one query, each with how the
+    /// user relates to it. The `where` only narrows the candidates (public apps and the
+    /// user's tenants'); the caller asks the policy about each row.
+    pub async fn gallery(&self, query: GalleryQuery<'_>) -> Result<Vec<GalleryApp>> {
+        let rows = sqlx::query(
+            "select t.slug, t.name, a.name, v.title, v.number, v.created_at, \
+                    coalesce(v.author, v.source), a.id, a.tenant_id, a.visibility, \
+               exists (select 1 from app_collaborators c \
+                       where c.app_id = a.id and c.tenant_id = a.tenant_id and c.user_id = $2), \
+               exists (select 1 from app_user_grants g \
+                       where g.app_id = a.id and g.tenant_id = a.tenant_id and g.user_id = $2) \
+               or exists (select 1 from app_team_grants tg \
+                          join team_members tm on tm.team_id = tg.team_id and tm.tenant_id = tg.tenant_id \
+                          where tg.app_id = a.id and tg.tenant_id = a.tenant_id and tm.user_id = $2) \
+             from apps a join tenants t on t.id = a.tenant_id \
+             join app_versions v on v.id = a.live_version_id \
+             where ($1 = 1 or a.visibility = 'public' or exists \
+                    (select 1 from memberships m where m.tenant_id = a.tenant_id and m.user_id = $2)) \
+               and ($3 = '%%' or lower(a.name) like $3 escape '\\' or lower(v.title) like $3 escape '\\') \
+               and (t.slug > $4 or (t.slug = $4 and a.name > $5)) \
+               and ($7 = '' or t.slug = $7) \
+             order by t.slug, a.name limit $6",
+        )
+        .bind(i64::from(query.every_tenant))
+        .bind(query.user.map_or(0, |u| u.0))
+        .bind(contains_pattern(query.search))
+        .bind(query.after.0)
+        .bind(query.after.1)
+        .bind(query.limit)
+        .bind(query.tenant.unwrap_or(""))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(GalleryApp {
+                    tenant: row.try_get(0)?,
+                    tenant_name: row.try_get(1)?,
+                    name: row.try_get(2)?,
+                    title: row.try_get(3)?,
+                    version: row.try_get(4)?,
+                    deployed_at: row.try_get(5)?,
+                    deployed_by: row.try_get(6)?,
+                    access: AppAccess {
+                        app_id: AppId(row.try_get(7)?),
+                        tenant_id: TenantId(row.try_get(8)?),
+                        visibility: super::parse_stored(&row.try_get::<String, _>(9)?)?,
+                        collaborator: super::flag(row, 10)?,
+                        granted: super::flag(row, 11)?,
+                    },
+                })
+            })
+            .collect()
+    }
+}

@@ -28,8 +28,8 @@ mod users;
 
 pub use access::{AppAccess, AppAccessLists};
 pub use apps::{
-    AppRecord, AppSummary, CallbackQuotas, LiveVersion, NewVersion, PublishedVersion, RolledBack,
-    VersionDetails, VersionRecord,
+    AppRecord, AppSummary, CallbackQuotas, DeletedApp, GalleryApp, GalleryQuery, LiveVersion,
+    NewVersion, PublishedVersion, RolledBack, VersionDetails, VersionRecord,
 };
 pub use audit::{AuditEntry, AuditFilter, Change};
 pub use datasources::{DataSourceWrite, StoredDataSource, StoredLimits};

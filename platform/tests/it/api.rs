@@ -288,6 +288,12 @@ fn expectations() -> BTreeMap<(&'static str, &'static str), (Needs, u16)> {
             200,
         ),
         (
+            "DELETE",
+            format!("{t}/apps/{{app}}"),
+            Needs::Role(Admin),
+            204,
+        ),
+        (
             "GET",
             format!("{t}/apps/{{app}}/versions"),
             Needs::Role(Viewer),
@@ -603,7 +609,13 @@ async fn every_route_answers_every_principal_as_the_policy_says() {
             for actor in &fx.actors {
                 for (own, tenant) in targets {
                     n += 1;
-                    let uri = fill(path, tenant);
+                    let mut uri = fill(path, tenant);
+                    // Deleting an app: each request gets an app of its own to delete, so
+                    // the fixture's app stays for the other routes.
+                    if method == "DELETE" && path == "/api/v1/tenants/{tenant}/apps/{app}" {
+                        fx.app.deploy(tenant.slug, "doomed", "hello.wasm").await;
+                        uri = uri.replace("/apps/hello", "/apps/doomed");
+                    }
                     let body = body_for(method, path, tenant, n);
                     let reply = send(&fx.app, &actor.who, method, &uri, body).await;
                     let want = expected(actor, needs, *own, success);

@@ -35,5 +35,6 @@ mod sessions;
 mod settings;
 mod store;
 mod support;
+mod ui;
 mod versions;
 mod viewer;

@@ -10,10 +10,10 @@ use super::schema::{AppAccessBody, AppBody, AppPage, Errors, PageQuery, VersionB
 use super::{ApiJson, ApiPath, ApiQuery, RemoteAddr, scope};
 use crate::error::ApiError;
 use crate::ids::{TeamId, UserId};
+use crate::manage;
 use crate::policy::{self, Action, Principal, Resource};
 use crate::state::AppState;
 use crate::store::AppAccess;
-use crate::tenancy::Visibility;
 
 /// The tenant's apps the principal may open, by name.
 #[utoipa::path(
@@ -107,17 +107,40 @@ pub async fn update_app(
     ApiPath((slug, name)): ApiPath<(String, String)>,
     ApiJson(body): ApiJson<UpdateApp>,
 ) -> Result<Json<AppBody>, ApiError> {
-    let tenant = scope::tenant(&state, &principal, &slug).await?;
-    let access = scope::app(&state, &principal, &tenant, &name).await?;
-    scope::allow(&principal, Action::ManageApp, &Resource::App(access))?;
-    let visibility: Visibility = body.visibility.parse()?;
     let actor = principal.audit_actor();
     let change = scope::change(&state, &actor, &remote);
-    state
-        .store
-        .set_app_visibility(tenant.id, access.app_id, visibility, &change)
-        .await?;
-    Ok(Json(app_body(&state, &access).await?))
+    let app = manage::set_visibility(
+        &state,
+        &principal,
+        (&slug, &name),
+        &body.visibility,
+        &change,
+    )
+    .await?;
+    Ok(Json(AppBody::from(app)))
+}
+
+/// Delete an app with its repository, versions, assets, data files, settings and grants
+/// (whoever may manage it), audited as `app.delete`. Its name is free again afterwards.
+#[utoipa::path(
+    delete, path = "/api/v1/tenants/{tenant}/apps/{app}", tag = "apps",
+    params(
+        ("tenant" = String, Path, description = "Tenant slug"),
+        ("app" = String, Path, description = "App name")
+    ),
+    security(("bearer" = [])),
+    responses((status = 204, description = "The app is deleted"), Errors)
+)]
+pub async fn delete_app(
+    State(state): State<AppState>,
+    principal: Principal,
+    RemoteAddr(remote): RemoteAddr,
+    ApiPath((slug, name)): ApiPath<(String, String)>,
+) -> Result<Response, ApiError> {
+    let actor = principal.audit_actor();
+    let change = scope::change(&state, &actor, &remote);
+    manage::delete_app(&state, &principal, (&slug, &name), &change).await?;
+    Ok(scope::no_content())
 }
 
 /// The app's versions, newest first.
@@ -171,28 +194,10 @@ pub async fn rollback_app(
     ApiPath((slug, name)): ApiPath<(String, String)>,
     ApiJson(body): ApiJson<Rollback>,
 ) -> Result<Json<VersionBody>, ApiError> {
-    let tenant = scope::tenant(&state, &principal, &slug).await?;
-    let access = scope::app(&state, &principal, &tenant, &name).await?;
-    scope::allow(&principal, Action::DeployApp, &Resource::App(access))?;
-    if let Some(version) = body.version
-        && version < 1
-    {
-        return Err(ApiError::validation(format!(
-            "version must be a version number (1 or more), got {version}"
-        )));
-    }
     let actor = principal.audit_actor();
     let change = scope::change(&state, &actor, &remote);
-    let done = state
-        .store
-        .rollback(tenant.id, access.app_id, body.version, &change)
-        .await?;
-    let versions = state.store.list_versions(tenant.id, access.app_id).await?;
-    versions
-        .into_iter()
-        .find(|v| v.number == done.to)
-        .map(|v| Json(VersionBody::from(v)))
-        .ok_or_else(|| ApiError::not_found("version", &done.to.to_string()))
+    let live = manage::rollback(&state, &principal, (&slug, &name), body.version, &change).await?;
+    Ok(Json(VersionBody::from(live)))
 }
 
 /// The app's collaborators and grants (whoever may manage it).

@@ -99,7 +99,7 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(teams::list_teams, teams::create_team))
         .routes(routes!(teams::add_team_member, teams::remove_team_member))
         .routes(routes!(apps::list_apps))
-        .routes(routes!(apps::get_app, apps::update_app))
+        .routes(routes!(apps::get_app, apps::update_app, apps::delete_app))
         .routes(routes!(apps::list_versions))
         .routes(routes!(apps::rollback_app))
         .routes(routes!(settings::list_settings))

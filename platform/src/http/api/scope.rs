@@ -8,19 +8,15 @@ use axum::response::{IntoResponse, Response};
 use super::schema::PageQuery;
 use super::{DEFAULT_PAGE, MAX_PAGE};
 use crate::error::ApiError;
-use crate::ids::Slug;
-use crate::policy::{self, Action, Principal, Resource};
+use crate::manage::{self, Refusal};
+use crate::policy::{Action, Principal, Resource};
 use crate::state::AppState;
 use crate::store::{self, AppAccess, Change, Tenant};
 
 /// The principal of an API call: anyone but the anonymous one.
 pub fn authenticated(principal: &Principal) -> Result<(), ApiError> {
     match principal {
-        Principal::Anonymous => Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "authentication required: send Authorization: Bearer <token>",
-        )),
+        Principal::Anonymous => Err(Refusal::Unauthenticated.into()),
         _ => Ok(()),
     }
 }
@@ -31,19 +27,7 @@ pub async fn tenant(
     principal: &Principal,
     slug: &str,
 ) -> Result<Tenant, ApiError> {
-    authenticated(principal)?;
-    let missing = || ApiError::not_found("tenant", slug);
-    let slug = Slug::parse(slug).map_err(|_| missing())?;
-    let tenant = state
-        .store
-        .tenant_by_slug(&slug)
-        .await
-        .map_err(ApiError::from)?
-        .ok_or_else(missing)?;
-    if policy::authorize(principal, Action::ViewTenant, &Resource::Tenant(tenant.id)).is_err() {
-        return Err(missing());
-    }
-    Ok(tenant)
+    Ok(manage::tenant(state, principal, slug).await?)
 }
 
 /// The app named in the path within `tenant`, if the principal may open it.
@@ -53,32 +37,37 @@ pub async fn app(
     tenant: &Tenant,
     name: &str,
 ) -> Result<AppAccess, ApiError> {
-    let missing = || ApiError::not_found("app", name);
-    let name = Slug::parse(name).map_err(|_| missing())?;
-    let tenant_slug = Slug::parse(&tenant.slug).map_err(|_| missing())?;
-    let access = state
-        .store
-        .app_access(&tenant_slug, &name, principal.user_id())
-        .await
-        .map_err(ApiError::from)?
-        .filter(|a| a.tenant_id == tenant.id)
-        .ok_or_else(missing)?;
-    if policy::authorize(principal, Action::ViewApp, &Resource::App(access)).is_err() {
-        return Err(missing());
-    }
-    Ok(access)
+    Ok(manage::app(state, principal, tenant, name).await?)
 }
 
 /// Allowed, or 403 `forbidden` (for resources the principal may already see).
 pub fn allow(principal: &Principal, action: Action, resource: &Resource) -> Result<(), ApiError> {
-    policy::authorize(principal, action, resource).map_err(|denied| {
-        tracing::debug!(principal = %principal.audit_actor(), %denied, "api call refused");
-        ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "your role does not allow this",
-        )
-    })
+    Ok(manage::allow(principal, action, resource)?)
+}
+
+impl From<Refusal> for ApiError {
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::Unauthenticated => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "authentication required: send Authorization: Bearer <token>",
+            ),
+            Refusal::NotFound { what, name } => ApiError::not_found(what, &name),
+            Refusal::Forbidden => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "your role does not allow this",
+            ),
+            Refusal::Invalid(message) => ApiError::validation(message),
+            Refusal::Store(e) => e.into(),
+            Refusal::Internal(message) => ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                format!("{message}; the server log has the details"),
+            ),
+        }
+    }
 }
 
 /// The audit row's who and from where.

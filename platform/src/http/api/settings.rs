@@ -11,10 +11,10 @@ use utoipa::ToSchema;
 use super::schema::Errors;
 use super::{ApiJson, ApiPath, RemoteAddr, scope};
 use crate::error::ApiError;
-use crate::policy::{Action, Principal, Resource};
-use crate::settings::{self, MAX_SETTINGS_PER_APP};
+use crate::manage;
+use crate::policy::Principal;
 use crate::state::AppState;
-use crate::store::{SettingWrite, StoredSetting};
+use crate::store::StoredSetting;
 
 /// A setting as the API shows it.
 #[derive(Debug, Serialize, ToSchema)]
@@ -71,16 +71,10 @@ pub async fn list_settings(
     principal: Principal,
     ApiPath((slug, name)): ApiPath<(String, String)>,
 ) -> Result<Json<Vec<SettingBody>>, ApiError> {
-    let tenant = scope::tenant(&state, &principal, &slug).await?;
-    let access = scope::app(&state, &principal, &tenant, &name).await?;
-    scope::allow(&principal, Action::DeployApp, &Resource::App(access))?;
-    let stored = state.store.app_settings(access.app_id).await?;
+    let stored = manage::list_settings(&state, &principal, (&slug, &name)).await?;
     Ok(Json(stored.into_iter().map(SettingBody::from).collect()))
 }
 
-/// Create or replace a setting (who may deploy the app). Running servers load the live
-/// version again with the new value within a second; audited as `app.settings.set`
-/// (names only). 409 `quota_exceeded` past 100 settings per app.
 #[utoipa::path(
     put, path = "/api/v1/tenants/{tenant}/apps/{app}/settings/{name}", tag = "apps",
     params(
@@ -99,41 +93,17 @@ pub async fn put_setting(
     ApiPath((slug, name, setting)): ApiPath<(String, String, String)>,
     ApiJson(body): ApiJson<SettingValue>,
 ) -> Result<Json<SettingBody>, ApiError> {
-    let tenant = scope::tenant(&state, &principal, &slug).await?;
-    let access = scope::app(&state, &principal, &tenant, &name).await?;
-    scope::allow(&principal, Action::DeployApp, &Resource::App(access))?;
-    settings::check_name(&setting).map_err(|e| ApiError::validation(e.to_string()))?;
-    settings::check_value(&setting, &body.value)
-        .map_err(|e| ApiError::validation(e.to_string()))?;
-    let write = SettingWrite {
-        name: &setting,
-        secret: body.secret,
-        stored_value: settings::stored_value(
-            &state.secrets,
-            access.app_id,
-            &setting,
-            &body.value,
-            body.secret,
-        ),
-    };
     let actor = principal.audit_actor();
     let change = scope::change(&state, &actor, &remote);
-    state
-        .store
-        .set_app_settings(
-            tenant.id,
-            access.app_id,
-            &[write],
-            MAX_SETTINGS_PER_APP,
-            &change,
-        )
-        .await?;
-    let stored = state.store.app_settings(access.app_id).await?;
-    stored
-        .into_iter()
-        .find(|s| s.name == setting)
-        .map(|s| Json(SettingBody::from(s)))
-        .ok_or_else(|| ApiError::not_found("setting", &setting))
+    let stored = manage::set_setting(
+        &state,
+        &principal,
+        (&slug, &name),
+        (&setting, &body.value, body.secret),
+        &change,
+    )
+    .await?;
+    Ok(Json(SettingBody::from(stored)))
 }
 
 /// Remove a setting (who may deploy the app; a no-op when the app has no such setting).
@@ -154,14 +124,8 @@ pub async fn delete_setting(
     RemoteAddr(remote): RemoteAddr,
     ApiPath((slug, name, setting)): ApiPath<(String, String, String)>,
 ) -> Result<Response, ApiError> {
-    let tenant = scope::tenant(&state, &principal, &slug).await?;
-    let access = scope::app(&state, &principal, &tenant, &name).await?;
-    scope::allow(&principal, Action::DeployApp, &Resource::App(access))?;
     let actor = principal.audit_actor();
     let change = scope::change(&state, &actor, &remote);
-    state
-        .store
-        .unset_app_settings(tenant.id, access.app_id, &[setting.as_str()], &change)
-        .await?;
+    manage::unset_setting(&state, &principal, (&slug, &name), &setting, &change).await?;
     Ok(scope::no_content())
 }

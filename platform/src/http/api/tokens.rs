@@ -10,11 +10,10 @@ use utoipa::ToSchema;
 
 use super::schema::{CreatedTokenBody, Errors, TokenBody};
 use super::{ApiJson, ApiPath, RemoteAddr, scope};
-use crate::auth;
 use crate::error::ApiError;
-use crate::policy::{self, Action, Principal, Resource};
+use crate::manage;
+use crate::policy::Principal;
 use crate::state::AppState;
-use crate::tenancy::Role;
 
 /// The tenant's tokens: all of them for admins, one's own for everyone else.
 #[utoipa::path(
@@ -28,15 +27,7 @@ pub async fn list_tokens(
     principal: Principal,
     ApiPath(slug): ApiPath<String>,
 ) -> Result<Json<Vec<TokenBody>>, ApiError> {
-    let tenant = scope::tenant(&state, &principal, &slug).await?;
-    let all = policy::authorize(
-        &principal,
-        Action::ManageMembers,
-        &Resource::Tenant(tenant.id),
-    )
-    .is_ok();
-    let only = if all { None } else { principal.user_id() };
-    let tokens = state.store.list_tokens(tenant.id, only).await?;
+    let tokens = manage::list_tokens(&state, &principal, &slug).await?;
     Ok(Json(tokens.into_iter().map(TokenBody::from).collect()))
 }
 
@@ -65,49 +56,24 @@ pub async fn create_token(
     ApiPath(slug): ApiPath<String>,
     ApiJson(body): ApiJson<CreateToken>,
 ) -> Result<(StatusCode, Json<CreatedTokenBody>), ApiError> {
-    let tenant = scope::tenant(&state, &principal, &slug).await?;
-    scope::allow(
-        &principal,
-        Action::CreateToken,
-        &Resource::Tenant(tenant.id),
-    )?;
-    let user = principal
-        .user_id()
-        .ok_or_else(|| ApiError::validation("only a user can own a token"))?;
-    // A superadmin who is no member may create tokens of any role.
-    let ceiling = principal.role_in(tenant.id).unwrap_or(Role::Owner);
-    let role = match &body.role {
-        Some(role) => role.parse::<Role>()?,
-        None => ceiling,
-    };
-    if role > ceiling {
-        return Err(ApiError::validation(format!(
-            "a token's role cannot exceed yours ({ceiling})"
-        )));
-    }
-    let now = state.clock.now_millis();
-    if body.expires_at.is_some_and(|at| at <= now) {
-        return Err(ApiError::validation("expires_at must be in the future"));
-    }
     let actor = principal.audit_actor();
     let change = scope::change(&state, &actor, &remote);
-    let issued = auth::token::issue(
-        &state.store,
-        tenant.id,
-        user,
-        role,
+    let issued = manage::issue_token(
+        &state,
+        &principal,
+        &slug,
+        body.role.as_deref(),
         body.expires_at,
         &change,
     )
-    .await
-    .map_err(|e| ApiError::internal("creating the token failed", &e))?;
+    .await?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedTokenBody {
             token: issued.token,
             id: issued.public_id,
-            role,
-            expires_at: body.expires_at,
+            role: issued.role,
+            expires_at: issued.expires_at,
         }),
     ))
 }
@@ -129,24 +95,8 @@ pub async fn revoke_token(
     RemoteAddr(remote): RemoteAddr,
     ApiPath((slug, public_id)): ApiPath<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let tenant = scope::tenant(&state, &principal, &slug).await?;
-    let token = state
-        .store
-        .tenant_token(tenant.id, &public_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("token", &public_id))?;
-    if principal.user_id() != Some(token.user_id) {
-        scope::allow(
-            &principal,
-            Action::ManageMembers,
-            &Resource::Tenant(tenant.id),
-        )?;
-    }
     let actor = principal.audit_actor();
     let change = scope::change(&state, &actor, &remote);
-    state
-        .store
-        .revoke_token_in(Some(tenant.id), &public_id, &change)
-        .await?;
+    manage::revoke_token(&state, &principal, &slug, &public_id, &change).await?;
     Ok(scope::no_content())
 }

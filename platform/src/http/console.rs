@@ -1,0 +1,685 @@
+//! The web console: the home page's gallery, an app's page with its forms, its own
+//! stylesheet, and the HTML error pages of the platform's origin. Server-rendered, no
+//! script; every form posts with the session's CSRF token and calls the same
+//! [`crate::manage`] function as the REST API.
+
+use askama::Template;
+use axum::Router;
+use axum::extract::{Form, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use tower_sessions::Session;
+
+use super::session::{ClientAddr, check_csrf, csrf_token};
+use crate::error::ApiError;
+use crate::manage::{self, Refusal};
+use crate::policy::{Action, Principal};
+use crate::state::AppState;
+use crate::store::Change;
+
+/// The console's routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(home))
+        .route("/ui/static/tessera.css", get(stylesheet))
+        .route("/ui/{tenant}/apps/{app}", get(app_page))
+        .route("/ui/{tenant}/apps/{app}/rollback", post(rollback))
+        .route("/ui/{tenant}/apps/{app}/settings", post(set_setting))
+        .route(
+            "/ui/{tenant}/apps/{app}/settings/delete",
+            post(delete_setting),
+        )
+        .route("/ui/{tenant}/apps/{app}/visibility", post(set_visibility))
+        .route("/ui/{tenant}/apps/{app}/delete", post(delete_app))
+}
+
+const STYLESHEET: &str = include_str!("../../../admin-ui/static/tessera.css");
+
+async fn stylesheet() -> Response {
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/css; charset=utf-8"),
+            ),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=300"),
+            ),
+        ],
+        STYLESHEET,
+    )
+        .into_response()
+}
+
+/// What the layout shows around every page: who is signed in, their tenants (the
+/// switcher), the sign-out form's CSRF token and where sign-in comes back to.
+pub(super) struct Chrome {
+    pub email: Option<String>,
+    pub tenants: Vec<(String, String)>,
+    pub tenant: Option<String>,
+    pub csrf: String,
+    pub here: String,
+}
+
+/// The layout's facts for `principal` on the page `here`.
+pub(super) async fn chrome(
+    state: &AppState,
+    principal: &Principal,
+    session: &Session,
+    here: &str,
+    tenant: Option<&str>,
+) -> Result<Chrome, Response> {
+    let csrf = csrf_token(session).await?;
+    let here = url_encode(here);
+    let mut chrome = Chrome {
+        email: None,
+        tenants: Vec::new(),
+        tenant: tenant.filter(|t| !t.is_empty()).map(str::to_owned),
+        csrf,
+        here,
+    };
+    if let Principal::User(user) = principal {
+        let internal = |e: &dyn std::fmt::Display| {
+            ApiError::internal("loading the page failed", e).into_response()
+        };
+        chrome.email = state
+            .store
+            .user(user.id)
+            .await
+            .map_err(|e| internal(&e))?
+            .map(|u| u.email);
+        chrome.tenants = state
+            .store
+            .list_tenants(Some(user.id), None, 100)
+            .await
+            .map_err(|e| internal(&e))?
+            .into_iter()
+            .map(|t| (t.slug, t.name))
+            .collect();
+    }
+    Ok(chrome)
+}
+
+/// `text` as a URL query value.
+fn url_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A time in milliseconds since the epoch, as `2026-12-05 13:04 UTC`.
+pub(super) fn when(millis: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(millis / 1000)
+        .map(|t| {
+            format!(
+                "{:04}-{:02}-{:02} {:02}:{:02} UTC",
+                t.year(),
+                u8::from(t.month()),
+                t.day(),
+                t.hour(),
+                t.minute()
+            )
+        })
+        .unwrap_or_else(|_| millis.to_string())
+}
+
+fn render(page: &impl Template, status: StatusCode) -> Response {
+    match page.render() {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(e) => ApiError::internal("rendering a page failed", &e).into_response(),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "console_error.html")]
+struct ErrorPage<'a> {
+    chrome: Chrome,
+    heading: &'a str,
+    message: &'a str,
+    what_to_do: &'a str,
+}
+
+/// An error page that says what happened and what to do.
+pub(super) async fn error_page(
+    state: &AppState,
+    principal: &Principal,
+    session: &Session,
+    status: StatusCode,
+    message: &str,
+) -> Response {
+    let (heading, what_to_do) = match status {
+        StatusCode::NOT_FOUND => (
+            "Not found",
+            "Check the address. If someone sent you this link, the page may have been deleted or you may need to sign in with another account.",
+        ),
+        StatusCode::FORBIDDEN => (
+            "Not allowed",
+            "Your role does not allow this. Ask an administrator of the tenant for access.",
+        ),
+        StatusCode::BAD_REQUEST | StatusCode::CONFLICT => (
+            "That did not work",
+            "Go back, correct the form and try again.",
+        ),
+        _ => (
+            "Something went wrong",
+            "Try again in a moment. If it keeps happening, tell the platform's operator the time it happened.",
+        ),
+    };
+    let chrome = match chrome(state, principal, session, "/", None).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    render(
+        &ErrorPage {
+            chrome,
+            heading,
+            message,
+            what_to_do,
+        },
+        status,
+    )
+}
+
+/// Whether the client asked for HTML (a browser) rather than JSON.
+pub(super) fn wants_html(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"))
+}
+
+/// The platform origin's unknown paths: an HTML page for browsers, the API's JSON error
+/// shape for everything else.
+pub(super) async fn not_found(
+    State(state): State<AppState>,
+    principal: Principal,
+    session: Session,
+    headers: HeaderMap,
+) -> Response {
+    if wants_html(&headers) {
+        error_page(
+            &state,
+            &principal,
+            &session,
+            StatusCode::NOT_FOUND,
+            "There is no page at this address.",
+        )
+        .await
+    } else {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such page").into_response()
+    }
+}
+
+/// A refusal as a page; a signed-out visitor is sent to sign in and back instead.
+async fn refused(
+    state: &AppState,
+    principal: &Principal,
+    session: &Session,
+    here: &str,
+    refusal: Refusal,
+) -> Response {
+    if matches!(refusal, Refusal::Unauthenticated) {
+        return sign_in_and_back(here);
+    }
+    // The API's wording of the refusal is meant for people; its status picks the page.
+    let api = ApiError::from(refusal);
+    error_page(state, principal, session, api.status, &api.message).await
+}
+
+fn sign_in_and_back(here: &str) -> Response {
+    Redirect::to(&format!("/login?next={}", url_encode(here))).into_response()
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct HomeQuery {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    tenant: String,
+    after: Option<String>,
+}
+
+/// One app as a card.
+struct Card {
+    tenant: String,
+    tenant_name: String,
+    name: String,
+    title: String,
+    version: i64,
+    deployed: String,
+    deployed_by: String,
+    manage: bool,
+}
+
+#[derive(Template)]
+#[template(path = "console_home.html")]
+struct HomePage {
+    chrome: Chrome,
+    search: String,
+    apps: Vec<Card>,
+    next: Option<String>,
+}
+
+/// `/`: the apps the person may open, searchable, 50 a page.
+async fn home(
+    State(state): State<AppState>,
+    principal: Principal,
+    session: Session,
+    uri: Uri,
+    Query(query): Query<HomeQuery>,
+) -> Response {
+    let here = uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
+    let gallery = manage::gallery(
+        &state,
+        &principal,
+        query.q.trim(),
+        Some(query.tenant.as_str()).filter(|t| !t.is_empty()),
+        query.after.as_deref(),
+    )
+    .await;
+    let gallery = match gallery {
+        Ok(g) => g,
+        Err(r) => return refused(&state, &principal, &session, &here, r).await,
+    };
+    let chrome = match chrome(&state, &principal, &session, &here, Some(&query.tenant)).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let next = gallery.next.map(|after| {
+        format!(
+            "/?q={}&tenant={}&after={}",
+            url_encode(query.q.trim()),
+            url_encode(&query.tenant),
+            url_encode(&after)
+        )
+    });
+    let apps = gallery
+        .apps
+        .into_iter()
+        .map(|a| Card {
+            manage: manage::may(&principal, Action::DeployApp, a.access),
+            deployed: when(a.deployed_at),
+            tenant: a.tenant,
+            tenant_name: a.tenant_name,
+            name: a.name,
+            title: a.title,
+            version: a.version,
+            deployed_by: a.deployed_by,
+        })
+        .collect();
+    render(
+        &HomePage {
+            chrome,
+            search: query.q.trim().to_owned(),
+            apps,
+            next,
+        },
+        StatusCode::OK,
+    )
+}
+
+/// A version as its row shows it.
+struct VersionRow {
+    number: i64,
+    live: bool,
+    commit: Option<String>,
+    by: String,
+    when: String,
+    size: String,
+}
+
+/// A setting as its row shows it: a secret's value never.
+struct SettingRow {
+    name: String,
+    value: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "console_app.html")]
+struct AppPage {
+    chrome: Chrome,
+    tenant: String,
+    name: String,
+    title: String,
+    live: Option<i64>,
+    visibility: String,
+    remote: String,
+    versions: Vec<VersionRow>,
+    settings: Vec<SettingRow>,
+    deploy: bool,
+    manage: bool,
+    notice: Option<String>,
+    error: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct Notice {
+    done: Option<String>,
+}
+
+/// What a `?done=` after a form means.
+fn notice_text(done: &str) -> Option<&'static str> {
+    Some(match done {
+        "rollback" => "The version is live.",
+        "setting" => "The setting is saved.",
+        "setting-deleted" => "The setting is deleted.",
+        "visibility" => "The visibility is changed.",
+        _ => return None,
+    })
+}
+
+fn size(bytes: i64) -> String {
+    if bytes >= 1 << 20 {
+        format!("{:.1} MiB", bytes as f64 / f64::from(1 << 20))
+    } else {
+        format!("{:.1} KiB", bytes as f64 / 1024.0)
+    }
+}
+
+/// `/ui/{tenant}/apps/{app}`: the author's page of one app.
+async fn app_page(
+    State(state): State<AppState>,
+    principal: Principal,
+    session: Session,
+    Path((tenant, name)): Path<(String, String)>,
+    Query(notice): Query<Notice>,
+) -> Response {
+    let here = format!("/ui/{tenant}/apps/{name}");
+    let notice = notice
+        .done
+        .as_deref()
+        .and_then(notice_text)
+        .map(str::to_owned);
+    match app_view(&state, &principal, &session, &tenant, &name, notice, None).await {
+        Ok(page) => render(&page, StatusCode::OK),
+        Err(r) => refused(&state, &principal, &session, &here, r).await,
+    }
+}
+
+async fn app_view(
+    state: &AppState,
+    principal: &Principal,
+    session: &Session,
+    tenant: &str,
+    name: &str,
+    notice: Option<String>,
+    error: Option<String>,
+) -> Result<AppPage, Refusal> {
+    let here = format!("/ui/{tenant}/apps/{name}");
+    let view = manage::app_overview(state, principal, (tenant, name)).await?;
+    let chrome = chrome(state, principal, session, &here, Some(tenant))
+        .await
+        .map_err(|_| Refusal::Internal("loading the page failed".into()))?;
+    let remote = format!(
+        "{}/git/{tenant}/{name}.git",
+        state.origins.platform_url().trim_end_matches('/')
+    );
+    Ok(AppPage {
+        chrome,
+        tenant: tenant.to_owned(),
+        name: name.to_owned(),
+        title: view.record.title.clone().unwrap_or_else(|| name.to_owned()),
+        live: view.record.live_version,
+        visibility: view.record.visibility.to_string(),
+        remote,
+        versions: view
+            .versions
+            .into_iter()
+            .map(|v| VersionRow {
+                number: v.number,
+                live: v.live,
+                commit: v.commit.map(|c| c.chars().take(12).collect()),
+                by: v.author.unwrap_or(v.source),
+                when: when(v.created_at),
+                size: size(v.size_bytes),
+            })
+            .collect(),
+        settings: view
+            .settings
+            .into_iter()
+            .map(|s| SettingRow {
+                value: (!s.secret).then_some(s.value),
+                name: s.name,
+            })
+            .collect(),
+        deploy: view.may_deploy,
+        manage: view.may_manage,
+        notice,
+        error,
+    })
+}
+
+/// The CSRF check every console form passes first, then the audit row's who and when.
+async fn form_context(
+    state: &AppState,
+    session: &Session,
+    principal: &Principal,
+    csrf: &str,
+) -> Result<(String, i64), Response> {
+    check_csrf(session, csrf).await?;
+    Ok((principal.audit_actor(), state.clock.now_millis()))
+}
+
+/// After a form: back to the app's page with a notice, or the page with the error.
+async fn after_form<T>(
+    state: &AppState,
+    principal: &Principal,
+    session: &Session,
+    (tenant, name): (&str, &str),
+    result: Result<T, Refusal>,
+    done: &str,
+) -> Response {
+    let here = format!("/ui/{tenant}/apps/{name}");
+    match result {
+        Ok(_) => Redirect::to(&format!("{here}?done={done}")).into_response(),
+        // A value the form got wrong is shown on the page itself, above the form.
+        Err(Refusal::Invalid(message)) => {
+            match app_view(state, principal, session, tenant, name, None, Some(message)).await {
+                Ok(page) => render(&page, StatusCode::BAD_REQUEST),
+                Err(r) => refused(state, principal, session, &here, r).await,
+            }
+        }
+        Err(r) => refused(state, principal, session, &here, r).await,
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct RollbackForm {
+    csrf: String,
+    version: Option<i64>,
+}
+
+async fn rollback(
+    State(state): State<AppState>,
+    axum::Extension(ClientAddr(addr)): axum::Extension<ClientAddr>,
+    principal: Principal,
+    session: Session,
+    Path((tenant, name)): Path<(String, String)>,
+    Form(form): Form<RollbackForm>,
+) -> Response {
+    let (actor, at) = match form_context(&state, &session, &principal, &form.csrf).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let change = Change {
+        actor: &actor,
+        remote_addr: addr.as_deref(),
+        at,
+    };
+    let result =
+        manage::rollback(&state, &principal, (&tenant, &name), form.version, &change).await;
+    after_form(
+        &state,
+        &principal,
+        &session,
+        (&tenant, &name),
+        result,
+        "rollback",
+    )
+    .await
+}
+
+#[derive(Debug, Deserialize)]
+struct SettingForm {
+    csrf: String,
+    name: String,
+    #[serde(default)]
+    value: String,
+    secret: Option<String>,
+}
+
+async fn set_setting(
+    State(state): State<AppState>,
+    axum::Extension(ClientAddr(addr)): axum::Extension<ClientAddr>,
+    principal: Principal,
+    session: Session,
+    Path((tenant, name)): Path<(String, String)>,
+    Form(form): Form<SettingForm>,
+) -> Response {
+    let (actor, at) = match form_context(&state, &session, &principal, &form.csrf).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let change = Change {
+        actor: &actor,
+        remote_addr: addr.as_deref(),
+        at,
+    };
+    let setting = (form.name.trim(), form.value.as_str(), form.secret.is_some());
+    let result = manage::set_setting(&state, &principal, (&tenant, &name), setting, &change).await;
+    after_form(
+        &state,
+        &principal,
+        &session,
+        (&tenant, &name),
+        result,
+        "setting",
+    )
+    .await
+}
+
+#[derive(Debug, Deserialize)]
+struct NameForm {
+    csrf: String,
+    name: String,
+}
+
+async fn delete_setting(
+    State(state): State<AppState>,
+    axum::Extension(ClientAddr(addr)): axum::Extension<ClientAddr>,
+    principal: Principal,
+    session: Session,
+    Path((tenant, name)): Path<(String, String)>,
+    Form(form): Form<NameForm>,
+) -> Response {
+    let (actor, at) = match form_context(&state, &session, &principal, &form.csrf).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let change = Change {
+        actor: &actor,
+        remote_addr: addr.as_deref(),
+        at,
+    };
+    let result =
+        manage::unset_setting(&state, &principal, (&tenant, &name), &form.name, &change).await;
+    after_form(
+        &state,
+        &principal,
+        &session,
+        (&tenant, &name),
+        result,
+        "setting-deleted",
+    )
+    .await
+}
+
+#[derive(Debug, Deserialize)]
+struct VisibilityForm {
+    csrf: String,
+    visibility: String,
+}
+
+async fn set_visibility(
+    State(state): State<AppState>,
+    axum::Extension(ClientAddr(addr)): axum::Extension<ClientAddr>,
+    principal: Principal,
+    session: Session,
+    Path((tenant, name)): Path<(String, String)>,
+    Form(form): Form<VisibilityForm>,
+) -> Response {
+    let (actor, at) = match form_context(&state, &session, &principal, &form.csrf).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let change = Change {
+        actor: &actor,
+        remote_addr: addr.as_deref(),
+        at,
+    };
+    let result = manage::set_visibility(
+        &state,
+        &principal,
+        (&tenant, &name),
+        &form.visibility,
+        &change,
+    )
+    .await;
+    after_form(
+        &state,
+        &principal,
+        &session,
+        (&tenant, &name),
+        result,
+        "visibility",
+    )
+    .await
+}
+
+#[derive(Debug, Deserialize)]
+struct DeleteForm {
+    csrf: String,
+    #[serde(default)]
+    confirm: String,
+}
+
+async fn delete_app(
+    State(state): State<AppState>,
+    axum::Extension(ClientAddr(addr)): axum::Extension<ClientAddr>,
+    principal: Principal,
+    session: Session,
+    Path((tenant, name)): Path<(String, String)>,
+    Form(form): Form<DeleteForm>,
+) -> Response {
+    let (actor, at) = match form_context(&state, &session, &principal, &form.csrf).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    // The typed name guards against a slip of the mouse; the policy still decides.
+    if form.confirm.trim() != name {
+        let result: Result<(), Refusal> = Err(Refusal::Invalid(format!(
+            "type the app's name, {name}, to confirm the deletion"
+        )));
+        return after_form(&state, &principal, &session, (&tenant, &name), result, "").await;
+    }
+    let change = Change {
+        actor: &actor,
+        remote_addr: addr.as_deref(),
+        at,
+    };
+    match manage::delete_app(&state, &principal, (&tenant, &name), &change).await {
+        Ok(_) => Redirect::to("/?deleted=1").into_response(),
+        Err(r) => {
+            let here = format!("/ui/{tenant}/apps/{name}");
+            refused(&state, &principal, &session, &here, r).await
+        }
+    }
+}

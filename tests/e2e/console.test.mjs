@@ -1,0 +1,98 @@
+// The web console in headless Chromium: an admin signs in, opens an app's page, rolls it
+// back with the button, sets a secret (never shown again), deletes an app by typing its
+// name. No JavaScript on the pages; screenshots go to tests/artifacts/console-*.png.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import path from 'node:path';
+
+import { launchBrowser, repo, screenshot, startTessera, PAGE_WAIT } from './harness.mjs';
+
+let server;
+let browser;
+
+const targetDir = process.env.CARGO_TARGET_DIR ?? path.join(repo, 'target');
+const tessera = path.join(targetDir, 'release', 'tessera');
+const hello = path.join(targetDir, 'wasm32-wasip2', 'guest', 'hello.wasm');
+
+function cli(args, input) {
+  return execFileSync(tessera, args, {
+    env: { ...process.env, TESSERA_DATA_DIR: server.dataDir },
+    input,
+    encoding: 'utf8',
+  });
+}
+
+before(async () => {
+  server = await startTessera({ name: 'console' });
+  cli(['admin', 'create-user', 'ada@example.org', '--password-stdin'], 'ada-long-password\n');
+  cli(['admin', 'grant', 'ada@example.org', 'demo', 'admin']);
+  // Two versions of console-app to roll back between, and one app to delete.
+  cli(['deploy', 'demo/console-app', hello]);
+  cli(['deploy', 'demo/console-app', hello]);
+  cli(['deploy', 'demo/doomed', hello]);
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+async function submit(page, selector) {
+  await Promise.all([page.waitForNavigation(PAGE_WAIT), page.click(selector)]);
+}
+
+test('an admin rolls back, sets a secret and deletes an app from the console', async () => {
+  const page = await browser.context.newPage();
+  const errors = [];
+  page.on('console', (msg) => {
+    if (msg.type() === 'error') errors.push(msg.text());
+  });
+  page.on('requestfailed', (req) => errors.push(`${req.url()}: ${req.failure()?.errorText}`));
+
+  // A signed-out deep link to the app page goes through sign-in and back.
+  await page.goto(`${server.baseUrl}/ui/demo/apps/console-app`);
+  assert.equal(new URL(page.url()).pathname, '/login');
+  await page.fill('#email', 'ada@example.org');
+  await page.fill('#password', 'ada-long-password');
+  await submit(page, 'button[type=submit]');
+  assert.equal(new URL(page.url()).pathname, '/ui/demo/apps/console-app');
+  assert.match(await page.textContent('#status'), /version 2/);
+  assert.match(await page.textContent('#git-remote'), /git remote add tessera http:\/\/.*\/git\/demo\/console-app\.git/);
+  await screenshot(page, 'console-app.png');
+
+  await submit(page, '#rollback-1');
+  assert.match(await page.textContent('#notice'), /The version is live/);
+  assert.match(await page.textContent('#status'), /version 1/);
+
+  await page.fill('#setting-name', 'API_KEY');
+  await page.fill('#setting-value', 'sekret-value-123');
+  await page.check('#setting-secret');
+  await submit(page, '#set-setting-submit');
+  assert.match(await page.textContent('#setting-API_KEY'), /secret, set/);
+  assert.doesNotMatch(await page.content(), /sekret-value-123/);
+  await screenshot(page, 'console-app-after.png');
+
+  await page.goto(`${server.baseUrl}/`);
+  assert.ok(await page.$('#app-demo-doomed'), 'doomed is listed');
+  await screenshot(page, 'console-home.png');
+  await page.goto(`${server.baseUrl}/ui/demo/apps/doomed`);
+  await page.fill('#confirm', 'doomed');
+  await submit(page, '#delete-app');
+  assert.equal(new URL(page.url()).pathname, '/');
+  assert.equal(await page.$('#app-demo-doomed'), null, 'doomed is gone');
+
+  await page.goto(`${server.baseUrl}/account`);
+  await page.selectOption('#token-tenant', 'demo');
+  await submit(page, '#create-token-submit');
+  assert.match(await page.textContent('#new-token-value'), /^tsr_/);
+  await screenshot(page, 'console-account.png');
+
+  const missing = await page.goto(`${server.baseUrl}/no/such/page`);
+  assert.equal(missing.status(), 404);
+  assert.match(await page.textContent('#error-heading'), /Not found/);
+  await screenshot(page, 'console-404.png');
+  // The 404 above is the one failed request expected.
+  assert.deepEqual(errors.filter((e) => !e.includes('404')), []);
+});
