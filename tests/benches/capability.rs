@@ -583,7 +583,7 @@ async fn run(scale: &Scale, warehouse: &Warehouse, dir: &std::path::Path) -> Ben
     );
     match std::env::var("TESSERA_TEST_REDIS_URL") {
         Ok(url) => {
-            let namespace = format!("bench-{:016x}", rand::random::<u64>());
+            let namespace = format!("{:016x}", rand::random::<u64>());
             let cache = Cache::connect_redis(&url, &namespace, CacheLimits::default()).await?;
             let (set, get) = cache_p50(&cache, scale.cache_ops).await?;
             println!(

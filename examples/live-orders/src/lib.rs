@@ -88,7 +88,7 @@ impl Totals {
         format!(
             "{} orders, ${:.2}",
             self.total_orders(),
-            self.dollars.iter().sum::<f64>()
+            self.dollars.iter().fold(0.0, |sum, d| sum + d)
         )
     }
 
