@@ -140,6 +140,18 @@ struct Warehouse {
     password: String,
 }
 
+/// Columns of rows to insert at once.
+#[derive(Default)]
+struct Batch {
+    region: Vec<String>,
+    product: Vec<String>,
+    year: Vec<i32>,
+    month: Vec<i32>,
+    units: Vec<i32>,
+    price_cents: Vec<i32>,
+    revenue_cents: Vec<i64>,
+}
+
 async fn warehouse(rows: usize) -> BenchResult<Warehouse> {
     let db = TestDatabase::postgres().await?.ok_or(
         "TESSERA_TEST_POSTGRES_URL is not set: this benchmark needs PostgreSQL \
@@ -158,40 +170,34 @@ async fn warehouse(rows: usize) -> BenchResult<Warehouse> {
     while left > 0 {
         let n = left.min(10_000);
         left -= n;
-        let mut columns: (
-            Vec<String>,
-            Vec<String>,
-            Vec<i32>,
-            Vec<i32>,
-            Vec<i32>,
-            Vec<i32>,
-            Vec<i64>,
-        ) = Default::default();
+        let mut batch = Batch::default();
         for _ in 0..n {
             let draws: Vec<u64> = (0..6).map(|_| rng.next_u64()).collect();
             let units = 1 + draws[4] % 50;
             let price = 500 + draws[5] % 9501;
-            columns.0.push(REGIONS[(draws[0] % 8) as usize].to_owned());
-            columns
-                .1
+            batch
+                .region
+                .push(REGIONS[(draws[0] % 8) as usize].to_owned());
+            batch
+                .product
                 .push(PRODUCTS[(draws[1] % 20) as usize].to_owned());
-            columns.2.push(2015 + (draws[2] % 10) as i32);
-            columns.3.push(1 + (draws[3] % 12) as i32);
-            columns.4.push(units as i32);
-            columns.5.push(price as i32);
-            columns.6.push((units * price) as i64);
+            batch.year.push(2015 + (draws[2] % 10) as i32);
+            batch.month.push(1 + (draws[3] % 12) as i32);
+            batch.units.push(units as i32);
+            batch.price_cents.push(price as i32);
+            batch.revenue_cents.push((units * price) as i64);
         }
         sqlx::query(
             "insert into sales select * from unnest($1::text[], $2::text[], $3::int[], \
              $4::int[], $5::int[], $6::int[], $7::bigint[])",
         )
-        .bind(&columns.0)
-        .bind(&columns.1)
-        .bind(&columns.2)
-        .bind(&columns.3)
-        .bind(&columns.4)
-        .bind(&columns.5)
-        .bind(&columns.6)
+        .bind(&batch.region)
+        .bind(&batch.product)
+        .bind(&batch.year)
+        .bind(&batch.month)
+        .bind(&batch.units)
+        .bind(&batch.price_cents)
+        .bind(&batch.revenue_cents)
         .execute(&pool)
         .await?;
     }
