@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 if [[ $# -eq 0 ]]; then
-    set -- hello sales-explorer dynamic-filters multi-page report-builder big-table dash-features guest-hostile guest-sockets guest-v0-1 guest-capable guest-http guest-memo
+    set -- hello sales-explorer dynamic-filters multi-page report-builder big-table dash-features live-orders guest-hostile guest-sockets guest-v0-1 guest-capable guest-http guest-memo
 fi
 
 packages=()

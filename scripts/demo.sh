@@ -12,7 +12,7 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
 
 scripts/setup.sh
-scripts/build-guests.sh hello sales-explorer dynamic-filters multi-page report-builder big-table dash-features
+scripts/build-guests.sh hello sales-explorer dynamic-filters multi-page report-builder big-table dash-features live-orders
 
 # The server looks for the example components in <target dir>/wasm32-wasip2/guest; follow a
 # relocated cargo target directory.
@@ -45,6 +45,7 @@ cat <<EOF
     report builder: $apps/apps/demo/report-builder/
     big table:      $apps/apps/demo/big-table/
     dash features:  $apps/apps/demo/dash-features/
+    live orders:    $apps/apps/demo/live-orders/
 
 EOF
 

@@ -81,6 +81,8 @@ async fn serve(config: Config, args: &ServeArgs) -> anyhow::Result<()> {
                     .app_url(&tenant, &format!("/apps/{tenant}/{name}/"))
             );
         }
+        // After install: the feed writes into the file install created.
+        tokio::spawn(crate::demo::feed_orders(state.clone()));
     }
     // Install the handlers before announcing the address: a SIGTERM sent right after the
     // "listening" line must already mean a graceful stop, not the default kill.

@@ -16,6 +16,7 @@ pub const EXAMPLES: &[(&str, &str)] = &[
     ("report-builder", "report_builder.wasm"),
     ("big-table", "big_table.wasm"),
     ("dash-features", "dash_features.wasm"),
+    ("live-orders", "live_orders.wasm"),
 ];
 
 /// The examples' sources in the checkout this binary was built from; an example's
@@ -35,7 +36,7 @@ pub async fn install(state: &AppState) -> anyhow::Result<Vec<(String, Deployed)>
         let path = state.config.demo_dir.join(file);
         let bytes = tokio::fs::read(&path).await.with_context(|| {
             format!(
-                "the demo needs {} (build the examples with scripts/build-guests.sh hello sales-explorer dynamic-filters multi-page report-builder big-table dash-features, or set TESSERA_DEMO_DIR)",
+                "the demo needs {} (build the examples with scripts/build-guests.sh hello sales-explorer dynamic-filters multi-page report-builder big-table dash-features live-orders, or set TESSERA_DEMO_DIR)",
                 path.display()
             )
         })?;
@@ -86,8 +87,9 @@ pub const SALES_SOURCE: &str = "sales";
 /// Rows of the demo's sales table.
 pub const SALES_ROWS: u64 = 100_000;
 
-/// Creates `{sources_dir}/demo/sales.db` when missing, registers it as the demo tenant's
-/// source `sales` when it is not yet, and grants it to the sales explorer. Idempotent.
+/// Creates `{sources_dir}/demo/sales.db` when missing (and its `orders` table), registers
+/// it as the demo tenant's source `sales` when it is not yet, and grants it to the sales
+/// explorer and live orders. Idempotent.
 pub async fn install_sales_source(state: &AppState) -> anyhow::Result<()> {
     let dir = crate::datasources::connection::tenant_dir(&state.config.sources_dir(), TENANT);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -95,6 +97,8 @@ pub async fn install_sales_source(state: &AppState) -> anyhow::Result<()> {
     if !file.exists() {
         write_sales_file(&file).await?;
     }
+    // Also for a file an older demo wrote before the live-orders example existed.
+    seed_orders(&file).await?;
     let tenant = state
         .store
         .tenant_by_slug(&Slug::parse(TENANT)?)
@@ -127,11 +131,110 @@ pub async fn install_sales_source(state: &AppState) -> anyhow::Result<()> {
             )
             .await?;
     }
-    state
-        .datasources
-        .set_grant(tenant.id, SALES_SOURCE, "sales-explorer", true, &change)
+    // Granted to the examples that read it, those the demo has deployed.
+    for app in ["sales-explorer", "live-orders"] {
+        if state
+            .store
+            .app_id(tenant.id, &Slug::parse(app)?)
+            .await?
+            .is_some()
+        {
+            state
+                .datasources
+                .set_grant(tenant.id, SALES_SOURCE, app, true, &change)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Orders the demo seeds and keeps at most (the feed deletes the oldest beyond it).
+pub const ORDERS_KEPT: i64 = 5_000;
+
+/// The demo's `orders` table (in the `sales` source's file), which the live-orders
+/// example polls: created with a few hundred orders when missing.
+async fn seed_orders(file: &std::path::Path) -> anyhow::Result<()> {
+    use sqlx::{Connection, Executor};
+    let mut conn = orders_connection(file).await?;
+    let existing: Option<String> = sqlx::query_scalar(
+        "select name from sqlite_master where type = 'table' and name = 'orders'",
+    )
+    .fetch_optional(&mut conn)
+    .await?;
+    if existing.is_none() {
+        let mut tx = conn.begin().await?;
+        tx.execute(
+            "create table orders (id integer primary key, placed_at_ms integer not null, \
+             region text not null, amount_cents integer not null)",
+        )
+        .await?;
+        for i in 0..500_u64 {
+            insert_order(&mut tx, i).await?;
+        }
+        tx.commit().await?;
+    }
+    conn.close().await?;
+    Ok(())
+}
+
+async fn orders_connection(file: &std::path::Path) -> anyhow::Result<sqlx::SqliteConnection> {
+    use sqlx::Connection;
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(file)
+        .busy_timeout(std::time::Duration::from_secs(5));
+    Ok(sqlx::SqliteConnection::connect_with(&options).await?)
+}
+
+/// One synthetic order, drawn from splitmix64 seeded with `n`.
+async fn insert_order(conn: &mut sqlx::SqliteConnection, n: u64) -> anyhow::Result<()> {
+    const REGIONS: [&str; 4] = ["North", "South", "East", "West"];
+    let mut state = n.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x5EED;
+    let mut draw = |below: u64| {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        (z ^ (z >> 31)) % below
+    };
+    let region = REGIONS[usize::try_from(draw(4)).unwrap_or(0)];
+    let amount = 500 + draw(50_000);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    sqlx::query("insert into orders (placed_at_ms, region, amount_cents) values ($1, $2, $3)")
+        .bind(i64::try_from(now)?)
+        .bind(region)
+        .bind(i64::try_from(amount)?)
+        .execute(conn)
         .await?;
     Ok(())
+}
+
+/// While the demo serves: one new order a second in the demo's `orders` table, so the
+/// live-orders page has something to show; the oldest beyond [`ORDERS_KEPT`] are deleted.
+/// A failed step is logged and the feed goes on.
+pub async fn feed_orders(state: AppState) {
+    let dir = crate::datasources::connection::tenant_dir(&state.config.sources_dir(), TENANT);
+    let file = dir.join("sales.db");
+    let mut ticks = tokio::time::interval(std::time::Duration::from_secs(1));
+    let mut n: u64 = 1_000_000;
+    loop {
+        ticks.tick().await;
+        n += 1;
+        let step = async {
+            let mut conn = orders_connection(&file).await?;
+            insert_order(&mut conn, n).await?;
+            sqlx::query("delete from orders where id <= (select max(id) from orders) - $1")
+                .bind(ORDERS_KEPT)
+                .execute(&mut conn)
+                .await?;
+            anyhow::Ok(())
+        };
+        if let Err(e) = step.await {
+            tracing::warn!(error = %e, "the demo's orders feed skipped a step");
+        }
+    }
 }
 
 /// The sales table of the sales explorer's specification (examples/sales-explorer/src/

@@ -125,6 +125,17 @@ fn group_range(region: usize, years: Years) -> Option<(u8, u8)> {
 }
 
 impl Report {
+    /// A report of totals computed elsewhere (a database's `GROUP BY`): `cents` indexed by
+    /// `month × 20 + product` (both from 0), as [`revenue`] fills it.
+    pub fn from_totals(region: Option<&str>, years: Years, rows: u64, cents: Vec<u64>) -> Self {
+        Report {
+            region: region.unwrap_or("no region").to_owned(),
+            years,
+            rows,
+            cents,
+        }
+    }
+
     /// Number of rows kept.
     pub fn rows(&self) -> u64 {
         self.rows

@@ -150,7 +150,8 @@ async fn dependencies_have_dashs_shape() {
     assert_eq!(reply.status, StatusCode::OK);
     let deps = reply.json();
     let deps = deps.as_array().expect("array");
-    assert_eq!(deps.len(), 2);
+    // The chart, the summary and the note saying where the rows come from.
+    assert_eq!(deps.len(), 3);
     let chart = deps
         .iter()
         .find(|d| d["output"] == "revenue-chart.figure")

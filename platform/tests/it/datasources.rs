@@ -1359,6 +1359,53 @@ async fn the_demo_tenant_gets_its_sales_source_granted_to_the_sales_explorer() {
         platform::demo::SALES_ROWS as i64
     );
     assert!(ints(&batch, "revenue").iter().all(|r| *r > 0));
+
+    // The live-orders example's table, seeded once; granted once that app exists.
+    let live = QueryContext {
+        tenant: demo.id,
+        app: deployed_app(&app, &demo, "live-orders").await,
+        viewer: None,
+    };
+    let orders = "select count(*) as n from orders";
+    let refused = app
+        .state
+        .datasources
+        .query(
+            live.clone(),
+            "sales",
+            orders,
+            &[],
+            Instant::now() + Duration::from_secs(5),
+        )
+        .await
+        .expect_err("not granted before the app exists");
+    assert!(matches!(refused, QueryError::NotGranted(_)), "{refused:?}");
+    platform::demo::install_sales_source(&app.state)
+        .await
+        .expect("installed with live orders");
+    let out = app
+        .state
+        .datasources
+        .query(
+            live,
+            "sales",
+            orders,
+            &[],
+            Instant::now() + Duration::from_secs(5),
+        )
+        .await
+        .expect("the demo's orders");
+    assert_eq!(ints(&decode(&out), "n"), [500]);
+}
+
+async fn deployed_app(app: &TestApp, tenant: &Tenant, name: &str) -> AppId {
+    app.deploy(tenant.slug.as_str(), name, "hello.wasm").await;
+    app.state
+        .store
+        .app_id(tenant.id, &slug(name))
+        .await
+        .expect("store")
+        .expect("app")
 }
 
 #[tokio::test]
