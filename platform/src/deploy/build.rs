@@ -1328,6 +1328,9 @@ fn fetched_marker(
     let lock = super::tree::read_file(src, "Cargo.lock", 16 << 20).ok()?;
     let mut digest = Sha256::new();
     digest.update(&lock);
+    // The app's manifest: cargo prunes a lock to what the manifest needs (a feature turned
+    // on with the same Cargo.lock needs crates the last fetch skipped).
+    digest.update(super::tree::read_file(src, "Cargo.toml", 1 << 20).unwrap_or_default());
     // The SDK's manifest and its workspace's, whose dependencies the SDK inherits.
     digest.update(std::fs::read(sdk_dir.join("Cargo.toml")).unwrap_or_default());
     if let Some(workspace) = sdk_dir.parent() {

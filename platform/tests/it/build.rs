@@ -177,7 +177,7 @@ impl Repo {
 /// workspace's Cargo.lock (the versions the SDK is tested with) and a tessera.toml.
 fn sales_explorer_repo(repo: &Repo, app: &str) {
     let example = repo_root().join("examples/sales-explorer/src");
-    for file in ["lib.rs", "data.rs", "report.rs"] {
+    for file in ["lib.rs", "data.rs", "report.rs", "source.rs"] {
         let text = std::fs::read_to_string(example.join(file)).expect("example source");
         repo.write(&format!("src/{file}"), &text);
     }
@@ -192,7 +192,7 @@ edition = "2024"
 crate-type = ["cdylib"]
 
 [dependencies]
-sdk = "0.1"
+sdk = { version = "0.1", features = ["frame"] }
 serde_json = { version = "1.0.145", features = ["preserve_order"] }
 plotly = { version = "=0.14.1", default-features = false }
 "#,
