@@ -457,15 +457,37 @@ async fn app_view(
     })
 }
 
+/// Who changes what, from where and when: the audit row of a console form.
+struct FormChange {
+    actor: String,
+    remote_addr: Option<String>,
+    at: i64,
+}
+
+impl FormChange {
+    fn change(&self) -> Change<'_> {
+        Change {
+            actor: &self.actor,
+            remote_addr: self.remote_addr.as_deref(),
+            at: self.at,
+        }
+    }
+}
+
 /// The CSRF check every console form passes first, then the audit row's who and when.
 async fn form_context(
     state: &AppState,
     session: &Session,
     principal: &Principal,
+    addr: Option<String>,
     csrf: &str,
-) -> Result<(String, i64), Response> {
+) -> Result<FormChange, Response> {
     check_csrf(session, csrf).await?;
-    Ok((principal.audit_actor(), state.clock.now_millis()))
+    Ok(FormChange {
+        actor: principal.audit_actor(),
+        remote_addr: addr,
+        at: state.clock.now_millis(),
+    })
 }
 
 /// After a form: back to the app's page with a notice, or the page with the error.
@@ -505,15 +527,11 @@ async fn rollback(
     Path((tenant, name)): Path<(String, String)>,
     Form(form): Form<RollbackForm>,
 ) -> Response {
-    let (actor, at) = match form_context(&state, &session, &principal, &form.csrf).await {
+    let form_change = match form_context(&state, &session, &principal, addr, &form.csrf).await {
         Ok(c) => c,
         Err(r) => return r,
     };
-    let change = Change {
-        actor: &actor,
-        remote_addr: addr.as_deref(),
-        at,
-    };
+    let change = form_change.change();
     let result =
         manage::rollback(&state, &principal, (&tenant, &name), form.version, &change).await;
     after_form(
@@ -544,15 +562,11 @@ async fn set_setting(
     Path((tenant, name)): Path<(String, String)>,
     Form(form): Form<SettingForm>,
 ) -> Response {
-    let (actor, at) = match form_context(&state, &session, &principal, &form.csrf).await {
+    let form_change = match form_context(&state, &session, &principal, addr, &form.csrf).await {
         Ok(c) => c,
         Err(r) => return r,
     };
-    let change = Change {
-        actor: &actor,
-        remote_addr: addr.as_deref(),
-        at,
-    };
+    let change = form_change.change();
     let setting = (form.name.trim(), form.value.as_str(), form.secret.is_some());
     let result = manage::set_setting(&state, &principal, (&tenant, &name), setting, &change).await;
     after_form(
@@ -580,15 +594,11 @@ async fn delete_setting(
     Path((tenant, name)): Path<(String, String)>,
     Form(form): Form<NameForm>,
 ) -> Response {
-    let (actor, at) = match form_context(&state, &session, &principal, &form.csrf).await {
+    let form_change = match form_context(&state, &session, &principal, addr, &form.csrf).await {
         Ok(c) => c,
         Err(r) => return r,
     };
-    let change = Change {
-        actor: &actor,
-        remote_addr: addr.as_deref(),
-        at,
-    };
+    let change = form_change.change();
     let result =
         manage::unset_setting(&state, &principal, (&tenant, &name), &form.name, &change).await;
     after_form(
@@ -616,15 +626,11 @@ async fn set_visibility(
     Path((tenant, name)): Path<(String, String)>,
     Form(form): Form<VisibilityForm>,
 ) -> Response {
-    let (actor, at) = match form_context(&state, &session, &principal, &form.csrf).await {
+    let form_change = match form_context(&state, &session, &principal, addr, &form.csrf).await {
         Ok(c) => c,
         Err(r) => return r,
     };
-    let change = Change {
-        actor: &actor,
-        remote_addr: addr.as_deref(),
-        at,
-    };
+    let change = form_change.change();
     let result = manage::set_visibility(
         &state,
         &principal,
@@ -659,7 +665,7 @@ async fn delete_app(
     Path((tenant, name)): Path<(String, String)>,
     Form(form): Form<DeleteForm>,
 ) -> Response {
-    let (actor, at) = match form_context(&state, &session, &principal, &form.csrf).await {
+    let form_change = match form_context(&state, &session, &principal, addr, &form.csrf).await {
         Ok(c) => c,
         Err(r) => return r,
     };
@@ -670,11 +676,7 @@ async fn delete_app(
         )));
         return after_form(&state, &principal, &session, (&tenant, &name), result, "").await;
     }
-    let change = Change {
-        actor: &actor,
-        remote_addr: addr.as_deref(),
-        at,
-    };
+    let change = form_change.change();
     match manage::delete_app(&state, &principal, (&tenant, &name), &change).await {
         Ok(_) => Redirect::to("/?deleted=1").into_response(),
         Err(r) => {
