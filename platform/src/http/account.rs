@@ -16,7 +16,7 @@ use serde_json::json;
 use tower_sessions::Session;
 
 use super::console::{self, Chrome};
-use super::session::{ClientAddr, check_csrf, csrf_token};
+use super::session::{ClientAddr, check_csrf, csrf_token, form_context};
 use super::sso::{self, Failure, LdapForm};
 use crate::auth::providers::Kind;
 use crate::auth::session as sessions;
@@ -25,7 +25,7 @@ use crate::ids::UserId;
 use crate::manage::{self, NewToken, Refusal};
 use crate::policy::Principal;
 use crate::state::AppState;
-use crate::store::{Change, LinkRefusal, LinkableProvider, LinkedIdentity, ProviderRecord, Tenant};
+use crate::store::{LinkRefusal, LinkableProvider, LinkedIdentity, ProviderRecord, Tenant};
 use crate::tenancy::{Subject, clip};
 
 /// The account routes.
@@ -357,18 +357,14 @@ async fn create_token(
     session: Session,
     Form(form): Form<TokenForm>,
 ) -> Response {
-    if let Err(r) = check_csrf(&session, &form.csrf).await {
-        return r;
-    }
+    let form_change = match form_context(&state, &session, &principal, addr, &form.csrf).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
     let Principal::User(user) = &principal else {
         return Redirect::to("/login?next=/account").into_response();
     };
-    let actor = principal.audit_actor();
-    let change = Change {
-        actor: &actor,
-        remote_addr: addr.as_deref(),
-        at: state.clock.now_millis(),
-    };
+    let change = form_change.change();
     let role = Some(form.role.as_str()).filter(|r| !r.is_empty());
     match manage::issue_token(&state, &principal, &form.tenant, role, None, &change).await {
         Ok(token) => {
@@ -398,18 +394,14 @@ async fn revoke_token(
     session: Session,
     Form(form): Form<TokenForm>,
 ) -> Response {
-    if let Err(r) = check_csrf(&session, &form.csrf).await {
-        return r;
-    }
+    let form_change = match form_context(&state, &session, &principal, addr, &form.csrf).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
     let Principal::User(user) = &principal else {
         return Redirect::to("/login?next=/account").into_response();
     };
-    let actor = principal.audit_actor();
-    let change = Change {
-        actor: &actor,
-        remote_addr: addr.as_deref(),
-        at: state.clock.now_millis(),
-    };
+    let change = form_change.change();
     match manage::revoke_token(&state, &principal, &form.tenant, &form.id, &change).await {
         Ok(()) => {
             let notice = format!("The token {} is revoked.", form.id);

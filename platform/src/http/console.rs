@@ -12,12 +12,11 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use tower_sessions::Session;
 
-use super::session::{ClientAddr, check_csrf, csrf_token};
+use super::session::{ClientAddr, csrf_token, form_context};
 use crate::error::ApiError;
 use crate::manage::{self, Refusal};
 use crate::policy::{Action, Principal};
 use crate::state::AppState;
-use crate::store::Change;
 
 /// The console's routes.
 pub fn router() -> Router<AppState> {
@@ -454,39 +453,6 @@ async fn app_view(
         manage: view.may_manage,
         notice,
         error,
-    })
-}
-
-/// Who changes what, from where and when: the audit row of a console form.
-struct FormChange {
-    actor: String,
-    remote_addr: Option<String>,
-    at: i64,
-}
-
-impl FormChange {
-    fn change(&self) -> Change<'_> {
-        Change {
-            actor: &self.actor,
-            remote_addr: self.remote_addr.as_deref(),
-            at: self.at,
-        }
-    }
-}
-
-/// The CSRF check every console form passes first, then the audit row's who and when.
-async fn form_context(
-    state: &AppState,
-    session: &Session,
-    principal: &Principal,
-    addr: Option<String>,
-    csrf: &str,
-) -> Result<FormChange, Response> {
-    check_csrf(session, csrf).await?;
-    Ok(FormChange {
-        actor: principal.audit_actor(),
-        remote_addr: addr,
-        at: state.clock.now_millis(),
     })
 }
 

@@ -26,6 +26,7 @@ use crate::error::ApiError;
 use crate::ids::UserId;
 use crate::policy::{Principal, UserPrincipal};
 use crate::state::AppState;
+use crate::store::Change;
 use crate::tenancy::{Email, clip};
 
 /// The session cookie's name (`__Host-tessera_session` when the public URL is HTTPS).
@@ -729,6 +730,39 @@ async fn change_password(
         },
         StatusCode::OK,
     )
+}
+
+/// Who changes what, from where and when: the audit row of a form post.
+pub(crate) struct FormChange {
+    actor: String,
+    remote_addr: Option<String>,
+    at: i64,
+}
+
+impl FormChange {
+    pub(crate) fn change(&self) -> Change<'_> {
+        Change {
+            actor: &self.actor,
+            remote_addr: self.remote_addr.as_deref(),
+            at: self.at,
+        }
+    }
+}
+
+/// The CSRF check every form post passes first, then the audit row's who and when.
+pub(crate) async fn form_context(
+    state: &AppState,
+    session: &Session,
+    principal: &Principal,
+    addr: Option<String>,
+    csrf: &str,
+) -> Result<FormChange, Response> {
+    check_csrf(session, csrf).await?;
+    Ok(FormChange {
+        actor: principal.audit_actor(),
+        remote_addr: addr,
+        at: state.clock.now_millis(),
+    })
 }
 
 #[cfg(test)]
