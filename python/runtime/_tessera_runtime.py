@@ -1,0 +1,160 @@
+"""The guest side of a Python dashboard: loads the author's `app.py` once, then answers the
+platform's requests (info, layout, dependencies, one callback) one at a time.
+
+The host reaches this module through the interpreter's `turn` export (a statement run in
+`__main__`) and this module reaches the host through `_host.call(frame)`, one opaque byte
+frame each way. Frames from the guest start with one byte naming the operation:
+
+- `q`: "what is the request?"; the answer is JSON `{"op": ..., "id": ..., "request": ...}`.
+- `r` + JSON: the answer to the request (`{"ok": value}` or `{"error": kind, "message": text}`).
+- `l` + one level digit (0 trace … 4 error) + UTF-8 text: a log line.
+
+The same functions run under CPython on the host (`answer(...)`), so they are tested there too.
+"""
+import importlib.util
+import json
+import sys
+import traceback
+
+import dash
+from dash.exceptions import PreventUpdate
+
+_state = {"app": None, "module": None}
+
+
+def _to_json(value):
+    """JSON text as Dash writes it: plotly's encoder when plotly is there (numpy, pandas,
+    figures), else the standard one that knows `to_plotly_json`."""
+    try:
+        from plotly.io.json import to_json_plotly
+    except ImportError:
+        return json.dumps(value, default=_default, separators=(",", ":"))
+    return to_json_plotly(value)
+
+
+def _default(value):
+    if hasattr(value, "to_plotly_json"):
+        return value.to_plotly_json()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def load(path, module_name="app"):
+    """Import the author's app file as module `app` (not `__main__`: `if __name__ ==
+    "__main__": app.run()` stays quiet) and find its `Dash`."""
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    app = getattr(module, "app", None)
+    if not isinstance(app, dash.Dash):
+        app = dash.get_app()
+    if app is None:
+        raise RuntimeError(f"{path} makes no dash.Dash app")
+    _state["app"], _state["module"] = app, module
+    return app
+
+
+def _layout():
+    layout = _state["app"].layout
+    if callable(layout) and not hasattr(layout, "to_plotly_json"):
+        layout = layout()
+    return layout
+
+
+def _callback_list():
+    return _state["app"]._callbacks + dash._CALLBACKS
+
+
+def _callbacks():
+    return {cb.id(): cb for cb in _callback_list()}
+
+
+def _arg_values(callback, request):
+    inputs = iter(request.get("inputs", []))
+    state = iter(request.get("state", []))
+    values = []
+    for dep in callback.args:
+        item = next(inputs if isinstance(dep, dash.Input) else state, None)
+        if isinstance(item, list):
+            values.append([one.get("value") for one in item])
+        elif isinstance(item, dict):
+            values.append(item.get("value"))
+        else:
+            values.append(None)
+    return values
+
+
+def _run_callback(callback_id, request):
+    callback = _callbacks().get(callback_id)
+    if callback is None or callback.func is None:
+        return {"error": "invalid-input", "message": f"no callback {callback_id!r}"}
+    dash.ctx._request = request
+    dash.ctx._side_update = {}
+    dash.ctx._multi = callback.multi
+    on_error = callback.on_error or _state["app"].on_error
+    try:
+        result = callback.func(*_arg_values(callback, request))
+    except PreventUpdate:
+        return {"ok": {"prevent_update": True}}
+    except Exception as error:  # Dash's `on_error`: the handler's value replaces the outputs
+        if on_error is None:
+            raise
+        result = on_error(error)
+        if result is None and callback.outputs:
+            result = dash.no_update
+    finally:
+        dash.ctx._request = None
+    side = dash.ctx._side_update
+    if not callback.outputs:
+        outputs = []
+    elif callback.multi:
+        if dash.NoUpdate.is_no_update(result):
+            outputs = [result] * len(callback.outputs)
+        else:
+            outputs = list(result)
+            if len(outputs) != len(callback.outputs):
+                raise dash.exceptions.InvalidCallbackReturnValue(
+                    f"callback {callback_id} returned {len(outputs)} values "
+                    f"for {len(callback.outputs)} outputs"
+                )
+    else:
+        outputs = [result]
+    answer = {"outputs": outputs, "side_update": side} if side else outputs
+    return {"ok": {"outputs": _to_json(answer)}}
+
+
+def answer(request):
+    """One request (a dict) to its answer (a dict); exceptions become failed answers with
+    the Python traceback, as the author would see it."""
+    op = request.get("op")
+    try:
+        if op == "info":
+            app = _state["app"]
+            return {"ok": {"title": app.title, "sdk_version": f"tessera-python dash {dash.__version__}"}}
+        if op == "layout":
+            return {"ok": _to_json(_layout())}
+        if op == "dependencies":
+            return {"ok": json.dumps([cb.dependency() for cb in _callback_list()])}
+        if op == "callback":
+            return _run_callback(request["id"], json.loads(request["request"]))
+        return {"error": "invalid-input", "message": f"unknown operation {op!r}"}
+    except Exception:
+        return {"error": "failed", "message": traceback.format_exc()}
+
+
+def serve():
+    """One turn: ask the host for the request, answer it."""
+    import _host
+
+    request = json.loads(_host.call(b"q"))
+    _host.call(b"r" + json.dumps(answer(request)).encode())
+
+
+def log(level, message):
+    import _host
+
+    _host.call(b"l" + str(level).encode() + str(message).encode())

@@ -1,0 +1,351 @@
+"""Tessera's guest-side `dash`: the part of Dash 4's Python API an `app.py` touches.
+
+An author's `app.py` imports this package instead of the real `dash` inside the sandbox:
+there is no web server here, only the layout, the callback list and the callbacks, which
+the Tessera runtime (`_tessera_runtime`) hands to the platform. `app.run(...)` and
+`app.server` are accepted and do nothing.
+"""
+import hashlib
+import sys
+
+from . import exceptions
+from ._component import Component
+from ._dependencies import (
+    ALL,
+    ALLSMALLER,
+    MATCH,
+    ClientsideFunction,
+    DashDependency,
+    Input,
+    Output,
+    State,
+    stringify_id,
+)
+from ._patch import Patch
+from .exceptions import PreventUpdate
+
+__version__ = "4.4.1"
+
+__all__ = [
+    "ALL",
+    "ALLSMALLER",
+    "MATCH",
+    "ClientsideFunction",
+    "Dash",
+    "Input",
+    "Output",
+    "Patch",
+    "PreventUpdate",
+    "State",
+    "callback",
+    "callback_context",
+    "clientside_callback",
+    "ctx",
+    "dcc",
+    "html",
+    "dash_table",
+    "no_update",
+    "set_props",
+]
+
+
+class NoUpdate:
+    """`dash.no_update`: leave this output as it is."""
+
+    def to_plotly_json(self):
+        return {"_dash_no_update": "_dash_no_update"}
+
+    @staticmethod
+    def is_no_update(value):
+        return isinstance(value, NoUpdate) or (
+            isinstance(value, dict) and value == {"_dash_no_update": "_dash_no_update"}
+        )
+
+
+no_update = NoUpdate()
+
+
+class _Callback:
+    """One registered callback: its dependencies in the decorator's order and its function."""
+
+    def __init__(
+        self,
+        func,
+        outputs,
+        multi,
+        args,
+        prevent_initial_call,
+        clientside=None,
+        running=None,
+        on_error=None,
+    ):
+        self.func = func
+        self.outputs = outputs
+        self.multi = multi
+        self.inputs = [d for d in args if isinstance(d, Input)]
+        self.state = [d for d in args if isinstance(d, State)]
+        # The function receives inputs and state in the order the decorator named them.
+        self.args = args
+        self.prevent_initial_call = prevent_initial_call is True
+        self.clientside = clientside
+        self.running = running or []
+        self.on_error = on_error
+
+    def id(self):
+        """Dash's `create_callback_id`."""
+
+        def hashed_inputs():
+            joined = ".".join(str(x) for x in self.inputs)
+            return hashlib.sha256(joined.encode("utf-8")).hexdigest()
+
+        if not self.outputs:
+            return hashed_inputs()
+
+        def part(output):
+            text = output.component_id_str().replace(".", "\\.") + "." + output.component_property
+            if output.allow_duplicate:
+                text += "@" + hashed_inputs()
+            return text
+
+        if self.multi:
+            return ".." + "...".join(part(o) for o in self.outputs) + ".."
+        return part(self.outputs[0])
+
+    def dependency(self):
+        """The `_dash-dependencies` entry, in Dash 4.4.1's key order."""
+        entry = {
+            "output": self.id(),
+            "inputs": [d.to_dict() for d in self.inputs],
+            "state": [d.to_dict() for d in self.state],
+            "clientside_function": self.clientside,
+            "prevent_initial_call": self.prevent_initial_call,
+            "background": None,
+            "dynamic_creator": None,
+            "no_output": not self.outputs,
+            "optional": False,
+            "hidden": False,
+            "websocket": False,
+            "persistent": False,
+        }
+        if self.running:
+            entry["running"] = {
+                "running": {str(output): on for output, on, _ in self.running},
+                "runningOff": {str(output): off for output, _, off in self.running},
+            }
+        return entry
+
+
+# Every callback registered with `dash.callback` or an app's `callback`, in order.
+_CALLBACKS = []
+# Every `Dash` made, so the runtime finds the app whatever its variable is called.
+_APPS = []
+
+
+def _flatten(items):
+    for item in items:
+        if isinstance(item, (list, tuple)):
+            yield from _flatten(item)
+        else:
+            yield item
+
+
+def _register(args, kwargs, func=None, clientside=None, app=None):
+    outputs = []
+    multi = False
+    deps = []
+    for arg in args:
+        if isinstance(arg, (list, tuple)):
+            flat = list(_flatten(arg))
+            if any(isinstance(d, Output) for d in flat):
+                multi = True
+            for d in flat:
+                (outputs if isinstance(d, Output) else deps).append(d)
+        elif isinstance(arg, Output):
+            outputs.append(arg)
+        elif isinstance(arg, DashDependency):
+            deps.append(arg)
+    for key in ("output", "inputs", "state"):
+        value = kwargs.get(key)
+        if value is None:
+            continue
+        if key == "output" and isinstance(value, (list, tuple)):
+            multi = True
+        for d in _flatten([value]):
+            (outputs if isinstance(d, Output) else deps).append(d)
+    if len(outputs) > 1:
+        multi = True
+    prevent = kwargs.get("prevent_initial_call")
+    if prevent is None and (app or get_app()) is not None:
+        prevent = (app or get_app()).config.prevent_initial_callbacks
+    running = kwargs.get("running")
+    callback = _Callback(
+        func, outputs, multi, deps, prevent, clientside, running, kwargs.get("on_error")
+    )
+    (_CALLBACKS if app is None else app._callbacks).append(callback)
+    return callback
+
+
+def callback(*args, **kwargs):
+    """`@dash.callback(Output(...), Input(...), State(...), prevent_initial_call=...)`."""
+
+    def decorator(func):
+        _register(args, kwargs, func=func)
+        return func
+
+    return decorator
+
+
+def clientside_callback(clientside_function, *args, app=None, **kwargs):
+    """A callback that runs in the browser: an inline function's source or a
+    `ClientsideFunction` of an asset script."""
+    if isinstance(clientside_function, ClientsideFunction):
+        spec = {
+            "namespace": clientside_function.namespace,
+            "function_name": clientside_function.function_name,
+        }
+        _register(args, kwargs, clientside=spec, app=app)
+        return
+    raise NotImplementedError("inline clientside callbacks are not supported yet")
+
+
+class _Config(dict):
+    def __getattr__(self, name):
+        return self.get(name)
+
+    def __setattr__(self, name, value):
+        self[name] = value
+
+
+class Dash:
+    """`dash.Dash(__name__, title=...)`: the app. Serving options are accepted and ignored."""
+
+    def __init__(
+        self, name=None, title="Dash", prevent_initial_callbacks=False, on_error=None, **kwargs
+    ):
+        self.title = title
+        self.on_error = on_error
+        self.layout = None
+        self.config = _Config(prevent_initial_callbacks=prevent_initial_callbacks, name=name)
+        self._options = kwargs
+        # `server = app.server` is accepted: a WSGI server means nothing inside the sandbox.
+        self.server = None
+        self._callbacks = []
+        _APPS.append(self)
+
+    def callback(self, *args, **kwargs):
+        def decorator(func):
+            _register(args, kwargs, func=func, app=self)
+            return func
+
+        return decorator
+
+    def clientside_callback(self, clientside_function, *args, **kwargs):
+        return clientside_callback(clientside_function, *args, app=self, **kwargs)
+
+    def run(self, *args, **kwargs):
+        """Accepted and ignored: Tessera serves the app."""
+
+    run_server = run
+
+
+class _Context:
+    """`dash.ctx` / `dash.callback_context` for the callback that runs now."""
+
+    def __init__(self):
+        self._request = None
+        self._side_update = {}
+        self._multi = False
+
+    @property
+    def triggered(self):
+        request = self._request or {}
+        changed = request.get("changed_prop_ids") or []
+        values = {}
+        for item in _flatten(request.get("inputs", [])):
+            if isinstance(item, dict):
+                values[f"{stringify_id(item.get('id'))}.{item.get('property')}"] = item.get("value")
+        found = [{"prop_id": p, "value": values.get(p)} for p in changed]
+        return _Falsy(found or [{"prop_id": ".", "value": None}], bool(found))
+
+    @property
+    def triggered_prop_ids(self):
+        request = self._request or {}
+        out = {}
+        for prop_id in request.get("changed_prop_ids") or []:
+            out[prop_id] = _parse_id(prop_id.rsplit(".", 1)[0])
+        return out
+
+    @property
+    def triggered_id(self):
+        request = self._request or {}
+        changed = request.get("changed_prop_ids") or []
+        if not changed:
+            return None
+        return _parse_id(changed[0].rsplit(".", 1)[0])
+
+    def _props(self, key):
+        out = {}
+        for item in _flatten((self._request or {}).get(key, [])):
+            if isinstance(item, dict):
+                out[f"{stringify_id(item.get('id'))}.{item.get('property')}"] = item.get("value")
+        return out
+
+    @property
+    def inputs(self):
+        return self._props("inputs")
+
+    @property
+    def states(self):
+        return self._props("state")
+
+    @property
+    def inputs_list(self):
+        return (self._request or {}).get("inputs", [])
+
+    @property
+    def states_list(self):
+        return (self._request or {}).get("state", [])
+
+    @property
+    def outputs_list(self):
+        # Dash's body has one object for a single output, a list for `[Output(...)]`.
+        outputs = (self._request or {}).get("outputs", [])
+        return outputs if self._multi or len(outputs) != 1 else outputs[0]
+
+
+class _Falsy(list):
+    """Dash's `triggered` is a one-element list that is false before any input changed."""
+
+    def __init__(self, items, truth):
+        super().__init__(items)
+        self._truth = truth
+
+    def __bool__(self):
+        return self._truth
+
+
+def _parse_id(text):
+    if text.startswith("{"):
+        import json
+
+        return json.loads(text)
+    return text
+
+
+ctx = _Context()
+callback_context = ctx
+
+
+def set_props(component_id, props):
+    """Set props of a component that is not an output of the running callback."""
+    key = stringify_id(component_id)
+    ctx._side_update.setdefault(key, {}).update(props)
+
+
+def get_app():
+    return _APPS[-1] if _APPS else None
+
+
+from . import dcc, html, dash_table  # noqa: E402  (they import from this package)
+
+sys.modules.setdefault("dash.dependencies", sys.modules[__name__])

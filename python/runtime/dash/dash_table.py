@@ -1,0 +1,6 @@
+"""`dash.dash_table`: the DataTable."""
+import sys
+
+from ._component import Namespace
+
+sys.modules[__name__] = Namespace("dash_table")

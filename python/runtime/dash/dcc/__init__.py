@@ -1,0 +1,6 @@
+"""`dash.dcc`: Dash's core components (Graph, Dropdown, Input, Store, ...)."""
+import sys
+
+from .._component import Namespace
+
+sys.modules[__name__] = Namespace("dash_core_components")
