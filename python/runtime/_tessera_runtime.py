@@ -58,6 +58,26 @@ def load(path, module_name="app"):
     return app
 
 
+def warm_up():
+    """Loads what a first callback would import lazily: the layout's and dependencies' JSON,
+    and when the app uses plotly, one small figure of plotly.express (its pandas backend
+    through narwhals, the trace and layout classes of its templates, the JSON encoder).
+    Runs before the snapshot of an app version, so it is paid once per deploy."""
+    answer({"op": "layout"})
+    answer({"op": "dependencies"})
+    if "plotly.express" in sys.modules and "pandas" in sys.modules:
+        import pandas as pd
+        import plotly.express as px
+
+        frame = pd.DataFrame({"x": [1, 2], "y": [3.0, 4.0], "c": ["a", "b"]})
+        for make in (px.bar, px.line, px.scatter):
+            _to_json(make(frame, x="x", y="y", color="c", title="warm-up"))
+    elif "plotly.graph_objects" in sys.modules:
+        import plotly.graph_objects as go
+
+        _to_json(go.Figure(go.Bar(x=[1], y=[1])))
+
+
 def _layout():
     layout = _state["app"].layout
     if callable(layout) and not hasattr(layout, "to_plotly_json"):
