@@ -121,6 +121,7 @@ mod limiter;
 mod outbound;
 mod pool;
 mod priority;
+mod python;
 mod sandbox;
 mod scheduler;
 mod settings;
@@ -145,6 +146,7 @@ pub use outbound::{
     HostPattern, InvalidCa, MAX_ALLOWED_HOSTS, OutboundPolicy, PatternError, TlsRoots,
     forbidden_range,
 };
+pub use python::{BootReport, PythonApp, PythonDirs, PythonRuntime};
 pub use sandbox::Sandbox;
 pub use scheduler::{CpuState, Foreground};
 pub use settings::{MIN_MASKED_SECRET_CHARS, Settings};

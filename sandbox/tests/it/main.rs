@@ -18,4 +18,5 @@ mod measure;
 mod outbound;
 mod park;
 mod pool;
+mod python;
 mod support;

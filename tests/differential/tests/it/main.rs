@@ -427,6 +427,17 @@ struct Answer {
 
 /// Tessera's answer, through the platform's protocol code around the native app.
 fn tessera(app: &App, dependencies: &Dependencies, body: &Value) -> Answer {
+    answer_with(dependencies, body, |id, request| {
+        app.run_callback(id, request)
+    })
+}
+
+/// The platform's answer to `body` around a guest that `run` stands for.
+fn answer_with(
+    dependencies: &Dependencies,
+    body: &Value,
+    run: impl FnOnce(&str, &str) -> Result<Outcome, CallbackError>,
+) -> Answer {
     let checked = match update::check(dependencies, body.to_string().as_bytes()) {
         Ok(checked) => checked,
         Err(error) => {
@@ -436,7 +447,7 @@ fn tessera(app: &App, dependencies: &Dependencies, body: &Value) -> Answer {
             };
         }
     };
-    match app.run_callback(&checked.callback.output, &checked.guest_request_json()) {
+    match run(&checked.callback.output, &checked.guest_request_json()) {
         Ok(Outcome::PreventUpdate) => Answer {
             status: 204,
             body: None,
@@ -468,8 +479,34 @@ fn tessera(app: &App, dependencies: &Dependencies, body: &Value) -> Answer {
     }
 }
 
-/// The Python twins' dependencies and answers, from `python/run.py` in the dash venv.
-fn python(cases: &BTreeMap<&str, Vec<Value>>) -> Value {
+/// The guest requests the platform would hand a guest for `body`: (callback id, request
+/// JSON), or nothing when the platform answers it itself.
+fn guest_call(dependencies: &Dependencies, body: &Value) -> Option<(String, String)> {
+    let checked = update::check(dependencies, body.to_string().as_bytes()).ok()?;
+    Some((
+        checked.callback.output.clone(),
+        checked.guest_request_json(),
+    ))
+}
+
+/// What `python/run_tessera.py` answered, as the `run-callback` result it stands for.
+fn python_outcome(answer: &Value) -> Result<Outcome, CallbackError> {
+    if let Some(outputs) = answer["ok"]["outputs"].as_str() {
+        return Ok(Outcome::Outputs(outputs.to_owned()));
+    }
+    if answer["ok"]["prevent_update"] == json!(true) {
+        return Ok(Outcome::PreventUpdate);
+    }
+    let message = answer["message"].as_str().unwrap_or_default().to_owned();
+    match answer["error"].as_str() {
+        Some("invalid-input") => Err(CallbackError::InvalidInput(message)),
+        _ => Err(CallbackError::Failed(message)),
+    }
+}
+
+/// Runs `script` (in `python/`) with the dash venv's python, `input` on its stdin, and
+/// parses the JSON it prints.
+fn run_python(script: &str, input: &Value) -> Value {
     let venv = Command::new(repo().join("scripts/differential-venv.sh"))
         .stderr(Stdio::inherit())
         .output()
@@ -484,7 +521,7 @@ fn python(cases: &BTreeMap<&str, Vec<Value>>) -> Value {
         .to_owned();
     // -B: no __pycache__ in the source tree.
     let mut child = Command::new(&python)
-        .args(["-B", "run.py"])
+        .args(["-B", script])
         .current_dir(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("python"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -495,15 +532,20 @@ fn python(cases: &BTreeMap<&str, Vec<Value>>) -> Value {
         .stdin
         .take()
         .expect("stdin is piped")
-        .write_all(serde_json::to_string(cases).expect("JSON").as_bytes())
+        .write_all(input.to_string().as_bytes())
         .expect("python reads the cases");
     let output = child.wait_with_output().expect("python finishes");
     assert!(
         output.status.success(),
-        "python/run.py failed:\n{}",
+        "python/{script} failed:\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    serde_json::from_slice(&output.stdout).expect("python/run.py prints JSON")
+    serde_json::from_slice(&output.stdout).expect("python prints JSON")
+}
+
+/// The Python twins' dependencies and answers, from `python/run.py` in the dash venv.
+fn python(cases: &BTreeMap<&str, Vec<Value>>) -> Value {
+    run_python("run.py", &serde_json::to_value(cases).expect("JSON"))
 }
 
 /// Key order and number formatting normalised: objects sorted by key, numbers as f64.
@@ -584,6 +626,94 @@ fn tessera_answers_like_python_dash() {
     assert!(
         mismatches.is_empty(),
         "{} difference(s) between Tessera and dash 4.4.1:\n\n{}",
+        mismatches.len(),
+        mismatches.join("\n\n")
+    );
+}
+
+/// Issue 18's guest runtime: the Python twins themselves, unchanged, on Tessera's own `dash`
+/// package and `_tessera_runtime` (the code a Python dashboard runs in the sandbox; CPython
+/// runs it here), shaped by the same platform code, answer as the real dash 4.4.1 does.
+/// A callback's exception is compared by status only: its message is a traceback.
+#[test]
+fn python_apps_on_the_tessera_runtime_answer_like_python_dash() {
+    let apps = differential::apps();
+    let cases: BTreeMap<&str, Vec<Value>> = apps
+        .iter()
+        .map(|(name, app)| (*name, requests(name, app)))
+        .collect();
+    let reference = python(&cases);
+    // The dependency lists of the real dash: the platform checks requests against them.
+    let dependencies: BTreeMap<&str, Dependencies> = cases
+        .keys()
+        .map(|name| {
+            let text = reference[name]["dependencies"].to_string();
+            let parsed = Dependencies::parse(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            (*name, parsed)
+        })
+        .collect();
+    let calls: BTreeMap<&str, Vec<Value>> = cases
+        .iter()
+        .map(|(name, bodies)| {
+            let calls = bodies
+                .iter()
+                .filter_map(|body| guest_call(&dependencies[name], body))
+                .map(|(id, request)| json!([id, request]))
+                .collect();
+            (*name, calls)
+        })
+        .collect();
+    let ours = run_python(
+        "run_tessera.py",
+        &serde_json::to_value(&calls).expect("JSON"),
+    );
+
+    let mut mismatches = Vec::new();
+    let mut compared = 0;
+    for (name, bodies) in &cases {
+        let theirs = &reference[name]["dependencies"];
+        let mine = &ours[name]["dependencies"];
+        if sorted_dependencies(mine) != sorted_dependencies(theirs) {
+            mismatches.push(format!(
+                "{name}: _dash-dependencies differ\n  tessera: {mine}\n  dash:    {theirs}"
+            ));
+        }
+        let mut answers = ours[name]["answers"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter();
+        for (position, body) in bodies.iter().enumerate() {
+            let mine = answer_with(&dependencies[name], body, |_, _| {
+                python_outcome(&answers.next().expect("one answer per guest call"))
+            });
+            let theirs = &reference[name]["responses"][position];
+            let theirs = Answer {
+                status: theirs["status"]
+                    .as_u64()
+                    .and_then(|s| u16::try_from(s).ok())
+                    .unwrap_or(0),
+                body: Some(theirs["body"].clone()).filter(|body| !body.is_null()),
+            };
+            compared += 1;
+            let same = mine.status == theirs.status
+                && (mine.status == 500
+                    || mine.body.as_ref().map(canonical) == theirs.body.as_ref().map(canonical));
+            if !same {
+                mismatches.push(format!(
+                    "{name} request {position}: {body}\n  tessera: {} {}\n  dash:    {} {}",
+                    mine.status,
+                    mine.body.unwrap_or(Value::Null),
+                    theirs.status,
+                    theirs.body.unwrap_or(Value::Null),
+                ));
+            }
+        }
+    }
+    assert!(compared >= 35, "only {compared} requests compared");
+    assert!(
+        mismatches.is_empty(),
+        "{} difference(s) between Tessera's Python runtime and dash 4.4.1:\n\n{}",
         mismatches.len(),
         mismatches.join("\n\n")
     );
