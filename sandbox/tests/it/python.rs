@@ -119,10 +119,11 @@ fn a_python_app_answers_layout_dependencies_and_callbacks() {
     let app = PythonApp::load(runtime(), dirs, limits(), BOOT).expect("app.py loads");
     eprintln!("python: counter app boot {:?}", app.boot);
     assert_eq!(app.info().title, "Counter");
-    let layout: serde_json::Value = serde_json::from_str(app.layout_json()).unwrap();
+    let layout: serde_json::Value = serde_json::from_str(app.layout_json()).expect("layout JSON");
     assert_eq!(layout["type"], "Div");
     assert_eq!(layout["props"]["children"][1]["props"]["children"], "add");
-    let deps: serde_json::Value = serde_json::from_str(app.dependencies_json()).unwrap();
+    let deps: serde_json::Value =
+        serde_json::from_str(app.dependencies_json()).expect("dependencies JSON");
     assert_eq!(deps[0]["output"], "total.children");
     assert_eq!(
         deps[0]["inputs"][0],
@@ -133,9 +134,13 @@ fn a_python_app_answers_layout_dependencies_and_callbacks() {
         .call("total.children", &request(Some(2)))
         .expect("callback runs");
     assert_eq!(outcome, Outcome::Outputs(r#"["add: 10"]"#.to_string()));
-    let (outcome, _) = app.call("total.children", &request(None)).unwrap();
+    let (outcome, _) = app
+        .call("total.children", &request(None))
+        .expect("the callback runs");
     assert_eq!(outcome, Outcome::PreventUpdate);
-    let (outcome, _) = app.call("total.children", &request(Some(3))).unwrap();
+    let (outcome, _) = app
+        .call("total.children", &request(Some(3)))
+        .expect("the callback runs");
     assert_eq!(
         outcome,
         Outcome::Outputs(r#"[{"_dash_no_update":"_dash_no_update"}]"#.to_string())
@@ -162,7 +167,8 @@ fn a_python_app_answers_layout_dependencies_and_callbacks() {
     let rounds = 50;
     let started = Instant::now();
     for _ in 0..rounds {
-        app.call("total.children", &request(Some(2))).unwrap();
+        app.call("total.children", &request(Some(2)))
+            .expect("the callback runs");
     }
     eprintln!(
         "python: warm callback round trip {:?}",
@@ -217,7 +223,9 @@ def probe(_):
         "inputs": [{"id": "out", "property": "id", "value": "out"}],
         "state": [],
     });
-    let (outcome, _) = app.call("out.children", &request.to_string()).unwrap();
+    let (outcome, _) = app
+        .call("out.children", &request.to_string())
+        .expect("the callback runs");
     let Outcome::Outputs(text) = outcome else {
         panic!("no outputs")
     };
@@ -295,12 +303,12 @@ fn figures() {
     let Outcome::Outputs(text) = first else {
         panic!("no outputs")
     };
-    let outputs: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let outputs: serde_json::Value = serde_json::from_str(&text).expect("outputs JSON");
     eprintln!("python figures: {}", outputs[1]);
     let rounds = 20;
     let started = Instant::now();
     for _ in 0..rounds {
-        app.call(id, &request("south")).unwrap();
+        app.call(id, &request("south")).expect("the callback runs");
     }
     eprintln!(
         "python figures: warm sales callback {:?}",
@@ -316,7 +324,7 @@ fn figures() {
             })
             .to_string(),
         )
-        .unwrap();
+        .expect("the callback runs");
     eprintln!("python figures: in the guest {timed:?}");
 }
 
