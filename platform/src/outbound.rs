@@ -138,7 +138,8 @@ pub async fn list(store: &Store, app: AppId) -> Result<Vec<HostPattern>, EditErr
 
 /// Applies `edit` of `patterns` to the app's allowlist and stores the result (or removes
 /// the setting when nothing is left), audited like any settings change; running servers
-/// reload the app within a second. Nothing is written when nothing changes.
+/// reload the app within a second. Nothing is written when nothing changes. The list is
+/// read and written in one transaction, so concurrent edits each keep their change.
 pub async fn edit(
     store: &Store,
     tenant: TenantId,
@@ -147,32 +148,31 @@ pub async fn edit(
     patterns: &[String],
     change: &Change<'_>,
 ) -> Result<Edited, EditError> {
-    let current = list(store, app).await?;
-    let next = edited(&current, edit, patterns)?;
-    if next.hosts == current {
-        return Ok(next);
-    }
-    if next.hosts.is_empty() {
-        store
-            .unset_app_settings(tenant, app, &[HOSTS_SETTING], change)
-            .await?;
-    } else {
-        let write = store::SettingWrite {
-            name: HOSTS_SETTING,
-            secret: false,
-            stored_value: value(&next.hosts),
-        };
-        store
-            .set_app_settings(
-                tenant,
-                app,
-                &[write],
-                crate::settings::MAX_SETTINGS_PER_APP,
-                change,
-            )
-            .await?;
-    }
-    Ok(next)
+    store
+        .update_app_setting(
+            tenant,
+            app,
+            HOSTS_SETTING,
+            crate::settings::MAX_SETTINGS_PER_APP,
+            change,
+            |stored| {
+                let current = match stored {
+                    None => Vec::new(),
+                    Some(setting) if setting.secret => return Err(EditError::Secret),
+                    Some(setting) => check_hosts(&setting.value)?,
+                };
+                let next = edited(&current, edit, patterns)?;
+                let update = if next.hosts == current {
+                    store::SettingUpdate::Keep
+                } else if next.hosts.is_empty() {
+                    store::SettingUpdate::Unset
+                } else {
+                    store::SettingUpdate::Set(value(&next.hosts))
+                };
+                Ok((update, next))
+            },
+        )
+        .await?
 }
 
 #[cfg(test)]

@@ -18,9 +18,9 @@ use crate::bindings::v0_2::tessera::dashboard::data as wit;
 use crate::config::Owner;
 use crate::lift::GuestStr;
 use crate::state::State;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use wasmtime::component::{ComponentType, Lift, Linker, WasmList};
 use wasmtime::{StoreContextMut, Trap};
@@ -392,12 +392,10 @@ fn blocking<T: Send + 'static>(
     if let Some(ticket) = &ticket {
         ticket.release();
     }
-    let spawned = std::thread::Builder::new()
-        .name("tessera-host-call".to_string())
-        .spawn(move || {
-            // The receiver is gone when the call stopped waiting; the answer is dropped.
-            let _ = sender.send(work(&context));
-        });
+    let spawned = on_helper(move || {
+        // The receiver is gone when the call stopped waiting; the answer is dropped.
+        let _ = sender.send(work(&context));
+    });
     let answer = match spawned {
         Ok(_) => wait(&receiver, &call),
         Err(error) => Err(wasmtime::format_err!(
@@ -410,6 +408,74 @@ fn blocking<T: Send + 'static>(
         return Err(Trap::Interrupt.into());
     }
     answer
+}
+
+/// A host call's work, run on a helper thread.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Helper threads waiting for their next host call, newest last.
+static IDLE_HELPERS: Mutex<Vec<(u64, mpsc::SyncSender<Job>)>> = Mutex::new(Vec::new());
+/// How long a helper thread waits for another call before it exits.
+const HELPER_IDLE: Duration = Duration::from_secs(10);
+/// Most helper threads kept waiting; the others exit once their call is done.
+const MAX_IDLE_HELPERS: usize = 32;
+
+/// Runs `work` on an idle helper thread, or on a new one: a host call does not pay a
+/// thread start each time. A helper runs one call at a time, so a call that blocks (a
+/// slow database) holds only its own thread, as before.
+fn on_helper(work: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
+    let mut job: Job = Box::new(work);
+    loop {
+        let idle = IDLE_HELPERS.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let Some((_, helper)) = idle else { break };
+        match helper.send(job) {
+            Ok(()) => return Ok(()),
+            // That helper has exited: try the next one.
+            Err(mpsc::SendError(back)) => job = back,
+        }
+    }
+    std::thread::Builder::new()
+        .name("tessera-host-call".to_string())
+        .spawn(move || helper(job))
+        .map(|_| ())
+}
+
+/// A helper thread: its first call, then the calls handed to it while it waits.
+fn helper(first: Job) {
+    static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    let mut job = first;
+    loop {
+        job();
+        let (sender, receiver) = mpsc::sync_channel(1);
+        {
+            let mut idle = IDLE_HELPERS.lock().unwrap_or_else(|e| e.into_inner());
+            if idle.len() >= MAX_IDLE_HELPERS {
+                return;
+            }
+            idle.push((id, sender));
+        }
+        job = match receiver.recv_timeout(HELPER_IDLE) {
+            Ok(next) => next,
+            Err(_) => {
+                let mut idle = IDLE_HELPERS.lock().unwrap_or_else(|e| e.into_inner());
+                match idle.iter().position(|(other, _)| *other == id) {
+                    Some(at) => {
+                        idle.remove(at);
+                        return;
+                    }
+                    // A caller took this helper just now: its call is on the way.
+                    None => {
+                        drop(idle);
+                        match receiver.recv() {
+                            Ok(next) => next,
+                            Err(_) => return,
+                        }
+                    }
+                }
+            }
+        };
+    }
 }
 
 /// The helper thread's answer, or [`Trap::Interrupt`] once the call is over.

@@ -58,6 +58,9 @@ pub struct Bounds {
 pub enum RunError {
     /// No connection (connect, TLS, authentication, pool exhausted): details for the log.
     Connect(String),
+    /// The connection failed under the statement (an I/O error: the server closed it
+    /// while it sat in the pool, or went away): details for the log.
+    Lost(String),
     /// Past the timeout.
     Timeout,
     /// Past the row cap.
@@ -101,9 +104,9 @@ fn classify(error: sqlx::Error) -> RunError {
                 _ => RunError::Database(message),
             }
         }
+        sqlx::Error::Io(_) => RunError::Lost(error.to_string()),
         sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
-        | sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)
         | sqlx::Error::Configuration(_) => RunError::Connect(error.to_string()),
         other => RunError::Database(other.to_string()),
@@ -118,9 +121,18 @@ pub async fn run(
     viewer: Option<&Viewer>,
     bounds: Bounds,
 ) -> Result<(Columns, u64), RunError> {
+    // Pooled connections are not pinged before use (`pg_release`): one the server closed
+    // meanwhile fails with an I/O error and is closed, and the query runs once more on
+    // another (read-only, so running it twice changes nothing).
     match pool {
-        SourcePool::Postgres(pool) => postgres(pool, sql, params, viewer, bounds).await,
-        SourcePool::Mysql(pool) => mysql(pool, sql, params, viewer, bounds).await,
+        SourcePool::Postgres(pool) => match postgres(pool, sql, params, viewer, bounds).await {
+            Err(RunError::Lost(_)) => postgres(pool, sql, params, viewer, bounds).await,
+            done => done,
+        },
+        SourcePool::Mysql(pool) => match mysql(pool, sql, params, viewer, bounds).await {
+            Err(RunError::Lost(_)) => mysql(pool, sql, params, viewer, bounds).await,
+            done => done,
+        },
         SourcePool::Sqlite(pool) => sqlite(pool, sql, params, bounds).await,
     }
 }
@@ -159,22 +171,12 @@ async fn postgres(
     bounds: Bounds,
 ) -> Result<(Columns, u64), RunError> {
     on_connection!(pool, bounds, |conn| async move {
-        conn.execute("begin transaction isolation level repeatable read read only")
+        // One round trip for the transaction and its settings (a simple-query batch; the
+        // values are hex literals, which no text can break out of). The rollback is the
+        // pool's `after_release` (`pg_release`), off the request's path.
+        conn.execute(pg_session(bounds.timeout_ms, viewer).as_str())
             .await
             .map_err(classify)?;
-        let (user, email, groups) = viewer_values(viewer);
-        sqlx::query(
-            "select set_config('statement_timeout', $1, true), \
-             set_config('tessera.user_id', $2, true), set_config('tessera.email', $3, true), \
-             set_config('tessera.groups', $4, true)",
-        )
-        .bind(bounds.timeout_ms.to_string())
-        .bind(user)
-        .bind(email)
-        .bind(groups)
-        .execute(&mut *conn)
-        .await
-        .map_err(classify)?;
         let mut query = sqlx::query::<Postgres>(sql);
         for p in params {
             query = match p {
@@ -193,8 +195,58 @@ async fn postgres(
             Some(done) => done,
             None => (Columns::new(described!(&mut *conn, sql)), 0),
         };
-        conn.execute("rollback").await.map_err(classify)?;
         Ok(collected)
+    })
+}
+
+/// The batch that opens a query's transaction on PostgreSQL: read only, its statement
+/// timeout and the viewer's identity as transaction-local settings.
+fn pg_session(timeout_ms: u64, viewer: Option<&Viewer>) -> String {
+    let (user, email, groups) = viewer_values(viewer);
+    format!(
+        "begin transaction isolation level repeatable read read only; \
+         select set_config('statement_timeout', '{timeout_ms}', true), \
+         set_config('tessera.user_id', {}, true), set_config('tessera.email', {}, true), \
+         set_config('tessera.groups', {}, true)",
+        pg_text(&user),
+        pg_text(&email),
+        pg_text(&groups)
+    )
+}
+
+/// `value` as a PostgreSQL text expression made of hex digits only.
+fn pg_text(value: &str) -> String {
+    format!(
+        "convert_from(decode('{}', 'hex'), 'UTF8')",
+        hex::encode(value)
+    )
+}
+
+/// What a PostgreSQL connection runs when it goes back to the pool: the end of the
+/// query's transaction (and so of its settings). A failure closes the connection.
+pub fn pg_release(
+    conn: &mut sqlx::PgConnection,
+    _: sqlx::pool::PoolConnectionMetadata,
+) -> futures_util::future::BoxFuture<'_, Result<bool, sqlx::Error>> {
+    Box::pin(async move {
+        conn.execute("rollback").await?;
+        Ok(true)
+    })
+}
+
+/// What a MySQL/MariaDB connection runs when it goes back to the pool: the end of the
+/// query's transaction and the viewer's identity unset, so the next query on it (another
+/// app's, another viewer's) never sees them. A failure closes the connection.
+pub fn mysql_release(
+    conn: &mut sqlx::MySqlConnection,
+    _: sqlx::pool::PoolConnectionMetadata,
+) -> futures_util::future::BoxFuture<'_, Result<bool, sqlx::Error>> {
+    Box::pin(async move {
+        conn.execute(
+            "rollback; set @tessera_user_id = null, @tessera_email = null, @tessera_groups = null",
+        )
+        .await?;
+        Ok(true)
     })
 }
 
@@ -206,33 +258,20 @@ async fn mysql(
     bounds: Bounds,
 ) -> Result<(Columns, u64), RunError> {
     on_connection!(pool, bounds, |conn| async move {
-        let (user, email, groups) = viewer_values(viewer);
-        // In the charset's default collation (usually the tables'), not the connection's:
-        // a user variable compared with a column must not mix two collations.
-        sqlx::query(
-            "set @tessera_user_id = convert(? using utf8mb4), \
-             @tessera_email = convert(? using utf8mb4), @tessera_groups = convert(? using utf8mb4)",
-        )
-        .bind(user)
-        .bind(email)
-        .bind(groups)
-        .execute(&mut *conn)
-        .await
-        .map_err(classify)?;
-        // MariaDB counts seconds; MySQL only knows max_execution_time (ms, SELECT only).
-        let seconds = bounds.timeout_ms as f64 / 1000.0;
-        if conn
-            .execute(format!("set max_statement_time = {seconds:.3}").as_str())
-            .await
-            .is_err()
-        {
-            conn.execute(format!("set max_execution_time = {}", bounds.timeout_ms).as_str())
-                .await
-                .map_err(classify)?;
+        // One round trip for the identity, the timeout and the transaction (a batch; the
+        // values are hex literals). MariaDB counts seconds in max_statement_time; MySQL
+        // only knows max_execution_time (ms), so a MySQL server gets the batch again with
+        // that. The rollback and the reset of the identity are the pool's `after_release`
+        // (`mysql_release`), off the request's path.
+        let seconds = format!("{:.3}", bounds.timeout_ms as f64 / 1000.0);
+        let mariadb = mysql_session(viewer, "max_statement_time", &seconds);
+        if let Err(error) = conn.execute(mariadb.as_str()).await {
+            if !error.to_string().contains("max_statement_time") {
+                return Err(classify(error));
+            }
+            let mysql = mysql_session(viewer, "max_execution_time", &bounds.timeout_ms.to_string());
+            conn.execute(mysql.as_str()).await.map_err(classify)?;
         }
-        conn.execute("start transaction read only")
-            .await
-            .map_err(classify)?;
         let mut query = sqlx::query::<MySql>(sql);
         for p in params {
             query = match p {
@@ -247,19 +286,27 @@ async fn mysql(
             let stream = query.fetch(&mut *conn);
             collect(stream, bounds, mysql_row).await?
         };
-        let collected = match collected {
+        Ok(match collected {
             Some(done) => done,
             None => (Columns::new(described!(&mut *conn, sql)), 0),
-        };
-        conn.execute("rollback").await.map_err(classify)?;
-        conn.execute(
-            "set @tessera_user_id = null, @tessera_email = null, @tessera_groups = null, \
-             max_statement_time = default",
-        )
-        .await
-        .map_err(classify)?;
-        Ok(collected)
+        })
     })
+}
+
+/// The batch that opens a query's transaction on MySQL/MariaDB: the viewer's identity as
+/// user variables, the statement timeout `timeout_variable = timeout`, read only.
+fn mysql_session(viewer: Option<&Viewer>, timeout_variable: &str, timeout: &str) -> String {
+    let (user, email, groups) = viewer_values(viewer);
+    // In the charset's default collation (usually the tables'), not the connection's: a
+    // user variable compared with a column must not mix two collations.
+    let text = |value: &str| format!("convert(X'{}' using utf8mb4)", hex::encode(value));
+    format!(
+        "set @tessera_user_id = {}, @tessera_email = {}, @tessera_groups = {}, \
+         {timeout_variable} = {timeout}; start transaction read only",
+        text(&user),
+        text(&email),
+        text(&groups)
+    )
 }
 
 async fn sqlite(

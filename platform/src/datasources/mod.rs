@@ -629,6 +629,11 @@ impl DataSources {
                             .min_connections(0)
                             .idle_timeout(idle)
                             .acquire_timeout(connect_timeout)
+                            // Ends the query's transaction; sqlx then pings the
+                            // connection, so a ping before each use is one round trip
+                            // too many (a connection lost meanwhile is retried, `exec::run`).
+                            .after_release(exec::pg_release)
+                            .test_before_acquire(false)
                             .connect_lazy_with(options),
                     )
                 } else {
@@ -653,6 +658,8 @@ impl DataSources {
                             .min_connections(0)
                             .idle_timeout(idle)
                             .acquire_timeout(connect_timeout)
+                            .after_release(exec::mysql_release)
+                            .test_before_acquire(false)
                             .connect_lazy_with(options),
                     )
                 }
@@ -781,7 +788,7 @@ impl DataSources {
             let detail = run_error_detail(&e);
             tracing::info!(source, tenant = %call.tenant, app = %call.app, %detail, "data-source query failed");
             match e {
-                RunError::Connect(_) => unavailable(),
+                RunError::Connect(_) | RunError::Lost(_) => unavailable(),
                 RunError::Timeout => QueryError::Limit(format!(
                     "the query on `{source}` ran longer than {} ms and was stopped",
                     started.elapsed().as_millis().max(u128::from(bounds.timeout_ms))
@@ -837,6 +844,7 @@ async fn close(pool: &SourcePool) {
 fn run_error_detail(e: &RunError) -> String {
     match e {
         RunError::Connect(d)
+        | RunError::Lost(d)
         | RunError::ReadOnly(d)
         | RunError::Database(d)
         | RunError::Decode(d) => d.clone(),

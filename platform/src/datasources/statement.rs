@@ -42,6 +42,13 @@ pub fn check(kind: Kind, sql: &str) -> Result<(), String> {
     if kind == Kind::Mysql && words.iter().any(|w| w == "outfile" || w == "dumpfile") {
         return Err("SELECT … INTO OUTFILE/DUMPFILE writes a file and is refused".into());
     }
+    // User variables outlive the statement on the pooled connection: one set by a query
+    // would be read by the next query of another app or viewer.
+    if kind == Kind::Mysql && words.iter().any(|w| w == "into" || w == ":=") {
+        return Err(
+            "assigning user variables (SELECT … INTO, :=) is refused in data-source queries".into(),
+        );
+    }
     Ok(())
 }
 
@@ -72,6 +79,16 @@ fn scan(kind: Kind, sql: &str) -> Result<Vec<String>, String> {
             }
             b'-' if bytes.get(i + 1) == Some(&b'-') => i = skip_line(bytes, i),
             b'#' if kind == Kind::Mysql => i = skip_line(bytes, i),
+            // MySQL runs the text of `/*! … */` and `/*M! … */`: not a comment to skip.
+            b'/' if kind == Kind::Mysql
+                && (sql[i..].starts_with("/*!") || sql[i..].starts_with("/*M!")) =>
+            {
+                return Err("executable comments (/*! … */) are refused".into());
+            }
+            b':' if kind == Kind::Mysql && bytes.get(i + 1) == Some(&b'=') => {
+                words.push(":=".into());
+                i += 2;
+            }
             b'/' if bytes.get(i + 1) == Some(&b'*') => {
                 let end = sql[i + 2..]
                     .find("*/")
@@ -163,6 +180,10 @@ mod tests {
             (Kind::Mysql, "select * from t into outfile '/tmp/x'"),
             (Kind::Mysql, "select 1 into dumpfile '/tmp/x'"),
             (Kind::Mysql, "select 'a\\';' ; delete from t"),
+            (Kind::Mysql, "select @leak := 'x'"),
+            (Kind::Mysql, "select 1 into @leak"),
+            (Kind::Mysql, "select 1 /*! into @leak */"),
+            (Kind::Mysql, "select 1 /*M!100000 into @leak */"),
         ] {
             assert!(check(kind, sql).is_err(), "{sql}");
         }

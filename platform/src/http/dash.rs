@@ -87,6 +87,19 @@ async fn live_app(state: &AppState, tenant: &str, app: &str) -> Result<Arc<LiveA
         .ok_or_else(ApiError::app_not_found)
 }
 
+/// One of the tenant's concurrent-callback slots, held until the answer is built; a 429
+/// when the tenant already runs its quota of callbacks.
+fn callback_slot(state: &AppState, live: &LiveApp) -> Result<quota::Slot, ApiError> {
+    state
+        .runtime
+        .callback_slots()
+        .try_acquire(
+            live.version.tenant_id,
+            live.version.callback_quotas.max_concurrent,
+        )
+        .map_err(|e| too_many(&e))
+}
+
 /// 429 `quota_exceeded`: the tenant is at one of its quotas; retrying later may work.
 fn too_many(why: &dyn std::fmt::Display) -> ApiError {
     ApiError::new(
@@ -205,15 +218,6 @@ async fn update_component(
     }
     let author = author.map_or(AppAuthor(false), |Extension(a)| a);
     let live = live_app(&state, &tenant, &app).await?;
-    // Held until the answer is built: the tenant's concurrent-callback quota.
-    let _slot = state
-        .runtime
-        .callback_slots()
-        .try_acquire(
-            live.version.tenant_id,
-            live.version.callback_quotas.max_concurrent,
-        )
-        .map_err(|e| too_many(&e))?;
     let checked = update::check(&live.dependencies, &body)?;
     let query = BackgroundQuery::from_pairs(query);
     let owner = query.end_id.as_ref().map(|end_id| Owner {
@@ -232,6 +236,7 @@ async fn update_component(
         }
     }
     if let Some(spec) = &checked.callback.background {
+        let _slot = callback_slot(&state, &live)?;
         let owner = owner.ok_or_else(|| {
             ApiError::new(
                 StatusCode::BAD_REQUEST,
@@ -281,7 +286,15 @@ async fn update_component(
                     memoized,
                     ..sandbox::CallOptions::default()
                 };
-                run_callback(&tenant, &app, &live, &checked, &request_json, options)
+                let (state, tenant, app, live, checked, request_json) =
+                    (&state, &tenant, &app, &live, &checked, &request_json);
+                async move {
+                    // Taken only when the guest is to run: a memo hit answers without
+                    // one, so memoized answers are served while the tenant is at its
+                    // quota of running callbacks.
+                    let _slot = callback_slot(state, live).map_err(RunError::Api)?;
+                    run_callback(tenant, app, live, checked, request_json, options).await
+                }
             },
         )
         .await

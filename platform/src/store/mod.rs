@@ -39,7 +39,7 @@ pub use providers::{
     ProviderRecord, ProviderRemoval, Provisioned, Refusal,
 };
 pub use sessions::session_key;
-pub use settings::{SettingWrite, StoredSetting};
+pub use settings::{SettingUpdate, SettingWrite, StoredSetting};
 pub use tenants::{Quotas, Tenant};
 pub use tokens::{NewToken, TokenRecord, TokenSummary};
 pub use users::{NewUser, User};

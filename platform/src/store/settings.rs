@@ -49,7 +49,119 @@ pub struct SettingWrite<'a> {
     pub stored_value: String,
 }
 
+/// What [`Store::update_app_setting`] does with the setting it read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SettingUpdate {
+    /// Nothing to write.
+    Keep,
+    /// Create or replace it as a plain setting with this value.
+    Set(String),
+    /// Remove it.
+    Unset,
+}
+
+fn stored_setting(row: &sqlx::any::AnyRow) -> Result<StoredSetting> {
+    let kind: String = row.try_get(1)?;
+    Ok(StoredSetting {
+        name: row.try_get(0)?,
+        secret: match kind.as_str() {
+            "secret" => true,
+            "plain" => false,
+            other => return Err(Error::Corrupt(format!("setting kind {other:?}"))),
+        },
+        value: row.try_get(2)?,
+        updated_at: row.try_get(3)?,
+        updated_by: row.try_get(4)?,
+    })
+}
+
 impl Store {
+    /// Reads the setting `name` of `app` of `tenant` and writes what `decide` makes of it
+    /// in the same transaction, under the app row's lock: two concurrent read-modify-write
+    /// edits (an allowlist's `allow` and `deny`) cannot lose one. `decide`'s refusal
+    /// writes nothing and is handed back as the inner error. Audited as
+    /// `app.settings.set` / `app.settings.unset`.
+    pub async fn update_app_setting<T, E>(
+        &self,
+        tenant: TenantId,
+        app: AppId,
+        name: &str,
+        max_settings: usize,
+        change: &Change<'_>,
+        decide: impl FnOnce(Option<StoredSetting>) -> std::result::Result<(SettingUpdate, T), E>,
+    ) -> Result<std::result::Result<T, E>> {
+        let mut tx = self.begin().await?;
+        let target = self.lock_app_row(&mut tx, tenant, app).await?;
+        let row = sqlx::query(
+            "select name, kind, value, updated_at, updated_by from app_settings \
+             where app_id = $1 and name = $2",
+        )
+        .bind(app.0)
+        .bind(name)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let current = row.as_ref().map(stored_setting).transpose()?;
+        let (update, decided) = match decide(current) {
+            Ok(decided) => decided,
+            Err(refused) => return Ok(Err(refused)),
+        };
+        match &update {
+            SettingUpdate::Keep => return Ok(Ok(decided)),
+            SettingUpdate::Set(value) => {
+                sqlx::query(
+                    "insert into app_settings (app_id, name, kind, value, updated_at, updated_by) \
+                     values ($1, $2, 'plain', $3, $4, $5) \
+                     on conflict (app_id, name) do update set kind = excluded.kind, \
+                     value = excluded.value, updated_at = excluded.updated_at, \
+                     updated_by = excluded.updated_by",
+                )
+                .bind(app.0)
+                .bind(name)
+                .bind(value)
+                .bind(change.at)
+                .bind(change.actor)
+                .execute(&mut *tx)
+                .await?;
+                let count: i64 = sqlx::query("select count(*) from app_settings where app_id = $1")
+                    .bind(app.0)
+                    .fetch_one(&mut *tx)
+                    .await?
+                    .try_get(0)?;
+                if usize::try_from(count).unwrap_or(usize::MAX) > max_settings {
+                    return Err(Error::QuotaExceeded(format!(
+                        "{target} would have {count} settings; at most {max_settings} are allowed"
+                    )));
+                }
+            }
+            SettingUpdate::Unset => {
+                sqlx::query("delete from app_settings where app_id = $1 and name = $2")
+                    .bind(app.0)
+                    .bind(name)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        bump_revision(&mut tx, app).await?;
+        let (action, detail) = match update {
+            SettingUpdate::Unset => ("app.settings.unset", json!({"names": [name]})),
+            _ => (
+                "app.settings.set",
+                json!({"settings": [name], "secrets": Vec::<&str>::new()}),
+            ),
+        };
+        audit::record(
+            &mut tx,
+            change,
+            Some(tenant),
+            action,
+            &format!("app:{target}"),
+            detail,
+        )
+        .await?;
+        self.commit_change(tx).await?;
+        Ok(Ok(decided))
+    }
+
     /// The settings of `app`, by name.
     pub async fn app_settings(&self, app: AppId) -> Result<Vec<StoredSetting>> {
         let rows = sqlx::query(
@@ -59,22 +171,7 @@ impl Store {
         .bind(app.0)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|row| {
-                let kind: String = row.try_get(1)?;
-                Ok(StoredSetting {
-                    name: row.try_get(0)?,
-                    secret: match kind.as_str() {
-                        "secret" => true,
-                        "plain" => false,
-                        other => return Err(Error::Corrupt(format!("setting kind {other:?}"))),
-                    },
-                    value: row.try_get(2)?,
-                    updated_at: row.try_get(3)?,
-                    updated_by: row.try_get(4)?,
-                })
-            })
-            .collect()
+        rows.iter().map(stored_setting).collect()
     }
 
     /// Creates or replaces `writes` on `app` of `tenant`, all or none. Refused when the app

@@ -385,6 +385,38 @@ async fn a_memoized_answer_larger_than_the_tenants_quota_is_served_but_not_kept(
     assert!(app.state.cache.tenant_usage(tenant.id).await <= 10_000);
 }
 
+/// A memo hit answers without one of the tenant's callback slots: with every slot taken,
+/// a memoized answer is still a 200, while a request that must run the guest is a 429.
+#[tokio::test]
+async fn a_memo_hit_answers_while_the_tenants_callback_slots_are_all_taken() {
+    let app = TestApp::new().await;
+    app.deploy("demo", "memo", "guest_memo.wasm").await;
+    let first = answer(&app, "memo", "a").await;
+    let tenant = app
+        .state
+        .store
+        .tenant_by_slug(&platform::ids::Slug::parse("demo").expect("slug"))
+        .await
+        .expect("store")
+        .expect("tenant");
+    let max = tenant.quotas.max_concurrent_callbacks;
+    let slots = app.state.runtime.callback_slots();
+    let taken: Vec<_> = (0..max)
+        .map(|_| slots.try_acquire(tenant.id, max).expect("a free slot"))
+        .collect();
+    assert!(slots.try_acquire(tenant.id, max).is_err(), "all taken");
+
+    assert_eq!(answer(&app, "memo", "a").await, first, "a hit, served");
+    let miss = app.post_json(MEMO, body("memo", "b")).await;
+    assert_eq!(miss.status, 429, "{}", miss.text());
+    let plain = app.post_json(MEMO, body("plain", "a")).await;
+    assert_eq!(plain.status, 429, "{}", plain.text());
+    assert_eq!(app.state.memo.stats().hits, 1);
+
+    drop(taken);
+    assert!(answer(&app, "memo", "b").await.starts_with("b @"));
+}
+
 #[tokio::test]
 async fn concurrent_identical_requests_run_the_guest_once() {
     let app = Arc::new(TestApp::new().await);

@@ -414,6 +414,21 @@ async fn postgres_sources_read_rows_and_aggregates_read_only_with_caps_and_row_s
         ["for two"]
     );
     assert!(sees(None).await.0.is_empty());
+    // The identity travels as hex literals in the transaction's first batch: quotes,
+    // backslashes and `;` come back exactly as given, and end nothing.
+    let tricky = "o'ne\\'; set local x = 1; --@example.org";
+    let out = caller
+        .query_as(
+            Some(viewer(3, tricky)),
+            "shop",
+            "select current_setting('tessera.email') as email, \
+             current_setting('transaction_read_only') as ro",
+            &[],
+        )
+        .await
+        .expect("email");
+    assert_eq!(texts(&decode(&out), "email"), [tricky]);
+    assert_eq!(texts(&decode(&out), "ro"), ["on"]);
 
     // A database error passes its message, scrubbed.
     let failed = caller
@@ -719,6 +734,35 @@ async fn mariadb_sources_read_rows_and_aggregates_read_only_with_caps_and_viewer
     );
     assert_eq!(sees(Some(viewer(2, "two@example.org"))).await, ["for two"]);
     assert!(sees(None).await.is_empty());
+    // The identity travels as hex literals: quotes and backslashes come back as given.
+    let tricky = "o'ne\\'; set @x = 1; --@example.org";
+    let out = caller
+        .query_as(
+            Some(viewer(3, tricky)),
+            "shop",
+            "select @tessera_email as email",
+            &[],
+        )
+        .await
+        .expect("email");
+    assert_eq!(texts(&decode(&out), "email"), [tricky]);
+    // A query may not set user variables: they would outlive it on the pooled connection
+    // and be read by the next query (another app's, another viewer's).
+    for sql in [
+        "select @leak := 'one'",
+        "select 1 into @leak",
+        "select 1 /*! into @leak */",
+    ] {
+        let refused = caller.query("shop", sql).await.expect_err("refused");
+        assert!(
+            matches!(refused, QueryError::Refused(_)),
+            "{sql}: {refused:?}"
+        );
+    }
+    assert!(
+        sees(None).await.is_empty(),
+        "cleared after the tricky viewer"
+    );
 
     let failed = caller
         .query("shop", "select nope from items")

@@ -478,3 +478,98 @@ async fn a_ca_file_that_is_missing_or_not_a_certificate_stops_the_start() {
         );
     }
 }
+
+/// Concurrent allowlist edits on PostgreSQL each keep their change: the list is read and
+/// written in one transaction under the app's row lock (read outside it, two `allow`s at
+/// once each wrote their own list and one host was lost).
+#[tokio::test]
+async fn concurrent_allowlist_edits_on_postgres_lose_none() {
+    let Some(db) = platform::store::testing::TestDatabase::postgres()
+        .await
+        .expect("postgres")
+    else {
+        // TESSERA_REQUIRE_POSTGRES=1 makes this a failure in TestDatabase::postgres.
+        eprintln!("TESSERA_TEST_POSTGRES_URL is not set: the concurrent-edit test is skipped");
+        return;
+    };
+    let app = Arc::new(TestApp::on(db).await);
+    app.deploy("acme", "fetcher", "guest_http.wasm").await;
+    let version = app
+        .state
+        .store
+        .live_version(
+            &platform::ids::Slug::parse("acme").expect("slug"),
+            &platform::ids::Slug::parse("fetcher").expect("slug"),
+        )
+        .await
+        .expect("store")
+        .expect("live");
+    let (tenant, app_id) = (version.tenant_id, version.app_id);
+    let change = || platform::store::Change {
+        actor: "test",
+        remote_addr: None,
+        at: 1,
+    };
+    use platform::outbound::{Edit, edit, list};
+    edit(
+        &app.state.store,
+        tenant,
+        app_id,
+        Edit::Allow,
+        &["https://gone.example.com".to_owned()],
+        &change(),
+    )
+    .await
+    .expect("seed");
+    for round in 0..3 {
+        let mut edits = Vec::new();
+        for i in 0..6 {
+            let app = app.clone();
+            edits.push(tokio::spawn(async move {
+                edit(
+                    &app.state.store,
+                    tenant,
+                    app_id,
+                    Edit::Allow,
+                    &[format!("https://h{round}-{i}.example.com")],
+                    &change(),
+                )
+                .await
+                .expect("allow");
+            }));
+        }
+        if round == 0 {
+            let app = app.clone();
+            edits.push(tokio::spawn(async move {
+                edit(
+                    &app.state.store,
+                    tenant,
+                    app_id,
+                    Edit::Deny,
+                    &["https://gone.example.com".to_owned()],
+                    &change(),
+                )
+                .await
+                .expect("deny");
+            }));
+        }
+        for task in edits {
+            task.await.expect("task");
+        }
+        let hosts: Vec<String> = list(&app.state.store, app_id)
+            .await
+            .expect("list")
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        for i in 0..6 {
+            let host = format!("https://h{round}-{i}.example.com");
+            assert!(
+                hosts.contains(&host),
+                "round {round}: {host} lost: {hosts:?}"
+            );
+        }
+        assert!(!hosts.iter().any(|h| h.contains("gone")), "{hosts:?}");
+        assert_eq!(hosts.len(), 6 * (round + 1), "{hosts:?}");
+    }
+}
