@@ -16,10 +16,18 @@ use crate::support::{
 
 const SECRET: &str = "backup-secret-3f9a";
 
+/// Compiling a component on a loaded 2-core machine may pass the default 60 s.
+fn config_file(data: &Path) -> std::path::PathBuf {
+    let path = data.with_extension("toml");
+    std::fs::write(&path, "[limits]\ncompile_secs = 900\n").expect("config file");
+    path
+}
+
 fn run(data: &Path, database: &str, args: &[&str], stdin: &str) -> (bool, String) {
     use std::io::Write;
     let mut child = tessera_command(data)
         .env("TESSERA_DATABASE_URL", database)
+        .env("TESSERA_CONFIG", config_file(data))
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -49,6 +57,7 @@ async fn answers(data: &Path, database: &str) -> Vec<Value> {
     let (mut child, address) = spawn_listening(
         tessera_command(data)
             .env("TESSERA_DATABASE_URL", database)
+            .env("TESSERA_CONFIG", config_file(data))
             .args(["serve", "--listen", "127.0.0.1:0"])
             .stdout(Stdio::piped()),
     );
