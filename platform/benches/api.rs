@@ -66,6 +66,7 @@ async fn run(db: TestDatabase) -> BenchResult {
         secret_key_file: dir.path().join("secret.key"),
         data_sources: Default::default(),
         metrics: Default::default(),
+        log: Default::default(),
     };
     let state = App::start(config).await?;
     let started = Instant::now();

@@ -100,6 +100,7 @@ async fn config(dir: &std::path::Path, redis_url: Option<String>) -> Config {
         secret_key_file: dir.join("secret.key"),
         data_sources: Default::default(),
         metrics: Default::default(),
+        log: Default::default(),
         redis_url,
     }
 }

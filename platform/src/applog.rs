@@ -51,6 +51,8 @@ pub struct Source {
     pub version: i64,
     /// The background job, when the lines come from one.
     pub job: Option<String>,
+    /// The HTTP request whose callback wrote them (`X-Request-Id`).
+    pub request_id: Option<String>,
 }
 
 enum Entry {
@@ -212,9 +214,11 @@ fn write_lines(receiver: Receiver<Entry>) {
                     app,
                     version,
                     job,
+                    request_id,
                 } = &*source;
                 let job = job.as_deref().unwrap_or("");
-                tracing::info!(target: "tessera::app_log", %tenant, %app, version, job, stream = ?line.stream, "{}", line.message);
+                let request_id = request_id.as_deref().unwrap_or("");
+                tracing::info!(target: "tessera::app_log", %tenant, %app, version, job, request_id, stream = ?line.stream, "{}", line.message);
             }
             Entry::Dropped(source, refused) => {
                 let Source { tenant, app, .. } = &*source;
@@ -235,6 +239,7 @@ mod tests {
             app: app.into(),
             version: 1,
             job: None,
+            request_id: None,
         }
     }
 

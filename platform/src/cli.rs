@@ -24,11 +24,68 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Admin(args) => admin(config, &args.command).await,
         Command::Apps(args) => apps(config, &args.command).await,
         Command::Sources(args) => sources(config, &args.command).await,
+        Command::Migrate => migrate(config).await,
+        Command::Backup(args) => backup(config, &args.dir, false).await,
+        Command::Restore(args) => backup(config, &args.dir, true).await,
         Command::CompileComponent {
             component,
             artifact,
         } => sandbox::compile_artifact(component, artifact).map_err(anyhow::Error::msg),
     }
+}
+
+/// `tessera migrate`: opening the store applies the migrations this binary carries; the
+/// schema version is printed so a hook Job's log says where the database stands.
+async fn migrate(config: Config) -> anyhow::Result<()> {
+    let store = Store::connect(&config.database_url)
+        .await
+        .with_context(|| {
+            format!(
+                "migrating {}",
+                crate::config::redact_url(&config.database_url)
+            )
+        })?;
+    let version = store.schema_version().await?;
+    store.close().await;
+    println!(
+        "the database {} is at schema version {version}",
+        crate::config::redact_url(&config.database_url)
+    );
+    Ok(())
+}
+
+/// `tessera backup DIR` and `tessera restore DIR` (`crate::backup`).
+async fn backup(config: Config, dir: &std::path::Path, restore: bool) -> anyhow::Result<()> {
+    let store = Store::connect(&config.database_url)
+        .await
+        .with_context(|| {
+            format!(
+                "opening {}",
+                crate::config::redact_url(&config.database_url)
+            )
+        })?;
+    let result = if restore {
+        crate::backup::restore(&config, &store, dir).await
+    } else {
+        crate::backup::backup(&config, &store, dir, SystemClock.now_millis()).await
+    };
+    store.close().await;
+    let done = result.with_context(|| {
+        if restore {
+            format!("restore from {} failed", dir.display())
+        } else {
+            format!("backup into {} failed", dir.display())
+        }
+    })?;
+    let verb = if restore { "restored" } else { "backed up" };
+    println!(
+        "{verb} {} rows of {} tables and {} files ({})",
+        done.rows,
+        done.tables,
+        done.files,
+        dir.display()
+    );
+    Ok(())
 }
 
 async fn serve(config: Config, args: &ServeArgs) -> anyhow::Result<()> {

@@ -55,6 +55,7 @@
 //! | – | – | `[outbound] max_requests_per_call` | 16 |
 //! | – | – | `[outbound] ca_file` | none: `https` requests trust the webpki (Mozilla) roots; a PEM file of CA certificates trusted *in addition* (a company CA), read at start |
 //! | – | `TESSERA_METRICS_TOKEN` | `[metrics] token` | none: `/metrics` answers 404 (with a token, only `Authorization: Bearer <token>` reads it; the labels name tenants and apps) |
+//! | – | `TESSERA_LOG_FORMAT` | `[log] format` | `text` (`json`: one JSON object per line, each with the request's `request_id`) |
 //! | – | `TESSERA_SECRET_KEY` | – | none: the key file is used (base64 of 32 bytes that seal provider secrets at rest) |
 //! | `--secret-key-file` | `TESSERA_SECRET_KEY_FILE` | `secret_key_file` | `{data_dir}/secret.key` (created with mode 0600 on first use) |
 //! | – | – | `[data_sources] sqlite_dir` | `{data_dir}/sources` (a tenant's SQLite sources must lie in `{sqlite_dir}/{tenant}/`) |
@@ -135,6 +136,22 @@ pub enum Command {
     Apps(AppsArgs),
     /// A tenant's data sources: register, list, grant to apps, test, remove.
     Sources(SourcesArgs),
+    /// Bring the database's schema up to date and exit (run before starting a new
+    /// version's replicas: the Helm chart's pre-upgrade hook, `docs/operations.md`).
+    Migrate,
+    /// Copy the database's rows and the files only this data directory has (secret key,
+    /// repositories, SQLite data sources) into a new folder.
+    Backup(BackupArgs),
+    /// Load a backup folder into an empty database and data directory (same schema
+    /// version: docs/operations.md).
+    Restore(BackupArgs),
+}
+
+/// Arguments of `tessera backup` and `tessera restore`.
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// The backup folder.
+    pub dir: PathBuf,
 }
 
 /// `tessera sources …`.
@@ -928,6 +945,15 @@ struct FileConfig {
     secret_key_file: Option<PathBuf>,
     data_sources: Option<DataSourcesConfig>,
     metrics: Option<MetricsConfig>,
+    log: Option<LogConfig>,
+}
+
+/// The `[log]` table: how the server writes its log.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` (the default) or `json`.
+    pub format: crate::telemetry::LogFormat,
 }
 
 /// The resolved configuration.
@@ -976,6 +1002,8 @@ pub struct Config {
     pub data_sources: DataSourcesConfig,
     /// Who may read `/metrics`.
     pub metrics: MetricsConfig,
+    /// How the log is written (`[log]`).
+    pub log: LogConfig,
 }
 
 impl fmt::Debug for Config {
@@ -1002,6 +1030,7 @@ impl fmt::Debug for Config {
             .field("secret_key_file", &self.secret_key_file)
             .field("data_sources", &self.data_sources)
             .field("metrics", &self.metrics)
+            .field("log", &self.log)
             .finish()
     }
 }
@@ -1046,6 +1075,9 @@ impl Config {
             | Command::Admin(_)
             | Command::Apps(_)
             | Command::Sources(_)
+            | Command::Migrate
+            | Command::Backup(_)
+            | Command::Restore(_)
             | Command::CompileComponent { .. } => None,
         };
         let data_dir = cli
@@ -1140,6 +1172,15 @@ impl Config {
                 // An empty token would let `Authorization: Bearer ` through: it means off.
                 metrics.token = metrics.token.filter(|t| !t.trim().is_empty());
                 metrics
+            },
+            log: {
+                let mut log = file.log.unwrap_or_default();
+                if let Ok(format) = std::env::var("TESSERA_LOG_FORMAT") {
+                    log.format = format
+                        .parse()
+                        .map_err(|e| anyhow::anyhow!("TESSERA_LOG_FORMAT: {e}"))?;
+                }
+                log
             },
             data_dir,
             database_url,

@@ -19,9 +19,14 @@ pub const EXAMPLES: &[(&str, &str)] = &[
     ("live-orders", "live_orders.wasm"),
 ];
 
-/// The examples' sources in the checkout this binary was built from; an example's
-/// `assets/` and `data/` folders there, when it has them, are deployed with it.
-fn examples_dir() -> std::path::PathBuf {
+/// The examples' sources: `{demo_dir}/examples` when it exists (the container image ships
+/// them there), else the checkout this binary was built from. An example's `assets/` and
+/// `data/` folders, when it has them, are deployed with it.
+fn examples_dir(demo_dir: &std::path::Path) -> std::path::PathBuf {
+    let shipped = demo_dir.join("examples");
+    if shipped.is_dir() {
+        return shipped;
+    }
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples")
 }
 
@@ -41,7 +46,8 @@ pub async fn install(state: &AppState) -> anyhow::Result<Vec<(String, Deployed)>
             )
         })?;
         let app = Slug::parse(name)?;
-        let assets_dir = examples_dir().join(name).join("assets");
+        let examples = examples_dir(&state.config.demo_dir);
+        let assets_dir = examples.join(name).join("assets");
         let assets = if assets_dir.is_dir() {
             crate::assets::read_dir(&assets_dir)
                 .with_context(|| format!("the assets of the demo app {name}"))?
@@ -49,9 +55,7 @@ pub async fn install(state: &AppState) -> anyhow::Result<Vec<(String, Deployed)>
             Vec::new()
         };
         // An example's `data/` folder travels with it, as a push would ship it.
-        let data_dir = examples_dir()
-            .join(name)
-            .join(crate::appdata::DEFAULT_FOLDER);
+        let data_dir = examples.join(name).join(crate::appdata::DEFAULT_FOLDER);
         let data = if data_dir.is_dir() {
             crate::appdata::read_dir(&data_dir, ".")
                 .with_context(|| format!("the data folder of the demo app {name}"))?

@@ -9,6 +9,7 @@ pub mod appdata;
 pub mod applog;
 pub mod assets;
 pub mod auth;
+pub mod backup;
 pub mod cache;
 pub mod capabilities;
 pub mod cli;

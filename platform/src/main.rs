@@ -21,7 +21,12 @@ fn main() -> anyhow::Result<()> {
     if let Ok(program) = std::env::current_exe() {
         platform::state::set_compiler_program(program);
     }
-    platform::telemetry::init();
+    // The log format is part of the configuration; a configuration that does not load is
+    // reported by the command itself, in the default format.
+    let format = platform::config::Config::load(&cli)
+        .map(|config| config.log.format)
+        .unwrap_or_default();
+    platform::telemetry::init_with(format);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

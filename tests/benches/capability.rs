@@ -268,6 +268,7 @@ async fn platform(dir: &std::path::Path, warehouse: &Warehouse) -> BenchResult<A
         outbound: Default::default(),
         cache: Default::default(),
         metrics: Default::default(),
+        log: Default::default(),
     };
     let state = App::start(config).await?;
     let tenant = Slug::parse("demo")?;

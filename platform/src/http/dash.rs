@@ -336,8 +336,10 @@ async fn run_callback(
     let id_for_call = callback_id.clone();
     let request_json = request_json.to_owned();
     let started = std::time::Instant::now();
+    // The sandbox's own log lines during the call belong to this request (its id).
+    let span = tracing::Span::current();
     let result = tokio::task::spawn_blocking(move || {
-        component.call_with(&id_for_call, &request_json, options)
+        span.in_scope(|| component.call_with(&id_for_call, &request_json, options))
     })
     .await
     .map_err(|e| RunError::Api(ApiError::internal("the callback task failed", &e)))?;
@@ -372,7 +374,7 @@ async fn run_callback(
         Err(failure) => {
             write_app_log(tenant, app, version, &failure.logs);
             let error_id = crate::error::new_error_id();
-            tracing::warn!(target: "tessera::app_log", %tenant, %app, version, callback = %callback_id, %error_id, error = %failure.error, "callback failed");
+            tracing::warn!(target: "tessera::app_log", %tenant, %app, version, callback = %callback_id, %error_id, request_id = %crate::telemetry::current().map(|id| id.to_string()).unwrap_or_default(), error = %failure.error, "callback failed");
             Err(RunError::Callback {
                 error: Arc::new(failure.error),
                 error_id,
@@ -495,6 +497,7 @@ fn write_app_log(tenant: &str, app: &str, version: i64, lines: &[sandbox::LogLin
         app: app.to_owned(),
         version,
         job: None,
+        request_id: crate::telemetry::current().map(|id| id.to_string()),
     };
     crate::applog::global().write(source, lines.to_vec());
 }

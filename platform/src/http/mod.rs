@@ -52,10 +52,15 @@ pub fn router(state: AppState) -> Router {
         // the per-app rate-limited log), never once per response: a tenant hammering its
         // failing app must not be able to fill the server's disk with log lines.
         .layer(
-            TraceLayer::new_for_http().on_failure(
-                tower_http::trace::DefaultOnFailure::new().level(tracing::Level::DEBUG),
-            ),
+            TraceLayer::new_for_http()
+                .make_span_with(ops::request_span)
+                .on_failure(
+                    tower_http::trace::DefaultOnFailure::new().level(tracing::Level::DEBUG),
+                ),
         )
+        // Outermost: the id is settled before the span above is made, and answered on
+        // every response, errors included.
+        .layer(axum::middleware::from_fn(ops::request_id))
 }
 
 /// Which origin `request` reached (by its host; `X-Forwarded-Host` from trusted proxies).

@@ -73,6 +73,43 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
     }
 }
 
+/// Settles the request's id ([`crate::telemetry::RequestId`]): the caller's well-formed
+/// `X-Request-Id` or a new one, written back into the request (for [`request_span`]),
+/// current for the handler's task and answered in the response.
+pub async fn request_id(mut request: Request, next: Next) -> Response {
+    use crate::telemetry::{REQUEST_ID_HEADER, RequestId, with_request_id};
+    let id = RequestId::from_header(
+        request
+            .headers()
+            .get(REQUEST_ID_HEADER)
+            .and_then(|v| v.to_str().ok()),
+    );
+    // Only ASCII letters, digits and `-_.:`: always a valid header value.
+    let value = HeaderValue::from_str(id.as_str()).expect("a request id is a header value");
+    request
+        .headers_mut()
+        .insert(REQUEST_ID_HEADER, value.clone());
+    let mut response = with_request_id(id, next.run(request)).await;
+    response.headers_mut().insert(REQUEST_ID_HEADER, value);
+    response
+}
+
+/// The span of one request: method, path (never the query: it may carry a one-time code)
+/// and the request id settled by [`request_id`].
+pub fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let id = request
+        .headers()
+        .get(crate::telemetry::REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path(),
+        request_id = %id,
+    )
+}
+
 /// Counts every request by its route template (never the raw path) and status.
 pub async fn count_requests(request: Request, next: Next) -> Response {
     let route = request

@@ -860,6 +860,8 @@ fn log_lines(job: &Job, lines: &[sandbox::LogLine]) {
         app: job.owner.app.to_string(),
         version: job.version,
         job: Some(job.id.to_string()),
+        // A job outlives the request that started it: its id is what ties the lines.
+        request_id: None,
     };
     crate::applog::global().write(source, lines.to_vec());
 }

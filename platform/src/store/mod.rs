@@ -12,6 +12,7 @@ mod access;
 mod apps;
 mod assets;
 mod audit;
+pub mod backup;
 mod datafiles;
 mod datasources;
 mod handoffs;
@@ -226,6 +227,15 @@ impl Store {
             acquisitions,
             local_changes: Arc::default(),
         })
+    }
+
+    /// The newest migration applied to this database (0 before any).
+    pub async fn schema_version(&self) -> Result<i64> {
+        let version: Option<i64> =
+            sqlx::query_scalar("select max(version) from _sqlx_migrations where success")
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(version.unwrap_or(0))
     }
 
     /// Keep only the newest `keep` versions of an app after each publish (at least 1; the

@@ -172,6 +172,7 @@ impl TestApp {
             secret_key_file: dir.path().join("secret.key"),
             data_sources: Default::default(),
             metrics: Default::default(),
+            log: Default::default(),
         };
         let state = App::start(config).await.map_err(|e| format!("{e:#}"))?;
         Ok(Self {
@@ -264,6 +265,7 @@ impl TestApp {
             secret_key_file: dir.path().join("secret.key"),
             data_sources: Default::default(),
             metrics: Default::default(),
+            log: Default::default(),
         };
         let state = App::start(config).await.expect("platform starts");
         Self {
@@ -296,6 +298,7 @@ impl TestApp {
             secret_key_file: dir.path().join("secret.key"),
             data_sources,
             metrics: Default::default(),
+            log: Default::default(),
             outbound: platform::config::OutboundConfig::default(),
             cache: platform::config::CacheConfig::default(),
         };
@@ -339,6 +342,7 @@ impl TestApp {
             secret_key_file: dir.path().join("secret.key"),
             data_sources: Default::default(),
             metrics: Default::default(),
+            log: Default::default(),
         };
         let state = App::start_with_clock(config, clock)
             .await
