@@ -94,7 +94,28 @@ impl ApiError {
         };
         Self::new(status, code, message)
     }
+
+    /// The last lines the guest logged before it failed, appended to the message: for the
+    /// app's authors only (the sandbox has already masked the app's secrets in them).
+    pub fn with_log_tail(mut self, lines: &[sandbox::LogLine]) -> Self {
+        let start = lines.len().saturating_sub(LOG_TAIL_LINES);
+        if start == lines.len() {
+            return self;
+        }
+        self.message.push_str("\nlast lines of the callback's log:");
+        for line in &lines[start..] {
+            let text: String = line.message.chars().take(LOG_TAIL_CHARS).collect();
+            self.message.push_str("\n  ");
+            self.message.push_str(&text);
+        }
+        self
+    }
 }
+
+/// How many of a failed callback's log lines its authors see with the error.
+pub const LOG_TAIL_LINES: usize = 20;
+/// How much of each line.
+const LOG_TAIL_CHARS: usize = 500;
 
 /// A short random id that ties an error a viewer sees to the log line with its details.
 pub fn new_error_id() -> String {

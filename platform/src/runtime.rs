@@ -50,6 +50,8 @@ pub struct LiveApp {
     pub dependencies_json: String,
     /// Inline clientside functions, as scripts for the index page.
     pub inline_scripts: Vec<String>,
+    /// The `_dash-layout` body and, for a multi-page app, Dash's `validation_layout`.
+    pub layout: crate::dash::layout::Layout,
     /// The files of its `assets/` folder (without their bytes).
     pub assets: Vec<AssetMeta>,
 }
@@ -352,7 +354,8 @@ impl Runtime {
                 _ => {}
             }
             drop(turn.take());
-            match self.load_once(version).await {
+            let prefix = crate::settings::pathname_prefix(tenant.as_str(), app.as_str());
+            match self.load_once(version, prefix).await {
                 Ok(loaded) => break loaded,
                 // The version stopped being live and was pruned between the two reads
                 // (a publish after a rollback): ask again which version is live.
@@ -376,7 +379,11 @@ impl Runtime {
     /// `version` loaded: the remembered failure if it failed a moment ago, else the
     /// result of the load in flight, else of a new one. Waiting or loading holds one of
     /// the tenant's callback slots.
-    async fn load_once(&self, version: LiveVersion) -> Result<Arc<LiveApp>, Error> {
+    async fn load_once(
+        &self,
+        version: LiveVersion,
+        pathname_prefix: String,
+    ) -> Result<Arc<LiveApp>, Error> {
         // A waiter holds its slot until the load ends; the loader's goes with the task.
         let (mut flight, _waiting) = {
             let mut loads = lock(&self.loads);
@@ -396,6 +403,7 @@ impl Runtime {
                         self.loader.clone(),
                         self.loads.clone(),
                         version,
+                        pathname_prefix,
                         done,
                         slot,
                     ));
@@ -455,10 +463,11 @@ async fn run_load(
     loader: Arc<Loader>,
     loads: Arc<Mutex<Loads>>,
     version: LiveVersion,
+    pathname_prefix: String,
     done: watch::Sender<Outcome>,
     slot: Option<Slot>,
 ) {
-    let result = loader.load(version.clone()).await;
+    let result = loader.load(version.clone(), &pathname_prefix).await;
     drop(slot);
     let outcome = match result {
         Ok(app) => Ok(Arc::new(app)),
@@ -500,7 +509,8 @@ impl Loader {
         Ok(Some(dir))
     }
 
-    async fn load(&self, version: LiveVersion) -> Result<LiveApp, Error> {
+    /// Load `version` of the app served under `pathname_prefix` (which its guest reads).
+    async fn load(&self, version: LiveVersion, pathname_prefix: &str) -> Result<LiveApp, Error> {
         let bytes = self
             .store
             .version_component(version.app_id, version.version_id)
@@ -511,7 +521,8 @@ impl Loader {
         // The app's settings as of now; a later change bumps `settings_revision`, which
         // changes `LiveVersion`, so the app is loaded again with the new values.
         let settings =
-            crate::settings::for_guest(&self.store, &self.secrets, version.app_id).await?;
+            crate::settings::for_guest(&self.store, &self.secrets, version.app_id, pathname_prefix)
+                .await?;
         let data_dir = self.data_dir(&version).await?;
         if let Some(capabilities) = &self.capabilities {
             // The guest's cache entries count against the tenant's quota as of this load; a
@@ -539,6 +550,7 @@ impl Loader {
             tokio::task::spawn_blocking(move || sandbox.load(&bytes, options)).await??;
         let dependencies = Dependencies::parse(component.dependencies_json())?;
         let split = clientside::split(component.dependencies_json())?;
+        let layout = crate::dash::layout::split(component.layout_json());
         let assets = self
             .store
             .version_assets(version.app_id, version.version_id)
@@ -549,6 +561,7 @@ impl Loader {
             dependencies,
             dependencies_json: crate::dash::dependencies::public_json(&split.served_json),
             inline_scripts: split.inline_scripts,
+            layout,
             assets,
         })
     }

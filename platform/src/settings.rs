@@ -63,7 +63,8 @@ pub fn check_name(name: &str) -> Result<(), InvalidSetting> {
 }
 
 /// Checks a value: at most [`MAX_VALUE_BYTES`] and no NUL character; the reserved
-/// outbound allowlist ([`crate::outbound::HOSTS_SETTING`]) must also parse.
+/// outbound allowlist ([`crate::outbound::HOSTS_SETTING`]) must also parse, and
+/// [`PATHNAME_PREFIX_SETTING`] is the platform's own.
 pub fn check_value(name: &str, value: &str) -> Result<(), InvalidSetting> {
     if value.len() > MAX_VALUE_BYTES {
         return Err(InvalidSetting(format!(
@@ -78,6 +79,11 @@ pub fn check_value(name: &str, value: &str) -> Result<(), InvalidSetting> {
     }
     if name == crate::outbound::HOSTS_SETTING {
         crate::outbound::check_hosts(value)?;
+    }
+    if name == PATHNAME_PREFIX_SETTING {
+        return Err(InvalidSetting(format!(
+            "{name} is set by the platform: it tells the app where it is served"
+        )));
     }
     Ok(())
 }
@@ -116,11 +122,23 @@ pub fn open_value(sealer: &SecretBox, app: AppId, stored: &StoredSetting) -> Res
     String::from_utf8(bytes).map_err(|_| unreadable())
 }
 
-/// Everything the guest of `app` may read through `host.setting`, secrets opened.
+/// The setting through which the platform tells a guest where it serves the app (Dash's
+/// `requests_pathname_prefix`, `/apps/{tenant}/{app}/`), for the SDK's `get_relative_path`
+/// in layouts and callbacks alike. Authors cannot set it.
+pub const PATHNAME_PREFIX_SETTING: &str = "TESSERA_REQUESTS_PATHNAME_PREFIX";
+
+/// Where the platform serves `tenant/app` (Dash's `requests_pathname_prefix`).
+pub fn pathname_prefix(tenant: &str, app: &str) -> String {
+    format!("/apps/{tenant}/{app}/")
+}
+
+/// Everything the guest of `app` (served under `pathname_prefix`) may read through
+/// `host.setting`, secrets opened, and the platform's [`PATHNAME_PREFIX_SETTING`].
 pub async fn for_guest(
     store: &Store,
     sealer: &SecretBox,
     app: AppId,
+    pathname_prefix: &str,
 ) -> Result<sandbox::Settings, Error> {
     let stored = store.app_settings(app).await?;
     let mut entries = Vec::with_capacity(stored.len());
@@ -131,6 +149,12 @@ pub async fn for_guest(
             setting.secret,
         ));
     }
+    // Last, so it wins over anything stored under its name before the name was reserved.
+    entries.push((
+        PATHNAME_PREFIX_SETTING.to_owned(),
+        pathname_prefix.to_owned(),
+        false,
+    ));
     Ok(sandbox::Settings::new(entries))
 }
 

@@ -26,6 +26,12 @@ use crate::pages::Pages;
 /// component to the platform (which removes it before serving `_dash-dependencies`).
 pub const INLINE_SOURCE_KEY: &str = "tessera_inline_source";
 
+/// The layout key that carries the layouts of a multi-page app's pages from the component to
+/// the platform, which removes it from `_dash-layout` and sends Dash's `validation_layout`
+/// (these pages and the layout) in the index page's `_dash-config`, so the renderer finds
+/// the ids of every page's callbacks as Dash's `use_pages` lets it.
+pub const PAGE_LAYOUTS_KEY: &str = "tessera_page_layouts";
+
 /// The boxed form of a handler: JSON in through the context, one JSON value out.
 type Handler = Box<dyn Fn(&Context<'_>) -> Result<Value> + Send + Sync>;
 
@@ -330,9 +336,17 @@ impl Callback {
                 None => Value::Null,
             },
         );
-        // What Dash 4.4.1 writes for `app.callback` and `dash.callback` alike (checked by the
-        // differential test against the real package).
-        entry.insert("dynamic_creator".into(), Value::Null);
+        // What Dash 4.4.1 writes: null for `app.callback` and `dash.callback` alike, false
+        // for `clientside_callback` (checked by the differential test against the real
+        // package).
+        entry.insert(
+            "dynamic_creator".into(),
+            if self.clientside.is_some() {
+                Value::Bool(false)
+            } else {
+                Value::Null
+            },
+        );
         entry.insert("no_output".into(), Value::Bool(self.outputs.is_empty()));
         entry.insert("optional".into(), Value::Bool(false));
         entry.insert("hidden".into(), Value::Bool(self.hidden));
@@ -561,6 +575,8 @@ pub struct App {
     outputs: BTreeSet<String>,
     /// The error handler of callbacks without their own (Dash's `Dash(on_error=…)`).
     on_error: Option<ErrorHandler>,
+    /// Every page's layout of a multi-page app, for Dash's `validation_layout`.
+    page_layouts: Vec<Component>,
 }
 
 impl std::fmt::Debug for App {
@@ -583,6 +599,7 @@ impl App {
             by_id: BTreeMap::new(),
             outputs: BTreeSet::new(),
             on_error: None,
+            page_layouts: Vec::new(),
         }
     }
 
@@ -645,7 +662,8 @@ impl App {
     /// # Panics
     ///
     /// If the app already has pages (their ids would be written twice).
-    pub fn pages(self, pages: Pages) -> Self {
+    pub fn pages(mut self, pages: Pages) -> Self {
+        self.page_layouts = pages.validation_layouts();
         let (router, title) = pages.into_callbacks();
         self.register(router).register(title)
     }
@@ -724,9 +742,18 @@ impl App {
         &self.layout
     }
 
-    /// The layout as Dash's `_dash-layout` body.
+    /// The layout as Dash's `_dash-layout` body; a multi-page app's also carries its
+    /// pages' layouts under [`PAGE_LAYOUTS_KEY`], which the platform takes out.
     pub fn layout_json(&self) -> String {
-        serialize(&self.layout)
+        if self.page_layouts.is_empty() {
+            return serialize(&self.layout);
+        }
+        let mut layout = Value::from(self.layout.clone());
+        if let Value::Object(root) = &mut layout {
+            let pages = self.page_layouts.iter().cloned().map(Value::from).collect();
+            root.insert(PAGE_LAYOUTS_KEY.into(), Value::Array(pages));
+        }
+        serialize(&layout)
     }
 
     /// The callbacks as Dash's `_dash-dependencies` body.
@@ -919,6 +946,61 @@ mod tests {
     }
 
     #[test]
+    fn triggered_values_and_update_read_as_in_dash() {
+        let app = App::new("T")
+            .layout(html::div())
+            .callback(
+                Output::new("out", "children"),
+                [
+                    Input::new("a", "value"),
+                    Input::new(json!({"type": "b", "index": crate::ALL}), "value"),
+                ],
+                (),
+                |ctx| Ok(ctx.triggered_values()),
+            )
+            .callback(
+                Output::new("maybe", "children"),
+                Input::new("a", "value"),
+                (),
+                |ctx| {
+                    let a: Option<i64> = ctx.input(0)?;
+                    Ok(crate::Update::from(a.filter(|a| *a > 0)))
+                },
+            );
+        let run = |id: &str, request: Value| match app.run_callback(id, &request.to_string()) {
+            Ok(Outcome::Outputs(json)) => serde_json::from_str::<Value>(&json).expect("json"),
+            other => panic!("{other:?}"),
+        };
+        let inputs = json!([
+            {"id": "a", "property": "value", "value": 3},
+            [{"id": {"index": 1, "type": "b"}, "property": "value", "value": "x"}],
+        ]);
+        let initial = run("out.children", json!({"inputs": inputs}));
+        assert_eq!(initial, json!([[{"prop_id": ".", "value": null}]]));
+        let changed = run(
+            "out.children",
+            json!({"inputs": inputs, "changed_prop_ids": ["{\"index\":1,\"type\":\"b\"}.value", "a.value"]}),
+        );
+        assert_eq!(
+            changed,
+            json!([[
+                {"prop_id": "{\"index\":1,\"type\":\"b\"}.value", "value": "x"},
+                {"prop_id": "a.value", "value": 3},
+            ]])
+        );
+        let set = run(
+            "maybe.children",
+            json!({"inputs": [{"id": "a", "property": "value", "value": 2}]}),
+        );
+        assert_eq!(set, json!([2]));
+        let kept = run(
+            "maybe.children",
+            json!({"inputs": [{"id": "a", "property": "value", "value": 0}]}),
+        );
+        assert_eq!(kept, json!([no_update()]));
+    }
+
+    #[test]
     fn info_reports_title_and_sdk_version() {
         let info = demo().info();
         assert_eq!(info.title, "Demo");
@@ -929,7 +1011,7 @@ mod tests {
     fn layout_json_is_dash_shaped() {
         assert_eq!(
             demo().layout_json(),
-            r#"{"props":{"children":[{"props":{"id":"name","value":"world"},"type":"Input","namespace":"dash_core_components"},{"props":{"id":"greeting"},"type":"Div","namespace":"dash_html_components"}]},"type":"Div","namespace":"dash_html_components"}"#
+            r#"{"props":{"children":[{"props":{"id":"name","value":"world"},"type":"Input","namespace":"dash_core_components"},{"props":{"children":null,"id":"greeting"},"type":"Div","namespace":"dash_html_components"}]},"type":"Div","namespace":"dash_html_components"}"#
         );
     }
 

@@ -23,6 +23,36 @@ pub fn no_update() -> Value {
     Value::Object(marker)
 }
 
+/// One output's value or Dash's `no_update`, so that a branch that leaves the output alone
+/// does not force `json!` on every other branch:
+/// `Ok(if ready { Update::Set(total) } else { Update::NoUpdate })`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Update<T> {
+    /// Set the output to this value.
+    Set(T),
+    /// Leave the output as it is.
+    NoUpdate,
+}
+
+impl<T: Serialize> Serialize for Update<T> {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            Update::Set(value) => value.serialize(serializer),
+            Update::NoUpdate => no_update().serialize(serializer),
+        }
+    }
+}
+
+impl<T> From<Option<T>> for Update<T> {
+    /// `None` leaves the output alone.
+    fn from(value: Option<T>) -> Self {
+        value.map_or(Update::NoUpdate, Update::Set)
+    }
+}
+
 /// Whether `value` is the [`no_update`] marker.
 pub(crate) fn is_no_update(value: &Value) -> bool {
     value.as_object().is_some_and(|object| {
@@ -508,6 +538,45 @@ impl<'a> Context<'a> {
     /// initial call when the page loads. Pattern ids are in Dash's string form.
     pub fn triggered(&self) -> &'a [String] {
         &self.request.changed_prop_ids
+    }
+
+    /// Dash's `ctx.triggered`: `[{"prop_id": "id.property", "value": …}, …]`, each
+    /// triggering input with the value it now has; on the initial call Dash's placeholder
+    /// `[{"prop_id": ".", "value": null}]`.
+    pub fn triggered_values(&self) -> Value {
+        if self.request.changed_prop_ids.is_empty() {
+            return serde_json::json!([{"prop_id": ".", "value": null}]);
+        }
+        let inputs: Vec<&Value> = self
+            .request
+            .inputs_list
+            .iter()
+            .flat_map(|entry| match entry {
+                Value::Array(items) => items.iter().collect::<Vec<_>>(),
+                one => vec![one],
+            })
+            .collect();
+        let value_of = |prop_id: &str| {
+            inputs
+                .iter()
+                .find(|input| {
+                    let id = input.get("id").map(stringify);
+                    let property = input.get("property").and_then(Value::as_str);
+                    matches!((id, property), (Some(id), Some(property))
+                        if prop_id.len() == id.len() + 1 + property.len()
+                            && prop_id.starts_with(&id)
+                            && prop_id.ends_with(property))
+                })
+                .and_then(|input| input.get("value").cloned())
+                .unwrap_or(Value::Null)
+        };
+        Value::Array(
+            self.request
+                .changed_prop_ids
+                .iter()
+                .map(|prop_id| serde_json::json!({"prop_id": prop_id, "value": value_of(prop_id)}))
+                .collect(),
+        )
     }
 
     /// Dash's `ctx.triggered_prop_ids`: each triggering `id.property` with its component

@@ -68,6 +68,26 @@ impl Component {
         self.prop("className", class.into())
     }
 
+    /// Set `htmlFor` (an `html.Label`'s target input id).
+    pub fn html_for(self, id: impl Into<String>) -> Self {
+        self.prop("htmlFor", id.into())
+    }
+
+    /// Set `n_clicks` (the click count an HTML element starts with).
+    pub fn n_clicks(self, clicks: u64) -> Self {
+        self.prop("n_clicks", clicks)
+    }
+
+    /// Set `disabled` (buttons, inputs).
+    pub fn disabled(self, disabled: bool) -> Self {
+        self.prop("disabled", disabled)
+    }
+
+    /// Set `title` (the tooltip the browser shows).
+    pub fn title(self, title: impl Into<String>) -> Self {
+        self.prop("title", title.into())
+    }
+
     /// The component as a JSON value, the same shape it has in `_dash-layout`.
     pub fn to_value(&self) -> Value {
         let mut node = Map::with_capacity(3);
@@ -103,7 +123,7 @@ impl From<Component> for Value {
 /// Anything that can be a component's `children`.
 ///
 /// Dash accepts a string, a number, a component or a list of those; a list here may be a
-/// `Vec` or array of one kind, or a tuple of up to twelve different kinds.
+/// `Vec` or array of one kind, or a tuple of up to 24 different kinds.
 pub trait IntoChildren {
     /// The JSON value of the `children` prop.
     fn into_children(self) -> Value;
@@ -191,6 +211,26 @@ tuple_children!(A, B, C, D, E, F, G, H, I);
 tuple_children!(A, B, C, D, E, F, G, H, I, J);
 tuple_children!(A, B, C, D, E, F, G, H, I, J, K);
 tuple_children!(A, B, C, D, E, F, G, H, I, J, K, L);
+tuple_children!(A, B, C, D, E, F, G, H, I, J, K, L, M);
+tuple_children!(A, B, C, D, E, F, G, H, I, J, K, L, M, N);
+tuple_children!(A, B, C, D, E, F, G, H, I, J, K, L, M, N, O);
+tuple_children!(A, B, C, D, E, F, G, H, I, J, K, L, M, N, O, P);
+tuple_children!(A, B, C, D, E, F, G, H, I, J, K, L, M, N, O, P, Q);
+tuple_children!(A, B, C, D, E, F, G, H, I, J, K, L, M, N, O, P, Q, R);
+tuple_children!(A, B, C, D, E, F, G, H, I, J, K, L, M, N, O, P, Q, R, S);
+tuple_children!(A, B, C, D, E, F, G, H, I, J, K, L, M, N, O, P, Q, R, S, T);
+tuple_children!(
+    A, B, C, D, E, F, G, H, I, J, K, L, M, N, O, P, Q, R, S, T, U
+);
+tuple_children!(
+    A, B, C, D, E, F, G, H, I, J, K, L, M, N, O, P, Q, R, S, T, U, V
+);
+tuple_children!(
+    A, B, C, D, E, F, G, H, I, J, K, L, M, N, O, P, Q, R, S, T, U, V, W
+);
+tuple_children!(
+    A, B, C, D, E, F, G, H, I, J, K, L, M, N, O, P, Q, R, S, T, U, V, W, X
+);
 
 #[cfg(test)]
 mod tests {

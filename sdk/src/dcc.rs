@@ -15,51 +15,95 @@ pub const NAMESPACE: &str = "dash_core_components";
 
 /// One entry of an `options` list (`Dropdown`, `Checklist`, `RadioItems`).
 ///
-/// Built from a string (the label is the value), from a `(label, value)` pair, or with
-/// [`Choice::new`] when an entry must be disabled.
+/// Kept as the author wrote it, as Dash sends it: a string or a number is the entry itself
+/// (`["North", "South"]`, `[1, 2.5]`: the label is the value), a `(label, value)` pair or
+/// [`Choice::new`] is a `{"label", "value"}` object (with `"disabled"` when an entry must
+/// be greyed out).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Choice {
-    label: Value,
-    value: Value,
-    disabled: bool,
+pub struct Choice(ChoiceKind);
+
+#[derive(Debug, Clone, PartialEq)]
+enum ChoiceKind {
+    /// A bare string or number.
+    Plain(Value),
+    Labelled {
+        label: Value,
+        value: Value,
+        disabled: bool,
+    },
 }
 
 impl Choice {
     /// An option showing `label` and selecting `value`.
     pub fn new(label: impl Into<Value>, value: impl Into<Value>) -> Self {
-        Choice {
+        Choice(ChoiceKind::Labelled {
             label: label.into(),
             value: value.into(),
             disabled: false,
-        }
+        })
     }
 
-    /// Show the option greyed out and not selectable.
-    pub fn disabled(mut self, disabled: bool) -> Self {
-        self.disabled = disabled;
-        self
+    /// Show the option greyed out and not selectable (a bare entry becomes a
+    /// `{"label", "value", "disabled"}` object, the only way Dash can say it).
+    pub fn disabled(self, disabled: bool) -> Self {
+        let (label, value) = match self.0 {
+            ChoiceKind::Plain(value) => (value.clone(), value),
+            ChoiceKind::Labelled { label, value, .. } => (label, value),
+        };
+        Choice(ChoiceKind::Labelled {
+            label,
+            value,
+            disabled,
+        })
     }
 
     fn into_value(self) -> Value {
-        let mut entry = Map::with_capacity(3);
-        entry.insert("label".into(), self.label);
-        entry.insert("value".into(), self.value);
-        if self.disabled {
-            entry.insert("disabled".into(), Value::Bool(true));
+        match self.0 {
+            ChoiceKind::Plain(value) => value,
+            ChoiceKind::Labelled {
+                label,
+                value,
+                disabled,
+            } => {
+                let mut entry = Map::with_capacity(3);
+                entry.insert("label".into(), label);
+                entry.insert("value".into(), value);
+                if disabled {
+                    entry.insert("disabled".into(), Value::Bool(true));
+                }
+                Value::Object(entry)
+            }
         }
-        Value::Object(entry)
     }
 }
 
 impl From<&str> for Choice {
     fn from(text: &str) -> Self {
-        Choice::new(text, text)
+        Choice(ChoiceKind::Plain(text.into()))
     }
 }
 
 impl From<String> for Choice {
     fn from(text: String) -> Self {
-        Choice::new(text.clone(), text)
+        Choice(ChoiceKind::Plain(text.into()))
+    }
+}
+
+impl From<i64> for Choice {
+    fn from(n: i64) -> Self {
+        Choice(ChoiceKind::Plain(n.into()))
+    }
+}
+
+impl From<i32> for Choice {
+    fn from(n: i32) -> Self {
+        Choice(ChoiceKind::Plain(n.into()))
+    }
+}
+
+impl From<f64> for Choice {
+    fn from(x: f64) -> Self {
+        Choice(ChoiceKind::Plain(number(x)))
     }
 }
 
@@ -108,6 +152,30 @@ where
     Value::Object(map)
 }
 
+/// The `dcc` components whose first argument is `children`: Dash writes `"children": null`
+/// for them until children are set (as `dcc.Link(href=…).to_plotly_json()` shows).
+const WITH_CHILDREN: [&str; 10] = [
+    "Button",
+    "Clipboard",
+    "ConfirmDialogProvider",
+    "Link",
+    "Loading",
+    "Markdown",
+    "Tab",
+    "Tabs",
+    "Tooltip",
+    "Upload",
+];
+
+fn start(namespace: &str, kind: &str) -> Component {
+    let started = component(namespace, kind);
+    if WITH_CHILDREN.contains(&kind) {
+        started.prop("children", Value::Null)
+    } else {
+        started
+    }
+}
+
 macro_rules! dcc_component {
     ($(#[$doc:meta])* $name:ident, $func:ident, $kind:literal) => {
         $(#[$doc])*
@@ -116,7 +184,7 @@ macro_rules! dcc_component {
 
         #[doc = concat!("Start a `dcc.", $kind, "`.")]
         pub fn $func() -> $name {
-            $name(component(NAMESPACE, $kind))
+            $name(start(NAMESPACE, $kind))
         }
 
         impl $name {
@@ -367,6 +435,21 @@ impl Input {
     pub fn debounce(self, debounce: bool) -> Self {
         self.prop("debounce", debounce)
     }
+
+    /// The smallest number a `number` input accepts.
+    pub fn min(self, min: impl Into<f64>) -> Self {
+        self.prop("min", number(min.into()))
+    }
+
+    /// The largest number a `number` input accepts.
+    pub fn max(self, max: impl Into<f64>) -> Self {
+        self.prop("max", number(max.into()))
+    }
+
+    /// The step of a `number` input.
+    pub fn step(self, step: impl Into<f64>) -> Self {
+        self.prop("step", number(step.into()))
+    }
 }
 
 impl Checklist {
@@ -467,8 +550,7 @@ mod tests {
             props(node),
             json!({
                 "id": "region",
-                "options": [{"label": "North", "value": "North"},
-                            {"label": "South", "value": "South"}],
+                "options": ["North", "South"],
                 "value": "North",
                 "clearable": false,
             })
@@ -481,6 +563,19 @@ mod tests {
             props(node)["options"],
             json!([{"label": "One", "value": 1},
                    {"label": "Two", "value": 2, "disabled": true}])
+        );
+    }
+
+    #[test]
+    fn options_stay_as_written() {
+        assert_eq!(props(checklist().options([1, 2]))["options"], json!([1, 2]));
+        assert_eq!(
+            props(checklist().options([2.5, 3.0]))["options"],
+            json!([2.5, 3])
+        );
+        assert_eq!(
+            props(dropdown().options([Choice::from("A").disabled(true)]))["options"],
+            json!([{"label": "A", "value": "A", "disabled": true}])
         );
     }
 

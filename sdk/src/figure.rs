@@ -5,10 +5,28 @@
 //! also carries its HTML-export configuration, which a Dash figure has no use for, so this
 //! module writes only the two keys a figure is made of (plus `frames` when a plot has
 //! animation frames). It does not render anything; plotly.js in the browser does.
+//!
+//! Like plotly.py, which applies its default `plotly` template to every `go.Figure`, a
+//! figure built from a `Plot` carries that template ([`default_template`]: the light blue
+//! plot area, white grid, the colourway) as `layout.template`, unless the plot sets its own
+//! (`Layout::template`). A JSON figure is sent as written, as a dict is in Dash.
 
 use plotly::Plot;
-use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde::ser::{Error as _, Serialize, SerializeMap, Serializer};
 use serde_json::Value;
+
+/// plotly.py's default template, `plotly.io.templates['plotly']`, as plotly 7.1.0 (the one
+/// Dash 4.4.1 installs) writes it; `scripts/plotly-template.sh` regenerates the file, and
+/// the differential suite checks it against plotly.py.
+const PLOTLY_TEMPLATE: &str = include_str!("../assets/plotly_template.json");
+
+/// plotly.py's default `plotly` template, which figures built from a `Plot` carry.
+pub fn default_template() -> &'static Value {
+    static TEMPLATE: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    TEMPLATE.get_or_init(|| {
+        serde_json::from_str(PLOTLY_TEMPLATE).expect("the embedded plotly template is JSON")
+    })
+}
 
 /// A figure for `dcc.Graph`'s `figure` prop, built from a `plotly::Plot` or a JSON value.
 ///
@@ -73,7 +91,13 @@ impl Serialize for Figure {
                 let frames = plot.frames().filter(|frames| !frames.is_empty());
                 let mut map = serializer.serialize_map(Some(2 + usize::from(frames.is_some())))?;
                 map.serialize_entry("data", plot.data())?;
-                map.serialize_entry("layout", plot.layout())?;
+                let mut layout = serde_json::to_value(plot.layout()).map_err(S::Error::custom)?;
+                if let Value::Object(layout) = &mut layout
+                    && !layout.contains_key("template")
+                {
+                    layout.insert("template".into(), default_template().clone());
+                }
+                map.serialize_entry("layout", &layout)?;
                 if let Some(frames) = frames {
                     map.serialize_entry("frames", frames)?;
                 }
@@ -107,6 +131,20 @@ mod tests {
         assert_eq!(value["data"][0]["type"], json!("bar"));
         assert_eq!(value["data"][0]["y"], json!([1.0, 2.5]));
         assert_eq!(value["layout"]["title"]["text"], json!("T"));
+    }
+
+    #[test]
+    fn plots_carry_plotlys_default_template_unless_they_set_one() {
+        let mut plot = Plot::new();
+        plot.add_trace(Bar::new(vec!["a"], vec![1.0]));
+        let value = Figure::from(plot.clone()).to_value().expect("json");
+        let template = &value["layout"]["template"];
+        assert_eq!(template["layout"]["plot_bgcolor"], json!("#E5ECF6"));
+        assert_eq!(template["layout"]["colorway"][0], json!("#636efa"));
+        assert_eq!(template["data"]["bar"][0]["type"], json!("bar"));
+        plot.set_layout(Layout::new().template(plotly::layout::Template::new()));
+        let own = Figure::from(plot).to_value().expect("json");
+        assert_eq!(own["layout"]["template"], json!({}));
     }
 
     #[test]

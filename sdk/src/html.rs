@@ -11,8 +11,11 @@ use crate::component::{Component, component};
 pub const NAMESPACE: &str = "dash_html_components";
 
 /// Any element of `dash_html_components` by its Dash type name, e.g. `element("Canvas")`.
+///
+/// It starts with `"children": null`, as Dash writes every HTML element (whose first
+/// argument is `children`) until children are set.
 pub fn element(kind: &str) -> Component {
-    component(NAMESPACE, kind)
+    component(NAMESPACE, kind).prop("children", serde_json::Value::Null)
 }
 
 macro_rules! elements {

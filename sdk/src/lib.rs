@@ -66,6 +66,7 @@ pub mod id;
 pub mod log;
 pub mod pages;
 pub mod patch;
+pub mod paths;
 mod progress;
 pub mod settings;
 pub mod sql;
@@ -73,13 +74,14 @@ pub mod table;
 pub mod viewer;
 
 pub use app::{App, Callback, Info, Outcome, PreventInitialCall};
-pub use callback::{Context, Dependencies, Input, Key, Output, State, no_update};
+pub use callback::{Context, Dependencies, Input, Key, Output, State, Update, no_update};
 pub use clientside::ClientsideFunction;
 pub use component::{Component, IntoChildren, component};
 pub use error::{CallbackError, Error, PreventUpdate, Result};
 pub use figure::Figure;
 pub use id::{ALL, ALLSMALLER, Id, MATCH, Wildcard};
 pub use patch::Patch;
+pub use paths::{get_relative_path, strip_relative_path};
 pub use sql::query;
 pub use viewer::{Viewer, viewer};
 

@@ -64,7 +64,8 @@ impl PageContext {
     /// The browser URL of a path inside the app, for `dcc.Link` and `html.A` (Dash's
     /// `get_relative_path`): `href("/report/7")` is `/apps/{tenant}/{app}/report/7`.
     pub fn href(&self, path: &str) -> String {
-        format!("{}{}", self.prefix, path.trim_start_matches('/'))
+        let path = format!("/{}", path.trim_start_matches('/'));
+        crate::paths::app_get_relative_path(&self.prefix, &path).unwrap_or(path)
     }
 }
 
@@ -169,6 +170,28 @@ impl Pages {
             .iter()
             .map(|p| (p.template.as_str(), p.title.as_str()))
             .collect()
+    }
+
+    /// Every page's layout as its layout function builds it without path variables or
+    /// query (the 404 page last), for Dash's `validation_layout`: the renderer then knows
+    /// the ids of every page's callbacks before the page is shown.
+    pub(crate) fn validation_layouts(&self) -> Vec<Component> {
+        let prefix = crate::paths::requests_pathname_prefix();
+        let context = |path: &str| PageContext {
+            path: path.to_owned(),
+            prefix: prefix.clone(),
+            variables: BTreeMap::new(),
+            query: BTreeMap::new(),
+        };
+        let mut layouts: Vec<Component> = self
+            .pages
+            .iter()
+            .map(|page| (page.layout)(&context(&page.template)))
+            .collect();
+        if let Some(not_found) = &self.not_found {
+            layouts.push(not_found(&context("/")));
+        }
+        layouts
     }
 
     /// Route a browser path: `(page layout, page title, navigation bar)`. A path outside

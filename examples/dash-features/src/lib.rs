@@ -1,7 +1,9 @@
 //! Dash's partial and side updates in one page: a long list grown with a `Patch` (the
 //! browser keeps the list; only the new item travels), `set_props` updating a status line
 //! that is no output, a failing callback whose `on_error` shows a fallback, and a slow
-//! ordinary callback that disables its button while it runs (`running`).
+//! ordinary callback that disables its button while it runs (`running`), and a callback
+//! that panics without an `on_error`: its authors see the panic and its log in Dash's dev
+//! tools, a viewer only an error id.
 //!
 //! The browser test `tests/e2e/dash-features.test.mjs` drives it.
 
@@ -30,6 +32,8 @@ pub fn app() -> App {
             html::div().id("result").children("not run"),
             html::button().id("slow").children("Slow"),
             html::div().id("slow-out").children("not run"),
+            html::button().id("crash").children("Crash"),
+            html::div().id("crash-out").children("not run"),
         )))
         .register(
             Callback::new(
@@ -71,7 +75,25 @@ pub fn app() -> App {
             .prevent_initial_call(true)
             .running(Output::new("slow", "disabled"), true, false),
         )
+        .register(
+            Callback::new(
+                Output::new("crash-out", "children"),
+                Input::new("crash", "n_clicks"),
+                (),
+                |ctx| -> sdk::Result<Value> {
+                    let clicks: u64 = ctx.input::<Option<u64>>(0)?.unwrap_or(0);
+                    sdk::log::info(&format!("{CRASH_LOG} (click {clicks})"));
+                    panic!("{CRASH_PANIC}");
+                },
+            )
+            .prevent_initial_call(true),
+        )
 }
+
+/// What the crashing callback logs before it panics.
+pub const CRASH_LOG: &str = "summing the quarterly rows";
+/// Its panic message: the author's detail a viewer must never see.
+pub const CRASH_PANIC: &str = "the quarterly total overflowed at row 17";
 
 sdk::export_app!(app);
 

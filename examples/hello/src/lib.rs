@@ -84,7 +84,10 @@ mod tests {
             children[1]["props"],
             json!({"id": "name", "value": "world"})
         );
-        assert_eq!(children[2]["props"], json!({"id": "greeting"}));
+        assert_eq!(
+            children[2]["props"],
+            json!({"children": null, "id": "greeting"})
+        );
         assert_eq!(app().info().title, "Hello");
     }
 }

@@ -9,6 +9,9 @@
 //!   second callback;
 //! - anything else: the 404 page.
 //!
+//! Every link is relative to the app (`PageContext::href` in pages, `sdk::get_relative_path`
+//! in the header), so the app navigates under whatever prefix the platform serves it.
+//!
 //! The header is on every page: a theme toggle (clientside, `window.dash_clientside.ui.theme`
 //! defined in `assets/app.js`) and a note field whose character counter is an inline
 //! clientside function. Neither ever reaches the server.
@@ -102,6 +105,12 @@ pub fn app() -> App {
                         html::button().id("theme-toggle").children("Toggle theme"),
                         dcc::input().id("note").placeholder("Type a note"),
                         html::span().id("note-count").children("0 characters"),
+                        // A link written in the layout, outside any page: Dash's
+                        // get_relative_path puts it under the app's prefix.
+                        dcc::link()
+                            .id("header-live")
+                            .href(sdk::get_relative_path("/live"))
+                            .children("Live ticks"),
                     )),
                     pages::container(),
                 )),

@@ -44,6 +44,31 @@ impl BackgroundQuery {
     }
 }
 
+/// Dash's signed page token (`_dash-config`'s `end_id`): `value~mac`, the MAC (hex) over
+/// `value` bound to the scope `end`, as `dash._callback_signing.sign` writes it. Jobs are
+/// bound to the whole token ([`crate::jobs::Owner`]), so a page reaches only its own.
+pub fn sign_end_id(secrets: &crate::secretbox::SecretBox, value: &str) -> String {
+    format!("{value}~{}", end_id_mac(secrets, value))
+}
+
+/// Whether `signed` is an `end_id` this platform issued (constant-time comparison).
+pub fn end_id_is_signed(secrets: &crate::secretbox::SecretBox, signed: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    let Some((value, mac)) = signed.rsplit_once('~') else {
+        return false;
+    };
+    end_id_mac(secrets, value)
+        .as_bytes()
+        .ct_eq(mac.as_bytes())
+        .into()
+}
+
+fn end_id_mac(secrets: &crate::secretbox::SecretBox, value: &str) -> String {
+    // `derive` is an HMAC-SHA256 under the platform key's derivation root.
+    let mac = secrets.derive(format!("tessera dash end\0{value}").as_bytes());
+    mac.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// The first answer to a background callback: its handles, cancel inputs and progress
 /// defaults, as Dash's `_setup_background_callback` writes them.
 pub fn started_body(job: &str, spec: &Background) -> String {
@@ -87,6 +112,21 @@ pub fn pending_body(progress: Option<Value>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn end_ids_are_signed_as_dash_signs_them() {
+        let secrets = crate::secretbox::SecretBox::from_key(&[7; 32]);
+        let signed = sign_end_id(&secrets, "AbC123");
+        let (value, mac) = signed.rsplit_once('~').expect("value~mac");
+        assert_eq!(value, "AbC123");
+        assert_eq!(mac.len(), 64);
+        assert!(mac.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert!(end_id_is_signed(&secrets, &signed));
+        assert!(!end_id_is_signed(&secrets, "AbC124~".to_owned().as_str()));
+        assert!(!end_id_is_signed(&secrets, &format!("AbC124~{mac}")));
+        let other = crate::secretbox::SecretBox::from_key(&[8; 32]);
+        assert!(!end_id_is_signed(&other, &signed));
+    }
 
     fn spec() -> Background {
         Background {

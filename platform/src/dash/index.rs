@@ -36,6 +36,11 @@ pub struct AppExtras<'a> {
     /// Inline clientside functions, already made safe for a `<script>` element
     /// ([`super::clientside::inline_script`]).
     pub inline_scripts: &'a [String],
+    /// Dash's `validation_layout` of a multi-page app ([`super::layout`]).
+    pub validation_layout: Option<&'a serde_json::Value>,
+    /// Dash's dev tools UI (`ui`): the error pop-up with callback errors, for the app's
+    /// authors.
+    pub dev_tools: bool,
 }
 
 /// Render the index page of the app served under `prefix` (`/apps/{tenant}/{app}/`).
@@ -55,28 +60,7 @@ pub fn render_with(
     end_id: &str,
     extras: &AppExtras<'_>,
 ) -> String {
-    let children_props: serde_json::Value =
-        serde_json::from_str(CHILDREN_PROPS).unwrap_or_else(|_| json!({}));
-    let config = json!({
-        "url_base_pathname": null,
-        "requests_pathname_prefix": prefix,
-        "ui": false,
-        "props_check": false,
-        "disable_version_check": true,
-        "show_undo_redo": false,
-        "suppress_callback_exceptions": false,
-        "update_title": "Updating...",
-        "children_props": children_props,
-        "serve_locally": true,
-        "dash_version": DASH_VERSION,
-        "ddk_version": null,
-        "plotly_version": null,
-        "validate_callbacks": false,
-        "csrf_token_name": "_csrf_token",
-        "csrf_header_name": "X-CSRFToken",
-        "end_id": end_id,
-        "plotly_cloud_installed": false,
-    });
+    let config = config(prefix, end_id, extras);
     let bundle = |src: String| format!("{prefix}{src}");
     let scripts = frontend
         .prelude_scripts()
@@ -95,6 +79,42 @@ pub fn render_with(
     };
     page.render()
         .unwrap_or_else(|e| format!("template error: {e}"))
+}
+
+/// The `_dash-config` of the app served under `prefix`: the keys Dash 4.4.1's `_config()`
+/// sends (values for a production app without hot reload), `ui` for the app's authors, and
+/// `validation_layout` for a multi-page app.
+pub fn config(prefix: &str, end_id: &str, extras: &AppExtras<'_>) -> serde_json::Value {
+    let children_props: serde_json::Value =
+        serde_json::from_str(CHILDREN_PROPS).unwrap_or_else(|_| json!({}));
+    let mut config = json!({
+        "url_base_pathname": null,
+        "requests_pathname_prefix": prefix,
+        "ui": extras.dev_tools,
+        "props_check": false,
+        "disable_version_check": true,
+        "show_undo_redo": false,
+        "suppress_callback_exceptions": false,
+        "update_title": "Updating...",
+        "children_props": children_props,
+        "serve_locally": true,
+        "dash_version": DASH_VERSION,
+        // Dash's keys for its dev tools' version check, which `disable_version_check`
+        // keeps off: no Python here, and no request to plotly's server.
+        "python_version": null,
+        "dash_version_url": null,
+        "ddk_version": null,
+        "plotly_version": null,
+        "validate_callbacks": false,
+        "csrf_token_name": "_csrf_token",
+        "csrf_header_name": "X-CSRFToken",
+        "end_id": end_id,
+        "plotly_cloud_installed": false,
+    });
+    if let Some(validation_layout) = extras.validation_layout {
+        config["validation_layout"] = validation_layout.clone();
+    }
+    config
 }
 
 /// JSON that cannot close the `<script>` element it sits in: `<`, `>` and `&` only occur

@@ -9,6 +9,7 @@ pub mod clientside;
 pub mod dependencies;
 pub mod graph;
 pub mod index;
+pub mod layout;
 pub mod pattern;
 pub mod update;
 

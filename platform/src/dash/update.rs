@@ -27,6 +27,10 @@ pub fn is_json_content_type(value: Option<&str>) -> bool {
         .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
 }
 
+/// The `Content-Type` of Dash's empty answers (204: PreventUpdate, nothing to change), as
+/// Flask writes `return "", 204`.
+pub const EMPTY_ANSWER_CONTENT_TYPE: &str = "text/html; charset=utf-8";
+
 /// Dash's marker for "leave this output as it is".
 const NO_UPDATE_KEY: &str = "_dash_no_update";
 

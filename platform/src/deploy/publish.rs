@@ -220,13 +220,20 @@ impl Deployer<'_> {
             Some(found) => (found.id, found.quotas.callback()),
             None => (TenantId(0), Quotas::DEFAULT.callback()),
         };
+        // The guest reads where it is served (`get_relative_path` in its layout).
+        let prefix = crate::settings::pathname_prefix(tenant.as_str(), app.as_str());
         let (settings, owner) = match self.store.app_access(tenant, app, None).await? {
             Some(access) => (
-                crate::settings::for_guest(self.store, self.secrets, access.app_id).await?,
+                crate::settings::for_guest(self.store, self.secrets, access.app_id, &prefix)
+                    .await?,
                 quota::owner(access.tenant_id, access.app_id.0, &quotas),
             ),
             None => (
-                sandbox::Settings::default(),
+                sandbox::Settings::new([(
+                    crate::settings::PATHNAME_PREFIX_SETTING.to_owned(),
+                    prefix.clone(),
+                    false,
+                )]),
                 quota::owner(tenant_id, 0, &quotas),
             ),
         };

@@ -134,6 +134,7 @@ async fn add_trailing_slash(Path((tenant, app)): Path<(String, String)>) -> Resp
 async fn page_path(
     State(state): State<AppState>,
     Path((tenant, app, page)): Path<(String, String, String)>,
+    author: Option<Extension<AppAuthor>>,
 ) -> Result<Response, ApiError> {
     if page.starts_with('_') {
         live_app(&state, &tenant, &app).await?;
@@ -143,26 +144,32 @@ async fn page_path(
             format!("{page:?} is reserved for Dash's own endpoints"),
         ));
     }
-    index_page(State(state), Path((tenant, app))).await
+    index_page(State(state), Path((tenant, app)), author).await
 }
 
+/// The index page. The app's authors get Dash's dev tools UI, which shows their callbacks'
+/// errors (the answer's message carries the details only for them).
 async fn index_page(
     State(state): State<AppState>,
     Path((tenant, app)): Path<(String, String)>,
+    author: Option<Extension<AppAuthor>>,
 ) -> Result<Response, ApiError> {
     let live = live_app(&state, &tenant, &app).await?;
     let prefix = format!("/apps/{tenant}/{app}/");
-    let end_id: String = rand::rng()
+    let token: String = rand::rng()
         .sample_iter(rand::distr::Alphanumeric)
         .take(24)
         .map(char::from)
         .collect();
+    let end_id = crate::dash::background::sign_end_id(&state.secrets, &token);
     let assets = crate::assets::index_assets(&live.assets);
     let extras = index::AppExtras {
         css: assets.css.iter().map(|a| a.url(&prefix)).collect(),
         scripts: assets.js.iter().map(|a| a.url(&prefix)).collect(),
         favicon: assets.favicon.map(|a| a.url(&prefix)),
         inline_scripts: &live.inline_scripts,
+        validation_layout: live.layout.validation.as_ref(),
+        dev_tools: author.is_some_and(|Extension(AppAuthor(author))| author),
     };
     let html = index::render_with(
         &state.frontend,
@@ -183,7 +190,7 @@ async fn layout(
     Path((tenant, app)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let live = live_app(&state, &tenant, &app).await?;
-    Ok(json_response(live.component.layout_json().to_owned()))
+    Ok(json_response(live.layout.served_json.clone()))
 }
 
 async fn dependencies(
@@ -300,13 +307,22 @@ async fn update_component(
         .await
         .map_err(|e| match e {
             RunError::Api(e) => e,
-            RunError::Callback { error, error_id } => {
-                ApiError::from_callback(&error, &error_id, author.0)
+            RunError::Callback {
+                error,
+                error_id,
+                log_tail,
+            } => {
+                let error = ApiError::from_callback(&error, &error_id, author.0);
+                if author.0 {
+                    error.with_log_tail(&log_tail)
+                } else {
+                    error
+                }
             }
         })?;
     Ok(match answer {
         Answer::Json(body) => json_response(body),
-        Answer::NoContent => StatusCode::NO_CONTENT.into_response(),
+        Answer::NoContent => no_content(),
     })
 }
 
@@ -318,6 +334,8 @@ enum RunError {
     Callback {
         error: Arc<sandbox::Error>,
         error_id: String,
+        /// The guest's last log lines, for the app's authors.
+        log_tail: Arc<[sandbox::LogLine]>,
     },
 }
 
@@ -373,11 +391,17 @@ async fn run_callback(
         }
         Err(failure) => {
             write_app_log(tenant, app, version, &failure.logs);
+            let tail = failure
+                .logs
+                .len()
+                .saturating_sub(crate::error::LOG_TAIL_LINES);
+            let log_tail: Arc<[sandbox::LogLine]> = failure.logs[tail..].into();
             let error_id = crate::error::new_error_id();
             tracing::warn!(target: "tessera::app_log", %tenant, %app, version, callback = %callback_id, %error_id, request_id = %crate::telemetry::current().map(|id| id.to_string()).unwrap_or_default(), error = %failure.error, "callback failed");
             Err(RunError::Callback {
                 error: Arc::new(failure.error),
                 error_id,
+                log_tail,
             })
         }
     }
@@ -454,7 +478,7 @@ async fn poll_job(
             })?;
             Ok(match body {
                 Some(body) => json_response(with_progress(&body, progress)),
-                None => StatusCode::NO_CONTENT.into_response(),
+                None => no_content(),
             })
         }
         JobState::Failed {
@@ -472,8 +496,21 @@ async fn poll_job(
             Ok((status, axum::Json(body)).into_response())
         }
         // Cancelled, PreventUpdate or no outputs: nothing to change, as Dash answers.
-        _ => Ok(StatusCode::NO_CONTENT.into_response()),
+        _ => Ok(no_content()),
     }
+}
+
+/// Dash's empty answer (PreventUpdate, nothing to change): 204 with the `Content-Type`
+/// Flask gives it.
+fn no_content() -> Response {
+    (
+        StatusCode::NO_CONTENT,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(update::EMPTY_ANSWER_CONTENT_TYPE),
+        )],
+    )
+        .into_response()
 }
 
 /// Add the last progress to a final answer, as Dash does.

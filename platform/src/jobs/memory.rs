@@ -50,8 +50,10 @@ impl MemoryJobs {
         self.lock().remove(id);
     }
 
-    pub(super) fn progress(&self, id: &str) -> Option<String> {
-        self.lock().get(id).and_then(|entry| entry.progress.clone())
+    pub(super) fn take_progress(&self, id: &str) -> Option<String> {
+        self.lock()
+            .get_mut(id)
+            .and_then(|entry| entry.progress.take())
     }
 
     pub(super) fn set_progress(&self, id: &str, json: &str) {

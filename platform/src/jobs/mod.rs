@@ -195,11 +195,12 @@ impl JobStore {
         }
     }
 
-    /// The latest progress report (a JSON array), if any.
-    pub async fn progress(&self, id: &str) -> Result<Option<String>> {
+    /// The latest progress report (a JSON array) not taken yet, taken: a poll reports a
+    /// progress once, as Dash's managers delete it when they read it.
+    pub async fn take_progress(&self, id: &str) -> Result<Option<String>> {
         match self {
-            JobStore::Memory(store) => Ok(store.progress(id)),
-            JobStore::Redis(store) => store.progress(id).await,
+            JobStore::Memory(store) => Ok(store.take_progress(id)),
+            JobStore::Redis(store) => store.take_progress(id).await,
         }
     }
 
@@ -519,7 +520,7 @@ impl Jobs {
             return Ok(None);
         };
         store.touch(id, self.inner.options.unpolled).await?;
-        let progress = store.progress(id).await?;
+        let progress = store.take_progress(id).await?;
         if job.state.is_final() {
             store.remove(id).await?;
             lock(&self.inner.book).release_answer(id);
@@ -772,7 +773,8 @@ impl Inner {
                     let error =
                         crate::error::ApiError::from_callback(&failure.error, &error_id, false);
                     let detail =
-                        crate::error::ApiError::from_callback(&failure.error, &error_id, true);
+                        crate::error::ApiError::from_callback(&failure.error, &error_id, true)
+                            .with_log_tail(&failure.logs);
                     JobState::Failed {
                         status: error.status.as_u16(),
                         code: error.code.to_owned(),

@@ -65,9 +65,9 @@ impl RedisJobs {
         Ok(())
     }
 
-    pub(super) async fn progress(&self, id: &str) -> Result<Option<String>> {
+    pub(super) async fn take_progress(&self, id: &str) -> Result<Option<String>> {
         let mut connection = self.connection.clone();
-        Ok(connection.get(key(id, ":progress")).await?)
+        Ok(connection.get_del(key(id, ":progress")).await?)
     }
 
     pub(super) async fn set_progress(&self, id: &str, json: &str) -> Result<()> {

@@ -97,8 +97,8 @@ async fn background_job_reports_progress_then_its_result() {
         json!({"status": {"children": "Report 1 is ready: 12 sections."}})
     );
     assert!(
-        progress_seen.len() >= 3 && progress_seen.windows(2).all(|w| w[0] <= w[1]),
-        "progress should advance: {progress_seen:?}"
+        progress_seen.len() >= 3 && progress_seen.windows(2).all(|w| w[0] < w[1]),
+        "progress should advance, each report once: {progress_seen:?}"
     );
     // The answer is delivered once.
     let again = poll(&app, "page1", &job).await;

@@ -519,3 +519,173 @@ async fn pattern_requests_that_do_not_fit_the_wildcards_are_400() {
         assert_eq!(reply.error_code(), "request_mismatch", "{body}");
     }
 }
+
+/// The `_dash-config` object of an index page.
+fn dash_config(html: &str) -> Value {
+    let start = html
+        .find(r#"<script id="_dash-config" type="application/json">"#)
+        .expect("config");
+    let rest = &html[start..];
+    let json = &rest[rest.find('>').expect(">") + 1..rest.find("</script>").expect("end")];
+    serde_json::from_str(json).expect("config is JSON")
+}
+
+/// A token of a new admin of `tenant` (who may deploy its apps).
+async fn admin_token(app: &TestApp, tenant: &str) -> String {
+    platform::admin::create_user(&app.state.store, "ada@example.org", None, false, &op())
+        .await
+        .expect("user");
+    platform::admin::grant(&app.state.store, "ada@example.org", tenant, "admin", &op())
+        .await
+        .expect("grant");
+    platform::admin::create_token(&app.state.store, "ada@example.org", tenant, None, 1, &op())
+        .await
+        .expect("token")
+        .token
+}
+
+/// Relative paths: the guest learns its prefix when it loads (its layout's header link
+/// goes to `/apps/demo/multi-page/live`), the page layouts travel in `_dash-config`'s
+/// `validation_layout` (Dash's `use_pages`), not in `_dash-layout`, and authors cannot
+/// set the reserved setting that carries the prefix.
+#[tokio::test]
+async fn a_multi_page_app_knows_its_prefix_and_sends_dashs_validation_layout() {
+    let app = TestApp::new().await;
+    app.deploy("demo", "multi-page", "multi_page.wasm").await;
+    let layout = app.get("/apps/demo/multi-page/_dash-layout").await;
+    assert_eq!(layout.status, StatusCode::OK);
+    let text = layout.text();
+    assert!(!text.contains("tessera_page_layouts"), "{text}");
+    assert!(
+        text.contains(r#""href":"/apps/demo/multi-page/live""#),
+        "the header link is not under the prefix: {text}"
+    );
+    let config = dash_config(&app.get("/apps/demo/multi-page/").await.text());
+    let validation = config["validation_layout"].to_string();
+    for id in [
+        "live-interval",
+        "live-store",
+        "report-title",
+        "not-found",
+        "app-root",
+    ] {
+        assert!(
+            validation.contains(&format!(r#""id":"{id}""#)),
+            "{id} missing: {validation}"
+        );
+    }
+    // An app without pages has none.
+    app.deploy("demo", "sales-explorer", "sales_explorer.wasm")
+        .await;
+    let config = dash_config(&app.get(SALES).await.text());
+    assert!(config.get("validation_layout").is_none(), "{config}");
+
+    let refused = platform::settings::check_value(
+        platform::settings::PATHNAME_PREFIX_SETTING,
+        "/apps/other/app/",
+    );
+    assert!(refused.is_err(), "authors may not move the prefix");
+}
+
+/// Dash's keys in `_dash-config`; the dev tools UI (`ui`) for the app's authors only.
+#[tokio::test]
+async fn the_dev_tools_are_on_for_authors_only() {
+    let app = sales_app().await;
+    let anonymous = dash_config(&app.get(SALES).await.text());
+    assert_eq!(anonymous["ui"], false);
+    for key in [
+        "url_base_pathname",
+        "requests_pathname_prefix",
+        "ui",
+        "props_check",
+        "disable_version_check",
+        "show_undo_redo",
+        "suppress_callback_exceptions",
+        "update_title",
+        "children_props",
+        "serve_locally",
+        "dash_version",
+        "python_version",
+        "dash_version_url",
+        "ddk_version",
+        "plotly_version",
+        "validate_callbacks",
+        "csrf_token_name",
+        "csrf_header_name",
+        "end_id",
+        "plotly_cloud_installed",
+    ] {
+        assert!(anonymous.get(key).is_some(), "{key} missing: {anonymous}");
+    }
+    let token = admin_token(&app, "demo").await;
+    let author = dash_config(&app.get_with_token(SALES, &token).await.text());
+    assert_eq!(author["ui"], true);
+    // Dash's version check stays off: no request leaves for plotly's server.
+    assert_eq!(author["disable_version_check"], true);
+}
+
+/// A 204 carries the `Content-Type` Flask gives it.
+#[tokio::test]
+async fn an_empty_answer_has_flasks_content_type() {
+    let app = TestApp::new().await;
+    app.deploy("evil", "hostile", "guest_hostile.wasm").await;
+    let reply = app
+        .post_json(
+            "/apps/evil/hostile/_dash-update-component",
+            crate::support::hostile_request("prevent"),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.text());
+    assert_eq!(
+        reply
+            .headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("text/html; charset=utf-8")
+    );
+}
+
+/// A failing callback: its authors get the panic and the guest's last log lines; a viewer
+/// neither.
+#[tokio::test]
+async fn an_author_sees_the_log_tail_of_a_failing_callback() {
+    let app = TestApp::new().await;
+    app.deploy("demo", "dash-features", "dash_features.wasm")
+        .await;
+    let uri = "/apps/demo/dash-features/_dash-update-component";
+    let body = json!({
+        "output": "crash-out.children",
+        "outputs": {"id": "crash-out", "property": "children"},
+        "inputs": [{"id": "crash", "property": "n_clicks", "value": 1}],
+        "changedPropIds": ["crash.n_clicks"],
+    })
+    .to_string();
+    let viewer = app.post_json(uri, body.clone()).await;
+    assert_eq!(viewer.status, StatusCode::INTERNAL_SERVER_ERROR);
+    let message = viewer.json()["error"]["message"].to_string();
+    assert!(!message.contains("quarterly"), "{message}");
+    assert!(message.contains("error id"), "{message}");
+    let token = admin_token(&app, "demo").await;
+    let author = app
+        .request(
+            axum::http::Request::post(uri)
+                .header(axum::http::header::CONTENT_TYPE, "application/json")
+                .header(axum::http::header::AUTHORIZATION, format!("Bearer {token}"))
+                .body(axum::body::Body::from(body))
+                .expect("request"),
+        )
+        .await;
+    assert_eq!(author.status, StatusCode::INTERNAL_SERVER_ERROR);
+    let message = author.json()["error"]["message"]
+        .as_str()
+        .expect("message")
+        .to_owned();
+    assert!(
+        message.contains("the quarterly total overflowed at row 17"),
+        "{message}"
+    );
+    assert!(
+        message.contains("summing the quarterly rows (click 1)"),
+        "{message}"
+    );
+}

@@ -257,7 +257,8 @@ async fn a_secret_copied_to_another_app_does_not_open() {
         reply.text()
     );
     assert!(!reply.text().contains(SECRET), "{}", reply.text());
-    let opened = platform::settings::for_guest(store, &app.state.secrets, other.app_id).await;
+    let opened =
+        platform::settings::for_guest(store, &app.state.secrets, other.app_id, "/apps/t/a/").await;
     let error = opened
         .expect_err("a copied secret does not open")
         .to_string();

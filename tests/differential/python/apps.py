@@ -6,7 +6,9 @@ Each function returns a Dash app; keep them line-for-line translations of the Ru
 from dash import (
     ALL, ALLSMALLER, MATCH, Dash, Input, Output, Patch, State, ctx, dcc, html, no_update, set_props,
 )
+from dash import get_relative_path, strip_relative_path
 from dash.exceptions import PreventUpdate
+import plotly.graph_objects as go
 
 
 def multi_state():
@@ -292,6 +294,37 @@ def features():
     return app
 
 
+def shapes():
+    app = Dash("shapes")
+    app.layout = html.Div([
+        html.Div(id="empty"),
+        dcc.Link(id="link", href="/page-2"),
+        dcc.Markdown(id="md"),
+        dcc.Dropdown(id="dd", options=["North", "South"], value="North"),
+        dcc.Checklist(id="nums", options=[1, 2.5]),
+        dcc.Location(id="loc"),
+        html.Div(id="rel"),
+        html.Div(id="cs"),
+        dcc.Graph(id="chart"),
+    ])
+
+    app.clientside_callback(
+        "function(value) { return value; }",
+        Output("cs", "children"),
+        Input("dd", "value"),
+    )
+
+    @app.callback(Output("rel", "children"), Input("loc", "pathname"))
+    def rel(pathname):
+        return [get_relative_path("/page-2"), strip_relative_path(pathname)]
+
+    @app.callback(Output("chart", "figure"), Input("dd", "value"))
+    def chart(value):
+        return go.Figure(go.Bar(x=[value], y=[3]))
+
+    return app
+
+
 APPS = {
     "multi_state": multi_state,
     "chained": chained,
@@ -299,4 +332,5 @@ APPS = {
     "patterns": patterns,
     "context": context,
     "features": features,
+    "shapes": shapes,
 }

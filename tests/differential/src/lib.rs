@@ -6,8 +6,9 @@
 //! to catch where Tessera's protocol handling differs from Dash's, not to test the apps.
 
 use sdk::{
-    ALL, ALLSMALLER, App, Callback, Input, MATCH, Output, Patch, PreventInitialCall, PreventUpdate,
-    State, dcc, html, no_update,
+    ALL, ALLSMALLER, App, Callback, ClientsideFunction, Figure, Input, MATCH, Output, Patch,
+    PreventInitialCall, PreventUpdate, State, dcc, get_relative_path, html, no_update,
+    strip_relative_path,
 };
 use serde_json::{Map, Value, json};
 
@@ -20,6 +21,7 @@ pub fn apps() -> Vec<(&'static str, App)> {
         ("patterns", patterns()),
         ("context", context()),
         ("features", features()),
+        ("shapes", shapes()),
     ]
 }
 
@@ -436,5 +438,56 @@ pub fn features() -> App {
                 |_| Ok("reset"),
             )
             .prevent_initial_call(PreventInitialCall::InitialDuplicate),
+        )
+}
+
+/// Shapes the renderer may depend on: `"children": null`, options as written, an inline
+/// clientside callback, relative paths, a figure with plotly's default template.
+pub fn shapes() -> App {
+    App::new("shapes")
+        .layout(
+            html::div().children((
+                html::div().id("empty"),
+                dcc::link().id("link").href("/page-2"),
+                dcc::markdown().id("md"),
+                dcc::dropdown()
+                    .id("dd")
+                    .options(["North", "South"])
+                    .value("North"),
+                dcc::checklist().id("nums").options([1.0, 2.5]),
+                dcc::location().id("loc"),
+                html::div().id("rel"),
+                html::div().id("cs"),
+                dcc::graph().id("chart"),
+            )),
+        )
+        .clientside_callback(
+            Output::new("cs", "children"),
+            Input::new("dd", "value"),
+            (),
+            ClientsideFunction::inline("function(value) { return value; }"),
+        )
+        .callback(
+            Output::new("rel", "children"),
+            Input::new("loc", "pathname"),
+            (),
+            |ctx| {
+                let pathname: Option<String> = ctx.input(0)?;
+                Ok(json!([
+                    get_relative_path("/page-2"),
+                    strip_relative_path(pathname.as_deref())?
+                ]))
+            },
+        )
+        .callback(
+            Output::new("chart", "figure"),
+            Input::new("dd", "value"),
+            (),
+            |ctx| {
+                let value: String = ctx.input(0)?;
+                let mut plot = plotly::Plot::new();
+                plot.add_trace(plotly::Bar::new(vec![value], vec![3]));
+                Ok(Figure::from(plot))
+            },
         )
 }

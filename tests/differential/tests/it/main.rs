@@ -414,6 +414,28 @@ fn requests(name: &str, app: &App) -> Vec<Value> {
                 single(&reset_id, "out", &reset_property, "reset", None),
             ]
         }
+        "shapes" => {
+            let rel = |pathname: &str| {
+                body(
+                    "rel.children",
+                    out("rel", "children"),
+                    json!([prop("loc", "pathname", Some(json!(pathname)))]),
+                    None,
+                    &["loc.pathname"],
+                )
+            };
+            vec![
+                rel("/reports/7/"),
+                rel("/"),
+                body(
+                    "chart.figure",
+                    out("chart", "figure"),
+                    json!([prop("dd", "value", Some(json!("North")))]),
+                    None,
+                    &["dd.value"],
+                ),
+            ]
+        }
         other => panic!("no requests for app {other}"),
     }
 }
@@ -567,6 +589,14 @@ fn canonical(value: &Value) -> Value {
     }
 }
 
+/// The keys of the `_dash-config` Tessera writes for a viewer (no dev tools), sorted.
+fn config_keys() -> Value {
+    let config = platform::dash::index::config("/", "end", &Default::default());
+    let mut keys: Vec<&String> = config.as_object().expect("an object").keys().collect();
+    keys.sort();
+    json!(keys)
+}
+
 /// `_dash-dependencies` sorted by callback id (Dash keeps registration order; the order
 /// carries no meaning for the renderer).
 fn sorted_dependencies(list: &Value) -> Value {
@@ -591,16 +621,46 @@ fn tessera_answers_like_python_dash() {
         let dependencies = Dependencies::parse(&dependencies_json)
             .unwrap_or_else(|error| panic!("{name}: {error}"));
         graph::check(&dependencies).unwrap_or_else(|error| panic!("{name}: {error}"));
-        let ours: Value = serde_json::from_str(&dependencies_json).expect("JSON");
+        // As `_dash-dependencies` serves them: inline clientside sources and Tessera's
+        // private keys taken out.
+        let served = platform::dash::clientside::split(&dependencies_json)
+            .unwrap_or_else(|error| panic!("{name}: {error}"))
+            .served_json;
+        let served = platform::dash::dependencies::public_json(&served);
+        let ours: Value = serde_json::from_str(&served).expect("JSON");
         let theirs = &reference[name]["dependencies"];
         if sorted_dependencies(&ours) != sorted_dependencies(theirs) {
             mismatches.push(format!(
                 "{name}: _dash-dependencies differ\n  tessera: {ours}\n  dash:    {theirs}"
             ));
         }
+        let ours = platform::dash::layout::split(&app.layout_json()).served_json;
+        let ours: Value = serde_json::from_str(&ours).expect("JSON");
+        let theirs = &reference[name]["layout"];
+        if canonical(&ours) != canonical(theirs) {
+            mismatches.push(format!(
+                "{name}: _dash-layout differs\n  tessera: {ours}\n  dash:    {theirs}"
+            ));
+        }
+        let ours = config_keys();
+        let theirs = &reference[name]["config_keys"];
+        if &ours != theirs {
+            mismatches.push(format!(
+                "{name}: _dash-config keys differ\n  tessera: {ours}\n  dash:    {theirs}"
+            ));
+        }
         for (position, body) in cases[name].iter().enumerate() {
             let ours = tessera(app, &dependencies, body);
             let theirs = &reference[name]["responses"][position];
+            if theirs["status"] == 204
+                && theirs["content_type"] != update::EMPTY_ANSWER_CONTENT_TYPE
+            {
+                mismatches.push(format!(
+                    "{name} request {position}: dash answers 204 with Content-Type {}, tessera with {}",
+                    theirs["content_type"],
+                    update::EMPTY_ANSWER_CONTENT_TYPE
+                ));
+            }
             let theirs = Answer {
                 status: theirs["status"]
                     .as_u64()
@@ -621,6 +681,14 @@ fn tessera_answers_like_python_dash() {
                 ));
             }
         }
+    }
+    let template = &reference["_plotly_template"];
+    if canonical(sdk::figure::default_template()) != canonical(template) {
+        mismatches.push(
+            "the SDK's default figure template is not plotly.py's `plotly` template; \
+             run scripts/plotly-template.sh"
+                .to_owned(),
+        );
     }
     assert!(compared >= 35, "only {compared} requests compared");
     assert!(

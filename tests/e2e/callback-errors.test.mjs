@@ -1,0 +1,127 @@
+// A failing callback in a real browser: its authors see the panic and the callback's last
+// log lines in Dash's dev tools (the `ui` of `_dash-config`, on for them only); a viewer
+// of the same app gets no dev tools and an answer with nothing but an error id, which the
+// server log ties to the details. The app is the demo's dash-features (its Crash button
+// panics), opened to the tenant's members only, by an admin of the tenant and by a viewer.
+//
+//   node --test tests/e2e/callback-errors.test.mjs
+//
+// Screenshots and the server log go to tests/artifacts/.
+
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import path from 'node:path';
+
+import { launchBrowser, repo, screenshot, startTessera, PAGE_WAIT } from './harness.mjs';
+
+const APP = '/apps/demo/dash-features/';
+// examples/dash-features: CRASH_PANIC and CRASH_LOG.
+const PANIC = 'the quarterly total overflowed at row 17';
+const LOGGED = 'summing the quarterly rows';
+
+let server;
+let browser;
+
+const targetDir = process.env.CARGO_TARGET_DIR ?? path.join(repo, 'target');
+const tessera = path.join(targetDir, 'release', 'tessera');
+
+function admin(args, input) {
+  return execFileSync(tessera, ['admin', ...args], {
+    env: { ...process.env, TESSERA_DATA_DIR: server.dataDir },
+    input,
+    encoding: 'utf8',
+  });
+}
+
+before(async () => {
+  server = await startTessera({ name: 'e2e-callback-errors' });
+  admin(['set-visibility', 'demo/dash-features', 'tenant']);
+  admin(['create-user', 'ada@example.org', '--password-stdin'], 'ada-long-password\n');
+  admin(['grant', 'ada@example.org', 'demo', 'admin']);
+  admin(['create-user', 'vic@example.org', '--password-stdin'], 'vic-long-password\n');
+  admin(['grant', 'vic@example.org', 'demo', 'viewer']);
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop(5000);
+});
+
+/** Signs in with the local form (the app sends an anonymous visitor there) and opens the app. */
+async function openAs(email, password) {
+  await browser.context.clearCookies();
+  const page = await browser.context.newPage();
+  await page.goto(`${server.appsUrl}${APP}`);
+  await page.waitForURL(/\/login\?/, PAGE_WAIT);
+  await page.fill('#email', email);
+  await page.fill('#password', password);
+  await Promise.all([page.waitForNavigation(PAGE_WAIT), page.click('button[type=submit]')]);
+  await page.waitForURL((u) => u.pathname === APP, PAGE_WAIT);
+  await page.waitForSelector('#crash', PAGE_WAIT);
+  return page;
+}
+
+/** Clicks Crash and returns the failed update's status and error message. */
+async function crash(page) {
+  const isUpdate = (res) => res.url().includes('_dash-update-component') && res.request().method() === 'POST';
+  const [res] = await Promise.all([page.waitForResponse(isUpdate, PAGE_WAIT), page.click('#crash')]);
+  const body = await res.json();
+  return { status: res.status(), code: body?.error?.code, message: body?.error?.message ?? '' };
+}
+
+test("the app's author sees the panic and the log in Dash's dev tools", { timeout: 120_000 }, async () => {
+  const page = await openAs('ada@example.org', 'ada-long-password');
+  assert.ok(await page.$('.dash-debug-menu__outer'), 'the author gets the dev tools');
+  const answer = await crash(page);
+  assert.equal(answer.status, 500);
+  assert.equal(answer.code, 'callback_panicked');
+  assert.ok(answer.message.includes(PANIC), answer.message);
+  assert.ok(answer.message.includes(LOGGED), answer.message);
+
+  // The renderer opens its errors pop-up by itself and lists the failed callback.
+  await page.waitForFunction(
+    () => document.querySelector('.dash-fe-error__title')?.textContent?.includes('Callback error updating crash-out.children'),
+    null,
+    PAGE_WAIT,
+  );
+  const details = await page.textContent('.dash-debug-menu__popup');
+  if (!details.includes(PANIC)) await page.click('.test-devtools-error-toggle');
+  await page.waitForFunction(
+    (panic) => [...document.querySelectorAll('.dash-fe-error__info, .dash-fe-error__st, pre')].some((el) => el.textContent.includes(panic)),
+    PANIC,
+    PAGE_WAIT,
+  );
+  await screenshot(page, 'callback-errors-author.png');
+  // The output stays as it was: the failure is visible, not the old value passed off as new.
+  assert.equal(await page.textContent('#crash-out'), 'not run');
+  await page.close();
+});
+
+test('a viewer gets no dev tools and an answer with only an error id, which the server log explains', { timeout: 120_000 }, async () => {
+  const page = await openAs('vic@example.org', 'vic-long-password');
+  const config = JSON.parse(await page.textContent('#_dash-config'));
+  assert.equal(config.ui, false);
+  assert.equal(await page.$('.dash-debug-menu__outer'), null, 'a viewer gets no dev tools');
+  const answer = await crash(page);
+  assert.equal(answer.status, 500);
+  assert.equal(answer.code, 'callback_panicked');
+  for (const secret of [PANIC, LOGGED, '.rs', 'panicked at']) {
+    assert.ok(!answer.message.includes(secret), `the viewer sees ${JSON.stringify(secret)}: ${answer.message}`);
+  }
+  const id = answer.message.match(/error id ([a-z0-9]{10})/)?.[1];
+  assert.ok(id, `no error id in ${answer.message}`);
+  // The author finds the details under the same id in the server log.
+  let line;
+  for (let i = 0; i < 50 && !line; i++) {
+    line = server.log().split('\n').find((l) => l.includes(id));
+    if (!line) await page.waitForTimeout(100);
+  }
+  assert.ok(line, `no server log line with error id ${id}`);
+  assert.ok(line.includes(PANIC), line);
+  await page.waitForTimeout(500);
+  assert.equal(await page.$('.dash-fe-error__title'), null, 'no error UI for a viewer');
+  await screenshot(page, 'callback-errors-viewer.png');
+  await page.close();
+});
