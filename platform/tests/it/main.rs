@@ -30,6 +30,7 @@ mod outbound;
 mod pages;
 mod quota;
 mod replicas;
+mod roles;
 mod saml;
 mod sessions;
 mod settings;

@@ -170,6 +170,7 @@ impl TestApp {
             apps_origin: apps_origin.map(str::to_owned),
             secret_key: None,
             secret_key_file: dir.path().join("secret.key"),
+            cluster: Default::default(),
             data_sources: Default::default(),
             metrics: Default::default(),
         };
@@ -262,6 +263,7 @@ impl TestApp {
             apps_origin: None,
             secret_key: None,
             secret_key_file: dir.path().join("secret.key"),
+            cluster: Default::default(),
             data_sources: Default::default(),
             metrics: Default::default(),
         };
@@ -294,6 +296,7 @@ impl TestApp {
             apps_origin: None,
             secret_key: None,
             secret_key_file: dir.path().join("secret.key"),
+            cluster: Default::default(),
             data_sources,
             metrics: Default::default(),
             outbound: platform::config::OutboundConfig::default(),
@@ -337,6 +340,7 @@ impl TestApp {
             apps_origin: None,
             secret_key: None,
             secret_key_file: dir.path().join("secret.key"),
+            cluster: Default::default(),
             data_sources: Default::default(),
             metrics: Default::default(),
         };
