@@ -608,10 +608,10 @@ impl Run {
             let mut replicas = self.replicas.lock().await;
             let replica = &mut replicas[0];
             let mut child = replica.child.take().context("web1 runs")?;
-            let at = load.now();
             child.start_kill()?;
             let _ = child.wait().await;
-            at
+            // The moment the process is gone: what it held until then was in flight.
+            load.now()
         };
         events.push("web1 SIGKILLed", killed_at);
         tokio::time::sleep(Duration::from_secs(1)).await;
