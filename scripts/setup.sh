@@ -4,7 +4,7 @@
 #   scripts/setup.sh            Rust wasm32-wasip2 target, the Dash front end (npm ci in admin-ui),
 #                               the C libraries of SAML's XML signatures (libxmlsec1-dev, libxml2-dev,
 #                               libssl-dev, pkg-config; libclang-dev for bindgen)
-#   scripts/setup.sh --test     ... plus Chromium, slapd, ldap-utils, bubblewrap and prometheus (Debian
+#   scripts/setup.sh --test     ... plus Chromium, slapd, ldap-utils, bubblewrap, prometheus, haproxy and nginx (Debian
 #                               packages; the LDAP tests start their own throwaway slapd, the metrics test
 #                               its own Prometheus), checks for node and python3, the
 #                               test OpenID provider (npm ci in tests/services/oidc), the test SAML
@@ -95,6 +95,13 @@ fi
 # apt may enable its service, which nothing here starts (no systemd on CI).
 if [ "$want_test" = 1 ] && [ ! -x /usr/bin/prometheus ]; then
     apt_missing+=(prometheus)
+fi
+# The load-balancer suite (scripts/bench-lb.sh) runs replicas behind both (issue 16).
+if [ "$want_test" = 1 ] && [ ! -x /usr/sbin/haproxy ]; then
+    apt_missing+=(haproxy)
+fi
+if [ "$want_test" = 1 ] && [ ! -x /usr/sbin/nginx ]; then
+    apt_missing+=(nginx)
 fi
 if [ "$want_bench" = 1 ] && ! command -v wrk >/dev/null; then
     apt_missing+=(wrk)

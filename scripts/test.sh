@@ -7,7 +7,8 @@
 # the store suite runs on it as well as on SQLite) and Redis answer on loopback (started in a
 # temp dir only when absent), rustfmt check, build every
 # guest component, `cargo test --release --workspace`, clippy with warnings denied, build the
-# server, the Helm chart and compose checks (scripts/check-deploy.sh), the noisy-neighbour suite at small scale (scripts/bench-noisy.sh --scale small),
+# server, the Helm chart and compose checks (scripts/check-deploy.sh), the noisy-neighbour suite at small
+# scale (scripts/bench-noisy.sh --scale small), the load-balancer suite at small scale (scripts/bench-lb.sh --scale small),
 # Schemathesis against the served OpenAPI document (scripts/schemathesis.sh), then the browser end-to-end tests (`node --test tests/e2e/`) in headless Chromium.
 # A failing step does not stop the independent ones after it; the exit status is non-zero if
 # any step failed, and a summary table closes the output. Browser screenshots and the e2e
@@ -127,10 +128,14 @@ if step "build guest components" scripts/build-guests.sh; then
     if step "build tessera" cargo build --release -p platform --bin tessera; then
         # Issue 12: each attack of a hostile tenant while another tenant's app is measured.
         step "noisy neighbours (small)" scripts/bench-noisy.sh --scale small || true
+        # Issue 16: replicas behind HAProxy and nginx through a kill, a drain, a push and
+        # a Redis outage.
+        step "load balancers (small)" scripts/bench-lb.sh --scale small || true
         step "schemathesis (REST API)" scripts/schemathesis.sh || true
         step "browser e2e (node --test)" node --test tests/e2e/ || true
     else
         skip "noisy neighbours (small)" "tessera did not build"
+        skip "load balancers (small)" "tessera did not build"
         skip "schemathesis (REST API)" "tessera did not build"
         skip "browser e2e (node --test)" "tessera did not build"
     fi

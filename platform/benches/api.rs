@@ -64,6 +64,7 @@ async fn run(db: TestDatabase) -> BenchResult {
         apps_origin: None,
         secret_key: None,
         secret_key_file: dir.path().join("secret.key"),
+        cluster: Default::default(),
         data_sources: Default::default(),
         metrics: Default::default(),
         log: Default::default(),

@@ -98,6 +98,7 @@ async fn config(dir: &std::path::Path, redis_url: Option<String>) -> Config {
         apps_origin: None,
         secret_key: None,
         secret_key_file: dir.join("secret.key"),
+        cluster: Default::default(),
         data_sources: Default::default(),
         metrics: Default::default(),
         log: Default::default(),

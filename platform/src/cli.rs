@@ -148,13 +148,14 @@ async fn serve(config: Config, args: &ServeArgs) -> anyhow::Result<()> {
     tracing::info!("listening on http://{address}");
     println!("Tessera is listening on http://{address}/");
     let store = state.store.clone();
+    let state_for_drain = state.clone();
     tokio::spawn(sweep_expired_sessions(store.clone(), state.clock.clone()));
     tokio::spawn(prune_compiled_cache(state.clone()));
     axum::serve(
         listener,
         crate::http::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown_signal(terminate))
+    .with_graceful_shutdown(shutdown_signal(terminate, state_for_drain))
     .await?;
     store.close().await;
     tracing::info!("stopped");
@@ -207,8 +208,13 @@ async fn prune_compiled_cache(state: crate::state::AppState) {
     }
 }
 
-/// Resolves on SIGTERM or Ctrl-C; in-flight requests then finish before exit.
-async fn shutdown_signal(mut terminate: tokio::signal::unix::Signal) {
+/// Resolves on SIGTERM or Ctrl-C, `[cluster] drain_secs` after `/readyz` turned 503 (load
+/// balancers take the replica out meanwhile, requests are still served); the listener then
+/// closes and in-flight requests finish before exit.
+async fn shutdown_signal(
+    mut terminate: tokio::signal::unix::Signal,
+    state: crate::state::AppState,
+) {
     let ctrl_c = async {
         if let Err(e) = tokio::signal::ctrl_c().await {
             tracing::error!(error = %e, "cannot listen for Ctrl-C");
@@ -218,6 +224,12 @@ async fn shutdown_signal(mut terminate: tokio::signal::unix::Signal) {
     tokio::select! {
         () = ctrl_c => {},
         _ = terminate.recv() => {},
+    }
+    state.drain.start();
+    let drain = std::time::Duration::from_secs(state.config.cluster.drain_secs);
+    if !drain.is_zero() {
+        tracing::info!(seconds = drain.as_secs(), "draining: /readyz answers 503");
+        tokio::time::sleep(drain).await;
     }
     tracing::info!("shutting down: finishing in-flight requests");
 }

@@ -54,6 +54,10 @@
 //! | – | – | `[outbound] max_response_kib` | 4096 (largest response body an app may read) |
 //! | – | – | `[outbound] max_requests_per_call` | 16 |
 //! | – | – | `[outbound] ca_file` | none: `https` requests trust the webpki (Mozilla) roots; a PEM file of CA certificates trusted *in addition* (a company CA), read at start |
+//! | `--role` | `TESSERA_ROLE` | `[cluster] role` | `all` (`web`: serves apps, API and UI and forwards `/git/` to a builder, never builds; `builder`: receives pushes, builds and publishes, serves only `/git/`, `/healthz`, `/readyz`, `/metrics`) |
+//! | – | `TESSERA_BUILDER_URL` | `[cluster] builder_url` | none (required with `role = "web"`: the builder `/git/` is forwarded to, `http://builder:8080`) |
+//! | – | – | `[cluster] forward_limit` | 32 (`/git/` requests a web replica forwards at once; past it 503) |
+//! | – | `TESSERA_DRAIN_SECS` | `[cluster] drain_secs` | 0 (on SIGTERM, `/readyz` answers 503 this long before the listener closes, so load balancers stop sending first; in-flight requests always finish) |
 //! | – | `TESSERA_METRICS_TOKEN` | `[metrics] token` | none: `/metrics` answers 404 (with a token, only `Authorization: Bearer <token>` reads it; the labels name tenants and apps) |
 //! | – | `TESSERA_LOG_FORMAT` | `[log] format` | `text` (`json`: one JSON object per line, each with the request's `request_id`) |
 //! | – | `TESSERA_SECRET_KEY` | – | none: the key file is used (base64 of 32 bytes that seal provider secrets at rest) |
@@ -552,6 +556,55 @@ pub struct ServeArgs {
     /// never runs where the platform's session cookie is.
     #[arg(long, env = "TESSERA_APPS_ORIGIN")]
     pub apps_origin: Option<String>,
+    /// What this replica does: `all` (one machine), `web` (apps, API, UI; `/git/` goes to
+    /// `[cluster] builder_url`) or `builder` (receives pushes, builds, publishes).
+    #[arg(long, env = "TESSERA_ROLE", value_enum)]
+    pub role: Option<Role>,
+}
+
+/// What one replica does.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Everything: one machine.
+    #[default]
+    All,
+    /// Stateless: apps, the API and the UI; `/git/` is forwarded to a builder.
+    Web,
+    /// Pushes, builds and publishing (repositories and build caches live here).
+    Builder,
+}
+
+impl Role {
+    /// Whether this replica receives pushes and builds them itself.
+    pub fn builds(self) -> bool {
+        matches!(self, Role::All | Role::Builder)
+    }
+}
+
+/// The `[cluster]` table: this replica's role and its peers.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// What this replica does.
+    pub role: Role,
+    /// Base URL of the builder a web replica forwards `/git/` to.
+    pub builder_url: Option<String>,
+    /// `/git/` requests one web replica forwards at once.
+    pub forward_limit: usize,
+    /// Seconds `/readyz` answers 503 after SIGTERM before the listener closes.
+    pub drain_secs: u64,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self {
+            role: Role::All,
+            builder_url: None,
+            forward_limit: 32,
+            drain_secs: 0,
+        }
+    }
 }
 
 /// Arguments of `tessera deploy`.
@@ -946,6 +999,7 @@ struct FileConfig {
     data_sources: Option<DataSourcesConfig>,
     metrics: Option<MetricsConfig>,
     log: Option<LogConfig>,
+    cluster: Option<ClusterConfig>,
 }
 
 /// The `[log]` table: how the server writes its log.
@@ -1004,6 +1058,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// How the log is written (`[log]`).
     pub log: LogConfig,
+    /// This replica's role, its builder, draining.
+    pub cluster: ClusterConfig,
 }
 
 impl fmt::Debug for Config {
@@ -1031,8 +1087,46 @@ impl fmt::Debug for Config {
             .field("data_sources", &self.data_sources)
             .field("metrics", &self.metrics)
             .field("log", &self.log)
+            .field("cluster", &self.cluster)
             .finish()
     }
+}
+
+/// `[cluster]` with `--role`, `TESSERA_ROLE`, `TESSERA_BUILDER_URL` and `TESSERA_DRAIN_SECS`
+/// applied, checked: a web replica needs a builder to forward pushes to.
+fn cluster_config(
+    mut cluster: ClusterConfig,
+    serve: Option<&ServeArgs>,
+) -> anyhow::Result<ClusterConfig> {
+    if let Some(role) = serve.and_then(|s| s.role) {
+        cluster.role = role;
+    }
+    if let Ok(url) = std::env::var("TESSERA_BUILDER_URL") {
+        cluster.builder_url = Some(url);
+    }
+    if let Ok(secs) = std::env::var("TESSERA_DRAIN_SECS") {
+        cluster.drain_secs = secs.trim().parse().map_err(|_| {
+            anyhow::anyhow!("TESSERA_DRAIN_SECS must be a number of seconds (got {secs:?})")
+        })?;
+    }
+    cluster.builder_url = cluster
+        .builder_url
+        .map(|u| u.trim().trim_end_matches('/').to_owned())
+        .filter(|u| !u.is_empty());
+    if let Some(url) = &cluster.builder_url
+        && !(url.starts_with("http://") || url.starts_with("https://"))
+    {
+        anyhow::bail!("[cluster] builder_url must start with http:// or https:// (got {url:?})");
+    }
+    if cluster.role == Role::Web && cluster.builder_url.is_none() {
+        anyhow::bail!(
+            "role web forwards `git push` to a builder: set [cluster] builder_url or TESSERA_BUILDER_URL (http://builder:8080)"
+        );
+    }
+    if cluster.forward_limit == 0 {
+        anyhow::bail!("[cluster] forward_limit must be at least 1");
+    }
+    Ok(cluster)
 }
 
 /// Hide the password of `scheme://user:password@host/…`.
@@ -1123,7 +1217,9 @@ impl Config {
         let apps_origin = serve
             .and_then(|s| s.apps_origin.clone())
             .or(file.apps_origin);
+        let cluster = cluster_config(file.cluster.unwrap_or_default(), serve)?;
         Ok(Self {
+            cluster,
             listen,
             public_url,
             apps_origin,

@@ -14,6 +14,7 @@ pub mod cache;
 pub mod capabilities;
 pub mod cli;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod dash;
 pub mod datasources;

@@ -150,9 +150,16 @@ impl Readiness {
         }
     }
 
-    /// Whether this replica should get traffic.
+    /// Whether this replica should get traffic: the database answers. Redis being down
+    /// degrades every replica alike (the cache is bypassed), so it never takes one out of
+    /// rotation: a load balancer would otherwise take them all out at once.
     pub fn ready(&self) -> bool {
-        self.database && self.redis != Some(false)
+        self.database
+    }
+
+    /// Ready, but Redis (configured) does not answer.
+    pub fn degraded(&self) -> bool {
+        self.database && self.redis == Some(false)
     }
 }
 

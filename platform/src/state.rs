@@ -59,6 +59,10 @@ pub struct App {
     pub changes: Arc<crate::lookup::Changes>,
     /// Who may open which app, from memory while nothing changed.
     pub access: crate::lookup::AccessCache,
+    /// A web replica's way to its builder (`None`: this replica builds itself).
+    pub forwarder: Option<crate::cluster::Forwarder>,
+    /// Set on SIGTERM: `/readyz` answers 503 while in-flight requests finish.
+    pub drain: crate::cluster::Drain,
 }
 
 /// Cheap to clone; what axum hands to handlers.
@@ -149,9 +153,14 @@ impl App {
         };
         let builds = crate::deploy::Builds::new(&config, store.clone());
         let throttle = crate::auth::session::Throttle::new(store.clone());
-        let stale = builds
-            .recover()
-            .context("cleaning up builds of a stopped server")?;
+        // A web replica never builds: it has no build directories to clean (and writes none).
+        let stale = match config.cluster.role.builds() {
+            true => builds
+                .recover()
+                .context("cleaning up builds of a stopped server")?,
+            false => 0,
+        };
+        let forwarder = crate::cluster::Forwarder::for_config(&config)?;
         if stale > 0 {
             tracing::warn!(stale, "removed what a stopped server's builds left behind");
         }
@@ -206,6 +215,8 @@ impl App {
             memo: Default::default(),
             access: crate::lookup::AccessCache::new(changes.clone()),
             changes,
+            forwarder,
+            drain: Default::default(),
         })))
     }
 

@@ -260,6 +260,7 @@ async fn platform(dir: &std::path::Path, warehouse: &Warehouse) -> BenchResult<A
         apps_origin: None,
         secret_key: None,
         secret_key_file: dir.join("secret.key"),
+        cluster: Default::default(),
         // The warehouse is on loopback.
         data_sources: DataSourcesConfig {
             allow_private_hosts: true,

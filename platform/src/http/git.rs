@@ -89,6 +89,9 @@ async fn serve_git(
     UrlPath((tenant, repo, rest)): UrlPath<(String, String, String)>,
     request: Request,
 ) -> Response {
+    if let Some(forwarder) = &state.forwarder {
+        return forward(forwarder, request).await;
+    }
     let Some(app) = repo.strip_suffix(".git") else {
         return not_found();
     };
@@ -149,6 +152,39 @@ async fn serve_git(
     )
     .await
     .unwrap_or_else(|e| internal("git http-backend failed", &e))
+}
+
+/// A web replica: the request goes to the builder as it came, and its answer back.
+async fn forward(forwarder: &crate::cluster::Forwarder, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map_or_else(|| parts.uri.path().to_owned(), |p| p.as_str().to_owned());
+    match forwarder
+        .forward(
+            parts.method,
+            &path_and_query,
+            &parts.headers,
+            body.into_data_stream(),
+        )
+        .await
+    {
+        Ok(answer) => {
+            let mut response = Response::new(Body::from_stream(answer.body));
+            *response.status_mut() = answer.status;
+            *response.headers_mut() = answer.headers;
+            response
+        }
+        Err(crate::cluster::ForwardError::NotGit) => not_found(),
+        Err(e @ crate::cluster::ForwardError::Busy) => {
+            plain(StatusCode::SERVICE_UNAVAILABLE, &e.to_string())
+        }
+        Err(e @ crate::cluster::ForwardError::Unreachable(_)) => {
+            tracing::warn!(error = ?e, builder = forwarder.builder_url(), "forwarding to the builder failed");
+            plain(StatusCode::BAD_GATEWAY, &e.to_string())
+        }
+    }
 }
 
 /// The request body of a push, read into a temporary file up to `[builds] max_push_mb`:

@@ -34,8 +34,14 @@ pub const MAX_BODY_BYTES: usize = 8 << 20;
 
 /// The whole application: each request goes to the router of the origin it reached.
 pub fn router(state: AppState) -> Router {
-    let platform = platform_router(state.clone());
-    let apps = apps_router(state.clone());
+    let (platform, apps) = match state.config.cluster.role {
+        crate::config::Role::Builder => {
+            (builder_router(state.clone()), builder_router(state.clone()))
+        }
+        crate::config::Role::All | crate::config::Role::Web => {
+            (platform_router(state.clone()), apps_router(state.clone()))
+        }
+    };
     let dispatch = tower::service_fn(move |mut request: Request| {
         let site = site_of(&state, &request);
         let router = match site {
@@ -83,6 +89,25 @@ fn site_of(state: &AppState, request: &Request) -> Site {
         &state.config.sessions.trusted_proxies,
     );
     state.origins.classify(host)
+}
+
+/// A builder replica: `git push` (forwarded by web replicas), health, readiness and
+/// metrics; nothing of apps, the API or the UI, which the web replicas serve.
+fn builder_router(state: AppState) -> Router {
+    Router::new()
+        .merge(home::health_router())
+        .merge(ops::router())
+        .merge(git::router())
+        .fallback(builder_only)
+        .layer(axum::middleware::from_fn(ops::count_requests))
+        .with_state(state)
+}
+
+async fn builder_only() -> (axum::http::StatusCode, &'static str) {
+    (
+        axum::http::StatusCode::NOT_FOUND,
+        "this replica is a builder: it serves /git/ only; apps, the API and the UI are on the web replicas\n",
+    )
 }
 
 /// The platform's origin: pages, API, sign-in, git; `/apps/…` is sent to the apps origin.

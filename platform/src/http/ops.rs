@@ -23,8 +23,18 @@ pub fn router() -> Router<AppState> {
     readiness_router().route("/metrics", get(metrics))
 }
 
-/// 200 when the database (and Redis, when configured) answers; 503 naming what does not.
+/// 200 when the database answers (`degraded`, still 200, when a configured Redis does not:
+/// every replica bypasses the cache alike); 503 naming the database when it does not, and
+/// 503 `draining` from SIGTERM on, so load balancers stop sending before the listener
+/// closes.
 async fn ready(State(state): State<AppState>) -> Response {
+    if state.drain.draining() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({"status": "draining"})),
+        )
+            .into_response();
+    }
     let readiness = Readiness::check(&state.store, &state.cache).await;
     let status = if readiness.ready() {
         StatusCode::OK
@@ -32,8 +42,12 @@ async fn ready(State(state): State<AppState>) -> Response {
         StatusCode::SERVICE_UNAVAILABLE
     };
     let word = |up: bool| if up { "ok" } else { "unavailable" };
+    let overall = match readiness.degraded() {
+        true => "degraded",
+        false => word(readiness.ready()),
+    };
     let mut body = json!({
-        "status": word(readiness.ready()),
+        "status": overall,
         "database": word(readiness.database),
     });
     if let Some(redis) = readiness.redis {

@@ -33,6 +33,7 @@ mod outbound;
 mod pages;
 mod quota;
 mod replicas;
+mod roles;
 mod saml;
 mod sessions;
 mod settings;
