@@ -604,14 +604,16 @@ impl Run {
         tokio::time::sleep(plan.settle).await;
 
         // 1. SIGKILL one replica, restart it.
-        let killed_at = {
+        // The kill is a window, from the signal to the moment the process is gone: a request
+        // that overlaps it may have reached the dying process, so it was in flight.
+        let (signalled_at, killed_at) = {
             let mut replicas = self.replicas.lock().await;
             let replica = &mut replicas[0];
             let mut child = replica.child.take().context("web1 runs")?;
+            let signalled_at = load.now();
             child.start_kill()?;
             let _ = child.wait().await;
-            // The moment the process is gone: what it held until then was in flight.
-            load.now()
+            (signalled_at, load.now())
         };
         events.push("web1 SIGKILLed", killed_at);
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -671,7 +673,7 @@ impl Run {
         let records = load.stop().await;
 
         let mut text = String::new();
-        let summary = Summary::of(&records, killed_at);
+        let summary = Summary::of(&records, signalled_at, killed_at);
         writeln!(
             text,
             "\n{:?}: {} clients, {} requests in {:.1} s ({:.0} req/s), p50 {:.2} ms, p99 {:.2} ms",
@@ -968,8 +970,8 @@ struct Summary {
 }
 
 impl Summary {
-    fn of(records: &[Record], killed_at: Duration) -> Summary {
-        let spans_kill = |r: &Record| r.start <= killed_at && r.end >= killed_at;
+    fn of(records: &[Record], signalled_at: Duration, gone_at: Duration) -> Summary {
+        let spans_kill = |r: &Record| r.start <= gone_at && r.end >= signalled_at;
         let mut latencies: Vec<Duration> = records.iter().map(|r| r.end - r.start).collect();
         latencies.sort();
         let percentile = |p: f64| {
