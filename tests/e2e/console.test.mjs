@@ -1,12 +1,16 @@
 // The web console in headless Chromium: an admin signs in, opens an app's page, rolls it
 // back with the button, sets a secret (never shown again), deletes an app by typing its
-// name. No JavaScript on the pages; screenshots go to tests/artifacts/console-*.png.
+// name; invites a person who accepts with a new account; finds both in the audit log,
+// filters it and exports it. No JavaScript on the pages; axe-core checks every page
+// (no serious or critical violation); screenshots go to tests/artifacts/console-*.png.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 
-import { launchBrowser, repo, screenshot, startTessera, PAGE_WAIT } from './harness.mjs';
+import fs from 'node:fs';
+
+import { checkAccessibility, launchBrowser, repo, screenshot, startTessera, PAGE_WAIT } from './harness.mjs';
 
 let server;
 let browser;
@@ -54,6 +58,7 @@ test('an admin rolls back, sets a secret and deletes an app from the console', a
   // A signed-out deep link to the app page goes through sign-in and back.
   await page.goto(`${server.baseUrl}/ui/demo/apps/console-app`);
   assert.equal(new URL(page.url()).pathname, '/login');
+  await checkAccessibility(page, 'login');
   await page.fill('#email', 'ada@example.org');
   await page.fill('#password', 'ada-long-password');
   await submit(page, 'button[type=submit]');
@@ -61,6 +66,7 @@ test('an admin rolls back, sets a secret and deletes an app from the console', a
   assert.match(await page.textContent('#status'), /version 2/);
   assert.match(await page.textContent('#git-remote'), /git remote add tessera http:\/\/.*\/git\/demo\/console-app\.git/);
   await screenshot(page, 'console-app.png');
+  await checkAccessibility(page, 'app');
 
   await submit(page, '#rollback-1');
   assert.match(await page.textContent('#notice'), /The version is live/);
@@ -77,6 +83,7 @@ test('an admin rolls back, sets a secret and deletes an app from the console', a
   await page.goto(`${server.baseUrl}/`);
   assert.ok(await page.$('#app-demo-doomed'), 'doomed is listed');
   await screenshot(page, 'console-home.png');
+  await checkAccessibility(page, 'home');
   await page.goto(`${server.baseUrl}/ui/demo/apps/doomed`);
   await page.fill('#confirm', 'doomed');
   await submit(page, '#delete-app');
@@ -88,11 +95,80 @@ test('an admin rolls back, sets a secret and deletes an app from the console', a
   await submit(page, '#create-token-submit');
   assert.match(await page.textContent('#new-token-value'), /^tsr_/);
   await screenshot(page, 'console-account.png');
+  await checkAccessibility(page, 'account');
 
   const missing = await page.goto(`${server.baseUrl}/no/such/page`);
   assert.equal(missing.status(), 404);
   assert.match(await page.textContent('#error-heading'), /Not found/);
   await screenshot(page, 'console-404.png');
+  await checkAccessibility(page, 'not-found');
   // The 404 above is the one failed request expected.
+  assert.deepEqual(errors.filter((e) => !e.includes('404')), []);
+});
+
+test('an admin invites a person who accepts; the audit log shows it, filtered and exported', async () => {
+  const page = await browser.context.newPage();
+  const errors = [];
+  page.on('console', (msg) => {
+    if (msg.type() === 'error') errors.push(msg.text());
+  });
+  page.on('requestfailed', (req) => errors.push(`${req.url()}: ${req.failure()?.errorText}`));
+
+  await page.goto(`${server.baseUrl}/login?next=/ui/demo/members`);
+  if (new URL(page.url()).pathname === '/login') {
+    await page.fill('#email', 'ada@example.org');
+    await page.fill('#password', 'ada-long-password');
+    await submit(page, 'button[type=submit]');
+  }
+  await page.goto(`${server.baseUrl}/ui/demo/members`);
+  assert.ok(await page.$('#members'), 'the members table');
+  await checkAccessibility(page, 'members');
+  await page.selectOption('#invite-role', 'author');
+  await page.fill('#invite-note', 'Nina from sales');
+  await submit(page, '#invite-submit');
+  const link = await page.inputValue('#invitation-link');
+  assert.match(link, /\/invite\/demo\/[A-Za-z0-9]{40}$/);
+  await screenshot(page, 'console-members.png');
+  await checkAccessibility(page, 'members-new-invitation');
+
+  // Nina, in a browser of her own (no session), opens the link and creates her account.
+  const nina = await launchBrowser();
+  try {
+    const invitee = await nina.context.newPage();
+    invitee.on('console', (msg) => {
+      if (msg.type() === 'error') errors.push(`invitee: ${msg.text()}`);
+    });
+    await invitee.goto(`${server.baseUrl}${new URL(link).pathname}`);
+    assert.match(await invitee.textContent('#invited-role'), /author/);
+    await screenshot(invitee, 'console-invite.png');
+    await checkAccessibility(invitee, 'invite');
+    await invitee.fill('#email', 'nina@example.org');
+    await invitee.fill('#password', 'nina-long-password');
+    await submit(invitee, '#accept');
+    assert.equal(new URL(invitee.url()).pathname, '/');
+    assert.match(await invitee.textContent('#person'), /nina@example\.org/);
+    // The link worked once.
+    const again = await invitee.goto(`${server.baseUrl}${new URL(link).pathname}`);
+    assert.equal(again.status(), 404);
+  } finally {
+    await nina.close();
+  }
+
+  // The admin finds the invitation and its acceptance in the audit log.
+  await page.goto(`${server.baseUrl}/ui/demo/audit`);
+  await checkAccessibility(page, 'audit');
+  assert.match(await page.textContent('#audit'), /invitation\.accept/);
+  assert.match(await page.textContent('#audit'), /app\.rollback/);
+  await page.fill('#f-action', 'invitation.accept');
+  await submit(page, '#filter');
+  const rows = await page.$$('#audit tbody tr');
+  assert.equal(rows.length, 1, 'one acceptance');
+  await screenshot(page, 'console-audit.png');
+  const [download] = await Promise.all([page.waitForEvent('download', PAGE_WAIT), page.click('#export')]);
+  const csv = fs.readFileSync(await download.path(), 'utf8');
+  const lines = csv.trim().split('\n');
+  assert.equal(lines[0], 'id,time_utc,actor,action,target,remote_addr,detail');
+  assert.equal(lines.length, 2, csv);
+  assert.match(lines[1], /invitation\.accept/);
   assert.deepEqual(errors.filter((e) => !e.includes('404')), []);
 });

@@ -268,3 +268,34 @@ export async function chooseDropdownOption(page, selector, label) {
   await page.locator(`[id="${popup}"]`).getByRole('option', { name: label, exact: true }).click(PAGE_WAIT);
   await page.waitForSelector(`${selector}[aria-expanded="false"]`, PAGE_WAIT);
 }
+
+/**
+ * Runs axe-core (pinned in admin-ui/package.json) on the page and fails on any serious or
+ * critical violation, naming the rule and the elements. The full result of each page is
+ * written to tests/artifacts/axe-<name>.json. axe is injected through the DevTools
+ * protocol, so the page's CSP (no script but its own) stays as it is served.
+ */
+export async function checkAccessibility(page, name) {
+  const require = createRequire(path.join(repo, 'admin-ui', 'package.json'));
+  let source;
+  try {
+    source = fs.readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
+  } catch (err) {
+    throw new Error(`axe-core is not installed in admin-ui/node_modules (${err.message}); run scripts/setup.sh --test`);
+  }
+  await page.evaluate(source);
+  const result = await page.evaluate(() =>
+    // eslint-disable-next-line no-undef
+    axe.run(document, { resultTypes: ['violations'] }),
+  );
+  fs.mkdirSync(artifacts, { recursive: true });
+  fs.writeFileSync(path.join(artifacts, `axe-${name}.json`), JSON.stringify(result.violations, null, 2));
+  const serious = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+  if (serious.length > 0) {
+    const lines = serious.map(
+      (v) => `${v.impact} ${v.id}: ${v.help} — ${v.nodes.map((n) => n.target.join(' ')).slice(0, 5).join(', ')}`,
+    );
+    throw new Error(`axe-core on ${name} (${page.url()}):\n${lines.join('\n')}`);
+  }
+  return result.violations;
+}

@@ -429,6 +429,15 @@ impl Builds {
         }
     }
 
+    /// Builds running on this replica, and how many may run at once (`[builds]
+    /// max_parallel`): the build queue as the platform's health page shows it.
+    pub fn load(&self) -> (usize, usize) {
+        (
+            self.running.load(Ordering::SeqCst),
+            self.config.max_parallel.max(1),
+        )
+    }
+
     /// Largest push request body, in bytes (`[builds] max_push_mb`).
     pub fn max_push_bytes(&self) -> u64 {
         self.config.max_push_mb << 20

@@ -6,6 +6,7 @@
 use askama::Template;
 use axum::Router;
 use axum::extract::{Form, Path, Query, State};
+use axum::handler::Handler;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -15,23 +16,69 @@ use tower_sessions::Session;
 use super::session::{ClientAddr, csrf_token, form_context};
 use crate::error::ApiError;
 use crate::manage::{self, Refusal};
-use crate::policy::{Action, Principal};
+use crate::policy::{Action, Principal, Resource};
 use crate::state::AppState;
+
+/// A router that writes down every route it serves: the console's route table is both
+/// what it answers and what the authorization matrix test walks, so a page or form
+/// without a row in the matrix fails that test.
+pub(super) struct Routes {
+    router: Router<AppState>,
+    table: Vec<(&'static str, &'static str)>,
+}
+
+impl Routes {
+    fn new() -> Self {
+        Routes {
+            router: Router::new(),
+            table: Vec::new(),
+        }
+    }
+
+    /// Serve `GET path`.
+    pub(super) fn get<H, T>(mut self, path: &'static str, handler: H) -> Self
+    where
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        self.router = self.router.route(path, get(handler));
+        self.table.push(("GET", path));
+        self
+    }
+
+    /// Serve `POST path` (a form).
+    pub(super) fn post<H, T>(mut self, path: &'static str, handler: H) -> Self
+    where
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        self.router = self.router.route(path, post(handler));
+        self.table.push(("POST", path));
+        self
+    }
+}
+
+fn table() -> Routes {
+    let routes = Routes::new()
+        .get("/", home)
+        .get("/ui/static/tessera.css", stylesheet)
+        .get("/ui/{tenant}/apps/{app}", app_page)
+        .post("/ui/{tenant}/apps/{app}/rollback", rollback)
+        .post("/ui/{tenant}/apps/{app}/settings", set_setting)
+        .post("/ui/{tenant}/apps/{app}/settings/delete", delete_setting)
+        .post("/ui/{tenant}/apps/{app}/visibility", set_visibility)
+        .post("/ui/{tenant}/apps/{app}/delete", delete_app);
+    super::console_platform::routes(super::console_tenant::routes(routes))
+}
 
 /// The console's routes.
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/", get(home))
-        .route("/ui/static/tessera.css", get(stylesheet))
-        .route("/ui/{tenant}/apps/{app}", get(app_page))
-        .route("/ui/{tenant}/apps/{app}/rollback", post(rollback))
-        .route("/ui/{tenant}/apps/{app}/settings", post(set_setting))
-        .route(
-            "/ui/{tenant}/apps/{app}/settings/delete",
-            post(delete_setting),
-        )
-        .route("/ui/{tenant}/apps/{app}/visibility", post(set_visibility))
-        .route("/ui/{tenant}/apps/{app}/delete", post(delete_app))
+    table().router
+}
+
+/// Every (method, path template) the console serves.
+pub fn route_table() -> Vec<(&'static str, &'static str)> {
+    table().table
 }
 
 const STYLESHEET: &str = include_str!("../../../admin-ui/static/tessera.css");
@@ -59,6 +106,10 @@ pub(super) struct Chrome {
     pub email: Option<String>,
     pub tenants: Vec<(String, String)>,
     pub tenant: Option<String>,
+    /// The person manages the members of `tenant` (the layout links its admin pages).
+    pub admin: bool,
+    /// The person is a platform superadmin (the layout links the platform's pages).
+    pub superadmin: bool,
     pub csrf: String,
     pub here: String,
 }
@@ -77,6 +128,8 @@ pub(super) async fn chrome(
         email: None,
         tenants: Vec::new(),
         tenant: tenant.filter(|t| !t.is_empty()).map(str::to_owned),
+        admin: false,
+        superadmin: matches!(principal, Principal::User(u) if u.superadmin),
         csrf,
         here,
     };
@@ -90,20 +143,25 @@ pub(super) async fn chrome(
             .await
             .map_err(|e| internal(&e))?
             .map(|u| u.email);
-        chrome.tenants = state
+        let listed = state
             .store
             .list_tenants(Some(user.id), None, 100)
             .await
-            .map_err(|e| internal(&e))?
-            .into_iter()
-            .map(|t| (t.slug, t.name))
-            .collect();
+            .map_err(|e| internal(&e))?;
+        chrome.admin = chrome.tenant.as_deref().is_some_and(|slug| {
+            listed.iter().any(|t| {
+                t.slug == slug
+                    && manage::allow(principal, Action::ManageMembers, &Resource::Tenant(t.id))
+                        .is_ok()
+            })
+        });
+        chrome.tenants = listed.into_iter().map(|t| (t.slug, t.name)).collect();
     }
     Ok(chrome)
 }
 
 /// `text` as a URL query value.
-fn url_encode(text: &str) -> String {
+pub(super) fn url_encode(text: &str) -> String {
     text.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
@@ -130,7 +188,7 @@ pub(super) fn when(millis: i64) -> String {
         .unwrap_or_else(|_| millis.to_string())
 }
 
-fn render(page: &impl Template, status: StatusCode) -> Response {
+pub(super) fn render(page: &impl Template, status: StatusCode) -> Response {
     match page.render() {
         Ok(html) => (status, Html(html)).into_response(),
         Err(e) => ApiError::internal("rendering a page failed", &e).into_response(),
@@ -218,7 +276,7 @@ pub(super) async fn not_found(
 }
 
 /// A refusal as a page; a signed-out visitor is sent to sign in and back instead.
-async fn refused(
+pub(super) async fn refused(
     state: &AppState,
     principal: &Principal,
     session: &Session,

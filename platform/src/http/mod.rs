@@ -9,6 +9,8 @@ mod access;
 mod account;
 pub mod api;
 mod console;
+mod console_platform;
+mod console_tenant;
 pub mod dash;
 pub mod git;
 mod handoff;
@@ -28,6 +30,11 @@ use tower_http::trace::TraceLayer;
 
 use crate::origin::{self, Site};
 use crate::state::AppState;
+
+/// Every (method, path template) the web console serves, for the authorization matrix.
+pub fn console_routes() -> Vec<(&'static str, &'static str)> {
+    console::route_table()
+}
 
 /// Largest request body accepted (callback inputs can carry `dcc.Store` data).
 pub const MAX_BODY_BYTES: usize = 8 << 20;

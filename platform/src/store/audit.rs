@@ -92,6 +92,21 @@ pub struct AuditFilter<'a> {
     pub actor: Option<&'a str>,
 }
 
+/// An audit search: [`AuditFilter`] and more (exact target, time range).
+#[derive(Clone, Debug, Default)]
+pub struct AuditSearch<'a> {
+    /// Only this action.
+    pub action: Option<&'a str>,
+    /// Only this actor.
+    pub actor: Option<&'a str>,
+    /// Only this target (`app:acme/sales`, `user:3`, …).
+    pub target: Option<&'a str>,
+    /// Only rows at or after this time (Unix milliseconds).
+    pub since: Option<i64>,
+    /// Only rows before this time (Unix milliseconds).
+    pub until: Option<i64>,
+}
+
 impl Store {
     /// A tenant's audit entries matching `filter`, newest first, older than the cursor
     /// `before` (an id).
@@ -102,18 +117,38 @@ impl Store {
         before: Option<i64>,
         limit: i64,
     ) -> Result<Vec<AuditEntry>> {
+        let search = AuditSearch {
+            action: filter.action,
+            actor: filter.actor,
+            ..AuditSearch::default()
+        };
+        self.search_audit(tenant, &search, before, limit).await
+    }
+
+    /// A tenant's (or, with `None`, every) audit entry matching `filter`, newest first,
+    /// older than the cursor `before` (an id).
+    pub async fn search_audit(
+        &self,
+        tenant: Option<TenantId>,
+        filter: &AuditSearch<'_>,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<AuditEntry>> {
         // Only the filters in use appear in the SQL, so each shape gets a plan that uses
         // the (tenant_id, id) index.
         let mut sql = format!("select {COLUMNS} from audit_log where id < $1");
         let mut n = 1;
-        for (column, used) in [
-            ("tenant_id", tenant.is_some()),
-            ("action", filter.action.is_some()),
-            ("actor", filter.actor.is_some()),
+        for (condition, used) in [
+            ("tenant_id =", tenant.is_some()),
+            ("action =", filter.action.is_some()),
+            ("actor =", filter.actor.is_some()),
+            ("target =", filter.target.is_some()),
+            ("at >=", filter.since.is_some()),
+            ("at <", filter.until.is_some()),
         ] {
             if used {
                 n += 1;
-                sql.push_str(&format!(" and {column} = ${n}"));
+                sql.push_str(&format!(" and {condition} ${n}"));
             }
         }
         sql.push_str(&format!(" order by id desc limit ${}", n + 1));
@@ -121,11 +156,14 @@ impl Store {
         if let Some(tenant) = tenant {
             query = query.bind(tenant.0);
         }
-        if let Some(action) = filter.action {
-            query = query.bind(action);
+        for text in [filter.action, filter.actor, filter.target]
+            .into_iter()
+            .flatten()
+        {
+            query = query.bind(text);
         }
-        if let Some(actor) = filter.actor {
-            query = query.bind(actor);
+        for time in [filter.since, filter.until].into_iter().flatten() {
+            query = query.bind(time);
         }
         let rows = query.bind(limit).fetch_all(&self.pool).await?;
         rows.iter().map(entry).collect()

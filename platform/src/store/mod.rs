@@ -16,6 +16,7 @@ pub mod backup;
 mod datafiles;
 mod datasources;
 mod handoffs;
+mod invitations;
 mod leases;
 mod memberships;
 mod providers;
@@ -32,8 +33,9 @@ pub use apps::{
     AppRecord, AppSummary, CallbackQuotas, DeletedApp, GalleryApp, GalleryQuery, LiveVersion,
     NewVersion, PublishedVersion, RolledBack, VersionDetails, VersionRecord,
 };
-pub use audit::{AuditEntry, AuditFilter, Change};
+pub use audit::{AuditEntry, AuditFilter, AuditSearch, Change};
 pub use datasources::{DataSourceWrite, StoredDataSource, StoredLimits};
+pub use invitations::{Acceptor, Invitation, NewInvitation};
 pub use memberships::{Member, Team, ViewerFacts};
 pub use providers::{
     ExternalSignIn, LinkKind, LinkRefusal, LinkableProvider, LinkedIdentity, NewProvider,

@@ -94,6 +94,27 @@ impl Store {
         Ok(created)
     }
 
+    /// Every user ordered by id, after the cursor `after` (a user id), with how many
+    /// tenants each belongs to (one query).
+    pub async fn list_users(&self, after: Option<i64>, limit: i64) -> Result<Vec<(User, i64)>> {
+        let columns = COLUMNS
+            .split(", ")
+            .map(|c| format!("u.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let rows = sqlx::query(&format!(
+            "select {columns}, (select count(*) from memberships m where m.user_id = u.id) \
+             from users u where u.id > $1 order by u.id limit $2"
+        ))
+        .bind(after.unwrap_or(0))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| Ok((user(row)?, row.try_get::<i64, _>(7)?)))
+            .collect()
+    }
+
     /// Create `new` only if there are no users at all (the first start of a platform).
     /// `None` when users exist, including when another replica won the race.
     pub async fn create_first_user(

@@ -31,6 +31,7 @@ struct TenantFixture {
     zed: UserId,
     team: TeamId,
     zed_token: String,
+    invitation: i64,
 }
 
 /// Who asks.
@@ -168,11 +169,25 @@ async fn fixture(db: TestDatabase) -> Fixture {
             .await
             .expect("token")
             .public_id;
+        let invitation = store
+            .create_invitation(
+                tenant.id,
+                &platform::store::NewInvitation {
+                    token_sha256: &format!("{slug}-fixture"),
+                    role: Role::Viewer,
+                    note: "",
+                    expires_at: op().at + 60_000,
+                },
+                &op(),
+            )
+            .await
+            .expect("invitation");
         tenants.push(TenantFixture {
             slug,
             zed,
             team,
             zed_token,
+            invitation,
         });
     }
     admin::create_user(store, "root@example.org", None, true, &op())
@@ -262,6 +277,14 @@ fn expectations() -> BTreeMap<(&'static str, &'static str), (Needs, u16)> {
         (
             "DELETE",
             format!("{t}/members/{{user_id}}"),
+            Needs::Role(Admin),
+            204,
+        ),
+        ("GET", format!("{t}/invitations"), Needs::Role(Admin), 200),
+        ("POST", format!("{t}/invitations"), Needs::Role(Admin), 201),
+        (
+            "DELETE",
+            format!("{t}/invitations/{{invitation_id}}"),
             Needs::Role(Admin),
             204,
         ),
@@ -411,6 +434,7 @@ fn expectations() -> BTreeMap<(&'static str, &'static str), (Needs, u16)> {
             204,
         ),
         ("GET", format!("{t}/audit"), Needs::Role(Admin), 200),
+        ("GET", format!("{t}/audit/export"), Needs::Role(Admin), 200),
         ("GET", format!("{t}/data-sources"), Needs::Role(Admin), 200),
         (
             "GET",
@@ -531,6 +555,7 @@ fn body_for(method: &str, path: &str, tenant: &TenantFixture, n: usize) -> Optio
         }
         ("PATCH", _, "/members/{user_id}") => Some(json!({"role": "viewer"})),
         ("POST", _, "/teams") => Some(json!({"name": format!("team {n}")})),
+        ("POST", _, "/invitations") => Some(json!({"role": "viewer", "note": format!("n{n}")})),
         ("PATCH", _, "/apps/{app}") => Some(json!({"visibility": "tenant"})),
         // The fixture's app has one version: rolling back to it (the live one) is allowed
         // and changes nothing, so every permitted principal gets 200.
@@ -562,6 +587,7 @@ fn fill(path: &str, tenant: &TenantFixture) -> String {
         .replace("{app}", "hello")
         .replace("{user_id}", &tenant.zed.0.to_string())
         .replace("{team_id}", &tenant.team.0.to_string())
+        .replace("{invitation_id}", &tenant.invitation.to_string())
         .replace("{token_id}", &tenant.zed_token)
         .replace("{name}", "REGION")
         .replace("{slug}", "sso")

@@ -40,5 +40,6 @@ mod settings;
 mod store;
 mod support;
 mod ui;
+mod ui_admin;
 mod versions;
 mod viewer;

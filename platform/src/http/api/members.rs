@@ -10,10 +10,9 @@ use super::schema::{Errors, MemberBody, MemberPage, PageQuery};
 use super::{ApiJson, ApiPath, ApiQuery, RemoteAddr, scope};
 use crate::error::ApiError;
 use crate::ids::UserId;
-use crate::policy::{Action, Principal, Resource};
+use crate::policy::Principal;
 use crate::state::AppState;
-use crate::store::Tenant;
-use crate::tenancy::{Email, Role};
+use crate::tenant_admin;
 
 /// A tenant's members, by user id (admins).
 #[utoipa::path(
@@ -28,28 +27,11 @@ pub async fn list_members(
     ApiPath(slug): ApiPath<String>,
     ApiQuery(query): ApiQuery<PageQuery>,
 ) -> Result<Json<MemberPage>, ApiError> {
-    let tenant = scope::tenant(&state, &principal, &slug).await?;
-    scope::allow(
-        &principal,
-        Action::ManageMembers,
-        &Resource::Tenant(tenant.id),
-    )?;
     let limit = scope::limit(&query)?;
-    let page = state
-        .store
-        .list_members(tenant.id, scope::id_cursor(&query)?, limit)
-        .await?;
-    let next_cursor = (page.len() as i64 == limit)
-        .then(|| page.last().map(|m| m.user_id.to_string()))
-        .flatten();
-    let items = page
-        .into_iter()
-        .map(|m| MemberBody {
-            user_id: m.user_id.0,
-            email: m.email,
-            role: m.role,
-        })
-        .collect();
+    let page =
+        tenant_admin::members(&state, &principal, &slug, scope::id_cursor(&query)?, limit).await?;
+    let next_cursor = page.next.map(|n| n.to_string());
+    let items = page.members.into_iter().map(member_body).collect();
     Ok(Json(MemberPage { items, next_cursor }))
 }
 
@@ -71,65 +53,6 @@ pub struct UpdateMember {
     pub role: String,
 }
 
-/// The action a role change needs: granting or taking the owner role is for owners.
-fn needed(role: Role, previous: Option<Role>) -> Action {
-    if role == Role::Owner || previous == Some(Role::Owner) {
-        Action::GrantOwner
-    } else {
-        Action::ManageMembers
-    }
-}
-
-async fn set_role(
-    state: &AppState,
-    principal: &Principal,
-    remote: &Option<String>,
-    tenant: &Tenant,
-    user: UserId,
-    role: Role,
-    must_exist: bool,
-) -> Result<MemberBody, ApiError> {
-    scope::allow(
-        principal,
-        Action::ManageMembers,
-        &Resource::Tenant(tenant.id),
-    )?;
-    let previous = state.store.membership(tenant.id, user).await?;
-    scope::allow(
-        principal,
-        needed(role, previous),
-        &Resource::Tenant(tenant.id),
-    )?;
-    let actor = principal.audit_actor();
-    let change = scope::change(state, &actor, remote);
-    match previous {
-        Some(_) => {
-            state
-                .store
-                .change_role(tenant.id, user, role, &change)
-                .await?;
-        }
-        None if must_exist => return Err(ApiError::not_found("member", &user.to_string())),
-        None => {
-            state
-                .store
-                .grant_role(tenant.id, user, role, &change)
-                .await?;
-        }
-    }
-    let email = state
-        .store
-        .user(user)
-        .await?
-        .map(|u| u.email)
-        .unwrap_or_default();
-    Ok(MemberBody {
-        user_id: user.0,
-        email,
-        role,
-    })
-}
-
 /// Add a user to the tenant, or set the role of a member (admins; the owner role by
 /// owners).
 #[utoipa::path(
@@ -146,21 +69,25 @@ pub async fn add_member(
     ApiPath(slug): ApiPath<String>,
     ApiJson(body): ApiJson<AddMember>,
 ) -> Result<Json<MemberBody>, ApiError> {
-    let tenant = scope::tenant(&state, &principal, &slug).await?;
-    scope::allow(
+    let actor = principal.audit_actor();
+    let change = scope::change(&state, &actor, &remote);
+    let member = tenant_admin::add_member(
+        &state,
         &principal,
-        Action::ManageMembers,
-        &Resource::Tenant(tenant.id),
-    )?;
-    let role: Role = body.role.parse()?;
-    let email = Email::parse(&body.email)?;
-    let user = state
-        .store
-        .user_by_email(&email)
-        .await?
-        .ok_or_else(|| ApiError::not_found("user", email.as_str()))?;
-    let member = set_role(&state, &principal, &remote, &tenant, user.id, role, false).await?;
-    Ok(Json(member))
+        &slug,
+        (&body.email, &body.role),
+        &change,
+    )
+    .await?;
+    Ok(Json(member_body(member)))
+}
+
+fn member_body(m: crate::store::Member) -> MemberBody {
+    MemberBody {
+        user_id: m.user_id.0,
+        email: m.email,
+        role: m.role,
+    }
 }
 
 /// Change a member's role.
@@ -181,24 +108,12 @@ pub async fn update_member(
     ApiPath((slug, user)): ApiPath<(String, i64)>,
     ApiJson(body): ApiJson<UpdateMember>,
 ) -> Result<Json<MemberBody>, ApiError> {
-    let tenant = scope::tenant(&state, &principal, &slug).await?;
-    scope::allow(
-        &principal,
-        Action::ManageMembers,
-        &Resource::Tenant(tenant.id),
-    )?;
-    let role: Role = body.role.parse()?;
-    let member = set_role(
-        &state,
-        &principal,
-        &remote,
-        &tenant,
-        UserId(user),
-        role,
-        true,
-    )
-    .await?;
-    Ok(Json(member))
+    let actor = principal.audit_actor();
+    let change = scope::change(&state, &actor, &remote);
+    let member =
+        tenant_admin::change_role(&state, &principal, &slug, UserId(user), &body.role, &change)
+            .await?;
+    Ok(Json(member_body(member)))
 }
 
 /// Remove a member with their team memberships, grants and collaborations. Removing a
@@ -218,15 +133,8 @@ pub async fn remove_member(
     RemoteAddr(remote): RemoteAddr,
     ApiPath((slug, user)): ApiPath<(String, i64)>,
 ) -> Result<Response, ApiError> {
-    let tenant = scope::tenant(&state, &principal, &slug).await?;
-    let resource = Resource::Tenant(tenant.id);
-    scope::allow(&principal, Action::ManageMembers, &resource)?;
-    let user = UserId(user);
-    if state.store.membership(tenant.id, user).await? == Some(Role::Owner) {
-        scope::allow(&principal, Action::GrantOwner, &resource)?;
-    }
     let actor = principal.audit_actor();
     let change = scope::change(&state, &actor, &remote);
-    state.store.remove_member(tenant.id, user, &change).await?;
+    tenant_admin::remove_member(&state, &principal, &slug, UserId(user), &change).await?;
     Ok(scope::no_content())
 }

@@ -15,6 +15,7 @@ mod apps;
 mod audit;
 mod datasources;
 mod extract;
+mod invitations;
 mod members;
 mod outbound;
 mod providers;
@@ -39,6 +40,7 @@ use utoipa_axum::routes;
 use crate::error::ApiError;
 use crate::state::AppState;
 
+pub use audit::csv_response;
 pub use extract::{ApiJson, ApiPath, ApiQuery, RemoteAddr};
 pub use schema::ErrorBody;
 
@@ -93,6 +95,11 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(tenants::get_tenant, tenants::update_tenant))
         .routes(routes!(members::list_members, members::add_member))
         .routes(routes!(members::update_member, members::remove_member))
+        .routes(routes!(
+            invitations::list_invitations,
+            invitations::create_invitation
+        ))
+        .routes(routes!(invitations::revoke_invitation))
         .routes(routes!(providers::list_providers))
         .routes(routes!(providers::put_provider, providers::delete_provider))
         .routes(routes!(providers::test_provider))
@@ -125,6 +132,7 @@ fn api() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(datasources::test_source))
         .routes(routes!(audit::list_tenant_audit))
+        .routes(routes!(audit::export_tenant_audit))
         .routes(routes!(audit::list_platform_audit))
 }
 

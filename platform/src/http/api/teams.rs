@@ -11,9 +11,9 @@ use super::schema::{Errors, TeamBody};
 use super::{ApiJson, ApiPath, RemoteAddr, scope};
 use crate::error::ApiError;
 use crate::ids::{TeamId, UserId};
-use crate::policy::{Action, Principal, Resource};
+use crate::policy::Principal;
 use crate::state::AppState;
-use crate::tenancy;
+use crate::tenant_admin;
 
 /// The tenant's teams with their members (any member of the tenant).
 #[utoipa::path(
@@ -27,8 +27,7 @@ pub async fn list_teams(
     principal: Principal,
     ApiPath(slug): ApiPath<String>,
 ) -> Result<Json<Vec<TeamBody>>, ApiError> {
-    let tenant = scope::tenant(&state, &principal, &slug).await?;
-    let teams = state.store.list_teams(tenant.id).await?;
+    let teams = tenant_admin::teams(&state, &principal, &slug).await?;
     Ok(Json(
         teams
             .into_iter()
@@ -64,16 +63,10 @@ pub async fn create_team(
     ApiPath(slug): ApiPath<String>,
     ApiJson(body): ApiJson<CreateTeam>,
 ) -> Result<(StatusCode, Json<TeamBody>), ApiError> {
-    let tenant = scope::tenant(&state, &principal, &slug).await?;
-    scope::allow(
-        &principal,
-        Action::ManageTeams,
-        &Resource::Tenant(tenant.id),
-    )?;
-    let name = tenancy::team_name(&body.name)?;
     let actor = principal.audit_actor();
     let change = scope::change(&state, &actor, &remote);
-    let id = state.store.create_team(tenant.id, &name, &change).await?;
+    let (id, name) =
+        tenant_admin::create_team(&state, &principal, &slug, &body.name, &change).await?;
     Ok((
         StatusCode::CREATED,
         Json(TeamBody {
@@ -101,18 +94,16 @@ pub async fn add_team_member(
     RemoteAddr(remote): RemoteAddr,
     ApiPath((slug, team, user)): ApiPath<(String, i64, i64)>,
 ) -> Result<Response, ApiError> {
-    let tenant = scope::tenant(&state, &principal, &slug).await?;
-    scope::allow(
-        &principal,
-        Action::ManageTeams,
-        &Resource::Tenant(tenant.id),
-    )?;
     let actor = principal.audit_actor();
     let change = scope::change(&state, &actor, &remote);
-    state
-        .store
-        .add_team_member(tenant.id, TeamId(team), UserId(user), &change)
-        .await?;
+    tenant_admin::add_team_member(
+        &state,
+        &principal,
+        &slug,
+        (TeamId(team), UserId(user)),
+        &change,
+    )
+    .await?;
     Ok(scope::no_content())
 }
 
@@ -133,17 +124,15 @@ pub async fn remove_team_member(
     RemoteAddr(remote): RemoteAddr,
     ApiPath((slug, team, user)): ApiPath<(String, i64, i64)>,
 ) -> Result<Response, ApiError> {
-    let tenant = scope::tenant(&state, &principal, &slug).await?;
-    scope::allow(
-        &principal,
-        Action::ManageTeams,
-        &Resource::Tenant(tenant.id),
-    )?;
     let actor = principal.audit_actor();
     let change = scope::change(&state, &actor, &remote);
-    state
-        .store
-        .remove_team_member(tenant.id, TeamId(team), UserId(user), &change)
-        .await?;
+    tenant_admin::remove_team_member(
+        &state,
+        &principal,
+        &slug,
+        (TeamId(team), UserId(user)),
+        &change,
+    )
+    .await?;
     Ok(scope::no_content())
 }

@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 use super::schema::{Errors, PageQuery, QuotasBody, TenantBody, TenantPage};
 use super::{ApiJson, ApiPath, ApiQuery, RemoteAddr, scope};
 use crate::error::ApiError;
+use crate::platform_admin;
 use crate::policy::{self, Action, Principal, Resource};
 use crate::state::AppState;
 use crate::store::Quotas;
@@ -78,27 +79,19 @@ pub async fn create_tenant(
     ApiJson(body): ApiJson<CreateTenant>,
 ) -> Result<(StatusCode, Json<TenantBody>), ApiError> {
     scope::authenticated(&principal)?;
-    scope::allow(&principal, Action::CreateTenant, &Resource::Platform)?;
-    let slug = tenancy::tenant_slug(&body.slug)?;
-    let name = tenancy::tenant_name(body.name.as_deref().unwrap_or(&body.slug))?;
-    let owner = match &body.owner_email {
-        Some(email) => {
-            let email = tenancy::Email::parse(email)?;
-            let user = state
-                .store
-                .user_by_email(&email)
-                .await?
-                .ok_or_else(|| ApiError::not_found("user", email.as_str()))?;
-            Some(user.id)
-        }
-        None => None,
-    };
     let actor = principal.audit_actor();
     let change = scope::change(&state, &actor, &remote);
-    let tenant = state
-        .store
-        .create_tenant(&slug, &name, owner, &change)
-        .await?;
+    let tenant = platform_admin::create_tenant(
+        &state,
+        &principal,
+        (
+            &body.slug,
+            body.name.as_deref(),
+            body.owner_email.as_deref(),
+        ),
+        &change,
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(tenant.into())))
 }
 
