@@ -318,7 +318,9 @@ impl Component {
             state.viewer = None;
             state.memoized = false;
         }
-        drop(ticket);
+        // The ticket lives until the instance is back in the pool or dropped: tearing down
+        // a failed instance (unmapping a memory at its cap) is the call's own work, done in
+        // its scheduling class and on its slot, not at ordinary priority after it.
         let logs = inner.redact_logs(instance.store.data().logs.take());
         // A guest whose sleep was cut short at the deadline has overrun it, whatever it
         // managed to return afterwards.
@@ -346,6 +348,7 @@ impl Component {
         match result {
             Ok(outcome) => {
                 inner.release(instance);
+                drop(ticket);
                 Ok(CallOutput {
                     outcome,
                     logs,
@@ -353,6 +356,9 @@ impl Component {
                 })
             }
             Err(error) => {
+                if error.is_limit() {
+                    ticket.mark_heavy();
+                }
                 // The guest's own error is an answer, not a failure of the instance.
                 if matches!(error, Error::Callback { .. } | Error::InvalidInput { .. }) {
                     inner.release(instance);
@@ -360,6 +366,7 @@ impl Component {
                     tracing::debug!(sha256 = %inner.sha256, %error, "dropping failed instance");
                     drop(instance);
                 }
+                drop(ticket);
                 Err(CallFailure {
                     error: inner.redact_error(error),
                     logs,

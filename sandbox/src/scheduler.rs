@@ -55,6 +55,15 @@ pub(crate) const MIN_YIELDING_SLEEP: Duration = Duration::from_millis(1);
 /// How long a long call runs when the starvation bound lets it past a busy foreground.
 const ALLOWANCE: Duration = Duration::from_millis(10);
 
+/// How long an app stays heavy after one of its calls ran long or hit a resource limit:
+/// meanwhile its new calls start as long calls (idle class, long slots) instead of taking
+/// an ordinary core for their first tick. Longer than the gap between the calls of a
+/// client that keeps a hostile callback going.
+const HEAVY_FOR: Duration = Duration::from_secs(2);
+
+/// Heavy apps remembered at most (the oldest marks are forgotten first).
+const MAX_HEAVY_APPS: usize = 4096;
+
 /// The run slots and the accounts of every tenant with calls.
 pub(crate) struct Scheduler {
     slots: usize,
@@ -90,6 +99,10 @@ struct Queue {
     parked_since: Option<Instant>,
     /// The long call (its `seq`) running past a busy foreground on the starvation bound.
     allowance: Option<u64>,
+    /// Apps (tenant, app) whose calls start as long calls, until when ([`HEAVY_FOR`]).
+    heavy: HashMap<(i64, i64), Instant>,
+    /// Calls started as long calls, for [`CpuState::started_long`].
+    started_long: u64,
 }
 
 /// Whether a long call may take a free long slot now.
@@ -135,6 +148,8 @@ pub struct CpuState {
     pub waiting: usize,
     /// Short calls holding or waiting for a slot, plus [`Foreground`] marks.
     pub foreground: usize,
+    /// Calls that started as long calls because their app was heavy (since start-up).
+    pub started_long: u64,
 }
 
 /// Why a call could not get a slot.
@@ -175,6 +190,7 @@ impl Scheduler {
             long_running: queue.running[Class::Long as usize],
             waiting: queue.waiting.len(),
             foreground: queue.foreground,
+            started_long: queue.started_long,
         }
     }
 
@@ -244,19 +260,28 @@ impl Scheduler {
         deadline: Instant,
         cancel: Option<Arc<AtomicBool>>,
     ) -> Result<Ticket, Refused> {
-        let seq = {
+        let (seq, heavy) = {
             let mut queue = self.queue();
             queue.next_seq += 1;
             let seq = queue.next_seq;
             queue.activate(owner);
-            seq
+            let heavy = self.demote && queue.is_heavy(owner, Instant::now());
+            queue.started_long += u64::from(heavy);
+            (seq, heavy)
         };
+        let mut hold = Hold::default();
+        if heavy {
+            // Its app's calls ran long a moment ago: this one starts where they ended, so
+            // that even its first tick (and its instantiation) leaves the cores to others.
+            hold.class = Class::Long;
+            hold.demoted = crate::priority::demote_current_thread();
+        }
         let ticket = Ticket {
             scheduler: self.clone(),
             owner,
             seq,
             cancel,
-            hold: Mutex::new(Hold::default()),
+            hold: Mutex::new(hold),
         };
         ticket.acquire(deadline)?;
         Ok(ticket)
@@ -281,6 +306,27 @@ impl Scheduler {
 }
 
 impl Queue {
+    /// Whether calls of `owner`'s app start as long calls at `now`.
+    fn is_heavy(&self, owner: Owner, now: Instant) -> bool {
+        self.heavy
+            .get(&(owner.tenant, owner.app))
+            .is_some_and(|until| now < *until)
+    }
+
+    /// Makes `owner`'s app heavy for [`HEAVY_FOR`] from `now`.
+    fn mark_heavy(&mut self, owner: Owner, now: Instant) {
+        if self.heavy.len() >= MAX_HEAVY_APPS {
+            self.heavy.retain(|_, until| now < *until);
+            if self.heavy.len() >= MAX_HEAVY_APPS {
+                // Every mark is live: forget them all rather than grow (a tenant with
+                // thousands of heavy apps only loses the head start of its next calls).
+                self.heavy.clear();
+            }
+        }
+        self.heavy
+            .insert((owner.tenant, owner.app), now + HEAVY_FOR);
+    }
+
     /// The least virtual time among busy tenants other than `except`.
     fn least_busy_vtime(&self, except: i64) -> Option<u128> {
         self.tenants
@@ -618,6 +664,7 @@ impl Ticket {
                 queue.charge(self.owner, slice);
                 hold.since = Some(now);
                 if scheduler.demote && hold.class == Class::Short && hold.used >= LONG_AFTER {
+                    queue.mark_heavy(self.owner, now);
                     scheduler.hand_over(&mut queue, Class::Short);
                     if hold.foreground {
                         hold.foreground = false;
@@ -653,6 +700,17 @@ impl Ticket {
         self.acquire(deadline)
     }
 
+    /// Makes the call's app heavy (see [`HEAVY_FOR`]): the call hit a resource limit, so
+    /// its app's next calls start as long calls even if this one ended before its first tick
+    /// (a memory bomb reaches its cap in a few milliseconds).
+    pub(crate) fn mark_heavy(&self) {
+        if self.scheduler.demote {
+            self.scheduler
+                .queue()
+                .mark_heavy(self.owner, Instant::now());
+        }
+    }
+
     /// Whether this long call, holding a slot, must stop for the foreground at `now`.
     fn parks(&self, queue: &Queue, hold: &Hold, now: Instant) -> bool {
         if self.scheduler.gate(queue, now) == Gate::Open {
@@ -667,7 +725,15 @@ impl Ticket {
 impl Drop for Ticket {
     fn drop(&mut self) {
         self.release();
-        self.scheduler.queue().deactivate(self.owner);
+        let long = self.scheduler.demote && self.hold().used >= LONG_AFTER;
+        let mut queue = self.scheduler.queue();
+        if long {
+            // The mark lasts from the end of the app's last long call; a call that started
+            // long but ended quickly does not renew it.
+            queue.mark_heavy(self.owner, Instant::now());
+        }
+        queue.deactivate(self.owner);
+        drop(queue);
         if let Some(demoted) = self.hold().demoted.take() {
             // Checked to work at start-up (`priority::available`); the thread goes on to
             // other calls and must not keep the idle class.
@@ -791,6 +857,71 @@ mod tests {
         drop(long);
         assert_eq!(queued.join().expect("thread"), Ok(Class::Long));
         assert_eq!(scheduler.queue().running, [0, 0]);
+    }
+
+    #[test]
+    fn after_a_long_call_its_apps_next_calls_start_long_and_other_apps_do_not() {
+        let scheduler = Scheduler::with_demotion(1, Engine::default(), true, None);
+        let first = scheduler.enter(owner(1, 1), far(), None).expect("slot");
+        assert_eq!(first.hold().class, Class::Short);
+        std::thread::sleep(LONG_AFTER + Duration::from_millis(5));
+        first.checkpoint(far()).expect("a long call's slot");
+        drop(first);
+        // The same app's next call takes a long slot at once, never a short one…
+        let next = scheduler.enter(owner(1, 1), far(), None).expect("slot");
+        assert_eq!(next.hold().class, Class::Long);
+        assert_eq!(scheduler.queue().running, [0, 1]);
+        assert_eq!(
+            scheduler.state().foreground,
+            0,
+            "a heavy start is no foreground"
+        );
+        // …while another app of the tenant, and another tenant, start as short calls.
+        for other in [owner(1, 2), owner(2, 1)] {
+            let ticket = scheduler.enter(other, far(), None).expect("slot");
+            assert_eq!(ticket.hold().class, Class::Short);
+        }
+        drop(next);
+        assert_eq!(scheduler.state().started_long, 1);
+        assert_eq!(scheduler.queue().running, [0, 0]);
+    }
+
+    #[test]
+    fn a_call_stopped_at_a_limit_makes_its_app_heavy_and_the_mark_wears_off() {
+        let scheduler = Scheduler::with_demotion(1, Engine::default(), true, None);
+        let hog = scheduler.enter(owner(1, 1), far(), None).expect("slot");
+        hog.mark_heavy();
+        drop(hog);
+        let next = scheduler.enter(owner(1, 1), far(), None).expect("slot");
+        assert_eq!(next.hold().class, Class::Long);
+        drop(next);
+        // A mark in the past (as if HEAVY_FOR had gone by) no longer counts.
+        let past = Instant::now() - Duration::from_millis(1);
+        scheduler.queue().heavy.insert((1, 1), past);
+        let later = scheduler.enter(owner(1, 1), far(), None).expect("slot");
+        assert_eq!(later.hold().class, Class::Short);
+    }
+
+    #[test]
+    fn without_demotion_nothing_starts_long() {
+        let scheduler = Scheduler::with_demotion(1, Engine::default(), false, None);
+        let hog = scheduler.enter(owner(1, 1), far(), None).expect("slot");
+        hog.mark_heavy();
+        drop(hog);
+        let next = scheduler.enter(owner(1, 1), far(), None).expect("slot");
+        assert_eq!(next.hold().class, Class::Short);
+        assert_eq!(scheduler.state().started_long, 0);
+    }
+
+    #[test]
+    fn heavy_marks_are_bounded() {
+        let mut queue = Queue::default();
+        let now = Instant::now();
+        for app in 0..(MAX_HEAVY_APPS as i64 + 10) {
+            queue.mark_heavy(owner(1, app), now);
+        }
+        assert!(queue.heavy.len() <= MAX_HEAVY_APPS);
+        assert!(queue.is_heavy(owner(1, MAX_HEAVY_APPS as i64 + 9), now));
     }
 
     /// A call made long (class and slot), then checking in until `stop`; counts its

@@ -4,7 +4,9 @@
 //! The properties are orderings, not timings: a light call that had to wait for a free core
 //! would finish after the first spinning call ends at its deadline.
 
-use crate::support::{REQUEST, hostile_wasm, limits, test_config, variant};
+use crate::support::{
+    REQUEST, assert_ok_call, call_err, hostile_wasm, limits, test_config, variant,
+};
 use sandbox::{Limits, LoadOptions, Outcome, Owner, Sandbox, SandboxConfig};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -118,4 +120,51 @@ fn calls_waiting_for_a_core_end_at_their_deadline() {
     for thread in threads {
         assert_eq!(thread.join().expect("flood thread"), "Deadline");
     }
+}
+
+/// An app whose call hit its memory cap starts its next calls as long calls (idle class,
+/// long slots), so a memory bomb restarting in a loop never takes an ordinary core; the
+/// tenant's other apps and other tenants start as usual. Counted, not timed.
+#[test]
+fn after_a_call_at_its_cap_the_apps_next_calls_start_as_long_calls() {
+    let sandbox = two_core_sandbox();
+    let load_app = |app: i64| {
+        sandbox
+            .load(
+                hostile_wasm(),
+                LoadOptions {
+                    limits: Limits {
+                        memory_bytes: 32 << 20,
+                        ..limits()
+                    },
+                    owner: Owner {
+                        tenant: 1,
+                        app,
+                        weight: Owner::DEFAULT_WEIGHT,
+                    },
+                    ..LoadOptions::default()
+                },
+            )
+            .expect("the hostile guest loads")
+    };
+    let (bomb, other) = (load_app(1), load_app(2));
+    let elsewhere = load(&sandbox, 2, limits());
+    assert_ok_call(&bomb);
+    assert_eq!(sandbox.cpu_state().started_long, 0);
+    assert_eq!(variant(&call_err(&bomb, "hog.children").error), "Memory");
+    assert_ok_call(&other);
+    assert_ok_call(&elsewhere);
+    assert_eq!(
+        sandbox.cpu_state().started_long,
+        0,
+        "other apps start short"
+    );
+    assert_ok_call(&bomb);
+    assert_eq!(
+        sandbox.cpu_state().started_long,
+        1,
+        "the bomb's app starts long"
+    );
+    let state = sandbox.cpu_state();
+    assert_eq!((state.short_running, state.long_running), (0, 0));
 }
