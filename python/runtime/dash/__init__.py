@@ -42,7 +42,9 @@ __all__ = [
     "clientside_callback",
     "ctx",
     "dcc",
+    "get_relative_path",
     "html",
+    "strip_relative_path",
     "dash_table",
     "no_update",
     "set_props",
@@ -344,6 +346,39 @@ def set_props(component_id, props):
 
 def get_app():
     return _APPS[-1] if _APPS else None
+
+
+# The app's URL prefix (`/apps/{tenant}/{app}/` on Tessera); "/" until the runtime sets it.
+requests_pathname_prefix = "/"
+
+
+def get_relative_path(path):
+    """`path` under the app's prefix, as Dash's `get_relative_path`."""
+    prefix = requests_pathname_prefix
+    if path == "":
+        return prefix
+    if not path.startswith("/"):
+        raise exceptions.UnsupportedRelativePath(
+            f"Paths that aren't prefixed with a leading / are not supported. You supplied: {path}"
+        )
+    return "/".join([prefix.rstrip("/"), path.lstrip("/")])
+
+
+def strip_relative_path(path):
+    """`path` without the app's prefix and outer slashes, as Dash's `strip_relative_path`."""
+    prefix = requests_pathname_prefix
+    if path is None:
+        return None
+    if (prefix != "/" and not path.startswith(prefix.rstrip("/"))) or (
+        prefix == "/" and not path.startswith("/")
+    ):
+        raise exceptions.UnsupportedRelativePath(
+            "Paths that aren't prefixed with requests_pathname_prefix are not supported. "
+            f"You supplied: {path} and requests_pathname_prefix was {prefix}"
+        )
+    if prefix != "/":
+        path = path.replace(prefix.rstrip("/"), "", 1)
+    return path.strip("/")
 
 
 from . import dcc, html, dash_table  # noqa: E402  (they import from this package)

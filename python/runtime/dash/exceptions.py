@@ -11,3 +11,7 @@ class PreventUpdate(DashException):
 
 class InvalidCallbackReturnValue(DashException):
     """A callback returned something that does not fit its outputs."""
+
+
+class UnsupportedRelativePath(DashException):
+    pass
