@@ -61,13 +61,10 @@ async fn role_of(store: &Store, tenant: &str, email: &str) -> Option<Role> {
         .await
         .expect("q")
         .expect("tenant");
-    let Some(user) = store
+    let user = store
         .user_by_email(&Email::parse(email).expect("email"))
         .await
-        .expect("q")
-    else {
-        return None;
-    };
+        .expect("q")?;
     store.membership(tenant.id, user.id).await.expect("q")
 }
 
