@@ -19,11 +19,12 @@ pub const EXAMPLES: &[(&str, &str)] = &[
     ("live-orders", "live_orders.wasm"),
 ];
 
-/// The examples' sources: `{demo_dir}/examples` when it exists (the container image ships
-/// them there), else the checkout this binary was built from. An example's `assets/` and
+/// The examples' sources: `{demo_dir}/example-sources` when it exists (the container image
+/// ships them there; not `examples`, which cargo makes in its own output folder), else the
+/// checkout this binary was built from. An example's `assets/` and
 /// `data/` folders, when it has them, are deployed with it.
 fn examples_dir(demo_dir: &std::path::Path) -> std::path::PathBuf {
-    let shipped = demo_dir.join("examples");
+    let shipped = demo_dir.join("example-sources");
     if shipped.is_dir() {
         return shipped;
     }
