@@ -16,6 +16,7 @@
 //! | – | – | `[limits] compile_memory_mb` | 2048 (address space of that process) |
 //! | – | – | `[limits] output_mb` | 8 |
 //! | – | – | `[limits] cpu_slots` | 0 = the number of cores (guests running at once, shared by tenant weight) |
+//! | – | – | `[limits] spared_cores` | 0 (cores long guest calls never run on, kept for light calls) |
 //! | – | – | `[limits] park_long_calls_ms` | 0 (off; when set, long guest calls wait while light ones run, at most this long in a row) |
 //! | – | – | `[limits] idle_expiry_secs` | 300 (a warm sandbox instance unused this long is dropped, giving its pool slot back) |
 //! | – | – | `max_component_mb` | 64 |
@@ -648,6 +649,9 @@ pub struct LimitsConfig {
     /// host work are active, for at most this many milliseconds in a row (the starvation
     /// bound); 0, the default, never parks them (measured worse; docs/benchmarks.md).
     pub park_long_calls_ms: u64,
+    /// Cores long guest calls (past one tick of CPU) never run on, kept for light calls and
+    /// the server's own work; 0 lets them use every core.
+    pub spared_cores: usize,
     /// Seconds a warm sandbox instance may stay unused before it is dropped.
     pub idle_expiry_secs: u64,
 }
@@ -662,6 +666,7 @@ impl Default for LimitsConfig {
             compile_memory_mb: 2048,
             cpu_slots: 0,
             park_long_calls_ms: 0,
+            spared_cores: 0,
             idle_expiry_secs: 300,
         }
     }

@@ -269,6 +269,7 @@ pub fn open_sandbox(config: &Config) -> anyhow::Result<Sandbox> {
             0 => None,
             ms => Some(std::time::Duration::from_millis(ms)),
         },
+        spared_cores: config.limits.spared_cores,
         ..SandboxConfig::default()
     })?;
     Ok(sandbox)

@@ -73,6 +73,10 @@ pub struct SandboxConfig {
     /// value is the starvation bound: after long calls have been held back this long, one
     /// of them runs for a tick before they are held again. `None` never parks them.
     pub park_long_calls: Option<Duration>,
+    /// Cores long calls (those in the idle class) never run on, so that a light call always
+    /// finds one without a guest on it; 0 lets long calls use every core. Ignored when it
+    /// would leave long calls no core, or when calls cannot be moved to the idle class.
+    pub spared_cores: usize,
     /// Compile new components in a separate process under a time and memory limit. `None`
     /// compiles in this process, without a limit: only for tests and trusted components.
     pub compiler: Option<Compiler>,
@@ -117,6 +121,7 @@ impl Default for SandboxConfig {
             cpu_slots: std::thread::available_parallelism().map_or(1, |n| n.get()),
             // Off: parking measured worse than the idle class alone (docs/benchmarks.md).
             park_long_calls: None,
+            spared_cores: 0,
             compiler: None,
         }
     }

@@ -9,12 +9,83 @@
 //! 20 (`LimitNICE=20` in systemd, `ulimit -e 20`). Without either a thread could not be
 //! given back its priority, so nothing is demoted and long calls share the run slots of
 //! short ones (see [`available`]).
+//!
+//! A long call may also be kept off some cores ([`LongCallCores`]): with one core spared on
+//! a two-core host, a light call that wakes up finds that core free instead of having to
+//! take a core from a spinning guest (the kernel's preemption of an idle-class thread is
+//! quick, but the woken thread still meets that core's caches as the guest left them).
 
 /// A thread moved to `SCHED_IDLE`; [`Demoted::restore`] moves it back.
 #[derive(Debug)]
 pub(crate) struct Demoted {
     #[cfg(target_os = "linux")]
     tid: libc::pid_t,
+    /// The cores the thread could use before, when a long call's cores were set.
+    #[cfg(target_os = "linux")]
+    cores_before: Option<Box<libc::cpu_set_t>>,
+}
+
+/// The cores long calls run on: the process's cores but the first `spared` ones (in the
+/// process's affinity mask). `None` when nothing is spared or nothing would be left.
+#[derive(Clone)]
+pub(crate) struct LongCallCores {
+    #[cfg(target_os = "linux")]
+    set: Box<libc::cpu_set_t>,
+    count: usize,
+}
+
+impl std::fmt::Debug for LongCallCores {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "LongCallCores({} cores)", self.count)
+    }
+}
+
+impl LongCallCores {
+    /// Long calls' cores when `spared` cores are kept for everything else.
+    #[cfg(target_os = "linux")]
+    pub(crate) fn sparing(spared: usize) -> Option<LongCallCores> {
+        if spared == 0 {
+            return None;
+        }
+        let process = current_cores()?;
+        // SAFETY: an all-zero cpu_set_t is the empty set.
+        let mut set: Box<libc::cpu_set_t> = Box::new(unsafe { std::mem::zeroed() });
+        let mut seen = 0;
+        let mut count = 0;
+        for cpu in 0..libc::CPU_SETSIZE as usize {
+            // SAFETY: `cpu` is below CPU_SETSIZE.
+            if unsafe { libc::CPU_ISSET(cpu, &process) } {
+                seen += 1;
+                if seen > spared {
+                    // SAFETY: as above.
+                    unsafe { libc::CPU_SET(cpu, &mut set) };
+                    count += 1;
+                }
+            }
+        }
+        (count > 0).then_some(LongCallCores { set, count })
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    pub(crate) fn sparing(_spared: usize) -> Option<LongCallCores> {
+        None
+    }
+
+    /// How many cores long calls may use.
+    pub(crate) fn count(&self) -> usize {
+        self.count
+    }
+}
+
+/// The calling thread's affinity mask.
+#[cfg(target_os = "linux")]
+fn current_cores() -> Option<libc::cpu_set_t> {
+    // SAFETY: an all-zero cpu_set_t is valid to fill in; pid 0 is the calling thread.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        (libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) == 0)
+            .then_some(set)
+    }
 }
 
 /// Whether threads may be demoted and restored in this process (probed once).
@@ -23,7 +94,7 @@ pub(crate) fn available() -> bool {
     *AVAILABLE.get_or_init(|| {
         raise_nice_limit();
         let available =
-            std::thread::spawn(|| demote_current_thread().is_some_and(Demoted::restore))
+            std::thread::spawn(|| demote_current_thread(None).is_some_and(Demoted::restore))
                 .join()
                 .unwrap_or(false);
         if available {
@@ -57,20 +128,33 @@ fn raise_nice_limit() {
 #[cfg(not(target_os = "linux"))]
 fn raise_nice_limit() {}
 
-/// Moves the calling thread to `SCHED_IDLE`; `None` if the kernel refused.
+/// Moves the calling thread to `SCHED_IDLE` and, when given, onto the long calls' cores;
+/// `None` if the kernel refused the class.
 #[cfg(target_os = "linux")]
-pub(crate) fn demote_current_thread() -> Option<Demoted> {
+pub(crate) fn demote_current_thread(cores: Option<&LongCallCores>) -> Option<Demoted> {
     let param = libc::sched_param { sched_priority: 0 };
     // SAFETY: pid 0 names the calling thread; `param` is a valid sched_param.
     let done = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) } == 0;
-    // SAFETY: gettid has no preconditions.
-    done.then(|| Demoted {
+    if !done {
+        return None;
+    }
+    let cores_before = cores.and_then(|cores| {
+        let before = current_cores()?;
+        // SAFETY: pid 0 names the calling thread; `cores.set` is a valid cpu_set_t.
+        let moved = unsafe {
+            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &*cores.set)
+        } == 0;
+        moved.then(|| Box::new(before))
+    });
+    Some(Demoted {
+        // SAFETY: gettid has no preconditions.
         tid: unsafe { libc::gettid() },
+        cores_before,
     })
 }
 
 #[cfg(not(target_os = "linux"))]
-pub(crate) fn demote_current_thread() -> Option<Demoted> {
+pub(crate) fn demote_current_thread(_cores: Option<&LongCallCores>) -> Option<Demoted> {
     None
 }
 
@@ -80,8 +164,15 @@ impl Demoted {
     pub(crate) fn restore(self) -> bool {
         let param = libc::sched_param { sched_priority: 0 };
         // SAFETY: `tid` is a thread of this process that is still in the call that demoted
-        // it (the ticket that holds this value is dropped by that call).
-        unsafe { libc::sched_setscheduler(self.tid, libc::SCHED_OTHER, &param) == 0 }
+        // it (the ticket that holds this value is dropped by that call); `before` is a
+        // valid cpu_set_t.
+        unsafe {
+            let cores_back = self.cores_before.as_ref().is_none_or(|before| {
+                libc::sched_setaffinity(self.tid, std::mem::size_of::<libc::cpu_set_t>(), &**before)
+                    == 0
+            });
+            libc::sched_setscheduler(self.tid, libc::SCHED_OTHER, &param) == 0 && cores_back
+        }
     }
 
     #[cfg(not(target_os = "linux"))]
@@ -104,14 +195,43 @@ mod tests {
         if !available() {
             // Unprivileged without RLIMIT_NICE: the kernel must refuse the way back, which
             // is why nothing is demoted then.
-            let demoted = demote_current_thread();
+            let demoted = demote_current_thread(None);
             let back = demoted.map(Demoted::restore);
             assert_ne!(back, Some(true));
             return;
         }
-        let demoted = demote_current_thread().expect("demoted");
+        let demoted = demote_current_thread(None).expect("demoted");
         assert_eq!(policy(), libc::SCHED_IDLE);
         assert!(demoted.restore());
+        assert_eq!(policy(), libc::SCHED_OTHER);
+    }
+
+    fn core_count() -> usize {
+        let set = current_cores().expect("affinity");
+        // SAFETY: an initialized cpu_set_t.
+        unsafe { libc::CPU_COUNT(&set) as usize }
+    }
+
+    #[test]
+    fn a_demoted_thread_leaves_the_spared_cores_until_restored() {
+        let all = core_count();
+        assert!(
+            LongCallCores::sparing(0).is_none(),
+            "nothing spared, nothing set"
+        );
+        assert!(
+            LongCallCores::sparing(all).is_none(),
+            "no core would be left for long calls"
+        );
+        if all < 2 || !available() {
+            return;
+        }
+        let cores = LongCallCores::sparing(1).expect("cores for long calls");
+        assert_eq!(cores.count(), all - 1);
+        let demoted = demote_current_thread(Some(&cores)).expect("demoted");
+        assert_eq!(core_count(), all - 1);
+        assert!(demoted.restore());
+        assert_eq!(core_count(), all);
         assert_eq!(policy(), libc::SCHED_OTHER);
     }
 }

@@ -114,7 +114,12 @@ impl Sandbox {
         let ticker = Ticker::start(engine.clone(), config.epoch_tick)?;
         let pool = Arc::new(Pool::new(&config));
         let reaper = Reaper::start(pool.clone())?;
-        let scheduler = Scheduler::new(config.cpu_slots, engine.clone(), config.park_long_calls);
+        let scheduler = Scheduler::new(
+            config.cpu_slots,
+            engine.clone(),
+            config.park_long_calls,
+            config.spared_cores,
+        );
         Ok(Sandbox {
             inner: Arc::new(SandboxInner {
                 engine,

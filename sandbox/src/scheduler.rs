@@ -74,6 +74,8 @@ pub(crate) struct Scheduler {
     park: Option<Duration>,
     /// Advanced when a call starts waiting, so that running guests check in at once.
     engine: Engine,
+    /// The cores long calls are moved to with the idle class (`None`: all of them).
+    long_cores: Option<crate::priority::LongCallCores>,
     state: Mutex<Queue>,
 }
 
@@ -162,8 +164,28 @@ pub(crate) enum Refused {
 }
 
 impl Scheduler {
-    pub(crate) fn new(slots: usize, engine: Engine, park: Option<Duration>) -> Arc<Scheduler> {
-        Scheduler::with_demotion(slots, engine, crate::priority::available(), park)
+    pub(crate) fn new(
+        slots: usize,
+        engine: Engine,
+        park: Option<Duration>,
+        spared_cores: usize,
+    ) -> Arc<Scheduler> {
+        let demote = crate::priority::available();
+        let mut scheduler = Scheduler::with_demotion(slots, engine, demote, park);
+        if demote {
+            let cores = crate::priority::LongCallCores::sparing(spared_cores);
+            if let Some(cores) = &cores {
+                tracing::info!(
+                    long_call_cores = cores.count(),
+                    spared_cores,
+                    "long guest calls keep off the spared cores"
+                );
+            }
+            Arc::get_mut(&mut scheduler)
+                .expect("a scheduler just made is not shared")
+                .long_cores = cores;
+        }
+        scheduler
     }
 
     fn with_demotion(
@@ -177,6 +199,7 @@ impl Scheduler {
             demote,
             // Without the idle class there are no long calls to park.
             park: park.filter(|_| demote),
+            long_cores: None,
             engine,
             state: Mutex::new(Queue::default()),
         })
@@ -274,7 +297,7 @@ impl Scheduler {
             // Its app's calls ran long a moment ago: this one starts where they ended, so
             // that even its first tick (and its instantiation) leaves the cores to others.
             hold.class = Class::Long;
-            hold.demoted = crate::priority::demote_current_thread();
+            hold.demoted = crate::priority::demote_current_thread(self.long_cores.as_ref());
         }
         let ticket = Ticket {
             scheduler: self.clone(),
@@ -673,7 +696,8 @@ impl Ticket {
                     drop(queue);
                     hold.since = None;
                     hold.class = Class::Long;
-                    hold.demoted = crate::priority::demote_current_thread();
+                    hold.demoted =
+                        crate::priority::demote_current_thread(self.scheduler.long_cores.as_ref());
                 } else if hold.class == Class::Long && self.parks(&queue, &hold, now) {
                     if queue.allowance == Some(self.seq) {
                         // Its turn is over: the bound starts again.

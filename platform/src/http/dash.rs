@@ -54,14 +54,23 @@ pub fn router() -> Router<AppState> {
         .layer(middleware::from_fn(hold_refusals))
 }
 
-/// Sends a quota refusal only after [`quota::REFUSAL_DELAY`], whichever handler made it.
+/// Sends a refusal only after [`quota::REFUSAL_DELAY`], whichever handler made it: a quota
+/// refusal, or an app's remembered load failure (answered without running anything, so a
+/// client retrying in a loop would otherwise cost the server a request each time).
 async fn hold_refusals(request: Request, next: Next) -> Response {
     let response = next.run(request).await;
-    if response.status() == StatusCode::TOO_MANY_REQUESTS {
+    let remembered_failure = response
+        .extensions()
+        .get::<crate::error::ErrorCode>()
+        .is_some_and(|code| code.0 == APP_LOAD_FAILED);
+    if response.status() == StatusCode::TOO_MANY_REQUESTS || remembered_failure {
         tokio::time::sleep(quota::REFUSAL_DELAY).await;
     }
     response
 }
+
+/// The code of an app whose load failed (and is remembered until its next version).
+const APP_LOAD_FAILED: &str = "app_load_failed";
 
 /// Parse the path's names and find the live version; anything unknown is the same 404.
 async fn live_app(state: &AppState, tenant: &str, app: &str) -> Result<Arc<LiveApp>, ApiError> {
@@ -79,7 +88,7 @@ async fn live_app(state: &AppState, tenant: &str, app: &str) -> Result<Arc<LiveA
             // Logged once by the load; a remembered failure must not log per request.
             runtime::Error::Failed(_) => ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "app_load_failed",
+                APP_LOAD_FAILED,
                 "loading the app failed; the server log has the details",
             ),
             e => ApiError::internal("loading the app failed", &e),

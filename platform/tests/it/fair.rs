@@ -3,7 +3,7 @@
 //! under the tenant's quota (caps, deadline, fair worker slots, unpolled answers dropped,
 //! an answer byte cap), the tenant's CPU weight as a quota, and JSON-only callback posts.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
@@ -191,8 +191,15 @@ async fn a_spinning_load_runs_once_takes_the_tenants_slots_and_its_failure_is_re
     );
     assert!(refused.iter().all(|r| r.error_code() == "quota_exceeded"));
 
-    // A second wave is answered from the remembered failure: no load, no slot taken.
+    // A second wave is answered from the remembered failure: no load, no slot taken, and
+    // held like a quota refusal so that a client retrying in a loop costs little.
+    let sent = Instant::now();
     let second = gets(&app, layout, 20).await;
+    assert!(
+        sent.elapsed() >= platform::quota::REFUSAL_DELAY,
+        "answered after {:?}",
+        sent.elapsed()
+    );
     assert!(
         second.iter().all(|r| r.error_code() == "app_load_failed"),
         "{:?}",

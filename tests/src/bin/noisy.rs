@@ -6,6 +6,8 @@
 //! scripts/bench-noisy.sh                                               # --scale full
 //! noisy --cases spin,compile --report-only                             # some cases, no verdict
 //! noisy --cases spin,floor --park both --report-only                   # long-call parking on and off
+//! noisy --cases spin,floor --limits 'spared_cores = 1' --report-only   # other [limits] settings
+//! noisy --scale full --light-rate 1000 --report-only                   # light tenant in open loop
 //! ```
 //!
 //! Each case runs on a fresh server (fresh process, same data directory), so the peak
@@ -87,6 +89,9 @@ struct Plan {
     ramp: Duration,
     /// Light clients, each sending one request after the other.
     light_clients: usize,
+    /// Light requests a second, all clients together (`--light-rate`); `None`: each client
+    /// sends its next request as soon as the last is answered (closed loop).
+    light_rate: Option<u32>,
     /// Hostile clients (more than the tenant's concurrency quota, so some get 429s).
     hostile_clients: usize,
     /// Hostile clients of the load-time spin (the issue saw 150 at once).
@@ -103,6 +108,7 @@ impl Plan {
                 measure: Duration::from_secs(4),
                 ramp: Duration::from_secs(1),
                 light_clients: 2,
+                light_rate: None,
                 hostile_clients: MAX_CONCURRENT + 8,
                 loadspin_clients: MAX_CONCURRENT + 8,
                 bomb_depth: 2_400_000,
@@ -111,6 +117,7 @@ impl Plan {
                 measure: Duration::from_secs(20),
                 ramp: Duration::from_secs(3),
                 light_clients: 4,
+                light_rate: None,
                 hostile_clients: MAX_CONCURRENT + 8,
                 loadspin_clients: 150,
                 bomb_depth: 2_400_000,
@@ -153,6 +160,9 @@ struct Options {
     tessera: PathBuf,
     guests: PathBuf,
     keep: bool,
+    /// More lines of the server's `[limits]` table, for every case.
+    limits: String,
+    light_rate: Option<u32>,
 }
 
 fn parse_options() -> anyhow::Result<Options> {
@@ -171,6 +181,8 @@ fn parse_options() -> anyhow::Result<Options> {
         tessera: target.join("release/tessera"),
         guests: target.join("wasm32-wasip2/guest"),
         keep: false,
+        limits: String::new(),
+        light_rate: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -206,10 +218,20 @@ fn parse_options() -> anyhow::Result<Options> {
             "--keep" => options.keep = true,
             "--tessera" => options.tessera = value()?.into(),
             "--guests" => options.guests = value()?.into(),
+            "--light-rate" => {
+                let rate: u32 = value()?
+                    .parse()
+                    .context("--light-rate is requests a second")?;
+                options.light_rate = (rate > 0).then_some(rate);
+            }
+            "--limits" => {
+                options.limits.push_str(&value()?);
+                options.limits.push('\n');
+            }
             "-h" | "--help" => {
                 println!(
                     "noisy [--scale small|full] [--cases {}] [--park on|off|both] [--report-only] [--keep] \
-                     [--tessera PATH] [--guests DIR]",
+                     [--tessera PATH] [--guests DIR] [--limits 'KEY = VALUE'] [--light-rate N]",
                     ALL_CASES.join(",")
                 );
                 std::process::exit(0);
@@ -223,7 +245,10 @@ fn parse_options() -> anyhow::Result<Options> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let options = parse_options()?;
-    let plan = Plan::of(options.scale);
+    let plan = Plan {
+        light_rate: options.light_rate,
+        ..Plan::of(options.scale)
+    };
     let scratch = tempfile::Builder::new()
         .prefix("tessera-noisy.")
         .tempdir()?;
@@ -329,6 +354,8 @@ struct World {
     pool_apps: Vec<String>,
     /// The hostile tenant's API token (for `git push`).
     hostile_token: String,
+    /// More lines of the server's `[limits]` table (`--limits`).
+    limits: String,
 }
 
 impl World {
@@ -364,6 +391,7 @@ impl World {
             }),
             pool_apps: Vec::new(),
             hostile_token: String::new(),
+            limits: options.limits.clone(),
         };
         let started = Instant::now();
         for (tenant, email) in [
@@ -530,7 +558,10 @@ impl World {
         // Parking is off by default; the "on" runs ask for the documented 50 ms bound.
         let config = self.root.join("park.toml");
         let bound = if park { 50 } else { 0 };
-        std::fs::write(&config, format!("[limits]\npark_long_calls_ms = {bound}\n"))?;
+        std::fs::write(
+            &config,
+            format!("[limits]\npark_long_calls_ms = {bound}\n{}", self.limits),
+        )?;
         command.env("TESSERA_CONFIG", config);
         let mut child = command
             .args(["serve", "--listen", &address.to_string()])
@@ -656,16 +687,30 @@ impl World {
         let measure_until = Instant::now() + self.plan.measure;
         let attack_done = Arc::new(AtomicBool::new(false));
         let mut clients = Vec::new();
-        for _ in 0..self.plan.light_clients {
+        // At a set rate each client sends on its own schedule (open loop), staggered so that
+        // the clients' requests interleave; a late answer makes the next request go at once.
+        let interval = self
+            .plan
+            .light_rate
+            .map(|rate| Duration::from_secs_f64(self.plan.light_clients as f64 / f64::from(rate)));
+        for index in 0..self.plan.light_clients {
             let light = light.clone();
             let attack_done = attack_done.clone();
             let is_compile = case == Some("compile");
+            let mut next = interval.map(|interval| {
+                tokio::time::Instant::now()
+                    + interval.mul_f64(index as f64 / self.plan.light_clients as f64)
+            });
             clients.push(tokio::spawn(async move {
                 // The compile case measures for as long as the push takes, at least as long as
                 // the others (bounded by the server's compile limit and the push timeout).
                 while Instant::now() < measure_until
                     || (is_compile && !attack_done.load(Ordering::Relaxed))
                 {
+                    if let (Some(at), Some(interval)) = (next.as_mut(), interval) {
+                        tokio::time::sleep_until(*at).await;
+                        *at = (*at + interval).max(tokio::time::Instant::now());
+                    }
                     light.send().await;
                 }
             }));
@@ -1208,9 +1253,13 @@ fn table(quiets: &[CaseResult], results: &[(usize, CaseResult)], plan: Plan) -> 
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "Light tenant: {} clients on victim/light (victim/fresh in the pool case, its first load \
+        "Light tenant: {} clients{} on victim/light (victim/fresh in the pool case, its first load \
          included), {} s per case; hostile: {} clients ({} in loadspin). Bound on peak RSS: {} MiB.",
         plan.light_clients,
+        match plan.light_rate {
+            Some(rate) => format!(" sending {rate} requests a second in all"),
+            None => " each sending as soon as answered".to_owned(),
+        },
         plan.measure.as_secs(),
         plan.hostile_clients,
         plan.loadspin_clients,
