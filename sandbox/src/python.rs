@@ -265,6 +265,10 @@ impl PythonImage {
     }
 }
 
+/// What [`PythonRuntime::capture`] takes: the guest's monotonic clock (ns), the memory's
+/// size, the runs of changed pages and their bytes.
+type Captured = (u64, u64, Vec<(u32, u32)>, Vec<u8>);
+
 /// One Python app version: its memory image, and a warm instance started from it.
 pub struct PythonApp {
     runtime: Arc<PythonRuntime>,
@@ -501,11 +505,7 @@ impl PythonRuntime {
     /// The image of `guest`'s state: the pages of its memory that differ from a fresh
     /// instance's. Taken between turns, when the stack pointer, the interpreter's one
     /// mutable global, is at its initial value.
-    fn capture(
-        &self,
-        guest: &Guest,
-        limits: &Limits,
-    ) -> Result<(u64, u64, Vec<(u32, u32)>, Vec<u8>)> {
+    fn capture(&self, guest: &Guest, limits: &Limits) -> Result<Captured> {
         use wasmtime_wasi::HostMonotonicClock;
         match &self.mutable_globals {
             Ok(1) => {}
