@@ -217,7 +217,7 @@ impl PythonImage {
         let memory_bytes = header["memory_bytes"]
             .as_u64()
             .and_then(|n| usize::try_from(n).ok())
-            .filter(|&n| n <= MAX_IMAGE_MEMORY && n % WASM_PAGE == 0)
+            .filter(|&n| n <= MAX_IMAGE_MEMORY && n.is_multiple_of(WASM_PAGE))
             .ok_or_else(|| bad("memory size"))?;
         let monotonic_ns = header["monotonic_ns"]
             .as_u64()
@@ -525,7 +525,7 @@ impl PythonRuntime {
         let fresh = self.start(self.store_without_folders(limits)?, limits)?;
         let base = fresh.memory.data(&fresh.store);
         let current = guest.memory.data(&guest.store);
-        if current.len() < base.len() || current.len() % WASM_PAGE != 0 {
+        if current.len() < base.len() || !current.len().is_multiple_of(WASM_PAGE) {
             return Err(invalid("the interpreter's memory shrank"));
         }
         let zero = [0u8; IMAGE_PAGE];
