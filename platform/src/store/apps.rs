@@ -931,6 +931,62 @@ mod tests {
         (used, pages_read(&mut conn).await - before)
     }
 
+    /// The rows `sql` answers on a fresh connection to `url`, and the pages that read.
+    async fn rows_read(url: &str, sql: &str) -> (usize, i32) {
+        use sqlx::Connection;
+        let mut conn = sqlx::sqlite::SqliteConnection::connect(url)
+            .await
+            .expect("connect");
+        let before = pages_read(&mut conn).await;
+        let rows = sqlx::query(sql).fetch_all(&mut conn).await.expect("rows");
+        (rows.len(), pages_read(&mut conn).await - before)
+    }
+
+    #[tokio::test]
+    async fn listing_the_kept_data_folders_reads_no_component_bytes() {
+        let db = TestDatabase::sqlite().expect("sqlite");
+        let store = db.store().await.expect("store");
+        // 12 versions with a 256 KiB component (64 pages each) and a data file each.
+        for i in 0..12u8 {
+            let component = vec![i; 256 << 10];
+            let data = [DataFile {
+                path: "rows.csv".to_owned(),
+                bytes: vec![i; 10],
+            }];
+            store
+                .publish_version_with_files(
+                    &slug("acme"),
+                    &slug(&format!("app-{i}")),
+                    NewVersion {
+                        visibility: crate::tenancy::Visibility::Public,
+                        sha256: "x",
+                        component: &component,
+                        title: "t",
+                        source: "cli",
+                    },
+                    &[],
+                    &data,
+                    1,
+                )
+                .await
+                .expect("publish");
+        }
+        let folders = store.data_folders().await.expect("folders");
+        assert_eq!(folders.len(), 12, "{folders:?}");
+        let (rows, pages) = rows_read(&db.url, super::super::datafiles::DATA_MANIFESTS_SQL).await;
+        assert_eq!(rows, 12);
+        assert!(pages < 50, "{pages} pages read");
+        // Reading each version's `data_sha256` (stored after the component) walks them all.
+        let (rows, pages) = rows_read(
+            &db.url,
+            "select distinct a.tenant_id, v.data_sha256 from app_versions v \
+             join apps a on a.id = v.app_id where v.data_sha256 is not null",
+        )
+        .await;
+        assert_eq!(rows, 12);
+        assert!(pages > 700, "{pages} pages read");
+    }
+
     #[tokio::test]
     async fn the_storage_quota_check_reads_no_component_bytes() {
         let db = TestDatabase::sqlite().expect("sqlite");
