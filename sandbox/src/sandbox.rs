@@ -180,10 +180,14 @@ impl Sandbox {
             return Ok(None);
         }
         match self.compiled(None, sha256)? {
-            Some((compiled, source)) => {
-                component::load(self.inner.clone(), compiled, sha256.to_string(), source, options)
-                    .map(Some)
-            }
+            Some((compiled, source)) => component::load(
+                self.inner.clone(),
+                compiled,
+                sha256.to_string(),
+                source,
+                options,
+            )
+            .map(Some),
             None => Ok(None),
         }
     }

@@ -463,8 +463,7 @@ async fn prune(conn: &mut sqlx::AnyConnection, app_id: i64, keep: i64) -> Result
 /// `size_bytes` column would not do on SQLite: it is stored after the component in the row,
 /// so reading it walks every component's overflow pages, and each deploy read all of its
 /// tenant's components (0.3 s per deploy at 3,000 apps, issue 16).
-pub(super) const VERSION_BYTES_SQL: &str =
-    "select cast(coalesce(sum(length(v.component)), 0) as bigint) \
+pub(super) const VERSION_BYTES_SQL: &str = "select cast(coalesce(sum(length(v.component)), 0) as bigint) \
      from apps a join app_versions v on v.app_id = a.id where a.tenant_id = $1";
 
 /// Refuse a version that would take the tenant over its number of apps (when `app` is

@@ -28,7 +28,11 @@ async fn greet(app: &TestApp, tenant: &str, name: &str) {
         )
         .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
-    assert!(reply.text().contains(&format!("Hello, {name}!")), "{}", reply.text());
+    assert!(
+        reply.text().contains(&format!("Hello, {name}!")),
+        "{}",
+        reply.text()
+    );
 }
 
 #[tokio::test]
@@ -45,7 +49,11 @@ async fn never_used_apps_load_by_hash_without_reading_their_component() {
     // there, the others share its code in memory. No load reads the component.
     greet(&app, "dense", "one").await;
     greet(&app, "dense", "two").await;
-    assert_eq!(runtime.loads_started(), loads + 2, "each app is loaded once");
+    assert_eq!(
+        runtime.loads_started(),
+        loads + 2,
+        "each app is loaded once"
+    );
     assert_eq!(
         runtime.component_reads(),
         reads,
@@ -97,20 +105,44 @@ async fn a_loaded_app_idle_past_the_limit_is_dropped_when_another_loads() {
 
     // Every entry is idle past a zero limit: loading "two" drops "one".
     let forgetful = runtime(Duration::ZERO);
-    let held = forgetful.live(&tenant, &one).await.expect("loads").expect("live");
+    let held = forgetful
+        .live(&tenant, &one)
+        .await
+        .expect("loads")
+        .expect("live");
     assert_eq!(forgetful.loaded_apps(), 1);
-    forgetful.live(&tenant, &two).await.expect("loads").expect("live");
+    forgetful
+        .live(&tenant, &two)
+        .await
+        .expect("loads")
+        .expect("live");
     assert_eq!(forgetful.loaded_apps(), 1, "the idle app was dropped");
     // A request holding the dropped version still has it; the next request loads again.
     assert_eq!(held.version.number, 1);
-    forgetful.live(&tenant, &one).await.expect("loads").expect("live");
+    forgetful
+        .live(&tenant, &one)
+        .await
+        .expect("loads")
+        .expect("live");
     assert_eq!(forgetful.loads_started(), 3);
 
     // The server's limit keeps apps used within it.
     let server = runtime(Runtime::IDLE_DROP);
-    server.live(&tenant, &one).await.expect("loads").expect("live");
-    server.live(&tenant, &two).await.expect("loads").expect("live");
-    server.live(&tenant, &one).await.expect("cached").expect("live");
+    server
+        .live(&tenant, &one)
+        .await
+        .expect("loads")
+        .expect("live");
+    server
+        .live(&tenant, &two)
+        .await
+        .expect("loads")
+        .expect("live");
+    server
+        .live(&tenant, &one)
+        .await
+        .expect("cached")
+        .expect("live");
     assert_eq!(server.loaded_apps(), 2);
     assert_eq!(server.loads_started(), 2);
 }

@@ -81,8 +81,7 @@ fn parse_options() -> anyhow::Result<Options> {
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = || args.next().with_context(|| format!("{arg} needs a value"));
-        let mut number = || -> anyhow::Result<usize> {
-            let text = value()?;
+        let number = |text: String| -> anyhow::Result<usize> {
             text.parse()
                 .with_context(|| format!("{text:?} is not a number"))
         };
@@ -98,12 +97,12 @@ fn parse_options() -> anyhow::Result<Options> {
                 }
                 other => bail!("--scale is small or full, not {other:?}"),
             },
-            "--apps" => options.apps = number()?,
-            "--per-tenant" => options.per_tenant = number()?,
-            "--variants" => options.variants = number()?,
-            "--sample" => options.sample = number()?,
-            "--jobs" => options.jobs = number()?,
-            "--max-minutes" => options.max_minutes = number()? as u64,
+            "--apps" => options.apps = number(value()?)?,
+            "--per-tenant" => options.per_tenant = number(value()?)?,
+            "--variants" => options.variants = number(value()?)?,
+            "--sample" => options.sample = number(value()?)?,
+            "--jobs" => options.jobs = number(value()?)?,
+            "--max-minutes" => options.max_minutes = number(value()?)? as u64,
             "--report-only" => options.report_only = true,
             "--keep" => options.keep = true,
             "--tessera" => options.tessera = value()?.into(),
@@ -172,8 +171,8 @@ async fn main() -> anyhow::Result<()> {
         free >> 20,
         KEEP_FREE_BYTES >> 20
     );
-    let run = Run::set_up(&options, &root, &hello).await?;
-    let report = run.measure().await;
+    let run = Arc::new(Run::set_up(&options, &root, &hello).await?);
+    let report = run.clone().measure().await;
     run.logs_note();
     let report = report?;
     println!("{}", report.text);
@@ -185,7 +184,10 @@ async fn main() -> anyhow::Result<()> {
         println!("FAIL {failure}");
     }
     if options.report_only {
-        println!("density: {} checks failed (--report-only)", report.failures.len());
+        println!(
+            "density: {} checks failed (--report-only)",
+            report.failures.len()
+        );
         Ok(())
     } else {
         bail!("{} density checks failed", report.failures.len())
@@ -389,7 +391,7 @@ impl Run {
         let began = Instant::now();
         let mut workers = Vec::new();
         for _ in 0..self.options.jobs {
-            let (run, next, end) = (self.clone(), next.clone(), range.end);
+            let (run, next, start, end) = (self.clone(), next.clone(), range.start, range.end);
             workers.push(tokio::spawn(async move {
                 loop {
                     let index = next.fetch_add(1, Ordering::Relaxed);
@@ -403,7 +405,7 @@ impl Run {
                     );
                     run.deploy(index).await?;
                     if (index + 1) % 500 == 0 {
-                        let done = index + 1 - range.start;
+                        let done = index + 1 - start;
                         println!(
                             "density: {} apps deployed ({:.1} deploys/s, load {})",
                             index + 1,
@@ -420,8 +422,8 @@ impl Run {
         Ok(())
     }
 
-    async fn measure(self) -> anyhow::Result<Report> {
-        let run = Arc::new(self);
+    async fn measure(self: Arc<Self>) -> anyhow::Result<Report> {
+        let run = self;
         let options = &run.options;
         let mut text = String::new();
         let mut failures = Vec::new();
@@ -556,7 +558,10 @@ impl Run {
                 ));
             }
         }
-        for (when, rss) in [("after the deploys", rss_deployed), ("after a restart", rss_fresh)] {
+        for (when, rss) in [
+            ("after the deploys", rss_deployed),
+            ("after a restart", rss_fresh),
+        ] {
             if rss > IDLE_RSS_TARGET_MIB {
                 failures.push(format!(
                     "the idle server's resident memory {when} is {rss} MiB, over {IDLE_RSS_TARGET_MIB} MiB"
