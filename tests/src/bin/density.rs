@@ -544,10 +544,10 @@ impl Run {
         }
         writeln!(
             text,
-            "| on disk: database / compiled-artifact cache | {} MiB ({} KiB per app) / {} MiB |",
+            "| on disk: database / compiled-artifact cache | {} MiB ({} KiB per app) / {} KiB |",
             database >> 20,
             (database >> 10) / options.apps as u64,
-            cache >> 20
+            cache >> 10
         )?;
         for calls in [&calls_a, &calls_b] {
             if !calls.errors.is_empty() {
