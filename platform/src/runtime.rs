@@ -17,6 +17,12 @@
 //! remembered for that `LiveVersion` for [`Runtime::FAILURE_TTL`]: requests get the same
 //! error at once instead of running the guest again, until the version, the app's settings
 //! or the tenant's quotas change (a new `LiveVersion`) or the time is up.
+//!
+//! Many apps on one server (issue 16): a load looks the compiled code up by the version's
+//! hash first (shared with every loaded app of the same component, or in the disk cache),
+//! so it reads the component from the store only when neither has it; and a loaded app no
+//! request asked for in [`Runtime::IDLE_DROP`] is dropped when another app loads, so an
+//! app that is not used holds no memory.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -119,6 +125,8 @@ impl Error {
 
 struct Cached {
     checked: Instant,
+    /// When a request last asked for it: entries idle for [`Runtime::IDLE_DROP`] go.
+    used: Instant,
     /// The change stamp read before the live version was asked for (`None`: not watching
     /// changes, or the watch was stale; then `checked` decides).
     stamp: Option<Stamp>,
@@ -178,6 +186,9 @@ struct Loader {
     outbound: sandbox::OutboundPolicy,
     /// The data sources and cache every app's guest may use (each for its own app).
     capabilities: Option<Arc<PlatformCapabilities>>,
+    /// Loads that had to read the component's bytes from the store (its compiled code
+    /// was neither in memory nor in the disk cache).
+    component_reads: AtomicU64,
 }
 
 /// The live-app cache.
@@ -191,6 +202,8 @@ pub struct Runtime {
     /// The database's change counter, when watched: a cached live version then stays
     /// valid until something changes, not just for [`Runtime::REFRESH`].
     changes: Option<Arc<Changes>>,
+    /// Loaded apps nobody asked for this long are dropped ([`Runtime::IDLE_DROP`]).
+    idle_drop: Duration,
 }
 
 impl Runtime {
@@ -202,6 +215,11 @@ impl Runtime {
 
     /// At most this many failed loads are remembered (the oldest goes first).
     pub const MAX_REMEMBERED: usize = 1024;
+
+    /// A loaded app no request asked for this long is dropped when the next app is
+    /// loaded, with its instances and (when no other app shares it) its compiled code: an
+    /// app used once holds no memory for long, however many apps a server has served.
+    pub const IDLE_DROP: Duration = Duration::from_secs(600);
 
     /// A runtime loading components into `sandbox` with `limits`, opening app secrets
     /// with `secrets`.
@@ -225,13 +243,26 @@ impl Runtime {
                 },
                 outbound: sandbox::OutboundPolicy::default(),
                 capabilities: None,
+                component_reads: AtomicU64::new(0),
             }),
             callback_slots: CallbackSlots::default(),
             apps: Mutex::new(HashMap::new()),
             loads: Arc::default(),
             loads_started: AtomicU64::new(0),
             changes: None,
+            idle_drop: Self::IDLE_DROP,
         }
+    }
+
+    /// Drop loaded apps idle for `idle` instead of [`Runtime::IDLE_DROP`].
+    pub fn with_idle_drop(mut self, idle: Duration) -> Self {
+        self.idle_drop = idle;
+        self
+    }
+
+    /// How many apps are loaded (cached with their component) right now.
+    pub fn loaded_apps(&self) -> usize {
+        lock(&self.apps).len()
     }
 
     /// Keep live versions until `changes` says something changed (see [`crate::lookup`]).
@@ -302,6 +333,12 @@ impl Runtime {
         self.loads_started.load(Ordering::Relaxed)
     }
 
+    /// How many loads read their component's bytes from the store: the others found its
+    /// compiled code by hash, shared with another app's or in the disk cache.
+    pub fn component_reads(&self) -> u64 {
+        self.loader.component_reads.load(Ordering::Relaxed)
+    }
+
     /// How many loads are running right now.
     pub fn loads_in_flight(&self) -> usize {
         lock(&self.loads).flights.len()
@@ -325,8 +362,11 @@ impl Runtime {
         // Read before the database is asked, so a change during the lookup is not missed.
         let stamp = self.changes.as_ref().and_then(|changes| changes.stamp());
         let cached = {
-            let apps = lock(&self.apps);
-            apps.get(&key).map(|c| (c.checked, c.stamp, c.app.clone()))
+            let mut apps = lock(&self.apps);
+            apps.get_mut(&key).map(|c| {
+                c.used = Instant::now();
+                (c.checked, c.stamp, c.app.clone())
+            })
         };
         if let Some((checked, cached_stamp, app)) = &cached {
             let fresh = match (stamp, cached_stamp) {
@@ -365,10 +405,18 @@ impl Runtime {
                 Err(e) => return Err(e),
             }
         };
-        lock(&self.apps).insert(
+        let now = Instant::now();
+        let mut apps = lock(&self.apps);
+        // Every load (and every re-check) passes here: the idle entries go first, so the
+        // map holds the apps used lately, not every app ever served.
+        if !apps.contains_key(&key) {
+            apps.retain(|_, cached| now.duration_since(cached.used) < self.idle_drop);
+        }
+        apps.insert(
             key,
             Cached {
-                checked: Instant::now(),
+                checked: now,
+                used: now,
                 stamp,
                 app: app.clone(),
             },
@@ -511,11 +559,6 @@ impl Loader {
 
     /// Load `version` of the app served under `pathname_prefix` (which its guest reads).
     async fn load(&self, version: LiveVersion, pathname_prefix: &str) -> Result<LiveApp, Error> {
-        let bytes = self
-            .store
-            .version_component(version.app_id, version.version_id)
-            .await?;
-        let sandbox = self.sandbox.clone();
         // The tenant's memory and deadline quotas, capped by the platform's limits. A
         // change of quotas changes `LiveVersion`, so the app is loaded again with them.
         // The app's settings as of now; a later change bumps `settings_revision`, which
@@ -546,8 +589,27 @@ impl Loader {
                 .clone()
                 .map(|c| c as Arc<dyn sandbox::Capabilities>),
         };
-        let component =
-            tokio::task::spawn_blocking(move || sandbox.load(&bytes, options)).await??;
+        // By hash first: the compiled code is shared with every app of the same component
+        // and kept on disk, so most first loads never read the component from the store.
+        let (sandbox, sha256, by_hash) = (
+            self.sandbox.clone(),
+            version.sha256.clone(),
+            options.clone(),
+        );
+        let cached =
+            tokio::task::spawn_blocking(move || sandbox.load_cached(&sha256, by_hash)).await??;
+        let component = match cached {
+            Some(component) => component,
+            None => {
+                let bytes = self
+                    .store
+                    .version_component(version.app_id, version.version_id)
+                    .await?;
+                self.component_reads.fetch_add(1, Ordering::Relaxed);
+                let sandbox = self.sandbox.clone();
+                tokio::task::spawn_blocking(move || sandbox.load(&bytes, options)).await??
+            }
+        };
         let dependencies = Dependencies::parse(component.dependencies_json())?;
         let split = clientside::split(component.dependencies_json())?;
         let layout = crate::dash::layout::split(component.layout_json());

@@ -162,8 +162,39 @@ impl Sandbox {
         check_limits(&self.inner.config, &options)?;
         check_header(wasm)?;
         let sha256 = hex::encode(Sha256::digest(wasm));
-        let (compiled, source) = self.compiled(wasm, &sha256)?;
+        let Some((compiled, source)) = self.compiled(Some(wasm), &sha256)? else {
+            unreachable!("with the bytes at hand the component is compiled when no copy is found")
+        };
         component::load(self.inner.clone(), compiled, sha256, source, options)
+    }
+
+    /// Loads the component whose bytes have the SHA-256 `sha256` (lowercase hex) without
+    /// those bytes, when its compiled code is at hand: shared with a loaded component of the
+    /// same hash, or in the disk cache. `Ok(None)` when it is not: the caller then reads
+    /// the bytes and calls [`Sandbox::load`]. Everything else is as in [`Sandbox::load`]
+    /// (the checks of cached code, the load-time instance). The hash must be one the caller
+    /// computed over bytes it accepted (a stored version's): the disk cache is trusted to
+    /// hold that component's code, as it is by [`Sandbox::load`].
+    pub fn load_cached(&self, sha256: &str, options: LoadOptions) -> Result<Option<Component>> {
+        check_limits(&self.inner.config, &options)?;
+        let is_hash = sha256.len() == 64
+            && sha256
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if !is_hash {
+            return Ok(None);
+        }
+        match self.compiled(None, sha256)? {
+            Some((compiled, source)) => component::load(
+                self.inner.clone(),
+                compiled,
+                sha256.to_string(),
+                source,
+                options,
+            )
+            .map(Some),
+            None => Ok(None),
+        }
     }
 
     /// Pool units the instances (idle and in a call) of `tenant`'s components hold right
@@ -191,10 +222,15 @@ impl Sandbox {
     }
 
     /// The compiled form of `wasm`: from memory, from disk, or freshly compiled, at most one
-    /// compilation per hash at a time.
-    fn compiled(&self, wasm: &[u8], sha256: &str) -> Result<(Arc<Compiled>, ArtifactSource)> {
+    /// compilation per hash at a time. Without `wasm`, `None` when neither memory nor disk
+    /// has it.
+    fn compiled(
+        &self,
+        wasm: Option<&[u8]>,
+        sha256: &str,
+    ) -> Result<Option<(Arc<Compiled>, ArtifactSource)>> {
         if let Some(found) = self.known(sha256)? {
-            return Ok((found, ArtifactSource::Memory));
+            return Ok(Some((found, ArtifactSource::Memory)));
         }
         let gate = lock(&self.inner.compiling)
             .entry(sha256.to_string())
@@ -204,7 +240,7 @@ impl Sandbox {
             let _compiling = gate.lock().unwrap_or_else(PoisonError::into_inner);
             // Whoever held the gate before may have finished the work.
             match self.known(sha256) {
-                Ok(Some(found)) => Ok((found, ArtifactSource::Memory)),
+                Ok(Some(found)) => Ok(Some((found, ArtifactSource::Memory))),
                 Ok(None) => self.compile(wasm, sha256),
                 Err(refused) => Err(refused),
             }
@@ -232,7 +268,11 @@ impl Sandbox {
     }
 
     /// Compiles (or reads from disk), checks and links `wasm`; remembers a refusal.
-    fn compile(&self, wasm: &[u8], sha256: &str) -> Result<(Arc<Compiled>, ArtifactSource)> {
+    fn compile(
+        &self,
+        wasm: Option<&[u8]>,
+        sha256: &str,
+    ) -> Result<Option<(Arc<Compiled>, ArtifactSource)>> {
         let result = self.compile_unremembered(wasm, sha256);
         if let Err(error @ (Error::InvalidComponent { .. } | Error::ForbiddenImport { .. })) =
             &result
@@ -253,18 +293,19 @@ impl Sandbox {
 
     fn compile_unremembered(
         &self,
-        wasm: &[u8],
+        wasm: Option<&[u8]>,
         sha256: &str,
-    ) -> Result<(Arc<Compiled>, ArtifactSource)> {
+    ) -> Result<Option<(Arc<Compiled>, ArtifactSource)>> {
         let inner = &self.inner;
         let started = Instant::now();
         let cached = inner
             .disk
             .as_ref()
             .and_then(|disk| disk.load(&inner.engine, sha256));
-        let (component, source) = match cached {
-            Some(component) => (component, ArtifactSource::DiskCache),
-            None => {
+        let (component, source) = match (cached, wasm) {
+            (Some(component), _) => (component, ArtifactSource::DiskCache),
+            (None, None) => return Ok(None),
+            (None, Some(wasm)) => {
                 let component =
                     match &inner.config.compiler {
                         Some(compiler) => {
@@ -317,7 +358,7 @@ impl Sandbox {
         let mut map = lock(&inner.compiled);
         map.retain(|_, weak| weak.strong_count() > 0);
         map.insert(sha256.to_string(), Arc::downgrade(&compiled));
-        Ok((compiled, source))
+        Ok(Some((compiled, source)))
     }
 }
 

@@ -12,6 +12,10 @@ use super::{Result, Store};
 use crate::appdata::{DataFile, DataMeta};
 use crate::ids::{AppId, TenantId, VersionId};
 
+/// Every kept version's data files (the manifests' rows), without touching `app_versions`.
+pub(super) const DATA_MANIFESTS_SQL: &str =
+    "select version_id, tenant_id, path, sha256, size_bytes from app_version_data";
+
 /// Bytes of `files` the tenant does not store yet (each distinct hash counted once).
 pub(super) async fn new_bytes(
     conn: &mut AnyConnection,
@@ -170,20 +174,34 @@ impl Store {
     }
 
     /// The folder names ([`crate::appdata::AppDataDirs::folder_name`]) of every kept
-    /// version's data: what a server's local copies must keep.
+    /// version's data: what a server's local copies must keep. Each manifest's hash is
+    /// computed from its rows here rather than read from `app_versions.data_sha256`, which
+    /// sits after the component in the row: on SQLite, reading it walked every stored
+    /// component (issue 16), at every start and every hour.
     pub async fn data_folders(&self) -> Result<HashSet<String>> {
-        let rows = sqlx::query(
-            "select distinct a.tenant_id, v.data_sha256 from app_versions v \
-             join apps a on a.id = v.app_id where v.data_sha256 is not null",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                let tenant = TenantId(row.try_get(0)?);
-                let sha256: String = row.try_get(1)?;
-                Ok(crate::appdata::AppDataDirs::folder_name(tenant, &sha256))
+        let rows = sqlx::query(DATA_MANIFESTS_SQL)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut manifests: BTreeMap<i64, (i64, Vec<DataMeta>)> = BTreeMap::new();
+        for row in &rows {
+            let version: i64 = row.try_get(0)?;
+            let tenant: i64 = row.try_get(1)?;
+            manifests
+                .entry(version)
+                .or_insert_with(|| (tenant, Vec::new()))
+                .1
+                .push(DataMeta {
+                    path: row.try_get(2)?,
+                    sha256: row.try_get(3)?,
+                    size: row.try_get(4)?,
+                });
+        }
+        Ok(manifests
+            .into_values()
+            .filter_map(|(tenant, files)| {
+                crate::appdata::manifest_sha256(&files)
+                    .map(|hash| crate::appdata::AppDataDirs::folder_name(TenantId(tenant), &hash))
             })
-            .collect()
+            .collect())
     }
 }

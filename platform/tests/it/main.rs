@@ -17,6 +17,7 @@ mod container;
 mod dash;
 mod datafiles;
 mod datasources;
+mod density;
 mod deploy;
 mod fair;
 mod git;

@@ -219,3 +219,57 @@ fn a_refused_component_is_remembered() {
     // Other bytes are not affected.
     assert_ok_call(&load(&sandbox));
 }
+
+#[test]
+fn a_component_loads_by_its_hash_when_its_code_is_in_memory_or_on_disk() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let options = || LoadOptions {
+        limits: limits(),
+        ..LoadOptions::default()
+    };
+    let sandbox = cached_sandbox(dir.path());
+    let first = load(&sandbox);
+    let sha256 = first.sha256().to_owned();
+
+    // Shared with the loaded component of the same hash.
+    let shared = sandbox
+        .load_cached(&sha256, options())
+        .expect("loads")
+        .expect("its code is in memory");
+    assert_eq!(shared.artifact_source(), ArtifactSource::Memory);
+    assert_ok_call(&shared);
+    drop((first, shared));
+
+    // After a restart, from the artifact the first load wrote.
+    let restarted = cached_sandbox(dir.path());
+    let from_disk = restarted
+        .load_cached(&sha256, options())
+        .expect("loads")
+        .expect("its artifact is on disk");
+    assert_eq!(from_disk.artifact_source(), ArtifactSource::DiskCache);
+    assert_eq!(from_disk.info().title, "hostile");
+    assert_ok_call(&from_disk);
+
+    // Nowhere at hand: the caller must bring the bytes.
+    let empty = tempfile::tempdir().expect("tempdir");
+    assert!(
+        cached_sandbox(empty.path())
+            .load_cached(&sha256, options())
+            .expect("no error")
+            .is_none()
+    );
+    // Not a hash (a path, upper case, empty): never looked up, on disk or elsewhere.
+    for bad in [
+        "../".repeat(22).as_str(),
+        sha256.to_uppercase().as_str(),
+        "",
+    ] {
+        assert!(
+            restarted
+                .load_cached(bad, options())
+                .expect("no error")
+                .is_none(),
+            "{bad:?}"
+        );
+    }
+}

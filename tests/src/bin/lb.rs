@@ -27,13 +27,13 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tests::server::{Failure, Logs, Tessera, free_port, get_status};
 use tokio::process::{Child, Command};
 
 /// Shared by every replica (sessions and sealed secrets must open on each); base64 of 32
@@ -89,13 +89,7 @@ struct Options {
 }
 
 fn parse_options() -> anyhow::Result<Options> {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .context("the tests crate is in the repository")?
-        .to_path_buf();
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo.join("target"));
+    let (repo, target) = tests::server::repo_and_target()?;
     let mut options = Options {
         balancers: vec![Balancer::Haproxy, Balancer::Nginx],
         full: true,
@@ -192,51 +186,6 @@ fn which(tool: &str) -> Option<PathBuf> {
         .find(|path| path.is_file())
 }
 
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
-/// Every child's output, kept up to [`LOG_CAP_BYTES`] in one file.
-struct Logs {
-    path: PathBuf,
-    written: AtomicU64,
-    file: tokio::sync::Mutex<tokio::fs::File>,
-}
-
-impl Logs {
-    async fn drain(self: Arc<Self>, mut from: impl tokio::io::AsyncRead + Unpin) {
-        let mut buffer = vec![0u8; 16 << 10];
-        loop {
-            let n = match from.read(&mut buffer).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => n,
-            };
-            let before = self.written.fetch_add(n as u64, Ordering::Relaxed);
-            if before < LOG_CAP_BYTES {
-                let keep = (LOG_CAP_BYTES - before).min(n as u64) as usize;
-                let _ = self.file.lock().await.write_all(&buffer[..keep]).await;
-            }
-        }
-    }
-
-    fn attach(self: &Arc<Self>, child: &mut Child) {
-        if let Some(out) = child.stdout.take() {
-            tokio::spawn(self.clone().drain(out));
-        }
-        if let Some(err) = child.stderr.take() {
-            tokio::spawn(self.clone().drain(err));
-        }
-    }
-
-    fn tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.path).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
-    }
-}
-
 /// One replica: its port, data directory and (while it runs) its process.
 struct Replica {
     name: &'static str,
@@ -250,9 +199,8 @@ struct Replica {
 struct Run {
     balancer: Balancer,
     root: PathBuf,
-    tessera: PathBuf,
+    tessera: Tessera,
     guests: PathBuf,
-    database_url: String,
     postgres_admin: String,
     database: String,
     redis_port: u16,
@@ -278,12 +226,7 @@ impl Run {
             .context("TESSERA_TEST_POSTGRES_URL ends in a database name")?;
         let database_url = format!("{base}/{database}");
         psql(postgres, &format!("create database {database}")).await?;
-        let file = tokio::fs::File::create(root.join("run.log")).await?;
-        let logs = Arc::new(Logs {
-            path: root.join("run.log"),
-            written: AtomicU64::new(0),
-            file: tokio::sync::Mutex::new(file),
-        });
+        let logs = Logs::create(root.join("run.log"), LOG_CAP_BYTES).await?;
         let lb_port = free_port()?;
         let replica = |name: &'static str, role: &'static str| -> anyhow::Result<Replica> {
             Ok(Replica {
@@ -302,9 +245,10 @@ impl Run {
         let mut run = Run {
             balancer,
             root: root.to_path_buf(),
-            tessera: options.tessera.clone(),
+            tessera: Tessera::new(&options.tessera, &root.join("cli"))
+                .with_env("TESSERA_DATABASE_URL", &database_url)
+                .with_env("TESSERA_SECRET_KEY", SECRET_KEY),
             guests: options.guests.clone(),
-            database_url,
             postgres_admin: postgres.to_owned(),
             database,
             redis_port: free_port()?,
@@ -369,23 +313,7 @@ impl Run {
 
     /// `tessera` on the shared database; its standard output.
     async fn cli(&self, args: &[&str]) -> anyhow::Result<String> {
-        let output = Command::new(&self.tessera)
-            .args(args)
-            .env("TESSERA_DATA_DIR", self.root.join("cli"))
-            .env("TESSERA_DATABASE_URL", &self.database_url)
-            .env("TESSERA_SECRET_KEY", SECRET_KEY)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .output()
-            .await
-            .with_context(|| format!("running {}", self.tessera.display()))?;
-        ensure!(
-            output.status.success(),
-            "tessera {} failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        self.tessera.cli(args).await
     }
 
     fn start_redis(&self) -> anyhow::Result<()> {
@@ -433,53 +361,37 @@ impl Run {
     /// Start `replica` and wait until it answers `/healthz` itself.
     async fn start(&self, replica: &mut Replica) -> anyhow::Result<()> {
         std::fs::create_dir_all(&replica.data)?;
-        let mut command = Command::new(&self.tessera);
+        let mut command = self.tessera.command();
         command
             .args(["serve", "--listen", &format!("127.0.0.1:{}", replica.port)])
             .args(["--role", replica.role])
             .env("TESSERA_DATA_DIR", &replica.data)
-            .env("TESSERA_DATABASE_URL", &self.database_url)
             .env(
                 "TESSERA_REDIS_URL",
                 format!("redis://127.0.0.1:{}", self.redis_port),
             )
-            .env("TESSERA_SECRET_KEY", SECRET_KEY)
             .env(
                 "TESSERA_PUBLIC_URL",
                 format!("http://127.0.0.1:{}", self.lb_port),
             )
             .env("TESSERA_DRAIN_SECS", DRAIN_SECS.to_string())
             .env("TESSERA_BUILDS_SANDBOX", "none")
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
+            .env("RUST_LOG", "warn");
         if replica.role == "web" {
             command.env(
                 "TESSERA_BUILDER_URL",
                 format!("http://127.0.0.1:{}", self.builder.port),
             );
         }
-        let mut child = command.spawn().context("starting tessera serve")?;
-        self.logs.attach(&mut child);
         let address: SocketAddr = ([127, 0, 0, 1], replica.port).into();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if get_status(address, "/healthz").await == Some(200) {
-                break;
-            }
-            if let Some(status) = child.try_wait()? {
-                bail!("{} exited ({status}):\n{}", replica.name, self.logs.tail());
-            }
-            ensure!(
-                Instant::now() < deadline,
-                "{} does not answer:\n{}",
-                replica.name,
-                self.logs.tail()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let child = Tessera::start(
+            command,
+            address,
+            &self.logs,
+            Duration::from_secs(60),
+            replica.name,
+        )
+        .await?;
         replica.child = Some(child);
         Ok(())
     }
@@ -539,7 +451,7 @@ impl Run {
             ensure!(
                 Instant::now() < deadline,
                 "the balancer does not answer:\n{}",
-                self.logs.tail()
+                self.logs.tail(30)
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -705,7 +617,7 @@ impl Run {
         writeln!(
             text,
             "  logs: {} bytes written, the first {} kept in {}",
-            self.logs.written.load(Ordering::Relaxed),
+            self.logs.written(),
             LOG_CAP_BYTES,
             self.logs.path.display()
         )?;
@@ -844,24 +756,6 @@ async fn psql(url: &str, statement: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The status of a GET on `address` (Host: the address), or `None` if it did not answer.
-async fn get_status(address: SocketAddr, path: &str) -> Option<u16> {
-    let attempt = async {
-        let mut stream = tokio::net::TcpStream::connect(address).await.ok()?;
-        let request =
-            format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
-        stream.write_all(request.as_bytes()).await.ok()?;
-        let mut head = vec![0u8; 64];
-        let n = stream.read(&mut head).await.ok()?;
-        let text = String::from_utf8_lossy(&head[..n]).into_owned();
-        text.split(' ').nth(1)?.parse().ok()
-    };
-    tokio::time::timeout(Duration::from_secs(5), attempt)
-        .await
-        .ok()
-        .flatten()
-}
-
 #[derive(Default)]
 struct Events(Vec<(&'static str, Duration)>);
 
@@ -891,42 +785,21 @@ impl Load {
         let began = Instant::now();
         let stop = Arc::new(AtomicBool::new(false));
         let records: Arc<Mutex<Vec<Record>>> = Arc::default();
-        let body = json!({
-            "output": "greeting.children",
-            "outputs": {"id": "greeting", "property": "children"},
-            "inputs": [{"id": "name", "property": "value", "value": "lb"}],
-            "changedPropIds": ["name.value"],
-        })
-        .to_string();
         let tasks = (0..clients)
             .map(|_| {
-                let (client, url, body) = (client.clone(), url.clone(), body.clone());
+                let (client, url) = (client.clone(), url.clone());
                 let (stop, records) = (stop.clone(), records.clone());
                 tokio::spawn(async move {
                     while !stop.load(Ordering::Relaxed) {
                         let start = began.elapsed();
-                        let reply = client
-                            .post(&url)
-                            .header("Content-Type", "application/json")
-                            .body(body.clone())
-                            .send()
-                            .await;
-                        let error = match reply {
-                            Ok(reply) => {
-                                let status = reply.status().as_u16();
-                                match reply.text().await {
-                                    Ok(text) if status == 200 && text.contains("Hello, lb!") => {
-                                        None
-                                    }
-                                    Ok(text) => Some(format!(
-                                        "{status} {}",
-                                        text.chars().take(120).collect::<String>()
-                                    )),
-                                    Err(e) => Some(format!("{status} body: {e}")),
-                                }
-                            }
-                            Err(e) if e.is_timeout() => Some("timeout".to_owned()),
-                            Err(e) => Some(format!("connection: {e}")),
+                        let error = match tests::server::hello(&client, &url, "lb").await {
+                            Ok(()) => None,
+                            Err(Failure::Status(status, text)) => Some(format!(
+                                "{status} {}",
+                                text.chars().take(120).collect::<String>()
+                            )),
+                            Err(Failure::Timeout) => Some("timeout".to_owned()),
+                            Err(Failure::Connection(e)) => Some(format!("connection: {e}")),
                         };
                         let end = began.elapsed();
                         let mut records = records.lock().unwrap_or_else(|e| e.into_inner());
@@ -975,9 +848,7 @@ impl Summary {
         let mut latencies: Vec<Duration> = records.iter().map(|r| r.end - r.start).collect();
         latencies.sort();
         let percentile = |p: f64| {
-            latencies
-                .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
-                .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+            tests::server::percentile(&latencies, p).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
         };
         let mut other_errors = std::collections::BTreeMap::new();
         let mut at_kill = 0;

@@ -43,14 +43,15 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
-use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use serde_json::json;
+use tests::server::{
+    Failure, Logs, Tessera, cpu_ticks, error_code, free_port, peak_rss_mib, rss_mib,
+};
 use tokio::process::{Child, Command};
 
 /// The default quotas of a tenant (migration 0002) the hostile tenant keeps.
@@ -166,13 +167,7 @@ struct Options {
 }
 
 fn parse_options() -> anyhow::Result<Options> {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .context("the tests crate is in the repository")?
-        .to_path_buf();
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo.join("target"));
+    let (_, target) = tests::server::repo_and_target()?;
     let mut options = Options {
         scale: Scale::Small,
         park: Park::On,
@@ -286,7 +281,7 @@ async fn main() -> anyhow::Result<()> {
     println!("\n{}", table(&quiets, &results, plan));
     println!(
         "server log: {} bytes written over the run, the first {} kept in {}",
-        world.log.written.load(Ordering::Relaxed),
+        world.log.written(),
         LOG_CAP_BYTES,
         world.log.path.display()
     );
@@ -311,45 +306,12 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-/// The server's log output, kept up to [`LOG_CAP_BYTES`] over all server runs.
-struct ServerLog {
-    path: PathBuf,
-    written: AtomicU64,
-    file: tokio::sync::Mutex<tokio::fs::File>,
-}
-
-impl ServerLog {
-    async fn drain(self: Arc<Self>, mut from: impl tokio::io::AsyncRead + Unpin) {
-        let mut buffer = vec![0u8; 64 << 10];
-        loop {
-            let n = match from.read(&mut buffer).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => n,
-            };
-            let before = self.written.fetch_add(n as u64, Ordering::Relaxed);
-            if before < LOG_CAP_BYTES {
-                let keep = (LOG_CAP_BYTES - before).min(n as u64) as usize;
-                let mut file = self.file.lock().await;
-                let _ = file.write_all(&buffer[..keep]).await;
-            }
-        }
-    }
-
-    /// The last lines kept, for an error message.
-    fn tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.path).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(20)..].join("\n")
-    }
-}
-
 /// The data directory with both tenants and their apps, and what the cases need.
 struct World {
-    tessera: PathBuf,
-    data: PathBuf,
+    tessera: Tessera,
     root: PathBuf,
     plan: Plan,
-    log: Arc<ServerLog>,
+    log: Arc<Logs>,
     /// `hostile/pool-N` apps.
     pool_apps: Vec<String>,
     /// The hostile tenant's API token (for `git push`).
@@ -378,17 +340,11 @@ impl World {
         let hostile = guest("guest_hostile.wasm")?;
         let data = root.join("data");
         std::fs::create_dir_all(&data)?;
-        let file = tokio::fs::File::create(root.join("server.log")).await?;
         let mut world = World {
-            tessera: options.tessera.clone(),
-            data,
+            tessera: Tessera::new(&options.tessera, &data),
             root: root.to_path_buf(),
             plan,
-            log: Arc::new(ServerLog {
-                path: root.join("server.log"),
-                written: AtomicU64::new(0),
-                file: tokio::sync::Mutex::new(file),
-            }),
+            log: Logs::create(root.join("server.log"), LOG_CAP_BYTES).await?,
             pool_apps: Vec::new(),
             hostile_token: String::new(),
             limits: options.limits.clone(),
@@ -482,21 +438,7 @@ impl World {
 
     /// Run `tessera` with this data directory; its standard output.
     async fn cli(&self, args: &[&str]) -> anyhow::Result<String> {
-        let output = Command::new(&self.tessera)
-            .args(args)
-            .env("TESSERA_DATA_DIR", &self.data)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .output()
-            .await
-            .with_context(|| format!("running {}", self.tessera.display()))?;
-        ensure!(
-            output.status.success(),
-            "tessera {} failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        self.tessera.cli(args).await
     }
 
     async fn deploy(&self, target: &str, component: &str) -> anyhow::Result<String> {
@@ -549,12 +491,8 @@ impl World {
     /// Start a server on a free port and wait until it answers.
     /// A fresh server; `park`: long guest calls parked behind light work (off by default).
     async fn serve(&self, park: bool) -> anyhow::Result<Server> {
-        let port = {
-            let probe = std::net::TcpListener::bind("127.0.0.1:0")?;
-            probe.local_addr()?.port()
-        };
-        let address: SocketAddr = ([127, 0, 0, 1], port).into();
-        let mut command = Command::new(&self.tessera);
+        let address: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
+        let mut command = self.tessera.command();
         // Parking is off by default; the "on" runs ask for the documented 50 ms bound.
         let config = self.root.join("park.toml");
         let bound = if park { 50 } else { 0 };
@@ -562,49 +500,25 @@ impl World {
             &config,
             format!("[limits]\npark_long_calls_ms = {bound}\n{}", self.limits),
         )?;
-        command.env("TESSERA_CONFIG", config);
-        let mut child = command
+        command
+            .env("TESSERA_CONFIG", config)
             .args(["serve", "--listen", &address.to_string()])
-            .env("TESSERA_DATA_DIR", &self.data)
             // Apps' own lines as in production (info), the server's chatter off.
-            .env("RUST_LOG", "warn,tessera::app_log=info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .context("starting tessera serve")?;
+            .env("RUST_LOG", "warn,tessera::app_log=info");
+        let child = Tessera::start(
+            command,
+            address,
+            &self.log,
+            Duration::from_secs(30),
+            "tessera serve",
+        )
+        .await?;
         let pid = child.id().context("the server has a pid")?;
-        if let Some(out) = child.stdout.take() {
-            tokio::spawn(self.log.clone().drain(out));
-        }
-        if let Some(err) = child.stderr.take() {
-            tokio::spawn(self.log.clone().drain(err));
-        }
-        let client = client(address)?;
-        let healthz = format!("http://{address}/healthz");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(reply) = client.get(&healthz).send().await
-                && reply.status().is_success()
-            {
-                break;
-            }
-            if let Some(status) = child.try_wait()? {
-                bail!("tessera serve exited ({status}):\n{}", self.log.tail());
-            }
-            ensure!(
-                Instant::now() < deadline,
-                "tessera serve does not answer {healthz}:\n{}",
-                self.log.tail()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
         Ok(Server {
             child,
             pid,
             address,
-            client,
+            client: client(address)?,
         })
     }
 
@@ -810,7 +724,7 @@ async fn idle_spinners(stop: Arc<AtomicBool>) -> Option<Push> {
     for _ in 0..cores {
         match Command::new("chrt")
             .args(["--idle", "0", "sh", "-c", "while :; do :; done"])
-            .stdin(Stdio::null())
+            .stdin(std::process::Stdio::null())
             .kill_on_drop(true)
             .spawn()
         {
@@ -838,16 +752,7 @@ struct Server {
 impl Server {
     /// SIGTERM, then SIGKILL if in-flight work (spinning jobs) keeps it up.
     async fn stop(mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.pid.to_string()])
-            .status()
-            .await;
-        if tokio::time::timeout(Duration::from_secs(3), self.child.wait())
-            .await
-            .is_err()
-        {
-            let _ = self.child.kill().await;
-        }
+        tests::server::stop(&mut self.child, Duration::from_secs(3)).await;
     }
 }
 
@@ -901,38 +806,19 @@ impl Light {
     }
 
     async fn send(&self) {
-        let body = json!({
-            "output": "greeting.children",
-            "outputs": {"id": "greeting", "property": "children"},
-            "inputs": [{"id": "name", "property": "value", "value": "noisy"}],
-            "changedPropIds": ["name.value"],
-            "parsedChangedPropsIds": ["name.value"],
-        })
-        .to_string();
         let started = Instant::now();
-        let reply = self
-            .client
-            .post(&self.url)
-            .header("Content-Type", "application/json")
-            .body(body)
-            .send()
-            .await;
-        let outcome = match reply {
-            Ok(reply) => {
-                let status = reply.status().as_u16();
-                match reply.text().await {
-                    Ok(text) if status == 200 && text.contains("Hello, noisy!") => None,
-                    Ok(text) => Some(format!("{status} {}", error_code(&text))),
-                    Err(e) => Some(format!("{status} body: {e}")),
-                }
-            }
-            Err(e) if e.is_timeout() => Some("timeout".to_owned()),
-            Err(_) => Some("connection error".to_owned()),
-        };
+        let outcome = tests::server::hello(&self.client, &self.url, "noisy").await;
         let took = started.elapsed();
         match outcome {
-            None => lock(&self.latencies).push(took),
-            Some(error) => *lock(&self.errors).entry(error).or_default() += 1,
+            Ok(()) => lock(&self.latencies).push(took),
+            Err(failure) => {
+                let error = match failure {
+                    Failure::Status(status, text) => format!("{status} {}", error_code(&text)),
+                    Failure::Timeout => "timeout".to_owned(),
+                    Failure::Connection(_) => "connection error".to_owned(),
+                };
+                *lock(&self.errors).entry(error).or_default() += 1;
+            }
         }
     }
 
@@ -953,17 +839,6 @@ impl Light {
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// The `error.code` of an error body, or a short description of a body without one.
-fn error_code(text: &str) -> String {
-    match serde_json::from_str::<Value>(text) {
-        Ok(body) => match body["error"]["code"].as_str() {
-            Some(code) => code.to_owned(),
-            None => "(no error code)".to_owned(),
-        },
-        Err(_) => "(not JSON)".to_owned(),
-    }
 }
 
 /// Hostile answers counted by `status code`.
@@ -1120,12 +995,7 @@ impl CaseResult {
     }
 
     fn percentile(&self, p: f64) -> Option<Duration> {
-        let n = self.light_latencies.len();
-        if n == 0 {
-            return None;
-        }
-        let index = ((n as f64 * p).ceil() as usize).clamp(1, n) - 1;
-        Some(self.light_latencies[index])
+        tests::server::percentile(&self.light_latencies, p)
     }
 
     /// The case's name without the server setting (`spin/nopark` is `spin`).
@@ -1293,47 +1163,6 @@ fn table(quiets: &[CaseResult], results: &[(usize, CaseResult)], plan: Plan) -> 
         }
     }
     out
-}
-
-/// `VmHWM` (peak resident set) of a process, in MiB.
-fn peak_rss_mib(pid: u32) -> u64 {
-    status_kib(pid, "VmHWM:") >> 10
-}
-
-fn rss_mib(pid: u32) -> u64 {
-    status_kib(pid, "VmRSS:") >> 10
-}
-
-fn status_kib(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|status| {
-            status.lines().find_map(|line| {
-                line.strip_prefix(field)
-                    .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-            })
-        })
-        .unwrap_or(0)
-}
-
-/// User plus system CPU time of a process, in clock ticks.
-fn cpu_ticks(pid: u32) -> u64 {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return 0;
-    };
-    // The fields after the command name (which may hold spaces) in parentheses.
-    let Some(rest) = stat.rsplit_once(')').map(|(_, rest)| rest) else {
-        return 0;
-    };
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let field = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    // utime and stime are fields 14 and 15 of stat; 12 and 13 after the name.
-    field(11) + field(12)
 }
 
 /// CPU ticks over a wall-clock span as a share of one core (100 ticks a second on Linux).
