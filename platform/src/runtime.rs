@@ -546,8 +546,10 @@ impl Loader {
                 .clone()
                 .map(|c| c as Arc<dyn sandbox::Capabilities>),
         };
-        let component =
-            tokio::task::spawn_blocking(move || sandbox.load(&bytes, options)).await??;
+        let component = tokio::task::spawn_blocking(move || {
+            crate::capabilities::on_guest_thread(|| sandbox.load(&bytes, options))
+        })
+        .await??;
         let dependencies = Dependencies::parse(component.dependencies_json())?;
         let split = clientside::split(component.dependencies_json())?;
         let layout = crate::dash::layout::split(component.layout_json());
