@@ -285,6 +285,56 @@ async fn postgres_sources_read_rows_and_aggregates_read_only_with_caps_and_row_s
             .expect("granted");
     }
 
+    // A session-level advisory lock outlives a rollback: one a query takes is released
+    // when its connection goes back to the pool, so the next query (on the same, only
+    // connection of `shop-one`) finds none held.
+    sources
+        .put(
+            &acme,
+            "shop-one",
+            Kind::Postgres,
+            &pg(&role, Some(&password)),
+            &SourceLimits {
+                pool_size: Some(1),
+                ..limits
+            },
+            &op(),
+        )
+        .await
+        .expect("registered");
+    sources
+        .set_grant(acme.id, "shop-one", "hello", true, &op())
+        .await
+        .expect("granted");
+    let held = "(select count(*) from pg_locks where locktype = 'advisory' \
+                and pid = pg_backend_pid()) as held, pg_backend_pid()::bigint as conn";
+    let locked = caller
+        .query(
+            "shop-one",
+            &format!(
+                "select (case when pg_try_advisory_lock(7357) then 1 else 0 end)::bigint as got, {held}"
+            ),
+        )
+        .await
+        .expect("lock");
+    let locked = decode(&locked);
+    assert_eq!(ints(&locked, "got"), [1], "the lock was taken");
+    let next = caller
+        .query("shop-one", &format!("select {held}"))
+        .await
+        .expect("locks");
+    let next = decode(&next);
+    assert_eq!(
+        ints(&next, "conn"),
+        ints(&locked, "conn"),
+        "the same connection"
+    );
+    assert_eq!(
+        ints(&next, "held"),
+        [0],
+        "the lock did not outlive its query"
+    );
+
     let out = caller
         .query(
             "shop",
@@ -762,6 +812,39 @@ async fn mariadb_sources_read_rows_and_aggregates_read_only_with_caps_and_viewer
     assert!(
         sees(None).await.is_empty(),
         "cleared after the tricky viewer"
+    );
+
+    // A named lock outlives a rollback: one a query takes is released when its connection
+    // goes back to the pool, so the next query (here on the same, only connection) finds
+    // it free instead of held by another app's or viewer's query.
+    let locked = caller
+        .query(
+            "shop",
+            "select cast(get_lock('tessera_leak', 0) as signed) as got, \
+             cast(connection_id() as signed) as conn",
+        )
+        .await
+        .expect("lock");
+    let batch = decode(&locked);
+    assert_eq!(ints(&batch, "got"), [1], "the lock was taken");
+    let next = caller
+        .query(
+            "shop",
+            "select cast(is_free_lock('tessera_leak') as signed) as free, \
+             cast(connection_id() as signed) as conn",
+        )
+        .await
+        .expect("free");
+    let next = decode(&next);
+    assert_eq!(
+        ints(&next, "conn"),
+        ints(&batch, "conn"),
+        "the same connection"
+    );
+    assert_eq!(
+        ints(&next, "free"),
+        [1],
+        "the lock did not outlive its query"
     );
 
     let failed = caller
