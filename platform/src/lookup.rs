@@ -4,7 +4,8 @@
 //!
 //! Freshness rests on two numbers, read together as a [`Stamp`]: the database's change
 //! counter (bumped by trigger in every transaction that changes tenants, apps, members,
-//! teams, grants or collaborators, migration 0023), polled once per [`Changes::POLL`] by a
+//! teams, grants or collaborators, migration 0023, and by the store in every change of a
+//! data source or its grants to apps), polled once per [`Changes::POLL`] by a
 //! task of each replica, and the count of such transactions this process committed itself
 //! (so its own changes count at once). An answer is cached with the stamp read *before*
 //! the database was asked, and served only while the stamp is the same: a change that
@@ -17,8 +18,8 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use crate::ids::{Slug, UserId};
-use crate::store::{self, AppAccess, Store};
+use crate::ids::{AppId, Slug, TenantId, UserId};
+use crate::store::{self, AppAccess, Store, StoredDataSource};
 
 /// When cached facts were true: the change counter's generation as this replica saw it and
 /// this process's own committed changes.
@@ -148,6 +149,60 @@ impl AccessCache {
             self.entries.insert(key, (stamp, access));
         }
         Ok(access)
+    }
+}
+
+type GrantKey = (TenantId, AppId, String);
+
+/// Which data source of its tenant each app may query (the guest's `data.query`), as of a
+/// [`Stamp`]: a warm query asks the platform's database nothing. Every change of a source
+/// or of its grants moves the change counter (`store::datasources`), so a revoked grant is
+/// refused by the next query on the replica that revoked it and, after its next poll, on
+/// every other.
+pub struct GrantCache {
+    changes: Arc<Changes>,
+    entries: moka::sync::Cache<GrantKey, (Stamp, Option<StoredDataSource>)>,
+}
+
+impl GrantCache {
+    /// At most this many (app, source name) answers are kept, refusals included (a name a
+    /// guest makes up is asked once per change, not once per call); the least used go first.
+    pub const CAPACITY: u64 = 20_000;
+
+    /// A cache over `changes`' store.
+    pub fn new(changes: Arc<Changes>) -> Self {
+        Self {
+            changes,
+            entries: moka::sync::Cache::new(Self::CAPACITY),
+        }
+    }
+
+    /// [`Store::granted_data_source`], from memory while nothing changed.
+    pub async fn granted_data_source(
+        &self,
+        tenant: TenantId,
+        app: AppId,
+        name: &str,
+    ) -> store::Result<Option<StoredDataSource>> {
+        let stamp = self.changes.stamp();
+        let key = (tenant, app, name.to_owned());
+        if let Some(stamp) = stamp
+            && let Some((at, source)) = self.entries.get(&key)
+            && at == stamp
+        {
+            crate::observe::cache_lookup("data_source_grant", true);
+            return Ok(source);
+        }
+        crate::observe::cache_lookup("data_source_grant", false);
+        let source = self
+            .changes
+            .store
+            .granted_data_source(tenant, app, name)
+            .await?;
+        if let Some(stamp) = stamp {
+            self.entries.insert(key, (stamp, source.clone()));
+        }
+        Ok(source)
     }
 }
 

@@ -597,7 +597,10 @@ impl Loader {
             options.clone(),
         );
         let cached =
-            tokio::task::spawn_blocking(move || sandbox.load_cached(&sha256, by_hash)).await??;
+            tokio::task::spawn_blocking(move || {
+                crate::capabilities::on_guest_thread(|| sandbox.load_cached(&sha256, by_hash))
+            })
+            .await??;
         let component = match cached {
             Some(component) => component,
             None => {
@@ -607,7 +610,10 @@ impl Loader {
                     .await?;
                 self.component_reads.fetch_add(1, Ordering::Relaxed);
                 let sandbox = self.sandbox.clone();
-                tokio::task::spawn_blocking(move || sandbox.load(&bytes, options)).await??
+                tokio::task::spawn_blocking(move || {
+                    crate::capabilities::on_guest_thread(|| sandbox.load(&bytes, options))
+                })
+                .await??
             }
         };
         let dependencies = Dependencies::parse(component.dependencies_json())?;

@@ -164,24 +164,27 @@ impl App {
         if stale > 0 {
             tracing::warn!(stale, "removed what a stopped server's builds left behind");
         }
-        let datasources = Arc::new(crate::datasources::DataSources::new(
-            store.clone(),
-            secrets.clone(),
-            config.data_sources.clone(),
-            config.sources_dir(),
-        ));
-        let cache = Arc::new(cache);
-        let capabilities = crate::capabilities::PlatformCapabilities::new(
-            datasources.clone(),
-            cache.clone(),
-            tokio::runtime::Handle::current(),
-        );
         // Read once now, so lookups are cached from the first request, then polled.
         let changes = Arc::new(crate::lookup::Changes::new(store.clone()));
         if let Err(error) = changes.poll().await {
             tracing::warn!(%error, "reading the change counter failed");
         }
         changes.spawn_polling();
+        let datasources = Arc::new(
+            crate::datasources::DataSources::new(
+                store.clone(),
+                secrets.clone(),
+                config.data_sources.clone(),
+                config.sources_dir(),
+            )
+            .with_changes(changes.clone()),
+        );
+        let cache = Arc::new(cache);
+        let capabilities = crate::capabilities::PlatformCapabilities::new(
+            datasources.clone(),
+            cache.clone(),
+            tokio::runtime::Handle::current(),
+        );
         crate::observe::install();
         let runtime = Runtime::new(
             sandbox,

@@ -2,12 +2,15 @@
 //! sources (`data`) and a cache per tenant and app (`cache`), both served by the
 //! [`Capabilities`] the platform hands over at load time, and `host.viewer`.
 //!
-//! These host calls block (a database or Redis round trip), so they are not made on the
-//! guest's thread while it holds its core: [`blocking`] gives the call's CPU ticket back,
-//! runs the capability on a helper thread and waits for it at most until the call's
-//! deadline, looking at the cancellation flag every [`CANCEL_CHECK`]; then it takes a core
-//! again. A call past its deadline, or cancelled, fails exactly like one stopped by an
-//! epoch tick, whatever the capability does afterwards.
+//! These host calls block (a database or Redis round trip), so they are not made while
+//! the guest holds its core: [`blocking`] gives the call's CPU ticket back, runs the
+//! capability and takes a core again. The capability runs on a helper thread, which the
+//! guest's thread waits for at most until the call's deadline, looking at the cancellation
+//! flag every [`CANCEL_CHECK`]; or, when the implementation says it may
+//! ([`Capabilities::runs_on_caller`]), on the guest's own thread, without the hop to
+//! another thread, and then the implementation itself stops at the deadline or the
+//! cancellation. A call past its deadline, or cancelled, fails exactly like one stopped
+//! by an epoch tick, whatever the capability does afterwards.
 //!
 //! Arguments are checked against their caps while still in guest memory
 //! ([`GuestStr`], [`WasmList`]) and copied only when they fit; an answer is checked against
@@ -47,13 +50,14 @@ const CANCEL_CHECK: Duration = Duration::from_millis(50);
 ///
 /// # Threads
 ///
-/// Every method is called on a plain helper thread the sandbox starts for that host call
-/// (never a tokio worker, never inside a runtime), so an implementation may block, for
-/// instance on `tokio::runtime::Handle::block_on` of the platform's async domain
-/// functions. The sandbox stops waiting at [`CallContext::deadline`] or when the call is
-/// cancelled ([`CallContext::cancelled`]) and fails the call; the method's eventual answer
-/// is then dropped. An implementation should end its own work by then too (a timeout at
-/// the deadline), since until it returns it holds that thread and whatever it borrowed.
+/// Unless [`Capabilities::runs_on_caller`] says otherwise, every method is called on a
+/// plain helper thread the sandbox keeps for host calls (never a tokio worker, never
+/// inside a runtime), so an implementation may block, for instance on
+/// `tokio::runtime::Handle::block_on` of the platform's async domain functions. The
+/// sandbox stops waiting at [`CallContext::deadline`] or when the call is cancelled
+/// ([`CallContext::cancelled`]) and fails the call; the method's eventual answer is then
+/// dropped. An implementation should end its own work by then too (a timeout at the
+/// deadline), since until it returns it holds that thread and whatever it borrowed.
 ///
 /// Errors are messages for the app's author: they must not carry credentials or host
 /// names of the source.
@@ -83,6 +87,16 @@ pub trait Capabilities: Send + Sync + 'static {
 
     /// Removes `key` from the namespace of `call.owner`.
     fn cache_delete(&self, call: &CallContext, key: &str) -> Result<(), String>;
+
+    /// Whether the host call being made on the current thread (the guest's) may run the
+    /// methods above right here, without a helper thread. An implementation that answers
+    /// `true` must be able to block this thread (for `Handle::block_on`: not a runtime's
+    /// worker) and must itself return by [`CallContext::deadline`] and soon after
+    /// [`CallContext::cancelled`] turns true, since nobody else is watching the call
+    /// meanwhile. By default `false`: every call runs on a helper thread.
+    fn runs_on_caller(&self) -> bool {
+        false
+    }
 }
 
 /// The call a capability is used by: whose it is and what bounds it.
@@ -223,7 +237,8 @@ pub(crate) fn add_to_linker(linker: &mut Linker<State>) -> wasmtime::Result<()> 
                 Ok(found) => found,
                 Err(refusal) => return Ok((Err(refusal),)),
             };
-            let answer = blocking(store, move |call| {
+            let inline = capabilities.runs_on_caller();
+            let answer = blocking(store, inline, move |call| {
                 let value = capabilities.cache_get(call, &key)?;
                 match value {
                     Some(value) if value.len() > call.max_answer_bytes => Err(format!(
@@ -258,7 +273,8 @@ pub(crate) fn add_to_linker(linker: &mut Linker<State>) -> wasmtime::Result<()> 
             };
             let value = value.as_le_slice(&store).to_vec();
             let ttl = Duration::from_secs(u64::from(ttl));
-            let answer = blocking(store, move |call| {
+            let inline = capabilities.runs_on_caller();
+            let answer = blocking(store, inline, move |call| {
                 capabilities.cache_set(call, &key, &value, ttl)
             })?;
             Ok((answer,))
@@ -271,7 +287,10 @@ pub(crate) fn add_to_linker(linker: &mut Linker<State>) -> wasmtime::Result<()> 
                 Ok(found) => found,
                 Err(refusal) => return Ok((Err(refusal),)),
             };
-            let answer = blocking(store, move |call| capabilities.cache_delete(call, &key))?;
+            let inline = capabilities.runs_on_caller();
+            let answer = blocking(store, inline, move |call| {
+                capabilities.cache_delete(call, &key)
+            })?;
             Ok((answer,))
         },
     )?;
@@ -359,7 +378,8 @@ fn query(
             RawParam::Text(text) => Param::Text(text.to_str(&store)?.into_owned()),
         });
     }
-    blocking(store, move |call| {
+    let inline = capabilities.runs_on_caller();
+    blocking(store, inline, move |call| {
         let answer = capabilities.query(call, &source_name, &statement, &bound)?;
         if answer.len() > call.max_answer_bytes {
             return Err(QueryError::Limit(format!(
@@ -373,12 +393,13 @@ fn query(
 }
 
 /// Runs `work` (a capability) for the call in progress without holding a core: gives the
-/// call's CPU ticket back, runs `work` on a helper thread, waits for it until the call's
-/// deadline or its cancellation, then takes a core again. A call that can no longer
-/// finish traps with [`Trap::Interrupt`], which the call turns into its deadline or
-/// cancellation error, exactly as for an epoch tick.
+/// call's CPU ticket back, runs `work` (right here when `inline`, else on a helper thread,
+/// waiting for it until the call's deadline or its cancellation), then takes a core again.
+/// A call that can no longer finish traps with [`Trap::Interrupt`], which the call turns
+/// into its deadline or cancellation error, exactly as for an epoch tick.
 fn blocking<T: Send + 'static>(
     store: StoreContextMut<'_, State>,
+    inline: bool,
     work: impl FnOnce(&CallContext) -> T + Send + 'static,
 ) -> wasmtime::Result<T> {
     let state = store.data();
@@ -387,20 +408,31 @@ fn blocking<T: Send + 'static>(
         return Err(Trap::Interrupt.into());
     }
     let ticket = state.cpu.clone();
-    let (sender, receiver) = mpsc::sync_channel(1);
-    let context = call.clone();
     if let Some(ticket) = &ticket {
         ticket.release();
     }
-    let spawned = on_helper(move || {
-        // The receiver is gone when the call stopped waiting; the answer is dropped.
-        let _ = sender.send(work(&context));
-    });
-    let answer = match spawned {
-        Ok(_) => wait(&receiver, &call),
-        Err(error) => Err(wasmtime::format_err!(
-            "cannot start a thread for a host call: {error}"
-        )),
+    let answer = if inline {
+        // The implementation stops by itself at the deadline or the cancellation
+        // (`Capabilities::runs_on_caller`); an answer that comes too late is dropped.
+        let answer = work(&call);
+        if call.over() {
+            Err(Trap::Interrupt.into())
+        } else {
+            Ok(answer)
+        }
+    } else {
+        let (sender, receiver) = mpsc::sync_channel(1);
+        let context = call.clone();
+        let spawned = on_helper(move || {
+            // The receiver is gone when the call stopped waiting; the answer is dropped.
+            let _ = sender.send(work(&context));
+        });
+        match spawned {
+            Ok(_) => wait(&receiver, &call),
+            Err(error) => Err(wasmtime::format_err!(
+                "cannot start a thread for a host call: {error}"
+            )),
+        }
     };
     if let Some(ticket) = &ticket
         && ticket.acquire(call.deadline).is_err()

@@ -223,27 +223,34 @@ fn pg_text(value: &str) -> String {
 }
 
 /// What a PostgreSQL connection runs when it goes back to the pool: the end of the
-/// query's transaction (and so of its settings). A failure closes the connection.
+/// query's transaction (and so of its settings) and of the session-level advisory locks
+/// its query took (`pg_advisory_lock` outlives a rollback), so the next query on it
+/// (another app's, another viewer's) never finds them held. A failure closes the
+/// connection.
 pub fn pg_release(
     conn: &mut sqlx::PgConnection,
     _: sqlx::pool::PoolConnectionMetadata,
 ) -> futures_util::future::BoxFuture<'_, Result<bool, sqlx::Error>> {
     Box::pin(async move {
-        conn.execute("rollback").await?;
+        conn.execute("rollback; select pg_advisory_unlock_all()")
+            .await?;
         Ok(true)
     })
 }
 
 /// What a MySQL/MariaDB connection runs when it goes back to the pool: the end of the
-/// query's transaction and the viewer's identity unset, so the next query on it (another
-/// app's, another viewer's) never sees them. A failure closes the connection.
+/// query's transaction, the viewer's identity unset and the named locks its query took
+/// released (`GET_LOCK` outlives a rollback; `RELEASE_ALL_LOCKS`: MariaDB 10.5, MySQL
+/// 5.7), so the next query on it (another app's, another viewer's) never sees them. A
+/// failure closes the connection (on an older server, every time: slower, still sound).
 pub fn mysql_release(
     conn: &mut sqlx::MySqlConnection,
     _: sqlx::pool::PoolConnectionMetadata,
 ) -> futures_util::future::BoxFuture<'_, Result<bool, sqlx::Error>> {
     Box::pin(async move {
         conn.execute(
-            "rollback; set @tessera_user_id = null, @tessera_email = null, @tessera_groups = null",
+            "rollback; set @tessera_user_id = null, @tessera_email = null, @tessera_groups = null; \
+             do release_all_locks()",
         )
         .await?;
         Ok(true)

@@ -240,6 +240,9 @@ pub struct DataSources {
     pools: Mutex<HashMap<i64, (i64, Arc<SourcePool>)>>,
     /// Queries at once, per tenant.
     tenants: Mutex<HashMap<TenantId, Arc<Semaphore>>>,
+    /// Which source each app may query, cached under the change counter (the server's);
+    /// `None`: every query asks the store (the CLI, a test's own instance).
+    grants: Option<crate::lookup::GrantCache>,
 }
 
 impl std::fmt::Debug for DataSources {
@@ -291,6 +294,28 @@ impl DataSources {
             sources_dir,
             pools: Mutex::new(HashMap::new()),
             tenants: Mutex::new(HashMap::new()),
+            grants: None,
+        }
+    }
+
+    /// The same, remembering which source each app may query while `changes` (polled
+    /// by the server) says nothing changed.
+    pub fn with_changes(mut self, changes: Arc<crate::lookup::Changes>) -> Self {
+        self.grants = Some(crate::lookup::GrantCache::new(changes));
+        self
+    }
+
+    /// The source `name` of `tenant` if it is granted to `app`: from the grant cache when
+    /// there is one.
+    async fn granted(
+        &self,
+        tenant: TenantId,
+        app: AppId,
+        name: &str,
+    ) -> store::Result<Option<StoredDataSource>> {
+        match &self.grants {
+            Some(grants) => grants.granted_data_source(tenant, app, name).await,
+            None => self.store.granted_data_source(tenant, app, name).await,
         }
     }
 
@@ -731,8 +756,7 @@ impl DataSources {
             return Err(not_granted());
         }
         let stored = self
-            .store
-            .granted_data_source(call.tenant, call.app, source)
+            .granted(call.tenant, call.app, source)
             .await
             .map_err(|e| {
                 tracing::error!(error = %e, source, "looking up a data source failed");

@@ -366,7 +366,11 @@ async fn run_callback(
     // The sandbox's own log lines during the call belong to this request (its id).
     let span = tracing::Span::current();
     let result = tokio::task::spawn_blocking(move || {
-        span.in_scope(|| component.call_with(&id_for_call, &request_json, options))
+        span.in_scope(|| {
+            crate::capabilities::on_guest_thread(|| {
+                component.call_with(&id_for_call, &request_json, options)
+            })
+        })
     })
     .await
     .map_err(|e| RunError::Api(ApiError::internal("the callback task failed", &e)))?;

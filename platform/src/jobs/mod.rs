@@ -746,7 +746,9 @@ impl Inner {
             request_json,
         } = work;
         let result = tokio::task::spawn_blocking(move || {
-            component.call_with(&callback, &request_json, options)
+            crate::capabilities::on_guest_thread(|| {
+                component.call_with(&callback, &request_json, options)
+            })
         })
         .await;
         watcher.abort();

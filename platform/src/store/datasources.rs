@@ -3,7 +3,10 @@
 //!
 //! The store keeps what it is given: [`crate::datasources`] checks names, settings and
 //! limits and seals the connection before it arrives here. Every change writes its audit
-//! row (names and kinds, never connection settings) in the same transaction.
+//! row (names and kinds, never connection settings) in the same transaction, and bumps
+//! the change counter there too (`Store::bump_change_counter`): replicas cache which
+//! source an app may query under it (`lookup::GrantCache`), so a revocation, an edit or a
+//! removal reaches them as a revoked app grant does.
 
 use serde_json::json;
 use sqlx::Row;
@@ -247,7 +250,8 @@ impl Store {
                 "max_bytes": l.max_bytes, "pool_size": l.pool_size}}),
         )
         .await?;
-        tx.commit().await?;
+        Self::bump_change_counter(&mut tx).await?;
+        self.commit_change(tx).await?;
         Ok(existing.is_none())
     }
 
@@ -282,7 +286,8 @@ impl Store {
             json!({}),
         )
         .await?;
-        tx.commit().await?;
+        Self::bump_change_counter(&mut tx).await?;
+        self.commit_change(tx).await?;
         Ok(true)
     }
 
@@ -353,8 +358,11 @@ impl Store {
                 json!({"app": app_name}),
             )
             .await?;
+            Self::bump_change_counter(&mut tx).await?;
+            self.commit_change(tx).await?;
+        } else {
+            tx.commit().await?;
         }
-        tx.commit().await?;
         Ok(changed)
     }
 

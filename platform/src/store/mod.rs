@@ -144,8 +144,8 @@ pub struct Store {
     keep_versions: i64,
     /// Connections handed out by the pool: one per query or transaction.
     acquisitions: Arc<AtomicU64>,
-    /// Transactions this process committed that change who may open which app or which
-    /// version serves it ([`Store::local_changes`]).
+    /// Transactions this process committed that change who may open which app, which
+    /// version serves it or which data source it may query ([`Store::local_changes`]).
     local_changes: Arc<AtomicU64>,
 }
 
@@ -267,12 +267,23 @@ impl Store {
         })
     }
 
-    /// Commit `tx`, a change to who may open which app or which version serves it: this
-    /// process's cached lookups see it at once ([`Store::local_changes`]), other replicas
-    /// through the change counter.
+    /// Commit `tx`, a change to who may open which app, which version serves it or which
+    /// data source it may query: this process's cached lookups see it at once
+    /// ([`Store::local_changes`]), other replicas through the change counter.
     async fn commit_change(&self, tx: sqlx::Transaction<'static, sqlx::Any>) -> Result<()> {
         tx.commit().await?;
         self.local_changes.fetch_add(1, Ordering::Release);
+        Ok(())
+    }
+
+    /// Bumps the database's change counter inside `tx`, for changes no trigger of
+    /// migration 0023 sees (data sources and their grants). Run it last, just before
+    /// [`Store::commit_change`]: the counter's row is then locked only at the end, after
+    /// every other lock of the transaction, as the triggers' deferred updates are.
+    async fn bump_change_counter(tx: &mut sqlx::Transaction<'static, sqlx::Any>) -> Result<()> {
+        sqlx::query("update change_counter set n = n + 1 where id = 1")
+            .execute(&mut **tx)
+            .await?;
         Ok(())
     }
 
@@ -283,7 +294,8 @@ impl Store {
     }
 
     /// The database's change counter, bumped by trigger in every transaction that changes
-    /// tenants, apps, memberships, team members, grants or collaborators (migration 0023).
+    /// tenants, apps, memberships, team members, grants or collaborators (migration 0023),
+    /// and by `store::datasources` in every change of a data source or its grants.
     pub async fn change_counter(&self) -> Result<i64> {
         let row = sqlx::query("select n from change_counter where id = 1")
             .fetch_one(&self.pool)

@@ -285,6 +285,56 @@ async fn postgres_sources_read_rows_and_aggregates_read_only_with_caps_and_row_s
             .expect("granted");
     }
 
+    // A session-level advisory lock outlives a rollback: one a query takes is released
+    // when its connection goes back to the pool, so the next query (on the same, only
+    // connection of `shop-one`) finds none held.
+    sources
+        .put(
+            &acme,
+            "shop-one",
+            Kind::Postgres,
+            &pg(&role, Some(&password)),
+            &SourceLimits {
+                pool_size: Some(1),
+                ..limits
+            },
+            &op(),
+        )
+        .await
+        .expect("registered");
+    sources
+        .set_grant(acme.id, "shop-one", "hello", true, &op())
+        .await
+        .expect("granted");
+    let held = "(select count(*) from pg_locks where locktype = 'advisory' \
+                and pid = pg_backend_pid()) as held, pg_backend_pid()::bigint as conn";
+    let locked = caller
+        .query(
+            "shop-one",
+            &format!(
+                "select (case when pg_try_advisory_lock(7357) then 1 else 0 end)::bigint as got, {held}"
+            ),
+        )
+        .await
+        .expect("lock");
+    let locked = decode(&locked);
+    assert_eq!(ints(&locked, "got"), [1], "the lock was taken");
+    let next = caller
+        .query("shop-one", &format!("select {held}"))
+        .await
+        .expect("locks");
+    let next = decode(&next);
+    assert_eq!(
+        ints(&next, "conn"),
+        ints(&locked, "conn"),
+        "the same connection"
+    );
+    assert_eq!(
+        ints(&next, "held"),
+        [0],
+        "the lock did not outlive its query"
+    );
+
     let out = caller
         .query(
             "shop",
@@ -762,6 +812,39 @@ async fn mariadb_sources_read_rows_and_aggregates_read_only_with_caps_and_viewer
     assert!(
         sees(None).await.is_empty(),
         "cleared after the tricky viewer"
+    );
+
+    // A named lock outlives a rollback: one a query takes is released when its connection
+    // goes back to the pool, so the next query (here on the same, only connection) finds
+    // it free instead of held by another app's or viewer's query.
+    let locked = caller
+        .query(
+            "shop",
+            "select cast(get_lock('tessera_leak', 0) as signed) as got, \
+             cast(connection_id() as signed) as conn",
+        )
+        .await
+        .expect("lock");
+    let batch = decode(&locked);
+    assert_eq!(ints(&batch, "got"), [1], "the lock was taken");
+    let next = caller
+        .query(
+            "shop",
+            "select cast(is_free_lock('tessera_leak') as signed) as free, \
+             cast(connection_id() as signed) as conn",
+        )
+        .await
+        .expect("free");
+    let next = decode(&next);
+    assert_eq!(
+        ints(&next, "conn"),
+        ints(&batch, "conn"),
+        "the same connection"
+    );
+    assert_eq!(
+        ints(&next, "free"),
+        [1],
+        "the lock did not outlive its query"
     );
 
     let failed = caller
@@ -1641,4 +1724,129 @@ async fn a_guest_queries_its_granted_source_and_keeps_its_own_cache_through_the_
         capable(&app, "other", "cache", get).await,
         json!({"ok": null})
     );
+}
+
+/// The grant lookup of `data.query` is cached per replica under the change counter (issue
+/// 14): warm queries ask the platform's database nothing, and a revocation, an edit or a
+/// removal made through one replica is seen by the very next query on that replica and,
+/// once the other replica has polled the change counter (every 500 ms), by the next query
+/// there. On SQLite and PostgreSQL stores.
+#[tokio::test]
+async fn grants_are_cached_until_a_change_and_a_revocation_is_refused_on_every_replica() {
+    for db in platform::store::testing::TestDatabase::all()
+        .await
+        .expect("databases")
+    {
+        let backend = db.backend;
+        let first = TestApp::on(db).await;
+        let (acme, hello) = tenant_with_app(&first, "acme", "hello").await;
+        let second = TestApp::replica_of(&first).await;
+        let dir = first.state.config.sources_dir();
+        sqlite_file(&dir, "acme", "shop.db", 5).await;
+        sqlite_file(&dir, "acme", "bigger.db", 7).await;
+        let sources = &first.state.datasources;
+        let file = |p: &str| ConnectionInput {
+            path: Some(p.to_owned()),
+            ..Default::default()
+        };
+        let tenant = &acme;
+        let put = |p: &'static str| async move {
+            sources
+                .put(
+                    tenant,
+                    "shop",
+                    Kind::Sqlite,
+                    &file(p),
+                    &SourceLimits::default(),
+                    &op(),
+                )
+                .await
+        };
+        put("shop.db").await.expect("registered");
+        let grant = |granted: bool| async move {
+            sources
+                .set_grant(tenant.id, "shop", "hello", granted, &op())
+                .await
+        };
+        assert!(grant(true).await.expect("granted"), "{backend:?}");
+        let count = |replica: &TestApp| {
+            let sources = replica.state.datasources.clone();
+            async move {
+                let call = QueryContext {
+                    tenant: acme.id,
+                    app: hello,
+                    viewer: None,
+                };
+                sources
+                    .query(
+                        call,
+                        "shop",
+                        "select count(*) as n from items",
+                        &[],
+                        Instant::now() + Duration::from_secs(5),
+                    )
+                    .await
+                    .map(|out| ints(&decode(&out), "n")[0])
+            }
+        };
+        // What the second replica's poller does every 500 ms, done now.
+        let poll = || async { second.state.changes.poll().await.expect("poll") };
+        poll().await;
+        for replica in [&first, &second] {
+            assert_eq!(count(replica).await, Ok(5), "{backend:?}");
+        }
+
+        // Warm: the grant comes from memory, the platform's database is not asked.
+        let store = &first.state.store;
+        let (queries_before, polls_before) = (store.acquisitions(), first.state.changes.polls());
+        for _ in 0..10 {
+            assert_eq!(count(&first).await, Ok(5), "{backend:?}");
+        }
+        let queries = store.acquisitions() - queries_before;
+        let polls = first.state.changes.polls() - polls_before;
+        assert!(
+            queries <= polls,
+            "{backend:?}: 10 warm queries used the platform's database {queries} times \
+             ({polls} of them the change-counter poll)"
+        );
+
+        // Revoked through the first replica: refused by its very next query, and by the
+        // second's next query after its poll.
+        assert!(grant(false).await.expect("revoked"), "{backend:?}");
+        let not_granted = |result: Result<i64, QueryError>| matches!(result, Err(QueryError::NotGranted(ref m)) if m.contains("no data source `shop`"));
+        let refused = count(&first).await;
+        assert!(not_granted(refused.clone()), "{backend:?}: {refused:?}");
+        poll().await;
+        let refused = count(&second).await;
+        assert!(not_granted(refused.clone()), "{backend:?}: {refused:?}");
+
+        // Granted again, then edited to point at another file: both replicas read it.
+        assert!(grant(true).await.expect("granted"), "{backend:?}");
+        poll().await;
+        for replica in [&first, &second] {
+            assert_eq!(count(replica).await, Ok(5), "{backend:?}");
+        }
+        put("bigger.db").await.expect("edited");
+        assert_eq!(count(&first).await, Ok(7), "{backend:?}: the edit at once");
+        poll().await;
+        assert_eq!(
+            count(&second).await,
+            Ok(7),
+            "{backend:?}: the edit after a poll"
+        );
+
+        // Removed: refused everywhere.
+        assert!(
+            sources
+                .remove(acme.id, "shop", &op())
+                .await
+                .expect("removed"),
+            "{backend:?}"
+        );
+        let refused = count(&first).await;
+        assert!(not_granted(refused.clone()), "{backend:?}: {refused:?}");
+        poll().await;
+        let refused = count(&second).await;
+        assert!(not_granted(refused.clone()), "{backend:?}: {refused:?}");
+    }
 }

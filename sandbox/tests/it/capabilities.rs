@@ -63,6 +63,12 @@ impl Capabilities for Recorder {
                 Ok(b"slow".to_vec())
             }
             "huge" => Ok(vec![b'x'; call.max_answer_bytes + 1]),
+            // The thread the capability runs on.
+            "where" => Ok(std::thread::current()
+                .name()
+                .unwrap_or("unnamed")
+                .as_bytes()
+                .to_vec()),
             "broken" => Err(QueryError::Failed(
                 "relation \"nope\" does not exist".into(),
             )),
@@ -99,6 +105,56 @@ impl Capabilities for Recorder {
         let mut cache = self.cache.lock().expect("lock");
         cache.remove(&(call.owner.tenant, call.owner.app, key.to_string()));
         Ok(())
+    }
+}
+
+/// A [`Recorder`] run on the guest's own thread (`runs_on_caller`), keeping the contract
+/// that comes with it: its slow source stops by itself at the call's deadline or its
+/// cancellation.
+struct OnCaller(Arc<Recorder>);
+
+impl Capabilities for OnCaller {
+    fn query(
+        &self,
+        call: &CallContext,
+        source: &str,
+        sql: &str,
+        params: &[Param],
+    ) -> Result<Vec<u8>, QueryError> {
+        if source != "slow" {
+            return self.0.query(call, source, sql, params);
+        }
+        self.0.note(call);
+        let until = Instant::now() + self.0.slow;
+        while Instant::now() < until {
+            if call.cancelled() || call.remaining().is_zero() {
+                return Err(QueryError::Limit("stopped".into()));
+            }
+            std::thread::sleep(Duration::from_millis(10).min(call.remaining()));
+        }
+        Ok(b"slow".to_vec())
+    }
+
+    fn cache_get(&self, call: &CallContext, key: &str) -> Result<Option<Vec<u8>>, String> {
+        self.0.cache_get(call, key)
+    }
+
+    fn cache_set(
+        &self,
+        call: &CallContext,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<(), String> {
+        self.0.cache_set(call, key, value, ttl)
+    }
+
+    fn cache_delete(&self, call: &CallContext, key: &str) -> Result<(), String> {
+        self.0.cache_delete(call, key)
+    }
+
+    fn runs_on_caller(&self) -> bool {
+        true
     }
 }
 
@@ -438,6 +494,119 @@ fn cancelling_interrupts_a_blocking_capability_call() {
     assert!(
         elapsed >= Duration::from_millis(250) && elapsed < Duration::from_secs(2),
         "stopped at {elapsed:?}"
+    );
+}
+
+/// A capability that may run on the caller runs on the guest's own thread (no helper
+/// thread), still gives the call's core away while it waits, and a call past its deadline
+/// or cancelled still fails as stopped.
+#[test]
+fn a_capability_run_on_the_guest_thread_gives_its_core_away_and_ends_with_the_call() {
+    let where_ = json!({"source": "where", "sql": "select 1"});
+    let plain_sandbox = sandbox();
+    let on_helper = load_capable(
+        &plain_sandbox,
+        owner(1, 1),
+        limits(),
+        Some(Arc::new(Recorder::default())),
+    );
+    assert_eq!(
+        plain(&on_helper, "query.children", where_.clone())["ok"],
+        "tessera-host-call"
+    );
+    let sandbox = Sandbox::new(SandboxConfig {
+        cpu_slots: 1,
+        ..test_config()
+    })
+    .expect("sandbox starts");
+    let on_caller = |deadline: Duration, slow: Duration| {
+        load_capable(
+            &sandbox,
+            owner(1, 1),
+            Limits {
+                deadline,
+                ..limits()
+            },
+            Some(Arc::new(OnCaller(Recorder::slow(slow)))),
+        )
+    };
+    let inline = on_caller(Duration::from_secs(10), Duration::from_millis(1500));
+    let got = plain(&inline, "query.children", where_);
+    assert!(
+        got["ok"].is_string() && got["ok"] != "tessera-host-call",
+        "{got}"
+    );
+    let got = plain(
+        &inline,
+        "cache.children",
+        json!({"op": "set", "key": "k", "value": "v", "ttl": 30}),
+    );
+    assert_eq!(got, json!({"ok": null}));
+
+    // One core: while the slow query waits on the guest's thread, another tenant runs.
+    let quick = load_capable(&sandbox, owner(2, 1), limits(), None);
+    let slow_call = {
+        let inline = inline.clone();
+        std::thread::spawn(move || {
+            let got = plain(
+                &inline,
+                "query.children",
+                json!({"source": "slow", "sql": "select 1"}),
+            );
+            (got, Instant::now())
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(plain(&quick, "ok.children", json!(null)), json!("ok"));
+    let quick_done = Instant::now();
+    let (got, slow_done) = slow_call.join().expect("the slow call's thread");
+    assert_eq!(got["ok"], "slow", "{got}");
+    assert!(
+        quick_done < slow_done,
+        "the short call ended after the slow one: the waiting call kept the core"
+    );
+
+    // Past the deadline: the call fails as stopped, the component goes on serving.
+    let late = on_caller(Duration::from_millis(300), Duration::from_secs(10));
+    let failure = call(
+        &late,
+        "query.children",
+        json!({"source": "slow", "sql": "select 1"}),
+        CallOptions::default(),
+    )
+    .expect_err("a query past the deadline fails the call");
+    assert!(
+        matches!(failure.error, Error::Deadline { .. }),
+        "{:?}",
+        failure.error
+    );
+    assert_eq!(plain(&late, "ok.children", json!(null)), json!("ok"));
+
+    // Cancelled: the same.
+    let flag = Arc::new(AtomicBool::new(false));
+    {
+        let flag = flag.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            flag.store(true, Ordering::Relaxed);
+        });
+    }
+    let cancelled = on_caller(Duration::from_secs(60), Duration::from_secs(10));
+    let failure = call(
+        &cancelled,
+        "query.children",
+        json!({"source": "slow", "sql": "select 1"}),
+        CallOptions {
+            deadline: Some(Duration::from_secs(60)),
+            cancel: Some(flag),
+            ..CallOptions::default()
+        },
+    )
+    .expect_err("a cancelled call fails");
+    assert!(
+        matches!(failure.error, Error::Cancelled),
+        "{:?}",
+        failure.error
     );
 }
 
