@@ -68,6 +68,7 @@ pub mod pages;
 pub mod patch;
 pub mod paths;
 mod progress;
+mod stream;
 pub mod settings;
 pub mod sql;
 pub mod table;
