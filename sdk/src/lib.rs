@@ -68,9 +68,9 @@ pub mod pages;
 pub mod patch;
 pub mod paths;
 mod progress;
-mod stream;
 pub mod settings;
 pub mod sql;
+mod stream;
 pub mod table;
 pub mod viewer;
 
