@@ -19,6 +19,9 @@
 //! | – | – | `[limits] spared_cores` | 0 (cores long guest calls never run on, kept for light calls) |
 //! | – | – | `[limits] park_long_calls_ms` | 0 (off; when set, long guest calls wait while light ones run, at most this long in a row) |
 //! | – | – | `[limits] idle_expiry_secs` | 300 (a warm sandbox instance unused this long is dropped, giving its pool slot back) |
+//! | – | – | `[limits] websocket_connections` | 2000 (open WebSocket-callback connections per tenant and replica) |
+//! | – | – | `[limits] websocket_message_kib` | 8192 (largest message on such a connection, as the HTTP body cap) |
+//! | – | – | `[limits] websocket_idle_secs` | 75 (such a connection silent this long is closed; the renderer sends a heartbeat every 30 s) |
 //! | – | – | `max_component_mb` | 64 |
 //! | `--redis-url` | `TESSERA_REDIS_URL` | `redis_url` | none: background jobs stay in this process |
 //! | – | – | `[cache] tenant_max_mb` | 1024 (no tenant's cache quota counts above this) |
@@ -654,6 +657,15 @@ pub struct LimitsConfig {
     pub spared_cores: usize,
     /// Seconds a warm sandbox instance may stay unused before it is dropped.
     pub idle_expiry_secs: u64,
+    /// Open WebSocket-callback connections one tenant may hold on one replica; past it a
+    /// new connection is refused (429 before the upgrade).
+    pub websocket_connections: usize,
+    /// Largest message a WebSocket-callback connection accepts, in KiB; a larger one
+    /// closes the connection (1009, with the reason).
+    pub websocket_message_kib: usize,
+    /// Seconds a WebSocket-callback connection may stay silent (the renderer's worker
+    /// sends a heartbeat every 30 s) before the server closes it.
+    pub websocket_idle_secs: u64,
 }
 
 impl Default for LimitsConfig {
@@ -668,6 +680,9 @@ impl Default for LimitsConfig {
             park_long_calls_ms: 0,
             spared_cores: 0,
             idle_expiry_secs: 300,
+            websocket_connections: 2_000,
+            websocket_message_kib: 8 << 10,
+            websocket_idle_secs: 75,
         }
     }
 }

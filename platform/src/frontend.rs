@@ -52,6 +52,8 @@ const PRELUDE_SCRIPTS: &[&str] = &[
     "dash/deps/react-dom@18.3.1.min.js",
     "dash/deps/prop-types@15.8.1.min.js",
 ];
+/// The renderer's SharedWorker for WebSocket callbacks (`config.websocket.worker_url`).
+const WS_WORKER_SCRIPT: &str = "dash/dash-renderer/build/dash-ws-worker.js";
 const COMPONENT_SCRIPTS: &[&str] = &[
     "dash/dash-renderer/build/dash_renderer.min.js",
     "dash/dcc/dash_core_components.js",
@@ -94,7 +96,12 @@ impl Frontend {
     /// index page's scripts.
     pub fn open(root: &Path) -> Result<Self, Error> {
         let mut fingerprints = HashMap::new();
-        for dash_path in PRELUDE_SCRIPTS.iter().chain(COMPONENT_SCRIPTS) {
+        let worker = [WS_WORKER_SCRIPT];
+        for dash_path in PRELUDE_SCRIPTS
+            .iter()
+            .chain(COMPONENT_SCRIPTS)
+            .chain(&worker)
+        {
             let file =
                 resolve(root, dash_path).ok_or_else(|| Error::Missing(root.join(dash_path)))?;
             let bytes = std::fs::read(&file).map_err(|_| Error::Missing(file.clone()))?;
@@ -126,6 +133,11 @@ impl Frontend {
     /// URLs (relative to the app prefix) of the renderer and component suites.
     pub fn component_scripts(&self) -> Vec<String> {
         COMPONENT_SCRIPTS.iter().map(|p| self.url(p)).collect()
+    }
+
+    /// URL (relative to the app prefix) of the renderer's WebSocket worker script.
+    pub fn ws_worker_url(&self) -> String {
+        self.url(WS_WORKER_SCRIPT)
     }
 
     fn url(&self, dash_path: &str) -> String {

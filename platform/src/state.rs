@@ -63,6 +63,9 @@ pub struct App {
     pub forwarder: Option<crate::cluster::Forwarder>,
     /// Set on SIGTERM: `/readyz` answers 503 while in-flight requests finish.
     pub drain: crate::cluster::Drain,
+    /// Open WebSocket-callback connections per tenant (their cap, `[limits]
+    /// websocket_connections`).
+    pub ws_connections: crate::dash::ws::Connections,
 }
 
 /// Cheap to clone; what axum hands to handlers.
@@ -220,6 +223,7 @@ impl App {
             changes,
             forwarder,
             drain: Default::default(),
+            ws_connections: Default::default(),
         })))
     }
 

@@ -14,7 +14,7 @@ use crate::pool::{IdleInstances, Lease};
 use crate::sandbox::{Compiled, SandboxInner};
 use crate::scheduler::{Refused, Ticket};
 use crate::settings::Settings;
-use crate::state::{ProgressSink, State};
+use crate::state::{ProgressSink, State, StreamSink};
 use crate::{Error, Result};
 use std::borrow::Cow;
 use std::path::Path;
@@ -77,6 +77,10 @@ pub struct CallOptions {
     /// Receives the guest's `report-progress` JSON, on the calling thread, while the call
     /// runs. Without a sink, reports are dropped.
     pub progress: Option<ProgressSink>,
+    /// Receives the guest's `stream-props` updates (WIT 0.2.0), on the calling thread and
+    /// in order, while the call runs: a WebSocket callback's connection. Without a sink
+    /// the guest is told nothing can be streamed (it then answers side updates as usual).
+    pub stream: Option<StreamSink>,
     /// The signed-in viewer of the request, answered by `host.viewer` (0.2.0) and handed
     /// to the capabilities. `None` for an anonymous viewer.
     pub viewer: Option<Viewer>,
@@ -91,6 +95,7 @@ impl std::fmt::Debug for CallOptions {
             .field("deadline", &self.deadline)
             .field("cancel", &self.cancel)
             .field("progress", &self.progress.is_some())
+            .field("stream", &self.stream.is_some())
             .field("viewer", &self.viewer)
             .field("memoized", &self.memoized)
             .finish()
@@ -314,6 +319,7 @@ impl Component {
             let state = instance.store.data_mut();
             state.cancel = None;
             state.progress = None;
+            state.set_stream(None);
             state.cpu = None;
             state.viewer = None;
             state.memoized = false;
@@ -513,6 +519,7 @@ impl ComponentInner {
         let state = instance.store.data_mut();
         state.cancel = options.cancel;
         state.progress = options.progress;
+        state.set_stream(options.stream);
         state.viewer = options.viewer;
         state.memoized = options.memoized;
     }

@@ -5,7 +5,8 @@
 //! functions plus `viewer`.
 //! `setting` reads the values handed over at load time.
 //! `report-progress` hands the report to the sink the caller supplied for this call
-//! ([`crate::CallOptions::progress`]) and returns at once.
+//! ([`crate::CallOptions::progress`]) and returns at once; so does 0.2.0's `stream-props`
+//! with [`crate::CallOptions::stream`] (a WebSocket callback's connection).
 //!
 //! The functions are defined by hand rather than through the generated `Host` trait so
 //! that every string argument arrives as a [`WasmStr`], still in guest memory: its length
@@ -59,6 +60,16 @@ pub(crate) fn add_to_linker(linker: &mut Linker<State>) -> wasmtime::Result<()> 
                 });
         Ok((Ok(viewer),))
     })?;
+    host.func_wrap(
+        "stream-props",
+        |store: StoreContextMut<'_, State>, (id, props): (WasmStr, WasmStr)| {
+            // Both strings are borrowed from guest memory; the state copies them only
+            // once they are within the call's streaming bounds.
+            let id = id.to_str(&store)?;
+            let props = props.to_str(&store)?;
+            Ok((store.data().stream_props(&id, &props),))
+        },
+    )?;
     Ok(())
 }
 

@@ -15,7 +15,7 @@ use crate::settings::Settings;
 use crate::{Error, Result};
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
@@ -49,6 +49,13 @@ pub(crate) struct State {
     pub(crate) progress: Option<ProgressSink>,
     /// Largest progress report passed on (the output cap).
     progress_cap: usize,
+    /// Where `stream-props` updates of the call in progress go (a WebSocket callback's
+    /// connection), if anywhere.
+    pub(crate) stream: Option<StreamSink>,
+    /// Updates and bytes streamed during the call in progress (bounded by
+    /// [`MAX_STREAMED_UPDATES`] and the output cap).
+    streamed_updates: AtomicUsize,
+    streamed_bytes: AtomicUsize,
     /// The app's settings and secrets (`host.setting`).
     pub(crate) settings: Settings,
     /// The CPU scheduler's claim of the call in progress: the epoch callback gives the core
@@ -69,6 +76,16 @@ pub(crate) struct State {
 
 /// Receives the progress reports of one call, as the JSON text the guest sent.
 pub type ProgressSink = Arc<dyn Fn(String) + Send + Sync>;
+
+/// Receives the `stream-props` updates of one call, in order: the component id (as Dash
+/// stringifies it) and the props, a JSON dictionary checked to be one.
+pub type StreamSink = Arc<dyn Fn(String, String) + Send + Sync>;
+
+/// Most `stream-props` updates one call may send.
+pub const MAX_STREAMED_UPDATES: usize = 10_000;
+
+/// Why a `stream-props` update was not sent.
+const NOT_A_DICTIONARY: &str = "stream-props takes a JSON dictionary of props";
 
 impl State {
     /// Fresh state for a new instance: nothing granted but the data folder, read-only, and
@@ -115,6 +132,9 @@ impl State {
             cancel: None,
             progress: None,
             progress_cap: limits.output_bytes,
+            stream: None,
+            streamed_updates: AtomicUsize::new(0),
+            streamed_bytes: AtomicUsize::new(0),
             settings: settings.clone(),
             cpu: None,
             owner,
@@ -194,6 +214,52 @@ impl State {
             return;
         }
         sink(json.to_owned());
+    }
+
+    /// Starts a call that streams to `sink` (or nowhere), with fresh streaming bounds.
+    pub(crate) fn set_stream(&mut self, sink: Option<StreamSink>) {
+        self.stream = sink;
+        *self.streamed_updates.get_mut() = 0;
+        *self.streamed_bytes.get_mut() = 0;
+    }
+
+    /// Passes one `stream-props` update to the call's sink: `Ok(false)` without a sink,
+    /// an error past the call's bounds ([`MAX_STREAMED_UPDATES`], bytes over the output
+    /// cap, counted over the whole call) or for props that are not a JSON dictionary. The
+    /// strings are still the guest's: they are copied only once they are within bounds.
+    pub(crate) fn stream_props(&self, id: &str, props: &str) -> std::result::Result<bool, String> {
+        let Some(sink) = &self.stream else {
+            return Ok(false);
+        };
+        // One guest thread calls at a time; the atomics only make `&self` enough.
+        let updates = self.streamed_updates.load(Ordering::Relaxed);
+        if updates >= MAX_STREAMED_UPDATES {
+            return Err(format!(
+                "this call already streamed {MAX_STREAMED_UPDATES} updates, its limit"
+            ));
+        }
+        let bytes = self
+            .streamed_bytes
+            .load(Ordering::Relaxed)
+            .saturating_add(id.len())
+            .saturating_add(props.len());
+        if bytes > self.progress_cap {
+            return Err(format!(
+                "streaming {} more bytes would take this call past its output cap of {} bytes",
+                id.len() + props.len(),
+                self.progress_cap
+            ));
+        }
+        // Valid JSON that starts with `{` is a dictionary; checked without building it.
+        if !props.trim_start().starts_with('{')
+            || serde_json::from_str::<serde::de::IgnoredAny>(props).is_err()
+        {
+            return Err(NOT_A_DICTIONARY.to_string());
+        }
+        self.streamed_updates.store(updates + 1, Ordering::Relaxed);
+        self.streamed_bytes.store(bytes, Ordering::Relaxed);
+        sink(id.to_owned(), props.to_owned());
+        Ok(true)
     }
 
     /// The view of `wasi:io/poll`, whose waits give the call's core up.

@@ -85,6 +85,8 @@ pub struct Callback {
     background: Option<Background>,
     /// Set by [`Callback::memoize`]: how long the platform keeps an answer.
     memoize: Option<std::time::Duration>,
+    /// The renderer sends it over the page's WebSocket (Dash's `websocket=True`).
+    websocket: bool,
     handler: Handler,
 }
 
@@ -148,6 +150,7 @@ impl Callback {
             clientside: None,
             background: None,
             memoize: None,
+            websocket: false,
             handler: Box::new(move |ctx| {
                 let value = handler(ctx)?;
                 serde_json::to_value(value).map_err(|error| {
@@ -233,6 +236,16 @@ impl Callback {
     /// The platform caps the TTL (a day by default); a background callback is not memoized.
     pub fn memoize(mut self, ttl: std::time::Duration) -> Self {
         self.memoize = Some(ttl);
+        self
+    }
+
+    /// Run this callback over the page's WebSocket instead of an HTTP request (Dash's
+    /// `websocket=True`): the platform then advertises its `_dash-ws-callback` endpoint in
+    /// `_dash-config`, and [`Context::set_props`] during the call reaches the browser at
+    /// once instead of with the answer, so a callback can stream updates while it runs.
+    /// A background callback keeps polling over HTTP, as in Dash.
+    pub fn websocket(mut self) -> Self {
+        self.websocket = true;
         self
     }
 
@@ -350,7 +363,7 @@ impl Callback {
         entry.insert("no_output".into(), Value::Bool(self.outputs.is_empty()));
         entry.insert("optional".into(), Value::Bool(false));
         entry.insert("hidden".into(), Value::Bool(self.hidden));
-        entry.insert("websocket".into(), Value::Bool(false));
+        entry.insert("websocket".into(), Value::Bool(self.websocket));
         entry.insert("persistent".into(), Value::Bool(false));
         if !self.running.is_empty() {
             let mut on = Map::new();
@@ -1431,6 +1444,42 @@ mod background_tests {
             Ok(Outcome::Outputs(text)) => serde_json::from_str(&text).expect("JSON"),
             other => panic!("expected outputs, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn set_props_streams_each_update_when_the_call_can_and_marks_the_dependency() {
+        let app = features_app();
+        crate::stream::capture();
+        let outcome = app.run_callback("out.children", &clicks("go", Some(1)));
+        let streamed = crate::stream::take();
+        // Streamed in order, one message per call, nothing kept for the answer.
+        assert_eq!(outputs_of(outcome), json!(["done"]));
+        assert_eq!(
+            streamed,
+            [
+                ("status".to_owned(), r#"{"children":"saving"}"#.to_owned()),
+                (
+                    r#"{"index":1,"type":"card"}"#.to_owned(),
+                    r#"{"a":1}"#.to_owned()
+                ),
+                (
+                    "status".to_owned(),
+                    r#"{"title":"t","children":"saved"}"#.to_owned()
+                ),
+            ]
+        );
+        let ws = App::new("ws").register(
+            Callback::new(
+                Output::new("o", "children"),
+                Input::new("i", "n_clicks"),
+                (),
+                |_| Ok("x"),
+            )
+            .websocket(),
+        );
+        let deps: Value = serde_json::from_str(&ws.dependencies_json()).expect("JSON");
+        assert_eq!(deps[0]["websocket"], json!(true));
+        assert_eq!(deps[0]["persistent"], json!(false));
     }
 
     #[test]

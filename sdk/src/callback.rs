@@ -466,9 +466,17 @@ impl<'a> Context<'a> {
     /// value of a prop winning. Works in callbacks without outputs and in
     /// [`Callback::on_error`](crate::Callback::on_error) handlers.
     ///
+    /// In a [`Callback::websocket`](crate::Callback::websocket) callback that came over the
+    /// page's WebSocket, each call is sent to the browser at once, while the callback goes
+    /// on (Dash's streaming `set_props`): a loop of calls streams updates, and a
+    /// [`Patch`](crate::Patch) as a prop value appends to what the page already shows.
+    /// A call streams at most 10,000 updates and, all together, no more bytes than its
+    /// output cap.
+    ///
     /// # Errors
     ///
-    /// [`Error::Failed`] if `props` is not a JSON dictionary.
+    /// [`Error::Failed`] if `props` is not a JSON dictionary, or a streamed update is past
+    /// the call's bounds.
     pub fn set_props(&self, id: impl Into<Id>, props: impl Serialize) -> Result<()> {
         let Ok(Value::Object(props)) = serde_json::to_value(props) else {
             return Err(Error::Failed(format!(
@@ -477,6 +485,18 @@ impl<'a> Context<'a> {
             )));
         };
         let key = id.into().to_dash_string();
+        // A map of JSON values always serialises.
+        let text = serde_json::to_string(&props).unwrap_or_default();
+        match crate::stream::send(&key, &text) {
+            Ok(true) => return Ok(()),
+            Ok(false) => {}
+            Err(why) => {
+                return Err(Error::Failed(format!(
+                    "callback `{}`: set_props: {why}",
+                    self.callback
+                )));
+            }
+        }
         let mut updates = self.side_updates.borrow_mut();
         match updates.get_mut(&key) {
             Some(Value::Object(existing)) => existing.extend(props),

@@ -79,6 +79,11 @@ pub(crate) fn report_progress(json: &str) {
     host::report_progress(json);
 }
 
+/// Stream props of component `id` to the browser now (`Ok(false)`: no connection).
+pub(crate) fn stream_props(id: &str, props: &str) -> Result<bool, String> {
+    host::stream_props(id, props)
+}
+
 /// Ask the host who is viewing.
 pub(crate) fn viewer() -> Result<Option<crate::viewer::Viewer>, String> {
     Ok(host::viewer()?.map(|viewer| crate::viewer::Viewer {

@@ -70,6 +70,7 @@ pub mod paths;
 mod progress;
 pub mod settings;
 pub mod sql;
+mod stream;
 pub mod table;
 pub mod viewer;
 

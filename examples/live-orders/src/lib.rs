@@ -12,6 +12,12 @@
 //! The demo seeds the table and adds an order every second while it runs
 //! (`platform/src/demo.rs`). Where no source answers, the page says so in place of the
 //! number.
+//!
+//! Below it, the same page streams over a WebSocket (Dash's `websocket=True` callbacks):
+//! one click runs a callback that sends [`STREAMED`] ticks to the browser while it runs,
+//! each appended to a list with a `Patch` through `set_props`, and a second button asks the
+//! server for its clock over the socket (the request the WebSocket benchmark sends once a
+//! second per viewer, `tests/src/bin/ws_viewers.rs`).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -19,7 +25,7 @@ use plotly::{Bar, Layout, Plot};
 use sdk::clientside::ClientsideFunction;
 use sdk::frame::Frame;
 use sdk::sql::{self, QueryError};
-use sdk::{App, Callback, Figure, Input, Output, dcc, html};
+use sdk::{App, Callback, Figure, Input, Output, Patch, dcc, html};
 
 /// The data source's name, as the administrator registered it.
 pub const SOURCE: &str = "sales";
@@ -30,6 +36,25 @@ pub const POLL: Duration = Duration::from_secs(2);
 /// How long an answer is shared: one polling window, so every viewer of the window gets
 /// the first viewer's answer and the next window queries again.
 pub const SHARED_FOR: Duration = POLL;
+
+/// How many ticks one click streams over the WebSocket.
+pub const STREAMED: u64 = 100;
+
+/// The pause between two streamed ticks.
+pub const TICK: Duration = Duration::from_millis(10);
+
+/// Streams [`STREAMED`] ticks while the callback runs: each one appends an item to the
+/// feed (a `Patch`, so only the new item travels). Over HTTP (a browser without
+/// SharedWorker) the ticks arrive together with the answer instead.
+fn stream_ticks(ctx: &sdk::Context<'_>) -> sdk::Result<String> {
+    for n in 1..=STREAMED {
+        let mut patch = Patch::new();
+        patch.append(html::li().children(format!("tick {n}")));
+        ctx.set_props("stream-feed", serde_json::json!({ "children": patch }))?;
+        std::thread::sleep(TICK);
+    }
+    Ok(format!("streamed {STREAMED} ticks"))
+}
 
 /// Orders and revenue per region.
 pub const BY_REGION_SQL: &str = "SELECT region, COUNT(*) AS n, \
@@ -148,7 +173,41 @@ pub fn app() -> App {
                     .style(serde_json::json!({"fontSize": "2.5em", "fontWeight": "bold"})),
                 dcc::graph().id("orders-chart"),
                 html::p().id("orders-stamp"),
+                html::h3().children("Streamed over a WebSocket"),
+                html::button()
+                    .id("stream-start")
+                    .children("Stream 100 ticks"),
+                html::button().id("stream-ping").children("Server clock"),
+                html::p().id("stream-status").children("not streamed yet"),
+                html::p().id("stream-clock"),
+                html::ul().id("stream-feed").children(serde_json::json!([])),
             )),
+        )
+        .register(
+            Callback::new(
+                Output::new("stream-status", "children"),
+                Input::new("stream-start", "n_clicks"),
+                (),
+                stream_ticks,
+            )
+            .websocket()
+            .prevent_initial_call(true),
+        )
+        .register(
+            Callback::new(
+                Output::new("stream-clock", "children"),
+                Input::new("stream-ping", "n_clicks"),
+                (),
+                |_ctx| {
+                    let millis = SystemTime::now()
+                        .duration_since(UNIX_EPOCH)
+                        .map(|d| d.as_millis())
+                        .unwrap_or(0);
+                    Ok(format!("server clock {} UTC", clock_time(millis)))
+                },
+            )
+            .websocket()
+            .prevent_initial_call(true),
         )
         .clientside_callback(
             Output::new("window", "data"),
@@ -210,6 +269,38 @@ mod tests {
         let layout: Value = serde_json::from_str(&app().layout_json()).expect("layout");
         assert_eq!(layout["props"]["children"][1]["type"], "Interval");
         assert_eq!(layout["props"]["children"][1]["props"]["interval"], 2000);
+    }
+
+    #[test]
+    fn the_stream_callbacks_go_over_the_websocket_and_append_ticks() {
+        let deps: Value =
+            serde_json::from_str(&app().dependencies_json()).expect("dependencies are JSON");
+        let ws: Vec<&str> = deps
+            .as_array()
+            .expect("a list")
+            .iter()
+            .filter(|d| d["websocket"] == json!(true))
+            .filter_map(|d| d["output"].as_str())
+            .collect();
+        assert_eq!(ws, ["stream-status.children", "stream-clock.children"]);
+        // Natively nothing streams: the ticks merge into one side update, the last Patch.
+        let answer = app()
+            .run_callback(
+                "stream-status.children",
+                r#"{"inputs": [{"id": "stream-start", "property": "n_clicks", "value": 1}]}"#,
+            )
+            .expect("runs");
+        let sdk::Outcome::Outputs(text) = answer else {
+            panic!("outputs expected");
+        };
+        let answer: Value = serde_json::from_str(&text).expect("JSON");
+        assert_eq!(answer["outputs"], json!(["streamed 100 ticks"]));
+        let patch = &answer["side_update"]["stream-feed"]["children"];
+        assert_eq!(patch["operations"][0]["operation"], "Append");
+        assert_eq!(
+            patch["operations"][0]["params"]["value"]["props"]["children"],
+            "tick 100"
+        );
     }
 
     #[test]

@@ -44,6 +44,9 @@ pub struct Callback {
     /// Set for a callback the author marked `memoize(ttl)`: answers are kept this long
     /// (see [`crate::cache::memo`]). Background callbacks are never memoized.
     pub memoize: Option<std::time::Duration>,
+    /// Whether the renderer may send it over the page's WebSocket (Dash's
+    /// `websocket=True`); see [`super::ws`].
+    pub websocket: bool,
 }
 
 /// A background callback's polling interval and what the platform needs to run it as a job.
@@ -120,6 +123,8 @@ struct RawDependency {
     background_spec: Option<Background>,
     #[serde(default, rename = "tessera_memoize")]
     memoize: Option<Memoize>,
+    #[serde(default)]
+    websocket: bool,
 }
 
 #[derive(Deserialize)]
@@ -172,6 +177,8 @@ impl Dependencies {
                 _ => None,
             };
             let callback = Callback {
+                // Dash runs a background callback over HTTP whatever its flag says.
+                websocket: dep.websocket && background.is_none(),
                 memoize,
                 background,
                 multi: is_multi(&dep.output),
@@ -201,6 +208,12 @@ impl Dependencies {
     /// Every callback, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = &Callback> {
         self.by_output.values()
+    }
+
+    /// Whether any callback runs over the page's WebSocket (the app then gets Dash's
+    /// `websocket` block in `_dash-config` and the `_dash-ws-callback` endpoint).
+    pub fn uses_websocket(&self) -> bool {
+        self.by_output.values().any(|callback| callback.websocket)
     }
 
     /// Number of callbacks.

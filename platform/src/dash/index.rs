@@ -41,6 +41,9 @@ pub struct AppExtras<'a> {
     /// Dash's dev tools UI (`ui`): the error pop-up with callback errors, for the app's
     /// authors.
     pub dev_tools: bool,
+    /// For an app with WebSocket callbacks: the URL of the renderer's worker script
+    /// (relative to the prefix), which puts Dash's `websocket` block in `_dash-config`.
+    pub websocket_worker: Option<String>,
 }
 
 /// Render the index page of the app served under `prefix` (`/apps/{tenant}/{app}/`).
@@ -113,6 +116,9 @@ pub fn config(prefix: &str, end_id: &str, extras: &AppExtras<'_>) -> serde_json:
     });
     if let Some(validation_layout) = extras.validation_layout {
         config["validation_layout"] = validation_layout.clone();
+    }
+    if let Some(worker) = &extras.websocket_worker {
+        config["websocket"] = super::ws::config_block(prefix, worker, false);
     }
     config
 }

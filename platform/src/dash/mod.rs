@@ -12,6 +12,7 @@ pub mod index;
 pub mod layout;
 pub mod pattern;
 pub mod update;
+pub mod ws;
 
 /// A request that does not fit the app: always the client's fault (4xx).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

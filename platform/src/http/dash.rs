@@ -46,6 +46,10 @@ pub fn router() -> Router<AppState> {
             "/apps/{tenant}/{app}/_dash-update-component",
             post(update_component),
         )
+        .route(
+            "/apps/{tenant}/{app}/_dash-ws-callback",
+            get(super::dash_ws::connect),
+        )
         .route("/apps/{tenant}/{app}/assets/{*path}", get(app_asset))
         // Any other path under the app is a page of a multi-page app: the index page, so
         // deep links and reloads work (the page-routing callback picks the page).
@@ -73,7 +77,11 @@ async fn hold_refusals(request: Request, next: Next) -> Response {
 const APP_LOAD_FAILED: &str = "app_load_failed";
 
 /// Parse the path's names and find the live version; anything unknown is the same 404.
-async fn live_app(state: &AppState, tenant: &str, app: &str) -> Result<Arc<LiveApp>, ApiError> {
+pub(super) async fn live_app(
+    state: &AppState,
+    tenant: &str,
+    app: &str,
+) -> Result<Arc<LiveApp>, ApiError> {
     let (Ok(tenant), Ok(app)) = (Slug::parse(tenant), Slug::parse(app)) else {
         return Err(ApiError::app_not_found());
     };
@@ -179,6 +187,10 @@ async fn index_page(
         inline_scripts: &live.inline_scripts,
         validation_layout: live.layout.validation.as_ref(),
         dev_tools: author.is_some_and(|Extension(AppAuthor(author))| author),
+        websocket_worker: live
+            .dependencies
+            .uses_websocket()
+            .then(|| state.frontend.ws_worker_url()),
     };
     let html = index::render_with(
         &state.frontend,
@@ -275,21 +287,56 @@ async fn update_component(
             ),
         ));
     }
+    let answer = ordinary_callback(
+        &state, &tenant, &app, &live, &checked, &principal, author, None,
+    )
+    .await?;
+    Ok(match answer {
+        Answer::Json(body) => json_response(body),
+        Answer::NoContent => no_content(),
+    })
+}
+
+/// Where a callback that came over the page's WebSocket streams its `set_props`, and the
+/// flag that stops it when the connection closes.
+pub(super) struct Streaming {
+    pub sink: sandbox::StreamSink,
+    pub cancel: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// Run an ordinary (not background) callback request that passed [`update::check`], over
+/// HTTP or the WebSocket alike: the viewer, the memo, one of the tenant's callback slots,
+/// the sandbox. A memoized callback never streams: its answer is shared, so its
+/// `set_props` travel in the answer.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the request's parts, as both routes extract them"
+)]
+pub(super) async fn ordinary_callback(
+    state: &AppState,
+    tenant: &str,
+    app: &str,
+    live: &LiveApp,
+    checked: &update::CheckedUpdate<'_>,
+    principal: &Principal,
+    author: AppAuthor,
+    streaming: Option<Streaming>,
+) -> Result<Answer, ApiError> {
     let request_json = checked.guest_request_json_at(&format!("/apps/{tenant}/{app}/"));
     let viewer = if crate::viewer::needed(&live.component, checked.callback.memoize.is_some()) {
-        let _turn = state.admission.enter(&tenant).await;
+        let _turn = state.admission.enter(tenant).await;
         crate::viewer::for_call(
             &state.store,
             &live.component,
             live.version.tenant_id,
-            &principal,
+            principal,
         )
         .await
         .map_err(|e| ApiError::internal("looking up the viewer failed", &e))?
     } else {
         None
     };
-    let answer = state
+    state
         .memo
         .run(
             &state.cache,
@@ -297,13 +344,21 @@ async fn update_component(
             checked.callback,
             &request_json,
             |memoized| {
+                let (stream, cancel) = match &streaming {
+                    Some(streaming) if !memoized => {
+                        (Some(streaming.sink.clone()), Some(streaming.cancel.clone()))
+                    }
+                    _ => (None, None),
+                };
                 let options = sandbox::CallOptions {
                     viewer: if memoized { None } else { viewer },
                     memoized,
+                    stream,
+                    cancel,
                     ..sandbox::CallOptions::default()
                 };
                 let (state, tenant, app, live, checked, request_json) =
-                    (&state, &tenant, &app, &live, &checked, &request_json);
+                    (state, tenant, app, live, checked, &request_json);
                 async move {
                     // Taken only when the guest is to run: a memo hit answers without
                     // one, so memoized answers are served while the tenant is at its
@@ -328,11 +383,7 @@ async fn update_component(
                     error
                 }
             }
-        })?;
-    Ok(match answer {
-        Answer::Json(body) => json_response(body),
-        Answer::NoContent => no_content(),
-    })
+        })
 }
 
 /// Why a callback run gave no answer; the same for every request that shared the run

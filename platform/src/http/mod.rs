@@ -12,6 +12,7 @@ mod console;
 mod console_platform;
 mod console_tenant;
 pub mod dash;
+mod dash_ws;
 pub mod git;
 mod handoff;
 mod home;

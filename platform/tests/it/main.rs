@@ -44,3 +44,4 @@ mod ui;
 mod ui_admin;
 mod versions;
 mod viewer;
+mod websocket;

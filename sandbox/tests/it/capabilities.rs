@@ -731,3 +731,115 @@ fn a_component_built_for_0_1_0_runs_beside_a_0_2_0_component() {
         );
     }
 }
+
+#[test]
+fn streamed_props_reach_the_sink_in_order_within_the_calls_bounds() {
+    let sandbox = sandbox();
+    let component = load_capable(
+        &sandbox,
+        owner(1, 1),
+        Limits {
+            output_bytes: 64 << 10,
+            ..limits()
+        },
+        None,
+    );
+    let received = Arc::new(Mutex::new(Vec::<(String, String)>::new()));
+    let streaming = || {
+        let received = received.clone();
+        CallOptions {
+            stream: Some(Arc::new(move |id: String, props: String| {
+                received.lock().expect("lock").push((id, props));
+            })),
+            ..CallOptions::default()
+        }
+    };
+    // Without a sink nothing is sent: the guest is told so.
+    assert_eq!(
+        plain(
+            &component,
+            "stream.children",
+            json!({"count": 3, "bytes": 4})
+        ),
+        json!({"ok": {"sent": 0, "error": null}})
+    );
+    assert_eq!(
+        answer(
+            &component,
+            "stream.children",
+            json!({"count": 3, "bytes": 4}),
+            streaming()
+        ),
+        json!({"ok": {"sent": 3, "error": null}})
+    );
+    assert_eq!(
+        received.lock().expect("lock").clone(),
+        vec![("feed".to_string(), r#"{"children":"pppp"}"#.to_string()); 3]
+    );
+    // Bytes count over the whole call against the output cap (64 KiB here): an update of
+    // 1,019 bytes (the id `feed` and `{"children":"…"}` around 1,000 bytes) fits 64 times,
+    // the 65th is refused before it is copied out.
+    received.lock().expect("lock").clear();
+    let over = answer(
+        &component,
+        "stream.children",
+        json!({"count": 1000, "bytes": 1000}),
+        streaming(),
+    );
+    assert_eq!(over["ok"]["sent"], json!(64), "{over}");
+    assert!(
+        over["ok"]["error"]
+            .as_str()
+            .is_some_and(|m| m.contains("output cap")),
+        "{over}"
+    );
+    assert_eq!(received.lock().expect("lock").len(), 64);
+    // The count bound: 10,000 updates a call, however small.
+    let many = answer(
+        &component,
+        "stream.children",
+        json!({"count": sandbox::MAX_STREAMED_UPDATES + 5, "bytes": 0}),
+        CallOptions {
+            stream: Some(Arc::new(|_: String, _: String| {})),
+            ..CallOptions::default()
+        },
+    );
+    assert_eq!(
+        many["ok"]["sent"],
+        json!(sandbox::MAX_STREAMED_UPDATES),
+        "{many}"
+    );
+    assert!(
+        many["ok"]["error"]
+            .as_str()
+            .is_some_and(|m| m.contains("10000 updates")),
+        "{many}"
+    );
+    // Props must be a JSON dictionary; a refused update is not sent.
+    received.lock().expect("lock").clear();
+    for bad in ["[1]", "{not json", "\"text\""] {
+        let refused = answer(
+            &component,
+            "stream.children",
+            json!({"raw": bad}),
+            streaming(),
+        );
+        assert!(
+            refused["err"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("dictionary")),
+            "{bad}: {refused}"
+        );
+    }
+    assert!(received.lock().expect("lock").is_empty());
+    // A fresh call starts with fresh bounds.
+    assert_eq!(
+        answer(
+            &component,
+            "stream.children",
+            json!({"count": 2, "bytes": 1}),
+            streaming()
+        ),
+        json!({"ok": {"sent": 2, "error": null}})
+    );
+}

@@ -1,6 +1,6 @@
 //! A dashboard component of `tessera:dashboard@0.2.0` that drives the new imports for the
-//! sandbox tests: `host.viewer`, `data.query` and `cache`, with well-formed and oversized
-//! arguments. Bindings come straight from the WIT (not the SDK), so the fixture does not
+//! sandbox tests: `host.viewer`, `data.query`, `cache` and `host.stream-props`, with
+//! well-formed and oversized arguments. Bindings come straight from the WIT (not the SDK), so the fixture does not
 //! move when the SDK does.
 //!
 //! A callback's argument is the value of its first input (`request.inputs[0].value`); its
@@ -108,6 +108,31 @@ impl Guest for Capable {
                     }
                     Some("delete") => cache_answer(cache::delete(key)),
                     _ => return Err(CallbackError::InvalidInput("no op".to_string())),
+                }
+            }
+            // `arg.count` updates of `arg.bytes` bytes each through `host.stream-props`
+            // (`arg.raw`: this exact props text once instead); stops at the first error.
+            "stream.children" => {
+                if let Some(raw) = arg["raw"].as_str() {
+                    match host::stream_props("feed", raw) {
+                        Ok(sent) => json!({"ok": sent}),
+                        Err(message) => json!({"err": {"kind": "stream", "message": message}}),
+                    }
+                } else {
+                    let props = json!({"children": "p".repeat(size(arg))}).to_string();
+                    let mut sent = 0;
+                    let mut error = Value::Null;
+                    for _ in 0..arg["count"].as_u64().unwrap_or(1) {
+                        match host::stream_props("feed", &props) {
+                            Ok(true) => sent += 1,
+                            Ok(false) => break,
+                            Err(message) => {
+                                error = json!(message);
+                                break;
+                            }
+                        }
+                    }
+                    json!({"ok": {"sent": sent, "error": error}})
                 }
             }
             other => return Err(CallbackError::Failed(format!("unknown callback {other}"))),

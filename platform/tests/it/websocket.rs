@@ -1,0 +1,356 @@
+//! Dash's WebSocket callbacks (`_dash-ws-callback`) over a real socket: a callback answers
+//! and streams its `set_props` while it runs, and the endpoint refuses what the HTTP route
+//! refuses (no access, another tenant's app) plus what only a socket can attempt (another
+//! origin, connections past the tenant's cap, a message over the size cap).
+
+use std::net::SocketAddr;
+
+use futures_util::{SinkExt, StreamExt};
+use platform::config::LimitsConfig;
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::{self, Message};
+
+use crate::support::{TestApp, apps_host};
+
+/// The live-orders example: two WebSocket callbacks (`stream-status`, which streams 100
+/// ticks, and `stream-clock`) beside its ordinary ones.
+const LIVE: &str = "live_orders.wasm";
+
+/// Serves `app`'s router on a loopback port.
+async fn serve(app: &TestApp) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = listener.local_addr().expect("address");
+    let router = platform::http::router(app.state.clone())
+        .into_make_service_with_connect_info::<SocketAddr>();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    address
+}
+
+type Socket = WebSocketStream<TcpStream>;
+
+/// Opens `path`'s socket at `address` with the `Host` of `host_tenant`'s apps origin and
+/// `origin` (none: no header); a refusal before the upgrade is its HTTP status.
+async fn open(
+    app: &TestApp,
+    address: SocketAddr,
+    host_tenant: &str,
+    path: &str,
+    origin: Option<&str>,
+) -> Result<Socket, u16> {
+    let host = apps_host(&app.state, &format!("/apps/{host_tenant}/x/")).expect("apps host");
+    let mut request = format!("ws://{host}{path}")
+        .into_client_request()
+        .expect("request");
+    if let Some(origin) = origin {
+        request
+            .headers_mut()
+            .insert("origin", origin.parse().expect("origin"));
+    }
+    let stream = TcpStream::connect(address).await.expect("connect");
+    match tokio_tungstenite::client_async(request, stream).await {
+        Ok((socket, _)) => Ok(socket),
+        Err(tungstenite::Error::Http(response)) => Err(response.status().as_u16()),
+        Err(other) => panic!("the handshake failed: {other}"),
+    }
+}
+
+/// The apps origin of `tenant`, as a browser on it sends `Origin`.
+fn origin_of(app: &TestApp, tenant: &str) -> String {
+    app.state
+        .origins
+        .apps_url(&platform::ids::Slug::parse(tenant).expect("slug"))
+}
+
+const ENDPOINT: &str = "/apps/acme/live/_dash-ws-callback";
+
+async fn open_live(app: &TestApp, address: SocketAddr) -> Socket {
+    open(
+        app,
+        address,
+        "acme",
+        ENDPOINT,
+        Some(&origin_of(app, "acme")),
+    )
+    .await
+    .expect("the socket opens")
+}
+
+/// A `callback_request` as the renderer's worker sends it: a click on `button` for the
+/// single-output callback writing `output.children`.
+fn click(request_id: &str, output: &str, button: &str) -> Message {
+    Message::text(
+        json!({
+            "type": "callback_request",
+            "rendererId": "r1",
+            "requestId": request_id,
+            "payload": {
+                "output": format!("{output}.children"),
+                "outputs": {"id": output, "property": "children"},
+                "inputs": [{"id": button, "property": "n_clicks", "value": 1}],
+                "changedPropIds": [format!("{button}.n_clicks")],
+            }
+        })
+        .to_string(),
+    )
+}
+
+/// Reads messages (single or batched) until the `callback_response` to `request_id`;
+/// returns it with the `set_props` messages that came before it.
+async fn until_answer(socket: &mut Socket, request_id: &str) -> (Value, Vec<Value>) {
+    let mut pushed = Vec::new();
+    loop {
+        let frame = tokio::time::timeout(std::time::Duration::from_secs(30), socket.next())
+            .await
+            .expect("an answer within 30 s")
+            .expect("the socket stays open")
+            .expect("a frame");
+        let text = match frame {
+            Message::Text(text) => text,
+            other => panic!("unexpected frame {other:?}"),
+        };
+        let value: Value = serde_json::from_str(text.as_str()).expect("JSON");
+        let messages = match value {
+            Value::Array(messages) => messages,
+            one => vec![one],
+        };
+        for message in messages {
+            match message["type"].as_str() {
+                Some("set_props") => pushed.push(message),
+                Some("callback_response") if message["requestId"] == request_id => {
+                    return (message, pushed);
+                }
+                _ => panic!("unexpected message {message}"),
+            }
+        }
+    }
+}
+
+/// The close frame the server ends the connection with.
+async fn close_frame(socket: &mut Socket) -> (u16, String) {
+    loop {
+        match tokio::time::timeout(std::time::Duration::from_secs(10), socket.next())
+            .await
+            .expect("closed within 10 s")
+        {
+            Some(Ok(Message::Close(Some(frame)))) => {
+                return (u16::from(frame.code), frame.reason.as_str().to_owned());
+            }
+            Some(Ok(_)) => {}
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_callback_answers_over_the_socket_and_streams_while_it_runs() {
+    let app = TestApp::new().await;
+    app.deploy("acme", "live", LIVE).await;
+    // The index page advertises the endpoint and the worker, as Dash does.
+    let page = app.get("/apps/acme/live/").await.text();
+    assert!(
+        page.contains(r#""url":"/apps/acme/live/_dash-ws-callback""#),
+        "{page}"
+    );
+    assert!(page.contains("dash-ws-worker.v"), "{page}");
+    let address = serve(&app).await;
+    let mut socket = open_live(&app, address).await;
+
+    socket
+        .send(Message::text(r#"{"type":"heartbeat"}"#))
+        .await
+        .expect("send");
+    let ack = socket.next().await.expect("open").expect("frame");
+    assert_eq!(ack, Message::text(r#"{"type":"heartbeat_ack"}"#));
+
+    socket
+        .send(click("r1-1", "stream-clock", "stream-ping"))
+        .await
+        .expect("send");
+    let (answer, pushed) = until_answer(&mut socket, "r1-1").await;
+    assert!(pushed.is_empty(), "{pushed:?}");
+    assert_eq!(answer["rendererId"], "r1");
+    assert_eq!(answer["payload"]["status"], "ok", "{answer}");
+    let clock = answer["payload"]["data"]["response"]["stream-clock"]["children"]
+        .as_str()
+        .expect("the clock");
+    assert!(clock.starts_with("server clock "), "{clock}");
+
+    socket
+        .send(click("r1-2", "stream-status", "stream-start"))
+        .await
+        .expect("send");
+    let (answer, pushed) = until_answer(&mut socket, "r1-2").await;
+    assert_eq!(
+        answer["payload"]["data"]["response"]["stream-status"]["children"],
+        "streamed 100 ticks"
+    );
+    // Every tick came as its own set_props before the answer, in order, and none is left
+    // for the answer's side update.
+    assert_eq!(pushed.len(), 100);
+    for (n, message) in pushed.iter().enumerate() {
+        assert_eq!(message["rendererId"], "r1");
+        assert_eq!(message["payload"]["componentId"], "stream-feed");
+        let patch = &message["payload"]["props"]["children"];
+        assert_eq!(patch["operations"][0]["operation"], "Append");
+        assert_eq!(
+            patch["operations"][0]["params"]["value"]["props"]["children"],
+            format!("tick {}", n + 1)
+        );
+    }
+    assert!(
+        answer["payload"]["data"].get("sideUpdate").is_none(),
+        "{answer}"
+    );
+
+    // A callback that is not a WebSocket callback is refused over the socket, unrun.
+    socket
+        .send(Message::text(
+            json!({
+                "type": "callback_request", "rendererId": "r1", "requestId": "r1-3",
+                "payload": {
+                    "output": "..orders-count.children...orders-chart.figure...orders-stamp.children..",
+                    "outputs": [{"id": "orders-count", "property": "children"},
+                                {"id": "orders-chart", "property": "figure"},
+                                {"id": "orders-stamp", "property": "children"}],
+                    "inputs": [{"id": "window", "property": "data", "value": 1}],
+                    "changedPropIds": ["window.data"]
+                }
+            })
+            .to_string(),
+        ))
+        .await
+        .expect("send");
+    let (answer, _) = until_answer(&mut socket, "r1-3").await;
+    assert_eq!(answer["payload"]["status"], "error");
+    assert!(
+        answer["payload"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("not a WebSocket callback")),
+        "{answer}"
+    );
+}
+
+#[tokio::test]
+async fn sockets_are_refused_without_access_from_other_origins_and_past_the_cap() {
+    let app = TestApp::with_limits(LimitsConfig {
+        websocket_connections: 2,
+        ..Default::default()
+    })
+    .await;
+    app.deploy("acme", "live", LIVE).await;
+    app.deploy("acme", "private", LIVE).await;
+    app.deploy("beta", "live", LIVE).await;
+    app.deploy("acme", "hello", "hello.wasm").await;
+    let op = platform::store::Change {
+        actor: "test",
+        remote_addr: None,
+        at: 0,
+    };
+    platform::admin::set_visibility(&app.state.store, "acme/private", "tenant", &op)
+        .await
+        .expect("visibility");
+    let address = serve(&app).await;
+    let acme = origin_of(&app, "acme");
+
+    // No session: a private app's socket is the same 404 as its other Dash routes.
+    let private = "/apps/acme/private/_dash-ws-callback";
+    assert_eq!(
+        open(&app, address, "acme", private, Some(&acme))
+            .await
+            .err(),
+        Some(404)
+    );
+    // Another tenant's app through this tenant's origin: 404, as over HTTP.
+    let other = "/apps/beta/live/_dash-ws-callback";
+    assert_eq!(
+        open(&app, address, "acme", other, Some(&acme)).await.err(),
+        Some(404)
+    );
+    // A page of another origin (another tenant's) cannot open this app's socket.
+    let beta = origin_of(&app, "beta");
+    assert_eq!(
+        open(&app, address, "acme", ENDPOINT, Some(&beta))
+            .await
+            .err(),
+        Some(403)
+    );
+    assert_eq!(
+        open(&app, address, "acme", ENDPOINT, None).await.err(),
+        Some(403)
+    );
+    // An app without WebSocket callbacks has no endpoint.
+    let hello = "/apps/acme/hello/_dash-ws-callback";
+    assert_eq!(
+        open(&app, address, "acme", hello, Some(&acme)).await.err(),
+        Some(404)
+    );
+
+    // Two connections per tenant here; the third waits until one closes.
+    let first = open_live(&app, address).await;
+    let _second = open_live(&app, address).await;
+    assert_eq!(
+        open(&app, address, "acme", ENDPOINT, Some(&acme))
+            .await
+            .err(),
+        Some(429)
+    );
+    // Another tenant is not affected.
+    let beta_socket = open(&app, address, "beta", other, Some(&beta)).await;
+    assert!(beta_socket.is_ok());
+    drop(first);
+    let mut reopened = None;
+    for _ in 0..100 {
+        if let Ok(socket) = open(&app, address, "acme", ENDPOINT, Some(&acme)).await {
+            reopened = Some(socket);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        reopened.is_some(),
+        "the closed connection's place was never given back"
+    );
+}
+
+#[tokio::test]
+async fn an_oversize_or_foreign_message_closes_the_connection_with_the_reason() {
+    let app = TestApp::with_limits(LimitsConfig {
+        websocket_message_kib: 1,
+        ..Default::default()
+    })
+    .await;
+    app.deploy("acme", "live", LIVE).await;
+    let address = serve(&app).await;
+
+    let mut socket = open_live(&app, address).await;
+    socket
+        .send(click("r1-1", "stream-clock", "stream-ping"))
+        .await
+        .expect("send");
+    let (answer, _) = until_answer(&mut socket, "r1-1").await;
+    assert_eq!(answer["payload"]["status"], "ok", "{answer}");
+    let oversize = format!(r#"{{"type":"heartbeat","pad":"{}"}}"#, "x".repeat(1500));
+    socket.send(Message::text(oversize)).await.expect("send");
+    let (code, reason) = close_frame(&mut socket).await;
+    assert_eq!(code, 1009);
+    assert!(
+        reason.contains("over this server's limit of 1024 bytes"),
+        "{reason}"
+    );
+
+    let mut socket = open_live(&app, address).await;
+    socket
+        .send(Message::text(r#"{"type":"subscribe"}"#))
+        .await
+        .expect("send");
+    let (code, reason) = close_frame(&mut socket).await;
+    assert_eq!(code, 1008);
+    assert!(reason.contains("unknown message type"), "{reason}");
+}
