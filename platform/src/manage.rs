@@ -48,6 +48,45 @@ impl From<crate::tenancy::InvalidName> for Refusal {
     }
 }
 
+impl From<crate::admin::Error> for Refusal {
+    fn from(error: crate::admin::Error) -> Self {
+        use crate::admin::Error as E;
+        match error {
+            E::Store(e) => Refusal::Store(e),
+            E::UnknownProvider { slug, .. } => Refusal::NotFound {
+                what: "identity provider",
+                name: slug,
+            },
+            E::UnknownTenant(name) => Refusal::NotFound {
+                what: "tenant",
+                name,
+            },
+            E::UnknownUser(name) => Refusal::NotFound { what: "user", name },
+            E::UnknownApp(name) => Refusal::NotFound { what: "app", name },
+            E::Auth(e) => {
+                tracing::error!(error = %e, "an administrative action failed");
+                Refusal::Internal("the action failed".into())
+            }
+            other => Refusal::Invalid(other.to_string()),
+        }
+    }
+}
+
+impl From<crate::datasources::Error> for Refusal {
+    fn from(error: crate::datasources::Error) -> Self {
+        use crate::datasources::Error as E;
+        match error {
+            E::Invalid(message) => Refusal::Invalid(message),
+            E::NotFound(name) => Refusal::NotFound {
+                what: "data source",
+                name,
+            },
+            E::Store(e) => Refusal::Store(e),
+            other @ E::Unreadable(_) => Refusal::Internal(other.to_string()),
+        }
+    }
+}
+
 type Result<T> = std::result::Result<T, Refusal>;
 
 /// The tenant `slug`, if the principal may see it.

@@ -1,13 +1,13 @@
 //! What a platform superadmin does across tenants, for the REST API and the web console
-//! alike: list and create tenants, list users, read the platform's health from the same
-//! checks as `/readyz`. Like [`crate::manage`]: ask the policy, call the store (which
+//! alike: list, create and change tenants (their quotas), set a tenant's identity
+//! providers, list users, read the platform's health from the same checks as `/readyz`. Like [`crate::manage`]: ask the policy, call the store (which
 //! writes the audit row).
 
 use crate::manage::{self, Refusal};
 use crate::observe::Readiness;
 use crate::policy::{Action, Principal, Resource};
 use crate::state::AppState;
-use crate::store::{Change, Tenant, User};
+use crate::store::{Change, Quotas, Tenant, User};
 use crate::tenancy::{self, Email};
 
 type Result<T> = std::result::Result<T, Refusal>;
@@ -67,6 +67,158 @@ pub async fn create_tenant(
         .store
         .create_tenant(&slug_checked, &name, owner, change)
         .await?)
+}
+
+/// A change of a tenant's quotas: each `None` keeps the current value.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct QuotaChange {
+    /// Number of apps (0 to 1,000,000).
+    pub max_apps: Option<i64>,
+    /// Callbacks running at once (1 to 10,000).
+    pub max_concurrent_callbacks: Option<i64>,
+    /// Memory cap of one callback in MiB (1 to 4,096).
+    pub callback_memory_mb: Option<i64>,
+    /// Deadline of one callback in ms (1 to 86,400,000).
+    pub callback_deadline_ms: Option<i64>,
+    /// Bytes of stored app versions (0 to 2^40).
+    pub max_version_storage_bytes: Option<i64>,
+    /// CPU share when tenants compete (1 to 10,000).
+    pub cpu_weight: Option<i64>,
+    /// Background jobs at once (1 to 10,000).
+    pub max_jobs: Option<i64>,
+    /// Deadline of one background job in ms (1 to 86,400,000).
+    pub job_deadline_ms: Option<i64>,
+    /// Bytes of the shared cache (0 to 2^40).
+    pub cache_bytes: Option<i64>,
+}
+
+impl QuotaChange {
+    /// The quotas after the change, each within its range (the message names the first
+    /// one that is not).
+    pub fn apply(&self, current: &Quotas) -> Result<Quotas> {
+        let pick = |new: Option<i64>, old: i64| new.unwrap_or(old);
+        let quotas = Quotas {
+            max_apps: pick(self.max_apps, current.max_apps),
+            max_concurrent_callbacks: pick(
+                self.max_concurrent_callbacks,
+                current.max_concurrent_callbacks,
+            ),
+            callback_memory_mb: pick(self.callback_memory_mb, current.callback_memory_mb),
+            callback_deadline_ms: pick(self.callback_deadline_ms, current.callback_deadline_ms),
+            max_version_storage_bytes: pick(
+                self.max_version_storage_bytes,
+                current.max_version_storage_bytes,
+            ),
+            cpu_weight: pick(self.cpu_weight, current.cpu_weight),
+            max_jobs: pick(self.max_jobs, current.max_jobs),
+            job_deadline_ms: pick(self.job_deadline_ms, current.job_deadline_ms),
+            cache_bytes: pick(self.cache_bytes, current.cache_bytes),
+        };
+        let checks: [(&str, i64, i64, i64); 9] = [
+            ("max_apps", quotas.max_apps, 0, 1_000_000),
+            (
+                "max_concurrent_callbacks",
+                quotas.max_concurrent_callbacks,
+                1,
+                10_000,
+            ),
+            ("callback_memory_mb", quotas.callback_memory_mb, 1, 4_096),
+            (
+                "callback_deadline_ms",
+                quotas.callback_deadline_ms,
+                1,
+                86_400_000,
+            ),
+            (
+                "max_version_storage_bytes",
+                quotas.max_version_storage_bytes,
+                0,
+                1 << 40,
+            ),
+            ("cpu_weight", quotas.cpu_weight, 1, 10_000),
+            ("max_jobs", quotas.max_jobs, 1, 10_000),
+            ("job_deadline_ms", quotas.job_deadline_ms, 1, 86_400_000),
+            ("cache_bytes", quotas.cache_bytes, 0, 1 << 40),
+        ];
+        for (name, value, min, max) in checks {
+            if !(min..=max).contains(&value) {
+                return Err(Refusal::Invalid(format!(
+                    "{name} must be between {min} and {max} (got {value})"
+                )));
+            }
+        }
+        Ok(quotas)
+    }
+}
+
+/// Rename a tenant (its admins) and/or change its quotas (superadmins, asked before the
+/// tenant is looked up), in one transaction, audited `tenant.rename` and
+/// `tenant.set_quotas`. An empty change is still asked of the policy as a rename.
+pub async fn update_tenant(
+    state: &AppState,
+    principal: &Principal,
+    slug: &str,
+    (name, quotas): (Option<&str>, Option<&QuotaChange>),
+    change: &Change<'_>,
+) -> Result<Tenant> {
+    if quotas.is_some() {
+        superadmin(principal, Action::ManageQuotas)?;
+    }
+    let tenant = manage::tenant(state, principal, slug).await?;
+    let name = match name {
+        Some(name) => {
+            manage::allow(
+                principal,
+                Action::UpdateTenant,
+                &Resource::Tenant(tenant.id),
+            )?;
+            Some(tenancy::tenant_name(name)?)
+        }
+        None => None,
+    };
+    let quotas = match quotas {
+        Some(q) => {
+            manage::allow(principal, Action::ManageQuotas, &Resource::Platform)?;
+            Some(q.apply(&tenant.quotas)?)
+        }
+        None => None,
+    };
+    if name.is_none() && quotas.is_none() {
+        manage::allow(
+            principal,
+            Action::UpdateTenant,
+            &Resource::Tenant(tenant.id),
+        )?;
+    }
+    Ok(state
+        .store
+        .update_tenant(tenant.id, name.as_deref(), quotas.as_ref(), change)
+        .await?)
+}
+
+/// Create or replace the identity provider `slug` of `tenant` from a provider file (TOML,
+/// see [`crate::auth::providers`]; superadmins: a provider makes the server connect to the
+/// hosts it names and its group mappings grant roles). Decided before the tenant is looked
+/// up, so the answer says nothing about which tenants exist. `true` when it was created.
+pub async fn set_provider(
+    state: &AppState,
+    principal: &Principal,
+    (tenant, slug): (&str, &str),
+    file: &str,
+    change: &Change<'_>,
+) -> Result<bool> {
+    superadmin(principal, Action::ManageIdentityProviders)?;
+    let tenant = manage::tenant(state, principal, tenant).await?;
+    crate::admin::set_provider(
+        &state.store,
+        &state.secrets,
+        &tenant.slug,
+        slug,
+        file,
+        change,
+    )
+    .await
+    .map_err(Refusal::from)
 }
 
 /// One page of every user with how many tenants each belongs to, after the user id

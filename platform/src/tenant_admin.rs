@@ -1,6 +1,7 @@
 //! What a tenant's admins do to its people and read of its history, for the REST API and
-//! the web console alike: members and roles, invitations by single-use link, teams, and
-//! the audit log (filtered, paged, exported as CSV). Like [`crate::manage`]: find the
+//! the web console alike: members and roles, invitations by single-use link, teams, the
+//! audit log (filtered, paged, exported as CSV), and trying the tenant's identity providers
+//! and data sources ("test this provider", "test connection"). Like [`crate::manage`]: find the
 //! tenant as the principal may see it, ask the policy, call the store (which writes the
 //! audit row).
 
@@ -46,6 +47,75 @@ pub async fn members(
         .then(|| members.last().map(|m| m.user_id.0))
         .flatten();
     Ok(MembersPage { members, next })
+}
+
+/// The tenant's identity providers, without secrets (who may test them: its admins).
+pub async fn providers(
+    state: &AppState,
+    principal: &Principal,
+    tenant: &str,
+) -> Result<Vec<crate::admin::ProviderSummary>> {
+    let tenant = admin_tenant(state, principal, tenant, Action::TestIdentityProvider).await?;
+    Ok(crate::admin::list_providers(&state.store, &tenant.slug).await?)
+}
+
+/// Try the identity provider `provider` as configured ("test this provider"; LDAP: the
+/// service account's bind and search base, and the sample `username`'s groups; OIDC: the
+/// discovery document and its keys). A provider that fails is still a report, whose
+/// `error` says in words what failed. Audited `identity_provider.test`.
+pub async fn test_provider(
+    state: &AppState,
+    principal: &Principal,
+    (tenant, provider): (&str, &str),
+    username: Option<&str>,
+    change: &Change<'_>,
+) -> Result<crate::auth::providers::ProviderReport> {
+    let tenant = admin_tenant(state, principal, tenant, Action::TestIdentityProvider).await?;
+    Ok(crate::admin::test_provider(
+        &state.store,
+        &state.secrets,
+        &tenant.slug,
+        provider,
+        username,
+        change,
+    )
+    .await?)
+}
+
+/// The tenant's data sources, without passwords (its admins).
+pub async fn data_sources(
+    state: &AppState,
+    principal: &Principal,
+    tenant: &str,
+) -> Result<Vec<crate::datasources::SourceView>> {
+    let tenant = admin_tenant(state, principal, tenant, Action::ManageDataSources).await?;
+    Ok(state.datasources.list(tenant.id).await?)
+}
+
+/// "Test connection": open the data source `name` and run `select 1` read-only; the
+/// report's sentence says what failed (the password scrubbed). Audited `data_source.test`.
+pub async fn test_data_source(
+    state: &AppState,
+    principal: &Principal,
+    (tenant, name): (&str, &str),
+    change: &Change<'_>,
+) -> Result<crate::datasources::TestReport> {
+    let tenant = admin_tenant(state, principal, tenant, Action::ManageDataSources).await?;
+    let report = state.datasources.test(tenant.id, name).await?;
+    let detail = serde_json::json!({
+        "ok": report.ok,
+        "message": report.message.chars().take(300).collect::<String>(),
+    });
+    state
+        .store
+        .record_check(
+            change,
+            Some(tenant.id),
+            ("data_source.test", &format!("data_source:{name}")),
+            detail,
+        )
+        .await?;
+    Ok(report)
 }
 
 /// The tenant `slug`, visible to the principal and `action` allowed in it.

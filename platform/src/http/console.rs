@@ -5,19 +5,21 @@
 
 use askama::Template;
 use axum::Router;
-use axum::extract::{Form, Path, Query, State};
+use axum::extract::{Form, FromRequest, FromRequestParts, Path, Query, Request, State};
 use axum::handler::Handler;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use tower_sessions::Session;
 
-use super::session::{ClientAddr, csrf_token, form_context};
+use super::session::{ClientAddr, FormChange, csrf_token, form_context};
 use crate::error::ApiError;
 use crate::manage::{self, Refusal};
 use crate::policy::{Action, Principal, Resource};
 use crate::state::AppState;
+use crate::store::Change;
 
 /// A router that writes down every route it serves: the console's route table is both
 /// what it answers and what the authorization matrix test walks, so a page or form
@@ -68,7 +70,8 @@ fn table() -> Routes {
         .post("/ui/{tenant}/apps/{app}/settings/delete", delete_setting)
         .post("/ui/{tenant}/apps/{app}/visibility", set_visibility)
         .post("/ui/{tenant}/apps/{app}/delete", delete_app);
-    super::console_platform::routes(super::console_tenant::routes(routes))
+    let routes = super::console_connections::routes(super::console_tenant::routes(routes));
+    super::console_platform::routes(routes)
 }
 
 /// The console's routes.
@@ -79,6 +82,74 @@ pub fn router() -> Router<AppState> {
 /// Every (method, path template) the console serves.
 pub fn route_table() -> Vec<(&'static str, &'static str)> {
     table().table
+}
+
+/// A form's fields that carry the session's CSRF token (the `csrf` field of every form).
+pub(super) trait CsrfField {
+    /// The token the form carried.
+    fn csrf(&self) -> &str;
+}
+
+/// `CsrfField` for form structs with a `csrf: String` field.
+macro_rules! csrf_field {
+    ($($form:ty),* $(,)?) => {
+        $(impl $crate::http::console::CsrfField for $form {
+            fn csrf(&self) -> &str {
+                &self.csrf
+            }
+        })*
+    };
+}
+pub(super) use csrf_field;
+
+/// A console form as posted, past the check every form makes first (the session's CSRF
+/// token): who posted it, their session, the fields, and [`Posted::change`] for the audit
+/// row. A form's handler takes this (after its `Path`), calls one domain function and maps
+/// the result to a redirect with a notice or to the page with the form's error.
+pub(super) struct Posted<F> {
+    pub state: AppState,
+    pub principal: Principal,
+    pub session: Session,
+    pub fields: F,
+    form_change: FormChange,
+}
+
+impl<F> Posted<F> {
+    /// The audit row's who, from where and when.
+    pub(super) fn change(&self) -> Change<'_> {
+        self.form_change.change()
+    }
+}
+
+impl<F> FromRequest<AppState> for Posted<F>
+where
+    F: DeserializeOwned + CsrfField + Send,
+{
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Response> {
+        let (mut parts, body) = request.into_parts();
+        let principal = Principal::from_request_parts(&mut parts, state).await?;
+        let session = Session::from_request_parts(&mut parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let axum::Extension(ClientAddr(addr)) =
+            axum::Extension::<ClientAddr>::from_request_parts(&mut parts, state)
+                .await
+                .map_err(IntoResponse::into_response)?;
+        let Form(fields) = Form::<F>::from_request(Request::from_parts(parts, body), state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let csrf = fields.csrf().to_owned();
+        let form_change = form_context(state, &session, &principal, addr, &csrf).await?;
+        Ok(Posted {
+            state: state.clone(),
+            principal,
+            session,
+            fields,
+            form_change,
+        })
+    }
 }
 
 const STYLESHEET: &str = include_str!("../../../admin-ui/static/tessera.css");
@@ -515,14 +586,13 @@ async fn app_view(
 }
 
 /// After a form: back to the app's page with a notice, or the page with the error.
-async fn after_form<T>(
-    state: &AppState,
-    principal: &Principal,
-    session: &Session,
+async fn after_form<F, T>(
+    form: &Posted<F>,
     (tenant, name): (&str, &str),
     result: Result<T, Refusal>,
     done: &str,
 ) -> Response {
+    let (state, principal, session) = (&form.state, &form.principal, &form.session);
     let here = format!("/ui/{tenant}/apps/{name}");
     match result {
         Ok(_) => Redirect::to(&format!("{here}?done={done}")).into_response(),
@@ -543,32 +613,6 @@ struct RollbackForm {
     version: Option<i64>,
 }
 
-async fn rollback(
-    State(state): State<AppState>,
-    axum::Extension(ClientAddr(addr)): axum::Extension<ClientAddr>,
-    principal: Principal,
-    session: Session,
-    Path((tenant, name)): Path<(String, String)>,
-    Form(form): Form<RollbackForm>,
-) -> Response {
-    let form_change = match form_context(&state, &session, &principal, addr, &form.csrf).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let change = form_change.change();
-    let result =
-        manage::rollback(&state, &principal, (&tenant, &name), form.version, &change).await;
-    after_form(
-        &state,
-        &principal,
-        &session,
-        (&tenant, &name),
-        result,
-        "rollback",
-    )
-    .await
-}
-
 #[derive(Debug, Deserialize)]
 struct SettingForm {
     csrf: String,
@@ -578,100 +622,16 @@ struct SettingForm {
     secret: Option<String>,
 }
 
-async fn set_setting(
-    State(state): State<AppState>,
-    axum::Extension(ClientAddr(addr)): axum::Extension<ClientAddr>,
-    principal: Principal,
-    session: Session,
-    Path((tenant, name)): Path<(String, String)>,
-    Form(form): Form<SettingForm>,
-) -> Response {
-    let form_change = match form_context(&state, &session, &principal, addr, &form.csrf).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let change = form_change.change();
-    let setting = (form.name.trim(), form.value.as_str(), form.secret.is_some());
-    let result = manage::set_setting(&state, &principal, (&tenant, &name), setting, &change).await;
-    after_form(
-        &state,
-        &principal,
-        &session,
-        (&tenant, &name),
-        result,
-        "setting",
-    )
-    .await
-}
-
 #[derive(Debug, Deserialize)]
 struct NameForm {
     csrf: String,
     name: String,
 }
 
-async fn delete_setting(
-    State(state): State<AppState>,
-    axum::Extension(ClientAddr(addr)): axum::Extension<ClientAddr>,
-    principal: Principal,
-    session: Session,
-    Path((tenant, name)): Path<(String, String)>,
-    Form(form): Form<NameForm>,
-) -> Response {
-    let form_change = match form_context(&state, &session, &principal, addr, &form.csrf).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let change = form_change.change();
-    let result =
-        manage::unset_setting(&state, &principal, (&tenant, &name), &form.name, &change).await;
-    after_form(
-        &state,
-        &principal,
-        &session,
-        (&tenant, &name),
-        result,
-        "setting-deleted",
-    )
-    .await
-}
-
 #[derive(Debug, Deserialize)]
 struct VisibilityForm {
     csrf: String,
     visibility: String,
-}
-
-async fn set_visibility(
-    State(state): State<AppState>,
-    axum::Extension(ClientAddr(addr)): axum::Extension<ClientAddr>,
-    principal: Principal,
-    session: Session,
-    Path((tenant, name)): Path<(String, String)>,
-    Form(form): Form<VisibilityForm>,
-) -> Response {
-    let form_change = match form_context(&state, &session, &principal, addr, &form.csrf).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let change = form_change.change();
-    let result = manage::set_visibility(
-        &state,
-        &principal,
-        (&tenant, &name),
-        &form.visibility,
-        &change,
-    )
-    .await;
-    after_form(
-        &state,
-        &principal,
-        &session,
-        (&tenant, &name),
-        result,
-        "visibility",
-    )
-    .await
 }
 
 #[derive(Debug, Deserialize)]
@@ -681,31 +641,81 @@ struct DeleteForm {
     confirm: String,
 }
 
-async fn delete_app(
-    State(state): State<AppState>,
-    axum::Extension(ClientAddr(addr)): axum::Extension<ClientAddr>,
-    principal: Principal,
-    session: Session,
+csrf_field!(
+    RollbackForm,
+    SettingForm,
+    NameForm,
+    VisibilityForm,
+    DeleteForm
+);
+
+async fn rollback(
     Path((tenant, name)): Path<(String, String)>,
-    Form(form): Form<DeleteForm>,
+    form: Posted<RollbackForm>,
 ) -> Response {
-    let form_change = match form_context(&state, &session, &principal, addr, &form.csrf).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+    let app = (tenant.as_str(), name.as_str());
+    let version = form.fields.version;
+    let result = manage::rollback(&form.state, &form.principal, app, version, &form.change()).await;
+    after_form(&form, app, result, "rollback").await
+}
+
+async fn set_setting(
+    Path((tenant, name)): Path<(String, String)>,
+    form: Posted<SettingForm>,
+) -> Response {
+    let app = (tenant.as_str(), name.as_str());
+    let f = &form.fields;
+    let setting = (f.name.trim(), f.value.as_str(), f.secret.is_some());
+    let result =
+        manage::set_setting(&form.state, &form.principal, app, setting, &form.change()).await;
+    after_form(&form, app, result, "setting").await
+}
+
+async fn delete_setting(
+    Path((tenant, name)): Path<(String, String)>,
+    form: Posted<NameForm>,
+) -> Response {
+    let app = (tenant.as_str(), name.as_str());
+    let setting = form.fields.name.as_str();
+    let result =
+        manage::unset_setting(&form.state, &form.principal, app, setting, &form.change()).await;
+    after_form(&form, app, result, "setting-deleted").await
+}
+
+async fn set_visibility(
+    Path((tenant, name)): Path<(String, String)>,
+    form: Posted<VisibilityForm>,
+) -> Response {
+    let app = (tenant.as_str(), name.as_str());
+    let visibility = form.fields.visibility.as_str();
+    let result = manage::set_visibility(
+        &form.state,
+        &form.principal,
+        app,
+        visibility,
+        &form.change(),
+    )
+    .await;
+    after_form(&form, app, result, "visibility").await
+}
+
+async fn delete_app(
+    Path((tenant, name)): Path<(String, String)>,
+    form: Posted<DeleteForm>,
+) -> Response {
+    let app = (tenant.as_str(), name.as_str());
     // The typed name guards against a slip of the mouse; the policy still decides.
-    if form.confirm.trim() != name {
+    if form.fields.confirm.trim() != name {
         let result: Result<(), Refusal> = Err(Refusal::Invalid(format!(
             "type the app's name, {name}, to confirm the deletion"
         )));
-        return after_form(&state, &principal, &session, (&tenant, &name), result, "").await;
+        return after_form(&form, app, result, "").await;
     }
-    let change = form_change.change();
-    match manage::delete_app(&state, &principal, (&tenant, &name), &change).await {
+    match manage::delete_app(&form.state, &form.principal, app, &form.change()).await {
         Ok(_) => Redirect::to("/?deleted=1").into_response(),
         Err(r) => {
             let here = format!("/ui/{tenant}/apps/{name}");
-            refused(&state, &principal, &session, &here, r).await
+            refused(&form.state, &form.principal, &form.session, &here, r).await
         }
     }
 }

@@ -1,19 +1,20 @@
-//! The console's superadmin pages: every tenant (and creating one), every user, and the
-//! platform's health from the same checks as `/readyz`. Each calls a
+//! The console's superadmin pages: every tenant (creating one, changing its quotas), every
+//! user, and the platform's health from the same checks as `/readyz`. Each calls a
 //! [`crate::platform_admin`] function, as the REST API does.
 
 use askama::Template;
-use axum::extract::{Form, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use tower_sessions::Session;
 
-use super::console::{Chrome, Routes, chrome, refused, render, url_encode, when};
-use super::session::{ClientAddr, form_context};
+use super::console::{
+    Chrome, Posted, Routes, chrome, csrf_field, refused, render, url_encode, when,
+};
 use crate::error::ApiError;
 use crate::manage::Refusal;
-use crate::platform_admin;
+use crate::platform_admin::{self, QuotaChange};
 use crate::policy::Principal;
 use crate::state::AppState;
 
@@ -22,6 +23,7 @@ pub(super) fn routes(routes: Routes) -> Routes {
     routes
         .get("/ui/admin/tenants", tenants_page)
         .post("/ui/admin/tenants", create_tenant)
+        .post("/ui/admin/tenants/{tenant}/quotas", set_quotas)
         .get("/ui/admin/users", users_page)
 }
 
@@ -33,6 +35,8 @@ struct TenantRow {
     callbacks: i64,
     memory_mb: i64,
     deadline_ms: i64,
+    /// Every quota as the form shows it: (field, label, value).
+    quotas: Vec<(&'static str, &'static str, i64)>,
 }
 
 #[derive(Template)]
@@ -50,6 +54,7 @@ struct TenantsPage {
 struct AfterQuery {
     after: Option<String>,
     created: Option<String>,
+    quotas: Option<String>,
 }
 
 async fn tenants_view(
@@ -102,6 +107,37 @@ async fn tenants_view(
         tenants: tenants
             .into_iter()
             .map(|t| TenantRow {
+                quotas: vec![
+                    ("max_apps", "Apps at most", t.quotas.max_apps),
+                    (
+                        "max_concurrent_callbacks",
+                        "Callbacks at once",
+                        t.quotas.max_concurrent_callbacks,
+                    ),
+                    (
+                        "callback_memory_mb",
+                        "Memory per callback (MiB)",
+                        t.quotas.callback_memory_mb,
+                    ),
+                    (
+                        "callback_deadline_ms",
+                        "Callback deadline (ms)",
+                        t.quotas.callback_deadline_ms,
+                    ),
+                    (
+                        "max_version_storage_bytes",
+                        "Version storage (bytes)",
+                        t.quotas.max_version_storage_bytes,
+                    ),
+                    ("cpu_weight", "CPU weight", t.quotas.cpu_weight),
+                    ("max_jobs", "Background jobs at once", t.quotas.max_jobs),
+                    (
+                        "job_deadline_ms",
+                        "Job deadline (ms)",
+                        t.quotas.job_deadline_ms,
+                    ),
+                    ("cache_bytes", "Cache (bytes)", t.quotas.cache_bytes),
+                ],
                 created: when(t.created_at),
                 max_apps: t.quotas.max_apps,
                 callbacks: t.quotas.max_concurrent_callbacks,
@@ -124,10 +160,11 @@ async fn tenants_page(
     session: Session,
     Query(query): Query<AfterQuery>,
 ) -> Response {
-    let notice = query
-        .created
-        .as_deref()
-        .map(|slug| format!("The tenant {slug} is created."));
+    let notice = match (&query.created, &query.quotas) {
+        (Some(slug), _) => Some(format!("The tenant {slug} is created.")),
+        (None, Some(slug)) => Some(format!("The quotas of {slug} are changed.")),
+        (None, None) => None,
+    };
     match tenants_view(
         &state,
         &principal,
@@ -153,44 +190,103 @@ struct TenantForm {
     owner: String,
 }
 
-async fn create_tenant(
-    State(state): State<AppState>,
-    axum::Extension(ClientAddr(addr)): axum::Extension<ClientAddr>,
-    principal: Principal,
-    session: Session,
-    Form(form): Form<TenantForm>,
-) -> Response {
-    let form_change = match form_context(&state, &session, &principal, addr, &form.csrf).await {
-        Ok(c) => c,
-        Err(r) => return r,
+csrf_field!(TenantForm, QuotaForm);
+
+async fn create_tenant(form: Posted<TenantForm>) -> Response {
+    let f = &form.fields;
+    let tenant = (f.slug.trim(), Some(f.name.trim()), Some(f.owner.trim()));
+    let result =
+        platform_admin::create_tenant(&form.state, &form.principal, tenant, &form.change()).await;
+    match result {
+        Ok(tenant) => Redirect::to(&format!(
+            "/ui/admin/tenants?created={}",
+            url_encode(&tenant.slug)
+        ))
+        .into_response(),
+        Err(r) => tenants_form_error(&form, r).await,
+    }
+}
+
+/// A quota as the form sends it: blank keeps the current value.
+fn blank_is_none<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    let text = String::deserialize(d)?;
+    match text.trim() {
+        "" => Ok(None),
+        n => n
+            .parse()
+            .map(Some)
+            .map_err(|_| serde::de::Error::custom(format!("{n:?} is not a whole number"))),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct QuotaForm {
+    csrf: String,
+    #[serde(default, deserialize_with = "blank_is_none")]
+    max_apps: Option<i64>,
+    #[serde(default, deserialize_with = "blank_is_none")]
+    max_concurrent_callbacks: Option<i64>,
+    #[serde(default, deserialize_with = "blank_is_none")]
+    callback_memory_mb: Option<i64>,
+    #[serde(default, deserialize_with = "blank_is_none")]
+    callback_deadline_ms: Option<i64>,
+    #[serde(default, deserialize_with = "blank_is_none")]
+    max_version_storage_bytes: Option<i64>,
+    #[serde(default, deserialize_with = "blank_is_none")]
+    cpu_weight: Option<i64>,
+    #[serde(default, deserialize_with = "blank_is_none")]
+    max_jobs: Option<i64>,
+    #[serde(default, deserialize_with = "blank_is_none")]
+    job_deadline_ms: Option<i64>,
+    #[serde(default, deserialize_with = "blank_is_none")]
+    cache_bytes: Option<i64>,
+}
+
+/// Change a tenant's quotas: the same [`platform_admin::update_tenant`] as the REST PATCH.
+async fn set_quotas(Path(tenant): Path<String>, form: Posted<QuotaForm>) -> Response {
+    let f = &form.fields;
+    let quotas = QuotaChange {
+        max_apps: f.max_apps,
+        max_concurrent_callbacks: f.max_concurrent_callbacks,
+        callback_memory_mb: f.callback_memory_mb,
+        callback_deadline_ms: f.callback_deadline_ms,
+        max_version_storage_bytes: f.max_version_storage_bytes,
+        cpu_weight: f.cpu_weight,
+        max_jobs: f.max_jobs,
+        job_deadline_ms: f.job_deadline_ms,
+        cache_bytes: f.cache_bytes,
     };
-    let result = platform_admin::create_tenant(
-        &state,
-        &principal,
-        (
-            form.slug.trim(),
-            Some(form.name.trim()),
-            Some(form.owner.trim()),
-        ),
-        &form_change.change(),
+    let result = platform_admin::update_tenant(
+        &form.state,
+        &form.principal,
+        &tenant,
+        (None, Some(&quotas)),
+        &form.change(),
     )
     .await;
-    let message = match result {
-        Ok(tenant) => {
-            return Redirect::to(&format!(
-                "/ui/admin/tenants?created={}",
-                url_encode(&tenant.slug)
-            ))
-            .into_response();
-        }
-        Err(Refusal::Invalid(message)) => message,
-        Err(Refusal::NotFound { what: "user", name }) => format!("no user {name}"),
-        Err(Refusal::Store(e @ crate::store::Error::Conflict { .. })) => ApiError::from(e).message,
-        Err(r) => return refused(&state, &principal, &session, "/ui/admin/tenants", r).await,
+    match result {
+        Ok(tenant) => Redirect::to(&format!(
+            "/ui/admin/tenants?quotas={}",
+            url_encode(&tenant.slug)
+        ))
+        .into_response(),
+        Err(r) => tenants_form_error(&form, r).await,
+    }
+}
+
+/// A tenants-page form that did not work: its error above the forms, or the refusal.
+async fn tenants_form_error<F>(form: &Posted<F>, refusal: Refusal) -> Response {
+    let (state, principal, session) = (&form.state, &form.principal, &form.session);
+    let here = "/ui/admin/tenants";
+    let message = match refusal {
+        Refusal::Invalid(message) => message,
+        Refusal::NotFound { what: "user", name } => format!("no user {name}"),
+        Refusal::Store(e @ crate::store::Error::Conflict { .. }) => ApiError::from(e).message,
+        r => return refused(state, principal, session, here, r).await,
     };
-    match tenants_view(&state, &principal, &session, None, (None, Some(message))).await {
+    match tenants_view(state, principal, session, None, (None, Some(message))).await {
         Ok(page) => render(&page, StatusCode::BAD_REQUEST),
-        Err(r) => refused(&state, &principal, &session, "/ui/admin/tenants", r).await,
+        Err(r) => refused(state, principal, session, here, r).await,
     }
 }
 

@@ -6,14 +6,16 @@
 use std::collections::HashMap;
 
 use askama::Template;
-use axum::extract::{Form, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use tower_sessions::Session;
 
-use super::console::{Chrome, Routes, chrome, refused, render, url_encode, when};
-use super::session::{ClientAddr, form_context, start_signed_in_session};
+use super::console::{
+    Chrome, Posted, Routes, chrome, csrf_field, refused, render, url_encode, when,
+};
+use super::session::start_signed_in_session;
 use crate::error::ApiError;
 use crate::ids::{TeamId, UserId};
 use crate::manage::Refusal;
@@ -215,10 +217,8 @@ async fn members_page(
 }
 
 /// After a members-page form: back with a notice, or the page with the form's error.
-async fn after_form<T>(
-    state: &AppState,
-    principal: &Principal,
-    session: &Session,
+async fn after_form<F, T>(
+    form: &Posted<F>,
     tenant: &str,
     result: Result<T, Refusal>,
     done: &str,
@@ -226,9 +226,7 @@ async fn after_form<T>(
     let here = format!("/ui/{tenant}/members");
     match result {
         Ok(_) => Redirect::to(&format!("{here}?done={done}")).into_response(),
-        Err(Refusal::Invalid(message)) => {
-            show_members(state, principal, session, tenant, Some(message), None).await
-        }
+        Err(Refusal::Invalid(message)) => show_members(form, tenant, Some(message), None).await,
         // A refusal of the store (the last owner, a taken name) is the form's error too.
         Err(Refusal::Store(
             e @ (crate::store::Error::Conflict { .. }
@@ -236,20 +234,19 @@ async fn after_form<T>(
             | crate::store::Error::LastOwner),
         )) => {
             let message = ApiError::from(e).message;
-            show_members(state, principal, session, tenant, Some(message), None).await
+            show_members(form, tenant, Some(message), None).await
         }
-        Err(r) => refused(state, principal, session, &here, r).await,
+        Err(r) => refused(&form.state, &form.principal, &form.session, &here, r).await,
     }
 }
 
-async fn show_members(
-    state: &AppState,
-    principal: &Principal,
-    session: &Session,
+async fn show_members<F>(
+    form: &Posted<F>,
     tenant: &str,
     error: Option<String>,
     new_link: Option<String>,
 ) -> Response {
+    let (state, principal, session) = (&form.state, &form.principal, &form.session);
     let here = format!("/ui/{tenant}/members");
     let status = if error.is_some() {
         StatusCode::BAD_REQUEST
@@ -280,29 +277,6 @@ struct AddMemberForm {
     role: String,
 }
 
-async fn add_member(
-    State(state): State<AppState>,
-    axum::Extension(ClientAddr(addr)): axum::Extension<ClientAddr>,
-    principal: Principal,
-    session: Session,
-    Path(tenant): Path<String>,
-    Form(form): Form<AddMemberForm>,
-) -> Response {
-    let form_change = match form_context(&state, &session, &principal, addr, &form.csrf).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let result = tenant_admin::add_member(
-        &state,
-        &principal,
-        &tenant,
-        (form.email.trim(), &form.role),
-        &form_change.change(),
-    )
-    .await;
-    after_form(&state, &principal, &session, &tenant, result, "added").await
-}
-
 #[derive(Debug, Deserialize)]
 struct RoleForm {
     csrf: String,
@@ -310,56 +284,9 @@ struct RoleForm {
     role: String,
 }
 
-async fn change_role(
-    State(state): State<AppState>,
-    axum::Extension(ClientAddr(addr)): axum::Extension<ClientAddr>,
-    principal: Principal,
-    session: Session,
-    Path((tenant, user)): Path<(String, i64)>,
-    Form(form): Form<RoleForm>,
-) -> Response {
-    let form_change = match form_context(&state, &session, &principal, addr, &form.csrf).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let result = tenant_admin::change_role(
-        &state,
-        &principal,
-        &tenant,
-        UserId(user),
-        &form.role,
-        &form_change.change(),
-    )
-    .await;
-    after_form(&state, &principal, &session, &tenant, result, "role").await
-}
-
 #[derive(Debug, Deserialize)]
 struct CsrfOnly {
     csrf: String,
-}
-
-async fn remove_member(
-    State(state): State<AppState>,
-    axum::Extension(ClientAddr(addr)): axum::Extension<ClientAddr>,
-    principal: Principal,
-    session: Session,
-    Path((tenant, user)): Path<(String, i64)>,
-    Form(form): Form<CsrfOnly>,
-) -> Response {
-    let form_change = match form_context(&state, &session, &principal, addr, &form.csrf).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let result = tenant_admin::remove_member(
-        &state,
-        &principal,
-        &tenant,
-        UserId(user),
-        &form_change.change(),
-    )
-    .await;
-    after_form(&state, &principal, &session, &tenant, result, "removed").await
 }
 
 #[derive(Debug, Deserialize)]
@@ -373,90 +300,11 @@ struct InvitationForm {
     days: String,
 }
 
-/// Create an invitation: the page shows its link once (never in a redirect's URL).
-async fn create_invitation(
-    State(state): State<AppState>,
-    axum::Extension(ClientAddr(addr)): axum::Extension<ClientAddr>,
-    principal: Principal,
-    session: Session,
-    Path(tenant): Path<String>,
-    Form(form): Form<InvitationForm>,
-) -> Response {
-    let form_change = match form_context(&state, &session, &principal, addr, &form.csrf).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let days = match form.days.trim() {
-        "" => None,
-        text => match text.parse::<i64>() {
-            Ok(n) => Some(n),
-            Err(_) => {
-                let result: Result<(), Refusal> =
-                    Err(Refusal::Invalid("days must be a whole number".into()));
-                return after_form(&state, &principal, &session, &tenant, result, "").await;
-            }
-        },
-    };
-    let result = tenant_admin::create_invitation(
-        &state,
-        &principal,
-        &tenant,
-        (&form.role, &form.note, days),
-        &form_change.change(),
-    )
-    .await;
-    match result {
-        Ok(new) => show_members(&state, &principal, &session, &tenant, None, Some(new.link)).await,
-        Err(r) => after_form(&state, &principal, &session, &tenant, Err::<(), _>(r), "").await,
-    }
-}
-
-async fn revoke_invitation(
-    State(state): State<AppState>,
-    axum::Extension(ClientAddr(addr)): axum::Extension<ClientAddr>,
-    principal: Principal,
-    session: Session,
-    Path((tenant, id)): Path<(String, i64)>,
-    Form(form): Form<CsrfOnly>,
-) -> Response {
-    let form_change = match form_context(&state, &session, &principal, addr, &form.csrf).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let result =
-        tenant_admin::revoke_invitation(&state, &principal, &tenant, id, &form_change.change())
-            .await;
-    after_form(&state, &principal, &session, &tenant, result, "revoked").await
-}
-
 #[derive(Debug, Deserialize)]
 struct TeamForm {
     csrf: String,
     #[serde(default)]
     name: String,
-}
-
-async fn create_team(
-    State(state): State<AppState>,
-    axum::Extension(ClientAddr(addr)): axum::Extension<ClientAddr>,
-    principal: Principal,
-    session: Session,
-    Path(tenant): Path<String>,
-    Form(form): Form<TeamForm>,
-) -> Response {
-    let form_change = match form_context(&state, &session, &principal, addr, &form.csrf).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let result = tenant_admin::create_team(
-        &state,
-        &principal,
-        &tenant,
-        &form.name,
-        &form_change.change(),
-    )
-    .await;
-    after_form(&state, &principal, &session, &tenant, result, "team").await
 }
 
 #[derive(Debug, Deserialize)]
@@ -466,50 +314,137 @@ struct TeamMemberForm {
     email: String,
 }
 
-async fn add_team_member(
-    State(state): State<AppState>,
-    axum::Extension(ClientAddr(addr)): axum::Extension<ClientAddr>,
-    principal: Principal,
-    session: Session,
-    Path((tenant, team)): Path<(String, i64)>,
-    Form(form): Form<TeamMemberForm>,
-) -> Response {
-    let form_change = match form_context(&state, &session, &principal, addr, &form.csrf).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let result = tenant_admin::add_team_member_by_email(
-        &state,
-        &principal,
+#[derive(Debug, Deserialize)]
+struct AcceptForm {
+    csrf: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+}
+
+csrf_field!(
+    AddMemberForm,
+    RoleForm,
+    CsrfOnly,
+    InvitationForm,
+    TeamForm,
+    TeamMemberForm,
+    AcceptForm
+);
+
+async fn add_member(Path(tenant): Path<String>, form: Posted<AddMemberForm>) -> Response {
+    let person = (form.fields.email.trim(), form.fields.role.as_str());
+    let result = tenant_admin::add_member(
+        &form.state,
+        &form.principal,
         &tenant,
-        (TeamId(team), form.email.trim()),
-        &form_change.change(),
+        person,
+        &form.change(),
     )
     .await;
-    after_form(&state, &principal, &session, &tenant, result, "team-member").await
+    after_form(&form, &tenant, result, "added").await
+}
+
+async fn change_role(
+    Path((tenant, user)): Path<(String, i64)>,
+    form: Posted<RoleForm>,
+) -> Response {
+    let (role, change) = (form.fields.role.as_str(), form.change());
+    let result = tenant_admin::change_role(
+        &form.state,
+        &form.principal,
+        &tenant,
+        UserId(user),
+        role,
+        &change,
+    )
+    .await;
+    after_form(&form, &tenant, result, "role").await
+}
+
+async fn remove_member(
+    Path((tenant, user)): Path<(String, i64)>,
+    form: Posted<CsrfOnly>,
+) -> Response {
+    let change = form.change();
+    let result =
+        tenant_admin::remove_member(&form.state, &form.principal, &tenant, UserId(user), &change)
+            .await;
+    after_form(&form, &tenant, result, "removed").await
+}
+
+/// Create an invitation: the page shows its link once (never in a redirect's URL).
+async fn create_invitation(Path(tenant): Path<String>, form: Posted<InvitationForm>) -> Response {
+    let f = &form.fields;
+    let days = match f.days.trim() {
+        "" => None,
+        text => match text.parse::<i64>() {
+            Ok(n) => Some(n),
+            Err(_) => {
+                let result: Result<(), Refusal> =
+                    Err(Refusal::Invalid("days must be a whole number".into()));
+                return after_form(&form, &tenant, result, "").await;
+            }
+        },
+    };
+    let offer = (f.role.as_str(), f.note.as_str(), days);
+    let result = tenant_admin::create_invitation(
+        &form.state,
+        &form.principal,
+        &tenant,
+        offer,
+        &form.change(),
+    )
+    .await;
+    match result {
+        Ok(new) => show_members(&form, &tenant, None, Some(new.link)).await,
+        Err(r) => after_form(&form, &tenant, Err::<(), _>(r), "").await,
+    }
+}
+
+async fn revoke_invitation(
+    Path((tenant, id)): Path<(String, i64)>,
+    form: Posted<CsrfOnly>,
+) -> Response {
+    let change = form.change();
+    let result =
+        tenant_admin::revoke_invitation(&form.state, &form.principal, &tenant, id, &change).await;
+    after_form(&form, &tenant, result, "revoked").await
+}
+
+async fn create_team(Path(tenant): Path<String>, form: Posted<TeamForm>) -> Response {
+    let (name, change) = (form.fields.name.as_str(), form.change());
+    let result =
+        tenant_admin::create_team(&form.state, &form.principal, &tenant, name, &change).await;
+    after_form(&form, &tenant, result, "team").await
+}
+
+async fn add_team_member(
+    Path((tenant, team)): Path<(String, i64)>,
+    form: Posted<TeamMemberForm>,
+) -> Response {
+    let (member, change) = ((TeamId(team), form.fields.email.trim()), form.change());
+    let result = tenant_admin::add_team_member_by_email(
+        &form.state,
+        &form.principal,
+        &tenant,
+        member,
+        &change,
+    )
+    .await;
+    after_form(&form, &tenant, result, "team-member").await
 }
 
 async fn remove_team_member(
-    State(state): State<AppState>,
-    axum::Extension(ClientAddr(addr)): axum::Extension<ClientAddr>,
-    principal: Principal,
-    session: Session,
     Path((tenant, team, user)): Path<(String, i64, i64)>,
-    Form(form): Form<CsrfOnly>,
+    form: Posted<CsrfOnly>,
 ) -> Response {
-    let form_change = match form_context(&state, &session, &principal, addr, &form.csrf).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    let result = tenant_admin::remove_team_member(
-        &state,
-        &principal,
-        &tenant,
-        (TeamId(team), UserId(user)),
-        &form_change.change(),
-    )
-    .await;
-    after_form(&state, &principal, &session, &tenant, result, "team-member").await
+    let (member, change) = ((TeamId(team), UserId(user)), form.change());
+    let result =
+        tenant_admin::remove_team_member(&form.state, &form.principal, &tenant, member, &change)
+            .await;
+    after_form(&form, &tenant, result, "team-member").await
 }
 
 /// The audit page's filters, as the form sends them.
@@ -776,28 +711,17 @@ async fn invitation_page(
     }
 }
 
-#[derive(Debug, Deserialize)]
-struct AcceptForm {
-    csrf: String,
-    #[serde(default)]
-    email: String,
-    #[serde(default)]
-    password: String,
-}
-
 /// Accept: as the signed-in user, or with a new local account (then signed in).
 async fn accept_invitation(
-    State(state): State<AppState>,
-    axum::Extension(ClientAddr(addr)): axum::Extension<ClientAddr>,
-    principal: Principal,
-    session: Session,
     Path((tenant, secret)): Path<(String, String)>,
-    Form(form): Form<AcceptForm>,
+    posted: Posted<AcceptForm>,
 ) -> Response {
-    let form_change = match form_context(&state, &session, &principal, addr, &form.csrf).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+    let (state, principal, session, form) = (
+        &posted.state,
+        &posted.principal,
+        &posted.session,
+        &posted.fields,
+    );
     let invitee = match principal {
         Principal::User(_) => Invitee::SignedIn,
         _ => Invitee::NewAccount {
@@ -805,8 +729,8 @@ async fn accept_invitation(
             password: &form.password,
         },
     };
-    let change = form_change.change();
-    match tenant_admin::accept(&state, &principal, (&tenant, &secret), invitee, &change).await {
+    let change = posted.change();
+    match tenant_admin::accept(state, principal, (&tenant, &secret), invitee, &change).await {
         Ok((user, _role)) => {
             if matches!(invitee, Invitee::NewAccount { .. }) {
                 let epoch = match state.store.session_epoch(user).await {
@@ -818,7 +742,7 @@ async fn accept_invitation(
                     }
                 };
                 if let Err(r) =
-                    start_signed_in_session(&session, user, epoch, state.clock.now_millis()).await
+                    start_signed_in_session(session, user, epoch, state.clock.now_millis()).await
                 {
                     return r;
                 }
@@ -827,9 +751,9 @@ async fn accept_invitation(
         }
         Err(Refusal::Invalid(message)) => {
             match invite_view(
-                &state,
-                &principal,
-                &session,
+                state,
+                principal,
+                session,
                 (&tenant, &secret),
                 form.email.trim(),
                 Some(message),
@@ -837,9 +761,9 @@ async fn accept_invitation(
             .await
             {
                 Ok(page) => render(&page, StatusCode::BAD_REQUEST),
-                Err(r) => refused(&state, &principal, &session, "/", r).await,
+                Err(r) => refused(state, principal, session, "/", r).await,
             }
         }
-        Err(r) => refused(&state, &principal, &session, "/", r).await,
+        Err(r) => refused(state, principal, session, "/", r).await,
     }
 }

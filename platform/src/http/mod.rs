@@ -9,6 +9,7 @@ mod access;
 mod account;
 pub mod api;
 mod console;
+mod console_connections;
 mod console_platform;
 mod console_tenant;
 pub mod dash;

@@ -108,6 +108,23 @@ pub struct AuditSearch<'a> {
 }
 
 impl Store {
+    /// Record on its own an action that changed nothing else (`data_source.test`: an
+    /// admin tried a connection).
+    pub async fn record_check(
+        &self,
+        change: &Change<'_>,
+        tenant: Option<TenantId>,
+        (action, target): (&str, &str),
+        detail: serde_json::Value,
+    ) -> Result<()> {
+        let mut tx = self.begin().await?;
+        record(&mut tx, change, tenant, action, target, detail).await?;
+        self.commit_change(tx).await?;
+        Ok(())
+    }
+}
+
+impl Store {
     /// A tenant's audit entries matching `filter`, newest first, older than the cursor
     /// `before` (an id).
     pub async fn filtered_audit_entries(

@@ -560,6 +560,116 @@ async fn a_superadmin_creates_tenants_lists_users_and_reads_the_health_of_the_pl
     }
 }
 
+async fn tenant_record(store: &Store, slug: &str) -> platform::store::Tenant {
+    store
+        .tenant_by_slug(&Slug::parse(slug).expect("slug"))
+        .await
+        .expect("q")
+        .expect("tenant")
+}
+
+#[tokio::test]
+async fn the_console_changes_quotas_and_sets_and_tests_identity_providers_and_sources() {
+    let app = tenants(None).await;
+    let store = &app.state.store;
+    admin::create_user(store, "root@example.org", Some(PASSWORD), true, &op())
+        .await
+        .expect("superadmin");
+    let mut root = signed_in(&app, "root@example.org").await;
+    let csrf = csrf_of(&root.get("/ui/admin/tenants").await.text());
+    // Quotas through the same function as the REST PATCH: a blank field keeps its value.
+    let before = tenant_record(store, "b").await.quotas;
+    let reply = root
+        .post_form(
+            "/ui/admin/tenants/b/quotas",
+            &[("csrf", &csrf), ("max_apps", "7"), ("max_jobs", " ")],
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.text());
+    let after = tenant_record(store, "b").await.quotas;
+    assert_eq!(after.max_apps, 7);
+    assert_eq!(after.max_jobs, before.max_jobs);
+    assert_eq!(audited(store, "tenant.set_quotas").await, 1);
+    let page = root.get(&location(&reply)).await.text();
+    assert!(page.contains("The quotas of b are changed."), "{page}");
+    let reply = root
+        .post_form(
+            "/ui/admin/tenants/b/quotas",
+            &[("csrf", &csrf), ("callback_memory_mb", "999999")],
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.text());
+    assert!(
+        reply
+            .text()
+            .contains("callback_memory_mb must be between 1 and 4096 (got 999999)"),
+        "{}",
+        reply.text()
+    );
+    assert_eq!(
+        tenant_record(store, "b").await.quotas.callback_memory_mb,
+        before.callback_memory_mb
+    );
+
+    // A superadmin sets a provider from its file; nothing answers at its issuer.
+    let file = "kind = \"oidc\"\ndisplay_name = \"Nowhere SSO\"\nissuer = \"http://127.0.0.1:9\"\n\
+                client_id = \"dashboard\"\nclient_secret = \"sekret-never-shown\"\n";
+    let reply = root
+        .post_form(
+            "/ui/b/connections/providers",
+            &[("csrf", &csrf), ("slug", "sso"), ("file", file)],
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.text());
+    // The tenant's admin sees it (never its secret) and tests it: the report says in
+    // words what failed, and the test is audited.
+    let mut ada = signed_in(&app, "ada@example.org").await;
+    let page = ada.get("/ui/b/connections").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text());
+    let html = page.text();
+    assert!(html.contains("id=\"provider-sso\""), "{html}");
+    assert!(!html.contains("sekret-never-shown"), "{html}");
+    assert!(
+        !html.contains("id=\"set-provider\""),
+        "only superadmins set providers"
+    );
+    let csrf = csrf_of(&html);
+    let reply = ada
+        .post_form("/ui/b/connections/providers/sso/test", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    assert!(
+        reply.text().contains("The provider sso does not work: "),
+        "{}",
+        reply.text()
+    );
+    assert!(!reply.text().contains("sekret-never-shown"));
+    assert_eq!(audited(store, "identity_provider.test").await, 1);
+    // A source that is not there is the form's error; an admin may not set providers.
+    let reply = ada
+        .post_form(
+            "/ui/b/connections/data-sources/nope/test",
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.text());
+    assert!(reply.text().contains("the tenant has no data source"));
+    let reply = ada
+        .post_form(
+            "/ui/b/connections/providers",
+            &[("csrf", &csrf), ("slug", "mine"), ("file", file)],
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.text());
+    assert!(
+        store
+            .identity_provider(tenant_record(store, "b").await.id, "mine")
+            .await
+            .expect("q")
+            .is_none()
+    );
+}
+
 /// What a console route needs.
 #[derive(Clone, Copy, Debug)]
 enum Needs {
@@ -632,10 +742,31 @@ fn console_matrix() -> BTreeMap<(&'static str, &'static str), Needs> {
             "/ui/{tenant}/teams/{team}/members/{user}/remove",
             Needs::Role(Admin),
         ),
+        ("GET", "/ui/{tenant}/connections", Needs::Role(Admin)),
+        (
+            "POST",
+            "/ui/{tenant}/connections/providers",
+            Needs::Superadmin,
+        ),
+        (
+            "POST",
+            "/ui/{tenant}/connections/providers/{provider}/test",
+            Needs::Role(Admin),
+        ),
+        (
+            "POST",
+            "/ui/{tenant}/connections/data-sources/{source}/test",
+            Needs::Role(Admin),
+        ),
         ("GET", "/ui/{tenant}/audit", Needs::Role(Admin)),
         ("GET", "/ui/{tenant}/audit.csv", Needs::Role(Admin)),
         ("GET", "/ui/admin/tenants", Needs::Superadmin),
         ("POST", "/ui/admin/tenants", Needs::Superadmin),
+        (
+            "POST",
+            "/ui/admin/tenants/{tenant}/quotas",
+            Needs::Superadmin,
+        ),
         ("GET", "/ui/admin/users", Needs::Superadmin),
         ("GET", "/invite/{tenant}/{secret}", Link),
         ("POST", "/invite/{tenant}/{secret}", Link),
@@ -762,6 +893,8 @@ async fn every_console_route_answers_every_person_as_the_policy_says() {
                     .replace("{user}", &bob.to_string())
                     .replace("{team}", &team.to_string())
                     .replace("{id}", "1")
+                    .replace("{provider}", "sso")
+                    .replace("{source}", "db")
                     .replace("{secret}", &"A".repeat(40));
                 if uri.ends_with("/apps/doomed/delete") {
                     app.deploy(tenant, "doomed", "hello.wasm").await;

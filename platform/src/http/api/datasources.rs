@@ -15,6 +15,7 @@ use crate::error::ApiError;
 use crate::policy::{Action, Principal, Resource};
 use crate::state::AppState;
 use crate::store::Tenant;
+use crate::tenant_admin;
 
 /// A source to register or replace: its kind, its connection (a URL, fields, or both:
 /// fields override the URL) and optional limits below the operator's.
@@ -189,10 +190,14 @@ pub async fn delete_source(
 pub async fn test_source(
     State(state): State<AppState>,
     principal: Principal,
+    RemoteAddr(remote): RemoteAddr,
     ApiPath((slug, name)): ApiPath<(String, String)>,
 ) -> Result<Json<TestReport>, ApiError> {
-    let tenant = admin_tenant(&state, &principal, &slug).await?;
-    Ok(Json(state.datasources.test(tenant.id, &name).await?))
+    let actor = principal.audit_actor();
+    let change = scope::change(&state, &actor, &remote);
+    let report =
+        tenant_admin::test_data_source(&state, &principal, (&slug, &name), &change).await?;
+    Ok(Json(report))
 }
 
 async fn set_grant(

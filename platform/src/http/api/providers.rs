@@ -16,6 +16,7 @@ use crate::admin::{self, ProviderSummary};
 use crate::error::ApiError;
 use crate::policy::{Action, Principal, Resource};
 use crate::state::AppState;
+use crate::{platform_admin, tenant_admin};
 
 /// An identity provider as listed (never its secret).
 #[derive(Debug, Serialize, ToSchema)]
@@ -121,16 +122,7 @@ pub async fn put_provider(
     let file = provider_file(&body).map_err(ApiError::validation)?;
     let actor = principal.audit_actor();
     let change = scope::change(&state, &actor, &remote);
-    admin::set_provider(
-        &state.store,
-        &state.secrets,
-        &tenant,
-        &provider,
-        &file,
-        &change,
-    )
-    .await
-    .map_err(refused)?;
+    platform_admin::set_provider(&state, &principal, (&tenant, &provider), &file, &change).await?;
     let listed = admin::list_providers(&state.store, &tenant)
         .await
         .map_err(refused)?;
@@ -212,6 +204,7 @@ pub async fn test_provider(
     ApiPath((slug, provider)): ApiPath<(String, String)>,
     body: axum::body::Bytes,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    // Who may test is asked before the body is read (then again by the test itself).
     let tenant = scope::tenant(&state, &principal, &slug).await?;
     scope::allow(
         &principal,
@@ -226,19 +219,14 @@ pub async fn test_provider(
     };
     let actor = principal.audit_actor();
     let change = scope::change(&state, &actor, &remote);
-    let report = admin::test_provider(
-        &state.store,
-        &state.secrets,
-        &tenant.slug,
-        &provider,
+    let report = tenant_admin::test_provider(
+        &state,
+        &principal,
+        (&tenant.slug, &provider),
         body.username.as_deref(),
         &change,
     )
-    .await
-    .map_err(|e| match e {
-        admin::Error::UnknownProvider { .. } => ApiError::not_found("identity provider", &provider),
-        other => refused(other),
-    })?;
+    .await?;
     serde_json::to_value(report)
         .map(Json)
         .map_err(|e| ApiError::internal("the provider report", &e))

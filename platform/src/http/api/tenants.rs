@@ -9,11 +9,9 @@ use utoipa::ToSchema;
 use super::schema::{Errors, PageQuery, QuotasBody, TenantBody, TenantPage};
 use super::{ApiJson, ApiPath, ApiQuery, RemoteAddr, scope};
 use crate::error::ApiError;
-use crate::platform_admin;
+use crate::platform_admin::{self, QuotaChange};
 use crate::policy::{self, Action, Principal, Resource};
 use crate::state::AppState;
-use crate::store::Quotas;
-use crate::tenancy;
 
 /// The tenants the principal can see: every tenant for a superadmin, else its own.
 #[utoipa::path(
@@ -137,92 +135,26 @@ pub async fn update_tenant(
     ApiPath(slug): ApiPath<String>,
     ApiJson(body): ApiJson<UpdateTenant>,
 ) -> Result<Json<TenantBody>, ApiError> {
-    let tenant = scope::tenant(&state, &principal, &slug).await?;
-    let name = match &body.name {
-        Some(name) => {
-            scope::allow(
-                &principal,
-                Action::UpdateTenant,
-                &Resource::Tenant(tenant.id),
-            )?;
-            Some(tenancy::tenant_name(name)?)
-        }
-        None => None,
-    };
-    let quotas = match &body.quotas {
-        Some(q) => {
-            scope::allow(&principal, Action::ManageQuotas, &Resource::Platform)?;
-            Some(validate_quotas(q, &tenant.quotas)?)
-        }
-        None => None,
-    };
-    if name.is_none() && quotas.is_none() {
-        // Still an authorization question: an empty change is allowed to whoever may
-        // rename the tenant.
-        scope::allow(
-            &principal,
-            Action::UpdateTenant,
-            &Resource::Tenant(tenant.id),
-        )?;
-    }
+    let quotas = body.quotas.as_ref().map(|q| QuotaChange {
+        max_apps: Some(q.max_apps),
+        max_concurrent_callbacks: Some(q.max_concurrent_callbacks),
+        callback_memory_mb: Some(q.callback_memory_mb),
+        callback_deadline_ms: Some(q.callback_deadline_ms),
+        max_version_storage_bytes: Some(q.max_version_storage_bytes),
+        cpu_weight: q.cpu_weight,
+        max_jobs: q.max_jobs,
+        job_deadline_ms: q.job_deadline_ms,
+        cache_bytes: q.cache_bytes,
+    });
     let actor = principal.audit_actor();
     let change = scope::change(&state, &actor, &remote);
-    let updated = state
-        .store
-        .update_tenant(tenant.id, name.as_deref(), quotas.as_ref(), &change)
-        .await?;
+    let updated = platform_admin::update_tenant(
+        &state,
+        &principal,
+        &slug,
+        (body.name.as_deref(), quotas.as_ref()),
+        &change,
+    )
+    .await?;
     Ok(Json(updated.into()))
-}
-
-/// Quotas within the ranges the schema states; the optional ones left out keep their
-/// `current` values.
-pub fn validate_quotas(q: &QuotasBody, current: &Quotas) -> Result<Quotas, ApiError> {
-    let cpu_weight = q.cpu_weight.unwrap_or(current.cpu_weight);
-    let max_jobs = q.max_jobs.unwrap_or(current.max_jobs);
-    let job_deadline_ms = q.job_deadline_ms.unwrap_or(current.job_deadline_ms);
-    let cache_bytes = q.cache_bytes.unwrap_or(current.cache_bytes);
-    let checks: [(&str, i64, i64, i64); 9] = [
-        ("max_apps", q.max_apps, 0, 1_000_000),
-        (
-            "max_concurrent_callbacks",
-            q.max_concurrent_callbacks,
-            1,
-            10_000,
-        ),
-        ("callback_memory_mb", q.callback_memory_mb, 1, 4_096),
-        (
-            "callback_deadline_ms",
-            q.callback_deadline_ms,
-            1,
-            86_400_000,
-        ),
-        (
-            "max_version_storage_bytes",
-            q.max_version_storage_bytes,
-            0,
-            1 << 40,
-        ),
-        ("cpu_weight", cpu_weight, 1, 10_000),
-        ("max_jobs", max_jobs, 1, 10_000),
-        ("job_deadline_ms", job_deadline_ms, 1, 86_400_000),
-        ("cache_bytes", cache_bytes, 0, 1 << 40),
-    ];
-    for (name, value, min, max) in checks {
-        if !(min..=max).contains(&value) {
-            return Err(ApiError::validation(format!(
-                "{name} must be between {min} and {max} (got {value})"
-            )));
-        }
-    }
-    Ok(Quotas {
-        max_apps: q.max_apps,
-        max_concurrent_callbacks: q.max_concurrent_callbacks,
-        callback_memory_mb: q.callback_memory_mb,
-        callback_deadline_ms: q.callback_deadline_ms,
-        max_version_storage_bytes: q.max_version_storage_bytes,
-        cpu_weight,
-        max_jobs,
-        job_deadline_ms,
-        cache_bytes,
-    })
 }
