@@ -149,13 +149,14 @@ async fn serve(config: Config, args: &ServeArgs) -> anyhow::Result<()> {
     println!("Tessera is listening on http://{address}/");
     let store = state.store.clone();
     let state_for_drain = state.clone();
+    let gate = crate::cluster::ListenerGate::of(&listener);
     tokio::spawn(sweep_expired_sessions(store.clone(), state.clock.clone()));
     tokio::spawn(prune_compiled_cache(state.clone()));
     axum::serve(
         listener,
         crate::http::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown_signal(terminate, state_for_drain))
+    .with_graceful_shutdown(shutdown_signal(terminate, state_for_drain, gate))
     .await?;
     store.close().await;
     tracing::info!("stopped");
@@ -209,11 +210,13 @@ async fn prune_compiled_cache(state: crate::state::AppState) {
 }
 
 /// Resolves on SIGTERM or Ctrl-C, `[cluster] drain_secs` after `/readyz` turned 503 (load
-/// balancers take the replica out meanwhile, requests are still served); the listener then
-/// closes and in-flight requests finish before exit.
+/// balancers take the replica out meanwhile, requests are still served) and the listener's
+/// gate held new connections off while the ones already opened were accepted; the listener
+/// then closes and in-flight requests finish before exit.
 async fn shutdown_signal(
     mut terminate: tokio::signal::unix::Signal,
     state: crate::state::AppState,
+    gate: crate::cluster::ListenerGate,
 ) {
     let ctrl_c = async {
         if let Err(e) = tokio::signal::ctrl_c().await {
@@ -231,6 +234,7 @@ async fn shutdown_signal(
         tracing::info!(seconds = drain.as_secs(), "draining: /readyz answers 503");
         tokio::time::sleep(drain).await;
     }
+    gate.close().await;
     tracing::info!("shutting down: finishing in-flight requests");
 }
 

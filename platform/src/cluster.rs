@@ -1,5 +1,6 @@
-//! Replicas in a cluster: the web replica's forwarding of `/git/` to a builder, and the
-//! drain flag that turns `/readyz` to 503 on SIGTERM before the listener closes.
+//! Replicas in a cluster: the web replica's forwarding of `/git/` to a builder, the drain
+//! flag that turns `/readyz` to 503 on SIGTERM, and the gate that then closes the listener
+//! without resetting a connection a load balancer already opened.
 //!
 //! A web replica keeps no repository: every `/git/` request (smart HTTP, fetch and push)
 //! goes as it came to `[cluster] builder_url`, both bodies streamed, so a load balancer
@@ -32,6 +33,74 @@ impl Drain {
     /// Whether SIGTERM arrived.
     pub fn draining(&self) -> bool {
         self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// The listener's side of a drain. Closing a listening socket resets every connection the
+/// kernel completed but the server had not accepted yet; a balancer that had already sent a
+/// request on one (nginx, whose checks are passive, keeps sending until a connection fails)
+/// sees it reset after sending, and does not retry a POST there: a 502. So the listener is
+/// closed in two steps: first new connections are held off (a socket filter drops bare SYNs,
+/// so the client's connect waits and retries its SYN), while handshakes already under way
+/// complete and every connection the kernel holds is accepted and served; after
+/// [`ListenerGate::SETTLE`] the listener closes, and the clients' retried SYNs are refused:
+/// a connection that never opened, which every balancer retries on another replica.
+pub struct ListenerGate {
+    /// A second descriptor of the listening socket (the filter is the socket's, whichever
+    /// descriptor sets it); dropped when the gate closes, before the server drops its own.
+    socket: Option<socket2::Socket>,
+}
+
+/// Classic BPF, run on every packet reaching the listening socket (from the TCP header on):
+/// drop segments with SYN set and ACK clear (new connections), keep the rest (the final ACK
+/// of a handshake under way, and data).
+const REFUSE_NEW_CONNECTIONS: [(u16, u8, u8, u32); 5] = [
+    // ldb [13]: the TCP flags byte.
+    (0x30, 0, 0, 13),
+    // and #(SYN | ACK)
+    (0x54, 0, 0, 0x12),
+    // jeq #SYN: drop, else keep
+    (0x15, 0, 1, 0x02),
+    // ret #0: drop
+    (0x06, 0, 0, 0),
+    // ret #-1: keep the whole segment
+    (0x06, 0, 0, u32::MAX),
+];
+
+impl ListenerGate {
+    /// How long the listener keeps accepting after new connections are held off: longer
+    /// than a handshake under way takes to complete and the server takes to accept what the
+    /// kernel holds and to read the requests on it.
+    pub const SETTLE: Duration = Duration::from_millis(500);
+
+    /// The gate of `listener`; without a second descriptor (out of descriptors), a gate that
+    /// only waits.
+    pub fn of<L: std::os::fd::AsFd>(listener: &L) -> Self {
+        let socket = socket2::SockRef::from(listener)
+            .try_clone()
+            .map_err(|error| tracing::warn!(%error, "the drain cannot hold off new connections"))
+            .ok();
+        Self { socket }
+    }
+
+    /// Hold off new connections; those the kernel completed are still accepted.
+    pub fn refuse_new_connections(&self) -> std::io::Result<()> {
+        let Some(socket) = &self.socket else {
+            return Err(std::io::Error::other("no descriptor of the listener"));
+        };
+        let program = REFUSE_NEW_CONNECTIONS
+            .map(|(code, jt, jf, k)| socket2::SockFilter::new(code, jt, jf, k));
+        socket.attach_filter(&program)
+    }
+
+    /// Hold off new connections, let the server accept what the kernel holds for
+    /// [`ListenerGate::SETTLE`], and give the listener back to be closed.
+    pub async fn close(self) {
+        if let Err(error) = self.refuse_new_connections() {
+            tracing::warn!(%error, "the drain cannot hold off new connections");
+        }
+        tokio::time::sleep(Self::SETTLE).await;
+        drop(self.socket);
     }
 }
 
@@ -215,7 +284,51 @@ fn plain_git_path(path_and_query: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::plain_git_path;
+    use super::{ListenerGate, plain_git_path};
+    use std::io::{Read, Write};
+    use std::time::Duration;
+
+    /// The gate holds off a new connection (its connect does not complete), still hands the
+    /// server a connection the kernel had completed (with the request it carries), and once
+    /// closed the waiting client is refused, never reset after connecting.
+    #[test]
+    fn the_gate_holds_off_new_connections_and_keeps_completed_ones() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let address = listener.local_addr().expect("address");
+        let mut early = std::net::TcpStream::connect(address).expect("completed by the kernel");
+        early.write_all(b"ping").expect("send");
+        let gate = ListenerGate::of(&listener);
+        gate.refuse_new_connections().expect("filter attached");
+        let late = std::net::TcpStream::connect_timeout(&address, Duration::from_millis(300));
+        assert_eq!(
+            late.as_ref().map_err(std::io::Error::kind).err(),
+            Some(std::io::ErrorKind::TimedOut),
+            "a new connection completed behind the gate: {late:?}"
+        );
+        let (mut accepted, _) = listener
+            .accept()
+            .expect("the completed connection is accepted");
+        let mut ping = [0; 4];
+        accepted.read_exact(&mut ping).expect("its request arrives");
+        assert_eq!(&ping, b"ping");
+        accepted.write_all(b"pong").expect("answer");
+        let mut pong = [0; 4];
+        early.read_exact(&mut pong).expect("the answer arrives");
+        assert_eq!(&pong, b"pong");
+        // A client waiting behind the gate: refused once the listener is closed (its SYN is
+        // retried after about a second).
+        let waiting = std::thread::spawn(move || {
+            std::net::TcpStream::connect_timeout(&address, Duration::from_secs(5))
+                .map_err(|e| e.kind())
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        drop(gate);
+        drop(listener);
+        assert_eq!(
+            waiting.join().expect("thread").err(),
+            Some(std::io::ErrorKind::ConnectionRefused)
+        );
+    }
 
     #[test]
     fn only_plain_git_paths_are_forwarded() {

@@ -61,7 +61,7 @@
 //! | `--role` | `TESSERA_ROLE` | `[cluster] role` | `all` (`web`: serves apps, API and UI and forwards `/git/` to a builder, never builds; `builder`: receives pushes, builds and publishes, serves only `/git/`, `/healthz`, `/readyz`, `/metrics`) |
 //! | – | `TESSERA_BUILDER_URL` | `[cluster] builder_url` | none (required with `role = "web"`: the builder `/git/` is forwarded to, `http://builder:8080`) |
 //! | – | – | `[cluster] forward_limit` | 32 (`/git/` requests a web replica forwards at once; past it 503) |
-//! | – | `TESSERA_DRAIN_SECS` | `[cluster] drain_secs` | 0 (on SIGTERM, `/readyz` answers 503 this long before the listener closes, so load balancers stop sending first; in-flight requests always finish) |
+//! | – | `TESSERA_DRAIN_SECS` | `[cluster] drain_secs` | 0 (on SIGTERM, `/readyz` answers 503 this long before the listener closes, so load balancers stop sending first; then new connections are held off for 0.5 s while those already opened are accepted, so none is reset; in-flight requests always finish) |
 //! | – | `TESSERA_METRICS_TOKEN` | `[metrics] token` | none: `/metrics` answers 404 (with a token, only `Authorization: Bearer <token>` reads it; the labels name tenants and apps) |
 //! | – | `TESSERA_LOG_FORMAT` | `[log] format` | `text` (`json`: one JSON object per line, each with the request's `request_id`) |
 //! | – | `TESSERA_SECRET_KEY` | – | none: the key file is used (base64 of 32 bytes that seal provider secrets at rest) |

@@ -61,6 +61,12 @@ const COMPONENT_SCRIPTS: &[&str] = &[
     "dash/html/dash_html_components.min.js",
     "dash/dash_table/bundle.js",
 ];
+/// The renderer as Dash serves it in debug mode, in place of the minified one: only this
+/// build holds the dev tools' error pop-up, so an app's authors (`_dash-config` `ui`) get it.
+const DEV_RENDERER: (&str, &str) = (
+    "dash/dash-renderer/build/dash_renderer.min.js",
+    "dash/dash-renderer/build/dash_renderer.dev.js",
+);
 
 /// Why the front end cannot be served.
 #[derive(Debug, thiserror::Error)]
@@ -101,6 +107,7 @@ impl Frontend {
             .iter()
             .chain(COMPONENT_SCRIPTS)
             .chain(&worker)
+            .chain([&DEV_RENDERER.1])
         {
             let file =
                 resolve(root, dash_path).ok_or_else(|| Error::Missing(root.join(dash_path)))?;
@@ -130,9 +137,17 @@ impl Frontend {
         PRELUDE_SCRIPTS.iter().map(|p| self.url(p)).collect()
     }
 
-    /// URLs (relative to the app prefix) of the renderer and component suites.
-    pub fn component_scripts(&self) -> Vec<String> {
-        COMPONENT_SCRIPTS.iter().map(|p| self.url(p)).collect()
+    /// URLs (relative to the app prefix) of the renderer and component suites; with
+    /// `dev_tools`, the renderer's development build (Dash's debug mode), whose dev tools
+    /// show callback errors.
+    pub fn component_scripts(&self, dev_tools: bool) -> Vec<String> {
+        COMPONENT_SCRIPTS
+            .iter()
+            .map(|&p| match p {
+                p if dev_tools && p == DEV_RENDERER.0 => self.url(DEV_RENDERER.1),
+                p => self.url(p),
+            })
+            .collect()
     }
 
     /// URL (relative to the app prefix) of the renderer's WebSocket worker script.

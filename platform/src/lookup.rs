@@ -4,12 +4,17 @@
 //!
 //! Freshness rests on two numbers, read together as a [`Stamp`]: the database's change
 //! counter (bumped by trigger in every transaction that changes tenants, apps, members,
-//! teams, grants or collaborators, migration 0023, and by the store in every change of a
-//! data source or its grants to apps), polled once per [`Changes::POLL`] by a
+//! teams, grants or collaborators, migration 0023, or users, 0031, and by the store in every
+//! change of a data source or its grants to apps), polled once per [`Changes::POLL`] by a
 //! task of each replica, and the count of such transactions this process committed itself
 //! (so its own changes count at once). An answer is cached with the stamp read *before*
 //! the database was asked, and served only while the stamp is the same: a change that
 //! commits during the lookup makes it stale rather than lost.
+//!
+//! The same stamps keep the account behind each signed-in session and app session
+//! ([`AccountCache`]): the session record itself is still read per request, so a sign-out
+//! (its record deleted) ends the session on every replica at once; a change to the user
+//! (counted since migration 0031) or their memberships within one poll.
 //!
 //! When polling fails for longer than [`Changes::STALE_AFTER`] (the database is down)
 //! there is no stamp and every lookup asks the database, as before this cache existed.
@@ -19,7 +24,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use crate::ids::{AppId, Slug, TenantId, UserId};
-use crate::store::{self, AppAccess, Store, StoredDataSource};
+use crate::store::{self, AppAccess, SessionAccount, Store, StoredDataSource};
 
 /// When cached facts were true: the change counter's generation as this replica saw it and
 /// this process's own committed changes.
@@ -203,6 +208,45 @@ impl GrantCache {
             self.entries.insert(key, (stamp, source.clone()));
         }
         Ok(source)
+    }
+}
+
+/// What sessions need about their user (epoch, superadmin, forced password change,
+/// memberships), per user, as of a [`Stamp`]: a signed-in request reads its session record
+/// and nothing else.
+pub struct AccountCache {
+    changes: Arc<Changes>,
+    entries: moka::sync::Cache<UserId, (Stamp, Option<SessionAccount>)>,
+}
+
+impl AccountCache {
+    /// At most this many users' accounts are kept; the least used go first.
+    pub const CAPACITY: u64 = 100_000;
+
+    /// A cache over `changes`' store.
+    pub fn new(changes: Arc<Changes>) -> Self {
+        Self {
+            changes,
+            entries: moka::sync::Cache::new(Self::CAPACITY),
+        }
+    }
+
+    /// [`Store::session_account`], from memory while nothing changed.
+    pub async fn account(&self, user: UserId) -> store::Result<Option<SessionAccount>> {
+        let stamp = self.changes.stamp();
+        if let Some(stamp) = stamp
+            && let Some((at, account)) = self.entries.get(&user)
+            && at == stamp
+        {
+            crate::observe::cache_lookup("account", true);
+            return Ok(account);
+        }
+        crate::observe::cache_lookup("account", false);
+        let account = self.changes.store.session_account(user).await?;
+        if let Some(stamp) = stamp {
+            self.entries.insert(user, (stamp, account.clone()));
+        }
+        Ok(account)
     }
 }
 

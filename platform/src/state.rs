@@ -59,6 +59,8 @@ pub struct App {
     pub changes: Arc<crate::lookup::Changes>,
     /// Who may open which app, from memory while nothing changed.
     pub access: crate::lookup::AccessCache,
+    /// The accounts behind sessions, from memory while nothing changed.
+    pub accounts: crate::lookup::AccountCache,
     /// A web replica's way to its builder (`None`: this replica builds itself).
     pub forwarder: Option<crate::cluster::Forwarder>,
     /// Set on SIGTERM: `/readyz` answers 503 while in-flight requests finish.
@@ -220,6 +222,7 @@ impl App {
             cache,
             memo: Default::default(),
             access: crate::lookup::AccessCache::new(changes.clone()),
+            accounts: crate::lookup::AccountCache::new(changes.clone()),
             changes,
             forwarder,
             drain: Default::default(),

@@ -1,5 +1,6 @@
 // A failing callback in a real browser: its authors see the panic and the callback's last
-// log lines in Dash's dev tools (the `ui` of `_dash-config`, on for them only); a viewer
+// log lines in Dash's dev tools' error pop-up (the `ui` of `_dash-config` and the renderer's
+// development build, as Dash's debug mode serves them, for the authors only); a viewer
 // of the same app gets no dev tools and an answer with nothing but an error id, which the
 // server log ties to the details. The app is the demo's dash-features (its Crash button
 // panics), opened to the tenant's members only, by an admin of the tenant and by a viewer.
@@ -71,18 +72,30 @@ async function crash(page) {
   return { status: res.status(), code: body?.error?.code, message: body?.error?.message ?? '' };
 }
 
-// The renderer's own errors pop-up is not asserted yet: its class names are not literal in
-// dash-renderer 3.4.1's bundles (the next slice finds a stable selector); the answer the
-// pop-up shows is.
-test("the app's author gets Dash's dev tools and an answer with the panic and the log", { timeout: 120_000 }, async () => {
+/** The renderer script the page loaded: Dash's debug mode serves the development build, the
+ *  only one that holds the dev tools' error pop-up (`dash-fe-error__…` classes). */
+async function rendererScript(page) {
+  return page.$$eval('script[src]', (scripts) => scripts.map((s) => s.src).find((src) => src.includes('dash_renderer.')));
+}
+
+test("the app's author gets Dash's dev tools, whose error pop-up shows the panic and the log", { timeout: 120_000 }, async () => {
   const page = await openAs('ada@example.org', 'ada-long-password');
   const config = JSON.parse(await page.textContent('#_dash-config'));
   assert.equal(config.ui, true, 'the author gets the dev tools');
+  assert.match(await rendererScript(page), /\.dev\.js$/, 'the renderer with the dev tools');
   const answer = await crash(page);
   assert.equal(answer.status, 500);
   assert.equal(answer.code, 'callback_panicked');
   assert.ok(answer.message.includes(PANIC), answer.message);
   assert.ok(answer.message.includes(LOGGED), answer.message);
+  // The dev tools open their errors pop-up by themselves: the failed callback, and the
+  // server's answer (its text, with the panic and the log) under it.
+  const title = await page.waitForSelector('.dash-fe-error__title', PAGE_WAIT);
+  assert.match(await title.textContent(), /Callback error updating crash-out\.children/);
+  if (!(await page.$('.dash-be-error__str'))) await page.click('.test-devtools-error-toggle');
+  const shown = await (await page.waitForSelector('.dash-be-error__str', PAGE_WAIT)).textContent();
+  assert.ok(shown.includes(PANIC), `the pop-up shows ${JSON.stringify(shown)}`);
+  assert.ok(shown.includes(LOGGED), `the pop-up shows ${JSON.stringify(shown)}`);
   await screenshot(page, 'callback-errors-author.png');
   // The output stays as it was: the failure is visible, not the old value passed off as new.
   assert.equal(await page.textContent('#crash-out'), 'not run');
@@ -109,8 +122,14 @@ test('a viewer gets no dev tools and an answer with only an error id, which the 
   }
   assert.ok(line, `no server log line with error id ${id}`);
   assert.ok(line.includes(PANIC), line);
-  await page.waitForTimeout(500);
-  assert.equal(await page.$('.dash-fe-error__title'), null, 'no error UI for a viewer');
+  // No dev tools: the minified renderer (without the pop-up), and nothing of the pop-up on
+  // the page by the time the author's opened (a viewer served the author's page, as a
+  // regression would, gets the pop-up and fails here).
+  assert.match(await rendererScript(page), /\.min\.js$/, 'the renderer without the dev tools');
+  await page.waitForTimeout(1000);
+  assert.equal(await page.$('.dash-fe-error__title'), null, 'no error pop-up for a viewer');
+  assert.equal(await page.$('.dash-debug-menu__outer'), null, 'no dev tools menu for a viewer');
+  assert.ok(!(await page.textContent('body')).includes(PANIC), 'the panic is nowhere on the viewer\'s page');
   await screenshot(page, 'callback-errors-viewer.png');
   await page.close();
 });

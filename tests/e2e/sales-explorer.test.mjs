@@ -52,6 +52,10 @@ test('sales explorer draws the chart and follows the region dropdown', { timeout
     const n = Number(summary.match(/(\d+)/)[1]);
     assert.ok(n > 0, `North has no rows: ${summary}`);
     await screenshot(page, 'sales-explorer-north.png');
+    // plotly.py's default template (the SDK ships it): the plot area's background is
+    // #E5ECF6, not plotly.js's bare white.
+    const plotBackground = await page.$eval('#revenue-chart .main-svg .bglayer rect.bg', (rect) => getComputedStyle(rect).fill);
+    assert.equal(plotBackground, 'rgb(229, 236, 246)', 'the chart carries the default template');
 
     await chooseDropdownOption(page, '#region', 'Pacific');
 

@@ -356,7 +356,7 @@ pub async fn redeem(
 /// The principal of an app session on `origin`, if it is still valid: same origin, the
 /// user's epoch unchanged, within `absolute_ms` of the sign-in, its link alive.
 pub async fn app_principal(
-    store: &Store,
+    accounts: &crate::lookup::AccountCache,
     handoffs: &Handoffs,
     session: &AppSignedIn,
     origin: &str,
@@ -367,20 +367,19 @@ pub async fn app_principal(
         return Ok(None);
     }
     let user = UserId(session.user);
-    if store.session_epoch(user).await.map_err(storage)? != Some(session.epoch) {
+    let Some(account) = accounts.account(user).await.map_err(storage)? else {
+        return Ok(None);
+    };
+    if account.epoch != session.epoch {
         return Ok(None);
     }
     if !handoffs.alive(&hashed("link", &session.link), now).await? {
         return Ok(None);
     }
-    let Some(record) = store.user(user).await.map_err(storage)? else {
-        return Ok(None);
-    };
-    let memberships = store.memberships_of(user).await.map_err(storage)?;
     Ok(Some(UserPrincipal {
         id: user,
-        superadmin: record.superadmin,
-        memberships,
+        superadmin: account.superadmin,
+        memberships: account.memberships,
     }))
 }
 

@@ -45,27 +45,46 @@ impl BackgroundQuery {
 }
 
 /// Dash's signed page token (`_dash-config`'s `end_id`): `value~mac`, the MAC (hex) over
-/// `value` bound to the scope `end`, as `dash._callback_signing.sign` writes it. Jobs are
-/// bound to the whole token ([`crate::jobs::Owner`]), so a page reaches only its own.
-pub fn sign_end_id(secrets: &crate::secretbox::SecretBox, value: &str) -> String {
-    format!("{value}~{}", end_id_mac(secrets, value))
+/// `value` bound to the scope `end` and to the app (`tenant/app`) whose page it was issued
+/// on, in the shape `dash._callback_signing.sign` writes. Jobs are bound to the whole token
+/// ([`crate::jobs::Owner`]), so a page reaches only its own; a callback request whose
+/// `endId` this platform did not issue for this app is refused ([`end_id_is_signed`]).
+pub fn sign_end_id(
+    secrets: &crate::secretbox::SecretBox,
+    tenant: &str,
+    app: &str,
+    value: &str,
+) -> String {
+    format!("{value}~{}", end_id_mac(secrets, tenant, app, value))
 }
 
-/// Whether `signed` is an `end_id` this platform issued (constant-time comparison).
-pub fn end_id_is_signed(secrets: &crate::secretbox::SecretBox, signed: &str) -> bool {
+/// Whether `signed` is an `end_id` this platform issued for app `tenant/app`
+/// (constant-time comparison).
+pub fn end_id_is_signed(
+    secrets: &crate::secretbox::SecretBox,
+    tenant: &str,
+    app: &str,
+    signed: &str,
+) -> bool {
     use subtle::ConstantTimeEq;
     let Some((value, mac)) = signed.rsplit_once('~') else {
         return false;
     };
-    end_id_mac(secrets, value)
+    end_id_mac(secrets, tenant, app, value)
         .as_bytes()
         .ct_eq(mac.as_bytes())
         .into()
 }
 
-fn end_id_mac(secrets: &crate::secretbox::SecretBox, value: &str) -> String {
-    // `derive` is an HMAC-SHA256 under the platform key's derivation root.
-    let mac = secrets.derive(format!("tessera dash end\0{value}").as_bytes());
+fn end_id_mac(
+    secrets: &crate::secretbox::SecretBox,
+    tenant: &str,
+    app: &str,
+    value: &str,
+) -> String {
+    // `derive` is an HMAC-SHA256 under the platform key's derivation root; slugs hold no
+    // `/` or NUL, so the input names one (app, value) pair.
+    let mac = secrets.derive(format!("tessera dash end\0{tenant}/{app}\0{value}").as_bytes());
     mac.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -116,16 +135,25 @@ mod tests {
     #[test]
     fn end_ids_are_signed_as_dash_signs_them() {
         let secrets = crate::secretbox::SecretBox::from_key(&[7; 32]);
-        let signed = sign_end_id(&secrets, "AbC123");
+        let signed = sign_end_id(&secrets, "acme", "sales", "AbC123");
         let (value, mac) = signed.rsplit_once('~').expect("value~mac");
         assert_eq!(value, "AbC123");
         assert_eq!(mac.len(), 64);
         assert!(mac.bytes().all(|b| b.is_ascii_hexdigit()));
-        assert!(end_id_is_signed(&secrets, &signed));
-        assert!(!end_id_is_signed(&secrets, "AbC124~".to_owned().as_str()));
-        assert!(!end_id_is_signed(&secrets, &format!("AbC124~{mac}")));
+        assert!(end_id_is_signed(&secrets, "acme", "sales", &signed));
+        assert!(!end_id_is_signed(&secrets, "acme", "sales", "AbC124~"));
+        assert!(!end_id_is_signed(&secrets, "acme", "sales", "AbC123"));
+        assert!(!end_id_is_signed(
+            &secrets,
+            "acme",
+            "sales",
+            &format!("AbC124~{mac}")
+        ));
+        // Another app's page, another tenant's app of the same name, another key.
+        assert!(!end_id_is_signed(&secrets, "acme", "hr", &signed));
+        assert!(!end_id_is_signed(&secrets, "other", "sales", &signed));
         let other = crate::secretbox::SecretBox::from_key(&[8; 32]);
-        assert!(!end_id_is_signed(&other, &signed));
+        assert!(!end_id_is_signed(&other, "acme", "sales", &signed));
     }
 
     fn spec() -> Background {

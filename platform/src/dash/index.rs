@@ -70,7 +70,12 @@ pub fn render_with(
         .into_iter()
         .map(bundle)
         .chain(extras.scripts.iter().cloned())
-        .chain(frontend.component_scripts().into_iter().map(bundle))
+        .chain(
+            frontend
+                .component_scripts(extras.dev_tools)
+                .into_iter()
+                .map(bundle),
+        )
         .collect();
     let page = IndexPage {
         title,

@@ -178,7 +178,7 @@ async fn index_page(
         .take(24)
         .map(char::from)
         .collect();
-    let end_id = crate::dash::background::sign_end_id(&state.secrets, &token);
+    let end_id = crate::dash::background::sign_end_id(&state.secrets, &tenant, &app, &token);
     let assets = crate::assets::index_assets(&live.assets);
     let extras = index::AppExtras {
         css: assets.css.iter().map(|a| a.url(&prefix)).collect(),
@@ -248,6 +248,17 @@ async fn update_component(
     let live = live_app(&state, &tenant, &app).await?;
     let checked = update::check(&live.dependencies, &body)?;
     let query = BackgroundQuery::from_pairs(query);
+    // The renderer echoes its page's `endId` on every callback request; one this platform
+    // did not sign for this app (forged, or another app's page) reaches no job.
+    if let Some(end_id) = &query.end_id
+        && !crate::dash::background::end_id_is_signed(&state.secrets, &tenant, &app, end_id)
+    {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_end_id",
+            "the endId query parameter is not one this app's page was given: reload the page",
+        ));
+    }
     let owner = query.end_id.as_ref().map(|end_id| Owner {
         tenant: tenant.clone(),
         app: app.clone(),

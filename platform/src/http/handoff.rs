@@ -90,7 +90,7 @@ pub async fn authenticate(
     let origin = site_origin(&state, request.extensions().get::<Site>()).unwrap_or_default();
     let now = state.clock.now_millis();
     match handoff::app_principal(
-        &state.store,
+        &state.accounts,
         &state.handoffs,
         &signed_in,
         &origin,

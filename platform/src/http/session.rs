@@ -185,28 +185,20 @@ async fn signed_in_user(
         .unwrap_or(i64::MAX / 3_600_000)
         * 3_600_000;
     let user = UserId(signed_in.user);
-    let epoch = state
-        .store
-        .session_epoch(user)
+    let account = state
+        .accounts
+        .account(user)
         .await
         .map_err(|e| internal(&e))?;
-    let record = state.store.user(user).await.map_err(|e| internal(&e))?;
-    match (epoch, record) {
-        (Some(epoch), Some(record))
-            if epoch == signed_in.epoch && now - signed_in.at < absolute =>
-        {
-            let memberships = state
-                .store
-                .memberships_of(user)
-                .await
-                .map_err(|e| internal(&e))?;
+    match account {
+        Some(account) if account.epoch == signed_in.epoch && now - signed_in.at < absolute => {
             Ok(Some((
                 UserPrincipal {
                     id: user,
-                    superadmin: record.superadmin,
-                    memberships,
+                    superadmin: account.superadmin,
+                    memberships: account.memberships,
                 },
-                record.password_must_change,
+                account.must_change,
             )))
         }
         _ => {

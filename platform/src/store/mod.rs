@@ -41,7 +41,7 @@ pub use providers::{
     ExternalSignIn, LinkKind, LinkRefusal, LinkableProvider, LinkedIdentity, NewProvider,
     ProviderRecord, ProviderRemoval, Provisioned, Refusal,
 };
-pub use sessions::session_key;
+pub use sessions::{SessionAccount, session_key};
 pub use settings::{SettingUpdate, SettingWrite, StoredSetting};
 pub use tenants::{Quotas, Tenant};
 pub use tokens::{NewToken, TokenRecord, TokenSummary};
@@ -294,8 +294,9 @@ impl Store {
     }
 
     /// The database's change counter, bumped by trigger in every transaction that changes
-    /// tenants, apps, memberships, team members, grants or collaborators (migration 0023),
-    /// and by `store::datasources` in every change of a data source or its grants.
+    /// tenants, apps, memberships, team members, grants or collaborators (migration 0023)
+    /// or users (0031), and by `store::datasources` in every change of a data source or its
+    /// grants.
     pub async fn change_counter(&self) -> Result<i64> {
         let row = sqlx::query("select n from change_counter where id = 1")
             .fetch_one(&self.pool)

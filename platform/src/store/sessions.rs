@@ -8,7 +8,21 @@ use sha2::{Digest, Sha256};
 use sqlx::Row;
 
 use super::{Change, Result, Store, audit};
-use crate::ids::UserId;
+use crate::ids::{TenantId, UserId};
+use crate::tenancy::Role;
+
+/// What a session needs to know about its user.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionAccount {
+    /// The user's session epoch: a session signed in under another one has ended.
+    pub epoch: i64,
+    /// Platform superadmin.
+    pub superadmin: bool,
+    /// The password must be changed before anything else.
+    pub must_change: bool,
+    /// Their role in each tenant they belong to.
+    pub memberships: Vec<(TenantId, Role)>,
+}
 
 /// The key a session id is stored under: its sha256, hex. Shared with the Redis store.
 pub fn session_key(id: &str) -> String {
@@ -73,6 +87,27 @@ impl Store {
         Ok(row.map(|r| r.try_get(0)).transpose()?)
     }
 
+    /// What a session of `user` needs (two queries), or `None` if the user does not exist
+    /// or is disabled.
+    pub async fn session_account(&self, user: UserId) -> Result<Option<SessionAccount>> {
+        let row = sqlx::query(
+            "select session_epoch, superadmin, password_must_change from users \
+             where id = $1 and disabled_at is null",
+        )
+        .bind(user.0)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        Ok(Some(SessionAccount {
+            epoch: row.try_get(0)?,
+            superadmin: row.try_get::<i64, _>(1)? != 0,
+            must_change: row.try_get::<i64, _>(2)? != 0,
+            memberships: self.memberships_of(user).await?,
+        }))
+    }
+
     /// Raise a user's epoch so every session signed in before now ends ("sign out
     /// everywhere"); returns the new epoch.
     pub async fn bump_session_epoch(&self, user: UserId, change: &Change<'_>) -> Result<i64> {
@@ -93,7 +128,9 @@ impl Store {
             serde_json::json!({}),
         )
         .await?;
-        tx.commit().await?;
+        // Sessions keep the account cached (`lookup::AccountCache`): this replica drops
+        // it at once, the others through the change counter (migration 0031).
+        self.commit_change(tx).await?;
         Ok(epoch)
     }
 
@@ -159,7 +196,7 @@ impl Store {
             serde_json::json!({}),
         )
         .await?;
-        tx.commit().await?;
+        self.commit_change(tx).await?;
         Ok(epoch)
     }
 

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
-use crate::support::{Reply, TestApp};
+use crate::support::{Reply, TestApp, end_id};
 
 const REPORT: &str = "/apps/demo/report-builder/_dash-update-component";
 
@@ -44,7 +44,13 @@ fn poll_body() -> String {
     .to_string()
 }
 
-async fn start(app: &TestApp, end_id: &str, fail_at: u32) -> (String, Value) {
+/// The report builder's signed `endId` for page load `page`.
+fn page(app: &TestApp, page: &str) -> String {
+    end_id(app, "demo", "report-builder", page)
+}
+
+async fn start(app: &TestApp, page_load: &str, fail_at: u32) -> (String, Value) {
+    let end_id = page(app, page_load);
     let reply = app
         .post_json(&format!("{REPORT}?endId={end_id}"), build_body(fail_at))
         .await;
@@ -54,7 +60,8 @@ async fn start(app: &TestApp, end_id: &str, fail_at: u32) -> (String, Value) {
     (job, body)
 }
 
-async fn poll(app: &TestApp, end_id: &str, job: &str) -> Reply {
+async fn poll(app: &TestApp, page_load: &str, job: &str) -> Reply {
+    let end_id = page(app, page_load);
     app.post_json(
         &format!("{REPORT}?endId={end_id}&cacheKey={job}&job={job}"),
         poll_body(),
@@ -119,7 +126,7 @@ async fn cancel_job_stops_the_job_and_the_next_poll_is_204() {
     });
     let reply = app
         .post_json(
-            &format!("{REPORT}?endId=page1&cancelJob={job}"),
+            &format!("{REPORT}?endId={}&cancelJob={job}", page(&app, "page1")),
             cancel.to_string(),
         )
         .await;
@@ -184,7 +191,8 @@ async fn poll_from_another_page_or_app_or_unknown_job_is_not_found() {
     let hello = app
         .post_json(
             &format!(
-                "/apps/demo/hello/_dash-update-component?endId=page1&cacheKey={job}&job={job}"
+                "/apps/demo/hello/_dash-update-component?endId={}&cacheKey={job}&job={job}",
+                end_id(&app, "demo", "hello", "page1")
             ),
             json!({
                 "output": "greeting.children",
@@ -200,7 +208,7 @@ async fn poll_from_another_page_or_app_or_unknown_job_is_not_found() {
     // A cancel for this job sent to another page load leaves it alone.
     let reply = app
         .post_json(
-            &format!("{REPORT}?endId=page2&cancelJob={job}"),
+            &format!("{REPORT}?endId={}&cancelJob={job}", page(&app, "page2")),
             json!({
                 "output": "cancel.id",
                 "outputs": {"id": "cancel", "property": "id"},
@@ -243,11 +251,10 @@ async fn served_dependencies_are_dash_shaped() {
 #[tokio::test]
 async fn job_started_on_one_replica_is_polled_and_cancelled_on_another_through_redis() {
     let one = TestApp::with_redis().await;
-    let two = TestApp::with_redis().await;
-    for app in [&one, &two] {
-        app.deploy("demo", "report-builder", "report_builder.wasm")
-            .await;
-    }
+    one.deploy("demo", "report-builder", "report_builder.wasm")
+        .await;
+    // A replica: the same database and key (a page's endId is signed with it).
+    let two = TestApp::replica_of(&one).await;
     let end_id = format!("redis-{}", std::process::id());
     let (job, _) = start(&one, &end_id, 0).await;
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -279,7 +286,7 @@ async fn job_started_on_one_replica_is_polled_and_cancelled_on_another_through_r
     });
     let reply = two
         .post_json(
-            &format!("{REPORT}?endId={end_id}&cancelJob={job}"),
+            &format!("{REPORT}?endId={}&cancelJob={job}", page(&two, &end_id)),
             cancel.to_string(),
         )
         .await;

@@ -618,10 +618,32 @@ async fn the_dev_tools_are_on_for_authors_only() {
         assert!(anonymous.get(key).is_some(), "{key} missing: {anonymous}");
     }
     let token = admin_token(&app, "demo").await;
-    let author = dash_config(&app.get_with_token(SALES, &token).await.text());
+    let author_page = app.get_with_token(SALES, &token).await.text();
+    let author = dash_config(&author_page);
     assert_eq!(author["ui"], true);
     // Dash's version check stays off: no request leaves for plotly's server.
     assert_eq!(author["disable_version_check"], true);
+    // The renderer's development build, whose dev tools hold the error pop-up (Dash's
+    // debug mode), for the authors; the minified one for everyone else.
+    let renderer = |html: &str| {
+        html.split('"')
+            .find(|s| s.contains("dash_renderer."))
+            .unwrap_or_else(|| panic!("no renderer script in {html}"))
+            .to_owned()
+    };
+    let anonymous_renderer = renderer(&app.get(SALES).await.text());
+    assert!(
+        anonymous_renderer.ends_with(".min.js"),
+        "{anonymous_renderer}"
+    );
+    let author_renderer = renderer(&author_page);
+    assert!(author_renderer.ends_with(".dev.js"), "{author_renderer}");
+    let served = app.get(&author_renderer).await;
+    assert_eq!(served.status, StatusCode::OK);
+    assert!(
+        served.text().contains("dash-fe-error__title"),
+        "the development build holds the error pop-up"
+    );
 }
 
 /// A 204 carries the `Content-Type` Flask gives it.
@@ -688,4 +710,121 @@ async fn an_author_sees_the_log_tail_of_a_failing_callback() {
         message.contains("summing the quarterly rows (click 1)"),
         "{message}"
     );
+}
+
+/// Issue 15: the `endId` a page is given is signed for its app, and checked. A job started
+/// by a page load is reached only with that page's signed `endId`: a forged one (the bare
+/// value, a made-up MAC), one signed for another app or another tenant's app of the same
+/// name is refused before any job is polled or cancelled, and the job goes on untouched.
+#[tokio::test]
+async fn an_end_id_not_signed_for_this_app_reaches_no_job() {
+    const REPORT: &str = "/apps/demo/report-builder/";
+    let app = TestApp::new().await;
+    app.deploy("demo", "report-builder", "report_builder.wasm")
+        .await;
+    app.deploy("demo", "hello", "hello.wasm").await;
+    let page = app.get(REPORT).await.text();
+    let at = page.find("\"end_id\":\"").expect("end_id in _dash-config") + 10;
+    let issued = page[at..].split('"').next().expect("end_id").to_owned();
+    let (value, _) = issued.rsplit_once('~').expect("value~mac");
+    let update = format!("{REPORT}_dash-update-component");
+    let build = json!({
+        "output": "status.children",
+        "outputs": {"id": "status", "property": "children"},
+        "inputs": [{"id": "build", "property": "n_clicks", "value": 1}],
+        "changedPropIds": ["build.n_clicks"],
+        "state": [{"id": "fail-at", "property": "value", "value": 0}]
+    })
+    .to_string();
+    let started = app
+        .post_json(&format!("{update}?endId={issued}"), build.clone())
+        .await;
+    assert_eq!(started.status, StatusCode::OK, "{}", started.text());
+    let job = started.json()["job"].as_str().expect("job").to_owned();
+    let poll_body = json!({
+        "output": "status.children",
+        "outputs": {"id": "status", "property": "children"},
+        "inputs": [{"id": "build", "property": "n_clicks", "value": null}],
+        "changedPropIds": ["build.n_clicks"],
+        "state": [{"id": "fail-at", "property": "value", "value": null}]
+    })
+    .to_string();
+    let cancel_body = json!({
+        "output": "cancel.id",
+        "outputs": {"id": "cancel", "property": "id"},
+        "inputs": [{"id": "cancel", "property": "n_clicks", "value": 1}],
+        "changedPropIds": ["cancel.n_clicks"]
+    })
+    .to_string();
+    let forged = [
+        ("the bare value", value.to_owned()),
+        ("a made-up MAC", format!("{value}~{}", "0".repeat(64))),
+        (
+            "another app's page",
+            crate::support::end_id(&app, "demo", "hello", value),
+        ),
+        (
+            "another tenant's app of that name",
+            crate::support::end_id(&app, "other", "report-builder", value),
+        ),
+    ];
+    for (what, end_id) in &forged {
+        let poll = app
+            .post_json(
+                &format!("{update}?endId={end_id}&cacheKey={job}&job={job}"),
+                poll_body.clone(),
+            )
+            .await;
+        assert_eq!(
+            poll.status,
+            StatusCode::BAD_REQUEST,
+            "{what}: {}",
+            poll.text()
+        );
+        assert_eq!(poll.error_code(), "invalid_end_id", "{what}");
+        let cancel = app
+            .post_json(
+                &format!("{update}?endId={end_id}&cancelJob={job}"),
+                cancel_body.clone(),
+            )
+            .await;
+        assert_eq!(
+            cancel.status,
+            StatusCode::BAD_REQUEST,
+            "{what}: {}",
+            cancel.text()
+        );
+        let start = app
+            .post_json(&format!("{update}?endId={end_id}"), build.clone())
+            .await;
+        assert_eq!(
+            start.status,
+            StatusCode::BAD_REQUEST,
+            "{what}: {}",
+            start.text()
+        );
+    }
+    // The page's own endId still reaches its job, which none of the above cancelled.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let poll = app
+            .post_json(
+                &format!("{update}?endId={issued}&cacheKey={job}&job={job}"),
+                poll_body.clone(),
+            )
+            .await;
+        assert_eq!(poll.status, StatusCode::OK, "{}", poll.text());
+        if let Some(response) = poll.json().get("response") {
+            assert_eq!(
+                response["status"]["children"], "Report 1 is ready: 12 sections.",
+                "the job ran to its end"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the job never finished"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    }
 }

@@ -15,7 +15,7 @@ use platform::runtime::Runtime;
 use platform::store::{Change, Quotas, SettingWrite};
 use serde_json::json;
 
-use crate::support::{Reply, TestApp, hostile_request, request_on};
+use crate::support::{Reply, TestApp, end_id as signed_end_id, hostile_request, request_on};
 
 fn op() -> Change<'static> {
     Change {
@@ -74,8 +74,9 @@ fn update_uri(tenant: &str, app: &str) -> String {
     format!("/apps/{tenant}/{app}/_dash-update-component")
 }
 
-/// Start the hostile guest's background callback `callback` for page `end_id`.
-async fn start_job(app: &TestApp, tenant: &str, name: &str, callback: &str, end_id: &str) -> Reply {
+/// Start the hostile guest's background callback `callback` for page load `page`.
+async fn start_job(app: &TestApp, tenant: &str, name: &str, callback: &str, page: &str) -> Reply {
+    let end_id = signed_end_id(app, tenant, name, page);
     app.post_json(
         &format!("{}?endId={end_id}", update_uri(tenant, name)),
         hostile_request(callback),
@@ -93,9 +94,10 @@ async fn poll_job(
     tenant: &str,
     name: &str,
     callback: &str,
-    end_id: &str,
+    page: &str,
     job: &str,
 ) -> Reply {
+    let end_id = signed_end_id(app, tenant, name, page);
     app.post_json(
         &format!(
             "{}?endId={end_id}&cacheKey={job}&job={job}",
@@ -393,20 +395,21 @@ async fn answers_past_the_tenants_byte_cap_become_429_errors() {
     })
     .await;
     app.deploy("acme", "hostile", "guest_hostile.wasm").await;
-    let uri = format!("{}?endId=p", update_uri("acme", "hostile"));
+    let end_id = signed_end_id(&app, "acme", "hostile", "p");
+    let uri = format!("{}?endId={end_id}", update_uri("acme", "hostile"));
     let start = |size| {
         let uri = uri.clone();
         let app = &app;
         async move { job_of(&app.post_json(&uri, echo_request(size)).await) }
     };
     let poll = |job: String| {
-        let app = &app;
+        let (app, end_id) = (&app, &end_id);
         async move {
             for _ in 0..200 {
                 let reply = app
                     .post_json(
                         &format!(
-                            "{}?endId=p&cacheKey={job}&job={job}",
+                            "{}?endId={end_id}&cacheKey={job}&job={job}",
                             update_uri("acme", "hostile")
                         ),
                         echo_request(0),

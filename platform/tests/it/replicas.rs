@@ -8,11 +8,23 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 
 use crate::support::guest_wasm;
 
 const REPORT: &str = "/apps/demo/report-builder/_dash-update-component";
+
+/// The key both replica processes share (as every replica of a platform must): 32 bytes,
+/// base64.
+const SECRET_KEY: [u8; 32] = *b"tessera-replicas-test-shared-key";
+
+/// The report builder's `endId` for page load `page`, as either replica signs it.
+fn signed_end_id(page: &str) -> String {
+    let secrets = platform::secretbox::SecretBox::from_key(&SECRET_KEY);
+    platform::dash::background::sign_end_id(&secrets, "demo", "report-builder", page)
+}
 
 /// A running `tessera serve`, killed on drop.
 struct Replica {
@@ -39,7 +51,8 @@ fn tessera(data_dir: &std::path::Path, database_url: &str) -> Command {
     let mut command = crate::support::tessera_command(data_dir);
     command
         .env("TESSERA_DATABASE_URL", database_url)
-        .env("TESSERA_REDIS_URL", redis_url());
+        .env("TESSERA_REDIS_URL", redis_url())
+        .env("TESSERA_SECRET_KEY", STANDARD.encode(SECRET_KEY));
     command
 }
 
@@ -122,7 +135,7 @@ fn a_job_started_on_one_replica_process_finishes_and_cancels_through_the_other()
     // Started one after the other: the first creates the superadmin, the second finds it.
     let one = start_replica(&shared.path().join("one"), &database_url);
     let two = start_replica(&shared.path().join("two"), &database_url);
-    let end_id = format!("replicas-{}", std::process::id());
+    let end_id = signed_end_id(&format!("replicas-{}", std::process::id()));
 
     let (status, started) = post(&one, &format!("{REPORT}?endId={end_id}"), &build_body());
     assert_eq!(status, 200, "{started}");

@@ -802,3 +802,114 @@ async fn the_sweep_removes_expired_database_sessions_only() {
     );
     assert_eq!(store.sweep_expired_sessions(now).await.expect("sweep"), 0);
 }
+
+/// Wait until `replica` read the change counter twice more: once after every change made
+/// so far, whichever poll was under way.
+async fn next_poll(replica: &TestApp) {
+    let polls = replica.state.changes.polls();
+    let started = std::time::Instant::now();
+    while replica.state.changes.polls() < polls + 2 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "the change counter is not polled"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// Issue 16: a replica keeps the account behind each session in memory, so a warm
+/// signed-in request reads its session record and nothing else; a sign-out through another
+/// replica ends the session on this one at once, and sign-out-everywhere or a password change
+/// through another replica end its cached platform and app sessions at its next poll of the
+/// change counter. Two states on one database (SQLite, then PostgreSQL).
+#[tokio::test]
+async fn a_session_ended_through_one_replica_is_refused_by_another_that_cached_it() {
+    for db in TestDatabase::all().await.expect("databases") {
+        let backend = db.backend;
+        let one = setup(Some(db)).await;
+        let two = TestApp::replica_of(&one).await;
+        next_poll(&two).await;
+        let mut on_one = Browser::new(&one);
+        let signed = on_one.sign_in("bob@example.org", PASSWORD, "/").await;
+        assert_eq!(signed.status, StatusCode::SEE_OTHER, "{backend:?}");
+        let mut on_two = Browser::new(&two);
+        on_two.cookie = on_one.cookie.clone();
+        assert_eq!(on_two.get("/healthz").await.status, StatusCode::OK);
+
+        // Warm: the session record is loaded (and its idle expiry saved), nothing else.
+        let page = on_two.get("/account/password").await;
+        assert_eq!(page.status, StatusCode::OK, "{backend:?}: signed in on two");
+        let store = &two.state.store;
+        let (queries, polls) = (store.acquisitions(), two.state.changes.polls());
+        assert_eq!(on_two.get("/healthz").await.status, StatusCode::OK);
+        let made = (store.acquisitions() - queries) - (two.state.changes.polls() - polls);
+        assert!(
+            made <= 2,
+            "{backend:?}: a warm signed-in request made {made} queries (its session's load and save expected)"
+        );
+
+        // Signed out through one: two refuses the cookie at once.
+        let csrf = csrf_of(&on_one.get("/account/password").await.text());
+        assert_eq!(
+            on_one.post_form("/logout", &[("csrf", &csrf)]).await.status,
+            StatusCode::SEE_OTHER
+        );
+        assert_eq!(
+            on_two.get("/account/password").await.status,
+            StatusCode::SEE_OTHER,
+            "{backend:?}: signed out through one, still signed in on two"
+        );
+
+        // Sign-out everywhere, then a password change, through one: two's cached account
+        // (platform session and app session) ends at its next poll.
+        for ending in ["sign-out everywhere", "password change"] {
+            let mut on_one = Browser::new(&one);
+            let signed = on_one.sign_in("bob@example.org", PASSWORD, "/").await;
+            assert_eq!(signed.status, StatusCode::SEE_OTHER, "{backend:?} {ending}");
+            let mut on_two = Browser::new(&two);
+            on_two.cookie = on_one.cookie.clone();
+            assert_eq!(
+                on_two.get("/apps/b/hello/").await.status,
+                StatusCode::OK,
+                "{backend:?} {ending}: the app through two"
+            );
+            assert_eq!(on_two.get("/account/password").await.status, StatusCode::OK);
+            let csrf = csrf_of(&on_one.get("/account/password").await.text());
+            let ended = match ending {
+                "sign-out everywhere" => {
+                    on_one
+                        .post_form("/logout/everywhere", &[("csrf", &csrf)])
+                        .await
+                }
+                _ => {
+                    on_one
+                        .post_form(
+                            "/account/password",
+                            &[
+                                ("csrf", &csrf),
+                                ("current", PASSWORD),
+                                ("new", "a much longer password"),
+                            ],
+                        )
+                        .await
+                }
+            };
+            assert!(
+                ended.status == StatusCode::SEE_OTHER || ended.status == StatusCode::OK,
+                "{backend:?} {ending}: {}",
+                ended.text()
+            );
+            next_poll(&two).await;
+            assert_eq!(
+                on_two.get("/account/password").await.status,
+                StatusCode::SEE_OTHER,
+                "{backend:?} {ending}: the platform session on two"
+            );
+            assert_ne!(
+                on_two.get("/apps/b/hello/").await.status,
+                StatusCode::OK,
+                "{backend:?} {ending}: the app session on two"
+            );
+        }
+    }
+}

@@ -425,6 +425,12 @@ impl TestApp {
 }
 
 /// One request to the router of `state` (a handle a spawned task can own).
+/// The `endId` the index page of `tenant/app` gives page load `page` (signed for that app
+/// with the platform's key, as `_dash-config` carries it).
+pub fn end_id(app: &TestApp, tenant: &str, name: &str, page: &str) -> String {
+    platform::dash::background::sign_end_id(&app.state.secrets, tenant, name, page)
+}
+
 pub async fn request_on(state: &AppState, mut request: Request<Body>) -> Reply {
     // Apps are served on their own origin only: a request for an app path without a
     // Host goes there, as a browser following the platform's redirect would.

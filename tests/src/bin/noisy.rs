@@ -774,6 +774,24 @@ fn update_url(address: SocketAddr, tenant: &str, app: &str) -> String {
     )
 }
 
+/// The `end_id` a fresh load of the app's page is given (`_dash-config`), which the platform
+/// signed for that app; `None` when the page did not load.
+async fn page_end_id(
+    client: &reqwest::Client,
+    address: SocketAddr,
+    tenant: &str,
+    app: &str,
+) -> Option<String> {
+    let url = format!(
+        "http://{tenant}.localhost:{}/apps/{tenant}/{app}/",
+        address.port()
+    );
+    let page = client.get(url).send().await.ok()?.text().await.ok()?;
+    let start = page.find("\"end_id\":\"")? + "\"end_id\":\"".len();
+    let end_id = &page[start..];
+    Some(end_id[..end_id.find('"')?].to_owned())
+}
+
 /// The renderer's body for a callback of the hostile guest (all fired by `go`).
 fn hostile_body(callback: &str) -> String {
     json!({
@@ -889,12 +907,15 @@ async fn hostile_worker(
                 let index = (group + round * groups) % pool_apps.len().max(1);
                 (pool_apps[index].clone(), String::new(), "nap")
             }
-            // A new page (endId) per job, as many tabs would.
-            "jobs" => (
-                "noisy".to_owned(),
-                format!("?endId=noisy-{worker}-{round}"),
-                "bgspin",
-            ),
+            // A new page (its signed endId) per job, as many tabs would.
+            "jobs" => {
+                let Some(end_id) = page_end_id(&client, address, "hostile", "noisy").await else {
+                    outcomes.add("no endId in the page".to_owned());
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                };
+                ("noisy".to_owned(), format!("?endId={end_id}"), "bgspin")
+            }
             other => unreachable!("no hostile worker for {other}"),
         };
         round += 1;
