@@ -36,7 +36,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
-use tests::server::{Failure, Logs, Tessera, error_code, free_port, percentile, rss_mib};
+use ::tests::server::{Failure, Logs, Tessera, error_code, free_port, percentile, rss_mib};
 use tokio::process::Child;
 
 /// Kept of the server's log over the run; the rest is counted.
@@ -65,7 +65,7 @@ struct Options {
 }
 
 fn parse_options() -> anyhow::Result<Options> {
-    let (_, target) = tests::server::repo_and_target()?;
+    let (_, target) = ::tests::server::repo_and_target()?;
     let mut options = Options {
         apps: 200,
         per_tenant: 100,
@@ -410,7 +410,7 @@ impl Run {
                             "density: {} apps deployed ({:.1} deploys/s, load {})",
                             index + 1,
                             done as f64 / began.elapsed().as_secs_f64(),
-                            tests::server::load_average()
+                            ::tests::server::load_average()
                         );
                     }
                 }
@@ -454,7 +454,7 @@ impl Run {
         let calls_a = first_callbacks(&run, &server, &sample_a).await;
         tokio::time::sleep(SETTLE).await;
         let rss_sampled = rss_mib(server.pid);
-        tests::server::stop(&mut server.child, Duration::from_secs(10)).await;
+        ::tests::server::stop(&mut server.child, Duration::from_secs(10)).await;
 
         // A restart on the full database: nothing loaded, no compiled code in memory.
         let mut fresh = run.serve().await?;
@@ -473,7 +473,7 @@ impl Run {
         for path in ["/", "/?q=no-such-app"] {
             pages.push((path, home_page(&fresh, path).await));
         }
-        tests::server::stop(&mut fresh.child, Duration::from_secs(10)).await;
+        ::tests::server::stop(&mut fresh.child, Duration::from_secs(10)).await;
 
         let database = disk_usage(&run.data.join("tessera.db"))
             + disk_usage(&run.data.join("tessera.db-wal"))
@@ -498,7 +498,7 @@ impl Run {
             options.variants,
             std::fs::metadata(&run.components[0]).map_or(0, |m| m.len()),
             options.jobs,
-            tests::server::load_average()
+            ::tests::server::load_average()
         )?;
         writeln!(
             text,
@@ -616,7 +616,7 @@ async fn first_callbacks(run: &Run, server: &Server, sample: &[usize]) -> Calls 
         );
         for round in 0..2 {
             let started = Instant::now();
-            let outcome = tests::server::hello(&server.client, &url, "density").await;
+            let outcome = ::tests::server::hello(&server.client, &url, "density").await;
             let took = started.elapsed();
             match outcome {
                 Ok(()) if round == 0 => calls.first.push(took),

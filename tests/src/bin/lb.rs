@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use serde_json::{Value, json};
-use tests::server::{Failure, Logs, Tessera, free_port, get_status};
+use ::tests::server::{Failure, Logs, Tessera, free_port, get_status};
 use tokio::process::{Child, Command};
 
 /// Shared by every replica (sessions and sealed secrets must open on each); base64 of 32
@@ -89,7 +89,7 @@ struct Options {
 }
 
 fn parse_options() -> anyhow::Result<Options> {
-    let (repo, target) = tests::server::repo_and_target()?;
+    let (repo, target) = ::tests::server::repo_and_target()?;
     let mut options = Options {
         balancers: vec![Balancer::Haproxy, Balancer::Nginx],
         full: true,
@@ -792,7 +792,7 @@ impl Load {
                 tokio::spawn(async move {
                     while !stop.load(Ordering::Relaxed) {
                         let start = began.elapsed();
-                        let error = match tests::server::hello(&client, &url, "lb").await {
+                        let error = match ::tests::server::hello(&client, &url, "lb").await {
                             Ok(()) => None,
                             Err(Failure::Status(status, text)) => Some(format!(
                                 "{status} {}",
@@ -848,7 +848,7 @@ impl Summary {
         let mut latencies: Vec<Duration> = records.iter().map(|r| r.end - r.start).collect();
         latencies.sort();
         let percentile = |p: f64| {
-            tests::server::percentile(&latencies, p).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+            ::tests::server::percentile(&latencies, p).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
         };
         let mut other_errors = std::collections::BTreeMap::new();
         let mut at_kill = 0;

@@ -49,7 +49,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use serde_json::json;
-use tests::server::{
+use ::tests::server::{
     Failure, Logs, Tessera, cpu_ticks, error_code, free_port, peak_rss_mib, rss_mib,
 };
 use tokio::process::{Child, Command};
@@ -167,7 +167,7 @@ struct Options {
 }
 
 fn parse_options() -> anyhow::Result<Options> {
-    let (_, target) = tests::server::repo_and_target()?;
+    let (_, target) = ::tests::server::repo_and_target()?;
     let mut options = Options {
         scale: Scale::Small,
         park: Park::On,
@@ -752,7 +752,7 @@ struct Server {
 impl Server {
     /// SIGTERM, then SIGKILL if in-flight work (spinning jobs) keeps it up.
     async fn stop(mut self) {
-        tests::server::stop(&mut self.child, Duration::from_secs(3)).await;
+        ::tests::server::stop(&mut self.child, Duration::from_secs(3)).await;
     }
 }
 
@@ -825,7 +825,7 @@ impl Light {
 
     async fn send(&self) {
         let started = Instant::now();
-        let outcome = tests::server::hello(&self.client, &self.url, "noisy").await;
+        let outcome = ::tests::server::hello(&self.client, &self.url, "noisy").await;
         let took = started.elapsed();
         match outcome {
             Ok(()) => lock(&self.latencies).push(took),
@@ -1016,7 +1016,7 @@ impl CaseResult {
     }
 
     fn percentile(&self, p: f64) -> Option<Duration> {
-        tests::server::percentile(&self.light_latencies, p)
+        ::tests::server::percentile(&self.light_latencies, p)
     }
 
     /// The case's name without the server setting (`spin/nopark` is `spin`).
