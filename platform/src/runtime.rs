@@ -596,11 +596,10 @@ impl Loader {
             version.sha256.clone(),
             options.clone(),
         );
-        let cached =
-            tokio::task::spawn_blocking(move || {
-                crate::capabilities::on_guest_thread(|| sandbox.load_cached(&sha256, by_hash))
-            })
-            .await??;
+        let cached = tokio::task::spawn_blocking(move || {
+            crate::capabilities::on_guest_thread(|| sandbox.load_cached(&sha256, by_hash))
+        })
+        .await??;
         let component = match cached {
             Some(component) => component,
             None => {

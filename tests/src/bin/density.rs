@@ -35,8 +35,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail, ensure};
 use ::tests::server::{Failure, Logs, Tessera, error_code, free_port, percentile, rss_mib};
+use anyhow::{Context, bail, ensure};
 use tokio::process::Child;
 
 /// Kept of the server's log over the run; the rest is counted.

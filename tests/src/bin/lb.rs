@@ -31,9 +31,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use ::tests::server::{Failure, Logs, Tessera, free_port, get_status};
 use anyhow::{Context, bail, ensure};
 use serde_json::{Value, json};
-use ::tests::server::{Failure, Logs, Tessera, free_port, get_status};
 use tokio::process::{Child, Command};
 
 /// Shared by every replica (sessions and sealed secrets must open on each); base64 of 32

@@ -47,11 +47,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail, ensure};
-use serde_json::json;
 use ::tests::server::{
     Failure, Logs, Tessera, cpu_ticks, error_code, free_port, peak_rss_mib, rss_mib,
 };
+use anyhow::{Context, bail, ensure};
+use serde_json::json;
 use tokio::process::{Child, Command};
 
 /// The default quotas of a tenant (migration 0002) the hostile tenant keeps.
