@@ -335,6 +335,54 @@ async fn postgres_sources_read_rows_and_aggregates_read_only_with_caps_and_row_s
         "the lock did not outlive its query"
     );
 
+    // Session-level settings a query makes (`set_config(…, false)`, what `SET` does) end
+    // with its transaction: the next query on the same connection, which may be another
+    // viewer's, finds neither a setting of its own name nor a changed `search_path`, nor
+    // the previous viewer's identity.
+    let path = |batch: &RecordBatch| texts(batch, "path");
+    let before = decode(
+        &caller
+            .query(
+                "shop-one",
+                "select current_setting('search_path') as path, pg_backend_pid()::bigint as conn",
+            )
+            .await
+            .expect("search_path"),
+    );
+    let set = decode(
+        &caller
+            .query(
+                "shop-one",
+                "select set_config('tessera.leak', 'from-the-last-query', false) as leak, \
+                 set_config('search_path', 'pg_catalog', false) as path, \
+                 set_config('tessera.user_id', 'someone-else', false) as user_id, \
+                 pg_backend_pid()::bigint as conn",
+            )
+            .await
+            .expect("settings"),
+    );
+    assert_eq!(texts(&set, "leak"), ["from-the-last-query"], "the setting took");
+    let after = decode(
+        &caller
+            .query(
+                "shop-one",
+                "select coalesce(current_setting('tessera.leak', true), '') as leak, \
+                 current_setting('search_path') as path, \
+                 current_setting('tessera.user_id') as user_id, \
+                 pg_backend_pid()::bigint as conn",
+            )
+            .await
+            .expect("settings after"),
+    );
+    assert_eq!(ints(&after, "conn"), ints(&set, "conn"), "the same connection");
+    assert_eq!(texts(&after, "leak"), [""], "a setting outlived its query");
+    assert_eq!(path(&after), path(&before), "search_path outlived its query");
+    assert_eq!(
+        texts(&after, "user_id"),
+        [""],
+        "an identity set by a query outlived it (no viewer here: empty)"
+    );
+
     let out = caller
         .query(
             "shop",
