@@ -1478,6 +1478,7 @@ impl Store {
                and ($3 = '%%' or lower(a.name) like $3 escape '\\' or lower(v.title) like $3 escape '\\') \
                and (t.slug > $4 or (t.slug = $4 and a.name > $5)) \
                and ($7 = '' or t.slug = $7) \
+               and t.suspended_at is null \
              order by t.slug, a.name limit $6",
         )
         .bind(i64::from(query.every_tenant))
