@@ -503,6 +503,26 @@ impl AppDataDirs {
         }
         Ok(removed)
     }
+
+    /// Remove every folder of `tenant` (a deleted tenant), whatever its age. Returns how
+    /// many went.
+    pub async fn remove_tenant(&self, tenant: TenantId) -> std::io::Result<usize> {
+        let mut entries = match tokio::fs::read_dir(&self.root).await {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(e),
+        };
+        // `{tenant}-{hash}`: the dash ends the id, so tenant 1 never takes tenant 12's.
+        let prefix = format!("{}-", tenant.0);
+        let mut removed = 0;
+        while let Some(entry) = entries.next_entry().await? {
+            if entry.file_name().to_string_lossy().starts_with(&prefix) {
+                remove_tree(&entry.path()).await?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
 }
 
 /// Files 0444 and folders 0555, deepest first.

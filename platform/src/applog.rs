@@ -71,6 +71,34 @@ struct Bucket {
     noted: Instant,
 }
 
+/// An app's latest lines kept in memory for its page: this many per app…
+pub const RECENT_LINES: usize = 50;
+/// …each cut to this many characters…
+pub const RECENT_LINE_CHARS: usize = 400;
+/// …for at most this many apps (the least recently written go first): about 10 MB at most.
+pub const RECENT_APPS: usize = 512;
+
+/// One line as the app's page shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecentLine {
+    /// When this server received it (Unix ms).
+    pub at: i64,
+    /// The version that wrote it.
+    pub version: i64,
+    /// `stdout`, `stderr`, `log` or `platform` (a note about dropped lines).
+    pub stream: String,
+    /// The text, cut to [`RECENT_LINE_CHARS`].
+    pub message: String,
+    /// The request whose callback wrote it, if any.
+    pub request_id: Option<String>,
+}
+
+#[derive(Default)]
+struct Recent {
+    apps: HashMap<(String, String), (u64, std::collections::VecDeque<RecentLine>)>,
+    writes: u64,
+}
+
 /// The per-app limiter and the queue to the writer thread. Clones share both.
 #[derive(Clone)]
 pub struct AppLog {
@@ -79,6 +107,8 @@ pub struct AppLog {
     queue: SyncSender<Entry>,
     /// Lines dropped because the writer was behind (all apps).
     overflowed: Arc<AtomicU64>,
+    /// The latest admitted lines of recently active apps.
+    recent: Arc<Mutex<Recent>>,
 }
 
 impl AppLog {
@@ -100,6 +130,7 @@ impl AppLog {
             buckets: Arc::default(),
             queue,
             overflowed: Arc::default(),
+            recent: Arc::default(),
         }
     }
 
@@ -114,6 +145,7 @@ impl AppLog {
         }
         let source = Arc::new(source);
         let (kept, note) = self.admit(&source, lines, now);
+        self.remember(&source, &kept, note);
         for line in kept {
             self.send(Entry::Line(source.clone(), line));
         }
@@ -189,6 +221,62 @@ impl AppLog {
             }
             Err(TrySendError::Disconnected(_)) => {}
         }
+    }
+
+    /// Keep the admitted lines (and a note of refused ones) for the app's page.
+    fn remember(&self, source: &Source, kept: &[LogLine], refused: Option<u64>) {
+        let at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        let line = |stream: String, message: &str| RecentLine {
+            at,
+            version: source.version,
+            stream,
+            message: message.chars().take(RECENT_LINE_CHARS).collect(),
+            request_id: source.request_id.clone(),
+        };
+        let mut recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
+        recent.writes += 1;
+        let writes = recent.writes;
+        let key = (source.tenant.clone(), source.app.clone());
+        if !recent.apps.contains_key(&key) && recent.apps.len() >= RECENT_APPS {
+            let stalest = recent
+                .apps
+                .iter()
+                .min_by_key(|(_, (written, _))| *written)
+                .map(|(key, _)| key.clone());
+            if let Some(stalest) = stalest {
+                recent.apps.remove(&stalest);
+            }
+        }
+        let (written, lines) = recent.apps.entry(key).or_default();
+        *written = writes;
+        let start = kept.len().saturating_sub(RECENT_LINES);
+        for kept in &kept[start..] {
+            let stream = match kept.stream {
+                sandbox::LogStream::Stdout => "stdout".to_owned(),
+                sandbox::LogStream::Stderr => "stderr".to_owned(),
+                sandbox::LogStream::Host(level) => format!("log {level:?}").to_lowercase(),
+            };
+            lines.push_back(line(stream, &kept.message));
+        }
+        if let Some(refused) = refused {
+            let note = format!("{refused} lines over the app's log rate were dropped");
+            lines.push_back(line("platform".into(), &note));
+        }
+        while lines.len() > RECENT_LINES {
+            lines.pop_front();
+        }
+    }
+
+    /// The latest lines of `tenant/app` this server received, oldest first.
+    pub fn recent(&self, tenant: &str, app: &str) -> Vec<RecentLine> {
+        let recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
+        recent
+            .apps
+            .get(&(tenant.to_owned(), app.to_owned()))
+            .map(|(_, lines)| lines.iter().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// Lines dropped so far because the writer was behind.

@@ -42,6 +42,15 @@ impl ApiError {
         )
     }
 
+    /// A 503 `tenant_suspended`: the tenant's routes while a superadmin keeps it suspended.
+    pub fn tenant_suspended() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "tenant_suspended",
+            TENANT_SUSPENDED,
+        )
+    }
+
     /// A value in the request is invalid.
     pub fn validation(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "validation_failed", message)
@@ -136,6 +145,10 @@ impl From<ProtocolError> for ApiError {
 /// The stable code of an error answer, kept on the response for middleware.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ErrorCode(pub &'static str);
+
+/// What every route of a suspended tenant says (JSON, HTML page or git's plain text).
+pub const TENANT_SUSPENDED: &str = "this tenant is suspended: its apps, pushes and API tokens \
+     are unavailable until a platform administrator resumes it";
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {

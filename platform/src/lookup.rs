@@ -250,6 +250,51 @@ impl AccountCache {
     }
 }
 
+/// Which tenants are suspended, as of a [`Stamp`]: one query per change of the counter
+/// (a suspension moves it with the tenants row), so the apps gate asks the database
+/// nothing per request and every replica sees a suspension or a resumption within one poll.
+pub struct Suspensions {
+    changes: Arc<Changes>,
+    known: Mutex<Option<(Stamp, Arc<std::collections::HashSet<String>>)>>,
+}
+
+impl Suspensions {
+    /// Suspensions in `changes`' store.
+    pub fn new(changes: Arc<Changes>) -> Self {
+        Self {
+            changes,
+            known: Mutex::new(None),
+        }
+    }
+
+    /// Whether the tenant `slug` is suspended (or deleted).
+    pub async fn is_suspended(&self, slug: &Slug) -> store::Result<bool> {
+        let stamp = self.changes.stamp();
+        if let Some(stamp) = stamp
+            && let Some((at, slugs)) = lock(&self.known).as_ref()
+            && *at == stamp
+        {
+            crate::observe::cache_lookup("suspensions", true);
+            return Ok(slugs.contains(slug.as_str()));
+        }
+        crate::observe::cache_lookup("suspensions", false);
+        let slugs: Arc<std::collections::HashSet<String>> = Arc::new(
+            self.changes
+                .store
+                .suspended_tenants()
+                .await?
+                .into_iter()
+                .map(|(_, slug)| slug)
+                .collect(),
+        );
+        let suspended = slugs.contains(slug.as_str());
+        if let Some(stamp) = stamp {
+            *lock(&self.known) = Some((stamp, slugs));
+        }
+        Ok(suspended)
+    }
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // Every update is one assignment: a poisoned lock still holds a valid value.
     mutex.lock().unwrap_or_else(|e| e.into_inner())

@@ -34,6 +34,9 @@ pub enum Refusal {
     /// A value in the request is not acceptable (the message says why).
     #[error("{0}")]
     Invalid(String),
+    /// The tenant is suspended: only superadmins reach it until it is resumed.
+    #[error("{}", crate::error::TENANT_SUSPENDED)]
+    Suspended,
     /// The store refused or failed.
     #[error(transparent)]
     Store(#[from] store::Error),
@@ -106,6 +109,11 @@ pub async fn tenant(state: &AppState, principal: &Principal, slug: &str) -> Resu
         .ok_or_else(missing)?;
     if policy::authorize(principal, Action::ViewTenant, &Resource::Tenant(tenant.id)).is_err() {
         return Err(missing());
+    }
+    // Its members (and their tokens) are told, superadmins still manage it.
+    let superadmin = matches!(principal, Principal::User(u) if u.superadmin);
+    if tenant.suspended_at.is_some() && !superadmin {
+        return Err(Refusal::Suspended);
     }
     Ok(tenant)
 }
@@ -302,6 +310,11 @@ pub struct AppOverview {
     pub may_deploy: bool,
     /// The principal may manage it (visibility, deletion).
     pub may_manage: bool,
+    /// The live version's callbacks (for who may deploy it; `None` without a live
+    /// version or when it does not load: the page says so).
+    pub dependencies: Option<crate::dash::dependencies::Dependencies>,
+    /// Its latest log lines this server received, oldest first (who may deploy it).
+    pub log: Vec<crate::applog::RecentLine>,
 }
 
 /// The app's page, for who may open it.
@@ -320,13 +333,40 @@ pub async fn app_overview(
     } else {
         Vec::new()
     };
+    // The graph comes from the component the runtime serves (loaded once, kept while it
+    // is live), never from anything the page could be told.
+    let dependencies = match (may_deploy, record.live_version) {
+        (true, Some(_)) => live_dependencies(state, &tenant.slug, app).await,
+        _ => None,
+    };
     Ok(AppOverview {
         record,
         versions,
         settings,
         may_deploy,
         may_manage: may(principal, Action::ManageApp, access),
+        dependencies,
+        log: if may_deploy {
+            crate::applog::global().recent(&tenant.slug, app)
+        } else {
+            Vec::new()
+        },
     })
+}
+
+async fn live_dependencies(
+    state: &AppState,
+    tenant: &str,
+    app: &str,
+) -> Option<crate::dash::dependencies::Dependencies> {
+    let (tenant, app) = (Slug::parse(tenant).ok()?, Slug::parse(app).ok()?);
+    match state.runtime.live(&tenant, &app).await {
+        Ok(live) => live.map(|live| live.dependencies.clone()),
+        Err(e) => {
+            tracing::warn!(error = %e, %tenant, %app, "loading the live version for its callback graph failed");
+            None
+        }
+    }
 }
 
 /// The principal's own tokens in each of its tenants, with the tenant's slug.

@@ -7,7 +7,7 @@ use crate::manage::{self, Refusal};
 use crate::observe::Readiness;
 use crate::policy::{Action, Principal, Resource};
 use crate::state::AppState;
-use crate::store::{Change, Quotas, Tenant, User};
+use crate::store::{Change, DeletedTenant, Quotas, Tenant, User};
 use crate::tenancy::{self, Email};
 
 type Result<T> = std::result::Result<T, Refusal>;
@@ -194,6 +194,86 @@ pub async fn update_tenant(
         .store
         .update_tenant(tenant.id, name.as_deref(), quotas.as_ref(), change)
         .await?)
+}
+
+/// Suspend (`true`) or resume a tenant (superadmins, asked before the tenant is looked
+/// up), audited `tenant.suspend` / `tenant.resume`. While suspended, its apps (every Dash
+/// route and the WebSocket), pushes, its members' tokens and its pages answer 503 on every
+/// replica within one poll of the change counter; superadmins still reach its pages.
+pub async fn set_suspended(
+    state: &AppState,
+    principal: &Principal,
+    slug: &str,
+    suspended: bool,
+    change: &Change<'_>,
+) -> Result<Tenant> {
+    superadmin(principal, Action::ManageTenants)?;
+    let tenant = manage::tenant(state, principal, slug).await?;
+    Ok(state
+        .store
+        .set_tenant_suspended(tenant.id, suspended, change)
+        .await?)
+}
+
+/// What deleting a tenant removed: its rows, and on this server's disk its repositories
+/// and data folders, and its cache entries.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TenantRemoval {
+    /// The rows.
+    pub rows: DeletedTenant,
+    /// Data folders removed from `{data_dir}/appdata`.
+    pub data_folders: usize,
+    /// Cache entries removed.
+    pub cache_entries: u64,
+}
+
+/// Delete a tenant and everything of it (superadmins; `confirm` must be its slug, typed
+/// again): see [`crate::store::Store::delete_tenant`] for the rows (users stay); then its
+/// git repositories, its data folders and its cache entries. Audited `tenant.delete` in
+/// the platform's log. Files of a builder replica elsewhere are its own to sweep: a web
+/// replica keeps no repository, and data folders nobody lists are swept by age.
+pub async fn delete_tenant(
+    state: &AppState,
+    principal: &Principal,
+    slug: &str,
+    confirm: &str,
+    change: &Change<'_>,
+) -> Result<TenantRemoval> {
+    superadmin(principal, Action::ManageTenants)?;
+    let tenant = manage::tenant(state, principal, slug).await?;
+    if confirm.trim() != tenant.slug {
+        return Err(Refusal::Invalid(format!(
+            "type the tenant's slug, {}, to confirm its deletion",
+            tenant.slug
+        )));
+    }
+    let rows = state.store.delete_tenant(tenant.id, change).await?;
+    // The rows are gone (and the slug reserved): what is left on disk and in the cache
+    // belongs to nobody. A failure is logged; nothing can reach those files any more.
+    let repositories = state.config.data_dir.join("git").join(&tenant.slug);
+    if let Err(e) = remove_dir(&repositories).await {
+        tracing::error!(error = %e, dir = %repositories.display(), "removing a deleted tenant's repositories failed");
+    }
+    let data_folders = crate::appdata::AppDataDirs::new(state.config.app_data_dir())
+        .remove_tenant(tenant.id)
+        .await
+        .unwrap_or_else(|e| {
+            tracing::error!(error = %e, "removing a deleted tenant's data folders failed");
+            0
+        });
+    let cache_entries = state.cache.purge_tenant(tenant.id).await;
+    Ok(TenantRemoval {
+        rows,
+        data_folders,
+        cache_entries,
+    })
+}
+
+async fn remove_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    match tokio::fs::remove_dir_all(dir).await {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
 }
 
 /// Create or replace the identity provider `slug` of `tenant` from a provider file (TOML,

@@ -3,7 +3,7 @@
 //! Handlers and the CLI ask here and never compare roles themselves. The rules:
 //!
 //! - A **platform superadmin** (a signed-in user, never a token) may do everything.
-//! - **Platform actions** (creating tenants, managing users, quotas and identity providers,
+//! - **Platform actions** (creating, suspending and deleting tenants, managing users, quotas and identity providers,
 //!   the platform-wide audit log) are for superadmins only.
 //! - **Tenant actions** need a role in that tenant: viewer sees the tenant, author creates
 //!   apps, admin manages members, teams, the tenant itself and reads its audit log, owner
@@ -104,6 +104,8 @@ impl Principal {
 pub enum Action {
     /// Create a tenant (platform).
     CreateTenant,
+    /// Suspend, resume and delete tenants (platform).
+    ManageTenants,
     /// Create, disable and promote users (platform).
     ManageUsers,
     /// Change a tenant's quotas (platform).
@@ -144,8 +146,9 @@ pub enum Action {
 
 impl Action {
     /// Every action.
-    pub const ALL: [Action; 18] = [
+    pub const ALL: [Action; 19] = [
         Action::CreateTenant,
+        Action::ManageTenants,
         Action::ManageUsers,
         Action::ManageQuotas,
         Action::ViewPlatformAudit,
@@ -201,6 +204,7 @@ pub fn authorize(principal: &Principal, action: Action, resource: &Resource) -> 
     match (action, resource) {
         (
             A::CreateTenant
+            | A::ManageTenants
             | A::ManageUsers
             | A::ManageQuotas
             | A::ViewPlatformAudit
@@ -349,6 +353,11 @@ mod tests {
         check(&[
             (
                 Act::CreateTenant,
+                Resource::Platform,
+                "  . . . . .  Y . .  . . . .",
+            ),
+            (
+                Act::ManageTenants,
                 Resource::Platform,
                 "  . . . . .  Y . .  . . . .",
             ),

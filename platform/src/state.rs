@@ -61,6 +61,8 @@ pub struct App {
     pub access: crate::lookup::AccessCache,
     /// The accounts behind sessions, from memory while nothing changed.
     pub accounts: crate::lookup::AccountCache,
+    /// Which tenants are suspended, from memory while nothing changed.
+    pub suspensions: crate::lookup::Suspensions,
     /// A web replica's way to its builder (`None`: this replica builds itself).
     pub forwarder: Option<crate::cluster::Forwarder>,
     /// Set on SIGTERM: `/readyz` answers 503 while in-flight requests finish.
@@ -223,6 +225,7 @@ impl App {
             memo: Default::default(),
             access: crate::lookup::AccessCache::new(changes.clone()),
             accounts: crate::lookup::AccountCache::new(changes.clone()),
+            suspensions: crate::lookup::Suspensions::new(changes.clone()),
             changes,
             forwarder,
             drain: Default::default(),

@@ -21,6 +21,9 @@ pub enum Error {
     /// not told which.
     #[error("invalid or expired credentials")]
     InvalidCredentials,
+    /// A valid token of a tenant a superadmin suspended.
+    #[error("the token's tenant is suspended")]
+    TenantSuspended,
     /// Hashing failed (bad parameters; not a wrong password).
     #[error("password hashing failed: {0}")]
     Hash(String),

@@ -107,6 +107,10 @@ pub async fn authenticate(store: &Store, token: &str, now: i64) -> Result<TokenP
     if !matches || record.revoked_at.is_some() || expired || record.user_disabled {
         return Err(Error::InvalidCredentials);
     }
+    // Told only to who holds the whole token: others learn nothing of the tenant.
+    if record.tenant_suspended {
+        return Err(Error::TenantSuspended);
+    }
     let role = if record.user_superadmin {
         record.role
     } else {

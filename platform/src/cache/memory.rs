@@ -122,6 +122,21 @@ impl MemoryCache {
         }
     }
 
+    /// Forget every entry of `tenant`; how many there were.
+    pub(super) fn purge(&self, tenant: TenantId) -> u64 {
+        let removed = self
+            .tenants
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&tenant);
+        removed.map_or(0, |t| {
+            t.entries.run_pending_tasks();
+            let count = t.entries.entry_count();
+            t.entries.invalidate_all();
+            count
+        })
+    }
+
     pub(super) fn usage(&self, tenant: TenantId) -> u64 {
         self.entries(tenant).map_or(0, |entries| {
             entries.run_pending_tasks();

@@ -260,6 +260,22 @@ impl Cache {
         }
     }
 
+    /// Remove every entry of `tenant` (a deleted tenant); how many were removed. With Redis
+    /// down nothing is removed: the entries then expire with their TTLs, and no new tenant
+    /// can reach them (a deleted tenant's id is never reused).
+    pub async fn purge_tenant(&self, tenant: TenantId) -> u64 {
+        match &self.backend {
+            Backend::Memory(memory) => memory.purge(tenant),
+            Backend::Redis(redis) => match redis.purge(&self.namespace, tenant).await {
+                Ok(removed) => removed,
+                Err(e) => {
+                    self.bypassed(&e);
+                    0
+                }
+            },
+        }
+    }
+
     /// The value of `key`, if present and not expired. Redis trouble is a miss.
     pub async fn get(&self, scope: CacheScope, key: &str) -> Result<Option<Vec<u8>>, CacheError> {
         check_key(key)?;

@@ -208,6 +208,43 @@ impl RedisCache {
         Ok(())
     }
 
+    /// Remove every entry of `tenant` and its bookkeeping: the entries' names come from
+    /// the `sizes` hash, a bounded batch per round trip (HSCAN), so Redis is never held
+    /// by one long command. Returns how many entries were removed.
+    pub(super) async fn purge(
+        &self,
+        namespace: &str,
+        tenant: TenantId,
+    ) -> Result<u64, Unavailable> {
+        const BATCH: usize = 500;
+        let [expiry, sizes, bytes] = bookkeeping(namespace, tenant);
+        let mut removed = 0u64;
+        let mut cursor = 0u64;
+        loop {
+            let mut scan = ::redis::cmd("HSCAN");
+            scan.arg(&sizes).arg(cursor).arg("COUNT").arg(BATCH);
+            let (next, pairs): (u64, Vec<String>) = self.run(scan).await?;
+            // Field, value, field, value…: the fields are the entries' names.
+            let names: Vec<&String> = pairs.iter().step_by(2).collect();
+            if !names.is_empty() {
+                let mut unlink = ::redis::cmd("UNLINK");
+                for name in &names {
+                    unlink.arg(name.as_str());
+                }
+                let _: i64 = self.run(unlink).await?;
+                removed += names.len() as u64;
+            }
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        let mut unlink = ::redis::cmd("UNLINK");
+        unlink.arg(expiry).arg(sizes).arg(bytes);
+        let _: i64 = self.run(unlink).await?;
+        Ok(removed)
+    }
+
     pub(super) async fn usage(
         &self,
         namespace: &str,

@@ -44,6 +44,7 @@ impl FromRequestParts<AppState> for Principal {
             Err(auth::Error::InvalidCredentials) => {
                 Err(unauthorized("the token is invalid, expired or revoked"))
             }
+            Err(auth::Error::TenantSuspended) => Err(ApiError::tenant_suspended().into_response()),
             Err(other) => {
                 Err(ApiError::internal("checking the token failed", &other).into_response())
             }
@@ -111,6 +112,15 @@ pub async fn require_app_access(
         tracing::debug!(%tenant, %app, principal = %principal.audit_actor(), %denied, "app hidden");
         return ApiError::app_not_found().into_response();
     }
+    // Asked only once the principal may open the app: nobody learns from the 503 that a
+    // tenant exists. Every Dash route (the WebSocket upgrade too) passes here.
+    match state.suspensions.is_suspended(&tenant).await {
+        Ok(false) => {}
+        Ok(true) => return tenant_suspended(request.headers()),
+        Err(e) => {
+            return ApiError::internal("checking the tenant's state failed", &e).into_response();
+        }
+    }
     // Authors of the app see their callbacks' error details; viewers an error id.
     let author = policy::authorize(&principal, Action::DeployApp, &Resource::App(access)).is_ok();
     let mut request = request;
@@ -119,6 +129,33 @@ pub async fn require_app_access(
     // from here, without authenticating a token a second time.
     request.extensions_mut().insert(principal);
     next.run(request).await
+}
+
+/// The 503 of a suspended tenant's app: a short page for a browser, the API's error shape
+/// for everything else (the renderer's XHRs, scripts).
+pub(crate) fn tenant_suspended(headers: &axum::http::HeaderMap) -> Response {
+    let html = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"));
+    if !html {
+        return ApiError::tenant_suspended().into_response();
+    }
+    let page = format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>Tenant suspended</title></head><body><main>\
+         <h1>This tenant is suspended</h1><p>{}.</p>\
+         <p>If you run this tenant, ask the platform's administrators why.</p>\
+         </main></body></html>\n",
+        crate::error::TENANT_SUSPENDED
+    );
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+        axum::response::Html(page),
+    )
+        .into_response()
 }
 
 /// Whether the principal may deploy the app it is viewing (set by the gate).

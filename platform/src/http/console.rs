@@ -292,6 +292,10 @@ pub(super) async fn error_page(
             "Not allowed",
             "Your role does not allow this. Ask an administrator of the tenant for access.",
         ),
+        StatusCode::SERVICE_UNAVAILABLE => (
+            "Tenant suspended",
+            "A platform administrator suspended this tenant. Ask them to resume it; until then its apps, pushes and tokens do not work.",
+        ),
         StatusCode::BAD_REQUEST | StatusCode::CONFLICT => (
             "That did not work",
             "Go back, correct the form and try again.",
@@ -484,6 +488,10 @@ struct AppPage {
     settings: Vec<SettingRow>,
     deploy: bool,
     manage: bool,
+    /// The live version's callback graph (who may deploy it).
+    graph: Option<crate::dash::graph::Drawing>,
+    /// The latest log lines, newest first: (when, version, stream, text, request id).
+    log: Vec<(String, i64, String, String, String)>,
     notice: Option<String>,
     error: Option<String>,
 }
@@ -550,7 +558,27 @@ async fn app_view(
         "{}/git/{tenant}/{name}.git",
         state.origins.platform_url().trim_end_matches('/')
     );
+    let graph = view.dependencies.as_ref().map(crate::dash::graph::drawing);
+    let log = view
+        .log
+        .iter()
+        .rev()
+        .map(|l| {
+            let seconds = time::OffsetDateTime::from_unix_timestamp(l.at / 1000)
+                .map(|t| format!("{:02}:{:02}:{:02}", t.hour(), t.minute(), t.second()))
+                .unwrap_or_default();
+            (
+                seconds,
+                l.version,
+                l.stream.clone(),
+                l.message.clone(),
+                l.request_id.clone().unwrap_or_default(),
+            )
+        })
+        .collect();
     Ok(AppPage {
+        graph,
+        log,
         chrome,
         tenant: tenant.to_owned(),
         name: name.to_owned(),

@@ -24,6 +24,9 @@ pub(super) fn routes(routes: Routes) -> Routes {
         .get("/ui/admin/tenants", tenants_page)
         .post("/ui/admin/tenants", create_tenant)
         .post("/ui/admin/tenants/{tenant}/quotas", set_quotas)
+        .post("/ui/admin/tenants/{tenant}/suspend", suspend_tenant)
+        .post("/ui/admin/tenants/{tenant}/resume", resume_tenant)
+        .post("/ui/admin/tenants/{tenant}/delete", delete_tenant)
         .get("/ui/admin/users", users_page)
 }
 
@@ -35,6 +38,7 @@ struct TenantRow {
     callbacks: i64,
     memory_mb: i64,
     deadline_ms: i64,
+    suspended: bool,
     /// Every quota as the form shows it: (field, label, value).
     quotas: Vec<(&'static str, &'static str, i64)>,
 }
@@ -55,6 +59,9 @@ struct AfterQuery {
     after: Option<String>,
     created: Option<String>,
     quotas: Option<String>,
+    suspended: Option<String>,
+    resumed: Option<String>,
+    deleted: Option<String>,
 }
 
 async fn tenants_view(
@@ -143,6 +150,7 @@ async fn tenants_view(
                 callbacks: t.quotas.max_concurrent_callbacks,
                 memory_mb: t.quotas.callback_memory_mb,
                 deadline_ms: t.quotas.callback_deadline_ms,
+                suspended: t.suspended_at.is_some(),
                 slug: t.slug,
                 name: t.name,
             })
@@ -160,10 +168,20 @@ async fn tenants_page(
     session: Session,
     Query(query): Query<AfterQuery>,
 ) -> Response {
-    let notice = match (&query.created, &query.quotas) {
-        (Some(slug), _) => Some(format!("The tenant {slug} is created.")),
-        (None, Some(slug)) => Some(format!("The quotas of {slug} are changed.")),
-        (None, None) => None,
+    let notice = if let Some(slug) = &query.created {
+        Some(format!("The tenant {slug} is created."))
+    } else if let Some(slug) = &query.quotas {
+        Some(format!("The quotas of {slug} are changed."))
+    } else if let Some(slug) = &query.suspended {
+        Some(format!(
+            "The tenant {slug} is suspended: its apps, pushes and tokens answer 503."
+        ))
+    } else if let Some(slug) = &query.resumed {
+        Some(format!("The tenant {slug} runs again."))
+    } else {
+        query.deleted.as_ref().map(|slug| {
+            format!("The tenant {slug} and everything of it are deleted; its users stay.")
+        })
     };
     match tenants_view(
         &state,
@@ -190,7 +208,14 @@ struct TenantForm {
     owner: String,
 }
 
-csrf_field!(TenantForm, QuotaForm);
+#[derive(Debug, Deserialize)]
+struct ConfirmForm {
+    csrf: String,
+    #[serde(default)]
+    confirm: String,
+}
+
+csrf_field!(TenantForm, QuotaForm, ConfirmForm);
 
 async fn create_tenant(form: Posted<TenantForm>) -> Response {
     let f = &form.fields;
@@ -268,6 +293,56 @@ async fn set_quotas(Path(tenant): Path<String>, form: Posted<QuotaForm>) -> Resp
         Ok(tenant) => Redirect::to(&format!(
             "/ui/admin/tenants?quotas={}",
             url_encode(&tenant.slug)
+        ))
+        .into_response(),
+        Err(r) => tenants_form_error(&form, r).await,
+    }
+}
+
+async fn suspend_tenant(Path(tenant): Path<String>, form: Posted<ConfirmForm>) -> Response {
+    suspension(&tenant, &form, true).await
+}
+
+async fn resume_tenant(Path(tenant): Path<String>, form: Posted<ConfirmForm>) -> Response {
+    suspension(&tenant, &form, false).await
+}
+
+/// Suspend or resume: the same [`platform_admin::set_suspended`] as the REST API.
+async fn suspension(tenant: &str, form: &Posted<ConfirmForm>, suspended: bool) -> Response {
+    let result = platform_admin::set_suspended(
+        &form.state,
+        &form.principal,
+        tenant,
+        suspended,
+        &form.change(),
+    )
+    .await;
+    let done = if suspended { "suspended" } else { "resumed" };
+    match result {
+        Ok(tenant) => Redirect::to(&format!(
+            "/ui/admin/tenants?{done}={}",
+            url_encode(&tenant.slug)
+        ))
+        .into_response(),
+        Err(r) => tenants_form_error(form, r).await,
+    }
+}
+
+/// Delete a tenant once its slug is typed again: the same
+/// [`platform_admin::delete_tenant`] as the REST API.
+async fn delete_tenant(Path(tenant): Path<String>, form: Posted<ConfirmForm>) -> Response {
+    let result = platform_admin::delete_tenant(
+        &form.state,
+        &form.principal,
+        &tenant,
+        &form.fields.confirm,
+        &form.change(),
+    )
+    .await;
+    match result {
+        Ok(removed) => Redirect::to(&format!(
+            "/ui/admin/tenants?deleted={}",
+            url_encode(&removed.rows.slug)
         ))
         .into_response(),
         Err(r) => tenants_form_error(&form, r).await,

@@ -112,6 +112,12 @@ async fn serve_git(
             Err(auth::Error::InvalidCredentials) => {
                 return ask("the token is invalid, expired or revoked");
             }
+            Err(auth::Error::TenantSuspended) => {
+                return plain(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    crate::error::TENANT_SUSPENDED,
+                );
+            }
             Err(e) => return internal("checking the token failed", &e),
         };
     let new_app = match authorize(&state, &principal, &tenant, &app, push).await {

@@ -43,7 +43,7 @@ pub use providers::{
 };
 pub use sessions::{SessionAccount, session_key};
 pub use settings::{SettingUpdate, SettingWrite, StoredSetting};
-pub use tenants::{Quotas, Tenant};
+pub use tenants::{DeletedTenant, Quotas, Tenant};
 pub use tokens::{NewToken, TokenRecord, TokenSummary};
 pub use users::{NewUser, User};
 

@@ -75,11 +75,13 @@ pub struct Tenant {
     pub created_at: i64,
     /// Its quotas.
     pub quotas: Quotas,
+    /// When a superadmin suspended it (its apps, pushes and tokens answer 503), if so.
+    pub suspended_at: Option<i64>,
 }
 
 const COLUMNS: &str = "id, slug, name, created_at, max_apps, max_concurrent_callbacks, \
                        callback_memory_mb, callback_deadline_ms, max_version_storage_bytes, \
-                       cpu_weight, max_jobs, job_deadline_ms, cache_bytes";
+                       cpu_weight, max_jobs, job_deadline_ms, cache_bytes, suspended_at";
 
 fn tenant(row: &sqlx::any::AnyRow) -> Result<Tenant> {
     Ok(Tenant {
@@ -98,6 +100,7 @@ fn tenant(row: &sqlx::any::AnyRow) -> Result<Tenant> {
             job_deadline_ms: row.try_get(11)?,
             cache_bytes: row.try_get(12)?,
         },
+        suspended_at: row.try_get(13)?,
     })
 }
 
@@ -164,19 +167,23 @@ impl Store {
 
     /// The tenant with this slug.
     pub async fn tenant_by_slug(&self, slug: &Slug) -> Result<Option<Tenant>> {
-        let row = sqlx::query(&format!("select {COLUMNS} from tenants where slug = $1"))
-            .bind(slug.as_str())
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(&format!(
+            "select {COLUMNS} from tenants where slug = $1 and deleted_at is null"
+        ))
+        .bind(slug.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
         row.as_ref().map(tenant).transpose()
     }
 
     /// The tenant with this id.
     pub async fn tenant(&self, id: TenantId) -> Result<Option<Tenant>> {
-        let row = sqlx::query(&format!("select {COLUMNS} from tenants where id = $1"))
-            .bind(id.0)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(&format!(
+            "select {COLUMNS} from tenants where id = $1 and deleted_at is null"
+        ))
+        .bind(id.0)
+        .fetch_optional(&self.pool)
+        .await?;
         row.as_ref().map(tenant).transpose()
     }
 
@@ -208,29 +215,29 @@ impl Store {
             .map(|c| format!("t.{c}"))
             .collect::<Vec<_>>()
             .join(", ");
-        let rows = match member {
-            Some(user) => {
-                sqlx::query(&format!(
-                    "select {columns} from tenants t \
+        let rows =
+            match member {
+                Some(user) => {
+                    sqlx::query(&format!(
+                        "select {columns} from tenants t \
                      join memberships m on m.tenant_id = t.id and m.user_id = $1 \
-                     where t.slug > $2 order by t.slug limit $3"
+                     where t.slug > $2 and t.deleted_at is null order by t.slug limit $3"
+                    ))
+                    .bind(user.0)
+                    .bind(after.unwrap_or(""))
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?
+                }
+                None => sqlx::query(&format!(
+                    "select {columns} from tenants t where t.slug > $1 and t.deleted_at is null \
+                     order by t.slug limit $2"
                 ))
-                .bind(user.0)
                 .bind(after.unwrap_or(""))
                 .bind(limit)
                 .fetch_all(&self.pool)
-                .await?
-            }
-            None => {
-                sqlx::query(&format!(
-                    "select {columns} from tenants t where t.slug > $1 order by t.slug limit $2"
-                ))
-                .bind(after.unwrap_or(""))
-                .bind(limit)
-                .fetch_all(&self.pool)
-                .await?
-            }
-        };
+                .await?,
+            };
         rows.iter().map(tenant).collect()
     }
 
@@ -327,4 +334,241 @@ async fn write_quotas(
     )
     .await?;
     Ok(())
+}
+
+/// What [`Store::delete_tenant`] removed, in rows.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DeletedTenant {
+    /// The tenant's slug (kept reserved by its tombstone).
+    pub slug: String,
+    /// Apps.
+    pub apps: u64,
+    /// App versions.
+    pub versions: u64,
+    /// Memberships (the users themselves stay).
+    pub memberships: u64,
+    /// Every other row: assets, data files, settings, grants, teams, tokens, invitations,
+    /// identity providers and their links, data sources.
+    pub other_rows: u64,
+}
+
+/// The statements that empty a tenant, children before parents (not every foreign key
+/// cascades in both backends' migrations). `$1` is the tenant's id. Each names its rows by
+/// the tenant's own ids only, so no row of another tenant can match.
+const TENANT_ROWS: [(&str, &str); 21] = [
+    (
+        "live pointers",
+        "update apps set live_version_id = null where tenant_id = $1",
+    ),
+    (
+        "assets",
+        "delete from app_assets where version_id in (select v.id from app_versions v \
+         join apps a on a.id = v.app_id where a.tenant_id = $1)",
+    ),
+    (
+        "data-file manifests",
+        "delete from app_version_data where tenant_id = $1 or version_id in \
+         (select v.id from app_versions v join apps a on a.id = v.app_id where a.tenant_id = $1)",
+    ),
+    (
+        "data-file blobs",
+        "delete from app_data_blobs where tenant_id = $1",
+    ),
+    (
+        "versions",
+        "delete from app_versions where app_id in (select id from apps where tenant_id = $1)",
+    ),
+    (
+        "settings",
+        "delete from app_settings where app_id in (select id from apps where tenant_id = $1)",
+    ),
+    (
+        "data-source grants",
+        "delete from data_source_grants \
+         where app_id in (select id from apps where tenant_id = $1) \
+            or source_id in (select id from data_sources where tenant_id = $1)",
+    ),
+    (
+        "user grants",
+        "delete from app_user_grants where tenant_id = $1",
+    ),
+    (
+        "team grants",
+        "delete from app_team_grants where tenant_id = $1",
+    ),
+    (
+        "collaborators",
+        "delete from app_collaborators where tenant_id = $1",
+    ),
+    ("apps", "delete from apps where tenant_id = $1"),
+    (
+        "data sources",
+        "delete from data_sources where tenant_id = $1",
+    ),
+    (
+        "provider team members",
+        "delete from provider_team_members where tenant_id = $1",
+    ),
+    (
+        "team members",
+        "delete from team_members where tenant_id = $1",
+    ),
+    ("teams", "delete from teams where tenant_id = $1"),
+    (
+        "provider memberships",
+        "delete from provider_memberships where tenant_id = $1",
+    ),
+    (
+        "external identities",
+        "delete from external_identities where provider_id in \
+         (select id from identity_providers where tenant_id = $1)",
+    ),
+    (
+        "identity providers",
+        "delete from identity_providers where tenant_id = $1",
+    ),
+    ("tokens", "delete from api_tokens where tenant_id = $1"),
+    (
+        "invitations",
+        "delete from invitations where tenant_id = $1",
+    ),
+    (
+        "memberships",
+        "delete from memberships where tenant_id = $1",
+    ),
+];
+
+impl Store {
+    /// Suspend (`true`) or resume a tenant, audited `tenant.suspend` / `tenant.resume`.
+    /// Suspending a suspended tenant keeps the first time. The change counter moves with
+    /// the tenants row, so every replica sees it within one poll.
+    pub async fn set_tenant_suspended(
+        &self,
+        tenant: TenantId,
+        suspended: bool,
+        change: &Change<'_>,
+    ) -> Result<Tenant> {
+        let mut tx = self.begin().await?;
+        let updated = if suspended {
+            sqlx::query(
+                "update tenants set suspended_at = coalesce(suspended_at, $2) \
+                 where id = $1 and deleted_at is null",
+            )
+            .bind(tenant.0)
+            .bind(change.at)
+        } else {
+            sqlx::query(
+                "update tenants set suspended_at = null where id = $1 and deleted_at is null",
+            )
+            .bind(tenant.0)
+        }
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if updated == 0 {
+            return Err(super::Error::NotFound {
+                what: "tenant",
+                value: tenant.to_string(),
+            });
+        }
+        let action = if suspended {
+            "tenant.suspend"
+        } else {
+            "tenant.resume"
+        };
+        audit::record(
+            &mut tx,
+            change,
+            Some(tenant),
+            action,
+            &format!("tenant:{tenant}"),
+            json!({}),
+        )
+        .await?;
+        let row = sqlx::query(&format!("select {COLUMNS} from tenants where id = $1"))
+            .bind(tenant.0)
+            .fetch_one(&mut *tx)
+            .await?;
+        let changed = self::tenant(&row)?;
+        self.commit_change(tx).await?;
+        Ok(changed)
+    }
+
+    /// Delete everything of a tenant in one transaction: its apps with their versions,
+    /// assets, data files, settings and grants; its teams, members' memberships, tokens,
+    /// invitations, identity providers (and the identities linked through them) and data
+    /// sources. The users stay (an account may belong to other tenants, or to nobody
+    /// until someone invites it again). The tenant's row stays as a tombstone
+    /// (`deleted_at`, suspended): its id and slug are never reused. Audited
+    /// `tenant.delete` in the platform's log (no tenant: nobody reads a deleted tenant's
+    /// log but superadmins).
+    pub async fn delete_tenant(
+        &self,
+        tenant: TenantId,
+        change: &Change<'_>,
+    ) -> Result<DeletedTenant> {
+        let mut tx = self.begin().await?;
+        // Lock the tenant's row first: a concurrent deploy or invitation of it waits, then
+        // finds no tenant.
+        let slug: Option<String> = sqlx::query(
+            "update tenants set deleted_at = $2, suspended_at = coalesce(suspended_at, $2) \
+             where id = $1 and deleted_at is null returning slug",
+        )
+        .bind(tenant.0)
+        .bind(change.at)
+        .fetch_optional(&mut *tx)
+        .await?
+        .map(|row| row.try_get(0))
+        .transpose()?;
+        let slug = slug.ok_or_else(|| super::Error::NotFound {
+            what: "tenant",
+            value: tenant.to_string(),
+        })?;
+        let mut deleted = DeletedTenant {
+            slug: slug.clone(),
+            ..DeletedTenant::default()
+        };
+        for (what, sql) in TENANT_ROWS {
+            let rows = sqlx::query(sql)
+                .bind(tenant.0)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            match what {
+                "live pointers" => {}
+                "apps" => deleted.apps = rows,
+                "versions" => deleted.versions = rows,
+                "memberships" => deleted.memberships = rows,
+                _ => deleted.other_rows += rows,
+            }
+        }
+        audit::record(
+            &mut tx,
+            change,
+            None,
+            "tenant.delete",
+            &format!("tenant:{slug}"),
+            json!({
+                "tenant_id": tenant.0,
+                "apps": deleted.apps,
+                "versions": deleted.versions,
+                "memberships": deleted.memberships,
+                "other_rows": deleted.other_rows,
+            }),
+        )
+        .await?;
+        self.commit_change(tx).await?;
+        Ok(deleted)
+    }
+
+    /// The ids and slugs of every suspended tenant (deleted ones included: they are
+    /// suspended too, and have nothing left to serve).
+    pub async fn suspended_tenants(&self) -> Result<Vec<(TenantId, String)>> {
+        let rows = sqlx::query("select id, slug from tenants where suspended_at is not null")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| Ok((TenantId(row.try_get(0)?), row.try_get(1)?)))
+            .collect()
+    }
 }

@@ -220,3 +220,29 @@ pub async fn seed_bulk(store: &Store, seed: BulkSeed) -> Result<()> {
     pool.execute("analyze").await?;
     Ok(())
 }
+
+/// Give every app of `tenant` one live version (a one-byte component; for pages that list
+/// live apps), then `analyze`.
+pub async fn seed_live_versions(store: &Store, tenant: i64) -> Result<()> {
+    let pool = &store.pool;
+    sqlx::query(
+        "insert into app_versions (app_id, number, sha256, component, size_bytes, title, \
+                                   source, created_at) \
+         select id, 1, 'seed', $2, 1, 'App ' || name, 'seed', created_at \
+         from apps where tenant_id = $1",
+    )
+    .bind(tenant)
+    .bind(vec![0u8])
+    .execute(pool)
+    .await?;
+    sqlx::query(
+        "update apps set live_version_id = \
+             (select v.id from app_versions v where v.app_id = apps.id and v.number = 1) \
+         where tenant_id = $1",
+    )
+    .bind(tenant)
+    .execute(pool)
+    .await?;
+    pool.execute("analyze").await?;
+    Ok(())
+}

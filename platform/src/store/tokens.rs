@@ -52,6 +52,8 @@ pub struct TokenRecord {
     pub user_disabled: bool,
     /// The user's current role in the token's tenant.
     pub member_role: Option<Role>,
+    /// The token's tenant is suspended (or deleted).
+    pub tenant_suspended: bool,
 }
 
 impl Store {
@@ -96,9 +98,11 @@ impl Store {
     pub async fn token_by_public_id(&self, public_id: &str) -> Result<Option<TokenRecord>> {
         let row = sqlx::query(
             "select k.id, k.public_id, k.tenant_id, k.user_id, k.role, k.secret_sha256, \
-                    k.expires_at, k.revoked_at, k.last_used_at, u.superadmin, u.disabled_at, m.role \
+                    k.expires_at, k.revoked_at, k.last_used_at, u.superadmin, u.disabled_at, m.role, \
+                    t.suspended_at \
              from api_tokens k \
              join users u on u.id = k.user_id \
+             join tenants t on t.id = k.tenant_id \
              left join memberships m on m.tenant_id = k.tenant_id and m.user_id = k.user_id \
              where k.public_id = $1",
         )
@@ -123,6 +127,7 @@ impl Store {
                     .as_deref()
                     .map(parse_stored)
                     .transpose()?,
+                tenant_suspended: row.try_get::<Option<i64>, _>(12)?.is_some(),
             })
         })
         .transpose()

@@ -266,6 +266,9 @@ fn expectations() -> BTreeMap<(&'static str, &'static str), (Needs, u16)> {
         ("GET", "/api/v1/audit".into(), Superadmin, 200),
         ("GET", t.into(), Needs::Role(Viewer), 200),
         ("PATCH", t.into(), Needs::Role(Admin), 200),
+        ("DELETE", t.into(), Superadmin, 200),
+        ("POST", format!("{t}/suspend"), Superadmin, 200),
+        ("POST", format!("{t}/resume"), Superadmin, 200),
         ("GET", format!("{t}/members"), Needs::Role(Admin), 200),
         ("POST", format!("{t}/members"), Needs::Role(Admin), 200),
         (
@@ -641,6 +644,18 @@ async fn every_route_answers_every_principal_as_the_policy_says() {
                     if method == "DELETE" && path == "/api/v1/tenants/{tenant}/apps/{app}" {
                         fx.app.deploy(tenant.slug, "doomed", "hello.wasm").await;
                         uri = uri.replace("/apps/hello", "/apps/doomed");
+                    }
+                    // A tenant's life cycle: each request acts on a tenant of its own, so
+                    // the fixture's tenants stay running for the other routes.
+                    let life = (method == "DELETE" && path == "/api/v1/tenants/{tenant}")
+                        || path.ends_with("/suspend")
+                        || path.ends_with("/resume");
+                    if life {
+                        let slug = format!("life-{n}");
+                        admin::create_tenant(&fx.app.state.store, &slug, None, None, &op())
+                            .await
+                            .expect("tenant");
+                        uri = format!("{}?confirm={slug}", path.replace("{tenant}", &slug));
                     }
                     let body = body_for(method, path, tenant, n);
                     let reply = send(&fx.app, &actor.who, method, &uri, body).await;

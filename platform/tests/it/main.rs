@@ -40,6 +40,7 @@ mod sessions;
 mod settings;
 mod store;
 mod support;
+mod tenants;
 mod ui;
 mod ui_admin;
 mod versions;

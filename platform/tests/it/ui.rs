@@ -121,6 +121,8 @@ async fn rollback_needs_the_role_and_the_csrf_token_and_is_audited() {
         let page = bob.get("/ui/b/apps/hello").await;
         assert_eq!(page.status, StatusCode::OK);
         assert!(!page.text().contains("id=\"rollback-1\""));
+        // Nor its callback graph: that is for who may deploy it.
+        assert!(!page.text().contains("id=\"callback-graph\""));
         let csrf = csrf_of(&page.text());
         let reply = bob
             .post_form(
@@ -164,6 +166,20 @@ async fn rollback_needs_the_role_and_the_csrf_token_and_is_audited() {
         // With it: live again, audited, back on the page with a notice.
         let page = ada.get("/ui/b/apps/hello").await.text();
         assert!(page.contains("id=\"rollback-1\""), "{page}");
+        // The live version's callback graph, drawn from the component the runtime serves:
+        // one callback from name.value to greeting.children, an arrow in and one out.
+        assert!(page.contains("id=\"callback-graph\""), "{page}");
+        assert!(
+            page.contains("A callback reads name.value and writes greeting.children"),
+            "{page}"
+        );
+        assert_eq!(
+            page.matches("marker-end=\"url(#arrow)\"").count(),
+            2,
+            "{page}"
+        );
+        assert_eq!(page.matches("<g class=\"prop\">").count(), 2, "{page}");
+        assert_eq!(page.matches("<g class=\"callback\">").count(), 1, "{page}");
         assert!(page.contains("git remote add tessera http://127.0.0.1:8080/git/b/hello.git"));
         let reply = ada
             .post_form(
@@ -463,4 +479,38 @@ async fn the_gallery_pages_through_many_apps_fifty_at_a_time() {
     let second = app.get(&next).await.text();
     assert_eq!(second.matches("class=\"card\"").count(), 5, "{next}");
     assert!(second.contains("app-many-app-054") && !second.contains("app-many-app-000"));
+}
+
+#[tokio::test]
+async fn the_app_page_shows_the_latest_log_lines_to_who_may_deploy_it() {
+    let app = console(None).await;
+    let store = &app.state.store;
+    // A name no other test uses: the app log is the process's.
+    app.deploy("b", "log-tail", "guest_hostile.wasm").await;
+    admin::set_visibility(store, "b/log-tail", "public", &op())
+        .await
+        .expect("public");
+    let reply = app
+        .post_json(
+            "/apps/b/log-tail/_dash-update-component",
+            crate::support::hostile_request("log"),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    let mut ada = signed_in(&app, "ada@example.org").await;
+    let page = ada.get("/ui/b/apps/log-tail").await.text();
+    for line in [
+        "hello from host.log",
+        "hello from stdout",
+        "hello from stderr",
+    ] {
+        assert!(page.contains(line), "{line}: {page}");
+    }
+    assert!(page.contains("<td>stderr</td>"), "{page}");
+    // A viewer of the tenant opens the app's page but not its log.
+    let mut carl = signed_in(&app, "carl@example.org").await;
+    let page = carl.get("/ui/b/apps/log-tail").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(!page.text().contains("hello from stdout"));
+    assert!(!page.text().contains("id=\"log-heading\""));
 }

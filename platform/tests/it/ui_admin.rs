@@ -670,6 +670,87 @@ async fn the_console_changes_quotas_and_sets_and_tests_identity_providers_and_so
     );
 }
 
+#[tokio::test]
+async fn the_console_suspends_resumes_and_deletes_a_tenant_once_its_slug_is_typed() {
+    let app = tenants(None).await;
+    let store = &app.state.store;
+    admin::create_user(store, "root@example.org", Some(PASSWORD), true, &op())
+        .await
+        .expect("superadmin");
+    let mut root = signed_in(&app, "root@example.org").await;
+    let mut ada = signed_in(&app, "ada@example.org").await;
+    assert_eq!(ada.get("/ui/b/members").await.status, StatusCode::OK);
+    let csrf = csrf_of(&root.get("/ui/admin/tenants").await.text());
+    let reply = root
+        .post_form("/ui/admin/tenants/b/suspend", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.text());
+    let page = root.get(&location(&reply)).await.text();
+    assert!(page.contains("The tenant b is suspended"), "{page}");
+    assert!(page.contains("id=\"resume-b\""), "{page}");
+    // Its admin's pages say what happened and what to do.
+    let refused = ada.get("/ui/b/members").await;
+    assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        refused.text().contains("Tenant suspended"),
+        "{}",
+        refused.text()
+    );
+    let reply = root
+        .post_form("/ui/admin/tenants/b/resume", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.text());
+    assert_eq!(ada.get("/ui/b/members").await.status, StatusCode::OK);
+    assert_eq!(audited(store, "tenant.suspend").await, 1);
+    assert_eq!(audited(store, "tenant.resume").await, 1);
+
+    // A slip of the keyboard deletes nothing.
+    let reply = root
+        .post_form(
+            "/ui/admin/tenants/b/delete",
+            &[("csrf", &csrf), ("confirm", "c")],
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.text());
+    assert!(
+        reply.text().contains("slug, b, to confirm its deletion"),
+        "{}",
+        reply.text()
+    );
+    assert!(role_of(store, "b", "ada@example.org").await.is_some());
+    let reply = root
+        .post_form(
+            "/ui/admin/tenants/b/delete",
+            &[("csrf", &csrf), ("confirm", "b")],
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.text());
+    let page = root.get(&location(&reply)).await.text();
+    assert!(
+        page.contains("The tenant b and everything of it are deleted"),
+        "{page}"
+    );
+    assert!(!page.contains("id=\"tenant-b\""), "{page}");
+    assert!(page.contains("id=\"tenant-c\""), "{page}");
+    assert_eq!(
+        store
+            .tenant_by_slug(&Slug::parse("b").expect("slug"))
+            .await
+            .expect("q"),
+        None
+    );
+    // Ada stays a user; her tenant is gone, so its pages are not found.
+    assert!(
+        store
+            .user_by_email(&Email::parse("ada@example.org").expect("e"))
+            .await
+            .expect("q")
+            .is_some()
+    );
+    assert_eq!(ada.get("/ui/b/members").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(audited(store, "tenant.delete").await, 1);
+}
+
 /// What a console route needs.
 #[derive(Clone, Copy, Debug)]
 enum Needs {
@@ -765,6 +846,21 @@ fn console_matrix() -> BTreeMap<(&'static str, &'static str), Needs> {
         (
             "POST",
             "/ui/admin/tenants/{tenant}/quotas",
+            Needs::Superadmin,
+        ),
+        (
+            "POST",
+            "/ui/admin/tenants/{tenant}/suspend",
+            Needs::Superadmin,
+        ),
+        (
+            "POST",
+            "/ui/admin/tenants/{tenant}/resume",
+            Needs::Superadmin,
+        ),
+        (
+            "POST",
+            "/ui/admin/tenants/{tenant}/delete",
             Needs::Superadmin,
         ),
         ("GET", "/ui/admin/users", Needs::Superadmin),
@@ -877,8 +973,19 @@ async fn every_console_route_answers_every_person_as_the_policy_says() {
                     .await
                     .expect("team")
                     .0;
+                // A tenant's life cycle acts on a tenant of its own, so b and c keep
+                // running for the other rows.
+                let life = ["/suspend", "/resume", "/delete"]
+                    .iter()
+                    .any(|end| path.starts_with("/ui/admin/tenants/") && path.ends_with(end));
+                let life_slug = format!("life-{n}");
+                if life {
+                    admin::create_tenant(store, &life_slug, None, None, &op())
+                        .await
+                        .expect("tenant");
+                }
                 let uri = path
-                    .replace("{tenant}", tenant)
+                    .replace("{tenant}", if life { life_slug.as_str() } else { tenant })
                     .replace(
                         "{app}",
                         if *method == "POST"
@@ -913,7 +1020,7 @@ async fn every_console_route_answers_every_person_as_the_policy_says() {
                         ("name", "REGION"),
                         ("value", "x"),
                         ("visibility", "tenant"),
-                        ("confirm", "doomed"),
+                        ("confirm", if life { life_slug.as_str() } else { "doomed" }),
                         ("email", "bob@example.org"),
                         ("version", "1"),
                         ("slug", slug.as_str()),

@@ -132,6 +132,8 @@ pub struct TenantBody {
     pub created_at: i64,
     /// Its quotas.
     pub quotas: QuotasBody,
+    /// When a superadmin suspended it (Unix ms); null while it runs.
+    pub suspended_at: Option<i64>,
 }
 
 impl From<store::Tenant> for TenantBody {
@@ -142,6 +144,41 @@ impl From<store::Tenant> for TenantBody {
             name: t.name,
             created_at: t.created_at,
             quotas: t.quotas.into(),
+            suspended_at: t.suspended_at,
+        }
+    }
+}
+
+/// What deleting a tenant removed.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeletedTenantBody {
+    /// The tenant's slug (reserved from now on: no new tenant takes it).
+    pub slug: String,
+    /// Apps removed.
+    pub apps: u64,
+    /// App versions removed.
+    pub versions: u64,
+    /// Memberships removed (the users stay).
+    pub memberships: u64,
+    /// Every other row removed (assets, data files, settings, grants, teams, tokens,
+    /// invitations, identity providers, data sources).
+    pub other_rows: u64,
+    /// Data folders removed from this server's disk.
+    pub data_folders: usize,
+    /// Cache entries removed.
+    pub cache_entries: u64,
+}
+
+impl From<crate::platform_admin::TenantRemoval> for DeletedTenantBody {
+    fn from(r: crate::platform_admin::TenantRemoval) -> Self {
+        Self {
+            slug: r.rows.slug,
+            apps: r.rows.apps,
+            versions: r.rows.versions,
+            memberships: r.rows.memberships,
+            other_rows: r.rows.other_rows,
+            data_folders: r.data_folders,
+            cache_entries: r.cache_entries,
         }
     }
 }

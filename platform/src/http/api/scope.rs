@@ -60,6 +60,7 @@ impl From<Refusal> for ApiError {
                 "your role does not allow this",
             ),
             Refusal::Invalid(message) => ApiError::validation(message),
+            Refusal::Suspended => ApiError::tenant_suspended(),
             Refusal::Store(e) => e.into(),
             Refusal::Internal(message) => ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,

@@ -4,9 +4,9 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
-use super::schema::{Errors, PageQuery, QuotasBody, TenantBody, TenantPage};
+use super::schema::{DeletedTenantBody, Errors, PageQuery, QuotasBody, TenantBody, TenantPage};
 use super::{ApiJson, ApiPath, ApiQuery, RemoteAddr, scope};
 use crate::error::ApiError;
 use crate::platform_admin::{self, QuotaChange};
@@ -157,4 +157,78 @@ pub async fn update_tenant(
     )
     .await?;
     Ok(Json(updated.into()))
+}
+
+/// Suspend a tenant (platform superadmins): its apps, pushes, its members' tokens and its
+/// pages answer 503 `tenant_suspended` on every replica within a second, until it is
+/// resumed. Suspending a suspended tenant changes nothing.
+#[utoipa::path(
+    post, path = "/api/v1/tenants/{tenant}/suspend", tag = "tenants",
+    params(("tenant" = String, Path, description = "Tenant slug")),
+    security(("bearer" = [])),
+    responses((status = 200, body = TenantBody), Errors)
+)]
+pub async fn suspend_tenant(
+    State(state): State<AppState>,
+    principal: Principal,
+    RemoteAddr(remote): RemoteAddr,
+    ApiPath(slug): ApiPath<String>,
+) -> Result<Json<TenantBody>, ApiError> {
+    let actor = principal.audit_actor();
+    let change = scope::change(&state, &actor, &remote);
+    let tenant = platform_admin::set_suspended(&state, &principal, &slug, true, &change).await?;
+    Ok(Json(tenant.into()))
+}
+
+/// Resume a suspended tenant (platform superadmins).
+#[utoipa::path(
+    post, path = "/api/v1/tenants/{tenant}/resume", tag = "tenants",
+    params(("tenant" = String, Path, description = "Tenant slug")),
+    security(("bearer" = [])),
+    responses((status = 200, body = TenantBody), Errors)
+)]
+pub async fn resume_tenant(
+    State(state): State<AppState>,
+    principal: Principal,
+    RemoteAddr(remote): RemoteAddr,
+    ApiPath(slug): ApiPath<String>,
+) -> Result<Json<TenantBody>, ApiError> {
+    let actor = principal.audit_actor();
+    let change = scope::change(&state, &actor, &remote);
+    let tenant = platform_admin::set_suspended(&state, &principal, &slug, false, &change).await?;
+    Ok(Json(tenant.into()))
+}
+
+/// `DELETE …?confirm={tenant}`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteTenantQuery {
+    /// The tenant's slug again: a deletion cannot be undone.
+    pub confirm: Option<String>,
+}
+
+/// Delete a tenant and everything of it (platform superadmins): apps, versions, assets,
+/// data files, settings, grants, teams, memberships, tokens, invitations, identity
+/// providers, data sources, repositories, data folders and cache entries. The users stay;
+/// the slug stays reserved. Audited `tenant.delete` in the platform's log.
+#[utoipa::path(
+    delete, path = "/api/v1/tenants/{tenant}", tag = "tenants",
+    params(("tenant" = String, Path, description = "Tenant slug"), DeleteTenantQuery),
+    security(("bearer" = [])),
+    responses((status = 200, body = DeletedTenantBody), Errors)
+)]
+pub async fn delete_tenant(
+    State(state): State<AppState>,
+    principal: Principal,
+    RemoteAddr(remote): RemoteAddr,
+    ApiPath(slug): ApiPath<String>,
+    ApiQuery(query): ApiQuery<DeleteTenantQuery>,
+) -> Result<Json<DeletedTenantBody>, ApiError> {
+    let actor = principal.audit_actor();
+    let change = scope::change(&state, &actor, &remote);
+    let confirm = query.confirm.unwrap_or_default();
+    let removed =
+        platform_admin::delete_tenant(&state, &principal, &slug, &confirm, &change).await?;
+    Ok(Json(removed.into()))
 }
