@@ -29,6 +29,7 @@ mod lookups;
 mod oidc;
 mod oidc_providers;
 mod ops;
+mod python_apps;
 mod origins;
 mod outbound;
 mod pages;
