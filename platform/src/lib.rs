@@ -32,6 +32,7 @@ pub mod origin;
 pub mod outbound;
 pub mod platform_admin;
 pub mod policy;
+pub mod python;
 pub mod quota;
 pub mod runtime;
 pub mod secretbox;

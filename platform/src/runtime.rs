@@ -48,8 +48,8 @@ use crate::store::{self, LiveVersion, Store};
 pub struct LiveApp {
     /// Which version this is.
     pub version: LiveVersion,
-    /// The loaded component.
-    pub component: sandbox::Component,
+    /// The loaded app: a component, or a Python app restored from its memory image.
+    pub component: sandbox::Dashboard,
     /// Its callbacks, parsed once.
     pub dependencies: Dependencies,
     /// The `_dash-dependencies` body (inline clientside sources and Tessera's private keys taken out).
@@ -93,6 +93,9 @@ pub enum Error {
     /// The version's data folder could not be laid out on this server.
     #[error("{0}")]
     Data(Arc<crate::appdata::MaterializeError>),
+    /// The stored Python app does not restore.
+    #[error("the live Python app does not load: {0}")]
+    Python(#[from] crate::python::Error),
 }
 
 impl Error {
@@ -117,6 +120,7 @@ impl Error {
                     | sandbox::Error::Engine { .. }
             ),
             Error::Dependencies(_) => true,
+            Error::Python(e) => e.is_the_apps(),
             Error::Failed(e) => e.is_the_components(),
             _ => false,
         }
@@ -189,6 +193,8 @@ struct Loader {
     /// Loads that had to read the component's bytes from the store (its compiled code
     /// was neither in memory nor in the disk cache).
     component_reads: AtomicU64,
+    /// The interpreter of Python apps, and where their files are laid out.
+    python: crate::python::PythonHost,
 }
 
 /// The live-app cache.
@@ -244,6 +250,10 @@ impl Runtime {
                 outbound: sandbox::OutboundPolicy::default(),
                 capabilities: None,
                 component_reads: AtomicU64::new(0),
+                python: crate::python::PythonHost::new(
+                    &crate::config::BuildsConfig::default(),
+                    std::env::temp_dir().join("tessera-python"),
+                ),
             }),
             callback_slots: CallbackSlots::default(),
             apps: Mutex::new(HashMap::new()),
@@ -287,6 +297,20 @@ impl Runtime {
             loader.capabilities = Some(capabilities);
         }
         self
+    }
+
+    /// Serves Python apps with `python`'s interpreter (the server's `[builds]` settings and
+    /// data directory), before any app is loaded.
+    pub fn with_python(mut self, python: crate::python::PythonHost) -> Self {
+        if let Some(loader) = Arc::get_mut(&mut self.loader) {
+            loader.python = python;
+        }
+        self
+    }
+
+    /// The interpreter of Python apps.
+    pub fn python(&self) -> &crate::python::PythonHost {
+        &self.loader.python
     }
 
     /// Sets the operator's outbound HTTP bounds (`[outbound]`), before any app is loaded.
@@ -601,7 +625,7 @@ impl Loader {
         })
         .await??;
         let component = match cached {
-            Some(component) => component,
+            Some(component) => sandbox::Dashboard::from(component),
             None => {
                 let bytes = self
                     .store
@@ -609,10 +633,21 @@ impl Loader {
                     .await?;
                 self.component_reads.fetch_add(1, Ordering::Relaxed);
                 let sandbox = self.sandbox.clone();
-                tokio::task::spawn_blocking(move || {
-                    crate::capabilities::on_guest_thread(|| sandbox.load(&bytes, options))
-                })
-                .await??
+                // The one place a version's kind decides how it loads: the stored blob.
+                if crate::python::is_bundle(&bytes) {
+                    let python = self.python.clone();
+                    let app = tokio::task::spawn_blocking(move || {
+                        python.restore(&bytes, options.limits, &sandbox, options.owner)
+                    })
+                    .await??;
+                    sandbox::Dashboard::Python(Arc::new(app))
+                } else {
+                    tokio::task::spawn_blocking(move || {
+                        crate::capabilities::on_guest_thread(|| sandbox.load(&bytes, options))
+                    })
+                    .await??
+                    .into()
+                }
             }
         };
         let dependencies = Dependencies::parse(component.dependencies_json())?;

@@ -200,6 +200,10 @@ impl App {
             config.limits.to_sandbox(),
         )
         .with_app_data(crate::appdata::AppDataDirs::new(config.app_data_dir()))
+        .with_python(crate::python::PythonHost::new(
+            &config.builds,
+            config.python_apps_dir(),
+        ))
         .with_outbound(config.outbound.to_policy()?)
         .with_capabilities(Arc::new(capabilities))
         .with_changes(changes.clone());
@@ -244,6 +248,7 @@ impl App {
             // Callers that create apps for people (git push) choose `tenant`.
             new_app_visibility: crate::tenancy::Visibility::Public,
             app_data: self.runtime.app_data(),
+            python: self.runtime.python().clone(),
         }
     }
 }

@@ -14,7 +14,7 @@ use crate::store::{self, Store};
 
 /// Whether a call of `component` gets the viewer at all: only components that can see it
 /// (0.2.0) and never a memoized callback, whose answer is shared between viewers.
-pub fn needed(component: &sandbox::Component, memoized: bool) -> bool {
+pub fn needed(component: &sandbox::Dashboard, memoized: bool) -> bool {
     component.sees_viewer() && !memoized
 }
 
@@ -22,7 +22,7 @@ pub fn needed(component: &sandbox::Component, memoized: bool) -> bool {
 /// `component`, an app of `tenant`.
 pub async fn for_call(
     store: &Store,
-    component: &sandbox::Component,
+    component: &sandbox::Dashboard,
     tenant: TenantId,
     principal: &Principal,
 ) -> store::Result<Option<sandbox::Viewer>> {

@@ -112,6 +112,7 @@ mod clock;
 mod compiler;
 mod component;
 mod config;
+mod dashboard;
 mod data;
 mod error;
 mod host;
@@ -141,6 +142,7 @@ pub use config::{
     Compiler, Limits, LoadOptions, MAX_COMPONENT_BYTES, MAX_DATA_READ_BYTES, MAX_REQUEST_BYTES,
     Owner, SandboxConfig,
 };
+pub use dashboard::Dashboard;
 pub use error::{CallFailure, Error};
 pub use outbound::{
     HostPattern, InvalidCa, MAX_ALLOWED_HOSTS, OutboundPolicy, PatternError, TlsRoots,

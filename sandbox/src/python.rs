@@ -19,23 +19,31 @@
 //! the interpreter loads); the WASI context is rebuilt with the same folders in the same
 //! order, so the file descriptors Python holds stay valid.
 //!
-//! What is not done yet (see docs/python.md): share the component pool, the CPU scheduler
-//! and the capabilities (`data`, `cache`, settings, outbound HTTP) of components. Its limits
-//! are the same kinds: a deadline per turn (epoch interruption), a memory cap (an image
-//! larger than the cap is refused at restore), an output cap and a log budget, and WASI
-//! grants only read-only folders.
+//! Calls share the sandbox's CPU scheduler with components ([`PythonApp::scheduled_by`]):
+//! a turn runs on a granted core, charged to its [`Owner`], and yields at epoch ticks. What
+//! is not done yet (see docs/python.md): the component pool's instance accounting and the
+//! capabilities (`data`, `cache`, settings, outbound HTTP). Its limits are the same kinds:
+//! a deadline per turn (epoch interruption), a memory cap (an image larger than the cap is
+//! refused at restore), an output cap and a log budget, and WASI grants only read-only
+//! folders.
 
 use crate::capture::{LogSink, Pipe};
-use crate::component::{AppInfo, Outcome};
-use crate::config::Limits;
+use crate::component::{AppInfo, CallOptions, CallOutput, Outcome};
+use crate::config::{Limits, MAX_REQUEST_BYTES, Owner};
+use crate::error::CallFailure;
 use crate::limiter::Limiter;
+use crate::scheduler::{Refused, Scheduler, Ticket};
 use crate::{Error, LogLine, Result};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
-use wasmtime::{Caller, Config, Engine, Instance, Linker, Memory, Module, Store, TypedFunc};
+use wasmtime::{
+    Caller, Config, Engine, Instance, Linker, Memory, Module, Store, Trap, TypedFunc,
+    UpdateDeadline,
+};
 use wasmtime_wasi::FsPerms;
 use wasmtime_wasi::p1::WasiP1Ctx;
 
@@ -276,6 +284,8 @@ pub struct PythonApp {
     limits: Limits,
     image: PythonImage,
     warm: Mutex<Option<Guest>>,
+    /// The scheduler whose cores its turns run on, and whose share they use.
+    cpu: Option<(Arc<Scheduler>, Owner)>,
     /// What the first instance cost (booted by `load`, restored by `from_image`).
     pub boot: BootReport,
 }
@@ -293,6 +303,20 @@ struct PyState {
     oversized: Option<usize>,
     /// The guest's monotonic clock (what it reads now).
     clock: ContinuedClock,
+    /// When the turn in progress must end (looked at on every epoch tick).
+    deadline: Option<Instant>,
+    /// The call's cancel flag.
+    cancel: Option<Arc<AtomicBool>>,
+    /// The core the turn in progress runs on (the sandbox's scheduler), if scheduled.
+    cpu: Option<Arc<Ticket>>,
+}
+
+impl PyState {
+    fn cancelled(&self) -> bool {
+        self.cancel
+            .as_ref()
+            .is_some_and(|flag| flag.load(Ordering::Relaxed))
+    }
 }
 
 struct Guest {
@@ -401,10 +425,28 @@ impl PythonRuntime {
             output_cap: limits.output_bytes,
             oversized: None,
             clock,
+            deadline: None,
+            cancel: None,
+            cpu: None,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
-        store.set_epoch_deadline(deadline_ticks(limits.deadline));
+        // Every epoch tick looks at the deadline, the cancel flag and the scheduler (which
+        // may hand the core to another tenant's call meanwhile), as for components.
+        store.epoch_deadline_callback(|context| {
+            let state = context.data();
+            let deadline = state.deadline;
+            if state.cancelled() || deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(wasmtime::Error::from(Trap::Interrupt));
+            }
+            if let (Some(ticket), Some(deadline)) = (&state.cpu, deadline)
+                && ticket.checkpoint(deadline).is_err()
+            {
+                return Err(wasmtime::Error::from(Trap::Interrupt));
+            }
+            Ok(UpdateDeadline::Continue(1))
+        });
+        store.set_epoch_deadline(1);
         Ok(store)
     }
 
@@ -441,6 +483,12 @@ impl PythonRuntime {
         let status = guest.run_turn(BOOT_TURN, limits)?;
         report.boot_turn = started.elapsed();
         if status != 0 {
+            // CPython turns a refused `memory.grow` into `MemoryError`: the cap was hit.
+            if guest.store.data().limiter.memory_exceeded() {
+                return Err(Error::Memory {
+                    limit: limits.memory_bytes,
+                });
+            }
             return Err(Error::InvalidComponent {
                 reason: format!(
                     "app.py failed to load:\n{}",
@@ -563,6 +611,9 @@ impl PythonRuntime {
             output_cap: 0,
             oversized: None,
             clock: ContinuedClock::starting_at(0),
+            deadline: None,
+            cancel: None,
+            cpu: None,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
@@ -612,6 +663,7 @@ impl PythonApp {
             limits,
             image,
             warm: Mutex::new(Some(guest)),
+            cpu: None,
             boot,
         })
     }
@@ -633,6 +685,7 @@ impl PythonApp {
             limits,
             image,
             warm: Mutex::new(Some(guest)),
+            cpu: None,
             boot,
         })
     }
@@ -661,6 +714,64 @@ impl PythonApp {
     /// warm instance, or on one restored from the image when there is none. The instance
     /// is dropped after a trap or a limit, as a component's is.
     pub fn call(&self, id: &str, request: &str) -> Result<(Outcome, Vec<LogLine>)> {
+        self.call_with(id, request, CallOptions::default())
+            .map(|output| (output.outcome, output.logs))
+            .map_err(|failure| failure.error)
+    }
+
+    /// Lets the sandbox's scheduler run this app's turns: each takes one of its cores for
+    /// `owner` (waiting for it counts against the call's deadline) and yields it at epoch
+    /// ticks, exactly as a component's call does.
+    pub fn scheduled_by(mut self, sandbox: &crate::Sandbox, owner: Owner) -> PythonApp {
+        self.cpu = Some((sandbox.scheduler(), owner));
+        self
+    }
+
+    /// [`PythonApp::call`] with a deadline of its own and a cancel flag ([`CallOptions`];
+    /// progress reports, streamed updates and the viewer are not passed to Python yet).
+    /// The answer, or the failure with the log lines of the call, as a component's.
+    pub fn call_with(
+        &self,
+        id: &str,
+        request: &str,
+        options: CallOptions,
+    ) -> std::result::Result<CallOutput, CallFailure> {
+        let started = Instant::now();
+        let size = id.len() + request.len();
+        if size > MAX_REQUEST_BYTES {
+            return Err(CallFailure::without_logs(Error::InputTooLarge {
+                size,
+                limit: MAX_REQUEST_BYTES,
+            }));
+        }
+        let deadline = options.deadline.unwrap_or(self.limits.deadline);
+        if deadline > Duration::from_secs(24 * 3600) {
+            return Err(CallFailure::without_logs(Error::InvalidLimits {
+                reason: "a call deadline must be at most one day".to_string(),
+            }));
+        }
+        let limits = Limits {
+            deadline,
+            ..self.limits.clone()
+        };
+        let ends = started + deadline;
+        // Waiting for a core counts against the deadline, as for components.
+        let ticket = match &self.cpu {
+            Some((scheduler, owner)) => {
+                match scheduler.enter(*owner, ends, options.cancel.clone()) {
+                    Ok(ticket) => Some(Arc::new(ticket)),
+                    Err(Refused::Deadline) => {
+                        return Err(CallFailure::without_logs(Error::Deadline {
+                            limit: deadline,
+                        }));
+                    }
+                    Err(Refused::Cancelled) => {
+                        return Err(CallFailure::without_logs(Error::Cancelled));
+                    }
+                }
+            }
+            None => None,
+        };
         let taken = self
             .warm
             .lock()
@@ -668,15 +779,35 @@ impl PythonApp {
             .take();
         let mut guest = match taken {
             Some(guest) => guest,
-            None => {
-                self.runtime
-                    .restore(&self.dirs, &self.image, &self.limits)?
-                    .0
-            }
+            None => match self.runtime.restore(&self.dirs, &self.image, &self.limits) {
+                Ok((guest, _)) => guest,
+                Err(error) => return Err(CallFailure::without_logs(error)),
+            },
         };
+        guest.store.set_epoch_deadline(1);
+        {
+            let state = guest.store.data_mut();
+            state.deadline = Some(ends);
+            state.cancel = options.cancel.clone();
+            state.cpu = ticket.clone();
+            // A warm instance starts every call with a clean memory flag and log budget.
+            state.limiter.clear();
+            state.logs.reset(self.limits.log_bytes);
+        }
         let frame = serde_json::json!({"op": "callback", "id": id, "request": request}).to_string();
-        let result = guest.request(&frame, &self.limits);
-        let logs = guest.store.data().logs.take();
+        let result = guest.request(&frame, &limits);
+        let logs = {
+            let state = guest.store.data_mut();
+            state.deadline = None;
+            state.cancel = None;
+            state.cpu = None;
+            state.logs.take()
+        };
+        if let (Err(error), Some(ticket)) = (&result, &ticket)
+            && error.is_limit()
+        {
+            ticket.mark_heavy();
+        }
         // After a trap or a limit the instance is not reused; after the guest's own answer
         // (an exception in the callback included) it is.
         if matches!(
@@ -684,16 +815,28 @@ impl PythonApp {
             Ok(_) | Err(Error::Callback { .. } | Error::InvalidInput { .. })
         ) {
             *self.warm.lock().unwrap_or_else(PoisonError::into_inner) = Some(guest);
+        } else {
+            drop(guest);
         }
-        let answer = result?;
-        let answer: serde_json::Value =
-            serde_json::from_str(&answer).map_err(|e| invalid(&format!("callback answer: {e}")))?;
-        if answer.get("prevent_update").is_some() {
-            return Ok((Outcome::PreventUpdate, logs));
-        }
-        match answer.get("outputs").and_then(|v| v.as_str()) {
-            Some(outputs) => Ok((Outcome::Outputs(outputs.to_string()), logs)),
-            None => Err(invalid("callback answer without outputs")),
+        drop(ticket);
+        let outcome = result.and_then(|answer| {
+            let answer: serde_json::Value = serde_json::from_str(&answer)
+                .map_err(|e| invalid(&format!("callback answer: {e}")))?;
+            if answer.get("prevent_update").is_some() {
+                return Ok(Outcome::PreventUpdate);
+            }
+            match answer.get("outputs").and_then(|v| v.as_str()) {
+                Some(outputs) => Ok(Outcome::Outputs(outputs.to_string())),
+                None => Err(invalid("callback answer without outputs")),
+            }
+        });
+        match outcome {
+            Ok(outcome) => Ok(CallOutput {
+                outcome,
+                logs,
+                duration: started.elapsed(),
+            }),
+            Err(error) => Err(CallFailure { error, logs }),
         }
     }
 
@@ -735,18 +878,40 @@ impl Guest {
     /// Runs the interpreter's own start (`_initialize`), when the module has one.
     fn initialize(&mut self, limits: &Limits) -> Result<()> {
         if let Some(initialize) = self.initialize.take() {
-            initialize
-                .call(&mut self.store, ())
-                .map_err(|e| classify(&e, &self.store, limits))?;
+            let own = self.own_deadline(limits);
+            let result = initialize.call(&mut self.store, ());
+            if own {
+                self.store.data_mut().deadline = None;
+            }
+            result.map_err(|e| classify(&e, &self.store, limits))?;
         }
         Ok(())
+    }
+
+    /// Sets the deadline of the guest code about to run from `limits`, unless the call
+    /// set one (its deadline counts from before it waited for a core); whether it did.
+    fn own_deadline(&mut self, limits: &Limits) -> bool {
+        let state = self.store.data_mut();
+        if state.deadline.is_some() {
+            return false;
+        }
+        state.deadline = Some(Instant::now() + limits.deadline);
+        self.store.set_epoch_deadline(1);
+        true
     }
 
     /// Writes `source` into guest memory and runs it as one turn; the turn's status (0 when
     /// the code raised nothing).
     fn run_turn(&mut self, source: &str, limits: &Limits) -> Result<i32> {
-        self.store
-            .set_epoch_deadline(deadline_ticks(limits.deadline));
+        let own = self.own_deadline(limits);
+        let status = self.turn_source(source, limits);
+        if own {
+            self.store.data_mut().deadline = None;
+        }
+        status
+    }
+
+    fn turn_source(&mut self, source: &str, limits: &Limits) -> Result<i32> {
         let len = i32::try_from(source.len()).map_err(|_| invalid("turn too long"))?;
         let ptr = self
             .alloc
@@ -895,17 +1060,16 @@ fn engine_config() -> Config {
     config
 }
 
-fn deadline_ticks(deadline: Duration) -> u64 {
-    (deadline.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64 + 1
-}
-
 fn classify(error: &wasmtime::Error, store: &Store<PyState>, limits: &Limits) -> Error {
     if store.data().limiter.memory_exceeded() {
         return Error::Memory {
             limit: limits.memory_bytes,
         };
     }
-    if let Some(wasmtime::Trap::Interrupt) = error.downcast_ref::<wasmtime::Trap>() {
+    if let Some(Trap::Interrupt) = error.downcast_ref::<Trap>() {
+        if store.data().cancelled() {
+            return Error::Cancelled;
+        }
         return Error::Deadline {
             limit: limits.deadline,
         };

@@ -137,6 +137,11 @@ impl Sandbox {
         })
     }
 
+    /// The scheduler handing the cores to guest calls (Python apps' turns use it too).
+    pub(crate) fn scheduler(&self) -> Arc<Scheduler> {
+        self.inner.scheduler.clone()
+    }
+
     /// Marks foreground work (a request's host work, such as the platform's admission turn)
     /// until the mark is dropped: like a short call, it parks long calls meanwhile (see
     /// [`SandboxConfig::park_long_calls`]). Cheap: a lock and a counter.

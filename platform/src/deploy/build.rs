@@ -2,8 +2,10 @@
 //! build turns the checked-out tree into a component (and its assets) for the
 //! [`crate::deploy::Deployer`].
 //!
-//! Kinds: `wasm` (a prebuilt component in the repository) and `rust` (a crate built with
-//! `cargo build --release --target wasm32-wasip2`). A Rust build runs in its own process
+//! Kinds: `wasm` (a prebuilt component in the repository), `rust` (a crate built with
+//! `cargo build --release --target wasm32-wasip2`) and `python` (an `app.py` with its `.py`
+//! files, read by [`crate::python::read_folder`]; the deployer boots it inside the wasm
+//! sandbox, so nothing runs here). A Rust build runs in its own process
 //! group with an empty environment plus an allowlist (no server secrets), an address-space
 //! limit (`prlimit --as`), a time limit (the whole group is killed) and a size limit on the
 //! produced `.wasm`; cargo's output streams to the pusher line by line as it comes.
@@ -91,7 +93,8 @@ pub struct Manifest {
     /// Shown in messages only: the title served is the component's own.
     #[serde(default)]
     pub title: Option<String>,
-    /// The build kind: `wasm` (a prebuilt component) or `rust` (a crate using the SDK).
+    /// The build kind: `wasm` (a prebuilt component), `rust` (a crate using the SDK) or
+    /// `python` (an `app.py` written against Dash).
     pub kind: String,
     /// For `wasm`: the component's path in the repository.
     pub component: Option<String>,
@@ -108,7 +111,8 @@ pub struct Manifest {
 }
 
 const MANIFEST_HELP: &str = "tessera.toml at the root of the repository names the build, e.g.\n  \
-                             kind = \"wasm\"\n  component = \"app.wasm\"\nor\n  kind = \"rust\"";
+                             kind = \"wasm\"\n  component = \"app.wasm\"\nor\n  kind = \"rust\"\nor\n  \
+                             kind = \"python\"";
 
 /// What a build produced, ready for the deployer.
 pub struct Built {
@@ -690,13 +694,42 @@ impl Builds {
                     })?;
                 (bytes, name)
             }
+            "python" => {
+                if manifest.component.is_some() || manifest.package.is_some() {
+                    return Err(
+                        "kind = \"python\" takes no `component` or `package`: the app is app.py at the root of the repository".to_owned(),
+                    );
+                }
+                let root = src.to_owned();
+                let bundle = tokio::task::spawn_blocking(move || crate::python::read_folder(&root))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| e.to_string())?;
+                let bytes: usize = bundle.files.iter().map(|(_, b)| b.len()).sum();
+                say(
+                    log,
+                    &format!(
+                        "tessera: python app: {} .py files, {bytes} bytes; loading app.py in the sandbox",
+                        bundle.files.len()
+                    ),
+                )
+                .await;
+                (bundle.encode(), "app.py".to_owned())
+            }
             other => {
                 return Err(format!(
-                    "unknown build kind {other:?} in tessera.toml; known kinds: \"wasm\" (a prebuilt component), \"rust\" (a crate using the Tessera SDK)"
+                    "unknown build kind {other:?} in tessera.toml; known kinds: \"wasm\" (a prebuilt component), \"rust\" (a crate using the Tessera SDK), \"python\" (an app.py using Dash)"
                 ));
             }
         };
-        let assets = match &manifest.assets {
+        // A Python app's `assets/` is served as Dash serves it, unless tessera.toml says
+        // otherwise.
+        let default_assets = (manifest.kind == "python"
+            && tokio::fs::symlink_metadata(src.join("assets"))
+                .await
+                .is_ok_and(|meta| meta.is_dir()))
+        .then(|| "assets".to_owned());
+        let assets = match manifest.assets.as_ref().or(default_assets.as_ref()) {
             Some(dir) => {
                 let (src, dir) = (src.to_owned(), dir.clone());
                 let files = tokio::task::spawn_blocking(move || {

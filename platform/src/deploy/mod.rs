@@ -51,6 +51,10 @@ pub enum Error {
     /// The data folder could not be laid out for the validation instance.
     #[error(transparent)]
     DataCopy(#[from] crate::appdata::MaterializeError),
+    /// A `kind = "python"` app was refused (its folder, its boot: the traceback or the
+    /// limit it hit).
+    #[error(transparent)]
+    Python(#[from] crate::python::Error),
     /// Storing it failed.
     #[error(transparent)]
     Store(#[from] crate::store::Error),

@@ -60,6 +60,8 @@ pub struct Deployer<'a> {
     /// Where the validation instance's copy of the data folder is written (the server's
     /// own copies, so the first load after the deploy finds it there).
     pub app_data: &'a AppDataDirs,
+    /// Boots `kind = "python"` apps (their source bundle becomes files plus memory image).
+    pub python: crate::python::PythonHost,
 }
 
 impl Deployer<'_> {
@@ -168,7 +170,7 @@ impl Deployer<'_> {
         };
         if let Some(live) = live {
             // Validate again anyway: it proves the live version still loads on this build.
-            let (title, callbacks) = self.validate(tenant, app, component, &data).await?;
+            let (title, callbacks, _) = self.validate(tenant, app, component, &data).await?;
             return Ok(Deployed {
                 number: live.number,
                 sha256,
@@ -177,7 +179,22 @@ impl Deployer<'_> {
                 created: false,
             });
         }
-        let (title, callbacks) = self.validate(tenant, app, component.clone(), &data).await?;
+        let (title, callbacks, booted) =
+            self.validate(tenant, app, component.clone(), &data).await?;
+        // A Python app is stored as it was booted: its files and its memory image.
+        let (component, sha256) = match booted {
+            Some(blob) => {
+                if blob.len() > self.max_component_bytes {
+                    return Err(Error::TooLarge {
+                        size: blob.len(),
+                        limit: self.max_component_bytes,
+                    });
+                }
+                let sha256 = hex::encode(Sha256::digest(&blob));
+                (blob, sha256)
+            }
+            None => (component, sha256),
+        };
         let published = self
             .store
             .publish_version_with_files(
@@ -206,14 +223,16 @@ impl Deployer<'_> {
 
     /// Load the component in the sandbox (import allowlist, compile, one instance reading
     /// info, layout and dependencies) and check its callback list and graph. The instance
-    /// sees the app's current settings, as the live one will (none for a new app).
+    /// sees the app's current settings, as the live one will (none for a new app). A
+    /// Python app's source bundle is booted instead (imports and warm-up under the boot
+    /// deadline and the tenant's memory cap): its blob to store is returned.
     async fn validate(
         &self,
         tenant: &Slug,
         app: &Slug,
         component: Vec<u8>,
         data: &[DataFile],
-    ) -> Result<(String, usize), Error> {
+    ) -> Result<(String, usize, Option<Vec<u8>>), Error> {
         // The tenant's limits and CPU share, as its live apps get them (a tenant that does
         // not exist yet is created with the default quotas).
         let (tenant_id, quotas) = match self.store.tenant_by_slug(tenant).await? {
@@ -263,10 +282,19 @@ impl Deployer<'_> {
             // needs them must cope with their errors (they are per-viewer, per-call things).
             ..LoadOptions::default()
         };
+        if crate::python::is_bundle(&component) {
+            let python = self.python.clone();
+            let (booted, blob) =
+                tokio::task::spawn_blocking(move || python.boot(&component, options.limits))
+                    .await??;
+            let dependencies = Dependencies::parse(booted.dependencies_json())?;
+            graph::check(&dependencies)?;
+            return Ok((booted.info().title.clone(), dependencies.len(), Some(blob)));
+        }
         let loaded =
             tokio::task::spawn_blocking(move || sandbox.load(&component, options)).await??;
         let dependencies = Dependencies::parse(loaded.dependencies_json())?;
         graph::check(&dependencies)?;
-        Ok((loaded.info().title.clone(), dependencies.len()))
+        Ok((loaded.info().title.clone(), dependencies.len(), None))
     }
 }

@@ -258,7 +258,7 @@ impl JobStore {
 /// What a job runs: the component, the callback and the request the guest gets.
 pub struct Work {
     /// The app version's component.
-    pub component: sandbox::Component,
+    pub component: sandbox::Dashboard,
     /// The guest's `run-callback` request JSON.
     pub request_json: String,
 }

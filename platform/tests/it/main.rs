@@ -32,6 +32,7 @@ mod ops;
 mod origins;
 mod outbound;
 mod pages;
+mod python_apps;
 mod quota;
 mod replicas;
 mod roles;
