@@ -21,6 +21,11 @@ use crate::{Error, Result};
 /// What the compiling process keeps of its own stderr for the error message.
 const STDERR_KEPT: usize = 4 << 10;
 
+/// Set (to `1`) in the compiling process's environment when the sandbox's memories are
+/// bounds-checked ([`crate::SandboxConfig::explicit_bounds_checks`]): the child must compile
+/// for the parent's engine settings, and this is the one that changes compiled code.
+const EXPLICIT_BOUNDS_CHECKS_ENV: &str = "TESSERA_COMPILE_EXPLICIT_BOUNDS_CHECKS";
+
 /// The child's side: compiles the component at `wasm` with the sandbox's engine settings
 /// and writes the artifact to `artifact`. Run by the program named in [`Compiler`].
 pub fn compile_artifact(wasm: &Path, artifact: &Path) -> std::result::Result<(), String> {
@@ -33,7 +38,9 @@ pub fn compile_artifact(wasm: &Path, artifact: &Path) -> std::result::Result<(),
         ));
     }
     let bytes = std::fs::read(wasm).map_err(|e| format!("{}: {e}", wasm.display()))?;
-    let engine = Engine::new(&crate::sandbox::compile_settings()).map_err(|e| format!("{e:#}"))?;
+    let explicit = std::env::var_os(EXPLICIT_BOUNDS_CHECKS_ENV).is_some_and(|v| v == "1");
+    let engine =
+        Engine::new(&crate::sandbox::compile_settings(explicit)).map_err(|e| format!("{e:#}"))?;
     let compiled = engine
         .precompile_component(&bytes)
         .map_err(|e| format!("{e:#}"))?;
@@ -45,6 +52,7 @@ pub fn compile_artifact(wasm: &Path, artifact: &Path) -> std::result::Result<(),
 pub(crate) fn compile_outside(
     compiler: &Compiler,
     engine: &Engine,
+    explicit_bounds_checks: bool,
     wasm: &[u8],
 ) -> Result<Component> {
     let dir = WorkDir::create(&std::env::temp_dir())?;
@@ -63,6 +71,10 @@ pub(crate) fn compile_outside(
         .args(&compiler.args)
         .arg(&input)
         .arg(&output)
+        .env(
+            EXPLICIT_BOUNDS_CHECKS_ENV,
+            if explicit_bounds_checks { "1" } else { "0" },
+        )
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
