@@ -107,6 +107,13 @@ pub struct Compiler {
 }
 
 impl SandboxConfig {
+    /// The memory reservation of bounds-checked memories ([`Self::explicit_bounds_checks`]):
+    /// the pool's memory size, which the pooling allocator requires at least.
+    pub(crate) fn bounds_checked_reservation(&self) -> Option<u64> {
+        self.explicit_bounds_checks
+            .then_some(self.max_memory_bytes as u64)
+    }
+
     /// The starvation bound we measured parked long calls with ([`SandboxConfig::park_long_calls`], off by default):
     /// five ticks, so that long calls get at least a sixth of a core under a foreground
     /// that never rests.

@@ -317,7 +317,7 @@ impl Sandbox {
                         Some(compiler) => crate::compiler::compile_outside(
                             compiler,
                             &inner.engine,
-                            inner.config.explicit_bounds_checks,
+                            inner.config.bounds_checked_reservation(),
                             wasm,
                         )?,
                         None => wasmtime::component::Component::new(&inner.engine, wasm).map_err(
@@ -429,9 +429,9 @@ fn check_header(wasm: &[u8]) -> Result<()> {
 }
 
 /// The engine settings that decide what compiled code looks like. The compiling process
-/// uses the same, so its artifacts load here. `explicit_bounds_checks`: see
+/// uses the same, so its artifacts load here. `bounds_checked_reservation`: see
 /// [`SandboxConfig::explicit_bounds_checks`].
-pub(crate) fn compile_settings(explicit_bounds_checks: bool) -> Config {
+pub(crate) fn compile_settings(bounds_checked_reservation: Option<u64>) -> Config {
     let mut wasm_config = Config::new();
     wasm_config
         .wasm_component_model(true)
@@ -440,14 +440,15 @@ pub(crate) fn compile_settings(explicit_bounds_checks: bool) -> Config {
         // Async component-model support costs every call (about 3 µs instead of 1.8 µs for
         // a trivial warm call) and dashboards do not need it.
         .concurrency_support(false);
-    if explicit_bounds_checks {
-        // No guard pages and no reservation beyond the memory: compiled code checks every
-        // access against the memory's current length, so wasmtime may leave a pool slot's
-        // pages read-write between instances, and a grow into pages that an earlier
-        // instance of the slot used needs no `mprotect` (docs/design-notes.md).
+    if let Some(reservation) = bounds_checked_reservation {
+        // No guard pages and a reservation of just the pool's memory size (the pool needs
+        // at least that): compiled code checks every access against the memory's current
+        // length, so wasmtime may leave a pool slot's pages read-write between instances,
+        // and a grow into pages that an earlier instance of the slot used needs no
+        // `mprotect` (docs/design-notes.md).
         wasm_config
             .memory_guard_size(0)
-            .memory_reservation(0)
+            .memory_reservation(reservation)
             .guard_before_linear_memory(false);
     }
     wasm_config
@@ -455,7 +456,7 @@ pub(crate) fn compile_settings(explicit_bounds_checks: bool) -> Config {
 
 /// Builds the one engine of a sandbox.
 fn engine(config: &SandboxConfig) -> Result<Engine> {
-    let mut wasm_config = compile_settings(config.explicit_bounds_checks);
+    let mut wasm_config = compile_settings(config.bounds_checked_reservation());
     let n = config.max_instances;
     let mut pool = PoolingAllocationConfig::new();
     pool.total_component_instances(n)
