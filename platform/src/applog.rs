@@ -4,9 +4,12 @@
 //! The sandbox already caps what one call keeps ([`sandbox::Limits::log_bytes`], each line
 //! paying [`sandbox::LINE_COST`]); this caps what an app writes per second across all its
 //! calls, so a tenant's many chatty callbacks cannot fill the server's disk or hold up the
-//! others. Lines are handed to one writer thread through a bounded queue: a request never
+//! others. Lines are handed to a writer thread through a bounded queue: a request never
 //! waits for the log, and when the writer falls behind lines are dropped and counted rather
-//! than queued without end.
+//! than queued without end. Lines of heavy apps (whose calls run as long calls, and of
+//! background jobs) have their own queue and writer, which runs where long calls run
+//! ([`sandbox::LongWork`]: the idle class, the long calls' cores), so writing them takes no
+//! ordinary core and their flood cannot crowd the other apps' lines out of the queue.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,7 +17,7 @@ use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
-use sandbox::{LINE_COST, LogLine};
+use sandbox::{LINE_COST, LogLine, LongWork};
 
 /// How much one app may log, refilled continuously (a token bucket per app).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,6 +56,8 @@ pub struct Source {
     pub job: Option<String>,
     /// The HTTP request whose callback wrote them (`X-Request-Id`).
     pub request_id: Option<String>,
+    /// Written for a heavy app or a background job: by the long-work writer.
+    pub heavy: bool,
 }
 
 enum Entry {
@@ -99,12 +104,14 @@ struct Recent {
     writes: u64,
 }
 
-/// The per-app limiter and the queue to the writer thread. Clones share both.
+/// The per-app limiter and the queues to the writer threads. Clones share them.
 #[derive(Clone)]
 pub struct AppLog {
     rate: Rate,
     buckets: Arc<Mutex<HashMap<(String, String), Bucket>>>,
     queue: SyncSender<Entry>,
+    /// To the writer of heavy apps' lines ([`Source::heavy`]).
+    heavy_queue: SyncSender<Entry>,
     /// Lines dropped because the writer was behind (all apps).
     overflowed: Arc<AtomicU64>,
     /// The latest admitted lines of recently active apps.
@@ -112,23 +119,43 @@ pub struct AppLog {
 }
 
 impl AppLog {
-    /// A log with its own writer thread, which emits every line as a `tracing` event under
-    /// the target `tessera::app_log`.
-    pub fn start(rate: Rate) -> AppLog {
-        let (queue, receiver) = sync_channel(QUEUE_LINES);
-        std::thread::Builder::new()
-            .name("tessera-app-log".into())
-            .spawn(move || write_lines(receiver))
-            .map(drop)
-            .unwrap_or_else(|e| tracing::error!(error = %e, "cannot start the app log writer"));
-        AppLog::with_queue(rate, queue)
+    /// A log with its own writer threads, which emit every line as a `tracing` event under
+    /// the target `tessera::app_log`: one for ordinary apps, one for heavy apps that runs
+    /// as `long_work` (without it, an ordinary thread).
+    pub fn start(rate: Rate, long_work: Option<&LongWork>) -> AppLog {
+        AppLog::start_named(rate, long_work, [WRITER, HEAVY_WRITER])
     }
 
-    fn with_queue(rate: Rate, queue: SyncSender<Entry>) -> AppLog {
+    /// [`AppLog::start`] with writer threads named `[ordinary, heavy]`.
+    fn start_named(rate: Rate, long_work: Option<&LongWork>, names: [&str; 2]) -> AppLog {
+        let [name, heavy_name] = names;
+        let (queue, receiver) = sync_channel(QUEUE_LINES);
+        let (heavy_queue, heavy_receiver) = sync_channel(QUEUE_LINES);
+        let started = std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || write_lines(receiver))
+            .map(drop);
+        let heavy_started = match long_work {
+            Some(long_work) => long_work
+                .spawn(heavy_name, move || write_lines(heavy_receiver))
+                .map(drop),
+            None => std::thread::Builder::new()
+                .name(heavy_name.into())
+                .spawn(move || write_lines(heavy_receiver))
+                .map(drop),
+        };
+        for error in [started.err(), heavy_started.err()].into_iter().flatten() {
+            tracing::error!(%error, "cannot start an app log writer");
+        }
+        AppLog::with_queues(rate, queue, heavy_queue)
+    }
+
+    fn with_queues(rate: Rate, queue: SyncSender<Entry>, heavy_queue: SyncSender<Entry>) -> AppLog {
         AppLog {
             rate,
             buckets: Arc::default(),
             queue,
+            heavy_queue,
             overflowed: Arc::default(),
             recent: Arc::default(),
         }
@@ -146,11 +173,16 @@ impl AppLog {
         let source = Arc::new(source);
         let (kept, note) = self.admit(&source, lines, now);
         self.remember(&source, &kept, note);
+        let queue = if source.heavy {
+            &self.heavy_queue
+        } else {
+            &self.queue
+        };
         for line in kept {
-            self.send(Entry::Line(source.clone(), line));
+            self.send(queue, Entry::Line(source.clone(), line));
         }
         if let Some(refused) = note {
-            self.send(Entry::Dropped(source, refused));
+            self.send(queue, Entry::Dropped(source, refused));
         }
     }
 
@@ -206,8 +238,8 @@ impl AppLog {
         (kept, note)
     }
 
-    fn send(&self, entry: Entry) {
-        match self.queue.try_send(entry) {
+    fn send(&self, queue: &SyncSender<Entry>, entry: Entry) {
+        match queue.try_send(entry) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
                 let before = self.overflowed.fetch_add(1, Ordering::Relaxed);
@@ -285,12 +317,24 @@ impl AppLog {
     }
 }
 
-/// The process's app log, started with the default [`Rate`] on first use. Logging is
+/// Names of the writer threads.
+const WRITER: &str = "tessera-app-log";
+const HEAVY_WRITER: &str = "app-log-heavy";
+
+static LOG: OnceLock<AppLog> = OnceLock::new();
+
+/// Starts the process's app log with the default [`Rate`], its heavy apps' lines written as
+/// `long_work` (the sandbox's). Only the first start counts; call it before serving.
+pub fn init(long_work: &LongWork) {
+    LOG.get_or_init(|| AppLog::start(Rate::default(), Some(long_work)));
+}
+
+/// The process's app log, started with the default [`Rate`] on first use if [`init`] was
+/// not called (then heavy lines are written by an ordinary thread). Logging is
 /// process-wide (like the `tracing` subscriber it feeds), so this is a global rather than
 /// a field threaded through every caller.
 pub fn global() -> &'static AppLog {
-    static LOG: OnceLock<AppLog> = OnceLock::new();
-    LOG.get_or_init(|| AppLog::start(Rate::default()))
+    LOG.get_or_init(|| AppLog::start(Rate::default(), None))
 }
 
 fn write_lines(receiver: Receiver<Entry>) {
@@ -303,6 +347,7 @@ fn write_lines(receiver: Receiver<Entry>) {
                     version,
                     job,
                     request_id,
+                    heavy: _,
                 } = &*source;
                 let job = job.as_deref().unwrap_or("");
                 let request_id = request_id.as_deref().unwrap_or("");
@@ -328,6 +373,7 @@ mod tests {
             version: 1,
             job: None,
             request_id: None,
+            heavy: false,
         }
     }
 
@@ -360,7 +406,7 @@ mod tests {
     #[test]
     fn an_app_gets_its_burst_then_its_rate() {
         let (queue, receiver) = sync_channel(1000);
-        let log = AppLog::with_queue(RATE, queue);
+        let log = AppLog::with_queues(RATE, queue, sync_channel(0).0);
         let start = Instant::now();
         // Empty lines cost too: the burst is 20 lines whatever their length.
         log.write_at(source("chatty"), lines(100, ""), start);
@@ -384,7 +430,7 @@ mod tests {
     #[test]
     fn bytes_are_limited_as_well_as_lines() {
         let (queue, receiver) = sync_channel(1000);
-        let log = AppLog::with_queue(RATE, queue);
+        let log = AppLog::with_queues(RATE, queue, sync_channel(0).0);
         let start = Instant::now();
         // 20,000 bytes of burst: three 8,000-byte lines do not fit, two do.
         log.write_at(source("big"), lines(3, &"x".repeat(8_000)), start);
@@ -394,9 +440,79 @@ mod tests {
     #[test]
     fn a_full_queue_drops_and_counts_without_blocking() {
         let (queue, receiver) = sync_channel(3);
-        let log = AppLog::with_queue(RATE, queue);
+        let log = AppLog::with_queues(RATE, queue, sync_channel(0).0);
         log.write_at(source("a"), lines(10, "x"), Instant::now());
         assert_eq!(log.overflowed(), 7);
         assert_eq!(queued(&receiver), (3, 0));
+    }
+
+    #[test]
+    fn heavy_apps_lines_have_their_own_queue() {
+        let (queue, receiver) = sync_channel(1000);
+        let (heavy_queue, heavy_receiver) = sync_channel(5);
+        let log = AppLog::with_queues(RATE, queue, heavy_queue);
+        let now = Instant::now();
+        let heavy = Source {
+            heavy: true,
+            ..source("hog")
+        };
+        // The heavy app's flood fills its own queue only…
+        log.write_at(heavy, lines(20, "x"), now);
+        assert_eq!(queued(&heavy_receiver), (5, 0));
+        assert_eq!(log.overflowed(), 15);
+        // …and the other apps' lines still go through.
+        log.write_at(source("light"), lines(3, "y"), now);
+        assert_eq!(queued(&receiver), (3, 0));
+        assert_eq!(queued(&heavy_receiver), (0, 0));
+    }
+
+    /// The policy of this process's thread named `name`, read from `/proc` and the kernel.
+    #[cfg(target_os = "linux")]
+    fn thread_policy(name: &str) -> Option<i32> {
+        for task in std::fs::read_dir("/proc/self/task").ok()? {
+            let task = task.ok()?;
+            let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+            if comm.trim_end() == name {
+                let tid: libc::pid_t = task.file_name().to_str()?.parse().ok()?;
+                // SAFETY: `tid` names a thread of this process; a gone thread gives -1.
+                return Some(unsafe { libc::sched_getscheduler(tid) });
+            }
+        }
+        None
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_heavy_writer_runs_as_long_work_and_the_other_does_not() {
+        let sandbox = sandbox::Sandbox::new(sandbox::SandboxConfig {
+            max_instances: 1,
+            ..sandbox::SandboxConfig::default()
+        })
+        .expect("sandbox");
+        let long_work = sandbox.long_work();
+        // Whether this process can demote threads at all (root or RLIMIT_NICE 20).
+        let demotes = long_work.enter().demoted();
+        let names = ["test-log", "test-log-heavy"];
+        let log = AppLog::start_named(RATE, Some(&long_work), names);
+        let heavy = Source {
+            heavy: true,
+            ..source("hog")
+        };
+        log.write(heavy, lines(1, "from a heavy app"));
+        // Both writers are up once they show in /proc (threads start asynchronously).
+        let limit = Instant::now() + Duration::from_secs(10);
+        let (mut ordinary, mut demoted) = (None, None);
+        while (ordinary.is_none() || demoted.is_none()) && Instant::now() < limit {
+            ordinary = thread_policy(names[0]);
+            demoted = thread_policy(names[1]);
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(ordinary, Some(libc::SCHED_OTHER));
+        let expected = if demotes {
+            libc::SCHED_IDLE
+        } else {
+            libc::SCHED_OTHER
+        };
+        assert_eq!(demoted, Some(expected));
     }
 }

@@ -17,6 +17,7 @@
 //! | – | – | `[limits] output_mb` | 8 |
 //! | – | – | `[limits] cpu_slots` | 0 = the number of cores (guests running at once, shared by tenant weight) |
 //! | – | – | `[limits] spared_cores` | 0 (cores long guest calls never run on, kept for light calls) |
+//! | – | – | `[limits] explicit_bounds_checks` | false (guests check memory bounds in code instead of guard pages: fewer `mprotect`s under memory bombs) |
 //! | – | – | `[limits] park_long_calls_ms` | 0 (off; when set, long guest calls wait while light ones run, at most this long in a row) |
 //! | – | – | `[limits] idle_expiry_secs` | 300 (a warm sandbox instance unused this long is dropped, giving its pool slot back) |
 //! | – | – | `[limits] websocket_connections` | 2000 (open WebSocket-callback connections per tenant and replica) |
@@ -659,6 +660,10 @@ pub struct LimitsConfig {
     /// Cores long guest calls (past one tick of CPU) never run on, kept for light calls and
     /// the server's own work; 0 lets them use every core.
     pub spared_cores: usize,
+    /// Guests check memory bounds in their code instead of relying on guard pages, so a
+    /// memory slot stays mapped between instances and memory bombs cost fewer `mprotect`s
+    /// (each takes the process's memory-map lock).
+    pub explicit_bounds_checks: bool,
     /// Seconds a warm sandbox instance may stay unused before it is dropped.
     pub idle_expiry_secs: u64,
     /// Open WebSocket-callback connections one tenant may hold on one replica; past it a
@@ -683,6 +688,7 @@ impl Default for LimitsConfig {
             cpu_slots: 0,
             park_long_calls_ms: 0,
             spared_cores: 0,
+            explicit_bounds_checks: false,
             idle_expiry_secs: 300,
             websocket_connections: 2_000,
             websocket_message_kib: 8 << 10,

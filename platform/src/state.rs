@@ -288,7 +288,10 @@ pub fn open_sandbox(config: &Config) -> anyhow::Result<Sandbox> {
             ms => Some(std::time::Duration::from_millis(ms)),
         },
         spared_cores: config.limits.spared_cores,
+        explicit_bounds_checks: config.limits.explicit_bounds_checks,
         ..SandboxConfig::default()
     })?;
+    // Heavy apps' log lines are written where their calls run.
+    crate::applog::init(&sandbox.long_work());
     Ok(sandbox)
 }

@@ -21,6 +21,12 @@ use crate::{Error, Result};
 /// What the compiling process keeps of its own stderr for the error message.
 const STDERR_KEPT: usize = 4 << 10;
 
+/// The memory reservation of bounds-checked memories, in bytes (`0`: guard pages as usual;
+/// [`crate::SandboxConfig::explicit_bounds_checks`]), in the compiling process's
+/// environment: the child must compile for the parent's engine settings, and this is the
+/// one that can change.
+const EXPLICIT_BOUNDS_CHECKS_ENV: &str = "TESSERA_COMPILE_EXPLICIT_BOUNDS_CHECKS";
+
 /// The child's side: compiles the component at `wasm` with the sandbox's engine settings
 /// and writes the artifact to `artifact`. Run by the program named in [`Compiler`].
 pub fn compile_artifact(wasm: &Path, artifact: &Path) -> std::result::Result<(), String> {
@@ -33,7 +39,12 @@ pub fn compile_artifact(wasm: &Path, artifact: &Path) -> std::result::Result<(),
         ));
     }
     let bytes = std::fs::read(wasm).map_err(|e| format!("{}: {e}", wasm.display()))?;
-    let engine = Engine::new(&crate::sandbox::compile_settings()).map_err(|e| format!("{e:#}"))?;
+    let reservation = std::env::var(EXPLICIT_BOUNDS_CHECKS_ENV)
+        .ok()
+        .and_then(|bytes| bytes.parse::<u64>().ok())
+        .filter(|bytes| *bytes > 0);
+    let engine = Engine::new(&crate::sandbox::compile_settings(reservation))
+        .map_err(|e| format!("{e:#}"))?;
     let compiled = engine
         .precompile_component(&bytes)
         .map_err(|e| format!("{e:#}"))?;
@@ -45,6 +56,7 @@ pub fn compile_artifact(wasm: &Path, artifact: &Path) -> std::result::Result<(),
 pub(crate) fn compile_outside(
     compiler: &Compiler,
     engine: &Engine,
+    bounds_checked_reservation: Option<u64>,
     wasm: &[u8],
 ) -> Result<Component> {
     let dir = WorkDir::create(&std::env::temp_dir())?;
@@ -63,6 +75,10 @@ pub(crate) fn compile_outside(
         .args(&compiler.args)
         .arg(&input)
         .arg(&output)
+        .env(
+            EXPLICIT_BOUNDS_CHECKS_ENV,
+            bounds_checked_reservation.unwrap_or(0).to_string(),
+        )
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

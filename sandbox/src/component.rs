@@ -87,6 +87,10 @@ pub struct CallOptions {
     /// The answer will be shared between viewers (memoized): `host.viewer` then answers an
     /// error, so the answer cannot depend on who asked.
     pub memoized: bool,
+    /// The call is long by nature (a background job): it runs as a long call from its
+    /// first instruction, in the idle class and on the long calls' cores, instantiation
+    /// included, instead of taking an ordinary core for its first tick.
+    pub long: bool,
 }
 
 impl std::fmt::Debug for CallOptions {
@@ -98,6 +102,7 @@ impl std::fmt::Debug for CallOptions {
             .field("stream", &self.stream.is_some())
             .field("viewer", &self.viewer)
             .field("memoized", &self.memoized)
+            .field("long", &self.long)
             .finish()
     }
 }
@@ -187,7 +192,7 @@ pub(crate) fn load(
     };
     let mut inner = inner;
     // Instantiating and the three reads each get the deadline; the core is held for all.
-    let ticket = inner.enter(Instant::now() + inner.limits.deadline * 2, None)?;
+    let ticket = inner.enter(Instant::now() + inner.limits.deadline * 2, None, false)?;
     let mut instance = inner
         .fresh_instance(&ticket)
         .map_err(|e| inner.redact_error(e))?;
@@ -255,6 +260,22 @@ impl Component {
         self.inner.compiled.sends_http
     }
 
+    /// Whether this component's app is heavy now: one of its calls ran long or was stopped
+    /// at a limit a moment ago, so its new calls start as long calls (the idle class and,
+    /// with spared cores, the long calls' cores). Host work done for such an app's calls
+    /// should run the same way ([`Component::long_work_if_heavy`]).
+    pub fn is_heavy(&self) -> bool {
+        self.inner.sandbox.scheduler.is_heavy(self.inner.owner)
+    }
+
+    /// Moves the calling thread where long calls run for the returned scope if the app is
+    /// heavy ([`Component::is_heavy`]): for the host work that follows a heavy call on its
+    /// thread (the platform's handling of its answer and log lines). `None` otherwise.
+    pub fn long_work_if_heavy(&self) -> Option<crate::LongWorkScope> {
+        self.is_heavy()
+            .then(|| self.inner.sandbox.scheduler.long_work().enter())
+    }
+
     /// Number of idle (warm) instances this component holds right now.
     pub fn idle_instances(&self) -> usize {
         self.inner.idle().len()
@@ -295,7 +316,7 @@ impl Component {
         }
         // Waiting for a core counts against the deadline: the viewer waits either way.
         let ticket = inner
-            .enter(started + deadline, options.cancel.clone())
+            .enter(started + deadline, options.cancel.clone(), options.long)
             .map_err(CallFailure::without_logs)?;
         let mut instance = match inner.take_idle() {
             Some(instance) => instance,
@@ -413,9 +434,16 @@ impl ComponentInner {
         self.idle.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Waits for a core for a call of this component that must start by `deadline`.
-    fn enter(&self, deadline: Instant, cancel: Option<Arc<AtomicBool>>) -> Result<Arc<Ticket>> {
-        match self.sandbox.scheduler.enter(self.owner, deadline, cancel) {
+    /// Waits for a core for a call of this component that must start by `deadline`;
+    /// `long`: a call long by nature ([`CallOptions::long`]).
+    fn enter(
+        &self,
+        deadline: Instant,
+        cancel: Option<Arc<AtomicBool>>,
+        long: bool,
+    ) -> Result<Arc<Ticket>> {
+        let scheduler = &self.sandbox.scheduler;
+        match scheduler.enter_as(self.owner, deadline, cancel, long) {
             Ok(ticket) => Ok(Arc::new(ticket)),
             Err(Refused::Deadline) => Err(Error::Deadline {
                 limit: self.limits.deadline,

@@ -77,6 +77,13 @@ pub struct SandboxConfig {
     /// finds one without a guest on it; 0 lets long calls use every core. Ignored when it
     /// would leave long calls no core, or when calls cannot be moved to the idle class.
     pub spared_cores: usize,
+    /// Compile guests with explicit bounds checks instead of guard pages. Each memory
+    /// access then costs a compare, but a pool slot keeps its read-write pages between
+    /// instances: growing a memory into pages the slot's earlier instance used needs no
+    /// `mprotect`, and starting an instance no `mprotect` back, so a tenant's memory bombs
+    /// take the process's memory-map lock far less often (docs/design-notes.md). Compiled
+    /// code differs, so artifacts cached under the other setting are compiled again.
+    pub explicit_bounds_checks: bool,
     /// Compile new components in a separate process under a time and memory limit. `None`
     /// compiles in this process, without a limit: only for tests and trusted components.
     pub compiler: Option<Compiler>,
@@ -100,6 +107,13 @@ pub struct Compiler {
 }
 
 impl SandboxConfig {
+    /// The memory reservation of bounds-checked memories ([`Self::explicit_bounds_checks`]):
+    /// the pool's memory size, which the pooling allocator requires at least.
+    pub(crate) fn bounds_checked_reservation(&self) -> Option<u64> {
+        self.explicit_bounds_checks
+            .then_some(self.max_memory_bytes as u64)
+    }
+
     /// The starvation bound we measured parked long calls with ([`SandboxConfig::park_long_calls`], off by default):
     /// five ticks, so that long calls get at least a sixth of a core under a foreground
     /// that never rests.
@@ -122,6 +136,7 @@ impl Default for SandboxConfig {
             // Off: parking measured worse than the idle class alone (docs/benchmarks.md).
             park_long_calls: None,
             spared_cores: 0,
+            explicit_bounds_checks: false,
             compiler: None,
         }
     }

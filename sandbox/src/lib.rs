@@ -148,6 +148,7 @@ pub use outbound::{
     HostPattern, InvalidCa, MAX_ALLOWED_HOSTS, OutboundPolicy, PatternError, TlsRoots,
     forbidden_range,
 };
+pub use priority::{LongWork, LongWorkScope};
 pub use python::{BootReport, PythonApp, PythonDirs, PythonImage, PythonRuntime};
 pub use sandbox::Sandbox;
 pub use scheduler::{CpuState, Foreground};

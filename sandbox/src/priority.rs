@@ -14,6 +14,98 @@
 //! a two-core host, a light call that wakes up finds that core free instead of having to
 //! take a core from a spinning guest (the kernel's preemption of an idle-class thread is
 //! quick, but the woken thread still meets that core's caches as the guest left them).
+//!
+//! Host work done on behalf of a long call runs the same way ([`LongWork`]): a scope that
+//! demotes the current thread (the platform's handling of a heavy app's answer), threads
+//! that run demoted for good (the app log's writer of heavy apps' lines), and calls long by
+//! nature (background jobs) that start in the idle class.
+
+/// Host work done for long calls, run where they run: in the idle class and, with spared
+/// cores, on the long calls' cores. A long call's own thread is demoted by its ticket; this
+/// is for the work done for such a call elsewhere or after its ticket is gone (the app
+/// log's lines of a heavy app, the platform's handling of its answer) and for work that is
+/// long by nature. Cheap to clone; does nothing where threads cannot be demoted.
+#[derive(Clone, Debug)]
+pub struct LongWork {
+    /// Whether threads may be demoted (see [`available`]).
+    demote: bool,
+    cores: Option<LongCallCores>,
+}
+
+impl LongWork {
+    pub(crate) fn new(demote: bool, cores: Option<LongCallCores>) -> LongWork {
+        LongWork { demote, cores }
+    }
+
+    /// Moves the calling thread where long calls run until the returned scope is dropped.
+    /// A thread already in the idle class (a long call's, or a long-work thread) is left
+    /// as it is, and so is it when the scope ends.
+    pub fn enter(&self) -> LongWorkScope {
+        let demoted = if self.demote && !current_thread_is_idle() {
+            demote_current_thread(self.cores.as_ref())
+        } else {
+            None
+        };
+        LongWorkScope {
+            demoted,
+            _this_thread: std::marker::PhantomData,
+        }
+    }
+
+    /// Starts a thread that runs `work` wholly as long work (a small pool of such threads
+    /// is what work is handed to when the thread that has it must stay ordinary).
+    pub fn spawn<T: Send + 'static>(
+        &self,
+        name: &str,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> std::io::Result<std::thread::JoinHandle<T>> {
+        let this = self.clone();
+        std::thread::Builder::new()
+            .name(name.to_owned())
+            .spawn(move || {
+                let _scope = this.enter();
+                work()
+            })
+    }
+}
+
+/// The calling thread's time as long work (see [`LongWork::enter`]); dropping it gives the
+/// thread its class and cores back. Not `Send`: it belongs to the thread it demoted.
+#[derive(Debug)]
+#[must_use = "the thread is restored when the scope is dropped"]
+pub struct LongWorkScope {
+    demoted: Option<Demoted>,
+    _this_thread: std::marker::PhantomData<*const ()>,
+}
+
+impl LongWorkScope {
+    /// Whether this scope moved its thread (false where threads cannot be demoted, or when
+    /// the thread already ran as long work).
+    pub fn demoted(&self) -> bool {
+        self.demoted.is_some()
+    }
+}
+
+impl Drop for LongWorkScope {
+    fn drop(&mut self) {
+        if let Some(demoted) = self.demoted.take() {
+            let restored = demoted.restore();
+            debug_assert!(restored, "a thread kept the idle class after long work");
+        }
+    }
+}
+
+/// Whether the calling thread is in the idle class.
+#[cfg(target_os = "linux")]
+fn current_thread_is_idle() -> bool {
+    // SAFETY: pid 0 names the calling thread.
+    unsafe { libc::sched_getscheduler(0) == libc::SCHED_IDLE }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn current_thread_is_idle() -> bool {
+    false
+}
 
 /// A thread moved to `SCHED_IDLE`; [`Demoted::restore`] moves it back.
 #[derive(Debug)]
@@ -210,6 +302,41 @@ mod tests {
         let set = current_cores().expect("affinity");
         // SAFETY: an initialized cpu_set_t.
         unsafe { libc::CPU_COUNT(&set) as usize }
+    }
+
+    #[test]
+    fn long_work_runs_in_the_idle_class_on_the_long_calls_cores_for_its_scope() {
+        let all = core_count();
+        if all < 2 || !available() {
+            // Nothing can be demoted: the scope says so and changes nothing.
+            let scope = LongWork::new(false, None).enter();
+            assert!(!scope.demoted());
+            assert_eq!(policy(), libc::SCHED_OTHER);
+            return;
+        }
+        let work = LongWork::new(true, LongCallCores::sparing(1));
+        {
+            let scope = work.enter();
+            assert!(scope.demoted());
+            assert_eq!((policy(), core_count()), (libc::SCHED_IDLE, all - 1));
+            // Nested: the inner scope finds the thread demoted and leaves it so.
+            let inner = work.enter();
+            assert!(!inner.demoted());
+            drop(inner);
+            assert_eq!((policy(), core_count()), (libc::SCHED_IDLE, all - 1));
+        }
+        assert_eq!((policy(), core_count()), (libc::SCHED_OTHER, all));
+        // A long-work thread runs its whole life that way.
+        let seen = work
+            .spawn("long-work-test", || (policy(), core_count()))
+            .expect("thread")
+            .join()
+            .expect("joined");
+        assert_eq!(seen, (libc::SCHED_IDLE, all - 1));
+        // Without demotion a scope is a no-op.
+        let off = LongWork::new(false, LongCallCores::sparing(1));
+        assert!(!off.enter().demoted());
+        assert_eq!(policy(), libc::SCHED_OTHER);
     }
 
     #[test]

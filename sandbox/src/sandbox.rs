@@ -149,6 +149,12 @@ impl Sandbox {
         self.inner.scheduler.foreground()
     }
 
+    /// Where host work done for long calls runs (their class and cores): for work that is
+    /// long by nature or done on a heavy app's behalf away from its call's thread.
+    pub fn long_work(&self) -> crate::LongWork {
+        self.inner.scheduler.long_work()
+    }
+
     /// What the CPU scheduler is doing now: slots held by short and long calls, waiting
     /// calls and foreground activity.
     pub fn cpu_state(&self) -> CpuState {
@@ -313,9 +319,12 @@ impl Sandbox {
             (None, Some(wasm)) => {
                 let component =
                     match &inner.config.compiler {
-                        Some(compiler) => {
-                            crate::compiler::compile_outside(compiler, &inner.engine, wasm)?
-                        }
+                        Some(compiler) => crate::compiler::compile_outside(
+                            compiler,
+                            &inner.engine,
+                            inner.config.bounds_checked_reservation(),
+                            wasm,
+                        )?,
                         None => wasmtime::component::Component::new(&inner.engine, wasm).map_err(
                             |e| Error::InvalidComponent {
                                 reason: format!("{e:#}"),
@@ -425,8 +434,9 @@ fn check_header(wasm: &[u8]) -> Result<()> {
 }
 
 /// The engine settings that decide what compiled code looks like. The compiling process
-/// uses the same, so its artifacts load here.
-pub(crate) fn compile_settings() -> Config {
+/// uses the same, so its artifacts load here. `bounds_checked_reservation`: see
+/// [`SandboxConfig::explicit_bounds_checks`].
+pub(crate) fn compile_settings(bounds_checked_reservation: Option<u64>) -> Config {
     let mut wasm_config = Config::new();
     wasm_config
         .wasm_component_model(true)
@@ -435,12 +445,23 @@ pub(crate) fn compile_settings() -> Config {
         // Async component-model support costs every call (about 3 µs instead of 1.8 µs for
         // a trivial warm call) and dashboards do not need it.
         .concurrency_support(false);
+    if let Some(reservation) = bounds_checked_reservation {
+        // No guard pages and a reservation of just the pool's memory size (the pool needs
+        // at least that): compiled code checks every access against the memory's current
+        // length, so wasmtime may leave a pool slot's pages read-write between instances,
+        // and a grow into pages that an earlier instance of the slot used needs no
+        // `mprotect` (docs/design-notes.md).
+        wasm_config
+            .memory_guard_size(0)
+            .memory_reservation(reservation)
+            .guard_before_linear_memory(false);
+    }
     wasm_config
 }
 
 /// Builds the one engine of a sandbox.
 fn engine(config: &SandboxConfig) -> Result<Engine> {
-    let mut wasm_config = compile_settings();
+    let mut wasm_config = compile_settings(config.bounds_checked_reservation());
     let n = config.max_instances;
     let mut pool = PoolingAllocationConfig::new();
     pool.total_component_instances(n)

@@ -276,19 +276,44 @@ impl Scheduler {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Where host work done for long calls runs: their class and cores.
+    pub(crate) fn long_work(&self) -> crate::priority::LongWork {
+        crate::priority::LongWork::new(self.demote, self.long_cores.clone())
+    }
+
+    /// Whether calls of `owner`'s app start as long calls now (its calls ran long or hit a
+    /// limit within [`HEAVY_FOR`]).
+    pub(crate) fn is_heavy(&self, owner: Owner) -> bool {
+        self.demote && self.queue().is_heavy(owner, Instant::now())
+    }
+
     /// Starts a call of `owner`: waits (parked) for a run slot until `deadline`.
+    #[cfg(test)]
     pub(crate) fn enter(
         self: &Arc<Self>,
         owner: Owner,
         deadline: Instant,
         cancel: Option<Arc<AtomicBool>>,
     ) -> Result<Ticket, Refused> {
+        self.enter_as(owner, deadline, cancel, false)
+    }
+
+    /// Starts a call of `owner`: waits (parked) for a run slot until `deadline`. `long`: the
+    /// call is long by nature (a background job) and starts as a long call whether or not
+    /// its app is heavy.
+    pub(crate) fn enter_as(
+        self: &Arc<Self>,
+        owner: Owner,
+        deadline: Instant,
+        cancel: Option<Arc<AtomicBool>>,
+        long: bool,
+    ) -> Result<Ticket, Refused> {
         let (seq, heavy) = {
             let mut queue = self.queue();
             queue.next_seq += 1;
             let seq = queue.next_seq;
             queue.activate(owner);
-            let heavy = self.demote && queue.is_heavy(owner, Instant::now());
+            let heavy = self.demote && (long || queue.is_heavy(owner, Instant::now()));
             queue.started_long += u64::from(heavy);
             (seq, heavy)
         };
@@ -924,6 +949,40 @@ mod tests {
         scheduler.queue().heavy.insert((1, 1), past);
         let later = scheduler.enter(owner(1, 1), far(), None).expect("slot");
         assert_eq!(later.hold().class, Class::Short);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_call_long_by_nature_starts_long_in_the_idle_class_without_a_heavy_mark() {
+        let demote = crate::priority::available();
+        let scheduler = Scheduler::with_demotion(1, Engine::default(), demote, None);
+        let job = std::thread::spawn({
+            let scheduler = scheduler.clone();
+            move || {
+                let ticket = scheduler
+                    .enter_as(owner(1, 1), far(), None, true)
+                    .expect("slot");
+                // SAFETY: pid 0 names the calling thread.
+                let policy = unsafe { libc::sched_getscheduler(0) };
+                let class = ticket.hold().class;
+                drop(ticket);
+                // SAFETY: as above.
+                let after = unsafe { libc::sched_getscheduler(0) };
+                (class, policy, after)
+            }
+        })
+        .join()
+        .expect("thread");
+        if demote {
+            assert_eq!(job, (Class::Long, libc::SCHED_IDLE, libc::SCHED_OTHER));
+            assert_eq!(scheduler.state().started_long, 1);
+        } else {
+            assert_eq!(job, (Class::Short, libc::SCHED_OTHER, libc::SCHED_OTHER));
+        }
+        // The app was not made heavy by it: an ordinary call of it starts short.
+        assert!(!scheduler.is_heavy(owner(1, 1)));
+        let next = scheduler.enter(owner(1, 1), far(), None).expect("slot");
+        assert_eq!(next.hold().class, Class::Short);
     }
 
     #[test]

@@ -427,11 +427,37 @@ async fn run_callback(
     let started = std::time::Instant::now();
     // The sandbox's own log lines during the call belong to this request (its id).
     let span = tracing::Span::current();
-    let result = tokio::task::spawn_blocking(move || {
+    let version = live.version.number;
+    let mut log_source = app_log_source(tenant, app, version);
+    let outputs = checked.outputs.clone();
+    let no_output = checked.callback.no_output;
+    let (result, body) = tokio::task::spawn_blocking(move || {
         span.in_scope(|| {
-            crate::capabilities::on_guest_thread(|| {
+            let mut result = crate::capabilities::on_guest_thread(|| {
                 component.call_with(&id_for_call, &request_json, options)
-            })
+            });
+            // The host work that follows a heavy app's call (its log lines, reading its
+            // answer) runs where its calls run: the idle class, the long calls' cores.
+            let long = component.long_work_if_heavy();
+            log_source.heavy = long.is_some();
+            let body = match &mut result {
+                Ok(output) => {
+                    let lines = std::mem::take(&mut output.logs);
+                    crate::applog::global().write(log_source, lines);
+                    match &output.outcome {
+                        sandbox::Outcome::Outputs(answer) => {
+                            Some(update::answer_body(&outputs, no_output, answer))
+                        }
+                        sandbox::Outcome::PreventUpdate => None,
+                    }
+                }
+                Err(failure) => {
+                    crate::applog::global().write(log_source, failure.logs.clone());
+                    None
+                }
+            };
+            drop(long);
+            (result, body)
         })
     })
     .await
@@ -448,14 +474,12 @@ async fn run_callback(
         }
     };
     crate::observe::callback(tenant, app, outcome, started.elapsed());
-    let version = live.version.number;
     match result {
-        Ok(output) => {
-            write_app_log(tenant, app, version, &output.logs);
-            match output.outcome {
-                sandbox::Outcome::PreventUpdate => Ok(Answer::NoContent),
-                sandbox::Outcome::Outputs(answer) => {
-                    let body = update::answer_body(&checked.outputs, checked.callback.no_output, &answer).map_err(|e| {
+        Ok(_) => {
+            match body {
+                None => Ok(Answer::NoContent),
+                Some(body) => {
+                    let body = body.map_err(|e| {
                         tracing::warn!(%tenant, %app, version, callback = %callback_id, error = %e, "callback answer refused");
                         RunError::Api(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "callback_bad_answer", e.to_string()))
                     })?;
@@ -465,7 +489,6 @@ async fn run_callback(
             }
         }
         Err(failure) => {
-            write_app_log(tenant, app, version, &failure.logs);
             let tail = failure
                 .logs
                 .len()
@@ -602,16 +625,17 @@ fn with_progress(body: &str, progress: Option<serde_json::Value>) -> String {
     }
 }
 
-/// The app's own log lines go to the platform log, tagged with the app, within its rate.
-fn write_app_log(tenant: &str, app: &str, version: i64, lines: &[sandbox::LogLine]) {
-    let source = crate::applog::Source {
+/// Where a callback's own log lines go in the platform log: tagged with the app and the
+/// request (read here, on the request's task), within the app's rate.
+fn app_log_source(tenant: &str, app: &str, version: i64) -> crate::applog::Source {
+    crate::applog::Source {
         tenant: tenant.to_owned(),
         app: app.to_owned(),
         version,
         job: None,
         request_id: crate::telemetry::current().map(|id| id.to_string()),
-    };
-    crate::applog::global().write(source, lines.to_vec());
+        heavy: false,
+    }
 }
 
 /// A file of the live version's `assets/` folder. With the current fingerprint in `?m=`

@@ -738,6 +738,10 @@ impl Inner {
                 let _ = progress_tx.send(json);
             })),
             // A job outlives its request: it runs without a viewer (`host.viewer` is none).
+            // A job is long by nature: it runs as a long call from its first instruction
+            // (the idle class, the long calls' cores), so a flood of jobs costs no
+            // ordinary core.
+            long: true,
             ..sandbox::CallOptions::default()
         };
         let callback = job.callback.clone();
@@ -866,6 +870,8 @@ fn log_lines(job: &Job, lines: &[sandbox::LogLine]) {
         job: Some(job.id.to_string()),
         // A job outlives the request that started it: its id is what ties the lines.
         request_id: None,
+        // Written by the long-work writer, as the job ran.
+        heavy: true,
     };
     crate::applog::global().write(source, lines.to_vec());
 }

@@ -321,3 +321,80 @@ fn limits_above_the_sandbox_ceiling_are_refused() {
         Ok(_) => panic!("limits above the pool ceiling were accepted"),
     }
 }
+
+/// With bounds checked in code, a pool slot keeps its pages mapped between instances: the
+/// limits still fire, and the instance that takes the slot after a memory bomb starts
+/// clean (a fresh memory, counted from zero against the cap).
+#[test]
+fn explicitly_bounds_checked_memories_keep_every_limit_across_reused_slots() {
+    let sandbox = sandbox::Sandbox::new(sandbox::SandboxConfig {
+        explicit_bounds_checks: true,
+        ..crate::support::test_config()
+    })
+    .expect("sandbox starts");
+    let cap = 32 << 20;
+    let component = load_hostile(
+        &sandbox,
+        Limits {
+            memory_bytes: cap,
+            ..limits()
+        },
+    );
+    for _ in 0..3 {
+        // Each bomb runs in the slot the last one left read-write up to the cap.
+        let failure = call_err(&component, "hog.children");
+        assert!(
+            matches!(failure.error, Error::Memory { limit } if limit == cap),
+            "expected Memory, got {:?}",
+            failure.error
+        );
+        assert_ok_call(&component);
+    }
+    let failure = call_err(&component, "recurse.children");
+    assert!(
+        !matches!(failure.error, Error::Memory { .. }),
+        "{:?}",
+        failure.error
+    );
+    let failure = call_err(&component, "flood.children");
+    assert!(
+        matches!(failure.error, Error::OutputTooLarge { .. }),
+        "{:?}",
+        failure.error
+    );
+    assert_ok_call(&component);
+}
+
+/// After a call stopped at a limit the app is heavy, and the host work that follows its
+/// calls runs where its calls run (the idle class) for as long as the scope lasts.
+#[cfg(target_os = "linux")]
+#[test]
+fn host_work_for_a_heavy_app_runs_in_the_idle_class() {
+    let sandbox = sandbox();
+    let component = load_hostile(
+        &sandbox,
+        Limits {
+            memory_bytes: 32 << 20,
+            ..limits()
+        },
+    );
+    let policy = || {
+        // SAFETY: pid 0 names the calling thread.
+        unsafe { libc::sched_getscheduler(0) }
+    };
+    assert!(!component.is_heavy(), "nothing ran yet");
+    assert!(component.long_work_if_heavy().is_none());
+    call_err(&component, "hog.children");
+    let demotes = sandbox.long_work().enter().demoted();
+    assert_eq!(component.is_heavy(), demotes);
+    if !demotes {
+        // Without the idle class nothing is heavy and nothing moves.
+        assert!(component.long_work_if_heavy().is_none());
+        return;
+    }
+    let scope = component.long_work_if_heavy().expect("a heavy app");
+    assert!(scope.demoted());
+    assert_eq!(policy(), libc::SCHED_IDLE);
+    drop(scope);
+    assert_eq!(policy(), libc::SCHED_OTHER);
+}
