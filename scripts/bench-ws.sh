@@ -5,7 +5,7 @@
 # its CPU. Driver: tests/src/bin/ws_viewers.rs; figures in docs/benchmarks.md.
 #
 #   scripts/bench-ws.sh                          # 1,000 viewers for 30 s
-#   scripts/bench-ws.sh --viewers 10000          # the full run (needs ~21,000 open files)
+#   scripts/bench-ws.sh --viewers 10000          # the full run (11,000+ open files per process)
 #   scripts/bench-ws.sh --viewers 200 --seconds 10
 #
 # The driver raises its own open-file limit (and so the server's) to twice the viewers plus

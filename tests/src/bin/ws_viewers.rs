@@ -15,9 +15,10 @@
 //! docs/benchmarks.md.
 //!
 //! It raises its own open-file limit (inherited by the server it starts) to 2N + slack
-//! when the hard limit allows, opens the connections at most [`CONNECTING`] at a time so
-//! the server's accept backlog is not overrun, drives them from a two-thread runtime with
-//! small client buffers, and prints a few summary lines whatever N is.
+//! when the hard limit allows (N + slack per process at least), opens the connections at
+//! most [`CONNECTING`] at a time so the server's accept backlog is not overrun, drives
+//! them from a two-thread runtime with small client buffers, and prints a few summary
+//! lines whatever N is.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -38,15 +39,22 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 /// Handshakes in progress at once while the viewers connect.
 const CONNECTING: usize = 64;
 
-/// File descriptors per viewer (the driver's socket and the server's), plus what the two
-/// processes hold besides.
-fn needed_files(viewers: usize) -> u64 {
+/// Open files the driver wants: two per viewer (its socket, and the server's, which
+/// inherits the limit) plus what each process holds besides.
+fn wanted_files(viewers: usize) -> u64 {
     2 * viewers as u64 + 1024
 }
 
-/// Raises this process's soft open-file limit to `wanted` (the server started from here
-/// inherits it), or fails naming the hard limit that is too low.
-fn raise_file_limit(wanted: u64) -> anyhow::Result<()> {
+/// Open files each process cannot do without: the limit is per process, so one socket per
+/// viewer plus slack.
+fn needed_files(viewers: usize) -> u64 {
+    viewers as u64 + 1024
+}
+
+/// Raises this process's soft open-file limit towards `wanted` (the server started from
+/// here inherits it), as far as the hard limit allows, or fails when even `needed` is out
+/// of reach.
+fn raise_file_limit(wanted: u64, needed: u64) -> anyhow::Result<()> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -60,11 +68,11 @@ fn raise_file_limit(wanted: u64) -> anyhow::Result<()> {
         return Ok(());
     }
     ensure!(
-        limit.rlim_max >= wanted,
-        "{wanted} open files are needed but the hard limit is {} (raise it, e.g. ulimit -Hn)",
+        limit.rlim_max >= needed,
+        "{needed} open files are needed per process but the hard limit is {} (raise it, e.g. ulimit -Hn)",
         limit.rlim_max
     );
-    limit.rlim_cur = wanted;
+    limit.rlim_cur = wanted.min(limit.rlim_max);
     // SAFETY: as above; the new soft limit is within the hard one.
     ensure!(
         unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } == 0,
@@ -168,7 +176,7 @@ struct Counters {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
     let options = options()?;
-    raise_file_limit(needed_files(options.viewers))?;
+    raise_file_limit(wanted_files(options.viewers), needed_files(options.viewers))?;
     let data = tempfile::tempdir()?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
@@ -178,7 +186,8 @@ async fn main() -> anyhow::Result<()> {
     std::fs::write(
         &config,
         format!(
-            "[limits]\nwebsocket_connections = {}\n",
+            // A generous compile limit: the benchmark often runs on a busy machine.
+            "[limits]\nwebsocket_connections = {}\ncompile_secs = 600\n",
             options.viewers + 16
         ),
     )?;
@@ -187,6 +196,7 @@ async fn main() -> anyhow::Result<()> {
         .arg(&options.component)
         .args(["--visibility", "public"])
         .env("TESSERA_DATA_DIR", data.path())
+        .env("TESSERA_CONFIG", &config)
         .env("RUST_LOG", "warn")
         .output()
         .await
