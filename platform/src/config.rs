@@ -23,6 +23,7 @@
 //! | – | – | `[limits] websocket_connections` | 2000 (open WebSocket-callback connections per tenant and replica) |
 //! | – | – | `[limits] websocket_message_kib` | 8192 (largest message on such a connection, as the HTTP body cap) |
 //! | – | – | `[limits] websocket_idle_secs` | 75 (such a connection silent this long is closed; the renderer sends a heartbeat every 30 s) |
+//! | – | – | `[limits] websocket_session_check_secs` | 15 (how often such a connection checks that its session, token and access still stand; closed with 1008 once they do not) |
 //! | – | – | `max_component_mb` | 64 |
 //! | `--redis-url` | `TESSERA_REDIS_URL` | `redis_url` | none: background jobs stay in this process |
 //! | – | – | `[cache] tenant_max_mb` | 1024 (no tenant's cache quota counts above this) |
@@ -675,6 +676,10 @@ pub struct LimitsConfig {
     /// Seconds a WebSocket-callback connection may stay silent (the renderer's worker
     /// sends a heartbeat every 30 s) before the server closes it.
     pub websocket_idle_secs: u64,
+    /// Seconds between two checks that a WebSocket-callback connection's session (or
+    /// token) and its access to the app still stand; one that ended closes the connection
+    /// with 1008.
+    pub websocket_session_check_secs: u64,
 }
 
 impl Default for LimitsConfig {
@@ -693,6 +698,7 @@ impl Default for LimitsConfig {
             websocket_connections: 2_000,
             websocket_message_kib: 8 << 10,
             websocket_idle_secs: 75,
+            websocket_session_check_secs: 15,
         }
     }
 }

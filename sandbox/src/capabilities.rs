@@ -43,7 +43,7 @@ pub const MAX_CACHE_KEY_BYTES: usize = 1024;
 pub const MAX_CACHE_VALUE_BYTES: usize = 16 << 20;
 
 /// How often a waiting host call looks at its call's cancellation flag.
-const CANCEL_CHECK: Duration = Duration::from_millis(50);
+pub(crate) const CANCEL_CHECK: Duration = Duration::from_millis(50);
 
 /// The data sources and the cache of one loaded app, implemented by the platform and
 /// given in [`LoadOptions::capabilities`](crate::LoadOptions::capabilities).
@@ -131,7 +131,7 @@ impl CallContext {
     }
 
     /// Whether the call can no longer finish: cancelled or past its deadline.
-    fn over(&self) -> bool {
+    pub(crate) fn over(&self) -> bool {
         self.cancelled() || Instant::now() >= self.deadline
     }
 }
@@ -397,7 +397,7 @@ fn query(
 /// waiting for it until the call's deadline or its cancellation), then takes a core again.
 /// A call that can no longer finish traps with [`Trap::Interrupt`], which the call turns
 /// into its deadline or cancellation error, exactly as for an epoch tick.
-fn blocking<T: Send + 'static>(
+pub(crate) fn blocking<T: Send + 'static>(
     store: StoreContextMut<'_, State>,
     inline: bool,
     work: impl FnOnce(&CallContext) -> T + Send + 'static,

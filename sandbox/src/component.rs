@@ -14,7 +14,7 @@ use crate::pool::{IdleInstances, Lease};
 use crate::sandbox::{Compiled, SandboxInner};
 use crate::scheduler::{Refused, Ticket};
 use crate::settings::Settings;
-use crate::state::{ProgressSink, State, StreamSink};
+use crate::state::{PageProps, ProgressSink, State, StreamSink};
 use crate::{Error, Result};
 use std::borrow::Cow;
 use std::path::Path;
@@ -81,6 +81,10 @@ pub struct CallOptions {
     /// in order, while the call runs: a WebSocket callback's connection. Without a sink
     /// the guest is told nothing can be streamed (it then answers side updates as usual).
     pub stream: Option<StreamSink>,
+    /// Asks the page of that connection for props (`host.get-props`, WIT 0.2.0), waiting
+    /// for its answer at most until the call's deadline or cancellation. Without it the
+    /// guest is told there is no page to ask.
+    pub page: Option<PageProps>,
     /// The signed-in viewer of the request, answered by `host.viewer` (0.2.0) and handed
     /// to the capabilities. `None` for an anonymous viewer.
     pub viewer: Option<Viewer>,
@@ -100,6 +104,7 @@ impl std::fmt::Debug for CallOptions {
             .field("cancel", &self.cancel)
             .field("progress", &self.progress.is_some())
             .field("stream", &self.stream.is_some())
+            .field("page", &self.page.is_some())
             .field("viewer", &self.viewer)
             .field("memoized", &self.memoized)
             .field("long", &self.long)
@@ -340,7 +345,7 @@ impl Component {
             let state = instance.store.data_mut();
             state.cancel = None;
             state.progress = None;
-            state.set_stream(None);
+            state.set_stream(None, None);
             state.cpu = None;
             state.viewer = None;
             state.memoized = false;
@@ -547,7 +552,7 @@ impl ComponentInner {
         let state = instance.store.data_mut();
         state.cancel = options.cancel;
         state.progress = options.progress;
-        state.set_stream(options.stream);
+        state.set_stream(options.stream, options.page);
         state.viewer = options.viewer;
         state.memoized = options.memoized;
     }

@@ -6,7 +6,10 @@
 //! `setting` reads the values handed over at load time.
 //! `report-progress` hands the report to the sink the caller supplied for this call
 //! ([`crate::CallOptions::progress`]) and returns at once; so does 0.2.0's `stream-props`
-//! with [`crate::CallOptions::stream`] (a WebSocket callback's connection).
+//! with [`crate::CallOptions::stream`] (a WebSocket callback's connection). 0.2.0's
+//! `get-props` asks that connection's page for props ([`crate::CallOptions::page`]) and
+//! waits for the answer like a capability: without its core, at most until the call's
+//! deadline or cancellation.
 //!
 //! The functions are defined by hand rather than through the generated `Host` trait so
 //! that every string argument arrives as a [`WasmStr`], still in guest memory: its length
@@ -18,8 +21,9 @@ use crate::bindings::{host, v0_2};
 use crate::capture::Level;
 use crate::data;
 use crate::state::State;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use wasmtime::StoreContextMut;
-use wasmtime::component::{Linker, WasmStr};
+use wasmtime::component::{Linker, WasmList, WasmStr};
 
 /// The host interface's names in the linker, one per WIT version.
 const HOST_INTERFACES: &[&str] = &[
@@ -33,6 +37,13 @@ const MEMOIZED_VIEWER: &str = "this callback is memoized: its answer is shared b
 /// Longest path `read-data` looks at; longer ones are refused without being copied (the
 /// refusal would otherwise quote them).
 const MAX_DATA_PATH_BYTES: usize = 4096;
+
+/// Longest component id `get-props` sends to the page.
+const MAX_GET_PROPS_ID_BYTES: usize = 4096;
+/// Most prop names one `get-props` asks for.
+const MAX_GET_PROPS_NAMES: usize = 64;
+/// Longest prop name `get-props` sends.
+const MAX_GET_PROPS_NAME_BYTES: usize = 256;
 
 /// Defines `tessera:dashboard/host` in `linker`.
 ///
@@ -70,7 +81,90 @@ pub(crate) fn add_to_linker(linker: &mut Linker<State>) -> wasmtime::Result<()> 
             Ok((store.data().stream_props(&id, &props),))
         },
     )?;
+    host.func_wrap(
+        "get-props",
+        |store: StoreContextMut<'_, State>, (id, names): (WasmStr, WasmList<WasmStr>)| {
+            Ok((get_props(store, &id, &names)?,))
+        },
+    )?;
     Ok(())
+}
+
+/// `host.get-props`: arguments checked in guest memory, the request handed to the call's
+/// page, then its answer awaited without the core. `None` when the call has no page (it
+/// did not come over a WebSocket).
+fn get_props(
+    mut store: StoreContextMut<'_, State>,
+    id: &WasmStr,
+    names: &WasmList<WasmStr>,
+) -> wasmtime::Result<Result<Option<String>, String>> {
+    let Some(page) = store.data().page.clone() else {
+        return Ok(Ok(None));
+    };
+    if names.len() > MAX_GET_PROPS_NAMES {
+        return Ok(Err(format!(
+            "{} prop names, over the limit of {MAX_GET_PROPS_NAMES}",
+            names.len()
+        )));
+    }
+    let id = id.to_str(&store)?;
+    if id.len() > MAX_GET_PROPS_ID_BYTES {
+        return Ok(Err(format!(
+            "the component id is {} bytes, over the limit of {MAX_GET_PROPS_ID_BYTES}",
+            id.len()
+        )));
+    }
+    let id = id.into_owned();
+    let mut raw = Vec::with_capacity(names.len());
+    for name in names.iter(&mut store)? {
+        raw.push(name?);
+    }
+    let mut properties = Vec::with_capacity(raw.len());
+    for name in raw {
+        let name = name.to_str(&store)?;
+        if name.len() > MAX_GET_PROPS_NAME_BYTES {
+            return Ok(Err(format!(
+                "a prop name is {} bytes, over the limit of {MAX_GET_PROPS_NAME_BYTES}",
+                name.len()
+            )));
+        }
+        properties.push(name.into_owned());
+    }
+    let answer = page(id, properties);
+    // Run on this thread: the wait itself stops at the deadline or the cancellation.
+    let answer = crate::capabilities::blocking(store, true, move |call| {
+        let props = wait_for_page(&answer, call)?;
+        if props.len() > call.max_answer_bytes {
+            return Err(format!(
+                "the page's answer is {} bytes, over this call's limit of {}",
+                props.len(),
+                call.max_answer_bytes
+            ));
+        }
+        Ok(Some(props))
+    })?;
+    Ok(answer)
+}
+
+/// The page's answer, or an error once the call is over (which the caller turns into the
+/// call's deadline or cancellation) or the connection closed.
+fn wait_for_page(
+    answer: &Receiver<String>,
+    call: &crate::capabilities::CallContext,
+) -> Result<String, String> {
+    loop {
+        let wait = crate::capabilities::CANCEL_CHECK.min(call.remaining());
+        match answer.recv_timeout(wait) {
+            Ok(props) => return Ok(props),
+            Err(RecvTimeoutError::Timeout) if call.over() => {
+                return Err("the call ended while waiting for the page".to_string());
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => {
+                return Err("the page's connection closed before it answered".to_string());
+            }
+        }
+    }
 }
 
 /// The functions `host` has at every version. The `level` enum is the same at both

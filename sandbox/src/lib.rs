@@ -153,7 +153,7 @@ pub use python::{BootReport, PythonApp, PythonDirs, PythonImage, PythonRuntime};
 pub use sandbox::Sandbox;
 pub use scheduler::{CpuState, Foreground};
 pub use settings::{MIN_MASKED_SECRET_CHARS, Settings};
-pub use state::{MAX_STREAMED_UPDATES, ProgressSink, StreamSink};
+pub use state::{MAX_STREAMED_UPDATES, PageProps, ProgressSink, StreamSink};
 
 /// The result type of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

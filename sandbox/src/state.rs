@@ -14,8 +14,8 @@ use crate::scheduler::Ticket;
 use crate::settings::Settings;
 use crate::{Error, Result};
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, mpsc};
 use std::time::Instant;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
@@ -56,6 +56,9 @@ pub(crate) struct State {
     /// [`MAX_STREAMED_UPDATES`] and the output cap).
     streamed_updates: AtomicUsize,
     streamed_bytes: AtomicUsize,
+    /// Asks the page of the call's WebSocket connection for props (`host.get-props`), if
+    /// the call came over one.
+    pub(crate) page: Option<PageProps>,
     /// The app's settings and secrets (`host.setting`).
     pub(crate) settings: Settings,
     /// The CPU scheduler's claim of the call in progress: the epoch callback gives the core
@@ -80,6 +83,12 @@ pub type ProgressSink = Arc<dyn Fn(String) + Send + Sync>;
 /// Receives the `stream-props` updates of one call, in order: the component id (as Dash
 /// stringifies it) and the props, a JSON dictionary checked to be one.
 pub type StreamSink = Arc<dyn Fn(String, String) + Send + Sync>;
+
+/// Asks the page of a WebSocket callback's connection for props (`host.get-props`): the
+/// component id (as Dash stringifies it) and the prop names go out at once; the receiver
+/// gets the page's answer, a JSON dictionary of those props. A closed connection drops the
+/// sender (and raises the call's cancellation flag).
+pub type PageProps = Arc<dyn Fn(String, Vec<String>) -> mpsc::Receiver<String> + Send + Sync>;
 
 /// Most `stream-props` updates one call may send.
 pub const MAX_STREAMED_UPDATES: usize = 10_000;
@@ -133,6 +142,7 @@ impl State {
             progress: None,
             progress_cap: limits.output_bytes,
             stream: None,
+            page: None,
             streamed_updates: AtomicUsize::new(0),
             streamed_bytes: AtomicUsize::new(0),
             settings: settings.clone(),
@@ -216,9 +226,11 @@ impl State {
         sink(json.to_owned());
     }
 
-    /// Starts a call that streams to `sink` (or nowhere), with fresh streaming bounds.
-    pub(crate) fn set_stream(&mut self, sink: Option<StreamSink>) {
+    /// Starts a call that streams to `sink` (or nowhere) and reads props from `page` (or
+    /// nowhere), with fresh streaming bounds.
+    pub(crate) fn set_stream(&mut self, sink: Option<StreamSink>, page: Option<PageProps>) {
         self.stream = sink;
+        self.page = page;
         *self.streamed_updates.get_mut() = 0;
         *self.streamed_bytes.get_mut() = 0;
     }

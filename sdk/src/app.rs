@@ -32,6 +32,11 @@ pub const INLINE_SOURCE_KEY: &str = "tessera_inline_source";
 /// the ids of every page's callbacks as Dash's `use_pages` lets it.
 pub const PAGE_LAYOUTS_KEY: &str = "tessera_page_layouts";
 
+/// The layout key that carries Dash's app-wide `websocket_callbacks=True` from the
+/// component to the platform, which removes it from `_dash-layout` and says so in
+/// `_dash-config`.
+pub const WEBSOCKET_CALLBACKS_KEY: &str = "tessera_websocket_callbacks";
+
 /// The boxed form of a handler: JSON in through the context, one JSON value out.
 type Handler = Box<dyn Fn(&Context<'_>) -> Result<Value> + Send + Sync>;
 
@@ -87,6 +92,8 @@ pub struct Callback {
     memoize: Option<std::time::Duration>,
     /// The renderer sends it over the page's WebSocket (Dash's `websocket=True`).
     websocket: bool,
+    /// The page shows no "Updating..." title while it runs (Dash's `persistent=True`).
+    persistent: bool,
     handler: Handler,
 }
 
@@ -151,6 +158,7 @@ impl Callback {
             background: None,
             memoize: None,
             websocket: false,
+            persistent: false,
             handler: Box::new(move |ctx| {
                 let value = handler(ctx)?;
                 serde_json::to_value(value).map_err(|error| {
@@ -246,6 +254,15 @@ impl Callback {
     /// A background callback keeps polling over HTTP, as in Dash.
     pub fn websocket(mut self) -> Self {
         self.websocket = true;
+        self
+    }
+
+    /// Dash's `persistent=True`, for a callback that streams for a long time: the page
+    /// does not show its "Updating..." title while it runs. As in Dash 4.4.1 this is all
+    /// the flag does; the renderer itself runs a callback without outputs or inputs again
+    /// when its WebSocket reconnects. The platform still stops every call at its deadline.
+    pub fn persistent(mut self) -> Self {
+        self.persistent = true;
         self
     }
 
@@ -364,7 +381,7 @@ impl Callback {
         entry.insert("optional".into(), Value::Bool(false));
         entry.insert("hidden".into(), Value::Bool(self.hidden));
         entry.insert("websocket".into(), Value::Bool(self.websocket));
-        entry.insert("persistent".into(), Value::Bool(false));
+        entry.insert("persistent".into(), Value::Bool(self.persistent));
         if !self.running.is_empty() {
             let mut on = Map::new();
             let mut off = Map::new();
@@ -590,6 +607,8 @@ pub struct App {
     on_error: Option<ErrorHandler>,
     /// Every page's layout of a multi-page app, for Dash's `validation_layout`.
     page_layouts: Vec<Component>,
+    /// Every callback goes over the page's WebSocket (Dash's `websocket_callbacks=True`).
+    websocket_callbacks: bool,
 }
 
 impl std::fmt::Debug for App {
@@ -613,7 +632,18 @@ impl App {
             outputs: BTreeSet::new(),
             on_error: None,
             page_layouts: Vec::new(),
+            websocket_callbacks: false,
         }
+    }
+
+    /// Send every callback over the page's WebSocket (Dash's
+    /// `Dash(websocket_callbacks=True)`), not only those marked [`Callback::websocket`]:
+    /// `_dash-config` says so and the renderer sends each request over the socket, so
+    /// [`Context::set_props`] reaches the page while a callback runs. Background
+    /// callbacks keep polling over HTTP, as in Dash.
+    pub fn websocket_callbacks(mut self, enabled: bool) -> Self {
+        self.websocket_callbacks = enabled;
+        self
     }
 
     /// The error handler of every callback without its own [`Callback::on_error`] (Dash's
@@ -756,15 +786,22 @@ impl App {
     }
 
     /// The layout as Dash's `_dash-layout` body; a multi-page app's also carries its
-    /// pages' layouts under [`PAGE_LAYOUTS_KEY`], which the platform takes out.
+    /// pages' layouts under [`PAGE_LAYOUTS_KEY`], and an app with
+    /// [`App::websocket_callbacks`] the flag [`WEBSOCKET_CALLBACKS_KEY`], which the
+    /// platform takes out.
     pub fn layout_json(&self) -> String {
-        if self.page_layouts.is_empty() {
+        if self.page_layouts.is_empty() && !self.websocket_callbacks {
             return serialize(&self.layout);
         }
         let mut layout = Value::from(self.layout.clone());
         if let Value::Object(root) = &mut layout {
-            let pages = self.page_layouts.iter().cloned().map(Value::from).collect();
-            root.insert(PAGE_LAYOUTS_KEY.into(), Value::Array(pages));
+            if !self.page_layouts.is_empty() {
+                let pages = self.page_layouts.iter().cloned().map(Value::from).collect();
+                root.insert(PAGE_LAYOUTS_KEY.into(), Value::Array(pages));
+            }
+            if self.websocket_callbacks {
+                root.insert(WEBSOCKET_CALLBACKS_KEY.into(), Value::Bool(true));
+            }
         }
         serialize(&layout)
     }
@@ -1480,6 +1517,35 @@ mod background_tests {
         let deps: Value = serde_json::from_str(&ws.dependencies_json()).expect("JSON");
         assert_eq!(deps[0]["websocket"], json!(true));
         assert_eq!(deps[0]["persistent"], json!(false));
+        // Without a connection there is no page to read props from.
+        let reader = App::new("reader").callback(
+            Output::new("o", "children"),
+            Input::new("i", "n_clicks"),
+            (),
+            |ctx| Ok(ctx.get_props("i", &["n_clicks"])?.is_none()),
+        );
+        let outcome = reader.run_callback("o.children", &clicks("i", Some(1)));
+        assert_eq!(outputs_of(outcome), json!([true]));
+    }
+
+    #[test]
+    fn the_app_wide_websocket_flag_and_persistent_reach_the_platform() {
+        let plain = App::new("plain").layout(html::div().id("root"));
+        let layout: Value = serde_json::from_str(&plain.layout_json()).expect("JSON");
+        assert_eq!(layout.get(WEBSOCKET_CALLBACKS_KEY), None);
+        let app = App::new("all")
+            .layout(html::div().id("root"))
+            .websocket_callbacks(true)
+            .register(
+                Callback::new((), Input::new("i", "n_clicks"), (), |_| Ok(json!([]))).persistent(),
+            );
+        let layout: Value = serde_json::from_str(&app.layout_json()).expect("JSON");
+        assert_eq!(layout[WEBSOCKET_CALLBACKS_KEY], json!(true));
+        assert_eq!(layout["props"]["id"], "root");
+        let deps: Value = serde_json::from_str(&app.dependencies_json()).expect("JSON");
+        assert_eq!(deps[0]["persistent"], json!(true));
+        // Dash keeps the per-callback flag false in app-wide mode.
+        assert_eq!(deps[0]["websocket"], json!(false));
     }
 
     #[test]

@@ -507,6 +507,38 @@ impl<'a> Context<'a> {
         Ok(())
     }
 
+    /// Read `properties` of the component `id` from the page, while the callback runs
+    /// (Dash's `ctx.websocket.get_prop`): the props the page holds now, by name; a prop it
+    /// does not have (or a component not on the page) is absent from the map.
+    ///
+    /// `Ok(None)` when the call did not come over the page's WebSocket (an HTTP request, a
+    /// background job, a memoized call): then there is no page to ask, as in Dash where
+    /// `ctx.websocket` is `None`. The wait counts against the callback's deadline.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Failed`] past the host's bounds (64 names, ids of 4 KiB, names of 256
+    /// bytes, an answer over the output cap) or when the connection closed meanwhile.
+    pub fn get_props(
+        &self,
+        id: impl Into<Id>,
+        properties: &[&str],
+    ) -> Result<Option<Map<String, Value>>> {
+        let key = id.into().to_dash_string();
+        let names: Vec<String> = properties.iter().map(|p| (*p).to_owned()).collect();
+        let failed =
+            |why: String| Error::Failed(format!("callback `{}`: get_props: {why}", self.callback));
+        let Some(text) = crate::stream::read(&key, &names).map_err(failed)? else {
+            return Ok(None);
+        };
+        match serde_json::from_str::<Value>(&text) {
+            Ok(Value::Object(props)) => Ok(Some(props)),
+            _ => Err(failed(
+                "the page answered something other than a dictionary".to_owned(),
+            )),
+        }
+    }
+
     /// The side updates made so far, leaving none behind.
     pub(crate) fn take_side_updates(&self) -> Map<String, Value> {
         std::mem::take(&mut *self.side_updates.borrow_mut())

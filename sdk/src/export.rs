@@ -84,6 +84,11 @@ pub(crate) fn stream_props(id: &str, props: &str) -> Result<bool, String> {
     host::stream_props(id, props)
 }
 
+/// Read props of component `id` from the page (`Ok(None)`: no connection).
+pub(crate) fn get_props(id: &str, properties: &[String]) -> Result<Option<String>, String> {
+    host::get_props(id, properties)
+}
+
 /// Ask the host who is viewing.
 pub(crate) fn viewer() -> Result<Option<crate::viewer::Viewer>, String> {
     Ok(host::viewer()?.map(|viewer| crate::viewer::Viewer {

@@ -3,6 +3,9 @@
 //! In a component each update goes to the `host.stream-props` import, which sends it to the
 //! browser at once when the call came over a WebSocket and answers `false` otherwise.
 //! Natively nothing streams unless a unit test asked to `capture` the updates.
+//!
+//! [`read`] is the other direction (Dash's `get_prop`): the `host.get-props` import asks
+//! the page of the call's connection for props and waits for its answer.
 
 #[cfg(not(target_arch = "wasm32"))]
 thread_local! {
@@ -15,6 +18,19 @@ thread_local! {
 #[cfg(target_arch = "wasm32")]
 pub(crate) fn send(id: &str, props: &str) -> Result<bool, String> {
     crate::export::stream_props(id, props)
+}
+
+/// Read `properties` of the component `id` from the page: the JSON dictionary it holds,
+/// `Ok(None)` when the call has no page to ask.
+#[cfg(target_arch = "wasm32")]
+pub(crate) fn read(id: &str, properties: &[String]) -> Result<Option<String>, String> {
+    crate::export::get_props(id, properties)
+}
+
+/// Natively there is no page to ask.
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) fn read(_id: &str, _properties: &[String]) -> Result<Option<String>, String> {
+    Ok(None)
 }
 
 /// Natively: kept when a test asked to `capture` them, else nowhere to stream to.

@@ -2,7 +2,9 @@
 // 3.4.1 and its SharedWorker, dash-ws-worker.js): the live-orders page streams 100 ticks
 // from one callback while it runs, each appended to a list through set_props and a Patch,
 // and all 100 reach the page, in order, in more than one step; a second WebSocket callback
-// answers over the same socket. Neither goes through _dash-update-component.
+// answers over the same socket, and a third reads the feed back from the page while it runs
+// (the server's get_props_request, the renderer's get_props_response). None goes through
+// _dash-update-component.
 //
 //   node --test tests/e2e/websocket.test.mjs
 
@@ -54,6 +56,9 @@ test('a WebSocket callback streams 100 updates that all reach the page', { timeo
 
     await page.click('#stream-ping');
     await waitForText(page, '#stream-clock', /^server clock \d\d:\d\d:\d\d\.\d{3} UTC$/, 'the clock over the socket');
+    // The server asks the page for the feed; the renderer answers what it shows.
+    await page.click('#stream-ask');
+    await waitForText(page, '#stream-count', /^the page shows 100 ticks$/, 'props read from the page');
     await screenshot(page, 'websocket-stream.png');
 
     // Both callbacks went over the socket: no HTTP request names them.

@@ -17,7 +17,9 @@
 //! one click runs a callback that sends [`STREAMED`] ticks to the browser while it runs,
 //! each appended to a list with a `Patch` through `set_props`, and a second button asks the
 //! server for its clock over the socket (the request the WebSocket benchmark sends once a
-//! second per viewer, `tests/src/bin/ws_viewers.rs`).
+//! second per viewer, `tests/src/bin/ws_viewers.rs`). A third reads the feed back from
+//! the page while it runs (Dash's `get_prop`: the server asks the browser over the socket)
+//! and says how many ticks the page shows.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -54,6 +56,19 @@ fn stream_ticks(ctx: &sdk::Context<'_>) -> sdk::Result<String> {
         std::thread::sleep(TICK);
     }
     Ok(format!("streamed {STREAMED} ticks"))
+}
+
+/// Asks the page how many ticks its feed shows now (`get_props` over the WebSocket): the
+/// feed's children are read from the browser, not from any server state.
+fn count_ticks(ctx: &sdk::Context<'_>) -> sdk::Result<String> {
+    let Some(props) = ctx.get_props("stream-feed", &["children"])? else {
+        return Ok("no page to ask (not over a WebSocket)".to_owned());
+    };
+    let shown = props
+        .get("children")
+        .and_then(serde_json::Value::as_array)
+        .map_or(0, Vec::len);
+    Ok(format!("the page shows {shown} ticks"))
 }
 
 /// Orders and revenue per region.
@@ -178,8 +193,12 @@ pub fn app() -> App {
                     .id("stream-start")
                     .children("Stream 100 ticks"),
                 html::button().id("stream-ping").children("Server clock"),
+                html::button()
+                    .id("stream-ask")
+                    .children("Count the ticks shown"),
                 html::p().id("stream-status").children("not streamed yet"),
                 html::p().id("stream-clock"),
+                html::p().id("stream-count"),
                 html::ul().id("stream-feed").children(serde_json::json!([])),
             )),
         )
@@ -205,6 +224,16 @@ pub fn app() -> App {
                         .unwrap_or(0);
                     Ok(format!("server clock {} UTC", clock_time(millis)))
                 },
+            )
+            .websocket()
+            .prevent_initial_call(true),
+        )
+        .register(
+            Callback::new(
+                Output::new("stream-count", "children"),
+                Input::new("stream-ask", "n_clicks"),
+                (),
+                count_ticks,
             )
             .websocket()
             .prevent_initial_call(true),
@@ -282,7 +311,25 @@ mod tests {
             .filter(|d| d["websocket"] == json!(true))
             .filter_map(|d| d["output"].as_str())
             .collect();
-        assert_eq!(ws, ["stream-status.children", "stream-clock.children"]);
+        assert_eq!(
+            ws,
+            [
+                "stream-status.children",
+                "stream-clock.children",
+                "stream-count.children"
+            ]
+        );
+        // Natively there is no page to read the feed from.
+        let counted = app()
+            .run_callback(
+                "stream-count.children",
+                r#"{"inputs": [{"id": "stream-ask", "property": "n_clicks", "value": 1}]}"#,
+            )
+            .expect("runs");
+        let sdk::Outcome::Outputs(text) = counted else {
+            panic!("outputs expected");
+        };
+        assert_eq!(text, r#"["no page to ask (not over a WebSocket)"]"#);
         // Natively nothing streams: the ticks merge into one side update, the last Patch.
         let answer = app()
             .run_callback(

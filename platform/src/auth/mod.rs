@@ -11,6 +11,7 @@ pub mod password;
 pub mod providers;
 pub mod saml;
 pub mod session;
+pub mod standing;
 pub mod token;
 
 /// Why authentication failed or could not be performed.

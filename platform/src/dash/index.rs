@@ -44,6 +44,9 @@ pub struct AppExtras<'a> {
     /// For an app with WebSocket callbacks: the URL of the renderer's worker script
     /// (relative to the prefix), which puts Dash's `websocket` block in `_dash-config`.
     pub websocket_worker: Option<String>,
+    /// Dash's app-wide `websocket_callbacks` (the block's `enabled`): the renderer sends
+    /// every callback over the socket.
+    pub websocket_callbacks: bool,
 }
 
 /// Render the index page of the app served under `prefix` (`/apps/{tenant}/{app}/`).
@@ -123,7 +126,7 @@ pub fn config(prefix: &str, end_id: &str, extras: &AppExtras<'_>) -> serde_json:
         config["validation_layout"] = validation_layout.clone();
     }
     if let Some(worker) = &extras.websocket_worker {
-        config["websocket"] = super::ws::config_block(prefix, worker, false);
+        config["websocket"] = super::ws::config_block(prefix, worker, extras.websocket_callbacks);
     }
     config
 }

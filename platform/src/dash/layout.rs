@@ -5,13 +5,18 @@
 //! layout without them, and the index page's `_dash-config` carries Dash's
 //! `validation_layout` (a `Div` of every page and the layout, as `use_pages` builds it), so
 //! the renderer checks the callbacks of pages not shown yet against their ids instead of
-//! logging "ID not found in layout".
+//! logging "ID not found in layout". The root key [`WEBSOCKET_CALLBACKS_KEY`] (Dash's
+//! app-wide `websocket_callbacks=True`) is taken out the same way.
 
 use serde_json::{Value, json};
 
 /// The layout key that carries a multi-page app's page layouts (the SDK's
 /// `PAGE_LAYOUTS_KEY`).
 pub const PAGE_LAYOUTS_KEY: &str = "tessera_page_layouts";
+
+/// The layout key that carries Dash's app-wide `websocket_callbacks=True` (the SDK's
+/// `WEBSOCKET_CALLBACKS_KEY`).
+pub const WEBSOCKET_CALLBACKS_KEY: &str = "tessera_websocket_callbacks";
 
 /// A component's layout, split.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,6 +25,9 @@ pub struct Layout {
     pub served_json: String,
     /// Dash's `validation_layout`, for `_dash-config`, when the app has pages.
     pub validation: Option<Value>,
+    /// Dash's app-wide `websocket_callbacks`: every callback may come over the page's
+    /// WebSocket.
+    pub websocket_callbacks: bool,
 }
 
 /// Take the page layouts out of `layout_json`. A layout without them (or one that is not
@@ -28,29 +36,33 @@ pub fn split(layout_json: &str) -> Layout {
     let unchanged = || Layout {
         served_json: layout_json.to_owned(),
         validation: None,
+        websocket_callbacks: false,
     };
-    if !layout_json.contains(PAGE_LAYOUTS_KEY) {
+    if !layout_json.contains(PAGE_LAYOUTS_KEY) && !layout_json.contains(WEBSOCKET_CALLBACKS_KEY) {
         return unchanged();
     }
     let Ok(Value::Object(mut root)) = serde_json::from_str::<Value>(layout_json) else {
         return unchanged();
     };
-    let Some(pages) = root.remove(PAGE_LAYOUTS_KEY) else {
-        return unchanged();
-    };
+    let websocket_callbacks = root.remove(WEBSOCKET_CALLBACKS_KEY) == Some(Value::Bool(true));
+    let pages = root.remove(PAGE_LAYOUTS_KEY);
     let layout = Value::Object(root);
-    let mut children = match pages {
-        Value::Array(pages) => pages,
-        other => vec![other],
-    };
-    children.push(layout.clone());
-    Layout {
-        served_json: layout.to_string(),
-        validation: Some(json!({
+    let validation = pages.map(|pages| {
+        let mut children = match pages {
+            Value::Array(pages) => pages,
+            other => vec![other],
+        };
+        children.push(layout.clone());
+        json!({
             "props": {"children": children},
             "type": "Div",
             "namespace": "dash_html_components",
-        })),
+        })
+    });
+    Layout {
+        served_json: layout.to_string(),
+        validation,
+        websocket_callbacks,
     }
 }
 
@@ -76,6 +88,21 @@ mod tests {
             "live-count"
         );
         assert_eq!(validation["props"]["children"][1], served);
+        assert!(!split.websocket_callbacks);
+    }
+
+    #[test]
+    fn the_app_wide_websocket_flag_leaves_the_layout() {
+        let sent = json!({
+            "props": {"id": "root"}, "type": "Div", "namespace": "dash_html_components",
+            WEBSOCKET_CALLBACKS_KEY: true,
+        });
+        let split = split(&sent.to_string());
+        assert!(split.websocket_callbacks);
+        assert_eq!(split.validation, None);
+        let served: Value = serde_json::from_str(&split.served_json).expect("json");
+        assert_eq!(served.get(WEBSOCKET_CALLBACKS_KEY), None);
+        assert_eq!(served["props"]["id"], "root");
     }
 
     #[test]

@@ -4,11 +4,14 @@
 //!
 //! The worker sends `{"type": "callback_request", "rendererId", "requestId", "payload"}`,
 //! whose payload is exactly the body of `_dash-update-component`, `get_props_response`
-//! and `{"type": "heartbeat"}`. The server answers `callback_response` (payload
+//! (`requestId` and `payload`: the props the page holds, by name) and
+//! `{"type": "heartbeat"}`. The server answers `callback_response` (payload
 //! `{"status": "ok", "data": <the HTTP answer's body>}`, `{"status": "prevent_update"}` or
 //! `{"status": "error", "message"}`), `set_props` (`payload: {componentId, props}`),
-//! which a callback streams while it runs, and `{"type": "heartbeat_ack"}`; several
-//! messages may go out as one JSON array (Dash batches within 5 ms).
+//! which a callback streams while it runs, `get_props_request` (`requestId`,
+//! `payload: {componentId, properties}`), by which a running callback reads props from
+//! the page, and `{"type": "heartbeat_ack"}`; several messages may go out as one JSON
+//! array (Dash batches within 5 ms).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,6 +22,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
+use super::dependencies::{Callback, Dependencies};
 use crate::ids::TenantId;
 
 /// The endpoint's name under the app's prefix.
@@ -55,6 +59,20 @@ pub fn config_block(prefix: &str, worker_url: &str, enabled: bool) -> Value {
     })
 }
 
+/// Whether an app has the `_dash-ws-callback` endpoint (and `_dash-config`'s `websocket`
+/// block): app-wide WebSocket callbacks, or at least one callback marked `websocket`.
+pub fn uses_websocket(app_wide: bool, dependencies: &Dependencies) -> bool {
+    app_wide || dependencies.uses_websocket()
+}
+
+/// Whether `callback` may be run from a `callback_request` (Dash's
+/// `validate_websocket_callback_request`): every callback when the app is in app-wide
+/// mode, else only those marked `websocket`. Background callbacks poll over HTTP (the
+/// renderer never sends them over the socket; their jobs live there).
+pub fn may_run_over_socket(app_wide: bool, callback: &Callback) -> bool {
+    callback.background.is_none() && (app_wide || callback.websocket)
+}
+
 /// Whether a WebSocket request's `Origin` is `expected`, the origin the app is served on
 /// (browsers always send it; a page of another origin, another tenant's included, must not
 /// drive a viewer's session: cross-site WebSocket hijacking).
@@ -78,8 +96,13 @@ pub enum Inbound {
         /// The callback request, as the HTTP route receives it.
         payload: Box<RawValue>,
     },
-    /// The browser's answer to a `get_props_request` (the server sends none yet).
-    GetPropsResponse,
+    /// The browser's answer to a `get_props_request`.
+    GetPropsResponse {
+        /// The request's id, as the server sent it.
+        request_id: String,
+        /// The props the page holds, by name (`{}` when it has no such component).
+        payload: Box<RawValue>,
+    },
     /// Keep-alive; answered with [`HEARTBEAT_ACK`].
     Heartbeat,
 }
@@ -127,7 +150,17 @@ pub fn parse(text: &str) -> Result<Inbound, ProtocolError> {
                 payload: payload.to_owned(),
             })
         }
-        "get_props_response" => Ok(Inbound::GetPropsResponse),
+        "get_props_response" => {
+            let (Some(request_id), Some(payload)) = (raw.request_id, raw.payload) else {
+                return Err(ProtocolError::Malformed(
+                    "a get_props_response needs requestId and payload".to_owned(),
+                ));
+            };
+            Ok(Inbound::GetPropsResponse {
+                request_id,
+                payload: payload.to_owned(),
+            })
+        }
         "heartbeat" => Ok(Inbound::Heartbeat),
         other => Err(ProtocolError::UnknownType(other.chars().take(64).collect())),
     }
@@ -186,6 +219,23 @@ pub fn set_props(renderer_id: &str, component_id: &str, props: &str) -> String {
     message.push_str(props);
     message.push_str("}}");
     message
+}
+
+/// The `get_props_request` asking `renderer_id`'s page for `properties` of `component_id`
+/// (as Dash stringifies ids); the page answers `get_props_response` with `request_id`.
+pub fn get_props_request(
+    renderer_id: &str,
+    request_id: &str,
+    component_id: &str,
+    properties: &[String],
+) -> String {
+    json!({
+        "type": "get_props_request",
+        "rendererId": renderer_id,
+        "requestId": request_id,
+        "payload": {"componentId": component_id, "properties": properties},
+    })
+    .to_string()
 }
 
 /// Several messages as one frame, as Dash's sender batches them.
@@ -315,8 +365,57 @@ mod tests {
             json!({"type": "set_props", "rendererId": "r1",
                    "payload": {"componentId": "{\"i\":1}", "props": {"children": 2}}})
         );
+        let asked: Value = serde_json::from_str(&get_props_request(
+            "r1",
+            "q1",
+            "feed",
+            &["children".to_owned()],
+        ))
+        .expect("JSON");
+        assert_eq!(
+            asked,
+            json!({"type": "get_props_request", "rendererId": "r1", "requestId": "q1",
+                   "payload": {"componentId": "feed", "properties": ["children"]}})
+        );
+        let Ok(Inbound::GetPropsResponse {
+            request_id,
+            payload,
+        }) = parse(
+            r#"{"type":"get_props_response","rendererId":"r1","requestId":"q1","payload":{"children":[1]}}"#,
+        )
+        else {
+            panic!("a get_props response");
+        };
+        assert_eq!(
+            (request_id.as_str(), payload.get()),
+            ("q1", r#"{"children":[1]}"#)
+        );
+        assert!(matches!(
+            parse(r#"{"type":"get_props_response","payload":{}}"#),
+            Err(ProtocolError::Malformed(_))
+        ));
         assert_eq!(batch(&["1".into()]), "1");
         assert_eq!(batch(&["1".into(), "2".into()]), "[1,2]");
+    }
+
+    #[test]
+    fn app_wide_mode_opens_the_socket_to_every_callback_but_background_ones() {
+        let deps = Dependencies::parse(
+            r#"[{"output": "a.children", "inputs": [], "websocket": true},
+                {"output": "b.children", "inputs": []},
+                {"output": "c.children", "inputs": [], "background": {"interval": 1000}}]"#,
+        )
+        .expect("dependencies");
+        let plain = Dependencies::parse(r#"[{"output": "b.children", "inputs": []}]"#)
+            .expect("dependencies");
+        assert!(uses_websocket(false, &deps));
+        assert!(!uses_websocket(false, &plain));
+        assert!(uses_websocket(true, &plain));
+        let callback = |id: &str| deps.get(id).expect("declared");
+        assert!(may_run_over_socket(false, callback("a.children")));
+        assert!(!may_run_over_socket(false, callback("b.children")));
+        assert!(may_run_over_socket(true, callback("b.children")));
+        assert!(!may_run_over_socket(true, callback("c.children")));
     }
 
     #[test]

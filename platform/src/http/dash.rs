@@ -187,10 +187,12 @@ async fn index_page(
         inline_scripts: &live.inline_scripts,
         validation_layout: live.layout.validation.as_ref(),
         dev_tools: author.is_some_and(|Extension(AppAuthor(author))| author),
-        websocket_worker: live
-            .dependencies
-            .uses_websocket()
-            .then(|| state.frontend.ws_worker_url()),
+        websocket_worker: crate::dash::ws::uses_websocket(
+            live.layout.websocket_callbacks,
+            &live.dependencies,
+        )
+        .then(|| state.frontend.ws_worker_url()),
+        websocket_callbacks: live.layout.websocket_callbacks,
     };
     let html = index::render_with(
         &state.frontend,
@@ -312,6 +314,8 @@ async fn update_component(
 /// flag that stops it when the connection closes.
 pub(super) struct Streaming {
     pub sink: sandbox::StreamSink,
+    /// Reads props from that page (`host.get-props`).
+    pub page: sandbox::PageProps,
     pub cancel: Arc<std::sync::atomic::AtomicBool>,
 }
 
@@ -355,16 +359,19 @@ pub(super) async fn ordinary_callback(
             checked.callback,
             &request_json,
             |memoized| {
-                let (stream, cancel) = match &streaming {
-                    Some(streaming) if !memoized => {
-                        (Some(streaming.sink.clone()), Some(streaming.cancel.clone()))
-                    }
-                    _ => (None, None),
+                let (stream, page, cancel) = match &streaming {
+                    Some(streaming) if !memoized => (
+                        Some(streaming.sink.clone()),
+                        Some(streaming.page.clone()),
+                        Some(streaming.cancel.clone()),
+                    ),
+                    _ => (None, None, None),
                 };
                 let options = sandbox::CallOptions {
                     viewer: if memoized { None } else { viewer },
                     memoized,
                     stream,
+                    page,
                     cancel,
                     ..sandbox::CallOptions::default()
                 };

@@ -12,10 +12,19 @@
 //! guest (and its instance) stops within an epoch tick. Messages are read under
 //! `[limits] websocket_message_kib` (a larger one closes the connection with 1009 and the
 //! reason), heartbeats are answered, and a connection silent for
-//! `[limits] websocket_idle_secs` is closed.
+//! `[limits] websocket_idle_secs` is closed. A guest's `get-props` goes to the page as a
+//! `get_props_request` and waits for its `get_props_response`. Every
+//! `[limits] websocket_session_check_secs` the connection checks that what opened it (app
+//! session, token) and the app's access still stand ([`crate::auth::standing`]), and
+//! closes with 1008 once they do not.
+//!
+//! A connection is kept small while idle: tungstenite reads through a 4 KiB buffer instead
+//! of its default 128 KiB, writes each frame out at once instead of gathering 128 KiB, and
+//! nothing else is allocated until a message arrives.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, mpsc as sync_mpsc};
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
@@ -26,6 +35,7 @@ use tokio::sync::mpsc;
 
 use super::access::AppAuthor;
 use super::dash::{Streaming, live_app, ordinary_callback};
+use crate::auth::standing::{self, Credential, Standing};
 use crate::cache::memo::Answer;
 use crate::dash::ws::{self, CallbackResult, Inbound};
 use crate::dash::{ProtocolError, update};
@@ -41,6 +51,19 @@ const MAX_IN_FLIGHT: usize = 16;
 
 /// Most messages sent as one batch.
 const MAX_BATCH: usize = 256;
+/// A batch stops gathering messages once it holds this many bytes (plus one message).
+const MAX_BATCH_BYTES: usize = 64 << 10;
+
+/// Bytes tungstenite reads from the socket at a time, allocated for every connection:
+/// its default, 128 KiB, was most of an idle connection's memory. The renderer's messages
+/// are small; a large one is read in several steps (and still bounded by the cap).
+const READ_BUFFER_BYTES: usize = 4 << 10;
+/// Frames are written out at once (the sender batches messages itself) rather than
+/// gathered up to tungstenite's default 128 KiB.
+const WRITE_BUFFER_BYTES: usize = 0;
+
+/// `get_props_request`s of one connection waiting for the page's answer, by request id.
+type PendingProps = Mutex<HashMap<String, sync_mpsc::SyncSender<String>>>;
 
 /// What a connection needs to run callbacks.
 struct Connection {
@@ -55,6 +78,16 @@ struct Connection {
     in_flight: Arc<AtomicUsize>,
     max_message: usize,
     idle: Duration,
+    /// Dash's app-wide `websocket_callbacks`: every (non-background) callback may come.
+    app_wide: bool,
+    /// What opened the connection, checked again every `session_check`.
+    credential: Credential,
+    session_check: Duration,
+    /// A callback came since the last check (the session is in use).
+    active: AtomicBool,
+    /// The page's answers awaited by running calls.
+    pending_props: PendingProps,
+    next_props_request: AtomicU64,
     /// Counted against the tenant's cap until the connection ends.
     _counted: ws::Connection,
 }
@@ -64,12 +97,14 @@ pub(super) async fn connect(
     State(state): State<AppState>,
     Path((tenant, app)): Path<(String, String)>,
     author: Option<Extension<AppAuthor>>,
+    session: Option<Extension<tower_sessions::Session>>,
     principal: Principal,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     let live = live_app(&state, &tenant, &app).await?;
-    if !live.dependencies.uses_websocket() {
+    let app_wide = live.layout.websocket_callbacks;
+    if !ws::uses_websocket(app_wide, &live.dependencies) {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",
@@ -77,9 +112,27 @@ pub(super) async fn connect(
         ));
     }
     let slug = Slug::parse(&tenant).map_err(|_| ApiError::app_not_found())?;
+    let apps_origin = state.origins.apps_url(&slug);
     let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
-    ws::check_origin(origin, &state.origins.apps_url(&slug))
+    ws::check_origin(origin, &apps_origin)
         .map_err(|why| ApiError::new(StatusCode::FORBIDDEN, "origin_refused", why))?;
+    // What the gate authenticated, to check again while the connection lives.
+    let credential = match &principal {
+        Principal::Anonymous => Credential::Anonymous,
+        Principal::Token(_) => headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(|token| Credential::Token(token.trim().to_owned()))
+            .ok_or_else(ApiError::app_not_found)?,
+        Principal::User(_) => session
+            .and_then(|Extension(session)| session.id())
+            .map(|id| Credential::AppSession {
+                id,
+                origin: apps_origin.clone(),
+            })
+            .ok_or_else(ApiError::app_not_found)?,
+    };
     let limits = &state.config.limits;
     let counted = state
         .ws_connections
@@ -92,6 +145,11 @@ pub(super) async fn connect(
             )
         })?;
     let max_message = limits.websocket_message_kib.saturating_mul(1024).max(1024);
+    // The largest frame the server writes: a callback's answer or streamed update (each
+    // within the output cap) in its envelope, or a batch.
+    let largest_outbound = (limits.output_mb << 20)
+        .max(max_message)
+        .saturating_add(MAX_BATCH_BYTES);
     let connection = Connection {
         tenant,
         app,
@@ -102,6 +160,12 @@ pub(super) async fn connect(
         in_flight: Arc::default(),
         max_message,
         idle: Duration::from_secs(limits.websocket_idle_secs.max(1)),
+        app_wide,
+        credential,
+        session_check: Duration::from_secs(limits.websocket_session_check_secs.max(1)),
+        active: AtomicBool::new(false),
+        pending_props: Mutex::default(),
+        next_props_request: AtomicU64::new(0),
         _counted: counted,
         state,
     };
@@ -109,6 +173,9 @@ pub(super) async fn connect(
     // them; up to that, the connection reads them and closes with the reason.
     let transport_cap = max_message.saturating_mul(2);
     Ok(upgrade
+        .read_buffer_size(READ_BUFFER_BYTES)
+        .write_buffer_size(WRITE_BUFFER_BYTES)
+        .max_write_buffer_size(largest_outbound.saturating_mul(2))
         .max_message_size(transport_cap)
         .max_frame_size(transport_cap)
         .on_upgrade(move |socket| serve(socket, connection)))
@@ -128,6 +195,11 @@ async fn serve(mut socket: WebSocket, connection: Connection) {
     let (outbound, mut queued) = mpsc::unbounded_channel::<String>();
     let idle = tokio::time::sleep(connection.idle);
     tokio::pin!(idle);
+    let mut session_check = tokio::time::interval_at(
+        tokio::time::Instant::now() + connection.session_check,
+        connection.session_check,
+    );
+    session_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let ending = loop {
         tokio::select! {
             message = socket.recv() => {
@@ -152,18 +224,25 @@ async fn serve(mut socket: WebSocket, connection: Connection) {
                     Ok(Inbound::Heartbeat) => {
                         let _ = outbound.send(ws::HEARTBEAT_ACK.to_owned());
                     }
-                    Ok(Inbound::GetPropsResponse) => {}
+                    Ok(Inbound::GetPropsResponse { request_id, payload }) => {
+                        answer_props(&connection, &request_id, payload.get());
+                    }
                     Ok(Inbound::Callback { renderer_id, request_id, payload }) => {
+                        connection.active.store(true, Ordering::Relaxed);
                         start_callback(&connection, &outbound, renderer_id, request_id, payload);
                     }
                     Err(error) => break Some(close(ws::CLOSE_POLICY, error.to_string())),
                 }
             }
             Some(first) = queued.recv() => {
+                let mut bytes = first.len();
                 let mut batch = vec![first];
-                while batch.len() < MAX_BATCH {
+                while batch.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {
                     match queued.try_recv() {
-                        Ok(next) => batch.push(next),
+                        Ok(next) => {
+                            bytes += next.len();
+                            batch.push(next);
+                        }
                         Err(_) => break,
                     }
                 }
@@ -177,12 +256,65 @@ async fn serve(mut socket: WebSocket, connection: Connection) {
                     format!("no message for {} s", connection.idle.as_secs()),
                 ));
             }
+            _ = session_check.tick() => {
+                if let Some(why) = ended(&connection).await {
+                    break Some(close(ws::CLOSE_POLICY, why.to_owned()));
+                }
+            }
         }
     };
-    // Every call of this connection stops at its next epoch tick; nothing more is sent.
+    // Every call of this connection stops at its next epoch tick; nothing more is sent,
+    // and calls waiting for the page's props stop waiting.
     connection.closed.store(true, Ordering::Release);
+    connection
+        .pending_props
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clear();
     if let Some(frame) = ending {
         let _ = socket.send(frame).await;
+    }
+}
+
+/// Why the connection may no longer serve callbacks, if it may not: its credential or
+/// the app's access ended. A failed check (the store down) keeps the connection until the
+/// next one.
+async fn ended(connection: &Connection) -> Option<&'static str> {
+    let (Ok(tenant), Ok(app)) = (
+        Slug::parse(&connection.tenant),
+        Slug::parse(&connection.app),
+    ) else {
+        return Some("the app is no longer available to this viewer");
+    };
+    let active = connection.active.swap(false, Ordering::Relaxed);
+    match standing::check(
+        &connection.state,
+        &connection.credential,
+        &tenant,
+        &app,
+        active,
+    )
+    .await
+    {
+        Ok(Standing::Stands) => None,
+        Ok(Standing::Ended(why)) => Some(why),
+        Err(error) => {
+            tracing::warn!(%error, "checking a WebSocket connection's session failed");
+            None
+        }
+    }
+}
+
+/// Hands the page's `get_props_response` to the call waiting for it; an answer nobody
+/// waits for (the call ended) is dropped.
+fn answer_props(connection: &Connection, request_id: &str, props: &str) {
+    let waiting = connection
+        .pending_props
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(request_id);
+    if let Some(waiting) = waiting {
+        let _ = waiting.try_send(props.to_owned());
     }
 }
 
@@ -227,7 +359,7 @@ fn start_callback(
 
 /// One callback over the socket: the HTTP route's checks and run, and its answer.
 async fn run(
-    connection: &Connection,
+    connection: &Arc<Connection>,
     outbound: &mpsc::UnboundedSender<String>,
     renderer_id: &str,
     payload: &str,
@@ -237,10 +369,10 @@ async fn run(
         Ok(checked) => checked,
         Err(error) => return CallbackResult::Error(error.to_string()),
     };
-    if !checked.callback.websocket {
+    if !ws::may_run_over_socket(connection.app_wide, checked.callback) {
         return CallbackResult::Error(
             ProtocolError::Mismatch(format!(
-                "callback {:?} came over the WebSocket but is not a WebSocket callback",
+                "callback {:?} came over the WebSocket but is not a WebSocket callback (and the app does not send every callback over it)",
                 checked.callback.output
             ))
             .to_string(),
@@ -256,11 +388,42 @@ async fn run(
             }
         }) as sandbox::StreamSink
     };
+    // The page requests this call made, forgotten when it ends (answered or not).
+    let asked: Arc<Mutex<Vec<String>>> = Arc::default();
+    let page = {
+        let connection = connection.clone();
+        let outbound = outbound.clone();
+        let renderer_id = renderer_id.to_owned();
+        let asked = asked.clone();
+        Arc::new(move |id: String, properties: Vec<String>| {
+            let (answer, receiver) = sync_mpsc::sync_channel(1);
+            if !connection.closed.load(Ordering::Acquire) {
+                let n = connection
+                    .next_props_request
+                    .fetch_add(1, Ordering::Relaxed);
+                let request_id = format!("tessera-props-{n}");
+                let request = ws::get_props_request(&renderer_id, &request_id, &id, &properties);
+                connection
+                    .pending_props
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(request_id.clone(), answer);
+                asked
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(request_id);
+                let _ = outbound.send(request);
+            }
+            // Closed: the answer's sender is gone, so the guest stops waiting at once.
+            receiver
+        }) as sandbox::PageProps
+    };
     let streaming = Streaming {
         sink,
+        page,
         cancel: connection.closed.clone(),
     };
-    match ordinary_callback(
+    let result = ordinary_callback(
         &connection.state,
         &connection.tenant,
         &connection.app,
@@ -270,8 +433,18 @@ async fn run(
         connection.author,
         Some(streaming),
     )
-    .await
-    {
+    .await;
+    let asked = std::mem::take(&mut *asked.lock().unwrap_or_else(|e| e.into_inner()));
+    if !asked.is_empty() {
+        let mut pending = connection
+            .pending_props
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        for request_id in &asked {
+            pending.remove(request_id);
+        }
+    }
+    match result {
         Ok(Answer::Json(body)) => CallbackResult::Ok(body),
         Ok(Answer::NoContent) => CallbackResult::PreventUpdate,
         Err(error) => CallbackResult::Error(error.message),

@@ -230,6 +230,17 @@ impl<'a> Browser<'a> {
         .await
     }
 
+    /// The `Cookie` header this browser sends to `host` (an apps origin), if any.
+    pub(crate) fn cookies_for(&self, host: &str) -> Option<String> {
+        let pairs: Vec<&str> = self
+            .jar
+            .iter()
+            .filter(|(h, _, _)| h == host)
+            .map(|(_, _, pair)| pair.as_str())
+            .collect();
+        (!pairs.is_empty()).then(|| pairs.join("; "))
+    }
+
     pub(crate) async fn csrf(&mut self) -> String {
         csrf_of(&self.get("/login").await.text())
     }

@@ -1,7 +1,9 @@
 //! Dash's WebSocket callbacks (`_dash-ws-callback`) over a real socket: a callback answers
 //! and streams its `set_props` while it runs, and the endpoint refuses what the HTTP route
 //! refuses (no access, another tenant's app) plus what only a socket can attempt (another
-//! origin, connections past the tenant's cap, a message over the size cap).
+//! origin, connections past the tenant's cap, a message over the size cap). A callback reads
+//! props from the page (`get_props_request` / `get_props_response`); an app in app-wide
+//! mode runs its ordinary callbacks over the socket; a socket whose session ends is closed.
 
 use std::net::SocketAddr;
 
@@ -44,6 +46,18 @@ async fn open(
     path: &str,
     origin: Option<&str>,
 ) -> Result<Socket, u16> {
+    open_with(app, address, host_tenant, path, origin, None).await
+}
+
+/// [`open`] with the browser's `Cookie` header.
+async fn open_with(
+    app: &TestApp,
+    address: SocketAddr,
+    host_tenant: &str,
+    path: &str,
+    origin: Option<&str>,
+    cookie: Option<&str>,
+) -> Result<Socket, u16> {
     let host = apps_host(&app.state, &format!("/apps/{host_tenant}/x/")).expect("apps host");
     let mut request = format!("ws://{host}{path}")
         .into_client_request()
@@ -52,6 +66,11 @@ async fn open(
         request
             .headers_mut()
             .insert("origin", origin.parse().expect("origin"));
+    }
+    if let Some(cookie) = cookie {
+        request
+            .headers_mut()
+            .insert("cookie", cookie.parse().expect("cookie"));
     }
     let stream = TcpStream::connect(address).await.expect("connect");
     match tokio_tungstenite::client_async(request, stream).await {
@@ -353,4 +372,274 @@ async fn an_oversize_or_foreign_message_closes_the_connection_with_the_reason() 
     let (code, reason) = close_frame(&mut socket).await;
     assert_eq!(code, 1008);
     assert!(reason.contains("unknown message type"), "{reason}");
+}
+
+/// Reads messages until the `callback_response` to `request_id`, answering each
+/// `get_props_request` with `answer(request)` as the page would (`None`: leave it
+/// unanswered). Returns the answer and the requests seen.
+async fn until_answer_asked(
+    socket: &mut Socket,
+    request_id: &str,
+    answer: impl Fn(&Value) -> Option<Value>,
+) -> (Value, Vec<Value>) {
+    let mut asked = Vec::new();
+    loop {
+        let frame = tokio::time::timeout(std::time::Duration::from_secs(30), socket.next())
+            .await
+            .expect("an answer within 30 s")
+            .expect("the socket stays open")
+            .expect("a frame");
+        let Message::Text(text) = frame else {
+            panic!("unexpected frame {frame:?}");
+        };
+        let value: Value = serde_json::from_str(text.as_str()).expect("JSON");
+        let messages = match value {
+            Value::Array(messages) => messages,
+            one => vec![one],
+        };
+        for message in messages {
+            match message["type"].as_str() {
+                Some("get_props_request") => {
+                    if let Some(reply) = answer(&message) {
+                        socket
+                            .send(Message::text(reply.to_string()))
+                            .await
+                            .expect("send");
+                    }
+                    asked.push(message);
+                }
+                Some("callback_response") if message["requestId"] == request_id => {
+                    return (message, asked);
+                }
+                _ => panic!("unexpected message {message}"),
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_callback_reads_props_from_the_page_over_the_socket() {
+    // A short deadline: the page that never answers below costs the test this long.
+    let app = TestApp::with_limits(LimitsConfig {
+        deadline_ms: 2_000,
+        ..Default::default()
+    })
+    .await;
+    app.deploy("acme", "live", LIVE).await;
+    let address = serve(&app).await;
+    let mut socket = open_live(&app, address).await;
+
+    // The page holds three ticks: the callback asks for the feed and counts them.
+    socket
+        .send(click("r1-1", "stream-count", "stream-ask"))
+        .await
+        .expect("send");
+    let (answer, asked) = until_answer_asked(&mut socket, "r1-1", |request| {
+        Some(json!({
+            "type": "get_props_response",
+            "rendererId": request["rendererId"],
+            "requestId": request["requestId"],
+            "payload": {"children": [{"props": {"children": "tick 1"}}, {"props": {"children": "tick 2"}}, {"props": {"children": "tick 3"}}]},
+        }))
+    })
+    .await;
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    assert_eq!(asked[0]["rendererId"], "r1");
+    assert_eq!(
+        asked[0]["payload"],
+        json!({"componentId": "stream-feed", "properties": ["children"]})
+    );
+    assert_eq!(answer["payload"]["status"], "ok", "{answer}");
+    assert_eq!(
+        answer["payload"]["data"]["response"]["stream-count"]["children"],
+        "the page shows 3 ticks"
+    );
+
+    // An answer to a request nobody made is ignored; a page without the component
+    // answers `{}`, as the renderer does.
+    socket
+        .send(Message::text(
+            json!({"type": "get_props_response", "rendererId": "r1", "requestId": "forged", "payload": {"children": [1]}})
+                .to_string(),
+        ))
+        .await
+        .expect("send");
+    socket
+        .send(click("r1-2", "stream-count", "stream-ask"))
+        .await
+        .expect("send");
+    let (answer, asked) = until_answer_asked(&mut socket, "r1-2", |request| {
+        Some(json!({"type": "get_props_response", "rendererId": "r1",
+                    "requestId": request["requestId"], "payload": {}}))
+    })
+    .await;
+    assert_eq!(asked.len(), 1);
+    assert_eq!(
+        answer["payload"]["data"]["response"]["stream-count"]["children"],
+        "the page shows 0 ticks"
+    );
+
+    // A page that never answers: the call waits at most until its deadline and fails
+    // like any call past it; the connection goes on serving.
+    socket
+        .send(click("r1-3", "stream-count", "stream-ask"))
+        .await
+        .expect("send");
+    let (answer, asked) = until_answer_asked(&mut socket, "r1-3", |_| None).await;
+    assert_eq!(asked.len(), 1);
+    assert_eq!(answer["payload"]["status"], "error", "{answer}");
+    socket
+        .send(click("r1-4", "stream-clock", "stream-ping"))
+        .await
+        .expect("send");
+    let (answer, _) = until_answer(&mut socket, "r1-4").await;
+    assert_eq!(answer["payload"]["status"], "ok", "{answer}");
+}
+
+#[tokio::test]
+async fn app_wide_websocket_callbacks_answer_ordinary_callbacks_over_the_socket() {
+    let app = TestApp::new().await;
+    app.deploy("acme", "memo", "guest_memo.wasm").await;
+    app.deploy("acme", "live", LIVE).await;
+    // `_dash-config` says so as Dash 4.4.1 does: `enabled` is the app-wide flag.
+    let page = app.get("/apps/acme/memo/").await.text();
+    assert!(page.contains(r#""enabled":true"#), "{page}");
+    assert!(
+        page.contains(r#""url":"/apps/acme/memo/_dash-ws-callback""#),
+        "{page}"
+    );
+    let dependencies = app.get("/apps/acme/memo/_dash-dependencies").await.json();
+    assert!(
+        dependencies
+            .as_array()
+            .expect("a list")
+            .iter()
+            .all(|d| d["websocket"] == json!(false)),
+        "{dependencies}"
+    );
+    let layout = app.get("/apps/acme/memo/_dash-layout").await.text();
+    assert!(!layout.contains("tessera_websocket_callbacks"), "{layout}");
+    let live = app.get("/apps/acme/live/").await.text();
+    assert!(live.contains(r#""enabled":false"#), "{live}");
+
+    let address = serve(&app).await;
+    let mut socket = open(
+        &app,
+        address,
+        "acme",
+        "/apps/acme/memo/_dash-ws-callback",
+        Some(&origin_of(&app, "acme")),
+    )
+    .await
+    .expect("the socket opens");
+    // `plain` is an ordinary callback, not marked `websocket`.
+    socket
+        .send(Message::text(
+            json!({
+                "type": "callback_request", "rendererId": "r1", "requestId": "r1-1",
+                "payload": {
+                    "output": "plain.children",
+                    "outputs": {"id": "plain", "property": "children"},
+                    "inputs": [{"id": "in", "property": "value", "value": "over the socket"}],
+                    "changedPropIds": ["in.value"]
+                }
+            })
+            .to_string(),
+        ))
+        .await
+        .expect("send");
+    let (answer, _) = until_answer(&mut socket, "r1-1").await;
+    assert_eq!(answer["payload"]["status"], "ok", "{answer}");
+    let plain = answer["payload"]["data"]["response"]["plain"]["children"]
+        .as_str()
+        .expect("the answer");
+    assert!(plain.starts_with("over the socket @"), "{plain}");
+}
+
+#[tokio::test]
+async fn a_socket_whose_session_ends_is_closed_with_a_policy_code() {
+    use crate::sessions::{Browser, PASSWORD, csrf_of, op};
+    let app = TestApp::with_limits(LimitsConfig {
+        websocket_session_check_secs: 1,
+        ..Default::default()
+    })
+    .await;
+    app.deploy("acme", "live", LIVE).await;
+    let store = &app.state.store;
+    for email in ["bob@example.org", "carl@example.org"] {
+        platform::admin::create_user(store, email, Some(PASSWORD), false, &op())
+            .await
+            .expect("user");
+        platform::admin::grant(store, email, "acme", "viewer", &op())
+            .await
+            .expect("grant");
+    }
+    platform::admin::set_visibility(store, "acme/live", "tenant", &op())
+        .await
+        .expect("visibility");
+    let address = serve(&app).await;
+    let acme = origin_of(&app, "acme");
+    let host = apps_host(&app.state, "/apps/acme/x/").expect("apps host");
+
+    // Bob signs in and opens the app: his app session opens the socket.
+    let mut bob = Browser::new(&app);
+    bob.sign_in("bob@example.org", PASSWORD, "/").await;
+    assert_eq!(bob.get("/apps/acme/live/").await.status, 200);
+    let cookie = bob.cookies_for(&host).expect("an app session");
+    let mut socket = open_with(&app, address, "acme", ENDPOINT, Some(&acme), Some(&cookie))
+        .await
+        .expect("the socket opens");
+    socket
+        .send(click("r1-1", "stream-clock", "stream-ping"))
+        .await
+        .expect("send");
+    let (answer, _) = until_answer(&mut socket, "r1-1").await;
+    assert_eq!(answer["payload"]["status"], "ok", "{answer}");
+    // Carl's socket stays open throughout: only the session that ended is closed.
+    let mut carl = Browser::new(&app);
+    carl.sign_in("carl@example.org", PASSWORD, "/").await;
+    assert_eq!(carl.get("/apps/acme/live/").await.status, 200);
+    let carl_cookie = carl.cookies_for(&host).expect("an app session");
+    let mut carl_socket = open_with(
+        &app,
+        address,
+        "acme",
+        ENDPOINT,
+        Some(&acme),
+        Some(&carl_cookie),
+    )
+    .await
+    .expect("the socket opens");
+
+    // Bob signs out on the platform: his socket closes with 1008 at the next check.
+    let csrf = csrf_of(&bob.get("/account/password").await.text());
+    assert_eq!(
+        bob.post_form("/logout", &[("csrf", &csrf)]).await.status,
+        303
+    );
+    let (code, reason) = close_frame(&mut socket).await;
+    assert_eq!(code, 1008);
+    assert_eq!(reason, "the session ended");
+    // Replaying the cookie opens nothing.
+    assert_eq!(
+        open_with(&app, address, "acme", ENDPOINT, Some(&acme), Some(&cookie))
+            .await
+            .err(),
+        Some(404)
+    );
+
+    // Carl still gets answers; when the app becomes private to its team-less owners his
+    // access ends, and so does his socket.
+    carl_socket
+        .send(click("r1-2", "stream-clock", "stream-ping"))
+        .await
+        .expect("send");
+    let (answer, _) = until_answer(&mut carl_socket, "r1-2").await;
+    assert_eq!(answer["payload"]["status"], "ok", "{answer}");
+    platform::admin::set_visibility(store, "acme/live", "restricted", &op())
+        .await
+        .expect("restricted");
+    let (code, reason) = close_frame(&mut carl_socket).await;
+    assert_eq!(code, 1008);
+    assert_eq!(reason, "the app is no longer available to this viewer");
 }

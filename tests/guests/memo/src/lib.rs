@@ -5,6 +5,10 @@
 //!   `big:N` answers N bytes.
 //! - `brief.children`: memoized for 300 ms.
 //! - `plain.children`: not memoized.
+//!
+//! The app sends every callback over the page's WebSocket (Dash's app-wide
+//! `websocket_callbacks=True`, none marked `websocket` itself): the WebSocket tests run an
+//! ordinary callback over the socket with it. Over HTTP the callbacks answer as before.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -45,6 +49,7 @@ pub fn app() -> App {
             html::div().id("brief"),
             html::div().id("plain"),
         )))
+        .websocket_callbacks(true)
         .register(callback("memo").memoize(Duration::from_secs(60)))
         .register(callback("brief").memoize(Duration::from_millis(300)))
         .register(callback("plain"))
