@@ -201,7 +201,6 @@ impl Deployer<'_> {
                 tenant,
                 app,
                 NewVersion {
-                    sha256: &sha256,
                     component: &component,
                     title: &title,
                     source,

@@ -1,5 +1,7 @@
 //! Tenants, apps and app versions.
 
+use std::collections::BTreeSet;
+
 use sqlx::Row;
 
 use super::AppAccess;
@@ -53,9 +55,7 @@ pub struct CallbackQuotas {
 /// A version about to be stored.
 #[derive(Debug)]
 pub struct NewVersion<'a> {
-    /// Hex sha256 of `component`.
-    pub sha256: &'a str,
-    /// The component bytes.
+    /// The component bytes (the store hashes them: their sha256 names them).
     pub component: &'a [u8],
     /// The app's title, as the component reported it.
     pub title: &'a str,
@@ -211,30 +211,6 @@ impl Store {
         ))
     }
 
-    /// The component hashes of every kept version of every app: what the compiled-component
-    /// cache must keep.
-    pub async fn component_hashes(&self) -> Result<std::collections::HashSet<String>> {
-        let rows = sqlx::query("select distinct sha256 from app_versions")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|row| Ok(row.try_get::<String, _>(0)?))
-            .collect()
-    }
-
-    /// The component bytes of a version of `app`.
-    ///
-    /// Taking the app id as well keeps a version id from one app from ever reading
-    /// another app's component.
-    pub async fn version_component(&self, app: AppId, version: VersionId) -> Result<Vec<u8>> {
-        let row = sqlx::query("select component from app_versions where id = $1 and app_id = $2")
-            .bind(version.0)
-            .bind(app.0)
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(row.try_get(0)?)
-    }
-
     /// Store a new version of `tenant/app` and make it live, in one transaction: the tenant
     /// and the app are created if missing, the version gets the next number, and the
     /// switch of `live_version_id` is atomic for readers.
@@ -336,7 +312,15 @@ impl Store {
             .fetch_one(&mut *tx)
             .await?
             .try_get(0)?;
-        check_quotas(&mut tx, tenant_id, app, version.component.len(), data).await?;
+        let sha256 = super::components::address(version.component);
+        let component_is_new = check_quotas(
+            &mut tx,
+            tenant_id,
+            app,
+            (&sha256, version.component.len()),
+            data,
+        )
+        .await?;
         sqlx::query(
             "insert into apps (tenant_id, name, visibility, created_at) values ($1, $2, $3, $4) \
              on conflict (tenant_id, name) do nothing",
@@ -359,16 +343,18 @@ impl Store {
                 .fetch_one(&mut *tx)
                 .await?
                 .try_get(0)?;
+        if component_is_new {
+            super::components::insert(&mut tx, tenant_id, &sha256, version.component).await?;
+        }
         let size = i64::try_from(version.component.len()).unwrap_or(i64::MAX);
         let version_id: i64 = sqlx::query(
             "insert into app_versions \
-             (app_id, number, sha256, component, size_bytes, title, source, created_at) \
-             values ($1, $2, $3, $4, $5, $6, $7, $8) returning id",
+             (app_id, number, sha256, size_bytes, title, source, created_at) \
+             values ($1, $2, $3, $4, $5, $6, $7) returning id",
         )
         .bind(app_id)
         .bind(number)
-        .bind(version.sha256)
-        .bind(version.component)
+        .bind(sha256.as_str())
         .bind(size)
         .bind(version.title)
         .bind(version.source)
@@ -386,11 +372,16 @@ impl Store {
             .bind(app_id)
             .execute(&mut *tx)
             .await?;
-        let pruned = prune(&mut tx, app_id, self.keep_versions).await?;
+        let Pruned {
+            numbers: pruned,
+            components,
+        } = prune(&mut tx, app_id, self.keep_versions).await?;
         let data_blobs_deleted = match pruned.is_empty() {
             true => 0,
             false => super::datafiles::delete_orphans(&mut tx, tenant_id).await?,
         };
+        let components_deleted =
+            super::components::delete_unused(&mut tx, tenant_id, &components).await?;
         let change = Change {
             actor: version.source,
             remote_addr: None,
@@ -404,7 +395,9 @@ impl Store {
             &format!("app:{tenant}/{app}"),
             serde_json::json!({
                 "version": number,
-                "sha256": version.sha256,
+                "sha256": sha256,
+                "component_stored": component_is_new,
+                "components_deleted": components_deleted,
                 "assets": assets.len(),
                 "data_files": data.len(),
                 "data_sha256": data_sha256,
@@ -423,13 +416,21 @@ impl Store {
     }
 }
 
+/// What [`prune`] deleted.
+struct Pruned {
+    /// The pruned version numbers.
+    numbers: Vec<i64>,
+    /// Their components' hashes (the tenant may still use them elsewhere).
+    components: BTreeSet<String>,
+}
+
 /// Delete the versions of `app_id` beyond the newest `keep`, with their assets; never the
 /// live one. Runs inside the publishing transaction, after the live pointer moved, so the
 /// app row is locked (PostgreSQL) or the database is (SQLite) and a concurrent rollback
-/// cannot switch to a version this deletes. Returns the pruned version numbers.
-async fn prune(conn: &mut sqlx::AnyConnection, app_id: i64, keep: i64) -> Result<Vec<i64>> {
+/// cannot switch to a version this deletes.
+async fn prune(conn: &mut sqlx::AnyConnection, app_id: i64, keep: i64) -> Result<Pruned> {
     let rows = sqlx::query(
-        "select v.id, v.number from app_versions v join apps a on a.id = v.app_id \
+        "select v.id, v.number, v.sha256 from app_versions v join apps a on a.id = v.app_id \
          where v.app_id = $1 and v.id <> coalesce(a.live_version_id, -1) \
            and v.number <= (select max(number) from app_versions where app_id = $1) - $2 \
          order by v.number",
@@ -438,9 +439,13 @@ async fn prune(conn: &mut sqlx::AnyConnection, app_id: i64, keep: i64) -> Result
     .bind(keep)
     .fetch_all(&mut *conn)
     .await?;
-    let mut pruned = Vec::with_capacity(rows.len());
+    let mut pruned = Pruned {
+        numbers: Vec::with_capacity(rows.len()),
+        components: BTreeSet::new(),
+    };
     for row in rows {
         let (id, number): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
+        pruned.components.insert(row.try_get(2)?);
         sqlx::query("delete from app_assets where version_id = $1")
             .bind(id)
             .execute(&mut *conn)
@@ -451,31 +456,26 @@ async fn prune(conn: &mut sqlx::AnyConnection, app_id: i64, keep: i64) -> Result
             .bind(app_id)
             .execute(&mut *conn)
             .await?;
-        pruned.push(number);
+        pruned.numbers.push(number);
     }
     Ok(pruned)
 }
 
-/// The bytes of every component version a tenant (`$1`) stores, for its storage quota.
-///
-/// It sums `length(component)`, which both backends answer from the value's header
-/// (SQLite's record header, PostgreSQL's TOAST pointer) without reading the bytes. The
-/// `size_bytes` column would not do on SQLite: it is stored after the component in the row,
-/// so reading it walks every component's overflow pages, and each deploy read all of its
-/// tenant's components (0.3 s per deploy at 3,000 apps, issue 16).
-pub(super) const VERSION_BYTES_SQL: &str = "select cast(coalesce(sum(length(v.component)), 0) as bigint) \
-     from apps a join app_versions v on v.app_id = a.id where a.tenant_id = $1";
-
 /// Refuse a version that would take the tenant over its number of apps (when `app` is
 /// new) or its storage for versions. Runs inside the publishing transaction; on
 /// PostgreSQL the tenant row is locked first so two deploys cannot both pass the check.
+///
+/// Storage is what the tenant stores: a component (like a data blob) counts once however
+/// many versions and apps run it, so only a `component` (hash, size) the tenant lacks adds
+/// its size. Returns whether it lacks it (asked under the tenant's lock, so a concurrent
+/// app deletion cannot remove it before this publish commits).
 async fn check_quotas(
     conn: &mut sqlx::AnyConnection,
     tenant_id: i64,
     app: &Slug,
-    size: usize,
+    component: (&str, usize),
     data: &[DataFile],
-) -> Result<()> {
+) -> Result<bool> {
     let lock = match conn.backend_name() {
         "PostgreSQL" => " for update",
         _ => "",
@@ -496,7 +496,7 @@ async fn check_quotas(
     .fetch_one(&mut *conn)
     .await?;
     let (apps, exists): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
-    let used: i64 = sqlx::query(VERSION_BYTES_SQL)
+    let used: i64 = sqlx::query(super::components::STORED_BYTES_SQL)
         .bind(tenant_id)
         .fetch_one(&mut *conn)
         .await?
@@ -506,7 +506,12 @@ async fn check_quotas(
             "the tenant has {apps} apps, its quota allows {max_apps}: delete an app or ask an operator to raise max_apps"
         )));
     }
-    let size = i64::try_from(size).unwrap_or(i64::MAX);
+    let (sha256, size) = component;
+    let component_is_new = !super::components::is_stored(conn, tenant_id, sha256).await?;
+    let size = match component_is_new {
+        true => i64::try_from(size).unwrap_or(i64::MAX),
+        false => 0,
+    };
     // Data blobs count once per tenant: only those it does not store yet are new.
     let used = used.saturating_add(super::datafiles::used_bytes(conn, tenant_id).await?);
     let new_data = match data.is_empty() {
@@ -515,15 +520,18 @@ async fn check_quotas(
     };
     let after = used.saturating_add(size).saturating_add(new_data);
     if after > max_storage {
-        let what = match new_data {
-            0 => format!("this {size}-byte version"),
-            _ => format!("this {size}-byte version and {new_data} bytes of new data files"),
+        let what = match (size, new_data) {
+            (_, 0) => format!("this version's {size}-byte component"),
+            (0, _) => format!("this version's {new_data} bytes of new data files"),
+            _ => format!(
+                "this version's {size}-byte component and {new_data} bytes of new data files"
+            ),
         };
         return Err(super::Error::QuotaExceeded(format!(
             "storing {what} would bring the tenant's app versions to {after} bytes, over its quota of {max_storage} bytes"
         )));
     }
-    Ok(())
+    Ok(component_is_new)
 }
 
 #[cfg(test)]
@@ -554,7 +562,6 @@ mod tests {
             assert_eq!(store.live_version(&t, &a).await.expect("query"), None);
             let v1 = NewVersion {
                 visibility: crate::tenancy::Visibility::Public,
-                sha256: "aa",
                 component: b"one",
                 title: "Hello",
                 source: "cli",
@@ -565,7 +572,6 @@ mod tests {
                 .expect("publish 1");
             let v2 = NewVersion {
                 visibility: crate::tenancy::Visibility::Public,
-                sha256: "bb",
                 component: b"two",
                 title: "Hello",
                 source: "cli",
@@ -582,7 +588,7 @@ mod tests {
                 .expect("query")
                 .expect("live");
             assert_eq!(live.version_id, second.version_id);
-            assert_eq!(live.sha256, "bb");
+            assert_eq!(live.sha256, super::super::components::address(b"two"));
             let bytes = store
                 .version_component(live.app_id, first.version_id)
                 .await
@@ -596,7 +602,6 @@ mod tests {
         for (_db, store) in stores().await {
             let v = |c: &'static [u8]| NewVersion {
                 visibility: crate::tenancy::Visibility::Public,
-                sha256: "x",
                 component: c,
                 title: "t",
                 source: "cli",
@@ -641,7 +646,6 @@ mod tests {
                 };
                 let version = NewVersion {
                     visibility: crate::tenancy::Visibility::Public,
-                    sha256: "ab",
                     component: &bytes,
                     title: "Sales",
                     source: "cli",
@@ -666,6 +670,11 @@ mod tests {
                 .map(|v| v.number)
                 .collect();
             assert_eq!(numbers, [7, 6, 5]);
+            assert_eq!(
+                store.component_usage(last.tenant_id).await.expect("usage"),
+                (3, 3),
+                "the pruned versions' components went with them"
+            );
             // The pruned versions' components and assets are gone, the kept ones remain.
             assert!(
                 store
@@ -738,7 +747,6 @@ mod tests {
                 let bytes = [n];
                 let version = NewVersion {
                     visibility: crate::tenancy::Visibility::Public,
-                    sha256: "ab",
                     component: &bytes,
                     title: "Sales",
                     source: "cli",
@@ -785,7 +793,7 @@ mod tests {
                 .await
                 .expect("same");
             assert!(!done.changed);
-            assert_eq!(live().await.sha256, "ab");
+            assert_eq!(live().await.sha256, super::super::components::address(&[3]));
             assert_eq!(live().await.number, 3);
 
             let audited = store
@@ -815,7 +823,6 @@ mod tests {
             // A publish after a rollback numbers on from the newest version.
             let version = NewVersion {
                 visibility: crate::tenancy::Visibility::Public,
-                sha256: "cd",
                 component: b"four",
                 title: "Sales",
                 source: "cli",
@@ -839,7 +846,6 @@ mod tests {
             let (t, a) = (slug("acme"), slug("sales"));
             let version = NewVersion {
                 visibility: crate::tenancy::Visibility::Public,
-                sha256: "ab",
                 component: b"one",
                 title: "Sales",
                 source: "git 0123 pushed by token:x",
@@ -958,7 +964,6 @@ mod tests {
                     &slug(&format!("app-{i}")),
                     NewVersion {
                         visibility: crate::tenancy::Visibility::Public,
-                        sha256: "x",
                         component: &component,
                         title: "t",
                         source: "cli",
@@ -975,34 +980,50 @@ mod tests {
         let (rows, pages) = rows_read(&db.url, super::super::datafiles::DATA_MANIFESTS_SQL).await;
         assert_eq!(rows, 12);
         assert!(pages < 50, "{pages} pages read");
-        // Reading each version's `data_sha256` (stored after the component) walks them all.
-        let (rows, pages) = rows_read(
-            &db.url,
-            "select distinct a.tenant_id, v.data_sha256 from app_versions v \
-             join apps a on a.id = v.app_id where v.data_sha256 is not null",
-        )
-        .await;
+        assert_component_pages_are_counted(&db.url).await;
+    }
+
+    /// The measure can tell: a column stored after a 256 KiB blob (the old layout of
+    /// `app_versions`) costs its pages on a fresh connection. SQLite reads a blob that is
+    /// itself selected straight into the result, outside the page cache, so it is the
+    /// columns behind a blob that show.
+    async fn assert_component_pages_are_counted(url: &str) {
+        use sqlx::Connection;
+        let mut conn = sqlx::sqlite::SqliteConnection::connect(url)
+            .await
+            .expect("connect");
+        sqlx::query("create table old_layout (component blob not null, title text not null)")
+            .execute(&mut conn)
+            .await
+            .expect("create");
+        for i in 0..12u8 {
+            sqlx::query("insert into old_layout (component, title) values ($1, 't')")
+                .bind(vec![i; BIG])
+                .execute(&mut conn)
+                .await
+                .expect("insert");
+        }
+        conn.close().await.expect("close");
+        let (rows, pages) = rows_read(url, "select title from old_layout").await;
         assert_eq!(rows, 12);
         assert!(pages > 700, "{pages} pages read");
     }
 
-    #[tokio::test]
-    async fn the_storage_quota_check_reads_no_component_bytes() {
+    /// Two tenants of 12 apps, each app with its own 256 KiB component (64 pages each) and a
+    /// title, author and source; returns the store, the database and the first tenant.
+    async fn twelve_big_apps_each() -> (TestDatabase, Store, TenantId) {
         let db = TestDatabase::sqlite().expect("sqlite");
         let store = db.store().await.expect("store");
-        // Two tenants of 12 apps, each with a 256 KiB component: 64 pages each.
-        const SIZE: usize = 256 << 10;
         let mut measured = None;
         for i in 0..24u8 {
             let tenant = if i % 2 == 0 { "measured" } else { "other" };
-            let component = vec![i; SIZE];
+            let component = vec![i; BIG];
             let published = store
                 .publish_version(
                     &slug(tenant),
                     &slug(&format!("app-{i}")),
                     NewVersion {
                         visibility: crate::tenancy::Visibility::Public,
-                        sha256: "x",
                         component: &component,
                         title: "t",
                         source: "cli",
@@ -1011,27 +1032,322 @@ mod tests {
                 )
                 .await
                 .expect("publish");
+            let details = VersionDetails {
+                commit: "0123",
+                author: "alice",
+                build_log: "built",
+            };
+            store
+                .set_version_details(&slug(tenant), &slug(&format!("app-{i}")), 1, details)
+                .await
+                .expect("details");
             if tenant == "measured" {
                 measured = Some(published.tenant_id);
             }
         }
-        let tenant = measured.expect("published").0;
-        let (used, pages) = summed(&db.url, VERSION_BYTES_SQL, tenant).await;
-        assert_eq!(used, 12 * SIZE as i64);
-        // Reading the 12 components would take 768 pages; the rows' first parts, the
-        // apps and the indexes take a few dozen.
-        assert!(pages < 100, "{pages} pages read");
-        // What the check summed before (`size_bytes`, stored after the component) walks
-        // every component's pages: the measure can tell.
+        (db, store, measured.expect("published"))
+    }
+
+    /// 256 KiB: 64 pages of 4 KiB.
+    const BIG: usize = 256 << 10;
+
+    #[tokio::test]
+    async fn the_storage_quota_check_reads_no_component_bytes() {
+        let (db, _store, tenant) = twelve_big_apps_each().await;
         let (used, pages) = summed(
             &db.url,
-            "select cast(coalesce(sum(v.size_bytes), 0) as bigint) from app_versions v \
-             join apps a on a.id = v.app_id where a.tenant_id = $1",
-            tenant,
+            super::super::components::STORED_BYTES_SQL,
+            tenant.0,
         )
         .await;
-        assert_eq!(used, 12 * SIZE as i64);
-        assert!(pages > 700, "{pages} pages read");
+        assert_eq!(used, 12 * BIG as i64);
+        // Reading the 12 components would take 768 pages; the sizes' index a few.
+        assert!(pages < 100, "{pages} pages read");
+        assert_component_pages_are_counted(&db.url).await;
+    }
+
+    #[tokio::test]
+    async fn version_columns_are_read_without_component_pages() {
+        use sqlx::Connection;
+        let (db, store, tenant) = twelve_big_apps_each().await;
+        // Every column of every version (titles, authors, sources, sizes: app lists, the
+        // version list, the gallery) in a few pages: no component sits in these rows.
+        let (rows, pages) = rows_read(
+            &db.url,
+            "select v.id, v.app_id, v.number, v.sha256, v.size_bytes, v.title, v.source, \
+                    v.created_at, v.commit_sha, v.author, v.build_log, v.data_sha256 \
+             from app_versions v",
+        )
+        .await;
+        assert_eq!(rows, 24);
+        assert!(pages < 50, "{pages} pages read");
+
+        // The gallery's search that matches nothing, as the home page runs it, reads every
+        // live version's title.
+        let mut conn = sqlx::sqlite::SqliteConnection::connect(&db.url)
+            .await
+            .expect("connect");
+        let before = pages_read(&mut conn).await;
+        let found = sqlx::query(GALLERY_SQL)
+            .bind(1i64)
+            .bind(0i64)
+            .bind(contains_pattern("no-such-app"))
+            .bind("")
+            .bind("")
+            .bind(100i64)
+            .bind("")
+            .fetch_all(&mut conn)
+            .await
+            .expect("gallery");
+        assert!(found.is_empty());
+        let pages = pages_read(&mut conn).await - before;
+        assert!(pages < 50, "{pages} pages read");
+
+        // A load still finds its bytes through the version.
+        let live = store
+            .live_version(&slug("measured"), &slug("app-0"))
+            .await
+            .expect("q")
+            .expect("live");
+        assert_eq!(live.tenant_id, tenant);
+        let bytes = store
+            .version_component(live.app_id, live.version_id)
+            .await
+            .expect("component");
+        assert_eq!(bytes, vec![0u8; BIG]);
+        assert_component_pages_are_counted(&db.url).await;
+    }
+
+    #[tokio::test]
+    async fn a_tenant_stores_a_shared_component_once_until_its_last_version_goes() {
+        for (_db, store) in stores().await {
+            let store = store.with_keep_versions(2);
+            let publish = |tenant: &'static str, app: &'static str, bytes: &'static [u8]| {
+                let store = store.clone();
+                async move {
+                    store
+                        .publish_version(
+                            &slug(tenant),
+                            &slug(app),
+                            NewVersion {
+                                visibility: crate::tenancy::Visibility::Public,
+                                component: bytes,
+                                title: "t",
+                                source: "cli",
+                            },
+                            1,
+                        )
+                        .await
+                        .expect("publish")
+                }
+            };
+            let shared: &[u8] = b"the same component";
+            let one = publish("acme", "one", shared).await;
+            let two = publish("acme", "two", shared).await;
+            let other = publish("other", "one", shared).await;
+            let (acme, other_tenant) = (one.tenant_id, other.tenant_id);
+            let usage = |tenant: TenantId| {
+                let store = store.clone();
+                async move { store.component_usage(tenant).await.expect("usage") }
+            };
+            // Stored once per tenant, never shared across tenants.
+            assert_eq!(usage(acme).await, (1, shared.len() as i64));
+            assert_eq!(usage(other_tenant).await, (1, shared.len() as i64));
+            for (app, version) in [(one.app_id, one.version_id), (two.app_id, two.version_id)] {
+                let bytes = store.version_component(app, version).await.expect("read");
+                assert_eq!(bytes, shared);
+            }
+
+            // "one" moves on: its shared version is pruned, but "two" still runs it.
+            publish("acme", "one", b"x".as_slice()).await;
+            publish("acme", "one", b"y".as_slice()).await;
+            assert_eq!(usage(acme).await.0, 3, "shared, x and y");
+            publish("acme", "one", b"z".as_slice()).await;
+            assert_eq!(usage(acme).await, (3, shared.len() as i64 + 2), "x went");
+
+            // Deleting "two" deletes the shared bytes; the other tenant keeps its own.
+            store
+                .delete_app(acme, two.app_id, &change())
+                .await
+                .expect("delete");
+            assert_eq!(usage(acme).await, (2, 2), "y and z");
+            assert_eq!(usage(other_tenant).await.0, 1);
+            let bytes = store
+                .version_component(other.app_id, other.version_id)
+                .await
+                .expect("read");
+            assert_eq!(bytes, shared);
+            store
+                .delete_app(acme, one.app_id, &change())
+                .await
+                .expect("delete");
+            assert_eq!(usage(acme).await, (0, 0), "nothing left behind");
+            let hashes = store.component_hashes().await.expect("hashes");
+            let expected: std::collections::HashSet<String> =
+                [super::super::components::address(shared)].into();
+            assert_eq!(hashes, expected, "the other tenant's only");
+        }
+    }
+
+    /// The migrations before `version` of `backend` applied to the empty database at `url`.
+    async fn migrate_before(backend: super::super::Backend, url: &str, version: i64) {
+        use sqlx::{Connection, Executor};
+        sqlx::any::install_default_drivers();
+        let mut migrator = match backend {
+            super::super::Backend::Sqlite => sqlx::migrate!("../migrations/sqlite"),
+            super::super::Backend::Postgres => sqlx::migrate!("../migrations/postgres"),
+        };
+        migrator.migrations = migrator
+            .migrations
+            .iter()
+            .filter(|m| m.version < version)
+            .cloned()
+            .collect::<Vec<_>>()
+            .into();
+        let url = match backend {
+            super::super::Backend::Sqlite => super::super::prepare_sqlite_url(url).expect("url"),
+            super::super::Backend::Postgres => url.to_owned(),
+        };
+        let mut conn = sqlx::AnyConnection::connect(&url).await.expect("connect");
+        if backend == super::super::Backend::Sqlite {
+            conn.execute("pragma foreign_keys = off")
+                .await
+                .expect("pragma");
+        }
+        migrator.run(&mut conn).await.expect("earlier migrations");
+        conn.close().await.expect("close");
+    }
+
+    #[tokio::test]
+    async fn migration_0032_moves_the_components_of_existing_versions() {
+        use sqlx::{Connection, Executor};
+        for db in TestDatabase::all().await.expect("test databases") {
+            let backend = db.backend;
+            migrate_before(backend, &db.url, 32).await;
+            // Two tenants; "acme" has two apps with the same component, one of them in
+            // two versions, and one with a component of its own; 256 KiB each.
+            let shared = vec![7u8; BIG];
+            let own = vec![9u8; BIG];
+            let (shared_hash, own_hash) = (
+                super::super::components::address(&shared),
+                super::super::components::address(&own),
+            );
+            let mut conn = sqlx::AnyConnection::connect(&db.url)
+                .await
+                .expect("connect");
+            conn.execute(
+                "insert into tenants (id, slug, name, created_at) values \
+                 (1, 'acme', 'Acme', 1), (2, 'other', 'Other', 1)",
+            )
+            .await
+            .expect("tenants");
+            conn.execute(
+                "insert into apps (id, tenant_id, name, created_at) values \
+                 (1, 1, 'one', 1), (2, 1, 'two', 1), (3, 1, 'three', 1), (4, 2, 'one', 1)",
+            )
+            .await
+            .expect("apps");
+            let versions: [(i64, i64, i64, &[u8], &str); 5] = [
+                (1, 1, 1, &shared, &shared_hash),
+                (2, 1, 2, &shared, &shared_hash),
+                (3, 2, 1, &shared, &shared_hash),
+                (4, 3, 1, &own, &own_hash),
+                (5, 4, 1, &shared, &shared_hash),
+            ];
+            for (id, app, number, bytes, hash) in versions {
+                sqlx::query(
+                    "insert into app_versions \
+                     (id, app_id, number, sha256, component, size_bytes, title, source, created_at) \
+                     values ($1, $2, $3, $4, $5, $6, 'Title', 'cli', 1)",
+                )
+                .bind(id)
+                .bind(app)
+                .bind(number)
+                .bind(hash)
+                .bind(bytes)
+                .bind(bytes.len() as i64)
+                .execute(&mut conn)
+                .await
+                .expect("version");
+                sqlx::query("update apps set live_version_id = $1 where id = $2")
+                    .bind(id)
+                    .bind(app)
+                    .execute(&mut conn)
+                    .await
+                    .expect("live");
+            }
+            conn.close().await.expect("close");
+
+            let store = db.store().await.expect("the upgrade runs");
+            assert_eq!(store.schema_version().await.expect("version"), 32);
+            assert_eq!(
+                store.component_usage(TenantId(1)).await.expect("usage"),
+                (2, 2 * BIG as i64),
+                "{backend:?}: acme stores each component once"
+            );
+            assert_eq!(
+                store.component_usage(TenantId(2)).await.expect("usage"),
+                (1, BIG as i64),
+                "{backend:?}: other keeps its own copy"
+            );
+            for (id, app, _, bytes, _) in versions {
+                let read = store
+                    .version_component(AppId(app), VersionId(id))
+                    .await
+                    .expect("read");
+                assert!(read == bytes, "{backend:?}: version {id}");
+            }
+            // No version row holds bytes any more.
+            let still_held: Vec<String> = match backend {
+                super::super::Backend::Sqlite => {
+                    sqlx::query_scalar("select name from pragma_table_info('app_versions')")
+                        .fetch_all(&store.pool)
+                        .await
+                        .expect("columns")
+                }
+                super::super::Backend::Postgres => sqlx::query_scalar(
+                    "select cast(id as text) from app_versions where component is not null",
+                )
+                .fetch_all(&store.pool)
+                .await
+                .expect("rows"),
+            };
+            match backend {
+                super::super::Backend::Sqlite => {
+                    assert!(
+                        !still_held.iter().any(|c| c == "component"),
+                        "{still_held:?}"
+                    )
+                }
+                super::super::Backend::Postgres => assert!(still_held.is_empty(), "{still_held:?}"),
+            }
+            if backend == super::super::Backend::Sqlite {
+                // The rows were rewritten without their bytes: a title costs no component page.
+                let (rows, pages) =
+                    rows_read(&db.url, "select title, source from app_versions").await;
+                assert_eq!(rows, 5);
+                assert!(pages < 20, "{pages} pages read");
+            } else {
+                // A replica of the previous release still writes the column: its bytes move.
+                let legacy = vec![5u8; 100];
+                let hash = super::super::components::address(&legacy);
+                sqlx::query(
+                    "insert into app_versions \
+                     (id, app_id, number, sha256, component, size_bytes, title, source, created_at) \
+                     values (6, 3, 2, $1, $2, 100, 'Title', 'cli', 2)",
+                )
+                .bind(hash.as_str())
+                .bind(legacy.as_slice())
+                .execute(&store.pool)
+                .await
+                .expect("an old replica's insert");
+                let read = store
+                    .version_component(AppId(3), VersionId(6))
+                    .await
+                    .expect("read");
+                assert_eq!(read, legacy);
+            }
+        }
     }
 }
 
@@ -1338,7 +1654,7 @@ pub struct DeletedApp {
 
 impl Store {
     /// Delete `tenant`'s app with its versions, assets, data-file manifests (and the
-    /// tenant's blobs no other version lists), settings, grants, collaborators and data
+    /// tenant's blobs and components no other version lists), settings, grants, collaborators and data
     /// source grants, audited as `app.delete`; one transaction. Every child table is
     /// emptied explicitly rather than through `on delete cascade`, because not every
     /// foreign key in both backends' migrations cascades.
@@ -1349,18 +1665,28 @@ impl Store {
         change: &Change<'_>,
     ) -> Result<DeletedApp> {
         let mut tx = self.begin().await?;
+        // The tenant's row before the app's, in the order a publish takes them: no publish
+        // of the tenant may count on a component or blob this deletes.
+        if self.backend == super::Backend::Postgres {
+            sqlx::query("select id from tenants where id = $1 for update")
+                .bind(tenant.0)
+                .fetch_optional(&mut *tx)
+                .await?;
+        }
         let name = self.lock_app_row(&mut tx, tenant, app).await?;
         sqlx::query("update apps set live_version_id = null where id = $1 and tenant_id = $2")
             .bind(app.0)
             .bind(tenant.0)
             .execute(&mut *tx)
             .await?;
-        let versions = sqlx::query("select id from app_versions where app_id = $1")
+        let versions = sqlx::query("select id, sha256 from app_versions where app_id = $1")
             .bind(app.0)
             .fetch_all(&mut *tx)
             .await?;
+        let mut components = BTreeSet::new();
         for row in &versions {
             let id: i64 = row.try_get(0)?;
+            components.insert(row.try_get::<String, _>(1)?);
             sqlx::query("delete from app_assets where version_id = $1")
                 .bind(id)
                 .execute(&mut *tx)
@@ -1372,6 +1698,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         super::datafiles::delete_orphans(&mut tx, tenant.0).await?;
+        super::components::delete_unused(&mut tx, tenant.0, &components).await?;
         for table in [
             "app_settings",
             "data_source_grants",
@@ -1456,16 +1783,12 @@ fn contains_pattern(text: &str) -> String {
     pattern
 }
 
-impl Store {
-    /// Live apps ordered by tenant and name, one page in one query, each with how the
-    /// user relates to it. The `where` only narrows the candidates (public apps and the
-    /// user's tenants'); the caller asks the policy about each row.
-    pub async fn gallery(&self, query: GalleryQuery<'_>) -> Result<Vec<GalleryApp>> {
-        let rows = sqlx::query(
-            // The page is chosen first; how the user relates to each app is asked only
-            // for the page's rows (PostgreSQL would otherwise evaluate the three
-            // subqueries for every candidate before sorting: 70 ms at 10,000 apps).
-            "select p.p_slug, p.p_tenant_name, p.p_name, p.p_title, p.p_number, p.p_created, \
+/// The gallery's one query: `$1` every tenant (1/0), `$2` the user (0: anonymous), `$3` the
+/// search pattern, `$4`/`$5` the cursor, `$6` the limit, `$7` a tenant slug (empty: all).
+// The page is chosen first; how the user relates to each app is asked only for the page's
+// rows (PostgreSQL would otherwise evaluate the three subqueries for every candidate before
+// sorting: 70 ms at 10,000 apps).
+const GALLERY_SQL: &str = "select p.p_slug, p.p_tenant_name, p.p_name, p.p_title, p.p_number, p.p_created, \
                     p.p_by, p.p_id, p.p_tenant_id, p.p_visibility, \
                exists (select 1 from app_collaborators c \
                        where c.app_id = p.p_id and c.tenant_id = p.p_tenant_id and c.user_id = $2), \
@@ -1487,17 +1810,23 @@ impl Store {
                      and ($7 = '' or t.slug = $7) \
                      and t.suspended_at is null \
                    order by t.slug, a.name limit $6) p \
-             order by p.p_slug, p.p_name",
-        )
-        .bind(i64::from(query.every_tenant))
-        .bind(query.user.map_or(0, |u| u.0))
-        .bind(contains_pattern(query.search))
-        .bind(query.after.0)
-        .bind(query.after.1)
-        .bind(query.limit)
-        .bind(query.tenant.unwrap_or(""))
-        .fetch_all(&self.pool)
-        .await?;
+             order by p.p_slug, p.p_name";
+
+impl Store {
+    /// Live apps ordered by tenant and name, one page in one query, each with how the
+    /// user relates to it. The `where` only narrows the candidates (public apps and the
+    /// user's tenants'); the caller asks the policy about each row.
+    pub async fn gallery(&self, query: GalleryQuery<'_>) -> Result<Vec<GalleryApp>> {
+        let rows = sqlx::query(GALLERY_SQL)
+            .bind(i64::from(query.every_tenant))
+            .bind(query.user.map_or(0, |u| u.0))
+            .bind(contains_pattern(query.search))
+            .bind(query.after.0)
+            .bind(query.after.1)
+            .bind(query.limit)
+            .bind(query.tenant.unwrap_or(""))
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter()
             .map(|row| {
                 Ok(GalleryApp {

@@ -13,6 +13,7 @@ mod apps;
 mod assets;
 mod audit;
 pub mod backup;
+mod components;
 mod datafiles;
 mod datasources;
 mod handoffs;

@@ -67,7 +67,6 @@ async fn publish(app: &TestApp, tenant: &str, name: &str, bytes: &[u8]) {
             &Slug::parse(name).expect("slug"),
             NewVersion {
                 visibility: platform::tenancy::Visibility::Public,
-                sha256: "00",
                 component: bytes,
                 title: "T",
                 source: "test",

@@ -35,19 +35,7 @@ async fn tenant_with(app: &TestApp, slug: &str, quotas: Quotas) {
 }
 
 async fn deploy(app: &TestApp, tenant: &str, name: &str) -> Result<(), String> {
-    app.state
-        .deployer()
-        .deploy(
-            &Slug::parse(tenant).expect("slug"),
-            &Slug::parse(name).expect("slug"),
-            guest_wasm("hello.wasm"),
-            "test",
-            1,
-            false,
-        )
-        .await
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+    deploy_bytes(app, tenant, name, guest_wasm("hello.wasm")).await
 }
 
 #[tokio::test]
@@ -78,11 +66,45 @@ async fn a_new_app_over_the_app_quota_is_refused_and_existing_ones_still_deploy(
     }
 }
 
+/// `wasm` with a custom section appended: another component (another hash), same code.
+fn variant(mut wasm: Vec<u8>, note: &[u8]) -> Vec<u8> {
+    let name = b"note";
+    let size = u8::try_from(1 + name.len() + note.len()).expect("small");
+    wasm.extend([0, size, u8::try_from(name.len()).expect("small")]);
+    wasm.extend(name);
+    wasm.extend(note);
+    wasm
+}
+
+async fn deploy_bytes(
+    app: &TestApp,
+    tenant: &str,
+    name: &str,
+    wasm: Vec<u8>,
+) -> Result<(), String> {
+    app.state
+        .deployer()
+        .deploy(
+            &Slug::parse(tenant).expect("slug"),
+            &Slug::parse(name).expect("slug"),
+            wasm,
+            "test",
+            1,
+            false,
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// The storage quota counts what the tenant stores: a component run by several versions
+/// and apps counts once; a new one over the quota is refused with nothing stored.
 #[tokio::test]
 async fn a_version_over_the_storage_quota_is_refused_and_nothing_is_stored() {
     for db in TestDatabase::all().await.expect("databases") {
         let app = TestApp::on(db).await;
-        let size = i64::try_from(guest_wasm("hello.wasm").len()).expect("size");
+        let hello = guest_wasm("hello.wasm");
+        let size = i64::try_from(hello.len()).expect("size");
         tenant_with(
             &app,
             "tight",
@@ -95,23 +117,39 @@ async fn a_version_over_the_storage_quota_is_refused_and_nothing_is_stored() {
         deploy(&app, "tight", "hello")
             .await
             .expect("first version fits");
-        let refused = deploy(&app, "tight", "hello")
+        // The same component again, as a new version and as another app: nothing new stored.
+        deploy(&app, "tight", "hello")
             .await
-            .expect_err("second does not");
-        assert!(refused.contains("over its quota"), "{refused}");
+            .expect("a second version of the same component fits");
+        deploy(&app, "tight", "again")
+            .await
+            .expect("another app of the same component fits");
         let store = &app.state.store;
         let tenant = store
             .tenant_by_slug(&Slug::parse("tight").expect("slug"))
             .await
             .expect("q")
             .expect("tenant");
+        assert_eq!(
+            store.component_usage(tenant.id).await.expect("usage"),
+            (1, size)
+        );
+        let refused = deploy_bytes(&app, "tight", "hello", variant(hello, b"other"))
+            .await
+            .expect_err("another component does not");
+        assert!(refused.contains("over its quota"), "{refused}");
         let id = store
             .app_id(tenant.id, &Slug::parse("hello").expect("slug"))
             .await
             .expect("q")
             .expect("app");
         let versions = store.list_versions(tenant.id, id).await.expect("versions");
-        assert_eq!(versions.len(), 1);
+        assert_eq!(versions.len(), 2, "nothing stored");
+        assert_eq!(
+            store.component_usage(tenant.id).await.expect("usage"),
+            (1, size),
+            "nothing stored"
+        );
     }
 }
 

@@ -55,7 +55,6 @@ async fn publish(store: &Store, tenant: &str, app: &str) {
             &slug(app),
             NewVersion {
                 visibility: platform::tenancy::Visibility::Public,
-                sha256: "00",
                 component: b"c",
                 title: "T",
                 source: "test",
