@@ -347,15 +347,15 @@ pub struct DeletedTenant {
     pub versions: u64,
     /// Memberships (the users themselves stay).
     pub memberships: u64,
-    /// Every other row: assets, data files, settings, grants, teams, tokens, invitations,
-    /// identity providers and their links, data sources.
+    /// Every other row: assets, components, data files, settings, grants, teams, tokens,
+    /// invitations, identity providers and their links, data sources.
     pub other_rows: u64,
 }
 
 /// The statements that empty a tenant, children before parents (not every foreign key
 /// cascades in both backends' migrations). `$1` is the tenant's id. Each names its rows by
 /// the tenant's own ids only, so no row of another tenant can match.
-const TENANT_ROWS: [(&str, &str); 21] = [
+const TENANT_ROWS: [(&str, &str); 22] = [
     (
         "live pointers",
         "update apps set live_version_id = null where tenant_id = $1",
@@ -377,6 +377,10 @@ const TENANT_ROWS: [(&str, &str); 21] = [
     (
         "versions",
         "delete from app_versions where app_id in (select id from apps where tenant_id = $1)",
+    ),
+    (
+        "components",
+        "delete from app_components where tenant_id = $1",
     ),
     (
         "settings",

@@ -380,7 +380,7 @@ async fn a_suspended_tenant_answers_503_everywhere_on_every_replica_and_resumes(
 }
 
 /// Every table that holds a tenant's rows, with the query counting one tenant's (`$1`).
-const TENANT_TABLES: [(&str, &str); 20] = [
+const TENANT_TABLES: [(&str, &str); 21] = [
     ("apps", "tenant_id = $1"),
     (
         "app_versions",
@@ -393,6 +393,7 @@ const TENANT_TABLES: [(&str, &str); 20] = [
     ),
     ("app_version_data", "tenant_id = $1"),
     ("app_data_blobs", "tenant_id = $1"),
+    ("app_components", "tenant_id = $1"),
     (
         "app_settings",
         "app_id in (select id from apps where tenant_id = $1)",
