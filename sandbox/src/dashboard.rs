@@ -63,6 +63,15 @@ impl Dashboard {
         }
     }
 
+    /// The host work that follows a heavy app's call runs where long calls run
+    /// ([`Component::long_work_if_heavy`]).
+    pub fn long_work_if_heavy(&self) -> Option<crate::LongWorkScope> {
+        match self {
+            Dashboard::Component(component) => component.long_work_if_heavy(),
+            Dashboard::Python(app) => app.long_work_if_heavy(),
+        }
+    }
+
     /// The component, when it is one.
     pub fn as_component(&self) -> Option<&Component> {
         match self {

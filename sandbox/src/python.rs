@@ -622,6 +622,16 @@ impl PythonRuntime {
 }
 
 impl PythonApp {
+    /// Moves the calling thread where long calls run for the returned scope if the app's
+    /// calls ran long a moment ago (as [`crate::Component::long_work_if_heavy`]). `None`
+    /// otherwise, or when its turns are not scheduled.
+    pub fn long_work_if_heavy(&self) -> Option<crate::LongWorkScope> {
+        let (scheduler, owner) = self.cpu.as_ref()?;
+        scheduler
+            .is_heavy(*owner)
+            .then(|| scheduler.long_work().enter())
+    }
+
     /// Boots an instance of `runtime` on the app in `dirs` (importing `app.py` under
     /// `boot_deadline`), keeps its state as the version's [`PythonImage`], and reads its
     /// title, layout and dependency list (under `limits`, as every callback). The booted
@@ -758,7 +768,7 @@ impl PythonApp {
         // Waiting for a core counts against the deadline, as for components.
         let ticket = match &self.cpu {
             Some((scheduler, owner)) => {
-                match scheduler.enter(*owner, ends, options.cancel.clone()) {
+                match scheduler.enter_as(*owner, ends, options.cancel.clone(), options.long) {
                     Ok(ticket) => Some(Arc::new(ticket)),
                     Err(Refused::Deadline) => {
                         return Err(CallFailure::without_logs(Error::Deadline {

@@ -361,7 +361,11 @@ async fn postgres_sources_read_rows_and_aggregates_read_only_with_caps_and_row_s
             .await
             .expect("settings"),
     );
-    assert_eq!(texts(&set, "leak"), ["from-the-last-query"], "the setting took");
+    assert_eq!(
+        texts(&set, "leak"),
+        ["from-the-last-query"],
+        "the setting took"
+    );
     let after = decode(
         &caller
             .query(
@@ -374,9 +378,17 @@ async fn postgres_sources_read_rows_and_aggregates_read_only_with_caps_and_row_s
             .await
             .expect("settings after"),
     );
-    assert_eq!(ints(&after, "conn"), ints(&set, "conn"), "the same connection");
+    assert_eq!(
+        ints(&after, "conn"),
+        ints(&set, "conn"),
+        "the same connection"
+    );
     assert_eq!(texts(&after, "leak"), [""], "a setting outlived its query");
-    assert_eq!(path(&after), path(&before), "search_path outlived its query");
+    assert_eq!(
+        path(&after),
+        path(&before),
+        "search_path outlived its query"
+    );
     assert_eq!(
         texts(&after, "user_id"),
         [""],
