@@ -1279,7 +1279,8 @@ mod tests {
             conn.close().await.expect("close");
 
             let store = db.store().await.expect("the upgrade runs");
-            assert_eq!(store.schema_version().await.expect("version"), 32);
+            let upgraded = store.schema_version().await.expect("version");
+            assert!(upgraded >= 32, "{backend:?}: upgraded to {upgraded} only");
             assert_eq!(
                 store.component_usage(TenantId(1)).await.expect("usage"),
                 (2, 2 * BIG as i64),
