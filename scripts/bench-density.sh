@@ -24,9 +24,10 @@ if [[ " ${args[*]-} " != *" --scale "* ]]; then
     args=(--scale full "${args[@]}")
 fi
 
-scripts/build-guests.sh hello
-cargo build --release -p platform --bin tessera
+# Every guest: building a subset unifies features differently and recompiles the SDK.
+scripts/build-guests.sh
 # --workspace: the feature set of `cargo test --release --workspace`, so nothing rebuilds.
+cargo build --release --workspace --bin tessera
 cargo build --release --workspace --bin density
 
 exec "$target_dir/release/density" "${args[@]}"

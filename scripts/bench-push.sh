@@ -18,8 +18,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root=$(pwd)
 target=${CARGO_TARGET_DIR:-$root/target}
 
-cargo build --release -p platform --bin tessera
-[[ -f $target/wasm32-wasip2/guest/hello.wasm ]] || scripts/build-guests.sh hello
+# --workspace: the feature set of `cargo test --release --workspace`, so nothing rebuilds.
+cargo build --release --workspace --bin tessera
+[[ -f $target/wasm32-wasip2/guest/hello.wasm ]] || scripts/build-guests.sh
 
 scratch=$(mktemp -d)
 server=""

@@ -27,7 +27,8 @@ while [[ $# -gt 0 ]]; do
     esac
 done
 
-scripts/build-guests.sh live-orders
+# Every guest: building a subset unifies features differently and recompiles the SDK.
+scripts/build-guests.sh
 cargo build --release --workspace --bins
 echo "load average before the run: $(cut -d' ' -f1-3 /proc/loadavg)"
 "$target_dir/release/ws_viewers" --viewers "$viewers" --seconds "$seconds" \

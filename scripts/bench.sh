@@ -28,8 +28,10 @@ threads=${BENCH_THREADS:-2}
 target_dir=${CARGO_TARGET_DIR:-$repo/target}
 
 scripts/setup.sh --bench
-scripts/build-guests.sh hello sales-explorer
-cargo build --release -p platform --bin tessera
+# Every guest: building a subset unifies features differently and recompiles the SDK.
+scripts/build-guests.sh
+# --workspace: the feature set of `cargo test --release --workspace`, so nothing rebuilds.
+cargo build --release --workspace --bin tessera
 
 if [ "${BENCH_SKIP_SPINE:-0}" != 1 ]; then
     printf '\n==> spine (cargo bench -p tests --bench spine)\n'

@@ -49,4 +49,6 @@ cat <<EOF
 
 EOF
 
-exec cargo run --release -p platform --bin tessera -- serve --demo "$@"
+# No `-p platform`: the workspace's feature set, the one `cargo test --release --workspace`
+# builds, so the tests' server and this one are the same build.
+exec cargo run --release --bin tessera -- serve --demo "$@"

@@ -5,7 +5,7 @@
 # token; then `schemathesis run` with a bounded number of examples per operation. Fails on
 # any 5xx and on any response that does not match the document.
 #
-#   scripts/schemathesis.sh        (after `cargo build --release -p platform --bin tessera`
+#   scripts/schemathesis.sh        (after `cargo build --release --workspace --bin tessera`
 #                                   and scripts/build-guests.sh)
 set -euo pipefail
 
@@ -13,7 +13,7 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 target=${CARGO_TARGET_DIR:-$repo/target}
 tessera="$target/release/tessera"
 [ -x "$tessera" ] || {
-    echo "schemathesis.sh: $tessera is missing; run cargo build --release -p platform --bin tessera" >&2
+    echo "schemathesis.sh: $tessera is missing; run cargo build --release --workspace --bin tessera" >&2
     exit 1
 }
 schemathesis=$("$repo/scripts/schemathesis-venv.sh")

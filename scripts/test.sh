@@ -125,7 +125,7 @@ if step "build guest components" scripts/build-guests.sh; then
     step "cargo test --release" cargo test --release --workspace || true
     step "cargo clippy -D warnings" \
         cargo clippy --release --workspace --all-targets -- -D warnings || true
-    if step "build tessera" cargo build --release -p platform --bin tessera; then
+    if step "build tessera" cargo build --release --workspace --bin tessera; then
         # Issue 12: each attack of a hostile tenant while another tenant's app is measured.
         step "noisy neighbours (small)" scripts/bench-noisy.sh --scale small || true
         # Issue 16: replicas behind HAProxy and nginx through a kill, a drain, a push and

@@ -33,6 +33,28 @@ const chromiumArgs = [
 
 /** Seconds to wait for /healthz. Generous because demo.sh may still compile on a cold tree. */
 const startTimeoutMs = Number(process.env.TESSERA_E2E_START_TIMEOUT ?? 180) * 1000;
+// Compiled demo components, shared by the servers of all test files: each server has a data
+// directory of its own, and compiling the eight demo dashboards took ~20 s per server. The
+// artifacts are keyed by component hash, wasmtime version and engine settings, and checked
+// against their digest when loaded (sandbox::cache), so a stale one is only recompiled.
+const sharedComponentCache = path.join(
+  process.env.CARGO_TARGET_DIR ?? path.join(repo, 'target'),
+  'e2e-component-cache',
+);
+
+/** Copies the regular files of `from` into `to` that `to` lacks (atomically, by rename). */
+function copyMissing(from, to) {
+  if (!fs.existsSync(from)) return;
+  fs.mkdirSync(to, { recursive: true });
+  for (const name of fs.readdirSync(from)) {
+    const source = path.join(from, name);
+    const target = path.join(to, name);
+    if (name.startsWith('.') || fs.existsSync(target) || !fs.statSync(source).isFile()) continue;
+    const partial = path.join(to, `.${name}.${process.pid}`);
+    fs.copyFileSync(source, partial);
+    fs.renameSync(partial, target);
+  }
+}
 
 function loadPlaywright() {
   // playwright-core is a devDependency of admin-ui; resolve it from there.
@@ -71,6 +93,7 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 export async function startTessera({ name = 'tessera' } = {}) {
   const port = await freePort();
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-e2e-data-'));
+  copyMissing(sharedComponentCache, path.join(dataDir, 'component-cache'));
   fs.mkdirSync(artifacts, { recursive: true });
   const logPath = path.join(artifacts, `${name}-server.log`);
   const logFile = fs.openSync(logPath, 'w');
@@ -126,6 +149,8 @@ export async function startTessera({ name = 'tessera' } = {}) {
     }
     await sleep(250);
   }
+  // The demo is deployed before the server listens: its artifacts are in the cache now.
+  copyMissing(path.join(dataDir, 'component-cache'), sharedComponentCache);
 
   /** SIGTERM to the group; SIGKILL after `graceMs`. Resolves to how the server ended. */
   async function stop(graceMs = 15000) {
