@@ -17,8 +17,16 @@ use crate::store::{Change, Store};
 
 /// Run the command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    // An author's machine has no server configuration: these commands never load one.
+    match &cli.command {
+        Command::Login(args) => return crate::login::login(args).await,
+        Command::Logout(args) => return crate::login::logout(args).await,
+        Command::Credential { operation } => return crate::login::credential(operation),
+        _ => {}
+    }
     let config = Config::load(&cli)?;
     match &cli.command {
+        Command::Login(_) | Command::Logout(_) | Command::Credential { .. } => Ok(()),
         Command::Serve(args) => serve(config, args).await,
         Command::Deploy(args) => deploy(config, args).await,
         Command::Admin(args) => admin(config, &args.command).await,

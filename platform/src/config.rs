@@ -158,6 +158,44 @@ pub enum Command {
     /// Load a backup folder into an empty database and data directory (same schema
     /// version: docs/operations.md).
     Restore(BackupArgs),
+    /// On an author's machine: sign the command line and `git push` in to a Tessera
+    /// server through the browser (stores an API token for that server).
+    Login(LoginArgs),
+    /// Revoke the token `tessera login` stored for a server and forget it.
+    Logout(LogoutArgs),
+    /// git's credential helper for the servers `tessera login` signed in to (set up by
+    /// `tessera login`; git runs `tessera credential get`).
+    #[command(hide = true)]
+    Credential {
+        /// `get`, `store` or `erase` (git's credential helper protocol).
+        operation: String,
+    },
+}
+
+/// Arguments of `tessera login`.
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// The server's address, as in the browser (`https://tessera.example.org`).
+    #[arg(env = "TESSERA_URL")]
+    pub server: String,
+    /// The tenant to preselect in the browser (its slug).
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// Leave git's configuration alone (by default git is set to ask `tessera credential`
+    /// for this server's password).
+    #[arg(long)]
+    pub no_git: bool,
+    /// How the approval page names this machine (default: its host name).
+    #[arg(long)]
+    pub client_name: Option<String>,
+}
+
+/// Arguments of `tessera logout`.
+#[derive(Debug, Args)]
+pub struct LogoutArgs {
+    /// The server's address, as given to `tessera login`.
+    #[arg(env = "TESSERA_URL")]
+    pub server: String,
 }
 
 /// Arguments of `tessera backup` and `tessera restore`.
@@ -1237,6 +1275,9 @@ impl Config {
             | Command::Migrate
             | Command::Backup(_)
             | Command::Restore(_)
+            | Command::Login(_)
+            | Command::Logout(_)
+            | Command::Credential { .. }
             | Command::CompileComponent { .. } => None,
         };
         let data_dir = cli

@@ -172,3 +172,52 @@ test('an admin invites a person who accepts; the audit log shows it, filtered an
   assert.match(lines[1], /invitation\.accept/);
   assert.deepEqual(errors.filter((e) => !e.includes('404')), []);
 });
+
+test('tessera login is approved in the browser and gets a token', async () => {
+  const { spawn } = await import('node:child_process');
+  const os = await import('node:os');
+  const home = fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-login-'));
+  const login = spawn(tessera, ['login', server.baseUrl, '--tenant', 'demo', '--no-git', '--client-name', 'ada-laptop'], {
+    env: { ...process.env, HOME: home, XDG_CONFIG_HOME: '', TESSERA_CONFIG_DIR: '' },
+  });
+  let stdout = '';
+  let stderr = '';
+  login.stdout.on('data', (d) => { stdout += d; });
+  const exited = new Promise((resolve) => login.on('exit', resolve));
+  const code = await new Promise((resolve, reject) => {
+    login.stderr.on('data', (d) => {
+      stderr += d;
+      const m = stderr.match(/Your code: ([A-Z]{4}-[A-Z]{4})/);
+      if (m) resolve(m[1]);
+    });
+    login.on('exit', () => reject(new Error(`tessera login ended early: ${stderr}`)));
+  });
+  const link = stderr.match(/(http\S+\/device\?code=\S+)/)[1];
+
+  const page = await browser.context.newPage();
+  const errors = [];
+  page.on('console', (msg) => {
+    if (msg.type() === 'error') errors.push(msg.text());
+  });
+  page.on('requestfailed', (req) => errors.push(`${req.url()}: ${req.failure()?.errorText}`));
+  await page.goto(link);
+  if (new URL(page.url()).pathname === '/login') {
+    await page.fill('#email', 'ada@example.org');
+    await page.fill('#password', 'ada-long-password');
+    await submit(page, 'button[type=submit]');
+  }
+  assert.equal(new URL(page.url()).pathname, '/device');
+  assert.equal(await page.textContent('#user-code'), code);
+  assert.match(await page.textContent('#client-name'), /ada-laptop/);
+  await checkAccessibility(page, 'device');
+  await screenshot(page, 'console-device.png');
+  await submit(page, '#approve');
+  assert.match(await page.textContent('#done'), /signed in to demo/);
+
+  assert.equal(await exited, 0, stderr);
+  assert.match(stdout, /Signed in to .* as ada@example\.org in tenant demo/);
+  const stored = fs.readFileSync(path.join(home, '.config/tessera/credentials.toml'), 'utf8');
+  assert.match(stored, /token = "tsr_/);
+  fs.rmSync(home, { recursive: true, force: true });
+  assert.deepEqual(errors, []);
+});

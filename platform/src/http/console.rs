@@ -71,6 +71,7 @@ fn table() -> Routes {
         .post("/ui/{tenant}/apps/{app}/visibility", set_visibility)
         .post("/ui/{tenant}/apps/{app}/delete", delete_app);
     let routes = super::console_connections::routes(super::console_tenant::routes(routes));
+    let routes = super::console_device::routes(routes);
     super::console_platform::routes(routes)
 }
 

@@ -10,6 +10,7 @@ mod account;
 pub mod api;
 mod console;
 mod console_connections;
+mod console_device;
 mod console_platform;
 mod console_tenant;
 pub mod dash;

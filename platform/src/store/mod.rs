@@ -12,6 +12,7 @@ mod access;
 mod apps;
 mod assets;
 mod audit;
+mod cli_sign_ins;
 pub mod backup;
 mod components;
 mod datafiles;
@@ -35,6 +36,7 @@ pub use apps::{
     NewVersion, PublishedVersion, RolledBack, VersionDetails, VersionRecord,
 };
 pub use audit::{AuditEntry, AuditFilter, AuditSearch, Change};
+pub use cli_sign_ins::{ApprovedToken, CliSignIn, NewCliSignIn};
 pub use datasources::{DataSourceWrite, StoredDataSource, StoredLimits};
 pub use invitations::{Acceptor, Invitation, NewInvitation};
 pub use memberships::{Member, Team, ViewerFacts};

@@ -431,6 +431,10 @@ const TENANT_ROWS: [(&str, &str); 22] = [
         "identity providers",
         "delete from identity_providers where tenant_id = $1",
     ),
+    (
+        "command-line sign-ins",
+        "delete from cli_sign_ins where tenant_id = $1",
+    ),
     ("tokens", "delete from api_tokens where tenant_id = $1"),
     (
         "invitations",

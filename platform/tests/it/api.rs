@@ -240,7 +240,7 @@ async fn fixture(db: TestDatabase) -> Fixture {
 /// What a route needs.
 #[derive(Clone, Copy, Debug)]
 enum Needs {
-    /// Nothing (the OpenAPI document).
+    /// Nothing (the OpenAPI document, the sign-in of `tessera login`).
     Nothing,
     /// Any authenticated principal.
     Authenticated,
@@ -260,6 +260,9 @@ fn expectations() -> BTreeMap<(&'static str, &'static str), (Needs, u16)> {
     let t = "/api/v1/tenants/{tenant}";
     let rows: Vec<(&str, String, Needs, u16)> = vec![
         ("GET", "/api/v1/openapi.json".into(), Nothing, 200),
+        // `tessera login`: anyone may start a sign-in; a made-up device code gets nothing.
+        ("POST", "/api/v1/cli/sign-ins".into(), Nothing, 201),
+        ("POST", "/api/v1/cli/sign-ins/token".into(), Nothing, 400),
         ("GET", "/api/v1/tenants".into(), Authenticated, 200),
         ("POST", "/api/v1/tenants".into(), Superadmin, 201),
         ("GET", "/api/v1/audit".into(), Superadmin, 200),
@@ -551,6 +554,8 @@ fn body_for(method: &str, path: &str, tenant: &TenantFixture, n: usize) -> Optio
     let tail = path.trim_start_matches("/api/v1/tenants/{tenant}");
     match (method, path, tail) {
         ("POST", "/api/v1/tenants", _) => Some(json!({"slug": format!("new-{n}")})),
+        ("POST", "/api/v1/cli/sign-ins", _) => Some(json!({"client_name": format!("m{n}")})),
+        ("POST", "/api/v1/cli/sign-ins/token", _) => Some(json!({"device_code": "A".repeat(40)})),
         ("PATCH", _, "") => Some(json!({"name": "Renamed"})),
         ("POST", _, "/members") => {
             Some(json!({"email": format!("zed-{}@example.org", tenant.slug), "role": "viewer"}))

@@ -12,6 +12,7 @@ mod backup;
 mod build;
 mod cache;
 mod cli;
+mod cli_sign_in;
 mod config;
 mod container;
 mod dash;

@@ -415,6 +415,7 @@ const TENANT_TABLES: [(&str, &str); 21] = [
         "external_identities",
         "provider_id in (select id from identity_providers where tenant_id = $1)",
     ),
+    ("cli_sign_ins", "tenant_id = $1"),
     ("api_tokens", "tenant_id = $1"),
     ("invitations", "tenant_id = $1"),
     ("memberships", "tenant_id = $1"),

@@ -760,6 +760,10 @@ enum Needs {
     Role(Role),
     /// Anyone holding the link (invitations).
     Link,
+    /// Anyone signed in (the code form of `tessera login`).
+    SignedIn,
+    /// Anyone signed in holding a sign-in code (`tessera login`'s approval).
+    Code,
     /// A platform superadmin.
     Superadmin,
 }
@@ -866,6 +870,9 @@ fn console_matrix() -> BTreeMap<(&'static str, &'static str), Needs> {
         ("GET", "/ui/admin/users", Needs::Superadmin),
         ("GET", "/invite/{tenant}/{secret}", Link),
         ("POST", "/invite/{tenant}/{secret}", Link),
+        ("GET", "/device", Needs::SignedIn),
+        ("POST", "/device/{code}/approve", Needs::Code),
+        ("POST", "/device/{code}/deny", Needs::Code),
     ]
     .into_iter()
     .map(|(method, path, needs)| ((method, path), needs))
@@ -1002,7 +1009,8 @@ async fn every_console_route_answers_every_person_as_the_policy_says() {
                     .replace("{id}", "1")
                     .replace("{provider}", "sso")
                     .replace("{source}", "db")
-                    .replace("{secret}", &"A".repeat(40));
+                    .replace("{secret}", &"A".repeat(40))
+                    .replace("{code}", "BCDF-GHJK");
                 if uri.ends_with("/apps/doomed/delete") {
                     app.deploy(tenant, "doomed", "hello.wasm").await;
                     admin::set_visibility(store, &format!("{tenant}/doomed"), "tenant", &op())
@@ -1032,6 +1040,10 @@ async fn every_console_route_answers_every_person_as_the_policy_says() {
                     Needs::Anyone => Outcome::Done,
                     // No such invitation: every holder of a wrong link gets the same 404.
                     Needs::Link => Outcome::NotFound,
+                    Needs::SignedIn | Needs::Code if email.is_none() => Outcome::SignIn,
+                    Needs::SignedIn => Outcome::Done,
+                    // No such sign-in: every signed-in person gets the same 404.
+                    Needs::Code => Outcome::NotFound,
                     Needs::Superadmin if email.is_none() => Outcome::SignIn,
                     Needs::Superadmin if superadmin => Outcome::Done,
                     Needs::Superadmin => Outcome::Forbidden,

@@ -13,6 +13,7 @@
 
 mod apps;
 mod audit;
+mod cli;
 mod datasources;
 mod extract;
 mod invitations;
@@ -126,6 +127,8 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(apps::grant_app_to_team, apps::revoke_app_from_team))
         .routes(routes!(tokens::list_tokens, tokens::create_token))
         .routes(routes!(tokens::revoke_token))
+        .routes(routes!(cli::start_sign_in))
+        .routes(routes!(cli::collect_token))
         .routes(routes!(datasources::list_sources))
         .routes(routes!(
             datasources::grant_source,
