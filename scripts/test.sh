@@ -135,7 +135,9 @@ if step "build guest components" scripts/build-guests.sh; then
         # `scripts/bench-lb.sh --lb both`, shows it until the drain keeps accepting (issue 16).
         step "load balancers (small)" scripts/bench-lb.sh --scale small --lb haproxy || true
         step "schemathesis (REST API)" scripts/schemathesis.sh || true
-        step "browser e2e (node --test)" node --test tests/e2e/ || true
+        # Two test files at a time: each waits mostly on its own server and browser (5 min
+        # one at a time, under 3 min two at a time, on 2 cores).
+        step "browser e2e (node --test)" node --test --test-concurrency=2 tests/e2e/ || true
     else
         skip "noisy neighbours (small)" "tessera did not build"
         skip "load balancers (small)" "tessera did not build"

@@ -152,7 +152,10 @@ async fn prune(state: &AppState, now: i64) -> Result<(), store::Error> {
             .revoke_token_in(None, &public_id, &change)
             .await?;
     }
-    state.store.delete_expired_cli_sign_ins(now - DAY_MS).await?;
+    state
+        .store
+        .delete_expired_cli_sign_ins(now - DAY_MS)
+        .await?;
     Ok(())
 }
 
@@ -230,7 +233,11 @@ fn unknown_code(code: &str) -> Refusal {
 }
 
 /// The pending sign-in shown with `code`, for a signed-in person.
-async fn pending(state: &AppState, principal: &Principal, code: &str) -> Result<CliSignIn, Refusal> {
+async fn pending(
+    state: &AppState,
+    principal: &Principal,
+    code: &str,
+) -> Result<CliSignIn, Refusal> {
     if !matches!(principal, Principal::User(_)) {
         return Err(Refusal::Unauthenticated);
     }
@@ -323,8 +330,8 @@ pub async fn deny(state: &AppState, principal: &Principal, code: &str) -> Result
 
 /// The command line's poll with its device code: the token once approved, else why not.
 pub async fn collect(state: &AppState, device_code: &str) -> Result<Collected, PollError> {
-    let well_formed =
-        device_code.len() == DEVICE_CODE_LEN && device_code.bytes().all(|b| b.is_ascii_alphanumeric());
+    let well_formed = device_code.len() == DEVICE_CODE_LEN
+        && device_code.bytes().all(|b| b.is_ascii_alphanumeric());
     if !well_formed {
         return Err(PollError::InvalidGrant);
     }
@@ -366,7 +373,10 @@ pub async fn collect(state: &AppState, device_code: &str) -> Result<Collected, P
         .ok()
         .and_then(|bytes| String::from_utf8(bytes).ok())
         .ok_or_else(|| {
-            tracing::error!(sign_in = sign_in.id, "opening a sealed sign-in token failed");
+            tracing::error!(
+                sign_in = sign_in.id,
+                "opening a sealed sign-in token failed"
+            );
             PollError::Internal
         })?;
     let tenant = state
@@ -399,7 +409,14 @@ mod tests {
             let loose = code.replace('-', " ").to_lowercase();
             assert_eq!(normalize_user_code(&loose).as_deref(), Some(code.as_str()));
         }
-        for bad in ["", "BCDF-GHJ", "BCDF-GHJKL", "ABCD-EFGH", "BCDF-GHJ1", "BCDF_GHJK"] {
+        for bad in [
+            "",
+            "BCDF-GHJ",
+            "BCDF-GHJKL",
+            "ABCD-EFGH",
+            "BCDF-GHJ1",
+            "BCDF_GHJK",
+        ] {
             assert_eq!(normalize_user_code(bad), None, "{bad}");
         }
     }

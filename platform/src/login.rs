@@ -59,9 +59,7 @@ pub fn credentials_path() -> anyhow::Result<PathBuf> {
 fn read_credentials() -> anyhow::Result<CredentialsFile> {
     let path = credentials_path()?;
     match std::fs::read_to_string(&path) {
-        Ok(text) => {
-            toml::from_str(&text).with_context(|| format!("reading {}", path.display()))
-        }
+        Ok(text) => toml::from_str(&text).with_context(|| format!("reading {}", path.display())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(CredentialsFile::default()),
         Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
     }
@@ -281,7 +279,10 @@ pub async fn logout(args: &LogoutArgs) -> anyhow::Result<()> {
             "revoked"
         }
         Ok(r) => {
-            eprintln!("the server did not revoke the token: {}", api_error(r).await.message);
+            eprintln!(
+                "the server did not revoke the token: {}",
+                api_error(r).await.message
+            );
             "not revoked (revoke it on the account page)"
         }
         Err(e) => {

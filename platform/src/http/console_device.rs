@@ -9,7 +9,9 @@ use axum::response::Response;
 use serde::Deserialize;
 use tower_sessions::Session;
 
-use super::console::{Chrome, Posted, Routes, chrome, csrf_field, refused, render, url_encode, when};
+use super::console::{
+    Chrome, Posted, Routes, chrome, csrf_field, refused, render, url_encode, when,
+};
 use crate::cli_sign_in::{self, TOKEN_DAYS};
 use crate::manage::Refusal;
 use crate::policy::Principal;
@@ -88,7 +90,14 @@ async fn device_page(
     };
     if query.code.trim().is_empty() {
         if !matches!(principal, Principal::User(_)) {
-            return refused(&state, &principal, &session, &here, Refusal::Unauthenticated).await;
+            return refused(
+                &state,
+                &principal,
+                &session,
+                &here,
+                Refusal::Unauthenticated,
+            )
+            .await;
         }
         return page(&state, &principal, &session, (None, None), StatusCode::OK).await;
     }
@@ -106,7 +115,14 @@ async fn device_page(
                     .map(|(slug, name, role)| (slug, name, role.as_str().to_owned()))
                     .collect(),
             };
-            page(&state, &principal, &session, (Some(view), None), StatusCode::OK).await
+            page(
+                &state,
+                &principal,
+                &session,
+                (Some(view), None),
+                StatusCode::OK,
+            )
+            .await
         }
         Err(r) => refused(&state, &principal, &session, &here, r).await,
     }
@@ -137,7 +153,14 @@ async fn approve(Path(code): Path<String>, posted: Posted<ApproveForm>) -> Respo
                 "Approved: the command line on {} is signed in to {}.",
                 sign_in.client_name, posted.fields.tenant
             );
-            page(state, principal, session, (None, Some(done)), StatusCode::OK).await
+            page(
+                state,
+                principal,
+                session,
+                (None, Some(done)),
+                StatusCode::OK,
+            )
+            .await
         }
         Err(r) => refused(state, principal, session, &here, r).await,
     }
@@ -150,7 +173,14 @@ async fn deny(Path(code): Path<String>, posted: Posted<DenyForm>) -> Response {
     match cli_sign_in::deny(state, principal, &code).await {
         Ok(()) => {
             let done = "Denied: that command line gets no token.".to_owned();
-            page(state, principal, session, (None, Some(done)), StatusCode::OK).await
+            page(
+                state,
+                principal,
+                session,
+                (None, Some(done)),
+                StatusCode::OK,
+            )
+            .await
         }
         Err(r) => refused(state, principal, session, &here, r).await,
     }

@@ -132,14 +132,14 @@ impl Store {
 
     /// Forget sign-ins that expired before `before`.
     pub async fn delete_expired_cli_sign_ins(&self, before: i64) -> Result<u64> {
-        Ok(
-            sqlx::query("delete from cli_sign_ins where expires_at < $1 \
-                 and (token_sealed is null or collected_at is not null)")
-                .bind(before)
-                .execute(&self.pool)
-                .await?
-                .rows_affected(),
+        Ok(sqlx::query(
+            "delete from cli_sign_ins where expires_at < $1 \
+                 and (token_sealed is null or collected_at is not null)",
         )
+        .bind(before)
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
     }
 
     /// Store a new sign-in; a taken user code is [`super::Error::Conflict`].

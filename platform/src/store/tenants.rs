@@ -355,7 +355,7 @@ pub struct DeletedTenant {
 /// The statements that empty a tenant, children before parents (not every foreign key
 /// cascades in both backends' migrations). `$1` is the tenant's id. Each names its rows by
 /// the tenant's own ids only, so no row of another tenant can match.
-const TENANT_ROWS: [(&str, &str); 22] = [
+const TENANT_ROWS: [(&str, &str); 23] = [
     (
         "live pointers",
         "update apps set live_version_id = null where tenant_id = $1",

@@ -677,6 +677,8 @@ async fn every_route_answers_every_principal_as_the_policy_says() {
                         let want_code = match got {
                             401 => "unauthorized",
                             403 => "forbidden",
+                            // A made-up device code (`tessera login`).
+                            400 if path.ends_with("/cli/sign-ins/token") => "invalid_grant",
                             _ => "not_found",
                         };
                         if code != want_code {

@@ -30,7 +30,10 @@ async fn people(db: Option<TestDatabase>) -> TestApp {
     admin::create_tenant(store, "c", None, None, &op())
         .await
         .expect("tenant c");
-    for (email, tenant, role) in [("ada@example.org", "b", "admin"), ("cleo@example.org", "c", "admin")] {
+    for (email, tenant, role) in [
+        ("ada@example.org", "b", "admin"),
+        ("cleo@example.org", "c", "admin"),
+    ] {
         admin::create_user(store, email, Some(PASSWORD), false, &op())
             .await
             .expect("user");
@@ -92,7 +95,11 @@ async fn scalar(app: &TestApp, query: &str) -> Option<String> {
 
 /// The last poll is older than the interval: the next one is not "too soon".
 async fn wait_out_the_interval(app: &TestApp) {
-    sql(app, "update cli_sign_ins set last_polled_at = last_polled_at - 5000").await;
+    sql(
+        app,
+        "update cli_sign_ins set last_polled_at = last_polled_at - 5000",
+    )
+    .await;
 }
 
 async fn audited(app: &TestApp, action: &str) -> usize {
@@ -113,13 +120,13 @@ async fn a_command_line_gets_one_token_when_a_person_approves_it_in_the_browser(
     for db in TestDatabase::all().await.expect("databases") {
         let app = people(Some(db)).await;
         let started = start(&app, Some("b")).await;
-        let device = started["device_code"].as_str().expect("device code").to_owned();
+        let device = started["device_code"]
+            .as_str()
+            .expect("device code")
+            .to_owned();
         let code = started["user_code"].as_str().expect("user code").to_owned();
         assert_eq!(device.len(), 40);
-        assert!(
-            code.len() == 9 && code.as_bytes()[4] == b'-',
-            "{code}"
-        );
+        assert!(code.len() == 9 && code.as_bytes()[4] == b'-', "{code}");
         assert_eq!(
             started["verification_uri_complete"],
             format!("http://127.0.0.1:8080/device?code={code}")
@@ -148,7 +155,9 @@ async fn a_command_line_gets_one_token_when_a_person_approves_it_in_the_browser(
         // person's tenants only.
         let mut ada = signed_in(&app, "ada@example.org").await;
         let typed = code.to_lowercase().replace('-', " ");
-        let page = ada.get(&format!("/device?code={}", typed.replace(' ', "+"))).await;
+        let page = ada
+            .get(&format!("/device?code={}", typed.replace(' ', "+")))
+            .await;
         assert_eq!(page.status, StatusCode::OK, "{}", page.text());
         let html = page.text();
         assert!(html.contains("avery-laptop"), "{html}");
@@ -183,7 +192,9 @@ async fn a_command_line_gets_one_token_when_a_person_approves_it_in_the_browser(
         assert_eq!(reply.json()["tenant"], "b");
         assert_eq!(reply.json()["email"], "ada@example.org");
         // The token is ada's, with her role in b (admin: she may list its members).
-        let members = app.get_with_token("/api/v1/tenants/b/members", &token).await;
+        let members = app
+            .get_with_token("/api/v1/tenants/b/members", &token)
+            .await;
         assert_eq!(members.status, StatusCode::OK, "{}", members.text());
         // Once only; nothing of the token stays in the database.
         wait_out_the_interval(&app).await;
@@ -228,7 +239,11 @@ async fn denied_expired_and_uncollected_sign_ins_give_no_token() {
     // Expired before anyone approved it.
     let expired = start(&app, None).await;
     let code = expired["user_code"].as_str().expect("code");
-    sql(&app, &format!("update cli_sign_ins set expires_at = 0 where user_code = '{code}'")).await;
+    sql(
+        &app,
+        &format!("update cli_sign_ins set expires_at = created_at - 1 where user_code = '{code}'"),
+    )
+    .await;
     let reply = poll(&app, expired["device_code"].as_str().expect("device")).await;
     assert_eq!(reply.error_code(), "expired_token");
     assert_eq!(
@@ -253,7 +268,11 @@ async fn denied_expired_and_uncollected_sign_ins_give_no_token() {
     )
     .await
     .expect("a token was made");
-    sql(&app, &format!("update cli_sign_ins set expires_at = 1 where user_code = '{code}'")).await;
+    sql(
+        &app,
+        &format!("update cli_sign_ins set expires_at = created_at - 1 where user_code = '{code}'"),
+    )
+    .await;
     start(&app, None).await;
     assert!(
         scalar(
@@ -282,7 +301,9 @@ async fn denied_expired_and_uncollected_sign_ins_give_no_token() {
         json!({"client_name": "ok", "tenant": "Not A Slug"}),
         json!({"client_name": "ok", "extra": 1}),
     ] {
-        let reply = app.post_json("/api/v1/cli/sign-ins", body.to_string()).await;
+        let reply = app
+            .post_json("/api/v1/cli/sign-ins", body.to_string())
+            .await;
         assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{body}");
         assert_eq!(reply.error_code(), "validation_failed", "{body}");
     }
@@ -312,7 +333,12 @@ async fn sign_ins_nobody_approved_are_capped() {
             json!({"client_name": "one more"}).to_string(),
         )
         .await;
-    assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS, "{}", reply.text());
+    assert_eq!(
+        reply.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        reply.text()
+    );
     assert_eq!(reply.error_code(), "too_many_requests");
     // Expired ones no longer count.
     sql(&app, "update cli_sign_ins set expires_at = 1").await;
@@ -325,7 +351,8 @@ fn tessera(home: &std::path::Path, args: &[&str]) -> std::process::Command {
     command
         .args(args)
         .env("HOME", home)
-        .env_remove("XDG_CONFIG_HOME")
+        // As `crate::git::git` runs git, which runs `tessera credential` with its own env.
+        .env("XDG_CONFIG_HOME", home)
         .env_remove("TESSERA_CONFIG_DIR")
         .env_remove("TESSERA_URL")
         .env("GIT_CONFIG_NOSYSTEM", "1");
@@ -353,11 +380,21 @@ async fn tessera_login_stores_a_token_that_git_push_uses_until_logout() {
     std::fs::create_dir_all(&home).expect("home");
     std::fs::create_dir_all(&work).expect("work");
 
-    let mut login = tessera(&home, &["login", &base, "--tenant", "acme", "--client-name", "alice-laptop"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("tessera login starts");
+    let mut login = tessera(
+        &home,
+        &[
+            "login",
+            &base,
+            "--tenant",
+            "acme",
+            "--client-name",
+            "alice-laptop",
+        ],
+    )
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .expect("tessera login starts");
     let stderr = login.stderr.take().expect("stderr");
     let code = tokio::task::spawn_blocking(move || {
         for line in BufReader::new(stderr).lines() {
@@ -392,20 +429,31 @@ async fn tessera_login_stores_a_token_that_git_push_uses_until_logout() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout}");
     assert!(
-        stdout.contains(&format!("Signed in to {base} as alice@example.org in tenant acme")),
+        stdout.contains(&format!(
+            "Signed in to {base} as alice@example.org in tenant acme"
+        )),
         "{stdout}"
     );
-    let credentials = home.join(".config/tessera/credentials.toml");
+    let credentials = home.join("tessera/credentials.toml");
     let mode = std::fs::metadata(&credentials)
         .expect("credentials stored")
         .permissions()
         .mode();
     assert_eq!(mode & 0o777, 0o600);
-    assert!(std::fs::read_to_string(&credentials).expect("read").contains("tsr_"));
+    assert!(
+        std::fs::read_to_string(&credentials)
+            .expect("read")
+            .contains("tsr_")
+    );
 
     // git pushes with no token in the URL: it asks `tessera credential`.
     use crate::git::ok;
-    ok(&home, &work, &["init", "--quiet", "--initial-branch", "main"]).await;
+    ok(
+        &home,
+        &work,
+        &["init", "--quiet", "--initial-branch", "main"],
+    )
+    .await;
     std::fs::write(work.join("app.wasm"), guest_wasm("hello.wasm")).expect("write");
     std::fs::write(
         work.join("tessera.toml"),
@@ -446,5 +494,9 @@ async fn tessera_login_stores_a_token_that_git_push_uses_until_logout() {
         app.get_with_token("/api/v1/tenants", &token).await.status,
         StatusCode::UNAUTHORIZED
     );
-    assert!(!std::fs::read_to_string(&credentials).expect("read").contains("tsr_"));
+    assert!(
+        !std::fs::read_to_string(&credentials)
+            .expect("read")
+            .contains("tsr_")
+    );
 }

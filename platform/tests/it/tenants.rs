@@ -207,6 +207,18 @@ async fn two_tenants(app: &TestApp) -> (String, String) {
             .await
             .expect("token");
         tokens.push(issued.token);
+        // A `tessera login` the owner approved (and nobody collected yet).
+        let started = platform::cli_sign_in::start(&app.state, "laptop", Some(t), None)
+            .await
+            .expect("sign-in");
+        let owner_principal = platform::policy::Principal::User(platform::policy::UserPrincipal {
+            id: owner,
+            superadmin: false,
+            memberships: store.memberships_of(owner).await.expect("memberships"),
+        });
+        platform::cli_sign_in::approve(&app.state, &owner_principal, &started.user_code, t, &op())
+            .await
+            .expect("approve");
         app.state
             .cache
             .set(
@@ -380,7 +392,7 @@ async fn a_suspended_tenant_answers_503_everywhere_on_every_replica_and_resumes(
 }
 
 /// Every table that holds a tenant's rows, with the query counting one tenant's (`$1`).
-const TENANT_TABLES: [(&str, &str); 21] = [
+const TENANT_TABLES: [(&str, &str); 22] = [
     ("apps", "tenant_id = $1"),
     (
         "app_versions",
