@@ -225,14 +225,22 @@ pub async fn seed_bulk(store: &Store, seed: BulkSeed) -> Result<()> {
 /// live apps), then `analyze`.
 pub async fn seed_live_versions(store: &Store, tenant: i64) -> Result<()> {
     let pool = &store.pool;
+    // One stored component, named by every version (migration 0032).
     sqlx::query(
-        "insert into app_versions (app_id, number, sha256, component, size_bytes, title, \
-                                   source, created_at) \
-         select id, 1, 'seed', $2, 1, 'App ' || name, 'seed', created_at \
-         from apps where tenant_id = $1",
+        "insert into app_components (tenant_id, sha256, size_bytes, content) \
+         values ($1, 'seed', 1, $2) on conflict (tenant_id, sha256) do nothing",
     )
     .bind(tenant)
     .bind(vec![0u8])
+    .execute(pool)
+    .await?;
+    sqlx::query(
+        "insert into app_versions (app_id, number, sha256, size_bytes, title, source, \
+                                   created_at) \
+         select id, 1, 'seed', 1, 'App ' || name, 'seed', created_at \
+         from apps where tenant_id = $1",
+    )
+    .bind(tenant)
     .execute(pool)
     .await?;
     sqlx::query(
