@@ -11,8 +11,9 @@ use platform::store::AuditFilter;
 use platform::store::testing::TestDatabase;
 use serde_json::{Value, json};
 
-use crate::sessions::{Browser, PASSWORD, op, setup};
+use crate::sessions::{Browser, PASSWORD, op};
 use crate::support::{Reply, TestApp, guest_wasm};
+use crate::ui_admin::{signed_in, tenants};
 
 fn location(reply: &Reply) -> String {
     reply
@@ -20,35 +21,6 @@ fn location(reply: &Reply) -> String {
         .get(header::LOCATION)
         .map(|l| l.to_str().expect("ascii").to_owned())
         .unwrap_or_default()
-}
-
-/// `setup` (tenant `b`: bob and carl viewers) plus ada, an admin of `b`, and tenant `c`
-/// with its own admin, cleo.
-async fn people(db: Option<TestDatabase>) -> TestApp {
-    let app = setup(db).await;
-    let store = &app.state.store;
-    admin::create_tenant(store, "c", None, None, &op())
-        .await
-        .expect("tenant c");
-    for (email, tenant, role) in [
-        ("ada@example.org", "b", "admin"),
-        ("cleo@example.org", "c", "admin"),
-    ] {
-        admin::create_user(store, email, Some(PASSWORD), false, &op())
-            .await
-            .expect("user");
-        admin::grant(store, email, tenant, role, &op())
-            .await
-            .expect("grant");
-    }
-    app
-}
-
-async fn signed_in<'a>(app: &'a TestApp, email: &str) -> Browser<'a> {
-    let mut browser = Browser::new(app);
-    let reply = browser.sign_in(email, PASSWORD, "/").await;
-    assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.text());
-    browser
 }
 
 async fn start(app: &TestApp, tenant: Option<&str>) -> Value {
@@ -118,7 +90,7 @@ async fn audited(app: &TestApp, action: &str) -> usize {
 #[tokio::test]
 async fn a_command_line_gets_one_token_when_a_person_approves_it_in_the_browser() {
     for db in TestDatabase::all().await.expect("databases") {
-        let app = people(Some(db)).await;
+        let app = tenants(Some(db)).await;
         let started = start(&app, Some("b")).await;
         let device = started["device_code"]
             .as_str()
@@ -215,7 +187,7 @@ async fn a_command_line_gets_one_token_when_a_person_approves_it_in_the_browser(
 
 #[tokio::test]
 async fn denied_expired_and_uncollected_sign_ins_give_no_token() {
-    let app = people(None).await;
+    let app = tenants(None).await;
     let mut carl = signed_in(&app, "carl@example.org").await;
     let csrf = carl.csrf().await;
 
@@ -317,7 +289,7 @@ async fn denied_expired_and_uncollected_sign_ins_give_no_token() {
 
 #[tokio::test]
 async fn sign_ins_nobody_approved_are_capped() {
-    let app = people(None).await;
+    let app = tenants(None).await;
     let cap = platform::cli_sign_in::MAX_PENDING;
     let pending: i64 = scalar(&app, "select cast(count(*) as text) from cli_sign_ins")
         .await

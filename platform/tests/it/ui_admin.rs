@@ -25,7 +25,7 @@ fn location(reply: &Reply) -> String {
 
 /// `setup` (tenant `b`: bob and carl viewers) plus ada, an admin of `b`, olga its owner,
 /// and tenant `c` with its own admin, cleo.
-async fn tenants(db: Option<TestDatabase>) -> TestApp {
+pub(crate) async fn tenants(db: Option<TestDatabase>) -> TestApp {
     let app = setup(db).await;
     let store = &app.state.store;
     for (email, tenant, role) in [
@@ -48,7 +48,7 @@ async fn tenants(db: Option<TestDatabase>) -> TestApp {
     app
 }
 
-async fn signed_in<'a>(app: &'a TestApp, email: &str) -> Browser<'a> {
+pub(crate) async fn signed_in<'a>(app: &'a TestApp, email: &str) -> Browser<'a> {
     let mut browser = Browser::new(app);
     let reply = browser.sign_in(email, PASSWORD, "/").await;
     assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.text());
