@@ -18,7 +18,12 @@ use crate::state::AppState;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StartSignIn {
-    /// The machine asking, shown on the approval page (1 to 100 characters).
+    /// The machine asking, shown on the approval page (1 to 100 characters on one line).
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub client_name: String,
     /// A tenant's slug to preselect on the approval page.
     pub tenant: Option<String>,
@@ -46,6 +51,7 @@ pub struct StartedSignIn {
 #[serde(deny_unknown_fields)]
 pub struct CollectToken {
     /// The device code the sign-in gave.
+    #[schema(pattern = "^[A-Za-z0-9]{40}$")]
     pub device_code: String,
 }
 
