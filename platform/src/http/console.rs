@@ -485,6 +485,8 @@ struct AppPage {
     live: Option<i64>,
     visibility: String,
     remote: String,
+    /// The platform's URL (for `tessera login`).
+    platform_url: String,
     versions: Vec<VersionRow>,
     settings: Vec<SettingRow>,
     deploy: bool,
@@ -555,10 +557,8 @@ async fn app_view(
     let chrome = chrome(state, principal, session, &here, Some(tenant))
         .await
         .map_err(|_| Refusal::Internal("loading the page failed".into()))?;
-    let remote = format!(
-        "{}/git/{tenant}/{name}.git",
-        state.origins.platform_url().trim_end_matches('/')
-    );
+    let platform_url = state.origins.platform_url().trim_end_matches('/').to_owned();
+    let remote = format!("{platform_url}/git/{tenant}/{name}.git");
     let graph = view.dependencies.as_ref().map(crate::dash::graph::drawing);
     let log = view
         .log
@@ -587,6 +587,7 @@ async fn app_view(
         live: view.record.live_version,
         visibility: view.record.visibility.to_string(),
         remote,
+        platform_url,
         versions: view
             .versions
             .into_iter()
