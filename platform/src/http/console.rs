@@ -557,7 +557,11 @@ async fn app_view(
     let chrome = chrome(state, principal, session, &here, Some(tenant))
         .await
         .map_err(|_| Refusal::Internal("loading the page failed".into()))?;
-    let platform_url = state.origins.platform_url().trim_end_matches('/').to_owned();
+    let platform_url = state
+        .origins
+        .platform_url()
+        .trim_end_matches('/')
+        .to_owned();
     let remote = format!("{platform_url}/git/{tenant}/{name}.git");
     let graph = view.dependencies.as_ref().map(crate::dash::graph::drawing);
     let log = view
