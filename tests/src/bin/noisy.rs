@@ -2,12 +2,13 @@
 //! in one way at a time while another tenant's light callback is measured.
 //!
 //! ```text
-//! cargo run --release -p tests --bin noisy -- --scale small            # CI (scripts/test.sh)
+//! scripts/bench-noisy.sh --scale small                                # CI (scripts/test.sh)
 //! scripts/bench-noisy.sh                                               # --scale full
 //! noisy --cases spin,compile --report-only                             # some cases, no verdict
 //! noisy --cases spin,floor --park both --report-only                   # long-call parking on and off
 //! noisy --cases spin,floor --limits 'spared_cores = 1' --report-only   # other [limits] settings
 //! noisy --scale full --light-rate 1000 --report-only                   # light tenant in open loop
+//! noisy --scale full --light-rate 1000 --paired --report-only          # × against a quiet window just before each attack
 //! ```
 //!
 //! Each case runs on a fresh server (fresh process, same data directory), so the peak
@@ -100,6 +101,10 @@ struct Plan {
     /// Nesting depth of the compile bomb's loops (about 3 bytes a level; wasmparser refuses
     /// a function body over 7 654 321 bytes before anything is compiled).
     bomb_depth: usize,
+    /// `--paired`: each case's ratios are against a quiet window measured just before its
+    /// attack, on the same server (the machine's own noise moves a separate quiet run's
+    /// p99 several-fold within minutes).
+    paired: bool,
 }
 
 impl Plan {
@@ -113,6 +118,7 @@ impl Plan {
                 hostile_clients: MAX_CONCURRENT + 8,
                 loadspin_clients: MAX_CONCURRENT + 8,
                 bomb_depth: 2_400_000,
+                paired: false,
             },
             Scale::Full => Plan {
                 measure: Duration::from_secs(20),
@@ -122,6 +128,7 @@ impl Plan {
                 hostile_clients: MAX_CONCURRENT + 8,
                 loadspin_clients: 150,
                 bomb_depth: 2_400_000,
+                paired: false,
             },
         }
     }
@@ -164,6 +171,7 @@ struct Options {
     /// More lines of the server's `[limits]` table, for every case.
     limits: String,
     light_rate: Option<u32>,
+    paired: bool,
 }
 
 fn parse_options() -> anyhow::Result<Options> {
@@ -178,6 +186,7 @@ fn parse_options() -> anyhow::Result<Options> {
         keep: false,
         limits: String::new(),
         light_rate: None,
+        paired: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -211,6 +220,7 @@ fn parse_options() -> anyhow::Result<Options> {
             }
             "--report-only" => options.report_only = true,
             "--keep" => options.keep = true,
+            "--paired" => options.paired = true,
             "--tessera" => options.tessera = value()?.into(),
             "--guests" => options.guests = value()?.into(),
             "--light-rate" => {
@@ -225,7 +235,7 @@ fn parse_options() -> anyhow::Result<Options> {
             }
             "-h" | "--help" => {
                 println!(
-                    "noisy [--scale small|full] [--cases {}] [--park on|off|both] [--report-only] [--keep] \
+                    "noisy [--scale small|full] [--paired] [--cases {}] [--park on|off|both] [--report-only] [--keep] \
                      [--tessera PATH] [--guests DIR] [--limits 'KEY = VALUE'] [--light-rate N]",
                     ALL_CASES.join(",")
                 );
@@ -242,6 +252,7 @@ async fn main() -> anyhow::Result<()> {
     let options = parse_options()?;
     let plan = Plan {
         light_rate: options.light_rate,
+        paired: options.paired,
         ..Plan::of(options.scale)
     };
     let scratch = tempfile::Builder::new()
@@ -547,6 +558,9 @@ impl World {
                 warm.errors()
             );
         }
+        if self.plan.paired && case.is_some() && light_app == "light" {
+            result.paired_quiet = self.quiet_window(&server).await?;
+        }
         let stop = Arc::new(AtomicBool::new(false));
         let outcomes = Outcomes::default();
         let sampler = RssSampler::start(server.pid);
@@ -665,6 +679,42 @@ impl World {
         result.peak_rss_mib = peak_rss_mib(server.pid).max(sampler.stop());
         server.stop().await;
         Ok(result)
+    }
+
+    /// The light tenant alone on `server` for one measuring window, as the cases send it.
+    async fn quiet_window(&self, server: &Server) -> anyhow::Result<Vec<Duration>> {
+        let light = Light::new(server, "light");
+        let until = Instant::now() + self.plan.measure;
+        let interval = self
+            .plan
+            .light_rate
+            .map(|rate| Duration::from_secs_f64(self.plan.light_clients as f64 / f64::from(rate)));
+        let mut clients = Vec::new();
+        for index in 0..self.plan.light_clients {
+            let light = light.clone();
+            let mut next = interval.map(|interval| {
+                tokio::time::Instant::now()
+                    + interval.mul_f64(index as f64 / self.plan.light_clients as f64)
+            });
+            clients.push(tokio::spawn(async move {
+                while Instant::now() < until {
+                    if let (Some(at), Some(interval)) = (next.as_mut(), interval) {
+                        tokio::time::sleep_until(*at).await;
+                        *at = (*at + interval).max(tokio::time::Instant::now());
+                    }
+                    light.send().await;
+                }
+            }));
+        }
+        for client in clients {
+            client.await?;
+        }
+        ensure!(
+            light.failures() == 0,
+            "the light app failed in the quiet window: {:?}",
+            light.errors()
+        );
+        Ok(light.latencies())
     }
 
     fn clients_of(&self, case: &str) -> usize {
@@ -998,6 +1048,8 @@ struct CaseResult {
     rss_before_mib: Option<u64>,
     rss_after_mib: Option<u64>,
     cpu_after: Option<f64>,
+    /// With `--paired`: the light latencies of the quiet window just before the attack.
+    paired_quiet: Vec<Duration>,
 }
 
 impl CaseResult {
@@ -1012,6 +1064,7 @@ impl CaseResult {
             rss_before_mib: None,
             rss_after_mib: None,
             cpu_after: None,
+            paired_quiet: Vec::new(),
         }
     }
 
@@ -1032,7 +1085,14 @@ impl CaseResult {
         let ms = |d: Option<Duration>| {
             d.map_or("-".to_owned(), |d| format!("{:.2}", d.as_secs_f64() * 1e3))
         };
-        let ratio = |p: f64| match (quiet.and_then(|q| q.percentile(p)), self.percentile(p)) {
+        let baseline = |p: f64| {
+            if self.paired_quiet.is_empty() {
+                quiet.and_then(|q| q.percentile(p))
+            } else {
+                ::tests::server::percentile(&self.paired_quiet, p)
+            }
+        };
+        let ratio = |p: f64| match (baseline(p), self.percentile(p)) {
             (Some(q), Some(c)) if !q.is_zero() => {
                 format!("{:.1}x", c.as_secs_f64() / q.as_secs_f64())
             }
@@ -1156,6 +1216,13 @@ fn table(quiets: &[CaseResult], results: &[(usize, CaseResult)], plan: Plan) -> 
         plan.loadspin_clients,
         rss_bound_bytes() >> 20
     );
+    if plan.paired {
+        let _ = writeln!(
+            out,
+            "Paired: each case's × is against a quiet window of the same length measured just \
+             before its attack, on the same server."
+        );
+    }
     let _ = writeln!(
         out,
         "| case     | p50 ms   | p99 ms   | p50 ×  | p99 ×  | light ok | light failed | hostile answers | peak RSS MiB |"
