@@ -232,15 +232,21 @@ fn unknown_code(code: &str) -> Refusal {
     }
 }
 
+/// Whether the principal may type a code (a signed-in person).
+pub fn may_enter_code(principal: &Principal) -> Result<(), Refusal> {
+    match principal {
+        Principal::User(_) => Ok(()),
+        _ => Err(Refusal::Unauthenticated),
+    }
+}
+
 /// The pending sign-in shown with `code`, for a signed-in person.
 async fn pending(
     state: &AppState,
     principal: &Principal,
     code: &str,
 ) -> Result<CliSignIn, Refusal> {
-    if !matches!(principal, Principal::User(_)) {
-        return Err(Refusal::Unauthenticated);
-    }
+    may_enter_code(principal)?;
     let normalized = normalize_user_code(code).ok_or_else(|| unknown_code(code))?;
     state
         .store

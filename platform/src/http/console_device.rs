@@ -13,7 +13,6 @@ use super::console::{
     Chrome, Posted, Routes, chrome, csrf_field, refused, render, url_encode, when,
 };
 use crate::cli_sign_in::{self, TOKEN_DAYS};
-use crate::manage::Refusal;
 use crate::policy::Principal;
 use crate::state::AppState;
 
@@ -89,17 +88,10 @@ async fn device_page(
         format!("/device?code={}", url_encode(&query.code))
     };
     if query.code.trim().is_empty() {
-        if !matches!(principal, Principal::User(_)) {
-            return refused(
-                &state,
-                &principal,
-                &session,
-                &here,
-                Refusal::Unauthenticated,
-            )
-            .await;
-        }
-        return page(&state, &principal, &session, (None, None), StatusCode::OK).await;
+        return match cli_sign_in::may_enter_code(&principal) {
+            Ok(()) => page(&state, &principal, &session, (None, None), StatusCode::OK).await,
+            Err(r) => refused(&state, &principal, &session, &here, r).await,
+        };
     }
     match cli_sign_in::offer(&state, &principal, &query.code).await {
         Ok(offer) => {

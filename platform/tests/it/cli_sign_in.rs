@@ -346,11 +346,8 @@ async fn tessera_login_stores_a_token_that_git_push_uses_until_logout() {
     admin::grant(store, "alice@example.org", "acme", "author", &op())
         .await
         .expect("grant");
-    let scratch = tempfile::tempdir().expect("tempdir");
-    let home = scratch.path().join("home");
-    let work = scratch.path().join("work");
-    std::fs::create_dir_all(&home).expect("home");
-    std::fs::create_dir_all(&work).expect("work");
+    // The author's machine: HOME and a repository on `main`.
+    let (_scratch, home, work) = crate::git::scratch_repo().await;
 
     let mut login = tessera(
         &home,
@@ -420,12 +417,6 @@ async fn tessera_login_stores_a_token_that_git_push_uses_until_logout() {
 
     // git pushes with no token in the URL: it asks `tessera credential`.
     use crate::git::ok;
-    ok(
-        &home,
-        &work,
-        &["init", "--quiet", "--initial-branch", "main"],
-    )
-    .await;
     std::fs::write(work.join("app.wasm"), guest_wasm("hello.wasm")).expect("write");
     std::fs::write(
         work.join("tessera.toml"),

@@ -378,7 +378,7 @@ pub(crate) async fn serve_acme(
 }
 
 /// A scratch repository on `main`: (scratch, home, work).
-async fn scratch_repo() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
+pub(crate) async fn scratch_repo() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
     let scratch = tempfile::tempdir().expect("tempdir");
     let home = scratch.path().join("home");
     let work = scratch.path().join("work");
