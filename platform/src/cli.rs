@@ -22,6 +22,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Login(args) => return crate::login::login(args).await,
         Command::Logout(args) => return crate::login::logout(args).await,
         Command::Credential { operation } => return crate::login::credential(operation),
+        Command::Apps(args) if matches!(args.command, AppsCommand::Logs { .. }) => {
+            return crate::login::app_logs(&args.command).await;
+        }
         _ => {}
     }
     let config = Config::load(&cli)?;
@@ -538,6 +541,8 @@ async fn apps_command(config: &Config, store: &Store, command: &AppsCommand) -> 
             }
             Ok(())
         }
+        // Answered by the server's API before any configuration is read (`run`).
+        AppsCommand::Logs { .. } => bail!("`tessera apps logs` reads a running server's API"),
         AppsCommand::Settings { command } => {
             let target = format!("{tenant}/{app}");
             settings_command(config, store, &access, &target, command).await

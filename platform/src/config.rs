@@ -332,6 +332,24 @@ pub enum AppsCommand {
         #[arg(long)]
         logs: bool,
     },
+    /// Print an app's log from a running server (its API, with the token `tessera login`
+    /// stored or `--token`): guest output and failed callbacks with their error ids.
+    Logs {
+        /// `tenant/app`.
+        target: String,
+        /// The server's address (`https://tessera.example.org`).
+        #[arg(long, env = "TESSERA_URL")]
+        server: String,
+        /// An API token (default: the one `tessera login` stored for the server).
+        #[arg(long, env = "TESSERA_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// Keep printing new lines as they come (until interrupted).
+        #[arg(short, long)]
+        follow: bool,
+        /// How many of the latest lines to print first (1 to 500).
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u16).range(1..=500))]
+        lines: u16,
+    },
     /// Make a kept version live again (default: the newest version older than the live one).
     Rollback {
         /// `tenant/app`.
@@ -360,6 +378,7 @@ impl AppsCommand {
     pub fn target(&self) -> &str {
         match self {
             AppsCommand::Versions { target, .. }
+            | AppsCommand::Logs { target, .. }
             | AppsCommand::Rollback { target, .. }
             | AppsCommand::Settings {
                 command:

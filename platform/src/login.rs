@@ -1,7 +1,8 @@
-//! The author's side of `tessera login`, `tessera logout` and `tessera credential`: sign
-//! in through the browser (the device authorization grant, see [`crate::cli_sign_in`]),
-//! keep the token in the author's configuration folder, and hand it to git when it pushes
-//! to that server. Nothing here reads the server's configuration.
+//! The author's side of `tessera login`, `tessera logout`, `tessera credential` and
+//! `tessera apps logs`: sign in through the browser (the device authorization grant, see
+//! [`crate::cli_sign_in`]), keep the token in the author's configuration folder, hand it to
+//! git when it pushes to that server and use it for the API. Nothing here reads the
+//! server's configuration.
 //!
 //! The token file is `credentials.toml` in `$TESSERA_CONFIG_DIR`, else
 //! `$XDG_CONFIG_HOME/tessera`, else `~/.config/tessera`; it is written with mode 0600 and
@@ -15,7 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{LoginArgs, LogoutArgs};
+use crate::config::{AppsCommand, LoginArgs, LogoutArgs};
 
 /// The user name git sends with the token (the server looks only at the password).
 const GIT_USER: &str = "tessera";
@@ -352,4 +353,105 @@ mod tests {
             assert!(server_origin(bad).is_err(), "{bad}");
         }
     }
+}
+
+#[derive(Debug, Deserialize)]
+struct LogLine {
+    at: i64,
+    version: i64,
+    stream: String,
+    message: String,
+    request_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct LogPage {
+    lines: Vec<LogLine>,
+    next: String,
+}
+
+/// `tessera apps logs TENANT/APP --server URL [-f]`: the app's log through the server's
+/// API, with `--token` or the token `tessera login` stored for the server; `-f` asks for
+/// newer lines every two seconds until interrupted.
+pub async fn app_logs(command: &AppsCommand) -> anyhow::Result<()> {
+    let AppsCommand::Logs {
+        target,
+        server,
+        token,
+        follow,
+        lines,
+    } = command
+    else {
+        bail!("not a logs command");
+    };
+    let Some((tenant, app)) = target.split_once('/') else {
+        bail!("expected tenant/app, for example demo/sales-explorer (got {target:?})");
+    };
+    let (tenant, app) = (
+        crate::ids::Slug::parse(tenant)?,
+        crate::ids::Slug::parse(app)?,
+    );
+    let origin = server_origin(server)?;
+    let token = match token {
+        Some(token) => token.clone(),
+        None => read_credentials()?
+            .servers
+            .remove(&origin)
+            .map(|c| c.token)
+            .with_context(|| {
+                format!("not signed in to {origin}: run `tessera login {origin}` or give --token")
+            })?,
+    };
+    let client = http_client()?;
+    let url = format!("{origin}/api/v1/tenants/{tenant}/apps/{app}/logs");
+    let mut query = vec![("limit", lines.to_string())];
+    let mut out = std::io::stdout();
+    loop {
+        let response = client
+            .get(&url)
+            .query(&query)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .with_context(|| format!("reaching {origin}"))?;
+        if !response.status().is_success() {
+            bail!("{}", api_error(response).await.message);
+        }
+        let page: LogPage = response.json().await.context("reading the log")?;
+        for line in &page.lines {
+            writeln!(out, "{}", log_line_text(line))?;
+        }
+        out.flush()?;
+        if !follow {
+            return Ok(());
+        }
+        query = vec![("limit", "500".to_owned()), ("after", page.next)];
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+/// `2026-12-06 07:01:02  v3  stdout  the text  [request id]`.
+fn log_line_text(line: &LogLine) -> String {
+    let at = time::OffsetDateTime::from_unix_timestamp(line.at / 1000)
+        .map(|t| {
+            format!(
+                "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+                t.year(),
+                u8::from(t.month()),
+                t.day(),
+                t.hour(),
+                t.minute(),
+                t.second()
+            )
+        })
+        .unwrap_or_default();
+    let request = line
+        .request_id
+        .as_deref()
+        .map(|id| format!("  [{id}]"))
+        .unwrap_or_default();
+    format!(
+        "{at}  v{}  {:<9} {}{request}",
+        line.version, line.stream, line.message
+    )
 }

@@ -313,8 +313,9 @@ pub struct AppOverview {
     /// The live version's callbacks (for who may deploy it; `None` without a live
     /// version or when it does not load: the page says so).
     pub dependencies: Option<crate::dash::dependencies::Dependencies>,
-    /// Its latest log lines this server received, oldest first (who may deploy it).
-    pub log: Vec<crate::applog::RecentLine>,
+    /// Its latest log lines, oldest first, and where to follow them from (who may deploy
+    /// it; `None` otherwise or when the shared feed did not answer).
+    pub log: Option<crate::applog::Tail>,
 }
 
 /// The app's page, for who may open it.
@@ -346,12 +347,40 @@ pub async fn app_overview(
         may_deploy,
         may_manage: may(principal, Action::ManageApp, access),
         dependencies,
-        log: if may_deploy {
-            crate::applog::global().recent(&tenant.slug, app)
-        } else {
-            Vec::new()
+        log: match may_deploy {
+            true => state
+                .app_log
+                .tail(&tenant.slug, app, None, crate::applog::RECENT_LINES)
+                .await
+                .inspect_err(
+                    |error| tracing::warn!(%error, "reading an app's log for its page failed"),
+                )
+                .ok(),
+            false => None,
         },
     })
+}
+
+/// The app's log lines after `after` (the `next` of an earlier answer; without it, the
+/// latest `limit`), for who may deploy it: what its guests wrote (stdout, stderr,
+/// `host.log`) and its failed callbacks with their error ids, from every replica when
+/// they share Redis.
+pub async fn app_log(
+    state: &AppState,
+    principal: &Principal,
+    app: (&str, &str),
+    after: Option<&str>,
+    limit: usize,
+) -> Result<crate::applog::Tail> {
+    let (tenant, _) = app_for(state, principal, app, Action::DeployApp).await?;
+    state
+        .app_log
+        .tail(&tenant.slug, app.1, after, limit)
+        .await
+        .map_err(|error| match error {
+            crate::applog::TailError::BadCursor(_) => Refusal::Invalid(error.to_string()),
+            crate::applog::TailError::Unavailable(_) => Refusal::Internal(error.to_string()),
+        })
 }
 
 async fn live_dependencies(

@@ -53,6 +53,8 @@ pub struct App {
     pub datasources: Arc<crate::datasources::DataSources>,
     /// The shared cache (Redis if configured, else this process).
     pub cache: Arc<crate::cache::Cache>,
+    /// Where the app log's latest lines are read (and, with Redis, shared by replicas).
+    pub app_log: crate::applog::LogFeed,
     /// Memoized callbacks: single flight and counters over `cache`.
     pub memo: Arc<crate::cache::memo::Memo>,
     /// The database's change counter as this replica polls it.
@@ -125,7 +127,6 @@ impl App {
             })?),
             None => JobStore::Memory(Arc::new(MemoryJobs::default())),
         };
-        let jobs = Jobs::new(job_store, config.jobs.options());
         let sessions = match &config.redis_url {
             Some(url) => crate::auth::session::SessionBackend::Redis(
                 crate::auth::session::RedisSessionStore::connect(url, clock.clone())
@@ -158,6 +159,17 @@ impl App {
             })?,
             None => crate::cache::Cache::in_process(config.cache.limits()),
         };
+        let app_log = match &config.redis_url {
+            Some(url) => {
+                crate::applog::LogFeed::connect_redis(url, &crate::cache::namespace_for(&secrets))
+                    .await
+                    .with_context(|| {
+                        format!("connecting to Redis at {}", crate::config::redact_url(url))
+                    })?
+            }
+            None => crate::applog::LogFeed::Local,
+        };
+        let jobs = Jobs::new(job_store, config.jobs.options(), app_log.clone());
         let builds = crate::deploy::Builds::new(&config, store.clone());
         let throttle = crate::auth::session::Throttle::new(store.clone());
         // A web replica never builds: it has no build directories to clean (and writes none).
@@ -226,6 +238,7 @@ impl App {
             handoffs,
             admission,
             cache,
+            app_log,
             memo: Default::default(),
             access: crate::lookup::AccessCache::new(changes.clone()),
             accounts: crate::lookup::AccountCache::new(changes.clone()),

@@ -1,7 +1,9 @@
 // The web console in headless Chromium: an admin signs in, opens an app's page, rolls it
 // back with the button, sets a secret (never shown again), deletes an app by typing its
 // name; invites a person who accepts with a new account; finds both in the audit log,
-// filters it and exports it. No JavaScript on the pages; axe-core checks every page
+// filters it and exports it; follows an app's log while a viewer crashes one of its
+// callbacks. Every page works without JavaScript (the log's script only adds following);
+// axe-core checks every page
 // (no serious or critical violation); screenshots go to tests/artifacts/console-*.png.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -104,6 +106,51 @@ test('an admin rolls back, sets a secret and deletes an app from the console', a
   await checkAccessibility(page, 'not-found');
   // The 404 above is the one failed request expected.
   assert.deepEqual(errors.filter((e) => !e.includes('404')), []);
+});
+
+test("an app's page follows its log as viewers use the app", async () => {
+  const page = await browser.context.newPage();
+  const errors = [];
+  page.on('console', (msg) => {
+    if (msg.type() === 'error') errors.push(msg.text());
+  });
+  page.on('requestfailed', (req) => errors.push(`${req.url()}: ${req.failure()?.errorText}`));
+  await page.goto(`${server.baseUrl}/login?next=/ui/demo/apps/dash-features`);
+  if (new URL(page.url()).pathname === '/login') {
+    await page.fill('#email', 'ada@example.org');
+    await page.fill('#password', 'ada-long-password');
+    await submit(page, 'button[type=submit]');
+  }
+  await page.goto(`${server.baseUrl}/ui/demo/apps/dash-features`);
+  // The script shows its controls once it follows the log.
+  await page.waitForSelector('#log-toggle', { state: 'visible', ...PAGE_WAIT });
+  assert.equal(await page.$$eval('#log tbody tr.log-error', (rows) => rows.length), 0);
+
+  // A viewer crashes a callback of the public app in another tab…
+  const app = await browser.context.newPage();
+  try {
+    await app.goto(`${server.appsUrl}/apps/demo/dash-features/`, { waitUntil: 'load', ...PAGE_WAIT });
+    await app.waitForSelector('#crash', PAGE_WAIT);
+    const answered = app.waitForResponse((r) => r.url().includes('_dash-update-component') && r.status() === 500, PAGE_WAIT);
+    await app.click('#crash');
+    await answered;
+  } finally {
+    await app.close();
+  }
+  // …and the author's page shows the failure and the guest's last line without a reload.
+  await page.waitForSelector('#log tbody tr.log-error', PAGE_WAIT);
+  const failure = await page.textContent('#log tbody tr.log-error');
+  assert.match(failure, /callback crash-out\.children failed \(error id [a-z0-9]{10}\)/);
+  assert.match(failure, /the quarterly total overflowed at row 17/);
+  await page.waitForFunction(() => document.querySelector('#log tbody').innerText.includes('summing the quarterly rows'), null, PAGE_WAIT);
+  assert.match(await page.textContent('#log-status'), /Following new lines/);
+
+  // Paused, it stops asking.
+  await page.click('#log-toggle');
+  assert.equal(await page.getAttribute('#log-toggle', 'aria-pressed'), 'false');
+  await screenshot(page, 'console-log.png');
+  await checkAccessibility(page, 'app-log');
+  assert.deepEqual(errors, []);
 });
 
 test('an admin invites a person who accepts; the audit log shows it, filtered and exported', async () => {

@@ -64,6 +64,7 @@ fn table() -> Routes {
     let routes = Routes::new()
         .get("/", home)
         .get("/ui/static/tessera.css", stylesheet)
+        .get("/ui/static/console-log.js", log_script)
         .get("/ui/{tenant}/apps/{app}", app_page)
         .post("/ui/{tenant}/apps/{app}/rollback", rollback)
         .post("/ui/{tenant}/apps/{app}/settings", set_setting)
@@ -168,6 +169,26 @@ async fn stylesheet() -> Response {
             ),
         ],
         STYLESHEET,
+    )
+        .into_response()
+}
+
+const LOG_SCRIPT: &str = include_str!("../../../admin-ui/static/console-log.js");
+
+/// The app page's script that follows the app's log (the page works without it).
+async fn log_script() -> Response {
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/javascript; charset=utf-8"),
+            ),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=300"),
+            ),
+        ],
+        LOG_SCRIPT,
     )
         .into_response()
 }
@@ -495,6 +516,10 @@ struct AppPage {
     graph: Option<crate::dash::graph::Drawing>,
     /// The latest log lines, newest first: (when, version, stream, text, request id).
     log: Vec<(String, i64, String, String, String)>,
+    /// Where the page's script follows the log from (`None`: the feed did not answer).
+    log_next: Option<String>,
+    /// The lines come from every replica (Redis), not this server alone.
+    log_shared: bool,
     notice: Option<String>,
     error: Option<String>,
 }
@@ -564,9 +589,12 @@ async fn app_view(
         .to_owned();
     let remote = format!("{platform_url}/git/{tenant}/{name}.git");
     let graph = view.dependencies.as_ref().map(crate::dash::graph::drawing);
+    let log_next = view.log.as_ref().map(|tail| tail.next.clone());
+    let log_shared = view.log.as_ref().is_some_and(|tail| tail.shared);
     let log = view
         .log
         .iter()
+        .flat_map(|tail| tail.lines.iter())
         .rev()
         .map(|l| {
             let seconds = time::OffsetDateTime::from_unix_timestamp(l.at / 1000)
@@ -584,6 +612,8 @@ async fn app_view(
     Ok(AppPage {
         graph,
         log,
+        log_next,
+        log_shared,
         chrome,
         tenant: tenant.to_owned(),
         name: name.to_owned(),

@@ -382,7 +382,15 @@ pub(super) async fn ordinary_callback(
                     // one, so memoized answers are served while the tenant is at its
                     // quota of running callbacks.
                     let _slot = callback_slot(state, live).map_err(RunError::Api)?;
-                    run_callback(tenant, app, live, checked, request_json, options).await
+                    run_callback(
+                        &state.app_log,
+                        (tenant, app),
+                        live,
+                        checked,
+                        request_json,
+                        options,
+                    )
+                    .await
                 }
             },
         )
@@ -420,8 +428,8 @@ enum RunError {
 /// Run the callback in the sandbox and turn its outcome into Dash's answer: the body, 204
 /// for PreventUpdate and callbacks without outputs, or the error.
 async fn run_callback(
-    tenant: &str,
-    app: &str,
+    app_log: &crate::applog::LogFeed,
+    (tenant, app): (&str, &str),
     live: &LiveApp,
     checked: &update::CheckedUpdate<'_>,
     request_json: &str,
@@ -435,7 +443,7 @@ async fn run_callback(
     // The sandbox's own log lines during the call belong to this request (its id).
     let span = tracing::Span::current();
     let version = live.version.number;
-    let mut log_source = app_log_source(tenant, app, version);
+    let mut log_source = app_log_source(app_log, tenant, app, version);
     let outputs = checked.outputs.clone();
     let no_output = checked.callback.no_output;
     let (result, body) = tokio::task::spawn_blocking(move || {
@@ -503,6 +511,13 @@ async fn run_callback(
             let log_tail: Arc<[sandbox::LogLine]> = failure.logs[tail..].into();
             let error_id = crate::error::new_error_id();
             tracing::warn!(target: "tessera::app_log", %tenant, %app, version, callback = %callback_id, %error_id, request_id = %crate::telemetry::current().map(|id| id.to_string()).unwrap_or_default(), error = %failure.error, "callback failed");
+            crate::applog::global().record_failure(
+                app_log_source(app_log, tenant, app, version),
+                &format!(
+                    "callback {callback_id} failed (error id {error_id}): {}",
+                    failure.error
+                ),
+            );
             Err(RunError::Callback {
                 error: Arc::new(failure.error),
                 error_id,
@@ -634,7 +649,12 @@ fn with_progress(body: &str, progress: Option<serde_json::Value>) -> String {
 
 /// Where a callback's own log lines go in the platform log: tagged with the app and the
 /// request (read here, on the request's task), within the app's rate.
-fn app_log_source(tenant: &str, app: &str, version: i64) -> crate::applog::Source {
+fn app_log_source(
+    feed: &crate::applog::LogFeed,
+    tenant: &str,
+    app: &str,
+    version: i64,
+) -> crate::applog::Source {
     crate::applog::Source {
         tenant: tenant.to_owned(),
         app: app.to_owned(),
@@ -642,6 +662,7 @@ fn app_log_source(tenant: &str, app: &str, version: i64) -> crate::applog::Sourc
         job: None,
         request_id: crate::telemetry::current().map(|id| id.to_string()),
         heavy: false,
+        shared: feed.publisher(),
     }
 }
 

@@ -305,6 +305,8 @@ pub struct Jobs {
 struct Inner {
     store: JobStore,
     options: JobsOptions,
+    /// Where jobs' log lines are shared with the other replicas (with Redis).
+    app_log: crate::applog::LogFeed,
     book: Mutex<Book>,
     dropped_answers: AtomicU64,
     cancelled_unpolled: AtomicU64,
@@ -384,12 +386,13 @@ fn lock(book: &Mutex<Book>) -> MutexGuard<'_, Book> {
 impl Jobs {
     /// A queue over `store` running jobs as `options` say. Inside a Tokio runtime, it also
     /// starts the sweeper that drops answers nobody collects (until the queue is dropped).
-    pub fn new(store: JobStore, mut options: JobsOptions) -> Self {
+    pub fn new(store: JobStore, mut options: JobsOptions, app_log: crate::applog::LogFeed) -> Self {
         options.workers = options.workers.max(1);
         options.tenant_workers = options.tenant_workers.clamp(1, options.workers);
         let inner = Arc::new(Inner {
             store,
             options,
+            app_log,
             book: Mutex::default(),
             dropped_answers: AtomicU64::new(0),
             cancelled_unpolled: AtomicU64::new(0),
@@ -760,7 +763,7 @@ impl Inner {
         let _ = writer.await;
         job.state = match result {
             Ok(Ok(output)) => {
-                log_lines(job, &output.logs);
+                log_lines(&self.app_log, job, &output.logs);
                 match output.outcome {
                     sandbox::Outcome::Outputs(json) => JobState::Done {
                         outputs: Some(json),
@@ -769,13 +772,20 @@ impl Inner {
                 }
             }
             Ok(Err(failure)) => {
-                log_lines(job, &failure.logs);
+                log_lines(&self.app_log, job, &failure.logs);
                 if matches!(failure.error, sandbox::Error::Cancelled) {
                     tracing::info!(job = %job.id, "background job cancelled");
                     JobState::Cancelled
                 } else {
                     let error_id = crate::error::new_error_id();
                     tracing::warn!(target: "tessera::app_log", tenant = %job.owner.tenant, app = %job.owner.app, version = job.version, job = %job.id, %error_id, error = %failure.error, "background job failed");
+                    crate::applog::global().record_failure(
+                        job_log_source(&self.app_log, job),
+                        &format!(
+                            "background callback {} failed (error id {error_id}): {}",
+                            job.callback, failure.error
+                        ),
+                    );
                     let error =
                         crate::error::ApiError::from_callback(&failure.error, &error_id, false);
                     let detail =
@@ -862,8 +872,13 @@ async fn sweep(inner: Weak<Inner>) {
     }
 }
 
-fn log_lines(job: &Job, lines: &[sandbox::LogLine]) {
-    let source = crate::applog::Source {
+fn log_lines(feed: &crate::applog::LogFeed, job: &Job, lines: &[sandbox::LogLine]) {
+    let source = job_log_source(feed, job);
+    crate::applog::global().write(source, lines.to_vec());
+}
+
+fn job_log_source(feed: &crate::applog::LogFeed, job: &Job) -> crate::applog::Source {
+    crate::applog::Source {
         tenant: job.owner.tenant.to_string(),
         app: job.owner.app.to_string(),
         version: job.version,
@@ -872,6 +887,6 @@ fn log_lines(job: &Job, lines: &[sandbox::LogLine]) {
         request_id: None,
         // Written by the long-work writer, as the job ran.
         heavy: true,
-    };
-    crate::applog::global().write(source, lines.to_vec());
+        shared: feed.publisher(),
+    }
 }

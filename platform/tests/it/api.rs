@@ -328,6 +328,12 @@ fn expectations() -> BTreeMap<(&'static str, &'static str), (Needs, u16)> {
             200,
         ),
         (
+            "GET",
+            format!("{t}/apps/{{app}}/logs"),
+            Needs::Role(Admin),
+            200,
+        ),
+        (
             "POST",
             format!("{t}/apps/{{app}}/rollback"),
             Needs::Role(Admin),

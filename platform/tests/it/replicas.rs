@@ -389,3 +389,151 @@ fn a_memoized_answer_computed_by_one_replica_process_is_served_by_the_other() {
         "without memoization each run is its own"
     );
 }
+
+/// One HTTP/1.1 GET with a bearer token over a fresh connection; the status and body.
+fn get_with_token(replica: &Replica, path: &str, token: &str) -> (u16, Value) {
+    let mut stream = TcpStream::connect(&replica.address).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n",
+        crate::support::host_for(&replica.address, path),
+    )
+    .expect("send");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {response:?}"));
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    // Chunked answers: the JSON object is between the first `{` and the last `}`.
+    let json = match (body.find('{'), body.rfind('}')) {
+        (Some(start), Some(end)) => &body[start..=end],
+        _ => "null",
+    };
+    (
+        status,
+        serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {body}")),
+    )
+}
+
+#[test]
+fn an_app_log_written_on_one_replica_process_is_followed_through_the_other() {
+    const PROBE: &str = "/apps/acme/probe/_dash-update-component";
+    const LOGS: &str = "/api/v1/tenants/acme/apps/probe/logs";
+    let shared = tempfile::tempdir().expect("tempdir");
+    let database_url = format!("sqlite://{}", shared.path().join("tessera.db").display());
+    // A fresh key per run: this run's streams are apart from earlier runs' on this Redis.
+    let key = STANDARD.encode(rand::random::<[u8; 32]>());
+    let cli = shared.path().join("cli");
+    let run = |args: &[&str]| {
+        let output = tessera(&cli, &database_url)
+            .env("TESSERA_SECRET_KEY", &key)
+            .args(args)
+            .output()
+            .expect("run tessera");
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    };
+    let component = shared.path().join("guest_hostile.wasm");
+    std::fs::write(&component, guest_wasm("guest_hostile.wasm")).expect("write component");
+    run(&["admin", "create-user", "ada@example.org"]);
+    run(&[
+        "admin",
+        "create-tenant",
+        "acme",
+        "--owner",
+        "ada@example.org",
+    ]);
+    run(&[
+        "deploy",
+        "acme/probe",
+        component.to_str().expect("utf-8"),
+        "--visibility",
+        "public",
+    ]);
+    let token = run(&[
+        "admin",
+        "token",
+        "create",
+        "ada@example.org",
+        "--tenant",
+        "acme",
+    ]);
+    let start = |name: &str| {
+        let (child, address) = crate::support::spawn_listening(
+            tessera(&shared.path().join(name), &database_url)
+                .env("TESSERA_SECRET_KEY", &key)
+                .args(["serve", "--listen", "127.0.0.1:0"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null()),
+        );
+        Replica { child, address }
+    };
+    let one = start("one");
+    let two = start("two");
+    let (status, before) = get_with_token(&two, LOGS, &token);
+    assert_eq!(status, 200, "{before}");
+    assert_eq!(before["shared"], true, "{before}");
+    let cursor = before["next"].as_str().expect("a cursor").to_owned();
+    // The guest writes on replica one; replica two answers its lines (sent on their own
+    // thread: wait for them a little).
+    let (status, body) = post(&one, PROBE, &crate::support::hostile_request("log"));
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = post(&one, PROBE, &crate::support::hostile_request("fail"));
+    assert_eq!(status, 500, "{body}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let lines = loop {
+        let (status, page) = get_with_token(&two, &format!("{LOGS}?after={cursor}"), &token);
+        assert_eq!(status, 200, "{page}");
+        let lines = page["lines"].as_array().expect("lines").clone();
+        if lines.len() >= 4 || Instant::now() > deadline {
+            break lines;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let streams: Vec<&str> = lines.iter().filter_map(|l| l["stream"].as_str()).collect();
+    assert!(
+        streams.contains(&"stdout") && streams.contains(&"error"),
+        "{lines:?}"
+    );
+    assert!(
+        lines.iter().any(|l| l["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("hello from stdout"))),
+        "{lines:?}"
+    );
+    // The author's command line reads the same feed through replica two's API.
+    let printed = run(&[
+        "apps",
+        "logs",
+        "acme/probe",
+        "--server",
+        &format!("http://{}", two.address),
+        "--token",
+        &token,
+    ]);
+    assert!(
+        printed.contains("hello from stdout") && printed.contains("callback fail.children failed"),
+        "{printed}"
+    );
+    // A bad token is refused, and said so.
+    let refused = tessera(&cli, &database_url)
+        .args(["apps", "logs", "acme/probe", "--server"])
+        .arg(format!("http://{}", two.address))
+        .args(["--token", "tsr_nope_nope"])
+        .output()
+        .expect("run tessera");
+    assert!(!refused.status.success());
+}

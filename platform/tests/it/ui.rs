@@ -507,10 +507,83 @@ async fn the_app_page_shows_the_latest_log_lines_to_who_may_deploy_it() {
         assert!(page.contains(line), "{line}: {page}");
     }
     assert!(page.contains("<td>stderr</td>"), "{page}");
-    // A viewer of the tenant opens the app's page but not its log.
+    // The page follows the log from where it stopped, with its own script (CSP: 'self').
+    let next = page
+        .split("data-next=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the table's cursor")
+        .to_owned();
+    assert!(
+        page.contains("<script src=\"/ui/static/console-log.js\" defer>"),
+        "{page}"
+    );
+    let script = ada.get("/ui/static/console-log.js").await;
+    assert_eq!(script.status, StatusCode::OK);
+    assert!(script.text().contains("data"), "served");
+    // The API answers the same lines, then only what came after the page's cursor: a
+    // failed callback, with the error id its viewer was told.
+    let api = "/api/v1/tenants/b/apps/log-tail/logs";
+    let all = ada.get(api).await;
+    assert_eq!(all.status, StatusCode::OK, "{}", all.text());
+    let all = all.json();
+    assert_eq!(all["next"].as_str(), Some(next.as_str()), "{all}");
+    assert!(all["lines"].as_array().expect("lines").len() >= 3, "{all}");
+    let nothing_new = ada.get(&format!("{api}?after={next}")).await.json();
+    assert_eq!(nothing_new["lines"], serde_json::json!([]), "{nothing_new}");
+    assert_eq!(nothing_new["next"].as_str(), Some(next.as_str()));
+    let failed = app
+        .post_json(
+            "/apps/b/log-tail/_dash-update-component",
+            crate::support::hostile_request("fail"),
+        )
+        .await;
+    assert_eq!(
+        failed.status,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "{}",
+        failed.text()
+    );
+    let error_id = failed
+        .text()
+        .split("error id ")
+        .nth(1)
+        .map(|rest| {
+            rest.chars()
+                .take_while(char::is_ascii_alphanumeric)
+                .collect::<String>()
+        })
+        .filter(|id| id.len() == 10)
+        .unwrap_or_else(|| panic!("an error id: {}", failed.text()));
+    let newer = ada.get(&format!("{api}?after={next}")).await.json();
+    let lines = newer["lines"].as_array().expect("lines");
+    assert_eq!(lines.len(), 1, "{newer}");
+    assert_eq!(lines[0]["stream"], "error");
+    let message = lines[0]["message"].as_str().expect("text");
+    assert!(
+        message.contains("callback fail.children failed") && message.contains(&error_id),
+        "{message}"
+    );
+    assert_eq!(newer["next"], lines[0]["cursor"]);
+    let page = ada.get("/ui/b/apps/log-tail").await.text();
+    assert!(
+        page.contains("class=\"log-error\"") && page.contains(&error_id),
+        "{page}"
+    );
+    for bad in ["?after=x", "?after=-1", "?limit=0", "?limit=501"] {
+        let reply = ada.get(&format!("{api}{bad}")).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::BAD_REQUEST,
+            "{bad}: {}",
+            reply.text()
+        );
+    }
+    // A viewer of the tenant opens the app's page but not its log, nor through the API.
     let mut carl = signed_in(&app, "carl@example.org").await;
     let page = carl.get("/ui/b/apps/log-tail").await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(!page.text().contains("hello from stdout"));
     assert!(!page.text().contains("id=\"log-heading\""));
+    assert_eq!(carl.get(api).await.status, StatusCode::FORBIDDEN);
 }

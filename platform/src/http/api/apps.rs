@@ -6,7 +6,9 @@ use axum::response::Response;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::schema::{AppAccessBody, AppBody, AppPage, Errors, PageQuery, VersionBody};
+use super::schema::{
+    AppAccessBody, AppBody, AppPage, Errors, LogBody, LogQuery, PageQuery, VersionBody,
+};
 use super::{ApiJson, ApiPath, ApiQuery, RemoteAddr, scope};
 use crate::error::ApiError;
 use crate::ids::{TeamId, UserId};
@@ -162,6 +164,45 @@ pub async fn list_versions(
     let access = scope::app(&state, &principal, &tenant, &name).await?;
     let versions = state.store.list_versions(tenant.id, access.app_id).await?;
     Ok(Json(versions.into_iter().map(VersionBody::from).collect()))
+}
+
+/// The app's log, for who may deploy it: what its guests wrote (stdout, stderr,
+/// `host.log`) and its failed callbacks with their error ids, oldest first; follow it by
+/// asking again with `after` set to the answer's `next`.
+#[utoipa::path(
+    get, path = "/api/v1/tenants/{tenant}/apps/{app}/logs", tag = "apps",
+    params(
+        ("tenant" = String, Path, description = "Tenant slug"),
+        ("app" = String, Path, description = "App name"),
+        LogQuery
+    ),
+    security(("bearer" = [])),
+    responses((status = 200, body = LogBody), Errors)
+)]
+pub async fn app_logs(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath((slug, name)): ApiPath<(String, String)>,
+    ApiQuery(query): ApiQuery<LogQuery>,
+) -> Result<Json<LogBody>, ApiError> {
+    let limit = match query.limit {
+        None => 100,
+        Some(n @ 1..=500) => n as usize,
+        Some(n) => {
+            return Err(ApiError::validation(format!(
+                "limit must be between 1 and 500 (got {n})"
+            )));
+        }
+    };
+    let tail = manage::app_log(
+        &state,
+        &principal,
+        (&slug, &name),
+        query.after.as_deref(),
+        limit,
+    )
+    .await?;
+    Ok(Json(tail.into()))
 }
 
 /// Which version a rollback makes live.

@@ -115,6 +115,7 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(apps::list_apps))
         .routes(routes!(apps::get_app, apps::update_app, apps::delete_app))
         .routes(routes!(apps::list_versions))
+        .routes(routes!(apps::app_logs))
         .routes(routes!(apps::rollback_app))
         .routes(routes!(settings::list_settings))
         .routes(routes!(settings::put_setting, settings::delete_setting))

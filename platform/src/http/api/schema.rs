@@ -409,3 +409,65 @@ pub struct AuditPage {
     /// Cursor of the next (older) page; null on the last one.
     pub next_cursor: Option<String>,
 }
+
+/// Which of an app's log lines to answer.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct LogQuery {
+    /// The `next` of an earlier answer: only lines after it (without it, the latest lines).
+    #[param(max_length = 64)]
+    pub after: Option<String>,
+    /// At most this many lines, 1 to 500 (default 100).
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<i64>,
+}
+
+/// One line of an app's log.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LogLineBody {
+    /// When a replica received it, Unix ms.
+    pub at: i64,
+    /// The version that wrote it.
+    pub version: i64,
+    /// `stdout`, `stderr`, `log <level>` (`host.log`), `error` (a failed callback, with
+    /// its error id) or `platform` (lines over the app's log rate were dropped).
+    pub stream: String,
+    /// The text (cut to 400 characters).
+    pub message: String,
+    /// The request whose callback wrote it (`X-Request-Id`), if any.
+    pub request_id: Option<String>,
+    /// Its place in the log.
+    pub cursor: String,
+}
+
+/// Lines of an app's log, oldest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LogBody {
+    /// The lines.
+    pub lines: Vec<LogLineBody>,
+    /// Ask again with `after` set to this for newer lines only.
+    pub next: String,
+    /// The lines come from every replica (Redis); else from the replica that answered.
+    pub shared: bool,
+}
+
+impl From<crate::applog::Tail> for LogBody {
+    fn from(tail: crate::applog::Tail) -> Self {
+        LogBody {
+            lines: tail
+                .lines
+                .into_iter()
+                .map(|l| LogLineBody {
+                    at: l.at,
+                    version: l.version,
+                    stream: l.stream,
+                    message: l.message,
+                    request_id: l.request_id,
+                    cursor: l.cursor,
+                })
+                .collect(),
+            next: tail.next,
+            shared: tail.shared,
+        }
+    }
+}

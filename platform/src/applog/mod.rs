@@ -19,6 +19,9 @@ use std::time::{Duration, Instant};
 
 use sandbox::{LINE_COST, LogLine, LongWork};
 
+pub mod shared;
+pub use shared::{LogFeed, SharedLog, Tail, TailError};
+
 /// How much one app may log, refilled continuously (a token bucket per app).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Rate {
@@ -58,6 +61,8 @@ pub struct Source {
     pub request_id: Option<String>,
     /// Written for a heavy app or a background job: by the long-work writer.
     pub heavy: bool,
+    /// The replicas' shared feed the lines also go to (with Redis).
+    pub shared: Option<Arc<SharedLog>>,
 }
 
 enum Entry {
@@ -90,18 +95,27 @@ pub struct RecentLine {
     pub at: i64,
     /// The version that wrote it.
     pub version: i64,
-    /// `stdout`, `stderr`, `log` or `platform` (a note about dropped lines).
+    /// `stdout`, `stderr`, `log <level>`, `error` (a failed callback, with its error id) or
+    /// `platform` (a note about dropped lines).
     pub stream: String,
     /// The text, cut to [`RECENT_LINE_CHARS`].
     pub message: String,
     /// The request whose callback wrote it, if any.
     pub request_id: Option<String>,
+    /// Where it stands in its feed: ask for lines after it to get newer ones.
+    pub cursor: String,
 }
+
+/// An app's kept lines, each with its number in this process.
+type KeptLines = std::collections::VecDeque<(u64, RecentLine)>;
 
 #[derive(Default)]
 struct Recent {
-    apps: HashMap<(String, String), (u64, std::collections::VecDeque<RecentLine>)>,
+    /// Per app: when it last wrote (in `writes`) and its lines.
+    apps: HashMap<(String, String), (u64, KeptLines)>,
     writes: u64,
+    /// The number of the last line kept (this process's cursor).
+    lines: u64,
 }
 
 /// The per-app limiter and the queues to the writer threads. Clones share them.
@@ -172,7 +186,10 @@ impl AppLog {
         }
         let source = Arc::new(source);
         let (kept, note) = self.admit(&source, lines, now);
-        self.remember(&source, &kept, note);
+        let added = self.remember(&source, &kept, note);
+        if let Some(shared) = &source.shared {
+            shared.publish(&source.tenant, &source.app, added);
+        }
         let queue = if source.heavy {
             &self.heavy_queue
         } else {
@@ -255,18 +272,34 @@ impl AppLog {
         }
     }
 
-    /// Keep the admitted lines (and a note of refused ones) for the app's page.
-    fn remember(&self, source: &Source, kept: &[LogLine], refused: Option<u64>) {
+    /// Keep the admitted lines (and a note of refused ones) for the app's page; returns
+    /// the lines as kept (for the shared feed).
+    fn remember(&self, source: &Source, kept: &[LogLine], refused: Option<u64>) -> Vec<RecentLine> {
+        let start = kept.len().saturating_sub(RECENT_LINES);
+        let mut added: Vec<(String, &str)> = kept[start..]
+            .iter()
+            .map(|kept| {
+                let stream = match kept.stream {
+                    sandbox::LogStream::Stdout => "stdout".to_owned(),
+                    sandbox::LogStream::Stderr => "stderr".to_owned(),
+                    sandbox::LogStream::Host(level) => format!("log {level:?}").to_lowercase(),
+                };
+                (stream, kept.message.as_str())
+            })
+            .collect();
+        let note =
+            refused.map(|refused| format!("{refused} lines over the app's log rate were dropped"));
+        if let Some(note) = &note {
+            added.push(("platform".into(), note));
+        }
+        self.keep(source, added)
+    }
+
+    /// Add `(stream, message)` lines to the app's latest lines, numbered.
+    fn keep(&self, source: &Source, lines: Vec<(String, &str)>) -> Vec<RecentLine> {
         let at = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-        let line = |stream: String, message: &str| RecentLine {
-            at,
-            version: source.version,
-            stream,
-            message: message.chars().take(RECENT_LINE_CHARS).collect(),
-            request_id: source.request_id.clone(),
-        };
         let mut recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
         recent.writes += 1;
         let writes = recent.writes;
@@ -281,34 +314,85 @@ impl AppLog {
                 recent.apps.remove(&stalest);
             }
         }
-        let (written, lines) = recent.apps.entry(key).or_default();
+        let mut number = recent.lines;
+        let added: Vec<(u64, RecentLine)> = lines
+            .into_iter()
+            .map(|(stream, message)| {
+                number += 1;
+                let line = RecentLine {
+                    at,
+                    version: source.version,
+                    stream,
+                    message: message.chars().take(RECENT_LINE_CHARS).collect(),
+                    request_id: source.request_id.clone(),
+                    cursor: number.to_string(),
+                };
+                (number, line)
+            })
+            .collect();
+        recent.lines = number;
+        let (written, kept) = recent.apps.entry(key).or_default();
         *written = writes;
-        let start = kept.len().saturating_sub(RECENT_LINES);
-        for kept in &kept[start..] {
-            let stream = match kept.stream {
-                sandbox::LogStream::Stdout => "stdout".to_owned(),
-                sandbox::LogStream::Stderr => "stderr".to_owned(),
-                sandbox::LogStream::Host(level) => format!("log {level:?}").to_lowercase(),
-            };
-            lines.push_back(line(stream, &kept.message));
+        kept.extend(added.iter().cloned());
+        while kept.len() > RECENT_LINES {
+            kept.pop_front();
         }
-        if let Some(refused) = refused {
-            let note = format!("{refused} lines over the app's log rate were dropped");
-            lines.push_back(line("platform".into(), &note));
+        added.into_iter().map(|(_, line)| line).collect()
+    }
+
+    /// Note that a callback of the app failed (its error id ties the line to what the
+    /// viewer was told), within the app's log rate; the failure itself is logged by the
+    /// caller, so this only reaches the app's page and the shared feed.
+    pub fn record_failure(&self, source: Source, message: &str) {
+        let line = LogLine {
+            stream: sandbox::LogStream::Stderr,
+            message: message.to_owned(),
+        };
+        let (kept, _) = self.admit(&source, vec![line], Instant::now());
+        if kept.is_empty() {
+            return;
         }
-        while lines.len() > RECENT_LINES {
-            lines.pop_front();
+        let added = self.keep(&source, vec![("error".into(), message)]);
+        if let Some(shared) = &source.shared {
+            shared.publish(&source.tenant, &source.app, added);
         }
     }
 
     /// The latest lines of `tenant/app` this server received, oldest first.
     pub fn recent(&self, tenant: &str, app: &str) -> Vec<RecentLine> {
+        self.tail(tenant, app, None, RECENT_LINES).lines
+    }
+
+    /// The lines of `tenant/app` this server kept after line `after`, at most `limit`,
+    /// oldest first (without `after`, the latest `limit`). A cursor beyond the last line
+    /// (from before a restart) starts over.
+    pub fn tail(&self, tenant: &str, app: &str, after: Option<u64>, limit: usize) -> Tail {
         let recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
-        recent
-            .apps
-            .get(&(tenant.to_owned(), app.to_owned()))
-            .map(|(_, lines)| lines.iter().cloned().collect())
-            .unwrap_or_default()
+        let after = after.filter(|&after| after <= recent.lines);
+        let kept = recent.apps.get(&(tenant.to_owned(), app.to_owned()));
+        let lines: Vec<RecentLine> = match (kept, after) {
+            (None, _) => Vec::new(),
+            (Some((_, kept)), Some(after)) => kept
+                .iter()
+                .filter(|(number, _)| *number > after)
+                .take(limit)
+                .map(|(_, line)| line.clone())
+                .collect(),
+            (Some((_, kept)), None) => kept
+                .iter()
+                .skip(kept.len().saturating_sub(limit))
+                .map(|(_, line)| line.clone())
+                .collect(),
+        };
+        let next = lines
+            .last()
+            .map(|line| line.cursor.clone())
+            .unwrap_or_else(|| after.unwrap_or(0).to_string());
+        Tail {
+            lines,
+            next,
+            shared: false,
+        }
     }
 
     /// Lines dropped so far because the writer was behind.
@@ -348,6 +432,7 @@ fn write_lines(receiver: Receiver<Entry>) {
                     job,
                     request_id,
                     heavy: _,
+                    shared: _,
                 } = &*source;
                 let job = job.as_deref().unwrap_or("");
                 let request_id = request_id.as_deref().unwrap_or("");
@@ -374,6 +459,7 @@ mod tests {
             job: None,
             request_id: None,
             heavy: false,
+            shared: None,
         }
     }
 
@@ -435,6 +521,55 @@ mod tests {
         // 20,000 bytes of burst: three 8,000-byte lines do not fit, two do.
         log.write_at(source("big"), lines(3, &"x".repeat(8_000)), start);
         assert_eq!(queued(&receiver).0, 2);
+    }
+
+    #[test]
+    fn the_tail_follows_a_cursor_and_keeps_the_latest_lines() {
+        let (queue, _receiver) = sync_channel(1000);
+        let log = AppLog::with_queues(RATE, queue, sync_channel(0).0);
+        let now = Instant::now();
+        let empty = log.tail("acme", "tailed", None, 10);
+        assert!(empty.lines.is_empty());
+        log.write_at(source("tailed"), lines(3, "first"), now);
+        let first = log.tail("acme", "tailed", None, 10);
+        assert_eq!(first.lines.len(), 3);
+        assert_eq!(first.next, first.lines[2].cursor);
+        // Nothing new after the cursor, then exactly the new lines, oldest first.
+        let cursor: u64 = first.next.parse().expect("a number");
+        assert!(
+            log.tail("acme", "tailed", Some(cursor), 10)
+                .lines
+                .is_empty()
+        );
+        log.write_at(source("tailed"), lines(2, "second"), now);
+        log.record_failure(source("tailed"), "callback out failed (error id e1)");
+        let newer = log.tail("acme", "tailed", Some(cursor), 10);
+        let got: Vec<_> = newer
+            .lines
+            .iter()
+            .map(|l| (l.stream.as_str(), l.message.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("stdout", "second"),
+                ("stdout", "second"),
+                ("error", "callback out failed (error id e1)")
+            ]
+        );
+        // A limit takes the oldest after the cursor (the client catches up in steps)…
+        let step = log.tail("acme", "tailed", Some(cursor), 1);
+        assert_eq!(step.lines[0].message, "second");
+        // …and without a cursor the latest.
+        let latest = log.tail("acme", "tailed", None, 1);
+        assert_eq!(latest.lines[0].stream, "error");
+        // Other apps' lines are not in this app's tail; a cursor from before a restart
+        // (beyond the last line) starts over.
+        assert!(log.tail("acme", "other", None, 10).lines.is_empty());
+        assert_eq!(
+            log.tail("acme", "tailed", Some(u64::MAX), 10).lines.len(),
+            6
+        );
     }
 
     #[test]
