@@ -28,11 +28,11 @@
       paper_bgcolor: css('--panel'),
       plot_bgcolor: css('--panel'),
       font: { color: fg, family: 'system-ui, sans-serif', size: 11 },
-      margin: { l: 48, r: 12, t: 36, b: 36 },
+      margin: { l: 48, r: 12, t: 40, b: 32 },
       height: 240,
       showlegend: true,
-      legend: { orientation: 'h', x: 0, y: -0.2 },
-      xaxis: { gridcolor: grid, linecolor: grid, zeroline: false, title: { text: '' } },
+      legend: { orientation: 'h', x: 1, xanchor: 'right', y: 1.02, yanchor: 'bottom' },
+      xaxis: { gridcolor: grid, linecolor: grid, zeroline: false, tickformat: '%H:%M', title: { text: '' } },
       yaxis: { gridcolor: grid, linecolor: grid, zeroline: false, rangemode: 'tozero', title: { text: yTitle } },
     };
     for (var key in extra) base[key] = extra[key];
