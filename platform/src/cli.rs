@@ -163,12 +163,18 @@ async fn serve(config: Config, args: &ServeArgs) -> anyhow::Result<()> {
     let gate = crate::cluster::ListenerGate::of(&listener);
     tokio::spawn(sweep_expired_sessions(store.clone(), state.clock.clone()));
     tokio::spawn(prune_compiled_cache(state.clone()));
+    crate::usage::spawn_flushing(state.clone());
+    let usage = state.usage.clone();
     axum::serve(
         listener,
         crate::http::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown_signal(terminate, state_for_drain, gate))
     .await?;
+    // The last minutes this replica counted, before the database goes.
+    if let Err(error) = usage.flush(&store).await {
+        tracing::warn!(%error, "adding the last app usage to the database failed");
+    }
     store.close().await;
     tracing::info!("stopped");
     Ok(())
@@ -543,6 +549,39 @@ async fn apps_command(config: &Config, store: &Store, command: &AppsCommand) -> 
         }
         // Answered by the server's API before any configuration is read (`run`).
         AppsCommand::Logs { .. } => bail!("`tessera apps logs` reads a running server's API"),
+        AppsCommand::Usage { window, .. } => {
+            let window = crate::usage::Window::parse(window).map_err(anyhow::Error::msg)?;
+            let now = SystemClock.now_millis();
+            let since = crate::usage::window_start(window, now);
+            let minutes = store
+                .app_usage(access.tenant_id, access.app_id, since)
+                .await?;
+            let found = crate::usage::series(window, now, &minutes);
+            println!(
+                "{:<20}  {:>9}  {:>6}  {:>6}  {:>9}  {:>9}  {:>9}",
+                "from (UTC)", "callbacks", "errors", "limits", "cache hit", "p50 ms", "p99 ms"
+            );
+            let ms = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.1}"));
+            let rows = found
+                .points
+                .iter()
+                .filter(|p| p.callbacks > 0 || p.cache_hits + p.cache_misses > 0)
+                .map(|p| (utc(p.at), p))
+                .chain([("total".to_owned(), &found.totals)]);
+            for (when, p) in rows {
+                println!(
+                    "{when:<20}  {:>9}  {:>6}  {:>6}  {:>9}  {:>9}  {:>9}",
+                    p.callbacks,
+                    p.errors,
+                    p.limit_hits,
+                    p.cache_hit_ratio
+                        .map_or_else(|| "-".to_owned(), |r| format!("{:.0}%", r * 100.0)),
+                    ms(p.p50_ms),
+                    ms(p.p99_ms),
+                );
+            }
+            Ok(())
+        }
         AppsCommand::Settings { command } => {
             let target = format!("{tenant}/{app}");
             settings_command(config, store, &access, &target, command).await

@@ -358,6 +358,15 @@ pub enum AppsCommand {
         #[arg(long, value_name = "VERSION")]
         to: Option<i64>,
     },
+    /// An app's usage as the servers stored it (each adds its counts every minute):
+    /// callbacks, errors, limit hits, cache hit ratio, p50/p99 latency per step.
+    Usage {
+        /// `tenant/app`.
+        target: String,
+        /// `1h` (by minute), `6h` (by 5 minutes) or `24h` (by 15 minutes).
+        #[arg(long, default_value = "1h")]
+        window: String,
+    },
     /// An app's settings and secrets, which its guest reads through `host.setting`.
     Settings {
         /// What to do.
@@ -380,6 +389,7 @@ impl AppsCommand {
             AppsCommand::Versions { target, .. }
             | AppsCommand::Logs { target, .. }
             | AppsCommand::Rollback { target, .. }
+            | AppsCommand::Usage { target, .. }
             | AppsCommand::Settings {
                 command:
                     SettingsCommand::List { target }

@@ -44,4 +44,5 @@ pub mod store;
 pub mod telemetry;
 pub mod tenancy;
 pub mod tenant_admin;
+pub mod usage;
 pub mod viewer;

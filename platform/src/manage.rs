@@ -158,7 +158,7 @@ pub fn may(principal: &Principal, action: Action, access: AppAccess) -> bool {
 }
 
 /// The tenant and app named, the app openable by the principal and `action` allowed on it.
-async fn app_for(
+pub(crate) async fn app_for(
     state: &AppState,
     principal: &Principal,
     (tenant, app): (&str, &str),

@@ -72,6 +72,8 @@ pub struct App {
     /// Open WebSocket-callback connections per tenant (their cap, `[limits]
     /// websocket_connections`).
     pub ws_connections: crate::dash::ws::Connections,
+    /// Each app's usage per minute not yet added to the database (`usage`).
+    pub usage: Arc<crate::usage::Usage>,
 }
 
 /// Cheap to clone; what axum hands to handlers.
@@ -127,6 +129,7 @@ impl App {
             })?),
             None => JobStore::Memory(Arc::new(MemoryJobs::default())),
         };
+        let usage = Arc::new(crate::usage::Usage::new(clock.clone()));
         let sessions = match &config.redis_url {
             Some(url) => crate::auth::session::SessionBackend::Redis(
                 crate::auth::session::RedisSessionStore::connect(url, clock.clone())
@@ -198,7 +201,7 @@ impl App {
             )
             .with_changes(changes.clone()),
         );
-        let cache = Arc::new(cache);
+        let cache = Arc::new(cache.with_usage(usage.clone()));
         let capabilities = crate::capabilities::PlatformCapabilities::new(
             datasources.clone(),
             cache.clone(),
@@ -247,6 +250,7 @@ impl App {
             forwarder,
             drain: Default::default(),
             ws_connections: Default::default(),
+            usage,
         })))
     }
 

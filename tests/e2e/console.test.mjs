@@ -2,9 +2,10 @@
 // back with the button, sets a secret (never shown again), deletes an app by typing its
 // name; invites a person who accepts with a new account; finds both in the audit log,
 // filters it and exports it; follows an app's log while a viewer crashes one of its
-// callbacks. Every page works without JavaScript (the log's script only adds following);
-// axe-core checks every page
-// (no serious or critical violation); screenshots go to tests/artifacts/console-*.png.
+// callbacks; the app's usage shows in a table and in plotly.js charts. Every page works
+// without JavaScript (our two scripts, from the platform's origin, only add following the
+// log and the charts); axe-core checks every page (no serious or critical violation);
+// screenshots go to tests/artifacts/console-*.png.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -12,7 +13,7 @@ import path from 'node:path';
 
 import fs from 'node:fs';
 
-import { checkAccessibility, launchBrowser, repo, screenshot, startTessera, PAGE_WAIT } from './harness.mjs';
+import { checkAccessibility, launchBrowser, repo, screenshot, startTessera, waitForText, PAGE_WAIT } from './harness.mjs';
 
 let server;
 let browser;
@@ -81,6 +82,31 @@ test('an admin rolls back, sets a secret and deletes an app from the console', a
   assert.match(await page.textContent('#setting-API_KEY'), /secret, set/);
   assert.doesNotMatch(await page.content(), /sekret-value-123/);
   await screenshot(page, 'console-app-after.png');
+
+  // Usage: callbacks the app runs on the apps origin show on its page at once, in the
+  // table and in four plotly.js charts (our usage.js and plotly.min.js, both from the
+  // platform's origin under its CSP).
+  await page.goto(`${server.appsUrl}/apps/demo/console-app/`, PAGE_WAIT);
+  await page.waitForURL((u) => u.pathname === '/apps/demo/console-app/', PAGE_WAIT);
+  await waitForText(page, '#greeting', /^Hello, world!$/, 'the first greeting');
+  await page.fill('#name', 'usage');
+  await waitForText(page, '#greeting', /^Hello, usage!$/, 'the second greeting');
+  await page.goto(`${server.baseUrl}/ui/demo/apps/console-app`, PAGE_WAIT);
+  const callbacks = Number(await page.textContent('#usage-totals td'));
+  assert.ok(callbacks >= 2, `usage shows ${callbacks} callbacks`);
+  await page.waitForFunction(
+    () => document.querySelectorAll('#usage-charts .js-plotly-plot .main-svg').length >= 4,
+    null,
+    PAGE_WAIT,
+  );
+  assert.equal(await page.locator('#usage-charts .js-plotly-plot').count(), 4);
+  assert.equal(await page.locator('#usage-chart-callbacks .bars .point').count() > 0, true, 'the callbacks chart has bars');
+  await page.locator('#usage-heading').scrollIntoViewIfNeeded();
+  await screenshot(page, 'console-usage.png');
+  await checkAccessibility(page, 'app-usage');
+  await submit(page, '#usage-window-24h');
+  assert.equal(await page.getAttribute('#usage-window-24h', 'aria-current'), 'page');
+  assert.equal(Number(await page.textContent('#usage-totals td')), callbacks);
 
   await page.goto(`${server.baseUrl}/`);
   assert.ok(await page.$('#app-demo-doomed'), 'doomed is listed');

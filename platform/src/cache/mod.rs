@@ -19,8 +19,8 @@ pub mod memory;
 pub mod redis;
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
@@ -124,6 +124,9 @@ pub struct Cache {
     quotas: Mutex<HashMap<TenantId, u64>>,
     unavailable: AtomicU64,
     last_warning: Mutex<Option<Instant>>,
+    /// Where each app's hits and misses are counted (the platform's; none in tests of
+    /// the cache alone).
+    usage: Option<Arc<crate::usage::Usage>>,
 }
 
 /// Where an entry lives: `tessera:cache:<namespace>:{t<tenant>}:a<app>:<sha256 of the key>`.
@@ -188,6 +191,12 @@ impl Cache {
         ))
     }
 
+    /// Count each app's hits and misses into `usage` too.
+    pub fn with_usage(mut self, usage: Arc<crate::usage::Usage>) -> Self {
+        self.usage = Some(usage);
+        self
+    }
+
     fn with_backend(backend: Backend, namespace: String, limits: CacheLimits) -> Self {
         Self {
             backend,
@@ -196,6 +205,7 @@ impl Cache {
             quotas: Mutex::new(HashMap::new()),
             unavailable: AtomicU64::new(0),
             last_warning: Mutex::new(None),
+            usage: None,
         }
     }
 
@@ -291,6 +301,9 @@ impl Cache {
             },
         };
         crate::observe::cache_lookup("shared", value.is_some());
+        if let Some(usage) = &self.usage {
+            usage.cache_lookup(scope.tenant, scope.app, value.is_some());
+        }
         Ok(value)
     }
 

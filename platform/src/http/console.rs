@@ -73,6 +73,7 @@ fn table() -> Routes {
         .post("/ui/{tenant}/apps/{app}/delete", delete_app);
     let routes = super::console_connections::routes(super::console_tenant::routes(routes));
     let routes = super::console_device::routes(routes);
+    let routes = super::console_usage::routes(routes);
     super::console_platform::routes(routes)
 }
 
@@ -520,6 +521,8 @@ struct AppPage {
     log_next: Option<String>,
     /// The lines come from every replica (Redis), not this server alone.
     log_shared: bool,
+    /// The usage figures and charts (who may deploy it).
+    usage: Option<super::console_usage::UsageView>,
     notice: Option<String>,
     error: Option<String>,
 }
@@ -527,6 +530,8 @@ struct AppPage {
 #[derive(Debug, Default, Deserialize)]
 struct Notice {
     done: Option<String>,
+    /// The usage section's window (`1h`, `6h`, `24h`).
+    window: Option<String>,
 }
 
 /// What a `?done=` after a form means.
@@ -554,15 +559,27 @@ async fn app_page(
     principal: Principal,
     session: Session,
     Path((tenant, name)): Path<(String, String)>,
-    Query(notice): Query<Notice>,
+    Query(query): Query<Notice>,
 ) -> Response {
     let here = format!("/ui/{tenant}/apps/{name}");
-    let notice = notice
+    let notice = query
         .done
         .as_deref()
         .and_then(notice_text)
         .map(str::to_owned);
-    match app_view(&state, &principal, &session, &tenant, &name, notice, None).await {
+    let window = query.window.as_deref();
+    let page = match app_view(&state, &principal, &session, &tenant, &name, notice, None).await {
+        Ok(page) if page.deploy => {
+            let usage =
+                super::console_usage::view(&state, &principal, (&tenant, &name), window).await;
+            usage.map(|usage| AppPage {
+                usage: Some(usage),
+                ..page
+            })
+        }
+        other => other,
+    };
+    match page {
         Ok(page) => render(&page, StatusCode::OK),
         Err(r) => refused(&state, &principal, &session, &here, r).await,
     }
@@ -644,6 +661,7 @@ async fn app_view(
             .collect(),
         deploy: view.may_deploy,
         manage: view.may_manage,
+        usage: None,
         notice,
         error,
     })

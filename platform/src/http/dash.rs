@@ -382,15 +382,7 @@ pub(super) async fn ordinary_callback(
                     // one, so memoized answers are served while the tenant is at its
                     // quota of running callbacks.
                     let _slot = callback_slot(state, live).map_err(RunError::Api)?;
-                    run_callback(
-                        &state.app_log,
-                        (tenant, app),
-                        live,
-                        checked,
-                        request_json,
-                        options,
-                    )
-                    .await
+                    run_callback(state, (tenant, app), live, checked, request_json, options).await
                 }
             },
         )
@@ -428,13 +420,14 @@ enum RunError {
 /// Run the callback in the sandbox and turn its outcome into Dash's answer: the body, 204
 /// for PreventUpdate and callbacks without outputs, or the error.
 async fn run_callback(
-    app_log: &crate::applog::LogFeed,
+    state: &AppState,
     (tenant, app): (&str, &str),
     live: &LiveApp,
     checked: &update::CheckedUpdate<'_>,
     request_json: &str,
     options: sandbox::CallOptions,
 ) -> Result<Answer, RunError> {
+    let (app_log, usage) = (&state.app_log, &state.usage);
     let callback_id = checked.callback.output.clone();
     let component = live.component.clone();
     let id_for_call = callback_id.clone();
@@ -488,7 +481,14 @@ async fn run_callback(
             outcome
         }
     };
-    crate::observe::callback(tenant, app, outcome, started.elapsed());
+    let elapsed = started.elapsed();
+    crate::observe::callback(tenant, app, outcome, elapsed);
+    usage.callback(
+        live.version.tenant_id,
+        live.version.app_id,
+        outcome,
+        elapsed,
+    );
     match result {
         Ok(_) => {
             match body {
@@ -539,6 +539,11 @@ async fn start_job(
         component: live.component.clone(),
         request_json: checked
             .guest_request_json_at(&format!("/apps/{}/{}/", owner.tenant, owner.app)),
+        usage: Some((
+            state.usage.clone(),
+            live.version.tenant_id,
+            live.version.app_id,
+        )),
     };
     let job = state
         .jobs

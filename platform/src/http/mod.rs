@@ -13,6 +13,7 @@ mod console_connections;
 mod console_device;
 mod console_platform;
 mod console_tenant;
+mod console_usage;
 pub mod dash;
 mod dash_ws;
 pub mod git;

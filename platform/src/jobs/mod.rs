@@ -261,6 +261,12 @@ pub struct Work {
     pub component: sandbox::Dashboard,
     /// The guest's `run-callback` request JSON.
     pub request_json: String,
+    /// Where the job's run is counted: the platform's usage and the app's ids.
+    pub usage: Option<(
+        Arc<crate::usage::Usage>,
+        crate::ids::TenantId,
+        crate::ids::AppId,
+    )>,
 }
 
 /// How the queue of one replica runs jobs.
@@ -751,7 +757,9 @@ impl Inner {
         let Work {
             component,
             request_json,
+            usage,
         } = work;
+        let started = Instant::now();
         let result = tokio::task::spawn_blocking(move || {
             crate::capabilities::on_guest_thread(|| {
                 component.call_with(&callback, &request_json, options)
@@ -759,6 +767,14 @@ impl Inner {
         })
         .await;
         watcher.abort();
+        if let Some((usage, tenant, app)) = usage {
+            let outcome = match &result {
+                Ok(Ok(_)) => "ok",
+                Ok(Err(failure)) => crate::observe::failure_outcome(&failure.error).0,
+                Err(_) => "host",
+            };
+            usage.callback(tenant, app, outcome, started.elapsed());
+        }
         // The sink was dropped with the call, so the writer ends once it has drained.
         let _ = writer.await;
         job.state = match result {

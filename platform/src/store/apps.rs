@@ -1706,6 +1706,7 @@ impl Store {
             "app_user_grants",
             "app_team_grants",
             "app_collaborators",
+            "app_usage",
         ] {
             sqlx::query(&format!("delete from {table} where app_id = $1"))
                 .bind(app.0)

@@ -28,6 +28,7 @@ mod tenants;
 pub mod testing;
 mod throttle;
 mod tokens;
+mod usage;
 mod users;
 
 pub use access::{AppAccess, AppAccessLists};
@@ -48,6 +49,7 @@ pub use sessions::{SessionAccount, session_key};
 pub use settings::{SettingUpdate, SettingWrite, StoredSetting};
 pub use tenants::{DeletedTenant, Quotas, Tenant};
 pub use tokens::{NewToken, TokenRecord, TokenSummary};
+pub use usage::UsageRow;
 pub use users::{NewUser, User};
 
 use std::path::Path;

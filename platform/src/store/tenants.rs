@@ -348,14 +348,14 @@ pub struct DeletedTenant {
     /// Memberships (the users themselves stay).
     pub memberships: u64,
     /// Every other row: assets, components, data files, settings, grants, teams, tokens,
-    /// invitations, identity providers and their links, data sources.
+    /// invitations, identity providers and their links, data sources, usage minutes.
     pub other_rows: u64,
 }
 
 /// The statements that empty a tenant, children before parents (not every foreign key
 /// cascades in both backends' migrations). `$1` is the tenant's id. Each names its rows by
 /// the tenant's own ids only, so no row of another tenant can match.
-const TENANT_ROWS: [(&str, &str); 23] = [
+const TENANT_ROWS: [(&str, &str); 24] = [
     (
         "live pointers",
         "update apps set live_version_id = null where tenant_id = $1",
@@ -404,6 +404,7 @@ const TENANT_ROWS: [(&str, &str); 23] = [
         "collaborators",
         "delete from app_collaborators where tenant_id = $1",
     ),
+    ("usage", "delete from app_usage where tenant_id = $1"),
     ("apps", "delete from apps where tenant_id = $1"),
     (
         "data sources",

@@ -339,6 +339,12 @@ fn expectations() -> BTreeMap<(&'static str, &'static str), (Needs, u16)> {
             Needs::Role(Admin),
             200,
         ),
+        (
+            "GET",
+            format!("{t}/apps/{{app}}/usage"),
+            Needs::Role(Admin),
+            200,
+        ),
         ("GET", format!("{t}/identity-providers"), Superadmin, 200),
         (
             "PUT",

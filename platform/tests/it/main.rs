@@ -45,6 +45,7 @@ mod support;
 mod tenants;
 mod ui;
 mod ui_admin;
+mod usage;
 mod versions;
 mod viewer;
 mod websocket;

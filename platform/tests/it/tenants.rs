@@ -84,8 +84,8 @@ async fn app_id(store: &Store, tenant: TenantId, name: &str) -> AppId {
 /// Tenants `b` and `c`, each with: app `hello` (public, two versions, an asset), a
 /// setting and a secret, an owner and a viewer (the viewer in team `ops`, collaborator
 /// and granted the app, the team granted too), a token of the owner, an invitation, an
-/// identity provider, a data source granted to the app, a cache entry, a repository
-/// and a data folder on disk. `root` is a superadmin; `both` belongs to both tenants.
+/// identity provider, a data source granted to the app, a cache entry, a minute of usage,
+/// a repository and a data folder on disk. `root` is a superadmin; `both` belongs to both tenants.
 /// Returns the owner tokens of `b` and `c`.
 async fn two_tenants(app: &TestApp) -> (String, String) {
     let store = &app.state.store;
@@ -229,6 +229,22 @@ async fn two_tenants(app: &TestApp) -> (String, String) {
             )
             .await
             .expect("cache entry");
+        // A minute of usage, as a replica's flush writes it.
+        let mut counts = platform::usage::Counts::default();
+        counts.count_callback("ok", Duration::from_millis(3));
+        app.state
+            .store
+            .add_app_usage(
+                &[platform::store::UsageRow {
+                    tenant,
+                    app: hello,
+                    minute: app.state.clock.now_millis() / 60_000 * 60_000,
+                    counts,
+                }],
+                0,
+            )
+            .await
+            .expect("usage");
         let repo = app
             .state
             .config
@@ -392,7 +408,7 @@ async fn a_suspended_tenant_answers_503_everywhere_on_every_replica_and_resumes(
 }
 
 /// Every table that holds a tenant's rows, with the query counting one tenant's (`$1`).
-const TENANT_TABLES: [(&str, &str); 22] = [
+const TENANT_TABLES: [(&str, &str); 23] = [
     ("apps", "tenant_id = $1"),
     (
         "app_versions",
@@ -431,6 +447,7 @@ const TENANT_TABLES: [(&str, &str); 22] = [
     ("api_tokens", "tenant_id = $1"),
     ("invitations", "tenant_id = $1"),
     ("memberships", "tenant_id = $1"),
+    ("app_usage", "tenant_id = $1"),
 ];
 
 /// (table, rows of `tenant`, rows in all) for every tenant table, and the users.

@@ -777,6 +777,8 @@ fn console_matrix() -> BTreeMap<(&'static str, &'static str), Needs> {
         ("GET", "/", Anyone),
         ("GET", "/ui/static/tessera.css", Anyone),
         ("GET", "/ui/static/console-log.js", Anyone),
+        ("GET", "/ui/static/usage.js", Anyone),
+        ("GET", "/ui/static/plotly.min.js", Anyone),
         ("GET", "/ui/{tenant}/apps/{app}", Needs::Role(Viewer)),
         (
             "POST",

@@ -3,8 +3,8 @@
 use axum::Json;
 use axum::extract::State;
 use axum::response::Response;
-use serde::Deserialize;
-use utoipa::ToSchema;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::schema::{
     AppAccessBody, AppBody, AppPage, Errors, LogBody, LogQuery, PageQuery, VersionBody,
@@ -16,6 +16,7 @@ use crate::manage;
 use crate::policy::{self, Action, Principal, Resource};
 use crate::state::AppState;
 use crate::store::AppAccess;
+use crate::usage;
 
 /// The tenant's apps the principal may open, by name.
 #[utoipa::path(
@@ -439,4 +440,124 @@ pub async fn revoke_app_from_team(
     ApiPath(path): ApiPath<(String, String, i64)>,
 ) -> Result<Response, ApiError> {
     change_list(&state, &principal, &remote, path, List::TeamGrants, false).await
+}
+
+/// The span of a usage answer.
+#[derive(Clone, Copy, Debug, Default, Deserialize, ToSchema)]
+pub enum UsageWindow {
+    /// The last hour, one point a minute.
+    #[default]
+    #[serde(rename = "1h")]
+    Hour,
+    /// The last six hours, one point every five minutes.
+    #[serde(rename = "6h")]
+    SixHours,
+    /// The last 24 hours, one point every fifteen minutes.
+    #[serde(rename = "24h")]
+    Day,
+}
+
+impl From<UsageWindow> for usage::Window {
+    fn from(window: UsageWindow) -> Self {
+        match window {
+            UsageWindow::Hour => usage::Window::Hour,
+            UsageWindow::SixHours => usage::Window::SixHours,
+            UsageWindow::Day => usage::Window::Day,
+        }
+    }
+}
+
+/// `GET …/usage?window=6h`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct UsageQuery {
+    /// `1h` (default), `6h` or `24h`.
+    #[param(inline)]
+    pub window: Option<UsageWindow>,
+}
+
+/// One point of a usage series: what happened in one step of the window.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UsagePointBody {
+    /// The step's start (Unix milliseconds).
+    pub at: i64,
+    /// Callbacks run in the sandbox (background jobs included).
+    pub callbacks: u64,
+    /// Of them, failures (the app's errors, traps, limits, invalid input).
+    pub errors: u64,
+    /// Of the failures, those stopped by a sandbox limit (deadline, memory, output size).
+    pub limit_hits: u64,
+    /// Shared-cache lookups answered (the app's `cache.get` and memoized callbacks).
+    pub cache_hits: u64,
+    /// Shared-cache lookups not answered.
+    pub cache_misses: u64,
+    /// Hits over lookups; null without lookups.
+    pub cache_hit_ratio: Option<f64>,
+    /// Median callback latency in ms (interpolated within its histogram bucket); null
+    /// without callbacks.
+    pub p50_ms: Option<f64>,
+    /// 99th percentile callback latency in ms; null without callbacks.
+    pub p99_ms: Option<f64>,
+    /// Mean callback latency in ms; null without callbacks.
+    pub mean_ms: Option<f64>,
+}
+
+impl From<usage::UsagePoint> for UsagePointBody {
+    fn from(p: usage::UsagePoint) -> Self {
+        Self {
+            at: p.at,
+            callbacks: p.callbacks,
+            errors: p.errors,
+            limit_hits: p.limit_hits,
+            cache_hits: p.cache_hits,
+            cache_misses: p.cache_misses,
+            cache_hit_ratio: p.cache_hit_ratio,
+            p50_ms: p.p50_ms,
+            p99_ms: p.p99_ms,
+            mean_ms: p.mean_ms,
+        }
+    }
+}
+
+/// An app's usage over a window.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UsageBody {
+    /// `1h`, `6h` or `24h`.
+    pub window: String,
+    /// Minutes per point (1, 5 or 15).
+    pub step_minutes: i64,
+    /// Every step of the window, oldest first; the last holds the current minute.
+    pub points: Vec<UsagePointBody>,
+    /// The whole window in one (`at` is the window's start).
+    pub totals: UsagePointBody,
+}
+
+/// An app's usage per minute (who may deploy it): callbacks, errors, sandbox limit hits,
+/// shared-cache hits and misses, p50/p99 latency. Stored minutes of every replica plus
+/// this server's not yet stored ones; kept for eight days.
+#[utoipa::path(
+    get, path = "/api/v1/tenants/{tenant}/apps/{app}/usage", tag = "apps",
+    params(
+        ("tenant" = String, Path, description = "Tenant slug"),
+        ("app" = String, Path, description = "App name"),
+        UsageQuery
+    ),
+    security(("bearer" = [])),
+    responses((status = 200, body = UsageBody), Errors)
+)]
+pub async fn get_app_usage(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath((slug, name)): ApiPath<(String, String)>,
+    ApiQuery(query): ApiQuery<UsageQuery>,
+) -> Result<Json<UsageBody>, ApiError> {
+    let window = query.window.unwrap_or_default().into();
+    let found = usage::app_usage(&state, &principal, (&slug, &name), window).await?;
+    Ok(Json(UsageBody {
+        window: found.window.to_owned(),
+        step_minutes: found.step_minutes,
+        points: found.points.into_iter().map(UsagePointBody::from).collect(),
+        totals: found.totals.into(),
+    }))
 }

@@ -117,6 +117,7 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(apps::list_versions))
         .routes(routes!(apps::app_logs))
         .routes(routes!(apps::rollback_app))
+        .routes(routes!(apps::get_app_usage))
         .routes(routes!(settings::list_settings))
         .routes(routes!(settings::put_setting, settings::delete_setting))
         .routes(routes!(outbound::list_outbound))
