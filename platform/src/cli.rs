@@ -777,7 +777,7 @@ fn parse_assignments(
 }
 
 /// Unix milliseconds as `YYYY-MM-DD HH:MM:SS` in UTC.
-fn utc(millis: i64) -> String {
+pub(crate) fn utc(millis: i64) -> String {
     match time::OffsetDateTime::from_unix_timestamp(millis.div_euclid(1000)) {
         Ok(t) => format!(
             "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",

@@ -432,19 +432,7 @@ pub async fn app_logs(command: &AppsCommand) -> anyhow::Result<()> {
 
 /// `2026-12-06 07:01:02  v3  stdout  the text  [request id]`.
 fn log_line_text(line: &LogLine) -> String {
-    let at = time::OffsetDateTime::from_unix_timestamp(line.at / 1000)
-        .map(|t| {
-            format!(
-                "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
-                t.year(),
-                u8::from(t.month()),
-                t.day(),
-                t.hour(),
-                t.minute(),
-                t.second()
-            )
-        })
-        .unwrap_or_default();
+    let at = crate::cli::utc(line.at);
     let request = line
         .request_id
         .as_deref()

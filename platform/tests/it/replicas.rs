@@ -66,15 +66,16 @@ fn start_replica(data_dir: &std::path::Path, database_url: &str) -> Replica {
     Replica { child, address }
 }
 
-/// One HTTP/1.1 POST over a fresh connection; returns the status and the body.
-fn post(replica: &Replica, path: &str, body: &str) -> (u16, String) {
+/// One HTTP/1.1 request over a fresh connection with `headers` (each ending in `\r\n`);
+/// returns the status and the body.
+fn exchange(replica: &Replica, head: &str, path: &str, headers: &str, body: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(&replica.address).expect("connect");
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .expect("timeout");
     write!(
         stream,
-        "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{head} {path} HTTP/1.1\r\nHost: {}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         crate::support::host_for(&replica.address, path),
         body.len()
     )
@@ -91,6 +92,17 @@ fn post(replica: &Replica, path: &str, body: &str) -> (u16, String) {
         .map(|(_, b)| b.to_owned())
         .unwrap_or_default();
     (status, body)
+}
+
+/// One JSON POST; the status and the body.
+fn post(replica: &Replica, path: &str, body: &str) -> (u16, String) {
+    exchange(
+        replica,
+        "POST",
+        path,
+        "Content-Type: application/json\r\n",
+        body,
+    )
 }
 
 fn build_body() -> String {
@@ -390,29 +402,15 @@ fn a_memoized_answer_computed_by_one_replica_process_is_served_by_the_other() {
     );
 }
 
-/// One HTTP/1.1 GET with a bearer token over a fresh connection; the status and body.
+/// One GET with a bearer token; the status and the JSON body.
 fn get_with_token(replica: &Replica, path: &str, token: &str) -> (u16, Value) {
-    let mut stream = TcpStream::connect(&replica.address).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .expect("timeout");
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n",
-        crate::support::host_for(&replica.address, path),
-    )
-    .expect("send");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read");
-    let status = response
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no status line in {response:?}"));
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
+    let (status, body) = exchange(
+        replica,
+        "GET",
+        path,
+        &format!("Authorization: Bearer {token}\r\n"),
+        "",
+    );
     // Chunked answers: the JSON object is between the first `{` and the last `}`.
     let json = match (body.find('{'), body.rfind('}')) {
         (Some(start), Some(end)) => &body[start..=end],
