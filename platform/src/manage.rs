@@ -361,8 +361,12 @@ pub async fn app_overview(
     })
 }
 
+/// Log lines answered when the caller gives no limit.
+pub const DEFAULT_LOG_LINES: i64 = 100;
+
 /// The app's log lines after `after` (the `next` of an earlier answer; without it, the
-/// latest `limit`), for who may deploy it: what its guests wrote (stdout, stderr,
+/// latest `limit`, default [`DEFAULT_LOG_LINES`], at most
+/// [`crate::applog::shared::MAX_TAIL_LINES`]), for who may deploy it: what its guests wrote (stdout, stderr,
 /// `host.log`) and its failed callbacks with their error ids, from every replica when
 /// they share Redis.
 pub async fn app_log(
@@ -370,8 +374,17 @@ pub async fn app_log(
     principal: &Principal,
     app: (&str, &str),
     after: Option<&str>,
-    limit: usize,
+    limit: Option<i64>,
 ) -> Result<crate::applog::Tail> {
+    let most = crate::applog::shared::MAX_TAIL_LINES;
+    let limit = match limit.unwrap_or(DEFAULT_LOG_LINES) {
+        n if n >= 1 && n as usize <= most => n as usize,
+        n => {
+            return Err(Refusal::Invalid(format!(
+                "limit must be between 1 and {most} (got {n})"
+            )));
+        }
+    };
     let (tenant, _) = app_for(state, principal, app, Action::DeployApp).await?;
     state
         .app_log

@@ -57,8 +57,14 @@ fn tessera(data_dir: &std::path::Path, database_url: &str) -> Command {
 }
 
 fn start_replica(data_dir: &std::path::Path, database_url: &str) -> Replica {
+    start_replica_keyed(data_dir, database_url, &STANDARD.encode(SECRET_KEY))
+}
+
+/// A replica with the secret key `key` (base64).
+fn start_replica_keyed(data_dir: &std::path::Path, database_url: &str, key: &str) -> Replica {
     let (child, address) = crate::support::spawn_listening(
         tessera(data_dir, database_url)
+            .env("TESSERA_SECRET_KEY", key)
             .args(["serve", "--listen", "127.0.0.1:0"])
             .stdout(Stdio::piped())
             .stderr(Stdio::null()),
@@ -367,16 +373,7 @@ fn a_memoized_answer_computed_by_one_replica_process_is_served_by_the_other() {
         "{}",
         String::from_utf8_lossy(&deployed.stderr)
     );
-    let start = |name: &str| {
-        let (child, address) = crate::support::spawn_listening(
-            tessera(&shared.path().join(name), &database_url)
-                .env("TESSERA_SECRET_KEY", &key)
-                .args(["serve", "--listen", "127.0.0.1:0"])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null()),
-        );
-        Replica { child, address }
-    };
+    let start = |name: &str| start_replica_keyed(&shared.path().join(name), &database_url, &key);
     let one = start("one");
     let two = start("two");
     let answer = |replica: &Replica, callback: &str| {
@@ -469,16 +466,7 @@ fn an_app_log_written_on_one_replica_process_is_followed_through_the_other() {
         "--tenant",
         "acme",
     ]);
-    let start = |name: &str| {
-        let (child, address) = crate::support::spawn_listening(
-            tessera(&shared.path().join(name), &database_url)
-                .env("TESSERA_SECRET_KEY", &key)
-                .args(["serve", "--listen", "127.0.0.1:0"])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null()),
-        );
-        Replica { child, address }
-    };
+    let start = |name: &str| start_replica_keyed(&shared.path().join(name), &database_url, &key);
     let one = start("one");
     let two = start("two");
     let (status, before) = get_with_token(&two, LOGS, &token);

@@ -186,21 +186,12 @@ pub async fn app_logs(
     ApiPath((slug, name)): ApiPath<(String, String)>,
     ApiQuery(query): ApiQuery<LogQuery>,
 ) -> Result<Json<LogBody>, ApiError> {
-    let limit = match query.limit {
-        None => 100,
-        Some(n @ 1..=500) => n as usize,
-        Some(n) => {
-            return Err(ApiError::validation(format!(
-                "limit must be between 1 and 500 (got {n})"
-            )));
-        }
-    };
     let tail = manage::app_log(
         &state,
         &principal,
         (&slug, &name),
         query.after.as_deref(),
-        limit,
+        query.limit,
     )
     .await?;
     Ok(Json(tail.into()))
