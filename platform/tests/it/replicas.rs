@@ -514,6 +514,37 @@ fn an_app_log_written_on_one_replica_process_is_followed_through_the_other() {
         printed.contains("hello from stdout") && printed.contains("callback fail.children failed"),
         "{printed}"
     );
+    // A flood stays bounded: the app's rate admits a burst, its stream keeps about
+    // SHARED_LINES (Redis trims whole nodes of 100 entries).
+    let most = platform::applog::shared::SHARED_LINES + 100;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        // Each call keeps only its own log budget's worth: call until the stream is full.
+        let (status, body) = post(&one, PROBE, &crate::support::hostile_request("chatty"));
+        assert_eq!(status, 200, "{body}");
+        let (status, page) = get_with_token(&two, &format!("{LOGS}?limit=500"), &token);
+        assert_eq!(status, 200, "{page}");
+        let kept = page["lines"].as_array().expect("lines").len();
+        assert!(kept <= most, "the stream kept {kept} lines");
+        if kept >= platform::applog::shared::SHARED_LINES {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the flood never reached the stream ({kept} lines)"
+        );
+    }
+    // As many lines again as the stream keeps: still about SHARED_LINES, the newest ones.
+    let (_, full) = get_with_token(&two, &format!("{LOGS}?limit=1"), &token);
+    for _ in 0..15 {
+        let (status, body) = post(&one, PROBE, &crate::support::hostile_request("chatty"));
+        assert_eq!(status, 200, "{body}");
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let (_, page) = get_with_token(&two, &format!("{LOGS}?limit=500"), &token);
+    let kept = page["lines"].as_array().expect("lines").len();
+    assert!(kept <= most, "the stream kept {kept} lines");
+    assert_ne!(page["next"], full["next"], "newer lines came in");
     // A bad token is refused, and said so.
     let refused = tessera(&cli, &database_url)
         .args(["apps", "logs", "acme/probe", "--server"])
