@@ -122,7 +122,8 @@ step "cargo fmt --check" cargo fmt --all -- --check || true
 step "deploy files (helm, compose)" scripts/check-deploy.sh || true
 
 if step "build guest components" scripts/build-guests.sh; then
-    step "cargo test --release" cargo test --release --workspace || true
+    # --no-fail-fast: a failing unit test does not hide the integration suites' results.
+    step "cargo test --release" cargo test --release --workspace --no-fail-fast || true
     step "cargo clippy -D warnings" \
         cargo clippy --release --workspace --all-targets -- -D warnings || true
     if step "build tessera" cargo build --release --workspace --bin tessera; then

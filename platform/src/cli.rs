@@ -1,5 +1,7 @@
-//! The subcommands: `serve`, `deploy`, `admin` and `apps`.
+//! The subcommands: `serve`, `deploy`, `admin`, `apps` and the rest; `new`, `login` and the
+//! author commands run without a server configuration.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
@@ -22,6 +24,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Login(args) => return crate::login::login(args).await,
         Command::Logout(args) => return crate::login::logout(args).await,
         Command::Credential { operation } => return crate::login::credential(operation),
+        Command::New(args) => return new_project(args),
         Command::Apps(args) if matches!(args.command, AppsCommand::Logs { .. }) => {
             return crate::login::app_logs(&args.command).await;
         }
@@ -29,7 +32,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     let config = Config::load(&cli)?;
     match &cli.command {
-        Command::Login(_) | Command::Logout(_) | Command::Credential { .. } => Ok(()),
+        Command::Login(_) | Command::Logout(_) | Command::Credential { .. } | Command::New(_) => {
+            Ok(())
+        }
         Command::Serve(args) => serve(config, args).await,
         Command::Deploy(args) => deploy(config, args).await,
         Command::Admin(args) => admin(config, &args.command).await,
@@ -43,6 +48,50 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             artifact,
         } => sandbox::compile_artifact(component, artifact).map_err(anyhow::Error::msg),
     }
+}
+
+/// `tessera new`: the project's files, then `git init` on `main` (unless `--no-git`), then
+/// what to type next.
+fn new_project(args: &crate::config::NewArgs) -> anyhow::Result<()> {
+    use crate::scaffold::{self, Kind};
+    let kind = if args.python { Kind::Python } else { Kind::Rust };
+    let dir = args.dir.clone().unwrap_or_else(|| PathBuf::from(&args.name));
+    let written = scaffold::create(&dir, &args.name, kind)?;
+    let names: Vec<String> = written
+        .iter()
+        .filter_map(|path| path.strip_prefix(&dir).ok())
+        .map(|path| path.display().to_string())
+        .collect();
+    println!(
+        "Created {} ({}) in {}: {}",
+        args.name,
+        if args.python { "Python" } else { "Rust" },
+        dir.display(),
+        names.join(", ")
+    );
+    let mut git_ready = false;
+    if !args.no_git {
+        match std::process::Command::new("git")
+            .args(["init", "--quiet", "--initial-branch", "main"])
+            .current_dir(&dir)
+            .status()
+        {
+            Ok(status) if status.success() => git_ready = true,
+            Ok(status) => eprintln!("tessera: git init failed ({status}); the files are written"),
+            Err(error) => eprintln!("tessera: git not run ({error}); the files are written"),
+        }
+    }
+    println!("Next:");
+    println!("  cd {}", dir.display());
+    if !git_ready {
+        println!("  git init --initial-branch main");
+    }
+    println!("  git add -A && git commit -m \"First version\"");
+    println!(
+        "  git push https://YOUR-SERVER/git/YOUR-TENANT/{}.git main   # after `tessera login https://YOUR-SERVER`",
+        args.name
+    );
+    Ok(())
 }
 
 /// `tessera migrate`: opening the store applies the migrations this binary carries; the

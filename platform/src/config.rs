@@ -163,6 +163,9 @@ pub enum Command {
     Login(LoginArgs),
     /// Revoke the token `tessera login` stored for a server and forget it.
     Logout(LogoutArgs),
+    /// On an author's machine: make a new dashboard project (Rust, or Python with
+    /// `--python`) that deploys with `git push` as it is.
+    New(NewArgs),
     /// git's credential helper for the servers `tessera login` signed in to (set up by
     /// `tessera login`; git runs `tessera credential get`).
     #[command(hide = true)]
@@ -188,6 +191,22 @@ pub struct LoginArgs {
     /// How the approval page names this machine (default: its host name).
     #[arg(long)]
     pub client_name: Option<String>,
+}
+
+/// Arguments of `tessera new`.
+#[derive(Debug, Args)]
+pub struct NewArgs {
+    /// The app's name (lowercase letters, digits and '-'), also the folder's by default.
+    pub name: String,
+    /// An `app.py` written against Dash instead of a Rust crate.
+    #[arg(long)]
+    pub python: bool,
+    /// The folder to make (default: `./NAME`); it must be missing or empty.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Do not make the folder a git repository.
+    #[arg(long)]
+    pub no_git: bool,
 }
 
 /// Arguments of `tessera logout`.

@@ -37,6 +37,7 @@ pub mod policy;
 pub mod python;
 pub mod quota;
 pub mod runtime;
+pub mod scaffold;
 pub mod secretbox;
 pub mod settings;
 pub mod state;

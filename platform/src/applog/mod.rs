@@ -634,20 +634,21 @@ mod tests {
             ..source("hog")
         };
         log.write(heavy, lines(1, "from a heavy app"));
-        // Both writers are up once they show in /proc (threads start asynchronously).
-        let limit = Instant::now() + Duration::from_secs(10);
-        let (mut ordinary, mut demoted) = (None, None);
-        while (ordinary.is_none() || demoted.is_none()) && Instant::now() < limit {
-            ordinary = thread_policy(names[0]);
-            demoted = thread_policy(names[1]);
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        assert_eq!(ordinary, Some(libc::SCHED_OTHER));
         let expected = if demotes {
             libc::SCHED_IDLE
         } else {
             libc::SCHED_OTHER
         };
+        // Both writers are up once they show in /proc (threads start asynchronously), and
+        // the heavy one is named before it moves itself to the idle class: wait for that.
+        let limit = Instant::now() + Duration::from_secs(10);
+        let (mut ordinary, mut demoted) = (None, None);
+        while (ordinary.is_none() || demoted != Some(expected)) && Instant::now() < limit {
+            ordinary = thread_policy(names[0]);
+            demoted = thread_policy(names[1]);
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(ordinary, Some(libc::SCHED_OTHER));
         assert_eq!(demoted, Some(expected));
     }
 }

@@ -7,7 +7,8 @@
 //! `Origin` is the app's own apps origin (cross-site WebSocket hijacking) and that the
 //! tenant is below its cap of open connections (`[limits] websocket_connections`). Each
 //! `callback_request` then runs [`super::dash::ordinary_callback`], the HTTP route's own
-//! function, with a stream sink: the guest's `set_props` go out as `set_props` messages
+//! function, on the app's live version of that moment (a deploy or rollback reaches open
+//! sockets at their next callback), with a stream sink: the guest's `set_props` go out as `set_props` messages
 //! while it runs, and a closed connection raises the call's cancellation flag, so the
 //! guest (and its instance) stops within an epoch tick. Messages are read under
 //! `[limits] websocket_message_kib` (a larger one closes the connection with 1009 and the
@@ -42,7 +43,6 @@ use crate::dash::{ProtocolError, update};
 use crate::error::ApiError;
 use crate::ids::Slug;
 use crate::policy::Principal;
-use crate::runtime::LiveApp;
 use crate::state::AppState;
 
 /// Callbacks one connection may have running at once; a request past it is answered with
@@ -70,7 +70,6 @@ struct Connection {
     state: AppState,
     tenant: String,
     app: String,
-    live: Arc<LiveApp>,
     principal: Principal,
     author: AppAuthor,
     /// Raised when the connection ends: every call of it stops.
@@ -78,8 +77,6 @@ struct Connection {
     in_flight: Arc<AtomicUsize>,
     max_message: usize,
     idle: Duration,
-    /// Dash's app-wide `websocket_callbacks`: every (non-background) callback may come.
-    app_wide: bool,
     /// What opened the connection, checked again every `session_check`.
     credential: Credential,
     session_check: Duration,
@@ -153,14 +150,12 @@ pub(super) async fn connect(
     let connection = Connection {
         tenant,
         app,
-        live,
         principal,
         author: author.map_or(AppAuthor(false), |Extension(a)| a),
         closed: Arc::default(),
         in_flight: Arc::default(),
         max_message,
         idle: Duration::from_secs(limits.websocket_idle_secs.max(1)),
-        app_wide,
         credential,
         session_check: Duration::from_secs(limits.websocket_session_check_secs.max(1)),
         active: AtomicBool::new(false),
@@ -364,12 +359,18 @@ async fn run(
     renderer_id: &str,
     payload: &str,
 ) -> CallbackResult {
-    let live = &connection.live;
+    // The live version of each request, as over HTTP: a deploy or a rollback reaches open
+    // sockets at their next callback, not when the page reconnects hours later.
+    let live = match live_app(&connection.state, &connection.tenant, &connection.app).await {
+        Ok(live) => live,
+        Err(error) => return CallbackResult::Error(error.message),
+    };
+    let app_wide = live.layout.websocket_callbacks;
     let checked = match update::check(&live.dependencies, payload.as_bytes()) {
         Ok(checked) => checked,
         Err(error) => return CallbackResult::Error(error.to_string()),
     };
-    if !ws::may_run_over_socket(connection.app_wide, checked.callback) {
+    if !ws::may_run_over_socket(app_wide, checked.callback) {
         return CallbackResult::Error(
             ProtocolError::Mismatch(format!(
                 "callback {:?} came over the WebSocket but is not a WebSocket callback (and the app does not send every callback over it)",
@@ -427,7 +428,7 @@ async fn run(
         &connection.state,
         &connection.tenant,
         &connection.app,
-        live,
+        &live,
         &checked,
         &connection.principal,
         connection.author,

