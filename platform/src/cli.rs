@@ -54,8 +54,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 /// what to type next.
 fn new_project(args: &crate::config::NewArgs) -> anyhow::Result<()> {
     use crate::scaffold::{self, Kind};
-    let kind = if args.python { Kind::Python } else { Kind::Rust };
-    let dir = args.dir.clone().unwrap_or_else(|| PathBuf::from(&args.name));
+    let kind = if args.python {
+        Kind::Python
+    } else {
+        Kind::Rust
+    };
+    let dir = args
+        .dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(&args.name));
     let written = scaffold::create(&dir, &args.name, kind)?;
     let names: Vec<String> = written
         .iter()

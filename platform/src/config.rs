@@ -1326,6 +1326,7 @@ impl Config {
             | Command::Login(_)
             | Command::Logout(_)
             | Command::Credential { .. }
+            | Command::New(_)
             | Command::CompileComponent { .. } => None,
         };
         let data_dir = cli

@@ -419,12 +419,15 @@ async fn a_python_project_made_by_tessera_new_pushes_as_it_is() {
     let url = format!("http://git:{token}@{address}/git/acme/units.git");
     let (pushed, said) = commit_and_push(&home, &work, &url).await;
     assert!(pushed, "the push is deployed:\n{said}");
-    let layout = app.get("/apps/acme/units/_dash-layout").await;
+    // Visible to the tenant's members (the template's default): asked as the author.
+    let layout = app
+        .get_with_token("/apps/acme/units/_dash-layout", &token)
+        .await;
     assert_eq!(layout.status, StatusCode::OK, "{}", layout.text());
     assert!(layout.text().contains("Units"), "{}", layout.text());
     // Its one callback: pandas filters the frame, plotly express draws the bar chart.
     let reply = app
-        .post_json(
+        .post_json_with_token(
             "/apps/acme/units/_dash-update-component",
             json!({
                 "output": "units.figure",
@@ -433,11 +436,15 @@ async fn a_python_project_made_by_tessera_new_pushes_as_it_is() {
                 "changedPropIds": ["region.value"]
             })
             .to_string(),
+            &token,
         )
         .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
     let figure = &reply.json()["response"]["units"]["figure"];
-    assert_eq!(figure["layout"]["title"]["text"], "Units sold in South", "{figure}");
+    assert_eq!(
+        figure["layout"]["title"]["text"], "Units sold in South",
+        "{figure}"
+    );
     assert_eq!(figure["data"][0]["type"], "bar", "{figure}");
 }
 

@@ -413,6 +413,23 @@ impl TestApp {
         .await
     }
 
+    /// POST of a JSON body with `Authorization: Bearer <token>`.
+    pub async fn post_json_with_token(
+        &self,
+        uri: &str,
+        body: impl Into<String>,
+        token: &str,
+    ) -> Reply {
+        self.request(
+            Request::post(uri)
+                .header(header::CONTENT_TYPE, "application/json")
+                .header(header::AUTHORIZATION, format!("Bearer {token}"))
+                .body(Body::from(body.into()))
+                .expect("request"),
+        )
+        .await
+    }
+
     pub async fn post_json(&self, uri: &str, body: impl Into<String>) -> Reply {
         self.request(
             Request::post(uri)

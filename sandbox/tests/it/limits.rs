@@ -265,7 +265,9 @@ fn guest_errors_exit_and_stack_overflow_are_reported_as_such() {
 fn ordinary_call_on_another_component_succeeds_after_each_hostile_call() {
     let sandbox = sandbox();
     let hostile_limits = Limits {
-        deadline: Duration::from_millis(300),
+        // Long enough that `flood` reaches its output cap first even on a loaded machine
+        // (at 300 ms it once hit the deadline beside three busy test threads).
+        deadline: Duration::from_millis(1500),
         memory_bytes: 32 << 20,
         output_bytes: 1 << 20,
         log_bytes: 4 << 10,
