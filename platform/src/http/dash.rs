@@ -90,18 +90,40 @@ pub(super) async fn live_app(
         .runtime
         .live_in_turn(&tenant, &app, Some(turn))
         .await
-        .map_err(|e| match e {
-            // Loading runs guest code, so it waits for one of the tenant's callback slots.
-            runtime::Error::Busy(busy) => too_many(&busy),
-            // Logged once by the load; a remembered failure must not log per request.
-            runtime::Error::Failed(_) => ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                APP_LOAD_FAILED,
-                "loading the app failed; the server log has the details",
-            ),
-            e => ApiError::internal("loading the app failed", &e),
-        })?
+        .map_err(live_error)?
         .ok_or_else(ApiError::app_not_found)
+}
+
+/// [`live_app`] for a callback on a connection that was admitted when it opened (a
+/// WebSocket): the live version of this moment, without taking an admission turn again.
+pub(super) async fn live_app_admitted(
+    state: &AppState,
+    tenant: &str,
+    app: &str,
+) -> Result<Arc<LiveApp>, ApiError> {
+    let (Ok(tenant), Ok(app)) = (Slug::parse(tenant), Slug::parse(app)) else {
+        return Err(ApiError::app_not_found());
+    };
+    state
+        .runtime
+        .live(&tenant, &app)
+        .await
+        .map_err(live_error)?
+        .ok_or_else(ApiError::app_not_found)
+}
+
+fn live_error(error: runtime::Error) -> ApiError {
+    match error {
+        // Loading runs guest code, so it waits for one of the tenant's callback slots.
+        runtime::Error::Busy(busy) => too_many(&busy),
+        // Logged once by the load; a remembered failure must not log per request.
+        runtime::Error::Failed(_) => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            APP_LOAD_FAILED,
+            "loading the app failed; the server log has the details",
+        ),
+        e => ApiError::internal("loading the app failed", &e),
+    }
 }
 
 /// One of the tenant's concurrent-callback slots, held until the answer is built; a 429

@@ -35,7 +35,7 @@ use axum::response::Response;
 use tokio::sync::mpsc;
 
 use super::access::AppAuthor;
-use super::dash::{Streaming, live_app, ordinary_callback};
+use super::dash::{Streaming, live_app, live_app_admitted, ordinary_callback};
 use crate::auth::standing::{self, Credential, Standing};
 use crate::cache::memo::Answer;
 use crate::dash::ws::{self, CallbackResult, Inbound};
@@ -360,8 +360,11 @@ async fn run(
     payload: &str,
 ) -> CallbackResult {
     // The live version of each request, as over HTTP: a deploy or a rollback reaches open
-    // sockets at their next callback, not when the page reconnects hours later.
-    let live = match live_app(&connection.state, &connection.tenant, &connection.app).await {
+    // sockets at their next callback, not when the page reconnects hours later. (The
+    // connection took its admission turn when it opened; a turn per message would queue
+    // a busy page's callbacks behind each other.)
+    let live = match live_app_admitted(&connection.state, &connection.tenant, &connection.app).await
+    {
         Ok(live) => live,
         Err(error) => return CallbackResult::Error(error.message),
     };
