@@ -82,16 +82,7 @@ pub(super) async fn live_app(
     tenant: &str,
     app: &str,
 ) -> Result<Arc<LiveApp>, ApiError> {
-    let (Ok(tenant), Ok(app)) = (Slug::parse(tenant), Slug::parse(app)) else {
-        return Err(ApiError::app_not_found());
-    };
-    let turn = state.admission.enter(tenant.as_str()).await;
-    state
-        .runtime
-        .live_in_turn(&tenant, &app, Some(turn))
-        .await
-        .map_err(live_error)?
-        .ok_or_else(ApiError::app_not_found)
+    find_live(state, tenant, app, true).await
 }
 
 /// [`live_app`] for a callback on a connection that was admitted when it opened (a
@@ -101,12 +92,25 @@ pub(super) async fn live_app_admitted(
     tenant: &str,
     app: &str,
 ) -> Result<Arc<LiveApp>, ApiError> {
+    find_live(state, tenant, app, false).await
+}
+
+async fn find_live(
+    state: &AppState,
+    tenant: &str,
+    app: &str,
+    admit: bool,
+) -> Result<Arc<LiveApp>, ApiError> {
     let (Ok(tenant), Ok(app)) = (Slug::parse(tenant), Slug::parse(app)) else {
         return Err(ApiError::app_not_found());
     };
+    let turn = match admit {
+        true => Some(state.admission.enter(tenant.as_str()).await),
+        false => None,
+    };
     state
         .runtime
-        .live(&tenant, &app)
+        .live_in_turn(&tenant, &app, turn)
         .await
         .map_err(live_error)?
         .ok_or_else(ApiError::app_not_found)

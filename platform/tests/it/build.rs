@@ -58,6 +58,18 @@ impl Served {
         }
     }
 
+    /// A platform whose Rust builds share the warm target dir and cargo homes of these
+    /// tests, with the cold build's time limit.
+    async fn start_warm() -> Served {
+        Served::start(BuildsConfig {
+            time_limit_secs: COLD_BUILD_SECS,
+            target_dir: Some(shared_target_dir()),
+            cargo_dir: Some(shared_cargo_dir()),
+            ..BuildsConfig::default()
+        })
+        .await
+    }
+
     fn url(&self, app: &str) -> String {
         format!(
             "http://git:{}@{}/git/acme/{app}.git",
@@ -235,13 +247,7 @@ async fn layout(app: &TestApp, name: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rust_pushes_are_built_served_and_refused_with_the_compilers_error() {
-    let served = Served::start(BuildsConfig {
-        time_limit_secs: COLD_BUILD_SECS,
-        target_dir: Some(shared_target_dir()),
-        cargo_dir: Some(shared_cargo_dir()),
-        ..BuildsConfig::default()
-    })
-    .await;
+    let served = Served::start_warm().await;
     let url = served.url("sales");
     let repo = Repo::new().await;
     sales_explorer_repo(&repo, "sales");
@@ -403,13 +409,7 @@ pub(crate) fn tessera_new(parent: &Path, home: &Path, args: &[&str]) -> PathBuf 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rust_project_made_by_tessera_new_pushes_as_it_is() {
-    let served = Served::start(BuildsConfig {
-        time_limit_secs: COLD_BUILD_SECS,
-        target_dir: Some(shared_target_dir()),
-        cargo_dir: Some(shared_cargo_dir()),
-        ..BuildsConfig::default()
-    })
-    .await;
+    let served = Served::start_warm().await;
     let scratch = tempfile::tempdir().expect("tempdir");
     let home = scratch.path().join("home");
     std::fs::create_dir_all(&home).expect("home");
