@@ -47,6 +47,7 @@ async fn run(db: TestDatabase) -> BenchResult {
     let config = Config {
         listen: "127.0.0.1:0".parse()?,
         data_dir: dir.path().to_path_buf(),
+        component_cache_dir: None,
         database_url: db.url.clone(),
         demo_dir: dir.path().join("none"),
         frontend_dir: repo.join("admin-ui/node_modules"),

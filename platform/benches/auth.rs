@@ -82,6 +82,7 @@ async fn config(dir: &std::path::Path, redis_url: Option<String>) -> Config {
     Config {
         listen: "127.0.0.1:0".parse().expect("address"),
         data_dir: dir.to_path_buf(),
+        component_cache_dir: None,
         database_url: format!("sqlite://{}", dir.join("tessera.db").display()),
         demo_dir: dir.join("none"),
         frontend_dir: repo.join("admin-ui/node_modules"),

@@ -7,6 +7,7 @@
 //! | `--listen` | `TESSERA_LISTEN` | `listen` | `127.0.0.1:8080` |
 //! | `--data-dir` | `TESSERA_DATA_DIR` | `data_dir` | `./data` |
 //! | `--database-url` | `TESSERA_DATABASE_URL` | `database_url` | `sqlite://{data_dir}/tessera.db` |
+//! | – | `TESSERA_COMPONENT_CACHE_DIR` | `component_cache_dir` | `{data_dir}/component-cache` (compiled components, keyed by their bytes and the engine; writable only by Tessera, since what is in it runs as machine code; replicas of one installation on one host may share it) |
 //! | `--demo-dir` | `TESSERA_DEMO_DIR` | `demo_dir` | `target/wasm32-wasip2/guest` of this checkout |
 //! | `--frontend-dir` | `TESSERA_FRONTEND_DIR` | `frontend_dir` | `admin-ui/node_modules` of this checkout |
 //! | `--admin-email` | `TESSERA_ADMIN_EMAIL` | `admin_email` | `admin@localhost` (the superadmin created on first start) |
@@ -1131,6 +1132,7 @@ impl fmt::Debug for MetricsConfig {
 struct FileConfig {
     listen: Option<SocketAddr>,
     data_dir: Option<PathBuf>,
+    component_cache_dir: Option<PathBuf>,
     database_url: Option<String>,
     demo_dir: Option<PathBuf>,
     frontend_dir: Option<PathBuf>,
@@ -1168,6 +1170,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Data directory (SQLite file, compiled-component cache).
     pub data_dir: PathBuf,
+    /// Where compiled components are cached, when not `{data_dir}/component-cache`.
+    pub component_cache_dir: Option<PathBuf>,
     /// Database URL.
     pub database_url: String,
     /// Built example components for `--demo`.
@@ -1218,6 +1222,7 @@ impl fmt::Debug for Config {
         f.debug_struct("Config")
             .field("listen", &self.listen)
             .field("data_dir", &self.data_dir)
+            .field("component_cache_dir", &self.component_cache_dir)
             .field("database_url", &redact_url(&self.database_url))
             .field("demo_dir", &self.demo_dir)
             .field("frontend_dir", &self.frontend_dir)
@@ -1433,6 +1438,10 @@ impl Config {
                 }
                 log
             },
+            component_cache_dir: std::env::var_os("TESSERA_COMPONENT_CACHE_DIR")
+                .filter(|dir| !dir.is_empty())
+                .map(PathBuf::from)
+                .or(file.component_cache_dir),
             data_dir,
             database_url,
         })
@@ -1461,7 +1470,9 @@ impl Config {
 
     /// Where compiled components are cached.
     pub fn cache_dir(&self) -> PathBuf {
-        self.data_dir.join("component-cache")
+        self.component_cache_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("component-cache"))
     }
 
     /// Where this server keeps its copies of versions' data folders.

@@ -1,5 +1,5 @@
-//! A small columnar table for callbacks (feature `frame`): read a CSV or Parquet file of
-//! the app's data folder, or an Arrow IPC stream, then select, filter, group, sort and take
+//! A small columnar table for callbacks (feature `frame`): read a CSV file of the app's data
+//! folder (a Parquet file with the feature `parquet`), or an Arrow IPC stream, then select, filter, group, sort and take
 //! the values a figure or a DataTable needs.
 //!
 //! ```
@@ -60,6 +60,7 @@ impl From<ArrowError> for FrameError {
     }
 }
 
+#[cfg(feature = "parquet")]
 impl From<parquet::errors::ParquetError> for FrameError {
     fn from(error: parquet::errors::ParquetError) -> Self {
         FrameError(error.to_string())
@@ -162,6 +163,7 @@ impl Frame {
         Self::from_csv_bytes(&crate::data::read(path)?)
     }
 
+    #[cfg(feature = "parquet")]
     /// Read the Parquet file `path` of the app's data folder.
     pub fn read_parquet(path: &str) -> Result<Frame> {
         Self::from_parquet_bytes(crate::data::read(path)?)
@@ -181,6 +183,7 @@ impl Frame {
         })
     }
 
+    #[cfg(feature = "parquet")]
     /// A frame of a Parquet file's bytes.
     pub fn from_parquet_bytes(bytes: impl Into<bytes::Bytes>) -> Result<Frame> {
         let builder =
@@ -216,6 +219,7 @@ impl Frame {
         Ok(out)
     }
 
+    #[cfg(feature = "parquet")]
     /// The frame as a Parquet file (uncompressed).
     pub fn to_parquet(&self) -> Result<Vec<u8>> {
         let mut out = Vec::new();
@@ -615,6 +619,7 @@ mod tests {
         );
     }
 
+    #[cfg(feature = "parquet")]
     #[test]
     fn ipc_and_parquet_round_trip() {
         let frame = sales();
@@ -637,17 +642,20 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("sdk-frame-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("mkdir");
         std::fs::write(dir.join("sales.csv"), SALES).expect("write");
-        std::fs::write(dir.join("sales.parquet"), sales().to_parquet().expect("pq"))
-            .expect("write");
         // SAFETY: no other test of this crate reads or writes this variable.
         unsafe { std::env::set_var(crate::data::DATA_DIR_VAR, &dir) };
         let csv = Frame::read_csv("sales.csv").expect("csv");
-        let parquet = Frame::read_parquet("sales.parquet").expect("parquet");
         assert_eq!(csv.num_rows(), 5);
-        assert_eq!(
-            parquet.to_rows().expect("rows"),
-            csv.to_rows().expect("rows")
-        );
+        #[cfg(feature = "parquet")]
+        {
+            std::fs::write(dir.join("sales.parquet"), sales().to_parquet().expect("pq"))
+                .expect("write");
+            let parquet = Frame::read_parquet("sales.parquet").expect("parquet");
+            assert_eq!(
+                parquet.to_rows().expect("rows"),
+                csv.to_rows().expect("rows")
+            );
+        }
         let err = Frame::read_csv("../etc/passwd").expect_err("refused");
         assert!(err.to_string().contains("`..`"), "{err}");
         let _ = std::fs::remove_dir_all(&dir);

@@ -244,6 +244,7 @@ async fn platform(dir: &std::path::Path, warehouse: &Warehouse) -> BenchResult<A
     let config = Config {
         listen: "127.0.0.1:0".parse()?,
         data_dir: dir.to_path_buf(),
+        component_cache_dir: None,
         database_url: format!("sqlite://{}", dir.join("tessera.db").display()),
         demo_dir: dir.join("no-demo"),
         frontend_dir: std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))

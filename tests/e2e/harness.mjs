@@ -33,28 +33,15 @@ const chromiumArgs = [
 
 /** Seconds to wait for /healthz. Generous because demo.sh may still compile on a cold tree. */
 const startTimeoutMs = Number(process.env.TESSERA_E2E_START_TIMEOUT ?? 180) * 1000;
-// Compiled demo components, shared by the servers of all test files: each server has a data
-// directory of its own, and compiling the eight demo dashboards took ~20 s per server. The
-// artifacts are keyed by component hash, wasmtime version and engine settings, and checked
-// against their digest when loaded (sandbox::cache), so a stale one is only recompiled.
+// Compiled components, shared by the servers of all test files and by the Rust tests
+// (platform/tests/it/support.rs): each server has a data directory of its own, and compiling
+// the eight demo dashboards took ~20 s per server. The artifacts are keyed by component hash,
+// wasmtime version and engine settings, and checked against their digest when loaded
+// (sandbox::cache), so a stale one is only recompiled.
 const sharedComponentCache = path.join(
   process.env.CARGO_TARGET_DIR ?? path.join(repo, 'target'),
-  'e2e-component-cache',
+  'tessera-test-component-cache',
 );
-
-/** Copies the regular files of `from` into `to` that `to` lacks (atomically, by rename). */
-function copyMissing(from, to) {
-  if (!fs.existsSync(from)) return;
-  fs.mkdirSync(to, { recursive: true });
-  for (const name of fs.readdirSync(from)) {
-    const source = path.join(from, name);
-    const target = path.join(to, name);
-    if (name.startsWith('.') || fs.existsSync(target) || !fs.statSync(source).isFile()) continue;
-    const partial = path.join(to, `.${name}.${process.pid}`);
-    fs.copyFileSync(source, partial);
-    fs.renameSync(partial, target);
-  }
-}
 
 function loadPlaywright() {
   // playwright-core is a devDependency of admin-ui; resolve it from there.
@@ -93,7 +80,6 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 export async function startTessera({ name = 'tessera' } = {}) {
   const port = await freePort();
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tessera-e2e-data-'));
-  copyMissing(sharedComponentCache, path.join(dataDir, 'component-cache'));
   fs.mkdirSync(artifacts, { recursive: true });
   const logPath = path.join(artifacts, `${name}-server.log`);
   const logFile = fs.openSync(logPath, 'w');
@@ -102,7 +88,12 @@ export async function startTessera({ name = 'tessera' } = {}) {
     cwd: repo,
     detached: true, // own process group, so stop() reaches cargo and tessera alike
     stdio: ['ignore', logFile, logFile],
-    env: { ...process.env, TESSERA_LISTEN: listen, TESSERA_DATA_DIR: dataDir },
+    env: {
+      ...process.env,
+      TESSERA_LISTEN: listen,
+      TESSERA_DATA_DIR: dataDir,
+      TESSERA_COMPONENT_CACHE_DIR: sharedComponentCache,
+    },
   });
   fs.closeSync(logFile);
 
@@ -149,8 +140,6 @@ export async function startTessera({ name = 'tessera' } = {}) {
     }
     await sleep(250);
   }
-  // The demo is deployed before the server listens: its artifacts are in the cache now.
-  copyMissing(path.join(dataDir, 'component-cache'), sharedComponentCache);
 
   /** SIGTERM to the group; SIGKILL after `graceMs`. Resolves to how the server ended. */
   async function stop(graceMs = 15000) {

@@ -37,7 +37,7 @@ async fn greet(app: &TestApp, tenant: &str, name: &str) {
 
 #[tokio::test]
 async fn never_used_apps_load_by_hash_without_reading_their_component() {
-    let app = TestApp::new().await;
+    let app = TestApp::new().await.with_own_component_cache().await;
     let names = ["one", "two", "three", "four"];
     for name in names {
         app.deploy("dense", name, "hello.wasm").await;

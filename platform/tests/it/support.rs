@@ -31,6 +31,17 @@ pub fn guest_wasm(file: &str) -> Vec<u8> {
     })
 }
 
+/// The compiled-component cache these tests share (kept between runs): a component is
+/// compiled once per run instead of once per test. Its entries are keyed by the component's
+/// bytes and the engine, so sharing changes no answer; a test about the cache itself gives
+/// its platform a cache of its own.
+pub fn shared_component_cache() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target"))
+        .join("tessera-test-component-cache")
+}
+
 pub struct TestApp {
     pub state: AppState,
     _dir: tempfile::TempDir,
@@ -121,6 +132,19 @@ impl TestApp {
         }
     }
 
+    /// This platform started again on its data directory with a compiled-component cache
+    /// of its own in it, for the tests of the cache itself.
+    pub async fn with_own_component_cache(self) -> Self {
+        let mut config = self.state.config.clone();
+        config.component_cache_dir = None;
+        let state = App::start(config).await.expect("platform starts");
+        Self {
+            state,
+            _dir: self._dir,
+            _db: self._db,
+        }
+    }
+
     /// A platform whose `git push` builds run under `builds`.
     pub async fn with_builds(builds: platform::config::BuildsConfig) -> Self {
         Self::build_full(
@@ -153,6 +177,7 @@ impl TestApp {
         let config = Config {
             listen: "127.0.0.1:0".parse().expect("address"),
             data_dir: dir.path().to_path_buf(),
+            component_cache_dir: Some(shared_component_cache()),
             database_url: format!("sqlite://{}", dir.path().join("tessera.db").display()),
             demo_dir: dir.path().join("no-demo"),
             frontend_dir: repo_root().join("admin-ui/node_modules"),
@@ -247,6 +272,7 @@ impl TestApp {
         let config = Config {
             listen: "127.0.0.1:0".parse().expect("address"),
             data_dir: dir.path().to_path_buf(),
+            component_cache_dir: Some(shared_component_cache()),
             database_url,
             demo_dir: dir.path().join("no-demo"),
             frontend_dir,
@@ -283,6 +309,7 @@ impl TestApp {
         let config = Config {
             listen: "127.0.0.1:0".parse().expect("address"),
             data_dir: dir.path().to_path_buf(),
+            component_cache_dir: Some(shared_component_cache()),
             database_url: format!("sqlite://{}", dir.path().join("tessera.db").display()),
             demo_dir: dir.path().join("no-demo"),
             frontend_dir: repo_root().join("admin-ui/node_modules"),
@@ -326,6 +353,7 @@ impl TestApp {
         let config = Config {
             listen: address,
             data_dir: dir.path().to_path_buf(),
+            component_cache_dir: Some(shared_component_cache()),
             database_url: format!("sqlite://{}", dir.path().join("tessera.db").display()),
             demo_dir: dir.path().join("no-demo"),
             frontend_dir: repo_root().join("admin-ui/node_modules"),
@@ -575,6 +603,7 @@ pub fn tessera_command(data_dir: &std::path::Path) -> std::process::Command {
     }
     command
         .env("TESSERA_DATA_DIR", data_dir)
+        .env("TESSERA_COMPONENT_CACHE_DIR", shared_component_cache())
         .env(
             "TESSERA_FRONTEND_DIR",
             repo_root().join("admin-ui/node_modules"),

@@ -340,7 +340,10 @@ async fn keep_versions_prunes_old_versions_even_one_a_callback_still_holds() {
 #[tokio::test]
 async fn the_compiled_cache_forgets_components_that_no_kept_version_uses() {
     use sha2::Digest;
-    let app = TestApp::keeping_versions(1).await;
+    let app = TestApp::keeping_versions(1)
+        .await
+        .with_own_component_cache()
+        .await;
     let cache = app.state.config.cache_dir();
     let cached = || -> Vec<String> {
         let mut names: Vec<String> = std::fs::read_dir(&cache)
