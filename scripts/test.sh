@@ -8,8 +8,8 @@
 # temp dir only when absent), rustfmt check, the Helm chart and compose checks
 # (scripts/check-deploy.sh), build every guest component, `cargo test --release --workspace`,
 # build the server, the noisy-neighbour suite at small scale (scripts/bench-noisy.sh --scale
-# small), the load-balancer suite at small scale through HAProxy (scripts/bench-lb.sh --scale
-# small --lb haproxy), Schemathesis against the served OpenAPI document
+# small), the load-balancer suite at small scale through HAProxy and nginx (scripts/bench-lb.sh
+# --scale small --lb both), Schemathesis against the served OpenAPI document
 # (scripts/schemathesis.sh), then the browser end-to-end tests (`node --test tests/e2e/`) in
 # headless Chromium; clippy with warnings denied runs beside the last three, at nice 19.
 # A failing step does not stop the independent ones after it; the exit status is non-zero if
@@ -163,12 +163,9 @@ if step "build guest components" scripts/build-guests.sh; then
         # code meanwhile, at the lowest priority and in its own target dir (no lock shared
         # with the steps' cargo commands); its result is recorded at the end.
         start_clippy
-        # Issue 16: replicas behind HAProxy and nginx through a kill, a drain, a push and
-        # a Redis outage.
-        # HAProxy only: behind nginx (passive checks only) a request that reaches a draining
-        # replica as its listener closes can get a 502 (seen once in 2 runs); the full suite,
-        # `scripts/bench-lb.sh --lb both`, shows it until the drain keeps accepting (issue 16).
-        step "load balancers (small)" scripts/bench-lb.sh --scale small --lb haproxy || true
+        # Issue 16: replicas behind HAProxy and then nginx through a kill, a drain, a push
+        # and a Redis outage.
+        step "load balancers (small)" scripts/bench-lb.sh --scale small --lb both || true
         step "schemathesis (REST API)" scripts/schemathesis.sh || true
         # Two test files at a time: each waits mostly on its own server and browser (5 min
         # one at a time, under 3 min two at a time, on 2 cores).
