@@ -121,22 +121,24 @@ impl TestApp {
 
     /// A platform (SQLite) whose apps' outbound HTTP is bounded by `outbound`.
     pub async fn with_outbound(outbound: platform::config::OutboundConfig) -> Self {
-        let base = Self::new().await;
-        let mut config = base.state.config.clone();
-        config.outbound = outbound;
-        let state = App::start(config).await.expect("platform starts");
-        Self {
-            state,
-            _dir: base._dir,
-            _db: None,
-        }
+        Self::new()
+            .await
+            .restarted(|config| config.outbound = outbound)
+            .await
     }
 
     /// This platform started again on its data directory with a compiled-component cache
     /// of its own in it, for the tests of the cache itself.
     pub async fn with_own_component_cache(self) -> Self {
+        self.restarted(|config| config.component_cache_dir = None)
+            .await
+    }
+
+    /// This platform started again on its data directory and database with `change` made
+    /// to its configuration.
+    async fn restarted(self, change: impl FnOnce(&mut Config)) -> Self {
         let mut config = self.state.config.clone();
-        config.component_cache_dir = None;
+        change(&mut config);
         let state = App::start(config).await.expect("platform starts");
         Self {
             state,
