@@ -1516,6 +1516,34 @@ mod tests {
     }
 
     #[test]
+    fn the_compiled_cache_is_in_the_data_dir_unless_the_file_puts_it_elsewhere() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("tessera.toml");
+        let load = |text: &str| {
+            std::fs::write(&path, text).expect("write config");
+            let cli = Cli::parse_from([
+                "tessera",
+                "--config",
+                path.to_str().expect("utf-8 path"),
+                "--data-dir",
+                "/srv/tessera",
+                "serve",
+            ]);
+            Config::load(&cli).expect("config loads")
+        };
+        // TESSERA_COMPONENT_CACHE_DIR, when set for the whole test run, wins over both.
+        let from_env = std::env::var_os("TESSERA_COMPONENT_CACHE_DIR")
+            .filter(|dir| !dir.is_empty())
+            .map(PathBuf::from);
+        let expect = |default: &str| from_env.clone().unwrap_or_else(|| PathBuf::from(default));
+        assert_eq!(load("").cache_dir(), expect("/srv/tessera/component-cache"));
+        assert_eq!(
+            load("component_cache_dir = \"/var/cache/tessera\"\n").cache_dir(),
+            expect("/var/cache/tessera")
+        );
+    }
+
+    #[test]
     fn flags_override_the_file() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("tessera.toml");

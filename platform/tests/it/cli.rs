@@ -8,6 +8,50 @@ use std::time::{Duration, Instant};
 use crate::support::{guest_wasm, tessera_command as tessera};
 
 #[test]
+fn compiled_components_go_where_the_component_cache_dir_says() {
+    use sha2::Digest;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hello = dir.path().join("hello.wasm");
+    let bytes = guest_wasm("hello.wasm");
+    std::fs::write(&hello, &bytes).expect("write component");
+    let elsewhere = dir.path().join("elsewhere");
+    let ok = tessera(dir.path())
+        .env("TESSERA_COMPONENT_CACHE_DIR", &elsewhere)
+        .args(["deploy", "demo/hello"])
+        .arg(&hello)
+        .output()
+        .expect("run tessera");
+    assert!(
+        ok.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&ok.stdout),
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let artifacts = |folder: &std::path::Path| -> Vec<String> {
+        std::fs::read_dir(folder)
+            .map(|entries| {
+                entries
+                    .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+                    .filter(|name| name.ends_with(".cwasm"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let sha = hex::encode(sha2::Sha256::digest(&bytes));
+    let cached = artifacts(&elsewhere);
+    assert!(
+        cached.iter().any(|name| name.starts_with(&sha)),
+        "no artifact of the component in {}: {cached:?}",
+        elsewhere.display()
+    );
+    assert_eq!(
+        artifacts(&dir.path().join("component-cache")),
+        Vec::<String>::new(),
+        "nothing compiled into the data dir's default cache"
+    );
+}
+
+#[test]
 fn deploy_accepts_a_component_and_refuses_garbage_with_a_reason() {
     let dir = tempfile::tempdir().expect("tempdir");
     let hello = dir.path().join("hello.wasm");
