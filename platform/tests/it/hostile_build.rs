@@ -505,7 +505,14 @@ async fn push_the_hostile_crate(data_dir: &Path, tessera: &dyn Fn(&Path) -> std:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_builds_fail_in_the_sandbox() {
     let data = tempfile::tempdir().expect("tempdir");
-    push_the_hostile_crate(data.path(), &|dir| crate::support::tessera_command(dir)).await;
+    // The server keeps its compiled components in its data dir (not the tests' shared
+    // cache), so the build's attempt to write there aims at the real cache.
+    push_the_hostile_crate(data.path(), &|dir| {
+        let mut command = crate::support::tessera_command(dir);
+        command.env_remove("TESSERA_COMPONENT_CACHE_DIR");
+        command
+    })
+    .await;
 }
 
 /// The same crate against a server running as the system user `tessera-test` (created
