@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Create (once) the Python virtual environment the differential tests compare against:
-# the real `dash` package, pinned to the release whose front end Tessera serves.
+# the real `dash` package, pinned to the release whose front end Tessera serves, with what
+# its FastAPI backend needs (the only backend beside Quart that serves WebSocket
+# callbacks: `dash[fastapi]`) and httpx for Starlette's test client.
 #
 #   scripts/differential-venv.sh          prints the venv's python path when it is ready
 #
@@ -12,7 +14,8 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 target=${CARGO_TARGET_DIR:-$repo/target}
 venv="$target/dash-venv"
 dash_version=4.4.1
-marker="$venv/.tessera-dash-$dash_version"
+requirements=("dash==$dash_version" fastapi==0.165.0 starlette==1.10.0 uvicorn==0.55.0 httpx==0.29.0)
+marker="$venv/.tessera-$(echo "${requirements[*]}" | sha256sum | cut -c1-16)"
 
 if [ -f "$marker" ] && [ -x "$venv/bin/python" ]; then
     echo "$venv/bin/python"
@@ -29,8 +32,8 @@ python3 -m venv "$venv" >&2 || {
     echo "differential-venv: 'python3 -m venv' failed (Debian: apt-get install python3-venv)" >&2
     exit 1
 }
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check "dash==$dash_version" >&2 || {
-    echo "differential-venv: installing dash==$dash_version from PyPI failed" >&2
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${requirements[@]}" >&2 || {
+    echo "differential-venv: installing ${requirements[*]} from PyPI failed" >&2
     exit 1
 }
 touch "$marker"

@@ -462,6 +462,135 @@ async fn a_rust_project_made_by_tessera_new_pushes_as_it_is() {
     );
 }
 
+/// Copies the example folder `name` (as `cp -r` would, without a `target/`) into `to`.
+fn copy_example(name: &str, to: &Path) {
+    fn copy(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).expect("mkdir");
+        for entry in std::fs::read_dir(from).expect("read the example") {
+            let entry = entry.expect("entry");
+            let (from, to) = (entry.path(), to.join(entry.file_name()));
+            if entry.file_type().expect("type").is_dir() {
+                if entry.file_name() != "target" {
+                    copy(&from, &to);
+                }
+            } else {
+                std::fs::copy(&from, &to).expect("copy");
+            }
+        }
+    }
+    copy(&repo_root().join("examples").join(name), to);
+}
+
+/// Whether a manifest (or a part of one) takes a key from its workspace.
+fn inherits(value: &toml::Value) -> bool {
+    match value {
+        toml::Value::Table(table) => table
+            .iter()
+            .any(|(key, value)| key == "workspace" || inherits(value)),
+        toml::Value::Array(items) => items.iter().any(inherits),
+        _ => false,
+    }
+}
+
+/// Every example is a crate of its own, as an author's repository is: copied out of this
+/// repository, its manifest needs nothing from the workspace and its own `Cargo.lock`
+/// holds every version cargo needs (`--locked --offline` fails otherwise), with the SDK
+/// patched in as the build server does. A stale lock names the script that rewrites it.
+#[test]
+fn every_example_folder_is_a_crate_of_its_own_with_a_current_lock() {
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let mut examples = Vec::new();
+    for entry in std::fs::read_dir(repo_root().join("examples")).expect("examples/") {
+        let name = entry
+            .expect("entry")
+            .file_name()
+            .into_string()
+            .expect("utf-8");
+        if !repo_root()
+            .join("examples")
+            .join(&name)
+            .join("Cargo.toml")
+            .exists()
+        {
+            continue;
+        }
+        let copy = scratch.path().join(&name);
+        copy_example(&name, &copy);
+        let manifest: toml::Table = toml::from_str(
+            &std::fs::read_to_string(copy.join("tessera.toml")).expect("a tessera.toml"),
+        )
+        .expect("tessera.toml parses");
+        assert_eq!(manifest["kind"].as_str(), Some("rust"), "examples/{name}");
+        assert!(
+            manifest.get("name").is_none(),
+            "examples/{name}/tessera.toml names an app: the folder would push only as that one"
+        );
+        let cargo_toml: toml::Table =
+            toml::from_str(&std::fs::read_to_string(copy.join("Cargo.toml")).expect("Cargo.toml"))
+                .expect("Cargo.toml parses");
+        assert!(
+            !inherits(&toml::Value::Table(cargo_toml)),
+            "examples/{name}/Cargo.toml inherits from the workspace (`workspace = true`)"
+        );
+        let tree = std::process::Command::new("cargo")
+            .args(["tree", "--locked", "--offline", "--quiet", "-e", "normal"])
+            .args(["--target", "wasm32-wasip2", "--config"])
+            .arg(format!(
+                "patch.crates-io.sdk.path={:?}",
+                repo_root().join("sdk").display().to_string()
+            ))
+            .current_dir(&copy)
+            .output()
+            .expect("cargo runs");
+        assert!(
+            tree.status.success(),
+            "examples/{name} does not resolve on its own (a stale Cargo.lock: run scripts/example-locks.sh {name}):\n{}",
+            String::from_utf8_lossy(&tree.stderr)
+        );
+        assert!(
+            String::from_utf8_lossy(&tree.stdout).contains("sdk v0.1.0"),
+            "examples/{name} uses the SDK"
+        );
+        examples.push(name);
+    }
+    examples.sort();
+    assert!(examples.len() >= 8, "{examples:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_example_folder_pushes_as_it_is() {
+    let served = Served::start_warm().await;
+    let repo = Repo::new().await;
+    copy_example("hello", &repo.work());
+    repo.commit("The hello example, copied").await;
+    // Pushed as `sales`: the app's name comes from the URL (the example names none), and
+    // this one builds in the warm target dir of the other `sales` pushes.
+    let (pushed, log) = repo.push(&served.url("sales")).await;
+    assert!(pushed, "{log}");
+    assert!(log.contains("deployed version 1 of acme/sales"), "{log}");
+    let layout = served
+        .app
+        .get_with_token("/apps/acme/sales/_dash-layout", &served.token)
+        .await;
+    assert_eq!(layout.status, StatusCode::OK, "{}", layout.text());
+    // The same example built in this repository (scripts/build-guests.sh) serves the same.
+    served.app.deploy("acme", "hello", "hello.wasm").await;
+    let built = served
+        .app
+        .get_with_token("/apps/acme/hello/_dash-layout", &served.token)
+        .await;
+    assert!(
+        layout.text().contains(r#""id":"greeting""#),
+        "{}",
+        layout.text()
+    );
+    assert_eq!(
+        layout.json(),
+        built.json(),
+        "the pushed example serves the layout the example's own code makes"
+    );
+}
+
 /// A crate without dependencies whose build script sleeps for `sleep_secs`.
 fn slow_crate(repo: &Repo, name: &str, sleep_secs: u64) {
     repo.write(

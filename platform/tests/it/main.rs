@@ -49,3 +49,4 @@ mod usage;
 mod versions;
 mod viewer;
 mod websocket;
+mod websocket_differential;

@@ -13,9 +13,7 @@
 //! `target/wasi-python/cache`, the first compile takes minutes) and the dash venv
 //! (`scripts/differential-venv.sh`).
 
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use axum::http::StatusCode;
@@ -24,7 +22,7 @@ use platform::ids::Slug;
 use serde_json::{Value, json};
 
 use crate::git::{git, ok, stderr};
-use crate::support::{TestApp, repo_root};
+use crate::support::{self, TestApp, repo_root};
 
 fn slug(s: &str) -> Slug {
     Slug::parse(s).expect("slug")
@@ -46,33 +44,7 @@ fn canonical(value: &Value) -> Value {
 /// What dash 4.4.1 answers for tests/differential's app `name` and `bodies`
 /// (`python/run.py` in the dash venv).
 fn python_dash(name: &str, bodies: &[Value]) -> Value {
-    let venv = Command::new(repo_root().join("scripts/differential-venv.sh"))
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("scripts/differential-venv.sh runs");
-    assert!(
-        venv.status.success(),
-        "scripts/differential-venv.sh installs dash==4.4.1 into target/dash-venv"
-    );
-    let python = String::from_utf8(venv.stdout).expect("a path");
-    let mut child = Command::new(python.trim())
-        .args(["-B", "run.py"])
-        .current_dir(repo_root().join("tests/differential/python"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("the venv's python starts");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(json!({ name: bodies }).to_string().as_bytes())
-        .expect("write the cases");
-    let output = child.wait_with_output().expect("run.py ends");
-    assert!(output.status.success(), "run.py failed");
-    let answers: Value = serde_json::from_slice(&output.stdout).expect("run.py prints JSON");
-    answers[name].clone()
+    support::python_dash("run.py", &json!({ name: bodies }))[name].clone()
 }
 
 /// The body the renderer posts when `go` is clicked (`greet` of `multi_state`).

@@ -17,6 +17,40 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// What `script` (in tests/differential/python, run by the dash venv's Python: real
+/// `dash` 4.4.1, `scripts/differential-venv.sh`) prints as JSON for `input` on its stdin.
+pub fn python_dash(script: &str, input: &Value) -> Value {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let venv = Command::new(repo_root().join("scripts/differential-venv.sh"))
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("scripts/differential-venv.sh runs");
+    assert!(
+        venv.status.success(),
+        "scripts/differential-venv.sh installs dash==4.4.1 into target/dash-venv"
+    );
+    let python = String::from_utf8(venv.stdout).expect("a path");
+    // -B: no __pycache__ in the source tree.
+    let mut child = Command::new(python.trim())
+        .args(["-B", script])
+        .current_dir(repo_root().join("tests/differential/python"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("the venv's python starts");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.to_string().as_bytes())
+        .expect("write the cases");
+    let output = child.wait_with_output().expect("python ends");
+    assert!(output.status.success(), "{script} failed");
+    serde_json::from_slice(&output.stdout).expect("python prints JSON")
+}
+
 /// A built guest component, or a panic saying how to build it.
 pub fn guest_wasm(file: &str) -> Vec<u8> {
     let target = std::env::var_os("CARGO_TARGET_DIR")

@@ -23,7 +23,7 @@ use crate::support::{TestApp, apps_host};
 const LIVE: &str = "live_orders.wasm";
 
 /// Serves `app`'s router on a loopback port.
-async fn serve(app: &TestApp) -> SocketAddr {
+pub(crate) async fn serve(app: &TestApp) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -36,11 +36,11 @@ async fn serve(app: &TestApp) -> SocketAddr {
     address
 }
 
-type Socket = WebSocketStream<TcpStream>;
+pub(crate) type Socket = WebSocketStream<TcpStream>;
 
 /// Opens `path`'s socket at `address` with the `Host` of `host_tenant`'s apps origin and
 /// `origin` (none: no header); a refusal before the upgrade is its HTTP status.
-async fn open(
+pub(crate) async fn open(
     app: &TestApp,
     address: SocketAddr,
     host_tenant: &str,
@@ -82,15 +82,15 @@ async fn open_with(
 }
 
 /// The apps origin of `tenant`, as a browser on it sends `Origin`.
-fn origin_of(app: &TestApp, tenant: &str) -> String {
+pub(crate) fn origin_of(app: &TestApp, tenant: &str) -> String {
     app.state
         .origins
         .apps_url(&platform::ids::Slug::parse(tenant).expect("slug"))
 }
 
-const ENDPOINT: &str = "/apps/acme/live/_dash-ws-callback";
+pub(crate) const ENDPOINT: &str = "/apps/acme/live/_dash-ws-callback";
 
-async fn open_live(app: &TestApp, address: SocketAddr) -> Socket {
+pub(crate) async fn open_live(app: &TestApp, address: SocketAddr) -> Socket {
     open(
         app,
         address,
