@@ -36,6 +36,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve(args) => serve(config, args).await,
+        Command::Dev(args) => dev(config, args).await,
         Command::Deploy(args) => deploy(config, args).await,
         Command::Admin(args) => admin(config, &args.command).await,
         Command::Apps(args) => apps(config, &args.command).await,
@@ -233,6 +234,65 @@ async fn serve(config: Config, args: &ServeArgs) -> anyhow::Result<()> {
     }
     store.close().await;
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// `tessera dev`: the folder's app built, deployed and served on loopback, then built
+/// again on every change (`dev`).
+async fn dev(config: Config, args: &crate::config::DevArgs) -> anyhow::Result<()> {
+    crate::dev::check_listen(args.listen)?;
+    let dir = std::fs::canonicalize(&args.dir)
+        .with_context(|| format!("cannot open the project folder {}", args.dir.display()))?;
+    if !dir.join("tessera.toml").is_file() {
+        bail!(
+            "{} has no tessera.toml: run tessera dev in a project made by `tessera new` (or an example's folder)",
+            dir.display()
+        );
+    }
+    let app = crate::dev::app_name(&dir, args.name.as_deref())?;
+    let tenant = Slug::parse(crate::dev::TENANT)?;
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let address = listener.local_addr()?;
+    let mut config = config;
+    config.listen = address;
+    config.public_url = format!("http://{address}");
+    // The author's own code on the author's machine: built as they would build it, with
+    // their toolchain and cargo home; its callbacks still run in the sandbox.
+    config.builds.sandbox = crate::deploy::sandbox::Mode::None;
+    if config.builds.target_dir.is_none() {
+        config.builds.target_dir = Some(dir.join("target"));
+    }
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating {}", config.data_dir.display()))?;
+    let state = App::start(config).await?;
+    let session = Arc::new(crate::dev::DevSession::new(tenant.clone(), app.clone()));
+    let _ = state.dev.set(session.clone());
+    let url = state
+        .origins
+        .app_url(&tenant, &format!("/apps/{tenant}/{app}/"));
+    println!("tessera dev: serving {} as {url}", dir.display());
+    println!("tessera dev: saving a file rebuilds it and reloads the page; Ctrl-C stops");
+    let watcher = tokio::spawn(crate::dev::watch(state.clone(), session, dir));
+    let terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot listen for SIGTERM")?;
+    let gate = crate::cluster::ListenerGate::of(&listener);
+    let served = axum::serve(
+        listener,
+        crate::http::router(state.clone())
+            .into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal(terminate, state.clone(), gate));
+    tokio::select! {
+        result = served => result?,
+        watched = watcher => match watched {
+            Ok(Err(error)) => return Err(error),
+            Ok(Ok(())) => {}
+            Err(panic) => bail!("the folder's watcher stopped: {panic}"),
+        },
+    }
+    state.store.close().await;
     Ok(())
 }
 

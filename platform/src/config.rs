@@ -167,6 +167,10 @@ pub enum Command {
     /// On an author's machine: make a new dashboard project (Rust, or Python with
     /// `--python`) that deploys with `git push` as it is.
     New(NewArgs),
+    /// On an author's machine: serve the dashboard in a folder (default: this one) on
+    /// loopback, through the same build and sandbox as a push; rebuild on every save and
+    /// reload the page; show callback errors and failed builds in it.
+    Dev(DevArgs),
     /// git's credential helper for the servers `tessera login` signed in to (set up by
     /// `tessera login`; git runs `tessera credential get`).
     #[command(hide = true)]
@@ -208,6 +212,20 @@ pub struct NewArgs {
     /// Do not make the folder a git repository.
     #[arg(long)]
     pub no_git: bool,
+}
+
+/// Arguments of `tessera dev`.
+#[derive(Debug, Args)]
+pub struct DevArgs {
+    /// The project's folder (its `tessera.toml`).
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    /// Address to listen on: loopback only (Dash's own port by default).
+    #[arg(long, default_value = "127.0.0.1:8050")]
+    pub listen: SocketAddr,
+    /// The app's name in the page's address (default: the folder's name).
+    #[arg(long)]
+    pub name: Option<String>,
 }
 
 /// Arguments of `tessera logout`.
@@ -1332,13 +1350,19 @@ impl Config {
             | Command::Logout(_)
             | Command::Credential { .. }
             | Command::New(_)
+            | Command::Dev(_)
             | Command::CompileComponent { .. } => None,
+        };
+        // `tessera dev` keeps its database and caches beside the project it serves.
+        let default_data_dir = match &cli.command {
+            Command::Dev(args) => args.dir.join(".tessera-dev"),
+            _ => PathBuf::from("data"),
         };
         let data_dir = cli
             .data_dir
             .clone()
             .or(file.data_dir)
-            .unwrap_or_else(|| PathBuf::from("data"));
+            .unwrap_or(default_data_dir);
         let database_url = cli
             .database_url
             .clone()

@@ -21,6 +21,7 @@ pub mod dash;
 pub mod datasources;
 pub mod demo;
 pub mod deploy;
+pub mod dev;
 pub mod error;
 pub mod frontend;
 pub mod http;

@@ -74,6 +74,8 @@ pub struct App {
     pub ws_connections: crate::dash::ws::Connections,
     /// Each app's usage per minute not yet added to the database (`usage`).
     pub usage: Arc<crate::usage::Usage>,
+    /// Set by `tessera dev` only: its one app, hot reload and the build's failure.
+    pub dev: std::sync::OnceLock<Arc<crate::dev::DevSession>>,
 }
 
 /// Cheap to clone; what axum hands to handlers.
@@ -251,6 +253,7 @@ impl App {
             drain: Default::default(),
             ws_connections: Default::default(),
             usage,
+            dev: std::sync::OnceLock::new(),
         })))
     }
 

@@ -22,6 +22,8 @@ struct IndexPage<'a> {
     config_json: String,
     scripts: Vec<String>,
     inline_scripts: &'a [String],
+    dev_error: Option<&'a str>,
+    dev_error_style: &'a str,
 }
 
 /// What an app adds to its index page: its assets and its inline clientside functions.
@@ -47,6 +49,16 @@ pub struct AppExtras<'a> {
     /// Dash's app-wide `websocket_callbacks` (the block's `enabled`): the renderer sends
     /// every callback over the socket.
     pub websocket_callbacks: bool,
+    /// Served by `tessera dev`: Dash's hot reload, and the last build's failure shown
+    /// above the page.
+    pub dev: Option<DevPage>,
+}
+
+/// What `tessera dev` adds to the page.
+#[derive(Debug, Clone, Default)]
+pub struct DevPage {
+    /// The failure of the last build or load, while the folder does not build.
+    pub error: Option<String>,
 }
 
 /// Render the index page of the app served under `prefix` (`/apps/{tenant}/{app}/`).
@@ -87,6 +99,8 @@ pub fn render_with(
         config_json: script_safe_json(&config),
         scripts,
         inline_scripts: extras.inline_scripts,
+        dev_error: extras.dev.as_ref().and_then(|dev| dev.error.as_deref()),
+        dev_error_style: crate::dev::BANNER_STYLE,
     };
     page.render()
         .unwrap_or_else(|e| format!("template error: {e}"))
@@ -124,6 +138,14 @@ pub fn config(prefix: &str, end_id: &str, extras: &AppExtras<'_>) -> serde_json:
     });
     if let Some(validation_layout) = extras.validation_layout {
         config["validation_layout"] = validation_layout.clone();
+    }
+    if extras.dev.is_some() {
+        // Dash's `hot_reload` block (its dev tools' `dev_tools_hot_reload`): the renderer
+        // polls `_reload-hash` and reloads the page when the hash changes.
+        config["hot_reload"] = json!({
+            "interval": crate::dev::HOT_RELOAD_INTERVAL_MS,
+            "max_retry": crate::dev::HOT_RELOAD_MAX_RETRY,
+        });
     }
     if let Some(worker) = &extras.websocket_worker {
         config["websocket"] = super::ws::config_block(prefix, worker, extras.websocket_callbacks);

@@ -50,6 +50,7 @@ pub fn router() -> Router<AppState> {
             "/apps/{tenant}/{app}/_dash-ws-callback",
             get(super::dash_ws::connect),
         )
+        .route("/apps/{tenant}/{app}/_reload-hash", get(reload_hash))
         .route("/apps/{tenant}/{app}/assets/{*path}", get(app_asset))
         // Any other path under the app is a page of a multi-page app: the index page, so
         // deep links and reloads work (the page-routing callback picks the page).
@@ -190,6 +191,21 @@ async fn page_path(
     index_page(State(state), Path((tenant, app)), author).await
 }
 
+/// Dash's hot-reload poll: only `tessera dev` has one (elsewhere the path is reserved).
+async fn reload_hash(
+    State(state): State<AppState>,
+    Path((tenant, app)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    match state.dev.get().filter(|dev| dev.serves(&tenant, &app)) {
+        Some(dev) => Ok(axum::Json(dev.reload_hash()).into_response()),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "\"_reload-hash\" is reserved for Dash's own endpoints".to_owned(),
+        )),
+    }
+}
+
 /// The index page. The app's authors get Dash's dev tools UI, which shows their callbacks'
 /// errors (the answer's message carries the details only for them).
 async fn index_page(
@@ -219,6 +235,11 @@ async fn index_page(
         )
         .then(|| state.frontend.ws_worker_url()),
         websocket_callbacks: live.layout.websocket_callbacks,
+        dev: state
+            .dev
+            .get()
+            .filter(|dev| dev.serves(&tenant, &app))
+            .map(|dev| index::DevPage { error: dev.error() }),
     };
     let html = index::render_with(
         &state.frontend,

@@ -1,5 +1,5 @@
-//! The `tessera` binary itself: `deploy` from the command line and `serve` stopping
-//! cleanly on SIGTERM.
+//! The `tessera` binary itself: `deploy` from the command line, `serve` stopping
+//! cleanly on SIGTERM, and `dev` following a folder.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -573,4 +573,148 @@ fn first_start_creates_one_superadmin_and_shows_its_password_once() {
         None,
     );
     assert!(!success && stderr.contains("already exists"), "{stderr}");
+}
+
+/// GET `path` from `tessera dev` at `port` on the `dev` tenant's apps origin: (status,
+/// body). Plain HTTP/1.1 over a socket, so no resolver needs to know `dev.localhost`.
+fn dev_get(port: u16, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: dev.localhost:{port}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).expect("read");
+    let status = reply
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status");
+    let body = reply
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_owned();
+    (status, body)
+}
+
+/// `tessera dev` on a folder holding a prebuilt component (`kind = "wasm"`, so no compiler
+/// runs): the first version goes live, replacing the file deploys the new one and changes
+/// the reload hash the page polls, a file that is no component leaves the last good
+/// version serving under the failure's banner; and it refuses a non-loopback address and a
+/// folder without `tessera.toml`.
+#[test]
+fn dev_serves_a_folder_redeploys_it_on_change_and_shows_a_failure() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let project = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        project.path().join("tessera.toml"),
+        "kind = \"wasm\"\ncomponent = \"app.wasm\"\n",
+    )
+    .expect("write");
+    std::fs::write(project.path().join("app.wasm"), guest_wasm("hello.wasm")).expect("write");
+
+    let (refused_ok, _, refused) = run(
+        data.path(),
+        &[
+            "dev",
+            "--listen",
+            "0.0.0.0:0",
+            &project.path().display().to_string(),
+        ],
+        None,
+    );
+    assert!(
+        !refused_ok && refused.contains("loopback only"),
+        "{refused}"
+    );
+    let empty = tempfile::tempdir().expect("tempdir");
+    let (empty_ok, _, said) = run(
+        data.path(),
+        &[
+            "dev",
+            "--listen",
+            "127.0.0.1:0",
+            &empty.path().display().to_string(),
+        ],
+        None,
+    );
+    assert!(!empty_ok && said.contains("has no tessera.toml"), "{said}");
+
+    let mut child = tessera(data.path())
+        .args(["dev", "--listen", "127.0.0.1:0", "--name", "hello"])
+        .arg(project.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start tessera dev");
+    // Both streams into one channel of lines (the build's lines go to stderr).
+    let (lines, said) = std::sync::mpsc::channel::<String>();
+    for stream in [
+        Box::new(child.stdout.take().expect("stdout")) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stderr.take().expect("stderr")),
+    ] {
+        let lines = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                if lines.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    let mut transcript = String::new();
+    let mut wait_for = |needle: &str| -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match said.recv_timeout(left) {
+                Ok(line) => {
+                    transcript.push_str(&line);
+                    transcript.push('\n');
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!("tessera dev never said {needle:?}:\n{transcript}"),
+            }
+        }
+    };
+    let serving = wait_for("tessera dev: serving");
+    let port: u16 = serving
+        .split("http://dev.localhost:")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|port| port.parse().ok())
+        .expect("the address");
+    wait_for("version 1 of dev/hello live");
+    let (status, first) = dev_get(port, "/apps/dev/hello/_reload-hash");
+    assert_eq!(status, 200, "{first}");
+    let (_, layout) = dev_get(port, "/apps/dev/hello/_dash-layout");
+    assert!(layout.contains(r#""greeting""#), "{layout}");
+
+    std::fs::write(
+        project.path().join("app.wasm"),
+        guest_wasm("dash_features.wasm"),
+    )
+    .expect("write");
+    wait_for("version 2 of dev/hello live");
+    let (_, second) = dev_get(port, "/apps/dev/hello/_reload-hash");
+    assert_ne!(first, second, "the page must see the new version");
+    let (_, layout) = dev_get(port, "/apps/dev/hello/_dash-layout");
+    assert!(!layout.contains(r#""greeting""#), "{layout}");
+
+    std::fs::write(project.path().join("app.wasm"), b"not a component").expect("write");
+    wait_for("the page shows the error");
+    let (_, third) = dev_get(port, "/apps/dev/hello/_reload-hash");
+    assert_ne!(second, third);
+    let (status, page) = dev_get(port, "/apps/dev/hello/");
+    assert_eq!(status, 200);
+    assert!(page.contains(r#"<pre id="_tessera-dev-error""#), "{page}");
+    let (_, still) = dev_get(port, "/apps/dev/hello/_dash-layout");
+    assert_eq!(still, layout, "the last good version keeps serving");
+
+    child.kill().expect("kill");
+    child.wait().expect("wait");
 }

@@ -828,3 +828,68 @@ async fn an_end_id_not_signed_for_this_app_reaches_no_job() {
         tokio::time::sleep(std::time::Duration::from_millis(150)).await;
     }
 }
+
+/// Dash's hot reload exists only for the app `tessera dev` serves: elsewhere
+/// `_reload-hash` is reserved (404) and `_dash-config` has no `hot_reload`; for that app
+/// the renderer gets the block, the hash, the dev tools (its visitor is the author) and a
+/// failed build's message above the page, and the page is the failure alone while no
+/// version ever built.
+#[tokio::test]
+async fn hot_reload_and_the_build_banner_belong_to_tessera_dev_only() {
+    let app = TestApp::new().await;
+    app.deploy("dev", "hello", "hello.wasm").await;
+    app.deploy("dev", "other", "hello.wasm").await;
+    let reply = app.get("/apps/dev/hello/_reload-hash").await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND, "{}", reply.text());
+    let config = dash_config(&app.get("/apps/dev/hello/").await.text());
+    assert!(config.get("hot_reload").is_none(), "{config}");
+    assert_eq!(
+        config["ui"],
+        json!(false),
+        "an anonymous viewer is no author"
+    );
+
+    let session = std::sync::Arc::new(platform::dev::DevSession::new(
+        platform::ids::Slug::parse("dev").expect("slug"),
+        platform::ids::Slug::parse("hello").expect("slug"),
+    ));
+    app.state.dev.set(session.clone()).expect("set once");
+    let first = app.get("/apps/dev/hello/_reload-hash").await.json();
+    assert_eq!(first["hard"], json!(true));
+    assert!(first["reloadHash"].is_string(), "{first}");
+    let page = app.get("/apps/dev/hello/").await.text();
+    let config = dash_config(&page);
+    assert_eq!(
+        config["hot_reload"],
+        json!({"interval": platform::dev::HOT_RELOAD_INTERVAL_MS, "max_retry": platform::dev::HOT_RELOAD_MAX_RETRY})
+    );
+    assert_eq!(
+        config["ui"],
+        json!(true),
+        "the one person tessera dev serves is the author"
+    );
+    assert!(!page.contains("_tessera-dev-error"), "{page}");
+    // Another app of the same server is none of tessera dev's business.
+    let other = app.get("/apps/dev/other/_reload-hash").await;
+    assert_eq!(other.status, StatusCode::NOT_FOUND);
+    assert!(
+        dash_config(&app.get("/apps/dev/other/").await.text())
+            .get("hot_reload")
+            .is_none()
+    );
+
+    // A failed build: a new hash, its message (escaped) above the last good version.
+    session.failed("error[E0425]: cannot find value `x` <in> this scope".into());
+    let second = app.get("/apps/dev/hello/_reload-hash").await.json();
+    assert_ne!(first["reloadHash"], second["reloadHash"]);
+    let page = app.get("/apps/dev/hello/").await.text();
+    assert!(page.contains(r#"<pre id="_tessera-dev-error""#), "{page}");
+    assert!(
+        page.contains("cannot find value `x` &#60;in&#62; this scope"),
+        "{page}"
+    );
+    assert!(
+        page.contains(r#"<div id="react-entry-point">"#),
+        "the app is still there"
+    );
+}

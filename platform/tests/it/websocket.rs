@@ -40,7 +40,7 @@ pub(crate) type Socket = WebSocketStream<TcpStream>;
 
 /// Opens `path`'s socket at `address` with the `Host` of `host_tenant`'s apps origin and
 /// `origin` (none: no header); a refusal before the upgrade is its HTTP status.
-pub(crate) async fn open(
+async fn open(
     app: &TestApp,
     address: SocketAddr,
     host_tenant: &str,
@@ -82,13 +82,13 @@ async fn open_with(
 }
 
 /// The apps origin of `tenant`, as a browser on it sends `Origin`.
-pub(crate) fn origin_of(app: &TestApp, tenant: &str) -> String {
+fn origin_of(app: &TestApp, tenant: &str) -> String {
     app.state
         .origins
         .apps_url(&platform::ids::Slug::parse(tenant).expect("slug"))
 }
 
-pub(crate) const ENDPOINT: &str = "/apps/acme/live/_dash-ws-callback";
+const ENDPOINT: &str = "/apps/acme/live/_dash-ws-callback";
 
 pub(crate) async fn open_live(app: &TestApp, address: SocketAddr) -> Socket {
     open(
@@ -96,6 +96,19 @@ pub(crate) async fn open_live(app: &TestApp, address: SocketAddr) -> Socket {
         address,
         "acme",
         ENDPOINT,
+        Some(&origin_of(app, "acme")),
+    )
+    .await
+    .expect("the socket opens")
+}
+
+/// A socket to the memo guest deployed as `acme/memo` (app-wide WebSocket mode).
+pub(crate) async fn open_memo(app: &TestApp, address: SocketAddr) -> Socket {
+    open(
+        app,
+        address,
+        "acme",
+        "/apps/acme/memo/_dash-ws-callback",
         Some(&origin_of(app, "acme")),
     )
     .await
@@ -560,15 +573,7 @@ async fn app_wide_websocket_callbacks_answer_ordinary_callbacks_over_the_socket(
     assert!(live.contains(r#""enabled":false"#), "{live}");
 
     let address = serve(&app).await;
-    let mut socket = open(
-        &app,
-        address,
-        "acme",
-        "/apps/acme/memo/_dash-ws-callback",
-        Some(&origin_of(&app, "acme")),
-    )
-    .await
-    .expect("the socket opens");
+    let mut socket = open_memo(&app, address).await;
     // `plain` is an ordinary callback, not marked `websocket`.
     socket
         .send(Message::text(

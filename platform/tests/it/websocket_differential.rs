@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::support::{TestApp, python_dash};
-use crate::websocket::{Socket, open, open_live, origin_of, serve};
+use crate::websocket::{Socket, open_live, open_memo, serve};
 
 /// A step: send `send`, answer `get_props_request`s from `page`, stop at the
 /// `callback_response` to `until` (or at the first message of type `until`).
@@ -259,15 +259,7 @@ async fn a_socket_conversation_matches_python_dash_message_for_message() {
             json!({}),
         ),
     ];
-    let mut socket = open(
-        &app,
-        address,
-        "acme",
-        "/apps/acme/memo/_dash-ws-callback",
-        Some(&origin_of(&app, "acme")),
-    )
-    .await
-    .expect("the socket opens");
+    let mut socket = open_memo(&app, address).await;
     let mut ours = converse(&mut socket, &memo).await;
     let mut theirs = python_converse("memo", &memo);
     assert_eq!(theirs[1][0]["payload"], json!({"status": "prevent_update"}));

@@ -18,7 +18,7 @@ import sys
 import warnings
 
 # Starlette's test client still works with httpx; its notice about httpx2 is not ours.
-warnings.filterwarnings("ignore", category=DeprecationWarning)
+warnings.filterwarnings("ignore", message=".*httpx2")
 
 from fastapi.testclient import TestClient  # noqa: E402
 from starlette.websockets import WebSocketDisconnect  # noqa: E402
