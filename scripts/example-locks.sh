@@ -24,9 +24,9 @@ for example in "$@"; do
     cp -r "examples/$example/." "$copy/"
     rm -rf "$copy/target"
     cp Cargo.lock "$copy/Cargo.lock"
-    # Resolving offline from the workspace's lock drops what the example does not reach
-    # and adds nothing; the SDK is patched in as the build server does.
-    (cd "$copy" && cargo tree --offline --quiet -e normal \
+    # Resolving from the workspace's lock drops what the example does not reach and keeps
+    # every version; the SDK is patched in as the build server does.
+    (cd "$copy" && cargo tree --quiet -e normal \
         --config "patch.crates-io.sdk.path=\"$repo/sdk\"" >/dev/null)
     cp "$copy/Cargo.lock" "examples/$example/Cargo.lock"
     echo "examples/$example/Cargo.lock: $(grep -c '^\[\[package\]\]' "$copy/Cargo.lock") packages"

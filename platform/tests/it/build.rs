@@ -494,8 +494,9 @@ fn inherits(value: &toml::Value) -> bool {
 
 /// Every example is a crate of its own, as an author's repository is: copied out of this
 /// repository, its manifest needs nothing from the workspace and its own `Cargo.lock`
-/// holds every version cargo needs (`--locked --offline` fails otherwise), with the SDK
-/// patched in as the build server does. A stale lock names the script that rewrites it.
+/// holds every version cargo needs (`--locked` fails otherwise; cargo may download a crate
+/// to read its manifest, never pick a version), with the SDK patched in as the build
+/// server does. A stale lock names the script that rewrites it.
 #[test]
 fn every_example_folder_is_a_crate_of_its_own_with_a_current_lock() {
     let scratch = tempfile::tempdir().expect("tempdir");
@@ -533,7 +534,7 @@ fn every_example_folder_is_a_crate_of_its_own_with_a_current_lock() {
             "examples/{name}/Cargo.toml inherits from the workspace (`workspace = true`)"
         );
         let tree = std::process::Command::new("cargo")
-            .args(["tree", "--locked", "--offline", "--quiet", "-e", "normal"])
+            .args(["tree", "--locked", "--quiet", "-e", "normal"])
             .args(["--target", "wasm32-wasip2", "--config"])
             .arg(format!(
                 "patch.crates-io.sdk.path={:?}",
