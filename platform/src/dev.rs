@@ -91,10 +91,20 @@ impl DevSession {
 
     pub fn reload_hash(&self) -> ReloadHash {
         ReloadHash {
-            reload_hash: format!("tessera-dev-{}", self.status().generation),
+            reload_hash: hash_of(self.status().generation),
             hard: true,
             packages: Vec::new(),
             files: Vec::new(),
+        }
+    }
+
+    /// What the index page adds, read at once: the hash it is rendered at and the
+    /// failure it shows.
+    pub fn page(&self) -> crate::dash::index::DevPage {
+        let status = self.status();
+        crate::dash::index::DevPage {
+            error: status.error.clone(),
+            reload_hash: hash_of(status.generation),
         }
     }
 
@@ -116,6 +126,10 @@ impl DevSession {
         status.generation += 1;
         status.error = Some(cut(message, MAX_MESSAGE));
     }
+}
+
+fn hash_of(generation: u64) -> String {
+    format!("tessera-dev-{generation}")
 }
 
 /// The page shown at the app's address while no version of it ever built: the failure,

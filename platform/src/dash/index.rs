@@ -24,6 +24,7 @@ struct IndexPage<'a> {
     inline_scripts: &'a [String],
     dev_error: Option<&'a str>,
     dev_error_style: &'a str,
+    dev_reload_script: Option<String>,
 }
 
 /// What an app adds to its index page: its assets and its inline clientside functions.
@@ -59,6 +60,20 @@ pub struct AppExtras<'a> {
 pub struct DevPage {
     /// The failure of the last build or load, while the folder does not build.
     pub error: Option<String>,
+    /// The reload hash the page is rendered at.
+    pub reload_hash: String,
+}
+
+/// The dev page's own check of the reload hash against the one it was rendered at. Dash's
+/// renderer takes its first `_reload-hash` answer as its baseline, a second after it
+/// starts: a save finished before that would never reload the page.
+fn dev_reload_script(prefix: &str, reload_hash: &str) -> String {
+    let url = script_safe_json(&json!(format!("{prefix}_reload-hash")));
+    let rendered = script_safe_json(&json!(reload_hash));
+    format!(
+        "setInterval(function () {{ fetch({url}, {{cache: 'no-store'}}).then(function (r) {{ return r.json(); }})         .then(function (h) {{ if (h.reloadHash !== {rendered}) {{ window.location.reload(); }} }})         .catch(function () {{}}); }}, {});",
+        crate::dev::HOT_RELOAD_INTERVAL_MS
+    )
 }
 
 /// Render the index page of the app served under `prefix` (`/apps/{tenant}/{app}/`).
@@ -101,6 +116,10 @@ pub fn render_with(
         inline_scripts: extras.inline_scripts,
         dev_error: extras.dev.as_ref().and_then(|dev| dev.error.as_deref()),
         dev_error_style: crate::dev::BANNER_STYLE,
+        dev_reload_script: extras
+            .dev
+            .as_ref()
+            .map(|dev| dev_reload_script(prefix, &dev.reload_hash)),
     };
     page.render()
         .unwrap_or_else(|e| format!("template error: {e}"))

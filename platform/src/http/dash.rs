@@ -239,7 +239,7 @@ async fn index_page(
             .dev
             .get()
             .filter(|dev| dev.serves(&tenant, &app))
-            .map(|dev| index::DevPage { error: dev.error() }),
+            .map(|dev| dev.page()),
     };
     let html = index::render_with(
         &state.frontend,

@@ -869,6 +869,13 @@ async fn hot_reload_and_the_build_banner_belong_to_tessera_dev_only() {
         "the one person tessera dev serves is the author"
     );
     assert!(!page.contains("_tessera-dev-error"), "{page}");
+    // The page checks the hash it was rendered at itself (a save before the renderer's
+    // first poll would otherwise never reload it).
+    let rendered_at = format!("{}", first["reloadHash"]);
+    assert!(
+        page.contains(r#"<script id="_tessera-dev-reload">"#) && page.contains(&rendered_at),
+        "{page}"
+    );
     // Another app of the same server is none of tessera dev's business.
     let other = app.get("/apps/dev/other/_reload-hash").await;
     assert_eq!(other.status, StatusCode::NOT_FOUND);
