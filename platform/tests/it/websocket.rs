@@ -102,6 +102,14 @@ pub(crate) async fn open_live(app: &TestApp, address: SocketAddr) -> Socket {
     .expect("the socket opens")
 }
 
+/// The messages of one frame: Dash's server batches several into a JSON array.
+pub(crate) fn unbatched(text: &str) -> Vec<Value> {
+    match serde_json::from_str(text).expect("JSON") {
+        Value::Array(messages) => messages,
+        one => vec![one],
+    }
+}
+
 /// A socket to the memo guest deployed as `acme/memo` (app-wide WebSocket mode).
 pub(crate) async fn open_memo(app: &TestApp, address: SocketAddr) -> Socket {
     open(
@@ -148,12 +156,7 @@ async fn until_answer(socket: &mut Socket, request_id: &str) -> (Value, Vec<Valu
             Message::Text(text) => text,
             other => panic!("unexpected frame {other:?}"),
         };
-        let value: Value = serde_json::from_str(text.as_str()).expect("JSON");
-        let messages = match value {
-            Value::Array(messages) => messages,
-            one => vec![one],
-        };
-        for message in messages {
+        for message in unbatched(text.as_str()) {
             match message["type"].as_str() {
                 Some("set_props") => pushed.push(message),
                 Some("callback_response") if message["requestId"] == request_id => {
@@ -442,12 +445,7 @@ async fn until_answer_asked(
         let Message::Text(text) = frame else {
             panic!("unexpected frame {frame:?}");
         };
-        let value: Value = serde_json::from_str(text.as_str()).expect("JSON");
-        let messages = match value {
-            Value::Array(messages) => messages,
-            one => vec![one],
-        };
-        for message in messages {
+        for message in unbatched(text.as_str()) {
             match message["type"].as_str() {
                 Some("get_props_request") => {
                     if let Some(reply) = answer(&message) {

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::support::{TestApp, python_dash};
-use crate::websocket::{Socket, open_live, open_memo, serve};
+use crate::websocket::{Socket, open_live, open_memo, serve, unbatched};
 
 /// A step: send `send`, answer `get_props_request`s from `page`, stop at the
 /// `callback_response` to `until` (or at the first message of type `until`).
@@ -89,12 +89,7 @@ async fn converse(socket: &mut Socket, steps: &[Value]) -> Vec<Vec<Value>> {
                 }
                 other => panic!("unexpected frame {other:?}"),
             };
-            let frame: Value = serde_json::from_str(text.as_str()).expect("JSON");
-            let messages = match frame {
-                Value::Array(messages) => messages,
-                one => vec![one],
-            };
-            for message in messages {
+            for message in unbatched(text.as_str()) {
                 if message["type"] == "get_props_request" {
                     let reply = answer_for(&message, &step["page"]);
                     socket
