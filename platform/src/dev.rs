@@ -132,6 +132,16 @@ fn hash_of(generation: u64) -> String {
     format!("tessera-dev-{generation}")
 }
 
+/// The `tessera dev` session serving `tenant/app`, if this server is one and that is its
+/// app (every other app of it is served as a server serves it).
+pub fn session_for<'a>(
+    state: &'a AppState,
+    tenant: &str,
+    app: &str,
+) -> Option<&'a Arc<DevSession>> {
+    state.dev.get().filter(|dev| dev.serves(tenant, app))
+}
+
 /// The page shown at the app's address while no version of it ever built: the failure,
 /// and a reload every second until one does.
 pub fn page_without_version(message: &str) -> String {

@@ -92,10 +92,7 @@ pub async fn require_app_access(
         .app_access(&tenant, &app, principal.user_id())
         .await;
     drop(turn);
-    let dev = state
-        .dev
-        .get()
-        .filter(|dev| dev.serves(tenant.as_str(), app.as_str()));
+    let dev = crate::dev::session_for(&state, tenant.as_str(), app.as_str());
     let access = match access {
         Ok(Some(access)) => access,
         // `tessera dev` before its first good build: the failure, not a 404.

@@ -196,7 +196,7 @@ async fn reload_hash(
     State(state): State<AppState>,
     Path((tenant, app)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    match state.dev.get().filter(|dev| dev.serves(&tenant, &app)) {
+    match crate::dev::session_for(&state, &tenant, &app) {
         Some(dev) => Ok(axum::Json(dev.reload_hash()).into_response()),
         None => Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -235,11 +235,7 @@ async fn index_page(
         )
         .then(|| state.frontend.ws_worker_url()),
         websocket_callbacks: live.layout.websocket_callbacks,
-        dev: state
-            .dev
-            .get()
-            .filter(|dev| dev.serves(&tenant, &app))
-            .map(|dev| dev.page()),
+        dev: crate::dev::session_for(&state, &tenant, &app).map(|dev| dev.page()),
     };
     let html = index::render_with(
         &state.frontend,

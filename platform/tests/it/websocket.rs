@@ -102,6 +102,22 @@ pub(crate) async fn open_live(app: &TestApp, address: SocketAddr) -> Socket {
     .expect("the socket opens")
 }
 
+/// A `callback_request` for the live-orders example's ordinary three-output callback,
+/// which is not a WebSocket callback.
+pub(crate) fn orders_request(request_id: &str) -> Value {
+    json!({
+        "type": "callback_request", "rendererId": "r1", "requestId": request_id,
+        "payload": {
+            "output": "..orders-count.children...orders-chart.figure...orders-stamp.children..",
+            "outputs": [{"id": "orders-count", "property": "children"},
+                        {"id": "orders-chart", "property": "figure"},
+                        {"id": "orders-stamp", "property": "children"}],
+            "inputs": [{"id": "window", "property": "data", "value": 1}],
+            "changedPropIds": ["window.data"]
+        }
+    })
+}
+
 /// The messages of one frame: Dash's server batches several into a JSON array.
 pub(crate) fn unbatched(text: &str) -> Vec<Value> {
     match serde_json::from_str(text).expect("JSON") {
@@ -247,20 +263,7 @@ async fn a_callback_answers_over_the_socket_and_streams_while_it_runs() {
 
     // A callback that is not a WebSocket callback is refused over the socket, unrun.
     socket
-        .send(Message::text(
-            json!({
-                "type": "callback_request", "rendererId": "r1", "requestId": "r1-3",
-                "payload": {
-                    "output": "..orders-count.children...orders-chart.figure...orders-stamp.children..",
-                    "outputs": [{"id": "orders-count", "property": "children"},
-                                {"id": "orders-chart", "property": "figure"},
-                                {"id": "orders-stamp", "property": "children"}],
-                    "inputs": [{"id": "window", "property": "data", "value": 1}],
-                    "changedPropIds": ["window.data"]
-                }
-            })
-            .to_string(),
-        ))
+        .send(Message::text(orders_request("r1-3").to_string()))
         .await
         .expect("send");
     let (answer, _) = until_answer(&mut socket, "r1-3").await;

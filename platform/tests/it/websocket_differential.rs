@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::support::{TestApp, python_dash};
-use crate::websocket::{Socket, open_live, open_memo, serve, unbatched};
+use crate::websocket::{Socket, open_live, open_memo, orders_request, serve, unbatched};
 
 /// A step: send `send`, answer `get_props_request`s from `page`, stop at the
 /// `callback_response` to `until` (or at the first message of type `until`).
@@ -283,19 +283,8 @@ async fn a_callback_not_meant_for_the_socket_is_refused_without_ending_the_conne
     let app = TestApp::new().await;
     app.deploy("acme", "live", "live_orders.wasm").await;
     let address = serve(&app).await;
-    let orders = json!({
-        "type": "callback_request", "rendererId": "r1", "requestId": "r1-1",
-        "payload": {
-            "output": "..orders-count.children...orders-chart.figure...orders-stamp.children..",
-            "outputs": [{"id": "orders-count", "property": "children"},
-                        {"id": "orders-chart", "property": "figure"},
-                        {"id": "orders-stamp", "property": "children"}],
-            "inputs": [{"id": "window", "property": "data", "value": 1}],
-            "changedPropIds": ["window.data"]
-        }
-    });
     let steps = vec![
-        step(orders, "r1-1", json!({})),
+        step(orders_request("r1-1"), "r1-1", json!({})),
         step(
             click("r1-2", "stream-clock", "stream-ping"),
             "r1-2",
