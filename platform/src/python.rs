@@ -396,10 +396,19 @@ impl PythonHost {
             .map_err(Error::Interpreter)
     }
 
-    /// The folders an instance of the app with `bundle`'s files sees (its files written
-    /// once per set of files, complete before they are used).
-    fn dirs(&self, bundle: &Bundle) -> Result<sandbox::PythonDirs, Error> {
+    /// The folders an instance of the app with `bundle`'s files and the data folder `data`
+    /// sees (its files written once per set of files, complete before they are used; an
+    /// empty folder at `/data` when the version ships no data).
+    fn dirs(&self, bundle: &Bundle, data: Option<PathBuf>) -> Result<sandbox::PythonDirs, Error> {
         let inner = &*self.inner;
+        let data = match data {
+            Some(data) => data,
+            None => {
+                let empty = inner.apps_dir.join(".no-data");
+                std::fs::create_dir_all(&empty)?;
+                empty
+            }
+        };
         let app = inner.apps_dir.join(bundle.files_sha256());
         if !app.is_dir() {
             std::fs::create_dir_all(&inner.apps_dir)?;
@@ -428,20 +437,24 @@ impl PythonHost {
             runtime: inner.runtime_dir.clone(),
             site: inner.interpreter_dir.join("site"),
             app,
+            data,
         })
     }
 
     /// Boots the source bundle `source` once (its imports and warm-up under the boot
-    /// deadline and `limits`' memory cap) and returns the app with the blob to store: the
-    /// files and the memory image. Blocking.
+    /// deadline and `limits`' memory cap, its data folder `data` at `/data`) and returns
+    /// the app with the blob to store: the files and the memory image. No settings, data
+    /// sources or cache: the image is stored with the version and shared by every later
+    /// value of them. Blocking.
     pub fn boot(
         &self,
         source: &[u8],
         limits: sandbox::Limits,
+        data: Option<PathBuf>,
     ) -> Result<(sandbox::PythonApp, Vec<u8>), Error> {
         let mut bundle = Bundle::decode(source)?;
         let runtime = self.runtime()?;
-        let dirs = self.dirs(&bundle)?;
+        let dirs = self.dirs(&bundle, data)?;
         let memory = limits.memory_bytes;
         let app = sandbox::PythonApp::load(runtime, dirs, limits, self.inner.boot).map_err(
             |e| match e {
@@ -457,26 +470,28 @@ impl PythonHost {
         Ok((app, bundle.encode()))
     }
 
-    /// The stored app `blob` with a new instance restored from its image, its turns run
-    /// by `sandbox`'s scheduler for `owner` under `limits`. Blocking.
+    /// The stored app `blob` with a new instance restored from its image, under the
+    /// load's limits, data folder, settings and capabilities, its turns run by `sandbox`'s
+    /// scheduler for the load's owner. Blocking.
     pub fn restore(
         &self,
         blob: &[u8],
-        limits: sandbox::Limits,
+        options: sandbox::LoadOptions,
         sandbox: &sandbox::Sandbox,
-        owner: sandbox::Owner,
     ) -> Result<sandbox::PythonApp, Error> {
         let bundle = Bundle::decode(blob)?;
         if bundle.image.is_empty() {
             return Err(Error::Bundle("no memory image".to_owned()));
         }
         let runtime = self.runtime()?;
-        let dirs = self.dirs(&bundle)?;
+        let dirs = self.dirs(&bundle, options.data_dir)?;
         let image = sandbox::PythonImage::from_bytes(&bundle.image, &runtime)
             .map_err(|e| Error::Bundle(e.to_string()))?;
-        let app =
-            sandbox::PythonApp::from_image(runtime, dirs, image, limits).map_err(Error::Refused)?;
-        Ok(app.scheduled_by(sandbox, owner))
+        let app = sandbox::PythonApp::from_image(runtime, dirs, image, options.limits)
+            .map_err(Error::Refused)?;
+        Ok(app
+            .scheduled_by(sandbox, options.owner)
+            .granted(options.settings, options.capabilities))
     }
 }
 

@@ -637,7 +637,7 @@ impl Loader {
                 if crate::python::is_bundle(&bytes) {
                     let python = self.python.clone();
                     let app = tokio::task::spawn_blocking(move || {
-                        python.restore(&bytes, options.limits, &sandbox, options.owner)
+                        python.restore(&bytes, options, &sandbox)
                     })
                     .await??;
                     sandbox::Dashboard::Python(Arc::new(app))

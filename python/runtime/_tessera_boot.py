@@ -1,13 +1,33 @@
 """Run once per app version, before the snapshot: imports the author's app (and with it
 pandas, plotly, ...) and warms what a first callback would otherwise load lazily, so that
 no viewer waits for it."""
+import os
 import sys
 import time
 
 _started = time.perf_counter()
 import _tessera_runtime  # noqa: E402
 
-_tessera_runtime.load("/app/app.py")
+
+class _LoadingEnviron(type(os.environ)):
+    """`os.environ` while app.py loads: a missing name says why it is missing."""
+
+    def __getitem__(self, key):
+        try:
+            return super().__getitem__(key)
+        except KeyError:
+            raise KeyError(
+                f"{key!r}: the app's settings are in os.environ while its callbacks run, "
+                "not while app.py loads (read them inside a callback)"
+            ) from None
+
+
+_plain = type(os.environ)
+os.environ.__class__ = _LoadingEnviron
+try:
+    _tessera_runtime.load("/app/app.py")
+finally:
+    os.environ.__class__ = _plain
 _tessera_runtime.warm_up()
 print(f"tessera: app.py loaded in {(time.perf_counter() - _started) * 1000:.0f} ms", file=sys.stderr)
 # The state after this turn is the version's memory image: nothing may wait in a buffer, or

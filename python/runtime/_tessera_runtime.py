@@ -8,18 +8,44 @@ frame each way. Frames from the guest start with one byte naming the operation:
 - `q`: "what is the request?"; the answer is JSON `{"op": ..., "id": ..., "request": ...}`.
 - `r` + JSON: the answer to the request (`{"ok": value}` or `{"error": kind, "message": text}`).
 - `l` + one level digit (0 trace … 4 error) + UTF-8 text: a log line.
+- `d`, `g`, `s`, `x`: the app's data sources and cache (`tessera.py`, the host's
+  `sandbox/src/python/door.rs`).
+
+An instance's first request carries `env`, the app's settings, which become `os.environ`
+for its callbacks (never present while `app.py` loads: the loaded state is shared by every
+later value of the settings).
 
 The same functions run under CPython on the host (`answer(...)`), so they are tested there too.
 """
 import importlib.util
 import json
 import sys
+import time
 import traceback
 
 import dash
 from dash.exceptions import PreventUpdate
 
 _state = {"app": None, "module": None}
+
+# WASI's sleep blocks the host thread where no deadline can stop it: sleep in slices, so
+# that the host's epoch ticks between them end a call at its deadline. Installed before the
+# app is imported, so `from time import sleep` gets it too.
+_blocking_sleep = time.sleep
+
+
+def _sliced_sleep(seconds):
+    if seconds < 0:
+        raise ValueError("sleep length must be non-negative")
+    end = time.monotonic() + seconds
+    while True:
+        left = end - time.monotonic()
+        if left <= 0:
+            return
+        _blocking_sleep(min(left, 0.05))
+
+
+time.sleep = _sliced_sleep
 
 
 def _to_json(value):
@@ -171,7 +197,19 @@ def serve():
     import _host
 
     request = json.loads(_host.call(b"q"))
+    env = request.pop("env", None)
+    if env is not None:
+        _set_env(env)
     _host.call(b"r" + json.dumps(answer(request)).encode())
+
+
+def _set_env(env):
+    import os
+
+    for name in _state.get("env_names", ()):
+        os.environ.pop(name, None)
+    os.environ.update(env)
+    _state["env_names"] = list(env)
 
 
 def log(level, message):

@@ -20,6 +20,7 @@
 use crate::bindings::v0_2::tessera::dashboard::data as wit;
 use crate::config::Owner;
 use crate::lift::GuestStr;
+use crate::scheduler::Ticket;
 use crate::state::State;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -195,9 +196,9 @@ impl From<QueryError> for wit::QueryError {
 }
 
 /// What `query` answers without [`Capabilities`].
-const NO_SOURCES: &str = "data sources are not available on this server";
+pub(crate) const NO_SOURCES: &str = "data sources are not available on this server";
 /// What the cache answers without [`Capabilities`].
-const NO_CACHE: &str = "the cache is not available on this server";
+pub(crate) const NO_CACHE: &str = "the cache is not available on this server";
 
 /// `param` of the WIT, with its text still in guest memory.
 #[derive(ComponentType, Lift)]
@@ -403,11 +404,19 @@ pub(crate) fn blocking<T: Send + 'static>(
     work: impl FnOnce(&CallContext) -> T + Send + 'static,
 ) -> wasmtime::Result<T> {
     let state = store.data();
-    let call = state.call_context();
+    without_core(state.call_context(), state.cpu.clone(), inline, work)
+}
+
+/// [`blocking`] for any guest: the call's context and its CPU ticket, if it holds one.
+pub(crate) fn without_core<T: Send + 'static>(
+    call: CallContext,
+    ticket: Option<Arc<Ticket>>,
+    inline: bool,
+    work: impl FnOnce(&CallContext) -> T + Send + 'static,
+) -> wasmtime::Result<T> {
     if call.over() {
         return Err(Trap::Interrupt.into());
     }
-    let ticket = state.cpu.clone();
     if let Some(ticket) = &ticket {
         ticket.release();
     }

@@ -16,7 +16,6 @@ use crate::scheduler::{Refused, Ticket};
 use crate::settings::Settings;
 use crate::state::{PageProps, ProgressSink, State, StreamSink};
 use crate::{Error, Result};
-use std::borrow::Cow;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -200,11 +199,12 @@ pub(crate) fn load(
     let ticket = inner.enter(Instant::now() + inner.limits.deadline * 2, None, false)?;
     let mut instance = inner
         .fresh_instance(&ticket)
-        .map_err(|e| inner.redact_error(e))?;
+        .map_err(|e| inner.settings.redact_error(e))?;
     let statics = inner.read_statics(&mut instance, &ticket);
     instance.store.data_mut().cpu = None;
     drop(ticket);
-    (inner.info, inner.layout, inner.dependencies) = statics.map_err(|e| inner.redact_error(e))?;
+    (inner.info, inner.layout, inner.dependencies) =
+        statics.map_err(|e| inner.settings.redact_error(e))?;
     // The instance is healthy; keep it for the first call.
     inner.release(instance);
     let inner = Arc::new(inner);
@@ -327,7 +327,7 @@ impl Component {
             Some(instance) => instance,
             None => inner
                 .fresh_instance(&ticket)
-                .map_err(|e| CallFailure::without_logs(inner.redact_error(e)))?,
+                .map_err(|e| CallFailure::without_logs(inner.settings.redact_error(e)))?,
         };
         inner.begin_with(&mut instance, &ticket, started + deadline, options);
         let limit = inner.limits.output_bytes;
@@ -353,7 +353,9 @@ impl Component {
         // The ticket lives until the instance is back in the pool or dropped: tearing down
         // a failed instance (unmapping a memory at its cap) is the call's own work, done in
         // its scheduling class and on its slot, not at ordinary priority after it.
-        let logs = inner.redact_logs(instance.store.data().logs.take());
+        let logs = inner
+            .settings
+            .redact_logs(instance.store.data().logs.take());
         // A guest whose sleep was cut short at the deadline has overrun it, whatever it
         // managed to return afterwards.
         let result = match result {
@@ -400,7 +402,7 @@ impl Component {
                 }
                 drop(ticket);
                 Err(CallFailure {
-                    error: inner.redact_error(error),
+                    error: inner.settings.redact_error(error),
                     logs,
                 })
             }
@@ -409,31 +411,6 @@ impl Component {
 }
 
 impl ComponentInner {
-    /// `logs` with the app's secrets masked.
-    fn redact_logs(&self, mut logs: Vec<LogLine>) -> Vec<LogLine> {
-        if self.settings.has_maskable_secrets() {
-            for line in &mut logs {
-                if let Cow::Owned(masked) = self.settings.redact(&line.message) {
-                    line.message = masked;
-                }
-            }
-        }
-        logs
-    }
-
-    /// `error` with the app's secrets masked in the messages the guest controls.
-    fn redact_error(&self, mut error: Error) -> Error {
-        if let Error::Panic { message }
-        | Error::Callback { message }
-        | Error::InvalidInput { message }
-        | Error::Trap { message } = &mut error
-            && let Cow::Owned(masked) = self.settings.redact(message)
-        {
-            *message = masked;
-        }
-        error
-    }
-
     fn idle(&self) -> MutexGuard<'_, Vec<Instance>> {
         // The lock only guards push and pop; a panic elsewhere cannot leave it inconsistent.
         self.idle.lock().unwrap_or_else(PoisonError::into_inner)

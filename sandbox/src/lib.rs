@@ -149,7 +149,9 @@ pub use outbound::{
     forbidden_range,
 };
 pub use priority::{LongWork, LongWorkScope};
-pub use python::{BootReport, PythonApp, PythonDirs, PythonImage, PythonRuntime};
+pub use python::{
+    BootReport, PYTHON_BYTES_PER_UNIT, PythonApp, PythonDirs, PythonImage, PythonRuntime,
+};
 pub use sandbox::Sandbox;
 pub use scheduler::{CpuState, Foreground};
 pub use settings::{MIN_MASKED_SECRET_CHARS, Settings};

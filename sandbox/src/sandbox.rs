@@ -142,6 +142,11 @@ impl Sandbox {
         self.inner.scheduler.clone()
     }
 
+    /// The instance pool, which Python apps' instances are charged to as well.
+    pub(crate) fn pool(&self) -> Arc<Pool> {
+        self.inner.pool.clone()
+    }
+
     /// Marks foreground work (a request's host work, such as the platform's admission turn)
     /// until the mark is dropped: like a short call, it parks long calls meanwhile (see
     /// [`SandboxConfig::park_long_calls`]). Cheap: a lock and a counter.

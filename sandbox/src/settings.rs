@@ -10,6 +10,8 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::{Error, LogLine};
+
 /// Secrets shorter than this are not masked in logs: masking a one- or two-character
 /// value would shred every log line without protecting anything worth protecting.
 pub const MIN_MASKED_SECRET_CHARS: usize = 4;
@@ -82,6 +84,39 @@ impl Settings {
         self.values
             .values()
             .any(|value| value.secret && value.text.chars().count() >= MIN_MASKED_SECRET_CHARS)
+    }
+
+    /// Every setting as `(name, value)`, secrets included: what a Python app's
+    /// `os.environ` holds during its callbacks.
+    pub(crate) fn entries(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.values
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.text.as_str()))
+    }
+
+    /// `logs` with the app's secrets masked.
+    pub(crate) fn redact_logs(&self, mut logs: Vec<LogLine>) -> Vec<LogLine> {
+        if self.has_maskable_secrets() {
+            for line in &mut logs {
+                if let Cow::Owned(masked) = self.redact(&line.message) {
+                    line.message = masked;
+                }
+            }
+        }
+        logs
+    }
+
+    /// `error` with the app's secrets masked in the messages the guest controls.
+    pub(crate) fn redact_error(&self, mut error: Error) -> Error {
+        if let Error::Panic { message }
+        | Error::Callback { message }
+        | Error::InvalidInput { message }
+        | Error::Trap { message } = &mut error
+            && let Cow::Owned(masked) = self.redact(message)
+        {
+            *message = masked;
+        }
+        error
     }
 }
 

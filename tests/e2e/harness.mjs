@@ -207,7 +207,8 @@ export async function launchBrowser() {
 
 /**
  * Opens a page and records what the Dash front end did: page errors, console errors and
- * every `_dash-update-component` exchange (request body, status, failure).
+ * every `_dash-update-component` exchange (request body, status, failure; `answer` is a
+ * promise of the response's text).
  */
 export async function openTracedPage(context) {
   const page = await context.newPage();
@@ -230,7 +231,8 @@ export async function openTracedPage(context) {
     } catch {
       body = req.postData();
     }
-    trace.updates.push({ status: res.status(), body });
+    const update = { status: res.status(), body, answer: res.text().catch(() => null) };
+    trace.updates.push(update);
     if (res.status() >= 400) trace.failedUpdates.push(`${req.url()}: HTTP ${res.status()}`);
   });
   return { page, trace };

@@ -283,9 +283,10 @@ impl Deployer<'_> {
         };
         if crate::python::is_bundle(&component) {
             let python = self.python.clone();
-            let (booted, blob) =
-                tokio::task::spawn_blocking(move || python.boot(&component, options.limits))
-                    .await??;
+            let (booted, blob) = tokio::task::spawn_blocking(move || {
+                python.boot(&component, options.limits, options.data_dir)
+            })
+            .await??;
             let dependencies = Dependencies::parse(booted.dependencies_json())?;
             graph::check(&dependencies)?;
             return Ok((booted.info().title.clone(), dependencies.len(), Some(blob)));

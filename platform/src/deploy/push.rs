@@ -437,6 +437,12 @@ impl Push {
         )
         .await;
         let source = format!("git {commit} pushed by {}", self.actor);
+        // A Python app's boot (its imports, under `[builds] python_boot_secs`) is work of
+        // a build's size: it takes a build slot as a Rust build does.
+        let _boot_slot = match crate::python::is_bundle(&bytes) {
+            true => Some(builds.slot(log).await),
+            false => None,
+        };
         let now = self.state.clock.now_millis();
         let mut deployer = self.state.deployer();
         // A new app is for its tenant's members unless tessera.toml says otherwise.

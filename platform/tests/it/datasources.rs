@@ -934,7 +934,7 @@ async fn mariadb_sources_read_rows_and_aggregates_read_only_with_caps_and_viewer
 }
 
 /// `{sources_dir}/{tenant}/{file}` with a table of `rows` items.
-async fn sqlite_file(sources_dir: &Path, tenant: &str, file: &str, rows: i64) {
+pub(crate) async fn sqlite_file(sources_dir: &Path, tenant: &str, file: &str, rows: i64) {
     let dir = sources_dir.join(tenant);
     std::fs::create_dir_all(&dir).expect("tenant folder");
     let options = sqlx::sqlite::SqliteConnectOptions::new()

@@ -432,3 +432,216 @@ fn walkdir(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+const CAPABLE_APP: &str = r#"
+import json
+import os
+import pathlib
+
+import pandas as pd
+import tessera
+from dash import Dash, Input, Output, dcc, html
+
+# Read while app.py loads: the data folder is there, the settings are not.
+TARGETS = pd.read_csv("data/regions.csv")
+BESIDE = (pathlib.Path(__file__).parent / "data" / "regions.csv").read_text()
+AT_LOAD = os.environ.get("REGION_LABEL", "not set while loading")
+
+app = Dash(__name__, title="Capable")
+app.layout = html.Div([dcc.Input(id="go", value="x"), html.Pre(id="out")])
+computed = []
+
+
+@tessera.cache.memoize(timeout=60)
+def doubled(value):
+    computed.append(value)
+    return value * 2
+
+
+@app.callback(Output("out", "children"), Input("go", "value"))
+def report(value):
+    out = {
+        "targets": int(TARGETS["target"].sum()),
+        "beside": BESIDE.splitlines()[1],
+        "at_load": AT_LOAD,
+        "label": os.environ.get("REGION_LABEL"),
+        "token_ok": tessera.setting("API_TOKEN") == "tok-0123456789abcdef",
+    }
+    print("calling with", os.environ["API_TOKEN"])
+    frame = tessera.query(
+        "shop",
+        "select name, price, units, ok, blob from items where units > ? order by units",
+        [7],
+    )
+    out["names"] = frame["name"].tolist()
+    out["dtypes"] = [str(dtype) for dtype in frame.dtypes]
+    out["blob"] = frame["blob"][0].hex()
+    for name, source, sql in [
+        ("write", "shop", "delete from items"),
+        ("missing", "nope", "select 1"),
+    ]:
+        try:
+            tessera.query(source, sql)
+            out[name] = "answered"
+        except tessera.QueryError as error:
+            out[name] = error.kind
+    tessera.cache.set("k", f"v-{value}", ttl=60)
+    out["cached"] = tessera.cache.get("k").decode()
+    tessera.cache.delete("k")
+    out["deleted"] = tessera.cache.get("k")
+    out["memo"] = [doubled(value), doubled(value), len(computed)]
+    return json.dumps(out)
+"#;
+
+/// A Python app reaches what a Rust dashboard reaches (issue 18): its data folder at
+/// `/data` (read by pandas while app.py loads, relative to the working directory and beside
+/// `__file__`), its settings in `os.environ` during callbacks only (a secret it prints is
+/// masked in its log), the tenant's SQLite source granted to it (`tessera.query`: a typed
+/// DataFrame, writes and ungranted sources refused) and its cache (`tessera.cache`, with
+/// Flask-Caching's `memoize`), through `git push` and the real router.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_python_app_reaches_its_data_folder_settings_sources_and_cache() {
+    let (app, address, token) = crate::git::serve_acme(BuildsConfig::default()).await;
+    let url = format!("http://git:{token}@{address}/git/acme/py.git");
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let (home, work) = python_repo(scratch.path(), "multi_state").await;
+    std::fs::write(work.join("app.py"), CAPABLE_APP).expect("app.py");
+    std::fs::create_dir_all(work.join("data")).expect("data");
+    std::fs::write(
+        work.join("data/regions.csv"),
+        "region,target\nnorth,10\nsouth,32\n",
+    )
+    .expect("csv");
+    let (pushed, said) = commit_and_push(&home, &work, &url).await;
+    assert!(pushed, "{said}");
+
+    let settings = "/api/v1/tenants/acme/apps/py/settings";
+    for (name, body) in [
+        ("REGION_LABEL", json!({"value": "EMEA"})),
+        (
+            "API_TOKEN",
+            json!({"value": "tok-0123456789abcdef", "secret": true}),
+        ),
+    ] {
+        let set = crate::versions::api(
+            &app,
+            "PUT",
+            &format!("{settings}/{name}"),
+            Some(&token),
+            &body.to_string(),
+        )
+        .await;
+        assert_eq!(set.status, StatusCode::OK, "{}", set.text());
+    }
+    let acme = app
+        .state
+        .store
+        .tenant_by_slug(&slug("acme"))
+        .await
+        .expect("store")
+        .expect("tenant");
+    crate::datasources::sqlite_file(&app.state.config.sources_dir(), "acme", "shop.db", 10).await;
+    let input = platform::datasources::ConnectionInput {
+        path: Some("shop.db".to_owned()),
+        ..Default::default()
+    };
+    let sources = &app.state.datasources;
+    sources
+        .put(
+            &acme,
+            "shop",
+            platform::datasources::Kind::Sqlite,
+            &input,
+            &platform::datasources::SourceLimits::default(),
+            &crate::versions::op(),
+        )
+        .await
+        .expect("registered");
+    sources
+        .set_grant(acme.id, "shop", "py", true, &crate::versions::op())
+        .await
+        .expect("granted");
+    // A settings change loads the app again (within the runtime's refresh).
+    tokio::time::sleep(platform::runtime::Runtime::REFRESH + std::time::Duration::from_millis(150))
+        .await;
+
+    let body = json!({
+        "output": "out.children",
+        "outputs": {"id": "out", "property": "children"},
+        "inputs": [{"id": "go", "property": "value", "value": 21}],
+        "changedPropIds": ["go.value"],
+    });
+    let reply = app
+        .post_json(&format!("{APP}_dash-update-component"), body.to_string())
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    let text = reply.json()["response"]["out"]["children"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{}", reply.text()))
+        .to_owned();
+    let seen: Value = serde_json::from_str(&text).expect("json");
+    assert_eq!(
+        seen,
+        json!({
+            "targets": 42,
+            "beside": "north,10",
+            "at_load": "not set while loading",
+            "label": "EMEA",
+            "token_ok": true,
+            "names": ["item 8", "item 9", "item 10"],
+            "dtypes": ["object", "float64", "int64", "bool", "object"],
+            "blob": "0102",
+            "write": "refused",
+            "missing": "not-granted",
+            "cached": "v-21",
+            "deleted": null,
+            "memo": [42, 42, 1],
+        }),
+        "{text}"
+    );
+    let logs = platform::applog::global().recent("acme", "py");
+    let printed: Vec<_> = logs
+        .iter()
+        .filter(|line| line.message.contains("calling with"))
+        .map(|line| line.message.clone())
+        .collect();
+    assert!(
+        printed.iter().any(|m| m.contains("[secret API_TOKEN]")),
+        "{printed:?}"
+    );
+    assert!(
+        !printed.iter().any(|m| m.contains("tok-0123456789abcdef")),
+        "a secret reached the log: {printed:?}"
+    );
+}
+
+/// A Python app's boot takes a build slot as a Rust build does (`[builds] max_parallel`):
+/// with the one slot held, the push says it is queued and deploys once the slot is free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_python_boot_waits_for_a_build_slot() {
+    let (app, address, token) = crate::git::serve_acme(BuildsConfig {
+        max_parallel: 1,
+        ..BuildsConfig::default()
+    })
+    .await;
+    let url = format!("http://git:{token}@{address}/git/acme/py.git");
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let (home, work) = python_repo(scratch.path(), "multi_state").await;
+    let (log, _lines) = platform::deploy::Log::new(16);
+    let held = app.state.builds.slot(&log).await;
+    let push = tokio::spawn(async move { commit_and_push(&home, &work, &url).await });
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert!(!push.is_finished(), "the boot ran without a build slot");
+    assert_eq!(
+        app.get(&format!("{APP}_dash-layout")).await.status,
+        StatusCode::NOT_FOUND
+    );
+    drop(held);
+    let (pushed, said) = push.await.expect("push");
+    assert!(pushed, "{said}");
+    assert!(said.contains("queued: 1 builds running"), "{said}");
+    assert_eq!(
+        app.get(&format!("{APP}_dash-layout")).await.status,
+        StatusCode::OK
+    );
+}

@@ -57,18 +57,23 @@ fn limits() -> Limits {
     }
 }
 
-/// An app folder holding `app.py`, and the folders every app shares.
+/// An app folder holding `app.py` (and an empty data folder beside it), and the folders
+/// every app shares.
 fn dirs(app_py: &str) -> (tempfile::TempDir, PythonDirs) {
-    let app = tempfile::tempdir().expect("temp dir");
-    std::fs::write(app.path().join("app.py"), app_py).expect("write app.py");
+    let scratch = tempfile::tempdir().expect("temp dir");
+    let (app, data) = (scratch.path().join("app"), scratch.path().join("data"));
+    std::fs::create_dir_all(&app).expect("app folder");
+    std::fs::create_dir_all(&data).expect("data folder");
+    std::fs::write(app.join("app.py"), app_py).expect("write app.py");
     let interpreter = interpreter_dir();
     let dirs = PythonDirs {
         stdlib: interpreter.join("lib"),
         runtime: Path::new(env!("CARGO_MANIFEST_DIR")).join("../python/runtime"),
         site: interpreter.join("site"),
-        app: app.path().to_path_buf(),
+        app,
+        data,
     };
-    (app, dirs)
+    (scratch, dirs)
 }
 
 const COUNTER_APP: &str = r#"
@@ -252,9 +257,10 @@ def probe(_):
 }
 
 #[test]
-fn a_callback_that_spins_is_stopped_at_its_deadline() {
+fn a_callback_that_spins_or_sleeps_is_stopped_at_its_deadline() {
     let (_app, dirs) = dirs(
         r#"
+import time
 from dash import Dash, Input, Output, callback, html
 
 app = Dash(__name__)
@@ -262,7 +268,9 @@ app.layout = html.Div(id="out")
 
 
 @callback(Output("out", "children"), Input("out", "id"))
-def spin(_):
+def spin(how):
+    if how == "sleep":
+        time.sleep(3600)
     while True:
         pass
 "#,
@@ -272,14 +280,24 @@ def spin(_):
         ..limits()
     };
     let app = PythonApp::load(runtime(), dirs, short, BOOT).expect("app.py loads");
-    let request = serde_json::json!({
-        "outputs": [{"id": "out", "property": "children"}],
-        "inputs": [{"id": "out", "property": "id", "value": "out"}],
-        "state": [],
-    });
-    match app.call("out.children", &request.to_string()) {
-        Err(Error::Deadline { .. }) => {}
-        other => panic!("expected the deadline, got {other:?}"),
+    // A busy loop, then a sleep (WASI's `poll_oneoff`, which no epoch tick interrupts while
+    // it blocks: our runtime sleeps in short slices).
+    for how in ["spin", "sleep"] {
+        let request = serde_json::json!({
+            "outputs": [{"id": "out", "property": "children"}],
+            "inputs": [{"id": "out", "property": "id", "value": how}],
+            "state": [],
+        });
+        let started = Instant::now();
+        match app.call("out.children", &request.to_string()) {
+            Err(Error::Deadline { .. }) => {}
+            other => panic!("{how}: expected the deadline, got {other:?}"),
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{how}: stopped only after {:?}",
+            started.elapsed()
+        );
     }
 }
 
@@ -417,6 +435,99 @@ fn a_memory_image_restores_the_import_state_and_only_its_own_app() {
 /// The figures of docs/python.md: a pandas + plotly app's boot, first and warm callbacks, a
 /// 100k-row groupby inside the guest and the instance's memory. A measurement, not a check:
 /// `cargo test --release --workspace --test it -- python::figures --ignored --nocapture`.
+const SLOW_APP: &str = r#"
+import time
+from dash import Dash, Input, Output, callback, html
+
+app = Dash(__name__)
+app.layout = html.Div(id="out")
+
+
+@callback(Output("out", "children"), Input("out", "id"))
+def wait(seconds):
+    end = time.monotonic() + float(seconds or 0)
+    while time.monotonic() < end:
+        pass
+    return "done"
+"#;
+
+fn wait_request(seconds: f64) -> String {
+    serde_json::json!({
+        "outputs": [{"id": "out", "property": "children"}],
+        "inputs": [{"id": "out", "property": "id", "value": seconds}],
+        "state": [],
+    })
+    .to_string()
+}
+
+/// A Python app's instances are charged to its tenant in the sandbox's instance pool, as
+/// components' are: a tenant at its units gets no second instance while the first is busy
+/// (refused naming the cap), an idle instance is reused, expires after the pool's idle
+/// expiry and gives its units back, and so does every instance when the app is dropped.
+#[test]
+fn python_instances_are_charged_to_the_tenants_pool_units() {
+    let sandbox = sandbox::Sandbox::new(sandbox::SandboxConfig {
+        max_instances_per_tenant: 1,
+        idle_expiry: Duration::from_millis(400),
+        ..crate::support::test_config()
+    })
+    .expect("sandbox");
+    let owner = sandbox::Owner {
+        tenant: 7,
+        app: 1,
+        weight: sandbox::Owner::DEFAULT_WEIGHT,
+    };
+    let (_app, dirs) = dirs(SLOW_APP);
+    let app = Arc::new(
+        PythonApp::load(runtime(), dirs, limits(), BOOT)
+            .expect("app.py loads")
+            .scheduled_by(&sandbox, owner),
+    );
+    assert_eq!(
+        app.units_per_instance(),
+        1,
+        "a small app's instance is one unit"
+    );
+    assert_eq!(
+        sandbox.tenant_pool_units(7),
+        1,
+        "the warm instance holds its unit"
+    );
+    assert_eq!(app.idle_instances(), 1);
+
+    let busy = {
+        let app = app.clone();
+        std::thread::spawn(move || app.call("out.children", &wait_request(1.5)))
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    match app.call("out.children", &wait_request(0.0)) {
+        Err(Error::Capacity { message }) => {
+            assert!(message.contains("max_instances_per_tenant"), "{message}")
+        }
+        other => panic!("a second instance past the tenant's units: {other:?}"),
+    }
+    busy.join().expect("thread").expect("the first call");
+    app.call("out.children", &wait_request(0.0))
+        .expect("the idle instance serves the next call");
+    assert_eq!(sandbox.tenant_pool_units(7), 1);
+
+    let expired = Instant::now() + Duration::from_secs(5);
+    while app.idle_instances() > 0 && Instant::now() < expired {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(app.idle_instances(), 0, "the idle instance expired");
+    assert_eq!(sandbox.tenant_pool_units(7), 0, "its unit is given back");
+    app.call("out.children", &wait_request(0.0))
+        .expect("a new instance is restored from the image");
+    assert_eq!(sandbox.tenant_pool_units(7), 1);
+    drop(app);
+    assert_eq!(
+        sandbox.tenant_pool_units(7),
+        0,
+        "dropping the app frees its units"
+    );
+}
+
 #[test]
 #[ignore = "a measurement for docs/python.md"]
 fn figures() {

@@ -20,19 +20,24 @@
 //! order, so the file descriptors Python holds stay valid.
 //!
 //! Calls share the sandbox's CPU scheduler with components ([`PythonApp::scheduled_by`]):
-//! a turn runs on a granted core, charged to its [`Owner`], and yields at epoch ticks. What
-//! is not done yet (see docs/python.md): the component pool's instance accounting and the
-//! capabilities (`data`, `cache`, settings, outbound HTTP). Its limits are the same kinds:
-//! a deadline per turn (epoch interruption), a memory cap (an image larger than the cap is
-//! refused at restore), an output cap and a log budget, and WASI grants only read-only
-//! folders.
+//! a turn runs on a granted core, charged to its [`Owner`], and yields at epoch ticks. The
+//! app's capabilities are a component's ([`PythonApp::granted`], `door`): its data folder
+//! read-only at `/data`, its settings in `os.environ` during callbacks, its data sources
+//! and cache through `host.call` frames. Its limits are the same kinds: a deadline per turn
+//! (epoch interruption), a memory cap (an image larger than the cap is refused at restore),
+//! an output cap and a log budget, and WASI grants only read-only folders.
 
+mod door;
+
+use crate::capabilities::{CallContext, Capabilities};
 use crate::capture::{LogSink, Pipe};
 use crate::component::{AppInfo, CallOptions, CallOutput, Outcome};
-use crate::config::{Limits, MAX_REQUEST_BYTES, Owner};
+use crate::config::{Limits, MAX_DATA_READ_BYTES, MAX_REQUEST_BYTES, Owner};
 use crate::error::CallFailure;
 use crate::limiter::Limiter;
+use crate::pool::{IdleInstances, Lease, Pool};
 use crate::scheduler::{Refused, Scheduler, Ticket};
+use crate::settings::Settings;
 use crate::{Error, LogLine, Result};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -41,19 +46,13 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use wasmtime::{
-    Caller, Config, Engine, Instance, Linker, Memory, Module, Store, Trap, TypedFunc,
-    UpdateDeadline,
+    Config, Engine, Instance, Linker, Memory, Module, Store, Trap, TypedFunc, UpdateDeadline,
 };
 use wasmtime_wasi::FsPerms;
 use wasmtime_wasi::p1::WasiP1Ctx;
 
 /// How often the epoch advances: the resolution of a turn's deadline.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
-/// Largest frame the guest may send through `host.call` (a callback's answer is one frame).
-const MAX_FRAME_BYTES: usize = 64 << 20;
-/// `host.call`'s answers: done, or a fault the guest raises as `OSError`.
-const DOOR_OK: i32 = 0;
-const DOOR_FAULT: i32 = -2;
 /// What one turn runs: ask the host for the request and answer it (`_tessera_runtime.serve`).
 const SERVE_TURN: &str = "__import__('_tessera_runtime').serve()";
 /// What the first turn of an instance runs: put our runtime and the app on `sys.path` and
@@ -101,6 +100,10 @@ pub struct PythonDirs {
     pub site: PathBuf,
     /// The app's own files (`app.py`, modules, `assets/`), at `/app`.
     pub app: PathBuf,
+    /// The app's data folder, at `/data` and `/app/data` (so that both `data/sales.csv`
+    /// from the working directory `/` and a path beside `app.py`'s `__file__` find it); an
+    /// empty folder when the app ships none.
+    pub data: PathBuf,
 }
 
 /// What an instance cost, for the design note's figures.
@@ -277,17 +280,112 @@ impl PythonImage {
 /// size, the runs of changed pages and their bytes.
 type Captured = (u64, u64, Vec<(u32, u32)>, Vec<u8>);
 
-/// One Python app version: its memory image, and a warm instance started from it.
+/// Linear memory one pool unit covers for a Python instance: a booted interpreter holds
+/// 40 to 100 MiB, far more than an average component, and is charged accordingly.
+pub const PYTHON_BYTES_PER_UNIT: usize = 64 << 20;
+/// Most idle instances one Python app version keeps (the pool's caps per tenant and in
+/// all may keep fewer).
+const MAX_IDLE: usize = 4;
+
+/// One Python app version: its memory image, and its warm instances restored from it.
 pub struct PythonApp {
     runtime: Arc<PythonRuntime>,
     dirs: PythonDirs,
     limits: Limits,
     image: PythonImage,
-    warm: Mutex<Option<Guest>>,
+    /// Instances waiting for a call, newest last.
+    idle: Arc<IdleGuests>,
+    /// The sandbox's instance pool, once scheduled: every instance holds a lease on it.
+    pool: Option<Arc<Pool>>,
     /// The scheduler whose cores its turns run on, and whose share they use.
     cpu: Option<(Arc<Scheduler>, Owner)>,
+    /// The app's settings: its callbacks' `os.environ`, masked in what leaves the sandbox.
+    settings: Settings,
+    /// The app's data sources and cache.
+    capabilities: Option<Arc<dyn Capabilities>>,
     /// What the first instance cost (booted by `load`, restored by `from_image`).
     pub boot: BootReport,
+}
+
+/// The idle instances of one app version, which the pool's reaper expires and its
+/// eviction takes when the tenant or the pool needs the units.
+struct IdleGuests {
+    tenant: i64,
+    guests: Mutex<Vec<Parked>>,
+}
+
+/// An idle instance and its hold on the pool (none before the app is scheduled).
+struct Parked {
+    guest: Guest,
+    lease: Option<Lease>,
+    since: Instant,
+}
+
+impl IdleGuests {
+    fn new(tenant: i64, guests: Vec<Parked>) -> Arc<IdleGuests> {
+        Arc::new(IdleGuests {
+            tenant,
+            guests: Mutex::new(guests),
+        })
+    }
+
+    fn list(&self) -> std::sync::MutexGuard<'_, Vec<Parked>> {
+        self.guests.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The warmest idle instance, busy again.
+    fn take(&self) -> Option<(Guest, Option<Lease>)> {
+        let parked = self.list().pop()?;
+        let mut lease = parked.lease;
+        if let Some(lease) = &mut lease {
+            lease.unpark();
+        }
+        Some((parked.guest, lease))
+    }
+
+    /// Keeps a healthy instance for the next call, if this app and the pool may keep
+    /// another idle one; else it is dropped (and its units given back).
+    fn put(&self, guest: Guest, mut lease: Option<Lease>) {
+        let may = lease.as_mut().is_none_or(Lease::park);
+        let mut guests = self.list();
+        if may && guests.len() < MAX_IDLE {
+            guests.push(Parked {
+                guest,
+                lease,
+                since: Instant::now(),
+            });
+        }
+    }
+}
+
+impl IdleInstances for IdleGuests {
+    fn tenant(&self) -> i64 {
+        self.tenant
+    }
+
+    fn oldest_idle(&self) -> Option<Instant> {
+        self.list().first().map(|parked| parked.since)
+    }
+
+    fn drop_oldest_idle(&self) -> usize {
+        let oldest = {
+            let mut guests = self.list();
+            (!guests.is_empty()).then(|| guests.remove(0))
+        };
+        oldest
+            .and_then(|parked| parked.lease.map(|lease| lease.units()))
+            .unwrap_or(0)
+    }
+
+    fn drop_idle_before(&self, cutoff: Instant) -> usize {
+        let expired: Vec<Parked> = {
+            let mut guests = self.list();
+            let (old, young) = guests.drain(..).partition(|parked| parked.since < cutoff);
+            *guests = young;
+            old
+        };
+        expired.len()
+    }
 }
 
 struct PyState {
@@ -309,9 +407,27 @@ struct PyState {
     cancel: Option<Arc<AtomicBool>>,
     /// The core the turn in progress runs on (the sandbox's scheduler), if scheduled.
     cpu: Option<Arc<Ticket>>,
+    /// Whose calls these are: what the capabilities serve.
+    owner: Owner,
+    /// The app's data sources and cache, during a callback.
+    capabilities: Option<Arc<dyn Capabilities>>,
+    /// Largest query answer or cached value the guest is handed.
+    read_cap: usize,
 }
 
 impl PyState {
+    /// What a capability is told about the call in progress.
+    fn call_context(&self) -> CallContext {
+        CallContext::new(
+            self.owner,
+            None,
+            false,
+            self.deadline.unwrap_or_else(Instant::now),
+            self.read_cap,
+            self.cancel.clone(),
+        )
+    }
+
     fn cancelled(&self) -> bool {
         self.cancel
             .as_ref()
@@ -326,6 +442,8 @@ struct Guest {
     alloc: TypedFunc<i32, i32>,
     /// `_initialize`, until it has run (a restored instance never runs it).
     initialize: Option<TypedFunc<(), ()>>,
+    /// Whether its `os.environ` holds the app's settings (sent with its first callback).
+    has_env: bool,
 }
 
 impl PythonRuntime {
@@ -374,7 +492,7 @@ impl PythonRuntime {
         wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |state| &mut state.wasi)
             .map_err(|e| Error::engine(&e))?;
         linker
-            .func_wrap("host", "call", door)
+            .func_wrap("host", "call", door::door)
             .map_err(|e| Error::engine(&e))?;
         let ticker = Ticker::start(engine.clone())?;
         Ok(PythonRuntime {
@@ -409,6 +527,8 @@ impl PythonRuntime {
             (&dirs.app, "/app"),
             (&dirs.site, "/site"),
             (&dirs.runtime, "/runtime"),
+            (&dirs.data, "/data"),
+            (&dirs.data, "/app/data"),
         ] {
             wasi.preopened_dir(host, guest, FsPerms::ReadOnly)
                 .map_err(|e| Error::Io {
@@ -428,6 +548,9 @@ impl PythonRuntime {
             deadline: None,
             cancel: None,
             cpu: None,
+            owner: Owner::default(),
+            capabilities: None,
+            read_cap: MAX_DATA_READ_BYTES.min(limits.memory_bytes),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
@@ -614,6 +737,9 @@ impl PythonRuntime {
             deadline: None,
             cancel: None,
             cpu: None,
+            owner: Owner::default(),
+            capabilities: None,
+            read_cap: MAX_DATA_READ_BYTES.min(limits.memory_bytes),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
@@ -672,8 +798,18 @@ impl PythonApp {
             dirs,
             limits,
             image,
-            warm: Mutex::new(Some(guest)),
+            idle: IdleGuests::new(
+                0,
+                vec![Parked {
+                    guest,
+                    lease: None,
+                    since: Instant::now(),
+                }],
+            ),
+            pool: None,
             cpu: None,
+            settings: Settings::default(),
+            capabilities: None,
             boot,
         })
     }
@@ -694,8 +830,18 @@ impl PythonApp {
             dirs,
             limits,
             image,
-            warm: Mutex::new(Some(guest)),
+            idle: IdleGuests::new(
+                0,
+                vec![Parked {
+                    guest,
+                    lease: None,
+                    since: Instant::now(),
+                }],
+            ),
+            pool: None,
             cpu: None,
+            settings: Settings::default(),
+            capabilities: None,
             boot,
         })
     }
@@ -732,8 +878,71 @@ impl PythonApp {
     /// Lets the sandbox's scheduler run this app's turns: each takes one of its cores for
     /// `owner` (waiting for it counts against the call's deadline) and yields it at epoch
     /// ticks, exactly as a component's call does.
+    ///
+    /// Its instances are then charged to `owner`'s tenant in the sandbox's instance pool
+    /// ([`PythonApp::units_per_instance`] each), kept idle within the pool's caps and
+    /// expired or evicted as components' idle instances are; a call that needs a new
+    /// instance past the tenant's units is refused with [`Error::Capacity`].
     pub fn scheduled_by(mut self, sandbox: &crate::Sandbox, owner: Owner) -> PythonApp {
+        let pool = sandbox.pool();
+        let units = self.units_per_instance();
+        let warm: Vec<Parked> = std::mem::take(&mut *self.idle.list());
+        self.idle = IdleGuests::new(owner.tenant, Vec::new());
+        pool.register(Arc::downgrade(&self.idle) as std::sync::Weak<dyn IdleInstances>);
+        for parked in warm {
+            // Past the tenant's units the warm instance is dropped: the next call asks again.
+            if let Ok(lease) = pool.admit(owner.tenant, units) {
+                self.idle.put(parked.guest, Some(lease));
+            }
+        }
+        self.pool = Some(pool);
         self.cpu = Some((sandbox.scheduler(), owner));
+        self
+    }
+
+    /// Pool units one instance of this version holds: one per [`PYTHON_BYTES_PER_UNIT`]
+    /// of its linear memory.
+    pub fn units_per_instance(&self) -> usize {
+        self.image
+            .memory_bytes
+            .div_ceil(PYTHON_BYTES_PER_UNIT)
+            .max(1)
+    }
+
+    /// How many instances wait for a call.
+    pub fn idle_instances(&self) -> usize {
+        self.idle.list().len()
+    }
+
+    /// A lease for a new instance: the tenant's longest-idle instances (of any of its
+    /// apps) give way when it is at its units.
+    fn admit(&self) -> Result<Option<Lease>> {
+        let (Some(pool), Some((_, owner))) = (&self.pool, &self.cpu) else {
+            return Ok(None);
+        };
+        let units = self.units_per_instance();
+        match pool.admit(owner.tenant, units) {
+            Ok(lease) => Ok(Some(lease)),
+            Err(Error::Capacity { .. })
+                if pool.evict_oldest(units, |tenant| tenant == owner.tenant) > 0 =>
+            {
+                pool.admit(owner.tenant, units).map(Some)
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Grants the app's callbacks its settings (in `os.environ` while a callback runs; never
+    /// while `app.py` loads, since the memory image is shared by every later value and
+    /// stored with the version) and its data sources and cache (`tessera.query`,
+    /// `tessera.cache`).
+    pub fn granted(
+        mut self,
+        settings: Settings,
+        capabilities: Option<Arc<dyn Capabilities>>,
+    ) -> PythonApp {
+        self.settings = settings;
+        self.capabilities = capabilities;
         self
     }
 
@@ -782,17 +991,20 @@ impl PythonApp {
             }
             None => None,
         };
-        let taken = self
-            .warm
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        let mut guest = match taken {
-            Some(guest) => guest,
-            None => match self.runtime.restore(&self.dirs, &self.image, &self.limits) {
-                Ok((guest, _)) => guest,
-                Err(error) => return Err(CallFailure::without_logs(error)),
-            },
+        let (mut guest, lease) = match self.idle.take() {
+            Some(taken) => taken,
+            None => {
+                let restored = self.admit().and_then(|lease| {
+                    let (guest, _) = self
+                        .runtime
+                        .restore(&self.dirs, &self.image, &self.limits)?;
+                    Ok((guest, lease))
+                });
+                match restored {
+                    Ok(restored) => restored,
+                    Err(error) => return Err(CallFailure::without_logs(error)),
+                }
+            }
         };
         guest.store.set_epoch_deadline(1);
         {
@@ -800,18 +1012,35 @@ impl PythonApp {
             state.deadline = Some(ends);
             state.cancel = options.cancel.clone();
             state.cpu = ticket.clone();
+            state.owner = self
+                .cpu
+                .as_ref()
+                .map_or_else(Owner::default, |(_, owner)| *owner);
+            state.capabilities = self.capabilities.clone();
             // A warm instance starts every call with a clean memory flag and log budget.
             state.limiter.clear();
             state.logs.reset(self.limits.log_bytes);
         }
-        let frame = serde_json::json!({"op": "callback", "id": id, "request": request}).to_string();
+        let mut frame = serde_json::json!({"op": "callback", "id": id, "request": request});
+        if !guest.has_env {
+            // The instance's first callback: the app's settings become its `os.environ`.
+            let env: serde_json::Map<String, serde_json::Value> = self
+                .settings
+                .entries()
+                .map(|(name, value)| (name.to_owned(), value.into()))
+                .collect();
+            frame["env"] = env.into();
+            guest.has_env = true;
+        }
+        let frame = frame.to_string();
         let result = guest.request(&frame, &limits);
         let logs = {
             let state = guest.store.data_mut();
             state.deadline = None;
             state.cancel = None;
             state.cpu = None;
-            state.logs.take()
+            state.capabilities = None;
+            self.settings.redact_logs(state.logs.take())
         };
         if let (Err(error), Some(ticket)) = (&result, &ticket)
             && error.is_limit()
@@ -824,9 +1053,9 @@ impl PythonApp {
             result,
             Ok(_) | Err(Error::Callback { .. } | Error::InvalidInput { .. })
         ) {
-            *self.warm.lock().unwrap_or_else(PoisonError::into_inner) = Some(guest);
+            self.idle.put(guest, lease);
         } else {
-            drop(guest);
+            drop((guest, lease));
         }
         drop(ticket);
         let outcome = result.and_then(|answer| {
@@ -846,16 +1075,17 @@ impl PythonApp {
                 logs,
                 duration: started.elapsed(),
             }),
-            Err(error) => Err(CallFailure { error, logs }),
+            Err(error) => Err(CallFailure {
+                error: self.settings.redact_error(error),
+                logs,
+            }),
         }
     }
 
-    /// Drops the warm instance, so that the next call restores a new one from the image.
+    /// Drops the idle instances, so that the next call restores a new one from the image.
     pub fn drop_warm(&self) {
-        self.warm
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
+        let dropped: Vec<Parked> = std::mem::take(&mut *self.idle.list());
+        drop(dropped);
     }
 }
 
@@ -882,6 +1112,7 @@ impl Guest {
             turn,
             alloc,
             initialize,
+            has_env: false,
         })
     }
 
@@ -972,75 +1203,6 @@ impl Guest {
             _ => Error::Callback { message },
         })
     }
-}
-
-/// `host.call(ptr, len, out_ptr_ptr, out_len_ptr) -> status`: the guest's frames.
-fn door(
-    mut caller: Caller<'_, PyState>,
-    ptr: i32,
-    len: i32,
-    out_ptr_ptr: i32,
-    out_len_ptr: i32,
-) -> wasmtime::Result<i32> {
-    let Some(memory) = caller.get_export("memory").and_then(|e| e.into_memory()) else {
-        return Ok(DOOR_FAULT);
-    };
-    let (ptr, len) = (ptr as u32 as usize, len as u32 as usize);
-    if len > MAX_FRAME_BYTES || ptr.saturating_add(len) > memory.data_size(&caller) {
-        if len > MAX_FRAME_BYTES {
-            caller.data_mut().oversized = Some(len);
-        }
-        return Ok(DOOR_FAULT);
-    }
-    let kind = memory.data(&caller)[ptr..ptr + len].first().copied();
-    let reply: Vec<u8> = match kind {
-        Some(b'q') => caller.data().request.clone(),
-        Some(b'r') => {
-            let cap = caller.data().output_cap;
-            if len - 1 > cap.saturating_add(64) {
-                caller.data_mut().oversized = Some(len - 1);
-            } else {
-                let answer = memory.data(&caller)[ptr + 1..ptr + len].to_vec();
-                caller.data_mut().answer = Some(answer);
-            }
-            b"ok".to_vec()
-        }
-        Some(b'l') => {
-            let text = &memory.data(&caller)[ptr + 1..ptr + len];
-            let level = match text.first() {
-                Some(b'0') => crate::Level::Trace,
-                Some(b'1') => crate::Level::Debug,
-                Some(b'3') => crate::Level::Warn,
-                Some(b'4') => crate::Level::Error,
-                _ => crate::Level::Info,
-            };
-            let message = String::from_utf8_lossy(text.get(1..).unwrap_or_default()).into_owned();
-            caller.data().logs.host(level, &message);
-            b"ok".to_vec()
-        }
-        _ => return Ok(DOOR_FAULT),
-    };
-    let Some(alloc) = caller.get_export("host_alloc").and_then(|e| e.into_func()) else {
-        return Ok(DOOR_FAULT);
-    };
-    let alloc = alloc.typed::<i32, i32>(&caller)?;
-    let reply_len = i32::try_from(reply.len())?;
-    let at = alloc.call(&mut caller, reply_len)? as u32 as usize;
-    if at == 0 || at.saturating_add(reply.len()) > memory.data_size(&caller) {
-        return Ok(DOOR_FAULT);
-    }
-    memory.write(&mut caller, at, &reply)?;
-    memory.write(
-        &mut caller,
-        out_ptr_ptr as u32 as usize,
-        &(at as u32).to_le_bytes(),
-    )?;
-    memory.write(
-        &mut caller,
-        out_len_ptr as u32 as usize,
-        &(reply.len() as u32).to_le_bytes(),
-    )?;
-    Ok(DOOR_OK)
 }
 
 /// The cached artifact, if it is there and its bytes match the digest written with them.
