@@ -9,9 +9,10 @@
 # (scripts/check-deploy.sh), build every guest component, `cargo test --release --workspace`,
 # build the server, the noisy-neighbour suite at small scale (scripts/bench-noisy.sh --scale
 # small), the load-balancer suite at small scale through HAProxy and nginx (scripts/bench-lb.sh
-# --scale small --lb both), Schemathesis against the served OpenAPI document
+# --scale small --lb both), the Python dashboards' benchmark for 2 s a run
+# (scripts/bench-python.sh), Schemathesis against the served OpenAPI document
 # (scripts/schemathesis.sh), then the browser end-to-end tests (`node --test tests/e2e/`) in
-# headless Chromium; clippy with warnings denied runs beside the last three, at nice 19.
+# headless Chromium; clippy with warnings denied runs beside the last four, at nice 19.
 # A failing step does not stop the independent ones after it; the exit status is non-zero if
 # any step failed, and a summary table closes the output. Browser screenshots and the e2e
 # server log land in tests/artifacts/.
@@ -166,6 +167,8 @@ if step "build guest components" scripts/build-guests.sh; then
         # Issue 16: replicas behind HAProxy and then nginx through a kill, a drain, a push
         # and a Redis outage.
         step "load balancers (small)" scripts/bench-lb.sh --scale small --lb both || true
+        # Issue 18: the Python sales explorer on Tessera, the Rust one and gunicorn, 2 s each.
+        step "python dashboards (small)" env BENCH_DURATION=2s scripts/bench-python.sh || true
         step "schemathesis (REST API)" scripts/schemathesis.sh || true
         # Two test files at a time: each waits mostly on its own server and browser (5 min
         # one at a time, under 3 min two at a time, on 2 cores).
@@ -173,6 +176,7 @@ if step "build guest components" scripts/build-guests.sh; then
         finish_clippy
     else
         skip "noisy neighbours (small)" "tessera did not build"
+        skip "python dashboards (small)" "tessera did not build"
         skip "load balancers (small)" "tessera did not build"
         skip "schemathesis (REST API)" "tessera did not build"
         skip "browser e2e (node --test)" "tessera did not build"

@@ -170,6 +170,8 @@ async fn serve(config: Config, args: &ServeArgs) -> anyhow::Result<()> {
         config.public_url = format!("http://{address}");
     }
     let state = App::start(config).await?;
+    // The first Python app served must not wait for the interpreter's compiled code.
+    state.runtime.python().load_in_background();
     let first_start = Change {
         actor: "system",
         remote_addr: None,

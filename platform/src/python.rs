@@ -396,6 +396,26 @@ impl PythonHost {
             .map_err(Error::Interpreter)
     }
 
+    /// Loads the interpreter (its compiled code from the cache, or a compile) on a thread of
+    /// its own, when this server has one, so that no viewer of the first Python app waits
+    /// for it (reading and checking the 278 MB artifact takes about half a second).
+    pub fn load_in_background(&self) {
+        if !self.inner.interpreter_dir.join("python.wasm").is_file() {
+            return;
+        }
+        let host = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name("python-interpreter".to_owned())
+            .spawn(move || {
+                if let Err(error) = host.runtime() {
+                    tracing::warn!(%error, "the Python interpreter does not load");
+                }
+            });
+        if let Err(error) = spawned {
+            tracing::warn!(%error, "cannot start the thread that loads the Python interpreter");
+        }
+    }
+
     /// The folders an instance of the app with `bundle`'s files and the data folder `data`
     /// sees (its files written once per set of files, complete before they are used; an
     /// empty folder at `/data` when the version ships no data).
@@ -479,16 +499,26 @@ impl PythonHost {
         options: sandbox::LoadOptions,
         sandbox: &sandbox::Sandbox,
     ) -> Result<sandbox::PythonApp, Error> {
+        let started = std::time::Instant::now();
         let bundle = Bundle::decode(blob)?;
         if bundle.image.is_empty() {
             return Err(Error::Bundle("no memory image".to_owned()));
         }
         let runtime = self.runtime()?;
         let dirs = self.dirs(&bundle, options.data_dir)?;
+        let decoded = started.elapsed();
         let image = sandbox::PythonImage::from_bytes(&bundle.image, &runtime)
             .map_err(|e| Error::Bundle(e.to_string()))?;
+        let decompressed = started.elapsed();
         let app = sandbox::PythonApp::from_image(runtime, dirs, image, options.limits)
             .map_err(Error::Refused)?;
+        tracing::debug!(
+            decoded_ms = decoded.as_secs_f64() * 1e3,
+            image_ms = (decompressed - decoded).as_secs_f64() * 1e3,
+            restored_ms = (started.elapsed() - decompressed).as_secs_f64() * 1e3,
+            instance = ?app.boot,
+            "python app restored"
+        );
         Ok(app
             .scheduled_by(sandbox, options.owner)
             .granted(options.settings, options.capabilities))

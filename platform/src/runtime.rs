@@ -627,10 +627,16 @@ impl Loader {
         let component = match cached {
             Some(component) => sandbox::Dashboard::from(component),
             None => {
+                let read = Instant::now();
                 let bytes = self
                     .store
                     .version_component(version.app_id, version.version_id)
                     .await?;
+                tracing::debug!(
+                    bytes = bytes.len(),
+                    read_ms = read.elapsed().as_secs_f64() * 1e3,
+                    "version read from the store"
+                );
                 self.component_reads.fetch_add(1, Ordering::Relaxed);
                 let sandbox = self.sandbox.clone();
                 // The one place a version's kind decides how it loads: the stored blob.

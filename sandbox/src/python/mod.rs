@@ -120,7 +120,7 @@ pub struct BootReport {
     /// a booted instance.
     pub restore: Duration,
     /// Taking the image of a booted instance (comparing its memory with a fresh
-    /// instance's); zero on a restored instance.
+    /// instance's, compressing the changed pages); zero on a restored instance.
     pub capture: Duration,
     /// Linear memory after the boot or the restore, in bytes.
     pub memory_bytes: usize,
@@ -141,8 +141,12 @@ pub struct PythonImage {
     monotonic_ns: u64,
     /// Runs of changed pages: (first page, page count), in order, not overlapping.
     runs: Vec<(u32, u32)>,
-    /// The runs' bytes, one after the other.
-    pages: Arc<Vec<u8>>,
+    /// The runs' bytes, one after the other, Snappy-compressed: a loaded app keeps only
+    /// these (a third of the pages' size for the sales app) and every restore decompresses
+    /// them.
+    compressed: Arc<Vec<u8>>,
+    /// The runs' bytes once decompressed.
+    page_bytes: usize,
     info: AppInfo,
     layout: String,
     dependencies: String,
@@ -153,7 +157,8 @@ impl std::fmt::Debug for PythonImage {
         f.debug_struct("PythonImage")
             .field("memory_bytes", &self.memory_bytes)
             .field("runs", &self.runs.len())
-            .field("page_bytes", &self.pages.len())
+            .field("page_bytes", &self.page_bytes)
+            .field("compressed_bytes", &self.compressed.len())
             .field("title", &self.info.title)
             .finish_non_exhaustive()
     }
@@ -165,9 +170,14 @@ impl PythonImage {
         self.memory_bytes
     }
 
-    /// The bytes of the changed pages, which an app keeps in memory while it is loaded.
+    /// The bytes of the changed pages (copied into every instance).
     pub fn page_bytes(&self) -> usize {
-        self.pages.len()
+        self.page_bytes
+    }
+
+    /// The bytes of the compressed pages, which an app keeps in memory while it is loaded.
+    pub fn compressed_bytes(&self) -> usize {
+        self.compressed.len()
     }
 
     /// The image as stored with the version: magic, header (JSON), Snappy-compressed pages.
@@ -184,16 +194,14 @@ impl PythonImage {
             "dependencies": self.dependencies,
         })
         .to_string();
-        let pages = snap::raw::Encoder::new()
-            .compress_vec(&self.pages)
-            .map_err(|e| invalid(&format!("cannot compress the image: {e}")))?;
+        let pages = &self.compressed;
         let header_len =
             u32::try_from(header.len()).map_err(|_| invalid("image header too large"))?;
         let mut out = Vec::with_capacity(IMAGE_MAGIC.len() + 4 + header.len() + pages.len());
         out.extend_from_slice(IMAGE_MAGIC);
         out.extend_from_slice(&header_len.to_le_bytes());
         out.extend_from_slice(header.as_bytes());
-        out.extend_from_slice(&pages);
+        out.extend_from_slice(pages);
         Ok(out)
     }
 
@@ -251,9 +259,6 @@ impl PythonImage {
         if snap::raw::decompress_len(compressed).ok() != Some(expected) {
             return Err(bad("the pages' length does not match the runs"));
         }
-        let pages = snap::raw::Decoder::new()
-            .decompress_vec(compressed)
-            .map_err(|e| bad(&format!("pages: {e}")))?;
         let text = |key: &str| {
             header[key]
                 .as_str()
@@ -265,7 +270,8 @@ impl PythonImage {
             memory_bytes,
             monotonic_ns,
             runs,
-            pages: Arc::new(pages),
+            compressed: Arc::new(compressed.to_vec()),
+            page_bytes: expected,
             info: AppInfo {
                 title: text("title")?,
                 sdk_version: text("sdk_version")?,
@@ -284,8 +290,97 @@ type Captured = (u64, u64, Vec<(u32, u32)>, Vec<u8>);
 /// 40 to 100 MiB, far more than an average component, and is charged accordingly.
 pub const PYTHON_BYTES_PER_UNIT: usize = 64 << 20;
 /// Most idle instances one Python app version keeps (the pool's caps per tenant and in
-/// all may keep fewer).
-const MAX_IDLE: usize = 4;
+/// all may keep fewer): as many as its calls may run at once.
+fn max_idle() -> usize {
+    CallTurns::max_calls()
+}
+
+/// The calls running on one app version, each on an instance of its own. More at once than
+/// the machine has cores adds instances (tens of MiB each, 100 ms to restore) without
+/// adding throughput, so a call beyond that waits for its turn, first come first served and
+/// without holding a core, until its deadline or its cancellation.
+struct CallTurns {
+    state: Mutex<Turns>,
+    changed: std::sync::Condvar,
+}
+
+#[derive(Default)]
+struct Turns {
+    running: usize,
+    /// The calls waiting, by arrival.
+    waiting: std::collections::VecDeque<u64>,
+    next: u64,
+}
+
+/// One call's turn on the app: given back on drop.
+struct CallTurn<'a>(&'a CallTurns);
+
+impl CallTurns {
+    fn new() -> CallTurns {
+        CallTurns {
+            state: Mutex::new(Turns::default()),
+            changed: std::sync::Condvar::new(),
+        }
+    }
+
+    /// The cores, plus one so that a core is not left idle while a call is between turns.
+    fn max_calls() -> usize {
+        std::thread::available_parallelism().map_or(2, usize::from) + 1
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Turns> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Waits for a turn until `ends` (the call's `deadline` from its start) or `cancel`.
+    fn enter(
+        &self,
+        ends: Instant,
+        deadline: Duration,
+        cancel: Option<&AtomicBool>,
+    ) -> Result<CallTurn<'_>> {
+        let max = Self::max_calls();
+        let mut turns = self.lock();
+        let id = turns.next;
+        turns.next += 1;
+        turns.waiting.push_back(id);
+        loop {
+            if turns.running < max && turns.waiting.front() == Some(&id) {
+                turns.waiting.pop_front();
+                turns.running += 1;
+                // The next in line may fit too.
+                self.changed.notify_all();
+                return Ok(CallTurn(self));
+            }
+            let now = Instant::now();
+            let refused = if cancel.is_some_and(|flag| flag.load(Ordering::Relaxed)) {
+                Some(Error::Cancelled)
+            } else if now >= ends {
+                Some(Error::Deadline { limit: deadline })
+            } else {
+                None
+            };
+            if let Some(error) = refused {
+                turns.waiting.retain(|&other| other != id);
+                self.changed.notify_all();
+                return Err(error);
+            }
+            let wait = (ends - now).min(Duration::from_millis(50));
+            turns = self
+                .changed
+                .wait_timeout(turns, wait)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+}
+
+impl Drop for CallTurn<'_> {
+    fn drop(&mut self) {
+        self.0.lock().running -= 1;
+        self.0.changed.notify_all();
+    }
+}
 
 /// One Python app version: its memory image, and its warm instances restored from it.
 pub struct PythonApp {
@@ -295,6 +390,8 @@ pub struct PythonApp {
     image: PythonImage,
     /// Instances waiting for a call, newest last.
     idle: Arc<IdleGuests>,
+    /// The calls running now.
+    calls: CallTurns,
     /// The sandbox's instance pool, once scheduled: every instance holds a lease on it.
     pool: Option<Arc<Pool>>,
     /// The scheduler whose cores its turns run on, and whose share they use.
@@ -348,7 +445,7 @@ impl IdleGuests {
     fn put(&self, guest: Guest, mut lease: Option<Lease>) {
         let may = lease.as_mut().is_none_or(Lease::park);
         let mut guests = self.list();
-        if may && guests.len() < MAX_IDLE {
+        if may && guests.len() < max_idle() {
             guests.push(Parked {
                 guest,
                 lease,
@@ -654,15 +751,17 @@ impl PythonRuntime {
                 .grow(&mut guest.store, grow)
                 .map_err(|e| classify(&e, &guest.store, limits))?;
         }
+        let pages = snap::raw::Decoder::new()
+            .decompress_vec(&image.compressed)
+            .map_err(|e| invalid(&format!("the memory image is damaged: {e}")))?;
         let memory = guest.memory.data_mut(&mut guest.store);
         let mut at = 0;
         for &(first, count) in &image.runs {
             let start = first as usize * IMAGE_PAGE;
             let len = count as usize * IMAGE_PAGE;
-            let (Some(to), Some(from)) = (
-                memory.get_mut(start..start + len),
-                image.pages.get(at..at + len),
-            ) else {
+            let (Some(to), Some(from)) =
+                (memory.get_mut(start..start + len), pages.get(at..at + len))
+            else {
                 return Err(invalid("the memory image's runs do not fit its memory"));
             };
             to.copy_from_slice(from);
@@ -773,6 +872,11 @@ impl PythonApp {
         // The image is the state right after the imports, before any request.
         let started = Instant::now();
         let (monotonic_ns, memory_bytes, runs, pages) = runtime.capture(&guest, &limits)?;
+        let page_bytes = pages.len();
+        let compressed = snap::raw::Encoder::new()
+            .compress_vec(&pages)
+            .map_err(|e| invalid(&format!("cannot compress the image: {e}")))?;
+        drop(pages);
         boot.capture = started.elapsed();
         let info: serde_json::Value =
             serde_json::from_str(&guest.request(r#"{"op":"info"}"#, &limits)?)
@@ -788,7 +892,8 @@ impl PythonApp {
             memory_bytes: usize::try_from(memory_bytes).map_err(|_| invalid("memory too large"))?,
             monotonic_ns,
             runs,
-            pages: Arc::new(pages),
+            compressed: Arc::new(compressed),
+            page_bytes,
             info,
             layout,
             dependencies,
@@ -807,6 +912,7 @@ impl PythonApp {
                 }],
             ),
             pool: None,
+            calls: CallTurns::new(),
             cpu: None,
             settings: Settings::default(),
             capabilities: None,
@@ -839,6 +945,7 @@ impl PythonApp {
                 }],
             ),
             pool: None,
+            calls: CallTurns::new(),
             cpu: None,
             settings: Settings::default(),
             capabilities: None,
@@ -974,7 +1081,11 @@ impl PythonApp {
             ..self.limits.clone()
         };
         let ends = started + deadline;
-        // Waiting for a core counts against the deadline, as for components.
+        // Waiting for a turn on the app, then for a core, counts against the deadline.
+        let _turn = match self.calls.enter(ends, deadline, options.cancel.as_deref()) {
+            Ok(turn) => turn,
+            Err(error) => return Err(CallFailure::without_logs(error)),
+        };
         let ticket = match &self.cpu {
             Some((scheduler, owner)) => {
                 match scheduler.enter_as(*owner, ends, options.cancel.clone(), options.long) {
@@ -995,9 +1106,10 @@ impl PythonApp {
             Some(taken) => taken,
             None => {
                 let restored = self.admit().and_then(|lease| {
-                    let (guest, _) = self
-                        .runtime
-                        .restore(&self.dirs, &self.image, &self.limits)?;
+                    let (guest, report) =
+                        self.runtime
+                            .restore(&self.dirs, &self.image, &self.limits)?;
+                    tracing::debug!(restore = ?report.restore, "a new Python instance");
                     Ok((guest, lease))
                 });
                 match restored {
@@ -1418,7 +1530,46 @@ fn skip_const_expr(mut bytes: &[u8]) -> std::result::Result<&[u8], String> {
 
 #[cfg(test)]
 mod tests {
-    use super::count_mutable_globals;
+    use super::{CallTurns, Error, count_mutable_globals};
+    use std::sync::atomic::AtomicBool;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn calls_past_the_cores_wait_for_a_turn_until_their_deadline_or_cancellation() {
+        let turns = CallTurns::new();
+        let limit = Duration::from_millis(150);
+        let held: Vec<_> = (0..CallTurns::max_calls())
+            .map(|_| {
+                turns
+                    .enter(Instant::now() + limit, limit, None)
+                    .expect("a turn")
+            })
+            .collect();
+        let started = Instant::now();
+        match turns.enter(Instant::now() + limit, limit, None) {
+            Err(Error::Deadline { limit: said }) => assert_eq!(said, limit),
+            Err(other) => panic!("expected the deadline, got {other}"),
+            Ok(_) => panic!("a turn past the cores"),
+        }
+        assert!(started.elapsed() >= limit, "gave up early");
+        let cancelled = AtomicBool::new(true);
+        assert!(matches!(
+            turns.enter(Instant::now() + limit, limit, Some(&cancelled)),
+            Err(Error::Cancelled)
+        ));
+        std::thread::scope(|scope| {
+            let waiter = scope.spawn(|| {
+                let long = Duration::from_secs(10);
+                turns.enter(Instant::now() + long, long, None).is_ok()
+            });
+            std::thread::sleep(Duration::from_millis(50));
+            drop(held);
+            assert!(
+                waiter.join().expect("waiter"),
+                "a freed turn goes to the waiter"
+            );
+        });
+    }
 
     #[test]
     fn mutable_globals_are_counted_defined_and_imported() {

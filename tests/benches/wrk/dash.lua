@@ -12,7 +12,8 @@
 -- At the end one line is printed for bench.sh to parse:
 --   RESULT mode=<m> requests=<n> rps=<req/s> p50_us=<..> p99_us=<..> errors=<socket+status errors>
 
-local prefix = "/apps/demo/sales-explorer/"
+-- TESSERA_WRK_PREFIX serves another copy of the app (the Python sales explorer: scripts/bench-python.sh).
+local prefix = os.getenv("TESSERA_WRK_PREFIX") or "/apps/demo/sales-explorer/"
 local regions = { "North", "South", "East", "West", "Central", "Northeast", "Southwest", "Pacific" }
 local mode = os.getenv("TESSERA_WRK_MODE") or "healthz"
 local counter = 0
