@@ -934,7 +934,7 @@ async fn mariadb_sources_read_rows_and_aggregates_read_only_with_caps_and_viewer
 }
 
 /// `{sources_dir}/{tenant}/{file}` with a table of `rows` items.
-pub(crate) async fn sqlite_file(sources_dir: &Path, tenant: &str, file: &str, rows: i64) {
+async fn sqlite_file(sources_dir: &Path, tenant: &str, file: &str, rows: i64) {
     let dir = sources_dir.join(tenant);
     std::fs::create_dir_all(&dir).expect("tenant folder");
     let options = sqlx::sqlite::SqliteConnectOptions::new()
@@ -1702,18 +1702,9 @@ async fn capable(
     reply.json()["response"][callback]["children"].clone()
 }
 
-/// The platform's data sources and cache reach a 0.2.0 guest through the real router
-/// (`capabilities.rs`): the app granted the source reads its rows, another app of the same
-/// tenant gets `not-granted`, a write is refused, and each app's cache is its own.
-#[tokio::test]
-async fn a_guest_queries_its_granted_source_and_keeps_its_own_cache_through_the_router() {
-    let app = TestApp::new().await;
-    for name in ["cap", "other"] {
-        app.deploy("acme", name, "guest_capable.wasm").await;
-        platform::admin::set_visibility(&app.state.store, &format!("acme/{name}"), "public", &op())
-            .await
-            .expect("public");
-    }
+/// Tenant `acme`'s SQLite source `shop` (10 items), registered and granted to its app
+/// `app_name`.
+pub(crate) async fn shop_granted_to(app: &TestApp, app_name: &str) {
     let acme = app
         .state
         .store
@@ -1739,9 +1730,24 @@ async fn a_guest_queries_its_granted_source_and_keeps_its_own_cache_through_the_
         .await
         .expect("registered");
     sources
-        .set_grant(acme.id, "shop", "cap", true, &op())
+        .set_grant(acme.id, "shop", app_name, true, &op())
         .await
         .expect("granted");
+}
+
+/// The platform's data sources and cache reach a 0.2.0 guest through the real router
+/// (`capabilities.rs`): the app granted the source reads its rows, another app of the same
+/// tenant gets `not-granted`, a write is refused, and each app's cache is its own.
+#[tokio::test]
+async fn a_guest_queries_its_granted_source_and_keeps_its_own_cache_through_the_router() {
+    let app = TestApp::new().await;
+    for name in ["cap", "other"] {
+        app.deploy("acme", name, "guest_capable.wasm").await;
+        platform::admin::set_visibility(&app.state.store, &format!("acme/{name}"), "public", &op())
+            .await
+            .expect("public");
+    }
+    shop_granted_to(&app, "cap").await;
 
     let select = json!({
         "source": "shop",

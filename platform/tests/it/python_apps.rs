@@ -533,34 +533,7 @@ async fn a_python_app_reaches_its_data_folder_settings_sources_and_cache() {
         .await;
         assert_eq!(set.status, StatusCode::OK, "{}", set.text());
     }
-    let acme = app
-        .state
-        .store
-        .tenant_by_slug(&slug("acme"))
-        .await
-        .expect("store")
-        .expect("tenant");
-    crate::datasources::sqlite_file(&app.state.config.sources_dir(), "acme", "shop.db", 10).await;
-    let input = platform::datasources::ConnectionInput {
-        path: Some("shop.db".to_owned()),
-        ..Default::default()
-    };
-    let sources = &app.state.datasources;
-    sources
-        .put(
-            &acme,
-            "shop",
-            platform::datasources::Kind::Sqlite,
-            &input,
-            &platform::datasources::SourceLimits::default(),
-            &crate::versions::op(),
-        )
-        .await
-        .expect("registered");
-    sources
-        .set_grant(acme.id, "shop", "py", true, &crate::versions::op())
-        .await
-        .expect("granted");
+    crate::datasources::shop_granted_to(&app, "py").await;
     // A settings change loads the app again (within the runtime's refresh).
     tokio::time::sleep(platform::runtime::Runtime::REFRESH + std::time::Duration::from_millis(150))
         .await;

@@ -898,26 +898,39 @@ impl PythonApp {
             layout,
             dependencies,
         };
-        Ok(PythonApp {
+        Ok(PythonApp::with_first_instance(
+            runtime, dirs, limits, image, guest, boot,
+        ))
+    }
+
+    /// The app with its first instance (booted or restored) idle, not yet scheduled nor
+    /// granted anything.
+    fn with_first_instance(
+        runtime: Arc<PythonRuntime>,
+        dirs: PythonDirs,
+        limits: Limits,
+        image: PythonImage,
+        guest: Guest,
+        boot: BootReport,
+    ) -> PythonApp {
+        let first = Parked {
+            guest,
+            lease: None,
+            since: Instant::now(),
+        };
+        PythonApp {
             runtime,
             dirs,
             limits,
             image,
-            idle: IdleGuests::new(
-                0,
-                vec![Parked {
-                    guest,
-                    lease: None,
-                    since: Instant::now(),
-                }],
-            ),
+            idle: IdleGuests::new(0, vec![first]),
             pool: None,
             calls: CallTurns::new(),
             cpu: None,
             settings: Settings::default(),
             capabilities: None,
             boot,
-        })
+        }
     }
 
     /// An app version from its image (made by [`PythonApp::load`], possibly in another
@@ -931,26 +944,9 @@ impl PythonApp {
         limits: Limits,
     ) -> Result<PythonApp> {
         let (guest, boot) = runtime.restore(&dirs, &image, &limits)?;
-        Ok(PythonApp {
-            runtime,
-            dirs,
-            limits,
-            image,
-            idle: IdleGuests::new(
-                0,
-                vec![Parked {
-                    guest,
-                    lease: None,
-                    since: Instant::now(),
-                }],
-            ),
-            pool: None,
-            calls: CallTurns::new(),
-            cpu: None,
-            settings: Settings::default(),
-            capabilities: None,
-            boot,
-        })
+        Ok(PythonApp::with_first_instance(
+            runtime, dirs, limits, image, guest, boot,
+        ))
     }
 
     /// The version's memory image.
