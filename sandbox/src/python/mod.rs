@@ -513,6 +513,32 @@ struct PyState {
 }
 
 impl PyState {
+    /// An instance's state between calls: no request, no deadline, nothing granted.
+    fn new(
+        wasi: WasiP1Ctx,
+        logs: LogSink,
+        clock: ContinuedClock,
+        limits: &Limits,
+        output_cap: usize,
+    ) -> PyState {
+        PyState {
+            wasi,
+            limiter: Limiter::new(limits.memory_bytes),
+            logs,
+            request: Vec::new(),
+            answer: None,
+            output_cap,
+            oversized: None,
+            clock,
+            deadline: None,
+            cancel: None,
+            cpu: None,
+            owner: Owner::default(),
+            capabilities: None,
+            read_cap: MAX_DATA_READ_BYTES.min(limits.memory_bytes),
+        }
+    }
+
     /// What a capability is told about the call in progress.
     fn call_context(&self) -> CallContext {
         CallContext::new(
@@ -633,22 +659,7 @@ impl PythonRuntime {
                     source: std::io::Error::other(format!("{e:#}")),
                 })?;
         }
-        let state = PyState {
-            wasi: wasi.build_p1(),
-            limiter: Limiter::new(limits.memory_bytes),
-            logs,
-            request: Vec::new(),
-            answer: None,
-            output_cap: limits.output_bytes,
-            oversized: None,
-            clock,
-            deadline: None,
-            cancel: None,
-            cpu: None,
-            owner: Owner::default(),
-            capabilities: None,
-            read_cap: MAX_DATA_READ_BYTES.min(limits.memory_bytes),
-        };
+        let state = PyState::new(wasi.build_p1(), logs, clock, limits, limits.output_bytes);
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
         // Every epoch tick looks at the deadline, the cancel flag and the scheduler (which
@@ -823,23 +834,13 @@ impl PythonRuntime {
     }
 
     fn store_without_folders(&self, limits: &Limits) -> Result<Store<PyState>> {
-        let logs = LogSink::new(0);
-        let state = PyState {
-            wasi: wasmtime_wasi::WasiCtx::builder().build_p1(),
-            limiter: Limiter::new(limits.memory_bytes),
-            logs,
-            request: Vec::new(),
-            answer: None,
-            output_cap: 0,
-            oversized: None,
-            clock: ContinuedClock::starting_at(0),
-            deadline: None,
-            cancel: None,
-            cpu: None,
-            owner: Owner::default(),
-            capabilities: None,
-            read_cap: MAX_DATA_READ_BYTES.min(limits.memory_bytes),
-        };
+        let state = PyState::new(
+            wasmtime_wasi::WasiCtx::builder().build_p1(),
+            LogSink::new(0),
+            ContinuedClock::starting_at(0),
+            limits,
+            0,
+        );
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
         Ok(store)
