@@ -270,7 +270,7 @@ app.layout = html.Div(id="out")
 @callback(Output("out", "children"), Input("out", "id"))
 def spin(how):
     if how == "sleep":
-        time.sleep(3600)
+        time.sleep(30)
     while True:
         pass
 "#,
