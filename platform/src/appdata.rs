@@ -250,6 +250,8 @@ fn tree_error(shown: &str, error: crate::deploy::tree::Error) -> Error {
             why: "it must be a relative path inside the repository".to_owned(),
         },
         T::Io(path, why) => Error::Io(if path.is_empty() { shown.into() } else { path }, why),
+        // Only `tree::read_dir` has a budget; this folder is walked here.
+        too_much @ T::TooMuch(..) => Error::Io(shown.into(), too_much.to_string()),
     }
 }
 

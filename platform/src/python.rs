@@ -29,13 +29,14 @@ pub const MAX_FILES: usize = 2000;
 /// Deepest folder of an app.
 const MAX_DEPTH: usize = 16;
 /// Bound on a bundle's header (the file list).
-const MAX_HEADER: usize = 1 << 20;
+const MAX_HEADER: usize = 8 << 20;
 
-/// The packages a Python app gets without installing anything: `requirements.txt` may
-/// list these (and servers the platform replaces), nothing else yet.
-pub const PROVIDED: &[&str] = &[
-    "dash", "plotly", "pandas", "numpy", "scipy", "narwhals", "gunicorn", "flask",
-];
+/// Servers a Dash app's `requirements.txt` lists for its deployment elsewhere: Tessera
+/// serves the app itself, so these are neither installed nor needed.
+pub const SERVERS: &[&str] = &["gunicorn", "flask", "waitress", "uwsgi"];
+
+/// The Python version of the interpreter (CPython for WASI): the one pip resolves for.
+pub const GUEST_PYTHON: &str = "3.15";
 
 /// Why a Python app was refused or cannot be served; the text is what its author sees.
 #[derive(Debug, thiserror::Error)]
@@ -182,7 +183,7 @@ fn check_path(path: &str) -> Result<(), String> {
 
 /// The source bundle of the app folder `root`: every `.py` file (hidden folders and
 /// `__pycache__` skipped), `app.py` required at the top, links refused wherever they are,
-/// sizes bounded while walking; `requirements.txt` may list only [`PROVIDED`] packages.
+/// sizes bounded while walking ([`read_requirements`] reads `requirements.txt`).
 /// Blocking.
 pub fn read_folder(root: &Path) -> Result<Bundle, Error> {
     let meta = std::fs::symlink_metadata(root.join("app.py"));
@@ -201,7 +202,6 @@ pub fn read_folder(root: &Path) -> Result<Bundle, Error> {
             ));
         }
     }
-    check_requirements(root)?;
     let mut files = Vec::new();
     let mut total = 0u64;
     walk(root, "", 0, &mut files, &mut total)?;
@@ -274,51 +274,182 @@ fn walk(
     Ok(())
 }
 
-/// `requirements.txt`, if there is one, may list only packages every Python app has.
-fn check_requirements(root: &Path) -> Result<(), Error> {
+/// The platform's file in a booted app's folder (`/app/.tessera/app.json`): where the app
+/// is served. Hidden, so a pushed folder never ships it.
+const APP_CONFIG: &str = ".tessera/app.json";
+
+/// Largest `requirements.txt`.
+const MAX_REQUIREMENTS_BYTES: u64 = 64 << 10;
+/// Most requirements in `requirements.txt`.
+const MAX_REQUIREMENTS: usize = 200;
+
+/// One line of a Python app's `requirements.txt`, checked (PEP 508).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Requirement {
+    /// The package's normalized name (`scikit-learn`, lower case, `-` for `_` and `.`).
+    pub name: String,
+    /// The requirement as pip is given it (its canonical form: name, extras, versions,
+    /// markers; never an option, a URL or a path).
+    pub line: String,
+}
+
+/// The requirements of the app folder `root` (none without a `requirements.txt`): each line
+/// a package name with extras, version specifiers and markers. Options (`-r`, `-e`,
+/// `--index-url`, `--hash`), URLs and paths are refused, so pip reads only what this
+/// server tells it and nothing is built from source. Blocking.
+pub fn read_requirements(root: &Path) -> Result<Vec<Requirement>, Error> {
     let path = root.join("requirements.txt");
     let meta = match std::fs::symlink_metadata(&path) {
         Ok(meta) => meta,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(e.into()),
     };
-    if !meta.is_file() || meta.len() > 64 << 10 {
-        return Err(Error::Folder(
-            "requirements.txt must be a plain file of at most 64 KiB".to_owned(),
-        ));
+    if !meta.is_file() || meta.len() > MAX_REQUIREMENTS_BYTES {
+        return Err(Error::Folder(format!(
+            "requirements.txt must be a plain file of at most {} KiB",
+            MAX_REQUIREMENTS_BYTES >> 10
+        )));
     }
     let text = std::fs::read_to_string(&path)
         .map_err(|_| Error::Folder("requirements.txt is not UTF-8".to_owned()))?;
-    let mut missing = Vec::new();
-    for line in text.lines() {
-        let line = line.split('#').next().unwrap_or_default().trim();
+    parse_requirements(&text).map_err(Error::Folder)
+}
+
+/// [`read_requirements`]' rules for the text of a `requirements.txt`.
+pub fn parse_requirements(text: &str) -> Result<Vec<Requirement>, String> {
+    use std::str::FromStr;
+    let mut out: Vec<Requirement> = Vec::new();
+    for (number, raw) in text.lines().enumerate() {
+        let number = number + 1;
+        // pip's comments: `#` at the start or after whitespace.
+        let line = match raw.find(" #").or_else(|| raw.find("\t#")) {
+            Some(at) => &raw[..at],
+            None if raw.trim_start().starts_with('#') => "",
+            None => raw,
+        }
+        .trim();
         if line.is_empty() {
             continue;
         }
-        if line.starts_with('-') {
-            return Err(Error::Folder(format!(
-                "requirements.txt: {line:?}: options are not supported"
+        let refuse = |why: &str| format!("requirements.txt line {number}: {line:?}: {why}");
+        if line.starts_with('-') || line.contains(" -") || line.ends_with('\\') {
+            return Err(refuse(
+                "options (-r, -c, -e, --index-url, --hash, …) and continued lines are not \
+                 supported: list one package per line, as `name[extras] >= version ; marker`",
+            ));
+        }
+        // PEP 508's name rule, checked here: pep508_rs 0.9.2 panics on a name ending in
+        // `.`, `_` or `-` followed by a space or `;` (konstin/pep508_rs#24, unreleased).
+        let name: &str = line
+            .split(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+            .next()
+            .unwrap_or_default();
+        if name.ends_with(['.', '_', '-']) {
+            return Err(refuse(
+                "not a package requirement: a package name ends with a letter or digit",
+            ));
+        }
+        let requirement = pep508_rs::Requirement::<pep508_rs::VerbatimUrl>::from_str(line)
+            .map_err(|e| refuse(&format!("not a package requirement: {}", e.message)))?;
+        if matches!(
+            requirement.version_or_url,
+            Some(pep508_rs::VersionOrUrl::Url(_))
+        ) {
+            return Err(refuse(
+                "URLs and paths are not supported: packages come from the server's package \
+                 index ([builds] python_index_url)",
+            ));
+        }
+        let name = requirement.name.as_ref().to_owned();
+        if out.iter().any(|known| known.name == name) {
+            return Err(refuse(&format!("{name} is listed twice")));
+        }
+        if out.len() == MAX_REQUIREMENTS {
+            return Err(refuse(&format!(
+                "more than {MAX_REQUIREMENTS} requirements"
             )));
         }
-        let name: String = line
-            .chars()
-            .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-            .collect::<String>()
-            .to_ascii_lowercase()
-            .replace('_', "-");
-        if !PROVIDED.contains(&name.as_str()) {
-            missing.push(name);
+        out.push(Requirement {
+            name,
+            line: requirement.to_string(),
+        });
+    }
+    Ok(out)
+}
+
+/// The packages every Python app has (compiled into the interpreter, or in its site
+/// folder, and Tessera's own `dash`), by normalized name, with their versions: the
+/// constraints pip resolves a `requirements.txt` against (`scripts/wasi-python.sh` writes
+/// them, with a metadata-only wheel for each, under `{python_dir}/provided`).
+#[derive(Debug, Clone, Default)]
+pub struct Provided {
+    versions: std::collections::BTreeMap<String, String>,
+}
+
+impl Provided {
+    /// The provided packages of the interpreter folder `python_dir`.
+    pub fn read(python_dir: &Path) -> Result<Provided, Error> {
+        let path = python_dir.join("provided").join("constraints.txt");
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            Error::Interpreter(format!(
+                "{}: {e} (scripts/wasi-python.sh writes it)",
+                path.display()
+            ))
+        })?;
+        Ok(Provided::parse(&text))
+    }
+
+    /// `name==version+tessera` lines.
+    fn parse(text: &str) -> Provided {
+        let versions = text
+            .lines()
+            .filter_map(|line| line.split_once("=="))
+            .map(|(name, version)| {
+                let name = name.trim().to_ascii_lowercase().replace(['_', '.'], "-");
+                let version = version.trim().trim_end_matches("+tessera").to_owned();
+                (name, version)
+            })
+            .collect();
+        Provided { versions }
+    }
+
+    /// The provided version of the package `name` (normalized).
+    pub fn version(&self, name: &str) -> Option<&str> {
+        self.versions.get(name).map(String::as_str)
+    }
+}
+
+/// What a push does with each requirement: what pip installs, and what it does not, with
+/// the line its author sees about it.
+#[derive(Debug, Default)]
+pub struct InstallPlan {
+    /// The requirements pip installs (with their dependencies).
+    pub install: Vec<Requirement>,
+    /// One line for each requirement that is not installed, and why.
+    pub skipped: Vec<String>,
+}
+
+/// Splits `requirements`: servers are not needed, provided packages keep the runtime's
+/// version (an author's pin of another version is said, not installed: the compiled-in
+/// numpy cannot be replaced by a pure-Python one), the rest is for pip.
+pub fn plan_install(requirements: &[Requirement], provided: &Provided) -> InstallPlan {
+    let mut plan = InstallPlan::default();
+    for requirement in requirements {
+        if SERVERS.contains(&requirement.name.as_str()) {
+            plan.skipped.push(format!(
+                "{}: not needed, Tessera serves the app",
+                requirement.line
+            ));
+        } else if let Some(version) = provided.version(&requirement.name) {
+            plan.skipped.push(format!(
+                "{}: provided by the runtime ({} {version})",
+                requirement.line, requirement.name
+            ));
+        } else {
+            plan.install.push(requirement.clone());
         }
     }
-    if missing.is_empty() {
-        return Ok(());
-    }
-    Err(Error::Folder(format!(
-        "requirements.txt lists {}: installing packages is not supported yet; a Python app \
-         gets {} (Tessera's own dash)",
-        missing.join(", "),
-        PROVIDED[..5].join(", ")
-    )))
+    plan
 }
 
 /// The interpreter shared by every Python app of this server (compiled once, cached on
@@ -462,17 +593,27 @@ impl PythonHost {
     }
 
     /// Boots the source bundle `source` once (its imports and warm-up under the boot
-    /// deadline and `limits`' memory cap, its data folder `data` at `/data`) and returns
-    /// the app with the blob to store: the files and the memory image. No settings, data
-    /// sources or cache: the image is stored with the version and shared by every later
-    /// value of them. Blocking.
+    /// deadline and `limits`' memory cap, its data folder `data` at `/data`, served under
+    /// `pathname_prefix`) and returns the app with the blob to store: the files and the
+    /// memory image. No settings, data sources or cache: the image is stored with the
+    /// version and shared by every later value of them. Blocking.
     pub fn boot(
         &self,
         source: &[u8],
         limits: sandbox::Limits,
         data: Option<PathBuf>,
+        pathname_prefix: &str,
     ) -> Result<(sandbox::PythonApp, Vec<u8>), Error> {
         let mut bundle = Bundle::decode(source)?;
+        // Where the app is served is known while app.py loads, as Dash's
+        // `requests_pathname_prefix` is (`get_relative_path`, `get_asset_url` in layouts):
+        // `_tessera_boot` reads it from the app's folder.
+        bundle.files.retain(|(path, _)| path != APP_CONFIG);
+        let config = serde_json::json!({ "requests_pathname_prefix": pathname_prefix });
+        bundle
+            .files
+            .push((APP_CONFIG.to_owned(), config.to_string().into_bytes()));
+        bundle.files.sort_by(|a, b| a.0.cmp(&b.0));
         let runtime = self.runtime()?;
         let dirs = self.dirs(&bundle, data)?;
         let memory = limits.memory_bytes;
@@ -553,7 +694,7 @@ mod tests {
     }
 
     #[test]
-    fn a_folder_needs_app_py_and_refuses_links_and_unknown_requirements() {
+    fn a_folder_needs_app_py_and_refuses_links_and_large_files() {
         let dir = tempfile::tempdir().expect("tempdir");
         let root = dir.path();
         let err = read_folder(root).expect_err("no app.py");
@@ -563,18 +704,10 @@ mod tests {
         std::fs::write(root.join("lib/util.py"), "X = 1\n").expect("write");
         std::fs::write(root.join("lib/__pycache__/util.pyc"), "junk").expect("write");
         std::fs::write(root.join("notes.txt"), "not shipped").expect("write");
-        std::fs::write(
-            root.join("requirements.txt"),
-            "dash==4.4.1\npandas>=2 # data\n",
-        )
-        .expect("write");
+        std::fs::write(root.join("requirements.txt"), "dash==4.4.1\n").expect("write");
         let bundle = read_folder(root).expect("a plain folder");
         let paths: Vec<_> = bundle.files.iter().map(|(p, _)| p.as_str()).collect();
         assert_eq!(paths, ["app.py", "lib/util.py"]);
-        std::fs::write(root.join("requirements.txt"), "dash\nrequests==2\n").expect("write");
-        let err = read_folder(root).expect_err("requests is not provided");
-        assert!(err.to_string().contains("requests"), "{err}");
-        std::fs::remove_file(root.join("requirements.txt")).expect("rm");
         std::os::unix::fs::symlink("/etc/passwd", root.join("lib/passwd.py")).expect("ln");
         let err = read_folder(root).expect_err("a link");
         assert!(err.to_string().contains("lib/passwd.py is a link"), "{err}");
@@ -583,5 +716,158 @@ mod tests {
             .expect("write");
         let err = read_folder(root).expect_err("too large");
         assert!(err.to_string().contains("big.py"), "{err}");
+    }
+
+    #[test]
+    fn requirements_are_names_versions_and_markers_only() {
+        let parsed = parse_requirements(
+            "# the app's packages\n\
+             Dash==4.4.1\n\
+             pandas >= 2   # data\n\
+             \n\
+             Humanize[extra_a]>=4.0,<5 ; python_version >= '3.10'\n\
+             scikit_learn\n\
+             gunicorn\n",
+        )
+        .expect("plain requirements");
+        let names: Vec<_> = parsed.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["dash", "pandas", "humanize", "scikit-learn", "gunicorn"]
+        );
+        // What pip reads is the canonical form, not the author's text.
+        assert_eq!(
+            parsed[2].line,
+            "humanize[extra-a]>=4.0,<5 ; python_full_version >= '3.10'"
+        );
+
+        for (text, says) in [
+            ("-r other.txt", "options"),
+            ("--index-url https://evil.example/simple", "options"),
+            ("-e git+https://evil.example/x.git#egg=x", "options"),
+            ("requests==2.0 --hash=sha256:00", "options"),
+            ("humanize>=4 \\", "continued"),
+            (
+                "x @ https://evil.example/x-1.0-py3-none-any.whl",
+                "URLs and paths",
+            ),
+            ("x @ file:///etc/passwd", "URLs and paths"),
+            ("./vendored/pkg", "not a package requirement"),
+            ("/etc/passwd", "not a package requirement"),
+            ("https://evil.example/x.whl", "not a package requirement"),
+            ("pandas\nPandas>1", "listed twice"),
+            ("x===", "not a package requirement"),
+            // pep508_rs 0.9.2 panicked on these (found by the test below).
+            ("a-- x", "ends with a letter or digit"),
+            ("a_;python_version>'3'", "ends with a letter or digit"),
+        ] {
+            let err = parse_requirements(text).expect_err(text);
+            assert!(err.contains(says), "{text:?}: {err}");
+            assert!(err.starts_with("requirements.txt line "), "{err}");
+        }
+        let many: String = (0..=MAX_REQUIREMENTS).map(|i| format!("p{i}\n")).collect();
+        assert!(
+            parse_requirements(&many)
+                .expect_err("too many")
+                .contains("more than")
+        );
+    }
+
+    /// Random lines of the characters that matter to pip's and PEP 508's grammars: the
+    /// checker never panics, and whatever it accepts is a plain requirement whose canonical
+    /// form reads back the same (so pip sees no option, URL or path).
+    #[test]
+    fn random_requirement_lines_never_panic_and_accepted_ones_are_plain() {
+        const PIECES: &[&str] = &[
+            "a",
+            "pkg",
+            "Dash",
+            "_",
+            "-",
+            ".",
+            "0",
+            "1",
+            "[",
+            "]",
+            ",",
+            "x",
+            "==",
+            ">=",
+            "<",
+            "~=",
+            "!=",
+            "===",
+            "*",
+            " ",
+            "\t",
+            ";",
+            "'",
+            "\"",
+            "@",
+            "://",
+            "/",
+            "\\",
+            "#",
+            "--",
+            "-e ",
+            "python_version",
+            "extra",
+            " and ",
+            " or ",
+            "(",
+            ")",
+            "file:",
+            "\u{0}",
+            "é",
+            "${HOME}",
+            "%",
+        ];
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = |bound: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % bound as u64) as usize
+        };
+        let mut accepted = 0;
+        for _ in 0..20_000 {
+            let line: String = (0..1 + next(12))
+                .map(|_| PIECES[next(PIECES.len())])
+                .collect();
+            let Ok(parsed) = parse_requirements(&line) else {
+                continue;
+            };
+            for requirement in parsed {
+                accepted += 1;
+                let again = parse_requirements(&requirement.line)
+                    .unwrap_or_else(|e| panic!("{line:?} → {:?}: {e}", requirement.line));
+                assert_eq!(again.len(), 1, "{line:?}");
+                assert_eq!(again[0], requirement, "{line:?}");
+                assert!(!requirement.line.starts_with('-'), "{line:?}");
+                assert!(!requirement.line.contains("://"), "{line:?}");
+            }
+        }
+        assert!(
+            accepted > 100,
+            "only {accepted} lines were plain requirements"
+        );
+    }
+
+    #[test]
+    fn provided_packages_keep_their_version_and_servers_are_skipped() {
+        let provided = Provided::parse("numpy==2.5.2+tessera\nscikit_learn==1.9.1+tessera\n");
+        let requirements =
+            parse_requirements("numpy==2.4.6\nscikit-learn\ngunicorn\nhumanize>=4\n").expect("ok");
+        let plan = plan_install(&requirements, &provided);
+        let install: Vec<_> = plan.install.iter().map(|r| r.line.as_str()).collect();
+        assert_eq!(install, ["humanize>=4"]);
+        assert_eq!(
+            plan.skipped,
+            [
+                "numpy==2.4.6: provided by the runtime (numpy 2.5.2)",
+                "scikit-learn: provided by the runtime (scikit-learn 1.9.1)",
+                "gunicorn: not needed, Tessera serves the app",
+            ]
+        );
     }
 }

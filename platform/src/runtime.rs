@@ -374,6 +374,14 @@ impl Runtime {
         self.live_in_turn(tenant, app, None).await
     }
 
+    /// Loads the live version of `tenant/app` now, whatever this server remembered of the
+    /// app: a deploy calls it before saying "deployed", so that the first viewer does not
+    /// wait for the load (for a Python app, the restore of its first instance).
+    pub async fn preload(&self, tenant: &Slug, app: &Slug) -> Result<Option<Arc<LiveApp>>, Error> {
+        lock(&self.apps).remove(&(tenant.clone(), app.clone()));
+        self.live(tenant, app).await
+    }
+
     /// [`Runtime::live`] for a request holding an admission `turn`: the turn covers
     /// finding the live version and ends before any load is waited for.
     pub async fn live_in_turn(

@@ -22,6 +22,25 @@ class _LoadingEnviron(type(os.environ)):
             ) from None
 
 
+# The packages the app's requirements.txt installed at deploy (pure Python, in its bundle):
+# a site folder, so that their .pth files are read as Python reads them.
+if os.path.isdir("/app/.site"):
+    import site
+
+    site.addsitedir("/app/.site")
+
+# Where Tessera serves the app (`/apps/{tenant}/{app}/`), for `get_relative_path` and
+# `get_asset_url` while app.py loads, as Dash's `requests_pathname_prefix`.
+try:
+    with open("/app/.tessera/app.json", encoding="utf-8") as _config:
+        import json
+
+        import dash
+
+        dash.requests_pathname_prefix = json.load(_config)["requests_pathname_prefix"]
+except FileNotFoundError:
+    pass
+
 _plain = type(os.environ)
 os.environ.__class__ = _LoadingEnviron
 try:

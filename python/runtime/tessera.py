@@ -1,5 +1,5 @@
 """What Tessera gives a Python dashboard beyond Dash: the data sources and the cache granted
-to the app, and its settings.
+to the app, its settings, and who is viewing (`tessera.viewer()`).
 
     import tessera
 
@@ -20,7 +20,7 @@ import os
 import pickle
 import struct
 
-__all__ = ["query", "cache", "setting", "QueryError", "CacheError"]
+__all__ = ["query", "cache", "setting", "viewer", "QueryError", "CacheError", "ViewerError"]
 
 
 class QueryError(Exception):
@@ -36,6 +36,10 @@ class QueryError(Exception):
 
 class CacheError(Exception):
     """The cache refused or could not answer."""
+
+
+class ViewerError(Exception):
+    """The viewer cannot be told (a memoized callback: its answer is shared)."""
 
 
 def _call(kind, header, tail=b""):
@@ -160,3 +164,18 @@ def setting(name, default=None):
     """The app's setting `name` (plain or secret), or `default`. Only while a callback runs:
     `app.py`'s own code runs once per version, before any setting is given."""
     return os.environ.get(name, default)
+
+
+def viewer():
+    """Who is viewing: `{"user_id": ..., "email": ..., "groups": [...]}` for a signed-in
+    person (`email` only when they are a member of the app's tenant, `groups` their teams
+    in it), None for an anonymous viewer. Only while a callback runs."""
+    import _host
+
+    answer = _host.call(b"v")
+    status, body = answer[:1], answer[1:]
+    if status == b"2":
+        return None
+    if status != b"0":
+        raise ViewerError(body.decode())
+    return json.loads(body)

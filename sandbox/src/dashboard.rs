@@ -47,11 +47,12 @@ impl Dashboard {
         }
     }
 
-    /// Whether its calls can learn who is viewing (Python apps cannot yet).
+    /// Whether its calls can learn who is viewing (a Python app can: `tessera.viewer()`,
+    /// and its data sources may filter by viewer).
     pub fn sees_viewer(&self) -> bool {
         match self {
             Dashboard::Component(component) => component.sees_viewer(),
-            Dashboard::Python(_) => false,
+            Dashboard::Python(_) => true,
         }
     }
 

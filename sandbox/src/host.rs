@@ -31,8 +31,8 @@ const HOST_INTERFACES: &[&str] = &[
     "tessera:dashboard/host@0.2.0",
 ];
 
-/// What `host.viewer` answers in a memoized call.
-const MEMOIZED_VIEWER: &str = "this callback is memoized: its answer is shared between viewers, so it cannot depend on who is viewing";
+/// What `host.viewer` (and a Python app's `tessera.viewer()`) answers in a memoized call.
+pub(crate) const MEMOIZED_VIEWER: &str = "this callback is memoized: its answer is shared between viewers, so it cannot depend on who is viewing";
 
 /// Longest path `read-data` looks at; longer ones are refused without being copied (the
 /// refusal would otherwise quote them).

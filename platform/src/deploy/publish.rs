@@ -284,7 +284,7 @@ impl Deployer<'_> {
         if crate::python::is_bundle(&component) {
             let python = self.python.clone();
             let (booted, blob) = tokio::task::spawn_blocking(move || {
-                python.boot(&component, options.limits, options.data_dir)
+                python.boot(&component, options.limits, options.data_dir, &prefix)
             })
             .await??;
             let dependencies = Dependencies::parse(booted.dependencies_json())?;

@@ -11,6 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use tokio::process::Command;
 use tokio::sync::mpsc;
@@ -456,6 +457,14 @@ impl Push {
                 component,
                 source: Box::new(e),
             })?;
+        // This server loads the new version before the pusher hears it is live, so that
+        // its first viewer here does not wait for the load. A failure is the viewer's
+        // problem as before (it is remembered and shown), not the push's.
+        let preloaded = Instant::now();
+        if let Err(error) = self.state.runtime.preload(tenant, app).await {
+            tracing::warn!(%tenant, %app, %error, "loading a newly deployed version failed");
+        }
+        tracing::debug!(%tenant, %app, ms = preloaded.elapsed().as_millis() as u64, "new version loaded");
         say(
             log,
             &format!(

@@ -34,9 +34,23 @@ pub enum Error {
         /// The limit.
         limit: u64,
     },
+    /// More files or bytes together than the caller's budget.
+    #[error("{0} holds more than {files} files or {bytes} bytes together", files = .1.files, bytes = .1.total)]
+    TooMuch(String, Budget),
     /// Any other I/O error.
     #[error("{0}: {1}")]
     Io(String, String),
+}
+
+/// What [`read_dir`] reads at most: each file, all files together, how many.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    /// Bytes of one file.
+    pub each: u64,
+    /// Bytes of all files together.
+    pub total: u64,
+    /// Files.
+    pub files: usize,
 }
 
 /// `relative` under `root`, each component checked: a plain name that is not a link.
@@ -114,13 +128,13 @@ pub fn read_file(root: &Path, relative: &str, limit: u64) -> Result<Vec<u8>, Err
 }
 
 /// Every regular file under the directory `relative` of `root` (recursively), as paths
-/// relative to that directory and their bytes, each at most `limit_each` bytes. A link
-/// anywhere (the directory itself, a subdirectory, a file) is refused, named by its path
-/// from `root`.
+/// relative to that directory and their bytes, within `budget` (the reading stops at the
+/// first file past it). A link anywhere (the directory itself, a subdirectory, a file) is
+/// refused, named by its path from `root`.
 pub fn read_dir(
     root: &Path,
     relative: &str,
-    limit_each: u64,
+    budget: Budget,
 ) -> Result<Vec<(String, Vec<u8>)>, Error> {
     let dir = match relative {
         "" | "." => root.to_owned(),
@@ -132,7 +146,8 @@ pub fn read_dir(
         return Err(Error::Link(relative.to_owned()));
     }
     let mut out = Vec::new();
-    walk(&dir, relative, "", limit_each, &mut out)?;
+    let mut left = budget.total;
+    walk(&dir, relative, "", budget, &mut left, &mut out)?;
     out.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(out)
 }
@@ -141,7 +156,8 @@ fn walk(
     dir: &Path,
     shown: &str,
     base: &str,
-    limit_each: u64,
+    budget: Budget,
+    left: &mut u64,
     out: &mut Vec<(String, Vec<u8>)>,
 ) -> Result<(), Error> {
     let entries = std::fs::read_dir(dir).map_err(|e| Error::Io(shown.to_owned(), e.to_string()))?;
@@ -164,9 +180,12 @@ fn walk(
             return Err(Error::Link(full_shown));
         }
         if kind.is_dir() {
-            walk(&entry.path(), shown, &path, limit_each, out)?;
+            walk(&entry.path(), shown, &path, budget, left, out)?;
         } else {
-            let bytes = read_file(dir, &name, limit_each).map_err(|e| match e {
+            if out.len() == budget.files {
+                return Err(Error::TooMuch(shown.to_owned(), budget));
+            }
+            let bytes = read_file(dir, &name, budget.each).map_err(|e| match e {
                 Error::Link(_) => Error::Link(full_shown.clone()),
                 Error::NotAFile(_) => Error::NotAFile(full_shown.clone()),
                 Error::TooLarge { size, limit, .. } => Error::TooLarge {
@@ -176,6 +195,9 @@ fn walk(
                 },
                 other => other,
             })?;
+            *left = left
+                .checked_sub(bytes.len() as u64)
+                .ok_or_else(|| Error::TooMuch(shown.to_owned(), budget))?;
             out.push((path, bytes));
         }
     }
@@ -233,6 +255,40 @@ mod tests {
         ));
     }
 
+    const BUDGET: Budget = Budget {
+        each: 1 << 20,
+        total: 4 << 20,
+        files: 100,
+    };
+
+    #[test]
+    fn a_folder_is_read_within_its_budget() {
+        let root = tree();
+        let repo = root.path().join("repo");
+        std::fs::write(repo.join("assets/b.txt"), b"12345").expect("write");
+        let read = |total, files| {
+            read_dir(
+                &repo,
+                "assets",
+                Budget {
+                    each: 8,
+                    total,
+                    files,
+                },
+            )
+        };
+        assert_eq!(read(8, 2).expect("within").len(), 2);
+        assert!(
+            matches!(read(7, 2), Err(Error::TooMuch(..))),
+            "bytes together"
+        );
+        let err = read(8, 1).expect_err("files");
+        assert_eq!(
+            err.to_string(),
+            "assets holds more than 1 files or 8 bytes together"
+        );
+    }
+
     #[test]
     fn links_anywhere_on_the_path_are_refused_and_named() {
         let root = tree();
@@ -257,20 +313,20 @@ mod tests {
         // Even a link that stays inside the tree.
         assert_eq!(refused("inner.toml"), Error::Link("inner.toml".into()));
         assert_eq!(
-            read_dir(&repo, "assets", 1 << 20).expect_err("a link in the folder"),
+            read_dir(&repo, "assets", BUDGET).expect_err("a link in the folder"),
             Error::Link("assets/env.txt".into())
         );
         std::fs::remove_file(repo.join("assets/env.txt")).expect("rm");
         assert_eq!(
-            read_dir(&repo, "assets", 1 << 20).expect_err("a linked folder"),
+            read_dir(&repo, "assets", BUDGET).expect_err("a linked folder"),
             Error::Link("assets/styles".into())
         );
         std::fs::remove_file(repo.join("assets/styles")).expect("rm");
-        let files = read_dir(&repo, "assets", 1 << 20).expect("plain folder");
+        let files = read_dir(&repo, "assets", BUDGET).expect("plain folder");
         assert_eq!(files, vec![("css/a.css".to_owned(), b"a{}".to_vec())]);
         symlink(repo.join("assets"), repo.join("linked-assets")).expect("link");
         assert_eq!(
-            read_dir(&repo, "linked-assets", 1 << 20).expect_err("the folder is a link"),
+            read_dir(&repo, "linked-assets", BUDGET).expect_err("the folder is a link"),
             Error::Link("linked-assets".into())
         );
     }

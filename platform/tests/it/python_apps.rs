@@ -127,13 +127,20 @@ async fn a_pushed_python_app_answers_like_python_dash_and_switches_versions() {
     let scratch = tempfile::tempdir().expect("tempdir");
     let (home, work) = python_repo(scratch.path(), "multi_state").await;
     let started = Instant::now();
+    let loads = app.state.runtime.loads_started();
     let (pushed, said) = commit_and_push(&home, &work, &url).await;
     assert!(pushed, "the push is deployed:\n{said}");
     assert!(said.contains("python app: 2 .py files"), "{said}");
+    assert!(
+        said.contains("dash==4.4.1: provided by the runtime (dash 4.4.1)"),
+        "{said}"
+    );
     eprintln!("python_apps: push with boot took {:?}", started.elapsed());
+    // The server loaded the new version (restored its first instance) before the push
+    // said "deployed": the first viewer does not wait for it.
+    assert_eq!(app.state.runtime.loads_started(), loads + 1, "{said}");
 
-    // The first callback after the deploy: the runtime restores the version from its
-    // stored image, then runs the callback.
+    // The first callback after the deploy runs on the instance the push restored.
     let started = Instant::now();
     let first = app
         .post_json(
@@ -143,6 +150,7 @@ async fn a_pushed_python_app_answers_like_python_dash_and_switches_versions() {
         .await;
     let first_callback = started.elapsed();
     assert_eq!(first.status, StatusCode::OK, "{}", first.text());
+    assert_eq!(app.state.runtime.loads_started(), loads + 1, "loaded again");
 
     let bodies = [greet_body(3), total_body()];
     let dash = python_dash("multi_state", &bodies);
@@ -617,4 +625,271 @@ async fn a_python_boot_waits_for_a_build_slot() {
         app.get(&format!("{APP}_dash-layout")).await.status,
         StatusCode::OK
     );
+}
+
+/// A package index on 127.0.0.1 (`tests/services/python-index/serve.py`: PEP 503's simple
+/// API over the packages it makes), stopped when dropped.
+struct PackageIndex {
+    url: String,
+    _server: tokio::process::Child,
+    _folder: tempfile::TempDir,
+}
+
+async fn package_index() -> PackageIndex {
+    use tokio::io::AsyncBufReadExt;
+    let folder = tempfile::tempdir().expect("tempdir");
+    let mut server = tokio::process::Command::new("python3")
+        .arg(repo_root().join("tests/services/python-index/serve.py"))
+        .arg(folder.path())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("python3 runs the package index");
+    let stdout = server.stdout.take().expect("stdout");
+    let mut port = String::new();
+    tokio::io::BufReader::new(stdout)
+        .read_line(&mut port)
+        .await
+        .expect("the index says its port");
+    let port: u16 = port
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("port {port:?}"));
+    PackageIndex {
+        url: format!("http://127.0.0.1:{port}/simple"),
+        _server: server,
+        _folder: folder,
+    }
+}
+
+const PACKAGED_APP: &str = r#"
+import dash
+import tessera_probe_fmt
+from dash import Dash, Input, Output, dcc, html
+
+app = Dash(__name__)
+app.layout = html.Div([
+    html.H1(tessera_probe_fmt.shout("loaded"), id="title"),
+    html.Img(src=app.get_asset_url("logo.png")),
+    dcc.Link("next", href=dash.get_relative_path("/page-2")),
+    dcc.Input(id="word", value="hi"),
+    html.P(id="out"),
+])
+
+
+@app.callback(Output("out", "children"), Input("word", "value"))
+def shout(word):
+    return tessera_probe_fmt.shout(word)
+"#;
+
+/// `requirements.txt` installs pure-Python packages at push (issue 18): the pinned pip in
+/// the build sandbox, from the server's package index, resolved against the packages the
+/// runtime provides (pandas is not installed again), shipped in the version with their
+/// data files, imported by app.py and its callbacks. A native-only package and a
+/// source-only one (whose setup.py must never run) are refused with pip's reason and the
+/// rule; an option line is refused before pip runs; the live version keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requirements_txt_installs_pure_python_wheels_in_the_build_sandbox() {
+    let index = package_index().await;
+    let (app, address, token) = crate::git::serve_acme(BuildsConfig {
+        python_index_url: index.url.clone(),
+        ..BuildsConfig::default()
+    })
+    .await;
+    let url = format!("http://git:{token}@{address}/git/acme/py.git");
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let (home, work) = python_repo(scratch.path(), "multi_state").await;
+    std::fs::write(work.join("app.py"), PACKAGED_APP).expect("app.py");
+    std::fs::write(
+        work.join("requirements.txt"),
+        "dash==4.4.1\npandas==2.2.3  # pinned for local runs\ngunicorn\ntessera-probe-fmt>=1.0\n",
+    )
+    .expect("requirements");
+    let (pushed, said) = commit_and_push(&home, &work, &url).await;
+    assert!(pushed, "{said}");
+    for line in [
+        "pandas==2.2.3: provided by the runtime (pandas 3.0.6)",
+        "gunicorn: not needed, Tessera serves the app",
+        "pip install tessera-probe-fmt>=1.0",
+        "sandboxed",
+        "Successfully installed",
+    ] {
+        assert!(said.contains(line), "{line:?} not in:\n{said}");
+    }
+    assert!(!said.contains("NOT sandboxed"), "{said}");
+    let layout = layout_with(&app, "LOADED!").await;
+    assert!(layout.contains("LOADED! (alpha, pandas 3)"), "{layout}");
+    // Where the app is served is known while app.py loads, as Dash's
+    // `requests_pathname_prefix` is.
+    let unescaped = layout.replace("\\u002f", "/");
+    assert!(
+        unescaped.contains(r#""src":"/apps/acme/py/assets/logo.png""#),
+        "{layout}"
+    );
+    assert!(
+        unescaped.contains(r#""href":"/apps/acme/py/page-2""#),
+        "{layout}"
+    );
+    let body = json!({
+        "output": "out.children",
+        "outputs": {"id": "out", "property": "children"},
+        "inputs": [{"id": "word", "property": "value", "value": "dash"}],
+        "changedPropIds": ["word.value"],
+    });
+    let reply = app
+        .post_json(&format!("{APP}_dash-update-component"), body.to_string())
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    assert_eq!(
+        reply.json()["response"]["out"]["children"],
+        "DASH! (alpha, pandas 3)"
+    );
+
+    for (requirement, says) in [
+        (
+            "tessera-probe-native",
+            "tessera-probe-native (from versions: none)",
+        ),
+        (
+            "tessera-probe-sdist",
+            "tessera-probe-sdist (from versions: none)",
+        ),
+        (
+            "--extra-index-url http://127.0.0.1:9/simple",
+            "options (-r, -c, -e, --index-url, --hash, …) and continued lines are not supported",
+        ),
+    ] {
+        std::fs::write(
+            work.join("requirements.txt"),
+            format!("tessera-probe-fmt\n{requirement}\n"),
+        )
+        .expect("requirements");
+        let (pushed, said) = commit_and_push(&home, &work, &url).await;
+        assert!(!pushed, "{requirement} was installed:\n{said}");
+        assert!(said.contains(says), "{says:?} not in:\n{said}");
+        assert!(!said.contains("TESSERA-SDIST-RAN"), "setup.py ran:\n{said}");
+        if !requirement.starts_with('-') {
+            assert!(
+                said.contains("Only pure-Python wheels (py3-none-any) install"),
+                "{said}"
+            );
+        }
+        let layout = layout_with(&app, "LOADED!").await;
+        assert!(layout.contains("LOADED! (alpha, pandas 3)"), "{layout}");
+    }
+}
+
+const VIEWER_APP: &str = r#"
+import json
+
+import tessera
+from dash import Dash, Input, Output, dcc, html
+
+AT_LOAD = tessera.viewer()
+
+app = Dash(__name__)
+app.layout = html.Div([dcc.Input(id="go", value="x"), html.Pre(id="out")])
+
+
+@app.callback(Output("out", "children"), Input("go", "value"))
+def who(value):
+    return json.dumps({"viewer": tessera.viewer(), "at_load": AT_LOAD})
+"#;
+
+/// A Python app learns who is viewing as a component does (`tessera.viewer()`, the same
+/// rules: user id, email and team names for a member of the app's tenant, none for an
+/// anonymous viewer, none while app.py loads), through the real router.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_python_app_sees_the_viewer_of_the_request() {
+    use platform::admin;
+    let app = TestApp::new().await;
+    let (tenant, name) = (slug("acme"), slug("py"));
+    app.state
+        .deployer()
+        .deploy(
+            &tenant,
+            &name,
+            bundle(&[("app.py", VIEWER_APP)]),
+            "test",
+            1,
+            false,
+        )
+        .await
+        .expect("the viewer app deploys");
+    let store = &app.state.store;
+    let op = || platform::store::Change {
+        actor: "test",
+        remote_addr: None,
+        at: platform::clock::Clock::now_millis(&platform::clock::SystemClock),
+    };
+    admin::set_visibility(store, "acme/py", "public", &op())
+        .await
+        .expect("public");
+    admin::create_user(store, "ada@example.org", None, false, &op())
+        .await
+        .expect("user");
+    admin::grant(store, "ada@example.org", "acme", "viewer", &op())
+        .await
+        .expect("grant");
+    let acme = store
+        .tenant_by_slug(&tenant)
+        .await
+        .expect("q")
+        .expect("acme");
+    let ada = store
+        .user_by_email(&platform::tenancy::Email::parse("ada@example.org").expect("email"))
+        .await
+        .expect("q")
+        .expect("ada");
+    let team = store
+        .create_team(acme.id, "analysts", &op())
+        .await
+        .expect("team");
+    store
+        .add_team_member(acme.id, team, ada.id, &op())
+        .await
+        .expect("member");
+    let token = admin::create_token(store, "ada@example.org", "acme", None, 1, &op())
+        .await
+        .expect("token")
+        .token;
+
+    let body = json!({
+        "output": "out.children",
+        "outputs": {"id": "out", "property": "children"},
+        "inputs": [{"id": "go", "property": "value", "value": "x"}],
+        "changedPropIds": ["go.value"],
+    })
+    .to_string();
+    let seen = |token: Option<String>| {
+        let body = body.clone();
+        let app = &app;
+        async move {
+            let mut request = axum::http::Request::post(format!("{APP}_dash-update-component"))
+                .header(axum::http::header::CONTENT_TYPE, "application/json");
+            if let Some(token) = token {
+                request =
+                    request.header(axum::http::header::AUTHORIZATION, format!("Bearer {token}"));
+            }
+            let reply = app
+                .request(request.body(axum::body::Body::from(body)).expect("request"))
+                .await;
+            assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+            let text = reply.json()["response"]["out"]["children"].clone();
+            serde_json::from_str::<Value>(text.as_str().unwrap_or_default())
+                .unwrap_or_else(|_| panic!("{}", reply.text()))
+        }
+    };
+    assert_eq!(
+        seen(Some(token)).await,
+        json!({
+            "viewer": {
+                "user_id": ada.id.0.to_string(),
+                "email": "ada@example.org",
+                "groups": ["analysts"],
+            },
+            "at_load": null,
+        })
+    );
+    assert_eq!(seen(None).await, json!({"viewer": null, "at_load": null}));
 }

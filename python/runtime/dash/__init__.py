@@ -42,6 +42,7 @@ __all__ = [
     "clientside_callback",
     "ctx",
     "dcc",
+    "get_asset_url",
     "get_relative_path",
     "html",
     "strip_relative_path",
@@ -227,7 +228,13 @@ class Dash:
         self.title = title
         self.on_error = on_error
         self.layout = None
-        self.config = _Config(prevent_initial_callbacks=prevent_initial_callbacks, name=name)
+        self.config = _Config(
+            prevent_initial_callbacks=prevent_initial_callbacks,
+            name=name,
+            # Where Tessera serves the app, set before app.py is imported.
+            requests_pathname_prefix=requests_pathname_prefix,
+            assets_url_path="assets",
+        )
         self._options = kwargs
         # `server = app.server` is accepted: a WSGI server means nothing inside the sandbox.
         self.server = None
@@ -243,6 +250,15 @@ class Dash:
 
     def clientside_callback(self, clientside_function, *args, **kwargs):
         return clientside_callback(clientside_function, *args, app=self, **kwargs)
+
+    def get_asset_url(self, path):
+        return get_asset_url(path)
+
+    def get_relative_path(self, path):
+        return get_relative_path(path)
+
+    def strip_relative_path(self, path):
+        return strip_relative_path(path)
 
     def run(self, *args, **kwargs):
         """Accepted and ignored: Tessera serves the app."""
@@ -362,6 +378,11 @@ def get_relative_path(path):
             f"Paths that aren't prefixed with a leading / are not supported. You supplied: {path}"
         )
     return "/".join([prefix.rstrip("/"), path.lstrip("/")])
+
+
+def get_asset_url(path):
+    """The URL of `assets/{path}` where the app is served, as Dash's `get_asset_url`."""
+    return "/".join([requests_pathname_prefix.rstrip("/"), "assets", path])
 
 
 def strip_relative_path(path):

@@ -1,6 +1,7 @@
 //! `host.call`, the one door between a Python guest and the host: the frames of a request's
 //! turn (`q`, `r`, `l`) and the app's capabilities (`d` a data source query, `g`/`s`/`x` the
-//! cache), which a component reaches through the 0.2.0 `data` and `cache` imports.
+//! cache, `v` the viewer), which a component reaches through the 0.2.0 `data`, `cache` and
+//! `host` imports.
 //!
 //! A capability frame is its kind byte, a 4-byte little-endian header length, a JSON header
 //! and, for `s`, the value's bytes. Every argument is checked against the same caps as a
@@ -73,6 +74,7 @@ pub(super) fn door(
             caller.data().logs.host(level, &message);
             b"ok".to_vec()
         }
+        Some(b'v') => viewer(caller.data()),
         Some(kind @ (b'd' | b'g' | b's' | b'x')) => {
             let frame = &memory.data(&caller)[ptr + 1..ptr + len];
             capability(caller.data(), kind, frame)?
@@ -100,6 +102,26 @@ pub(super) fn door(
         &(reply.len() as u32).to_le_bytes(),
     )?;
     Ok(DOOR_OK)
+}
+
+/// The `v` frame: the call's signed-in viewer as JSON (`user_id`, `email`, `groups`), `2`
+/// for an anonymous one, refused in a memoized call (its answer is shared between viewers).
+fn viewer(state: &PyState) -> Vec<u8> {
+    if state.memoized {
+        return refused(crate::host::MEMOIZED_VIEWER);
+    }
+    match &state.viewer {
+        Some(viewer) => done(
+            serde_json::json!({
+                "user_id": viewer.user_id,
+                "email": viewer.email,
+                "groups": viewer.groups,
+            })
+            .to_string()
+            .as_bytes(),
+        ),
+        None => vec![b'2'],
+    }
 }
 
 /// A capability frame's header: a query.

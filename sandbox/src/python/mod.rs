@@ -29,7 +29,7 @@
 
 mod door;
 
-use crate::capabilities::{CallContext, Capabilities};
+use crate::capabilities::{CallContext, Capabilities, Viewer};
 use crate::capture::{LogSink, Pipe};
 use crate::component::{AppInfo, CallOptions, CallOutput, Outcome};
 use crate::config::{Limits, MAX_DATA_READ_BYTES, MAX_REQUEST_BYTES, Owner};
@@ -510,6 +510,12 @@ struct PyState {
     capabilities: Option<Arc<dyn Capabilities>>,
     /// Largest query answer or cached value the guest is handed.
     read_cap: usize,
+    /// The signed-in viewer of the call in progress (`tessera.viewer()`, and what a data
+    /// source may filter by).
+    viewer: Option<Viewer>,
+    /// Whether the call in progress is memoized: its answer is shared between viewers, so
+    /// `tessera.viewer()` refuses.
+    memoized: bool,
 }
 
 impl PyState {
@@ -536,6 +542,8 @@ impl PyState {
             owner: Owner::default(),
             capabilities: None,
             read_cap: MAX_DATA_READ_BYTES.min(limits.memory_bytes),
+            viewer: None,
+            memoized: false,
         }
     }
 
@@ -543,8 +551,8 @@ impl PyState {
     fn call_context(&self) -> CallContext {
         CallContext::new(
             self.owner,
-            None,
-            false,
+            self.viewer.clone(),
+            self.memoized,
             self.deadline.unwrap_or_else(Instant::now),
             self.read_cap,
             self.cancel.clone(),
@@ -1050,8 +1058,8 @@ impl PythonApp {
         self
     }
 
-    /// [`PythonApp::call`] with a deadline of its own and a cancel flag ([`CallOptions`];
-    /// progress reports, streamed updates and the viewer are not passed to Python yet).
+    /// [`PythonApp::call`] with a deadline of its own, a cancel flag and the viewer
+    /// ([`CallOptions`]; progress reports and streamed updates are not passed to Python yet).
     /// The answer, or the failure with the log lines of the call, as a component's.
     pub fn call_with(
         &self,
@@ -1126,6 +1134,8 @@ impl PythonApp {
                 .as_ref()
                 .map_or_else(Owner::default, |(_, owner)| *owner);
             state.capabilities = self.capabilities.clone();
+            state.viewer = options.viewer.clone();
+            state.memoized = options.memoized;
             // A warm instance starts every call with a clean memory flag and log budget.
             state.limiter.clear();
             state.logs.reset(self.limits.log_bytes);
@@ -1149,6 +1159,7 @@ impl PythonApp {
             state.cancel = None;
             state.cpu = None;
             state.capabilities = None;
+            state.viewer = None;
             self.settings.redact_logs(state.logs.take())
         };
         if let (Err(error), Some(ticket)) = (&result, &ticket)
