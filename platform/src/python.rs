@@ -660,9 +660,11 @@ impl PythonHost {
             instance = ?app.boot,
             "python app restored"
         );
-        Ok(app
-            .scheduled_by(sandbox, options.owner)
-            .granted(options.settings, options.capabilities))
+        Ok(app.scheduled_by(sandbox, options.owner).granted(
+            options.settings,
+            options.capabilities,
+            options.outbound,
+        ))
     }
 }
 

@@ -1,5 +1,6 @@
 """What Tessera gives a Python dashboard beyond Dash: the data sources and the cache granted
-to the app, its settings, and who is viewing (`tessera.viewer()`).
+to the app, its settings, who is viewing (`tessera.viewer()`) and HTTP requests to the
+hosts on its outbound allowlist (`tessera.fetch(url)`).
 
     import tessera
 
@@ -20,7 +21,18 @@ import os
 import pickle
 import struct
 
-__all__ = ["query", "cache", "setting", "viewer", "QueryError", "CacheError", "ViewerError"]
+__all__ = [
+    "query",
+    "cache",
+    "setting",
+    "viewer",
+    "fetch",
+    "Response",
+    "QueryError",
+    "CacheError",
+    "ViewerError",
+    "HttpError",
+]
 
 
 class QueryError(Exception):
@@ -40,6 +52,12 @@ class CacheError(Exception):
 
 class ViewerError(Exception):
     """The viewer cannot be told (a memoized callback: its answer is shared)."""
+
+
+class HttpError(Exception):
+    """An HTTP request that was refused by the app's outbound rules or failed (a timeout,
+    a name that does not resolve, a response over the size cap), or whose status was an
+    error (`Response.raise_for_status`)."""
 
 
 def _call(kind, header, tail=b""):
@@ -179,3 +197,62 @@ def viewer():
     if status != b"0":
         raise ViewerError(body.decode())
     return json.loads(body)
+
+
+class Response:
+    """What `fetch` answers, named as in `requests`: `status_code`, `headers` (a dict,
+    names in lower case), `content` (bytes), `text`, `json()`, `ok`, `raise_for_status()`."""
+
+    def __init__(self, url, status_code, headers, content):
+        self.url = url
+        self.status_code = status_code
+        self.headers = headers
+        self.content = content
+
+    @property
+    def ok(self):
+        return self.status_code < 400
+
+    @property
+    def text(self):
+        return self.content.decode("utf-8", errors="replace")
+
+    def json(self):
+        return json.loads(self.content)
+
+    def raise_for_status(self):
+        if not self.ok:
+            raise HttpError(f"{self.status_code} for {self.url}")
+        return self
+
+    def __repr__(self):
+        return f"<Response [{self.status_code}]>"
+
+
+def fetch(url, method="GET", headers=None, body=None, json_body=None):
+    """Sends one HTTP request from the running callback to a host on the app's outbound
+    allowlist (its `TESSERA_OUTBOUND_HOSTS` setting; public addresses only, the
+    callback's deadline and the platform's caps) and answers a `Response`. `body` is
+    bytes or str; `json_body` is sent as JSON. Raises HttpError when it is refused or
+    fails."""
+    import _host
+
+    headers = dict(headers or {})
+    if json_body is not None:
+        body = json.dumps(json_body)
+        headers.setdefault("content-type", "application/json")
+    if isinstance(body, str):
+        body = body.encode()
+    header = json.dumps(
+        {"method": method.upper(), "url": url, "headers": [[k, str(v)] for k, v in headers.items()]}
+    ).encode()
+    answer = _host.call(b"h" + struct.pack("<I", len(header)) + header + (body or b""))
+    status, payload = answer[:1], answer[1:]
+    if status != b"0":
+        raise HttpError(f"{method.upper()} {url.split('?')[0]}: {payload.decode()}")
+    (length,) = struct.unpack("<I", payload[:4])
+    meta = json.loads(payload[4 : 4 + length])
+    response_headers = {}
+    for name, value in meta["headers"]:
+        response_headers[name] = value if name not in response_headers else f"{response_headers[name]}, {value}"
+    return Response(url, meta["status"], response_headers, payload[4 + length :])

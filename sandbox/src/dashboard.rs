@@ -56,11 +56,11 @@ impl Dashboard {
         }
     }
 
-    /// Whether it can send HTTP requests at all (Python apps cannot yet).
+    /// Whether it can send HTTP requests at all (a Python app can: `tessera.fetch`).
     pub fn sends_http(&self) -> bool {
         match self {
             Dashboard::Component(component) => component.sends_http(),
-            Dashboard::Python(_) => false,
+            Dashboard::Python(_) => true,
         }
     }
 

@@ -525,6 +525,43 @@ impl Outbound {
     }
 }
 
+/// What a request of a guest that is not a component (a Python app's `tessera.fetch`)
+/// comes back with: the response's head and its whole body, read within the caps.
+pub(crate) type Fetched = Result<(http::response::Parts, Bytes), HttpError>;
+
+impl Outbound {
+    /// A request of a guest that reaches HTTP through the host rather than `wasi:http`:
+    /// admitted now (allowlist, the call's request cap), then sent and its body read by
+    /// the returned future, with the same address checks, timeouts and body cap as a
+    /// component's request. Run the future in wasmtime-wasi's runtime (`in_tokio`).
+    pub(crate) fn fetch(
+        &mut self,
+        request: http::Request<WasiBody>,
+    ) -> Result<impl Future<Output = Fetched> + Send + 'static, HttpError> {
+        let target = self.admit(request.uri())?;
+        let policy = self.policy.clone();
+        let logs = self.logs.clone();
+        let deadline = self
+            .deadline
+            .unwrap_or_else(|| Instant::now() + policy.timeout);
+        Ok(async move {
+            let timeouts = Timeouts {
+                connect: policy.timeout,
+                first_byte: policy.timeout,
+                between_bytes: policy.timeout,
+                deadline: tokio::time::Instant::from_std(deadline),
+            };
+            let (response, io) = send(request, target, &policy, &logs, timeouts).await?;
+            // The connection is driven beside the body's reading, as wasi:http does.
+            let driver = tokio::spawn(Box::into_pin(io));
+            let (head, body) = response.into_parts();
+            let body = body.collect().await.map(|b| b.to_bytes());
+            driver.abort();
+            Ok((head, body?))
+        })
+    }
+}
+
 /// Where an admitted request goes.
 struct Target {
     https: bool,

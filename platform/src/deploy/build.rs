@@ -916,13 +916,8 @@ impl Builds {
                     .arg(&self.config.host_python)
                     .args(&args)
                     .env_clear()
-                    .envs(env.iter().map(|(k, v)| (k, v)))
-                    .current_dir(work.path())
-                    .process_group(0)
-                    .kill_on_drop(true)
-                    .stdin(Stdio::null())
-                    .stdout(Stdio::piped())
-                    .stderr(Stdio::piped());
+                    .envs(env.iter().map(|(k, v)| (k, v)));
+                build_step(&mut command, work.path());
                 command
             }
         };
@@ -1355,15 +1350,22 @@ impl Builds {
         command
             .env("CARGO_TARGET_DIR", target_dir)
             .env("CARGO_TERM_PROGRESS_WHEN", "never")
-            .env("TERM", "dumb")
-            .current_dir(src)
-            .process_group(0)
-            .kill_on_drop(true)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .env("TERM", "dumb");
+        build_step(&mut command, src);
         command
     }
+}
+
+/// How every build step runs: in `cwd`, in a process group of its own (killed with it),
+/// with no input, its output piped to the pusher.
+fn build_step(command: &mut tokio::process::Command, cwd: &Path) {
+    command
+        .current_dir(cwd)
+        .process_group(0)
+        .kill_on_drop(true)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
 }
 
 /// The command for one sandboxed step (`argv` from [`build_sandbox::argv`]): only `PATH`
@@ -1374,13 +1376,7 @@ fn sandbox_command(argv: &[std::ffi::OsString]) -> tokio::process::Command {
     if let Some(path) = std::env::var_os("PATH") {
         command.env("PATH", path);
     }
-    command
-        .current_dir("/")
-        .process_group(0)
-        .kill_on_drop(true)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    build_step(&mut command, Path::new("/"));
     command
 }
 

@@ -165,8 +165,15 @@ async fn a_pushed_data_folder_reaches_the_guest_and_unchanged_files_add_no_blob(
         assert!(log.contains("deployed version 1"), "{log}");
         assert_eq!(usage(&app, "acme").await, (2, 22), "{backend:?}");
 
-        // The server's copy is gone: the first load copies the folder from the database.
+        // The server's copy is gone: loading the version again (the push loaded it once,
+        // as a server that has not served it yet would) copies the folder from the
+        // database.
         forget_local_copies(&app.state.config.data_dir);
+        app.state
+            .runtime
+            .preload(&slug("acme"), &slug("files"))
+            .await
+            .expect("the version loads again");
         let seen = guest_reads(&app, "acme", "files").await;
         assert_eq!(seen["host:hello.txt"]["ok"], "hello from data/", "{seen}");
         assert_eq!(seen["host:sub/nested.txt"]["ok"], "nested", "{seen}");

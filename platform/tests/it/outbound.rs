@@ -573,3 +573,73 @@ async fn concurrent_allowlist_edits_on_postgres_lose_none() {
         assert_eq!(hosts.len(), 6 * (round + 1), "{hosts:?}");
     }
 }
+
+const PYTHON_FETCHER: &str = r#"
+import tessera
+from dash import Dash, Input, Output, dcc, html
+
+app = Dash(__name__)
+app.layout = html.Div([dcc.Input(id="url", value=""), html.Pre(id="fetch")])
+
+
+@app.callback(Output("fetch", "children"), Input("url", "value"))
+def get(url):
+    try:
+        response = tessera.fetch(url)
+        return f"{response.status_code} {len(response.content)} {response.text}"
+    except tessera.HttpError as error:
+        return f"HttpError: {error}"
+"#;
+
+/// A Python app's `tessera.fetch` goes through the same rules as a component's request:
+/// nothing without the allowlist setting, a listed host once it is set, and a loopback
+/// host only where the operator allows private addresses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_python_app_fetches_only_what_its_allowlist_and_the_operator_allow() {
+    let base = hello_server().await;
+    let url = format!("{base}/greeting?key=s3cret");
+    for allow_private in [true, false] {
+        let app = TestApp::with_outbound(platform::config::OutboundConfig {
+            allow_private,
+            ..Default::default()
+        })
+        .await;
+        let [alice, ..] = people(&app).await;
+        let slug = |s: &str| platform::ids::Slug::parse(s).expect("slug");
+        app.state
+            .deployer()
+            .deploy(
+                &slug("acme"),
+                &slug("fetcher"),
+                crate::python_apps::bundle(&[("app.py", PYTHON_FETCHER)]),
+                "test",
+                1,
+                false,
+            )
+            .await
+            .expect("the Python fetcher deploys");
+        let (status, text) = fetch(&app, &url).await;
+        assert_eq!(status, StatusCode::OK, "{text}");
+        assert!(text.contains("HttpError: GET"), "{text}");
+        assert!(text.contains("refused"), "{text}");
+        assert!(
+            !text.contains("s3cret"),
+            "the query reached the answer: {text}"
+        );
+
+        let body = serde_json::json!({ "value": base }).to_string();
+        let set = api(&app, "PUT", HOSTS, Some(&alice), &body).await;
+        assert_eq!(set.status, StatusCode::OK, "{}", set.text());
+        wait_for_refresh().await;
+        let (status, text) = fetch(&app, &url).await;
+        assert_eq!(status, StatusCode::OK, "{text}");
+        if allow_private {
+            assert!(text.contains("200 5 hello"), "{text}");
+        } else {
+            assert!(
+                text.contains("refused"),
+                "a loopback host was reached: {text}"
+            );
+        }
+    }
+}

@@ -275,7 +275,7 @@ async fn layout_with(app: &TestApp, text: &str) -> String {
 }
 
 /// A source bundle of a folder holding `files`.
-fn bundle(files: &[(&str, &str)]) -> Vec<u8> {
+pub(crate) fn bundle(files: &[(&str, &str)]) -> Vec<u8> {
     let dir = tempfile::tempdir().expect("tempdir");
     for (path, text) in files {
         let path = dir.path().join(path);

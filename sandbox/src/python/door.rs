@@ -1,7 +1,7 @@
 //! `host.call`, the one door between a Python guest and the host: the frames of a request's
 //! turn (`q`, `r`, `l`) and the app's capabilities (`d` a data source query, `g`/`s`/`x` the
-//! cache, `v` the viewer), which a component reaches through the 0.2.0 `data`, `cache` and
-//! `host` imports.
+//! cache, `v` the viewer, `h` an HTTP request), which a component reaches through the 0.2.0
+//! `data`, `cache` and `host` imports and `wasi:http`.
 //!
 //! A capability frame is its kind byte, a 4-byte little-endian header length, a JSON header
 //! and, for `s`, the value's bytes. Every argument is checked against the same caps as a
@@ -18,6 +18,7 @@ use crate::capabilities::{
     QueryError, without_core,
 };
 use crate::capture::Level;
+use http_body_util::BodyExt;
 use serde::Deserialize;
 use std::time::Duration;
 use wasmtime::Caller;
@@ -26,6 +27,8 @@ use wasmtime::Caller;
 pub(super) const MAX_FRAME_BYTES: usize = 64 << 20;
 /// Largest JSON header of a capability frame: a statement and its parameters' text fit.
 const MAX_HEADER_BYTES: usize = MAX_SQL_BYTES + MAX_PARAM_TEXT_BYTES + (64 << 10);
+/// Largest `h` frame: an HTTP request's header and body.
+const MAX_FETCH_FRAME_BYTES: usize = 4 << 20;
 /// `host.call`'s answers: done, or a fault the guest raises as `OSError`.
 const DOOR_OK: i32 = 0;
 const DOOR_FAULT: i32 = -2;
@@ -75,6 +78,16 @@ pub(super) fn door(
             b"ok".to_vec()
         }
         Some(b'v') => viewer(caller.data()),
+        Some(b'h') => {
+            if len - 1 > MAX_FETCH_FRAME_BYTES {
+                refused(&format!(
+                    "the request is over the limit of {MAX_FETCH_FRAME_BYTES} bytes"
+                ))
+            } else {
+                let frame = memory.data(&caller)[ptr + 1..ptr + len].to_vec();
+                fetch(caller.data_mut(), &frame)?
+            }
+        }
         Some(kind @ (b'd' | b'g' | b's' | b'x')) => {
             let frame = &memory.data(&caller)[ptr + 1..ptr + len];
             capability(caller.data(), kind, frame)?
@@ -121,6 +134,91 @@ fn viewer(state: &PyState) -> Vec<u8> {
             .as_bytes(),
         ),
         None => vec![b'2'],
+    }
+}
+
+/// An `h` frame's header: an HTTP request (its body is the frame's tail).
+#[derive(Deserialize)]
+struct FetchHeader {
+    method: String,
+    url: String,
+    #[serde(default)]
+    headers: Vec<(String, String)>,
+}
+
+/// The `h` frame: an HTTP request of the callback, under the app's outbound policy
+/// (allowlist, public addresses only, the call's request cap, timeouts, the response cap:
+/// `Outbound::fetch`, as a component's `wasi:http` request), sent without the call's core.
+/// Done: a 4-byte header length, `{"status", "headers"}` and the body; refused: why.
+fn fetch(state: &mut PyState, frame: &[u8]) -> wasmtime::Result<Vec<u8>> {
+    let Some((length, rest)) = frame.split_first_chunk::<4>() else {
+        return Ok(refused("malformed request"));
+    };
+    let length = u32::from_le_bytes(*length) as usize;
+    let Some((header, body)) = rest.split_at_checked(length) else {
+        return Ok(refused("malformed request"));
+    };
+    let Ok(header) = serde_json::from_slice::<FetchHeader>(header) else {
+        return Ok(refused("malformed request"));
+    };
+    let mut request = http::Request::builder()
+        .method(header.method.as_str())
+        .uri(header.url.as_str());
+    for (name, value) in &header.headers {
+        request = request.header(name.as_str(), value.as_str());
+    }
+    let body = http_body_util::Full::new(bytes::Bytes::copy_from_slice(body))
+        .map_err(|never| match never {})
+        .boxed_unsync();
+    let request = match request.body(body) {
+        Ok(request) => request,
+        Err(error) => return Ok(refused(&format!("not a valid request: {error}"))),
+    };
+    let Some(outbound) = state.outbound.as_mut() else {
+        return Ok(refused("HTTP requests are sent only while a callback runs"));
+    };
+    let sending = match outbound.fetch(request) {
+        Ok(sending) => sending,
+        Err(error) => return Ok(refused(&http_refusal(&error))),
+    };
+    let (call, ticket) = (state.call_context(), state.cpu.clone());
+    without_core(
+        call,
+        ticket,
+        false,
+        move |_| match wasmtime_wasi::runtime::in_tokio(sending) {
+            Ok((head, body)) => {
+                let headers: Vec<(&str, String)> = head
+                    .headers
+                    .iter()
+                    .map(|(name, value)| {
+                        (
+                            name.as_str(),
+                            String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                        )
+                    })
+                    .collect();
+                let meta = serde_json::json!({"status": head.status.as_u16(), "headers": headers})
+                    .to_string();
+                let mut payload = Vec::with_capacity(4 + meta.len() + body.len());
+                payload.extend_from_slice(&(meta.len() as u32).to_le_bytes());
+                payload.extend_from_slice(meta.as_bytes());
+                payload.extend_from_slice(&body);
+                done(&payload)
+            }
+            Err(error) => refused(&http_refusal(&error)),
+        },
+    )
+}
+
+/// What the guest is told about a failed request (the app's log says why a refused one was
+/// refused, without its path or query).
+fn http_refusal(error: &wasmtime_wasi_http::Error) -> String {
+    match error {
+        wasmtime_wasi_http::Error::HttpRequestDenied => {
+            "refused: the app's outbound rules do not allow it (its log says which)".to_owned()
+        }
+        other => format!("failed: {other:?}"),
     }
 }
 

@@ -35,6 +35,7 @@ use crate::component::{AppInfo, CallOptions, CallOutput, Outcome};
 use crate::config::{Limits, MAX_DATA_READ_BYTES, MAX_REQUEST_BYTES, Owner};
 use crate::error::CallFailure;
 use crate::limiter::Limiter;
+use crate::outbound::{Outbound, OutboundPolicy};
 use crate::pool::{IdleInstances, Lease, Pool};
 use crate::scheduler::{Refused, Scheduler, Ticket};
 use crate::settings::Settings;
@@ -400,6 +401,8 @@ pub struct PythonApp {
     settings: Settings,
     /// The app's data sources and cache.
     capabilities: Option<Arc<dyn Capabilities>>,
+    /// Where its callbacks may send HTTP requests (`tessera.fetch`); nowhere by default.
+    outbound: Arc<OutboundPolicy>,
     /// What the first instance cost (booted by `load`, restored by `from_image`).
     pub boot: BootReport,
 }
@@ -516,6 +519,8 @@ struct PyState {
     /// Whether the call in progress is memoized: its answer is shared between viewers, so
     /// `tessera.viewer()` refuses.
     memoized: bool,
+    /// The app's outbound policy and the call's request count, during a callback.
+    outbound: Option<Outbound>,
 }
 
 impl PyState {
@@ -544,6 +549,7 @@ impl PyState {
             read_cap: MAX_DATA_READ_BYTES.min(limits.memory_bytes),
             viewer: None,
             memoized: false,
+            outbound: None,
         }
     }
 
@@ -938,6 +944,7 @@ impl PythonApp {
             cpu: None,
             settings: Settings::default(),
             capabilities: None,
+            outbound: Arc::new(OutboundPolicy::default()),
             boot,
         }
     }
@@ -1052,9 +1059,11 @@ impl PythonApp {
         mut self,
         settings: Settings,
         capabilities: Option<Arc<dyn Capabilities>>,
+        outbound: OutboundPolicy,
     ) -> PythonApp {
         self.settings = settings;
         self.capabilities = capabilities;
+        self.outbound = Arc::new(outbound);
         self
     }
 
@@ -1136,6 +1145,9 @@ impl PythonApp {
             state.capabilities = self.capabilities.clone();
             state.viewer = options.viewer.clone();
             state.memoized = options.memoized;
+            let mut outbound = Outbound::new(self.outbound.clone(), state.logs.clone());
+            outbound.begin_call(ends);
+            state.outbound = Some(outbound);
             // A warm instance starts every call with a clean memory flag and log budget.
             state.limiter.clear();
             state.logs.reset(self.limits.log_bytes);
@@ -1160,6 +1172,7 @@ impl PythonApp {
             state.cpu = None;
             state.capabilities = None;
             state.viewer = None;
+            state.outbound = None;
             self.settings.redact_logs(state.logs.take())
         };
         if let (Err(error), Some(ticket)) = (&result, &ticket)
