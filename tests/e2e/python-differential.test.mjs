@@ -172,6 +172,7 @@ test('a pattern-matching Python app answers the renderer as Dash 4.4.1 does', { 
     await page.locator('.filter input').nth(1).fill('7');
     const shown = [await waitForText(page, '#total', /^3 filters, total 11\.0$/, 'the total after typing')];
     shown.push(await waitForText(page, '#last', /^changed: 2$/, 'the triggered index'));
+    shown.push(await waitForText(page, '#echo', /^in the browser: 3 FILTERS, TOTAL 11\.0$/, 'the inline clientside echo'));
     for (const span of await page.locator('.filter span').all()) shown.push(await span.textContent());
     shown.push(await text(page, '#total'));
     return shown;

@@ -893,3 +893,73 @@ async fn a_python_app_sees_the_viewer_of_the_request() {
     );
     assert_eq!(seen(None).await, json!({"viewer": null, "at_load": null}));
 }
+
+const CLIENTSIDE_APP: &str = r#"
+from dash import Dash, Input, Output, html
+
+app = Dash(__name__)
+app.layout = html.Div([html.Div("x", id="a"), html.Div(id="b")])
+app.clientside_callback(
+    "function(x) { return '</script>' + x; }",
+    Output("b", "children"),
+    Input("a", "children"),
+)
+"#;
+
+/// An inline clientside callback of a Python app is served as Dash serves it: named by the
+/// sha256 of its source in Dash's private namespace, its source out of `_dash-dependencies`
+/// and in the index page, escaped so that it cannot close its `<script>` element.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_python_apps_inline_clientside_callback_is_served_as_dash_serves_it() {
+    use sha2::Digest;
+    let app = TestApp::new().await;
+    app.state
+        .deployer()
+        .deploy(
+            &slug("acme"),
+            &slug("py"),
+            bundle(&[("app.py", CLIENTSIDE_APP)]),
+            "test",
+            1,
+            false,
+        )
+        .await
+        .expect("the clientside app deploys");
+    let store = &app.state.store;
+    let op = platform::store::Change {
+        actor: "test",
+        remote_addr: None,
+        at: 1,
+    };
+    platform::admin::set_visibility(store, "acme/py", "public", &op)
+        .await
+        .expect("public");
+    let name = hex::encode(sha2::Sha256::digest(
+        "function(x) { return '</script>' + x; }".as_bytes(),
+    ));
+    let dependencies = app.get(&format!("{APP}_dash-dependencies")).await;
+    assert_eq!(
+        dependencies.status,
+        StatusCode::OK,
+        "{}",
+        dependencies.text()
+    );
+    assert_eq!(
+        dependencies.json()[0]["clientside_function"],
+        json!({"namespace": "_dashprivate_clientside_funcs", "function_name": name})
+    );
+    assert!(
+        !dependencies.text().contains("tessera_inline_source"),
+        "{}",
+        dependencies.text()
+    );
+    let index = app.get(APP).await;
+    assert_eq!(index.status, StatusCode::OK, "{}", index.text());
+    let page = index.text();
+    assert!(
+        page.contains(&format!(
+            r#"ns["{name}"] = function(x) {{ return '<\/script>' + x; }};"#
+        )),
+        "{page}"
+    );
+}

@@ -91,6 +91,8 @@ class _Callback:
         self.args = args
         self.prevent_initial_call = prevent_initial_call is True
         self.clientside = clientside
+        # An inline clientside function's source (`clientside_callback("function…")`).
+        self.inline_source = None
         self.running = running or []
         self.on_error = on_error
 
@@ -130,6 +132,8 @@ class _Callback:
             "websocket": False,
             "persistent": False,
         }
+        if self.inline_source is not None:
+            entry[_INLINE_SOURCE_KEY] = self.inline_source
         if self.running:
             entry["running"] = {
                 "running": {str(output): on for output, on, _ in self.running},
@@ -137,6 +141,10 @@ class _Callback:
             }
         return entry
 
+
+# The dependency key that carries an inline clientside source to the platform
+# (`platform::dash::clientside::INLINE_SOURCE_KEY`), which removes it from what it serves.
+_INLINE_SOURCE_KEY = "tessera_inline_source"
 
 # Every callback registered with `dash.callback` or an app's `callback`, in order.
 _CALLBACKS = []
@@ -208,7 +216,15 @@ def clientside_callback(clientside_function, *args, app=None, **kwargs):
         }
         _register(args, kwargs, clientside=spec, app=app)
         return
-    raise NotImplementedError("inline clientside callbacks are not supported yet")
+    # An inline source: named as Dash names it (the sha256 of the source, in Dash's private
+    # namespace); the platform takes the source out of the dependency and writes it into
+    # the index page as Dash does.
+    spec = {
+        "namespace": "_dashprivate_clientside_funcs",
+        "function_name": hashlib.sha256(clientside_function.encode("utf-8")).hexdigest(),
+    }
+    callback = _register(args, kwargs, clientside=spec, app=app)
+    callback.inline_source = clientside_function
 
 
 class _Config(dict):

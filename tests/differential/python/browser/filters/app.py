@@ -1,7 +1,8 @@
 """A pattern-matching app for the browser differential (tests/e2e/python-differential.test.mjs):
 served unchanged by Dash 4.4.1 (gunicorn) and by Tessera (`kind = "python"`), driven by the
 same clicks and keystrokes in Chromium. Filters are added with a `Patch` append; each has a
-`MATCH` label, `ALL` of them make the total, and `ALLSMALLER` a running sum."""
+`MATCH` label, `ALL` of them make the total, and `ALLSMALLER` a running sum; an inline
+clientside callback echoes the total."""
 from dash import ALL, ALLSMALLER, MATCH, Dash, Input, Output, Patch, State, ctx, dcc, html
 
 app = Dash(__name__, title="Filters")
@@ -12,7 +13,15 @@ app.layout = html.Div(
         html.Div(id="filters", children=[]),
         html.Div(id="total"),
         html.Div(id="last"),
+        html.Div(id="echo"),
     ]
+)
+
+# Runs in the browser: an inline function, which Dash writes into the index page.
+app.clientside_callback(
+    "function(total) { return total ? 'in the browser: ' + total.toUpperCase() : ''; }",
+    Output("echo", "children"),
+    Input("total", "children"),
 )
 
 
