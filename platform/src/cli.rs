@@ -386,23 +386,9 @@ async fn deploy(config: Config, args: &DeployArgs) -> anyhow::Result<()> {
     let python = args.component.is_dir();
     let bytes = match python {
         true => {
-            let refused = || format!("the Python app in {} refused", args.component.display());
-            let requirements =
-                crate::python::read_requirements(&args.component).with_context(refused)?;
-            if !requirements.is_empty() {
-                let (python_dir, _) = config.builds.python_dirs();
-                let provided = crate::python::Provided::read(&python_dir)?;
-                let plan = crate::python::plan_install(&requirements, &provided);
-                if !plan.install.is_empty() {
-                    let names: Vec<_> = plan.install.iter().map(|r| r.line.as_str()).collect();
-                    bail!(
-                        "requirements.txt lists packages the runtime does not provide ({}): push the app with git, whose build installs them in the build sandbox",
-                        names.join(", ")
-                    );
-                }
-            }
-            crate::python::read_folder(&args.component)
-                .with_context(refused)?
+            let (python_dir, _) = config.builds.python_dirs();
+            crate::python::read_folder_installing_nothing(&args.component, &python_dir)
+                .with_context(|| format!("the Python app in {} refused", args.component.display()))?
                 .encode()
         }
         false => std::fs::read(&args.component)

@@ -419,6 +419,25 @@ impl Provided {
     }
 }
 
+/// [`read_folder`] for a deploy without a build (`tessera deploy FOLDER`): a folder whose
+/// `requirements.txt` needs packages the runtime does not provide is refused, naming them,
+/// since only a push's build installs packages (in the build sandbox). Blocking.
+pub fn read_folder_installing_nothing(root: &Path, python_dir: &Path) -> Result<Bundle, Error> {
+    let requirements = read_requirements(root)?;
+    if !requirements.is_empty() {
+        let plan = plan_install(&requirements, &Provided::read(python_dir)?);
+        if !plan.install.is_empty() {
+            let names: Vec<_> = plan.install.iter().map(|r| r.line.as_str()).collect();
+            return Err(Error::Folder(format!(
+                "requirements.txt lists packages the runtime does not provide ({}): push the \
+                 app with git, whose build installs them in the build sandbox",
+                names.join(", ")
+            )));
+        }
+    }
+    read_folder(root)
+}
+
 /// What a push does with each requirement: what pip installs, and what it does not, with
 /// the line its author sees about it.
 #[derive(Debug, Default)]
@@ -852,6 +871,29 @@ mod tests {
         assert!(
             accepted > 100,
             "only {accepted} lines were plain requirements"
+        );
+    }
+
+    #[test]
+    fn a_deploy_without_a_build_refuses_a_folder_that_needs_installs() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (root, python_dir) = (dir.path().join("app"), dir.path().join("py"));
+        std::fs::create_dir_all(&root).expect("mkdir");
+        std::fs::create_dir_all(python_dir.join("provided")).expect("mkdir");
+        std::fs::write(
+            python_dir.join("provided/constraints.txt"),
+            "pandas==3.0.6+tessera\n",
+        )
+        .expect("write");
+        std::fs::write(root.join("app.py"), "import dash\n").expect("write");
+        std::fs::write(root.join("requirements.txt"), "pandas\n").expect("write");
+        read_folder_installing_nothing(&root, &python_dir).expect("pandas is provided");
+        std::fs::write(root.join("requirements.txt"), "pandas\nhumanize>=4\n").expect("write");
+        let err = read_folder_installing_nothing(&root, &python_dir).expect_err("humanize");
+        assert!(
+            err.to_string()
+                .contains("(humanize>=4): push the app with git"),
+            "{err}"
         );
     }
 
