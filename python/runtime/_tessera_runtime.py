@@ -8,6 +8,7 @@ frame each way. Frames from the guest start with one byte naming the operation:
 - `q`: "what is the request?"; the answer is JSON `{"op": ..., "id": ..., "request": ...}`.
 - `r` + JSON: the answer to the request (`{"ok": value}` or `{"error": kind, "message": text}`).
 - `l` + one level digit (0 trace … 4 error) + UTF-8 text: a log line.
+- `p` + JSON: a background callback's progress report (a list, one value per output).
 - `d`, `g`, `s`, `x`: the app's data sources and cache (`tessera.py`, the host's
   `sandbox/src/python/door.rs`).
 
@@ -112,7 +113,8 @@ def _layout():
 
 
 def _callback_list():
-    return _state["app"]._callbacks + dash._CALLBACKS
+    declared = _state["app"]._callbacks + dash._CALLBACKS
+    return declared + dash._cancellers(declared)
 
 
 def _callbacks():
@@ -142,8 +144,12 @@ def _run_callback(callback_id, request):
     dash.ctx._side_update = {}
     dash.ctx._multi = callback.multi
     on_error = callback.on_error or _state["app"].on_error
+    args = _arg_values(callback, request)
+    if callback.background and callback.background.progress:
+        # Dash's background callbacks with `progress=` get `set_progress` first.
+        args.insert(0, _set_progress)
     try:
-        result = callback.func(*_arg_values(callback, request))
+        result = callback.func(*args)
     except PreventUpdate:
         return {"ok": {"prevent_update": True}}
     except Exception as error:  # Dash's `on_error`: the handler's value replaces the outputs
@@ -171,6 +177,16 @@ def _run_callback(callback_id, request):
         outputs = [result]
     answer = {"outputs": outputs, "side_update": side} if side else outputs
     return {"ok": {"outputs": _to_json(answer)}}
+
+
+def _set_progress(value):
+    """A background callback's `set_progress`: one value per progress output (a single
+    value for one), shown by the page at its next poll."""
+    if not isinstance(value, (list, tuple)):
+        value = [value]
+    import _host
+
+    _host.call(b"p" + _to_json(list(value)).encode())
 
 
 def answer(request):

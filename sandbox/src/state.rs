@@ -90,6 +90,27 @@ pub type StreamSink = Arc<dyn Fn(String, String) + Send + Sync>;
 /// sender (and raises the call's cancellation flag).
 pub type PageProps = Arc<dyn Fn(String, Vec<String>) -> mpsc::Receiver<String> + Send + Sync>;
 
+/// Passes a progress report to `sink`, if there is one and the report is within `cap`
+/// (the output cap); anything else is dropped, a report over the cap with a log line.
+/// The report may still be the guest's (borrowed from its memory): it is copied only once
+/// it is known to be within the cap.
+pub(crate) fn report_progress(sink: Option<&ProgressSink>, cap: usize, logs: &LogSink, json: &str) {
+    let Some(sink) = sink else {
+        return;
+    };
+    if json.len() > cap {
+        logs.host(
+            crate::capture::Level::Warn,
+            &format!(
+                "progress report of {} bytes dropped (over the output cap)",
+                json.len()
+            ),
+        );
+        return;
+    }
+    sink(json.to_owned());
+}
+
 /// Most `stream-props` updates one call may send.
 pub const MAX_STREAMED_UPDATES: usize = 10_000;
 
@@ -205,25 +226,9 @@ impl State {
         self.deadline
     }
 
-    /// Passes a progress report to the call's sink, if it has one and the report is
-    /// within the output cap; anything else is dropped with a log line.
-    /// The report is still the guest's (borrowed from its memory): it is copied only once
-    /// it is known to be within the cap.
+    /// Passes a progress report to the call's sink ([`report_progress`]).
     pub(crate) fn report_progress(&self, json: &str) {
-        let Some(sink) = &self.progress else {
-            return;
-        };
-        if json.len() > self.progress_cap {
-            self.logs.host(
-                crate::capture::Level::Warn,
-                &format!(
-                    "progress report of {} bytes dropped (over the output cap)",
-                    json.len()
-                ),
-            );
-            return;
-        }
-        sink(json.to_owned());
+        report_progress(self.progress.as_ref(), self.progress_cap, &self.logs, json);
     }
 
     /// Starts a call that streams to `sink` (or nowhere) and reads props from `page` (or

@@ -3,8 +3,11 @@
 // with `tessera deploy` into the demo), driven by the same clicks and keystrokes through the
 // stock renderer in headless Chromium. Every `_dash-update-component` exchange the renderer
 // made (its request body and the server's answer) must be the same on both sides, and the
-// page must show the same thing. Apps: the Python sales explorer (pandas, plotly) and a
-// pattern-matching app (Patch append, MATCH, ALL, ALLSMALLER).
+// page must show the same thing. Apps: the Python sales explorer (pandas, plotly), a
+// pattern-matching app (Patch append, MATCH, ALL, ALLSMALLER) and a background callback
+// with progress, `running` outputs and a cancel button (Dash runs it in a DiskcacheManager's
+// process, Tessera as a job; what timing decides, the job ids and how many polls saw which
+// progress, is left out of the comparison).
 //
 //   node --test tests/e2e/python-differential.test.mjs
 //
@@ -39,6 +42,7 @@ const tessera = path.join(targetDir, 'release', 'tessera');
 const APPS = {
   sales: path.join(repo, 'examples', 'sales-explorer-py'),
   filters: path.join(repo, 'tests', 'differential', 'python', 'browser', 'filters'),
+  progress: path.join(repo, 'tests', 'differential', 'python', 'browser', 'progress'),
 };
 
 let server;
@@ -119,8 +123,27 @@ async function exchanges(trace) {
   return lines.sort();
 }
 
-/** Runs `drive` on the app `name` on both servers; compares what the renderer exchanged. */
-async function differential(name, drive) {
+/**
+ * A background callback's exchanges without what timing decides: the job's ids, the step a
+ * poll happened to see, the last progress riding on the answer with the result (or on the
+ * poll just before it), and how many polls saw the same thing.
+ */
+function withoutTiming(lines) {
+  const kept = lines.map((line) => {
+    const exchange = JSON.parse(line);
+    if (exchange.answer?.response) delete exchange.answer.progress;
+    return JSON.stringify(exchange)
+      .replace(/"(cacheKey|job)":"[^"]+"/g, '"$1":"<job>"')
+      .replace(/"bar\.value":"[1-6]"/g, '"bar.value":"<step>"');
+  });
+  return [...new Set(kept)].sort();
+}
+
+/**
+ * Runs `drive` on the app `name` on both servers; compares what the renderer exchanged
+ * (through `normalize`, for what timing decides).
+ */
+async function differential(name, drive, normalize = (lines) => lines) {
   const seen = {};
   for (const [side, url] of [
     ['dash', `${dashUrls[name]}/`],
@@ -129,17 +152,22 @@ async function differential(name, drive) {
     const { page, trace } = await openTracedPage(browser.context);
     try {
       await page.goto(url, PAGE_WAIT);
-      seen[side] = { shown: await drive(page), exchanges: null };
+      seen[side] = { shown: await drive(page), exchanges: null, dependencies: null };
+      // The callback list as the page's own origin serves it.
+      seen[side].dependencies = canonical(
+        await page.evaluate(async (at) => (await fetch(at)).json(), `${url}_dash-dependencies`),
+      );
       await screenshot(page, `python-differential-${name}-${side}.png`);
       // Nothing more in flight: the last answers have been read.
       await page.waitForLoadState('networkidle', PAGE_WAIT);
       assert.deepEqual(trace.pageErrors, [], `${side}: page errors`);
       assert.deepEqual(trace.failedUpdates, [], `${side}: failed updates`);
-      seen[side].exchanges = await exchanges(trace);
+      seen[side].exchanges = normalize(await exchanges(trace));
     } finally {
       await page.close();
     }
   }
+  assert.deepEqual(seen.tessera.dependencies, seen.dash.dependencies, `${name}: the callback lists differ`);
   assert.deepEqual(seen.tessera.shown, seen.dash.shown, `${name}: the pages show different things`);
   assert.ok(seen.dash.exchanges.length >= 3, `${name}: too few exchanges to compare: ${seen.dash.exchanges}`);
   assert.deepEqual(seen.tessera.exchanges, seen.dash.exchanges, `${name}: the exchanges differ`);
@@ -177,4 +205,33 @@ test('a pattern-matching Python app answers the renderer as Dash 4.4.1 does', { 
     shown.push(await text(page, '#total'));
     return shown;
   });
+});
+
+test('a background Python callback shows its progress, result and cancel as Dash 4.4.1 does', { timeout: 240_000 }, async () => {
+  const bar = (page) => page.$eval('#bar', (el) => [el.getAttribute('value'), el.getAttribute('max')]);
+  const disabled = (page, id) => page.$eval(`#${id}`, (el) => el.disabled);
+  const until = (page, fn) => page.waitForFunction(fn, null, PAGE_WAIT);
+  await differential(
+    'progress',
+    async (page) => {
+      const shown = [await waitForText(page, '#status', /^No report yet$/, 'the first page'), await bar(page)];
+      await page.click('#build');
+      // `running`: build disabled and cancel enabled while the job runs.
+      await until(page, () => document.querySelector('#build')?.disabled === true);
+      shown.push(await disabled(page, 'cancel'));
+      await until(page, () => Number(document.querySelector('#bar')?.getAttribute('value')) >= 2);
+      shown.push(await waitForText(page, '#status', /^Report 1 is ready/, 'the first report'));
+      await until(page, () => document.querySelector('#build')?.disabled === false);
+      shown.push(await disabled(page, 'cancel'), await bar(page));
+      // The second report is cancelled half-way: no result, the bar back to its default.
+      await page.click('#build');
+      await until(page, () => Number(document.querySelector('#bar')?.getAttribute('value')) >= 1);
+      await page.click('#cancel');
+      await until(page, () => document.querySelector('#build')?.disabled === false);
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+      shown.push(await text(page, '#status'), await bar(page), await disabled(page, 'cancel'));
+      return shown;
+    },
+    withoutTiming,
+  );
 });

@@ -913,27 +913,7 @@ app.clientside_callback(
 async fn a_python_apps_inline_clientside_callback_is_served_as_dash_serves_it() {
     use sha2::Digest;
     let app = TestApp::new().await;
-    app.state
-        .deployer()
-        .deploy(
-            &slug("acme"),
-            &slug("py"),
-            bundle(&[("app.py", CLIENTSIDE_APP)]),
-            "test",
-            1,
-            false,
-        )
-        .await
-        .expect("the clientside app deploys");
-    let store = &app.state.store;
-    let op = platform::store::Change {
-        actor: "test",
-        remote_addr: None,
-        at: 1,
-    };
-    platform::admin::set_visibility(store, "acme/py", "public", &op)
-        .await
-        .expect("public");
+    deploy_public(&app, CLIENTSIDE_APP).await;
     let name = hex::encode(sha2::Sha256::digest(
         "function(x) { return '</script>' + x; }".as_bytes(),
     ));
@@ -962,4 +942,197 @@ async fn a_python_apps_inline_clientside_callback_is_served_as_dash_serves_it() 
         )),
         "{page}"
     );
+}
+
+/// Deploys `app_py` as the public app acme/py (at [`APP`]) of a fresh test server.
+async fn deploy_public(app: &TestApp, app_py: &str) {
+    app.state
+        .deployer()
+        .deploy(
+            &slug("acme"),
+            &slug("py"),
+            bundle(&[("app.py", app_py)]),
+            "test",
+            1,
+            false,
+        )
+        .await
+        .expect("the app deploys");
+    let op = platform::store::Change {
+        actor: "test",
+        remote_addr: None,
+        at: 1,
+    };
+    platform::admin::set_visibility(&app.state.store, "acme/py", "public", &op)
+        .await
+        .expect("public");
+}
+
+/// A background callback as Dash's docs write one (a `DiskcacheManager`): progress,
+/// defaults, a cancel input; click 2 runs long enough to be cancelled.
+const BACKGROUND_APP: &str = r#"
+import time
+import diskcache
+from dash import Dash, DiskcacheManager, Input, Output, callback, html
+
+app = Dash(__name__, background_callback_manager=DiskcacheManager(diskcache.Cache("./cache")))
+app.layout = html.Div([
+    html.Button("Build", id="build"),
+    html.Button("Stop", id="stop"),
+    html.Progress(id="bar", value="0", max="4"),
+    html.P(id="status"),
+])
+
+
+@callback(
+    Output("status", "children"),
+    Input("build", "n_clicks"),
+    background=True,
+    progress=[Output("bar", "value"), Output("bar", "max")],
+    progress_default=["0", "4"],
+    cancel=Input("stop", "n_clicks"),
+    interval=200,
+    prevent_initial_call=True,
+)
+def build(set_progress, clicks):
+    steps = 4 if clicks == 1 else 200
+    for step in range(1, steps + 1):
+        time.sleep(0.25)
+        set_progress((str(step), str(steps)))
+    return f"built {clicks} in {steps} steps"
+"#;
+
+/// The renderer's body for the build button: `clicks`, or null values while polling.
+fn build_body(clicks: Option<i64>) -> String {
+    json!({
+        "output": "status.children",
+        "outputs": {"id": "status", "property": "children"},
+        "inputs": [{"id": "build", "property": "n_clicks", "value": clicks}],
+        "changedPropIds": ["build.n_clicks"],
+        "state": []
+    })
+    .to_string()
+}
+
+/// A Python app's background callback runs as a job through Dash's polling protocol: the
+/// first answer names the job, its cancel inputs and progress defaults; polls carry each
+/// `set_progress` report once and then the result; Dash's cancel callback stops a running
+/// job, after which the poll answers 204. `_dash-dependencies` reads as Dash's.
+#[tokio::test]
+async fn a_python_background_callback_runs_as_a_job_with_progress_and_cancel() {
+    let app = TestApp::new().await;
+    deploy_public(&app, BACKGROUND_APP).await;
+    let dependencies = app.get(&format!("{APP}_dash-dependencies")).await;
+    assert_eq!(
+        dependencies.status,
+        StatusCode::OK,
+        "{}",
+        dependencies.text()
+    );
+    let dependencies = dependencies.json();
+    assert_eq!(dependencies[0]["background"], json!({"interval": 200}));
+    assert!(
+        dependencies[0].get("tessera_background").is_none(),
+        "{dependencies}"
+    );
+    assert_eq!(dependencies[1]["output"], "stop.id");
+
+    let end_id = support::end_id(&app, "acme", "py", "page1");
+    let update = format!("{APP}_dash-update-component?endId={end_id}");
+    let start = |clicks| {
+        let update = update.clone();
+        let app = &app;
+        async move {
+            let reply = app.post_json(&update, build_body(Some(clicks))).await;
+            assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+            reply.json()
+        }
+    };
+    let poll = |job: String| {
+        let update = update.clone();
+        let app = &app;
+        async move {
+            app.post_json(
+                &format!("{update}&cacheKey={job}&job={job}"),
+                build_body(None),
+            )
+            .await
+        }
+    };
+
+    let started = start(1).await;
+    assert_eq!(
+        started["cancel"],
+        json!([{"id": "stop", "property": "n_clicks"}])
+    );
+    assert_eq!(
+        started["progressDefault"],
+        json!({"bar.value": "0", "bar.max": "4"})
+    );
+    let job = started["job"].as_str().expect("a job").to_owned();
+    let deadline = Instant::now() + std::time::Duration::from_secs(60);
+    let mut seen = Vec::new();
+    let answer = loop {
+        assert!(Instant::now() < deadline, "the job never finished");
+        let reply = poll(job.clone()).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+        let body = reply.json();
+        if let Some(step) = body["progress"]["bar.value"].as_str() {
+            assert_eq!(body["progress"]["bar.max"], "4", "{body}");
+            seen.push(step.parse::<u32>().expect("a step"));
+        }
+        if body.get("response").is_some() {
+            break body;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        answer["response"],
+        json!({"status": {"children": "built 1 in 4 steps"}})
+    );
+    assert!(
+        !seen.is_empty() && seen.windows(2).all(|w| w[0] < w[1]),
+        "progress should advance, each report once: {seen:?}"
+    );
+
+    // A long job, stopped by Dash's cancel callback.
+    let job = start(2).await["job"].as_str().expect("a job").to_owned();
+    let deadline = Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "the long job reported no progress"
+        );
+        if poll(job.clone()).await.json()["progress"].is_object() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let cancel = json!({
+        "output": "stop.id",
+        "outputs": {"id": "stop", "property": "id"},
+        "inputs": [{"id": "stop", "property": "n_clicks", "value": 1}],
+        "changedPropIds": ["stop.n_clicks"],
+        "state": []
+    });
+    let reply = app
+        .post_json(&format!("{update}&cancelJob={job}"), cancel.to_string())
+        .await;
+    // As Dash: a callback with outputs answers them, none here (`no_update`).
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    assert_eq!(reply.json(), json!({"multi": true, "response": {}}));
+    let deadline = Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let reply = poll(job.clone()).await;
+        if reply.status == StatusCode::NO_CONTENT {
+            break;
+        }
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+        assert!(
+            reply.json().get("response").is_none(),
+            "a cancelled job answered"
+        );
+        assert!(Instant::now() < deadline, "the cancelled job kept running");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }

@@ -30,8 +30,10 @@ __all__ = [
     "ALL",
     "ALLSMALLER",
     "MATCH",
+    "CeleryManager",
     "ClientsideFunction",
     "Dash",
+    "DiskcacheManager",
     "Input",
     "Output",
     "Patch",
@@ -81,6 +83,7 @@ class _Callback:
         clientside=None,
         running=None,
         on_error=None,
+        background=None,
     ):
         self.func = func
         self.outputs = outputs
@@ -95,6 +98,10 @@ class _Callback:
         self.inline_source = None
         self.running = running or []
         self.on_error = on_error
+        # A background callback's `_Background`: the platform runs it as a job.
+        self.background = background
+        # Dash 4.4.1 writes null for the cancel callbacks it adds after the others.
+        self.hidden = False
 
     def id(self):
         """Dash's `create_callback_id`."""
@@ -124,16 +131,19 @@ class _Callback:
             "state": [d.to_dict() for d in self.state],
             "clientside_function": self.clientside,
             "prevent_initial_call": self.prevent_initial_call,
-            "background": None,
-            "dynamic_creator": None,
+            "background": {"interval": self.background.interval} if self.background else None,
+            # Dash 4.4.1 writes false for `clientside_callback`, null for the others.
+            "dynamic_creator": False if self.clientside else None,
             "no_output": not self.outputs,
             "optional": False,
-            "hidden": False,
+            "hidden": self.hidden,
             "websocket": False,
             "persistent": False,
         }
         if self.inline_source is not None:
             entry[_INLINE_SOURCE_KEY] = self.inline_source
+        if self.background:
+            entry[_BACKGROUND_KEY] = self.background.private()
         if self.running:
             entry["running"] = {
                 "running": {str(output): on for output, on, _ in self.running},
@@ -141,6 +151,78 @@ class _Callback:
             }
         return entry
 
+
+class _Background:
+    """What `background=True` adds to a callback: how often the renderer polls, the
+    progress outputs (and their values when no job runs) and the inputs that cancel it."""
+
+    def __init__(self, interval, progress, progress_default, cancel):
+        self.interval = interval
+        self.progress = _as_list(progress) if progress else []
+        self.progress_default = _as_list(progress_default) if progress_default else None
+        self.cancel = _as_list(cancel) if cancel else []
+        for dep in self.progress + self.cancel:
+            if dep.has_wildcard():
+                raise exceptions.WildcardInLongCallback(
+                    "background callbacks does not support dependencies with pattern-matching "
+                    f"ids\n    Received: {dep!r}"
+                )
+        if self.progress_default is not None and len(self.progress_default) != len(self.progress):
+            raise Exception("Progress and progress default needs to be of same length")
+
+    def private(self):
+        """What the platform needs to run the job (`platform::dash::dependencies::Background`)."""
+        private = {
+            "progress": [str(output) for output in self.progress],
+            "cancel": [dep.to_dict() for dep in self.cancel],
+        }
+        if self.progress_default is not None:
+            private["progressDefault"] = self.progress_default
+        return private
+
+
+def _as_list(value):
+    """Dash's `coerce_to_list`."""
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _cancellers(callbacks):
+    """The callbacks Dash adds for background callbacks' cancel inputs, after all others:
+    one per input, writing the input's own `id` and answering `no_update`; the renderer
+    sends `cancelJob` with it and the platform stops the job."""
+    seen = {}
+    for callback in callbacks:
+        for cancel in callback.background.cancel if callback.background else []:
+            seen.setdefault(cancel, None)
+    cancellers = []
+    for cancel in seen:
+        canceller = _Callback(
+            lambda *_: no_update, [Output(cancel.component_id, "id")], False, [cancel], True
+        )
+        canceller.hidden = None
+        cancellers.append(canceller)
+    return cancellers
+
+
+class DiskcacheManager:
+    """Accepted and ignored: on Tessera the platform runs background callbacks as jobs."""
+
+    def __init__(self, cache=None, cache_by=None, expire=None):
+        self.handle = cache
+        self.cache_by = cache_by
+        self.expire = expire
+
+
+class CeleryManager(DiskcacheManager):
+    """Accepted and ignored, as `DiskcacheManager`."""
+
+    def __init__(self, celery_app=None, cache_by=None, expire=None):
+        super().__init__(celery_app, cache_by, expire)
+
+
+# The dependency key that tells the platform a background callback's progress outputs and
+# cancel inputs (`platform::dash::dependencies::BACKGROUND_KEY`); removed from what it serves.
+_BACKGROUND_KEY = "tessera_background"
 
 # The dependency key that carries an inline clientside source to the platform
 # (`platform::dash::clientside::INLINE_SOURCE_KEY`), which removes it from what it serves.
@@ -189,8 +271,24 @@ def _register(args, kwargs, func=None, clientside=None, app=None):
     if prevent is None and (app or get_app()) is not None:
         prevent = (app or get_app()).config.prevent_initial_callbacks
     running = kwargs.get("running")
+    background = None
+    if kwargs.get("background"):
+        background = _Background(
+            kwargs.get("interval", 1000),
+            kwargs.get("progress"),
+            kwargs.get("progress_default"),
+            kwargs.get("cancel"),
+        )
     callback = _Callback(
-        func, outputs, multi, deps, prevent, clientside, running, kwargs.get("on_error")
+        func,
+        outputs,
+        multi,
+        deps,
+        prevent,
+        clientside,
+        running,
+        kwargs.get("on_error"),
+        background,
     )
     (_CALLBACKS if app is None else app._callbacks).append(callback)
     return callback

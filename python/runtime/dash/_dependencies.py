@@ -57,6 +57,14 @@ class DashDependency:
     def __repr__(self):
         return f"<{type(self).__name__} `{self}`>"
 
+    def __eq__(self, other):
+        # As Dash: the same kind of dependency on the same prop (a background callback's
+        # cancel inputs are told apart this way).
+        return isinstance(other, DashDependency) and type(self) is type(other) and str(self) == str(other)
+
+    def __hash__(self):
+        return hash(str(self))
+
     def to_dict(self):
         return {"id": self.component_id_str(), "property": self.component_property}
 

@@ -1,17 +1,29 @@
-"""Dash's exceptions that a callback may raise."""
+"""Dash's exceptions that an app may raise or catch, in Dash 4.4.1's hierarchy."""
 
 
 class DashException(Exception):
     """Base of Dash's exceptions."""
 
 
-class PreventUpdate(DashException):
+class CallbackException(DashException):
+    """A callback declared or answered wrongly."""
+
+
+class PreventUpdate(CallbackException):
     """Raised in a callback: nothing changes in the browser."""
 
 
-class InvalidCallbackReturnValue(DashException):
+class InvalidCallbackReturnValue(CallbackException):
     """A callback returned something that does not fit its outputs."""
 
 
-class UnsupportedRelativePath(DashException):
+class WildcardInLongCallback(CallbackException):
+    """A background callback's progress or cancel dependency has a pattern-matching id."""
+
+
+class BackgroundCallbackError(DashException):
+    """A background callback was declared wrongly."""
+
+
+class UnsupportedRelativePath(CallbackException):
     pass

@@ -1,7 +1,8 @@
 //! `host.call`, the one door between a Python guest and the host: the frames of a request's
-//! turn (`q`, `r`, `l`) and the app's capabilities (`d` a data source query, `g`/`s`/`x` the
-//! cache, `v` the viewer, `h` an HTTP request), which a component reaches through the 0.2.0
-//! `data`, `cache` and `host` imports and `wasi:http`.
+//! turn (`q`, `r`, `l`), a background callback's progress (`p`) and the app's capabilities
+//! (`d` a data source query, `g`/`s`/`x` the cache, `v` the viewer, `h` an HTTP request),
+//! which a component reaches through the 0.2.0 `data`, `cache` and `host` imports and
+//! `wasi:http`.
 //!
 //! A capability frame is its kind byte, a 4-byte little-endian header length, a JSON header
 //! and, for `s`, the value's bytes. Every argument is checked against the same caps as a
@@ -78,6 +79,20 @@ pub(super) fn door(
             b"ok".to_vec()
         }
         Some(b'v') => viewer(caller.data()),
+        Some(b'p') => {
+            let state = caller.data();
+            let report = &memory.data(&caller)[ptr + 1..ptr + len];
+            match std::str::from_utf8(report) {
+                Ok(json) => crate::state::report_progress(
+                    state.progress.as_ref(),
+                    state.output_cap,
+                    &state.logs,
+                    json,
+                ),
+                Err(_) => return Ok(DOOR_FAULT),
+            }
+            b"ok".to_vec()
+        }
         Some(b'h') => {
             if len - 1 > MAX_FETCH_FRAME_BYTES {
                 refused(&format!(

@@ -39,6 +39,7 @@ use crate::outbound::{Outbound, OutboundPolicy};
 use crate::pool::{IdleInstances, Lease, Pool};
 use crate::scheduler::{Refused, Scheduler, Ticket};
 use crate::settings::Settings;
+use crate::state::ProgressSink;
 use crate::{Error, LogLine, Result};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -521,6 +522,8 @@ struct PyState {
     memoized: bool,
     /// The app's outbound policy and the call's request count, during a callback.
     outbound: Option<Outbound>,
+    /// Where a background callback's progress reports go (`set_progress`), during a job.
+    progress: Option<ProgressSink>,
 }
 
 impl PyState {
@@ -550,6 +553,7 @@ impl PyState {
             viewer: None,
             memoized: false,
             outbound: None,
+            progress: None,
         }
     }
 
@@ -1068,7 +1072,7 @@ impl PythonApp {
     }
 
     /// [`PythonApp::call`] with a deadline of its own, a cancel flag and the viewer
-    /// ([`CallOptions`]; progress reports and streamed updates are not passed to Python yet).
+    /// ([`CallOptions`]; streamed updates are not passed to Python yet).
     /// The answer, or the failure with the log lines of the call, as a component's.
     pub fn call_with(
         &self,
@@ -1145,6 +1149,7 @@ impl PythonApp {
             state.capabilities = self.capabilities.clone();
             state.viewer = options.viewer.clone();
             state.memoized = options.memoized;
+            state.progress = options.progress.clone();
             let mut outbound = Outbound::new(self.outbound.clone(), state.logs.clone());
             outbound.begin_call(ends);
             state.outbound = Some(outbound);
@@ -1173,6 +1178,7 @@ impl PythonApp {
             state.capabilities = None;
             state.viewer = None;
             state.outbound = None;
+            state.progress = None;
             self.settings.redact_logs(state.logs.take())
         };
         if let (Err(error), Some(ticket)) = (&result, &ticket)

@@ -181,6 +181,121 @@ fn a_python_app_answers_layout_dependencies_and_callbacks() {
     );
 }
 
+/// Dash's background callback example, as its docs write it (a `DiskcacheManager` over a
+/// `diskcache.Cache`), with a progress report over the output cap on request.
+const BACKGROUND_APP: &str = r#"
+import time
+import diskcache
+from dash import Dash, DiskcacheManager, Input, Output, callback, html
+
+cache = diskcache.Cache("./cache")
+app = Dash(__name__, background_callback_manager=DiskcacheManager(cache))
+app.layout = html.Div([
+    html.Button("Build", id="build"),
+    html.Button("Stop", id="stop"),
+    html.Progress(id="bar", value="0", max="3"),
+    html.P(id="status"),
+])
+
+
+@callback(
+    Output("status", "children"),
+    Input("build", "n_clicks"),
+    background=True,
+    progress=[Output("bar", "value"), Output("bar", "max")],
+    progress_default=["0", "3"],
+    cancel=[Input("stop", "n_clicks")],
+    interval=250,
+    prevent_initial_call=True,
+)
+def build(set_progress, clicks):
+    if clicks == 9:
+        set_progress(["x" * (5 << 20), "3"])
+    for step in range(1, 4):
+        set_progress((str(step), "3"))
+    return f"built {clicks}"
+"#;
+
+/// A background callback's dependency carries what the platform runs its job with, Dash's
+/// cancel callback follows it, and `set_progress` reaches the call's progress sink (a
+/// report over the output cap is dropped with a log line; the call goes on).
+#[test]
+fn a_background_callback_reports_progress_to_the_calls_sink() {
+    let (_app, dirs) = dirs(BACKGROUND_APP);
+    let app = PythonApp::load(runtime(), dirs, limits(), BOOT).expect("app.py loads");
+    let deps: serde_json::Value =
+        serde_json::from_str(app.dependencies_json()).expect("dependencies JSON");
+    assert_eq!(deps[0]["background"], serde_json::json!({"interval": 250}));
+    assert_eq!(
+        deps[0]["tessera_background"],
+        serde_json::json!({
+            "progress": ["bar.value", "bar.max"],
+            "progressDefault": ["0", "3"],
+            "cancel": [{"id": "stop", "property": "n_clicks"}],
+        })
+    );
+    assert_eq!(deps[1]["output"], "stop.id");
+    assert_eq!(deps[1]["prevent_initial_call"], true);
+    assert_eq!(deps.as_array().map(Vec::len), Some(2), "{deps}");
+
+    let run = |clicks: i64| {
+        let reports = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = reports.clone();
+        let options = sandbox::CallOptions {
+            progress: Some(Arc::new(move |json: String| {
+                sink.lock().expect("reports").push(json)
+            })),
+            ..sandbox::CallOptions::default()
+        };
+        let request = serde_json::json!({
+            "outputs": {"id": "status", "property": "children"},
+            "inputs": [{"id": "build", "property": "n_clicks", "value": clicks}],
+            "state": [],
+        });
+        let output = app
+            .call_with("status.children", &request.to_string(), options)
+            .expect("the job runs");
+        let reports = reports.lock().expect("reports").clone();
+        (output, reports)
+    };
+    let (output, reports) = run(2);
+    assert_eq!(
+        output.outcome,
+        Outcome::Outputs(r#"["built 2"]"#.to_string())
+    );
+    assert_eq!(reports, [r#"["1","3"]"#, r#"["2","3"]"#, r#"["3","3"]"#]);
+
+    let (output, reports) = run(9);
+    assert_eq!(
+        output.outcome,
+        Outcome::Outputs(r#"["built 9"]"#.to_string())
+    );
+    assert_eq!(
+        reports.len(),
+        3,
+        "the oversized report is dropped: {reports:?}"
+    );
+    assert!(
+        output
+            .logs
+            .iter()
+            .any(|line| line.message.contains("dropped (over the output cap)")),
+        "{:?}",
+        output.logs
+    );
+
+    // Without a sink (an ordinary call), the reports go nowhere and the callback answers.
+    let request = serde_json::json!({
+        "outputs": {"id": "status", "property": "children"},
+        "inputs": [{"id": "build", "property": "n_clicks", "value": 1}],
+        "state": [],
+    });
+    let (outcome, _) = app
+        .call("status.children", &request.to_string())
+        .expect("the callback runs");
+    assert_eq!(outcome, Outcome::Outputs(r#"["built 1"]"#.to_string()));
+}
+
 #[test]
 fn an_app_that_raises_at_import_is_refused_with_its_traceback() {
     let (_app, dirs) = dirs("import dash\nraise RuntimeError('no data file')\n");
