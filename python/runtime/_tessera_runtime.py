@@ -9,6 +9,8 @@ frame each way. Frames from the guest start with one byte naming the operation:
 - `r` + JSON: the answer to the request (`{"ok": value}` or `{"error": kind, "message": text}`).
 - `l` + one level digit (0 trace … 4 error) + UTF-8 text: a log line.
 - `p` + JSON: a background callback's progress report (a list, one value per output).
+- `t` + 4-byte length + component id + JSON props: `set_props` streamed to the page's
+  WebSocket; `w` + JSON `{"id", "names"}`: props read from that page (`ctx.websocket`).
 - `d`, `g`, `s`, `x`: the app's data sources and cache (`tessera.py`, the host's
   `sandbox/src/python/door.rs`).
 
@@ -18,7 +20,9 @@ later value of the settings).
 
 The same functions run under CPython on the host (`answer(...)`), so they are tested there too.
 """
+import asyncio
 import importlib.util
+import inspect
 import json
 import sys
 import time
@@ -47,6 +51,49 @@ def _sliced_sleep(seconds):
 
 
 time.sleep = _sliced_sleep
+
+
+class _Waits:
+    """The selector of `_SandboxLoop`: there is no I/O to wait for in the sandbox, only
+    time (`asyncio.sleep`), slept with the deadline-aware `time.sleep`."""
+
+    def select(self, timeout=None):
+        if timeout is None:
+            raise RuntimeError(
+                "the callback awaits something that never comes: only asyncio.sleep and "
+                "Tessera's own calls can be awaited in the sandbox"
+            )
+        if timeout > 0:
+            time.sleep(timeout)
+        return []
+
+
+class _SandboxLoop(asyncio.BaseEventLoop):
+    """An event loop without sockets (WASI has no `socketpair`, which asyncio's own loop
+    needs): coroutines, tasks and timers, for Dash's `async def` callbacks."""
+
+    def __init__(self):
+        super().__init__()
+        self._selector = _Waits()
+
+    def _process_events(self, event_list):
+        pass
+
+    def _write_to_self(self):
+        pass
+
+
+def _await(awaitable):
+    """An async callback's value, run to its end on a `_SandboxLoop`."""
+
+    async def main():
+        return await awaitable
+
+    loop = _SandboxLoop()
+    try:
+        return loop.run_until_complete(main())
+    finally:
+        loop.close()
 
 
 def _to_json(value):
@@ -136,13 +183,14 @@ def _arg_values(callback, request):
     return values
 
 
-def _run_callback(callback_id, request):
+def _run_callback(callback_id, request, websocket=False):
     callback = _callbacks().get(callback_id)
     if callback is None or callback.func is None:
         return {"error": "invalid-input", "message": f"no callback {callback_id!r}"}
     dash.ctx._request = request
     dash.ctx._side_update = {}
     dash.ctx._multi = callback.multi
+    dash.ctx._websocket = dash._Socket() if websocket else None
     on_error = callback.on_error or _state["app"].on_error
     args = _arg_values(callback, request)
     if callback.background and callback.background.progress:
@@ -150,6 +198,8 @@ def _run_callback(callback_id, request):
         args.insert(0, _set_progress)
     try:
         result = callback.func(*args)
+        if inspect.isawaitable(result):
+            result = _await(result)
     except PreventUpdate:
         return {"ok": {"prevent_update": True}}
     except Exception as error:  # Dash's `on_error`: the handler's value replaces the outputs
@@ -160,6 +210,7 @@ def _run_callback(callback_id, request):
             result = dash.no_update
     finally:
         dash.ctx._request = None
+        dash.ctx._websocket = None
     side = dash.ctx._side_update
     if not callback.outputs:
         outputs = []
@@ -198,11 +249,18 @@ def answer(request):
             app = _state["app"]
             return {"ok": {"title": app.title, "sdk_version": f"tessera-python dash {dash.__version__}"}}
         if op == "layout":
-            return {"ok": _to_json(_layout())}
+            layout = _to_json(_layout())
+            if _state["app"]._websocket_callbacks and layout.endswith("}"):
+                # Dash's app-wide `websocket_callbacks=True`, for the platform, which takes
+                # it out (`platform::dash::layout::WEBSOCKET_CALLBACKS_KEY`).
+                layout = layout[:-1] + ',"tessera_websocket_callbacks":true}'
+            return {"ok": layout}
         if op == "dependencies":
             return {"ok": json.dumps([cb.dependency() for cb in _callback_list()])}
         if op == "callback":
-            return _run_callback(request["id"], json.loads(request["request"]))
+            return _run_callback(
+                request["id"], json.loads(request["request"]), request.get("websocket", False)
+            )
         return {"error": "invalid-input", "message": f"unknown operation {op!r}"}
     except Exception:
         return {"error": "failed", "message": traceback.format_exc()}

@@ -101,18 +101,12 @@ fn get_props(
     let Some(page) = store.data().page.clone() else {
         return Ok(Ok(None));
     };
-    if names.len() > MAX_GET_PROPS_NAMES {
-        return Ok(Err(format!(
-            "{} prop names, over the limit of {MAX_GET_PROPS_NAMES}",
-            names.len()
-        )));
+    if let Some(why) = names_over_bounds(names.len()) {
+        return Ok(Err(why));
     }
     let id = id.to_str(&store)?;
-    if id.len() > MAX_GET_PROPS_ID_BYTES {
-        return Ok(Err(format!(
-            "the component id is {} bytes, over the limit of {MAX_GET_PROPS_ID_BYTES}",
-            id.len()
-        )));
+    if let Some(why) = id_over_bounds(id.len()) {
+        return Ok(Err(why));
     }
     let id = id.into_owned();
     let mut raw = Vec::with_capacity(names.len());
@@ -122,39 +116,56 @@ fn get_props(
     let mut properties = Vec::with_capacity(raw.len());
     for name in raw {
         let name = name.to_str(&store)?;
-        if name.len() > MAX_GET_PROPS_NAME_BYTES {
-            return Ok(Err(format!(
-                "a prop name is {} bytes, over the limit of {MAX_GET_PROPS_NAME_BYTES}",
-                name.len()
-            )));
+        if let Some(why) = name_over_bounds(name.len()) {
+            return Ok(Err(why));
         }
         properties.push(name.into_owned());
     }
     let answer = page(id, properties);
     // Run on this thread: the wait itself stops at the deadline or the cancellation.
     let answer = crate::capabilities::blocking(store, true, move |call| {
-        let props = wait_for_page(&answer, call)?;
-        if props.len() > call.max_answer_bytes {
-            return Err(format!(
-                "the page's answer is {} bytes, over this call's limit of {}",
-                props.len(),
-                call.max_answer_bytes
-            ));
-        }
-        Ok(Some(props))
+        wait_for_page(&answer, call).map(Some)
     })?;
     Ok(answer)
 }
 
-/// The page's answer, or an error once the call is over (which the caller turns into the
-/// call's deadline or cancellation) or the connection closed.
-fn wait_for_page(
+/// Why a `get-props` request for `count` prop names is over the host's bounds, if it is.
+pub(crate) fn names_over_bounds(count: usize) -> Option<String> {
+    (count > MAX_GET_PROPS_NAMES)
+        .then(|| format!("{count} prop names, over the limit of {MAX_GET_PROPS_NAMES}"))
+}
+
+/// Why a `get-props` request's component id of `len` bytes is over the bounds, if it is.
+pub(crate) fn id_over_bounds(len: usize) -> Option<String> {
+    (len > MAX_GET_PROPS_ID_BYTES).then(|| {
+        format!("the component id is {len} bytes, over the limit of {MAX_GET_PROPS_ID_BYTES}")
+    })
+}
+
+/// Why a `get-props` prop name of `len` bytes is over the bounds, if it is.
+pub(crate) fn name_over_bounds(len: usize) -> Option<String> {
+    (len > MAX_GET_PROPS_NAME_BYTES).then(|| {
+        format!("a prop name is {len} bytes, over the limit of {MAX_GET_PROPS_NAME_BYTES}")
+    })
+}
+
+/// The page's answer (within the call's answer cap), or an error once the call is over
+/// (which the caller turns into the call's deadline or cancellation) or the connection
+/// closed. Run without the call's core.
+pub(crate) fn wait_for_page(
     answer: &Receiver<String>,
     call: &crate::capabilities::CallContext,
 ) -> Result<String, String> {
     loop {
         let wait = crate::capabilities::CANCEL_CHECK.min(call.remaining());
         match answer.recv_timeout(wait) {
+            Ok(props) if props.len() > call.max_answer_bytes => {
+                return Err(format!(
+                    "the page's answer is {} bytes, over this call's limit of {}",
+                    props.len(),
+                    call.max_answer_bytes
+                ));
+            }
             Ok(props) => return Ok(props),
             Err(RecvTimeoutError::Timeout) if call.over() => {
                 return Err("the call ended while waiting for the page".to_string());

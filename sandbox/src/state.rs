@@ -54,8 +54,7 @@ pub(crate) struct State {
     pub(crate) stream: Option<StreamSink>,
     /// Updates and bytes streamed during the call in progress (bounded by
     /// [`MAX_STREAMED_UPDATES`] and the output cap).
-    streamed_updates: AtomicUsize,
-    streamed_bytes: AtomicUsize,
+    streamed: Streamed,
     /// Asks the page of the call's WebSocket connection for props (`host.get-props`), if
     /// the call came over one.
     pub(crate) page: Option<PageProps>,
@@ -111,6 +110,66 @@ pub(crate) fn report_progress(sink: Option<&ProgressSink>, cap: usize, logs: &Lo
     sink(json.to_owned());
 }
 
+/// What one call has streamed so far, against its bounds ([`stream_props`]).
+#[derive(Default)]
+pub(crate) struct Streamed {
+    updates: AtomicUsize,
+    bytes: AtomicUsize,
+}
+
+impl Streamed {
+    /// A new call: nothing streamed yet.
+    pub(crate) fn reset(&mut self) {
+        *self.updates.get_mut() = 0;
+        *self.bytes.get_mut() = 0;
+    }
+}
+
+/// Passes one streamed update (a component's `stream-props`, a Python app's `set_props`
+/// over the WebSocket) to `sink`: `Ok(false)` without a sink, an error past the call's
+/// bounds ([`MAX_STREAMED_UPDATES`], bytes over `cap`, the output cap, counted in
+/// `streamed` over the whole call) or for props that are not a JSON dictionary. The
+/// strings may still be the guest's: they are copied only once they are within bounds.
+pub(crate) fn stream_props(
+    sink: Option<&StreamSink>,
+    streamed: &Streamed,
+    cap: usize,
+    id: &str,
+    props: &str,
+) -> std::result::Result<bool, String> {
+    let Some(sink) = sink else {
+        return Ok(false);
+    };
+    // One guest thread calls at a time; the atomics only make `&self` enough.
+    let updates = streamed.updates.load(Ordering::Relaxed);
+    if updates >= MAX_STREAMED_UPDATES {
+        return Err(format!(
+            "this call already streamed {MAX_STREAMED_UPDATES} updates, its limit"
+        ));
+    }
+    let bytes = streamed
+        .bytes
+        .load(Ordering::Relaxed)
+        .saturating_add(id.len())
+        .saturating_add(props.len());
+    if bytes > cap {
+        return Err(format!(
+            "streaming {} more bytes would take this call past its output cap of {cap} bytes",
+            id.len() + props.len(),
+        ));
+    }
+    // Valid JSON that starts with `{` is a dictionary; checked without building it.
+    if !props.trim_start().starts_with('{')
+        || serde_json::from_str::<serde::de::IgnoredAny>(props).is_err()
+    {
+        return Err(NOT_A_DICTIONARY.to_string());
+    }
+    streamed.updates.store(updates + 1, Ordering::Relaxed);
+    streamed.bytes.store(bytes, Ordering::Relaxed);
+    sink(id.to_owned(), props.to_owned());
+    Ok(true)
+}
+
 /// Most `stream-props` updates one call may send.
 pub const MAX_STREAMED_UPDATES: usize = 10_000;
 
@@ -164,8 +223,7 @@ impl State {
             progress_cap: limits.output_bytes,
             stream: None,
             page: None,
-            streamed_updates: AtomicUsize::new(0),
-            streamed_bytes: AtomicUsize::new(0),
+            streamed: Streamed::default(),
             settings: settings.clone(),
             cpu: None,
             owner,
@@ -236,47 +294,18 @@ impl State {
     pub(crate) fn set_stream(&mut self, sink: Option<StreamSink>, page: Option<PageProps>) {
         self.stream = sink;
         self.page = page;
-        *self.streamed_updates.get_mut() = 0;
-        *self.streamed_bytes.get_mut() = 0;
+        self.streamed.reset();
     }
 
-    /// Passes one `stream-props` update to the call's sink: `Ok(false)` without a sink,
-    /// an error past the call's bounds ([`MAX_STREAMED_UPDATES`], bytes over the output
-    /// cap, counted over the whole call) or for props that are not a JSON dictionary. The
-    /// strings are still the guest's: they are copied only once they are within bounds.
+    /// Passes one `stream-props` update to the call's sink ([`stream_props`]).
     pub(crate) fn stream_props(&self, id: &str, props: &str) -> std::result::Result<bool, String> {
-        let Some(sink) = &self.stream else {
-            return Ok(false);
-        };
-        // One guest thread calls at a time; the atomics only make `&self` enough.
-        let updates = self.streamed_updates.load(Ordering::Relaxed);
-        if updates >= MAX_STREAMED_UPDATES {
-            return Err(format!(
-                "this call already streamed {MAX_STREAMED_UPDATES} updates, its limit"
-            ));
-        }
-        let bytes = self
-            .streamed_bytes
-            .load(Ordering::Relaxed)
-            .saturating_add(id.len())
-            .saturating_add(props.len());
-        if bytes > self.progress_cap {
-            return Err(format!(
-                "streaming {} more bytes would take this call past its output cap of {} bytes",
-                id.len() + props.len(),
-                self.progress_cap
-            ));
-        }
-        // Valid JSON that starts with `{` is a dictionary; checked without building it.
-        if !props.trim_start().starts_with('{')
-            || serde_json::from_str::<serde::de::IgnoredAny>(props).is_err()
-        {
-            return Err(NOT_A_DICTIONARY.to_string());
-        }
-        self.streamed_updates.store(updates + 1, Ordering::Relaxed);
-        self.streamed_bytes.store(bytes, Ordering::Relaxed);
-        sink(id.to_owned(), props.to_owned());
-        Ok(true)
+        stream_props(
+            self.stream.as_ref(),
+            &self.streamed,
+            self.progress_cap,
+            id,
+            props,
+        )
     }
 
     /// The view of `wasi:io/poll`, whose waits give the call's core up.

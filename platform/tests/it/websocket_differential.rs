@@ -4,7 +4,9 @@
 //! `run_ws.py` with the same steps and the same driver). Every message either side sends
 //! must be the same once batches are unpacked and what cannot be equal is normalized: the
 //! ids a server makes up (`get_props_request`'s `requestId`) and the clock readings in the
-//! answers. Where Tessera differs on purpose the test says so and checks both sides.
+//! answers. Where Tessera differs on purpose the test says so and checks both sides. The
+//! Python twins themselves, deployed unchanged on Tessera as `kind = "python"`, hold the
+//! same conversations.
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -173,21 +175,15 @@ fn click(request_id: &str, output: &str, button: &str) -> Value {
     request(request_id, output, &format!("{button}.n_clicks"), json!(1))
 }
 
-#[tokio::test]
-async fn a_socket_conversation_matches_python_dash_message_for_message() {
-    let app = TestApp::new().await;
-    app.deploy("acme", "live", "live_orders.wasm").await;
-    app.deploy("acme", "memo", "guest_memo.wasm").await;
-    let address = serve(&app).await;
-
-    // Per-callback WebSocket mode: a heartbeat, a clock, 100 streamed Patch ticks,
-    // `get_props` from a page that holds the feed and from one that lacks it.
+/// Per-callback WebSocket mode (the live-orders app): a heartbeat, a clock, 100 streamed
+/// Patch ticks, `get_props` from a page that holds the feed and from one that lacks it.
+fn live_steps() -> Vec<Value> {
     let three_ticks = json!({"stream-feed": {"children": [
         {"props": {"children": "tick 1"}, "type": "Li", "namespace": "dash_html_components"},
         {"props": {"children": "tick 2"}, "type": "Li", "namespace": "dash_html_components"},
         {"props": {"children": "tick 3"}, "type": "Li", "namespace": "dash_html_components"},
     ]}});
-    let live = vec![
+    vec![
         step(json!({"type": "heartbeat"}), "heartbeat_ack", json!({})),
         step(
             click("r1-1", "stream-clock", "stream-ping"),
@@ -209,12 +205,13 @@ async fn a_socket_conversation_matches_python_dash_message_for_message() {
             "r1-4",
             json!({}),
         ),
-    ];
-    let mut socket = open_live(&app, address).await;
-    let ours = converse(&mut socket, &live).await;
-    let theirs = python_converse("live_orders", &live);
-    // The comparison can fail: the streamed ticks are all there, in order, on both sides.
-    for transcript in [&ours, &theirs] {
+    ]
+}
+
+/// The live-orders conversation held with Tessera (`ours`) and with Dash must be the same;
+/// the comparison can fail: the streamed ticks are all there, in order, on both sides.
+fn assert_live_transcripts(ours: &[Vec<Value>], theirs: &[Vec<Value>]) {
+    for transcript in [ours, theirs] {
         let ticks = &transcript[2];
         assert_eq!(ticks.len(), 101, "{ticks:?}");
         assert_eq!(
@@ -228,11 +225,13 @@ async fn a_socket_conversation_matches_python_dash_message_for_message() {
             "the page shows 3 ticks"
         );
     }
-    assert_same(&ours, &theirs);
+    assert_same(ours, theirs);
+}
 
-    // App-wide mode (`websocket_callbacks=True`): ordinary callbacks answer over the
-    // socket, PreventUpdate is `prevent_update`, a failure is an `error` answer.
-    let memo = vec![
+/// App-wide mode (`websocket_callbacks=True`, the memo app): ordinary callbacks answer
+/// over the socket, PreventUpdate is `prevent_update`, a failure is an `error` answer.
+fn memo_steps() -> Vec<Value> {
+    vec![
         step(
             request("r1-1", "plain", "in.value", json!("over the socket")),
             "r1-1",
@@ -253,10 +252,11 @@ async fn a_socket_conversation_matches_python_dash_message_for_message() {
             "r1-4",
             json!({}),
         ),
-    ];
-    let mut socket = open_memo(&app, address).await;
-    let mut ours = converse(&mut socket, &memo).await;
-    let mut theirs = python_converse("memo", &memo);
+    ]
+}
+
+/// The memo conversation held with Tessera and with Dash: the same but for the failure.
+fn assert_memo_transcripts(mut ours: Vec<Vec<Value>>, mut theirs: Vec<Vec<Value>>) {
     assert_eq!(theirs[1][0]["payload"], json!({"status": "prevent_update"}));
     // On purpose: Dash sends the exception's text to whoever drives the page; Tessera
     // sends a viewer a generic message (the author reads the text in the app's log).
@@ -272,6 +272,52 @@ async fn a_socket_conversation_matches_python_dash_message_for_message() {
         "{our_failure:?}"
     );
     assert_same(&ours, &theirs);
+}
+
+#[tokio::test]
+async fn a_socket_conversation_matches_python_dash_message_for_message() {
+    let app = TestApp::new().await;
+    app.deploy("acme", "live", "live_orders.wasm").await;
+    app.deploy("acme", "memo", "guest_memo.wasm").await;
+    let address = serve(&app).await;
+    let mut socket = open_live(&app, address).await;
+    let ours = converse(&mut socket, &live_steps()).await;
+    assert_live_transcripts(&ours, &python_converse("live_orders", &live_steps()));
+    let mut socket = open_memo(&app, address).await;
+    let ours = converse(&mut socket, &memo_steps()).await;
+    assert_memo_transcripts(ours, python_converse("memo", &memo_steps()));
+}
+
+/// The Python twins, unchanged, as Tessera Python apps: `set_props` streams each prop over
+/// the socket while the callback runs (a Patch per tick), an `async def` callback awaits
+/// `ctx.websocket.get_prop` from the page, and app-wide mode comes from
+/// `Dash(websocket_callbacks=True)`; the conversations are Dash's, message for message.
+#[tokio::test]
+async fn the_python_twins_on_tessera_hold_the_same_conversations() {
+    let app = TestApp::new().await;
+    let twins = include_str!("../../../tests/differential/python/ws_apps.py");
+    for (name, factory) in [("live", "live_orders"), ("memo", "memo")] {
+        let app_py = format!("from ws_apps import {factory}\n\napp = {factory}()\n");
+        app.state
+            .deployer()
+            .deploy(
+                &platform::ids::Slug::parse("acme").expect("slug"),
+                &platform::ids::Slug::parse(name).expect("slug"),
+                crate::python_apps::bundle(&[("app.py", &app_py), ("ws_apps.py", twins)]),
+                "test",
+                1,
+                false,
+            )
+            .await
+            .expect("the twin deploys");
+    }
+    let address = serve(&app).await;
+    let mut socket = open_live(&app, address).await;
+    let ours = converse(&mut socket, &live_steps()).await;
+    assert_live_transcripts(&ours, &python_converse("live_orders", &live_steps()));
+    let mut socket = open_memo(&app, address).await;
+    let ours = converse(&mut socket, &memo_steps()).await;
+    assert_memo_transcripts(ours, python_converse("memo", &memo_steps()));
 }
 
 /// On purpose: a callback that is not a WebSocket callback, sent over the socket, makes

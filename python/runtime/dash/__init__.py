@@ -84,6 +84,9 @@ class _Callback:
         running=None,
         on_error=None,
         background=None,
+        websocket=False,
+        persistent=False,
+        hidden=False,
     ):
         self.func = func
         self.outputs = outputs
@@ -101,7 +104,11 @@ class _Callback:
         # A background callback's `_Background`: the platform runs it as a job.
         self.background = background
         # Dash 4.4.1 writes null for the cancel callbacks it adds after the others.
-        self.hidden = False
+        self.hidden = hidden
+        # Sent over the page's WebSocket by the renderer (Dash's `websocket=True`).
+        self.websocket = websocket
+        # No "Updating..." title while it runs.
+        self.persistent = persistent
 
     def id(self):
         """Dash's `create_callback_id`."""
@@ -137,8 +144,8 @@ class _Callback:
             "no_output": not self.outputs,
             "optional": False,
             "hidden": self.hidden,
-            "websocket": False,
-            "persistent": False,
+            "websocket": self.websocket,
+            "persistent": self.persistent,
         }
         if self.inline_source is not None:
             entry[_INLINE_SOURCE_KEY] = self.inline_source
@@ -289,6 +296,9 @@ def _register(args, kwargs, func=None, clientside=None, app=None):
         running,
         kwargs.get("on_error"),
         background,
+        bool(kwargs.get("websocket", False)),
+        bool(kwargs.get("persistent", False)),
+        bool(kwargs.get("hidden", False)),
     )
     (_CALLBACKS if app is None else app._callbacks).append(callback)
     return callback
@@ -337,9 +347,17 @@ class Dash:
     """`dash.Dash(__name__, title=...)`: the app. Serving options are accepted and ignored."""
 
     def __init__(
-        self, name=None, title="Dash", prevent_initial_callbacks=False, on_error=None, **kwargs
+        self,
+        name=None,
+        title="Dash",
+        prevent_initial_callbacks=False,
+        on_error=None,
+        websocket_callbacks=False,
+        **kwargs,
     ):
         self.title = title
+        # Every callback goes over the page's WebSocket (Dash's app-wide mode).
+        self._websocket_callbacks = bool(websocket_callbacks)
         self.on_error = on_error
         self.layout = None
         self.config = _Config(
@@ -387,6 +405,12 @@ class _Context:
         self._request = None
         self._side_update = {}
         self._multi = False
+        self._websocket = None
+
+    @property
+    def websocket(self):
+        """The page's WebSocket while a callback that came over it runs, else None."""
+        return self._websocket
 
     @property
     def triggered(self):
@@ -469,9 +493,57 @@ callback_context = ctx
 
 
 def set_props(component_id, props):
-    """Set props of a component that is not an output of the running callback."""
+    """Set props of a component that is not an output of the running callback. In a
+    callback that came over the page's WebSocket each prop goes to the page at once, as
+    Dash streams it; otherwise they go with the callback's answer."""
     key = stringify_id(component_id)
+    if ctx._websocket is not None:
+        for name, value in props.items():
+            ctx._websocket.set_prop_sync(key, name, value)
+        return
     ctx._side_update.setdefault(key, {}).update(props)
+
+
+class _Socket:
+    """`ctx.websocket` (Dash's `DashWebsocketCallback`) on Tessera: the platform holds the
+    connection; these calls go to it through the host."""
+
+    # The platform ends the call when its connection closes.
+    is_shutdown = False
+
+    def set_prop_sync(self, component_id, prop_name, value):
+        """Sends `{prop_name: value}` for `component_id` to the page now."""
+        import struct
+
+        import _host
+        import _tessera_runtime
+
+        key = stringify_id(component_id).encode()
+        props = _tessera_runtime._to_json({prop_name: value}).encode()
+        answer = _host.call(b"t" + struct.pack("<I", len(key)) + key + props)
+        if answer[:1] == b"1":
+            raise exceptions.CallbackException(f"set_props: {answer[1:].decode()}")
+        if answer[:1] == b"2":
+            # No socket after all (never for a call that came over one): answer it.
+            ctx._side_update.setdefault(stringify_id(component_id), {})[prop_name] = value
+
+    async def set_prop(self, component_id, prop_name, value):
+        self.set_prop_sync(component_id, prop_name, value)
+
+    async def get_prop(self, component_id, prop_name, timeout=30.0):
+        """The value of `prop_name` of `component_id` that the page holds now (None if it
+        has none); the wait counts against the callback's deadline."""
+        import json
+
+        import _host
+
+        header = {"id": stringify_id(component_id), "names": [prop_name]}
+        answer = _host.call(b"w" + json.dumps(header).encode())
+        if answer[:1] == b"2":
+            raise exceptions.WebsocketDisconnected()
+        if answer[:1] != b"0":
+            raise exceptions.CallbackException(f"get_prop: {answer[1:].decode()}")
+        return json.loads(answer[1:]).get(prop_name)
 
 
 def get_app():

@@ -25,5 +25,9 @@ class BackgroundCallbackError(DashException):
     """A background callback was declared wrongly."""
 
 
+class WebsocketDisconnected(CallbackException):
+    """The page's WebSocket closed while the callback waited for it."""
+
+
 class UnsupportedRelativePath(CallbackException):
     pass

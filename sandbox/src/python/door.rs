@@ -1,8 +1,9 @@
 //! `host.call`, the one door between a Python guest and the host: the frames of a request's
-//! turn (`q`, `r`, `l`), a background callback's progress (`p`) and the app's capabilities
-//! (`d` a data source query, `g`/`s`/`x` the cache, `v` the viewer, `h` an HTTP request),
-//! which a component reaches through the 0.2.0 `data`, `cache` and `host` imports and
-//! `wasi:http`.
+//! turn (`q`, `r`, `l`), a background callback's progress (`p`), a WebSocket callback's
+//! streamed `set_props` (`t`) and props read from its page (`w`), and the app's
+//! capabilities (`d` a data source query, `g`/`s`/`x` the cache, `v` the viewer, `h` an HTTP
+//! request), which a component reaches through the 0.2.0 `data`, `cache` and `host`
+//! imports and `wasi:http`.
 //!
 //! A capability frame is its kind byte, a 4-byte little-endian header length, a JSON header
 //! and, for `s`, the value's bytes. Every argument is checked against the same caps as a
@@ -30,6 +31,8 @@ pub(super) const MAX_FRAME_BYTES: usize = 64 << 20;
 const MAX_HEADER_BYTES: usize = MAX_SQL_BYTES + MAX_PARAM_TEXT_BYTES + (64 << 10);
 /// Largest `h` frame: an HTTP request's header and body.
 const MAX_FETCH_FRAME_BYTES: usize = 4 << 20;
+/// Largest `w` frame: a component id and prop names within `host::get-props`'s bounds.
+const MAX_PAGE_FRAME_BYTES: usize = 64 << 10;
 /// `host.call`'s answers: done, or a fault the guest raises as `OSError`.
 const DOOR_OK: i32 = 0;
 const DOOR_FAULT: i32 = -2;
@@ -103,6 +106,16 @@ pub(super) fn door(
                 fetch(caller.data_mut(), &frame)?
             }
         }
+        Some(b't') => stream(caller.data(), &memory.data(&caller)[ptr + 1..ptr + len]),
+        Some(b'w') => {
+            if len - 1 > MAX_PAGE_FRAME_BYTES {
+                refused(&format!(
+                    "the request is over the limit of {MAX_PAGE_FRAME_BYTES} bytes"
+                ))
+            } else {
+                page_props(caller.data(), &memory.data(&caller)[ptr + 1..ptr + len])?
+            }
+        }
         Some(kind @ (b'd' | b'g' | b's' | b'x')) => {
             let frame = &memory.data(&caller)[ptr + 1..ptr + len];
             capability(caller.data(), kind, frame)?
@@ -150,6 +163,70 @@ fn viewer(state: &PyState) -> Vec<u8> {
         ),
         None => vec![b'2'],
     }
+}
+
+/// The `t` frame: a 4-byte length, a component id and its props as a JSON dictionary, sent
+/// to the WebSocket of the call at once (Dash's streaming `set_props`) within the bounds a
+/// component's `stream-props` has. Done; `2` when the call has no socket (the guest then
+/// answers the props with the callback's); refused past the bounds.
+fn stream(state: &PyState, frame: &[u8]) -> Vec<u8> {
+    let Some((length, rest)) = frame.split_first_chunk::<4>() else {
+        return refused("malformed update");
+    };
+    let Some((id, props)) = rest.split_at_checked(u32::from_le_bytes(*length) as usize) else {
+        return refused("malformed update");
+    };
+    let (Ok(id), Ok(props)) = (std::str::from_utf8(id), std::str::from_utf8(props)) else {
+        return refused("the update is not UTF-8");
+    };
+    match crate::state::stream_props(
+        state.stream.as_ref(),
+        &state.streamed,
+        state.output_cap,
+        id,
+        props,
+    ) {
+        Ok(true) => done(b""),
+        Ok(false) => vec![b'2'],
+        Err(why) => refused(&why),
+    }
+}
+
+/// A `w` frame: which props of which component to read from the page.
+#[derive(Deserialize)]
+struct PagePropsHeader {
+    id: String,
+    names: Vec<String>,
+}
+
+/// The `w` frame (`ctx.websocket.get_prop`): the props the page of the call's WebSocket
+/// holds, as JSON by name, waited for without the call's core until its deadline or
+/// cancellation, within `host::get-props`'s bounds; `2` when the call has no page.
+fn page_props(state: &PyState, frame: &[u8]) -> wasmtime::Result<Vec<u8>> {
+    let Some(page) = state.page.clone() else {
+        return Ok(vec![b'2']);
+    };
+    let Ok(PagePropsHeader { id, names }) = serde_json::from_slice(frame) else {
+        return Ok(refused("malformed request"));
+    };
+    let over = crate::host::names_over_bounds(names.len())
+        .or_else(|| crate::host::id_over_bounds(id.len()))
+        .or_else(|| {
+            names
+                .iter()
+                .find_map(|name| crate::host::name_over_bounds(name.len()))
+        });
+    if let Some(why) = over {
+        return Ok(refused(&why));
+    }
+    let answer = page(id, names);
+    // The wait stops by itself at the deadline or the cancellation.
+    without_core(state.call_context(), state.cpu.clone(), true, move |call| {
+        match crate::host::wait_for_page(&answer, call) {
+            Ok(props) => done(props.as_bytes()),
+            Err(why) => refused(&why),
+        }
+    })
 }
 
 /// An `h` frame's header: an HTTP request (its body is the frame's tail).

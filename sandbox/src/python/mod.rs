@@ -39,7 +39,7 @@ use crate::outbound::{Outbound, OutboundPolicy};
 use crate::pool::{IdleInstances, Lease, Pool};
 use crate::scheduler::{Refused, Scheduler, Ticket};
 use crate::settings::Settings;
-use crate::state::ProgressSink;
+use crate::state::{PageProps, ProgressSink, StreamSink, Streamed};
 use crate::{Error, LogLine, Result};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -524,6 +524,12 @@ struct PyState {
     outbound: Option<Outbound>,
     /// Where a background callback's progress reports go (`set_progress`), during a job.
     progress: Option<ProgressSink>,
+    /// Where `set_props` streams during a callback that came over the page's WebSocket.
+    stream: Option<StreamSink>,
+    /// Asks that page for props (`ctx.websocket.get_prop`).
+    page: Option<PageProps>,
+    /// What the call in progress has streamed.
+    streamed: Streamed,
 }
 
 impl PyState {
@@ -554,6 +560,9 @@ impl PyState {
             memoized: false,
             outbound: None,
             progress: None,
+            stream: None,
+            page: None,
+            streamed: Streamed::default(),
         }
     }
 
@@ -1072,7 +1081,7 @@ impl PythonApp {
     }
 
     /// [`PythonApp::call`] with a deadline of its own, a cancel flag and the viewer
-    /// ([`CallOptions`]; streamed updates are not passed to Python yet).
+    /// ([`CallOptions`]: also its progress sink, and a WebSocket call's stream and page).
     /// The answer, or the failure with the log lines of the call, as a component's.
     pub fn call_with(
         &self,
@@ -1150,6 +1159,9 @@ impl PythonApp {
             state.viewer = options.viewer.clone();
             state.memoized = options.memoized;
             state.progress = options.progress.clone();
+            state.stream = options.stream.clone();
+            state.page = options.page.clone();
+            state.streamed.reset();
             let mut outbound = Outbound::new(self.outbound.clone(), state.logs.clone());
             outbound.begin_call(ends);
             state.outbound = Some(outbound);
@@ -1158,6 +1170,11 @@ impl PythonApp {
             state.logs.reset(self.limits.log_bytes);
         }
         let mut frame = serde_json::json!({"op": "callback", "id": id, "request": request});
+        if options.page.is_some() {
+            // It came over the page's WebSocket: `ctx.websocket` is there, `set_props`
+            // streams.
+            frame["websocket"] = true.into();
+        }
         if !guest.has_env {
             // The instance's first callback: the app's settings become its `os.environ`.
             let env: serde_json::Map<String, serde_json::Value> = self
@@ -1179,6 +1196,8 @@ impl PythonApp {
             state.viewer = None;
             state.outbound = None;
             state.progress = None;
+            state.stream = None;
+            state.page = None;
             self.settings.redact_logs(state.logs.take())
         };
         if let (Err(error), Some(ticket)) = (&result, &ticket)

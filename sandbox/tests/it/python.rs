@@ -296,6 +296,110 @@ fn a_background_callback_reports_progress_to_the_calls_sink() {
     assert_eq!(outcome, Outcome::Outputs(r#"["built 1"]"#.to_string()));
 }
 
+/// A `websocket=True` callback, `async def` as Dash's docs write them: streams with
+/// `set_props` and reads the page with `ctx.websocket.get_prop`.
+const SOCKET_APP: &str = r#"
+import asyncio
+from dash import Dash, Input, Output, callback, ctx, html, set_props
+
+app = Dash(__name__)
+app.layout = html.Div([html.Button(id="go"), html.P(id="feed"), html.P(id="out")])
+
+
+@callback(Output("out", "children"), Input("go", "n_clicks"), websocket=True)
+async def go(clicks):
+    set_props("feed", {"children": "first", "title": "t"})
+    if ctx.websocket is None:
+        return "no page"
+    await asyncio.sleep(0.01)
+    held = await ctx.websocket.get_prop("feed", "children")
+    if clicks == 2:
+        set_props("feed", {"children": "x" * (5 << 20)})
+    return f"the page holds {held}"
+"#;
+
+/// Over the page's WebSocket a Python callback streams each prop of `set_props` at once
+/// (one update per prop, as Dash sends them) and reads the page's props; past the output
+/// cap a streamed update is refused; without a socket the props go with the answer and
+/// `ctx.websocket` is None.
+#[test]
+fn a_websocket_callback_streams_set_props_and_reads_the_page() {
+    let (_app, dirs) = dirs(SOCKET_APP);
+    let app = PythonApp::load(runtime(), dirs, limits(), BOOT).expect("app.py loads");
+    let deps: serde_json::Value =
+        serde_json::from_str(app.dependencies_json()).expect("dependencies JSON");
+    assert_eq!(deps[0]["websocket"], true);
+    let request = |clicks: i64| {
+        serde_json::json!({
+            "outputs": {"id": "out", "property": "children"},
+            "inputs": [{"id": "go", "property": "n_clicks", "value": clicks}],
+            "state": [],
+        })
+        .to_string()
+    };
+    let socket = || {
+        let streamed = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let asked = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (sink, seen) = (streamed.clone(), asked.clone());
+        let options = sandbox::CallOptions {
+            stream: Some(Arc::new(move |id: String, props: String| {
+                sink.lock().expect("streamed").push((id, props))
+            })),
+            page: Some(Arc::new(move |id: String, names: Vec<String>| {
+                seen.lock().expect("asked").push((id, names));
+                let (answer, receiver) = std::sync::mpsc::channel();
+                answer
+                    .send(r#"{"children": "three ticks"}"#.to_owned())
+                    .expect("send");
+                receiver
+            })),
+            ..sandbox::CallOptions::default()
+        };
+        (options, streamed, asked)
+    };
+
+    let (options, streamed, asked) = socket();
+    let output = app
+        .call_with("out.children", &request(1), options)
+        .expect("the callback runs");
+    assert_eq!(
+        output.outcome,
+        Outcome::Outputs(r#"["the page holds three ticks"]"#.to_string())
+    );
+    assert_eq!(
+        *streamed.lock().expect("streamed"),
+        [
+            ("feed".to_owned(), r#"{"children":"first"}"#.to_owned()),
+            ("feed".to_owned(), r#"{"title":"t"}"#.to_owned()),
+        ]
+    );
+    assert_eq!(
+        *asked.lock().expect("asked"),
+        [("feed".to_owned(), vec!["children".to_owned()])]
+    );
+
+    let (options, _, _) = socket();
+    match app.call_with("out.children", &request(2), options) {
+        Err(failure) => assert!(
+            failure.error.to_string().contains("past its output cap"),
+            "{}",
+            failure.error
+        ),
+        Ok(output) => panic!("an update over the cap was streamed: {:?}", output.outcome),
+    }
+
+    let (outcome, _) = app
+        .call("out.children", &request(1))
+        .expect("the callback runs");
+    assert_eq!(
+        outcome,
+        Outcome::Outputs(
+            r#"{"outputs":["no page"],"side_update":{"feed":{"children":"first","title":"t"}}}"#
+                .to_string()
+        )
+    );
+}
+
 #[test]
 fn an_app_that_raises_at_import_is_refused_with_its_traceback() {
     let (_app, dirs) = dirs("import dash\nraise RuntimeError('no data file')\n");
