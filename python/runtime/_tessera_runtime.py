@@ -153,19 +153,51 @@ def warm_up():
 
 
 def _layout():
-    layout = _state["app"].layout
+    app = _state["app"]
+    layout = app.layout
+    if not layout and app.use_pages:
+        layout = dash.page_container
     if callable(layout) and not hasattr(layout, "to_plotly_json"):
         layout = layout()
     return layout
 
 
+def _layout_json():
+    """The layout, with what the platform takes out of it (`platform::dash::layout`): the
+    pages' layouts for Dash's `validation_layout`, the app-wide WebSocket flag."""
+    app = _state["app"]
+    layout = _to_json(_layout())
+    extra = {}
+    pages = dash._page_layouts(app)
+    if pages is not None:
+        extra["tessera_page_layouts"] = pages
+    if app._websocket_callbacks:
+        extra["tessera_websocket_callbacks"] = True
+    if extra and layout.endswith("}"):
+        layout = layout[:-1] + "," + _to_json(extra)[1:]
+    return layout
+
+
 def _callback_list():
     declared = _state["app"]._callbacks + dash._CALLBACKS
-    return declared + dash._cancellers(declared)
+    # In the order Dash 4.4.1 adds them at its first request.
+    return declared + dash._cancellers(declared) + dash._router_callbacks(_state["app"])
 
 
 def _callbacks():
     return {cb.id(): cb for cb in _callback_list()}
+
+
+def _arguments(callback, request):
+    """The callback function's positional and keyword arguments (Dash's `inputs=dict(...)`
+    passes keywords)."""
+    args, kwargs = [], {}
+    for keyword, value in zip(callback.keywords, _arg_values(callback, request)):
+        if keyword is None:
+            args.append(value)
+        else:
+            kwargs[keyword] = value
+    return args, kwargs
 
 
 def _arg_values(callback, request):
@@ -192,12 +224,12 @@ def _run_callback(callback_id, request, websocket=False):
     dash.ctx._multi = callback.multi
     dash.ctx._websocket = dash._Socket() if websocket else None
     on_error = callback.on_error or _state["app"].on_error
-    args = _arg_values(callback, request)
+    args, kwargs = _arguments(callback, request)
     if callback.background and callback.background.progress:
         # Dash's background callbacks with `progress=` get `set_progress` first.
         args.insert(0, _set_progress)
     try:
-        result = callback.func(*args)
+        result = callback.func(*args, **kwargs)
         if inspect.isawaitable(result):
             result = _await(result)
     except PreventUpdate:
@@ -249,12 +281,7 @@ def answer(request):
             app = _state["app"]
             return {"ok": {"title": app.title, "sdk_version": f"tessera-python dash {dash.__version__}"}}
         if op == "layout":
-            layout = _to_json(_layout())
-            if _state["app"]._websocket_callbacks and layout.endswith("}"):
-                # Dash's app-wide `websocket_callbacks=True`, for the platform, which takes
-                # it out (`platform::dash::layout::WEBSOCKET_CALLBACKS_KEY`).
-                layout = layout[:-1] + ',"tessera_websocket_callbacks":true}'
-            return {"ok": layout}
+            return {"ok": _layout_json()}
         if op == "dependencies":
             return {"ok": json.dumps([cb.dependency() for cb in _callback_list()])}
         if op == "callback":

@@ -7,7 +7,8 @@
 // pattern-matching app (Patch append, MATCH, ALL, ALLSMALLER) and a background callback
 // with progress, `running` outputs and a cancel button (Dash runs it in a DiskcacheManager's
 // process, Tessera as a job; what timing decides, the job ids and how many polls saw which
-// progress, is left out of the comparison).
+// progress, is left out of the comparison), and a multi-page app (`use_pages`, a path
+// template, query parameters, a 404 page, titles).
 //
 //   node --test tests/e2e/python-differential.test.mjs
 //
@@ -43,6 +44,7 @@ const APPS = {
   sales: path.join(repo, 'examples', 'sales-explorer-py'),
   filters: path.join(repo, 'tests', 'differential', 'python', 'browser', 'filters'),
   progress: path.join(repo, 'tests', 'differential', 'python', 'browser', 'progress'),
+  pages: path.join(repo, 'tests', 'differential', 'python', 'browser', 'pages'),
 };
 
 let server;
@@ -162,7 +164,10 @@ async function differential(name, drive, normalize = (lines) => lines) {
       await page.waitForLoadState('networkidle', PAGE_WAIT);
       assert.deepEqual(trace.pageErrors, [], `${side}: page errors`);
       assert.deepEqual(trace.failedUpdates, [], `${side}: failed updates`);
-      seen[side].exchanges = normalize(await exchanges(trace));
+      // Paths under the app's prefix as Dash has them under `/` (a multi-page app's links
+      // and locations).
+      const prefix = `/apps/demo/${name}-py/`;
+      seen[side].exchanges = normalize((await exchanges(trace)).map((line) => line.replaceAll(prefix, '/')));
     } finally {
       await page.close();
     }
@@ -234,4 +239,32 @@ test('a background Python callback shows its progress, result and cancel as Dash
     },
     withoutTiming,
   );
+});
+
+test('a multi-page Python app routes, titles and links as Dash 4.4.1 does', { timeout: 240_000 }, async () => {
+  await differential('pages', async (page) => {
+    // The title, and the path and query under the app's prefix (Dash's `/`, Tessera's `/apps/…/`).
+    const where = () =>
+      page.evaluate(() => {
+        const prefix = JSON.parse(document.getElementById('_dash-config').textContent).requests_pathname_prefix;
+        return [document.title, window.location.pathname.slice(prefix.length), window.location.search];
+      });
+    const shown = [await waitForText(page, '#heading', /^All regions$/, 'the home page')];
+    await page.waitForFunction(() => document.title === 'Regions: home', null, PAGE_WAIT);
+    shown.push(await where(), await page.$$eval('#nav a', (links) => links.map((a) => a.textContent)));
+    await page.click('#to-north');
+    shown.push(await waitForText(page, '#heading', /^Region north$/, 'the region page'));
+    shown.push(await waitForText(page, '#summary', /^Region north, 2024$/, 'the query parameter'));
+    await page.waitForFunction(() => document.title === 'Region north', null, PAGE_WAIT);
+    shown.push(await where());
+    await chooseDropdownOption(page, '#year', '2023');
+    shown.push(await waitForText(page, '#summary', /^Region north, 2023$/, 'a callback of the page'));
+    await page.click('#nav-home');
+    shown.push(await waitForText(page, '#heading', /^All regions$/, 'home again'));
+    await page.click('#to-nowhere');
+    shown.push(await waitForText(page, '#heading', /^This page does not exist$/, 'the 404 page'));
+    await page.waitForFunction(() => document.title === 'Regions', null, PAGE_WAIT);
+    shown.push(await where());
+    return shown;
+  });
 });

@@ -521,7 +521,7 @@ async fn pattern_requests_that_do_not_fit_the_wildcards_are_400() {
 }
 
 /// The `_dash-config` object of an index page.
-fn dash_config(html: &str) -> Value {
+pub(crate) fn dash_config(html: &str) -> Value {
     let start = html
         .find(r#"<script id="_dash-config" type="application/json">"#)
         .expect("config");

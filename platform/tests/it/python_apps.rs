@@ -913,7 +913,7 @@ app.clientside_callback(
 async fn a_python_apps_inline_clientside_callback_is_served_as_dash_serves_it() {
     use sha2::Digest;
     let app = TestApp::new().await;
-    deploy_public(&app, CLIENTSIDE_APP).await;
+    deploy_public(&app, &[("app.py", CLIENTSIDE_APP)]).await;
     let name = hex::encode(sha2::Sha256::digest(
         "function(x) { return '</script>' + x; }".as_bytes(),
     ));
@@ -944,18 +944,11 @@ async fn a_python_apps_inline_clientside_callback_is_served_as_dash_serves_it() 
     );
 }
 
-/// Deploys `app_py` as the public app acme/py (at [`APP`]) of a fresh test server.
-async fn deploy_public(app: &TestApp, app_py: &str) {
+/// Deploys `files` as the public Python app acme/py (at [`APP`]) of a fresh test server.
+async fn deploy_public(app: &TestApp, files: &[(&str, &str)]) {
     app.state
         .deployer()
-        .deploy(
-            &slug("acme"),
-            &slug("py"),
-            bundle(&[("app.py", app_py)]),
-            "test",
-            1,
-            false,
-        )
+        .deploy(&slug("acme"), &slug("py"), bundle(files), "test", 1, false)
         .await
         .expect("the app deploys");
     let op = platform::store::Change {
@@ -1021,7 +1014,7 @@ fn build_body(clicks: Option<i64>) -> String {
 #[tokio::test]
 async fn a_python_background_callback_runs_as_a_job_with_progress_and_cancel() {
     let app = TestApp::new().await;
-    deploy_public(&app, BACKGROUND_APP).await;
+    deploy_public(&app, &[("app.py", BACKGROUND_APP)]).await;
     let dependencies = app.get(&format!("{APP}_dash-dependencies")).await;
     assert_eq!(
         dependencies.status,
@@ -1135,4 +1128,93 @@ async fn a_python_background_callback_runs_as_a_job_with_progress_and_cancel() {
         assert!(Instant::now() < deadline, "the cancelled job kept running");
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
+}
+
+/// A multi-page Python app (`use_pages`: the browser differential's `pages` folder, as it
+/// is): every path under the app serves the index, `_dash-config` carries every page's
+/// layout as Dash's `validation_layout` (and `_dash-layout` does not), and the router
+/// answers the page of a path template with its variable and query parameter under the
+/// app's prefix, with its title, and the 404 page for a path no page has.
+#[tokio::test]
+async fn a_multi_page_python_app_routes_under_its_prefix() {
+    const DIR: &str = "tests/differential/python/browser/pages";
+    let read = |path: &str| {
+        std::fs::read_to_string(repo_root().join(DIR).join(path)).expect("the pages app")
+    };
+    let files = [
+        "app.py",
+        "pages/home.py",
+        "pages/region.py",
+        "pages/not_found_404.py",
+    ]
+    .map(|path| (path, read(path)));
+    let files: Vec<(&str, &str)> = files.iter().map(|(p, t)| (*p, t.as_str())).collect();
+    let app = TestApp::new().await;
+    deploy_public(&app, &files).await;
+
+    for path in ["", "region/north", "nowhere/at/all"] {
+        let reply = app.get(&format!("{APP}{path}")).await;
+        assert_eq!(reply.status, StatusCode::OK, "{path}");
+        assert!(reply.text().contains("react-entry-point"), "{path}");
+    }
+    let layout = app.get(&format!("{APP}_dash-layout")).await.text();
+    assert!(!layout.contains("tessera_page_layouts"), "{layout}");
+    assert!(
+        layout.contains(r#""href":"/apps/acme/py/region/none""#),
+        "{layout}"
+    );
+    let index = app.get(APP).await.text();
+    let config = crate::dash::dash_config(&index);
+    let validation = config["validation_layout"].to_string();
+    for text in [
+        "All regions",
+        "This page does not exist",
+        r#""id":"summary""#,
+        r#""id":"nav""#,
+    ] {
+        assert!(validation.contains(text), "{text} missing: {validation}");
+    }
+
+    let route = |pathname: &str, search: &str| {
+        json!({
+            "output": ".._pages_content.children..._pages_store.data..",
+            "outputs": [
+                {"id": "_pages_content", "property": "children"},
+                {"id": "_pages_store", "property": "data"},
+            ],
+            "inputs": [
+                {"id": "_pages_location", "property": "pathname", "value": pathname},
+                {"id": "_pages_location", "property": "search", "value": search},
+            ],
+            "changedPropIds": ["_pages_location.pathname"],
+        })
+        .to_string()
+    };
+    let update = format!("{APP}_dash-update-component");
+    let reply = app
+        .post_json(&update, route("/apps/acme/py/region/north", "?year=2024"))
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    let answer = reply.json();
+    let content = answer["response"]["_pages_content"]["children"].to_string();
+    assert!(content.contains("Region north"), "{content}");
+    assert!(content.contains(r#""value":"2024""#), "{content}");
+    assert_eq!(
+        answer["response"]["_pages_store"]["data"],
+        json!({"title": "Region north"})
+    );
+    let reply = app
+        .post_json(&update, route("/apps/acme/py/nowhere", ""))
+        .await;
+    let answer = reply.json();
+    assert!(
+        answer["response"]["_pages_content"]["children"]
+            .to_string()
+            .contains("This page does not exist"),
+        "{answer}"
+    );
+    assert_eq!(
+        answer["response"]["_pages_store"]["data"],
+        json!({"title": "Regions"})
+    );
 }

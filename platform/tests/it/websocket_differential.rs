@@ -274,18 +274,24 @@ fn assert_memo_transcripts(mut ours: Vec<Vec<Value>>, mut theirs: Vec<Vec<Value>
     assert_same(&ours, &theirs);
 }
 
+/// Holds the live-orders and memo conversations with acme/live and acme/memo of `app`
+/// and with Dash, and compares them.
+async fn hold_both_conversations(app: &TestApp) {
+    let address = serve(app).await;
+    let mut socket = open_live(app, address).await;
+    let ours = converse(&mut socket, &live_steps()).await;
+    assert_live_transcripts(&ours, &python_converse("live_orders", &live_steps()));
+    let mut socket = open_memo(app, address).await;
+    let ours = converse(&mut socket, &memo_steps()).await;
+    assert_memo_transcripts(ours, python_converse("memo", &memo_steps()));
+}
+
 #[tokio::test]
 async fn a_socket_conversation_matches_python_dash_message_for_message() {
     let app = TestApp::new().await;
     app.deploy("acme", "live", "live_orders.wasm").await;
     app.deploy("acme", "memo", "guest_memo.wasm").await;
-    let address = serve(&app).await;
-    let mut socket = open_live(&app, address).await;
-    let ours = converse(&mut socket, &live_steps()).await;
-    assert_live_transcripts(&ours, &python_converse("live_orders", &live_steps()));
-    let mut socket = open_memo(&app, address).await;
-    let ours = converse(&mut socket, &memo_steps()).await;
-    assert_memo_transcripts(ours, python_converse("memo", &memo_steps()));
+    hold_both_conversations(&app).await;
 }
 
 /// The Python twins, unchanged, as Tessera Python apps: `set_props` streams each prop over
@@ -311,13 +317,7 @@ async fn the_python_twins_on_tessera_hold_the_same_conversations() {
             .await
             .expect("the twin deploys");
     }
-    let address = serve(&app).await;
-    let mut socket = open_live(&app, address).await;
-    let ours = converse(&mut socket, &live_steps()).await;
-    assert_live_transcripts(&ours, &python_converse("live_orders", &live_steps()));
-    let mut socket = open_memo(&app, address).await;
-    let ours = converse(&mut socket, &memo_steps()).await;
-    assert_memo_transcripts(ours, python_converse("memo", &memo_steps()));
+    hold_both_conversations(&app).await;
 }
 
 /// On purpose: a callback that is not a WebSocket callback, sent over the socket, makes

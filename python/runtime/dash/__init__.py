@@ -6,9 +6,10 @@ the Tessera runtime (`_tessera_runtime`) hands to the platform. `app.run(...)` a
 `app.server` are accepted and do nothing.
 """
 import hashlib
+import os
 import sys
 
-from . import exceptions
+from . import _pages, exceptions
 from ._component import Component
 from ._dependencies import (
     ALL,
@@ -45,6 +46,9 @@ __all__ = [
     "ctx",
     "dcc",
     "get_asset_url",
+    "page_container",
+    "page_registry",
+    "register_page",
     "get_relative_path",
     "html",
     "strip_relative_path",
@@ -101,6 +105,8 @@ class _Callback:
         self.inline_source = None
         self.running = running or []
         self.on_error = on_error
+        # For each of `args`, the keyword it is passed as (`inputs=dict(...)`), or None.
+        self.keywords = [None] * len(args)
         # A background callback's `_Background`: the platform runs it as a job.
         self.background = background
         # Dash 4.4.1 writes null for the cancel callbacks it adds after the others.
@@ -264,14 +270,25 @@ def _register(args, kwargs, func=None, clientside=None, app=None):
             outputs.append(arg)
         elif isinstance(arg, DashDependency):
             deps.append(arg)
+    keywords = [None] * len(deps)
     for key in ("output", "inputs", "state"):
         value = kwargs.get(key)
         if value is None:
             continue
         if key == "output" and isinstance(value, (list, tuple)):
             multi = True
+        if isinstance(value, dict) and key != "output":
+            # Dash's flexible signature: the function takes these as keyword arguments.
+            for name, d in value.items():
+                deps.append(d)
+                keywords.append(name)
+            continue
         for d in _flatten([value]):
-            (outputs if isinstance(d, Output) else deps).append(d)
+            if isinstance(d, Output):
+                outputs.append(d)
+            else:
+                deps.append(d)
+                keywords.append(None)
     if len(outputs) > 1:
         multi = True
     prevent = kwargs.get("prevent_initial_call")
@@ -300,6 +317,7 @@ def _register(args, kwargs, func=None, clientside=None, app=None):
         bool(kwargs.get("persistent", False)),
         bool(kwargs.get("hidden", False)),
     )
+    callback.keywords = keywords
     (_CALLBACKS if app is None else app._callbacks).append(callback)
     return callback
 
@@ -353,6 +371,12 @@ class Dash:
         prevent_initial_callbacks=False,
         on_error=None,
         websocket_callbacks=False,
+        use_pages=None,
+        pages_folder="pages",
+        assets_folder="assets",
+        description=None,
+        suppress_callback_exceptions=False,
+        routing_callback_inputs=None,
         **kwargs,
     ):
         self.title = title
@@ -372,6 +396,22 @@ class Dash:
         self.server = None
         self._callbacks = []
         _APPS.append(self)
+        self.config.suppress_callback_exceptions = suppress_callback_exceptions
+        self.use_pages = (pages_folder != "pages") if use_pages is None else use_pages
+        self.routing_callback_inputs = routing_callback_inputs or {}
+        root = _pages._root_path(name)
+        self.config.pages_folder = _pages_folder(root, pages_folder, use_pages)
+        self.config.assets_folder = os.path.join(root, assets_folder)
+        _pages.CONFIG.update(
+            name=name,
+            title=title,
+            description=description,
+            assets_folder=self.config.assets_folder,
+            pages_folder=self.config.pages_folder,
+        )
+        if self.use_pages and self.config.pages_folder:
+            # As Dash, while the app is made: `page_registry` is full after `Dash(...)`.
+            _pages.import_pages(self.config.pages_folder)
 
     def callback(self, *args, **kwargs):
         def decorator(func):
@@ -396,6 +436,99 @@ class Dash:
         """Accepted and ignored: Tessera serves the app."""
 
     run_server = run
+
+
+def _pages_folder(root, pages_folder, use_pages):
+    """Dash's `pages_folder_config`: the folder's path; a missing one is an error when
+    pages are used or the folder is not the default."""
+    if not pages_folder:
+        return None
+    path = os.path.join(root, pages_folder)
+    if (use_pages or str(pages_folder) != "pages") and not os.path.isdir(path):
+        raise exceptions.InvalidConfig(
+            f"A folder called `{pages_folder}` does not exist. If a folder for pages is not "
+            'required in your application, set `pages_folder=""`. For example: '
+            '`app = Dash(__name__,  pages_folder="")`'
+        )
+    return path
+
+
+# The ids of `page_container`'s parts, as Dash names them.
+_ID_CONTENT = "_pages_content"
+_ID_LOCATION = "_pages_location"
+_ID_STORE = "_pages_store"
+_ID_DUMMY = "_pages_dummy"
+# Dash's clientside callback that shows a page's title, byte for byte (its name is the
+# sha256 of this source).
+_TITLE_SOURCE = (
+    "\n                function(data) {\n                    document.title = data.title\n"
+    "                }\n                "
+)
+
+
+def _router_callbacks(app):
+    """What Dash adds to an app with pages at its first request: the router (the page of
+    the location's path into `_pages_content`, its title into `_pages_store`) and the
+    clientside callback that sets the document's title from the store."""
+    if not app.use_pages:
+        return []
+    inputs = {
+        "pathname_": Input(_ID_LOCATION, "pathname"),
+        "search_": Input(_ID_LOCATION, "search"),
+    }
+    inputs.update(app.routing_callback_inputs)
+
+    def update(pathname_, search_, **states):
+        query = _pages._parse_query_string(search_)
+        page, variables = _pages.path_to_page(app.strip_relative_path(pathname_))
+        if page == {}:
+            for module, page in _pages.PAGE_REGISTRY.items():
+                if module.split(".")[-1] == "not_found_404":
+                    layout, title = page["layout"], page["title"]
+                    break
+            else:
+                layout, title = html.H1("404 - Page not found"), app.title
+        else:
+            layout, title = page.get("layout", ""), page["title"]
+        if callable(layout):
+            layout = layout(**{**(variables or {}), **query, **states})
+        if callable(title):
+            title = title(**(variables or {}))
+        return layout, {"title": title}
+
+    router = _Callback(
+        update,
+        [Output(_ID_CONTENT, "children"), Output(_ID_STORE, "data")],
+        True,
+        list(inputs.values()),
+        True,
+        hidden=True,
+    )
+    router.keywords = list(inputs)
+    title = _Callback(
+        None,
+        [Output(_ID_DUMMY, "children")],
+        False,
+        [Input(_ID_STORE, "data")],
+        app.config.prevent_initial_callbacks,
+        clientside={
+            "namespace": "_dashprivate_clientside_funcs",
+            "function_name": hashlib.sha256(_TITLE_SOURCE.encode("utf-8")).hexdigest(),
+        },
+    )
+    title.inline_source = _TITLE_SOURCE
+    # Dash registers it after giving the others their `hidden` value: it stays null.
+    title.hidden = None
+    return [router, title]
+
+
+def _page_layouts(app):
+    """Every page's layout (a layout function called without arguments), for Dash's
+    `validation_layout`; none when the app suppresses callback exceptions."""
+    if not app.use_pages or app.config.suppress_callback_exceptions:
+        return None
+    _pages.check_registry()
+    return [p["layout"]() if callable(p["layout"]) else p["layout"] for p in _pages.PAGE_REGISTRY.values()]
 
 
 class _Context:
@@ -589,5 +722,16 @@ def strip_relative_path(path):
 
 
 from . import dcc, html, dash_table  # noqa: E402  (they import from this package)
+
+register_page = _pages.register_page
+page_registry = _pages.PAGE_REGISTRY
+page_container = html.Div(
+    [
+        dcc.Location(id=_ID_LOCATION, refresh="callback-nav"),
+        html.Div(id=_ID_CONTENT, disable_n_clicks=True),
+        dcc.Store(id=_ID_STORE),
+        html.Div(id=_ID_DUMMY, disable_n_clicks=True),
+    ]
+)
 
 sys.modules.setdefault("dash.dependencies", sys.modules[__name__])

@@ -31,3 +31,15 @@ class WebsocketDisconnected(CallbackException):
 
 class UnsupportedRelativePath(CallbackException):
     pass
+
+
+class PageError(DashException):
+    """`register_page` was called where it cannot be."""
+
+
+class NoLayoutException(DashException):
+    """A page has no layout."""
+
+
+class InvalidConfig(DashException):
+    """The app's configuration cannot work (a pages folder that does not exist)."""
