@@ -961,39 +961,30 @@ async fn deploy_public(app: &TestApp, files: &[(&str, &str)]) {
         .expect("public");
 }
 
-/// A background callback as Dash's docs write one (a `DiskcacheManager`): progress,
-/// defaults, a cancel input; click 2 runs long enough to be cancelled.
-const BACKGROUND_APP: &str = r#"
-import time
-import diskcache
-from dash import Dash, DiskcacheManager, Input, Output, callback, html
+/// The files of the browser differential's app `name` (tests/differential/python/browser),
+/// as (path, text), to deploy as they are.
+fn browser_app(name: &str, paths: &[&str]) -> Vec<(String, String)> {
+    let dir = repo_root()
+        .join("tests/differential/python/browser")
+        .join(name);
+    paths
+        .iter()
+        .map(|path| {
+            let text = std::fs::read_to_string(dir.join(path)).expect("the browser app");
+            ((*path).to_owned(), text)
+        })
+        .collect()
+}
 
-app = Dash(__name__, background_callback_manager=DiskcacheManager(diskcache.Cache("./cache")))
-app.layout = html.Div([
-    html.Button("Build", id="build"),
-    html.Button("Stop", id="stop"),
-    html.Progress(id="bar", value="0", max="4"),
-    html.P(id="status"),
-])
-
-
-@callback(
-    Output("status", "children"),
-    Input("build", "n_clicks"),
-    background=True,
-    progress=[Output("bar", "value"), Output("bar", "max")],
-    progress_default=["0", "4"],
-    cancel=Input("stop", "n_clicks"),
-    interval=200,
-    prevent_initial_call=True,
-)
-def build(set_progress, clicks):
-    steps = 4 if clicks == 1 else 200
-    for step in range(1, steps + 1):
-        time.sleep(0.25)
-        set_progress((str(step), str(steps)))
-    return f"built {clicks} in {steps} steps"
-"#;
+/// Deploys the browser differential's app `name` as the public app acme/py.
+async fn deploy_browser_app(app: &TestApp, name: &str, paths: &[&str]) {
+    let files = browser_app(name, paths);
+    let files: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, t)| (p.as_str(), t.as_str()))
+        .collect();
+    deploy_public(app, &files).await;
+}
 
 /// The renderer's body for the build button: `clicks`, or null values while polling.
 fn build_body(clicks: Option<i64>) -> String {
@@ -1007,14 +998,16 @@ fn build_body(clicks: Option<i64>) -> String {
     .to_string()
 }
 
-/// A Python app's background callback runs as a job through Dash's polling protocol: the
-/// first answer names the job, its cancel inputs and progress defaults; polls carry each
-/// `set_progress` report once and then the result; Dash's cancel callback stops a running
-/// job, after which the poll answers 204. `_dash-dependencies` reads as Dash's.
+/// A Python app's background callback (the browser differential's `progress` app, as Dash's
+/// docs write one, with a `DiskcacheManager`) runs as a job through Dash's polling
+/// protocol: the first answer names the job, its cancel inputs and progress defaults; polls
+/// carry each `set_progress` report once and then the result; Dash's cancel callback stops
+/// a running job (the second report runs 9 s), after which the poll answers 204.
+/// `_dash-dependencies` reads as Dash's.
 #[tokio::test]
 async fn a_python_background_callback_runs_as_a_job_with_progress_and_cancel() {
     let app = TestApp::new().await;
-    deploy_public(&app, &[("app.py", BACKGROUND_APP)]).await;
+    deploy_browser_app(&app, "progress", &["app.py"]).await;
     let dependencies = app.get(&format!("{APP}_dash-dependencies")).await;
     assert_eq!(
         dependencies.status,
@@ -1023,12 +1016,12 @@ async fn a_python_background_callback_runs_as_a_job_with_progress_and_cancel() {
         dependencies.text()
     );
     let dependencies = dependencies.json();
-    assert_eq!(dependencies[0]["background"], json!({"interval": 200}));
+    assert_eq!(dependencies[0]["background"], json!({"interval": 250}));
     assert!(
         dependencies[0].get("tessera_background").is_none(),
         "{dependencies}"
     );
-    assert_eq!(dependencies[1]["output"], "stop.id");
+    assert_eq!(dependencies[1]["output"], "cancel.id");
 
     let end_id = support::end_id(&app, "acme", "py", "page1");
     let update = format!("{APP}_dash-update-component?endId={end_id}");
@@ -1056,11 +1049,11 @@ async fn a_python_background_callback_runs_as_a_job_with_progress_and_cancel() {
     let started = start(1).await;
     assert_eq!(
         started["cancel"],
-        json!([{"id": "stop", "property": "n_clicks"}])
+        json!([{"id": "cancel", "property": "n_clicks"}])
     );
     assert_eq!(
         started["progressDefault"],
-        json!({"bar.value": "0", "bar.max": "4"})
+        json!({"bar.value": "0", "bar.max": "6"})
     );
     let job = started["job"].as_str().expect("a job").to_owned();
     let deadline = Instant::now() + std::time::Duration::from_secs(60);
@@ -1071,7 +1064,7 @@ async fn a_python_background_callback_runs_as_a_job_with_progress_and_cancel() {
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
         let body = reply.json();
         if let Some(step) = body["progress"]["bar.value"].as_str() {
-            assert_eq!(body["progress"]["bar.max"], "4", "{body}");
+            assert_eq!(body["progress"]["bar.max"], "6", "{body}");
             seen.push(step.parse::<u32>().expect("a step"));
         }
         if body.get("response").is_some() {
@@ -1081,7 +1074,7 @@ async fn a_python_background_callback_runs_as_a_job_with_progress_and_cancel() {
     };
     assert_eq!(
         answer["response"],
-        json!({"status": {"children": "built 1 in 4 steps"}})
+        json!({"status": {"children": "Report 1 is ready: 6 sections."}})
     );
     assert!(
         !seen.is_empty() && seen.windows(2).all(|w| w[0] < w[1]),
@@ -1102,10 +1095,10 @@ async fn a_python_background_callback_runs_as_a_job_with_progress_and_cancel() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     let cancel = json!({
-        "output": "stop.id",
-        "outputs": {"id": "stop", "property": "id"},
-        "inputs": [{"id": "stop", "property": "n_clicks", "value": 1}],
-        "changedPropIds": ["stop.n_clicks"],
+        "output": "cancel.id",
+        "outputs": {"id": "cancel", "property": "id"},
+        "inputs": [{"id": "cancel", "property": "n_clicks", "value": 1}],
+        "changedPropIds": ["cancel.n_clicks"],
         "state": []
     });
     let reply = app
@@ -1137,20 +1130,14 @@ async fn a_python_background_callback_runs_as_a_job_with_progress_and_cancel() {
 /// app's prefix, with its title, and the 404 page for a path no page has.
 #[tokio::test]
 async fn a_multi_page_python_app_routes_under_its_prefix() {
-    const DIR: &str = "tests/differential/python/browser/pages";
-    let read = |path: &str| {
-        std::fs::read_to_string(repo_root().join(DIR).join(path)).expect("the pages app")
-    };
-    let files = [
+    let app = TestApp::new().await;
+    let pages = [
         "app.py",
         "pages/home.py",
         "pages/region.py",
         "pages/not_found_404.py",
-    ]
-    .map(|path| (path, read(path)));
-    let files: Vec<(&str, &str)> = files.iter().map(|(p, t)| (*p, t.as_str())).collect();
-    let app = TestApp::new().await;
-    deploy_public(&app, &files).await;
+    ];
+    deploy_browser_app(&app, "pages", &pages).await;
 
     for path in ["", "region/north", "nowhere/at/all"] {
         let reply = app.get(&format!("{APP}{path}")).await;

@@ -213,7 +213,10 @@ def build(set_progress, clicks):
         set_progress(["x" * (5 << 20), "3"])
     for step in range(1, 4):
         set_progress((str(step), "3"))
-    return f"built {clicks}"
+    # The in-memory diskcache keeps what the instance stored, with expiry.
+    cache.set("brief", clicks, expire=0.001)
+    time.sleep(0.01)
+    return f"built {clicks}, run {cache.incr('runs')}, brief {cache.get('brief', 'gone')}"
 "#;
 
 /// A background callback's dependency carries what the platform runs its job with, Dash's
@@ -261,14 +264,14 @@ fn a_background_callback_reports_progress_to_the_calls_sink() {
     let (output, reports) = run(2);
     assert_eq!(
         output.outcome,
-        Outcome::Outputs(r#"["built 2"]"#.to_string())
+        Outcome::Outputs(r#"["built 2, run 1, brief gone"]"#.to_string())
     );
     assert_eq!(reports, [r#"["1","3"]"#, r#"["2","3"]"#, r#"["3","3"]"#]);
 
     let (output, reports) = run(9);
     assert_eq!(
         output.outcome,
-        Outcome::Outputs(r#"["built 9"]"#.to_string())
+        Outcome::Outputs(r#"["built 9, run 2, brief gone"]"#.to_string())
     );
     assert_eq!(
         reports.len(),
@@ -293,7 +296,10 @@ fn a_background_callback_reports_progress_to_the_calls_sink() {
     let (outcome, _) = app
         .call("status.children", &request.to_string())
         .expect("the callback runs");
-    assert_eq!(outcome, Outcome::Outputs(r#"["built 1"]"#.to_string()));
+    assert_eq!(
+        outcome,
+        Outcome::Outputs(r#"["built 1, run 3, brief gone"]"#.to_string())
+    );
 }
 
 /// A `websocket=True` callback, `async def` as Dash's docs write them: streams with
@@ -315,13 +321,15 @@ async def go(clicks):
     held = await ctx.websocket.get_prop("feed", "children")
     if clicks == 2:
         set_props("feed", {"children": "x" * (5 << 20)})
+    if clicks == 3:
+        await ctx.websocket.get_prop("x" * 5000, "children")
     return f"the page holds {held}"
 "#;
 
 /// Over the page's WebSocket a Python callback streams each prop of `set_props` at once
 /// (one update per prop, as Dash sends them) and reads the page's props; past the output
-/// cap a streamed update is refused; without a socket the props go with the answer and
-/// `ctx.websocket` is None.
+/// cap a streamed update is refused, and so is a read past `get-props`' bounds (never sent
+/// to the page); without a socket the props go with the answer and `ctx.websocket` is None.
 #[test]
 fn a_websocket_callback_streams_set_props_and_reads_the_page() {
     let (_app, dirs) = dirs(SOCKET_APP);
@@ -387,6 +395,20 @@ fn a_websocket_callback_streams_set_props_and_reads_the_page() {
         ),
         Ok(output) => panic!("an update over the cap was streamed: {:?}", output.outcome),
     }
+
+    let (options, _, asked) = socket();
+    match app.call_with("out.children", &request(3), options) {
+        Err(failure) => assert!(
+            failure
+                .error
+                .to_string()
+                .contains("the component id is 5000 bytes, over the limit"),
+            "{}",
+            failure.error
+        ),
+        Ok(output) => panic!("an oversized id was sent: {:?}", output.outcome),
+    }
+    assert_eq!(asked.lock().expect("asked").len(), 1, "only the first read");
 
     let (outcome, _) = app
         .call("out.children", &request(1))
